@@ -1,0 +1,210 @@
+// The C++ SDK for fuse-hostd backends.
+//
+// A filesystem author subclasses `fusehost::FileSystem`, overrides the path
+// operations the filesystem supports, and calls `fusehost::Serve()`:
+//
+//   class HelloFs : public fusehost::FileSystem {
+//     int Getattr(const Context&, const std::string& path,
+//                 const FileInfo*, struct stat* st) override { ... }
+//     ...
+//   };
+//   int main() { HelloFs fs; return fusehost::Serve(fs, {.listen = "unix:/tmp/hello.sock"}); }
+//
+// and then `fuse-hostctl mount unix:/tmp/hello.sock /mnt/hello`.
+//
+// Conventions (the same as libfuse's high-level API, minus its negative
+// return values):
+// * Every operation returns 0 on success or a positive errno (ENOENT, ...).
+//   Operations that produce a count (Read, Write, CopyFileRange, Lseek) return
+//   it through an out parameter.
+// * Paths are absolute ("/dir/file"), raw bytes in a std::string. An empty
+//   path means the file is open but no longer has a name (unlinked); then
+//   `fi->fh` identifies it.
+// * `Context` says who is calling. The daemon already checked permissions
+//   against the attributes you returned (default_permissions), unless the
+//   mount was made with no_default_permissions.
+// * Methods are called concurrently from several threads, also for the same
+//   path: protect your own state.
+// * Defaults: an operation you do not override answers ENOSYS, except where
+//   libfuse has a harmless default (Flush, Release, Releasedir, Fsync,
+//   Fsyncdir, Opendir, Open and Access succeed; Statfs reports an empty
+//   filesystem; Init accepts the mount).
+//
+// Thread safety: `Serve` blocks; the FileSystem must outlive it.
+
+#ifndef FUSE_HOSTD_CLIENT_FILESYSTEM_H_
+#define FUSE_HOSTD_CLIENT_FILESYSTEM_H_
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fusehost {
+
+// Who issued the request.
+struct Context {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  pid_t pid = 0;
+  mode_t umask = 0;
+  std::vector<gid_t> groups;  // supplementary groups
+};
+
+// Per-open state, as libfuse's struct fuse_file_info. The backend sets the
+// outputs in Open/Create/Opendir; the daemon passes `fh` back on later calls.
+struct FileInfo {
+  int flags = 0;              // open(2) flags
+  uint64_t fh = 0;            // backend's handle (output of Open/Create/Opendir)
+  bool direct_io = false;     // output: bypass the kernel page cache
+  bool keep_cache = false;    // output: keep cached pages from earlier opens
+  bool nonseekable = false;   // output: stream-like file
+  uint64_t lock_owner = 0;    // input for Flush/Lock/Flock
+};
+
+// One directory entry produced by Readdir.
+struct DirEntry {
+  std::string name;
+  // Full attributes if the filesystem has them cheaply (has_attr = true);
+  // otherwise only the file type bits of st.st_mode (or 0) are used.
+  struct stat st = {};
+  bool has_attr = false;
+  // Resume cookie for huge directories; 0 when returning a whole listing.
+  uint64_t offset = 0;
+};
+
+// Options the backend reports when a mount starts.
+struct InitResult {
+  int posix_errno = 0;        // non-zero refuses the mount
+  bool posix_locks = false;   // the filesystem implements Lock
+  bool flock_locks = false;   // the filesystem implements Flock
+};
+
+struct MountInfo {
+  uint64_t mount_id = 0;
+  std::string mountpoint;
+  std::vector<std::string> options;  // options the daemon passed on
+};
+
+// Times for Utimens. `omit` leaves one unchanged; `now` sets it to now.
+struct TimeSpec {
+  bool omit = false;
+  bool now = false;
+  struct timespec time = {};
+};
+
+class FileSystem {
+ public:
+  virtual ~FileSystem() = default;
+
+  // Human-readable name shown by `fuse-hostctl list`.
+  virtual std::string Name() const { return "fusehost-cpp"; }
+
+  virtual InitResult Init(const MountInfo& mount);
+  virtual void Destroy(uint64_t mount_id);
+
+  // `fi` is non-null when called through an open file (fstat).
+  virtual int Getattr(const Context& ctx, const std::string& path,
+                      const FileInfo* fi, struct stat* st);
+  virtual int Readlink(const Context& ctx, const std::string& path,
+                       std::string* target);
+  virtual int Mknod(const Context& ctx, const std::string& path, mode_t mode,
+                    dev_t rdev);
+  virtual int Mkdir(const Context& ctx, const std::string& path, mode_t mode);
+  virtual int Unlink(const Context& ctx, const std::string& path);
+  virtual int Rmdir(const Context& ctx, const std::string& path);
+  virtual int Symlink(const Context& ctx, const std::string& target,
+                      const std::string& path);
+  // flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE.
+  virtual int Rename(const Context& ctx, const std::string& from,
+                     const std::string& to, unsigned int flags);
+  virtual int Link(const Context& ctx, const std::string& from,
+                   const std::string& to);
+  virtual int Chmod(const Context& ctx, const std::string& path, mode_t mode,
+                    const FileInfo* fi);
+  // uid/gid of (uid_t)-1 / (gid_t)-1 mean "leave unchanged".
+  virtual int Chown(const Context& ctx, const std::string& path, uid_t uid,
+                    gid_t gid, const FileInfo* fi);
+  virtual int Truncate(const Context& ctx, const std::string& path,
+                       off_t size, const FileInfo* fi);
+  virtual int Utimens(const Context& ctx, const std::string& path,
+                      const TimeSpec& atime, const TimeSpec& mtime,
+                      const FileInfo* fi);
+  virtual int Open(const Context& ctx, const std::string& path, FileInfo* fi);
+  // Appends at most `size` bytes read at `offset` to `*data`.
+  virtual int Read(const Context& ctx, const std::string& path,
+                   std::string* data, size_t size, off_t offset,
+                   const FileInfo& fi);
+  virtual int Write(const Context& ctx, const std::string& path,
+                    const std::string& data, off_t offset, const FileInfo& fi,
+                    size_t* written);
+  virtual int Statfs(const Context& ctx, const std::string& path,
+                     struct statvfs* st);
+  virtual int Flush(const Context& ctx, const std::string& path,
+                    const FileInfo& fi);
+  virtual int Release(const Context& ctx, const std::string& path,
+                      const FileInfo& fi);
+  virtual int Fsync(const Context& ctx, const std::string& path, bool datasync,
+                    const FileInfo& fi);
+  virtual int Setxattr(const Context& ctx, const std::string& path,
+                       const std::string& name, const std::string& value,
+                       int flags);
+  virtual int Getxattr(const Context& ctx, const std::string& path,
+                       const std::string& name, std::string* value);
+  // Names, each followed by a NUL byte, appended to `*list`.
+  virtual int Listxattr(const Context& ctx, const std::string& path,
+                        std::string* list);
+  virtual int Removexattr(const Context& ctx, const std::string& path,
+                          const std::string& name);
+  virtual int Opendir(const Context& ctx, const std::string& path,
+                      FileInfo* fi);
+  // Appends entries to `*entries`. Either the whole listing (offsets 0) or a
+  // page after `offset` with non-zero offsets; set *eof on the last page.
+  virtual int Readdir(const Context& ctx, const std::string& path,
+                      off_t offset, const FileInfo& fi,
+                      std::vector<DirEntry>* entries, bool* eof);
+  virtual int Releasedir(const Context& ctx, const std::string& path,
+                         const FileInfo& fi);
+  virtual int Fsyncdir(const Context& ctx, const std::string& path,
+                       bool datasync, const FileInfo& fi);
+  virtual int Access(const Context& ctx, const std::string& path, int mask);
+  virtual int Create(const Context& ctx, const std::string& path, mode_t mode,
+                     FileInfo* fi);
+  // cmd: F_GETLK, F_SETLK or F_SETLKW. For F_GETLK, update *lock.
+  virtual int Lock(const Context& ctx, const std::string& path,
+                   const FileInfo& fi, int cmd, struct flock* lock);
+  // op: LOCK_SH, LOCK_EX or LOCK_UN, possibly | LOCK_NB.
+  virtual int Flock(const Context& ctx, const std::string& path,
+                    const FileInfo& fi, int op);
+  virtual int Fallocate(const Context& ctx, const std::string& path, int mode,
+                        off_t offset, off_t length, const FileInfo& fi);
+  virtual int CopyFileRange(const Context& ctx, const std::string& path_in,
+                            const FileInfo& fi_in, off_t offset_in,
+                            const std::string& path_out,
+                            const FileInfo& fi_out, off_t offset_out,
+                            size_t length, int flags, size_t* copied);
+  // whence: SEEK_DATA or SEEK_HOLE.
+  virtual int Lseek(const Context& ctx, const std::string& path, off_t offset,
+                    int whence, const FileInfo& fi, off_t* result);
+};
+
+struct ServeOptions {
+  // gRPC listen address: "unix:/path/to.sock" or "host:port".
+  std::string listen;
+  // Threads running operations; 0 picks a default from the CPU count.
+  int threads = 0;
+  // Remove a stale Unix socket file at `listen` before binding.
+  bool replace_stale_socket = true;
+};
+
+// Serves `fs` until SIGINT or SIGTERM. Returns 0 on a clean stop,
+// or prints one line to stderr and returns 1 when it cannot listen.
+int Serve(FileSystem& fs, const ServeOptions& options);
+
+}  // namespace fusehost
+
+#endif  // FUSE_HOSTD_CLIENT_FILESYSTEM_H_
