@@ -1,0 +1,1133 @@
+#include "daemon/kernel_adapter.h"
+
+#include <fuse3/fuse_lowlevel.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/stat_convert.h"
+
+namespace fusehost {
+namespace {
+
+// Inode number shown for directory entries whose attributes the backend did
+// not send (as libfuse's high-level API does).
+constexpr ino_t kUnknownIno = 0xffffffff;
+constexpr int kMaxGroups = 65536;
+
+// A backend name is accepted only if the kernel could have produced it.
+bool IsValidName(const std::string& name) {
+  return !name.empty() && name.size() <= NAME_MAX && name != "." &&
+         name != ".." && name.find('/') == std::string::npos &&
+         name.find('\0') == std::string::npos;
+}
+
+bool IsValidFileType(uint32_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG:
+    case S_IFDIR:
+    case S_IFLNK:
+    case S_IFCHR:
+    case S_IFBLK:
+    case S_IFIFO:
+    case S_IFSOCK:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// An open directory: the backend's handle plus the entries fetched so far.
+// The kernel's readdir offset n means "continue with item n", where items 0
+// and 1 are "." and "..", and item k + 2 is entries[k].
+struct DirHandle {
+  struct Entry {
+    std::string name;
+    struct stat st;     // st_ino and the S_IFMT bits of st_mode are used
+    uint64_t cookie;    // backend's resume cookie (0 for whole listings)
+  };
+
+  uint64_t backend_fh = 0;
+  absl::Mutex mu;
+  std::vector<Entry> entries ABSL_GUARDED_BY(mu);
+  absl::flat_hash_set<std::string> names ABSL_GUARDED_BY(mu);
+  bool eof ABSL_GUARDED_BY(mu) = false;
+};
+
+DirHandle* DirHandleOf(const struct fuse_file_info* fi) {
+  return reinterpret_cast<DirHandle*>(static_cast<uintptr_t>(fi->fh));
+}
+
+double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
+
+}  // namespace
+
+// All libfuse callbacks. Each one copies what it needs out of the request,
+// sends a backend op, and replies from the completion callback.
+struct KernelAdapter::Ops {
+  // ---- plumbing ------------------------------------------------------------
+
+  static KernelAdapter* Self(fuse_req_t req) {
+    return static_cast<KernelAdapter*>(fuse_req_userdata(req));
+  }
+
+  static v1::Op NewOp(fuse_req_t req) {
+    v1::Op op;
+    const struct fuse_ctx* ctx = fuse_req_ctx(req);
+    v1::Caller* caller = op.mutable_caller();
+    caller->set_uid(ctx->uid);
+    caller->set_gid(ctx->gid);
+    caller->set_pid(ctx->pid);
+    caller->set_umask(ctx->umask);
+    if (ctx->pid != 0) {
+      std::vector<gid_t> groups(64);
+      int n = fuse_req_getgroups(req, groups.size(), groups.data());
+      if (n > static_cast<int>(groups.size()) && n <= kMaxGroups) {
+        groups.resize(n);
+        n = fuse_req_getgroups(req, groups.size(), groups.data());
+      }
+      for (int i = 0; i < n && i < static_cast<int>(groups.size()); ++i) {
+        caller->add_groups(groups[i]);
+      }
+    }
+    return op;
+  }
+
+  static void Send(KernelAdapter* self, v1::Op op, OpTransport::Done done) {
+    if (self->stopping_.load()) {
+      v1::OpResult result;
+      result.set_id(op.id());
+      result.set_posix_errno(ECANCELED);
+      done(result);
+      return;
+    }
+    self->options_.transport->Send(std::move(op), std::move(done));
+  }
+
+  // The path of a node for an op that needs a name. Replies and returns
+  // nullopt when there is none.
+  static std::optional<std::string> NamedPath(fuse_req_t req, fuse_ino_t ino) {
+    std::optional<std::string> path = Self(req)->options_.nodes->PathOf(ino);
+    if (!path) {
+      fuse_reply_err(req, ESTALE);
+    } else if (path->empty()) {
+      fuse_reply_err(req, ENOENT);  // unlinked, and no handle to go by
+      return std::nullopt;
+    }
+    return path;
+  }
+
+  // The path of a node for an op that carries a file handle: "" is fine.
+  static std::optional<std::string> HandlePath(fuse_req_t req, fuse_ino_t ino) {
+    std::optional<std::string> path = Self(req)->options_.nodes->PathOf(ino);
+    if (!path) path = std::string();
+    return path;
+  }
+
+  static std::optional<std::string> ChildPath(fuse_req_t req, fuse_ino_t parent,
+                                              const char* name) {
+    std::optional<std::string> path =
+        Self(req)->options_.nodes->ChildPath(parent, name);
+    if (!path) {
+      fuse_reply_err(req, ESTALE);
+    } else if (path->empty()) {
+      fuse_reply_err(req, ENOENT);
+      return std::nullopt;
+    }
+    return path;
+  }
+
+  // Checks a backend attribute set; logs and rejects impossible ones.
+  static bool AttrFromBackend(const v1::Attr& attr, fuse_ino_t node,
+                              struct stat* st) {
+    if (!IsValidFileType(attr.mode())) {
+      fprintf(stderr, "fuse-hostd: backend sent invalid file type 0%o\n",
+              attr.mode());
+      return false;
+    }
+    StatFromProto(attr, st);
+    if (st->st_ino == 0) st->st_ino = node;
+    return true;
+  }
+
+  static void ReplyAttr(fuse_req_t req, fuse_ino_t ino, const v1::Attr& attr) {
+    struct stat st;
+    if (!AttrFromBackend(attr, ino, &st)) {
+      fuse_reply_err(req, EIO);
+      return;
+    }
+    fuse_reply_attr(req, &st,
+                    Seconds(Self(req)->options_.mount_options->attr_timeout));
+  }
+
+  // Fills `e` for (parent, name) and takes a lookup reference; false (and a
+  // reply) on failure.
+  static bool MakeEntry(fuse_req_t req, fuse_ino_t parent,
+                        const std::string& name, const v1::Attr& attr,
+                        struct fuse_entry_param* e) {
+    KernelAdapter* self = Self(req);
+    *e = {};
+    if (!IsValidFileType(attr.mode())) {
+      fuse_reply_err(req, EIO);
+      return false;
+    }
+    uint64_t id = self->options_.nodes->AddLookup(parent, name);
+    if (id == 0) {
+      fuse_reply_err(req, ESTALE);
+      return false;
+    }
+    AttrFromBackend(attr, id, &e->attr);
+    e->ino = id;
+    e->attr_timeout = Seconds(self->options_.mount_options->attr_timeout);
+    e->entry_timeout = Seconds(self->options_.mount_options->entry_timeout);
+    return true;
+  }
+
+  static void ReplyEntry(fuse_req_t req, fuse_ino_t parent,
+                         const std::string& name, const v1::Attr& attr) {
+    struct fuse_entry_param e;
+    if (!MakeEntry(req, parent, name, attr, &e)) return;
+    if (fuse_reply_entry(req, &e) != 0) {
+      // The request was interrupted: the kernel never got the reference.
+      Self(req)->options_.nodes->Forget(e.ino, 1);
+    }
+  }
+
+  // Calls `then(attr)` with the attributes of `path`: from `reply` when the
+  // backend sent them, else by asking it. Replies with an error otherwise.
+  static void WithAttr(fuse_req_t req, const std::string& path,
+                       std::optional<uint64_t> fh, const v1::Attr* known,
+                       std::function<void(const v1::Attr&)> then) {
+    if (known != nullptr) {
+      then(*known);
+      return;
+    }
+    v1::Op op = NewOp(req);
+    v1::GetattrRequest* r = op.mutable_getattr();
+    r->set_path(path);
+    if (fh) r->set_fh(*fh);
+    Send(Self(req), std::move(op),
+         [req, then = std::move(then)](const v1::OpResult& res) {
+           if (res.posix_errno() != 0) {
+             fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+           } else {
+             then(res.getattr().attr());
+           }
+         });
+  }
+
+  // Sends an op whose only result is an errno, and replies with it.
+  // `on_success` runs before the reply (bookkeeping in the node table).
+  static void SendSimple(fuse_req_t req, v1::Op op,
+                         std::function<void()> on_success = nullptr) {
+    Send(Self(req), std::move(op),
+         [req, on_success = std::move(on_success)](const v1::OpResult& res) {
+           int err = SanitizeErrno(res.posix_errno());
+           if (err == 0 && on_success) on_success();
+           fuse_reply_err(req, err);
+         });
+  }
+
+  // Sends an op that creates `name` in `parent` and replies with its entry.
+  static void SendCreating(fuse_req_t req, v1::Op op, fuse_ino_t parent,
+                           std::string name, std::string path) {
+    Send(Self(req), std::move(op),
+         [req, parent, name = std::move(name),
+          path = std::move(path)](const v1::OpResult& res) {
+           if (res.posix_errno() != 0) {
+             fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+             return;
+           }
+           const v1::Attr* known =
+               res.entry().has_attr() ? &res.entry().attr() : nullptr;
+           WithAttr(req, path, std::nullopt, known,
+                    [req, parent, name](const v1::Attr& attr) {
+                      ReplyEntry(req, parent, name, attr);
+                    });
+         });
+  }
+
+  static void FillOpenReply(const v1::OpenReply& r, struct fuse_file_info* fi) {
+    fi->fh = r.fh();
+    fi->direct_io = r.direct_io();
+    fi->keep_cache = r.keep_cache();
+    fi->nonseekable = r.nonseekable();
+  }
+
+  // The kernel will never release a handle whose open reply it did not get.
+  static void ReleaseOrphan(KernelAdapter* self, const std::string& path,
+                            uint64_t fh, int flags) {
+    v1::Op op;
+    op.mutable_release()->set_path(path);
+    op.mutable_release()->set_fh(fh);
+    op.mutable_release()->set_flags(flags);
+    Send(self, std::move(op), [](const v1::OpResult&) {});
+  }
+
+  // ---- session -------------------------------------------------------------
+
+  static void Init(void* userdata, struct fuse_conn_info* conn) {
+    auto* self = static_cast<KernelAdapter*>(userdata);
+    const MountOptions& opts = *self->options_.mount_options;
+    if (opts.max_write != 0) conn->max_write = opts.max_write;
+    // The backend resolves O_TRUNC inside open, saving a setattr round trip.
+    if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) {
+      conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+    }
+    // Kernel-side lock emulation unless the backend does locking itself.
+    if (!self->options_.posix_locks) conn->want &= ~FUSE_CAP_POSIX_LOCKS;
+    if (!self->options_.flock_locks) conn->want &= ~FUSE_CAP_FLOCK_LOCKS;
+    conn->time_gran = 1;
+  }
+
+  static void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+    Self(req)->options_.nodes->Forget(ino, nlookup);
+    fuse_reply_none(req);
+  }
+
+  static void ForgetMulti(fuse_req_t req, size_t count,
+                          struct fuse_forget_data* forgets) {
+    NodeTable* nodes = Self(req)->options_.nodes;
+    for (size_t i = 0; i < count; ++i) {
+      nodes->Forget(forgets[i].ino, forgets[i].nlookup);
+    }
+    fuse_reply_none(req);
+  }
+
+  // ---- names and attributes ------------------------------------------------
+
+  static void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    std::optional<std::string> path = ChildPath(req, parent, name);
+    if (!path) return;
+    v1::Op op = NewOp(req);
+    op.mutable_getattr()->set_path(*path);
+    Send(Self(req), std::move(op),
+         [req, parent, name = std::string(name)](const v1::OpResult& res) {
+           int err = SanitizeErrno(res.posix_errno());
+           double negative = Seconds(
+               Self(req)->options_.mount_options->negative_timeout);
+           if (err == ENOENT && negative > 0) {
+             // ino 0 lets the kernel cache the absence of the name.
+             struct fuse_entry_param e = {};
+             e.entry_timeout = negative;
+             fuse_reply_entry(req, &e);
+           } else if (err != 0) {
+             fuse_reply_err(req, err);
+           } else {
+             ReplyEntry(req, parent, name, res.getattr().attr());
+           }
+         });
+  }
+
+  static void Getattr(fuse_req_t req, fuse_ino_t ino,
+                      struct fuse_file_info* fi) {
+    std::optional<std::string> path =
+        fi ? HandlePath(req, ino) : NamedPath(req, ino);
+    if (!path) return;
+    v1::Op op = NewOp(req);
+    op.mutable_getattr()->set_path(*path);
+    if (fi) op.mutable_getattr()->set_fh(fi->fh);
+    Send(Self(req), std::move(op), [req, ino](const v1::OpResult& res) {
+      if (res.posix_errno() != 0) {
+        fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+      } else {
+        ReplyAttr(req, ino, res.getattr().attr());
+      }
+    });
+  }
+
+  // setattr is several path operations (chmod, chown, truncate, utimens, in
+  // libfuse's order), run one after the other; the first failure is the reply.
+  struct SetattrChain : std::enable_shared_from_this<SetattrChain> {
+    fuse_req_t req;
+    fuse_ino_t ino;
+    std::string path;
+    std::optional<uint64_t> fh;
+    std::vector<v1::Op> ops;
+    size_t next = 0;
+    v1::Attr last_attr;
+    bool have_attr = false;
+
+    void Run() {
+      if (next == ops.size()) {
+        WithAttr(req, path, fh, have_attr ? &last_attr : nullptr,
+                 [req = req, ino = ino](const v1::Attr& attr) {
+                   ReplyAttr(req, ino, attr);
+                 });
+        return;
+      }
+      auto self = shared_from_this();
+      Send(Self(req), std::move(ops[next++]),
+           [self](const v1::OpResult& res) {
+             if (res.posix_errno() != 0) {
+               fuse_reply_err(self->req, SanitizeErrno(res.posix_errno()));
+               return;
+             }
+             self->have_attr = res.entry().has_attr();
+             if (self->have_attr) self->last_attr = res.entry().attr();
+             self->Run();
+           });
+    }
+  };
+
+  static void SetTime(const struct timespec& ts, bool set, bool now,
+                      v1::TimeSet* out) {
+    if (!set) {
+      out->set_kind(v1::TimeSet::OMIT);
+    } else if (now) {
+      out->set_kind(v1::TimeSet::NOW);
+    } else {
+      out->set_kind(v1::TimeSet::SET);
+      TimespecToProto(ts, out->mutable_time());
+    }
+  }
+
+  static void Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr,
+                      int to_set, struct fuse_file_info* fi) {
+    std::optional<std::string> path =
+        fi ? HandlePath(req, ino) : NamedPath(req, ino);
+    if (!path) return;
+    auto chain = std::make_shared<SetattrChain>();
+    chain->req = req;
+    chain->ino = ino;
+    chain->path = *path;
+    if (fi) chain->fh = fi->fh;
+    if (to_set & FUSE_SET_ATTR_MODE) {
+      v1::Op op = NewOp(req);
+      v1::ChmodRequest* r = op.mutable_chmod();
+      r->set_path(*path);
+      r->set_mode(attr->st_mode & 07777);
+      if (fi) r->set_fh(fi->fh);
+      chain->ops.push_back(std::move(op));
+    }
+    if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+      v1::Op op = NewOp(req);
+      v1::ChownRequest* r = op.mutable_chown();
+      r->set_path(*path);
+      if (to_set & FUSE_SET_ATTR_UID) r->set_uid(attr->st_uid);
+      if (to_set & FUSE_SET_ATTR_GID) r->set_gid(attr->st_gid);
+      if (fi) r->set_fh(fi->fh);
+      chain->ops.push_back(std::move(op));
+    }
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+      v1::Op op = NewOp(req);
+      v1::TruncateRequest* r = op.mutable_truncate();
+      r->set_path(*path);
+      r->set_size(attr->st_size);
+      if (fi) r->set_fh(fi->fh);
+      chain->ops.push_back(std::move(op));
+    }
+    if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+      v1::Op op = NewOp(req);
+      v1::UtimensRequest* r = op.mutable_utimens();
+      r->set_path(*path);
+      SetTime(attr->st_atim, to_set & FUSE_SET_ATTR_ATIME,
+              to_set & FUSE_SET_ATTR_ATIME_NOW, r->mutable_atime());
+      SetTime(attr->st_mtim, to_set & FUSE_SET_ATTR_MTIME,
+              to_set & FUSE_SET_ATTR_MTIME_NOW, r->mutable_mtime());
+      if (fi) r->set_fh(fi->fh);
+      chain->ops.push_back(std::move(op));
+    }
+    chain->Run();
+  }
+
+  static void Readlink(fuse_req_t req, fuse_ino_t ino) {
+    std::optional<std::string> path = NamedPath(req, ino);
+    if (!path) return;
+    v1::Op op = NewOp(req);
+    op.mutable_readlink()->set_path(*path);
+    Send(Self(req), std::move(op), [req](const v1::OpResult& res) {
+      if (res.posix_errno() != 0) {
+        fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+        return;
+      }
+      std::string target = res.readlink().target();
+      target = target.substr(0, std::min(target.find('\0'), size_t{PATH_MAX - 1}));
+      if (target.empty()) {
+        fuse_reply_err(req, EIO);
+      } else {
+        fuse_reply_readlink(req, target.c_str());
+      }
+    });
+  }
+
+  static void Mknod(fuse_req_t req, fuse_ino_t parent, const char* name,
+                    mode_t mode, dev_t rdev) {
+    std::optional<std::string> path = ChildPath(req, parent, name);
+    if (!path) return;
+    v1::Op op = NewOp(req);
+    op.mutable_mknod()->set_path(*path);
+    op.mutable_mknod()->set_mode(mode);
+    op.mutable_mknod()->set_rdev(rdev);
+    SendCreating(req, std::move(op), parent, name, *path);
+  }
+
+  static void Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name,
+                    mode_t mode) {
+    std::optional<std::string> path = ChildPath(req, parent, name);
+    if (!path) return;
+    v1::Op op = NewOp(req);
+    op.mutable_mkdir()->set_path(*path);
+    op.mutable_mkdir()->set_mode(mode & ~S_IFMT);
+    SendCreating(req, std::move(op), parent, name, *path);
+  }
+
+  static void Symlink(fuse_req_t req, const char* target, fuse_ino_t parent,
+                      const char* name) {
+    std::optional<std::string> path = ChildPath(req, parent, name);
+    if (!path) return;
+    v1::Op op = NewOp(req);
+    op.mutable_symlink()->set_target(target);
+    op.mutable_symlink()->set_path(*path);
+    SendCreating(req, std::move(op), parent, name, *path);
+  }
+
+  static void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+                   const char* newname) {
+    std::optional<std::string> old_path = NamedPath(req, ino);
+    if (!old_path) return;
+    std::optional<std::string> new_path = ChildPath(req, newparent, newname);
+    if (!new_path) return;
+    v1::Op op = NewOp(req);
+    op.mutable_link()->set_old_path(*old_path);
+    op.mutable_link()->set_new_path(*new_path);
+    SendCreating(req, std::move(op), newparent, newname, *new_path);
+  }
+
+  static void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    std::optional<std::string> path = ChildPath(req, parent, name);
+    if (!path) return;
+    v1::Op op = NewOp(req);
+    op.mutable_unlink()->set_path(*path);
+    NodeTable* nodes = Self(req)->options_.nodes;
+    SendSimple(req, std::move(op), [nodes, parent, name = std::string(name)] {
+      nodes->Remove(parent, name);
+    });
+  }
+
+  static void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    std::optional<std::string> path = ChildPath(req, parent, name);
+    if (!path) return;
+    v1::Op op = NewOp(req);
+    op.mutable_rmdir()->set_path(*path);
+    NodeTable* nodes = Self(req)->options_.nodes;
+    SendSimple(req, std::move(op), [nodes, parent, name = std::string(name)] {
+      nodes->Remove(parent, name);
+    });
+  }
+
+  static void Rename(fuse_req_t req, fuse_ino_t parent, const char* name,
+                     fuse_ino_t newparent, const char* newname,
+                     unsigned int flags) {
+    std::optional<std::string> old_path = ChildPath(req, parent, name);
+    if (!old_path) return;
+    std::optional<std::string> new_path = ChildPath(req, newparent, newname);
+    if (!new_path) return;
+    v1::Op op = NewOp(req);
+    op.mutable_rename()->set_old_path(*old_path);
+    op.mutable_rename()->set_new_path(*new_path);
+    op.mutable_rename()->set_flags(flags);
+    NodeTable* nodes = Self(req)->options_.nodes;
+    SendSimple(req, std::move(op),
+               [nodes, parent, name = std::string(name), newparent,
+                newname = std::string(newname), flags] {
+                 nodes->Rename(parent, name, newparent, newname,
+                               (flags & RENAME_EXCHANGE) != 0);
+               });
+  }
+
+  // ---- files ---------------------------------------------------------------
+
+  static void Open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+    std::optional<std::string> path = NamedPath(req, ino);
+    if (!path) return;
+    v1::Op op = NewOp(req);
+    op.mutable_open()->set_path(*path);
+    op.mutable_open()->set_flags(fi->flags);
+    struct fuse_file_info info = *fi;
+    Send(Self(req), std::move(op),
+         [req, info, path = *path](const v1::OpResult& res) mutable {
+           if (res.posix_errno() != 0) {
+             fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+             return;
+           }
+           FillOpenReply(res.open(), &info);
+           KernelAdapter* self = Self(req);
+           if (fuse_reply_open(req, &info) != 0) {
+             ReleaseOrphan(self, path, info.fh, info.flags);
+           }
+         });
+  }
+
+  static void Create(fuse_req_t req, fuse_ino_t parent, const char* name,
+                     mode_t mode, struct fuse_file_info* fi) {
+    std::optional<std::string> path = ChildPath(req, parent, name);
+    if (!path) return;
+    v1::Op op = NewOp(req);
+    op.mutable_create()->set_path(*path);
+    op.mutable_create()->set_mode(mode);
+    op.mutable_create()->set_flags(fi->flags);
+    struct fuse_file_info info = *fi;
+    Send(Self(req), std::move(op),
+         [req, info, parent, name = std::string(name),
+          path = *path](const v1::OpResult& res) mutable {
+           if (res.posix_errno() != 0) {
+             fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+             return;
+           }
+           FillOpenReply(res.create().open(), &info);
+           const v1::Attr* known =
+               res.create().has_attr() ? &res.create().attr() : nullptr;
+           KernelAdapter* self = Self(req);
+           WithAttr(req, path, info.fh, known,
+                    [req, self, info, parent, name, path](const v1::Attr& attr) {
+                      struct fuse_entry_param e;
+                      if (!MakeEntry(req, parent, name, attr, &e)) {
+                        ReleaseOrphan(self, path, info.fh, info.flags);
+                        return;
+                      }
+                      if (fuse_reply_create(req, &e, &info) != 0) {
+                        self->options_.nodes->Forget(e.ino, 1);
+                        ReleaseOrphan(self, path, info.fh, info.flags);
+                      }
+                    });
+         });
+  }
+
+  static void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                   struct fuse_file_info* fi) {
+    std::optional<std::string> path = HandlePath(req, ino);
+    v1::Op op = NewOp(req);
+    v1::ReadRequest* r = op.mutable_read();
+    r->set_path(*path);
+    r->set_fh(fi->fh);
+    r->set_offset(off);
+    r->set_size(size);
+    Send(Self(req), std::move(op), [req, size](const v1::OpResult& res) {
+      if (res.posix_errno() != 0) {
+        fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+        return;
+      }
+      const std::string& data = res.read().data();
+      fuse_reply_buf(req, data.data(), std::min(data.size(), size));
+    });
+  }
+
+  static void Write(fuse_req_t req, fuse_ino_t ino, const char* buf,
+                    size_t size, off_t off, struct fuse_file_info* fi) {
+    std::optional<std::string> path = HandlePath(req, ino);
+    v1::Op op = NewOp(req);
+    v1::WriteRequest* r = op.mutable_write();
+    r->set_path(*path);
+    r->set_fh(fi->fh);
+    r->set_offset(off);
+    r->set_data(buf, size);
+    r->set_flags(fi->flags);
+    Send(Self(req), std::move(op), [req, size](const v1::OpResult& res) {
+      if (res.posix_errno() != 0) {
+        fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+        return;
+      }
+      fuse_reply_write(req, std::min<size_t>(res.write().size(), size));
+    });
+  }
+
+  static void Flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+    v1::Op op = NewOp(req);
+    op.mutable_flush()->set_path(*HandlePath(req, ino));
+    op.mutable_flush()->set_fh(fi->fh);
+    op.mutable_flush()->set_lock_owner(fi->lock_owner);
+    SendSimple(req, std::move(op));
+  }
+
+  static void Release(fuse_req_t req, fuse_ino_t ino,
+                      struct fuse_file_info* fi) {
+    v1::Op op = NewOp(req);
+    op.mutable_release()->set_path(*HandlePath(req, ino));
+    op.mutable_release()->set_fh(fi->fh);
+    op.mutable_release()->set_flags(fi->flags);
+    // The kernel ignores release errors; the backend's answer is only waited
+    // for to keep the order of close and a following unlink.
+    Send(Self(req), std::move(op),
+         [req](const v1::OpResult&) { fuse_reply_err(req, 0); });
+  }
+
+  static void Fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+                    struct fuse_file_info* fi) {
+    v1::Op op = NewOp(req);
+    op.mutable_fsync()->set_path(*HandlePath(req, ino));
+    op.mutable_fsync()->set_fh(fi->fh);
+    op.mutable_fsync()->set_datasync(datasync != 0);
+    SendSimple(req, std::move(op));
+  }
+
+  static void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+                        off_t length, struct fuse_file_info* fi) {
+    v1::Op op = NewOp(req);
+    v1::FallocateRequest* r = op.mutable_fallocate();
+    r->set_path(*HandlePath(req, ino));
+    r->set_fh(fi->fh);
+    r->set_mode(mode);
+    r->set_offset(offset);
+    r->set_length(length);
+    SendSimple(req, std::move(op));
+  }
+
+  static void CopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+                            struct fuse_file_info* fi_in, fuse_ino_t ino_out,
+                            off_t off_out, struct fuse_file_info* fi_out,
+                            size_t len, int flags) {
+    v1::Op op = NewOp(req);
+    v1::CopyFileRangeRequest* r = op.mutable_copy_file_range();
+    r->set_path_in(*HandlePath(req, ino_in));
+    r->set_fh_in(fi_in->fh);
+    r->set_offset_in(off_in);
+    r->set_path_out(*HandlePath(req, ino_out));
+    r->set_fh_out(fi_out->fh);
+    r->set_offset_out(off_out);
+    r->set_length(len);
+    r->set_flags(flags);
+    Send(Self(req), std::move(op), [req, len](const v1::OpResult& res) {
+      if (res.posix_errno() != 0) {
+        fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+      } else {
+        fuse_reply_write(req, std::min<uint64_t>(res.copy_file_range().size(), len));
+      }
+    });
+  }
+
+  static void Lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                    struct fuse_file_info* fi) {
+    v1::Op op = NewOp(req);
+    v1::LseekRequest* r = op.mutable_lseek();
+    r->set_path(*HandlePath(req, ino));
+    r->set_fh(fi->fh);
+    r->set_offset(off);
+    r->set_whence(whence);
+    Send(Self(req), std::move(op), [req](const v1::OpResult& res) {
+      if (res.posix_errno() != 0) {
+        fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+      } else if (res.lseek().offset() < 0) {
+        fuse_reply_err(req, EIO);
+      } else {
+        fuse_reply_lseek(req, res.lseek().offset());
+      }
+    });
+  }
+
+  static void Getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi,
+                    struct flock* lock) {
+    v1::Op op = NewOp(req);
+    v1::LockRequest* r = op.mutable_lock();
+    r->set_path(*HandlePath(req, ino));
+    r->set_fh(fi->fh);
+    r->set_cmd(F_GETLK);
+    r->set_lock_owner(fi->lock_owner);
+    r->mutable_lock()->set_type(lock->l_type);
+    r->mutable_lock()->set_start(lock->l_start);
+    r->mutable_lock()->set_len(lock->l_len);
+    r->mutable_lock()->set_pid(lock->l_pid);
+    Send(Self(req), std::move(op), [req](const v1::OpResult& res) {
+      if (res.posix_errno() != 0) {
+        fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+        return;
+      }
+      struct flock out = {};
+      const v1::FileLock& l = res.lock().lock();
+      out.l_type = l.type();
+      out.l_whence = SEEK_SET;
+      out.l_start = l.start();
+      out.l_len = l.len();
+      out.l_pid = l.pid();
+      fuse_reply_lock(req, &out);
+    });
+  }
+
+  static void Setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi,
+                    struct flock* lock, int sleep) {
+    v1::Op op = NewOp(req);
+    v1::LockRequest* r = op.mutable_lock();
+    r->set_path(*HandlePath(req, ino));
+    r->set_fh(fi->fh);
+    r->set_cmd(sleep ? F_SETLKW : F_SETLK);
+    r->set_lock_owner(fi->lock_owner);
+    r->mutable_lock()->set_type(lock->l_type);
+    r->mutable_lock()->set_start(lock->l_start);
+    r->mutable_lock()->set_len(lock->l_len);
+    r->mutable_lock()->set_pid(lock->l_pid);
+    SendSimple(req, std::move(op));
+  }
+
+  static void Flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi,
+                    int operation) {
+    v1::Op op = NewOp(req);
+    v1::FlockRequest* r = op.mutable_flock();
+    r->set_path(*HandlePath(req, ino));
+    r->set_fh(fi->fh);
+    r->set_operation(operation);
+    r->set_lock_owner(fi->lock_owner);
+    SendSimple(req, std::move(op));
+  }
+
+  // Argument layouts differ per command: see the note in filesystem.proto.
+  static void Ioctl(fuse_req_t req, fuse_ino_t, unsigned int, void*,
+                    struct fuse_file_info*, unsigned, const void*, size_t,
+                    size_t) {
+    fuse_reply_err(req, ENOTTY);
+  }
+
+  // ---- whole filesystem, xattrs, access ------------------------------------
+
+  static void Statfs(fuse_req_t req, fuse_ino_t ino) {
+    std::optional<std::string> path = Self(req)->options_.nodes->PathOf(ino);
+    v1::Op op = NewOp(req);
+    op.mutable_statfs()->set_path(path && !path->empty() ? *path : "/");
+    Send(Self(req), std::move(op), [req](const v1::OpResult& res) {
+      if (res.posix_errno() != 0) {
+        fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+        return;
+      }
+      struct statvfs st;
+      StatvfsFromProto(res.statfs(), &st);
+      fuse_reply_statfs(req, &st);
+    });
+  }
+
+  static void Access(fuse_req_t req, fuse_ino_t ino, int mask) {
+    std::optional<std::string> path = NamedPath(req, ino);
+    if (!path) return;
+    v1::Op op = NewOp(req);
+    op.mutable_access()->set_path(*path);
+    op.mutable_access()->set_mask(mask);
+    SendSimple(req, std::move(op));
+  }
+
+  static void Setxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
+                       const char* value, size_t size, int flags) {
+    std::optional<std::string> path = NamedPath(req, ino);
+    if (!path) return;
+    v1::Op op = NewOp(req);
+    v1::SetxattrRequest* r = op.mutable_setxattr();
+    r->set_path(*path);
+    r->set_name(name);
+    r->set_value(value, size);
+    r->set_flags(flags);
+    SendSimple(req, std::move(op));
+  }
+
+  // getxattr/listxattr: size 0 asks for the length only; a value that does
+  // not fit the caller's buffer is ERANGE.
+  static void ReplyXattr(fuse_req_t req, size_t size, const v1::OpResult& res) {
+    if (res.posix_errno() != 0) {
+      fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+      return;
+    }
+    const std::string& data = res.xattr().data();
+    if (size == 0) {
+      fuse_reply_xattr(req, data.size());
+    } else if (data.size() > size) {
+      fuse_reply_err(req, ERANGE);
+    } else {
+      fuse_reply_buf(req, data.data(), data.size());
+    }
+  }
+
+  static void Getxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
+                       size_t size) {
+    std::optional<std::string> path = NamedPath(req, ino);
+    if (!path) return;
+    v1::Op op = NewOp(req);
+    op.mutable_getxattr()->set_path(*path);
+    op.mutable_getxattr()->set_name(name);
+    op.mutable_getxattr()->set_size(size);
+    Send(Self(req), std::move(op), [req, size](const v1::OpResult& res) {
+      ReplyXattr(req, size, res);
+    });
+  }
+
+  static void Listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+    std::optional<std::string> path = NamedPath(req, ino);
+    if (!path) return;
+    v1::Op op = NewOp(req);
+    op.mutable_listxattr()->set_path(*path);
+    op.mutable_listxattr()->set_size(size);
+    Send(Self(req), std::move(op), [req, size](const v1::OpResult& res) {
+      ReplyXattr(req, size, res);
+    });
+  }
+
+  static void Removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+    std::optional<std::string> path = NamedPath(req, ino);
+    if (!path) return;
+    v1::Op op = NewOp(req);
+    op.mutable_removexattr()->set_path(*path);
+    op.mutable_removexattr()->set_name(name);
+    SendSimple(req, std::move(op));
+  }
+
+  // ---- directories ---------------------------------------------------------
+
+  static void Opendir(fuse_req_t req, fuse_ino_t ino,
+                      struct fuse_file_info* fi) {
+    std::optional<std::string> path = NamedPath(req, ino);
+    if (!path) return;
+    v1::Op op = NewOp(req);
+    op.mutable_opendir()->set_path(*path);
+    op.mutable_opendir()->set_flags(fi->flags);
+    struct fuse_file_info info = *fi;
+    Send(Self(req), std::move(op),
+         [req, info, path = *path](const v1::OpResult& res) mutable {
+           if (res.posix_errno() != 0) {
+             fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+             return;
+           }
+           auto* handle = new DirHandle;
+           handle->backend_fh = res.opendir().fh();
+           info.fh = reinterpret_cast<uintptr_t>(handle);
+           KernelAdapter* self = Self(req);
+           if (fuse_reply_open(req, &info) != 0) {
+             v1::Op rel;
+             rel.mutable_releasedir()->set_path(path);
+             rel.mutable_releasedir()->set_fh(handle->backend_fh);
+             delete handle;
+             Send(self, std::move(rel), [](const v1::OpResult&) {});
+           }
+         });
+  }
+
+  // Appends the backend's page to the handle, dropping names the kernel could
+  // never have produced and duplicates.
+  static void AddEntries(DirHandle* h, const v1::ReaddirReply& reply)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(h->mu) {
+    bool whole_listing = true;
+    for (const v1::DirEntry& in : reply.entries()) {
+      if (in.offset() != 0) whole_listing = false;
+      if (in.name() == "." || in.name() == "..") continue;  // we add our own
+      if (!IsValidName(in.name()) || !h->names.insert(in.name()).second) {
+        fprintf(stderr, "fuse-hostd: dropped invalid or duplicate name from "
+                        "backend readdir\n");
+        continue;
+      }
+      DirHandle::Entry e;
+      e.name = in.name();
+      e.st = {};
+      e.cookie = in.offset();
+      if (in.has_attr()) {
+        e.st.st_ino = in.attr().ino();
+        e.st.st_mode = in.attr().mode() & S_IFMT;
+      } else {
+        e.st.st_mode = in.type() & S_IFMT;
+      }
+      if (e.st.st_ino == 0) e.st.st_ino = kUnknownIno;
+      h->entries.push_back(std::move(e));
+    }
+    // A whole listing, an explicit end, or an empty page (which would loop
+    // forever otherwise) ends the directory.
+    h->eof = reply.eof() || whole_listing || reply.entries_size() == 0;
+  }
+
+  // Replies with items starting at `off`, fetching more from the backend
+  // while the buffer runs short and the directory has not ended.
+  static void ContinueReaddir(fuse_req_t req, DirHandle* h, std::string path,
+                              size_t size, off_t off) {
+    std::string buf;
+    bool need_more = false;
+    uint64_t cookie = 0;
+    {
+      absl::MutexLock lock(&h->mu);
+      buf.resize(size);
+      size_t used = 0;
+      for (off_t item = off;; ++item) {
+        struct stat st = {};
+        const char* name;
+        if (item == 0 || item == 1) {
+          name = item == 0 ? "." : "..";
+          st.st_mode = S_IFDIR;
+          st.st_ino = kUnknownIno;
+        } else if (static_cast<size_t>(item - 2) < h->entries.size()) {
+          const DirHandle::Entry& e = h->entries[item - 2];
+          name = e.name.c_str();
+          st = e.st;
+        } else {
+          // Ran out of fetched entries. Fetch more only if nothing fits yet;
+          // otherwise the kernel comes back for the rest.
+          need_more = !h->eof && used == 0;
+          if (!h->entries.empty()) cookie = h->entries.back().cookie;
+          break;
+        }
+        size_t len = fuse_add_direntry(req, &buf[used], size - used, name, &st,
+                                       item + 1);
+        if (len > size - used) break;  // full
+        used += len;
+      }
+      buf.resize(used);
+    }
+    if (!need_more) {
+      fuse_reply_buf(req, buf.data(), buf.size());
+      return;
+    }
+    v1::Op op = NewOp(req);
+    v1::ReaddirRequest* r = op.mutable_readdir();
+    r->set_path(path);
+    r->set_fh(h->backend_fh);
+    r->set_offset(cookie);
+    Send(Self(req), std::move(op),
+         [req, h, path, size, off](const v1::OpResult& res) {
+           if (res.posix_errno() != 0) {
+             fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+             return;
+           }
+           {
+             absl::MutexLock lock(&h->mu);
+             AddEntries(h, res.readdir());
+           }
+           ContinueReaddir(req, h, path, size, off);
+         });
+  }
+
+  static void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                      struct fuse_file_info* fi) {
+    DirHandle* h = DirHandleOf(fi);
+    if (off == 0) {
+      // A fresh pass (opendir or rewinddir) sees a fresh listing.
+      absl::MutexLock lock(&h->mu);
+      h->entries.clear();
+      h->names.clear();
+      h->eof = false;
+    }
+    ContinueReaddir(req, h, *HandlePath(req, ino), size, off);
+  }
+
+  static void Releasedir(fuse_req_t req, fuse_ino_t ino,
+                         struct fuse_file_info* fi) {
+    DirHandle* h = DirHandleOf(fi);
+    v1::Op op = NewOp(req);
+    op.mutable_releasedir()->set_path(*HandlePath(req, ino));
+    op.mutable_releasedir()->set_fh(h->backend_fh);
+    delete h;
+    Send(Self(req), std::move(op),
+         [req](const v1::OpResult&) { fuse_reply_err(req, 0); });
+  }
+
+  static void Fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+                       struct fuse_file_info* fi) {
+    v1::Op op = NewOp(req);
+    op.mutable_fsyncdir()->set_path(*HandlePath(req, ino));
+    op.mutable_fsyncdir()->set_fh(DirHandleOf(fi)->backend_fh);
+    op.mutable_fsyncdir()->set_datasync(datasync != 0);
+    SendSimple(req, std::move(op));
+  }
+
+  static struct fuse_lowlevel_ops Table(bool posix_locks, bool flock_locks) {
+    struct fuse_lowlevel_ops ops = {};
+    ops.init = Init;
+    ops.lookup = Lookup;
+    ops.forget = Forget;
+    ops.forget_multi = ForgetMulti;
+    ops.getattr = Getattr;
+    ops.setattr = Setattr;
+    ops.readlink = Readlink;
+    ops.mknod = Mknod;
+    ops.mkdir = Mkdir;
+    ops.unlink = Unlink;
+    ops.rmdir = Rmdir;
+    ops.symlink = Symlink;
+    ops.rename = Rename;
+    ops.link = Link;
+    ops.open = Open;
+    ops.read = Read;
+    ops.write = Write;
+    ops.flush = Flush;
+    ops.release = Release;
+    ops.fsync = Fsync;
+    ops.opendir = Opendir;
+    ops.readdir = Readdir;
+    ops.releasedir = Releasedir;
+    ops.fsyncdir = Fsyncdir;
+    ops.statfs = Statfs;
+    ops.setxattr = Setxattr;
+    ops.getxattr = Getxattr;
+    ops.listxattr = Listxattr;
+    ops.removexattr = Removexattr;
+    ops.access = Access;
+    ops.create = Create;
+    // libfuse advertises lock support exactly when these are set.
+    if (posix_locks) {
+      ops.getlk = Getlk;
+      ops.setlk = Setlk;
+    }
+    if (flock_locks) ops.flock = Flock;
+    ops.ioctl = Ioctl;
+    ops.fallocate = Fallocate;
+    ops.copy_file_range = CopyFileRange;
+    ops.lseek = Lseek;
+    // poll and bmap stay unset: libfuse answers ENOSYS (see the .proto).
+    return ops;
+  }
+};
+
+KernelAdapter::KernelAdapter(Options options) : options_(std::move(options)) {}
+
+absl::StatusOr<std::unique_ptr<KernelAdapter>> KernelAdapter::Start(
+    Options options) {
+  std::unique_ptr<KernelAdapter> adapter(new KernelAdapter(std::move(options)));
+  struct fuse_lowlevel_ops ops = Ops::Table(adapter->options_.posix_locks,
+                                            adapter->options_.flock_locks);
+  char arg0[] = "fuse-hostd";
+  char* argv[] = {arg0, nullptr};
+  struct fuse_args args = FUSE_ARGS_INIT(1, argv);
+  adapter->session_ =
+      fuse_session_new(&args, &ops, sizeof(ops), adapter.get());
+  if (adapter->session_ == nullptr) {
+    close(adapter->options_.fuse_fd);
+    return absl::InternalError("cannot create a FUSE session");
+  }
+  // "/dev/fd/N" makes libfuse use the connection mounted by the daemon.
+  std::string fd_path = absl::StrCat("/dev/fd/", adapter->options_.fuse_fd);
+  if (fuse_session_mount(adapter->session_, fd_path.c_str()) != 0) {
+    fuse_session_destroy(adapter->session_);
+    adapter->session_ = nullptr;
+    close(adapter->options_.fuse_fd);
+    return absl::InternalError("cannot attach the FUSE session");
+  }
+  KernelAdapter* self = adapter.get();
+  adapter->loop_thread_ = std::thread([self] {
+    struct fuse_loop_config* config = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_clone_fd(config, 0);
+    fuse_loop_cfg_set_idle_threads(config, 4);
+    fuse_session_loop_mt(self->session_, config);
+    fuse_loop_cfg_destroy(config);
+    self->session_ended_.store(true);
+    if (self->options_.on_session_end) self->options_.on_session_end();
+  });
+  return adapter;
+}
+
+void KernelAdapter::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (session_ != nullptr) fuse_session_exit(session_);
+  if (loop_thread_.joinable()) loop_thread_.join();
+  // Requests still waiting for the backend hold fuse_req pointers into the
+  // session: fail them fast and wait until every reply has been sent.
+  stopping_.store(true);
+  options_.transport->CancelAll();
+  options_.transport->WaitIdle();
+  if (session_ != nullptr) {
+    fuse_session_destroy(session_);  // closes the /dev/fuse fd
+    session_ = nullptr;
+  }
+}
+
+KernelAdapter::~KernelAdapter() { Stop(); }
+
+}  // namespace fusehost

@@ -1,0 +1,79 @@
+// The kernel adapter: the only code that speaks libfuse's low-level API.
+//
+// It runs one FUSE session (one mount) on libfuse's multi-threaded loop, turns
+// each kernel request into a path operation for the backend (through the
+// NodeTable), and answers the kernel when the backend's result arrives.
+// libfuse worker threads never wait for the network: every reply is sent from
+// the transport's completion callback, and each request is answered exactly
+// once.
+//
+// Thread use: Start() and Stop() from one controlling thread; everything else
+// happens on libfuse's and the transport's threads.
+
+#ifndef FUSE_HOSTD_DAEMON_KERNEL_ADAPTER_H_
+#define FUSE_HOSTD_DAEMON_KERNEL_ADAPTER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "daemon/backend_channel.h"
+#include "daemon/mount_options.h"
+#include "daemon/node_table.h"
+
+struct fuse_session;
+
+namespace fusehost {
+
+class KernelAdapter {
+ public:
+  struct Options {
+    uint64_t mount_id = 0;
+    // All three must outlive the adapter.
+    NodeTable* nodes = nullptr;
+    OpTransport* transport = nullptr;
+    const MountOptions* mount_options = nullptr;
+    // Capabilities the backend reported in Init.
+    bool posix_locks = false;
+    bool flock_locks = false;
+    // The mounted /dev/fuse connection; the adapter takes ownership.
+    int fuse_fd = -1;
+    // Called on the loop thread when the session ends (unmounted, aborted).
+    std::function<void()> on_session_end;
+  };
+
+  // Creates the session and starts serving the kernel.
+  static absl::StatusOr<std::unique_ptr<KernelAdapter>> Start(Options options);
+
+  ~KernelAdapter();  // Stop()s.
+
+  // Stops accepting requests, waits for the loop to end (the caller must have
+  // unmounted or aborted the connection, which wakes it) and destroys the
+  // session. Idempotent.
+  void Stop();
+
+  bool session_ended() const { return session_ended_.load(); }
+
+  // Callbacks from libfuse need the whole class; they are implemented as
+  // members of this nested type in kernel_adapter.cc.
+  struct Ops;
+
+ private:
+  explicit KernelAdapter(Options options);
+
+  Options options_;
+  struct fuse_session* session_ = nullptr;
+  std::thread loop_thread_;
+  std::atomic<bool> session_ended_{false};
+  // Set by Stop(): new backend calls fail at once with ECANCELED so that the
+  // in-flight set drains.
+  std::atomic<bool> stopping_{false};
+  bool stopped_ = false;
+};
+
+}  // namespace fusehost
+
+#endif  // FUSE_HOSTD_DAEMON_KERNEL_ADAPTER_H_

@@ -1,0 +1,73 @@
+// One mounted filesystem: the backend connection, the node table and the
+// kernel session, created together and torn down in the safe order.
+//
+// Thread use: Create/Unmount/Shutdown from the MountManager (which serializes
+// them); state queries from any thread.
+
+#ifndef FUSE_HOSTD_DAEMON_MOUNT_H_
+#define FUSE_HOSTD_DAEMON_MOUNT_H_
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "daemon/backend_channel.h"
+#include "daemon/kernel_adapter.h"
+#include "daemon/mount_options.h"
+#include "daemon/node_table.h"
+
+namespace fusehost {
+
+struct MountSpec {
+  uint64_t mount_id = 0;
+  std::string backend;     // gRPC target
+  std::string mountpoint;  // absolute, canonical
+  std::string options_text;
+  uid_t owner_uid = 0;
+  gid_t owner_gid = 0;
+  // Called (on the session's loop thread) when the kernel session ends for
+  // any reason, including an unmount done outside the daemon.
+  std::function<void(uint64_t mount_id)> on_session_end;
+};
+
+class Mount {
+ public:
+  // Parses options, greets the backend, mounts, and starts serving.
+  static absl::StatusOr<std::unique_ptr<Mount>> Create(MountSpec spec);
+
+  ~Mount();  // Shutdown()s.
+
+  // umount2 (lazy or not). On success the session ends once no file is open.
+  absl::Status Unmount(bool lazy);
+
+  // Detaches the mount if still attached, aborts the connection, stops the
+  // session and says goodbye to the backend. Safe to call more than once.
+  void Shutdown();
+
+  const MountSpec& spec() const { return spec_; }
+  const std::string& backend_name() const { return backend_name_; }
+  bool session_ended() const { return adapter_ && adapter_->session_ended(); }
+  bool detached() const { return detached_.load(); }
+
+ private:
+  explicit Mount(MountSpec spec) : spec_(std::move(spec)) {}
+
+  MountSpec spec_;
+  MountOptions options_;
+  std::string backend_name_;
+  dev_t device_ = 0;
+  std::unique_ptr<BackendChannel> channel_;
+  std::unique_ptr<NodeTable> nodes_;
+  std::unique_ptr<KernelAdapter> adapter_;
+  std::atomic<bool> detached_{false};
+  bool shut_down_ = false;
+};
+
+}  // namespace fusehost
+
+#endif  // FUSE_HOSTD_DAEMON_MOUNT_H_
