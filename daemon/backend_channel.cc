@@ -87,7 +87,7 @@ BackendChannel::~BackendChannel() {
 absl::StatusOr<v1::InitReply> BackendChannel::Init(
     const v1::InitRequest& request) {
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.control_timeout));
+  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.init_timeout));
   v1::InitReply reply;
   grpc::Status s = stub_->Init(&context, request, &reply);
   if (!s.ok()) return StatusFromGrpc(s, "Init on", options_.target);
@@ -96,7 +96,7 @@ absl::StatusOr<v1::InitReply> BackendChannel::Init(
 
 void BackendChannel::Destroy() {
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.control_timeout));
+  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.destroy_timeout));
   v1::DestroyRequest request;
   request.set_mount_id(options_.mount_id);
   v1::DestroyReply reply;

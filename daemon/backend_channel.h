@@ -54,8 +54,10 @@ class BackendChannel : public OpTransport {
     uint64_t mount_id = 0;
     // Deadline of each Execute call.
     absl::Duration call_timeout = absl::Seconds(30);
-    // Deadline of Init/Destroy.
-    absl::Duration control_timeout = absl::Seconds(5);
+    // Deadline of Init.
+    absl::Duration init_timeout = absl::Seconds(5);
+    // Deadline of Destroy: short, since it runs while the daemon stops.
+    absl::Duration destroy_timeout = absl::Seconds(1);
   };
 
   explicit BackendChannel(Options options);
@@ -64,7 +66,7 @@ class BackendChannel : public OpTransport {
   // Init handshake; an error status (UNAVAILABLE, DEADLINE_EXCEEDED, ...)
   // carries a one-line message meant for the user.
   absl::StatusOr<v1::InitReply> Init(const v1::InitRequest& request);
-  // Best effort; never blocks longer than control_timeout.
+  // Best effort; never blocks longer than destroy_timeout.
   void Destroy();
 
   void Send(v1::Op op, Done done) override;

@@ -133,6 +133,33 @@ struct KernelAdapter::Ops {
     return path;
   }
 
+  // Path and handle for an attribute op (getattr/setattr). Without a handle
+  // from the kernel, a nameless (unlinked) file is reached through any handle
+  // that is still open on it.
+  static bool AttrTarget(fuse_req_t req, fuse_ino_t ino,
+                         const struct fuse_file_info* fi, std::string* path,
+                         std::optional<uint64_t>* fh) {
+    if (fi != nullptr) {
+      *path = *HandlePath(req, ino);
+      *fh = fi->fh;
+      return true;
+    }
+    std::optional<std::string> p = Self(req)->options_.nodes->PathOf(ino);
+    if (!p) {
+      fuse_reply_err(req, ESTALE);
+      return false;
+    }
+    *path = *p;
+    if (p->empty()) {
+      *fh = Self(req)->options_.nodes->AnyOpenHandle(ino);
+      if (!*fh) {
+        fuse_reply_err(req, ENOENT);
+        return false;
+      }
+    }
+    return true;
+  }
+
   static std::optional<std::string> ChildPath(fuse_req_t req, fuse_ino_t parent,
                                               const char* name) {
     std::optional<std::string> path =
@@ -238,11 +265,13 @@ struct KernelAdapter::Ops {
   }
 
   // Sends an op that creates `name` in `parent` and replies with its entry.
+  // `after_reply` runs once the entry was sent.
   static void SendCreating(fuse_req_t req, v1::Op op, fuse_ino_t parent,
-                           std::string name, std::string path) {
+                           std::string name, std::string path,
+                           std::function<void()> after_reply = nullptr) {
     Send(Self(req), std::move(op),
-         [req, parent, name = std::move(name),
-          path = std::move(path)](const v1::OpResult& res) {
+         [req, parent, name = std::move(name), path = std::move(path),
+          after_reply = std::move(after_reply)](const v1::OpResult& res) {
            if (res.posix_errno() != 0) {
              fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
              return;
@@ -250,8 +279,9 @@ struct KernelAdapter::Ops {
            const v1::Attr* known =
                res.entry().has_attr() ? &res.entry().attr() : nullptr;
            WithAttr(req, path, std::nullopt, known,
-                    [req, parent, name](const v1::Attr& attr) {
+                    [req, parent, name, after_reply](const v1::Attr& attr) {
                       ReplyEntry(req, parent, name, attr);
+                      if (after_reply) after_reply();
                     });
          });
   }
@@ -330,12 +360,12 @@ struct KernelAdapter::Ops {
 
   static void Getattr(fuse_req_t req, fuse_ino_t ino,
                       struct fuse_file_info* fi) {
-    std::optional<std::string> path =
-        fi ? HandlePath(req, ino) : NamedPath(req, ino);
-    if (!path) return;
+    std::string path;
+    std::optional<uint64_t> fh;
+    if (!AttrTarget(req, ino, fi, &path, &fh)) return;
     v1::Op op = NewOp(req);
-    op.mutable_getattr()->set_path(*path);
-    if (fi) op.mutable_getattr()->set_fh(fi->fh);
+    op.mutable_getattr()->set_path(path);
+    if (fh) op.mutable_getattr()->set_fh(*fh);
     Send(Self(req), std::move(op), [req, ino](const v1::OpResult& res) {
       if (res.posix_errno() != 0) {
         fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
@@ -393,48 +423,46 @@ struct KernelAdapter::Ops {
 
   static void Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr,
                       int to_set, struct fuse_file_info* fi) {
-    std::optional<std::string> path =
-        fi ? HandlePath(req, ino) : NamedPath(req, ino);
-    if (!path) return;
     auto chain = std::make_shared<SetattrChain>();
+    if (!AttrTarget(req, ino, fi, &chain->path, &chain->fh)) return;
     chain->req = req;
     chain->ino = ino;
-    chain->path = *path;
-    if (fi) chain->fh = fi->fh;
+    const std::string* path = &chain->path;
+    const v1::Op base = NewOp(req);  // caller info, read once
     if (to_set & FUSE_SET_ATTR_MODE) {
-      v1::Op op = NewOp(req);
+      v1::Op op = base;
       v1::ChmodRequest* r = op.mutable_chmod();
       r->set_path(*path);
       r->set_mode(attr->st_mode & 07777);
-      if (fi) r->set_fh(fi->fh);
+      if (chain->fh) r->set_fh(*chain->fh);
       chain->ops.push_back(std::move(op));
     }
     if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-      v1::Op op = NewOp(req);
+      v1::Op op = base;
       v1::ChownRequest* r = op.mutable_chown();
       r->set_path(*path);
       if (to_set & FUSE_SET_ATTR_UID) r->set_uid(attr->st_uid);
       if (to_set & FUSE_SET_ATTR_GID) r->set_gid(attr->st_gid);
-      if (fi) r->set_fh(fi->fh);
+      if (chain->fh) r->set_fh(*chain->fh);
       chain->ops.push_back(std::move(op));
     }
     if (to_set & FUSE_SET_ATTR_SIZE) {
-      v1::Op op = NewOp(req);
+      v1::Op op = base;
       v1::TruncateRequest* r = op.mutable_truncate();
       r->set_path(*path);
       r->set_size(attr->st_size);
-      if (fi) r->set_fh(fi->fh);
+      if (chain->fh) r->set_fh(*chain->fh);
       chain->ops.push_back(std::move(op));
     }
     if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
-      v1::Op op = NewOp(req);
+      v1::Op op = base;
       v1::UtimensRequest* r = op.mutable_utimens();
       r->set_path(*path);
       SetTime(attr->st_atim, to_set & FUSE_SET_ATTR_ATIME,
               to_set & FUSE_SET_ATTR_ATIME_NOW, r->mutable_atime());
       SetTime(attr->st_mtim, to_set & FUSE_SET_ATTR_MTIME,
               to_set & FUSE_SET_ATTR_MTIME_NOW, r->mutable_mtime());
-      if (fi) r->set_fh(fi->fh);
+      if (chain->fh) r->set_fh(*chain->fh);
       chain->ops.push_back(std::move(op));
     }
     chain->Run();
@@ -500,7 +528,11 @@ struct KernelAdapter::Ops {
     v1::Op op = NewOp(req);
     op.mutable_link()->set_old_path(*old_path);
     op.mutable_link()->set_new_path(*new_path);
-    SendCreating(req, std::move(op), newparent, newname, *new_path);
+    // The new name becomes a node of its own; the kernel keeps the old
+    // node's attributes, whose link count just changed.
+    KernelAdapter* self = Self(req);
+    SendCreating(req, std::move(op), newparent, newname, *new_path,
+                 [self, ino] { self->InvalidateAttributes(ino); });
   }
 
   static void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -555,14 +587,16 @@ struct KernelAdapter::Ops {
     op.mutable_open()->set_flags(fi->flags);
     struct fuse_file_info info = *fi;
     Send(Self(req), std::move(op),
-         [req, info, path = *path](const v1::OpResult& res) mutable {
+         [req, ino, info, path = *path](const v1::OpResult& res) mutable {
            if (res.posix_errno() != 0) {
              fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
              return;
            }
            FillOpenReply(res.open(), &info);
            KernelAdapter* self = Self(req);
+           self->options_.nodes->AddOpenHandle(ino, info.fh);
            if (fuse_reply_open(req, &info) != 0) {
+             self->options_.nodes->RemoveOpenHandle(ino, info.fh);
              ReleaseOrphan(self, path, info.fh, info.flags);
            }
          });
@@ -595,7 +629,9 @@ struct KernelAdapter::Ops {
                         ReleaseOrphan(self, path, info.fh, info.flags);
                         return;
                       }
+                      self->options_.nodes->AddOpenHandle(e.ino, info.fh);
                       if (fuse_reply_create(req, &e, &info) != 0) {
+                        self->options_.nodes->RemoveOpenHandle(e.ino, info.fh);
                         self->options_.nodes->Forget(e.ino, 1);
                         ReleaseOrphan(self, path, info.fh, info.flags);
                       }
@@ -655,6 +691,7 @@ struct KernelAdapter::Ops {
     op.mutable_release()->set_path(*HandlePath(req, ino));
     op.mutable_release()->set_fh(fi->fh);
     op.mutable_release()->set_flags(fi->flags);
+    Self(req)->options_.nodes->RemoveOpenHandle(ino, fi->fh);
     // The kernel ignores release errors; the backend's answer is only waited
     // for to keep the order of close and a following unlink.
     Send(Self(req), std::move(op),
@@ -1100,6 +1137,7 @@ absl::StatusOr<std::unique_ptr<KernelAdapter>> KernelAdapter::Start(
     return absl::InternalError("cannot attach the FUSE session");
   }
   KernelAdapter* self = adapter.get();
+  adapter->inval_thread_ = std::thread([self] { self->InvalidationLoop(); });
   adapter->loop_thread_ = std::thread([self] {
     struct fuse_loop_config* config = fuse_loop_cfg_create();
     fuse_loop_cfg_set_clone_fd(config, 0);
@@ -1112,11 +1150,40 @@ absl::StatusOr<std::unique_ptr<KernelAdapter>> KernelAdapter::Start(
   return adapter;
 }
 
+void KernelAdapter::InvalidateAttributes(uint64_t node) {
+  absl::MutexLock lock(&inval_mu_);
+  inval_queue_.push_back(node);
+}
+
+void KernelAdapter::InvalidationLoop() {
+  for (;;) {
+    uint64_t node;
+    {
+      absl::MutexLock lock(&inval_mu_);
+      inval_mu_.Await(absl::Condition(
+          +[](KernelAdapter* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+            return self->inval_stop_ || !self->inval_queue_.empty();
+          },
+          this));
+      if (inval_stop_) return;
+      node = inval_queue_.front();
+      inval_queue_.pop_front();
+    }
+    // A negative offset drops the attributes only, not cached data.
+    fuse_lowlevel_notify_inval_inode(session_, node, -1, 0);
+  }
+}
+
 void KernelAdapter::Stop() {
   if (stopped_) return;
   stopped_ = true;
   if (session_ != nullptr) fuse_session_exit(session_);
   if (loop_thread_.joinable()) loop_thread_.join();
+  {
+    absl::MutexLock lock(&inval_mu_);
+    inval_stop_ = true;
+  }
+  if (inval_thread_.joinable()) inval_thread_.join();
   // Requests still waiting for the backend hold fuse_req pointers into the
   // session: fail them fast and wait until every reply has been sent.
   stopping_.store(true);

@@ -18,6 +18,10 @@
 #include <functional>
 #include <memory>
 #include <thread>
+#include <deque>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 
 #include "absl/status/statusor.h"
 #include "daemon/backend_channel.h"
@@ -57,12 +61,19 @@ class KernelAdapter {
 
   bool session_ended() const { return session_ended_.load(); }
 
+  // Asks the kernel to drop its cached attributes of `node`. Queued and sent
+  // from a thread of its own: a notification must never be sent from within
+  // the handling of a request on the same inode, or the two deadlock in the
+  // kernel.
+  void InvalidateAttributes(uint64_t node);
+
   // Callbacks from libfuse need the whole class; they are implemented as
   // members of this nested type in kernel_adapter.cc.
   struct Ops;
 
  private:
   explicit KernelAdapter(Options options);
+  void InvalidationLoop();
 
   Options options_;
   struct fuse_session* session_ = nullptr;
@@ -72,6 +83,11 @@ class KernelAdapter {
   // in-flight set drains.
   std::atomic<bool> stopping_{false};
   bool stopped_ = false;
+
+  absl::Mutex inval_mu_;
+  std::deque<uint64_t> inval_queue_ ABSL_GUARDED_BY(inval_mu_);
+  bool inval_stop_ ABSL_GUARDED_BY(inval_mu_) = false;
+  std::thread inval_thread_;
 };
 
 }  // namespace fusehost

@@ -107,6 +107,32 @@ void NodeTable::Rename(uint64_t old_parent, const std::string& old_name,
   if (exchange && dst_id) AttachLocked(dst_id, old_parent, old_name);
 }
 
+void NodeTable::AddOpenHandle(uint64_t id, uint64_t fh) {
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(id);
+  if (it != nodes_.end()) it->second.open_handles.push_back(fh);
+}
+
+void NodeTable::RemoveOpenHandle(uint64_t id, uint64_t fh) {
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end()) return;
+  std::vector<uint64_t>& handles = it->second.open_handles;
+  for (auto h = handles.begin(); h != handles.end(); ++h) {
+    if (*h == fh) {
+      handles.erase(h);
+      return;
+    }
+  }
+}
+
+std::optional<uint64_t> NodeTable::AnyOpenHandle(uint64_t id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end() || it->second.open_handles.empty()) return std::nullopt;
+  return it->second.open_handles.front();
+}
+
 size_t NodeTable::size() const {
   absl::ReaderMutexLock lock(&mu_);
   return nodes_.size();

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -61,6 +62,13 @@ class NodeTable {
   void Rename(uint64_t old_parent, const std::string& old_name,
               uint64_t new_parent, const std::string& new_name, bool exchange);
 
+  // Open file handles per node, so that attribute requests on a file whose
+  // name is gone (fstat after unlink: the kernel sends no handle) can still
+  // be answered through a handle.
+  void AddOpenHandle(uint64_t id, uint64_t fh);
+  void RemoveOpenHandle(uint64_t id, uint64_t fh);
+  std::optional<uint64_t> AnyOpenHandle(uint64_t id) const;
+
   // Number of nodes, root included.
   size_t size() const;
 
@@ -69,6 +77,7 @@ class NodeTable {
     uint64_t parent = 0;  // 0 when detached (no name)
     std::string name;
     uint64_t lookups = 0;
+    std::vector<uint64_t> open_handles;
   };
   using Key = std::pair<uint64_t, std::string>;
 
