@@ -48,6 +48,9 @@ namespace fusehost {
 
 // Who issued the request.
 struct Context {
+  // The mount (MountInfo::mount_id from Init) the request belongs to, so that
+  // a backend serving several mounts can tell them apart.
+  uint64_t mount_id = 0;
   uid_t uid = 0;
   gid_t gid = 0;
   pid_t pid = 0;
@@ -203,6 +206,12 @@ struct ServeOptions {
 
 // Serves `fs` until SIGINT or SIGTERM. Returns 0 on a clean stop,
 // or prints one line to stderr and returns 1 when it cannot listen.
+//
+// Serve blocks SIGINT and SIGTERM in the calling thread (threads it starts
+// inherit that mask) and waits for them with sigwait(2); the previous mask is
+// restored before it returns. Threads the program started earlier must block
+// these signals too, or the kernel may deliver them there and kill the
+// process: call Serve before starting threads of your own.
 int Serve(FileSystem& fs, const ServeOptions& options);
 
 }  // namespace fusehost

@@ -1,0 +1,193 @@
+#include "client/backend_service.h"
+
+#include <cerrno>
+#include <set>
+#include <string>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+
+namespace fusehost {
+namespace {
+
+// Getattr fails for "/bad" and, for "/wait-N", waits until N such calls run
+// at the same time (or gives up after a while), so a test can tell whether
+// a batch's ops run concurrently.
+class BatchFs : public FileSystem {
+ public:
+  std::string Name() const override { return "batch-fs"; }
+
+  InitResult Init(const MountInfo& mount) override {
+    absl::MutexLock lock(&mu_);
+    last_mount_ = mount;
+    InitResult result;
+    result.posix_locks = true;
+    result.posix_errno = mount.mount_id == 666 ? -1 : 0;
+    return result;
+  }
+
+  void Destroy(uint64_t mount_id) override {
+    absl::MutexLock lock(&mu_);
+    destroyed_ = mount_id;
+  }
+
+  int Getattr(const Context& ctx, const std::string& path, const FileInfo*,
+              struct stat* st) override {
+    if (path == "/bad") return ENOENT;
+    if (path == "/hostile") return -3;
+    if (path.rfind("/wait-", 0) == 0) {
+      const int wanted = std::stoi(path.substr(6));
+      absl::MutexLock lock(&mu_);
+      ++waiting_;
+      auto all_here = [this, wanted]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return waiting_ >= wanted;
+      };
+      if (!mu_.AwaitWithTimeout(absl::Condition(&all_here),
+                                absl::Seconds(10))) {
+        return ETIMEDOUT;
+      }
+    }
+    *st = {};
+    st->st_mode = S_IFREG | 0644;
+    st->st_ino = ctx.uid;  // echo something op-specific
+    return 0;
+  }
+
+  MountInfo last_mount() {
+    absl::MutexLock lock(&mu_);
+    return last_mount_;
+  }
+  uint64_t destroyed() {
+    absl::MutexLock lock(&mu_);
+    return destroyed_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  int waiting_ ABSL_GUARDED_BY(mu_) = 0;
+  MountInfo last_mount_ ABSL_GUARDED_BY(mu_);
+  uint64_t destroyed_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+v1::Op GetattrOp(uint64_t id, const std::string& path) {
+  v1::Op op;
+  op.set_id(id);
+  op.mutable_caller()->set_uid(static_cast<uint32_t>(id));
+  op.mutable_getattr()->set_path(path);
+  return op;
+}
+
+TEST(BackendServiceTest, InitPassesMountAndReportsFeatures) {
+  BatchFs fs;
+  BackendService service(fs, BackendService::Options());
+  v1::InitRequest request;
+  request.set_mount_id(5);
+  request.set_mountpoint("/mnt/x");
+  request.add_options("ro");
+  request.add_options("k=v");
+  request.set_protocol_version(1);
+  v1::InitReply reply;
+  ASSERT_TRUE(service.Init(nullptr, &request, &reply).ok());
+  EXPECT_EQ(reply.posix_errno(), 0);
+  EXPECT_EQ(reply.protocol_version(), 1u);
+  EXPECT_TRUE(reply.posix_locks());
+  EXPECT_FALSE(reply.flock_locks());
+  EXPECT_EQ(reply.name(), "batch-fs");
+  MountInfo mount = fs.last_mount();
+  EXPECT_EQ(mount.mount_id, 5u);
+  EXPECT_EQ(mount.mountpoint, "/mnt/x");
+  EXPECT_EQ(mount.options, (std::vector<std::string>{"ro", "k=v"}));
+
+  request.set_mount_id(666);  // refused with a hostile errno
+  ASSERT_TRUE(service.Init(nullptr, &request, &reply).ok());
+  EXPECT_EQ(reply.posix_errno(), EIO);
+}
+
+TEST(BackendServiceTest, DestroyReachesFileSystem) {
+  BatchFs fs;
+  BackendService service(fs, BackendService::Options());
+  v1::DestroyRequest request;
+  request.set_mount_id(9);
+  v1::DestroyReply reply;
+  ASSERT_TRUE(service.Destroy(nullptr, &request, &reply).ok());
+  EXPECT_EQ(fs.destroyed(), 9u);
+}
+
+TEST(BackendServiceTest, OneFailingOpDoesNotAffectTheOthers) {
+  BatchFs fs;
+  BackendService service(fs, BackendService::Options());
+  v1::Batch batch;
+  batch.set_mount_id(1);
+  *batch.add_ops() = GetattrOp(10, "/a");
+  *batch.add_ops() = GetattrOp(11, "/bad");
+  *batch.add_ops() = GetattrOp(12, "/b");
+  *batch.add_ops() = GetattrOp(13, "/hostile");
+  *batch.add_ops() = GetattrOp(14, "/c");
+  v1::BatchResult reply;
+  ASSERT_TRUE(service.Execute(nullptr, &batch, &reply).ok());
+  ASSERT_EQ(reply.results_size(), 5);
+  std::set<uint64_t> ids;
+  for (const v1::OpResult& result : reply.results()) {
+    ids.insert(result.id());
+    switch (result.id()) {
+      case 11:
+        EXPECT_EQ(result.posix_errno(), ENOENT);
+        break;
+      case 13:
+        EXPECT_EQ(result.posix_errno(), EIO);
+        break;
+      default:
+        EXPECT_EQ(result.posix_errno(), 0) << result.id();
+        EXPECT_EQ(result.getattr().attr().ino(), result.id());
+    }
+  }
+  EXPECT_EQ(ids, (std::set<uint64_t>{10, 11, 12, 13, 14}));
+}
+
+TEST(BackendServiceTest, BatchOpsRunConcurrently) {
+  BatchFs fs;
+  BackendService::Options options;
+  options.threads = 3;
+  BackendService service(fs, options);
+  v1::Batch batch;
+  // Each op waits until all four run at once: the handler thread plus three
+  // pool threads. Run one after another, they would time out.
+  for (uint64_t id = 1; id <= 4; ++id)
+    *batch.add_ops() = GetattrOp(id, "/wait-4");
+  v1::BatchResult reply;
+  ASSERT_TRUE(service.Execute(nullptr, &batch, &reply).ok());
+  ASSERT_EQ(reply.results_size(), 4);
+  for (const v1::OpResult& result : reply.results()) {
+    EXPECT_EQ(result.posix_errno(), 0) << result.id();
+  }
+}
+
+TEST(BackendServiceTest, BatchFinishesWhenPoolIsBusy) {
+  BatchFs fs;
+  BackendService::Options options;
+  options.threads = 1;
+  BackendService service(fs, options);
+  v1::Batch batch;
+  for (uint64_t id = 1; id <= 50; ++id) *batch.add_ops() = GetattrOp(id, "/x");
+  v1::BatchResult reply;
+  ASSERT_TRUE(service.Execute(nullptr, &batch, &reply).ok());
+  EXPECT_EQ(reply.results_size(), 50);
+}
+
+TEST(BackendServiceTest, EmptyAndSingleBatches) {
+  BatchFs fs;
+  BackendService service(fs, BackendService::Options());
+  v1::Batch batch;
+  v1::BatchResult reply;
+  ASSERT_TRUE(service.Execute(nullptr, &batch, &reply).ok());
+  EXPECT_EQ(reply.results_size(), 0);
+  *batch.add_ops() = GetattrOp(3, "/bad");
+  ASSERT_TRUE(service.Execute(nullptr, &batch, &reply).ok());
+  ASSERT_EQ(reply.results_size(), 1);
+  EXPECT_EQ(reply.results(0).id(), 3u);
+  EXPECT_EQ(reply.results(0).posix_errno(), ENOENT);
+}
+
+}  // namespace
+}  // namespace fusehost
