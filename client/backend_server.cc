@@ -144,6 +144,11 @@ absl::StatusOr<std::unique_ptr<BackendServer>> BackendServer::Start(
                          ? " (is the address valid and the port free?)"
                          : " (does the directory exist and is it writable?)"));
   }
+  if (!socket_path.empty() && chmod(socket_path.c_str(), options.socket_mode) != 0) {
+    server->Shutdown();
+    return absl::PermissionDeniedError(absl::StrCat(
+        "cannot set the permissions of ", socket_path, ": ", strerror(errno)));
+  }
   return std::unique_ptr<BackendServer>(new BackendServer(
       std::move(service), std::move(server), port, socket_path));
 }

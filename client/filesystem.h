@@ -202,6 +202,10 @@ struct ServeOptions {
   int threads = 0;
   // Remove a stale Unix socket file at `listen` before binding.
   bool replace_stale_socket = true;
+  // Permissions of a Unix socket. Whoever can connect can send operations
+  // in any caller's name, so the default lets only this process's user (and
+  // root, i.e. fuse-hostd) in.
+  mode_t socket_mode = 0600;
 };
 
 // Serves `fs` until SIGINT or SIGTERM. Returns 0 on a clean stop,

@@ -155,6 +155,22 @@ TEST_F(BackendServerTest, ShutdownRemovesSocketFile) {
   (*server)->Shutdown(absl::Milliseconds(100));  // a second call is harmless
 }
 
+TEST_F(BackendServerTest, SocketIsOwnerOnlyUnlessAskedOtherwise) {
+  auto server = BackendServer::Start(fs_, Options());
+  ASSERT_TRUE(server.ok()) << server.status();
+  struct stat st;
+  ASSERT_EQ(lstat(socket_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  (*server)->Shutdown(absl::ZeroDuration());
+
+  ServeOptions options = Options();
+  options.socket_mode = 0660;
+  auto shared = BackendServer::Start(fs_, options);
+  ASSERT_TRUE(shared.ok()) << shared.status();
+  ASSERT_EQ(lstat(socket_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0660u);
+}
+
 TEST_F(BackendServerTest, ReplacesStaleSocket) {
   MakeStaleSocket();
   ASSERT_TRUE(Exists(socket_));

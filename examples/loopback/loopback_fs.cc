@@ -1,0 +1,669 @@
+#include "examples/loopback/loopback_fs.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sched.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "examples/loopback/caller_credentials.h"
+
+namespace fusehost {
+namespace examples {
+namespace {
+
+// The errno of a failed syscall (result < 0), else 0. Called right after the
+// syscall, before any other call can overwrite errno.
+int ErrnoOf(long result) { return result < 0 ? errno : 0; }
+
+bool HasNul(absl::string_view s) {
+  return s.find('\0') != absl::string_view::npos;
+}
+
+// Turns a path from the daemon ("/a/b") into one relative to the root
+// ("a/b"; "." for "/"). The daemon sends canonical paths; anything else
+// (".." above all, which could climb out of the root) is refused rather
+// than interpreted.
+int RelativePath(const std::string& path, std::string* rel) {
+  // Empty means the file has no name any more; only handle-based calls may
+  // see it.
+  if (path.empty()) return ENOENT;
+  if (path[0] != '/' || HasNul(path)) return EINVAL;
+  if (path.size() == 1) {
+    *rel = ".";
+    return 0;
+  }
+  absl::string_view rest = absl::string_view(path).substr(1);
+  for (absl::string_view component : absl::StrSplit(rest, '/')) {
+    if (component.empty() || component == "." || component == "..") {
+      return EINVAL;
+    }
+  }
+  *rel = std::string(rest);
+  return 0;
+}
+
+// Where path-based syscalls without an *at() form (xattrs, truncate) can
+// reach a descriptor, or a name in a directory descriptor. The kernel lets a
+// thread follow its own process's /proc/self/fd links whatever its fsuid.
+std::string ProcFdPath(int fd) { return absl::StrCat("/proc/self/fd/", fd); }
+std::string ProcFdPath(int dir_fd, const char* name) {
+  return absl::StrCat("/proc/self/fd/", dir_fd, "/", name);
+}
+
+// open(2) flags for the host file, from the application's. Adds O_NOFOLLOW:
+// the kernel resolved symlinks before asking, so a symlink here was swapped
+// in on the host, and following it could leave the root. Drops O_DIRECT: it
+// demands aligned buffers, which the SDK's strings are not (pread would fail
+// with EINVAL), and the FUSE kernel module already sends the application's
+// O_DIRECT I/O straight here, past its page cache.
+int HostOpenFlags(int flags) {
+  return (flags & ~O_DIRECT) | O_CLOEXEC | O_NOFOLLOW;
+}
+
+// Gives the calling thread a umask of its own and sets it to 0: the modes
+// the daemon sends already have the caller's umask applied. Unsharing again
+// on a thread that already has its own is a cheap no-op in the kernel.
+void ClearThreadUmask() {
+  if (unshare(CLONE_FS) == 0) umask(0);
+}
+
+// A descriptor opened for the length of one operation.
+class ScopedFd {
+ public:
+  explicit ScopedFd(int fd) : fd_(fd) {}
+  ~ScopedFd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  ScopedFd(const ScopedFd&) = delete;
+  ScopedFd& operator=(const ScopedFd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Runs `fetch(buffer, size)`, which behaves like getxattr/listxattr, first
+// to learn the size and then to fill a buffer of it. Retries when the value
+// grew in between (ERANGE). Appends the result to *out.
+int FetchSized(absl::FunctionRef<ssize_t(char*, size_t)> fetch,
+               std::string* out) {
+  for (;;) {
+    ssize_t size = fetch(nullptr, 0);
+    if (size < 0) return errno;
+    std::string buffer(static_cast<size_t>(size), '\0');
+    ssize_t got = fetch(buffer.data(), buffer.size());
+    if (got < 0) {
+      if (errno == ERANGE) continue;
+      return errno;
+    }
+    out->append(buffer.data(), static_cast<size_t>(got));
+    return 0;
+  }
+}
+
+struct timespec ToKernelTime(const TimeSpec& t) {
+  struct timespec ts = t.time;
+  if (t.omit) {
+    ts.tv_nsec = UTIME_OMIT;
+  } else if (t.now) {
+    ts.tv_nsec = UTIME_NOW;
+  }
+  return ts;
+}
+
+// One name read from a directory, with the type getdents reported.
+struct RawEntry {
+  std::string name;
+  unsigned char type;
+};
+
+// Reads every entry of directory `fd` from its start, skipping "." and "..".
+int ReadAllEntries(int fd, std::vector<RawEntry>* out) {
+  if (lseek(fd, 0, SEEK_SET) < 0) return errno;
+  std::vector<char> buffer(64 * 1024);
+  for (;;) {
+    ssize_t n = getdents64(fd, buffer.data(), buffer.size());
+    if (n < 0) return errno;
+    if (n == 0) return 0;
+    for (ssize_t pos = 0; pos < n;) {
+      const auto* d = reinterpret_cast<const struct dirent64*>(&buffer[pos]);
+      pos += d->d_reclen;
+      if (std::strcmp(d->d_name, ".") == 0 ||
+          std::strcmp(d->d_name, "..") == 0) {
+        continue;
+      }
+      out->push_back({d->d_name, d->d_type});
+    }
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LoopbackFs>> LoopbackFs::New(
+    const Options& options) {
+  int root_fd = open(options.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) {
+    return absl::ErrnoToStatus(
+        errno, absl::StrCat("cannot open directory ", options.root));
+  }
+  struct open_how how = {};
+  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+  int probe =
+      static_cast<int>(syscall(SYS_openat2, root_fd, ".", &how, sizeof(how)));
+  if (probe >= 0) close(probe);
+  const bool act_as_caller =
+      options.act_as_caller && CallerCredentials::ProcessCanSwitch();
+  return std::unique_ptr<LoopbackFs>(
+      new LoopbackFs(root_fd, act_as_caller, /*have_openat2=*/probe >= 0,
+                     options.forward_flock));
+}
+
+LoopbackFs::LoopbackFs(int root_fd, bool act_as_caller, bool have_openat2,
+                       bool forward_flock)
+    : root_fd_(root_fd),
+      act_as_caller_(act_as_caller),
+      forward_flock_(forward_flock),
+      have_openat2_(have_openat2) {}
+
+LoopbackFs::~LoopbackFs() { close(root_fd_); }
+
+// Owns the parent's descriptor unless it is the root's.
+class LoopbackFs::Parent {
+ public:
+  Parent() = default;
+  ~Parent() {
+    if (owned_) close(fd_);
+  }
+  Parent(const Parent&) = delete;
+  Parent& operator=(const Parent&) = delete;
+
+  int fd() const { return fd_; }
+  const char* name() const { return name_.c_str(); }
+
+ private:
+  friend class LoopbackFs;
+  int fd_ = -1;
+  bool owned_ = false;
+  std::string name_;
+};
+
+int LoopbackFs::ResolveParent(const std::string& path, Parent* out) const {
+  std::string rel;
+  if (int err = RelativePath(path, &rel)) return err;
+  const size_t slash = rel.rfind('/');
+  if (slash == std::string::npos) {
+    out->fd_ = root_fd_;
+    out->name_ = std::move(rel);
+    return 0;
+  }
+  const std::string dir = rel.substr(0, slash);
+  int fd;
+  if (have_openat2_) {
+    struct open_how how = {};
+    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
+    // EAGAIN: a rename elsewhere raced with the lookup; openat2 asks to retry.
+    do {
+      fd = static_cast<int>(
+          syscall(SYS_openat2, root_fd_, dir.c_str(), &how, sizeof(how)));
+    } while (fd < 0 && errno == EAGAIN);
+  } else {
+    fd = openat(root_fd_, dir.c_str(),
+                O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  }
+  if (fd < 0) return errno;
+  out->fd_ = fd;
+  out->owned_ = true;
+  out->name_ = rel.substr(slash + 1);
+  return 0;
+}
+
+bool LoopbackFs::IsHandle(uint64_t fh) const {
+  // Handles are descriptors; the root's is never one (closing it through a
+  // bogus handle would break every later operation).
+  return fh <= static_cast<uint64_t>(INT_MAX) &&
+         static_cast<int>(fh) != root_fd_;
+}
+
+int LoopbackFs::AtPath(const Context& ctx, const std::string& path, AtOp op) {
+  CallerCredentials creds(ctx, act_as_caller_);
+  if (creds.error()) return creds.error();
+  // Resolved as the caller: search permission on the way down is theirs too.
+  Parent at;
+  if (int err = ResolveParent(path, &at)) return err;
+  return op(at.fd(), at.name());
+}
+
+int LoopbackFs::AtPaths(
+    const Context& ctx, const std::string& from, const std::string& to,
+    absl::FunctionRef<int(int, const char*, int, const char*)> op) {
+  CallerCredentials creds(ctx, act_as_caller_);
+  if (creds.error()) return creds.error();
+  Parent from_at;
+  if (int err = ResolveParent(from, &from_at)) return err;
+  Parent to_at;
+  if (int err = ResolveParent(to, &to_at)) return err;
+  return op(from_at.fd(), from_at.name(), to_at.fd(), to_at.name());
+}
+
+int LoopbackFs::AtFd(const Context& ctx, const FileInfo& fi, FdOp op) {
+  if (!IsHandle(fi.fh)) return EBADF;
+  CallerCredentials creds(ctx, act_as_caller_);
+  if (creds.error()) return creds.error();
+  return op(static_cast<int>(fi.fh));
+}
+
+int LoopbackFs::AtFdOrPath(const Context& ctx, const std::string& path,
+                           const FileInfo* fi, FdOp fd_op, AtOp at_op) {
+  return fi != nullptr ? AtFd(ctx, *fi, fd_op) : AtPath(ctx, path, at_op);
+}
+
+InitResult LoopbackFs::Init(const MountInfo& /*mount*/) {
+  InitResult result;
+  result.flock_locks = forward_flock_;
+  result.posix_locks = false;
+  return result;
+}
+
+int LoopbackFs::Getattr(const Context& ctx, const std::string& path,
+                        const FileInfo* fi, struct stat* st) {
+  return AtFdOrPath(
+      ctx, path, fi, [&](int fd) { return ErrnoOf(fstat(fd, st)); },
+      [&](int dir, const char* name) {
+        return ErrnoOf(fstatat(dir, name, st, AT_SYMLINK_NOFOLLOW));
+      });
+}
+
+int LoopbackFs::Readlink(const Context& ctx, const std::string& path,
+                         std::string* target) {
+  return AtPath(ctx, path, [&](int dir, const char* name) {
+    char buffer[PATH_MAX];
+    ssize_t n = readlinkat(dir, name, buffer, sizeof(buffer));
+    if (n < 0) return errno;
+    target->assign(buffer, static_cast<size_t>(n));
+    return 0;
+  });
+}
+
+int LoopbackFs::Mknod(const Context& ctx, const std::string& path, mode_t mode,
+                      dev_t rdev) {
+  return AtPath(ctx, path, [&](int dir, const char* name) {
+    ClearThreadUmask();
+    return ErrnoOf(mknodat(dir, name, mode, rdev));
+  });
+}
+
+int LoopbackFs::Mkdir(const Context& ctx, const std::string& path,
+                      mode_t mode) {
+  return AtPath(ctx, path, [&](int dir, const char* name) {
+    ClearThreadUmask();
+    return ErrnoOf(mkdirat(dir, name, mode));
+  });
+}
+
+int LoopbackFs::Unlink(const Context& ctx, const std::string& path) {
+  return AtPath(ctx, path, [&](int dir, const char* name) {
+    return ErrnoOf(unlinkat(dir, name, 0));
+  });
+}
+
+int LoopbackFs::Rmdir(const Context& ctx, const std::string& path) {
+  return AtPath(ctx, path, [&](int dir, const char* name) {
+    return ErrnoOf(unlinkat(dir, name, AT_REMOVEDIR));
+  });
+}
+
+int LoopbackFs::Symlink(const Context& ctx, const std::string& target,
+                        const std::string& path) {
+  if (HasNul(target)) return EINVAL;
+  return AtPath(ctx, path, [&](int dir, const char* name) {
+    return ErrnoOf(symlinkat(target.c_str(), dir, name));
+  });
+}
+
+int LoopbackFs::Rename(const Context& ctx, const std::string& from,
+                       const std::string& to, unsigned int flags) {
+  // Flags go to the kernel unchanged: it answers EINVAL for those the
+  // underlying filesystem cannot honour, as the protocol asks.
+  return AtPaths(ctx, from, to,
+                 [&](int from_dir, const char* from_name, int to_dir,
+                     const char* to_name) {
+                   return ErrnoOf(syscall(SYS_renameat2, from_dir, from_name,
+                                          to_dir, to_name, flags));
+                 });
+}
+
+int LoopbackFs::Link(const Context& ctx, const std::string& from,
+                     const std::string& to) {
+  // No AT_SYMLINK_FOLLOW: link(2) on Linux links a symlink itself.
+  return AtPaths(
+      ctx, from, to,
+      [&](int from_dir, const char* from_name, int to_dir,
+          const char* to_name) {
+        return ErrnoOf(linkat(from_dir, from_name, to_dir, to_name, 0));
+      });
+}
+
+int LoopbackFs::Chmod(const Context& ctx, const std::string& path, mode_t mode,
+                      const FileInfo* fi) {
+  return AtFdOrPath(
+      ctx, path, fi, [&](int fd) { return ErrnoOf(fchmod(fd, mode)); },
+      [&](int dir, const char* name) {
+        // Linux cannot chmod a symlink itself: EOPNOTSUPP for one.
+        return ErrnoOf(fchmodat(dir, name, mode, AT_SYMLINK_NOFOLLOW));
+      });
+}
+
+int LoopbackFs::Chown(const Context& ctx, const std::string& path, uid_t uid,
+                      gid_t gid, const FileInfo* fi) {
+  return AtFdOrPath(
+      ctx, path, fi, [&](int fd) { return ErrnoOf(fchown(fd, uid, gid)); },
+      [&](int dir, const char* name) {
+        return ErrnoOf(fchownat(dir, name, uid, gid, AT_SYMLINK_NOFOLLOW));
+      });
+}
+
+int LoopbackFs::Truncate(const Context& ctx, const std::string& path,
+                         off_t size, const FileInfo* fi) {
+  return AtFdOrPath(
+      ctx, path, fi, [&](int fd) { return ErrnoOf(ftruncate(fd, size)); },
+      [&](int dir, const char* name) {
+        // There is no truncateat(). Opening for writing would block on a
+        // FIFO and has side effects on devices; truncate(2) through an
+        // O_PATH descriptor checks the caller's write permission as
+        // truncate(2) does, and cannot follow a symlink swapped in.
+        ScopedFd file(openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+        if (file.get() < 0) return errno;
+        return ErrnoOf(truncate(ProcFdPath(file.get()).c_str(), size));
+      });
+}
+
+int LoopbackFs::Utimens(const Context& ctx, const std::string& path,
+                        const TimeSpec& atime, const TimeSpec& mtime,
+                        const FileInfo* fi) {
+  const struct timespec times[2] = {ToKernelTime(atime), ToKernelTime(mtime)};
+  return AtFdOrPath(
+      ctx, path, fi, [&](int fd) { return ErrnoOf(futimens(fd, times)); },
+      [&](int dir, const char* name) {
+        return ErrnoOf(utimensat(dir, name, times, AT_SYMLINK_NOFOLLOW));
+      });
+}
+
+int LoopbackFs::Open(const Context& ctx, const std::string& path,
+                     FileInfo* fi) {
+  // O_CREAT and O_EXCL never belong here: creation goes through Create.
+  const int flags = HostOpenFlags(fi->flags & ~(O_CREAT | O_EXCL));
+  return AtPath(ctx, path, [&](int dir, const char* name) {
+    int fd = openat(dir, name, flags);
+    if (fd < 0) return errno;
+    fi->fh = static_cast<uint64_t>(fd);
+    return 0;
+  });
+}
+
+int LoopbackFs::Create(const Context& ctx, const std::string& path, mode_t mode,
+                       FileInfo* fi) {
+  // O_EXCL only when the application asked for it: the kernel sends create
+  // whenever it believes the name absent, and an entry created on the host
+  // meanwhile must then simply be opened, as open(O_CREAT) would.
+  const int flags = HostOpenFlags(fi->flags | O_CREAT);
+  return AtPath(ctx, path, [&](int dir, const char* name) {
+    ClearThreadUmask();
+    int fd = openat(dir, name, flags, mode & 07777);
+    if (fd < 0) return errno;
+    fi->fh = static_cast<uint64_t>(fd);
+    return 0;
+  });
+}
+
+int LoopbackFs::Read(const Context& ctx, const std::string& /*path*/,
+                     std::string* data, size_t size, off_t offset,
+                     const FileInfo& fi) {
+  return AtFd(ctx, fi, [&](int fd) {
+    const size_t start = data->size();
+    data->resize(start + size);
+    size_t done = 0;
+    // A short read means end of file to the kernel, so keep reading until
+    // the file says so.
+    while (done < size) {
+      ssize_t n = pread(fd, &(*data)[start + done], size - done,
+                        offset + static_cast<off_t>(done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        const int err = errno;
+        data->resize(start);
+        return err;
+      }
+      if (n == 0) break;
+      done += static_cast<size_t>(n);
+    }
+    data->resize(start + done);
+    return 0;
+  });
+}
+
+int LoopbackFs::Write(const Context& ctx, const std::string& /*path*/,
+                      const std::string& data, off_t offset, const FileInfo& fi,
+                      size_t* written) {
+  // As the caller: a write by a user without CAP_FSETID clears the file's
+  // setuid/setgid bits, which a root backend would otherwise keep.
+  return AtFd(ctx, fi, [&](int fd) {
+    size_t done = 0;
+    // On an O_APPEND descriptor Linux's pwrite appends and ignores the
+    // offset, which is what the application asked for.
+    while (done < data.size()) {
+      ssize_t n = pwrite(fd, data.data() + done, data.size() - done,
+                         offset + static_cast<off_t>(done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        if (done > 0) break;  // report the partial write, as write(2) does
+        return errno;
+      }
+      done += static_cast<size_t>(n);
+    }
+    *written = done;
+    return 0;
+  });
+}
+
+int LoopbackFs::Statfs(const Context& /*ctx*/, const std::string& /*path*/,
+                       struct statvfs* st) {
+  return ErrnoOf(fstatvfs(root_fd_, st));
+}
+
+int LoopbackFs::Flush(const Context& ctx, const std::string& /*path*/,
+                      const FileInfo& fi) {
+  // close(2) of one of the application's descriptors: closing a duplicate
+  // reports the errors close would (e.g. NFS write-back) and keeps ours.
+  return AtFd(ctx, fi, [&](int fd) {
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0) return errno;
+    return ErrnoOf(close(copy));
+  });
+}
+
+int LoopbackFs::Release(const Context& ctx, const std::string& /*path*/,
+                        const FileInfo& fi) {
+  return AtFd(ctx, fi, [&](int fd) { return ErrnoOf(close(fd)); });
+}
+
+int LoopbackFs::Fsync(const Context& ctx, const std::string& /*path*/,
+                      bool datasync, const FileInfo& fi) {
+  return AtFd(ctx, fi, [&](int fd) {
+    return ErrnoOf(datasync ? fdatasync(fd) : fsync(fd));
+  });
+}
+
+// Extended attributes have no *at() syscalls; the l*xattr calls on the
+// directory descriptor's /proc path act on the last component itself, so a
+// symlink's own attributes (trusted.*, security.*) are reachable and nothing
+// is followed.
+int LoopbackFs::Setxattr(const Context& ctx, const std::string& path,
+                         const std::string& name, const std::string& value,
+                         int flags) {
+  if (HasNul(name)) return EINVAL;
+  return AtPath(ctx, path, [&](int dir, const char* file) {
+    return ErrnoOf(lsetxattr(ProcFdPath(dir, file).c_str(), name.c_str(),
+                             value.data(), value.size(), flags));
+  });
+}
+
+int LoopbackFs::Getxattr(const Context& ctx, const std::string& path,
+                         const std::string& name, std::string* value) {
+  if (HasNul(name)) return EINVAL;
+  return AtPath(ctx, path, [&](int dir, const char* file) {
+    const std::string at = ProcFdPath(dir, file);
+    value->clear();
+    return FetchSized(
+        [&](char* buffer, size_t size) {
+          return lgetxattr(at.c_str(), name.c_str(), buffer, size);
+        },
+        value);
+  });
+}
+
+int LoopbackFs::Listxattr(const Context& ctx, const std::string& path,
+                          std::string* list) {
+  return AtPath(ctx, path, [&](int dir, const char* file) {
+    const std::string at = ProcFdPath(dir, file);
+    return FetchSized(
+        [&](char* buffer, size_t size) {
+          return llistxattr(at.c_str(), buffer, size);
+        },
+        list);
+  });
+}
+
+int LoopbackFs::Removexattr(const Context& ctx, const std::string& path,
+                            const std::string& name) {
+  if (HasNul(name)) return EINVAL;
+  return AtPath(ctx, path, [&](int dir, const char* file) {
+    return ErrnoOf(lremovexattr(ProcFdPath(dir, file).c_str(), name.c_str()));
+  });
+}
+
+int LoopbackFs::Opendir(const Context& ctx, const std::string& path,
+                        FileInfo* fi) {
+  // As opendir(3): read permission is checked now, as the caller, and the
+  // handle stays readable even if the mode changes later.
+  return AtPath(ctx, path, [&](int dir, const char* name) {
+    int fd = openat(dir, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return errno;
+    fi->fh = static_cast<uint64_t>(fd);
+    return 0;
+  });
+}
+
+int LoopbackFs::Readdir(const Context& ctx, const std::string& /*path*/,
+                        off_t offset, const FileInfo& fi,
+                        std::vector<DirEntry>* entries, bool* eof) {
+  *eof = true;
+  // Every entry is handed out with offset 0, so a non-zero cookie can only
+  // mean "after the end".
+  if (offset != 0) return 0;
+  return AtFd(ctx, fi, [&](int fd) {
+    std::vector<RawEntry> raw;
+    {
+      absl::MutexLock lock(
+          &dir_read_mu_[static_cast<size_t>(fd) % dir_read_mu_.size()]);
+      if (int err = ReadAllEntries(fd, &raw)) return err;
+    }
+    entries->reserve(entries->size() + raw.size());
+    for (RawEntry& r : raw) {
+      DirEntry entry;
+      if (fstatat(fd, r.name.c_str(), &entry.st, AT_SYMLINK_NOFOLLOW) == 0) {
+        entry.has_attr = true;
+      } else if (errno == ENOENT) {
+        continue;  // removed since the directory was read
+      } else {
+        // E.g. a directory the caller may read but not search: names and
+        // types only, as ls shows them.
+        entry.st = {};
+        entry.st.st_mode = DTTOIF(r.type);
+      }
+      entry.name = std::move(r.name);
+      entries->push_back(std::move(entry));
+    }
+    return 0;
+  });
+}
+
+int LoopbackFs::Releasedir(const Context& ctx, const std::string& path,
+                           const FileInfo& fi) {
+  return Release(ctx, path, fi);
+}
+
+int LoopbackFs::Fsyncdir(const Context& ctx, const std::string& path,
+                         bool datasync, const FileInfo& fi) {
+  return Fsync(ctx, path, datasync, fi);
+}
+
+int LoopbackFs::Access(const Context& ctx, const std::string& path, int mask) {
+  // AT_EACCESS: without it the kernel checks the thread's real uid, not the
+  // fsuid/groups CallerCredentials set.
+  return AtPath(ctx, path, [&](int dir, const char* name) {
+    return ErrnoOf(
+        faccessat(dir, name, mask, AT_EACCESS | AT_SYMLINK_NOFOLLOW));
+  });
+}
+
+int LoopbackFs::Flock(const Context& ctx, const std::string& /*path*/,
+                      const FileInfo& fi, int op) {
+  return AtFd(ctx, fi, [&](int fd) { return ErrnoOf(flock(fd, op)); });
+}
+
+int LoopbackFs::Fallocate(const Context& ctx, const std::string& /*path*/,
+                          int mode, off_t offset, off_t length,
+                          const FileInfo& fi) {
+  return AtFd(ctx, fi, [&](int fd) {
+    return ErrnoOf(fallocate(fd, mode, offset, length));
+  });
+}
+
+int LoopbackFs::CopyFileRange(const Context& ctx,
+                              const std::string& /*path_in*/,
+                              const FileInfo& fi_in, off_t offset_in,
+                              const std::string& /*path_out*/,
+                              const FileInfo& fi_out, off_t offset_out,
+                              size_t length, int flags, size_t* copied) {
+  if (!IsHandle(fi_out.fh)) return EBADF;
+  const int out_fd = static_cast<int>(fi_out.fh);
+  return AtFd(ctx, fi_in, [&](int in_fd) {
+    loff_t in = offset_in;
+    loff_t out = offset_out;
+    ssize_t n = copy_file_range(in_fd, &in, out_fd, &out, length,
+                                static_cast<unsigned int>(flags));
+    if (n < 0) return errno;
+    *copied = static_cast<size_t>(n);
+    return 0;
+  });
+}
+
+int LoopbackFs::Lseek(const Context& ctx, const std::string& /*path*/,
+                      off_t offset, int whence, const FileInfo& fi,
+                      off_t* result) {
+  return AtFd(ctx, fi, [&](int fd) {
+    off_t at = lseek(fd, offset, whence);
+    if (at < 0) return errno;
+    *result = at;
+    return 0;
+  });
+}
+
+}  // namespace examples
+}  // namespace fusehost

@@ -1,0 +1,207 @@
+// A loopback filesystem: mirrors one directory of the host, doing every
+// operation as the user who asked, so that ownership and permission results
+// through the mount are those the caller gets on the directory itself.
+//
+// How it maps requests to the host:
+// * Paths are resolved relative to an O_PATH descriptor of the root with the
+//   *at() syscalls. Intermediate directories are opened with openat2(2)
+//   RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, so no path can leave the root, even
+//   if someone swaps a directory for a symlink on the host behind the
+//   daemon's back. The last component is never followed when it is a
+//   symlink: the kernel resolves symlinks on the mount before asking, so a
+//   symlink there means such a swap.
+// * Each operation runs under CallerCredentials (fsuid, fsgid, groups of the
+//   caller) when the process may switch; the kernel's own permission checks,
+//   including ACLs, then decide, and new files get the caller as owner.
+// * Open files and directories are real descriptors; `fh` is the descriptor
+//   number. That keeps unlinked-but-open files working, gives each open its
+//   own flock(2) state, and lets fchmod/fchown/futimens through a directory
+//   handle work (the kernel sends those with the directory's fh).
+// * Modes from the daemon already have the caller's umask applied. Creating
+//   operations therefore give the calling thread a private umask of 0
+//   (unshare(CLONE_FS); the thread then also has its own cwd and root, which
+//   nothing here changes) instead of changing the process umask, which would
+//   also widen the permissions of the socket Serve() creates. Where unshare
+//   is refused (some seccomp profiles) the process umask applies as well.
+//
+// Locking: POSIX record locks are left to the kernel, which is right for a
+// directory only this host uses. flock(2) is implemented (each open has its
+// own descriptor) but only offered with Options::forward_flock: a blocking
+// flock would occupy a server thread until the daemon's call deadline, as
+// FUSE interrupts do not reach backends; the kernel's own flock emulation is
+// correct for every process that uses the mount.
+
+#ifndef FUSE_HOSTD_EXAMPLES_LOOPBACK_LOOPBACK_FS_H_
+#define FUSE_HOSTD_EXAMPLES_LOOPBACK_LOOPBACK_FS_H_
+
+#include <sys/types.h>
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "client/filesystem.h"
+
+namespace fusehost {
+namespace examples {
+
+// Thread use: every method may be called concurrently from any thread. The
+// only mutable state shared between calls are the kernel objects themselves
+// and `dir_read_mu_`, which serialises reading one directory descriptor
+// (getdents moves the descriptor's shared offset).
+class LoopbackFs : public FileSystem {
+ public:
+  struct Options {
+    // The directory to mirror. Symlinks in it are followed once, here.
+    std::string root;
+    // Act as the caller when the process may (see
+    // CallerCredentials::ProcessCanSwitch). false: always act as this process.
+    bool act_as_caller = true;
+    // Ask the kernel to send flock(2) here, so that locks also conflict with
+    // processes using the directory directly (see "Locking" above).
+    bool forward_flock = false;
+  };
+
+  // Opens `options.root`. Fails with the errno of open(2) (see
+  // absl::ErrnoToStatus; the message names the root) when it is not a
+  // directory this process can open.
+  static absl::StatusOr<std::unique_ptr<LoopbackFs>> New(
+      const Options& options);
+  ~LoopbackFs() override;
+
+  LoopbackFs(const LoopbackFs&) = delete;
+  LoopbackFs& operator=(const LoopbackFs&) = delete;
+
+  // Whether operations run as the caller (decided once, in New).
+  bool acts_as_caller() const { return act_as_caller_; }
+  // Whether paths are confined to the root even across symlinks swapped in
+  // on the host (openat2 is available).
+  bool confines_paths() const { return have_openat2_; }
+
+  std::string Name() const override { return "loopback_fs"; }
+  InitResult Init(const MountInfo& mount) override;
+
+  int Getattr(const Context& ctx, const std::string& path, const FileInfo* fi,
+              struct stat* st) override;
+  int Readlink(const Context& ctx, const std::string& path,
+               std::string* target) override;
+  int Mknod(const Context& ctx, const std::string& path, mode_t mode,
+            dev_t rdev) override;
+  int Mkdir(const Context& ctx, const std::string& path, mode_t mode) override;
+  int Unlink(const Context& ctx, const std::string& path) override;
+  int Rmdir(const Context& ctx, const std::string& path) override;
+  int Symlink(const Context& ctx, const std::string& target,
+              const std::string& path) override;
+  int Rename(const Context& ctx, const std::string& from, const std::string& to,
+             unsigned int flags) override;
+  int Link(const Context& ctx, const std::string& from,
+           const std::string& to) override;
+  int Chmod(const Context& ctx, const std::string& path, mode_t mode,
+            const FileInfo* fi) override;
+  int Chown(const Context& ctx, const std::string& path, uid_t uid, gid_t gid,
+            const FileInfo* fi) override;
+  int Truncate(const Context& ctx, const std::string& path, off_t size,
+               const FileInfo* fi) override;
+  int Utimens(const Context& ctx, const std::string& path,
+              const TimeSpec& atime, const TimeSpec& mtime,
+              const FileInfo* fi) override;
+  int Open(const Context& ctx, const std::string& path, FileInfo* fi) override;
+  int Create(const Context& ctx, const std::string& path, mode_t mode,
+             FileInfo* fi) override;
+  int Read(const Context& ctx, const std::string& path, std::string* data,
+           size_t size, off_t offset, const FileInfo& fi) override;
+  int Write(const Context& ctx, const std::string& path,
+            const std::string& data, off_t offset, const FileInfo& fi,
+            size_t* written) override;
+  int Statfs(const Context& ctx, const std::string& path,
+             struct statvfs* st) override;
+  int Flush(const Context& ctx, const std::string& path,
+            const FileInfo& fi) override;
+  int Release(const Context& ctx, const std::string& path,
+              const FileInfo& fi) override;
+  int Fsync(const Context& ctx, const std::string& path, bool datasync,
+            const FileInfo& fi) override;
+  int Setxattr(const Context& ctx, const std::string& path,
+               const std::string& name, const std::string& value,
+               int flags) override;
+  int Getxattr(const Context& ctx, const std::string& path,
+               const std::string& name, std::string* value) override;
+  int Listxattr(const Context& ctx, const std::string& path,
+                std::string* list) override;
+  int Removexattr(const Context& ctx, const std::string& path,
+                  const std::string& name) override;
+  int Opendir(const Context& ctx, const std::string& path,
+              FileInfo* fi) override;
+  // The whole listing (offsets 0, eof) with attributes, without "." and "..".
+  int Readdir(const Context& ctx, const std::string& path, off_t offset,
+              const FileInfo& fi, std::vector<DirEntry>* entries,
+              bool* eof) override;
+  int Releasedir(const Context& ctx, const std::string& path,
+                 const FileInfo& fi) override;
+  int Fsyncdir(const Context& ctx, const std::string& path, bool datasync,
+               const FileInfo& fi) override;
+  int Access(const Context& ctx, const std::string& path, int mask) override;
+  // Blocking requests (no LOCK_NB) hold an SDK worker thread until granted.
+  int Flock(const Context& ctx, const std::string& path, const FileInfo& fi,
+            int op) override;
+  int Fallocate(const Context& ctx, const std::string& path, int mode,
+                off_t offset, off_t length, const FileInfo& fi) override;
+  int CopyFileRange(const Context& ctx, const std::string& path_in,
+                    const FileInfo& fi_in, off_t offset_in,
+                    const std::string& path_out, const FileInfo& fi_out,
+                    off_t offset_out, size_t length, int flags,
+                    size_t* copied) override;
+  int Lseek(const Context& ctx, const std::string& path, off_t offset,
+            int whence, const FileInfo& fi, off_t* result) override;
+
+ private:
+  // Operations get a directory descriptor and one name in it, and return 0
+  // or an errno (read before anything else can overwrite errno).
+  using AtOp = absl::FunctionRef<int(int dir_fd, const char* name)>;
+  using FdOp = absl::FunctionRef<int(int fd)>;
+
+  LoopbackFs(int root_fd, bool act_as_caller, bool have_openat2,
+             bool forward_flock);
+
+  // Runs `op` as the caller on `path`'s parent directory and last component
+  // ("." for the root).
+  int AtPath(const Context& ctx, const std::string& path, AtOp op);
+  // Runs `op` as the caller on the descriptor behind `fi.fh`.
+  int AtFd(const Context& ctx, const FileInfo& fi, FdOp op);
+  // AtFd when the kernel asked through an open file, else AtPath.
+  int AtFdOrPath(const Context& ctx, const std::string& path,
+                 const FileInfo* fi, FdOp fd_op, AtOp at_op);
+  // Like AtPath for two paths (rename, link): both resolved as the caller.
+  int AtPaths(const Context& ctx, const std::string& from,
+              const std::string& to,
+              absl::FunctionRef<int(int, const char*, int, const char*)> op);
+
+  // The directory holding a path's last component, and that component.
+  class Parent;
+  // Resolves daemon path `path` (validated) to its Parent, opening the
+  // directories on the way with the current thread's credentials and, when
+  // openat2 exists, refusing to pass through symlinks or leave the root.
+  int ResolveParent(const std::string& path, Parent* out) const;
+  // Whether `fh` can be a handle this class gave out.
+  bool IsHandle(uint64_t fh) const;
+
+  const int root_fd_;
+  const bool act_as_caller_;
+  const bool forward_flock_;
+  // openat2(2) exists (Linux >= 5.6 and not filtered by seccomp). Without
+  // it, intermediate symlinks are followed: a weaker guarantee, which only
+  // matters if the host tree changes under the mount.
+  const bool have_openat2_;
+  // Striped by descriptor number: Readdir rewinds and reads the descriptor,
+  // and two readers of the same handle would interleave.
+  std::array<absl::Mutex, 16> dir_read_mu_;
+};
+
+}  // namespace examples
+}  // namespace fusehost
+
+#endif  // FUSE_HOSTD_EXAMPLES_LOOPBACK_LOOPBACK_FS_H_

@@ -1,0 +1,95 @@
+// loopback_fs: serves a host directory to fuse-hostd, acting as the calling
+// user for every operation.
+//
+//   loopback_fs --listen=unix:/run/fuse-hostd/home.sock --root=/srv/home
+//   fuse-hostctl mount unix:/run/fuse-hostd/home.sock /mnt/home
+//
+// Run as root (or with CAP_SETUID and CAP_SETGID) for ownership and
+// permissions to be the caller's; otherwise every operation runs as the user
+// loopback_fs runs as. Whoever can connect to the listen address can act as
+// any user on the root's tree: keep the socket private to the daemon.
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "client/filesystem.h"
+#include "examples/loopback/loopback_fs.h"
+
+ABSL_FLAG(std::string, listen, "",
+          "Address to serve on: unix:/path/to.sock or host:port (required).");
+ABSL_FLAG(std::string, root, "", "Directory to mirror (required).");
+ABSL_FLAG(bool, forward_flock, false,
+          "Send flock(2) to the backing directory instead of letting the "
+          "kernel keep flock locks for the mount.");
+ABSL_FLAG(int, threads, 0,
+          "Threads running operations; 0 picks one per CPU (at least 4).");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Serves a host directory to fuse-hostd as the calling user.\n"
+      "Usage: loopback_fs --listen=unix:/path/to.sock --root=DIR");
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() > 1) {
+    std::fprintf(stderr, "loopback_fs: unexpected argument \"%s\"\n",
+                 positional[1]);
+    return 2;
+  }
+  fusehost::ServeOptions serve;
+  serve.listen = absl::GetFlag(FLAGS_listen);
+  serve.threads = absl::GetFlag(FLAGS_threads);
+  if (serve.listen.empty()) {
+    std::fprintf(stderr,
+                 "loopback_fs: --listen is required "
+                 "(e.g. --listen=unix:/tmp/loopback.sock)\n");
+    return 2;
+  }
+  fusehost::examples::LoopbackFs::Options options;
+  options.root = absl::GetFlag(FLAGS_root);
+  options.forward_flock = absl::GetFlag(FLAGS_forward_flock);
+  if (options.root.empty()) {
+    std::fprintf(stderr,
+                 "loopback_fs: --root is required (the directory to mirror)\n");
+    return 2;
+  }
+
+  absl::StatusOr<std::unique_ptr<fusehost::examples::LoopbackFs>> fs =
+      fusehost::examples::LoopbackFs::New(options);
+  if (!fs.ok()) {
+    std::fprintf(stderr, "loopback_fs: --root: %s\n",
+                 std::string(fs.status().message()).c_str());
+    return 2;
+  }
+  if ((*fs)->acts_as_caller()) {
+    std::fprintf(stderr,
+                 "loopback_fs: serving %s as the calling user of each "
+                 "operation\n",
+                 options.root.c_str());
+    if (!absl::StartsWith(serve.listen, "unix")) {
+      std::fprintf(stderr,
+                   "loopback_fs: warning: %s is not a Unix socket; anyone "
+                   "who reaches it can act as any user on %s\n",
+                   serve.listen.c_str(), options.root.c_str());
+    }
+  } else {
+    std::fprintf(stderr,
+                 "loopback_fs: no CAP_SETUID/CAP_SETGID: serving %s with "
+                 "this process's identity (uid %d) for every caller\n",
+                 options.root.c_str(), static_cast<int>(geteuid()));
+  }
+  if (!(*fs)->confines_paths()) {
+    std::fprintf(stderr,
+                 "loopback_fs: openat2(2) unavailable: symlinks swapped in "
+                 "on the host can lead paths outside %s\n",
+                 options.root.c_str());
+  }
+  return fusehost::Serve(**fs, serve);
+}
