@@ -19,6 +19,7 @@
 #include "daemon/backend_channel.h"
 #include "daemon/kernel_adapter.h"
 #include "daemon/mount_options.h"
+#include "daemon/mount_stats.h"
 #include "daemon/node_table.h"
 
 namespace fusehost {
@@ -53,6 +54,7 @@ class Mount {
   const std::string& backend_name() const { return backend_name_; }
   bool session_ended() const { return adapter_ && adapter_->session_ended(); }
   bool detached() const { return detached_.load(); }
+  const MountStats& stats() const { return stats_; }
 
  private:
   explicit Mount(MountSpec spec) : spec_(std::move(spec)) {}
@@ -64,6 +66,7 @@ class Mount {
   std::unique_ptr<BackendChannel> channel_;
   std::unique_ptr<NodeTable> nodes_;
   std::unique_ptr<KernelAdapter> adapter_;
+  MountStats stats_;
   std::atomic<bool> detached_{false};
   bool shut_down_ = false;
 };
