@@ -59,9 +59,9 @@ int ErrnoForStatus(const grpc::Status& status) {
       return ENOTCONN;
     case grpc::StatusCode::CANCELLED:
       return ECANCELED;
-    case grpc::StatusCode::UNIMPLEMENTED:
-      return ENOSYS;
     default:
+      // Not ENOSYS for UNIMPLEMENTED: the kernel would remember it and never
+      // send that operation again on this mount.
       return EIO;
   }
 }
@@ -70,8 +70,8 @@ struct BackendChannel::Call {
   grpc::ClientContext context;
   v1::Batch request;
   v1::BatchResult response;
-  uint64_t op_id = 0;
-  Done done;
+  std::vector<Done> done;  // by op position in `request`
+  std::function<void()> sent;
 };
 
 BackendChannel::BackendChannel(Options options)
@@ -104,59 +104,91 @@ void BackendChannel::Destroy() {
 }
 
 void BackendChannel::Send(v1::Op op, Done done) {
-  auto call = std::make_shared<Call>();
-  call->op_id = op.id();
-  call->done = std::move(done);
+  std::vector<PendingOp> ops;
+  ops.push_back(PendingOp{std::move(op), std::move(done)});
+  SendBatch(std::move(ops), nullptr);
+}
+
+void BackendChannel::SendBatch(std::vector<PendingOp> ops,
+                               std::function<void()> sent) {
+  auto owned = std::make_unique<Call>();
+  Call* call = owned.get();
   call->request.set_mount_id(options_.mount_id);
-  *call->request.add_ops() = std::move(op);
+  call->request.mutable_ops()->Reserve(ops.size());
+  call->done.reserve(ops.size());
+  for (PendingOp& p : ops) {
+    *call->request.add_ops() = std::move(p.op);
+    call->done.push_back(std::move(p.done));
+  }
+  call->sent = std::move(sent);
   call->context.set_deadline(
       absl::ToChronoTime(absl::Now() + options_.call_timeout));
   {
     absl::MutexLock lock(&mu_);
-    in_flight_.insert(call);
+    in_flight_.emplace(call, std::move(owned));
   }
   stub_->async()->Execute(&call->context, &call->request, &call->response,
                           [this, call](grpc::Status s) { Finish(call, s); });
 }
 
-void BackendChannel::Finish(const std::shared_ptr<Call>& call,
-                            const grpc::Status& status) {
-  v1::OpResult result;
-  bool found = false;
+void BackendChannel::Finish(Call* call, const grpc::Status& status) {
+  const int n = call->request.ops_size();
+  if (options_.stats != nullptr) options_.stats->RecordBackendMessage(n, !status.ok());
+  // Match results to ops by id; the backend may answer in any order, and
+  // anything missing, duplicated or unknown is its bug: EIO for those ops.
+  absl::flat_hash_map<uint64_t, int> position;
+  position.reserve(n);
+  for (int i = 0; i < n; ++i) position[call->request.ops(i).id()] = i;
+  std::vector<bool> answered(n, false);
   if (status.ok()) {
-    for (v1::OpResult& r : *call->response.mutable_results()) {
-      if (r.id() == call->op_id) {
-        result = std::move(r);
-        found = true;
-        break;
-      }
+    for (const v1::OpResult& r : call->response.results()) {
+      auto it = position.find(r.id());
+      if (it == position.end() || answered[it->second]) continue;
+      answered[it->second] = true;
+      call->done[it->second](r);
     }
   }
-  if (!found) {
-    result.Clear();
-    result.set_id(call->op_id);
-    // An OK reply without our op's result is a backend bug: EIO.
-    result.set_posix_errno(status.ok() ? EIO : ErrnoForStatus(status));
+  int err = status.ok() ? EIO : ErrnoForStatus(status);
+  for (int i = 0; i < n; ++i) {
+    if (!answered[i]) call->done[i](ErrorResult(call->request.ops(i).id(), err));
   }
-  call->done(result);
+  if (call->sent) call->sent();
   absl::MutexLock lock(&mu_);
-  in_flight_.erase(call);
+  auto it = in_flight_.find(call);
+  std::unique_ptr<Call> owned = std::move(it->second);
+  in_flight_.erase(it);
+  if (cancelling_ > 0) {
+    // CancelAll() may still hold a pointer to this call.
+    finished_while_cancelling_.push_back(std::move(owned));
+  } else {
+    // Destroyed here, under the lock, so that WaitIdle() cannot return while
+    // any part of the call is still alive.
+    owned.reset();
+  }
 }
 
 void BackendChannel::CancelAll() {
-  std::vector<std::shared_ptr<Call>> calls;
+  std::vector<Call*> calls;
   {
     absl::MutexLock lock(&mu_);
-    calls.assign(in_flight_.begin(), in_flight_.end());
+    ++cancelling_;  // keeps every call alive until the loop below is done
+    for (auto& [call, owned] : in_flight_) calls.push_back(call);
   }
-  // Outside the lock: a cancelled call may complete on this very thread.
-  for (const auto& call : calls) call->context.TryCancel();
+  // Outside the lock: TryCancel may run the completion (Finish) inline.
+  for (Call* call : calls) call->context.TryCancel();
+  std::vector<std::unique_ptr<Call>> finished;
+  {
+    absl::MutexLock lock(&mu_);
+    if (--cancelling_ == 0) finished.swap(finished_while_cancelling_);
+  }
 }
 
 void BackendChannel::WaitIdle() {
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(
-      +[](absl::flat_hash_set<std::shared_ptr<Call>>* s) { return s->empty(); },
+      +[](absl::flat_hash_map<Call*, std::unique_ptr<Call>>* m) {
+        return m->empty();
+      },
       &in_flight_));
 }
 

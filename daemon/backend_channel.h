@@ -15,38 +15,25 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_set.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "daemon/mount_stats.h"
+#include "daemon/op_transport.h"
 #include "proto/filesystem.grpc.pb.h"
 
 namespace fusehost {
 
-// Sends single operations to a backend; the seam that lets the kernel adapter
-// be tested or layered (caches, batching) without a real backend.
-class OpTransport {
- public:
-  // Called exactly once with the op's result; on transport failure the result
-  // carries the mapped errno.
-  using Done = std::function<void(const v1::OpResult&)>;
-
-  virtual ~OpTransport() = default;
-  virtual void Send(v1::Op op, Done done) = 0;
-  // Cancels every op in flight: their callbacks run soon with ECANCELED.
-  virtual void CancelAll() = 0;
-  // Blocks until no op is in flight.
-  virtual void WaitIdle() = 0;
-};
-
 // Maps a failed gRPC status to the errno each op of the message gets.
 int ErrnoForStatus(const grpc::Status& status);
 
-class BackendChannel : public OpTransport {
+class BackendChannel : public OpTransport, public BatchSink {
  public:
   struct Options {
     // gRPC target: "unix:/path" or "host:port".
@@ -58,6 +45,8 @@ class BackendChannel : public OpTransport {
     absl::Duration init_timeout = absl::Seconds(5);
     // Deadline of Destroy: short, since it runs while the daemon stops.
     absl::Duration destroy_timeout = absl::Seconds(1);
+    // Where messages are counted; may be null.
+    MountStats* stats = nullptr;
   };
 
   explicit BackendChannel(Options options);
@@ -69,21 +58,34 @@ class BackendChannel : public OpTransport {
   // Best effort; never blocks longer than destroy_timeout.
   void Destroy();
 
+  // One op, one message.
   void Send(v1::Op op, Done done) override;
+  void SendBatch(std::vector<PendingOp> ops, std::function<void()> sent) override;
 
   void CancelAll() override;
   void WaitIdle() override;
 
+  // For the invalidation stream, which lives as long as the mount.
+  v1::FileSystem::Stub* stub() { return stub_.get(); }
+
  private:
   struct Call;
-  void Finish(const std::shared_ptr<Call>& call, const grpc::Status& status);
+  void Finish(Call* call, const grpc::Status& status);
 
   const Options options_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::FileSystem::Stub> stub_;
 
   absl::Mutex mu_;
-  absl::flat_hash_set<std::shared_ptr<Call>> in_flight_ ABSL_GUARDED_BY(mu_);
+  // Sole owner of every call in flight. gRPC's callback holds a plain
+  // pointer: a call (and its ClientContext, which references the channel)
+  // must never outlive WaitIdle(), or the channel's last reference could be
+  // dropped on a gRPC thread, which gRPC cannot handle.
+  absl::flat_hash_map<Call*, std::unique_ptr<Call>> in_flight_
+      ABSL_GUARDED_BY(mu_);
+  int cancelling_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::unique_ptr<Call>> finished_while_cancelling_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace fusehost

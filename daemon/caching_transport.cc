@@ -1,0 +1,363 @@
+#include "daemon/caching_transport.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <algorithm>
+#include <memory>
+#include <utility>
+
+#include "daemon/paths.h"
+
+namespace fusehost {
+namespace {
+
+uint32_t ToMillis(absl::Duration d) {
+  int64_t ms = absl::ToInt64Milliseconds(d);
+  return static_cast<uint32_t>(std::clamp<int64_t>(ms, 0, UINT32_MAX));
+}
+
+// Errnos after which the operation may or may not have happened.
+bool OutcomeUnknown(int posix_errno) {
+  return posix_errno == ETIMEDOUT || posix_errno == ENOTCONN ||
+         posix_errno == ECANCELED || posix_errno == EIO;
+}
+
+// The attributes a mutation's result carries, or null.
+const v1::Attr* ResultAttr(const v1::OpResult& r) {
+  if (r.has_entry() && r.entry().has_attr()) return &r.entry().attr();
+  if (r.has_create() && r.create().has_attr()) return &r.create().attr();
+  return nullptr;
+}
+
+}  // namespace
+
+CachingTransport::CachingTransport(Options options)
+    : options_(std::move(options)) {}
+
+absl::Duration CachingTransport::AttrTtl(const v1::Attr& attr) const {
+  return attr.ttl_ms() != 0 ? absl::Milliseconds(attr.ttl_ms())
+                            : options_.policy.attr_ttl;
+}
+
+void CachingTransport::Record(CacheKind kind, bool hit) {
+  if (options_.stats != nullptr) options_.stats->RecordCacheLookup(kind, hit);
+}
+
+void CachingTransport::Send(v1::Op op, Done done) {
+  switch (op.op_case()) {
+    case v1::Op::kGetattr:
+      return SendGetattr(std::move(op), std::move(done));
+    case v1::Op::kReadlink:
+      return SendReadlink(std::move(op), std::move(done));
+    case v1::Op::kReaddir:
+      return SendReaddir(std::move(op), std::move(done));
+    case v1::Op::kMknod:
+    case v1::Op::kMkdir:
+    case v1::Op::kSymlink:
+    case v1::Op::kLink:
+    case v1::Op::kCreate:
+    case v1::Op::kUnlink:
+    case v1::Op::kRmdir:
+    case v1::Op::kRename:
+    case v1::Op::kChmod:
+    case v1::Op::kChown:
+    case v1::Op::kTruncate:
+    case v1::Op::kUtimens:
+    case v1::Op::kWrite:
+    case v1::Op::kFallocate:
+    case v1::Op::kCopyFileRange:
+    case v1::Op::kSetxattr:
+    case v1::Op::kRemovexattr:
+      return SendMutation(std::move(op), std::move(done));
+    case v1::Op::kOpen:
+      if (op.open().flags() & O_TRUNC) {
+        return SendMutation(std::move(op), std::move(done));
+      }
+      break;
+    default:
+      break;
+  }
+  options_.next->Send(std::move(op), std::move(done));
+}
+
+void CachingTransport::SendGetattr(v1::Op op, Done done) {
+  MetadataCache* cache = options_.cache;
+  const std::string path = op.getattr().path();
+  if (path.empty()) {  // a nameless open file: nothing to key on
+    options_.next->Send(std::move(op), std::move(done));
+    return;
+  }
+  if (!op.getattr().has_fh()) {
+    v1::OpResult hit;
+    switch (cache->GetAttr(path, hit.mutable_getattr()->mutable_attr())) {
+      case MetadataCache::AttrLookup::kHit:
+        Record(CacheKind::kAttr, true);
+        done(hit);
+        return;
+      case MetadataCache::AttrLookup::kNegative:
+        Record(CacheKind::kNegative, true);
+        done(ErrorResult(op.id(), ENOENT));
+        return;
+      case MetadataCache::AttrLookup::kMiss:
+        Record(CacheKind::kAttr, false);
+        break;
+    }
+  }
+  uint64_t epoch = cache->epoch();
+  options_.next->Send(
+      std::move(op), [this, cache, path, epoch, done = std::move(done)](
+                         const v1::OpResult& result) {
+        if (result.posix_errno() == ENOENT) {
+          cache->PutNegative(path, options_.policy.negative_ttl, epoch);
+          done(result);
+          return;
+        }
+        if (result.posix_errno() != 0) {
+          done(result);
+          return;
+        }
+        v1::OpResult r = result;
+        v1::Attr* attr = r.mutable_getattr()->mutable_attr();
+        absl::Duration ttl = AttrTtl(*attr);
+        attr->set_ttl_ms(ToMillis(ttl));
+        cache->PutAttr(path, *attr, ttl, epoch);
+        done(r);
+      });
+}
+
+void CachingTransport::SendReadlink(v1::Op op, Done done) {
+  MetadataCache* cache = options_.cache;
+  const std::string path = op.readlink().path();
+  if (std::optional<std::string> target = cache->GetSymlink(path)) {
+    Record(CacheKind::kSymlink, true);
+    v1::OpResult r;
+    r.set_id(op.id());
+    r.mutable_readlink()->set_target(*target);
+    done(r);
+    return;
+  }
+  Record(CacheKind::kSymlink, false);
+  uint64_t epoch = cache->epoch();
+  options_.next->Send(
+      std::move(op), [this, cache, path, epoch, done = std::move(done)](
+                         const v1::OpResult& result) {
+        if (result.posix_errno() == 0) {
+          uint32_t ms = result.readlink().ttl_ms();
+          cache->PutSymlink(path, result.readlink().target(),
+                            ms ? absl::Milliseconds(ms) : options_.policy.attr_ttl,
+                            epoch);
+        }
+        done(result);
+      });
+}
+
+void CachingTransport::SendReaddir(v1::Op op, Done done) {
+  MetadataCache* cache = options_.cache;
+  const std::string path = op.readdir().path();
+  const bool from_start = op.readdir().offset() == 0;
+  uint64_t epoch = cache->epoch();
+  options_.next->Send(
+      std::move(op), [this, cache, path, from_start, epoch,
+                      done = std::move(done)](const v1::OpResult& result) {
+        if (result.posix_errno() != 0 || path.empty()) {
+          done(result);
+          return;
+        }
+        v1::OpResult r = result;
+        v1::ReaddirReply* reply = r.mutable_readdir();
+        bool whole = from_start && reply->eof();
+        auto listing = std::make_shared<Listing>();
+        listing->reserve(reply->entries_size());
+        for (v1::DirEntry& e : *reply->mutable_entries()) {
+          if (e.offset() != 0) whole = false;
+          if (!IsValidName(e.name())) continue;  // the adapter drops it too
+          ListingEntry le;
+          le.name = e.name();
+          le.type = e.has_attr() ? (e.attr().mode() & S_IFMT) : e.type();
+          le.ino = e.has_attr() ? e.attr().ino() : 0;
+          listing->push_back(std::move(le));
+          if (e.has_attr()) {
+            absl::Duration ttl = AttrTtl(e.attr());
+            e.mutable_attr()->set_ttl_ms(ToMillis(ttl));
+            cache->PutAttr(ChildPathOf(path, e.name()), e.attr(), ttl, epoch);
+          }
+        }
+        if (whole) {
+          uint32_t ms = reply->ttl_ms();
+          cache->PutListing(path, std::move(listing),
+                            ms ? absl::Milliseconds(ms)
+                               : options_.policy.listing_ttl,
+                            epoch);
+        }
+        done(r);
+      });
+}
+
+void CachingTransport::SendMutation(v1::Op op, Done done) {
+  // What a rename or unlink replaces may be one of several hard links; its
+  // inode number is only known before the name goes away.
+  uint64_t replaced_ino = 0;
+  uint32_t replaced_nlink = 0;
+  if (op.has_unlink()) {
+    options_.cache->GetIno(op.unlink().path(), &replaced_ino, &replaced_nlink);
+  } else if (op.has_rename()) {
+    options_.cache->GetIno(op.rename().new_path(), &replaced_ino,
+                           &replaced_nlink);
+  } else if (op.has_link()) {
+    options_.cache->GetIno(op.link().old_path(), &replaced_ino,
+                           &replaced_nlink);
+  }
+  auto shared_op = std::make_shared<v1::Op>(std::move(op));
+  v1::Op to_send = *shared_op;
+  options_.next->Send(
+      std::move(to_send),
+      [this, shared_op, replaced_ino, replaced_nlink,
+       done = std::move(done)](const v1::OpResult& result) {
+        if (result.posix_errno() == 0 || OutcomeUnknown(result.posix_errno()) ||
+            result.posix_errno() == ENOENT) {
+          ApplyMutation(*shared_op, result, replaced_ino, replaced_nlink);
+        }
+        const v1::Attr* attr = ResultAttr(result);
+        if (attr == nullptr || attr->ttl_ms() != 0) {
+          done(result);
+          return;
+        }
+        v1::OpResult r = result;
+        v1::Attr* out = r.has_entry() ? r.mutable_entry()->mutable_attr()
+                                      : r.mutable_create()->mutable_attr();
+        out->set_ttl_ms(ToMillis(AttrTtl(*attr)));
+        done(r);
+      });
+}
+
+void CachingTransport::UpdateLinks(uint64_t ino, const std::string& except,
+                                   const v1::Attr* attr) {
+  MetadataCache* cache = options_.cache;
+  std::vector<std::string> others = cache->PathsWithIno(ino, except);
+  if (others.empty()) return;
+  for (const std::string& p : others) {
+    if (attr != nullptr) {
+      cache->UpdateAttr(p, *attr, AttrTtl(*attr));
+    } else {
+      cache->DropAttr(p);
+    }
+  }
+  if (options_.links_changed) options_.links_changed(others);
+}
+
+void CachingTransport::ApplyMutation(const v1::Op& op,
+                                     const v1::OpResult& result,
+                                     uint64_t replaced_ino,
+                                     uint32_t replaced_nlink) {
+  MetadataCache* cache = options_.cache;
+  const bool ok = result.posix_errno() == 0;
+  const absl::Duration negative = options_.policy.negative_ttl;
+  const v1::Attr* attr = ok ? ResultAttr(result) : nullptr;
+  // A new name: its attributes (if returned), and its parent changed.
+  auto created = [&](const std::string& path) {
+    if (attr != nullptr) {
+      cache->UpdateAttr(path, *attr, AttrTtl(*attr));
+    } else {
+      cache->DropAttr(path);
+    }
+    cache->DropListing(ParentPath(path));
+    cache->DropAttr(ParentPath(path));
+  };
+  // A name went away (or may have).
+  auto removed = [&](const std::string& path) {
+    if (ok) {
+      cache->MarkRemoved(path, negative);
+    } else {
+      cache->DropSubtree(path);
+    }
+    cache->DropListing(ParentPath(path));
+    cache->DropAttr(ParentPath(path));
+  };
+  // Attributes of an existing file changed.
+  auto changed = [&](const std::string& path) {
+    if (path.empty()) return;
+    if (attr != nullptr) {
+      cache->UpdateAttr(path, *attr, AttrTtl(*attr));
+      if (attr->nlink() > 1) UpdateLinks(attr->ino(), path, attr);
+      return;
+    }
+    uint64_t ino = 0;
+    uint32_t nlink = 0;
+    bool known = cache->GetIno(path, &ino, &nlink);
+    cache->DropAttr(path);
+    if (known && nlink > 1) UpdateLinks(ino, path, nullptr);
+  };
+
+  switch (op.op_case()) {
+    case v1::Op::kMknod:
+      return created(op.mknod().path());
+    case v1::Op::kMkdir:
+      return created(op.mkdir().path());
+    case v1::Op::kSymlink:
+      return created(op.symlink().path());
+    case v1::Op::kCreate:
+      return created(op.create().path());
+    case v1::Op::kLink:
+      created(op.link().new_path());
+      // The link count of every name of the file changed.
+      cache->DropAttr(op.link().old_path());
+      if (replaced_ino != 0) UpdateLinks(replaced_ino, op.link().new_path(), attr);
+      return;
+    case v1::Op::kUnlink:
+      removed(op.unlink().path());
+      if (replaced_nlink > 1) UpdateLinks(replaced_ino, "", nullptr);
+      return;
+    case v1::Op::kRmdir:
+      return removed(op.rmdir().path());
+    case v1::Op::kRename: {
+      const std::string& from = op.rename().old_path();
+      const std::string& to = op.rename().new_path();
+      if (ok) {
+        bool exchange = op.rename().flags() & RENAME_EXCHANGE;
+        cache->Rename(from, to, exchange);
+        if (!exchange && negative > absl::ZeroDuration()) {
+          cache->MarkRemoved(from, negative);
+        }
+      } else {
+        cache->DropSubtree(from);
+        cache->DropSubtree(to);
+      }
+      // The renamed file's ctime changed.
+      cache->DropAttr(to);
+      cache->DropAttr(from);
+      for (const std::string& p : {from, to}) {
+        cache->DropListing(ParentPath(p));
+        cache->DropAttr(ParentPath(p));
+      }
+      if (replaced_nlink > 1) UpdateLinks(replaced_ino, "", nullptr);
+      return;
+    }
+    case v1::Op::kChmod:
+      return changed(op.chmod().path());
+    case v1::Op::kChown:
+      return changed(op.chown().path());
+    case v1::Op::kTruncate:
+      return changed(op.truncate().path());
+    case v1::Op::kUtimens:
+      return changed(op.utimens().path());
+    case v1::Op::kWrite:
+      return changed(op.write().path());
+    case v1::Op::kFallocate:
+      return changed(op.fallocate().path());
+    case v1::Op::kCopyFileRange:
+      return changed(op.copy_file_range().path_out());
+    case v1::Op::kSetxattr:
+      return changed(op.setxattr().path());
+    case v1::Op::kRemovexattr:
+      return changed(op.removexattr().path());
+    case v1::Op::kOpen:
+      return changed(op.open().path());
+    default:
+      return;
+  }
+}
+
+}  // namespace fusehost

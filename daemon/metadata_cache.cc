@@ -1,0 +1,321 @@
+#include "daemon/metadata_cache.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <utility>
+
+namespace fusehost {
+namespace {
+
+int64_t NowNanos() { return absl::ToUnixNanos(absl::Now()); }
+
+// Expiry time for a lifetime; positive lifetimes only.
+int64_t ExpiryAfter(absl::Duration ttl) {
+  return absl::ToUnixNanos(absl::Now() + ttl);
+}
+
+uint32_t MillisLeft(int64_t expiry, int64_t now) {
+  int64_t ms = (expiry - now) / 1000000;
+  return static_cast<uint32_t>(std::clamp<int64_t>(ms, 1, UINT32_MAX));
+}
+
+// Keys below `path`: everything starting with `path` + "/" ("/" itself
+// prefixes every key). '0' is the character after '/'.
+std::pair<std::string, std::string> ChildKeyRange(absl::string_view path) {
+  std::string base(path == "/" ? "" : path);
+  return {base + "/", base + "0"};
+}
+
+}  // namespace
+
+CompactAttr CompactAttr::FromProto(const v1::Attr& a) {
+  CompactAttr c;
+  c.ino = a.ino();
+  c.rdev = a.rdev();
+  c.size = a.size();
+  c.blocks = a.blocks();
+  c.atime_sec = a.atime().sec();
+  c.mtime_sec = a.mtime().sec();
+  c.ctime_sec = a.ctime().sec();
+  c.mode = a.mode();
+  c.nlink = a.nlink();
+  c.uid = a.uid();
+  c.gid = a.gid();
+  c.blksize = a.blksize();
+  c.atime_nsec = a.atime().nsec();
+  c.mtime_nsec = a.mtime().nsec();
+  c.ctime_nsec = a.ctime().nsec();
+  return c;
+}
+
+void CompactAttr::ToProto(v1::Attr* a) const {
+  a->set_ino(ino);
+  a->set_rdev(rdev);
+  a->set_size(size);
+  a->set_blocks(blocks);
+  a->mutable_atime()->set_sec(atime_sec);
+  a->mutable_mtime()->set_sec(mtime_sec);
+  a->mutable_ctime()->set_sec(ctime_sec);
+  a->set_mode(mode);
+  a->set_nlink(nlink);
+  a->set_uid(uid);
+  a->set_gid(gid);
+  a->set_blksize(blksize);
+  a->mutable_atime()->set_nsec(atime_nsec);
+  a->mutable_mtime()->set_nsec(mtime_nsec);
+  a->mutable_ctime()->set_nsec(ctime_nsec);
+}
+
+MetadataCache::MetadataCache(Options options) : options_(options) {}
+
+uint64_t MetadataCache::epoch() const {
+  absl::MutexLock lock(&mu_);
+  return epoch_;
+}
+
+MetadataCache::AttrLookup MetadataCache::GetAttr(absl::string_view path,
+                                                 v1::Attr* attr) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(path);
+  if (it == entries_.end() || it->second.state == Entry::kNone) {
+    return AttrLookup::kMiss;
+  }
+  Entry& e = it->second;
+  int64_t now = NowNanos();
+  if (e.attr_expiry <= now) return AttrLookup::kMiss;
+  e.referenced = true;
+  if (e.state == Entry::kNegative) return AttrLookup::kNegative;
+  e.attr.ToProto(attr);
+  attr->set_ttl_ms(MillisLeft(e.attr_expiry, now));
+  return AttrLookup::kHit;
+}
+
+void MetadataCache::PutAttr(absl::string_view path, const v1::Attr& attr,
+                            absl::Duration ttl, uint64_t epoch) {
+  if (ttl <= absl::ZeroDuration()) return;
+  absl::MutexLock lock(&mu_);
+  if (epoch != epoch_) return;
+  Entry& e = EntryFor(path);
+  e.state = Entry::kAttr;
+  e.attr = CompactAttr::FromProto(attr);
+  e.attr_expiry = ExpiryAfter(ttl);
+}
+
+void MetadataCache::PutNegative(absl::string_view path, absl::Duration ttl,
+                                uint64_t epoch) {
+  if (ttl <= absl::ZeroDuration()) return;
+  absl::MutexLock lock(&mu_);
+  if (epoch != epoch_) return;
+  Entry& e = EntryFor(path);
+  e.state = Entry::kNegative;
+  e.attr_expiry = ExpiryAfter(ttl);
+}
+
+std::optional<std::string> MetadataCache::GetSymlink(absl::string_view path) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(path);
+  if (it == entries_.end() || it->second.symlink_expiry <= NowNanos()) {
+    return std::nullopt;
+  }
+  it->second.referenced = true;
+  return it->second.symlink;
+}
+
+void MetadataCache::PutSymlink(absl::string_view path,
+                               const std::string& target, absl::Duration ttl,
+                               uint64_t epoch) {
+  if (ttl <= absl::ZeroDuration()) return;
+  absl::MutexLock lock(&mu_);
+  if (epoch != epoch_) return;
+  Entry& e = EntryFor(path);
+  e.symlink = target;
+  e.symlink_expiry = ExpiryAfter(ttl);
+}
+
+std::shared_ptr<const Listing> MetadataCache::GetListing(
+    absl::string_view path) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(path);
+  if (it == entries_.end() || it->second.listing_expiry <= NowNanos()) {
+    return nullptr;
+  }
+  it->second.referenced = true;
+  return it->second.listing;
+}
+
+void MetadataCache::PutListing(absl::string_view path,
+                               std::shared_ptr<const Listing> listing,
+                               absl::Duration ttl, uint64_t epoch) {
+  if (ttl <= absl::ZeroDuration()) return;
+  absl::MutexLock lock(&mu_);
+  if (epoch != epoch_) return;
+  Entry& e = EntryFor(path);
+  e.listing = std::move(listing);
+  e.listing_expiry = ExpiryAfter(ttl);
+}
+
+void MetadataCache::UpdateAttr(absl::string_view path, const v1::Attr& attr,
+                               absl::Duration ttl) {
+  absl::MutexLock lock(&mu_);
+  ++epoch_;
+  if (ttl <= absl::ZeroDuration()) {
+    auto it = entries_.find(path);
+    if (it != entries_.end()) {
+      it->second.state = Entry::kNone;
+      EraseIfEmpty(it);
+    }
+    return;
+  }
+  Entry& e = EntryFor(path);
+  e.state = Entry::kAttr;
+  e.attr = CompactAttr::FromProto(attr);
+  e.attr_expiry = ExpiryAfter(ttl);
+}
+
+void MetadataCache::DropAttr(absl::string_view path) {
+  absl::MutexLock lock(&mu_);
+  ++epoch_;
+  auto it = entries_.find(path);
+  if (it == entries_.end()) return;
+  it->second.state = Entry::kNone;
+  EraseIfEmpty(it);
+}
+
+void MetadataCache::DropListing(absl::string_view path) {
+  absl::MutexLock lock(&mu_);
+  ++epoch_;
+  auto it = entries_.find(path);
+  if (it == entries_.end()) return;
+  it->second.listing_expiry = 0;
+  it->second.listing.reset();
+  EraseIfEmpty(it);
+}
+
+void MetadataCache::DropSubtree(absl::string_view path) {
+  absl::MutexLock lock(&mu_);
+  ++epoch_;
+  if (path == "/") {
+    entries_.clear();
+    return;
+  }
+  entries_.erase(std::string(path));
+  auto [lo, hi] = ChildKeyRange(path);
+  entries_.erase(entries_.lower_bound(lo), entries_.lower_bound(hi));
+}
+
+void MetadataCache::MarkRemoved(absl::string_view path,
+                                absl::Duration negative_ttl) {
+  DropSubtree(path);
+  if (negative_ttl <= absl::ZeroDuration()) return;
+  absl::MutexLock lock(&mu_);
+  Entry& e = EntryFor(path);
+  e.state = Entry::kNegative;
+  e.attr_expiry = ExpiryAfter(negative_ttl);
+}
+
+void MetadataCache::Rename(absl::string_view from, absl::string_view to,
+                           bool exchange) {
+  absl::MutexLock lock(&mu_);
+  ++epoch_;
+  // Takes `path` and its subtree out of the map, keyed by the part after
+  // `path` ("" for `path` itself).
+  auto take = [this](absl::string_view path)
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    std::vector<std::pair<std::string, Entry>> out;
+    auto self = entries_.find(path);
+    if (self != entries_.end()) {
+      out.emplace_back("", std::move(self->second));
+      entries_.erase(self);
+    }
+    auto [lo, hi] = ChildKeyRange(path);
+    auto first = entries_.lower_bound(lo), last = entries_.lower_bound(hi);
+    for (auto it = first; it != last; ++it) {
+      out.emplace_back(it->first.substr(path.size()), std::move(it->second));
+    }
+    entries_.erase(first, last);
+    return out;
+  };
+  auto from_entries = take(from);
+  auto to_entries = take(to);
+  // Attributes move with the names; listings of the two parents are
+  // dropped by the caller, which knows them.
+  for (auto& [suffix, entry] : from_entries) {
+    entries_[std::string(to) + suffix] = std::move(entry);
+  }
+  if (exchange) {
+    for (auto& [suffix, entry] : to_entries) {
+      entries_[std::string(from) + suffix] = std::move(entry);
+    }
+  }
+  if (entries_.size() > options_.max_entries) EvictLocked();
+}
+
+std::vector<std::string> MetadataCache::PathsWithIno(uint64_t ino,
+                                                     absl::string_view except) {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> out;
+  for (const auto& [path, e] : entries_) {
+    if (e.state == Entry::kAttr && e.attr.ino == ino && path != except) {
+      out.push_back(path);
+    }
+  }
+  return out;
+}
+
+bool MetadataCache::GetIno(absl::string_view path, uint64_t* ino,
+                           uint32_t* nlink) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(path);
+  if (it == entries_.end() || it->second.state != Entry::kAttr) return false;
+  *ino = it->second.attr.ino;
+  *nlink = it->second.attr.nlink;
+  return true;
+}
+
+void MetadataCache::Clear() {
+  absl::MutexLock lock(&mu_);
+  ++epoch_;
+  entries_.clear();
+}
+
+size_t MetadataCache::size() const {
+  absl::MutexLock lock(&mu_);
+  return entries_.size();
+}
+
+MetadataCache::Entry& MetadataCache::EntryFor(absl::string_view path) {
+  auto it = entries_.find(path);
+  if (it != entries_.end()) return it->second;
+  if (entries_.size() >= options_.max_entries) EvictLocked();
+  return entries_[std::string(path)];
+}
+
+void MetadataCache::EraseIfEmpty(Map::iterator it) {
+  if (it->second.empty()) entries_.erase(it);
+}
+
+void MetadataCache::EvictLocked() {
+  // Free a tenth so that eviction runs rarely.
+  size_t target = options_.max_entries - options_.max_entries / 10;
+  if (target == 0) target = 0;
+  int64_t now = NowNanos();
+  // Two passes at most: the first clears reference bits it passes over.
+  for (int pass = 0; pass < 2 * 2 && entries_.size() > target; ++pass) {
+    auto it = entries_.lower_bound(clock_hand_);
+    while (it != entries_.end() && entries_.size() > target) {
+      Entry& e = it->second;
+      bool expired = e.attr_expiry <= now && e.symlink_expiry <= now &&
+                     e.listing_expiry <= now;
+      if (e.referenced && !expired) {
+        e.referenced = false;
+        ++it;
+      } else {
+        it = entries_.erase(it);
+      }
+    }
+    clock_hand_ = it == entries_.end() ? std::string() : it->first;
+  }
+}
+
+}  // namespace fusehost

@@ -1,0 +1,46 @@
+// Small helpers for backend paths ("/", "/a/b") and the names in them.
+// Thread-safe: pure functions.
+
+#ifndef FUSE_HOSTD_DAEMON_PATHS_H_
+#define FUSE_HOSTD_DAEMON_PATHS_H_
+
+#include <climits>
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace fusehost {
+
+// True if the kernel could have produced `name` as one path component: not
+// empty, not "." or "..", no "/" or NUL, at most NAME_MAX bytes. Names from
+// backends that fail this are dropped.
+inline bool IsValidName(absl::string_view name) {
+  return !name.empty() && name.size() <= NAME_MAX && name != "." &&
+         name != ".." && name.find('/') == absl::string_view::npos &&
+         name.find('\0') == absl::string_view::npos;
+}
+
+// "/a/b" -> "/a"; "/a" -> "/"; "/" -> "/".
+inline std::string ParentPath(absl::string_view path) {
+  size_t slash = path.rfind('/');
+  if (slash == absl::string_view::npos || slash == 0) return "/";
+  return std::string(path.substr(0, slash));
+}
+
+// "/a/b" -> "b".
+inline absl::string_view BaseName(absl::string_view path) {
+  size_t slash = path.rfind('/');
+  return slash == absl::string_view::npos ? path : path.substr(slash + 1);
+}
+
+// ("/", "x") -> "/x"; ("/a", "x") -> "/a/x".
+inline std::string ChildPathOf(absl::string_view dir, absl::string_view name) {
+  std::string out(dir);
+  if (out != "/") out += '/';
+  out.append(name.data(), name.size());
+  return out;
+}
+
+}  // namespace fusehost
+
+#endif  // FUSE_HOSTD_DAEMON_PATHS_H_
