@@ -44,9 +44,10 @@ class BackendServer {
   BackendServer(const BackendServer&) = delete;
   BackendServer& operator=(const BackendServer&) = delete;
 
-  // Stops accepting calls, lets running ones finish for up to `grace` (then
-  // cancels them), waits for the handlers to return and removes the socket
-  // file this server created.
+  // Stops accepting calls, ends open Invalidations streams at once (they
+  // never finish by themselves), lets other running calls finish for up to
+  // `grace` (then cancels them), waits for the handlers to return and
+  // removes the socket file this server created.
   void Shutdown(absl::Duration grace);
 
   // The TCP port bound (useful with "host:0"); meaningless for Unix sockets.

@@ -4,12 +4,18 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/synchronization/blocking_counter.h"
+#include "absl/time/time.h"
 #include "common/stat_convert.h"
 
 namespace fusehost {
 namespace {
+
+// How often an idle Invalidations handler checks whether its client went
+// away: the sync API has no cancellation callback, only IsCancelled().
+constexpr absl::Duration kCancelPoll = absl::Milliseconds(50);
 
 // The ops of one Execute call. The handler thread and a few pool helpers
 // claim ops one at a time until none is left, so the batch finishes even
@@ -49,7 +55,10 @@ struct BatchRun {
 }  // namespace
 
 BackendService::BackendService(FileSystem& fs, const Options& options)
-    : fs_(fs), dispatcher_(fs), pool_(std::max(options.threads, 1)) {}
+    : fs_(fs),
+      dispatcher_(fs),
+      max_queued_invalidations_(options.max_queued_invalidations),
+      pool_(std::max(options.threads, 1)) {}
 
 grpc::Status BackendService::Init(grpc::ServerContext* /*context*/,
                                   const v1::InitRequest* request,
@@ -63,6 +72,7 @@ grpc::Status BackendService::Init(grpc::ServerContext* /*context*/,
   reply->set_protocol_version(kProtocolVersion);
   reply->set_posix_locks(result.posix_locks);
   reply->set_flock_locks(result.flock_locks);
+  reply->set_default_ttl_ms(result.default_ttl_ms);
   reply->set_name(fs_.Name());
   return grpc::Status::OK;
 }
@@ -98,6 +108,50 @@ grpc::Status BackendService::Execute(grpc::ServerContext* /*context*/,
   run->Drain();
   run->finished.Wait();
   return grpc::Status::OK;
+}
+
+grpc::Status BackendService::Invalidations(
+    grpc::ServerContext* context, const v1::InvalidationsRequest* /*request*/,
+    grpc::ServerWriter<v1::Invalidation>* writer) {
+  // Notices are the backend's, not one mount's: every stream gets all of
+  // them, so the request's mount_id needs no look-up.
+  std::unique_ptr<InvalidationHub::Subscription> subscription =
+      fs_.invalidations_->Subscribe(max_queued_invalidations_);
+  {
+    absl::MutexLock lock(&streams_mu_);
+    if (streams_ended_) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          "backend is shutting down");
+    }
+    streams_.insert(subscription.get());
+  }
+  writer->SendInitialMetadata();
+  std::vector<v1::Invalidation> notices;
+  bool open = true;
+  while (open && !context->IsCancelled() &&
+         subscription->Take(kCancelPoll, &notices)) {
+    for (size_t i = 0; i < notices.size() && open; ++i) {
+      // Lets gRPC put a burst into few frames; the last one goes out now.
+      grpc::WriteOptions options;
+      if (i + 1 < notices.size()) options.set_buffer_hint();
+      open = writer->Write(notices[i], options);
+    }
+  }
+  absl::MutexLock lock(&streams_mu_);
+  streams_.erase(subscription.get());
+  // A cancelled or broken stream has no status left to deliver; OK is as
+  // good as any. After EndStreams the client should retry elsewhen.
+  return streams_ended_ ? grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                       "backend is shutting down")
+                        : grpc::Status::OK;
+}
+
+void BackendService::EndStreams() {
+  absl::MutexLock lock(&streams_mu_);
+  streams_ended_ = true;
+  for (InvalidationHub::Subscription* subscription : streams_) {
+    subscription->Close();
+  }
 }
 
 }  // namespace fusehost

@@ -8,9 +8,14 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <cstddef>
 #include <cstdint>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
 #include "client/filesystem.h"
+#include "client/invalidation_hub.h"
 #include "client/op_dispatcher.h"
 #include "client/thread_pool.h"
 #include "proto/filesystem.grpc.pb.h"
@@ -20,16 +25,20 @@ namespace fusehost {
 // The protocol version this SDK speaks (InitReply.protocol_version).
 inline constexpr uint32_t kProtocolVersion = 1;
 
-// Thread use: gRPC calls the handlers concurrently from its own threads. The
-// service has no mutable state besides its thread pool, which is itself
-// thread-safe. The FileSystem must outlive the service, and the service must
-// outlive the grpc::Server it is registered with.
+// Thread use: gRPC calls the handlers concurrently from its own threads;
+// EndStreams may be called from any thread. The thread pool is thread-safe
+// and the set of open streams is guarded by a mutex. The FileSystem must
+// outlive the service, and the service must outlive the grpc::Server it is
+// registered with.
 class BackendService final : public v1::FileSystem::Service {
  public:
   struct Options {
     // Pool threads that run a batch's operations next to the handler thread
     // that received it; values below 1 mean 1.
     int threads = 4;
+    // Notices an Invalidations stream may have waiting before they collapse
+    // into one SUBTREE("/").
+    size_t max_queued_invalidations = InvalidationHub::kDefaultMaxQueued;
   };
 
   BackendService(FileSystem& fs, const Options& options);
@@ -44,10 +53,29 @@ class BackendService final : public v1::FileSystem::Service {
   // failures are per op, in each result's posix_errno.
   grpc::Status Execute(grpc::ServerContext* context, const v1::Batch* batch,
                        v1::BatchResult* reply) override;
+  // Writes the FileSystem's Notify* notices until the client cancels or
+  // EndStreams runs. Sends the initial metadata as soon as the stream is
+  // subscribed, so that a client that waits for it knows no later notice
+  // can be missed. Occupies its handler thread for the life of the stream.
+  grpc::Status Invalidations(
+      grpc::ServerContext* context, const v1::InvalidationsRequest* request,
+      grpc::ServerWriter<v1::Invalidation>* writer) override;
+
+  // Ends every open Invalidations stream (within one write) and refuses
+  // later ones with UNAVAILABLE. For shutdown: those streams never end by
+  // themselves, and the server would otherwise wait out its whole grace
+  // period for them.
+  void EndStreams();
 
  private:
   FileSystem& fs_;
   const OpDispatcher dispatcher_;
+  const size_t max_queued_invalidations_;
+
+  absl::Mutex streams_mu_;
+  bool streams_ended_ ABSL_GUARDED_BY(streams_mu_) = false;
+  absl::flat_hash_set<InvalidationHub::Subscription*> streams_
+      ABSL_GUARDED_BY(streams_mu_);
   // Last, so it is destroyed (and its workers joined) before the members its
   // closures could use.
   ThreadPool pool_;

@@ -6,12 +6,32 @@
 // where answering "not implemented" would break ordinary use: opening,
 // closing and syncing must work for a filesystem that keeps no per-open
 // state, and statfs must answer or `df` and some installers fail.
+//
+// Also the notice methods, which hand notices to the SDK's InvalidationHub.
 
 #include "client/filesystem.h"
 
 #include <cerrno>
 
+#include "client/invalidation_hub.h"
+
 namespace fusehost {
+
+FileSystem::FileSystem() : invalidations_(std::make_unique<InvalidationHub>()) {}
+
+FileSystem::~FileSystem() = default;
+
+void FileSystem::NotifyChanged(const std::string& path) {
+  invalidations_->Publish(v1::Invalidation::CHANGED, path);
+}
+
+void FileSystem::NotifyRemoved(const std::string& path) {
+  invalidations_->Publish(v1::Invalidation::REMOVED, path);
+}
+
+void FileSystem::NotifySubtreeChanged(const std::string& path) {
+  invalidations_->Publish(v1::Invalidation::SUBTREE, path);
+}
 
 InitResult FileSystem::Init(const MountInfo& /*mount*/) { return {}; }
 

@@ -30,7 +30,8 @@
 //   Fsyncdir, Opendir, Open and Access succeed; Statfs reports an empty
 //   filesystem; Init accepts the mount).
 //
-// Thread safety: `Serve` blocks; the FileSystem must outlive it.
+// Thread safety: `Serve` blocks; the FileSystem must outlive it. Notify*
+// (below) may be called from any thread.
 
 #ifndef FUSE_HOSTD_CLIENT_FILESYSTEM_H_
 #define FUSE_HOSTD_CLIENT_FILESYSTEM_H_
@@ -41,10 +42,14 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace fusehost {
+
+class BackendService;
+class InvalidationHub;
 
 // Who issued the request.
 struct Context {
@@ -85,6 +90,12 @@ struct InitResult {
   int posix_errno = 0;        // non-zero refuses the mount
   bool posix_locks = false;   // the filesystem implements Lock
   bool flock_locks = false;   // the filesystem implements Flock
+  // How long fuse-hostd and the kernel may cache attributes, listings,
+  // symlink targets and negative lookups (0: fuse-hostd's default of 1 s
+  // and no negative caching). A filesystem that only changes through the
+  // mount, or that reports outside changes with the Notify* calls, can allow
+  // a long time.
+  uint32_t default_ttl_ms = 0;
 };
 
 struct MountInfo {
@@ -102,7 +113,43 @@ struct TimeSpec {
 
 class FileSystem {
  public:
-  virtual ~FileSystem() = default;
+  FileSystem();
+  virtual ~FileSystem();
+
+  FileSystem(const FileSystem&) = delete;
+  FileSystem& operator=(const FileSystem&) = delete;
+
+  // --- Invalidations: changes the daemon did not make ---
+  //
+  // The daemon caches attributes, listings, symlink targets and absent
+  // names (for the TTLs in replies), and so does the kernel. A filesystem
+  // whose files also change another way (another client of the backing
+  // store, a directory changed on the host) calls these so that the daemon
+  // drops what it cached about `path` and tells the kernel, instead of
+  // serving stale results until a TTL runs out. `path` is absolute, as in
+  // operations ("/" for the root). Changes made by this filesystem's own
+  // operations need no notice.
+  //
+  // NotifyChanged: the file at `path` changed (contents or attributes) or
+  //   appeared. A name that appeared or vanished also changed its parent
+  //   directory (listing, mtime): notify the parent too.
+  // NotifyRemoved: the name `path` no longer exists (unlinked, renamed away).
+  // NotifySubtreeChanged: anything at or below `path` may have changed, e.g.
+  //   a directory was renamed or replaced, or the filesystem lost track.
+  //
+  // Thread use: any thread, at any time, also from inside an operation and
+  // while no server runs. The calls only queue (they never wait for the
+  // network) and are delivered in call order. A notice goes to every
+  // Invalidations stream open at that moment, one per mount the daemon made
+  // with this backend. With no stream open it is dropped, which loses
+  // nothing: the daemon drops all it cached whenever it (re)opens the
+  // stream. A stream more than 10,000 notices behind has its queue replaced
+  // by one NotifySubtreeChanged("/").
+  void NotifyChanged(const std::string& path);
+  void NotifyRemoved(const std::string& path);
+  void NotifySubtreeChanged(const std::string& path);
+
+  // --- Operations ---
 
   // Human-readable name shown by `fuse-hostctl list`.
   virtual std::string Name() const { return "fusehost-cpp"; }
@@ -193,6 +240,13 @@ class FileSystem {
   // whence: SEEK_DATA or SEEK_HOLE.
   virtual int Lseek(const Context& ctx, const std::string& path, off_t offset,
                     int whence, const FileInfo& fi, off_t* result);
+
+ private:
+  // Serves the Invalidations streams from the hub.
+  friend class BackendService;
+
+  // Where Notify* put notices: one queue per open stream.
+  const std::unique_ptr<InvalidationHub> invalidations_;
 };
 
 struct ServeOptions {

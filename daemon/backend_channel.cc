@@ -24,6 +24,9 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
   // Each mount gets its own connection, so one slow backend mount never
   // queues behind another's.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // Retries are the daemon's decision (an op may not be idempotent), and
+  // gRPC's retry machinery buffers every call.
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
   return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
                                    args);
 }

@@ -54,6 +54,9 @@ void CachingTransport::Send(v1::Op op, Done done) {
       return SendReadlink(std::move(op), std::move(done));
     case v1::Op::kReaddir:
       return SendReaddir(std::move(op), std::move(done));
+    case v1::Op::kGetxattr:
+    case v1::Op::kListxattr:
+      return SendXattrRead(std::move(op), std::move(done));
     case v1::Op::kMknod:
     case v1::Op::kMkdir:
     case v1::Op::kSymlink:
@@ -92,6 +95,7 @@ void CachingTransport::SendGetattr(v1::Op op, Done done) {
   }
   if (!op.getattr().has_fh()) {
     v1::OpResult hit;
+    hit.set_id(op.id());
     switch (cache->GetAttr(path, hit.mutable_getattr()->mutable_attr())) {
       case MetadataCache::AttrLookup::kHit:
         Record(CacheKind::kAttr, true);
@@ -102,9 +106,19 @@ void CachingTransport::SendGetattr(v1::Op op, Done done) {
         done(ErrorResult(op.id(), ENOENT));
         return;
       case MetadataCache::AttrLookup::kMiss:
-        Record(CacheKind::kAttr, false);
         break;
     }
+    // Not cached itself, but its directory's listing may say it is absent:
+    // the common case of creating new files.
+    bool present = true;
+    if (path != "/" &&
+        cache->ListingKnows(ParentPath(path), BaseName(path), &present) &&
+        !present) {
+      Record(CacheKind::kNegative, true);
+      done(ErrorResult(op.id(), ENOENT));
+      return;
+    }
+    Record(CacheKind::kAttr, false);
   }
   uint64_t epoch = cache->epoch();
   options_.next->Send(
@@ -154,6 +168,44 @@ void CachingTransport::SendReadlink(v1::Op op, Done done) {
       });
 }
 
+void CachingTransport::SendXattrRead(v1::Op op, Done done) {
+  MetadataCache* cache = options_.cache;
+  const bool list = op.has_listxattr();
+  const std::string path = list ? op.listxattr().path() : op.getxattr().path();
+  const std::string name = list ? "" : op.getxattr().name();
+  if (path.empty() || (!list && name.empty())) {
+    options_.next->Send(std::move(op), std::move(done));
+    return;
+  }
+  v1::OpResult hit;
+  hit.set_id(op.id());
+  switch (cache->GetXattr(path, name, hit.mutable_xattr()->mutable_data())) {
+    case MetadataCache::AttrLookup::kHit:
+      Record(CacheKind::kXattr, true);
+      done(hit);
+      return;
+    case MetadataCache::AttrLookup::kNegative:
+      Record(CacheKind::kXattr, true);
+      done(ErrorResult(op.id(), ENODATA));
+      return;
+    case MetadataCache::AttrLookup::kMiss:
+      Record(CacheKind::kXattr, false);
+      break;
+  }
+  uint64_t epoch = cache->epoch();
+  options_.next->Send(
+      std::move(op), [this, cache, path, name, epoch, done = std::move(done)](
+                         const v1::OpResult& result) {
+        if (result.posix_errno() == 0) {
+          cache->PutXattr(path, name, &result.xattr().data(),
+                          options_.policy.attr_ttl, epoch);
+        } else if (result.posix_errno() == ENODATA) {
+          cache->PutXattr(path, name, nullptr, options_.policy.attr_ttl, epoch);
+        }
+        done(result);
+      });
+}
+
 void CachingTransport::SendReaddir(v1::Op op, Done done) {
   MetadataCache* cache = options_.cache;
   const std::string path = op.readdir().path();
@@ -169,16 +221,14 @@ void CachingTransport::SendReaddir(v1::Op op, Done done) {
         v1::OpResult r = result;
         v1::ReaddirReply* reply = r.mutable_readdir();
         bool whole = from_start && reply->eof();
-        auto listing = std::make_shared<Listing>();
-        listing->reserve(reply->entries_size());
+        Listing listing;
         for (v1::DirEntry& e : *reply->mutable_entries()) {
           if (e.offset() != 0) whole = false;
           if (!IsValidName(e.name())) continue;  // the adapter drops it too
           ListingEntry le;
-          le.name = e.name();
           le.type = e.has_attr() ? (e.attr().mode() & S_IFMT) : e.type();
           le.ino = e.has_attr() ? e.attr().ino() : 0;
-          listing->push_back(std::move(le));
+          listing.emplace(e.name(), le);
           if (e.has_attr()) {
             absl::Duration ttl = AttrTtl(e.attr());
             e.mutable_attr()->set_ttl_ms(ToMillis(ttl));
@@ -233,6 +283,14 @@ void CachingTransport::SendMutation(v1::Op op, Done done) {
       });
 }
 
+void CachingTransport::NoCapabilities(const std::string& path) {
+  // The kernel asks for security.capability before every write (to drop
+  // file capabilities). A file just created has none: only setxattr, which
+  // comes through here, can add them.
+  options_.cache->PutXattr(path, "security.capability", nullptr,
+                           options_.policy.attr_ttl, options_.cache->epoch());
+}
+
 void CachingTransport::UpdateLinks(uint64_t ino, const std::string& except,
                                    const v1::Attr* attr) {
   MetadataCache* cache = options_.cache;
@@ -256,25 +314,36 @@ void CachingTransport::ApplyMutation(const v1::Op& op,
   const bool ok = result.posix_errno() == 0;
   const absl::Duration negative = options_.policy.negative_ttl;
   const v1::Attr* attr = ok ? ResultAttr(result) : nullptr;
-  // A new name: its attributes (if returned), and its parent changed.
-  auto created = [&](const std::string& path) {
+  // A new name of type `type`: its attributes (if returned), and its
+  // parent's listing and times changed.
+  auto created = [&](const std::string& path, uint32_t type) {
+    const std::string parent = ParentPath(path);
     if (attr != nullptr) {
       cache->UpdateAttr(path, *attr, AttrTtl(*attr));
     } else {
       cache->DropAttr(path);
     }
-    cache->DropListing(ParentPath(path));
-    cache->DropAttr(ParentPath(path));
+    if (ok) {
+      ListingEntry entry;
+      entry.type = attr != nullptr ? (attr->mode() & S_IFMT) : (type & S_IFMT);
+      entry.ino = attr != nullptr ? attr->ino() : 0;
+      cache->ListingAdd(parent, BaseName(path), entry);
+    } else {
+      cache->DropListing(parent);
+    }
+    cache->DropAttr(parent);
   };
   // A name went away (or may have).
   auto removed = [&](const std::string& path) {
+    const std::string parent = ParentPath(path);
     if (ok) {
       cache->MarkRemoved(path, negative);
+      cache->ListingRemove(parent, BaseName(path));
     } else {
       cache->DropSubtree(path);
+      cache->DropListing(parent);
     }
-    cache->DropListing(ParentPath(path));
-    cache->DropAttr(ParentPath(path));
+    cache->DropAttr(parent);
   };
   // Attributes of an existing file changed.
   auto changed = [&](const std::string& path) {
@@ -293,15 +362,21 @@ void CachingTransport::ApplyMutation(const v1::Op& op,
 
   switch (op.op_case()) {
     case v1::Op::kMknod:
-      return created(op.mknod().path());
+      created(op.mknod().path(), op.mknod().mode());
+      if (ok) NoCapabilities(op.mknod().path());
+      return;
     case v1::Op::kMkdir:
-      return created(op.mkdir().path());
+      created(op.mkdir().path(), S_IFDIR);
+      if (ok) cache->PutNewDirectory(op.mkdir().path(), options_.policy.listing_ttl);
+      return;
     case v1::Op::kSymlink:
-      return created(op.symlink().path());
+      return created(op.symlink().path(), S_IFLNK);
     case v1::Op::kCreate:
-      return created(op.create().path());
+      created(op.create().path(), S_IFREG);
+      if (ok) NoCapabilities(op.create().path());
+      return;
     case v1::Op::kLink:
-      created(op.link().new_path());
+      created(op.link().new_path(), 0);
       // The link count of every name of the file changed.
       cache->DropAttr(op.link().old_path());
       if (replaced_ino != 0) UpdateLinks(replaced_ino, op.link().new_path(), attr);
@@ -325,9 +400,10 @@ void CachingTransport::ApplyMutation(const v1::Op& op,
         cache->DropSubtree(from);
         cache->DropSubtree(to);
       }
-      // The renamed file's ctime changed.
+      // The renamed file's ctime changed; with an exchange, so did the
+      // other file's, now at `from`.
       cache->DropAttr(to);
-      cache->DropAttr(from);
+      if (!ok || (op.rename().flags() & RENAME_EXCHANGE)) cache->DropAttr(from);
       for (const std::string& p : {from, to}) {
         cache->DropListing(ParentPath(p));
         cache->DropAttr(ParentPath(p));
@@ -336,6 +412,8 @@ void CachingTransport::ApplyMutation(const v1::Op& op,
       return;
     }
     case v1::Op::kChmod:
+      // The access ACL mirrors the mode bits.
+      cache->DropXattrs(op.chmod().path());
       return changed(op.chmod().path());
     case v1::Op::kChown:
       return changed(op.chown().path());
@@ -350,8 +428,10 @@ void CachingTransport::ApplyMutation(const v1::Op& op,
     case v1::Op::kCopyFileRange:
       return changed(op.copy_file_range().path_out());
     case v1::Op::kSetxattr:
+      cache->DropXattrs(op.setxattr().path());
       return changed(op.setxattr().path());
     case v1::Op::kRemovexattr:
+      cache->DropXattrs(op.removexattr().path());
       return changed(op.removexattr().path());
     case v1::Op::kOpen:
       return changed(op.open().path());

@@ -1,19 +1,24 @@
 // The caching layer between the kernel adapter and the backend: answers
-// getattr (and negative lookups) and readlink from the MetadataCache, fills
+// getattr (and negative lookups), readlink, getxattr and listxattr from the
+// MetadataCache, fills
 // the cache from every reply that carries metadata (getattr, readdir with
 // attributes, operations that return the new attributes), and keeps it
 // coherent with every mutation that passes through it.
 //
 // Coherence rules, applied when a mutation's result arrives:
-//   create/mknod/mkdir/symlink/link  new path: its attrs (or nothing);
-//                                    parent: attrs and listing dropped
+//   create/mknod/mkdir/symlink/link  new path: its attrs (or nothing), added
+//                                    to the parent's listing; parent attrs
+//                                    dropped; a new directory's listing is
+//                                    known to be empty
 //   unlink/rmdir                     path (and below) removed, remembered as
-//                                    absent; parent dropped
+//                                    absent, removed from the parent's
+//                                    listing; parent attrs dropped
 //   rename                           subtree moved (or swapped); old name
 //                                    absent; both parents dropped
 //   chmod/chown/truncate/utimens     new attrs stored (or dropped)
 //   write/fallocate/copy_file_range/
-//   setxattr/removexattr/open+O_TRUNC attrs dropped
+//   setxattr/removexattr/open+O_TRUNC attrs dropped (and extended attributes,
+//                                    for setxattr/removexattr/chmod)
 // Hard links: when a change affects a file with more than one link, every
 // other cached path of the same inode is updated too, and `links_changed`
 // tells the kernel adapter to drop what the kernel caches for those paths.
@@ -71,6 +76,7 @@ class CachingTransport : public OpTransport {
   void SendGetattr(v1::Op op, Done done);
   void SendReadlink(v1::Op op, Done done);
   void SendReaddir(v1::Op op, Done done);
+  void SendXattrRead(v1::Op op, Done done);
   // Forwards a mutation and applies the coherence rules to its result.
   void SendMutation(v1::Op op, Done done);
   void ApplyMutation(const v1::Op& op, const v1::OpResult& result,
@@ -80,6 +86,7 @@ class CachingTransport : public OpTransport {
   void UpdateLinks(uint64_t ino, const std::string& except,
                    const v1::Attr* attr);
   absl::Duration AttrTtl(const v1::Attr& attr) const;
+  void NoCapabilities(const std::string& path);
   void Record(CacheKind kind, bool hit);
 
   const Options options_;

@@ -3,28 +3,22 @@
 //   fuse-hostctl [--control_socket=PATH] mount BACKEND MOUNTPOINT [-o OPTIONS]
 //   fuse-hostctl [--control_socket=PATH] unmount [--lazy] MOUNTPOINT
 //   fuse-hostctl [--control_socket=PATH] list
+//   fuse-hostctl [--control_socket=PATH] stats [MOUNTPOINT]
+//   fuse-hostctl [--control_socket=PATH] health [SERVICE]
 //
 // Every failure is one line on stderr and a non-zero exit status:
 // 1 for a refused or failed request, 2 for a usage error.
 
-#include <limits.h>
-#include <stdlib.h>
-#include <sys/stat.h>
-
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-
-#include "proto/control.grpc.pb.h"
+#include "absl/strings/str_cat.h"
+#include "daemon/control_client.h"
 
 namespace fusehost {
 namespace {
-
-constexpr char kDefaultSocket[] = "/run/fuse-hostd/control.sock";
 
 constexpr char kUsage[] =
     "usage: fuse-hostctl [--control_socket=PATH] COMMAND\n"
@@ -34,7 +28,12 @@ constexpr char kUsage[] =
     "                                         or host:port) at MOUNTPOINT\n"
     "  unmount [-l|--lazy] MOUNTPOINT         unmount (lazily: even with open "
     "files)\n"
-    "  list                                   show fuse-hostd's mounts\n"
+    "  list                                   show fuse-hostd's mounts (yours,\n"
+    "                                         unless you are root)\n"
+    "  stats [MOUNTPOINT]                     per-operation counts and "
+    "latencies,\n"
+    "                                         cache and backend counters\n"
+    "  health [SERVICE]                       gRPC health check of the daemon\n"
     "\n"
     "options (-o, comma-separated): ro, allow_other, no_default_permissions,\n"
     "  fsname=NAME, subtype=NAME, attr_timeout=S, entry_timeout=S,\n"
@@ -46,92 +45,82 @@ int UsageError(const std::string& message) {
   return 2;
 }
 
-// Prints a failed call as one line. Connection failures name the socket.
-int Fail(const grpc::Status& status, const std::string& socket_path) {
-  if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
-      status.error_message().find("unreachable") == std::string::npos) {
-    fprintf(stderr,
-            "fuse-hostctl: cannot reach fuse-hostd at %s (is it running?)\n",
-            socket_path.c_str());
-  } else if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-    fprintf(stderr, "fuse-hostctl: fuse-hostd did not answer in time\n");
-  } else {
-    fprintf(stderr, "fuse-hostctl: %s\n", status.error_message().c_str());
-  }
+int Fail(const ControlClient& client, const grpc::Status& status) {
+  fprintf(stderr, "fuse-hostctl: %s\n", client.Describe(status).c_str());
   return 1;
 }
 
-// The daemon resolves paths in its own working directory; send absolute ones.
-std::string Absolute(const std::string& path) {
-  if (!path.empty() && path[0] == '/') return path;
-  char cwd[PATH_MAX];
-  if (getcwd(cwd, sizeof(cwd)) == nullptr) return path;
-  return std::string(cwd) + "/" + path;
+// 1234us -> "1.2ms"; latencies are bucket bounds, two digits are plenty.
+std::string Latency(uint64_t us) {
+  if (us < 1000) return absl::StrCat(us, "us");
+  if (us < 1000000) return absl::StrCat(us / 1000, ".", us % 1000 / 100, "ms");
+  return absl::StrCat(us / 1000000, ".", us % 1000000 / 100000, "s");
 }
 
-class Client {
- public:
-  explicit Client(std::string socket_path)
-      : socket_path_(std::move(socket_path)),
-        stub_(v1::Control::NewStub(grpc::CreateChannel(
-            "unix:" + socket_path_, grpc::InsecureChannelCredentials()))) {}
-
-  // A deadline long enough for a slow backend handshake and an unmount that
-  // waits for the session to end.
-  void Prepare(grpc::ClientContext* context) {
-    context->set_deadline(std::chrono::system_clock::now() +
-                          std::chrono::seconds(30));
+int List(ControlClient& client) {
+  v1::ListReply reply;
+  grpc::Status s = client.List(&reply);
+  if (!s.ok()) return Fail(client, s);
+  printf("%-30s %-32s %-10s %-11s %s\n", "MOUNTPOINT", "BACKEND", "OWNER",
+         "STATE", "OPTIONS");
+  for (const v1::MountInfo& m : reply.mounts()) {
+    printf("%-30s %-32s %-10s %-11s %s\n", m.mountpoint().c_str(),
+           m.backend().c_str(), UserName(m.owner_uid()).c_str(),
+           m.state().c_str(), m.options().empty() ? "-" : m.options().c_str());
   }
+  return 0;
+}
 
-  int Mount(const std::string& backend, const std::string& mountpoint,
-            const std::string& options) {
-    v1::MountRequest request;
-    request.set_backend(backend);
-    request.set_mountpoint(Absolute(mountpoint));
-    request.set_options(options);
-    v1::MountReply reply;
-    grpc::ClientContext context;
-    Prepare(&context);
-    grpc::Status s = stub_->Mount(&context, request, &reply);
-    return s.ok() ? 0 : Fail(s, socket_path_);
-  }
-
-  int Unmount(const std::string& mountpoint, bool lazy) {
-    v1::UnmountRequest request;
-    request.set_mountpoint(Absolute(mountpoint));
-    request.set_lazy(lazy);
-    v1::UnmountReply reply;
-    grpc::ClientContext context;
-    Prepare(&context);
-    grpc::Status s = stub_->Unmount(&context, request, &reply);
-    return s.ok() ? 0 : Fail(s, socket_path_);
-  }
-
-  int List() {
-    v1::ListReply reply;
-    grpc::ClientContext context;
-    Prepare(&context);
-    grpc::Status s = stub_->List(&context, v1::ListRequest(), &reply);
-    if (!s.ok()) return Fail(s, socket_path_);
-    printf("%-30s %-32s %-10s %-11s %s\n", "MOUNTPOINT", "BACKEND", "OWNER",
-           "STATE", "OPTIONS");
-    for (const v1::MountInfo& m : reply.mounts()) {
-      std::string owner = std::to_string(m.owner_uid()) + ":" +
-                          std::to_string(m.owner_gid());
-      printf("%-30s %-32s %-10s %-11s %s\n", m.mountpoint().c_str(),
-             m.backend().c_str(), owner.c_str(), m.state().c_str(),
-             m.options().empty() ? "-" : m.options().c_str());
+int Stats(ControlClient& client, const std::string& mountpoint) {
+  v1::StatsReply reply;
+  grpc::Status s = client.Stats(mountpoint, &reply);
+  if (!s.ok()) return Fail(client, s);
+  bool first = true;
+  for (const v1::MountStatsInfo& m : reply.mounts()) {
+    if (!first) printf("\n");
+    first = false;
+    printf("%s  (mount %llu, backend %s, owner %s)\n", m.mountpoint().c_str(),
+           static_cast<unsigned long long>(m.mount_id()), m.backend().c_str(),
+           UserName(m.owner_uid()).c_str());
+    printf("  kernel requests  %llu\n",
+           static_cast<unsigned long long>(m.kernel_requests()));
+    printf("  backend          %llu messages, %llu ops, %llu errors\n",
+           static_cast<unsigned long long>(m.backend_messages()),
+           static_cast<unsigned long long>(m.backend_ops()),
+           static_cast<unsigned long long>(m.backend_errors()));
+    printf("  %-12s %12s %12s\n", "CACHE", "HITS", "MISSES");
+    for (const v1::CacheStats& c : m.caches()) {
+      printf("  %-12s %12llu %12llu\n", c.cache().c_str(),
+             static_cast<unsigned long long>(c.hits()),
+             static_cast<unsigned long long>(c.misses()));
     }
-    return 0;
+    printf("  %-14s %10s %8s %9s %9s %9s\n", "OP", "COUNT", "ERRORS", "P50",
+           "P90", "P99");
+    for (const v1::OpStats& op : m.ops()) {
+      printf("  %-14s %10llu %8llu %9s %9s %9s\n", op.op().c_str(),
+             static_cast<unsigned long long>(op.count()),
+             static_cast<unsigned long long>(op.errors()),
+             Latency(op.p50_us()).c_str(), Latency(op.p90_us()).c_str(),
+             Latency(op.p99_us()).c_str());
+    }
   }
+  if (first) printf("no mounts\n");
+  return 0;
+}
 
- private:
-  std::string socket_path_;
-  std::unique_ptr<v1::Control::Stub> stub_;
-};
+int Health(ControlClient& client, const std::string& service) {
+  grpc::health::v1::HealthCheckResponse reply;
+  grpc::Status s = client.Health(service, &reply);
+  if (!s.ok()) return Fail(client, s);
+  std::string name =
+      grpc::health::v1::HealthCheckResponse::ServingStatus_Name(reply.status());
+  printf("%s\n", name.c_str());
+  return reply.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0
+                                                                          : 1;
+}
 
 int Main(int argc, char** argv) {
-  std::string socket_path = kDefaultSocket;
+  ControlClient::Options client_options;
   std::vector<std::string> args;
   std::string options;
   bool lazy = false;
@@ -141,10 +130,10 @@ int Main(int argc, char** argv) {
       fputs(kUsage, stdout);
       return 0;
     } else if (a.rfind("--control_socket=", 0) == 0) {
-      socket_path = a.substr(strlen("--control_socket="));
+      client_options.socket_path = a.substr(strlen("--control_socket="));
     } else if (a == "--control_socket") {
       if (++i == argc) return UsageError("--control_socket needs a path");
-      socket_path = argv[i];
+      client_options.socket_path = argv[i];
     } else if (a == "-o") {
       if (++i == argc) return UsageError("-o needs options");
       options += (options.empty() ? "" : ",") + std::string(argv[i]);
@@ -160,30 +149,41 @@ int Main(int argc, char** argv) {
   }
   if (args.empty()) return UsageError("no command given");
   const std::string& command = args[0];
-  struct stat st;
-  if (stat(socket_path.c_str(), &st) != 0) {
-    fprintf(stderr,
-            "fuse-hostctl: fuse-hostd is not running (no control socket at "
-            "%s: %s)\n",
-            socket_path.c_str(), strerror(errno));
-    return 1;
-  }
-  Client client(socket_path);
+  const bool unmount = command == "unmount" || command == "umount";
   if (command == "mount") {
     if (args.size() != 3) return UsageError("mount takes BACKEND MOUNTPOINT");
-    if (lazy) return UsageError("--lazy applies to unmount only");
-    return client.Mount(args[1], args[2], options);
-  }
-  if (!options.empty()) return UsageError("-o applies to mount only");
-  if (command == "unmount" || command == "umount") {
+  } else if (unmount) {
     if (args.size() != 2) return UsageError("unmount takes MOUNTPOINT");
-    return client.Unmount(args[1], lazy);
-  }
-  if (command == "list") {
+  } else if (command == "list") {
     if (args.size() != 1) return UsageError("list takes no arguments");
-    return client.List();
+  } else if (command == "stats") {
+    if (args.size() > 2) return UsageError("stats takes at most a MOUNTPOINT");
+  } else if (command == "health") {
+    if (args.size() > 2) return UsageError("health takes at most a SERVICE");
+  } else {
+    return UsageError("unknown command '" + command + "'");
   }
-  return UsageError("unknown command '" + command + "'");
+  if (!options.empty() && command != "mount") {
+    return UsageError("-o applies to mount only");
+  }
+  if (lazy && !unmount) return UsageError("--lazy applies to unmount only");
+  ControlClient client(client_options);
+  absl::Status socket = client.CheckSocket();
+  if (!socket.ok()) {
+    fprintf(stderr, "fuse-hostctl: %s\n", std::string(socket.message()).c_str());
+    return 1;
+  }
+  if (command == "mount") {
+    grpc::Status s = client.Mount(args[1], args[2], options, nullptr);
+    return s.ok() ? 0 : Fail(client, s);
+  }
+  if (unmount) {
+    grpc::Status s = client.Unmount(args[1], lazy);
+    return s.ok() ? 0 : Fail(client, s);
+  }
+  if (command == "list") return List(client);
+  if (command == "stats") return Stats(client, args.size() == 2 ? args[1] : "");
+  return Health(client, args.size() == 2 ? args[1] : "");
 }
 
 }  // namespace

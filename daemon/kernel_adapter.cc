@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/stat_convert.h"
+#include "daemon/paths.h"
 
 namespace fusehost {
 namespace {
@@ -23,13 +24,6 @@ namespace {
 // not send (as libfuse's high-level API does).
 constexpr ino_t kUnknownIno = 0xffffffff;
 constexpr int kMaxGroups = 65536;
-
-// A backend name is accepted only if the kernel could have produced it.
-bool IsValidName(const std::string& name) {
-  return !name.empty() && name.size() <= NAME_MAX && name != "." &&
-         name != ".." && name.find('/') == std::string::npos &&
-         name.find('\0') == std::string::npos;
-}
 
 bool IsValidFileType(uint32_t mode) {
   switch (mode & S_IFMT) {
@@ -46,21 +40,31 @@ bool IsValidFileType(uint32_t mode) {
   }
 }
 
-// An open directory: the backend's handle plus the entries fetched so far.
-// The kernel's readdir offset n means "continue with item n", where items 0
-// and 1 are "." and "..", and item k + 2 is entries[k].
+// An open directory: the entries fetched so far, from the backend or from a
+// cached listing. The kernel's readdir offset n means "continue with item n",
+// where items 0 and 1 are "." and "..", and item k + 2 is entries[k].
 struct DirHandle {
   struct Entry {
     std::string name;
-    struct stat st;     // st_ino and the S_IFMT bits of st_mode are used
+    // Full attributes when has_attr (answers readdirplus); otherwise only
+    // st_ino and the S_IFMT bits of st_mode are meaningful.
+    struct stat st;
+    bool has_attr = false;
+    v1::Attr attr;      // as received, when has_attr (for timeouts)
     uint64_t cookie;    // backend's resume cookie (0 for whole listings)
   };
 
+  // The backend was not asked to open the directory when its listing came
+  // from the daemon's cache; then there is nothing to release either.
+  bool backend_open = false;
   uint64_t backend_fh = 0;
+  std::string path;  // at opendir time; for re-reading a cached listing
   absl::Mutex mu;
   std::vector<Entry> entries ABSL_GUARDED_BY(mu);
   absl::flat_hash_set<std::string> names ABSL_GUARDED_BY(mu);
   bool eof ABSL_GUARDED_BY(mu) = false;
+  // Some entries were handed to the kernel: offset 0 now means rewinddir.
+  bool started ABSL_GUARDED_BY(mu) = false;
 };
 
 DirHandle* DirHandleOf(const struct fuse_file_info* fi) {
@@ -80,6 +84,69 @@ struct KernelAdapter::Ops {
     return static_cast<KernelAdapter*>(fuse_req_userdata(req));
   }
 
+  // Every kernel request is tracked from its callback to its one reply, for
+  // the per-operation counts and latencies. Finish() runs before the reply:
+  // afterwards `req` is freed and may be reused for a new request.
+  static void Begin(fuse_req_t req, KernelOp op) {
+    Self(req)->BeginRequest(req, op);
+  }
+  static void Finish(fuse_req_t req, int err) {
+    Self(req)->EndRequest(req, err);
+  }
+  static int RErr(fuse_req_t req, int err) {
+    Finish(req, err);
+    return fuse_reply_err(req, err);
+  }
+  static void RNone(fuse_req_t req) {
+    Finish(req, 0);
+    fuse_reply_none(req);
+  }
+  static int REntry(fuse_req_t req, const struct fuse_entry_param* e) {
+    Finish(req, e->ino == 0 ? ENOENT : 0);
+    return fuse_reply_entry(req, e);
+  }
+  static int RAttr(fuse_req_t req, const struct stat* st, double timeout) {
+    Finish(req, 0);
+    return fuse_reply_attr(req, st, timeout);
+  }
+  static int RReadlink(fuse_req_t req, const char* target) {
+    Finish(req, 0);
+    return fuse_reply_readlink(req, target);
+  }
+  static int ROpen(fuse_req_t req, const struct fuse_file_info* fi) {
+    Finish(req, 0);
+    return fuse_reply_open(req, fi);
+  }
+  static int RCreate(fuse_req_t req, const struct fuse_entry_param* e,
+                     const struct fuse_file_info* fi) {
+    Finish(req, 0);
+    return fuse_reply_create(req, e, fi);
+  }
+  static int RBuf(fuse_req_t req, const char* buf, size_t size) {
+    Finish(req, 0);
+    return fuse_reply_buf(req, buf, size);
+  }
+  static int RWrite(fuse_req_t req, size_t count) {
+    Finish(req, 0);
+    return fuse_reply_write(req, count);
+  }
+  static int RStatfs(fuse_req_t req, const struct statvfs* st) {
+    Finish(req, 0);
+    return fuse_reply_statfs(req, st);
+  }
+  static int RXattr(fuse_req_t req, size_t count) {
+    Finish(req, 0);
+    return fuse_reply_xattr(req, count);
+  }
+  static int RLock(fuse_req_t req, const struct flock* lock) {
+    Finish(req, 0);
+    return fuse_reply_lock(req, lock);
+  }
+  static int RLseek(fuse_req_t req, off_t off) {
+    Finish(req, 0);
+    return fuse_reply_lseek(req, off);
+  }
+
   static v1::Op NewOp(fuse_req_t req) {
     v1::Op op;
     const struct fuse_ctx* ctx = fuse_req_ctx(req);
@@ -89,15 +156,19 @@ struct KernelAdapter::Ops {
     caller->set_pid(ctx->pid);
     caller->set_umask(ctx->umask);
     if (ctx->pid != 0) {
-      std::vector<gid_t> groups(64);
-      int n = fuse_req_getgroups(req, groups.size(), groups.data());
-      if (n > static_cast<int>(groups.size()) && n <= kMaxGroups) {
-        groups.resize(n);
-        n = fuse_req_getgroups(req, groups.size(), groups.data());
-      }
-      for (int i = 0; i < n && i < static_cast<int>(groups.size()); ++i) {
-        caller->add_groups(groups[i]);
-      }
+      auto groups = Self(req)->groups_.Get(
+          ctx->pid, ctx->uid, ctx->gid, [req](CallerGroups::Groups* out) {
+            out->resize(64);
+            int n = fuse_req_getgroups(req, out->size(), out->data());
+            if (n > static_cast<int>(out->size()) && n <= kMaxGroups) {
+              out->resize(n);
+              n = fuse_req_getgroups(req, out->size(), out->data());
+            }
+            if (n < 0) return false;
+            out->resize(std::min<size_t>(n, out->size()));
+            return true;
+          });
+      for (gid_t g : *groups) caller->add_groups(g);
     }
     return op;
   }
@@ -118,9 +189,9 @@ struct KernelAdapter::Ops {
   static std::optional<std::string> NamedPath(fuse_req_t req, fuse_ino_t ino) {
     std::optional<std::string> path = Self(req)->options_.nodes->PathOf(ino);
     if (!path) {
-      fuse_reply_err(req, ESTALE);
+      RErr(req, ESTALE);
     } else if (path->empty()) {
-      fuse_reply_err(req, ENOENT);  // unlinked, and no handle to go by
+      RErr(req, ENOENT);  // unlinked, and no handle to go by
       return std::nullopt;
     }
     return path;
@@ -146,14 +217,14 @@ struct KernelAdapter::Ops {
     }
     std::optional<std::string> p = Self(req)->options_.nodes->PathOf(ino);
     if (!p) {
-      fuse_reply_err(req, ESTALE);
+      RErr(req, ESTALE);
       return false;
     }
     *path = *p;
     if (p->empty()) {
       *fh = Self(req)->options_.nodes->AnyOpenHandle(ino);
       if (!*fh) {
-        fuse_reply_err(req, ENOENT);
+        RErr(req, ENOENT);
         return false;
       }
     }
@@ -165,9 +236,9 @@ struct KernelAdapter::Ops {
     std::optional<std::string> path =
         Self(req)->options_.nodes->ChildPath(parent, name);
     if (!path) {
-      fuse_reply_err(req, ESTALE);
+      RErr(req, ESTALE);
     } else if (path->empty()) {
-      fuse_reply_err(req, ENOENT);
+      RErr(req, ENOENT);
       return std::nullopt;
     }
     return path;
@@ -186,14 +257,24 @@ struct KernelAdapter::Ops {
     return true;
   }
 
+  // Kernel cache lifetimes: the lifetime the attributes came with (the
+  // caching layer fills it), so kernel and daemon caches expire together.
+  static double AttrTimeout(fuse_req_t req, const v1::Attr& attr) {
+    if (attr.ttl_ms() != 0) return attr.ttl_ms() / 1000.0;
+    return Seconds(Self(req)->options_.policy.attr_ttl);
+  }
+  static double EntryTimeout(fuse_req_t req, const v1::Attr& attr) {
+    const auto& entry = Self(req)->options_.mount_options->entry_timeout;
+    return entry ? Seconds(*entry) : AttrTimeout(req, attr);
+  }
+
   static void ReplyAttr(fuse_req_t req, fuse_ino_t ino, const v1::Attr& attr) {
     struct stat st;
     if (!AttrFromBackend(attr, ino, &st)) {
-      fuse_reply_err(req, EIO);
+      RErr(req, EIO);
       return;
     }
-    fuse_reply_attr(req, &st,
-                    Seconds(Self(req)->options_.mount_options->attr_timeout));
+    RAttr(req, &st, AttrTimeout(req, attr));
   }
 
   // Fills `e` for (parent, name) and takes a lookup reference; false (and a
@@ -204,18 +285,18 @@ struct KernelAdapter::Ops {
     KernelAdapter* self = Self(req);
     *e = {};
     if (!IsValidFileType(attr.mode())) {
-      fuse_reply_err(req, EIO);
+      RErr(req, EIO);
       return false;
     }
     uint64_t id = self->options_.nodes->AddLookup(parent, name);
     if (id == 0) {
-      fuse_reply_err(req, ESTALE);
+      RErr(req, ESTALE);
       return false;
     }
     AttrFromBackend(attr, id, &e->attr);
     e->ino = id;
-    e->attr_timeout = Seconds(self->options_.mount_options->attr_timeout);
-    e->entry_timeout = Seconds(self->options_.mount_options->entry_timeout);
+    e->attr_timeout = AttrTimeout(req, attr);
+    e->entry_timeout = EntryTimeout(req, attr);
     return true;
   }
 
@@ -223,9 +304,10 @@ struct KernelAdapter::Ops {
                          const std::string& name, const v1::Attr& attr) {
     struct fuse_entry_param e;
     if (!MakeEntry(req, parent, name, attr, &e)) return;
-    if (fuse_reply_entry(req, &e) != 0) {
+    NodeTable* nodes = Self(req)->options_.nodes;  // `req` is gone after replying
+    if (REntry(req, &e) != 0) {
       // The request was interrupted: the kernel never got the reference.
-      Self(req)->options_.nodes->Forget(e.ino, 1);
+      nodes->Forget(e.ino, 1);
     }
   }
 
@@ -245,7 +327,7 @@ struct KernelAdapter::Ops {
     Send(Self(req), std::move(op),
          [req, then = std::move(then)](const v1::OpResult& res) {
            if (res.posix_errno() != 0) {
-             fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+             RErr(req, SanitizeErrno(res.posix_errno()));
            } else {
              then(res.getattr().attr());
            }
@@ -260,7 +342,7 @@ struct KernelAdapter::Ops {
          [req, on_success = std::move(on_success)](const v1::OpResult& res) {
            int err = SanitizeErrno(res.posix_errno());
            if (err == 0 && on_success) on_success();
-           fuse_reply_err(req, err);
+           RErr(req, err);
          });
   }
 
@@ -273,7 +355,7 @@ struct KernelAdapter::Ops {
          [req, parent, name = std::move(name), path = std::move(path),
           after_reply = std::move(after_reply)](const v1::OpResult& res) {
            if (res.posix_errno() != 0) {
-             fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+             RErr(req, SanitizeErrno(res.posix_errno()));
              return;
            }
            const v1::Attr* known =
@@ -320,22 +402,25 @@ struct KernelAdapter::Ops {
   }
 
   static void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+    Begin(req, KernelOp::kForget);
     Self(req)->options_.nodes->Forget(ino, nlookup);
-    fuse_reply_none(req);
+    RNone(req);
   }
 
   static void ForgetMulti(fuse_req_t req, size_t count,
                           struct fuse_forget_data* forgets) {
+    Begin(req, KernelOp::kForget);
     NodeTable* nodes = Self(req)->options_.nodes;
     for (size_t i = 0; i < count; ++i) {
       nodes->Forget(forgets[i].ino, forgets[i].nlookup);
     }
-    fuse_reply_none(req);
+    RNone(req);
   }
 
   // ---- names and attributes ------------------------------------------------
 
   static void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    Begin(req, KernelOp::kLookup);
     std::optional<std::string> path = ChildPath(req, parent, name);
     if (!path) return;
     v1::Op op = NewOp(req);
@@ -343,15 +428,15 @@ struct KernelAdapter::Ops {
     Send(Self(req), std::move(op),
          [req, parent, name = std::string(name)](const v1::OpResult& res) {
            int err = SanitizeErrno(res.posix_errno());
-           double negative = Seconds(
-               Self(req)->options_.mount_options->negative_timeout);
+           double negative =
+               Seconds(Self(req)->options_.policy.negative_ttl);
            if (err == ENOENT && negative > 0) {
              // ino 0 lets the kernel cache the absence of the name.
              struct fuse_entry_param e = {};
              e.entry_timeout = negative;
-             fuse_reply_entry(req, &e);
+             REntry(req, &e);
            } else if (err != 0) {
-             fuse_reply_err(req, err);
+             RErr(req, err);
            } else {
              ReplyEntry(req, parent, name, res.getattr().attr());
            }
@@ -360,6 +445,7 @@ struct KernelAdapter::Ops {
 
   static void Getattr(fuse_req_t req, fuse_ino_t ino,
                       struct fuse_file_info* fi) {
+    Begin(req, KernelOp::kGetattr);
     std::string path;
     std::optional<uint64_t> fh;
     if (!AttrTarget(req, ino, fi, &path, &fh)) return;
@@ -368,7 +454,7 @@ struct KernelAdapter::Ops {
     if (fh) op.mutable_getattr()->set_fh(*fh);
     Send(Self(req), std::move(op), [req, ino](const v1::OpResult& res) {
       if (res.posix_errno() != 0) {
-        fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+        RErr(req, SanitizeErrno(res.posix_errno()));
       } else {
         ReplyAttr(req, ino, res.getattr().attr());
       }
@@ -399,7 +485,7 @@ struct KernelAdapter::Ops {
       Send(Self(req), std::move(ops[next++]),
            [self](const v1::OpResult& res) {
              if (res.posix_errno() != 0) {
-               fuse_reply_err(self->req, SanitizeErrno(res.posix_errno()));
+               RErr(self->req, SanitizeErrno(res.posix_errno()));
                return;
              }
              self->have_attr = res.entry().has_attr();
@@ -423,6 +509,7 @@ struct KernelAdapter::Ops {
 
   static void Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr,
                       int to_set, struct fuse_file_info* fi) {
+    Begin(req, KernelOp::kSetattr);
     auto chain = std::make_shared<SetattrChain>();
     if (!AttrTarget(req, ino, fi, &chain->path, &chain->fh)) return;
     chain->req = req;
@@ -469,27 +556,29 @@ struct KernelAdapter::Ops {
   }
 
   static void Readlink(fuse_req_t req, fuse_ino_t ino) {
+    Begin(req, KernelOp::kReadlink);
     std::optional<std::string> path = NamedPath(req, ino);
     if (!path) return;
     v1::Op op = NewOp(req);
     op.mutable_readlink()->set_path(*path);
     Send(Self(req), std::move(op), [req](const v1::OpResult& res) {
       if (res.posix_errno() != 0) {
-        fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+        RErr(req, SanitizeErrno(res.posix_errno()));
         return;
       }
       std::string target = res.readlink().target();
       target = target.substr(0, std::min(target.find('\0'), size_t{PATH_MAX - 1}));
       if (target.empty()) {
-        fuse_reply_err(req, EIO);
+        RErr(req, EIO);
       } else {
-        fuse_reply_readlink(req, target.c_str());
+        RReadlink(req, target.c_str());
       }
     });
   }
 
   static void Mknod(fuse_req_t req, fuse_ino_t parent, const char* name,
                     mode_t mode, dev_t rdev) {
+    Begin(req, KernelOp::kMknod);
     std::optional<std::string> path = ChildPath(req, parent, name);
     if (!path) return;
     v1::Op op = NewOp(req);
@@ -501,6 +590,7 @@ struct KernelAdapter::Ops {
 
   static void Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name,
                     mode_t mode) {
+    Begin(req, KernelOp::kMkdir);
     std::optional<std::string> path = ChildPath(req, parent, name);
     if (!path) return;
     v1::Op op = NewOp(req);
@@ -511,6 +601,7 @@ struct KernelAdapter::Ops {
 
   static void Symlink(fuse_req_t req, const char* target, fuse_ino_t parent,
                       const char* name) {
+    Begin(req, KernelOp::kSymlink);
     std::optional<std::string> path = ChildPath(req, parent, name);
     if (!path) return;
     v1::Op op = NewOp(req);
@@ -521,6 +612,7 @@ struct KernelAdapter::Ops {
 
   static void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
                    const char* newname) {
+    Begin(req, KernelOp::kLink);
     std::optional<std::string> old_path = NamedPath(req, ino);
     if (!old_path) return;
     std::optional<std::string> new_path = ChildPath(req, newparent, newname);
@@ -532,10 +624,11 @@ struct KernelAdapter::Ops {
     // node's attributes, whose link count just changed.
     KernelAdapter* self = Self(req);
     SendCreating(req, std::move(op), newparent, newname, *new_path,
-                 [self, ino] { self->InvalidateAttributes(ino); });
+                 [self, ino] { self->InvalidateInode(ino, /*data=*/false); });
   }
 
   static void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    Begin(req, KernelOp::kUnlink);
     std::optional<std::string> path = ChildPath(req, parent, name);
     if (!path) return;
     v1::Op op = NewOp(req);
@@ -547,6 +640,7 @@ struct KernelAdapter::Ops {
   }
 
   static void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    Begin(req, KernelOp::kRmdir);
     std::optional<std::string> path = ChildPath(req, parent, name);
     if (!path) return;
     v1::Op op = NewOp(req);
@@ -560,6 +654,7 @@ struct KernelAdapter::Ops {
   static void Rename(fuse_req_t req, fuse_ino_t parent, const char* name,
                      fuse_ino_t newparent, const char* newname,
                      unsigned int flags) {
+    Begin(req, KernelOp::kRename);
     std::optional<std::string> old_path = ChildPath(req, parent, name);
     if (!old_path) return;
     std::optional<std::string> new_path = ChildPath(req, newparent, newname);
@@ -580,6 +675,7 @@ struct KernelAdapter::Ops {
   // ---- files ---------------------------------------------------------------
 
   static void Open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+    Begin(req, KernelOp::kOpen);
     std::optional<std::string> path = NamedPath(req, ino);
     if (!path) return;
     v1::Op op = NewOp(req);
@@ -589,13 +685,13 @@ struct KernelAdapter::Ops {
     Send(Self(req), std::move(op),
          [req, ino, info, path = *path](const v1::OpResult& res) mutable {
            if (res.posix_errno() != 0) {
-             fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+             RErr(req, SanitizeErrno(res.posix_errno()));
              return;
            }
            FillOpenReply(res.open(), &info);
            KernelAdapter* self = Self(req);
            self->options_.nodes->AddOpenHandle(ino, info.fh);
-           if (fuse_reply_open(req, &info) != 0) {
+           if (ROpen(req, &info) != 0) {
              self->options_.nodes->RemoveOpenHandle(ino, info.fh);
              ReleaseOrphan(self, path, info.fh, info.flags);
            }
@@ -604,6 +700,7 @@ struct KernelAdapter::Ops {
 
   static void Create(fuse_req_t req, fuse_ino_t parent, const char* name,
                      mode_t mode, struct fuse_file_info* fi) {
+    Begin(req, KernelOp::kCreate);
     std::optional<std::string> path = ChildPath(req, parent, name);
     if (!path) return;
     v1::Op op = NewOp(req);
@@ -615,7 +712,7 @@ struct KernelAdapter::Ops {
          [req, info, parent, name = std::string(name),
           path = *path](const v1::OpResult& res) mutable {
            if (res.posix_errno() != 0) {
-             fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+             RErr(req, SanitizeErrno(res.posix_errno()));
              return;
            }
            FillOpenReply(res.create().open(), &info);
@@ -630,7 +727,7 @@ struct KernelAdapter::Ops {
                         return;
                       }
                       self->options_.nodes->AddOpenHandle(e.ino, info.fh);
-                      if (fuse_reply_create(req, &e, &info) != 0) {
+                      if (RCreate(req, &e, &info) != 0) {
                         self->options_.nodes->RemoveOpenHandle(e.ino, info.fh);
                         self->options_.nodes->Forget(e.ino, 1);
                         ReleaseOrphan(self, path, info.fh, info.flags);
@@ -641,6 +738,7 @@ struct KernelAdapter::Ops {
 
   static void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                    struct fuse_file_info* fi) {
+    Begin(req, KernelOp::kRead);
     std::optional<std::string> path = HandlePath(req, ino);
     v1::Op op = NewOp(req);
     v1::ReadRequest* r = op.mutable_read();
@@ -650,16 +748,17 @@ struct KernelAdapter::Ops {
     r->set_size(size);
     Send(Self(req), std::move(op), [req, size](const v1::OpResult& res) {
       if (res.posix_errno() != 0) {
-        fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+        RErr(req, SanitizeErrno(res.posix_errno()));
         return;
       }
       const std::string& data = res.read().data();
-      fuse_reply_buf(req, data.data(), std::min(data.size(), size));
+      RBuf(req, data.data(), std::min(data.size(), size));
     });
   }
 
   static void Write(fuse_req_t req, fuse_ino_t ino, const char* buf,
                     size_t size, off_t off, struct fuse_file_info* fi) {
+    Begin(req, KernelOp::kWrite);
     std::optional<std::string> path = HandlePath(req, ino);
     v1::Op op = NewOp(req);
     v1::WriteRequest* r = op.mutable_write();
@@ -670,14 +769,15 @@ struct KernelAdapter::Ops {
     r->set_flags(fi->flags);
     Send(Self(req), std::move(op), [req, size](const v1::OpResult& res) {
       if (res.posix_errno() != 0) {
-        fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+        RErr(req, SanitizeErrno(res.posix_errno()));
         return;
       }
-      fuse_reply_write(req, std::min<size_t>(res.write().size(), size));
+      RWrite(req, std::min<size_t>(res.write().size(), size));
     });
   }
 
   static void Flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+    Begin(req, KernelOp::kFlush);
     v1::Op op = NewOp(req);
     op.mutable_flush()->set_path(*HandlePath(req, ino));
     op.mutable_flush()->set_fh(fi->fh);
@@ -687,19 +787,23 @@ struct KernelAdapter::Ops {
 
   static void Release(fuse_req_t req, fuse_ino_t ino,
                       struct fuse_file_info* fi) {
+    Begin(req, KernelOp::kRelease);
     v1::Op op = NewOp(req);
     op.mutable_release()->set_path(*HandlePath(req, ino));
     op.mutable_release()->set_fh(fi->fh);
     op.mutable_release()->set_flags(fi->flags);
-    Self(req)->options_.nodes->RemoveOpenHandle(ino, fi->fh);
-    // The kernel ignores release errors; the backend's answer is only waited
-    // for to keep the order of close and a following unlink.
-    Send(Self(req), std::move(op),
-         [req](const v1::OpResult&) { fuse_reply_err(req, 0); });
+    KernelAdapter* self = Self(req);
+    self->options_.nodes->RemoveOpenHandle(ino, fi->fh);
+    // The kernel ignores release errors and nothing waits for it, so reply
+    // at once and let the backend close the handle in the background; this
+    // saves a round trip on every close.
+    RErr(req, 0);
+    Send(self, std::move(op), [](const v1::OpResult&) {});
   }
 
   static void Fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                     struct fuse_file_info* fi) {
+    Begin(req, KernelOp::kFsync);
     v1::Op op = NewOp(req);
     op.mutable_fsync()->set_path(*HandlePath(req, ino));
     op.mutable_fsync()->set_fh(fi->fh);
@@ -709,6 +813,7 @@ struct KernelAdapter::Ops {
 
   static void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
                         off_t length, struct fuse_file_info* fi) {
+    Begin(req, KernelOp::kFallocate);
     v1::Op op = NewOp(req);
     v1::FallocateRequest* r = op.mutable_fallocate();
     r->set_path(*HandlePath(req, ino));
@@ -723,6 +828,7 @@ struct KernelAdapter::Ops {
                             struct fuse_file_info* fi_in, fuse_ino_t ino_out,
                             off_t off_out, struct fuse_file_info* fi_out,
                             size_t len, int flags) {
+    Begin(req, KernelOp::kCopyFileRange);
     v1::Op op = NewOp(req);
     v1::CopyFileRangeRequest* r = op.mutable_copy_file_range();
     r->set_path_in(*HandlePath(req, ino_in));
@@ -735,15 +841,16 @@ struct KernelAdapter::Ops {
     r->set_flags(flags);
     Send(Self(req), std::move(op), [req, len](const v1::OpResult& res) {
       if (res.posix_errno() != 0) {
-        fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+        RErr(req, SanitizeErrno(res.posix_errno()));
       } else {
-        fuse_reply_write(req, std::min<uint64_t>(res.copy_file_range().size(), len));
+        RWrite(req, std::min<uint64_t>(res.copy_file_range().size(), len));
       }
     });
   }
 
   static void Lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
                     struct fuse_file_info* fi) {
+    Begin(req, KernelOp::kLseek);
     v1::Op op = NewOp(req);
     v1::LseekRequest* r = op.mutable_lseek();
     r->set_path(*HandlePath(req, ino));
@@ -752,17 +859,18 @@ struct KernelAdapter::Ops {
     r->set_whence(whence);
     Send(Self(req), std::move(op), [req](const v1::OpResult& res) {
       if (res.posix_errno() != 0) {
-        fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+        RErr(req, SanitizeErrno(res.posix_errno()));
       } else if (res.lseek().offset() < 0) {
-        fuse_reply_err(req, EIO);
+        RErr(req, EIO);
       } else {
-        fuse_reply_lseek(req, res.lseek().offset());
+        RLseek(req, res.lseek().offset());
       }
     });
   }
 
   static void Getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi,
                     struct flock* lock) {
+    Begin(req, KernelOp::kGetlk);
     v1::Op op = NewOp(req);
     v1::LockRequest* r = op.mutable_lock();
     r->set_path(*HandlePath(req, ino));
@@ -775,7 +883,7 @@ struct KernelAdapter::Ops {
     r->mutable_lock()->set_pid(lock->l_pid);
     Send(Self(req), std::move(op), [req](const v1::OpResult& res) {
       if (res.posix_errno() != 0) {
-        fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+        RErr(req, SanitizeErrno(res.posix_errno()));
         return;
       }
       struct flock out = {};
@@ -785,12 +893,13 @@ struct KernelAdapter::Ops {
       out.l_start = l.start();
       out.l_len = l.len();
       out.l_pid = l.pid();
-      fuse_reply_lock(req, &out);
+      RLock(req, &out);
     });
   }
 
   static void Setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi,
                     struct flock* lock, int sleep) {
+    Begin(req, KernelOp::kSetlk);
     v1::Op op = NewOp(req);
     v1::LockRequest* r = op.mutable_lock();
     r->set_path(*HandlePath(req, ino));
@@ -806,6 +915,7 @@ struct KernelAdapter::Ops {
 
   static void Flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi,
                     int operation) {
+    Begin(req, KernelOp::kFlock);
     v1::Op op = NewOp(req);
     v1::FlockRequest* r = op.mutable_flock();
     r->set_path(*HandlePath(req, ino));
@@ -819,27 +929,30 @@ struct KernelAdapter::Ops {
   static void Ioctl(fuse_req_t req, fuse_ino_t, unsigned int, void*,
                     struct fuse_file_info*, unsigned, const void*, size_t,
                     size_t) {
-    fuse_reply_err(req, ENOTTY);
+    Begin(req, KernelOp::kIoctl);
+    RErr(req, ENOTTY);
   }
 
   // ---- whole filesystem, xattrs, access ------------------------------------
 
   static void Statfs(fuse_req_t req, fuse_ino_t ino) {
+    Begin(req, KernelOp::kStatfs);
     std::optional<std::string> path = Self(req)->options_.nodes->PathOf(ino);
     v1::Op op = NewOp(req);
     op.mutable_statfs()->set_path(path && !path->empty() ? *path : "/");
     Send(Self(req), std::move(op), [req](const v1::OpResult& res) {
       if (res.posix_errno() != 0) {
-        fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+        RErr(req, SanitizeErrno(res.posix_errno()));
         return;
       }
       struct statvfs st;
       StatvfsFromProto(res.statfs(), &st);
-      fuse_reply_statfs(req, &st);
+      RStatfs(req, &st);
     });
   }
 
   static void Access(fuse_req_t req, fuse_ino_t ino, int mask) {
+    Begin(req, KernelOp::kAccess);
     std::optional<std::string> path = NamedPath(req, ino);
     if (!path) return;
     v1::Op op = NewOp(req);
@@ -850,6 +963,7 @@ struct KernelAdapter::Ops {
 
   static void Setxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
                        const char* value, size_t size, int flags) {
+    Begin(req, KernelOp::kSetxattr);
     std::optional<std::string> path = NamedPath(req, ino);
     if (!path) return;
     v1::Op op = NewOp(req);
@@ -865,21 +979,22 @@ struct KernelAdapter::Ops {
   // not fit the caller's buffer is ERANGE.
   static void ReplyXattr(fuse_req_t req, size_t size, const v1::OpResult& res) {
     if (res.posix_errno() != 0) {
-      fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+      RErr(req, SanitizeErrno(res.posix_errno()));
       return;
     }
     const std::string& data = res.xattr().data();
     if (size == 0) {
-      fuse_reply_xattr(req, data.size());
+      RXattr(req, data.size());
     } else if (data.size() > size) {
-      fuse_reply_err(req, ERANGE);
+      RErr(req, ERANGE);
     } else {
-      fuse_reply_buf(req, data.data(), data.size());
+      RBuf(req, data.data(), data.size());
     }
   }
 
   static void Getxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
                        size_t size) {
+    Begin(req, KernelOp::kGetxattr);
     std::optional<std::string> path = NamedPath(req, ino);
     if (!path) return;
     v1::Op op = NewOp(req);
@@ -892,6 +1007,7 @@ struct KernelAdapter::Ops {
   }
 
   static void Listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+    Begin(req, KernelOp::kListxattr);
     std::optional<std::string> path = NamedPath(req, ino);
     if (!path) return;
     v1::Op op = NewOp(req);
@@ -903,6 +1019,7 @@ struct KernelAdapter::Ops {
   }
 
   static void Removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+    Begin(req, KernelOp::kRemovexattr);
     std::optional<std::string> path = NamedPath(req, ino);
     if (!path) return;
     v1::Op op = NewOp(req);
@@ -913,31 +1030,98 @@ struct KernelAdapter::Ops {
 
   // ---- directories ---------------------------------------------------------
 
+  // Fills a handle from a cached listing (names from the listing, full
+  // attributes from the attribute cache where it still has them). False if
+  // the cache has no fresh listing.
+  static bool FillFromCache(KernelAdapter* self, DirHandle* h)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(h->mu) {
+    MetadataCache* cache = self->options_.cache;
+    if (cache == nullptr || h->path.empty()) return false;
+    std::optional<Listing> listing = cache->GetListing(h->path);
+    if (self->options_.stats != nullptr) {
+      self->options_.stats->RecordCacheLookup(CacheKind::kDir, listing.has_value());
+    }
+    if (!listing) return false;
+    h->entries.clear();
+    h->names.clear();
+    h->entries.reserve(listing->size());
+    for (const auto& [name, le] : *listing) {
+      DirHandle::Entry e;
+      e.name = name;
+      e.st = {};
+      e.cookie = 0;
+      if (cache->GetAttr(ChildPathOf(h->path, name), &e.attr) ==
+              MetadataCache::AttrLookup::kHit &&
+          IsValidFileType(e.attr.mode())) {
+        e.has_attr = true;
+        StatFromProto(e.attr, &e.st);
+      } else {
+        e.st.st_ino = le.ino;
+        e.st.st_mode = le.type;
+      }
+      if (e.st.st_ino == 0) e.st.st_ino = kUnknownIno;
+      h->entries.push_back(std::move(e));
+    }
+    h->eof = true;
+    return true;
+  }
+
+  static void ReplyOpendir(fuse_req_t req, DirHandle* handle,
+                           struct fuse_file_info info) {
+    KernelAdapter* self = Self(req);
+    info.fh = reinterpret_cast<uintptr_t>(handle);
+    // Let the kernel keep listings in its page cache while they may be
+    // cached at all. It drops them itself when the directory changes
+    // through the mount or its mtime moves, and on invalidation.
+    if (self->options_.policy.listing_ttl > absl::ZeroDuration()) {
+      info.cache_readdir = 1;
+      info.keep_cache = 1;
+    }
+    if (ROpen(req, &info) != 0) ReleaseDirHandle(self, handle);
+  }
+
+  static void ReleaseDirHandle(KernelAdapter* self, DirHandle* handle) {
+    if (handle->backend_open) {
+      v1::Op op;
+      op.mutable_releasedir()->set_path(handle->path);
+      op.mutable_releasedir()->set_fh(handle->backend_fh);
+      Send(self, std::move(op), [](const v1::OpResult&) {});
+    }
+    delete handle;
+  }
+
   static void Opendir(fuse_req_t req, fuse_ino_t ino,
                       struct fuse_file_info* fi) {
+    Begin(req, KernelOp::kOpendir);
     std::optional<std::string> path = NamedPath(req, ino);
     if (!path) return;
+    auto* handle = new DirHandle;
+    handle->path = *path;
+    bool cached;
+    {
+      absl::MutexLock lock(&handle->mu);
+      cached = FillFromCache(Self(req), handle);
+    }
+    // After the reply the kernel may release the handle at any moment, so
+    // nothing of it may be held (its lock included) while replying.
+    if (cached) {
+      ReplyOpendir(req, handle, *fi);
+      return;
+    }
     v1::Op op = NewOp(req);
     op.mutable_opendir()->set_path(*path);
     op.mutable_opendir()->set_flags(fi->flags);
     struct fuse_file_info info = *fi;
     Send(Self(req), std::move(op),
-         [req, info, path = *path](const v1::OpResult& res) mutable {
+         [req, info, handle](const v1::OpResult& res) {
            if (res.posix_errno() != 0) {
-             fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+             delete handle;
+             RErr(req, SanitizeErrno(res.posix_errno()));
              return;
            }
-           auto* handle = new DirHandle;
+           handle->backend_open = true;
            handle->backend_fh = res.opendir().fh();
-           info.fh = reinterpret_cast<uintptr_t>(handle);
-           KernelAdapter* self = Self(req);
-           if (fuse_reply_open(req, &info) != 0) {
-             v1::Op rel;
-             rel.mutable_releasedir()->set_path(path);
-             rel.mutable_releasedir()->set_fh(handle->backend_fh);
-             delete handle;
-             Send(self, std::move(rel), [](const v1::OpResult&) {});
-           }
+           ReplyOpendir(req, handle, info);
          });
   }
 
@@ -958,11 +1142,12 @@ struct KernelAdapter::Ops {
       e.name = in.name();
       e.st = {};
       e.cookie = in.offset();
-      if (in.has_attr()) {
-        e.st.st_ino = in.attr().ino();
-        e.st.st_mode = in.attr().mode() & S_IFMT;
+      if (in.has_attr() && IsValidFileType(in.attr().mode())) {
+        e.has_attr = true;
+        e.attr = in.attr();
+        StatFromProto(e.attr, &e.st);
       } else {
-        e.st.st_mode = in.type() & S_IFMT;
+        e.st.st_mode = (in.has_attr() ? in.attr().mode() : in.type()) & S_IFMT;
       }
       if (e.st.st_ino == 0) e.st.st_ino = kUnknownIno;
       h->entries.push_back(std::move(e));
@@ -972,10 +1157,49 @@ struct KernelAdapter::Ops {
     h->eof = reply.eof() || whole_listing || reply.entries_size() == 0;
   }
 
+  // Adds one item to a readdir(plus) reply buffer; false when it does not
+  // fit. For readdirplus an entry with attributes hands the kernel a lookup
+  // reference, counted in the node table only once the entry fits.
+  static bool AddItem(fuse_req_t req, fuse_ino_t dir, bool plus,
+                      const char* name, const DirHandle::Entry* e,
+                      off_t next, char* buf, size_t room, size_t* used) {
+    struct stat st = {};
+    if (e != nullptr) {
+      st = e->st;
+    } else {
+      st.st_mode = S_IFDIR;
+      st.st_ino = kUnknownIno;
+    }
+    if (!plus) {
+      size_t len = fuse_add_direntry(req, buf, room, name, &st, next);
+      if (len > room) return false;
+      *used += len;
+      return true;
+    }
+    struct fuse_entry_param param = {};
+    param.attr = st;  // ino 0: the kernel only learns the name and type
+    size_t len = fuse_add_direntry_plus(req, nullptr, 0, name, &param, next);
+    if (len > room) return false;
+    if (e != nullptr && e->has_attr) {
+      uint64_t id = Self(req)->options_.nodes->AddLookup(dir, e->name);
+      if (id != 0) {
+        param.ino = id;
+        if (param.attr.st_ino == 0 || param.attr.st_ino == kUnknownIno) {
+          param.attr.st_ino = id;
+        }
+        param.attr_timeout = AttrTimeout(req, e->attr);
+        param.entry_timeout = EntryTimeout(req, e->attr);
+      }
+    }
+    fuse_add_direntry_plus(req, buf, room, name, &param, next);
+    *used += len;
+    return true;
+  }
+
   // Replies with items starting at `off`, fetching more from the backend
   // while the buffer runs short and the directory has not ended.
-  static void ContinueReaddir(fuse_req_t req, DirHandle* h, std::string path,
-                              size_t size, off_t off) {
+  static void ContinueReaddir(fuse_req_t req, fuse_ino_t dir, DirHandle* h,
+                              bool plus, size_t size, off_t off) {
     std::string buf;
     bool need_more = false;
     uint64_t cookie = 0;
@@ -984,16 +1208,14 @@ struct KernelAdapter::Ops {
       buf.resize(size);
       size_t used = 0;
       for (off_t item = off;; ++item) {
-        struct stat st = {};
-        const char* name;
+        bool fits;
         if (item == 0 || item == 1) {
-          name = item == 0 ? "." : "..";
-          st.st_mode = S_IFDIR;
-          st.st_ino = kUnknownIno;
+          fits = AddItem(req, dir, plus, item == 0 ? "." : "..", nullptr,
+                         item + 1, &buf[used], size - used, &used);
         } else if (static_cast<size_t>(item - 2) < h->entries.size()) {
           const DirHandle::Entry& e = h->entries[item - 2];
-          name = e.name.c_str();
-          st = e.st;
+          fits = AddItem(req, dir, plus, e.name.c_str(), &e, item + 1,
+                         &buf[used], size - used, &used);
         } else {
           // Ran out of fetched entries. Fetch more only if nothing fits yet;
           // otherwise the kernel comes back for the rest.
@@ -1001,65 +1223,87 @@ struct KernelAdapter::Ops {
           if (!h->entries.empty()) cookie = h->entries.back().cookie;
           break;
         }
-        size_t len = fuse_add_direntry(req, &buf[used], size - used, name, &st,
-                                       item + 1);
-        if (len > size - used) break;  // full
-        used += len;
+        if (!fits) break;
+        h->started = true;
       }
       buf.resize(used);
     }
     if (!need_more) {
-      fuse_reply_buf(req, buf.data(), buf.size());
+      RBuf(req, buf.data(), buf.size());
       return;
     }
     v1::Op op = NewOp(req);
     v1::ReaddirRequest* r = op.mutable_readdir();
-    r->set_path(path);
+    r->set_path(h->path.empty() ? *HandlePath(req, dir) : h->path);
     r->set_fh(h->backend_fh);
     r->set_offset(cookie);
     Send(Self(req), std::move(op),
-         [req, h, path, size, off](const v1::OpResult& res) {
+         [req, dir, h, plus, size, off](const v1::OpResult& res) {
            if (res.posix_errno() != 0) {
-             fuse_reply_err(req, SanitizeErrno(res.posix_errno()));
+             RErr(req, SanitizeErrno(res.posix_errno()));
              return;
            }
            {
              absl::MutexLock lock(&h->mu);
              AddEntries(h, res.readdir());
            }
-           ContinueReaddir(req, h, path, size, off);
+           ContinueReaddir(req, dir, h, plus, size, off);
          });
+  }
+
+  static void StartReaddir(fuse_req_t req, fuse_ino_t ino, size_t size,
+                           off_t off, struct fuse_file_info* fi, bool plus) {
+    DirHandle* h = DirHandleOf(fi);
+    if (off == 0) {
+      absl::MutexLock lock(&h->mu);
+      if (h->started) {
+        // rewinddir: a fresh pass sees a fresh listing.
+        h->started = false;
+        if (!FillFromCache(Self(req), h)) {
+          if (h->backend_open) {
+            h->entries.clear();
+            h->names.clear();
+            h->eof = false;
+          }
+          // Without a backend handle the old snapshot is all there is.
+        }
+      }
+    }
+    ContinueReaddir(req, ino, h, plus, size, off);
   }
 
   static void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                       struct fuse_file_info* fi) {
-    DirHandle* h = DirHandleOf(fi);
-    if (off == 0) {
-      // A fresh pass (opendir or rewinddir) sees a fresh listing.
-      absl::MutexLock lock(&h->mu);
-      h->entries.clear();
-      h->names.clear();
-      h->eof = false;
-    }
-    ContinueReaddir(req, h, *HandlePath(req, ino), size, off);
+    Begin(req, KernelOp::kReaddir);
+    StartReaddir(req, ino, size, off, fi, /*plus=*/false);
   }
 
-  static void Releasedir(fuse_req_t req, fuse_ino_t ino,
+  static void Readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+                          off_t off, struct fuse_file_info* fi) {
+    Begin(req, KernelOp::kReaddirplus);
+    StartReaddir(req, ino, size, off, fi, /*plus=*/true);
+  }
+
+  static void Releasedir(fuse_req_t req, fuse_ino_t,
                          struct fuse_file_info* fi) {
-    DirHandle* h = DirHandleOf(fi);
-    v1::Op op = NewOp(req);
-    op.mutable_releasedir()->set_path(*HandlePath(req, ino));
-    op.mutable_releasedir()->set_fh(h->backend_fh);
-    delete h;
-    Send(Self(req), std::move(op),
-         [req](const v1::OpResult&) { fuse_reply_err(req, 0); });
+    Begin(req, KernelOp::kReleasedir);
+    // The kernel does not wait for anything here; the backend learns of it
+    // in the background.
+    ReleaseDirHandle(Self(req), DirHandleOf(fi));
+    RErr(req, 0);
   }
 
   static void Fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
                        struct fuse_file_info* fi) {
+    Begin(req, KernelOp::kFsyncdir);
+    DirHandle* h = DirHandleOf(fi);
+    if (!h->backend_open) {
+      RErr(req, 0);  // nothing of the backend's is open to sync
+      return;
+    }
     v1::Op op = NewOp(req);
     op.mutable_fsyncdir()->set_path(*HandlePath(req, ino));
-    op.mutable_fsyncdir()->set_fh(DirHandleOf(fi)->backend_fh);
+    op.mutable_fsyncdir()->set_fh(h->backend_fh);
     op.mutable_fsyncdir()->set_datasync(datasync != 0);
     SendSimple(req, std::move(op));
   }
@@ -1088,6 +1332,7 @@ struct KernelAdapter::Ops {
     ops.fsync = Fsync;
     ops.opendir = Opendir;
     ops.readdir = Readdir;
+    ops.readdirplus = Readdirplus;
     ops.releasedir = Releasedir;
     ops.fsyncdir = Fsyncdir;
     ops.statfs = Statfs;
@@ -1150,14 +1395,62 @@ absl::StatusOr<std::unique_ptr<KernelAdapter>> KernelAdapter::Start(
   return adapter;
 }
 
-void KernelAdapter::InvalidateAttributes(uint64_t node) {
+void KernelAdapter::BeginRequest(const void* req, KernelOp op) {
+  if (options_.stats == nullptr) return;
+  absl::MutexLock lock(&requests_mu_);
+  requests_[req] = Pending{op, absl::Now()};
+}
+
+void KernelAdapter::EndRequest(const void* req, int posix_errno) {
+  if (options_.stats == nullptr) return;
+  Pending pending;
+  {
+    absl::MutexLock lock(&requests_mu_);
+    auto it = requests_.find(req);
+    if (it == requests_.end()) return;
+    pending = it->second;
+    requests_.erase(it);
+  }
+  options_.stats->RecordRequest(pending.op, absl::Now() - pending.start,
+                                posix_errno);
+}
+
+void KernelAdapter::Enqueue(Invalidation inv) {
   absl::MutexLock lock(&inval_mu_);
-  inval_queue_.push_back(node);
+  inval_queue_.push_back(std::move(inv));
+}
+
+void KernelAdapter::InvalidateInode(uint64_t node, bool data) {
+  Enqueue(Invalidation{node, "", data});
+}
+
+void KernelAdapter::InvalidateEntry(uint64_t parent, std::string name) {
+  Enqueue(Invalidation{parent, std::move(name), false});
+}
+
+void KernelAdapter::InvalidatePath(const std::string& path) {
+  uint64_t node = options_.nodes->Find(path);
+  if (node != 0) InvalidateInode(node, /*data=*/true);
+  if (path == "/") return;
+  // The name itself: it may be gone, or exist now where the kernel cached
+  // its absence.
+  uint64_t parent = options_.nodes->Find(ParentPath(path));
+  if (parent != 0) InvalidateEntry(parent, std::string(BaseName(path)));
+}
+
+void KernelAdapter::InvalidateSubtree(const std::string& path) {
+  InvalidatePath(path);
+  uint64_t node = options_.nodes->Find(path);
+  if (node == 0) return;
+  for (const NodeTable::Link& link : options_.nodes->LinksBelow(node)) {
+    InvalidateInode(link.id, /*data=*/true);
+    InvalidateEntry(link.parent, link.name);
+  }
 }
 
 void KernelAdapter::InvalidationLoop() {
   for (;;) {
-    uint64_t node;
+    Invalidation inv;
     {
       absl::MutexLock lock(&inval_mu_);
       inval_mu_.Await(absl::Condition(
@@ -1166,11 +1459,17 @@ void KernelAdapter::InvalidationLoop() {
           },
           this));
       if (inval_stop_) return;
-      node = inval_queue_.front();
+      inv = std::move(inval_queue_.front());
       inval_queue_.pop_front();
     }
-    // A negative offset drops the attributes only, not cached data.
-    fuse_lowlevel_notify_inval_inode(session_, node, -1, 0);
+    // Errors (ENOENT: the kernel already forgot the node) need no action.
+    if (inv.name.empty()) {
+      // A negative offset drops the attributes only, not cached data.
+      fuse_lowlevel_notify_inval_inode(session_, inv.node, inv.data ? 0 : -1, 0);
+    } else {
+      fuse_lowlevel_notify_inval_entry(session_, inv.node, inv.name.data(),
+                                       inv.name.size());
+    }
   }
 }
 

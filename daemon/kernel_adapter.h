@@ -24,9 +24,15 @@
 #include "absl/synchronization/mutex.h"
 
 #include "absl/status/statusor.h"
-#include "daemon/backend_channel.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/time/time.h"
+#include "daemon/caching_transport.h"
+#include "daemon/caller_groups.h"
+#include "daemon/metadata_cache.h"
 #include "daemon/mount_options.h"
+#include "daemon/mount_stats.h"
 #include "daemon/node_table.h"
+#include "daemon/op_transport.h"
 
 struct fuse_session;
 
@@ -36,10 +42,16 @@ class KernelAdapter {
  public:
   struct Options {
     uint64_t mount_id = 0;
-    // All three must outlive the adapter.
+    // All of these must outlive the adapter.
     NodeTable* nodes = nullptr;
     OpTransport* transport = nullptr;
     const MountOptions* mount_options = nullptr;
+    // Directory listings are taken from here at opendir when present, so a
+    // cached directory costs the backend nothing. May be null.
+    MetadataCache* cache = nullptr;
+    MountStats* stats = nullptr;  // may be null
+    // Lifetimes for replies that carry none (negative lookups).
+    CachePolicy policy;
     // Capabilities the backend reported in Init.
     bool posix_locks = false;
     bool flock_locks = false;
@@ -61,11 +73,25 @@ class KernelAdapter {
 
   bool session_ended() const { return session_ended_.load(); }
 
-  // Asks the kernel to drop its cached attributes of `node`. Queued and sent
-  // from a thread of its own: a notification must never be sent from within
-  // the handling of a request on the same inode, or the two deadlock in the
-  // kernel.
-  void InvalidateAttributes(uint64_t node);
+  // Kernel cache invalidations. Queued and sent from a thread of their own:
+  // a notification must never be sent from within the handling of a request
+  // on the same inode, or the two deadlock in the kernel.
+  //
+  // Drops the kernel's attributes of `node`, and its cached data (file pages,
+  // directory listing) too when `data`.
+  void InvalidateInode(uint64_t node, bool data);
+  // Drops the kernel's dentry `name` in directory `parent`.
+  void InvalidateEntry(uint64_t parent, std::string name);
+  // By backend path: what the kernel caches about `path` (its attributes and
+  // data, its name in its parent). Paths the kernel does not know are
+  // skipped.
+  void InvalidatePath(const std::string& path);
+  // Everything the kernel knows at or below `path`.
+  void InvalidateSubtree(const std::string& path);
+
+  // Request bookkeeping for statistics (see kernel_adapter.cc).
+  void BeginRequest(const void* req, KernelOp op);
+  void EndRequest(const void* req, int posix_errno);
 
   // Callbacks from libfuse need the whole class; they are implemented as
   // members of this nested type in kernel_adapter.cc.
@@ -84,10 +110,27 @@ class KernelAdapter {
   std::atomic<bool> stopping_{false};
   bool stopped_ = false;
 
+  struct Invalidation {
+    uint64_t node;      // inode to invalidate, or the parent of `name`
+    std::string name;   // empty: an inode; else: an entry
+    bool data = false;  // inode: also cached data
+  };
+  void Enqueue(Invalidation inv);
+
   absl::Mutex inval_mu_;
-  std::deque<uint64_t> inval_queue_ ABSL_GUARDED_BY(inval_mu_);
+  std::deque<Invalidation> inval_queue_ ABSL_GUARDED_BY(inval_mu_);
   bool inval_stop_ ABSL_GUARDED_BY(inval_mu_) = false;
   std::thread inval_thread_;
+
+  CallerGroups groups_;
+
+  struct Pending {
+    KernelOp op;
+    absl::Time start;
+  };
+  absl::Mutex requests_mu_;
+  absl::flat_hash_map<const void*, Pending> requests_
+      ABSL_GUARDED_BY(requests_mu_);
 };
 
 }  // namespace fusehost

@@ -8,40 +8,11 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/mountinfo.h"
 
 namespace fusehost {
-namespace {
-
-// /proc/self/mountinfo writes space, tab, newline and backslash as \ooo.
-std::string UnescapeMountinfo(const std::string& field) {
-  std::string out;
-  for (size_t i = 0; i < field.size(); ++i) {
-    if (field[i] == '\\' && i + 3 < field.size()) {
-      int value = 0;
-      bool octal = true;
-      for (size_t j = i + 1; j <= i + 3; ++j) {
-        if (field[j] < '0' || field[j] > '7') {
-          octal = false;
-          break;
-        }
-        value = value * 8 + (field[j] - '0');
-      }
-      if (octal) {
-        out += static_cast<char>(value);
-        i += 3;
-        continue;
-      }
-    }
-    out += field[i];
-  }
-  return out;
-}
-
-}  // namespace
 
 absl::StatusOr<KernelMount> MountFuse(const KernelMountRequest& request) {
   const MountOptions& opts = *request.options;
@@ -62,8 +33,14 @@ absl::StatusOr<KernelMount> MountFuse(const KernelMountRequest& request) {
   if (opts.noexec) flags |= MS_NOEXEC;
   if (opts.noatime) flags |= MS_NOATIME;
   std::string type = absl::StrCat("fuse.", opts.subtype);
-  if (mount(request.source.c_str(), request.mountpoint.c_str(), type.c_str(),
-            flags, data.c_str()) != 0) {
+  // mount(2) follows the /proc magic link to the very directory the
+  // descriptor holds, without resolving the original path again.
+  std::string target =
+      request.mountpoint_fd >= 0
+          ? absl::StrCat("/proc/self/fd/", request.mountpoint_fd)
+          : request.mountpoint;
+  if (mount(request.source.c_str(), target.c_str(), type.c_str(), flags,
+            data.c_str()) != 0) {
     int err = errno;
     close(fd);
     return absl::InternalError(absl::StrCat("mount ", request.mountpoint,
@@ -73,28 +50,45 @@ absl::StatusOr<KernelMount> MountFuse(const KernelMountRequest& request) {
   km.fuse_fd = fd;
   // The new mount's st_dev names its connection under /sys/fs/fuse. Asking
   // stat() would already go through the filesystem (and wait for INIT), so
-  // read it from the fd's connection instead: /proc/self/mountinfo.
-  std::ifstream mountinfo("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(mountinfo, line)) {
-    std::istringstream in(line);
-    std::string id, parent, majmin, root, point;
-    in >> id >> parent >> majmin >> root >> point;
-    if (UnescapeMountinfo(point) == request.mountpoint) {
-      unsigned maj = 0, min = 0;
-      if (sscanf(majmin.c_str(), "%u:%u", &maj, &min) == 2) {
-        km.device = makedev(maj, min);  // the last match is the newest mount
-      }
-    }
-  }
+  // read it from /proc/self/mountinfo instead.
+  km.device = DeviceOfMountAt(request.mountpoint);
   return km;
 }
 
-absl::Status UnmountFuse(const std::string& mountpoint, bool lazy) {
-  if (umount2(mountpoint.c_str(), lazy ? MNT_DETACH : 0) == 0) {
-    return absl::OkStatus();
+absl::Status UnmountFuse(const std::string& mountpoint, bool lazy,
+                         dev_t expected_device) {
+  std::string target = mountpoint;
+  int flags = lazy ? MNT_DETACH : 0;
+  int parent_fd = -1;
+  size_t slash = mountpoint.rfind('/');
+  if (expected_device != 0 && slash != std::string::npos &&
+      slash + 1 < mountpoint.size()) {
+    std::string parent = slash == 0 ? "/" : mountpoint.substr(0, slash);
+    std::string last = mountpoint.substr(slash + 1);
+    parent_fd = open(parent.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int root_fd = parent_fd < 0 ? -1
+                                : openat(parent_fd, last.c_str(),
+                                         O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    int mount_id = root_fd < 0 ? -1 : MountIdOfFd(root_fd);
+    if (root_fd >= 0) close(root_fd);  // it would keep the mount busy
+    bool ours = false;
+    for (const MountinfoEntry& e : ReadMountinfo()) {
+      if (e.mount_id == mount_id) {
+        ours = e.device == expected_device && IsFuseType(e.fs_type);
+      }
+    }
+    if (!ours) {
+      if (parent_fd >= 0) close(parent_fd);
+      return absl::NotFoundError(
+          absl::StrCat(mountpoint, " is no longer mounted there"));
+    }
+    target = absl::StrCat("/proc/self/fd/", parent_fd, "/", last);
+    flags |= UMOUNT_NOFOLLOW;
   }
+  int rc = umount2(target.c_str(), flags);
   int err = errno;
+  if (parent_fd >= 0) close(parent_fd);
+  if (rc == 0) return absl::OkStatus();
   if (err == EBUSY) {
     return absl::FailedPreconditionError(absl::StrCat(
         mountpoint, " is busy (files are open); use --lazy to detach it"));
@@ -114,26 +108,44 @@ void AbortFuseConnection(dev_t device) {
 }
 
 std::string MountTypeAt(const std::string& path) {
-  std::ifstream mountinfo("/proc/self/mountinfo");
-  std::string line;
   std::string type;  // the last (topmost) mount at `path` wins
-  while (std::getline(mountinfo, line)) {
-    std::istringstream in(line);
-    std::string field, point;
-    for (int i = 0; i < 5 && in >> field; ++i) {
-      if (i == 4) point = UnescapeMountinfo(field);
-    }
-    if (point != path) continue;
-    // Optional fields end with "-"; the file system type follows.
-    while (in >> field && field != "-") {}
-    in >> type;
+  for (const MountinfoEntry& e : ReadMountinfo()) {
+    if (e.mountpoint == path) type = e.fs_type;
   }
   return type;
 }
 
 bool IsFuseMountpoint(const std::string& path) {
-  std::string type = MountTypeAt(path);
-  return type == "fuse" || type.rfind("fuse.", 0) == 0;
+  return IsFuseType(MountTypeAt(path));
+}
+
+dev_t DeviceOfMountAt(const std::string& path) {
+  dev_t device = 0;
+  for (const MountinfoEntry& e : ReadMountinfo()) {
+    if (e.mountpoint == path) device = e.device;
+  }
+  return device;
+}
+
+std::vector<std::string> DetachStaleMounts(
+    const std::vector<RecordedMount>& recorded) {
+  std::vector<std::string> detached;
+  std::vector<MountinfoEntry> current = ReadMountinfo();
+  for (const RecordedMount& r : recorded) {
+    bool present = false;
+    for (const MountinfoEntry& e : current) {
+      if (e.mountpoint == r.mountpoint && e.device == r.device &&
+          IsFuseType(e.fs_type)) {
+        present = true;
+      }
+    }
+    if (!present) continue;
+    AbortFuseConnection(r.device);
+    if (UnmountFuse(r.mountpoint, /*lazy=*/true, r.device).ok()) {
+      detached.push_back(r.mountpoint);
+    }
+  }
+  return detached;
 }
 
 }  // namespace fusehost

@@ -133,26 +133,108 @@ void MetadataCache::PutSymlink(absl::string_view path,
   e.symlink_expiry = ExpiryAfter(ttl);
 }
 
-std::shared_ptr<const Listing> MetadataCache::GetListing(
-    absl::string_view path) {
+std::optional<Listing> MetadataCache::GetListing(absl::string_view path) {
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(path);
   if (it == entries_.end() || it->second.listing_expiry <= NowNanos()) {
-    return nullptr;
+    return std::nullopt;
   }
   it->second.referenced = true;
-  return it->second.listing;
+  return *it->second.listing;
 }
 
-void MetadataCache::PutListing(absl::string_view path,
-                               std::shared_ptr<const Listing> listing,
+void MetadataCache::PutListing(absl::string_view path, Listing listing,
                                absl::Duration ttl, uint64_t epoch) {
   if (ttl <= absl::ZeroDuration()) return;
   absl::MutexLock lock(&mu_);
   if (epoch != epoch_) return;
   Entry& e = EntryFor(path);
-  e.listing = std::move(listing);
+  e.listing = std::make_unique<Listing>(std::move(listing));
   e.listing_expiry = ExpiryAfter(ttl);
+}
+
+bool MetadataCache::ListingKnows(absl::string_view dir, absl::string_view name,
+                                 bool* present) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(dir);
+  if (it == entries_.end() || it->second.listing_expiry <= NowNanos()) {
+    return false;
+  }
+  it->second.referenced = true;
+  *present = it->second.listing->contains(name);
+  return true;
+}
+
+void MetadataCache::ListingAdd(absl::string_view dir, absl::string_view name,
+                               ListingEntry entry) {
+  absl::MutexLock lock(&mu_);
+  ++epoch_;
+  auto it = entries_.find(dir);
+  if (it == entries_.end() || it->second.listing_expiry == 0) return;
+  (*it->second.listing)[std::string(name)] = entry;
+}
+
+void MetadataCache::ListingRemove(absl::string_view dir,
+                                  absl::string_view name) {
+  absl::MutexLock lock(&mu_);
+  ++epoch_;
+  auto it = entries_.find(dir);
+  if (it == entries_.end() || it->second.listing_expiry == 0) return;
+  it->second.listing->erase(std::string(name));
+}
+
+void MetadataCache::PutNewDirectory(absl::string_view path,
+                                    absl::Duration ttl) {
+  if (ttl <= absl::ZeroDuration()) return;
+  absl::MutexLock lock(&mu_);
+  ++epoch_;
+  Entry& e = EntryFor(path);
+  e.listing = std::make_unique<Listing>();
+  e.listing_expiry = ExpiryAfter(ttl);
+}
+
+MetadataCache::AttrLookup MetadataCache::GetXattr(absl::string_view path,
+                                                  absl::string_view name,
+                                                  std::string* value) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(path);
+  if (it == entries_.end() || it->second.xattr_expiry <= NowNanos()) {
+    return AttrLookup::kMiss;
+  }
+  auto x = it->second.xattrs->find(name);
+  if (x == it->second.xattrs->end()) return AttrLookup::kMiss;
+  it->second.referenced = true;
+  if (!x->second) return AttrLookup::kNegative;
+  *value = *x->second;
+  return AttrLookup::kHit;
+}
+
+void MetadataCache::PutXattr(absl::string_view path, absl::string_view name,
+                             const std::string* value, absl::Duration ttl,
+                             uint64_t epoch) {
+  if (ttl <= absl::ZeroDuration()) return;
+  if (value != nullptr && value->size() > kMaxCachedXattr) return;
+  absl::MutexLock lock(&mu_);
+  if (epoch != epoch_) return;
+  Entry& e = EntryFor(path);
+  if (e.xattr_expiry <= NowNanos() || e.xattrs == nullptr) {
+    // Expired answers go together; the new ones live for `ttl`.
+    e.xattrs = std::make_unique<
+        absl::flat_hash_map<std::string, std::optional<std::string>>>();
+    e.xattr_expiry = ExpiryAfter(ttl);
+  }
+  (*e.xattrs)[std::string(name)] =
+      value ? std::optional<std::string>(*value) : std::nullopt;
+}
+
+void MetadataCache::DropXattrs(absl::string_view path) {
+  absl::MutexLock lock(&mu_);
+  ++epoch_;
+  auto it = entries_.find(path);
+  if (it == entries_.end()) return;
+  it->second.xattr_expiry = 0;
+  it->second.xattrs.reset();
+  EraseIfEmpty(it);
 }
 
 void MetadataCache::UpdateAttr(absl::string_view path, const v1::Attr& attr,
@@ -298,7 +380,10 @@ void MetadataCache::EraseIfEmpty(Map::iterator it) {
 void MetadataCache::EvictLocked() {
   // Free a tenth so that eviction runs rarely.
   size_t target = options_.max_entries - options_.max_entries / 10;
-  if (target == 0) target = 0;
+  // Small bounds: still make room for the entry about to be added.
+  if (target >= options_.max_entries && options_.max_entries > 0) {
+    target = options_.max_entries - 1;
+  }
   int64_t now = NowNanos();
   // Two passes at most: the first clears reference bits it passes over.
   for (int pass = 0; pass < 2 * 2 && entries_.size() > target; ++pass) {
@@ -306,7 +391,7 @@ void MetadataCache::EvictLocked() {
     while (it != entries_.end() && entries_.size() > target) {
       Entry& e = it->second;
       bool expired = e.attr_expiry <= now && e.symlink_expiry <= now &&
-                     e.listing_expiry <= now;
+                     e.listing_expiry <= now && e.xattr_expiry <= now;
       if (e.referenced && !expired) {
         e.referenced = false;
         ++it;

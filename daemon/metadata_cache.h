@@ -28,6 +28,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -50,11 +51,13 @@ struct CompactAttr {
 // One name of a cached directory listing. Attributes live in the cache
 // under the child's own path, so that they expire and update in one place.
 struct ListingEntry {
-  std::string name;
   uint32_t type = 0;  // S_IFMT bits, 0 if unknown
   uint64_t ino = 0;   // backend's st_ino, 0 if unknown
 };
-using Listing = std::vector<ListingEntry>;
+// Name -> entry. Ordered and searchable: creations and removals through the
+// daemon edit a cached listing in place, and a lookup of a name that is not
+// in a fresh listing is answered ENOENT without asking the backend.
+using Listing = absl::btree_map<std::string, ListingEntry>;
 
 class MetadataCache {
  public:
@@ -83,10 +86,27 @@ class MetadataCache {
   void PutSymlink(absl::string_view path, const std::string& target,
                   absl::Duration ttl, uint64_t epoch);
 
-  // A fresh listing, or null.
-  std::shared_ptr<const Listing> GetListing(absl::string_view path);
-  void PutListing(absl::string_view path, std::shared_ptr<const Listing> listing,
-                  absl::Duration ttl, uint64_t epoch);
+  // A copy of a fresh listing, or nullopt.
+  std::optional<Listing> GetListing(absl::string_view path);
+  void PutListing(absl::string_view path, Listing listing, absl::Duration ttl,
+                  uint64_t epoch);
+  // Whether directory `dir` has a fresh listing, and if so whether `name`
+  // is in it.
+  bool ListingKnows(absl::string_view dir, absl::string_view name,
+                    bool* present);
+
+  // Extended attributes of `path`: kHit fills *value; kNegative means the
+  // attribute does not exist (ENODATA). `name` "" stands for the listxattr
+  // result (no attribute has an empty name).
+  AttrLookup GetXattr(absl::string_view path, absl::string_view name,
+                      std::string* value);
+  // `value` null records absence. Values above kMaxCachedXattr bytes are not
+  // kept.
+  void PutXattr(absl::string_view path, absl::string_view name,
+                const std::string* value, absl::Duration ttl, uint64_t epoch);
+  static constexpr size_t kMaxCachedXattr = 4096;
+  // Forgets the extended attributes of `path`.
+  void DropXattrs(absl::string_view path);
 
   // What a mutation through the daemon knows. All of these bump the epoch.
   // Stores attributes a mutation returned (no epoch check: it is the newest
@@ -97,6 +117,13 @@ class MetadataCache {
   void DropAttr(absl::string_view path);
   // Forgets the listing of directory `path`.
   void DropListing(absl::string_view path);
+  // A name appeared in or left directory `dir` (through the daemon): edits a
+  // cached listing, if there is one.
+  void ListingAdd(absl::string_view dir, absl::string_view name,
+                  ListingEntry entry);
+  void ListingRemove(absl::string_view dir, absl::string_view name);
+  // A directory just made is empty: its listing is known without asking.
+  void PutNewDirectory(absl::string_view path, absl::Duration ttl);
   // Forgets everything about `path` and below it.
   void DropSubtree(absl::string_view path);
   // `path` no longer exists: forgets it and below, and remembers it as
@@ -125,10 +152,17 @@ class MetadataCache {
     int64_t symlink_expiry = 0;  // 0: no target cached
     std::string symlink;
     int64_t listing_expiry = 0;  // 0: no listing cached
-    std::shared_ptr<const Listing> listing;
+    std::unique_ptr<Listing> listing;
+    // Most files have no extended attributes but are asked for a few
+    // (security.capability on every write, ACLs on `ls -l`): remember the
+    // answers, absent ones as nullopt.
+    int64_t xattr_expiry = 0;  // 0: none cached
+    std::unique_ptr<absl::flat_hash_map<std::string, std::optional<std::string>>>
+        xattrs;
 
     bool empty() const {
-      return state == kNone && symlink_expiry == 0 && listing_expiry == 0;
+      return state == kNone && symlink_expiry == 0 && listing_expiry == 0 &&
+             xattr_expiry == 0;
     }
   };
   using Map = absl::btree_map<std::string, Entry>;

@@ -17,6 +17,10 @@
 
 #include "absl/status/statusor.h"
 #include "daemon/backend_channel.h"
+#include "daemon/batcher.h"
+#include "daemon/caching_transport.h"
+#include "daemon/invalidation_listener.h"
+#include "daemon/metadata_cache.h"
 #include "daemon/kernel_adapter.h"
 #include "daemon/mount_options.h"
 #include "daemon/mount_stats.h"
@@ -27,7 +31,13 @@ namespace fusehost {
 struct MountSpec {
   uint64_t mount_id = 0;
   std::string backend;     // gRPC target
+  // If set, the channel dials this target instead of `backend` (a user's
+  // backend relay, see backend_relay.h); `backend` is still what is shown.
+  std::string dial_target;
   std::string mountpoint;  // absolute, canonical
+  // If >= 0 (during Create only): mount on this O_PATH descriptor's
+  // directory rather than on the path (see KernelMountRequest).
+  int mountpoint_fd = -1;
   std::string options_text;
   uid_t owner_uid = 0;
   gid_t owner_gid = 0;
@@ -35,6 +45,10 @@ struct MountSpec {
   // any reason, including an unmount done outside the daemon.
   std::function<void(uint64_t mount_id)> on_session_end;
 };
+
+// Cache lifetimes from the mount options and what the backend asked for.
+CachePolicy MakeCachePolicy(const MountOptions& options,
+                            const v1::InitReply& reply);
 
 class Mount {
  public:
@@ -58,14 +72,23 @@ class Mount {
 
  private:
   explicit Mount(MountSpec spec) : spec_(std::move(spec)) {}
+  // A backend notice: drop what the daemon and the kernel cache about it.
+  void ApplyInvalidation(const v1::Invalidation& notice);
 
   MountSpec spec_;
   MountOptions options_;
   std::string backend_name_;
   dev_t device_ = 0;
+  CachePolicy policy_;
+  // Declared in dependency order: each layer is destroyed before the ones
+  // it sends to.
   std::unique_ptr<BackendChannel> channel_;
+  std::unique_ptr<Batcher> batcher_;
+  std::unique_ptr<MetadataCache> cache_;
+  std::unique_ptr<CachingTransport> caching_;
   std::unique_ptr<NodeTable> nodes_;
   std::unique_ptr<KernelAdapter> adapter_;
+  std::unique_ptr<InvalidationListener> listener_;
   MountStats stats_;
   std::atomic<bool> detached_{false};
   bool shut_down_ = false;

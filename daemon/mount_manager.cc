@@ -5,10 +5,13 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "daemon/kernel_mount.h"
+#include "daemon/mount_record.h"
 
 namespace fusehost {
 namespace {
@@ -38,60 +41,143 @@ absl::StatusOr<std::string> CanonicalMountpoint(const std::string& path) {
 
 }  // namespace
 
-MountManager::MountManager() : reaper_([this] { ReaperLoop(); }) {}
+MountManager::MountManager(Options options)
+    : options_(std::move(options)), reaper_([this] { ReaperLoop(); }) {}
 
 MountManager::~MountManager() { ShutdownAll(); }
 
+std::string MountManager::RecordPath() const {
+  return options_.runtime_dir.empty() ? "" : options_.runtime_dir + "/mounts";
+}
+
+std::vector<std::string> MountManager::DetachStaleMounts() {
+  if (RecordPath().empty()) return {};
+  std::vector<std::string> detached =
+      fusehost::DetachStaleMounts(ReadMountRecord(RecordPath()));
+  absl::MutexLock lock(&mu_);
+  WriteRecordLocked();
+  return detached;
+}
+
 uint64_t MountManager::FindAttachedLocked(const std::string& mountpoint) const {
-  for (const auto& [id, m] : mounts_) {
-    if (m->spec().mountpoint == mountpoint && !m->detached() &&
-        !m->session_ended()) {
+  for (const auto& [id, e] : mounts_) {
+    if (e.mount->spec().mountpoint == mountpoint && !e.mount->detached() &&
+        !e.mount->session_ended()) {
       return id;
     }
   }
   return 0;
 }
 
-absl::StatusOr<uint64_t> MountManager::Mount(const MountRequest& request) {
-  if (request.backend.empty()) {
+absl::Status MountManager::CheckLimitsLocked(const MountGrant& grant) const {
+  if (grant.max_mounts_for_owner == 0 && grant.max_mounts_total < 0) {
+    return absl::OkStatus();
+  }
+  // Mounts of users other than root, attached or being made.
+  size_t owner_count = 0, total = 0;
+  auto count = [&](uid_t owner) {
+    if (owner == 0) return;
+    ++total;
+    if (owner == grant.owner_uid) ++owner_count;
+  };
+  for (const auto& [id, e] : mounts_) {
+    if (!e.mount->detached()) count(e.mount->spec().owner_uid);
+  }
+  for (const auto& [path, p] : pending_) count(p.owner);
+  if (grant.max_mounts_for_owner > 0 &&
+      owner_count >= grant.max_mounts_for_owner) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("you already have ", owner_count,
+                     " mounts, the most fuse-hostd allows one user"));
+  }
+  if (grant.max_mounts_total >= 0 &&
+      total >= static_cast<size_t>(grant.max_mounts_total)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("too many user mounts (", total,
+                     "); the limit is mount_max in fuse.conf or "
+                     "users.max_mounts in the fuse-hostd configuration"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> MountManager::Mount(const std::string& backend,
+                                             MountGrant grant) {
+  if (backend.empty()) {
     return absl::InvalidArgumentError("no backend address given");
   }
-  absl::StatusOr<std::string> mountpoint = CanonicalMountpoint(request.mountpoint);
-  if (!mountpoint.ok()) return mountpoint.status();
+  std::string mountpoint = grant.mountpoint;
+  if (!grant.mountpoint_fd.valid()) {
+    absl::StatusOr<std::string> canonical = CanonicalMountpoint(mountpoint);
+    if (!canonical.ok()) return canonical.status();
+    mountpoint = *std::move(canonical);
+  }
   MountSpec spec;
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return absl::UnavailableError("fuse-hostd is shutting down");
-    if (FindAttachedLocked(*mountpoint) != 0 || pending_.contains(*mountpoint)) {
+    if (FindAttachedLocked(mountpoint) != 0 || pending_.contains(mountpoint)) {
       return absl::AlreadyExistsError(
-          absl::StrCat(*mountpoint, " is already a fuse-hostd mount"));
+          absl::StrCat(mountpoint, " is already a fuse-hostd mount"));
     }
-    pending_.insert(*mountpoint);
+    absl::Status limits = CheckLimitsLocked(grant);
+    if (!limits.ok()) return limits;
+    pending_[mountpoint] = Pending{grant.owner_uid};
     spec.mount_id = next_id_++;
   }
-  spec.backend = request.backend;
-  spec.mountpoint = *mountpoint;
-  spec.options_text = request.options;
-  spec.owner_uid = request.owner_uid;
-  spec.owner_gid = request.owner_gid;
+  Entry entry;
+  if (!grant.backend_socket.empty()) {
+    BackendRelay::Options relay;
+    if (!options_.runtime_dir.empty()) {
+      std::string dir = options_.runtime_dir + "/relay";
+      mkdir(dir.c_str(), 0700);
+      relay.listen_path = absl::StrCat(dir, "/", spec.mount_id, ".sock");
+    }
+    relay.backend_socket = grant.backend_socket;
+    relay.backend_name = backend;
+    relay.user = grant.backend_user;
+    absl::StatusOr<std::unique_ptr<BackendRelay>> r =
+        relay.listen_path.empty()
+            ? absl::FailedPreconditionError(
+                  "fuse-hostd has no runtime directory for backend relays")
+            : BackendRelay::Create(std::move(relay));
+    if (!r.ok()) {
+      absl::MutexLock lock(&mu_);
+      pending_.erase(mountpoint);
+      return r.status();
+    }
+    entry.relay = *std::move(r);
+    spec.dial_target = entry.relay->target();
+  }
+  spec.backend = backend;
+  spec.mountpoint = mountpoint;
+  spec.mountpoint_fd = grant.mountpoint_fd.get();
+  spec.options_text = options_.default_options.empty()
+                          ? grant.options
+                          : absl::StrCat(options_.default_options, ",",
+                                         grant.options);
+  spec.owner_uid = grant.owner_uid;
+  spec.owner_gid = grant.owner_gid;
   spec.on_session_end = [this](uint64_t id) { OnSessionEnd(id); };
   absl::StatusOr<std::unique_ptr<fusehost::Mount>> m =
       fusehost::Mount::Create(std::move(spec));
+  // The descriptor only served mount(2).
+  grant.mountpoint_fd.reset();
   absl::MutexLock lock(&mu_);
-  pending_.erase(*mountpoint);
+  pending_.erase(mountpoint);
   if (!m.ok()) return m.status();
   uint64_t id = (*m)->spec().mount_id;
-  fprintf(stderr, "fuse-hostd: mounted %s at %s (mount %llu)\n",
-          request.backend.c_str(), mountpoint->c_str(),
+  fprintf(stderr, "fuse-hostd: mounted %s at %s for uid %u (mount %llu)\n",
+          backend.c_str(), mountpoint.c_str(), grant.owner_uid,
           static_cast<unsigned long long>(id));
-  mounts_[id] = *std::move(m);
+  entry.mount = *std::move(m);
+  entry.device = DeviceOfMountAt(mountpoint);
+  mounts_[id] = std::move(entry);
+  WriteRecordLocked();
   return id;
 }
 
-absl::Status MountManager::Unmount(const std::string& path, bool lazy) {
-  std::string mountpoint = path;
-  char resolved[PATH_MAX];
-  if (realpath(path.c_str(), resolved) != nullptr) mountpoint = resolved;
+absl::Status MountManager::Unmount(const std::string& mountpoint, bool lazy,
+                                   std::optional<uid_t> owner) {
   fusehost::Mount* m = nullptr;
   uint64_t id;
   {
@@ -99,13 +185,23 @@ absl::Status MountManager::Unmount(const std::string& path, bool lazy) {
     id = FindAttachedLocked(mountpoint);
     if (id == 0) {
       return absl::NotFoundError(
-          absl::StrCat(path, " is not mounted by fuse-hostd"));
+          absl::StrCat(mountpoint, " is not mounted by fuse-hostd"));
     }
-    m = mounts_[id].get();
+    m = mounts_[id].mount.get();
+    if (owner.has_value() && m->spec().owner_uid != *owner) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          mountpoint, " is not your mount (it belongs to uid ",
+          m->spec().owner_uid, ")"));
+    }
+    ++mounts_[id].in_use;
   }
-  // The Mount stays in the table until the reaper removes it, and the reaper
-  // only does so after the session ended, which needs this unmount first.
+  // The session may end (and the reaper take the entry) as soon as umount2
+  // returns, before Mount::Unmount does: in_use keeps the Mount alive.
   absl::Status st = m->Unmount(lazy);
+  {
+    absl::MutexLock lock(&mu_);
+    --mounts_[id].in_use;
+  }
   if (!st.ok()) return st;
   fprintf(stderr, "fuse-hostd: unmounted %s%s\n", mountpoint.c_str(),
           lazy ? " (lazy)" : "");
@@ -121,22 +217,55 @@ absl::Status MountManager::Unmount(const std::string& path, bool lazy) {
   return absl::OkStatus();
 }
 
+MountStatus MountManager::StatusOf(uint64_t id, const Entry& e) const {
+  const fusehost::Mount& m = *e.mount;
+  MountStatus s;
+  s.mount_id = id;
+  s.mountpoint = m.spec().mountpoint;
+  s.backend = m.spec().backend;
+  s.options = m.spec().options_text;
+  s.backend_name = m.backend_name();
+  s.owner_uid = m.spec().owner_uid;
+  s.owner_gid = m.spec().owner_gid;
+  s.state = m.detached() ? "unmounting" : "mounted";
+  return s;
+}
+
 std::vector<MountStatus> MountManager::List() const {
   absl::MutexLock lock(&mu_);
   std::vector<MountStatus> out;
-  for (const auto& [id, m] : mounts_) {
-    MountStatus s;
-    s.mount_id = id;
-    s.mountpoint = m->spec().mountpoint;
-    s.backend = m->spec().backend;
-    s.options = m->spec().options_text;
-    s.backend_name = m->backend_name();
-    s.owner_uid = m->spec().owner_uid;
-    s.owner_gid = m->spec().owner_gid;
-    s.state = m->detached() ? "unmounting" : "mounted";
-    out.push_back(std::move(s));
+  for (const auto& [id, e] : mounts_) out.push_back(StatusOf(id, e));
+  return out;
+}
+
+std::vector<MountStatsEntry> MountManager::Stats() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<MountStatsEntry> out;
+  for (const auto& [id, e] : mounts_) {
+    out.push_back(MountStatsEntry{StatusOf(id, e), e.mount->stats().Snap()});
   }
   return out;
+}
+
+void MountManager::WriteRecordLocked() const {
+  if (RecordPath().empty()) return;
+  std::vector<RecordedMount> record;
+  for (const auto& [id, e] : mounts_) {
+    record.push_back(RecordedMount{id, e.device, e.mount->spec().mountpoint});
+  }
+  absl::Status st = WriteMountRecord(RecordPath(), record);
+  if (!st.ok()) {
+    fprintf(stderr, "fuse-hostd: warning: cannot record mounts: %s\n",
+            std::string(st.message()).c_str());
+  }
+}
+
+void MountManager::AwaitUnusedLocked(uint64_t id) {
+  auto unused = [this, id]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    auto it = mounts_.find(id);
+    return it == mounts_.end() || it->second.in_use == 0;
+  };
+  mu_.Await(absl::Condition(&unused));
 }
 
 void MountManager::OnSessionEnd(uint64_t mount_id) {
@@ -146,7 +275,7 @@ void MountManager::OnSessionEnd(uint64_t mount_id) {
 
 void MountManager::ReaperLoop() {
   for (;;) {
-    std::unique_ptr<fusehost::Mount> m;
+    Entry e;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
@@ -157,18 +286,21 @@ void MountManager::ReaperLoop() {
       if (ended_.empty()) return;  // stopping, nothing left to reap
       uint64_t id = ended_.front();
       ended_.pop_front();
+      AwaitUnusedLocked(id);
       auto it = mounts_.find(id);
       if (it == mounts_.end()) continue;
-      m = std::move(it->second);
+      e = std::move(it->second);
       mounts_.erase(it);
+      WriteRecordLocked();
     }
-    fprintf(stderr, "fuse-hostd: mount %s ended\n", m->spec().mountpoint.c_str());
-    m->Shutdown();  // joins the session's loop thread; never under mu_
+    fprintf(stderr, "fuse-hostd: mount %s ended\n",
+            e.mount->spec().mountpoint.c_str());
+    e.mount->Shutdown();  // joins the session's loop thread; never under mu_
   }
 }
 
 void MountManager::ShutdownAll() {
-  std::map<uint64_t, std::unique_ptr<fusehost::Mount>> mounts;
+  std::map<uint64_t, Entry> mounts;
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return;
@@ -177,12 +309,19 @@ void MountManager::ShutdownAll() {
   if (reaper_.joinable()) reaper_.join();
   {
     absl::MutexLock lock(&mu_);
+    std::vector<uint64_t> ids;
+    for (const auto& [id, e] : mounts_) ids.push_back(id);
+    for (uint64_t id : ids) AwaitUnusedLocked(id);
     mounts.swap(mounts_);
   }
-  for (auto& [id, m] : mounts) {
-    fprintf(stderr, "fuse-hostd: unmounting %s\n", m->spec().mountpoint.c_str());
-    m->Shutdown();
+  for (auto& [id, e] : mounts) {
+    fprintf(stderr, "fuse-hostd: unmounting %s\n",
+            e.mount->spec().mountpoint.c_str());
+    e.mount->Shutdown();
   }
+  mounts.clear();
+  absl::MutexLock lock(&mu_);
+  WriteRecordLocked();
 }
 
 }  // namespace fusehost

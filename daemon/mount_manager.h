@@ -2,6 +2,15 @@
 // reaps the ones whose kernel session ended (unmounted from outside, or a
 // lazy unmount whose last open file closed).
 //
+// It also keeps what must hold across all mounts at once: the per-user and
+// global mount limits (counted under one lock with mounts in progress, so
+// concurrent requests cannot overshoot), the on-disk record of live mounts
+// (mount_record.h) for crash recovery, and the backend relays of users'
+// mounts (backend_relay.h), which live exactly as long as their mount.
+//
+// Authorization is the caller's job (authorizer.h); the manager only
+// enforces the limits and the owner check it is given.
+//
 // Thread-safe. Slow work (backend handshake, teardown) runs outside the lock.
 
 #ifndef FUSE_HOSTD_DAEMON_MOUNT_MANAGER_H_
@@ -13,25 +22,21 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_set.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "daemon/authorizer.h"
+#include "daemon/backend_relay.h"
 #include "daemon/mount.h"
+#include "daemon/mount_stats.h"
 
 namespace fusehost {
-
-struct MountRequest {
-  std::string backend;
-  std::string mountpoint;  // absolute
-  std::string options;
-  uid_t owner_uid = 0;
-  gid_t owner_gid = 0;
-};
 
 struct MountStatus {
   uint64_t mount_id = 0;
@@ -44,31 +49,76 @@ struct MountStatus {
   std::string state;  // "mounted" or "unmounting"
 };
 
+struct MountStatsEntry {
+  MountStatus status;
+  MountStats::Snapshot stats;
+};
+
 class MountManager {
  public:
-  MountManager();
+  struct Options {
+    // Where the record of live mounts and the relay sockets live. Empty:
+    // neither (tests); users' Unix-socket backends then cannot be mounted.
+    std::string runtime_dir;
+    // Put before every mount's own options.
+    std::string default_options;
+  };
+
+  explicit MountManager(Options options);
+  MountManager() : MountManager(Options()) {}
   ~MountManager();  // ShutdownAll()s.
 
-  absl::StatusOr<uint64_t> Mount(const MountRequest& request);
-  absl::Status Unmount(const std::string& mountpoint, bool lazy);
+  // Detaches the mounts a crashed daemon recorded in runtime_dir and left
+  // behind; returns their mountpoints. Call before the first Mount().
+  std::vector<std::string> DetachStaleMounts();
+
+  // Mounts `backend` as `grant` says (see authorizer.h).
+  absl::StatusOr<uint64_t> Mount(const std::string& backend, MountGrant grant);
+  // Unmounts the fuse-hostd mount at canonical path `mountpoint`. With
+  // `owner`, only if the mount belongs to that uid (PERMISSION_DENIED).
+  absl::Status Unmount(const std::string& mountpoint, bool lazy,
+                       std::optional<uid_t> owner = std::nullopt);
   std::vector<MountStatus> List() const;
+  std::vector<MountStatsEntry> Stats() const;
 
   // Unmounts everything and stops the reaper. Idempotent.
   void ShutdownAll();
 
  private:
+  struct Entry {
+    // Declared first so that it is destroyed after the mount, whose channel
+    // it carries.
+    std::unique_ptr<BackendRelay> relay;
+    std::unique_ptr<fusehost::Mount> mount;
+    dev_t device = 0;
+    // Calls using `mount` outside the lock (Unmount). The reaper and
+    // ShutdownAll wait for zero before destroying it: an unmount can end the
+    // session, and the reaper run, before Mount::Unmount has returned.
+    int in_use = 0;
+  };
+  struct Pending {
+    uid_t owner;
+  };
+
   void OnSessionEnd(uint64_t mount_id);
   void ReaperLoop();
   // The attached (not lazily detached) mount at `mountpoint`, or 0.
   uint64_t FindAttachedLocked(const std::string& mountpoint) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Status CheckLimitsLocked(const MountGrant& grant) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void WriteRecordLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Waits until no call uses the mount `id` (or it is gone).
+  void AwaitUnusedLocked(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  MountStatus StatusOf(uint64_t id, const Entry& e) const;
+  std::string RecordPath() const;
 
+  const Options options_;
   mutable absl::Mutex mu_;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
-  std::map<uint64_t, std::unique_ptr<fusehost::Mount>> mounts_
-      ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, Entry> mounts_ ABSL_GUARDED_BY(mu_);
   // Mountpoints with a Mount() in progress, so two requests cannot race.
-  absl::flat_hash_set<std::string> pending_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Pending> pending_ ABSL_GUARDED_BY(mu_);
   std::deque<uint64_t> ended_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread reaper_;

@@ -90,12 +90,19 @@ absl::StatusOr<MountOptions> ParseMountOptions(absl::string_view text) {
       } else {
         (key == "fsname" ? opts.fsname : opts.subtype) = std::string(value);
       }
-    } else if (key == "entry_timeout") {
-      st = ParseSeconds(key, value, &opts.entry_timeout);
-    } else if (key == "attr_timeout") {
-      st = ParseSeconds(key, value, &opts.attr_timeout);
-    } else if (key == "negative_timeout") {
-      st = ParseSeconds(key, value, &opts.negative_timeout);
+    } else if (key == "entry_timeout" || key == "attr_timeout" ||
+               key == "negative_timeout") {
+      absl::Duration d;
+      st = ParseSeconds(key, value, &d);
+      (key == "entry_timeout"  ? opts.entry_timeout
+       : key == "attr_timeout" ? opts.attr_timeout
+                               : opts.negative_timeout) = d;
+    } else if (key == "cache_entries") {
+      if (!absl::SimpleAtoi(value, &opts.cache_entries) ||
+          opts.cache_entries > 100000000) {
+        st = absl::InvalidArgumentError(absl::StrCat(
+            "option cache_entries=", value, ": expected 0..100000000"));
+      }
     } else if (key == "timeout") {
       st = ParseSeconds(key, value, &opts.call_timeout);
       if (st.ok() && opts.call_timeout < absl::Milliseconds(10)) {

@@ -9,6 +9,7 @@
 #ifndef FUSE_HOSTD_DAEMON_MOUNT_OPTIONS_H_
 #define FUSE_HOSTD_DAEMON_MOUNT_OPTIONS_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,10 +34,15 @@ struct MountOptions {
   std::string fsname;
   // Filesystem type becomes "fuse.<subtype>".
   std::string subtype = "hostd";
-  // How long the kernel may trust a name, attributes, and a negative lookup.
-  absl::Duration entry_timeout = absl::Seconds(1);
-  absl::Duration attr_timeout = absl::Seconds(1);
-  absl::Duration negative_timeout = absl::ZeroDuration();
+  // How long the daemon and the kernel may trust attributes (and listings,
+  // symlink targets), a name, and a negative lookup. Unset: what the backend
+  // asks for (InitReply.default_ttl_ms, per-reply ttl_ms), else 1 s for
+  // attributes and names and no negative caching.
+  std::optional<absl::Duration> attr_timeout;
+  std::optional<absl::Duration> entry_timeout;
+  std::optional<absl::Duration> negative_timeout;
+  // Paths the daemon's metadata cache may hold (0: no daemon-side cache).
+  size_t cache_entries = 100000;
   // Deadline of each backend call.
   absl::Duration call_timeout = absl::Seconds(30);
   // Largest write the kernel sends in one request (0: libfuse's default).

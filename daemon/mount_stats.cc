@@ -20,7 +20,8 @@ const char* KernelOpName(KernelOp op) {
 }
 
 const char* CacheKindName(CacheKind kind) {
-  static constexpr const char* kNames[] = {"attr", "dir", "symlink", "negative"};
+  static constexpr const char* kNames[] = {"attr", "dir", "symlink", "negative",
+                                           "xattr"};
   static_assert(sizeof(kNames) / sizeof(kNames[0]) ==
                 static_cast<size_t>(CacheKind::kCount));
   return kNames[static_cast<int>(kind)];

@@ -63,7 +63,7 @@ enum class KernelOp : int {
 const char* KernelOpName(KernelOp op);
 
 // What the daemon caches (see the caches' own files).
-enum class CacheKind : int { kAttr, kDir, kSymlink, kNegative, kCount };
+enum class CacheKind : int { kAttr, kDir, kSymlink, kNegative, kXattr, kCount };
 
 const char* CacheKindName(CacheKind kind);
 

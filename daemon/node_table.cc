@@ -51,6 +51,41 @@ std::optional<std::string> NodeTable::ChildPath(uint64_t parent,
   return base;
 }
 
+uint64_t NodeTable::Find(const std::string& path) const {
+  absl::ReaderMutexLock lock(&mu_);
+  uint64_t id = kRootId;
+  size_t pos = 1;
+  while (pos < path.size()) {
+    size_t end = path.find('/', pos);
+    if (end == std::string::npos) end = path.size();
+    auto it = children_.find(Key(id, path.substr(pos, end - pos)));
+    if (it == children_.end()) return 0;
+    id = it->second;
+    pos = end + 1;
+  }
+  return id;
+}
+
+std::vector<NodeTable::Link> NodeTable::LinksBelow(uint64_t id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::vector<Link> out;
+  for (const auto& [child, node] : nodes_) {
+    if (node.parent == 0 || child == id) continue;
+    // Walk up: is `id` an ancestor?
+    for (uint64_t up = node.parent; up != 0;) {
+      if (up == id) {
+        out.push_back(Link{child, node.parent, node.name});
+        break;
+      }
+      if (up == kRootId) break;
+      auto it = nodes_.find(up);
+      if (it == nodes_.end()) break;
+      up = it->second.parent;
+    }
+  }
+  return out;
+}
+
 uint64_t NodeTable::AddLookup(uint64_t parent, const std::string& name) {
   absl::MutexLock lock(&mu_);
   if (!nodes_.contains(parent)) return 0;

@@ -44,6 +44,19 @@ class NodeTable {
   std::optional<std::string> ChildPath(uint64_t parent,
                                        const std::string& name) const;
 
+  // The node currently named `path` ("/a/b"), or 0 if the kernel knows no
+  // node by that name.
+  uint64_t Find(const std::string& path) const;
+
+  // Every named node strictly below `id`, with its parent and name: what the
+  // kernel must forget when a backend says a whole subtree changed.
+  struct Link {
+    uint64_t id;
+    uint64_t parent;
+    std::string name;
+  };
+  std::vector<Link> LinksBelow(uint64_t id) const;
+
   // Records that the kernel got a reference to (parent, name): returns its
   // node id, creating the node if needed, and adds one lookup reference.
   // Returns 0 when `parent` is unknown.

@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <sched.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -21,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "examples/loopback/caller_credentials.h"
+#include "examples/loopback/host_tree.h"
 
 namespace fusehost {
 namespace examples {
@@ -57,14 +57,6 @@ int RelativePath(const std::string& path, std::string* rel) {
   return 0;
 }
 
-// Where path-based syscalls without an *at() form (xattrs, truncate) can
-// reach a descriptor, or a name in a directory descriptor. The kernel lets a
-// thread follow its own process's /proc/self/fd links whatever its fsuid.
-std::string ProcFdPath(int fd) { return absl::StrCat("/proc/self/fd/", fd); }
-std::string ProcFdPath(int dir_fd, const char* name) {
-  return absl::StrCat("/proc/self/fd/", dir_fd, "/", name);
-}
-
 // open(2) flags for the host file, from the application's. Adds O_NOFOLLOW:
 // the kernel resolved symlinks before asking, so a symlink here was swapped
 // in on the host, and following it could leave the root. Drops O_DIRECT: it
@@ -81,21 +73,6 @@ int HostOpenFlags(int flags) {
 void ClearThreadUmask() {
   if (unshare(CLONE_FS) == 0) umask(0);
 }
-
-// A descriptor opened for the length of one operation.
-class ScopedFd {
- public:
-  explicit ScopedFd(int fd) : fd_(fd) {}
-  ~ScopedFd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  ScopedFd(const ScopedFd&) = delete;
-  ScopedFd& operator=(const ScopedFd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // Runs `fetch(buffer, size)`, which behaves like getxattr/listxattr, first
 // to learn the size and then to fill a buffer of it. Retries when the value
@@ -126,32 +103,6 @@ struct timespec ToKernelTime(const TimeSpec& t) {
   return ts;
 }
 
-// One name read from a directory, with the type getdents reported.
-struct RawEntry {
-  std::string name;
-  unsigned char type;
-};
-
-// Reads every entry of directory `fd` from its start, skipping "." and "..".
-int ReadAllEntries(int fd, std::vector<RawEntry>* out) {
-  if (lseek(fd, 0, SEEK_SET) < 0) return errno;
-  std::vector<char> buffer(64 * 1024);
-  for (;;) {
-    ssize_t n = getdents64(fd, buffer.data(), buffer.size());
-    if (n < 0) return errno;
-    if (n == 0) return 0;
-    for (ssize_t pos = 0; pos < n;) {
-      const auto* d = reinterpret_cast<const struct dirent64*>(&buffer[pos]);
-      pos += d->d_reclen;
-      if (std::strcmp(d->d_name, ".") == 0 ||
-          std::strcmp(d->d_name, "..") == 0) {
-        continue;
-      }
-      out->push_back({d->d_name, d->d_type});
-    }
-  }
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<LoopbackFs>> LoopbackFs::New(
@@ -161,16 +112,29 @@ absl::StatusOr<std::unique_ptr<LoopbackFs>> LoopbackFs::New(
     return absl::ErrnoToStatus(
         errno, absl::StrCat("cannot open directory ", options.root));
   }
-  struct open_how how = {};
-  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
-  int probe =
-      static_cast<int>(syscall(SYS_openat2, root_fd, ".", &how, sizeof(how)));
-  if (probe >= 0) close(probe);
   const bool act_as_caller =
       options.act_as_caller && CallerCredentials::ProcessCanSwitch();
-  return std::unique_ptr<LoopbackFs>(
-      new LoopbackFs(root_fd, act_as_caller, /*have_openat2=*/probe >= 0,
-                     options.forward_flock));
+  std::unique_ptr<LoopbackFs> fs(new LoopbackFs(
+      root_fd, act_as_caller, Openat2Works(root_fd), options.forward_flock));
+  if (options.watch) {
+    TreeWatcher::Options watch;
+    // The directory root_fd refers to, even if the path changed meanwhile.
+    watch.root = ProcFdPath(root_fd);
+    LoopbackFs* self = fs.get();
+    watch.sink = [self](const std::vector<TreeChange>& changes) {
+      self->Announce(changes);
+    };
+    absl::StatusOr<std::unique_ptr<TreeWatcher>> watcher =
+        TreeWatcher::Start(std::move(watch));
+    if (!watcher.ok()) {
+      return absl::Status(
+          watcher.status().code(),
+          absl::StrCat("cannot watch ", options.root,
+                       " for changes: ", watcher.status().message()));
+    }
+    fs->watcher_ = *std::move(watcher);
+  }
+  return fs;
 }
 
 LoopbackFs::LoopbackFs(int root_fd, bool act_as_caller, bool have_openat2,
@@ -180,7 +144,27 @@ LoopbackFs::LoopbackFs(int root_fd, bool act_as_caller, bool have_openat2,
       forward_flock_(forward_flock),
       have_openat2_(have_openat2) {}
 
-LoopbackFs::~LoopbackFs() { close(root_fd_); }
+LoopbackFs::~LoopbackFs() {
+  // Its thread calls Announce until stopped.
+  watcher_.reset();
+  close(root_fd_);
+}
+
+void LoopbackFs::Announce(const std::vector<TreeChange>& changes) {
+  for (const TreeChange& change : changes) {
+    switch (change.kind) {
+      case TreeChange::Kind::kChanged:
+        NotifyChanged(change.path);
+        break;
+      case TreeChange::Kind::kRemoved:
+        NotifyRemoved(change.path);
+        break;
+      case TreeChange::Kind::kSubtree:
+        NotifySubtreeChanged(change.path);
+        break;
+    }
+  }
+}
 
 // Owns the parent's descriptor unless it is the root's.
 class LoopbackFs::Parent {
@@ -211,21 +195,8 @@ int LoopbackFs::ResolveParent(const std::string& path, Parent* out) const {
     out->name_ = std::move(rel);
     return 0;
   }
-  const std::string dir = rel.substr(0, slash);
-  int fd;
-  if (have_openat2_) {
-    struct open_how how = {};
-    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
-    // EAGAIN: a rename elsewhere raced with the lookup; openat2 asks to retry.
-    do {
-      fd = static_cast<int>(
-          syscall(SYS_openat2, root_fd_, dir.c_str(), &how, sizeof(how)));
-    } while (fd < 0 && errno == EAGAIN);
-  } else {
-    fd = openat(root_fd_, dir.c_str(),
-                O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-  }
+  const int fd = OpenBeneath(root_fd_, rel.substr(0, slash),
+                             O_PATH | O_DIRECTORY | O_CLOEXEC, have_openat2_);
   if (fd < 0) return errno;
   out->fd_ = fd;
   out->owned_ = true;

@@ -30,6 +30,10 @@ ABSL_FLAG(std::string, root, "", "Directory to mirror (required).");
 ABSL_FLAG(bool, forward_flock, false,
           "Send flock(2) to the backing directory instead of letting the "
           "kernel keep flock locks for the mount.");
+ABSL_FLAG(bool, watch, true,
+          "Watch --root with inotify and tell the daemon about changes made "
+          "directly in it, so that they show through the mount at once "
+          "rather than after cache timeouts.");
 ABSL_FLAG(int, threads, 0,
           "Threads running operations; 0 picks one per CPU (at least 4).");
 
@@ -55,6 +59,7 @@ int main(int argc, char** argv) {
   fusehost::examples::LoopbackFs::Options options;
   options.root = absl::GetFlag(FLAGS_root);
   options.forward_flock = absl::GetFlag(FLAGS_forward_flock);
+  options.watch = absl::GetFlag(FLAGS_watch);
   if (options.root.empty()) {
     std::fprintf(stderr,
                  "loopback_fs: --root is required (the directory to mirror)\n");
@@ -64,7 +69,7 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<fusehost::examples::LoopbackFs>> fs =
       fusehost::examples::LoopbackFs::New(options);
   if (!fs.ok()) {
-    std::fprintf(stderr, "loopback_fs: --root: %s\n",
+    std::fprintf(stderr, "loopback_fs: %s\n",
                  std::string(fs.status().message()).c_str());
     return 2;
   }

@@ -24,6 +24,8 @@ ABSL_FLAG(int64_t, root_uid, -1,
           "Owner of the root directory; -1 means this process's user.");
 ABSL_FLAG(int64_t, root_gid, -1,
           "Group of the root directory; -1 means this process's group.");
+ABSL_FLAG(uint32_t, cache_ttl_ms, 60000,
+          "How long fuse-hostd may cache metadata, in milliseconds.");
 ABSL_FLAG(uint64_t, capacity_mb, 1024,
           "Memory for file contents, in MiB (reported by df).");
 
@@ -53,6 +55,7 @@ int main(int argc, char** argv) {
   options.root_uid = root_uid < 0 ? getuid() : static_cast<uid_t>(root_uid);
   options.root_gid = root_gid < 0 ? getgid() : static_cast<gid_t>(root_gid);
   options.capacity_bytes = absl::GetFlag(FLAGS_capacity_mb) << 20;
+  options.cache_ttl_ms = absl::GetFlag(FLAGS_cache_ttl_ms);
   fusehost::examples::MemoryFs fs(options);
   return fusehost::Serve(fs, serve);
 }

@@ -110,6 +110,12 @@ int MemoryFs::WithInode(const std::string& path, const FileInfo* fi, Fn fn) {
   return rc != 0 ? rc : fn(inode);
 }
 
+InitResult MemoryFs::Init(const MountInfo& /*mount*/) {
+  InitResult result;
+  result.default_ttl_ms = options_.cache_ttl_ms;
+  return result;
+}
+
 int MemoryFs::Resolve(const std::string& path, InodePtr* out) {
   // An empty path is an unlinked open file; without its handle it is gone.
   if (path.empty() || path[0] != '/') return ENOENT;

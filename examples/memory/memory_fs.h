@@ -44,12 +44,19 @@ class MemoryFs : public FileSystem {
     uint64_t capacity_bytes = uint64_t{1} << 30;
     // Number of inodes it may hold (ENOSPC beyond).
     uint64_t max_inodes = uint64_t{1} << 20;
+    // How long fuse-hostd may cache metadata. Every change to this
+    // filesystem goes through a mount, and fuse-hostd keeps its cache
+    // coherent with changes it carries, so a long time is safe for one
+    // mount. Several mounts of one instance see each other's changes only
+    // after this long.
+    uint32_t cache_ttl_ms = 60000;
   };
 
   explicit MemoryFs(const Options& options);
   ~MemoryFs() override;
 
   std::string Name() const override { return "memory_fs"; }
+  InitResult Init(const MountInfo& mount) override;
 
   int Getattr(const Context& ctx, const std::string& path, const FileInfo* fi,
               struct stat* st) override;

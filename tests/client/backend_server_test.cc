@@ -15,6 +15,8 @@
 #include <memory>
 #include <string>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "proto/filesystem.grpc.pb.h"
 
@@ -46,6 +48,53 @@ class BigFileFs : public FileSystem {
   }
 };
 
+// An Invalidations stream as the daemon holds it.
+struct InvalidationStream {
+  ~InvalidationStream() {
+    if (!finished) {
+      context.TryCancel();
+      Finish();
+    }
+  }
+
+  // Collects the stream's status; once only, as gRPC requires.
+  grpc::Status Finish() {
+    finished = true;
+    return reader->Finish();
+  }
+
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReader<v1::Invalidation>> reader;
+  bool finished = false;
+};
+
+// Opens a stream and waits until the backend subscribed it, after which no
+// notice can be missed.
+std::unique_ptr<InvalidationStream> OpenInvalidations(
+    v1::FileSystem::Stub& stub, uint64_t mount_id) {
+  auto stream = std::make_unique<InvalidationStream>();
+  // A bound on every read, so that a missing notice fails the test instead
+  // of hanging it.
+  stream->context.set_deadline(std::chrono::system_clock::now() +
+                               std::chrono::seconds(20));
+  v1::InvalidationsRequest request;
+  request.set_mount_id(mount_id);
+  stream->reader = stub.Invalidations(&stream->context, request);
+  stream->reader->WaitForInitialMetadata();
+  return stream;
+}
+
+// Reads `count` notices as "KIND:path " each, or as many as came.
+std::string ReadNotices(InvalidationStream& stream, int count) {
+  std::string out;
+  v1::Invalidation notice;
+  for (int i = 0; i < count && stream.reader->Read(&notice); ++i) {
+    out += v1::Invalidation::Kind_Name(notice.kind()) + ":" + notice.path() +
+           " ";
+  }
+  return out;
+}
+
 bool Exists(const std::string& path) {
   struct stat st;
   return lstat(path.c_str(), &st) == 0;
@@ -55,6 +104,11 @@ bool Exists(const std::string& path) {
 // exceed; a fresh directory under /tmp is short.
 class BackendServerTest : public ::testing::Test {
  protected:
+  // Keeps gRPC initialised from here to the end of the process. Otherwise
+  // it shuts down whenever a test's last gRPC object goes away, and gRPC
+  // 1.51's shutdown now and then waits out a 10 s poll of an executor thread.
+  static void SetUpTestSuite() { grpc_init(); }
+
   void SetUp() override {
     char dir[] = "/tmp/fusehost-test-XXXXXX";
     ASSERT_NE(mkdtemp(dir), nullptr) << std::strerror(errno);
@@ -144,6 +198,58 @@ TEST_F(BackendServerTest, ServesInitAndBatchesOverUnixSocket) {
         ADD_FAILURE() << "unexpected id " << op.id();
     }
   }
+}
+
+TEST_F(BackendServerTest, InvalidationStreamDeliversNoticesInOrder) {
+  auto server = BackendServer::Start(fs_, Options());
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = Connect();
+  fs_.NotifyChanged("/dropped");  // no stream open yet
+  auto stream = OpenInvalidations(*stub, 1);
+
+  fs_.NotifyChanged("/a");
+  fs_.NotifyRemoved("/b");
+  fs_.NotifySubtreeChanged("/c");
+  std::string expected = "CHANGED:/a REMOVED:/b SUBTREE:/c ";
+  // A burst, to see that buffered writes keep their order.
+  for (int i = 0; i < 1000; ++i) {
+    const std::string path = "/f" + std::to_string(i);
+    fs_.NotifyChanged(path);
+    expected += "CHANGED:" + path + " ";
+  }
+  EXPECT_EQ(ReadNotices(*stream, 1003), expected);
+}
+
+TEST_F(BackendServerTest, EveryOpenStreamReceivesNotices) {
+  auto server = BackendServer::Start(fs_, Options());
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = Connect();
+  auto first = OpenInvalidations(*stub, 1);
+  auto second = OpenInvalidations(*stub, 2);
+  fs_.NotifyChanged("/x");
+  fs_.NotifyRemoved("/y");
+  EXPECT_EQ(ReadNotices(*first, 2), "CHANGED:/x REMOVED:/y ");
+  EXPECT_EQ(ReadNotices(*second, 2), "CHANGED:/x REMOVED:/y ");
+
+  // A stream the client gave up no longer gets notices; the other one does.
+  first->context.TryCancel();
+  fs_.NotifyChanged("/z");
+  EXPECT_EQ(ReadNotices(*second, 1), "CHANGED:/z ");
+}
+
+TEST_F(BackendServerTest, ShutdownEndsOpenStreamsPromptly) {
+  auto server = BackendServer::Start(fs_, Options());
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = Connect();
+  auto stream = OpenInvalidations(*stub, 1);
+  const absl::Time start = absl::Now();
+  (*server)->Shutdown(absl::Seconds(10));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  v1::Invalidation notice;
+  EXPECT_FALSE(stream->reader->Read(&notice));
+  grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << status.error_message();
 }
 
 TEST_F(BackendServerTest, ShutdownRemovesSocketFile) {

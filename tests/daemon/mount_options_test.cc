@@ -42,9 +42,11 @@ TEST(MountOptionsTest, Defaults) {
     EXPECT_FALSE(opts.noatime);
     EXPECT_EQ(opts.fsname, "");
     EXPECT_EQ(opts.subtype, "hostd");
-    EXPECT_EQ(opts.entry_timeout, absl::Seconds(1));
-    EXPECT_EQ(opts.attr_timeout, absl::Seconds(1));
-    EXPECT_EQ(opts.negative_timeout, absl::ZeroDuration());
+    // Unset: the backend's wish (or the daemon's default) applies.
+    EXPECT_EQ(opts.entry_timeout, std::nullopt);
+    EXPECT_EQ(opts.attr_timeout, std::nullopt);
+    EXPECT_EQ(opts.negative_timeout, std::nullopt);
+    EXPECT_EQ(opts.cache_entries, 100000u);
     EXPECT_EQ(opts.call_timeout, absl::Seconds(30));
     EXPECT_EQ(opts.max_write, 0u);
     EXPECT_THAT(opts.backend_options, IsEmpty());
@@ -138,6 +140,9 @@ TEST(MountOptionsTest, Timeouts) {
   EXPECT_EQ(opts.negative_timeout, absl::Hours(24));
   EXPECT_EQ(opts.call_timeout, absl::Seconds(5));
   EXPECT_EQ(Parse("attr_timeout=1e2").attr_timeout, absl::Seconds(100));
+  EXPECT_EQ(Parse("cache_entries=0").cache_entries, 0u);
+  EXPECT_FALSE(ParseMountOptions("cache_entries=-1").ok());
+  EXPECT_FALSE(ParseMountOptions("cache_entries=lots").ok());
   EXPECT_EQ(Parse("timeout=0.25").call_timeout, absl::Milliseconds(250));
 }
 

@@ -1,0 +1,356 @@
+"""The class filesystem authors subclass, with mfusepy's names and conventions.
+
+Every method has mfusepy's name, arguments, defaults and return convention,
+so a filesystem written for mfusepy (or fusepy) runs unchanged. Methods a
+subclass does not override are marked "not implemented" (`libfuse_ignore`,
+as in mfusepy) and are answered the way libfuse answers a missing callback:
+mostly ENOSYS, which the kernel turns into a sensible default (no xattrs,
+access always allowed, create falls back to mknod + open, ...); open,
+opendir, release and releasedir succeed; statfs reports an empty filesystem.
+"""
+
+import errno
+import functools
+import logging
+import os
+from stat import S_IFDIR
+
+# Linux values (mfusepy exports these names).
+ENOTSUP = errno.ENOTSUP
+ENOATTR = errno.ENODATA
+
+log = logging.getLogger("fuse")
+
+
+class FuseOSError(OSError):
+    """Raise it with an errno value; the operation then fails with it."""
+
+    def __init__(self, errno_value):
+        super().__init__(errno_value, os.strerror(errno_value))
+
+
+def _not_implemented(method):
+    """Marks a default method: the SDK treats it as a missing callback."""
+    method.libfuse_ignore = True
+    return method
+
+
+def is_implemented(ops, name):
+    """Whether `ops` provides operation `name` (overrides the default)."""
+    method = getattr(ops, name, None)
+    # Not callable: fusepy's `lock = None`, or an attribute that happens to
+    # have an operation's name.
+    return callable(method) and not getattr(method, "libfuse_ignore", False)
+
+
+class Operations:
+    """Subclass this and override the operations your filesystem supports.
+
+    Paths are absolute str ("/dir/file"; bytes that are not valid in the
+    encoding come as lone surrogates, `os.fsencode` turns them back). Raise
+    `FuseOSError(errno.ENOENT)` (or any OSError) to fail an operation;
+    methods that return a status may also return a negative errno.
+
+    Class attributes the SDK reads, as mfusepy does:
+      use_ns           True: times are int nanoseconds (getattr's st_*time,
+                       utimens' times); False: float seconds (deprecated).
+      flag_nullpath_ok True: the filesystem copes with path None for
+                       operations on open files whose name is gone.
+    fusehost extensions: getattr may return an os.stat_result, and
+    readdir's attrs may be one (cheaper than a dict); chmod, chown and
+    utimens get the open file's handle when they accept an `fh` keyword;
+    rename gets renameat2's flags when it takes a third argument. And one
+    more class attribute:
+      readdir_attrs_are_full  (default True) attrs dicts that readdir returns
+                       with more than st_mode are complete stat results, so
+                       the daemon may cache them as getattr answers. Set it
+                       False if your readdir's dicts are partial.
+    """
+
+    def __call__(self, op, *args):
+        # fusepy's dispatch hook: the SDK calls operations through it when a
+        # subclass (e.g. LoggingMixIn) overrides it.
+        if not hasattr(self, op):
+            raise FuseOSError(errno.EFAULT)
+        return getattr(self, op)(*args)
+
+    @_not_implemented
+    def access(self, path, amode):
+        return 0
+
+    # Never called: bmap only exists for block-device mounts.
+    bmap = None
+
+    @_not_implemented
+    def chmod(self, path, mode):
+        raise FuseOSError(errno.EROFS)
+
+    @_not_implemented
+    def chown(self, path, uid, gid):
+        raise FuseOSError(errno.EROFS)
+
+    @_not_implemented
+    def create(self, path, mode, fi=None):
+        """Creates and opens a file; returns a numeric file handle.
+
+        Called as create(path, mode, flags), or create(path, mode) when the
+        method takes only two arguments; with raw_fi, as create(path, mode,
+        fi): set fi.fh and return 0.
+        """
+        raise FuseOSError(errno.EROFS)
+
+    @_not_implemented
+    def destroy(self, path):
+        """Called when the mount goes away. Path is always '/'."""
+
+    @_not_implemented
+    def flush(self, path, fh):
+        return 0
+
+    @_not_implemented
+    def fsync(self, path, datasync, fh):
+        return 0
+
+    @_not_implemented
+    def fsyncdir(self, path, datasync, fh):
+        return 0
+
+    def getattr(self, path, fh=None):
+        """Returns a dict with the keys of struct stat (st_mode, st_size...).
+
+        st_atime, st_mtime and st_ctime are int nanoseconds with use_ns,
+        float seconds otherwise.
+        """
+        if path != "/":
+            raise FuseOSError(errno.ENOENT)
+        return {"st_mode": (S_IFDIR | 0o755), "st_nlink": 2}
+
+    @_not_implemented
+    def getxattr(self, path, name, position=0):
+        """Returns the value (bytes) of extended attribute `name`."""
+        raise FuseOSError(ENOTSUP)
+
+    @_not_implemented
+    def init(self, path):
+        """Called when the filesystem is mounted, before any other operation.
+        Path is always '/'. Start threads here rather than in __init__."""
+
+    @_not_implemented
+    def init_with_config(self, conn_info, config_3):
+        """Like init, with objects standing in for libfuse's fuse_conn_info
+        and fuse_config (their settings are informational here)."""
+
+    @_not_implemented
+    def ioctl(self, path, cmd, arg, fh, flags, data):
+        # Never called: fuse-hostd answers ioctl with ENOTTY (see the proto).
+        raise FuseOSError(errno.ENOTTY)
+
+    @_not_implemented
+    def link(self, target, source):
+        """Creates a hard link `target` to the existing `source` (ln source
+        target)."""
+        raise FuseOSError(errno.EROFS)
+
+    @_not_implemented
+    def listxattr(self, path):
+        """Returns the names (str) of the extended attributes."""
+        return []
+
+    @_not_implemented
+    def lock(self, path, fh, cmd, lock):
+        """POSIX record locks (fcntl F_GETLK/F_SETLK/F_SETLKW). `lock` has
+        l_type, l_whence, l_start, l_len, l_pid; update it for F_GETLK.
+        When not overridden the kernel keeps locks itself."""
+        raise FuseOSError(errno.ENOSYS)
+
+    @_not_implemented
+    def mkdir(self, path, mode):
+        raise FuseOSError(errno.EROFS)
+
+    @_not_implemented
+    def mknod(self, path, mode, dev):
+        raise FuseOSError(errno.EROFS)
+
+    @_not_implemented
+    def open(self, path, flags):
+        """Returns a numeric file handle (with raw_fi: open(path, fi), set
+        fi.fh and return 0)."""
+        return 0
+
+    @_not_implemented
+    def opendir(self, path):
+        """Returns a numeric file handle."""
+        return 0
+
+    @_not_implemented
+    def read(self, path, size, offset, fh):
+        """Returns at most `size` bytes at `offset`; fewer means end of file."""
+        raise FuseOSError(errno.EIO)
+
+    @_not_implemented
+    def readdir(self, path, fh):
+        """Returns (or yields) names, or (name, attrs, offset) tuples where
+        attrs is a getattr dict, an int st_mode, or None. Offsets are
+        ignored: the whole listing is sent at once (override
+        readdir_with_offset for resumable listings)."""
+        return [".", ".."]
+
+    @_not_implemented
+    def readdir_with_offset(self, path, offset, fh):
+        """Like readdir, but resumable: yields (name, attrs, offset) with
+        increasing non-zero offsets, starting after `offset` (0: from the
+        start). Used instead of readdir when overridden."""
+        return self.readdir(path, fh)
+
+    @_not_implemented
+    def readlink(self, path):
+        """Returns the target of symlink `path` (str)."""
+        raise FuseOSError(errno.ENOENT)
+
+    @_not_implemented
+    def release(self, path, fh):
+        return 0
+
+    @_not_implemented
+    def releasedir(self, path, fh):
+        return 0
+
+    @_not_implemented
+    def removexattr(self, path, name):
+        raise FuseOSError(ENOTSUP)
+
+    @_not_implemented
+    def rename(self, old, new):
+        """Renames `old` to `new`. A method that takes a third argument also
+        gets renameat2's flags (RENAME_NOREPLACE, RENAME_EXCHANGE); without
+        it, renames with flags fail with EINVAL."""
+        raise FuseOSError(errno.EROFS)
+
+    @_not_implemented
+    def rmdir(self, path):
+        raise FuseOSError(errno.EROFS)
+
+    @_not_implemented
+    def setxattr(self, path, name, value, options, position=0):
+        raise FuseOSError(ENOTSUP)
+
+    @_not_implemented
+    def statfs(self, path):
+        """Returns a dict with the keys of struct statvfs (f_bsize, ...)."""
+        return {}
+
+    @_not_implemented
+    def symlink(self, target, source):
+        """Creates symlink `target` pointing to `source` (ln -s source
+        target)."""
+        raise FuseOSError(errno.EROFS)
+
+    @_not_implemented
+    def truncate(self, path, length, fh=None):
+        raise FuseOSError(errno.EROFS)
+
+    @_not_implemented
+    def unlink(self, path):
+        raise FuseOSError(errno.EROFS)
+
+    @_not_implemented
+    def utimens(self, path, times=None):
+        """Sets (atime, mtime); None means both to the current time."""
+        return 0
+
+    @_not_implemented
+    def write(self, path, data, offset, fh):
+        """Writes bytes `data` at `offset`; returns the number written."""
+        raise FuseOSError(errno.EROFS)
+
+    @_not_implemented
+    def poll(self, path, fh, ph, reventsp):
+        # Never called (see the proto); kept for mfusepy's API.
+        raise FuseOSError(errno.ENOSYS)
+
+    @_not_implemented
+    def write_buf(self, path, buf, offset, fh):
+        # Never called: write() receives the data.
+        raise FuseOSError(errno.ENOSYS)
+
+    @_not_implemented
+    def read_buf(self, path, bufpp, size, offset, fh):
+        # Never called: read() returns the data.
+        raise FuseOSError(errno.ENOSYS)
+
+    @_not_implemented
+    def flock(self, path, fh, op):
+        """flock(2): op is LOCK_SH, LOCK_EX or LOCK_UN, maybe | LOCK_NB.
+        When not overridden the kernel emulates flock itself."""
+        raise FuseOSError(errno.ENOSYS)
+
+    @_not_implemented
+    def fallocate(self, path, mode, offset, size, fh):
+        raise FuseOSError(errno.ENOSYS)
+
+    @_not_implemented
+    def copy_file_range(self, path_in, fh_in, offset_in, path_out, fh_out,
+                        offset_out, length, flags):
+        """Copies up to `length` bytes between two open files; returns the
+        number copied. Not overridden: the kernel copies through read and
+        write."""
+        raise FuseOSError(errno.ENOSYS)
+
+    @_not_implemented
+    def lseek(self, path, offset, whence, fh):
+        """lseek(2) with SEEK_DATA or SEEK_HOLE; returns the new offset."""
+        raise FuseOSError(errno.ENOSYS)
+
+
+class LoggingMixIn:
+    """Logs every operation with its arguments and result (logger
+    'fuse.log-mixin', level DEBUG). Put it before Operations in the bases."""
+
+    log = logging.getLogger("fuse.log-mixin")
+
+    def __call__(self, op, path, *args):
+        self.log.debug("-> %s %s %s", op, path, repr(args))
+        ret = "[Unhandled Exception]"
+        try:
+            ret = getattr(self, op)(path, *args)
+            return ret
+        except OSError as e:
+            ret = str(e)
+            raise
+        finally:
+            self.log.debug("<- %s %s", op, repr(ret))
+
+
+_callback_log = logging.getLogger("fuse.log-mixin")
+
+
+def log_callback(method):
+    """Decorator: logs calls of one operation (as LoggingMixIn does for all)."""
+
+    @functools.wraps(method)
+    def logged(*args):
+        # args[0] is self.
+        _callback_log.debug("-> %s %s", method.__name__, repr(args[1:]))
+        ret = "[Unhandled Exception]"
+        try:
+            ret = method(*args)
+            return ret
+        except OSError as e:
+            ret = str(e)
+            raise
+        finally:
+            _callback_log.debug("<- %s %s", method.__name__, repr(ret))
+
+    return logged
+
+
+def overrides(parent_class):
+    """Decorator checking that the method overrides one of `parent_class`."""
+
+    def check(method):
+        if method.__name__ not in dir(parent_class):
+            raise AssertionError("%s does not override a method of %s" %
+                                 (method.__name__, parent_class.__name__))
+        return method
+
+    return check

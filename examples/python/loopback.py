@@ -1,0 +1,469 @@
+#!/usr/bin/python3
+"""A loopback filesystem: mirrors one host directory through fuse-hostd.
+
+The Python counterpart of examples/loopback (loopback_fs), on the mfusepy
+API. Like it:
+* every operation runs as the user who asked (the thread's fsuid, fsgid and
+  supplementary groups are switched for the length of the operation, when
+  this process runs as root), so permissions, ACLs and ownership of new
+  files are exactly what that user gets on the directory itself;
+* paths are resolved below an O_PATH descriptor of the root with the *at()
+  calls, intermediate directories with openat2(RESOLVE_BENEATH |
+  RESOLVE_NO_SYMLINKS), so no path leaves the root even if someone swaps a
+  directory for a symlink on the host;
+* open files and directories are real descriptors (fh is the descriptor),
+  so unlinked open files keep working.
+
+For speed it uses two fusehost extensions mfusepy does not have: getattr and
+readdir hand back os.stat_result objects (no dict per file), and chmod,
+chown and utimens take the file handle (fh=) of fchmod & co.
+
+Build the package once (`bazel build //...`), then, as root with fuse-hostd
+running:
+
+  PYTHONPATH=bazel-bin/client/python /usr/bin/python3 \\
+      examples/python/loopback.py /srv/data /mnt/data -o allow_other
+
+or serve it for `fuse-hostctl mount unix:/tmp/loop.sock /mnt/data`:
+
+  PYTHONPATH=bazel-bin/client/python /usr/bin/python3 \\
+      examples/python/loopback.py /srv/data --listen unix:/tmp/loop.sock
+"""
+
+import ctypes
+import errno
+import functools
+import os
+import platform
+import stat
+import threading
+
+import example_cli
+import fusehost as fuse
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64,
+                            ctypes.c_int64]
+_libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+                            ctypes.c_char_p, ctypes.c_uint]
+
+# Raw syscall numbers: glibc's setgroups() changes every thread of the
+# process; the syscall changes only the calling one.
+_SYSCALLS = {
+    "x86_64": {"setgroups": 116, "openat2": 437},
+    "aarch64": {"setgroups": 159, "openat2": 437},
+}.get(platform.machine(), {})
+
+RESOLVE_NO_SYMLINKS, RESOLVE_BENEATH = 0x04, 0x08
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+# openat2(2) as a ctypes function with fixed argument types, and one
+# immutable open_how: converting arguments is most of a ctypes call's cost.
+_HOW = _OpenHow(os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0,
+                RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
+_HOW_REF = ctypes.byref(_HOW)
+_HOW_SIZE = ctypes.sizeof(_HOW)
+_OPENAT2_NR = _SYSCALLS.get("openat2", -1)
+_openat2 = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_long, ctypes.c_int,
+                            ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t,
+                            use_errno=True)(("syscall", _libc))
+
+
+def _check(ret):
+    if ret < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return ret
+
+
+def _set_thread_groups(groups):
+    array = (ctypes.c_uint * len(groups))(*groups)
+    _check(_libc.syscall(_SYSCALLS["setgroups"], ctypes.c_size_t(len(groups)),
+                         array))
+
+
+class CallerCredentials:
+    """Switches the calling thread's fsuid, fsgid and groups to the caller's
+    for one operation. While fsuid is not 0 the kernel also drops the
+    thread's filesystem capabilities, so a root backend really gets the
+    caller's rights."""
+
+    @staticmethod
+    def process_can_switch():
+        if os.geteuid() != 0 or "setgroups" not in _SYSCALLS:
+            return False
+        try:
+            with CallerCredentials(65534, 65534, ()):
+                pass
+            return True
+        except OSError:
+            return False
+
+    def __init__(self, uid, gid, groups):
+        self.uid, self.gid, self.groups = uid, gid, groups
+
+    def __enter__(self):
+        self.saved_groups = os.getgroups()
+        _set_thread_groups(self.groups)
+        self.saved_gid = _libc.setfsgid(self.gid)
+        self.saved_uid = _libc.setfsuid(self.uid)
+        if _libc.setfsuid(-1) != self.uid or _libc.setfsgid(-1) != self.gid:
+            self.__exit__()
+            raise OSError(errno.EPERM, "cannot act as uid %d" % self.uid)
+        return self
+
+    def __exit__(self, *exc):
+        _libc.setfsuid(self.saved_uid)
+        _libc.setfsgid(self.saved_gid)
+        _set_thread_groups(self.saved_groups)
+        if _libc.setfsuid(-1) != self.saved_uid:
+            # Going on would run later operations as a stranger.
+            os.abort()
+
+
+def as_caller(method):
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        caller = fuse.fuse_get_caller() if self.switch else None
+        if caller is None or (caller.uid == 0 and caller.gid == self.gid):
+            return method(self, *args, **kwargs)
+        with CallerCredentials(caller.uid, caller.gid, caller.groups):
+            return method(self, *args, **kwargs)
+
+    return run
+
+
+class Loopback(fuse.Operations):
+    use_ns = True
+    flag_nullpath_ok = True
+
+    def __init__(self, root, act_as_caller=True):
+        self.root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.switch = act_as_caller and CallerCredentials.process_can_switch()
+        self.gid = os.getegid()
+        self.have_openat2 = "openat2" in _SYSCALLS and self._probe_openat2()
+        # getdents moves a directory descriptor's shared offset.
+        self.dir_locks = [threading.Lock() for _ in range(16)]
+
+    def _probe_openat2(self):
+        try:
+            os.close(self._openat2("."))
+            return True
+        except OSError:
+            return False
+
+    def _openat2(self, rel):
+        while True:
+            fd = _openat2(_OPENAT2_NR, self.root_fd, os.fsencode(rel),
+                          _HOW_REF, _HOW_SIZE)
+            if fd >= 0:
+                return fd
+            if ctypes.get_errno() != errno.EAGAIN:  # EAGAIN: a rename raced
+                _check(fd)
+
+    def _at(self, path, op):
+        """Runs op(dir_fd, name) for the last component of `path`."""
+        if not path:
+            raise fuse.FuseOSError(errno.ENOENT)  # unlinked: no name left
+        head, _, name = path.rpartition("/")
+        if not head:
+            return op(self.root_fd, name or ".")
+        if self.have_openat2:
+            parent = self._openat2(head[1:])
+        else:
+            parent = os.open(head[1:], os.O_PATH | os.O_DIRECTORY |
+                             os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=self.root_fd)
+        try:
+            return op(parent, name)
+        finally:
+            os.close(parent)
+
+    def _at2(self, old, new, op):
+        return self._at(old, lambda d1, n1: self._at(
+            new, lambda d2, n2: op(d1, n1, d2, n2)))
+
+    @staticmethod
+    def _by_path(dir_fd, name, op):
+        """op("/proc/self/fd/N") for calls without an *at() form: N is an
+        O_PATH descriptor of `name` itself, so nothing is followed."""
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     dir_fd=dir_fd)
+        try:
+            return op(fd, "/proc/self/fd/%d" % fd)
+        finally:
+            os.close(fd)
+
+    # --- names --------------------------------------------------------------
+
+    @as_caller
+    def getattr(self, path, fh=None):
+        if fh is not None:
+            return os.fstat(fh)
+        return self._at(path, lambda d, n: os.stat(n, dir_fd=d,
+                                                   follow_symlinks=False))
+
+    @as_caller
+    def readlink(self, path):
+        return self._at(path, lambda d, n: os.readlink(n, dir_fd=d))
+
+    @as_caller
+    def mknod(self, path, mode, dev):
+        self._at(path, lambda d, n: os.mknod(n, mode, dev, dir_fd=d))
+
+    @as_caller
+    def mkdir(self, path, mode):
+        self._at(path, lambda d, n: os.mkdir(n, mode, dir_fd=d))
+
+    @as_caller
+    def unlink(self, path):
+        self._at(path, lambda d, n: os.unlink(n, dir_fd=d))
+
+    @as_caller
+    def rmdir(self, path):
+        self._at(path, lambda d, n: os.rmdir(n, dir_fd=d))
+
+    @as_caller
+    def symlink(self, target, source):
+        self._at(target, lambda d, n: os.symlink(source, n, dir_fd=d))
+
+    @as_caller
+    def rename(self, old, new, flags=0):
+        def op(d1, n1, d2, n2):
+            if not flags:
+                return os.rename(n1, n2, src_dir_fd=d1, dst_dir_fd=d2)
+            # The kernel answers EINVAL for flags the filesystem cannot do.
+            return _check(_libc.renameat2(d1, os.fsencode(n1), d2,
+                                          os.fsencode(n2), flags))
+        self._at2(old, new, op)
+
+    @as_caller
+    def link(self, target, source):
+        self._at2(source, target, lambda d1, n1, d2, n2: os.link(
+            n1, n2, src_dir_fd=d1, dst_dir_fd=d2, follow_symlinks=False))
+
+    # --- attributes -----------------------------------------------------------
+
+    @as_caller
+    def chmod(self, path, mode, fh=None):
+        if fh is not None:
+            return os.fchmod(fh, mode)
+
+        def op(fd, proc_path):
+            if stat.S_ISLNK(os.fstat(fd).st_mode):
+                raise fuse.FuseOSError(errno.EOPNOTSUPP)  # as Linux
+            os.chmod(proc_path, mode)
+        self._at(path, lambda d, n: self._by_path(d, n, op))
+
+    @as_caller
+    def chown(self, path, uid, gid, fh=None):
+        if fh is not None:
+            return os.fchown(fh, uid, gid)
+        self._at(path, lambda d, n: os.chown(n, uid, gid, dir_fd=d,
+                                             follow_symlinks=False))
+
+    @as_caller
+    def truncate(self, path, length, fh=None):
+        if fh is not None:
+            return os.ftruncate(fh, length)
+        # truncate(2) through an O_PATH descriptor checks write permission as
+        # truncate(2) does, without opening (which blocks on a FIFO).
+        self._at(path, lambda d, n: self._by_path(
+            d, n, lambda fd, p: os.truncate(p, length)))
+
+    @as_caller
+    def utimens(self, path, times=None, fh=None):
+        if fh is not None:
+            return os.utime(fh, ns=times) if times else os.utime(fh)
+        if times is None:
+            return self._at(path, lambda d, n: os.utime(
+                n, dir_fd=d, follow_symlinks=False))
+        self._at(path, lambda d, n: os.utime(n, ns=times, dir_fd=d,
+                                             follow_symlinks=False))
+
+    # --- open files -------------------------------------------------------------
+
+    # O_NOFOLLOW: the kernel resolved symlinks before asking, so one here was
+    # swapped in on the host. O_DIRECT: FUSE already sends such I/O here.
+    _DROP = os.O_CREAT | os.O_EXCL | os.O_DIRECT
+
+    @as_caller
+    def open(self, path, flags):
+        flags = (flags & ~self._DROP) | os.O_CLOEXEC | os.O_NOFOLLOW
+        return self._at(path, lambda d, n: os.open(n, flags, dir_fd=d))
+
+    @as_caller
+    def create(self, path, mode, flags):
+        # O_EXCL only when asked: the kernel sends create whenever it
+        # believes the name absent; a file made on the host meanwhile is
+        # then simply opened, as open(O_CREAT) would.
+        flags = (flags & ~os.O_DIRECT) | os.O_CREAT | os.O_CLOEXEC | \
+            os.O_NOFOLLOW
+        return self._at(path, lambda d, n: os.open(n, flags, mode & 0o7777,
+                                                   dir_fd=d))
+
+    def read(self, path, size, offset, fh):
+        data = os.pread(fh, size, offset)
+        if 0 < len(data) < size:
+            # A short read means end of file to the kernel: make sure it is.
+            chunks = [data]
+            got = len(data)
+            while got < size:
+                more = os.pread(fh, size - got, offset + got)
+                if not more:
+                    break
+                chunks.append(more)
+                got += len(more)
+            data = b"".join(chunks)
+        return data
+
+    @as_caller
+    def write(self, path, data, offset, fh):
+        # As the caller: a write by a user without CAP_FSETID clears the
+        # file's set-id bits, which a root backend would keep.
+        done = os.pwrite(fh, data, offset)
+        while done < len(data):
+            n = os.pwrite(fh, memoryview(data)[done:], offset + done)
+            if n <= 0:
+                break
+            done += n
+        return done
+
+    def statfs(self, path):
+        st = os.statvfs(self.root_fd)
+        return {key: getattr(st, key) for key in (
+            "f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail",
+            "f_files", "f_ffree", "f_favail", "f_namemax")}
+
+    def flush(self, path, fh):
+        # close(2) of one of the application's descriptors: closing a
+        # duplicate reports what close would (e.g. NFS write-back errors).
+        os.close(os.dup(fh))
+        return 0
+
+    def release(self, path, fh):
+        os.close(fh)
+        return 0
+
+    def fsync(self, path, datasync, fh):
+        if datasync:
+            os.fdatasync(fh)
+        else:
+            os.fsync(fh)
+        return 0
+
+    @as_caller
+    def fallocate(self, path, mode, offset, size, fh):
+        return _check(_libc.fallocate(fh, mode, offset, size))
+
+    def copy_file_range(self, path_in, fh_in, offset_in, path_out, fh_out,
+                        offset_out, length, flags):
+        if flags:
+            raise fuse.FuseOSError(errno.EINVAL)
+        return os.copy_file_range(fh_in, fh_out, length, offset_in,
+                                  offset_out)
+
+    def lseek(self, path, offset, whence, fh):
+        return os.lseek(fh, offset, whence)
+
+    # --- extended attributes: the l*xattr calls on /proc/self/fd/DIR/NAME act
+    # on the last component itself.
+
+    @staticmethod
+    def _xattr_path(d, n):
+        return "/proc/self/fd/%d/%s" % (d, n)
+
+    @as_caller
+    def setxattr(self, path, name, value, options, position=0):
+        self._at(path, lambda d, n: os.setxattr(
+            self._xattr_path(d, n), name, value, options,
+            follow_symlinks=False))
+
+    @as_caller
+    def getxattr(self, path, name, position=0):
+        return self._at(path, lambda d, n: os.getxattr(
+            self._xattr_path(d, n), name, follow_symlinks=False))
+
+    @as_caller
+    def listxattr(self, path):
+        return self._at(path, lambda d, n: os.listxattr(
+            self._xattr_path(d, n), follow_symlinks=False))
+
+    @as_caller
+    def removexattr(self, path, name):
+        self._at(path, lambda d, n: os.removexattr(
+            self._xattr_path(d, n), name, follow_symlinks=False))
+
+    # --- directories --------------------------------------------------------------
+
+    @as_caller
+    def opendir(self, path):
+        # As opendir(3): read permission is checked now, as the caller.
+        return self._at(path, lambda d, n: os.open(
+            n, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW,
+            dir_fd=d))
+
+    @as_caller
+    def readdir(self, path, fh):
+        # The whole listing, each entry with its stat result: one reply, and
+        # the daemon answers `ls -l` and lookups from it.
+        with self.dir_locks[fh % len(self.dir_locks)]:
+            with os.scandir(fh) as it:
+                entries = list(it)
+        items = []
+        for entry in entries:
+            try:
+                items.append((entry.name, os.stat(entry.name, dir_fd=fh,
+                                                  follow_symlinks=False), 0))
+            except FileNotFoundError:
+                continue  # removed since the directory was read
+            except OSError:
+                # E.g. a directory the caller may read but not search: names
+                # and types only, as ls shows them.
+                items.append((entry.name, _dtype_mode(entry), 0))
+        return items
+
+    def releasedir(self, path, fh):
+        os.close(fh)
+        return 0
+
+    def fsyncdir(self, path, datasync, fh):
+        return self.fsync(path, datasync, fh)
+
+    @as_caller
+    def access(self, path, amode):
+        # effective_ids (AT_EACCESS): the thread's fsuid and groups, not its
+        # real uid.
+        if not self._at(path, lambda d, n: os.access(
+                n, amode, dir_fd=d, effective_ids=True,
+                follow_symlinks=False)):
+            raise fuse.FuseOSError(errno.EACCES)
+        return 0
+
+
+def _dtype_mode(entry):
+    if entry.is_symlink():
+        return stat.S_IFLNK
+    if entry.is_dir(follow_symlinks=False):
+        return stat.S_IFDIR
+    if entry.is_file(follow_symlinks=False):
+        return stat.S_IFREG
+    return 0
+
+
+def main():
+    p = example_cli.parser(__doc__)
+    p.add_argument("root", help="the directory to mirror")
+    args = example_cli.parse(p)
+    # Modes arrive with the caller's umask applied.
+    os.umask(0)
+    example_cli.run(args, Loopback(args.root), use_ino=True,
+                    default_permissions=True, fsname=args.root)
+
+if __name__ == "__main__":
+    main()

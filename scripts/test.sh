@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Builds fuse-hostd and runs every test: Bazel's unit tests, then the
+# integration suite (tests/integration, pytest as root against the real
+# binaries through /dev/fuse). Prints each stage as it goes and ends with one
+# line "N passed, N failed" (sums of both). Exits non-zero if anything failed
+# or if no test ran.
+#
+#   scripts/test.sh                 everything
+#   SKIP_SETUP=1 scripts/test.sh    do not run scripts/setup.sh first
+#   PYTEST_ARGS="-k memory" scripts/test.sh   extra pytest arguments
+set -uo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
+REPO=$(pwd)
+LOGDIR=$(mktemp -d /tmp/fuse-hostd-test.XXXXXX)
+PYTHON=/usr/bin/python3   # Debian's: has pytest/grpc; another python3 may come first on PATH
+
+unit_passed=0
+unit_failed=0
+it_passed=0
+it_failed=0
+extra_failed=0   # stages that failed as a whole (setup, build)
+
+stage() {
+  echo
+  echo "==================== $* ===================="
+}
+
+finish() {
+  local passed=$((unit_passed + it_passed))
+  local failed=$((unit_failed + it_failed + extra_failed))
+  stage "summary"
+  echo "unit tests (bazel test):  ${unit_passed} passed, ${unit_failed} failed"
+  echo "integration (pytest):     ${it_passed} passed, ${it_failed} failed"
+  if (( extra_failed > 0 )); then
+    echo "failed stages:            ${extra_failed}"
+  fi
+  echo "logs: ${LOGDIR}"
+  echo "${passed} passed, ${failed} failed"
+  if (( failed > 0 || passed == 0 )); then
+    exit 1
+  fi
+  exit 0
+}
+
+# --- setup ----------------------------------------------------------------------
+if [[ "${SKIP_SETUP:-0}" != 1 ]]; then
+  stage "setup (scripts/setup.sh)"
+  if ! "$REPO/scripts/setup.sh"; then
+    echo "test.sh: setup failed" >&2
+    extra_failed=$((extra_failed + 1))
+    finish
+  fi
+fi
+
+BAZEL_FLAGS=(--color=no --curses=no)
+
+# --- build ----------------------------------------------------------------------
+stage "build (bazel build //...)"
+bazel build "${BAZEL_FLAGS[@]}" //... 2>&1 | tee "$LOGDIR/build.log"
+build_rc=${PIPESTATUS[0]}
+if (( build_rc != 0 )); then
+  echo "test.sh: bazel build failed (exit ${build_rc})" >&2
+  extra_failed=$((extra_failed + 1))
+  finish
+fi
+
+# --- unit tests -----------------------------------------------------------------
+stage "unit tests (bazel test //...)"
+bazel test "${BAZEL_FLAGS[@]}" --test_summary=short //... 2>&1 \
+  | tee "$LOGDIR/unit.log"
+test_rc=${PIPESTATUS[0]}
+# Bazel's summary: one line per test target, e.g.
+#   //daemon:node_table_test                PASSED in 0.1s
+#   //daemon:node_table_test       (cached) PASSED in 0.1s
+#   //daemon:mount_test                     FAILED in 2.0s
+#   //daemon:x_test                         NO STATUS / TIMEOUT / FAILED TO BUILD
+unit_passed=$(grep -cE '^//[^ ]+[[:space:]]+(\(cached\)[[:space:]]+)?(PASSED|FLAKY)' \
+  "$LOGDIR/unit.log" || true)
+unit_failed=$(grep -cE '^//[^ ]+[[:space:]]+(\(cached\)[[:space:]]+)?(FAILED|TIMEOUT|NO STATUS|INCOMPLETE|FAILED TO BUILD)' \
+  "$LOGDIR/unit.log" || true)
+case "$test_rc" in
+  0) ;;
+  4) echo "test.sh: bazel found no unit test targets" ;;   # not a failure
+  *)
+    if (( unit_failed == 0 )); then
+      # Failed without naming a target (e.g. an analysis error).
+      echo "test.sh: bazel test failed (exit ${test_rc})" >&2
+      unit_failed=1
+    fi
+    ;;
+esac
+echo "unit tests: ${unit_passed} passed, ${unit_failed} failed"
+
+# --- integration tests -------------------------------------------------------------
+stage "integration tests (pytest tests/integration, as root)"
+JUNIT="$LOGDIR/integration.xml"
+TIMEOUT_ARGS=()
+# A safety net on top of the suite's own per-command timeouts.
+if "$PYTHON" -c 'import pytest_timeout' 2>/dev/null; then
+  TIMEOUT_ARGS=(--timeout=600)
+fi
+# shellcheck disable=SC2086
+timeout --kill-after=30 3000 "$PYTHON" -m pytest "$REPO/tests/integration" \
+  -q -rfE -p no:cacheprovider --junitxml="$JUNIT" "${TIMEOUT_ARGS[@]}" \
+  ${PYTEST_ARGS:-} 2>&1 \
+  | tee "$LOGDIR/integration.log"
+it_rc=${PIPESTATUS[0]}
+if [[ -s "$JUNIT" ]]; then
+  read -r it_passed it_failed < <("$PYTHON" - "$JUNIT" <<'EOF'
+import sys
+import xml.etree.ElementTree as ET
+# Count tests, not junit entries: a test that fails and then also errors in
+# teardown appears twice; it is one failed test.
+root = ET.parse(sys.argv[1]).getroot()
+outcome = {}
+for case in root.iter("testcase"):
+    key = (case.get("classname"), case.get("name"))
+    if case.find("failure") is not None or case.find("error") is not None:
+        state = "failed"
+    elif case.find("skipped") is not None:
+        state = "skipped"
+    else:
+        state = "passed"
+    prev = outcome.get(key)
+    if prev != "failed":
+        outcome[key] = state if prev is None or state == "failed" else prev
+states = list(outcome.values())
+print(states.count("passed"), states.count("failed"))
+EOF
+  )
+fi
+case "$it_rc" in
+  0|1) ;;
+  5) echo "test.sh: pytest collected no integration tests" >&2 ;;
+  *)
+    echo "test.sh: pytest ended abnormally (exit ${it_rc})" >&2
+    if (( it_failed == 0 )); then it_failed=1; fi
+    ;;
+esac
+echo "integration tests: ${it_passed} passed, ${it_failed} failed"
+
+finish

@@ -1,0 +1,464 @@
+"""The daemon's own behaviour: the control CLI, mount options, errors,
+unmounting, and what happens when a backend or the daemon goes away."""
+
+import os
+import signal
+import time
+
+import pytest
+
+import fhlib
+from fhlib import is_mounted, mount_entry, run_cmd, wait_until
+
+pytestmark = pytest.mark.usefixtures("needs_daemon")
+
+DEAD = ("ENOTCONN", "EIO")
+
+
+def one_line_error(res):
+    """fuse-hostctl's error contract: non-zero exit, one line on stderr."""
+    assert res.returncode != 0, res
+    lines = [l for l in res.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, "expected one error line: %r" % (res,)
+    return lines[0]
+
+
+# --- list / mount / unmount ---------------------------------------------------------
+
+def test_list_shows_mount_and_unmount_removes_it(mounts):
+    m = mounts.mount("memory", options="allow_other")
+    res = m.daemon.list().check()
+    lines = [l for l in res.stdout.splitlines() if m.path in l.split()]
+    assert len(lines) == 1, res
+    fields = lines[0].split()
+    assert fields[0] == m.path
+    assert fields[1] == m.backend.addr
+    assert "allow_other" in lines[0]
+    assert "mounted" in fields
+    entry = mount_entry(m.path)
+    assert entry[2] == "fuse.hostd", entry
+    assert entry[0] == m.backend.addr, entry   # default source: the backend
+    opts = entry[3].split(",")
+    assert "allow_other" in opts and "default_permissions" in opts, entry
+    assert "nosuid" in opts and "nodev" in opts, entry
+    assert "user_id=0" in opts and "group_id=0" in opts, entry
+
+    m.daemon.unmount(m.path).check()
+    assert not is_mounted(m.path)
+    res = m.daemon.list().check()
+    assert m.path not in res.stdout
+    # The directory is an ordinary empty directory again.
+    assert os.listdir(m.path) == []
+    # And it can be mounted again.
+    r = m.daemon.mount(m.backend.addr, m.path, "allow_other")
+    assert r.returncode == 0, r
+    assert is_mounted(m.path)
+    ops = mounts.ops(cwd=m.path)
+    assert ops.ok([("write_file", "f", b"x"), ("read_file", "f")])[1] == b"x"
+
+
+def test_two_mounts_of_one_backend_and_listing(mounts):
+    b = mounts.backend("memory")
+    m1 = mounts.mount(backend=b)
+    m2 = mounts.mount(backend=b)
+    ops = mounts.ops()
+    ops.ok([("write_file", m1.path + "/shared", b"both")])
+    assert ops.one(("read_file", m2.path + "/shared")) == b"both"
+    res = mounts.daemon.list().check()
+    assert m1.path in res.stdout and m2.path in res.stdout
+
+
+def test_read_only_mount(mounts):
+    root = mounts.mkdir("backing_ro")
+    with open(os.path.join(root, "pre"), "wb") as f:
+        f.write(b"existing")
+    os.mkdir(os.path.join(root, "dir"))
+    m = mounts.mount("loopback", options="ro,allow_other", root=root)
+    assert "ro" in mount_entry(m.path)[3].split(",")
+    r = mounts.ops(cwd=m.path).run([
+        ("read_file", "pre"),
+        ("write_file", "new", b"x"),
+        ("open", "pre", ["O_WRONLY"]),
+        ("open", "pre", ["O_RDWR"]),
+        ("mkdir", "d2", 0o755),
+        ("unlink", "pre"),
+        ("rmdir", "dir"),
+        ("rename", "pre", "p2"),
+        ("chmod", "pre", 0o600),
+        ("truncate", "pre", 0),
+        ("setxattr", "pre", "user.x", b"1"),
+        ("symlink", "pre", "l"),
+        ("utimensat", "pre", "NOW", "NOW"),
+        ("statvfs", "."),
+        ("listdir", "."),
+    ])
+    assert r[0] == b"existing"
+    for i in range(1, 13):
+        assert r[i] == "EROFS", (i, r[i])
+    assert r[13]["flag"] & os.ST_RDONLY
+    assert r[14] == ["dir", "pre"]
+    for name in ("new", "d2", "l", "p2"):
+        assert not os.path.lexists(os.path.join(root, name))
+    for user in (mounts.users.a,):
+        r = mounts.ops(user, m.path).run([("write_file", "u", b"x")])
+        assert r[0] in ("EROFS", "EACCES")
+
+
+def test_fsname_and_subtype(mounts):
+    m = mounts.mount("memory", options="allow_other,fsname=itest_source")
+    entry = mount_entry(m.path)
+    assert entry[0] == "itest_source" and entry[2] == "fuse.hostd", entry
+    m2 = mounts.mount("memory", options="allow_other,subtype=itestfs,"
+                      "fsname=other_name")
+    entry = mount_entry(m2.path)
+    assert entry[0] == "other_name" and entry[2] == "fuse.itestfs", entry
+    res = run_cmd(["findmnt", "-n", "-o", "SOURCE,FSTYPE", m.path],
+                  timeout=10).check()
+    assert res.stdout.split() == ["itest_source", "fuse.hostd"]
+
+
+def test_without_allow_other_other_users_are_refused(mounts, users):
+    m = mounts.mount("memory", options="")
+    root = mounts.ops(cwd=m.path)
+    root.ok([("write_file", "f", b"x"), ("chmod", "f", 0o644),
+             ("chmod", ".", 0o755)])
+    assert "allow_other" not in mount_entry(m.path)[3].split(",")
+    r = mounts.ops(users.a).run([
+        ("stat", m.path),
+        ("listdir", m.path),
+        ("read_file", m.path + "/f"),
+    ])
+    for x in r:
+        assert x in ("EACCES", "EPERM"), r
+    res = run_cmd(["ls", m.path], user=users.a, timeout=30)
+    assert res.returncode != 0
+    # Root (the mount's owner) still gets in.
+    assert root.one(("read_file", "f")) == b"x"
+
+
+def test_timeouts_and_permissions_options_accepted(mounts, users):
+    m = mounts.mount("memory", options="allow_other,attr_timeout=0,"
+                     "entry_timeout=0,negative_timeout=0,timeout=5,"
+                     "no_default_permissions")
+    opts = mount_entry(m.path)[3].split(",")
+    assert "default_permissions" not in opts, opts
+    ops = mounts.ops(cwd=m.path)
+    r = ops.run([("write_file", "f", b"x"), ("stat", "f"),
+                 ("stat", "nothing")])
+    assert r[0] is True and r[1]["size"] == 1 and r[2] == "ENOENT"
+
+
+def test_zero_timeouts_see_backing_changes_at_once(mounts):
+    """With attr/entry/negative timeouts 0 the kernel asks every time, so a
+    change made behind the daemon's back (in the loopback's directory) shows
+    through the mount at once."""
+    m = mounts.mount("loopback", options="allow_other,attr_timeout=0,"
+                     "entry_timeout=0,negative_timeout=0")
+    ops = mounts.ops(cwd=m.path)
+    back = os.path.join(m.backing, "x")
+    assert ops.one(("stat", "x")) == "ENOENT"
+    with open(back, "wb") as f:
+        f.write(b"12345")
+    st = ops.one(("stat", "x"))
+    assert isinstance(st, dict) and st["size"] == 5, st
+    with open(back, "ab") as f:
+        f.write(b"678")
+    assert ops.one(("stat", "x"))["size"] == 8
+    assert ops.one(("read_file", "x")) == b"12345678"
+    os.unlink(back)
+    assert ops.one(("stat", "x")) == "ENOENT"
+    os.mkdir(back)
+    assert ops.one(("stat", "x"))["type"] == 0o040000
+
+
+def test_default_timeouts_see_backing_changes_soon(mounts):
+    m = mounts.mount("loopback")
+    ops = mounts.ops(cwd=m.path)
+    back = os.path.join(m.backing, "y")
+    with open(back, "wb") as f:
+        f.write(b"1")
+    assert ops.one(("stat", "y"))["size"] == 1
+    with open(back, "ab") as f:
+        f.write(b"2345")
+    # Attributes are trusted for attr_timeout (1 s by default), no longer.
+    assert wait_until(lambda: ops.one(("stat", "y"))["size"] == 5, 5, 0.3)
+    os.unlink(back)
+    assert wait_until(lambda: ops.one(("stat", "y")) == "ENOENT", 5, 0.3)
+
+
+def test_bad_option_is_refused(mounts):
+    b = mounts.backend("memory")
+    mp = mounts.mountpoint()
+    res = mounts.daemon.mount(b.addr, mp, "attr_timeout=banana")
+    one_line_error(res)
+    assert not is_mounted(mp)
+
+
+# --- errors of fuse-hostctl ---------------------------------------------------------
+
+def test_error_no_daemon(mounts, bins):
+    sock = mounts.path("nobody.sock")
+    for args in (["list"], ["mount", "unix:/x.sock", mounts.mountpoint()],
+                 ["unmount", mounts.dir]):
+        res = run_cmd([bins.hostctl, "--control_socket=" + sock] + args,
+                      timeout=30)
+        line = one_line_error(res)
+        assert res.elapsed < 15, res
+        assert sock in line or "daemon" in line.lower() or \
+            "connect" in line.lower(), line
+
+
+def test_error_backend_unreachable(mounts):
+    mp = mounts.mountpoint()
+    dead = mounts.path("nothing_listens.sock")
+    res = mounts.daemon.mount("unix:" + dead, mp, "allow_other", timeout=60)
+    one_line_error(res)
+    assert res.elapsed < 30, res
+    assert not is_mounted(mp)
+    # A socket file with nobody listening behind it.
+    import socket
+    s = socket.socket(socket.AF_UNIX)
+    stale = mounts.path("stale.sock")
+    s.bind(stale)
+    s.close()
+    res = mounts.daemon.mount("unix:" + stale, mp, "allow_other", timeout=60)
+    one_line_error(res)
+    assert not is_mounted(mp)
+    assert mp not in mounts.daemon.list().check().stdout
+
+
+def test_error_mountpoint_missing(mounts):
+    b = mounts.backend("memory")
+    missing = mounts.path("does_not_exist")
+    line = one_line_error(mounts.daemon.mount(b.addr, missing, "allow_other"))
+    assert "does_not_exist" in line or "exist" in line.lower() or \
+        "no such" in line.lower(), line
+    f = mounts.path("a_file")
+    open(f, "w").close()
+    one_line_error(mounts.daemon.mount(b.addr, f, "allow_other"))
+    assert not is_mounted(f)
+
+
+def test_error_already_mounted(mounts):
+    m = mounts.mount("memory")
+    b2 = mounts.backend("memory")
+    line = one_line_error(mounts.daemon.mount(b2.addr, m.path, "allow_other"))
+    assert "already" in line.lower() or "exists" in line.lower(), line
+    # The first mount is untouched.
+    assert mounts.ops(cwd=m.path).ok([("write_file", "f", b"1"),
+                                      ("read_file", "f")])[1] == b"1"
+    entries = [e for e in fhlib.proc_mounts() if e[1] == m.path]
+    assert len(entries) == 1
+
+
+def test_error_unmount_not_a_mount(mounts):
+    d = mounts.mkdir("plain")
+    line = one_line_error(mounts.daemon.unmount(d))
+    assert "not" in line.lower(), line
+    one_line_error(mounts.daemon.unmount(mounts.path("missing")))
+    # A mount that is not fuse-hostd's: refused, and left alone.
+    t = mounts.mkdir("tmpfs")
+    run_cmd(["mount", "-t", "tmpfs", "none", t], timeout=10).check()
+    try:
+        one_line_error(mounts.daemon.unmount(t))
+        assert is_mounted(t)
+    finally:
+        run_cmd(["umount", t], timeout=10)
+
+
+# --- busy and lazy unmount --------------------------------------------------------
+
+def test_unmount_busy_then_lazy(mounts):
+    m = mounts.mount("memory")
+    ops = mounts.ops(cwd=m.path)
+    ops.ok([("write_file", "f", b"still here")])
+    h = mounts.hold(ops, [
+        ("open", m.path + "/f", ["O_RDONLY"], 0, "f"),
+        ("sync", "open"),
+        ("pread", "f", 100, 0),
+        ("close", "f"),
+    ])
+    h.wait_sync("open")
+    res = m.daemon.unmount(m.path)
+    line = one_line_error(res)
+    assert "busy" in line.lower(), line
+    assert is_mounted(m.path)
+    m.daemon.unmount(m.path, lazy=True).check()
+    assert not is_mounted(m.path)
+    # The open file keeps working until it is closed.
+    h.release()
+    r = h.finish()
+    assert r[2] == b"still here" and r[3] is True
+    # Then the daemon forgets the mount.
+    assert wait_until(lambda: m.path not in m.daemon.list().stdout, 10), \
+        m.daemon.list()
+
+
+def test_unmount_busy_cwd(mounts):
+    m = mounts.mount("memory")
+    import subprocess
+    p = subprocess.Popen(["sleep", "60"], cwd="/", start_new_session=True)
+    try:
+        # A process whose cwd is in the mount keeps it busy.
+        sh = subprocess.Popen(["sh", "-c", 'cd "$1" && echo in && exec sleep 60',
+                               "sh", m.path], stdout=subprocess.PIPE,
+                              text=True, cwd="/", start_new_session=True)
+        try:
+            import selectors
+            sel = selectors.DefaultSelector()
+            sel.register(sh.stdout, selectors.EVENT_READ)
+            assert sel.select(20)
+            assert sh.stdout.readline().strip() == "in"
+            one_line_error(m.daemon.unmount(m.path))
+            assert is_mounted(m.path)
+        finally:
+            os.killpg(sh.pid, signal.SIGKILL)
+            sh.wait(timeout=10)
+        m.daemon.unmount(m.path).check()
+        assert not is_mounted(m.path)
+    finally:
+        p.kill()
+        p.wait()
+
+
+# --- backends going away -------------------------------------------------------------
+
+def test_backend_killed_fails_fast_then_restart_recovers(mounts):
+    m = mounts.mount("memory")
+    ops = mounts.ops(cwd=m.path)
+    ops.ok([("write_file", "before", b"x")])
+    m.backend.signal(signal.SIGKILL)
+    m.backend.proc.wait(timeout=10)
+
+    t0 = time.monotonic()
+    r = ops.run([("write_file", "after_kill", b"y")], timeout=30)
+    elapsed = time.monotonic() - t0
+    assert r[0] in DEAD, r
+    assert elapsed < 5, "op took %.1fs with the backend dead" % elapsed
+    r = ops.run([("mkdir", "d", 0o755), ("listdir", "."),
+                 ("stat", "never_seen")], timeout=30)
+    for x in (r[0], r[2]):
+        assert x in DEAD, r
+    # ls returns (whatever it prints) rather than hanging.
+    res = run_cmd(["ls", "-la", m.path], timeout=15)
+    assert res.elapsed < 10
+    res = run_cmd(["stat", m.path], timeout=15)
+    assert res.elapsed < 10
+    # The daemon itself is fine and still lists the mount.
+    assert m.path in m.daemon.list().check().stdout
+
+    # Same socket, new process: the mount works again (memory_fs starts
+    # empty).
+    m.backend.start()
+    deadline = time.monotonic() + 20
+    while True:
+        r = ops.run([("write_file", "after_restart", b"z"),
+                     ("read_file", "after_restart")], timeout=30)
+        if r[0] is True or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert r == [True, b"z"], r
+    assert "after_restart" in ops.one(("listdir", "."))
+
+
+def test_backend_killed_with_open_file(mounts):
+    m = mounts.mount("loopback")
+    ops = mounts.ops(cwd=m.path)
+    ops.ok([("write_file", "f", b"data")])
+    h = mounts.hold(ops, [
+        ("open", "f", ["O_RDWR"]),
+        ("sync", "open"),
+        ("pwrite", "f", b"new", 0),
+        ("fsync", "f"),
+        ("close", "f"),
+    ], cwd=m.path)
+    h.wait_sync("open")
+    m.backend.signal(signal.SIGKILL)
+    m.backend.proc.wait(timeout=10)
+    t0 = time.monotonic()
+    h.release()
+    r = h.finish(timeout=30)
+    assert time.monotonic() - t0 < 10
+    assert r[3] in DEAD or r[4] in DEAD or r[2] in DEAD, r
+    # Unmount still works with the backend gone.
+    res = m.daemon.unmount(m.path, timeout=30)
+    if res.returncode != 0:
+        m.daemon.unmount(m.path, lazy=True, timeout=30).check()
+    assert not is_mounted(m.path)
+
+
+def test_backend_stopped_call_times_out(mounts):
+    m = mounts.mount("memory", options="allow_other,timeout=2")
+    ops = mounts.ops(cwd=m.path)
+    ops.ok([("write_file", "f", b"x")])
+    m.backend.signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        r = ops.run([("write_file", "while_stopped", b"y")], timeout=60)
+        elapsed = time.monotonic() - t0
+        assert isinstance(r[0], fhlib.Err), r
+        assert 1.5 <= elapsed <= 10, "failed after %.1fs (timeout=2)" % elapsed
+        # The daemon keeps answering its control socket meanwhile.
+        assert m.path in m.daemon.list().check().stdout
+    finally:
+        m.backend.signal(signal.SIGCONT)
+    deadline = time.monotonic() + 20
+    while True:
+        r = ops.run([("write_file", "after", b"z"), ("read_file", "after")],
+                    timeout=30)
+        if r[0] is True or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert r == [True, b"z"], r
+
+
+# --- the daemon going away ------------------------------------------------------------
+
+def test_daemon_sigterm_unmounts_everything(mounts):
+    d = mounts.new_daemon()
+    m1 = mounts.mount("memory", daemon=d)
+    m2 = mounts.mount("loopback", daemon=d)
+    mounts.ops(cwd=m1.path).ok([("write_file", "f", b"x")])
+    code = d.stop(signal.SIGTERM, timeout=10)
+    assert code == 0, "fuse-hostd exit code %r:\n%s" % (code,
+                                                       fhlib.tail(d.log))
+    for m in (m1, m2):
+        assert not is_mounted(m.path), mount_entry(m.path)
+    left = [e for e in fhlib.proc_mounts()
+            if e[2].startswith("fuse") and e[1].startswith(d.workdir)]
+    assert not left
+    assert not any(e[1] in (m1.path, m2.path) for e in fhlib.proc_mounts())
+
+
+def test_daemon_sigint_with_busy_mount(mounts):
+    """SIGINT (like SIGTERM) unmounts even a busy mount and exits 0."""
+    d = mounts.new_daemon()
+    m = mounts.mount("memory", daemon=d)
+    ops = mounts.ops(cwd=m.path)
+    ops.ok([("write_file", "f", b"x")])
+    h = mounts.hold(ops, [("open", "f", ["O_RDONLY"]), ("sync", "open"),
+                          ("read", "f", 10)], cwd=m.path)
+    h.wait_sync("open")
+    t0 = time.monotonic()
+    code = d.stop(signal.SIGINT, timeout=10)
+    assert code == 0, "fuse-hostd exit code %r after %.1fs:\n%s" % (
+        code, time.monotonic() - t0, fhlib.tail(d.log))
+    assert not is_mounted(m.path)
+    # The holder's next op fails rather than hangs.
+    h.release()
+    r = h.finish(timeout=20)
+    assert isinstance(r[2], (bytes, fhlib.Err))
+
+
+def test_daemon_killed_mount_fails_fast(mounts):
+    """SIGKILL leaves no one to answer the kernel: ops must fail (ENOTCONN),
+    not hang; a lazy umount then cleans up."""
+    d = mounts.new_daemon()
+    m = mounts.mount("memory", daemon=d)
+    d.proc.kill()
+    d.proc.wait(timeout=10)
+    r = mounts.ops(cwd=None).run([("stat", m.path + "/x"),
+                                  ("write_file", m.path + "/y", b"")],
+                                 timeout=20)
+    for x in r:
+        assert x in DEAD, r
