@@ -111,7 +111,8 @@ void CachingTransport::SendGetattr(v1::Op op, Done done) {
     // Not cached itself, but its directory's listing may say it is absent:
     // the common case of creating new files.
     bool present = true;
-    if (path != "/" &&
+    // (A name too long to exist is the backend's to refuse: ENAMETOOLONG.)
+    if (path != "/" && IsValidName(BaseName(path)) &&
         cache->ListingKnows(ParentPath(path), BaseName(path), &present) &&
         !present) {
       Record(CacheKind::kNegative, true);

@@ -268,12 +268,33 @@ struct KernelAdapter::Ops {
     return entry ? Seconds(*entry) : AttrTimeout(req, attr);
   }
 
+  // Hard links: the other names (nodes) of `node`'s file; their cached
+  // attributes in the daemon are dropped here, the kernel's by the caller.
+  static std::vector<uint64_t> StaleSiblings(KernelAdapter* self,
+                                             uint64_t node) {
+    std::vector<uint64_t> siblings = self->options_.nodes->Siblings(node);
+    if (self->options_.cache != nullptr) {
+      for (uint64_t sibling : siblings) {
+        std::optional<std::string> path = self->options_.nodes->PathOf(sibling);
+        if (path && !path->empty()) self->options_.cache->DropAttr(*path);
+      }
+    }
+    return siblings;
+  }
+
+  static void NoteInode(KernelAdapter* self, uint64_t node,
+                        const v1::Attr& attr) {
+    self->options_.nodes->NoteInode(
+        node, attr.ino(), !S_ISDIR(attr.mode()) && attr.nlink() > 1);
+  }
+
   static void ReplyAttr(fuse_req_t req, fuse_ino_t ino, const v1::Attr& attr) {
     struct stat st;
     if (!AttrFromBackend(attr, ino, &st)) {
       RErr(req, EIO);
       return;
     }
+    NoteInode(Self(req), ino, attr);
     RAttr(req, &st, AttrTimeout(req, attr));
   }
 
@@ -294,6 +315,7 @@ struct KernelAdapter::Ops {
       return false;
     }
     AttrFromBackend(attr, id, &e->attr);
+    NoteInode(self, id, attr);
     e->ino = id;
     e->attr_timeout = AttrTimeout(req, attr);
     e->entry_timeout = EntryTimeout(req, attr);
@@ -347,13 +369,14 @@ struct KernelAdapter::Ops {
   }
 
   // Sends an op that creates `name` in `parent` and replies with its entry.
-  // `after_reply` runs once the entry was sent.
+  // With `stale` (a node whose link count the operation changed), the
+  // kernel drops that node's and its siblings' attributes before the reply.
   static void SendCreating(fuse_req_t req, v1::Op op, fuse_ino_t parent,
                            std::string name, std::string path,
-                           std::function<void()> after_reply = nullptr) {
+                           uint64_t stale = 0) {
     Send(Self(req), std::move(op),
          [req, parent, name = std::move(name), path = std::move(path),
-          after_reply = std::move(after_reply)](const v1::OpResult& res) {
+          stale](const v1::OpResult& res) {
            if (res.posix_errno() != 0) {
              RErr(req, SanitizeErrno(res.posix_errno()));
              return;
@@ -361,9 +384,18 @@ struct KernelAdapter::Ops {
            const v1::Attr* known =
                res.entry().has_attr() ? &res.entry().attr() : nullptr;
            WithAttr(req, path, std::nullopt, known,
-                    [req, parent, name, after_reply](const v1::Attr& attr) {
-                      ReplyEntry(req, parent, name, attr);
-                      if (after_reply) after_reply();
+                    [req, parent, name, stale](const v1::Attr& attr) {
+                      if (stale == 0) {
+                        ReplyEntry(req, parent, name, attr);
+                        return;
+                      }
+                      KernelAdapter* self = Self(req);
+                      std::vector<uint64_t> nodes = StaleSiblings(self, stale);
+                      nodes.push_back(stale);
+                      self->InvalidateThen(nodes,
+                                           [req, parent, name, attr] {
+                                             ReplyEntry(req, parent, name, attr);
+                                           });
                     });
          });
   }
@@ -477,7 +509,11 @@ struct KernelAdapter::Ops {
       if (next == ops.size()) {
         WithAttr(req, path, fh, have_attr ? &last_attr : nullptr,
                  [req = req, ino = ino](const v1::Attr& attr) {
-                   ReplyAttr(req, ino, attr);
+                   KernelAdapter* self = Self(req);
+                   self->InvalidateThen(StaleSiblings(self, ino),
+                                        [req, ino, attr] {
+                                          ReplyAttr(req, ino, attr);
+                                        });
                  });
         return;
       }
@@ -621,10 +657,10 @@ struct KernelAdapter::Ops {
     op.mutable_link()->set_old_path(*old_path);
     op.mutable_link()->set_new_path(*new_path);
     // The new name becomes a node of its own; the kernel keeps the old
-    // node's attributes, whose link count just changed.
-    KernelAdapter* self = Self(req);
+    // node's attributes (and its other names'), whose link count just
+    // changed: they are dropped before the reply.
     SendCreating(req, std::move(op), newparent, newname, *new_path,
-                 [self, ino] { self->InvalidateInode(ino, /*data=*/false); });
+                 /*stale=*/ino);
   }
 
   static void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -633,10 +669,23 @@ struct KernelAdapter::Ops {
     if (!path) return;
     v1::Op op = NewOp(req);
     op.mutable_unlink()->set_path(*path);
-    NodeTable* nodes = Self(req)->options_.nodes;
-    SendSimple(req, std::move(op), [nodes, parent, name = std::string(name)] {
-      nodes->Remove(parent, name);
-    });
+    KernelAdapter* self = Self(req);
+    Send(self, std::move(op),
+         [self, req, parent, name = std::string(name),
+          path = *path](const v1::OpResult& res) {
+           int err = SanitizeErrno(res.posix_errno());
+           if (err != 0) {
+             RErr(req, err);
+             return;
+           }
+           // The file's other names just lost a link.
+           uint64_t node = self->options_.nodes->Find(path);
+           std::vector<uint64_t> siblings;
+           if (node != 0) siblings = StaleSiblings(self, node);
+           self->options_.nodes->Remove(parent, name);
+           self->InvalidateThen(siblings,
+                                [req] { RErr(req, 0); });
+         });
   }
 
   static void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -767,12 +816,16 @@ struct KernelAdapter::Ops {
     r->set_offset(off);
     r->set_data(buf, size);
     r->set_flags(fi->flags);
-    Send(Self(req), std::move(op), [req, size](const v1::OpResult& res) {
+    KernelAdapter* self = Self(req);
+    Send(self, std::move(op), [self, req, ino, size](const v1::OpResult& res) {
       if (res.posix_errno() != 0) {
         RErr(req, SanitizeErrno(res.posix_errno()));
         return;
       }
-      RWrite(req, std::min<size_t>(res.write().size(), size));
+      size_t written = std::min<size_t>(res.write().size(), size);
+      // Other names of the file must not keep its old size and pages.
+      self->InvalidateThen(StaleSiblings(self, ino),
+                           [req, written] { RWrite(req, written); });
     });
   }
 
@@ -1183,6 +1236,7 @@ struct KernelAdapter::Ops {
     if (e != nullptr && e->has_attr) {
       uint64_t id = Self(req)->options_.nodes->AddLookup(dir, e->name);
       if (id != 0) {
+        NoteInode(Self(req), id, e->attr);
         param.ino = id;
         if (param.attr.st_ino == 0 || param.attr.st_ino == kUnknownIno) {
           param.attr.st_ino = id;
@@ -1418,6 +1472,19 @@ void KernelAdapter::EndRequest(const void* req, int posix_errno) {
 void KernelAdapter::Enqueue(Invalidation inv) {
   absl::MutexLock lock(&inval_mu_);
   inval_queue_.push_back(std::move(inv));
+}
+
+void KernelAdapter::InvalidateThen(const std::vector<uint64_t>& nodes,
+                                   std::function<void()> then) {
+  // Synchronously, not through the queue: a queued entry invalidation may
+  // wait for a directory lock held by the very request `then` answers.
+  // Dropping attributes only takes no lock the kernel could hold for us.
+  // Cached pages follow by themselves: the kernel drops them when the fresh
+  // attributes show a new size or mtime (auto_inval_data).
+  for (uint64_t node : nodes) {
+    fuse_lowlevel_notify_inval_inode(session_, node, -1, 0);
+  }
+  then();
 }
 
 void KernelAdapter::InvalidateInode(uint64_t node, bool data) {

@@ -88,6 +88,12 @@ class KernelAdapter {
   void InvalidatePath(const std::string& path);
   // Everything the kernel knows at or below `path`.
   void InvalidateSubtree(const std::string& path);
+  // Drops the kernel's attributes of `nodes` right away (attributes only:
+  // that takes no kernel lock, so it is safe while a request is pending),
+  // then runs `then`. Used to answer a request only once the other names of
+  // a hard-linked file stopped showing stale sizes and link counts.
+  void InvalidateThen(const std::vector<uint64_t>& nodes,
+                      std::function<void()> then);
 
   // Request bookkeeping for statistics (see kernel_adapter.cc).
   void BeginRequest(const void* req, KernelOp op);

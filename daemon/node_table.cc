@@ -1,5 +1,6 @@
 #include "daemon/node_table.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -118,6 +119,7 @@ void NodeTable::Forget(uint64_t id, uint64_t count) {
   it->second.lookups -= count;
   if (it->second.lookups == 0) {
     DetachLocked(id);
+    UntrackLocked(id, it->second);
     nodes_.erase(id);
   }
 }
@@ -140,6 +142,42 @@ void NodeTable::Rename(uint64_t old_parent, const std::string& old_name,
   if (dst_id) DetachLocked(dst_id);
   if (src_id) AttachLocked(src_id, new_parent, new_name);
   if (exchange && dst_id) AttachLocked(dst_id, old_parent, old_name);
+}
+
+void NodeTable::NoteInode(uint64_t id, uint64_t backend_ino, bool multi_link) {
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end()) return;
+  Node& node = it->second;
+  if (node.backend_ino == backend_ino && multi_link) return;  // known
+  UntrackLocked(id, node);
+  if (!multi_link || backend_ino == 0) return;
+  node.backend_ino = backend_ino;
+  by_backend_ino_[backend_ino].push_back(id);
+}
+
+std::vector<uint64_t> NodeTable::Siblings(uint64_t id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end() || it->second.backend_ino == 0) return {};
+  auto group = by_backend_ino_.find(it->second.backend_ino);
+  if (group == by_backend_ino_.end()) return {};
+  std::vector<uint64_t> out;
+  for (uint64_t other : group->second) {
+    if (other != id) out.push_back(other);
+  }
+  return out;
+}
+
+void NodeTable::UntrackLocked(uint64_t id, Node& node) {
+  if (node.backend_ino == 0) return;
+  auto group = by_backend_ino_.find(node.backend_ino);
+  if (group != by_backend_ino_.end()) {
+    auto& v = group->second;
+    v.erase(std::remove(v.begin(), v.end(), id), v.end());
+    if (v.empty()) by_backend_ino_.erase(group);
+  }
+  node.backend_ino = 0;
 }
 
 void NodeTable::AddOpenHandle(uint64_t id, uint64_t fh) {

@@ -75,6 +75,15 @@ class NodeTable {
   void Rename(uint64_t old_parent, const std::string& old_name,
               uint64_t new_parent, const std::string& new_name, bool exchange);
 
+  // Hard links. Every name is a node of its own (paths are what backends
+  // know), so the kernel caches attributes and pages per name. To keep the
+  // names of one file coherent the table remembers which nodes share a
+  // backend inode number: NoteInode() after every reply that carries
+  // attributes, Siblings() when one of them changed. Only files with more
+  // than one link are tracked.
+  void NoteInode(uint64_t id, uint64_t backend_ino, bool multi_link);
+  std::vector<uint64_t> Siblings(uint64_t id) const;
+
   // Open file handles per node, so that attribute requests on a file whose
   // name is gone (fstat after unlink: the kernel sends no handle) can still
   // be answered through a handle.
@@ -91,7 +100,9 @@ class NodeTable {
     std::string name;
     uint64_t lookups = 0;
     std::vector<uint64_t> open_handles;
+    uint64_t backend_ino = 0;  // set while tracked as a hard link
   };
+  void UntrackLocked(uint64_t id, Node& node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   using Key = std::pair<uint64_t, std::string>;
 
   void DetachLocked(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -104,6 +115,8 @@ class NodeTable {
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = kRootId + 1;
   absl::flat_hash_map<uint64_t, Node> nodes_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Key, uint64_t> children_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, std::vector<uint64_t>> by_backend_ino_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace fusehost

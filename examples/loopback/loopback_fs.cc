@@ -248,6 +248,9 @@ InitResult LoopbackFs::Init(const MountInfo& /*mount*/) {
   InitResult result;
   result.flock_locks = forward_flock_;
   result.posix_locks = false;
+  // Changes made on the host are pushed as invalidations when watching, so
+  // metadata may be cached long; without watching, fuse-hostd's 1 s default.
+  if (watcher_ != nullptr) result.default_ttl_ms = 60000;
   return result;
 }
 

@@ -662,6 +662,10 @@ int MemoryFs::Setxattr(const Context& /*ctx*/, const std::string& path,
                        const std::string& name, const std::string& value,
                        int flags) {
   if (name.empty() || name.size() > kNameMax) return ERANGE;
+  // POSIX ACLs are not stored as plain values: they would have to change the
+  // mode bits with them. EOPNOTSUPP makes tools (cp -a, tar) fall back to
+  // chmod, as on a filesystem mounted without ACL support.
+  if (name.rfind("system.posix_acl_", 0) == 0) return EOPNOTSUPP;
   if (value.size() > kXattrValueMax) return E2BIG;
   if ((flags & ~(XATTR_CREATE | XATTR_REPLACE)) != 0) return EINVAL;
   return WithInode(path, nullptr, [&](const InodePtr& inode) {

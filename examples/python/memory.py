@@ -487,6 +487,10 @@ class Memory(fuse.Operations):
     def setxattr(self, path, name, value, options, position=0):
         if not name or len(name) > NAME_MAX:
             fail(errno.ERANGE)
+        # POSIX ACLs would have to change the mode bits with them; refusing
+        # them makes cp -a and tar fall back to chmod.
+        if name.startswith("system.posix_acl_"):
+            fail(errno.EOPNOTSUPP)
         if len(value) > XATTR_SIZE_MAX:
             fail(errno.E2BIG)
         inode = self._resolve(path)
