@@ -11,7 +11,7 @@ PACKAGES=(
   libabsl-dev libgtest-dev libgmock-dev
   python3-grpcio python3-protobuf python3-pytest python3-pytest-timeout
   attr acl util-linux passwd tar diffutils coreutils
-  kmod
+  kmod procps g++
   # fuse-hostd as a systemd service: sd_notify/sd_listen_fds (libsystemd),
   # and systemd-socket-activate / systemd-analyze for its tests
   libsystemd-dev systemd
