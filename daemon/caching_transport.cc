@@ -180,14 +180,16 @@ void CachingTransport::SendXattrRead(v1::Op op, Done done) {
   }
   v1::OpResult hit;
   hit.set_id(op.id());
-  switch (cache->GetXattr(path, name, hit.mutable_xattr()->mutable_data())) {
+  int negative_errno = ENODATA;
+  switch (cache->GetXattr(path, name, hit.mutable_xattr()->mutable_data(),
+                          &negative_errno)) {
     case MetadataCache::AttrLookup::kHit:
       Record(CacheKind::kXattr, true);
       done(hit);
       return;
     case MetadataCache::AttrLookup::kNegative:
       Record(CacheKind::kXattr, true);
-      done(ErrorResult(op.id(), ENODATA));
+      done(ErrorResult(op.id(), negative_errno));
       return;
     case MetadataCache::AttrLookup::kMiss:
       Record(CacheKind::kXattr, false);
@@ -200,8 +202,12 @@ void CachingTransport::SendXattrRead(v1::Op op, Done done) {
         if (result.posix_errno() == 0) {
           cache->PutXattr(path, name, &result.xattr().data(),
                           options_.policy.attr_ttl, epoch);
-        } else if (result.posix_errno() == ENODATA) {
-          cache->PutXattr(path, name, nullptr, options_.policy.attr_ttl, epoch);
+        } else if (result.posix_errno() == ENODATA ||
+                   result.posix_errno() == EOPNOTSUPP) {
+          // EOPNOTSUPP: a namespace the backing store lacks (security.* on
+          // tmpfs without a security module), asked for by `ls -l` per file.
+          cache->PutXattr(path, name, nullptr, options_.policy.attr_ttl, epoch,
+                          result.posix_errno());
         }
         done(result);
       });

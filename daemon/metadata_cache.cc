@@ -195,7 +195,8 @@ void MetadataCache::PutNewDirectory(absl::string_view path,
 
 MetadataCache::AttrLookup MetadataCache::GetXattr(absl::string_view path,
                                                   absl::string_view name,
-                                                  std::string* value) {
+                                                  std::string* value,
+                                                  int* negative_errno) {
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(path);
   if (it == entries_.end() || it->second.xattr_expiry <= NowNanos()) {
@@ -204,14 +205,17 @@ MetadataCache::AttrLookup MetadataCache::GetXattr(absl::string_view path,
   auto x = it->second.xattrs->find(name);
   if (x == it->second.xattrs->end()) return AttrLookup::kMiss;
   it->second.referenced = true;
-  if (!x->second) return AttrLookup::kNegative;
-  *value = *x->second;
+  if (x->second.negative_errno != 0) {
+    if (negative_errno != nullptr) *negative_errno = x->second.negative_errno;
+    return AttrLookup::kNegative;
+  }
+  *value = x->second.value;
   return AttrLookup::kHit;
 }
 
 void MetadataCache::PutXattr(absl::string_view path, absl::string_view name,
                              const std::string* value, absl::Duration ttl,
-                             uint64_t epoch) {
+                             uint64_t epoch, int negative_errno) {
   if (ttl <= absl::ZeroDuration()) return;
   if (value != nullptr && value->size() > kMaxCachedXattr) return;
   absl::MutexLock lock(&mu_);
@@ -219,12 +223,12 @@ void MetadataCache::PutXattr(absl::string_view path, absl::string_view name,
   Entry& e = EntryFor(path);
   if (e.xattr_expiry <= NowNanos() || e.xattrs == nullptr) {
     // Expired answers go together; the new ones live for `ttl`.
-    e.xattrs = std::make_unique<
-        absl::flat_hash_map<std::string, std::optional<std::string>>>();
+    e.xattrs = std::make_unique<absl::flat_hash_map<std::string, Entry::XattrAnswer>>();
     e.xattr_expiry = ExpiryAfter(ttl);
   }
-  (*e.xattrs)[std::string(name)] =
-      value ? std::optional<std::string>(*value) : std::nullopt;
+  Entry::XattrAnswer& answer = (*e.xattrs)[std::string(name)];
+  answer.negative_errno = value != nullptr ? 0 : negative_errno;
+  answer.value = value != nullptr ? *value : std::string();
 }
 
 void MetadataCache::DropXattrs(absl::string_view path) {

@@ -20,6 +20,7 @@
 #ifndef FUSE_HOSTD_DAEMON_METADATA_CACHE_H_
 #define FUSE_HOSTD_DAEMON_METADATA_CACHE_H_
 
+#include <cerrno>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -98,12 +99,15 @@ class MetadataCache {
   // Extended attributes of `path`: kHit fills *value; kNegative means the
   // attribute does not exist (ENODATA). `name` "" stands for the listxattr
   // result (no attribute has an empty name).
+  // For kNegative, *negative_errno (if given) gets the errno to answer:
+  // ENODATA, or EOPNOTSUPP where the backend does not support the name.
   AttrLookup GetXattr(absl::string_view path, absl::string_view name,
-                      std::string* value);
-  // `value` null records absence. Values above kMaxCachedXattr bytes are not
-  // kept.
+                      std::string* value, int* negative_errno = nullptr);
+  // `value` null records absence, answered with `negative_errno`. Values
+  // above kMaxCachedXattr bytes are not kept.
   void PutXattr(absl::string_view path, absl::string_view name,
-                const std::string* value, absl::Duration ttl, uint64_t epoch);
+                const std::string* value, absl::Duration ttl, uint64_t epoch,
+                int negative_errno = ENODATA);
   static constexpr size_t kMaxCachedXattr = 4096;
   // Forgets the extended attributes of `path`.
   void DropXattrs(absl::string_view path);
@@ -157,8 +161,11 @@ class MetadataCache {
     // (security.capability on every write, ACLs on `ls -l`): remember the
     // answers, absent ones as nullopt.
     int64_t xattr_expiry = 0;  // 0: none cached
-    std::unique_ptr<absl::flat_hash_map<std::string, std::optional<std::string>>>
-        xattrs;
+    struct XattrAnswer {
+      int negative_errno = 0;  // 0: `value` is the attribute's value
+      std::string value;
+    };
+    std::unique_ptr<absl::flat_hash_map<std::string, XattrAnswer>> xattrs;
 
     bool empty() const {
       return state == kNone && symlink_expiry == 0 && listing_expiry == 0 &&

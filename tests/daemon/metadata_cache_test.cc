@@ -316,6 +316,20 @@ TEST_F(MetadataCacheTest, Xattrs) {
   EXPECT_EQ(value, "");
 }
 
+TEST_F(MetadataCacheTest, XattrAbsenceKeepsItsErrno) {
+  cache_.PutXattr("/f", "security.selinux", nullptr, absl::Seconds(10),
+                  cache_.epoch(), EOPNOTSUPP);
+  cache_.PutXattr("/f", "user.none", nullptr, absl::Seconds(10), cache_.epoch());
+  std::string value;
+  int err = 0;
+  EXPECT_EQ(cache_.GetXattr("/f", "security.selinux", &value, &err),
+            AttrLookup::kNegative);
+  EXPECT_EQ(err, EOPNOTSUPP);
+  EXPECT_EQ(cache_.GetXattr("/f", "user.none", &value, &err),
+            AttrLookup::kNegative);
+  EXPECT_EQ(err, ENODATA);
+}
+
 TEST_F(MetadataCacheTest, DropXattrsKeepsAttributes) {
   Put("/f", 3);
   PutX("/f", "user.a", "v");
