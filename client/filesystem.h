@@ -81,6 +81,12 @@ struct DirEntry {
   // otherwise only the file type bits of st.st_mode (or 0) are used.
   struct stat st = {};
   bool has_attr = false;
+  // With has_attr: the entry's extended attribute names, if the filesystem
+  // lists them cheaply (xattr_names_known = true; an empty list means it has
+  // none). fuse-hostd then answers getxattr of other names and listxattr
+  // without asking, for as long as it caches the attributes.
+  bool xattr_names_known = false;
+  std::vector<std::string> xattr_names;
   // Resume cookie for huge directories; 0 when returning a whole listing.
   uint64_t offset = 0;
 };

@@ -261,7 +261,14 @@ int Readdir(FileSystem& fs, const Context& ctx, const v1::ReaddirRequest& req,
     out->set_offset(entry.offset);
     resumable |= entry.offset != 0;
     if (entry.has_attr) {
-      StatToProto(entry.st, out->mutable_attr());
+      v1::Attr* attr = out->mutable_attr();
+      StatToProto(entry.st, attr);
+      if (entry.xattr_names_known) {
+        attr->set_xattr_names_known(true);
+        for (const std::string& name : entry.xattr_names) {
+          attr->add_xattr_names(name);
+        }
+      }
     } else {
       out->set_type(entry.st.st_mode & S_IFMT);
     }

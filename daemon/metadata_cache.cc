@@ -5,6 +5,10 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
 namespace fusehost {
 namespace {
 
@@ -25,6 +29,15 @@ uint32_t MillisLeft(int64_t expiry, int64_t now) {
 std::pair<std::string, std::string> ChildKeyRange(absl::string_view path) {
   std::string base(path == "/" ? "" : path);
   return {base + "/", base + "0"};
+}
+
+// Whether the listxattr answer `list` (names, each ending in NUL) has
+// `name`.
+bool ListHas(absl::string_view list, absl::string_view name) {
+  for (absl::string_view n : absl::StrSplit(list, '\0', absl::SkipEmpty())) {
+    if (n == name) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -67,6 +80,29 @@ void CompactAttr::ToProto(v1::Attr* a) const {
   a->mutable_ctime()->set_nsec(ctime_nsec);
 }
 
+void MetadataCache::NoteXattrNames(Entry& e, const v1::Attr& attr) {
+  if (!attr.xattr_names_known()) return;
+  // The names are as fresh as the attributes they came with.
+  e.xattr_expiry = e.attr_expiry;
+  e.xattrs.reset();
+  e.no_xattrs = attr.xattr_names().empty();
+  if (e.no_xattrs) return;  // the common case costs no allocation
+  std::string list;
+  for (const std::string& name : attr.xattr_names()) {
+    if (name.empty() || name.find('\0') != std::string::npos) {
+      e.xattr_expiry = 0;  // a malformed list tells nothing
+      return;
+    }
+    absl::StrAppend(&list, name, absl::string_view("\0", 1));
+  }
+  if (list.size() > kMaxCachedXattr) {
+    e.xattr_expiry = 0;
+    return;
+  }
+  e.xattrs = std::make_unique<absl::flat_hash_map<std::string, Entry::XattrAnswer>>();
+  (*e.xattrs)[""].value = std::move(list);
+}
+
 MetadataCache::MetadataCache(Options options) : options_(options) {}
 
 uint64_t MetadataCache::epoch() const {
@@ -100,6 +136,7 @@ void MetadataCache::PutAttr(absl::string_view path, const v1::Attr& attr,
   e.state = Entry::kAttr;
   e.attr = CompactAttr::FromProto(attr);
   e.attr_expiry = ExpiryAfter(ttl);
+  NoteXattrNames(e, attr);
 }
 
 void MetadataCache::PutNegative(absl::string_view path, absl::Duration ttl,
@@ -202,14 +239,42 @@ MetadataCache::AttrLookup MetadataCache::GetXattr(absl::string_view path,
   if (it == entries_.end() || it->second.xattr_expiry <= NowNanos()) {
     return AttrLookup::kMiss;
   }
-  auto x = it->second.xattrs->find(name);
-  if (x == it->second.xattrs->end()) return AttrLookup::kMiss;
-  it->second.referenced = true;
-  if (x->second.negative_errno != 0) {
-    if (negative_errno != nullptr) *negative_errno = x->second.negative_errno;
+  Entry& e = it->second;
+  const Entry::XattrAnswer* answer = nullptr;
+  if (e.xattrs != nullptr) {
+    auto x = e.xattrs->find(name);
+    if (x != e.xattrs->end()) answer = &x->second;
+  }
+  if (answer == nullptr) {
+    // What the name list (the listxattr answer) implies. trusted.* names
+    // are left out of lists given to unprivileged callers, so their absence
+    // from a list proves nothing.
+    if (absl::StartsWith(name, "trusted.")) return AttrLookup::kMiss;
+    if (e.no_xattrs) {
+      e.referenced = true;
+      if (name.empty()) {
+        value->clear();
+        return AttrLookup::kHit;
+      }
+      if (negative_errno != nullptr) *negative_errno = ENODATA;
+      return AttrLookup::kNegative;
+    }
+    if (e.xattrs == nullptr) return AttrLookup::kMiss;
+    auto list = e.xattrs->find("");
+    if (list == e.xattrs->end() || list->second.negative_errno != 0 ||
+        ListHas(list->second.value, name)) {
+      return AttrLookup::kMiss;
+    }
+    e.referenced = true;
+    if (negative_errno != nullptr) *negative_errno = ENODATA;
     return AttrLookup::kNegative;
   }
-  *value = x->second.value;
+  e.referenced = true;
+  if (answer->negative_errno != 0) {
+    if (negative_errno != nullptr) *negative_errno = answer->negative_errno;
+    return AttrLookup::kNegative;
+  }
+  *value = answer->value;
   return AttrLookup::kHit;
 }
 
@@ -221,10 +286,14 @@ void MetadataCache::PutXattr(absl::string_view path, absl::string_view name,
   absl::MutexLock lock(&mu_);
   if (epoch != epoch_) return;
   Entry& e = EntryFor(path);
-  if (e.xattr_expiry <= NowNanos() || e.xattrs == nullptr) {
+  if (e.xattr_expiry <= NowNanos()) {
     // Expired answers go together; the new ones live for `ttl`.
-    e.xattrs = std::make_unique<absl::flat_hash_map<std::string, Entry::XattrAnswer>>();
+    e.xattrs.reset();
+    e.no_xattrs = false;
     e.xattr_expiry = ExpiryAfter(ttl);
+  }
+  if (e.xattrs == nullptr) {
+    e.xattrs = std::make_unique<absl::flat_hash_map<std::string, Entry::XattrAnswer>>();
   }
   Entry::XattrAnswer& answer = (*e.xattrs)[std::string(name)];
   answer.negative_errno = value != nullptr ? 0 : negative_errno;
@@ -238,6 +307,7 @@ void MetadataCache::DropXattrs(absl::string_view path) {
   if (it == entries_.end()) return;
   it->second.xattr_expiry = 0;
   it->second.xattrs.reset();
+  it->second.no_xattrs = false;
   EraseIfEmpty(it);
 }
 
@@ -257,6 +327,7 @@ void MetadataCache::UpdateAttr(absl::string_view path, const v1::Attr& attr,
   e.state = Entry::kAttr;
   e.attr = CompactAttr::FromProto(attr);
   e.attr_expiry = ExpiryAfter(ttl);
+  NoteXattrNames(e, attr);
 }
 
 void MetadataCache::DropAttr(absl::string_view path) {

@@ -166,6 +166,9 @@ class MetadataCache {
       std::string value;
     };
     std::unique_ptr<absl::flat_hash_map<std::string, XattrAnswer>> xattrs;
+    // Until xattr_expiry: the backend listed the file's names and there
+    // were none, so every name but trusted.* is absent.
+    bool no_xattrs = false;
 
     bool empty() const {
       return state == kNone && symlink_expiry == 0 && listing_expiry == 0 &&
@@ -181,6 +184,9 @@ class MetadataCache {
   std::pair<Map::iterator, Map::iterator> SubtreeRange(absl::string_view path)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records the name list an Attr may carry (Attr.xattr_names) as the
+  // listxattr answer, valid as long as the attributes.
+  static void NoteXattrNames(Entry& e, const v1::Attr& attr);
 
   const Options options_;
   mutable absl::Mutex mu_;

@@ -147,6 +147,7 @@ void Mount::ApplyInvalidation(const v1::Invalidation& notice) {
     if (notice.kind() == v1::Invalidation::CHANGED) {
       cache_->DropAttr(path);
       cache_->DropListing(path);
+      cache_->DropXattrs(path);  // xattr changes are reported as CHANGED too
     } else {
       cache_->DropSubtree(path);
     }

@@ -93,6 +93,29 @@ int FetchSized(absl::FunctionRef<ssize_t(char*, size_t)> fetch,
   }
 }
 
+// The extended attribute names of `path` (not following a final symlink),
+// or false if they cannot be listed. One llistxattr(2) for the usual file
+// with few or no names.
+bool ListXattrNames(const std::string& path, std::vector<std::string>* names) {
+  char small[1024];
+  std::string list;
+  ssize_t got = llistxattr(path.c_str(), small, sizeof(small));
+  if (got >= 0) {
+    list.assign(small, static_cast<size_t>(got));
+  } else if (errno != ERANGE ||
+             FetchSized(
+                 [&](char* buffer, size_t size) {
+                   return llistxattr(path.c_str(), buffer, size);
+                 },
+                 &list) != 0) {
+    return false;
+  }
+  for (absl::string_view name : absl::StrSplit(list, '\0', absl::SkipEmpty())) {
+    names->emplace_back(name);
+  }
+  return true;
+}
+
 struct timespec ToKernelTime(const TimeSpec& t) {
   struct timespec ts = t.time;
   if (t.omit) {
@@ -562,6 +585,8 @@ int LoopbackFs::Readdir(const Context& ctx, const std::string& /*path*/,
       DirEntry entry;
       if (fstatat(fd, r.name.c_str(), &entry.st, AT_SYMLINK_NOFOLLOW) == 0) {
         entry.has_attr = true;
+        entry.xattr_names_known =
+            ListXattrNames(ProcFdPath(fd, r.name.c_str()), &entry.xattr_names);
       } else if (errno == ENOENT) {
         continue;  // removed since the directory was read
       } else {

@@ -307,13 +307,62 @@ TEST_F(MetadataCacheTest, Xattrs) {
   EXPECT_EQ(Xattr("/f", "security.capability"), AttrLookup::kNegative);
   EXPECT_EQ(Xattr("/f", "", &value), AttrLookup::kHit);
   EXPECT_EQ(value, std::string("user.a\0", 7));
-  EXPECT_EQ(Xattr("/f", "user.unasked"), AttrLookup::kMiss);
+  // The list answers for names never asked, except trusted.* ones, which
+  // lists given to unprivileged callers leave out.
+  EXPECT_EQ(Xattr("/f", "user.unasked"), AttrLookup::kNegative);
+  EXPECT_EQ(Xattr("/f", "trusted.unasked"), AttrLookup::kMiss);
   EXPECT_EQ(Xattr("/g", "user.a"), AttrLookup::kMiss);
 
   // An empty value is a value.
   PutX("/f", "user.empty", "");
   EXPECT_EQ(Xattr("/f", "user.empty", &value), AttrLookup::kHit);
   EXPECT_EQ(value, "");
+}
+
+TEST_F(MetadataCacheTest, NameListInAttrAnswersAbsentNames) {
+  v1::Attr none = AttrOf(7, S_IFREG | 0644, 1);
+  none.set_xattr_names_known(true);
+  cache_.PutAttr("/none", none, kLong, cache_.epoch());
+  v1::Attr some = AttrOf(8, S_IFREG | 0644, 1);
+  some.set_xattr_names_known(true);
+  some.add_xattr_names("user.a");
+  some.add_xattr_names("security.selinux");
+  cache_.PutAttr("/some", some, kLong, cache_.epoch());
+  Put("/unlisted", 9);  // names not known
+
+  std::string value = "x";
+  int err = 0;
+  EXPECT_EQ(cache_.GetXattr("/none", "system.posix_acl_access", &value, &err),
+            AttrLookup::kNegative);
+  EXPECT_EQ(err, ENODATA);
+  EXPECT_EQ(Xattr("/none", "", &value), AttrLookup::kHit);
+  EXPECT_EQ(value, "");
+  EXPECT_EQ(Xattr("/none", "trusted.t"), AttrLookup::kMiss);
+
+  EXPECT_EQ(Xattr("/some", "system.posix_acl_access"), AttrLookup::kNegative);
+  EXPECT_EQ(Xattr("/some", "user.a"), AttrLookup::kMiss);  // value unknown
+  EXPECT_EQ(Xattr("/some", "", &value), AttrLookup::kHit);
+  EXPECT_EQ(value, std::string("user.a\0security.selinux\0", 24));
+
+  EXPECT_EQ(Xattr("/unlisted", "user.a"), AttrLookup::kMiss);
+
+  // A value fetched later joins the list's answers.
+  PutX("/none", "trusted.t", std::nullopt);
+  EXPECT_EQ(Xattr("/none", "trusted.t"), AttrLookup::kNegative);
+  EXPECT_EQ(Xattr("/none", "user.b"), AttrLookup::kNegative);
+
+  // setxattr through the daemon (or a CHANGED notice) forgets it all.
+  cache_.DropXattrs("/none");
+  EXPECT_EQ(Xattr("/none", "user.b"), AttrLookup::kMiss);
+  EXPECT_EQ(InoOf("/none"), 7);
+
+  // Attributes without a list leave earlier answers alone; a malformed list
+  // is ignored.
+  v1::Attr bad = AttrOf(8, S_IFREG | 0644, 1);
+  bad.set_xattr_names_known(true);
+  bad.add_xattr_names(std::string("a\0b", 3));
+  cache_.PutAttr("/some", bad, kLong, cache_.epoch());
+  EXPECT_EQ(Xattr("/some", "user.zzz"), AttrLookup::kMiss);
 }
 
 TEST_F(MetadataCacheTest, XattrAbsenceKeepsItsErrno) {

@@ -186,6 +186,58 @@ def test_default_timeouts_see_backing_changes_soon(mounts):
     assert wait_until(lambda: ops.one(("stat", "y")) == "ENOENT", 5, 0.3)
 
 
+def backend_ops(m):
+    """How many ops the daemon has sent to the backend of mount `m`."""
+    out = m.daemon.ctl("stats", m.path).check().stdout
+    for line in out.splitlines():
+        f = line.split()
+        if f[:1] == ["backend"]:
+            return int(f[3])
+    raise AssertionError("no backend line in stats:\n" + out)
+
+
+def test_xattr_names_come_with_listings(mounts):
+    """loopback lists each entry's xattr names in readdir, so getxattr of
+    a name a file lacks (ls -l asks every file for its ACL) and listxattr
+    are answered without a backend round trip; a change made behind the
+    mount or through it is seen at once."""
+    m = mounts.mount("loopback")
+    ops = mounts.ops(cwd=m.path)
+    for name in ("plain", "tagged"):
+        with open(os.path.join(m.backing, name), "wb") as f:
+            f.write(b"x")
+    os.setxattr(os.path.join(m.backing, "tagged"), "user.k", b"v")
+    assert sorted(ops.one(("listdir", "."))) == ["plain", "tagged"]
+
+    before = backend_ops(m)
+    r = ops.run([("getxattr", "plain", "system.posix_acl_access"),
+                 ("getxattr", "plain", "user.k"),
+                 ("listxattr", "plain"),
+                 ("getxattr", "tagged", "system.posix_acl_access"),
+                 ("listxattr", "tagged")])
+    assert r == ["ENODATA", "ENODATA", [], "ENODATA", ["user.k"]], r
+    assert backend_ops(m) == before
+    assert ops.one(("getxattr", "tagged", "user.k")) == b"v"
+    ls = run_cmd(["ls", "-l", m.path]).check()
+    assert "plain" in ls.stdout and "tagged" in ls.stdout
+
+    # Behind the mount: inotify tells the daemon.
+    os.setxattr(os.path.join(m.backing, "plain"), "user.new", b"1")
+    assert wait_until(
+        lambda: ops.one(("getxattr", "plain", "user.new")) == b"1", 5, 0.02)
+    assert ops.one(("listxattr", "plain")) == ["user.new"]
+    os.removexattr(os.path.join(m.backing, "tagged"), "user.k")
+    assert wait_until(
+        lambda: ops.one(("listxattr", "tagged")) == [], 5, 0.02)
+    # Through the mount.
+    ops.ok([("setxattr", "tagged", "user.m", b"2")])
+    assert ops.run([("getxattr", "tagged", "user.m"),
+                    ("listxattr", "tagged")]) == [b"2", ["user.m"]]
+    ops.ok([("removexattr", "plain", "user.new")])
+    assert ops.run([("getxattr", "plain", "user.new"),
+                    ("listxattr", "plain")]) == ["ENODATA", []]
+
+
 def test_bad_option_is_refused(mounts):
     b = mounts.backend("memory")
     mp = mounts.mountpoint()
