@@ -71,6 +71,7 @@ struct FileInfo {
   bool direct_io = false;     // output: bypass the kernel page cache
   bool keep_cache = false;    // output: keep cached pages from earlier opens
   bool nonseekable = false;   // output: stream-like file
+  bool noflush = false;       // output: close needs no Flush call
   uint64_t lock_owner = 0;    // input for Flush/Lock/Flock
 };
 

@@ -77,6 +77,7 @@ void FillOpenReply(const FileInfo& fi, v1::OpenReply* reply) {
   reply->set_direct_io(fi.direct_io);
   reply->set_keep_cache(fi.keep_cache);
   reply->set_nonseekable(fi.nonseekable);
+  reply->set_noflush(fi.noflush);
 }
 
 // Returns false for a kind this SDK does not know (a newer daemon).

@@ -1,5 +1,7 @@
 #include "daemon/invalidation_listener.h"
 
+#include <pthread.h>
+
 #include <cstdio>
 
 #include "absl/time/time.h"
@@ -12,7 +14,10 @@ InvalidationListener::InvalidationListener(Options options)
 InvalidationListener::~InvalidationListener() { Stop(); }
 
 void InvalidationListener::Start() {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "backend-notices");  // for top -H
+    Run();
+  });
 }
 
 void InvalidationListener::Stop() {

@@ -1,6 +1,7 @@
 #include "daemon/kernel_adapter.h"
 
 #include <fuse3/fuse_lowlevel.h>
+#include <pthread.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -405,6 +406,7 @@ struct KernelAdapter::Ops {
     fi->direct_io = r.direct_io();
     fi->keep_cache = r.keep_cache();
     fi->nonseekable = r.nonseekable();
+    fi->noflush = r.noflush();
   }
 
   // The kernel will never release a handle whose open reply it did not get.
@@ -1436,8 +1438,13 @@ absl::StatusOr<std::unique_ptr<KernelAdapter>> KernelAdapter::Start(
     return absl::InternalError("cannot attach the FUSE session");
   }
   KernelAdapter* self = adapter.get();
-  adapter->inval_thread_ = std::thread([self] { self->InvalidationLoop(); });
+  adapter->inval_thread_ = std::thread([self] {
+    pthread_setname_np(pthread_self(), "kernel-inval");  // for top -H
+    self->InvalidationLoop();
+  });
   adapter->loop_thread_ = std::thread([self] {
+    // libfuse's worker threads inherit the name.
+    pthread_setname_np(pthread_self(), "fuse-worker");
     struct fuse_loop_config* config = fuse_loop_cfg_create();
     fuse_loop_cfg_set_clone_fd(config, 0);
     fuse_loop_cfg_set_idle_threads(config, 4);

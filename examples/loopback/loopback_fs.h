@@ -42,6 +42,7 @@
 #include <sys/types.h>
 
 #include <array>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,6 +51,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "client/filesystem.h"
+#include "examples/loopback/own_changes.h"
 #include "examples/loopback/tree_watcher.h"
 
 namespace fusehost {
@@ -199,8 +201,11 @@ class LoopbackFs : public FileSystem {
   int ResolveParent(const std::string& path, Parent* out) const;
   // Whether `fh` can be a handle this class gave out.
   bool IsHandle(uint64_t fh) const;
-  // Pushes the watcher's changes to the daemon.
+  // Pushes the watcher's changes to the daemon, but for those of our own.
   void Announce(const std::vector<TreeChange>& changes);
+  // Returns `rc`; when it is 0 and the tree is watched, first records what
+  // the change left at `paths` (see OwnChanges).
+  int Changed(int rc, std::initializer_list<std::string> paths);
 
   const int root_fd_;
   const bool act_as_caller_;
@@ -214,6 +219,7 @@ class LoopbackFs : public FileSystem {
   std::array<absl::Mutex, 16> dir_read_mu_;
   // Set once, in New, when watching; stopped first in the destructor.
   std::unique_ptr<TreeWatcher> watcher_;
+  std::unique_ptr<OwnChanges> own_changes_;  // with watcher_
 };
 
 }  // namespace examples

@@ -196,6 +196,65 @@ def backend_ops(m):
     raise AssertionError("no backend line in stats:\n" + out)
 
 
+def kernel_requests(m, op):
+    """How many `op` requests the kernel has sent for mount `m`."""
+    out = m.daemon.ctl("stats", m.path).check().stdout
+    for line in out.splitlines():
+        f = line.split()
+        if f[:1] == [op] and len(f) >= 2 and f[1].isdigit():
+            return int(f[1])
+    return 0
+
+
+@pytest.mark.parametrize("kind", ["loopback", "memory"])
+def test_read_only_close_sends_no_flush(mounts, kind):
+    """Both examples mark read-only opens noflush, so close(2) of them costs
+    no FLUSH round trip; closing a written file still flushes on loopback,
+    where flush reports write-back errors of the backing filesystem."""
+    m = mounts.mount(kind)
+    ops = mounts.ops(cwd=m.path)
+    ops.ok([("write_file", "f", b"data")])
+    flushes = kernel_requests(m, "flush")
+    for _ in range(5):
+        assert ops.one(("read_file", "f")) == b"data"
+    assert kernel_requests(m, "flush") == flushes
+    ops.ok([("append_file", "f", b"+")])
+    assert ops.one(("read_file", "f")) == b"data+"
+    if kind == "loopback":
+        assert kernel_requests(m, "flush") > flushes
+
+
+def test_own_changes_keep_the_cache(mounts):
+    """inotify reports changes made through the mount like any other; the
+    loopback recognises its own and does not announce them, so what the
+    daemon and the kernel cached from those changes stays cached. Changes
+    made behind the mount are still announced."""
+    m = mounts.mount("loopback")
+    ops = mounts.ops(cwd=m.path)
+    ops.ok([("mkdir", "d", 0o755), ("listdir", "d")])  # listing cached
+    script = []
+    for i in range(20):
+        script += [("write_file", "d/f%d" % i, b"x" * i),
+                   ("chmod", "d/f%d" % i, 0o600)]
+    script += [("rename", "d/f0", "d/g0"), ("unlink", "d/f1")]
+    ops.ok(script)
+    time.sleep(0.5)  # the watcher's events for all of it have been handled
+    assert len(ops.one(("listdir", "d"))) == 19
+
+    def asked():
+        return (backend_ops(m), kernel_requests(m, "lookup"),
+                kernel_requests(m, "getattr"))
+    before = asked()
+    r = ops.run([("stat", "d/f%d" % i) for i in range(2, 20)])
+    assert [x["mode"] & 0o777 for x in r] == [0o600] * 18, r
+    # Not even the kernel asks: nothing told it to forget.
+    assert asked() == before
+    with open(os.path.join(m.backing, "d", "f5"), "ab") as f:
+        f.write(b"outside")
+    assert wait_until(
+        lambda: ops.one(("stat", "d/f5"))["size"] == 12, 5, 0.02)
+
+
 def test_xattr_names_come_with_listings(mounts):
     """loopback lists each entry's xattr names in readdir, so getxattr of
     a name a file lacks (ls -l asks every file for its ACL) and listxattr
