@@ -27,6 +27,18 @@ An mfusepy (or fusepy) filesystem runs unchanged after replacing
 
 FUSE() serves the operations on a private socket and asks the running
 fuse-hostd to mount them; serve() only serves, for `fuse-hostctl mount`.
+
+The daemon and the kernel cache attributes and listings for 1 s, or for
+`default_ttl` seconds (a class attribute). A filesystem whose files also
+change other than through the mount says so, from any thread, and the
+daemon drops what it cached at once:
+
+    fs.notify_changed("/hello")          # contents or attributes changed,
+                                         # or the file appeared
+    fs.notify_removed("/old")            # the name is gone
+    fs.notify_subtree_changed("/dir")    # anything at or below it
+
+These only queue (they never block on the daemon); see Operations.
 See README.md, "Writing a backend in Python".
 """
 

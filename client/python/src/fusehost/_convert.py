@@ -182,6 +182,24 @@ def stat_result_to_dict(st, use_ns=True):
             "st_ctime": c}
 
 
+_U32 = (1 << 32) - 1
+
+
+def ttl_ms(seconds):
+    """InitReply.default_ttl_ms of Operations.default_ttl: seconds (int or
+    float) as milliseconds, rounded up so that a short lifetime never
+    becomes 0 (which means the daemon's default); None or 0: 0."""
+    if seconds is None:
+        return 0
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) \
+            or not seconds >= 0:
+        raise ValueError("default_ttl must be a number of seconds >= 0 or "
+                         "None, not %r" % (seconds,))
+    if seconds * 1000 >= _U32:
+        return _U32
+    return math.ceil(seconds * 1000)
+
+
 class FileInfo:
     """Stands in for libfuse's struct fuse_file_info (mfusepy's raw_fi).
 

@@ -28,7 +28,8 @@ from . import _context
 from ._proto import control, control_grpc
 from ._server import (FuseHostError, _enable_debug_logging,
                       _install_stop_handlers, _restore_handlers,
-                      backend_options, log, make_backend, start_server)
+                      backend_options, log, make_backend, start_server,
+                      stop_server)
 
 DEFAULT_CONTROL_SOCKET = "/run/fuse-hostd/control.sock"
 CONTROL_SOCKET_ENV = "FUSE_HOSTD_CONTROL_SOCKET"
@@ -201,7 +202,7 @@ class FUSE:
         previous = {}
         try:
             address = "unix:" + os.path.join(sock_dir, "backend.sock")
-            server = start_server(servicer, address, backend.threads)
+            server = start_server(servicer, address)
             previous = _install_stop_handlers(session.wake)
             try:
                 reply = stub.Mount(control.MountRequest(
@@ -232,8 +233,9 @@ class FUSE:
             if session.mount_id is not None:
                 servicer.destroy_once(session.mount_id)
             if server is not None:
-                server.stop(grace=1).wait(5)
-            servicer.shutdown()
+                stop_server(server, servicer, grace=1)
+            else:
+                servicer.shutdown()
             channel.close()
             shutil.rmtree(sock_dir, ignore_errors=True)
             del self.operations

@@ -15,6 +15,8 @@ import logging
 import os
 from stat import S_IFDIR
 
+from . import _invalidations
+
 # Linux values (mfusepy exports these names).
 ENOTSUP = errno.ENOTSUP
 ENOATTR = errno.ENODATA
@@ -65,7 +67,47 @@ class Operations:
                        with more than st_mode are complete stat results, so
                        the daemon may cache them as getattr answers. Set it
                        False if your readdir's dicts are partial.
+      default_ttl      (default None: the daemon's, 1 s) seconds for which
+                       the daemon and the kernel may keep attributes,
+                       listings and absent names; mount options
+                       (attr_timeout, negative_timeout) override it.
+    When files change other than through the mount, call notify_changed,
+    notify_removed or notify_subtree_changed (see there).
     """
+
+    # --- invalidations (fusehost extension) ---------------------------------
+    #
+    # The daemon caches attributes, listings, symlink targets and absent
+    # names (for default_ttl, or the mount's timeouts), and so does the
+    # kernel. A filesystem whose files also change another way (another
+    # client of the backing store, a directory changed on the host) calls
+    # these so that the daemon drops what it cached about `path` and tells
+    # the kernel, instead of serving stale results until a lifetime runs
+    # out. `path` is absolute, as in operations ("/" for the root), str or
+    # bytes. Changes made by the filesystem's own operations need no notice.
+    #
+    # Any thread may call them, at any time, also from inside an operation
+    # and while nothing is mounted: they only queue (never wait for the
+    # network), and notices are delivered in call order to every mount the
+    # daemon made with this object. With none mounted a notice is dropped,
+    # which loses nothing: the daemon drops all it cached whenever it
+    # (re)connects. A mount more than 10,000 notices behind has its queue
+    # replaced by one notify_subtree_changed("/").
+
+    def notify_changed(self, path):
+        """The file at `path` changed (contents or attributes) or appeared.
+        A name that appeared or vanished also changed its parent directory
+        (listing, mtime): notify the parent too."""
+        _invalidations.publish(self, _invalidations.CHANGED, path)
+
+    def notify_removed(self, path):
+        """The name `path` no longer exists (unlinked, renamed away)."""
+        _invalidations.publish(self, _invalidations.REMOVED, path)
+
+    def notify_subtree_changed(self, path):
+        """Anything at or below `path` may have changed, e.g. a directory
+        was renamed or replaced, or the filesystem lost track."""
+        _invalidations.publish(self, _invalidations.SUBTREE, path)
 
     def __call__(self, op, *args):
         # fusepy's dispatch hook: the SDK calls operations through it when a

@@ -17,7 +17,9 @@ Threads: gRPC runs each Execute on a pool thread. A batch of several ops is
 run by that thread together with helper threads that claim ops one at a
 time, so one slow op (a network call) does not hold up the rest, and cheap
 ops never wait for a thread switch. `nothreads` runs everything one at a
-time (mfusepy's nothreads=True).
+time (mfusepy's nothreads=True). An Invalidations stream holds its pool
+thread for as long as its mount lasts; the pool grows by one thread per open
+stream (see _workers.py), so streams never take threads from operations.
 """
 
 import errno
@@ -36,6 +38,8 @@ import grpc
 
 from . import _context
 from . import _convert
+from . import _invalidations
+from . import _workers
 from ._operations import Operations, is_implemented
 from ._proto import pb, pb_grpc
 
@@ -50,6 +54,10 @@ _DEFAULT_STATFS = {"f_bsize": 512, "f_namemax": 255}
 _OMIT, _NOW = pb.TimeSet.OMIT, pb.TimeSet.NOW
 _F_GETLK = 5
 _MESSAGE_LIMIT = 256 << 20
+# How often an idle Invalidations stream checks that its client is still
+# there. Only a safety net: the end of the call wakes it at once.
+_STREAM_POLL_SECONDS = 1.0
+_SHUTTING_DOWN = "backend is shutting down"
 
 
 class FuseHostError(RuntimeError):
@@ -109,6 +117,10 @@ class Dispatcher:
         self._lock = threading.Lock() if options.nothreads else None
         self._debug = options.debug
         self.use_ns = bool(getattr(ops, "use_ns", False))
+        # Checked here so that a bad value fails FUSE() / serve() at once
+        # rather than every mount.
+        self.default_ttl_ms = _convert.ttl_ms(getattr(ops, "default_ttl",
+                                                      None))
         self._fill_attr = _convert.make_attr_filler(self.use_ns,
                                                     options.use_ino)
         self._add_entries = _convert.make_entries_filler(
@@ -251,6 +263,13 @@ class Dispatcher:
     def _path(self, raw):
         # Empty: the file has no name any more (flag_nullpath_ok's None).
         return raw.decode(self._enc, self._err) if raw else None
+
+    def wire_path(self, path):
+        """A path of a notice (str or bytes) as the protocol's bytes, in
+        the encoding operations get their paths in."""
+        if type(path) is bytes:
+            return path
+        return path.encode(self._enc, self._err)
 
     def _fh(self, fh, flags=0, lock_owner=0):
         if self._raw_fi:
@@ -803,6 +822,10 @@ class Servicer(pb_grpc.FileSystemServicer):
     mounts). `on_init(mount_id)` / `on_destroy(mount_id)` let FUSE() follow
     its mount."""
 
+    # Notices an Invalidations stream may have waiting (see
+    # _invalidations.py).
+    max_queued_invalidations = _invalidations.DEFAULT_MAX_QUEUED
+
     def __init__(self, dispatcher, on_init=None, on_destroy=None):
         self.dispatcher = dispatcher
         self._on_init = on_init
@@ -812,17 +835,25 @@ class Servicer(pb_grpc.FileSystemServicer):
         self._helper_count = 0 if self._serial else threads
         self._helpers = None if self._serial else futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="fusehost-helper")
+        # The gRPC server's threads (start_server): the handlers of
+        # Execute, Init, Destroy and the Invalidations streams.
+        self.workers = _workers.Workers(threads + 2, "fusehost")
         self._mounts_lock = threading.Lock()
         self._destroyed = set()
         ops = dispatcher.ops
         self.name = "fusehost-python:%s" % type(ops).__name__
+        self._invalidations = _invalidations.hub_of(ops)
+        self._streams_lock = threading.Lock()
+        self._streams = set()
+        self._streams_ended = False
 
     def Init(self, request, context):
         err = self.dispatcher.init(request)
         reply = pb.InitReply(
             posix_errno=err, protocol_version=PROTOCOL_VERSION,
             posix_locks=self.dispatcher.posix_locks,
-            flock_locks=self.dispatcher.flock_locks, name=self.name)
+            flock_locks=self.dispatcher.flock_locks, name=self.name,
+            default_ttl_ms=self.dispatcher.default_ttl_ms)
         if not err and self._on_init is not None:
             self._on_init(request.mount_id)
         return reply
@@ -842,10 +873,70 @@ class Servicer(pb_grpc.FileSystemServicer):
         self.Destroy(pb.DestroyRequest(mount_id=mount_id), None)
 
     def Invalidations(self, request, context):
-        # This SDK pushes no invalidations (yet); the daemon stops asking.
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details("this backend sends no invalidations")
-        return iter(())
+        """Streams the filesystem's notices (Operations.notify_*) until the
+        daemon closes the stream or end_streams() runs. A generator: gRPC
+        runs all of it, from the first next() on, on one pool thread."""
+        # Notices are the backend's, not one mount's: every stream gets all
+        # of them, so the request's mount_id needs no look-up.
+        subscription = self._invalidations.subscribe(
+            self.max_queued_invalidations)
+        with self._streams_lock:
+            ended = self._streams_ended
+            if not ended:
+                self._streams.add(subscription)
+        if ended:
+            subscription.close()
+            context.set_code(grpc.StatusCode.UNAVAILABLE)
+            context.set_details(_SHUTTING_DOWN)
+            return
+        try:
+            # However the call ends (the daemon cancels it, the server
+            # stops), a waiting take() wakes at once.
+            if not context.add_callback(subscription.close):
+                return  # over already
+            try:
+                # gRPC would otherwise send the headers with the first
+                # notice; the daemon waits for them to know that from now on
+                # no change is missed, and drops what it cached before.
+                context.send_initial_metadata(())
+            except grpc.RpcError:
+                return  # the daemon gave up already
+            with self.workers.long_call():
+                encode = self.dispatcher.wire_path
+                while context.is_active():
+                    notices = subscription.take(_STREAM_POLL_SECONDS)
+                    if notices is None:
+                        break
+                    for kind, path in notices:
+                        try:
+                            wire = encode(path)
+                        except UnicodeError:
+                            log.warning("notice for %r: not encodable as "
+                                        "%s; dropping everything instead",
+                                        path, self.dispatcher.options.encoding)
+                            kind, wire = _invalidations.SUBTREE, b"/"
+                        yield pb.Invalidation(kind=kind, path=wire)
+        finally:
+            subscription.close()
+            with self._streams_lock:
+                self._streams.discard(subscription)
+                ended = self._streams_ended
+        if ended:
+            # Ended by end_streams(): the daemon reopens the stream after a
+            # backoff, and finds the server gone or back. (Had the daemon
+            # ended it, no status would be left to deliver.)
+            context.set_code(grpc.StatusCode.UNAVAILABLE)
+            context.set_details(_SHUTTING_DOWN)
+
+    def end_streams(self):
+        """Ends every open Invalidations stream (UNAVAILABLE) and refuses new
+        ones. Call it before stopping the server: a stream only ends when
+        asked, so the server's grace period would wait for it in vain."""
+        with self._streams_lock:
+            self._streams_ended = True
+            streams = list(self._streams)
+        for subscription in streams:
+            subscription.close()
 
     def Execute(self, batch, context):
         reply = pb.BatchResult()
@@ -868,17 +959,20 @@ class Servicer(pb_grpc.FileSystemServicer):
         return reply
 
     def shutdown(self):
+        """After the server stopped: lets the threads go."""
+        self.end_streams()
         if self._helpers is not None:
             self._helpers.shutdown(wait=False)
+        self.workers.shutdown(wait=False)
 
 
-def start_server(servicer, address, threads):
+def start_server(servicer, address):
     """Starts a gRPC server for `servicer` on `address` ("unix:/path" or
-    "host:port"). A Unix socket is made owner-only (0600): whoever can
-    connect can send operations in any caller's name."""
+    "host:port"), running its handlers on `servicer.workers`. A Unix socket
+    is made owner-only (0600): whoever can connect can send operations in
+    any caller's name. Stop it with stop_server()."""
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=threads + 2,
-                                   thread_name_prefix="fusehost"),
+        servicer.workers,
         options=[("grpc.max_receive_message_length", _MESSAGE_LIMIT),
                  ("grpc.max_send_message_length", _MESSAGE_LIMIT),
                  ("grpc.so_reuseport", 0)])
@@ -906,6 +1000,14 @@ def start_server(servicer, address, threads):
         if old_umask is not None:
             os.umask(old_umask)
     return server
+
+
+def stop_server(server, servicer, grace):
+    """Stops a server of start_server(): open Invalidations streams end at
+    once, calls in progress get `grace` seconds."""
+    servicer.end_streams()
+    server.stop(grace=grace).wait(grace + 3)
+    servicer.shutdown()
 
 
 def make_backend(operations, raw_fi=False, encoding="utf-8", options=None,
@@ -960,15 +1062,14 @@ def serve(operations, address, raw_fi=False, encoding="utf-8", **options):
         stop.set()
 
     servicer = make_backend(operations, raw_fi, encoding, opts, on_critical)
-    server = start_server(servicer, address, opts.threads)
+    server = start_server(servicer, address)
     log.info("serving %s on %s", type(operations).__name__, address)
     previous = _install_stop_handlers(stop)
     try:
         stop.wait()
     finally:
         _restore_handlers(previous)
-        server.stop(grace=2).wait(5)
-        servicer.shutdown()
+        stop_server(server, servicer, grace=2)
     if critical:
         raise critical[0]
 
