@@ -88,6 +88,9 @@ int Stats(ControlClient& client, const std::string& mountpoint) {
            static_cast<unsigned long long>(m.backend_messages()),
            static_cast<unsigned long long>(m.backend_ops()),
            static_cast<unsigned long long>(m.backend_errors()));
+    printf("  cache entries    %llu (limit %llu)\n",
+           static_cast<unsigned long long>(m.cache_entries()),
+           static_cast<unsigned long long>(m.cache_limit()));
     printf("  %-12s %12s %12s\n", "CACHE", "HITS", "MISSES");
     for (const v1::CacheStats& c : m.caches()) {
       printf("  %-12s %12llu %12llu\n", c.cache().c_str(),

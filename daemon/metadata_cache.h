@@ -145,6 +145,7 @@ class MetadataCache {
   void Clear();
 
   size_t size() const;
+  size_t max_entries() const { return options_.max_entries; }
 
  private:
   struct Entry {

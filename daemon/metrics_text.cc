@@ -25,6 +25,9 @@ constexpr Family kCacheHits = {"fusehostd_cache_hits_total", "counter",
                                "Lookups answered from the daemon's caches."};
 constexpr Family kCacheMisses = {"fusehostd_cache_misses_total", "counter",
                                  "Lookups the daemon's caches could not answer."};
+constexpr Family kCacheEntries = {
+    "fusehostd_cache_entries", "gauge",
+    "Paths held by the daemon's metadata cache."};
 constexpr Family kBackendMessages = {"fusehostd_backend_messages_total",
                                      "counter", "Messages sent to the backend."};
 constexpr Family kBackendOps = {"fusehostd_backend_ops_total", "counter",
@@ -119,11 +122,12 @@ std::string RenderMetrics(const std::vector<MountStatsEntry>& mounts) {
   }
   per_cache(kCacheHits, &MountStats::CacheStats::hits);
   per_cache(kCacheMisses, &MountStats::CacheStats::misses);
-  const std::pair<const Family*, uint64_t MountStats::Snapshot::*> backend[] = {
+  const std::pair<const Family*, uint64_t MountStats::Snapshot::*> per_mount[] = {
+      {&kCacheEntries, &MountStats::Snapshot::cache_entries},
       {&kBackendMessages, &MountStats::Snapshot::backend_messages},
       {&kBackendOps, &MountStats::Snapshot::backend_ops},
       {&kBackendErrors, &MountStats::Snapshot::backend_errors}};
-  for (const auto& [family, field] : backend) {
+  for (const auto& [family, field] : per_mount) {
     Header(&out, *family);
     for (const MountStatsEntry& m : mounts) {
       Sample(&out, *family, MountLabels(m.status),

@@ -164,6 +164,15 @@ void Mount::ApplyInvalidation(const v1::Invalidation& notice) {
   if (parent_node != 0) adapter_->InvalidateInode(parent_node, /*data=*/true);
 }
 
+MountStats::Snapshot Mount::Snap() const {
+  MountStats::Snapshot s = stats_.Snap();
+  if (cache_ != nullptr) {
+    s.cache_entries = cache_->size();
+    s.cache_limit = cache_->max_entries();
+  }
+  return s;
+}
+
 absl::Status Mount::Unmount(bool lazy) {
   absl::Status st = UnmountFuse(spec_.mountpoint, lazy, device_);
   if (st.ok()) detached_.store(true);

@@ -69,6 +69,8 @@ class Mount {
   bool session_ended() const { return adapter_ && adapter_->session_ended(); }
   bool detached() const { return detached_.load(); }
   const MountStats& stats() const { return stats_; }
+  // stats() with the metadata cache's size.
+  MountStats::Snapshot Snap() const;
 
  private:
   explicit Mount(MountSpec spec) : spec_(std::move(spec)) {}

@@ -242,7 +242,7 @@ std::vector<MountStatsEntry> MountManager::Stats() const {
   absl::MutexLock lock(&mu_);
   std::vector<MountStatsEntry> out;
   for (const auto& [id, e] : mounts_) {
-    out.push_back(MountStatsEntry{StatusOf(id, e), e.mount->stats().Snap()});
+    out.push_back(MountStatsEntry{StatusOf(id, e), e.mount->Snap()});
   }
   return out;
 }

@@ -104,6 +104,10 @@ class MountStats {
     uint64_t backend_messages = 0;
     uint64_t backend_ops = 0;
     uint64_t backend_errors = 0;  // messages that failed in transport
+    // Paths the daemon's metadata cache holds, and its limit (both 0 when
+    // the mount does not cache). Filled by the mount, not by MountStats.
+    uint64_t cache_entries = 0;
+    uint64_t cache_limit = 0;
   };
 
   // A kernel request answered after `latency`, with `posix_errno` (0: ok).

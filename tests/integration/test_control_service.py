@@ -263,6 +263,10 @@ def test_stats_and_list(mounts, users, user_bins):
     assert re.search(r"backend\s+(\d+) messages, (\d+) ops, 0 errors", out)
     req = int(re.search(r"kernel requests\s+(\d+)", out).group(1))
     assert req >= 6, out
+    # "/" and "/f" at least; the default limit.
+    cached = re.search(r"cache entries\s+(\d+) \(limit (\d+)\)", out)
+    assert cached and int(cached.group(1)) >= 2, out
+    assert int(cached.group(2)) == 100000, out
     # All mounts: the same block for each.
     m2 = mounts.mount("memory", daemon=d)
     out = Ctl(d, user_bins)(users.root, "stats").check().stdout
