@@ -2,9 +2,11 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sched.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
@@ -116,6 +118,24 @@ bool ListXattrNames(const std::string& path, std::vector<std::string>* names) {
   return true;
 }
 
+// Whether closing a descriptor of the filesystem holding `fd` does nothing
+// beyond the close itself: true for local filesystems without a flush
+// method, where Flush's close of a duplicate can report no error. Network
+// filesystems (NFS, CIFS, FUSE) write back or release remote locks there.
+bool FlushIsNoOp(int fd) {
+  struct statfs st;
+  if (fstatfs(fd, &st) != 0) return false;
+  switch (static_cast<unsigned long>(st.f_type)) {
+    case TMPFS_MAGIC:
+    case EXT4_SUPER_MAGIC:  // also ext2 and ext3
+    case XFS_SUPER_MAGIC:
+    case BTRFS_SUPER_MAGIC:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // "/a/b" -> "/a", "/a" -> "/".
 std::string ParentPath(const std::string& path) {
   const size_t slash = path.rfind('/');
@@ -143,8 +163,9 @@ absl::StatusOr<std::unique_ptr<LoopbackFs>> LoopbackFs::New(
   }
   const bool act_as_caller =
       options.act_as_caller && CallerCredentials::ProcessCanSwitch();
-  std::unique_ptr<LoopbackFs> fs(new LoopbackFs(
-      root_fd, act_as_caller, Openat2Works(root_fd), options.forward_flock));
+  std::unique_ptr<LoopbackFs> fs(
+      new LoopbackFs(root_fd, act_as_caller, Openat2Works(root_fd),
+                     options.forward_flock, FlushIsNoOp(root_fd)));
   if (options.watch) {
     TreeWatcher::Options watch;
     // The directory root_fd refers to, even if the path changed meanwhile.
@@ -168,11 +189,12 @@ absl::StatusOr<std::unique_ptr<LoopbackFs>> LoopbackFs::New(
 }
 
 LoopbackFs::LoopbackFs(int root_fd, bool act_as_caller, bool have_openat2,
-                       bool forward_flock)
+                       bool forward_flock, bool flush_is_no_op)
     : root_fd_(root_fd),
       act_as_caller_(act_as_caller),
       forward_flock_(forward_flock),
-      have_openat2_(have_openat2) {}
+      have_openat2_(have_openat2),
+      flush_is_no_op_(flush_is_no_op) {}
 
 LoopbackFs::~LoopbackFs() {
   // Its thread calls Announce until stopped.
@@ -448,7 +470,7 @@ int LoopbackFs::Open(const Context& ctx, const std::string& path,
     fi->fh = static_cast<uint64_t>(fd);
     // Flush closes a duplicate, which for a read-only descriptor does
     // nothing (no write-back to report, and POSIX locks are the kernel's).
-    fi->noflush = (flags & O_ACCMODE) == O_RDONLY;
+    fi->noflush = flush_is_no_op_ || (flags & O_ACCMODE) == O_RDONLY;
     return 0;
   });
   // O_TRUNC changes the file.
@@ -467,6 +489,7 @@ int LoopbackFs::Create(const Context& ctx, const std::string& path, mode_t mode,
                           int fd = openat(dir, name, flags, mode & 07777);
                           if (fd < 0) return errno;
                           fi->fh = static_cast<uint64_t>(fd);
+                          fi->noflush = flush_is_no_op_;
                           return 0;
                         }),
                  {path, ParentPath(path)});

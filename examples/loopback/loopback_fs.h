@@ -178,7 +178,7 @@ class LoopbackFs : public FileSystem {
   using FdOp = absl::FunctionRef<int(int fd)>;
 
   LoopbackFs(int root_fd, bool act_as_caller, bool have_openat2,
-             bool forward_flock);
+             bool forward_flock, bool flush_is_no_op);
 
   // Runs `op` as the caller on `path`'s parent directory and last component
   // ("." for the root).
@@ -214,6 +214,9 @@ class LoopbackFs : public FileSystem {
   // it, intermediate symlinks are followed: a weaker guarantee, which only
   // matters if the host tree changes under the mount.
   const bool have_openat2_;
+  // The backing filesystem's close does nothing Flush could report (see
+  // FlushIsNoOp), so opens are marked noflush and close costs no round trip.
+  const bool flush_is_no_op_;
   // Striped by descriptor number: Readdir rewinds and reads the descriptor,
   // and two readers of the same handle would interleave.
   std::array<absl::Mutex, 16> dir_read_mu_;
