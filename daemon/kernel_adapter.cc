@@ -1457,6 +1457,10 @@ absl::StatusOr<std::unique_ptr<KernelAdapter>> KernelAdapter::Start(
 }
 
 void KernelAdapter::BeginRequest(const void* req, KernelOp op) {
+  if (!after_init_done_.load(std::memory_order_relaxed) &&
+      !after_init_done_.exchange(true) && options_.after_init) {
+    options_.after_init();
+  }
   if (options_.stats == nullptr) return;
   absl::MutexLock lock(&requests_mu_);
   requests_[req] = Pending{op, absl::Now()};

@@ -59,6 +59,9 @@ class KernelAdapter {
     int fuse_fd = -1;
     // Called on the loop thread when the session ends (unmounted, aborted).
     std::function<void()> on_session_end;
+    // Called once, with the first request after INIT: the kernel has
+    // taken the INIT reply by then. May be empty.
+    std::function<void()> after_init;
   };
 
   // Creates the session and starts serving the kernel.
@@ -111,6 +114,7 @@ class KernelAdapter {
   struct fuse_session* session_ = nullptr;
   std::thread loop_thread_;
   std::atomic<bool> session_ended_{false};
+  std::atomic<bool> after_init_done_{false};
   // Set by Stop(): new backend calls fail at once with ECANCELED so that the
   // in-flight set drains.
   std::atomic<bool> stopping_{false};

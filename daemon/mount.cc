@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/kernel_mount.h"
 #include "daemon/paths.h"
+#include "daemon/read_ahead.h"
 
 namespace fusehost {
 
@@ -89,6 +90,17 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   adapter_options.policy = m->policy_;
   adapter_options.posix_locks = reply->posix_locks();
   adapter_options.flock_locks = reply->flock_locks();
+  if (m->options_.read_ahead_kb != 0) {
+    adapter_options.after_init = [self] {
+      absl::Status st =
+          SetReadAhead(self->device_, self->options_.read_ahead_kb);
+      if (!st.ok()) {
+        fprintf(stderr, "fuse-hostd: %s: read-ahead left as it is: %s\n",
+                self->spec_.mountpoint.c_str(),
+                std::string(st.message()).c_str());
+      }
+    };
+  }
   adapter_options.fuse_fd = km->fuse_fd;
   adapter_options.on_session_end = [self] {
     if (self->spec_.on_session_end) self->spec_.on_session_end(self->spec_.mount_id);

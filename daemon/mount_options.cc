@@ -108,6 +108,12 @@ absl::StatusOr<MountOptions> ParseMountOptions(absl::string_view text) {
       if (st.ok() && opts.call_timeout < absl::Milliseconds(10)) {
         st = absl::InvalidArgumentError("option timeout= must be at least 0.01");
       }
+    } else if (key == "read_ahead_kb") {
+      if (!absl::SimpleAtoi(value, &opts.read_ahead_kb) ||
+          opts.read_ahead_kb > 65536) {
+        st = absl::InvalidArgumentError(absl::StrCat(
+            "option read_ahead_kb=", value, ": expected KiB in 0..65536"));
+      }
     } else if (key == "max_write") {
       if (!absl::SimpleAtoi(value, &opts.max_write) || opts.max_write < 4096 ||
           opts.max_write > (1u << 20)) {

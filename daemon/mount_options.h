@@ -47,6 +47,9 @@ struct MountOptions {
   absl::Duration call_timeout = absl::Seconds(30);
   // Largest write the kernel sends in one request (0: libfuse's default).
   unsigned max_write = 0;
+  // The kernel's read-ahead window in KiB, which bounds the size of read
+  // requests (0: the kernel's default, 128). See read_ahead.h.
+  unsigned read_ahead_kb = 1024;
   // Options for the backend, as given.
   std::vector<std::string> backend_options;
 };

@@ -176,6 +176,15 @@ TEST(MountOptionsTest, MaxWrite) {
   }
 }
 
+TEST(MountOptionsTest, ReadAhead) {
+  EXPECT_EQ(Parse("").read_ahead_kb, 1024u);
+  EXPECT_EQ(Parse("read_ahead_kb=0").read_ahead_kb, 0u);
+  EXPECT_EQ(Parse("read_ahead_kb=65536").read_ahead_kb, 65536u);
+  for (const char* value : {"65537", "-1", "abc", "", "1.5"}) {
+    ExpectRejected(std::string("read_ahead_kb=") + value, "read_ahead_kb");
+  }
+}
+
 TEST(MountOptionsTest, UnknownOptionsAreKeptInOrderForBackend) {
   MountOptions opts =
       Parse("zeta,ro,cache=none,,alpha=1=2,fsname=x,user=bob,zeta");

@@ -227,6 +227,35 @@ def test_read_only_close_sends_no_flush(mounts, kind):
     assert (kernel_requests(m, "flush") == flushes) == local
 
 
+@pytest.mark.parametrize("read_ahead_kb", [None, 0])
+def test_read_ahead_window(mounts, read_ahead_kb):
+    """The daemon widens the kernel's read-ahead window once the mount is
+    up (1 MiB unless read_ahead_kb= says otherwise; 0 keeps the kernel's), so
+    a sequential read arrives in large requests: fewer round trips."""
+    options = "allow_other"
+    if read_ahead_kb is not None:
+        options += ",read_ahead_kb=%d" % read_ahead_kb
+    m = mounts.mount("loopback", options=options)
+    with open(os.path.join(m.backing, "big"), "wb") as f:
+        f.write(os.urandom(8 << 20))
+    ops = mounts.ops(cwd=m.path)
+    assert ops.one(("stat", "big"))["size"] == 8 << 20
+    dev = os.stat(m.path).st_dev
+    with open("/sys/class/bdi/%d:%d/read_ahead_kb" %
+              (os.major(dev), os.minor(dev))) as f:
+        window = int(f.read())
+    assert window == (1024 if read_ahead_kb is None else 128), window
+    before = kernel_requests(m, "read")
+    data = ops.one(("read_file", "big"))
+    assert len(data) == 8 << 20
+    reads = kernel_requests(m, "read") - before
+    # 8 MiB in requests of the window's size, give or take the start.
+    if read_ahead_kb is None:
+        assert reads <= 12, reads
+    else:
+        assert reads >= 60, reads
+
+
 def test_own_changes_keep_the_cache(mounts):
     """inotify reports changes made through the mount like any other; the
     loopback recognises its own and does not announce them, so what the
