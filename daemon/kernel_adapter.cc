@@ -429,6 +429,11 @@ struct KernelAdapter::Ops {
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) {
       conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
     }
+    // Every readdir with attributes, not only a directory's first chunk (the
+    // kernel's "auto" mode): the daemon answers all of them from one
+    // listing, and each entry it hands out spares the kernel a LOOKUP when
+    // find or ls -l stats the name.
+    conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
     // Kernel-side lock emulation unless the backend does locking itself.
     if (!self->options_.posix_locks) conn->want &= ~FUSE_CAP_POSIX_LOCKS;
     if (!self->options_.flock_locks) conn->want &= ~FUSE_CAP_FLOCK_LOCKS;

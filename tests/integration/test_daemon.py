@@ -227,6 +227,20 @@ def test_read_only_close_sends_no_flush(mounts, kind):
     assert (kernel_requests(m, "flush") == flushes) == local
 
 
+def test_listing_with_attributes_spares_lookups(mounts):
+    """Every chunk of a listing comes with attributes (not only the first,
+    as in the kernel's "auto" mode), so find needs no LOOKUP per name."""
+    m = mounts.mount("loopback")
+    os.mkdir(os.path.join(m.backing, "many"))
+    for i in range(400):  # far more than one 4 KiB readdir chunk
+        open(os.path.join(m.backing, "many", "file-%03d" % i), "w").close()
+    before = kernel_requests(m, "lookup")
+    res = run_cmd(["find", os.path.join(m.path, "many"), "-printf",
+                   "%s\n"]).check()
+    assert len(res.stdout.splitlines()) == 401
+    assert kernel_requests(m, "lookup") - before <= 2
+
+
 @pytest.mark.parametrize("read_ahead_kb", [None, 0])
 def test_read_ahead_window(mounts, read_ahead_kb):
     """The daemon widens the kernel's read-ahead window once the mount is
