@@ -161,6 +161,12 @@ class FileSystem {
   // Human-readable name shown by `fuse-hostctl list`.
   virtual std::string Name() const { return "fusehost-cpp"; }
 
+  // Whether Getattr is cheap (an fstat, a look-up in memory). Then replies
+  // carry attributes the kernel will ask for next, got with Getattr: of the
+  // file after a write, of the directory after a name was added or removed
+  // in it. Each spares a round trip later.
+  virtual bool GetattrIsCheap() const { return false; }
+
   virtual InitResult Init(const MountInfo& mount);
   virtual void Destroy(uint64_t mount_id);
 

@@ -14,6 +14,12 @@
 namespace fusehost {
 namespace {
 
+// "/a/b" -> "/a", "/a" -> "/".
+std::string ParentOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
+}
+
 Context ContextFromCaller(const v1::Caller& caller, uint64_t mount_id) {
   Context ctx;
   ctx.mount_id = mount_id;
@@ -201,6 +207,10 @@ int Write(FileSystem& fs, const Context& ctx, const v1::WriteRequest& req,
     // never existed.
     written = std::min(written, req.data().size());
     result->mutable_write()->set_size(static_cast<uint32_t>(written));
+    struct stat st = {};
+    if (fs.GetattrIsCheap() && fs.Getattr(ctx, req.path(), &fi, &st) == 0) {
+      StatToProto(st, result->mutable_write()->mutable_attr());
+    }
   }
   return rc;
 }
@@ -357,11 +367,58 @@ void OpDispatcher::Dispatch(uint64_t mount_id, const v1::Op& op,
                             v1::OpResult* result) const {
   result->Clear();
   result->set_id(op.id());
-  int rc =
-      SanitizeErrno(Run(ContextFromCaller(op.caller(), mount_id), op, result));
+  const Context ctx = ContextFromCaller(op.caller(), mount_id);
+  int rc = SanitizeErrno(Run(ctx, op, result));
   if (rc != 0) {
     result->clear_result();
     result->set_posix_errno(rc);
+    return;
+  }
+  if (fs_.GetattrIsCheap()) FillParentAttrs(ctx, op, result);
+}
+
+void OpDispatcher::FillParentAttrs(const Context& ctx, const v1::Op& op,
+                                   v1::OpResult* result) const {
+  std::string path;
+  std::string old_path;
+  switch (op.op_case()) {
+    case v1::Op::kMknod:
+      path = op.mknod().path();
+      break;
+    case v1::Op::kMkdir:
+      path = op.mkdir().path();
+      break;
+    case v1::Op::kSymlink:
+      path = op.symlink().path();
+      break;
+    case v1::Op::kLink:
+      path = op.link().new_path();
+      break;
+    case v1::Op::kCreate:
+      path = op.create().path();
+      break;
+    case v1::Op::kUnlink:
+      path = op.unlink().path();
+      break;
+    case v1::Op::kRmdir:
+      path = op.rmdir().path();
+      break;
+    case v1::Op::kRename:
+      path = op.rename().new_path();
+      old_path = op.rename().old_path();
+      break;
+    default:
+      return;
+  }
+  const std::string parent = ParentOf(path);
+  struct stat st = {};
+  if (fs_.Getattr(ctx, parent, nullptr, &st) == 0) {
+    StatToProto(st, result->mutable_parent_attr());
+  }
+  if (old_path.empty()) return;
+  const std::string old_parent = ParentOf(old_path);
+  if (old_parent != parent && fs_.Getattr(ctx, old_parent, nullptr, &st) == 0) {
+    StatToProto(st, result->mutable_old_parent_attr());
   }
 }
 

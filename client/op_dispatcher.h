@@ -39,6 +39,10 @@ class OpDispatcher {
  private:
   // Returns the FileSystem's errno, not yet sanitized.
   int Run(const Context& ctx, const v1::Op& op, v1::OpResult* result) const;
+  // After a successful op that added or removed a name: the attributes of
+  // its directory (OpResult.parent_attr), when Getattr is cheap.
+  void FillParentAttrs(const Context& ctx, const v1::Op& op,
+                       v1::OpResult* result) const;
 
   FileSystem& fs_;
 };

@@ -29,6 +29,7 @@ bool OutcomeUnknown(int posix_errno) {
 const v1::Attr* ResultAttr(const v1::OpResult& r) {
   if (r.has_entry() && r.entry().has_attr()) return &r.entry().attr();
   if (r.has_create() && r.create().has_attr()) return &r.create().attr();
+  if (r.has_write() && r.write().has_attr()) return &r.write().attr();
   return nullptr;
 }
 
@@ -283,8 +284,9 @@ void CachingTransport::SendMutation(v1::Op op, Done done) {
           return;
         }
         v1::OpResult r = result;
-        v1::Attr* out = r.has_entry() ? r.mutable_entry()->mutable_attr()
-                                      : r.mutable_create()->mutable_attr();
+        v1::Attr* out = r.has_entry()    ? r.mutable_entry()->mutable_attr()
+                        : r.has_create() ? r.mutable_create()->mutable_attr()
+                                         : r.mutable_write()->mutable_attr();
         out->set_ttl_ms(ToMillis(AttrTtl(*attr)));
         done(r);
       });
@@ -313,6 +315,16 @@ void CachingTransport::UpdateLinks(uint64_t ino, const std::string& except,
   if (options_.links_changed) options_.links_changed(others);
 }
 
+void CachingTransport::ParentChanged(const std::string& dir,
+                                     const v1::Attr& attr) {
+  // An Attr with no mode is the empty default: the backend sent none.
+  if (attr.mode() != 0) {
+    options_.cache->UpdateAttr(dir, attr, AttrTtl(attr));
+  } else {
+    options_.cache->DropAttr(dir);
+  }
+}
+
 void CachingTransport::ApplyMutation(const v1::Op& op,
                                      const v1::OpResult& result,
                                      uint64_t replaced_ino,
@@ -338,7 +350,7 @@ void CachingTransport::ApplyMutation(const v1::Op& op,
     } else {
       cache->DropListing(parent);
     }
-    cache->DropAttr(parent);
+    ParentChanged(parent, result.parent_attr());
   };
   // A name went away (or may have).
   auto removed = [&](const std::string& path) {
@@ -350,7 +362,7 @@ void CachingTransport::ApplyMutation(const v1::Op& op,
       cache->DropSubtree(path);
       cache->DropListing(parent);
     }
-    cache->DropAttr(parent);
+    ParentChanged(parent, result.parent_attr());
   };
   // Attributes of an existing file changed.
   auto changed = [&](const std::string& path) {
@@ -411,10 +423,11 @@ void CachingTransport::ApplyMutation(const v1::Op& op,
       // other file's, now at `from`.
       cache->DropAttr(to);
       if (!ok || (op.rename().flags() & RENAME_EXCHANGE)) cache->DropAttr(from);
-      for (const std::string& p : {from, to}) {
-        cache->DropListing(ParentPath(p));
-        cache->DropAttr(ParentPath(p));
+      for (const std::string& p : {from, to}) cache->DropListing(ParentPath(p));
+      if (ParentPath(from) != ParentPath(to)) {
+        ParentChanged(ParentPath(from), result.old_parent_attr());
       }
+      ParentChanged(ParentPath(to), result.parent_attr());
       if (replaced_nlink > 1) UpdateLinks(replaced_ino, "", nullptr);
       return;
     }

@@ -81,6 +81,9 @@ class CachingTransport : public OpTransport {
   void SendMutation(v1::Op op, Done done);
   void ApplyMutation(const v1::Op& op, const v1::OpResult& result,
                      uint64_t replaced_ino, uint32_t replaced_nlink);
+  // Directory `dir` gained or lost a name: caches its attributes afterwards
+  // if the backend sent them (OpResult.parent_attr), else forgets them.
+  void ParentChanged(const std::string& dir, const v1::Attr& attr);
   // Drops the cached attrs of the other names of inode `ino`, and tells the
   // kernel adapter; `attr` (if non-null) is stored for them instead.
   void UpdateLinks(uint64_t ino, const std::string& except,

@@ -219,12 +219,11 @@ void LoopbackFs::Announce(const std::vector<TreeChange>& changes) {
   }
 }
 
-int LoopbackFs::Changed(int rc, std::initializer_list<std::string> paths) {
-  if (rc != 0 || own_changes_ == nullptr) return rc;
-  for (const std::string& path : paths) {
-    if (!path.empty()) own_changes_->Record(path);
-  }
-  return rc;
+int LoopbackFs::Changed(std::initializer_list<std::string> paths,
+                        absl::FunctionRef<int()> change) {
+  if (own_changes_ == nullptr) return change();
+  OwnChanges::Scope scope(*own_changes_, paths);
+  return change();
 }
 
 // Owns the parent's descriptor unless it is the root's.
@@ -337,144 +336,147 @@ int LoopbackFs::Readlink(const Context& ctx, const std::string& path,
 
 int LoopbackFs::Mknod(const Context& ctx, const std::string& path, mode_t mode,
                       dev_t rdev) {
-  return Changed(AtPath(ctx, path,
-                        [&](int dir, const char* name) {
-                          ClearThreadUmask();
-                          return ErrnoOf(mknodat(dir, name, mode, rdev));
-                        }),
-                 {path, ParentPath(path)});
+  return Changed({path, ParentPath(path)}, [&] {
+    return AtPath(ctx, path, [&](int dir, const char* name) {
+      ClearThreadUmask();
+      return ErrnoOf(mknodat(dir, name, mode, rdev));
+    });
+  });
 }
 
 int LoopbackFs::Mkdir(const Context& ctx, const std::string& path,
                       mode_t mode) {
-  return Changed(AtPath(ctx, path,
-                        [&](int dir, const char* name) {
-                          ClearThreadUmask();
-                          return ErrnoOf(mkdirat(dir, name, mode));
-                        }),
-                 {path, ParentPath(path)});
+  return Changed({path, ParentPath(path)}, [&] {
+    return AtPath(ctx, path, [&](int dir, const char* name) {
+      ClearThreadUmask();
+      return ErrnoOf(mkdirat(dir, name, mode));
+    });
+  });
 }
 
 int LoopbackFs::Unlink(const Context& ctx, const std::string& path) {
-  return Changed(AtPath(ctx, path,
-                        [&](int dir, const char* name) {
-                          return ErrnoOf(unlinkat(dir, name, 0));
-                        }),
-                 {path, ParentPath(path)});
+  return Changed({path, ParentPath(path)}, [&] {
+    return AtPath(ctx, path, [&](int dir, const char* name) {
+      return ErrnoOf(unlinkat(dir, name, 0));
+    });
+  });
 }
 
 int LoopbackFs::Rmdir(const Context& ctx, const std::string& path) {
-  return Changed(AtPath(ctx, path,
-                        [&](int dir, const char* name) {
-                          return ErrnoOf(unlinkat(dir, name, AT_REMOVEDIR));
-                        }),
-                 {path, ParentPath(path)});
+  return Changed({path, ParentPath(path)}, [&] {
+    return AtPath(ctx, path, [&](int dir, const char* name) {
+      return ErrnoOf(unlinkat(dir, name, AT_REMOVEDIR));
+    });
+  });
 }
 
 int LoopbackFs::Symlink(const Context& ctx, const std::string& target,
                         const std::string& path) {
   if (HasNul(target)) return EINVAL;
-  return Changed(AtPath(ctx, path,
-                        [&](int dir, const char* name) {
-                          return ErrnoOf(symlinkat(target.c_str(), dir, name));
-                        }),
-                 {path, ParentPath(path)});
+  return Changed({path, ParentPath(path)}, [&] {
+    return AtPath(ctx, path, [&](int dir, const char* name) {
+      return ErrnoOf(symlinkat(target.c_str(), dir, name));
+    });
+  });
 }
 
 int LoopbackFs::Rename(const Context& ctx, const std::string& from,
                        const std::string& to, unsigned int flags) {
   // Flags go to the kernel unchanged: it answers EINVAL for those the
   // underlying filesystem cannot honour, as the protocol asks.
-  return Changed(
-      AtPaths(ctx, from, to,
-              [&](int from_dir, const char* from_name, int to_dir,
-                  const char* to_name) {
-                return ErrnoOf(syscall(SYS_renameat2, from_dir, from_name,
-                                       to_dir, to_name, flags));
-              }),
-      {from, ParentPath(from), to, ParentPath(to)});
+  return Changed({from, ParentPath(from), to, ParentPath(to)}, [&] {
+    return AtPaths(ctx, from, to,
+                   [&](int from_dir, const char* from_name, int to_dir,
+                       const char* to_name) {
+                     return ErrnoOf(syscall(SYS_renameat2, from_dir, from_name,
+                                            to_dir, to_name, flags));
+                   });
+  });
 }
 
 int LoopbackFs::Link(const Context& ctx, const std::string& from,
                      const std::string& to) {
   // No AT_SYMLINK_FOLLOW: link(2) on Linux links a symlink itself.
-  return Changed(
-      AtPaths(ctx, from, to,
-              [&](int from_dir, const char* from_name, int to_dir,
-                  const char* to_name) {
-                return ErrnoOf(linkat(from_dir, from_name, to_dir, to_name, 0));
-              }),
-      {from, to, ParentPath(to)});
+  return Changed({from, to, ParentPath(to)}, [&] {
+    return AtPaths(
+        ctx, from, to,
+        [&](int from_dir, const char* from_name, int to_dir,
+            const char* to_name) {
+          return ErrnoOf(linkat(from_dir, from_name, to_dir, to_name, 0));
+        });
+  });
 }
 
 int LoopbackFs::Chmod(const Context& ctx, const std::string& path, mode_t mode,
                       const FileInfo* fi) {
-  return Changed(
-      AtFdOrPath(
-          ctx, path, fi, [&](int fd) { return ErrnoOf(fchmod(fd, mode)); },
-          [&](int dir, const char* name) {
-            // Linux cannot chmod a symlink itself: EOPNOTSUPP for one.
-            return ErrnoOf(fchmodat(dir, name, mode, AT_SYMLINK_NOFOLLOW));
-          }),
-      {path});
+  return Changed({path}, [&] {
+    return AtFdOrPath(
+        ctx, path, fi, [&](int fd) { return ErrnoOf(fchmod(fd, mode)); },
+        [&](int dir, const char* name) {
+          // Linux cannot chmod a symlink itself: EOPNOTSUPP for one.
+          return ErrnoOf(fchmodat(dir, name, mode, AT_SYMLINK_NOFOLLOW));
+        });
+  });
 }
 
 int LoopbackFs::Chown(const Context& ctx, const std::string& path, uid_t uid,
                       gid_t gid, const FileInfo* fi) {
-  return Changed(
-      AtFdOrPath(
-          ctx, path, fi, [&](int fd) { return ErrnoOf(fchown(fd, uid, gid)); },
-          [&](int dir, const char* name) {
-            return ErrnoOf(fchownat(dir, name, uid, gid, AT_SYMLINK_NOFOLLOW));
-          }),
-      {path});
+  return Changed({path}, [&] {
+    return AtFdOrPath(
+        ctx, path, fi, [&](int fd) { return ErrnoOf(fchown(fd, uid, gid)); },
+        [&](int dir, const char* name) {
+          return ErrnoOf(fchownat(dir, name, uid, gid, AT_SYMLINK_NOFOLLOW));
+        });
+  });
 }
 
 int LoopbackFs::Truncate(const Context& ctx, const std::string& path,
                          off_t size, const FileInfo* fi) {
-  return Changed(
-      AtFdOrPath(
-          ctx, path, fi, [&](int fd) { return ErrnoOf(ftruncate(fd, size)); },
-          [&](int dir, const char* name) {
-            // There is no truncateat(). Opening for writing would block on a
-            // FIFO and has side effects on devices; truncate(2) through an
-            // O_PATH descriptor checks the caller's write permission as
-            // truncate(2) does, and cannot follow a symlink swapped in.
-            ScopedFd file(openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
-            if (file.get() < 0) return errno;
-            return ErrnoOf(truncate(ProcFdPath(file.get()).c_str(), size));
-          }),
-      {path});
+  return Changed({path}, [&] {
+    return AtFdOrPath(
+        ctx, path, fi, [&](int fd) { return ErrnoOf(ftruncate(fd, size)); },
+        [&](int dir, const char* name) {
+          // There is no truncateat(). Opening for writing would block on a
+          // FIFO and has side effects on devices; truncate(2) through an
+          // O_PATH descriptor checks the caller's write permission as
+          // truncate(2) does, and cannot follow a symlink swapped in.
+          ScopedFd file(openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+          if (file.get() < 0) return errno;
+          return ErrnoOf(truncate(ProcFdPath(file.get()).c_str(), size));
+        });
+  });
 }
 
 int LoopbackFs::Utimens(const Context& ctx, const std::string& path,
                         const TimeSpec& atime, const TimeSpec& mtime,
                         const FileInfo* fi) {
   const struct timespec times[2] = {ToKernelTime(atime), ToKernelTime(mtime)};
-  return Changed(
-      AtFdOrPath(
-          ctx, path, fi, [&](int fd) { return ErrnoOf(futimens(fd, times)); },
-          [&](int dir, const char* name) {
-            return ErrnoOf(utimensat(dir, name, times, AT_SYMLINK_NOFOLLOW));
-          }),
-      {path});
+  return Changed({path}, [&] {
+    return AtFdOrPath(
+        ctx, path, fi, [&](int fd) { return ErrnoOf(futimens(fd, times)); },
+        [&](int dir, const char* name) {
+          return ErrnoOf(utimensat(dir, name, times, AT_SYMLINK_NOFOLLOW));
+        });
+  });
 }
 
 int LoopbackFs::Open(const Context& ctx, const std::string& path,
                      FileInfo* fi) {
   // O_CREAT and O_EXCL never belong here: creation goes through Create.
   const int flags = HostOpenFlags(fi->flags & ~(O_CREAT | O_EXCL));
-  const int rc = AtPath(ctx, path, [&](int dir, const char* name) {
-    int fd = openat(dir, name, flags);
-    if (fd < 0) return errno;
-    fi->fh = static_cast<uint64_t>(fd);
-    // Flush closes a duplicate, which for a read-only descriptor does
-    // nothing (no write-back to report, and POSIX locks are the kernel's).
-    fi->noflush = flush_is_no_op_ || (flags & O_ACCMODE) == O_RDONLY;
-    return 0;
-  });
+  auto open = [&] {
+    return AtPath(ctx, path, [&](int dir, const char* name) {
+      int fd = openat(dir, name, flags);
+      if (fd < 0) return errno;
+      fi->fh = static_cast<uint64_t>(fd);
+      // Flush closes a duplicate, which for a read-only descriptor does
+      // nothing (no write-back to report, and POSIX locks are the kernel's).
+      fi->noflush = flush_is_no_op_ || (flags & O_ACCMODE) == O_RDONLY;
+      return 0;
+    });
+  };
   // O_TRUNC changes the file.
-  return (fi->flags & O_TRUNC) ? Changed(rc, {path}) : rc;
+  return (fi->flags & O_TRUNC) ? Changed({path}, open) : open();
 }
 
 int LoopbackFs::Create(const Context& ctx, const std::string& path, mode_t mode,
@@ -483,16 +485,16 @@ int LoopbackFs::Create(const Context& ctx, const std::string& path, mode_t mode,
   // whenever it believes the name absent, and an entry created on the host
   // meanwhile must then simply be opened, as open(O_CREAT) would.
   const int flags = HostOpenFlags(fi->flags | O_CREAT);
-  return Changed(AtPath(ctx, path,
-                        [&](int dir, const char* name) {
-                          ClearThreadUmask();
-                          int fd = openat(dir, name, flags, mode & 07777);
-                          if (fd < 0) return errno;
-                          fi->fh = static_cast<uint64_t>(fd);
-                          fi->noflush = flush_is_no_op_;
-                          return 0;
-                        }),
-                 {path, ParentPath(path)});
+  return Changed({path, ParentPath(path)}, [&] {
+    return AtPath(ctx, path, [&](int dir, const char* name) {
+      ClearThreadUmask();
+      int fd = openat(dir, name, flags, mode & 07777);
+      if (fd < 0) return errno;
+      fi->fh = static_cast<uint64_t>(fd);
+      fi->noflush = flush_is_no_op_;
+      return 0;
+    });
+  });
 }
 
 int LoopbackFs::Read(const Context& ctx, const std::string& /*path*/,
@@ -526,27 +528,25 @@ int LoopbackFs::Write(const Context& ctx, const std::string& path,
                       size_t* written) {
   // As the caller: a write by a user without CAP_FSETID clears the file's
   // setuid/setgid bits, which a root backend would otherwise keep.
-  return Changed(
-      AtFd(ctx, fi,
-           [&](int fd) {
-             size_t done = 0;
-             // On an O_APPEND descriptor Linux's pwrite appends and ignores the
-             // offset, which is what the application asked for.
-             while (done < data.size()) {
-               ssize_t n = pwrite(fd, data.data() + done, data.size() - done,
-                                  offset + static_cast<off_t>(done));
-               if (n < 0 && errno == EINTR) continue;
-               if (n < 0) {
-                 if (done > 0)
-                   break;  // report the partial write, as write(2) does
-                 return errno;
-               }
-               done += static_cast<size_t>(n);
-             }
-             *written = done;
-             return 0;
-           }),
-      {path});
+  return Changed({path}, [&] {
+    return AtFd(ctx, fi, [&](int fd) {
+      size_t done = 0;
+      // On an O_APPEND descriptor Linux's pwrite appends and ignores the
+      // offset, which is what the application asked for.
+      while (done < data.size()) {
+        ssize_t n = pwrite(fd, data.data() + done, data.size() - done,
+                           offset + static_cast<off_t>(done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+          if (done > 0) break;  // report the partial write, as write(2) does
+          return errno;
+        }
+        done += static_cast<size_t>(n);
+      }
+      *written = done;
+      return 0;
+    });
+  });
 }
 
 int LoopbackFs::Statfs(const Context& /*ctx*/, const std::string& /*path*/,
@@ -585,13 +585,12 @@ int LoopbackFs::Setxattr(const Context& ctx, const std::string& path,
                          const std::string& name, const std::string& value,
                          int flags) {
   if (HasNul(name)) return EINVAL;
-  return Changed(AtPath(ctx, path,
-                        [&](int dir, const char* file) {
-                          return ErrnoOf(lsetxattr(
-                              ProcFdPath(dir, file).c_str(), name.c_str(),
-                              value.data(), value.size(), flags));
-                        }),
-                 {path});
+  return Changed({path}, [&] {
+    return AtPath(ctx, path, [&](int dir, const char* file) {
+      return ErrnoOf(lsetxattr(ProcFdPath(dir, file).c_str(), name.c_str(),
+                               value.data(), value.size(), flags));
+    });
+  });
 }
 
 int LoopbackFs::Getxattr(const Context& ctx, const std::string& path,
@@ -623,12 +622,11 @@ int LoopbackFs::Listxattr(const Context& ctx, const std::string& path,
 int LoopbackFs::Removexattr(const Context& ctx, const std::string& path,
                             const std::string& name) {
   if (HasNul(name)) return EINVAL;
-  return Changed(AtPath(ctx, path,
-                        [&](int dir, const char* file) {
-                          return ErrnoOf(lremovexattr(
-                              ProcFdPath(dir, file).c_str(), name.c_str()));
-                        }),
-                 {path});
+  return Changed({path}, [&] {
+    return AtPath(ctx, path, [&](int dir, const char* file) {
+      return ErrnoOf(lremovexattr(ProcFdPath(dir, file).c_str(), name.c_str()));
+    });
+  });
 }
 
 int LoopbackFs::Opendir(const Context& ctx, const std::string& path,
@@ -705,11 +703,11 @@ int LoopbackFs::Flock(const Context& ctx, const std::string& /*path*/,
 
 int LoopbackFs::Fallocate(const Context& ctx, const std::string& path, int mode,
                           off_t offset, off_t length, const FileInfo& fi) {
-  return Changed(AtFd(ctx, fi,
-                      [&](int fd) {
-                        return ErrnoOf(fallocate(fd, mode, offset, length));
-                      }),
-                 {path});
+  return Changed({path}, [&] {
+    return AtFd(ctx, fi, [&](int fd) {
+      return ErrnoOf(fallocate(fd, mode, offset, length));
+    });
+  });
 }
 
 int LoopbackFs::CopyFileRange(const Context& ctx,
@@ -720,18 +718,17 @@ int LoopbackFs::CopyFileRange(const Context& ctx,
                               size_t length, int flags, size_t* copied) {
   if (!IsHandle(fi_out.fh)) return EBADF;
   const int out_fd = static_cast<int>(fi_out.fh);
-  return Changed(AtFd(ctx, fi_in,
-                      [&](int in_fd) {
-                        loff_t in = offset_in;
-                        loff_t out = offset_out;
-                        ssize_t n =
-                            copy_file_range(in_fd, &in, out_fd, &out, length,
-                                            static_cast<unsigned int>(flags));
-                        if (n < 0) return errno;
-                        *copied = static_cast<size_t>(n);
-                        return 0;
-                      }),
-                 {path_out});
+  return Changed({path_out}, [&] {
+    return AtFd(ctx, fi_in, [&](int in_fd) {
+      loff_t in = offset_in;
+      loff_t out = offset_out;
+      ssize_t n = copy_file_range(in_fd, &in, out_fd, &out, length,
+                                  static_cast<unsigned int>(flags));
+      if (n < 0) return errno;
+      *copied = static_cast<size_t>(n);
+      return 0;
+    });
+  });
 }
 
 int LoopbackFs::Lseek(const Context& ctx, const std::string& /*path*/,

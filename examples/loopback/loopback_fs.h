@@ -96,6 +96,7 @@ class LoopbackFs : public FileSystem {
   bool confines_paths() const { return have_openat2_; }
 
   std::string Name() const override { return "loopback_fs"; }
+  bool GetattrIsCheap() const override { return true; }  // an fstatat
   InitResult Init(const MountInfo& mount) override;
 
   int Getattr(const Context& ctx, const std::string& path, const FileInfo* fi,
@@ -203,9 +204,10 @@ class LoopbackFs : public FileSystem {
   bool IsHandle(uint64_t fh) const;
   // Pushes the watcher's changes to the daemon, but for those of our own.
   void Announce(const std::vector<TreeChange>& changes);
-  // Returns `rc`; when it is 0 and the tree is watched, first records what
-  // the change left at `paths` (see OwnChanges).
-  int Changed(int rc, std::initializer_list<std::string> paths);
+  // Runs `change`, which changes `paths` on the host, and returns its
+  // result; when the tree is watched, as an OwnChanges::Scope.
+  int Changed(std::initializer_list<std::string> paths,
+              absl::FunctionRef<int()> change);
 
   const int root_fd_;
   const bool act_as_caller_;

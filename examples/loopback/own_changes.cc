@@ -82,10 +82,29 @@ void OwnChanges::Store(const std::string& path, const State* state) {
   }
 }
 
+OwnChanges::Scope::Scope(OwnChanges& owner,
+                         std::initializer_list<std::string> paths)
+    : owner_(owner), paths_(paths) {
+  absl::MutexLock lock(&owner_.mu_);
+  for (const std::string& path : paths_) ++owner_.changing_[path];
+}
+
+OwnChanges::Scope::~Scope() {
+  for (const std::string& path : paths_) {
+    if (!path.empty()) owner_.Record(path);
+  }
+  absl::MutexLock lock(&owner_.mu_);
+  for (const std::string& path : paths_) {
+    auto it = owner_.changing_.find(path);
+    if (--it->second == 0) owner_.changing_.erase(it);
+  }
+}
+
 bool OwnChanges::Explains(const std::string& path) {
   State recorded;
   {
     absl::MutexLock lock(&mu_);
+    if (changing_.contains(path)) return true;
     auto it = records_.find(path);
     if (it == records_.end() || it->second.until <= absl::Now()) return false;
     recorded = it->second.state;

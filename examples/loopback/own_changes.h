@@ -12,8 +12,9 @@
 // path is explained, and not passed on, when the path is still in exactly
 // that state: any later change by someone else moves ctime (and usually
 // mtime or size), so the notice for it still goes out. What this cannot see
-// is an outside change that lands between the loopback's syscall and its
-// lstat a few microseconds later, or one that leaves every compared field
+// is an outside change that lands while a change of the loopback to the same
+// path is under way (its syscall and the lstat after it: microseconds on a
+// local filesystem), or one that leaves every compared field
 // equal on a filesystem with coarse timestamps (Linux before 6.13, or a
 // filesystem without fine-grained ctime); such a change shows after the
 // cache lifetime instead.
@@ -26,7 +27,9 @@
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -46,8 +49,25 @@ class OwnChanges {
   // after the caller changed it, as seen by the calling thread; a path the
   // thread cannot stat is forgotten instead (its notices go out).
   void Record(const std::string& path);
-  // Whether `path` is in the state the last record of it says.
+  // Whether `path` is in the state the last record of it says, or one of
+  // our changes to it is under way (its events may be seen before its
+  // record exists: a directory gets events while files are being made in
+  // it one after another).
   bool Explains(const std::string& path);
+
+  // One change of ours, from before its syscalls to after them: marks its
+  // paths as changing, then Records them.
+  class Scope {
+   public:
+    Scope(OwnChanges& owner, std::initializer_list<std::string> paths);
+    ~Scope();
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    OwnChanges& owner_;
+    const std::vector<std::string> paths_;
+  };
 
  private:
   struct State {
@@ -78,6 +98,8 @@ class OwnChanges {
   const absl::Duration keep_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Entry> records_ ABSL_GUARDED_BY(mu_);
+  // Changes under way, by path.
+  absl::flat_hash_map<std::string, int> changing_ ABSL_GUARDED_BY(mu_);
   absl::Time next_sweep_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 

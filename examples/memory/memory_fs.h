@@ -56,6 +56,7 @@ class MemoryFs : public FileSystem {
   ~MemoryFs() override;
 
   std::string Name() const override { return "memory_fs"; }
+  bool GetattrIsCheap() const override { return true; }
   InitResult Init(const MountInfo& mount) override;
 
   int Getattr(const Context& ctx, const std::string& path, const FileInfo* fi,

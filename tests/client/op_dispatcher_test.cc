@@ -406,6 +406,52 @@ TEST_F(OpDispatcherTest, XattrValueIsReturnedWhole) {
 }
 
 // The defaults of filesystem.cc, seen through the dispatcher.
+// A filesystem whose Getattr is cheap gets asked for the attributes the
+// kernel will want next.
+class CheapGetattrFs : public MockFs {
+ public:
+  bool GetattrIsCheap() const override { return true; }
+};
+
+TEST(CheapGetattrTest, WriteAndNameChangesCarryAttributes) {
+  ::testing::StrictMock<CheapGetattrFs> fs;
+  OpDispatcher dispatcher(fs);
+  struct stat dir = {};
+  dir.st_mode = S_IFDIR | 0755;
+  dir.st_nlink = 3;
+
+  v1::Op mkdir;
+  mkdir.mutable_mkdir()->set_path("/a/d");
+  mkdir.mutable_mkdir()->set_mode(0755);
+  EXPECT_CALL(fs, Mkdir(_, "/a/d", 0755u)).WillOnce(Return(0));
+  EXPECT_CALL(fs, Getattr(_, "/a/d", IsNull(), _)).WillOnce(Return(ENOENT));
+  EXPECT_CALL(fs, Getattr(_, "/a", IsNull(), _))
+      .WillOnce(DoAll(SetArgPointee<3>(dir), Return(0)));
+  v1::OpResult result;
+  dispatcher.Dispatch(1, mkdir, &result);
+  EXPECT_EQ(result.parent_attr().nlink(), 3u);
+  EXPECT_FALSE(result.has_old_parent_attr());
+
+  v1::Op write;
+  write.mutable_write()->set_path("/a/f");
+  write.mutable_write()->set_fh(9);
+  write.mutable_write()->set_data("abc");
+  EXPECT_CALL(fs, Write(_, "/a/f", "abc", 0, _, _))
+      .WillOnce(DoAll(SetArgPointee<5>(3), Return(0)));
+  EXPECT_CALL(fs, Getattr(_, "/a/f", NotNull(), _))
+      .WillOnce(DoAll(SetArgPointee<3>(FileStat(4, 3)), Return(0)));
+  dispatcher.Dispatch(1, write, &result);
+  EXPECT_EQ(result.write().size(), 3u);
+  EXPECT_EQ(result.write().attr().size(), 3u);
+  EXPECT_FALSE(result.has_parent_attr());
+
+  // A failed op carries nothing.
+  EXPECT_CALL(fs, Mkdir(_, "/a/d", 0755u)).WillOnce(Return(EEXIST));
+  dispatcher.Dispatch(1, mkdir, &result);
+  EXPECT_EQ(result.posix_errno(), EEXIST);
+  EXPECT_FALSE(result.has_parent_attr());
+}
+
 TEST(DefaultFileSystemTest, UnimplementedIsEnosysHarmlessOnesSucceed) {
   FileSystem fs;
   OpDispatcher dispatcher(fs);

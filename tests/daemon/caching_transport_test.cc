@@ -645,6 +645,31 @@ TEST_F(CachingTransportTest, UnlinkLostInTransportDropsWhatItCouldTouch) {
   EXPECT_EQ(Cached("/d/f2"), AttrLookup::kHit);
 }
 
+TEST_F(CachingTransportTest, ParentAndWriteAttributesFromRepliesAreCached) {
+  Seed("/d", AttrOf(1, S_IFDIR | 0755, 2));
+  v1::OpResult created = CreateReply(AttrOf(9));
+  *created.mutable_parent_attr() = AttrOf(1, S_IFDIR | 0755, 3);
+  Roundtrip(CreateOp("/d/new"), created);
+  // The directory's attributes after the create, not a miss.
+  EXPECT_EQ(Local(GetattrOp("/d")).getattr().attr().nlink(), 3u);
+
+  v1::OpResult written = Ok();
+  v1::Attr after = AttrOf(9);
+  after.set_size(4096);
+  *written.mutable_write()->mutable_attr() = after;
+  Roundtrip(WriteOp("/d/new"), written);
+  EXPECT_EQ(Local(GetattrOp("/d/new")).getattr().attr().size(), 4096u);
+
+  // A rename between directories: both directories' attributes.
+  Seed("/e", AttrOf(2, S_IFDIR | 0755, 2));
+  v1::OpResult renamed = Ok();
+  *renamed.mutable_parent_attr() = AttrOf(2, S_IFDIR | 0755, 7);
+  *renamed.mutable_old_parent_attr() = AttrOf(1, S_IFDIR | 0755, 8);
+  Roundtrip(RenameOp("/d/new", "/e/new"), renamed);
+  EXPECT_EQ(Local(GetattrOp("/e")).getattr().attr().nlink(), 7u);
+  EXPECT_EQ(Local(GetattrOp("/d")).getattr().attr().nlink(), 8u);
+}
+
 TEST_F(CachingTransportTest, CreateLostInTransportDropsTheParentListing) {
   SeedListing("/d", {});
   Roundtrip(CreateOp("/d/new"), Errno(ETIMEDOUT));

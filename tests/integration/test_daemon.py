@@ -227,6 +227,24 @@ def test_read_only_close_sends_no_flush(mounts, kind):
     assert (kernel_requests(m, "flush") == flushes) == local
 
 
+@pytest.mark.parametrize("kind", ["loopback", "memory"])
+def test_making_files_costs_one_round_trip_each(mounts, kind):
+    """Creating a file and writing it, as tar does, asks the backend for the
+    create and the write only (the release goes in the background). The
+    replies carry the attributes the kernel asks for next (the directory's,
+    before the next create in it; the file's, after the write), so none of
+    those GETATTRs reaches the backend."""
+    m = mounts.mount(kind)
+    ops = mounts.ops(cwd=m.path)
+    ops.ok([("mkdir", "d", 0o755), ("listdir", "d")])
+    before = backend_ops(m)
+    ops.ok([("write_files", "d/f", 40, 100)])
+    got = ops.run([("stat", "d"), ("stat", "d/f39")])
+    assert got[0]["nlink"] == 2 and got[1]["size"] == 100, got
+    # create + write + release per file
+    assert backend_ops(m) - before <= 3 * 40 + 2, backend_ops(m) - before
+
+
 def test_listing_with_attributes_spares_lookups(mounts):
     """Every chunk of a listing comes with attributes (not only the first,
     as in the kernel's "auto" mode), so find needs no LOOKUP per name."""

@@ -76,6 +76,21 @@ TEST_F(OwnChangesTest, MetadataChangesByOthersAreNotExplained) {
   EXPECT_FALSE(own.Explains("/d"));
 }
 
+TEST_F(OwnChangesTest, ChangeUnderWayIsExplainedThenRecorded) {
+  OwnChanges own(root_fd_);
+  {
+    OwnChanges::Scope scope(own, {"/f", "/"});
+    Write("/f", "ours");
+    // Events may be read before the change is over.
+    EXPECT_TRUE(own.Explains("/f"));
+    EXPECT_TRUE(own.Explains("/"));
+    EXPECT_FALSE(own.Explains("/other"));
+  }
+  EXPECT_TRUE(own.Explains("/f"));  // recorded at the end
+  Write("/f", "theirs");
+  EXPECT_FALSE(own.Explains("/f"));
+}
+
 TEST_F(OwnChangesTest, RecordsExpire) {
   OwnChanges own(root_fd_, absl::Milliseconds(50));
   Write("/f", "x");
