@@ -10,6 +10,8 @@ script mounts, through:
   fusepy   bench/fusepy_loopback.py (python3-fusepy, libfuse 2)
   sshfs    sshfs to an sshd this script starts on 127.0.0.1
   hostd    fuse-hostd + examples/loopback's loopback_fs on a Unix socket
+  pyhostd  fuse-hostd + examples/python/loopback.py (the Python SDK) on a
+           Unix socket
 
 and prints a markdown table of medians with ratios and PASS/MISS against the
 targets of the benchmark issue. See bench/README.md for what each workload
@@ -40,7 +42,7 @@ PY = '/usr/bin/python3'  # Debian's modules (fusepy) import here
 EXAMPLES = '/usr/share/doc/libfuse3-dev/examples'
 MiB = 1 << 20
 
-SYSTEMS = ['tmpfs', 'pll', 'pt', 'fusepy', 'sshfs', 'hostd']
+SYSTEMS = ['tmpfs', 'pll', 'pt', 'fusepy', 'sshfs', 'hostd', 'pyhostd']
 LABELS = {
     'tmpfs': 'tmpfs',
     'pll': 'passthrough_ll cache=always',
@@ -48,8 +50,13 @@ LABELS = {
     'fusepy': 'fusepy',
     'sshfs': 'sshfs',
     'hostd': 'fuse-hostd',
+    'pyhostd': 'fuse-hostd + Python loopback',
 }
-RELAY_SYSTEMS = ['sshfs', 'hostd']
+# Shorter names for ratio headers and target lines.
+SHORT = dict(LABELS, pll='passthrough_ll', pyhostd='Python loopback')
+RELAY_SYSTEMS = ['sshfs', 'hostd', 'pyhostd']
+# The systems that run fuse-hostd (each its own daemon).
+HOSTD_SYSTEMS = ('hostd', 'pyhostd')
 
 WORKLOADS = ['find_first', 'find_dropped', 'find_warm', 'ls_lR', 'cat',
              'seqread', 'seqwrite', 'untar', 'rm',
@@ -359,24 +366,34 @@ class Sshfs(System):
 
 
 class Hostd(System):
+    """fuse-hostd with a backend serving SRC; subclasses change the backend.
+    Each such system has a daemon of its own, so the memory figures of one
+    are not mixed with another's cache."""
     key = 'hostd'
+    backend_name = 'loopback_fs'   # log names, messages
+    daemon_log = 'fuse-hostd'
+
+    def backend_cmd(self, listen):
+        return [self.b.bin('loopback_fs'), '--listen=' + listen,
+                '--root=' + self.b.src]
+
+    def spawn_backend(self, listen, log_name):
+        return RES.spawn(self.backend_cmd(listen), self.b.logpath(log_name))
 
     def setup(self):
         super().setup()
         d = os.path.join(self.b.work, 'run')
-        self.ctl = os.path.join(d, 'hostd-control.sock')
-        self.backend_sock = os.path.join(d, 'loopback.sock')
+        self.ctl = os.path.join(d, '%s-control.sock' % self.key)
+        self.backend_sock = os.path.join(d, '%s-backend.sock' % self.key)
         for p in (self.ctl, self.backend_sock):
             if os.path.exists(p):
                 os.unlink(p)
         self.crashes = []
         self._start_daemon()
-        self.backend = RES.spawn([self.b.bin('loopback_fs'),
-                                  '--listen=unix:' + self.backend_sock,
-                                  '--root=' + self.b.src],
-                                 self.b.logpath('loopback_fs'))
+        self.backend = self.spawn_backend('unix:' + self.backend_sock,
+                                          self.backend_name)
         wait_for(lambda: os.path.exists(self.backend_sock), 15,
-                 'loopback_fs socket', self.backend)
+                 self.backend_name + ' socket', self.backend)
         time.sleep(0.3)  # let the daemon settle before reading its idle RSS
         self.idle_rss = proc_status(self.daemon.pid, 'VmRSS')
         self.tcp_backend = None
@@ -388,7 +405,7 @@ class Hostd(System):
             os.unlink(self.ctl)
         self.daemon = RES.spawn([self.b.bin('fuse-hostd'),
                                  '--control_socket=' + self.ctl],
-                                self.b.logpath('fuse-hostd'))
+                                self.b.logpath(self.daemon_log))
         wait_for(lambda: os.path.exists(self.ctl), 15,
                  'fuse-hostd control socket', self.daemon)
 
@@ -399,13 +416,14 @@ class Hostd(System):
             return
         rc = self.daemon.returncode
         try:
-            with open(self.b.logpath('fuse-hostd'), errors='replace') as f:
+            with open(self.b.logpath(self.daemon_log), errors='replace') as f:
                 last = f.read().strip().splitlines()[-1]
         except (OSError, IndexError):
             last = '?'
         what = 'signal %d' % -rc if rc < 0 else 'status %d' % rc
-        self.crashes.append('fuse-hostd died (%s), noticed %s; last log line: '
-                            '%r; restarted' % (what, when, last))
+        self.crashes.append('fuse-hostd (%s) died (%s), noticed %s; last log '
+                            'line: %r; restarted' % (LABELS[self.key], what,
+                                                     when, last))
         log(self.crashes[-1])
         RES.procs.remove(self.daemon)
         RES.unmount(self.mnt)
@@ -433,12 +451,11 @@ class Hostd(System):
     def mount_relay(self):
         if self.tcp_backend is None:
             port = free_port()
-            self.tcp_backend = RES.spawn(
-                [self.b.bin('loopback_fs'), '--listen=127.0.0.1:%d' % port,
-                 '--root=' + self.b.src], self.b.logpath('loopback_fs-tcp'))
-            wait_for(lambda: tcp_open(port), 15, 'loopback_fs on TCP',
-                     self.tcp_backend)
-            self.relay_port = self.b.start_relay('loopback_fs', port)
+            self.tcp_backend = self.spawn_backend(
+                '127.0.0.1:%d' % port, self.backend_name + '-tcp')
+            wait_for(lambda: tcp_open(port), 15,
+                     self.backend_name + ' on TCP', self.tcp_backend)
+            self.relay_port = self.b.start_relay(self.backend_name, port)
         return self._mount_addr('127.0.0.1:%d' % self.relay_port)
 
     def sample_cache(self):
@@ -480,8 +497,37 @@ class Hostd(System):
         }
 
 
+class PyHostd(Hostd):
+    """fuse-hostd + the Python SDK's loopback example, served on a socket
+    (the package and the example are copies made by build_binaries)."""
+    key = 'pyhostd'
+    backend_name = 'python-loopback'
+    daemon_log = 'fuse-hostd-py'
+
+    def backend_cmd(self, listen):
+        return [PY, os.path.join(self.b.py_examples, 'loopback.py'),
+                self.b.src, '--listen', listen]
+
+    def spawn_backend(self, listen, log_name):
+        env = dict(os.environ, PYTHONPATH=self.b.py_package,
+                   PYTHONUNBUFFERED='1')
+        env.pop('PYTHONHOME', None)
+        return RES.spawn(self.backend_cmd(listen), self.b.logpath(log_name),
+                         env=env, cwd='/')
+
+    def note_rss(self):
+        # Both processes serve this column: the Python backend is reported
+        # as its file system process, its daemon next to it.
+        super().note_rss()
+        hwm = proc_status(self.backend.pid, 'VmHWM') \
+            if self.backend.poll() is None else None
+        if hwm is not None:
+            self.backend_peak = max(getattr(self, 'backend_peak', 0), hwm)
+
+
 SYSTEM_CLASSES = {c.key: c for c in
-                  (Tmpfs, PassthroughLL, Passthrough, Fusepy, Sshfs, Hostd)}
+                  (Tmpfs, PassthroughLL, Passthrough, Fusepy, Sshfs, Hostd,
+                   PyHostd)}
 
 
 # --------------------------------------------------------------- the bench
@@ -543,7 +589,7 @@ class Bench:
             if name.endswith('.log'):
                 os.unlink(os.path.join(self.work, 'run', name))
 
-    def build_binaries(self, need_hostd, need_libfuse):
+    def build_binaries(self, need_hostd, need_libfuse, need_python):
         if need_libfuse:
             cflags = run(['pkg-config', 'fuse3', '--cflags', '--libs']
                          ).stdout.decode().split()
@@ -561,11 +607,15 @@ class Bench:
         names = ['fuse-hostd', 'fuse-hostctl', 'loopback_fs']
         layout = {'fuse-hostd': 'daemon', 'fuse-hostctl': 'daemon',
                   'loopback_fs': 'examples/loopback'}
+        ws = REPO  # where the Python examples are taken from
         if self.args.hostd_bin_dir:
             d = self.args.hostd_bin_dir
             # A flat directory or a bazel-bin tree.
             src = {n: os.path.join(d, n) if os.path.exists(os.path.join(d, n))
                    else os.path.join(d, layout[n], n) for n in names}
+            pkg = os.path.join(d, 'fusehost')
+            if not os.path.isdir(pkg):
+                pkg = os.path.join(d, 'client', 'python', 'fusehost')
             self.build_desc = 'prebuilt, from ' + os.path.abspath(d)
         else:
             ws, base = REPO, self.args.bazel_output_base
@@ -579,6 +629,10 @@ class Bench:
                 base += '-head'
             targets = ['//daemon:fuse-hostd', '//daemon:fuse-hostctl',
                        '//examples/loopback:loopback_fs']
+            if need_python:
+                # The importable package: the SDK's modules plus the
+                # generated protocol modules (nothing generated is checked in).
+                targets.append('//client/python:fusehost')
             log('building fuse-hostd (%s) with bazel -c opt, private output '
                 'base %s' % (self.args.hostd_source, base))
             # A private output base: the team's bazel server, its lock and the
@@ -597,12 +651,32 @@ class Bench:
                       cwd=ws).stdout.decode().strip()
             run(bazel + ['shutdown'], cwd=ws, check=False)
             src = {n: os.path.join(out, layout[n], n) for n in names}
+            pkg = os.path.join(out, 'client', 'python', 'fusehost')
             self.build_desc = 'bazel build -c opt of the %s' % (
                 'work tree' if self.args.hostd_source == 'worktree'
                 else 'committed HEAD')
         for n in names:
             # Copies: a rebuild in the workspace mid-run changes nothing here.
             shutil.copy(src[n], self.bin(n))
+        if need_python:
+            self.copy_python(pkg, os.path.join(ws, 'examples', 'python'))
+
+    def copy_python(self, pkg, examples):
+        """Copies the fusehost package and the Python loopback example (with
+        the command line module it imports) next to the binaries, for the
+        same reason as the binaries: edits mid-run change nothing."""
+        if not os.path.isfile(os.path.join(pkg, 'filesystem_pb2.py')):
+            raise RuntimeError('no built fusehost package in %s' % pkg)
+        self.py_package = os.path.join(self.bindir, 'python')
+        self.py_examples = os.path.join(self.bindir, 'python-examples')
+        for d in (self.py_package, self.py_examples):
+            shutil.rmtree(d, ignore_errors=True)
+        shutil.copytree(pkg, os.path.join(self.py_package, 'fusehost'),
+                        ignore=shutil.ignore_patterns('__pycache__'))
+        os.makedirs(self.py_examples)
+        for name in ('loopback.py', 'example_cli.py', 'tree_watch.py',
+                     'own_changes.py'):
+            shutil.copy(os.path.join(examples, name), self.py_examples)
 
     def make_tree(self):
         run(['mount', '-t', 'tmpfs', '-o', 'size=%dm,mode=0755' %
@@ -770,8 +844,9 @@ class Bench:
         main_wls = [w for w in self.workloads if not w.startswith('relay_')]
         relay_wls = [w for w in self.workloads if w.startswith('relay_')]
         self.prepare_dirs()
-        self.build_binaries('hostd' in a.only,
-                            bool({'pll', 'pt'} & set(a.only)))
+        self.build_binaries(bool(set(HOSTD_SYSTEMS) & set(a.only)),
+                            bool({'pll', 'pt'} & set(a.only)),
+                            'pyhostd' in a.only)
         self.make_tree()
         if relay_wls:
             r = run([PY, os.path.join(BENCH_DIR, 'delay_relay.py'), '--selftest',
@@ -878,21 +953,42 @@ ROWS = [
     ('relay_find_dropped', 'relay +1 ms RTT: find, after drop_caches', None),
 ]
 
-# workload -> list of (description, kind, threshold)
-#   kind 'hostd/pll<=' : time(hostd)/time(pll) <= t
-#   kind 'x/hostd>='   : time(x)/time(hostd) >= t   (x in fusepy, sshfs)
-#   kind 'thr>='       : throughput(hostd)/throughput(pll) >= t
+# The ratio columns, (numerator, denominator) of times, each shown when
+# both systems ran.
+RATIO_COLS = [('hostd', 'pll'), ('fusepy', 'hostd'), ('fusepy', 'pyhostd'),
+              ('sshfs', 'hostd')]
+
+# workload -> {(numerator, denominator): (kind, threshold)}
+#   '<='    time(num)/time(den) <= t
+#   '>='    time(num)/time(den) >= t
+#   'thr>=' throughput(num)/throughput(den) = time(den)/time(num) >= t
+_META = {('hostd', 'pll'): ('<=', 1.3), ('fusepy', 'hostd'): ('>=', 20),
+         ('fusepy', 'pyhostd'): ('>=', 5)}
 TARGETS = {
-    'find_first': [('pll', 1.3), ('fusepy', 20)],
-    'find_dropped': [('pll', 1.3), ('fusepy', 20)],
-    'find_warm': [('pll', 1.3), ('fusepy', 20)],
-    'ls_lR': [('pll', 1.3), ('fusepy', 20)],
-    'seqread': [('pll-thr', 0.6)],
-    'seqwrite': [('pll', 1.5)],
-    'untar': [('pll', 1.5)],
-    'relay_find_first': [('sshfs', 20)],
-    'relay_find_dropped': [('sshfs', 20)],
+    'find_first': _META,
+    'find_dropped': _META,
+    'find_warm': _META,
+    'ls_lR': _META,
+    'seqread': {('hostd', 'pll'): ('thr>=', 0.6)},
+    'seqwrite': {('hostd', 'pll'): ('<=', 1.5)},
+    'untar': {('hostd', 'pll'): ('<=', 1.5)},
+    'relay_find_first': {('sshfs', 'hostd'): ('>=', 20)},
+    'relay_find_dropped': {('sshfs', 'hostd'): ('>=', 20)},
 }
+
+
+def verdict_of(num, den, kind, t, val, text):
+    """(cell suffix, (what, value, ok)) for a ratio against its target."""
+    if kind == 'thr>=':
+        ok = (1 / val) >= t
+        return (' %s (thr %.0f%%, ≥%.0f%%)' % ('PASS' if ok else 'MISS',
+                                               100 / val, 100 * t),
+                ('throughput ≥ %.0f%% of %s' % (100 * t, SHORT[den]),
+                 '%.0f%%' % (100 / val), ok))
+    ok = val <= t if kind == '<=' else val >= t
+    sign = '≤' if kind == '<=' else '≥'
+    return (' %s (%s%g)' % ('PASS' if ok else 'MISS', sign, t),
+            ('%s/%s %s %g' % (SHORT[num], SHORT[den], sign, t), text, ok))
 
 
 def report(b, cmdline):
@@ -933,15 +1029,11 @@ def report(b, cmdline):
         w('')
         w('fuse-hostd mount options: `%s`' % a.hostd_opts)
     w('')
-    ratio_cols = []
-    if 'hostd' in cols and 'pll' in cols:
-        ratio_cols.append(('hostd', 'pll', 'fuse-hostd / passthrough_ll'))
-    if 'hostd' in cols and 'fusepy' in cols:
-        ratio_cols.append(('fusepy', 'hostd', 'fusepy / fuse-hostd'))
-    if 'hostd' in cols and 'sshfs' in cols:
-        ratio_cols.append(('sshfs', 'hostd', 'sshfs / fuse-hostd'))
+    ratio_cols = [(num, den) for num, den in RATIO_COLS
+                  if num in cols and den in cols]
     w('| workload | ' + ' | '.join(LABELS[c] for c in cols) +
-      ''.join(' | ' + rc[2] for rc in ratio_cols) + ' |')
+      ''.join(' | %s / %s' % (SHORT[num], SHORT[den])
+              for num, den in ratio_cols) + ' |')
     w('|---' * (1 + len(cols) + len(ratio_cols)) + '|')
     verdicts = []
     size = {'read': b.read_mib, 'write': b.write_mib}
@@ -962,35 +1054,27 @@ def report(b, cmdline):
                                                  size[thr] * MiB / 1e6 / m))
             else:
                 cells.append(fmt_time(m))
-        tgts = dict(TARGETS.get(wl, []))
-        for num, den, _ in ratio_cols:
+        tgts = TARGETS.get(wl, {})
+        for num, den in ratio_cols:
             val, text = fmt_ratio(med.get((num, wl)), med.get((den, wl)), cap)
             verdict = ''
-            if val is not None:
-                if (num, den) == ('hostd', 'pll') and 'pll' in tgts:
-                    ok = val <= tgts['pll']
-                    verdict = ' %s (≤%g)' % ('PASS' if ok else 'MISS', tgts['pll'])
-                    verdicts.append((label, 'fuse-hostd/passthrough_ll ≤ %g' %
-                                     tgts['pll'], text, ok))
-                elif (num, den) == ('hostd', 'pll') and 'pll-thr' in tgts:
-                    ok = (1 / val) >= tgts['pll-thr']
-                    verdict = ' %s (thr %.0f%%, ≥%.0f%%)' % (
-                        'PASS' if ok else 'MISS', 100 / val,
-                        100 * tgts['pll-thr'])
-                    verdicts.append((label, 'throughput ≥ %.0f%% of passthrough_ll'
-                                     % (100 * tgts['pll-thr']),
-                                     '%.0f%%' % (100 / val), ok))
-                elif num in tgts and den == 'hostd':
-                    ok = val >= tgts[num]
-                    verdict = ' %s (≥%g)' % ('PASS' if ok else 'MISS', tgts[num])
-                    verdicts.append((label, '%s/fuse-hostd ≥ %g' % (
-                        LABELS[num], tgts[num]), text, ok))
+            if val is not None and (num, den) in tgts:
+                verdict, (what, shown, ok) = verdict_of(
+                    num, den, *tgts[(num, den)], val, text)
+                verdicts.append((label, what, shown, ok))
             cells.append(text + verdict)
         w('| %s | %s |' % (label, ' | '.join(cells)))
     # memory
     w('')
+
+    def peak(k, s):
+        if k == 'pyhostd':
+            return '%s %s (its daemon %s)' % (
+                LABELS[k], mib(getattr(s, 'backend_peak', None)),
+                mib(s.peak_rss))
+        return '%s %s' % (LABELS[k], mib(s.peak_rss))
     w('Peak RSS (VmHWM) of each file system process: ' + ', '.join(
-        '%s %s' % (LABELS[k], mib(s.peak_rss)) for k, s in b.systems.items()
+        peak(k, s) for k, s in b.systems.items()
         if k not in ('tmpfs', 'hostd')) + (
         ' (sshfs: the sshfs client only, not sshd/sftp-server).'
         if 'sshfs' in b.systems else '.'))
@@ -1050,7 +1134,8 @@ def report(b, cmdline):
             label, what, val, {True: 'PASS', False: 'MISS', None: 'UNKNOWN'}[ok]))
     if not verdicts:
         w('- (none evaluated: needs fuse-hostd and the system compared with)')
-    crashes = b.systems['hostd'].crashes if 'hostd' in b.systems else []
+    crashes = [c for k in HOSTD_SYSTEMS if k in b.systems
+               for c in b.systems[k].crashes]
     if b.notes[len(b.notes_early):] or b.errors or crashes:
         w('')
         w('## Problems')
@@ -1178,8 +1263,9 @@ def main():
     ap.add_argument('--hostd-opts', default='',
                     help='-o options for fuse-hostctl mount (default: none)')
     ap.add_argument('--hostd-bin-dir',
-                    help='take fuse-hostd, fuse-hostctl, loopback_fs from DIR '
-                    '(flat, or a bazel-bin tree) instead of building them')
+                    help='take fuse-hostd, fuse-hostctl, loopback_fs and the '
+                    'fusehost package from DIR (flat, or a bazel-bin tree) '
+                    'instead of building them')
     ap.add_argument('--hostd-source', choices=('worktree', 'head'),
                     default='worktree',
                     help='build fuse-hostd from the work tree as it is (default) '

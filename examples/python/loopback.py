@@ -12,11 +12,18 @@ API. Like it:
   RESOLVE_NO_SYMLINKS), so no path leaves the root even if someone swaps a
   directory for a symlink on the host;
 * open files and directories are real descriptors (fh is the descriptor),
-  so unlinked open files keep working.
+  so unlinked open files keep working;
+* it watches the directory with inotify (tree_watch.py) and tells the
+  daemon what changed there other than through the mount, so the daemon and
+  the kernel may cache for a minute and changes on the host still show at
+  once; its own changes are recognised and not announced (own_changes.py).
+  `--no-watch` turns that off: then everything is cached for 1 s.
 
-For speed it uses two fusehost extensions mfusepy does not have: getattr and
-readdir hand back os.stat_result objects (no dict per file), and chmod,
-chown and utimens take the file handle (fh=) of fchmod & co.
+For speed it uses fusehost extensions mfusepy does not have: getattr and
+readdir hand back os.stat_result objects (no dict per file), readdir entries
+carry each file's xattr names (the daemon then answers `ls -l`'s getxattr of
+ACLs itself), and chmod, chown and utimens take the file handle (fh=) of
+fchmod & co.
 
 Build the package once (`bazel build //...`), then, as root with fuse-hostd
 running:
@@ -30,9 +37,11 @@ or serve it for `fuse-hostctl mount unix:/tmp/loop.sock /mnt/data`:
       examples/python/loopback.py /srv/data --listen unix:/tmp/loop.sock
 """
 
+import contextlib
 import ctypes
 import errno
 import functools
+import logging
 import os
 import platform
 import stat
@@ -40,6 +49,15 @@ import threading
 
 import example_cli
 import fusehost as fuse
+import own_changes
+import tree_watch
+
+log = logging.getLogger("loopback")
+
+# How long the daemon and the kernel may cache while the tree is watched.
+WATCHED_TTL = 60
+# What _changing gives when nothing is watched (reusable).
+_NOT_WATCHED = contextlib.nullcontext()
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -143,13 +161,26 @@ class Loopback(fuse.Operations):
     use_ns = True
     flag_nullpath_ok = True
 
-    def __init__(self, root, act_as_caller=True):
+    def __init__(self, root, act_as_caller=True, watch=True):
         self.root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.switch = act_as_caller and CallerCredentials.process_can_switch()
         self.gid = os.getegid()
         self.have_openat2 = "openat2" in _SYSCALLS and self._probe_openat2()
         # getdents moves a directory descriptor's shared offset.
         self.dir_locks = [threading.Lock() for _ in range(16)]
+        self.own = self.watcher = None
+        if watch:
+            try:
+                self.own = own_changes.OwnChanges(self.root_fd)
+                self.watcher = tree_watch.TreeWatcher(self._open_beneath,
+                                                      self._announce)
+                # Read by the SDK when serving starts: long lifetimes are
+                # safe only while changes on the host are announced.
+                self.default_ttl = WATCHED_TTL
+            except OSError as e:
+                log.warning("cannot watch %s for changes (%s): caching for "
+                            "1 s only", root, e)
+                self.own = None
 
     def _probe_openat2(self):
         try:
@@ -184,6 +215,41 @@ class Loopback(fuse.Operations):
         finally:
             os.close(parent)
 
+    def _open_beneath(self, rel):
+        """O_PATH descriptor of directory `rel` (bytes, b"" for the root),
+        resolved as operations resolve paths: never leaving the root."""
+        if self.have_openat2:
+            return self._openat2(rel or b".")
+        return os.open(rel or b".", os.O_PATH | os.O_DIRECTORY |
+                       os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=self.root_fd)
+
+    # --- changes on the host -----------------------------------------------
+
+    def init(self, path):
+        # Here rather than in __init__: FUSE() may fork before serving, and
+        # threads do not survive that.
+        if self.watcher is not None:
+            self.watcher.start()
+
+    def _announce(self, changes):
+        """The watcher's sink: tells the daemon, but for our own changes."""
+        for kind, path in changes:
+            if self.own.explains(path):
+                continue
+            if kind == tree_watch.CHANGED:
+                self.notify_changed(path)
+            elif kind == tree_watch.REMOVED:
+                self.notify_removed(path)
+            else:
+                self.notify_subtree_changed(path)
+
+    def _changing(self, *paths):
+        """Wraps one change of ours to `paths` (None is skipped), so that the
+        watcher's notices about them are recognised as ours."""
+        if self.own is None:
+            return _NOT_WATCHED
+        return self.own.changing(paths)
+
     def _at2(self, old, new, op):
         return self._at(old, lambda d1, n1: self._at(
             new, lambda d2, n2: op(d1, n1, d2, n2)))
@@ -214,23 +280,28 @@ class Loopback(fuse.Operations):
 
     @as_caller
     def mknod(self, path, mode, dev):
-        self._at(path, lambda d, n: os.mknod(n, mode, dev, dir_fd=d))
+        with self._changing(path, _parent(path)):
+            self._at(path, lambda d, n: os.mknod(n, mode, dev, dir_fd=d))
 
     @as_caller
     def mkdir(self, path, mode):
-        self._at(path, lambda d, n: os.mkdir(n, mode, dir_fd=d))
+        with self._changing(path, _parent(path)):
+            self._at(path, lambda d, n: os.mkdir(n, mode, dir_fd=d))
 
     @as_caller
     def unlink(self, path):
-        self._at(path, lambda d, n: os.unlink(n, dir_fd=d))
+        with self._changing(path, _parent(path)):
+            self._at(path, lambda d, n: os.unlink(n, dir_fd=d))
 
     @as_caller
     def rmdir(self, path):
-        self._at(path, lambda d, n: os.rmdir(n, dir_fd=d))
+        with self._changing(path, _parent(path)):
+            self._at(path, lambda d, n: os.rmdir(n, dir_fd=d))
 
     @as_caller
     def symlink(self, target, source):
-        self._at(target, lambda d, n: os.symlink(source, n, dir_fd=d))
+        with self._changing(target, _parent(target)):
+            self._at(target, lambda d, n: os.symlink(source, n, dir_fd=d))
 
     @as_caller
     def rename(self, old, new, flags=0):
@@ -240,51 +311,60 @@ class Loopback(fuse.Operations):
             # The kernel answers EINVAL for flags the filesystem cannot do.
             return _check(_libc.renameat2(d1, os.fsencode(n1), d2,
                                           os.fsencode(n2), flags))
-        self._at2(old, new, op)
+        with self._changing(old, _parent(old), new, _parent(new)):
+            self._at2(old, new, op)
 
     @as_caller
     def link(self, target, source):
-        self._at2(source, target, lambda d1, n1, d2, n2: os.link(
-            n1, n2, src_dir_fd=d1, dst_dir_fd=d2, follow_symlinks=False))
+        # The new name, its directory, and the file's link count.
+        with self._changing(target, _parent(target), source):
+            self._at2(source, target, lambda d1, n1, d2, n2: os.link(
+                n1, n2, src_dir_fd=d1, dst_dir_fd=d2, follow_symlinks=False))
 
     # --- attributes -----------------------------------------------------------
 
     @as_caller
     def chmod(self, path, mode, fh=None):
         if fh is not None:
-            return os.fchmod(fh, mode)
+            with self._changing(path):
+                return os.fchmod(fh, mode)
 
         def op(fd, proc_path):
             if stat.S_ISLNK(os.fstat(fd).st_mode):
                 raise fuse.FuseOSError(errno.EOPNOTSUPP)  # as Linux
             os.chmod(proc_path, mode)
-        self._at(path, lambda d, n: self._by_path(d, n, op))
+        with self._changing(path):
+            self._at(path, lambda d, n: self._by_path(d, n, op))
 
     @as_caller
     def chown(self, path, uid, gid, fh=None):
-        if fh is not None:
-            return os.fchown(fh, uid, gid)
-        self._at(path, lambda d, n: os.chown(n, uid, gid, dir_fd=d,
-                                             follow_symlinks=False))
+        with self._changing(path):
+            if fh is not None:
+                return os.fchown(fh, uid, gid)
+            self._at(path, lambda d, n: os.chown(n, uid, gid, dir_fd=d,
+                                                 follow_symlinks=False))
 
     @as_caller
     def truncate(self, path, length, fh=None):
-        if fh is not None:
-            return os.ftruncate(fh, length)
-        # truncate(2) through an O_PATH descriptor checks write permission as
-        # truncate(2) does, without opening (which blocks on a FIFO).
-        self._at(path, lambda d, n: self._by_path(
-            d, n, lambda fd, p: os.truncate(p, length)))
+        with self._changing(path):
+            if fh is not None:
+                return os.ftruncate(fh, length)
+            # truncate(2) through an O_PATH descriptor checks write
+            # permission as truncate(2) does, without opening (which blocks
+            # on a FIFO).
+            self._at(path, lambda d, n: self._by_path(
+                d, n, lambda fd, p: os.truncate(p, length)))
 
     @as_caller
     def utimens(self, path, times=None, fh=None):
-        if fh is not None:
-            return os.utime(fh, ns=times) if times else os.utime(fh)
-        if times is None:
-            return self._at(path, lambda d, n: os.utime(
-                n, dir_fd=d, follow_symlinks=False))
-        self._at(path, lambda d, n: os.utime(n, ns=times, dir_fd=d,
-                                             follow_symlinks=False))
+        with self._changing(path):
+            if fh is not None:
+                return os.utime(fh, ns=times) if times else os.utime(fh)
+            if times is None:
+                return self._at(path, lambda d, n: os.utime(
+                    n, dir_fd=d, follow_symlinks=False))
+            self._at(path, lambda d, n: os.utime(n, ns=times, dir_fd=d,
+                                                 follow_symlinks=False))
 
     # --- open files -------------------------------------------------------------
 
@@ -295,7 +375,10 @@ class Loopback(fuse.Operations):
     @as_caller
     def open(self, path, flags):
         flags = (flags & ~self._DROP) | os.O_CLOEXEC | os.O_NOFOLLOW
-        return self._at(path, lambda d, n: os.open(n, flags, dir_fd=d))
+        if not flags & os.O_TRUNC:
+            return self._at(path, lambda d, n: os.open(n, flags, dir_fd=d))
+        with self._changing(path):
+            return self._at(path, lambda d, n: os.open(n, flags, dir_fd=d))
 
     @as_caller
     def create(self, path, mode, flags):
@@ -304,8 +387,9 @@ class Loopback(fuse.Operations):
         # then simply opened, as open(O_CREAT) would.
         flags = (flags & ~os.O_DIRECT) | os.O_CREAT | os.O_CLOEXEC | \
             os.O_NOFOLLOW
-        return self._at(path, lambda d, n: os.open(n, flags, mode & 0o7777,
-                                                   dir_fd=d))
+        with self._changing(path, _parent(path)):
+            return self._at(path, lambda d, n: os.open(n, flags, mode & 0o7777,
+                                                       dir_fd=d))
 
     def read(self, path, size, offset, fh):
         data = os.pread(fh, size, offset)
@@ -326,12 +410,13 @@ class Loopback(fuse.Operations):
     def write(self, path, data, offset, fh):
         # As the caller: a write by a user without CAP_FSETID clears the
         # file's set-id bits, which a root backend would keep.
-        done = os.pwrite(fh, data, offset)
-        while done < len(data):
-            n = os.pwrite(fh, memoryview(data)[done:], offset + done)
-            if n <= 0:
-                break
-            done += n
+        with self._changing(path):
+            done = os.pwrite(fh, data, offset)
+            while done < len(data):
+                n = os.pwrite(fh, memoryview(data)[done:], offset + done)
+                if n <= 0:
+                    break
+                done += n
         return done
 
     def statfs(self, path):
@@ -359,14 +444,16 @@ class Loopback(fuse.Operations):
 
     @as_caller
     def fallocate(self, path, mode, offset, size, fh):
-        return _check(_libc.fallocate(fh, mode, offset, size))
+        with self._changing(path):
+            return _check(_libc.fallocate(fh, mode, offset, size))
 
     def copy_file_range(self, path_in, fh_in, offset_in, path_out, fh_out,
                         offset_out, length, flags):
         if flags:
             raise fuse.FuseOSError(errno.EINVAL)
-        return os.copy_file_range(fh_in, fh_out, length, offset_in,
-                                  offset_out)
+        with self._changing(path_out):
+            return os.copy_file_range(fh_in, fh_out, length, offset_in,
+                                      offset_out)
 
     def lseek(self, path, offset, whence, fh):
         return os.lseek(fh, offset, whence)
@@ -380,9 +467,10 @@ class Loopback(fuse.Operations):
 
     @as_caller
     def setxattr(self, path, name, value, options, position=0):
-        self._at(path, lambda d, n: os.setxattr(
-            self._xattr_path(d, n), name, value, options,
-            follow_symlinks=False))
+        with self._changing(path):
+            self._at(path, lambda d, n: os.setxattr(
+                self._xattr_path(d, n), name, value, options,
+                follow_symlinks=False))
 
     @as_caller
     def getxattr(self, path, name, position=0):
@@ -396,8 +484,9 @@ class Loopback(fuse.Operations):
 
     @as_caller
     def removexattr(self, path, name):
-        self._at(path, lambda d, n: os.removexattr(
-            self._xattr_path(d, n), name, follow_symlinks=False))
+        with self._changing(path):
+            self._at(path, lambda d, n: os.removexattr(
+                self._xattr_path(d, n), name, follow_symlinks=False))
 
     # --- directories --------------------------------------------------------------
 
@@ -410,22 +499,31 @@ class Loopback(fuse.Operations):
 
     @as_caller
     def readdir(self, path, fh):
-        # The whole listing, each entry with its stat result: one reply, and
-        # the daemon answers `ls -l` and lookups from it.
+        # The whole listing, each entry with its stat result and its xattr
+        # names: one reply, and the daemon answers `ls -l` (lookups, and the
+        # getxattr of an ACL it asks of every file) from it.
         with self.dir_locks[fh % len(self.dir_locks)]:
             with os.scandir(fh) as it:
                 entries = list(it)
         items = []
+        stat_at, listxattr = os.stat, os.listxattr
         for entry in entries:
+            name = entry.name
             try:
-                items.append((entry.name, os.stat(entry.name, dir_fd=fh,
-                                                  follow_symlinks=False), 0))
+                st = stat_at(name, dir_fd=fh, follow_symlinks=False)
             except FileNotFoundError:
                 continue  # removed since the directory was read
             except OSError:
                 # E.g. a directory the caller may read but not search: names
                 # and types only, as ls shows them.
-                items.append((entry.name, _dtype_mode(entry), 0))
+                items.append((name, _dtype_mode(entry), 0))
+                continue
+            try:
+                names = listxattr("/proc/self/fd/%d/%s" % (fh, name),
+                                  follow_symlinks=False)
+            except OSError:
+                names = None  # not known: the daemon asks when it needs them
+            items.append((name, st, 0, names))
         return items
 
     def releasedir(self, path, fh):
@@ -446,6 +544,11 @@ class Loopback(fuse.Operations):
         return 0
 
 
+def _parent(path):
+    """The directory holding `path` ("/a/b" -> "/a", "/a" -> "/")."""
+    return path.rpartition("/")[0] or "/" if path else None
+
+
 def _dtype_mode(entry):
     if entry.is_symlink():
         return stat.S_IFLNK
@@ -459,10 +562,13 @@ def _dtype_mode(entry):
 def main():
     p = example_cli.parser(__doc__)
     p.add_argument("root", help="the directory to mirror")
+    p.add_argument("--no-watch", dest="watch", action="store_false",
+                   help="do not watch the directory for changes made other "
+                   "than through the mount (they then show within 1 s)")
     args = example_cli.parse(p)
     # Modes arrive with the caller's umask applied.
     os.umask(0)
-    example_cli.run(args, Loopback(args.root), use_ino=True,
+    example_cli.run(args, Loopback(args.root, watch=args.watch), use_ino=True,
                     default_permissions=True, fsname=args.root)
 
 if __name__ == "__main__":

@@ -244,6 +244,32 @@ def test_readdir_stat_results_are_full_attributes(tmp_path):
         assert a.mtime.sec * NS + a.mtime.nsec == st.st_mtime_ns
 
 
+def test_readdir_entries_may_carry_xattr_names():
+    """A fourth tuple item lists the entry's xattr names (str or bytes;
+    None: unknown); they go out only with complete attributes."""
+    full = {"st_mode": stat.S_IFREG | 0o644, "st_size": 1}
+
+    class Tagged(fuse.Operations):
+        use_ns = True
+
+        def readdir(self, path, fh):
+            return [("none", full, 0, []),
+                    ("some", full, 0, ["user.a", b"user.b"]),
+                    ("unknown", full, 0, None),
+                    ("typed", stat.S_IFREG, 0, ["user.c"]),
+                    ("three", full, 0)]
+
+    e = one(Tagged(), "readdir", pb.ReaddirRequest(path=b"/")).readdir.entries
+    assert [x.name for x in e] == [b"none", b"some", b"unknown", b"typed",
+                                   b"three"]
+    assert e[0].attr.xattr_names_known and list(e[0].attr.xattr_names) == []
+    assert e[1].attr.xattr_names_known
+    assert list(e[1].attr.xattr_names) == [b"user.a", b"user.b"]
+    for x in (e[2], e[4]):
+        assert x.attr.size == 1 and not x.attr.xattr_names_known
+    assert not e[3].HasField("attr") and e[3].type == stat.S_IFREG
+
+
 def test_readdir_with_offset_pages_resume():
     n = 2500
 

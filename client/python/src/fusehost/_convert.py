@@ -102,7 +102,11 @@ def make_entries_filler(fill_attr, encoding, errors, full_attrs):
     st_mode or None. A dict
     with more than st_mode counts as complete attributes (sent as
     DirEntry.attr, cached by the daemon) when `full_attrs`; otherwise only
-    its file type is sent. "." and ".." are dropped (the daemon adds its
+    its file type is sent. A fusehost extension: a fourth item, the file's
+    extended attribute names (str or bytes, as os.listxattr gives them; None:
+    not known), goes out with complete attributes, and the daemon then
+    answers getxattr of other names and listxattr itself (`ls -l` asks every
+    file for its ACL). "." and ".." are dropped (the daemon adds its
     own). With `resumable`, offsets are kept and a page ends after about
     `limit` items (at an entry with an offset); otherwise offsets are sent
     as 0 (a whole listing, as mfusepy's readdir does). Returns the number of
@@ -123,10 +127,13 @@ def make_entries_filler(fill_attr, encoding, errors, full_attrs):
                     continue
                 entries.add().name = item.encode(encoding, errors)
                 continue
+            xattr_names = None
             if isinstance(item, (bytes, str)):
                 name, attrs, offset = item, None, 0
-            else:
+            elif len(item) == 3:
                 name, attrs, offset = item
+            else:
+                name, attrs, offset, xattr_names = item
             if type(name) is str:
                 if name == "." or name == "..":
                     continue
@@ -141,14 +148,20 @@ def make_entries_filler(fill_attr, encoding, errors, full_attrs):
                 continue
             if type(attrs) is int:
                 e.type = attrs & _S_IFMT
-            elif type(attrs) is _StatResult:
-                fill_attr(attrs, e.attr)
-            elif full_attrs and len(attrs) > 1:
-                fill_attr(attrs, e.attr)
-            else:
-                mode = attrs.get("st_mode")
-                if mode:
-                    e.type = mode & _S_IFMT
+                continue
+            if type(attrs) is _StatResult or (full_attrs and len(attrs) > 1):
+                attr = e.attr
+                fill_attr(attrs, attr)
+                if xattr_names is not None:
+                    attr.xattr_names_known = True
+                    if xattr_names:
+                        attr.xattr_names.extend(
+                            n.encode(encoding, errors) if type(n) is str
+                            else bytes(n) for n in xattr_names)
+                continue
+            mode = attrs.get("st_mode")
+            if mode:
+                e.type = mode & _S_IFMT
         return taken, True
 
     return add

@@ -59,7 +59,10 @@ class Operations:
       flag_nullpath_ok True: the filesystem copes with path None for
                        operations on open files whose name is gone.
     fusehost extensions: getattr may return an os.stat_result, and
-    readdir's attrs may be one (cheaper than a dict); chmod, chown and
+    readdir's attrs may be one (cheaper than a dict); readdir's tuples may
+    carry a fourth item, the file's xattr names as os.listxattr gives them
+    (the daemon then answers getxattr of other names, e.g. the ACL `ls -l`
+    asks every file for, and listxattr itself); chmod, chown and
     utimens get the open file's handle when they accept an `fh` keyword;
     rename gets renameat2's flags when it takes a third argument. And one
     more class attribute:

@@ -1,0 +1,120 @@
+"""Tells loopback.py's own changes apart from outside ones in what inotify
+reports (a port of examples/loopback/own_changes.*).
+
+inotify reports a change made through the mount like any other. Passed on,
+such a notice makes the daemon drop the attributes and listing entry it has
+just updated, and tell the kernel to forget them, so the next stat costs a
+backend round trip.
+
+After each change the loopback makes on the host it records the state that
+change left (lstat of each path it touched, or "absent"). A notice about a
+path is explained, and not passed on, when the path is still in exactly that
+state: any later change by someone else moves ctime (and usually mtime or
+size), so the notice for it still goes out. While one of the loopback's
+changes to a path is under way (its syscalls and the lstat after them), the
+path's notices are explained too: its events may be seen before the record
+exists, e.g. a directory's while files are made in it one after another.
+What this cannot see is an outside change that lands while a change of ours
+to the same path is under way, or one that leaves every compared field equal
+on a filesystem with coarse timestamps; such a change shows after the cache
+lifetime instead.
+
+Thread-safe: operations record from their threads, the watcher asks from
+its own.
+"""
+
+import os
+import threading
+import time
+
+_ABSENT = ()
+
+
+class OwnChanges:
+    """`root_fd`: the backing directory (not owned). Records are kept for
+    `keep` seconds, long enough for the watcher to see their events."""
+
+    def __init__(self, root_fd, keep=2.0):
+        self._root_fd = root_fd
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._records = {}   # path (bytes) -> (state, until)
+        self._changing = {}  # path (bytes) -> changes under way
+        self._next_sweep = 0.0
+
+    def changing(self, paths):
+        """A context manager around one change of ours to `paths` (str or
+        bytes, as the mount names them; None and "" are skipped): marks
+        them as changing, and records them when it ends, failed or not."""
+        return _Scope(self, [os.fsencode(p) for p in paths if p])
+
+    def _state(self, path):
+        """The state of `path` (b"/" or b"/dir/name") now: a tuple of what a
+        change moves, _ABSENT, or None when it cannot be read."""
+        rel = path.lstrip(b"/") or b"."
+        try:
+            st = os.stat(rel, dir_fd=self._root_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return _ABSENT
+        except OSError:
+            return None  # e.g. EACCES: unknown
+        return (st.st_dev, st.st_ino, st.st_mode, st.st_uid, st.st_gid,
+                st.st_nlink, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def record(self, path):
+        """Records the state of `path` (str or bytes, as the mount names it)
+        after the calling thread changed it; one it cannot stat is
+        forgotten instead (its notices go out)."""
+        path = os.fsencode(path)
+        state = self._state(path)
+        now = time.monotonic()
+        with self._lock:
+            if state is None:
+                self._records.pop(path, None)
+            else:
+                self._records[path] = (state, now + self._keep)
+            # Expired records go in sweeps, so the table stays as small as
+            # the changes of the last `keep` seconds.
+            if now >= self._next_sweep:
+                self._records = {p: r for p, r in self._records.items()
+                                 if r[1] > now}
+                self._next_sweep = now + self._keep
+
+    def explains(self, path):
+        """Whether `path` (bytes) is in the state its last record says, or
+        one of our changes to it is under way."""
+        with self._lock:
+            if path in self._changing:
+                return True
+            record = self._records.get(path)
+        if record is None or record[1] <= time.monotonic():
+            return False
+        return self._state(path) == record[0]
+
+
+class _Scope:
+    __slots__ = ("_owner", "_paths")
+
+    def __init__(self, owner, paths):
+        self._owner = owner
+        self._paths = paths
+
+    def __enter__(self):
+        owner = self._owner
+        with owner._lock:
+            for path in self._paths:
+                owner._changing[path] = owner._changing.get(path, 0) + 1
+        return self
+
+    def __exit__(self, *exc):
+        owner = self._owner
+        for path in self._paths:
+            owner.record(path)
+        with owner._lock:
+            for path in self._paths:
+                left = owner._changing[path] - 1
+                if left:
+                    owner._changing[path] = left
+                else:
+                    del owner._changing[path]
+        return False
