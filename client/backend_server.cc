@@ -127,6 +127,9 @@ absl::StatusOr<std::unique_ptr<BackendServer>> BackendServer::Start(
   builder.RegisterService(service.get());
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  // Each call is a new HTTP/2 stream, whose flow-control window starts
+  // small; a 1 MiB write would wait for window updates on the way in.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
   // Bounds the idle handler threads gRPC keeps around. Deliberately no
   // ResourceQuota thread limit: when that is reached the sync server answers
   // RESOURCE_EXHAUSTED, which would fail whole batches instead of queueing

@@ -11,6 +11,8 @@ namespace {
 
 // Large enough for a 1 MiB read or write plus framing, or a big directory.
 constexpr int kMaxMessageBytes = 64 << 20;
+// Receive window of each call: room for a few 1 MiB replies.
+constexpr int kStreamWindowBytes = 8 << 20;
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
   grpc::ChannelArguments args;
@@ -27,6 +29,9 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
   // Retries are the daemon's decision (an op may not be idempotent), and
   // gRPC's retry machinery buffers every call.
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  // Each call is a new HTTP/2 stream, whose flow-control window starts
+  // small; a 1 MiB read reply would wait for window updates on the way.
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kStreamWindowBytes);
   return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
                                    args);
 }
