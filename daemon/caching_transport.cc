@@ -203,12 +203,10 @@ void CachingTransport::SendXattrRead(v1::Op op, Done done) {
         if (result.posix_errno() == 0) {
           cache->PutXattr(path, name, &result.xattr().data(),
                           options_.policy.attr_ttl, epoch);
-        } else if (result.posix_errno() == ENODATA ||
-                   result.posix_errno() == EOPNOTSUPP) {
-          // EOPNOTSUPP: a namespace the backing store lacks (security.* on
-          // tmpfs without a security module), asked for by `ls -l` per file.
-          cache->PutXattr(path, name, nullptr, options_.policy.attr_ttl, epoch,
-                          result.posix_errno());
+        } else if (result.posix_errno() == ENODATA) {
+          cache->PutXattr(path, name, nullptr, options_.policy.attr_ttl, epoch);
+        } else if (result.posix_errno() == EOPNOTSUPP && !name.empty()) {
+          cache->PutUnsupportedXattr(name, options_.policy.attr_ttl);
         }
         done(result);
       });
@@ -448,6 +446,7 @@ void CachingTransport::ApplyMutation(const v1::Op& op,
     case v1::Op::kCopyFileRange:
       return changed(op.copy_file_range().path_out());
     case v1::Op::kSetxattr:
+      if (ok) cache->XattrSupported(op.setxattr().name());
       cache->DropXattrs(op.setxattr().path());
       return changed(op.setxattr().path());
     case v1::Op::kRemovexattr:

@@ -235,6 +235,16 @@ MetadataCache::AttrLookup MetadataCache::GetXattr(absl::string_view path,
                                                   std::string* value,
                                                   int* negative_errno) {
   absl::MutexLock lock(&mu_);
+  if (!name.empty()) {
+    auto u = unsupported_xattrs_.find(name);
+    if (u != unsupported_xattrs_.end()) {
+      if (u->second > NowNanos()) {
+        if (negative_errno != nullptr) *negative_errno = EOPNOTSUPP;
+        return AttrLookup::kNegative;
+      }
+      unsupported_xattrs_.erase(u);
+    }
+  }
   auto it = entries_.find(path);
   if (it == entries_.end() || it->second.xattr_expiry <= NowNanos()) {
     return AttrLookup::kMiss;
@@ -298,6 +308,21 @@ void MetadataCache::PutXattr(absl::string_view path, absl::string_view name,
   Entry::XattrAnswer& answer = (*e.xattrs)[std::string(name)];
   answer.negative_errno = value != nullptr ? 0 : negative_errno;
   answer.value = value != nullptr ? *value : std::string();
+}
+
+void MetadataCache::PutUnsupportedXattr(absl::string_view name,
+                                        absl::Duration ttl) {
+  if (ttl <= absl::ZeroDuration() || name.empty()) return;
+  absl::MutexLock lock(&mu_);
+  // Bounded: a backend answering EOPNOTSUPP to every name asked would
+  // otherwise grow it without end.
+  if (unsupported_xattrs_.size() >= 64) unsupported_xattrs_.clear();
+  unsupported_xattrs_[std::string(name)] = ExpiryAfter(ttl);
+}
+
+void MetadataCache::XattrSupported(absl::string_view name) {
+  absl::MutexLock lock(&mu_);
+  unsupported_xattrs_.erase(name);
 }
 
 void MetadataCache::DropXattrs(absl::string_view path) {

@@ -109,6 +109,14 @@ class MetadataCache {
                 const std::string* value, absl::Duration ttl, uint64_t epoch,
                 int negative_errno = ENODATA);
   static constexpr size_t kMaxCachedXattr = 4096;
+  // Extended attribute `name` is not supported by the filesystem at all
+  // (the backend answered EOPNOTSUPP): a namespace it lacks, such as
+  // security.selinux on tmpfs without a security module. GetXattr then
+  // answers EOPNOTSUPP for every path until `ttl` passes, and `ls -l`,
+  // which asks every file, stops asking after the first.
+  void PutUnsupportedXattr(absl::string_view name, absl::Duration ttl);
+  // A setxattr of `name` worked: it is supported after all.
+  void XattrSupported(absl::string_view name);
   // Forgets the extended attributes of `path`.
   void DropXattrs(absl::string_view path);
 
@@ -194,6 +202,9 @@ class MetadataCache {
   Map entries_ ABSL_GUARDED_BY(mu_);
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
   std::string clock_hand_ ABSL_GUARDED_BY(mu_);
+  // PutUnsupportedXattr: name -> expiry (absl::ToUnixNanos). A handful.
+  absl::flat_hash_map<std::string, int64_t> unsupported_xattrs_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace fusehost

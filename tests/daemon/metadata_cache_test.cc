@@ -379,6 +379,30 @@ TEST_F(MetadataCacheTest, XattrAbsenceKeepsItsErrno) {
   EXPECT_EQ(err, ENODATA);
 }
 
+TEST_F(MetadataCacheTest, UnsupportedXattrNameIsAnsweredForEveryPath) {
+  v1::Attr none = AttrOf(7, S_IFREG | 0644, 1);
+  none.set_xattr_names_known(true);
+  cache_.PutAttr("/f", none, kLong, cache_.epoch());
+  cache_.PutUnsupportedXattr("security.selinux", absl::Milliseconds(50));
+  std::string value;
+  int err = 0;
+  // Not ENODATA from the name list: the filesystem lacks the namespace.
+  EXPECT_EQ(cache_.GetXattr("/f", "security.selinux", &value, &err),
+            AttrLookup::kNegative);
+  EXPECT_EQ(err, EOPNOTSUPP);
+  EXPECT_EQ(cache_.GetXattr("/never/seen", "security.selinux", &value, &err),
+            AttrLookup::kNegative);
+  EXPECT_EQ(err, EOPNOTSUPP);
+  EXPECT_EQ(Xattr("/never/seen", "security.other"), AttrLookup::kMiss);
+
+  cache_.XattrSupported("security.selinux");  // a setxattr of it worked
+  EXPECT_EQ(Xattr("/never/seen", "security.selinux"), AttrLookup::kMiss);
+
+  cache_.PutUnsupportedXattr("security.selinux", absl::Milliseconds(20));
+  absl::SleepFor(absl::Milliseconds(40));
+  EXPECT_EQ(Xattr("/never/seen", "security.selinux"), AttrLookup::kMiss);
+}
+
 TEST_F(MetadataCacheTest, DropXattrsKeepsAttributes) {
   Put("/f", 3);
   PutX("/f", "user.a", "v");
