@@ -9,16 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "common/paths.h"
 #include "common/stat_convert.h"
 
 namespace fusehost {
 namespace {
-
-// "/a/b" -> "/a", "/a" -> "/".
-std::string ParentOf(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
-}
 
 Context ContextFromCaller(const v1::Caller& caller, uint64_t mount_id) {
   Context ctx;
@@ -410,13 +405,13 @@ void OpDispatcher::FillParentAttrs(const Context& ctx, const v1::Op& op,
     default:
       return;
   }
-  const std::string parent = ParentOf(path);
+  const std::string parent = ParentPath(path);
   struct stat st = {};
   if (fs_.Getattr(ctx, parent, nullptr, &st) == 0) {
     StatToProto(st, result->mutable_parent_attr());
   }
   if (old_path.empty()) return;
-  const std::string old_parent = ParentOf(old_path);
+  const std::string old_parent = ParentPath(old_path);
   if (old_parent != parent && fs_.Getattr(ctx, old_parent, nullptr, &st) == 0) {
     StatToProto(st, result->mutable_old_parent_attr());
   }

@@ -9,7 +9,7 @@
 #include <memory>
 #include <utility>
 
-#include "daemon/paths.h"
+#include "common/paths.h"
 
 namespace fusehost {
 namespace {

@@ -16,7 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/stat_convert.h"
-#include "daemon/paths.h"
+#include "common/paths.h"
 
 namespace fusehost {
 namespace {

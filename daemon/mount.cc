@@ -7,7 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/kernel_mount.h"
-#include "daemon/paths.h"
+#include "common/paths.h"
 #include "daemon/read_ahead.h"
 
 namespace fusehost {

@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "common/paths.h"
 #include "examples/loopback/caller_credentials.h"
 #include "examples/loopback/host_tree.h"
 
@@ -134,12 +135,6 @@ bool FlushIsNoOp(int fd) {
     default:
       return false;
   }
-}
-
-// "/a/b" -> "/a", "/a" -> "/".
-std::string ParentPath(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
 }
 
 struct timespec ToKernelTime(const TimeSpec& t) {

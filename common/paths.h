@@ -1,8 +1,9 @@
-// Small helpers for backend paths ("/", "/a/b") and the names in them.
+// Small helpers for backend paths ("/", "/a/b") and the names in them,
+// shared by the daemon, the C++ SDK and the examples.
 // Thread-safe: pure functions.
 
-#ifndef FUSE_HOSTD_DAEMON_PATHS_H_
-#define FUSE_HOSTD_DAEMON_PATHS_H_
+#ifndef FUSE_HOSTD_COMMON_PATHS_H_
+#define FUSE_HOSTD_COMMON_PATHS_H_
 
 #include <climits>
 #include <string>
@@ -43,4 +44,4 @@ inline std::string ChildPathOf(absl::string_view dir, absl::string_view name) {
 
 }  // namespace fusehost
 
-#endif  // FUSE_HOSTD_DAEMON_PATHS_H_
+#endif  // FUSE_HOSTD_COMMON_PATHS_H_
