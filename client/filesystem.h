@@ -72,6 +72,10 @@ struct FileInfo {
   bool keep_cache = false;    // output: keep cached pages from earlier opens
   bool nonseekable = false;   // output: stream-like file
   bool noflush = false;       // output: close needs no Flush call
+  // Output of Open: the whole file, for small files opened read-only
+  // (has_contents). fuse-hostd answers the kernel's first read from it.
+  bool has_contents = false;
+  std::string contents;
   uint64_t lock_owner = 0;    // input for Flush/Lock/Flock
 };
 

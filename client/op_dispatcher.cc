@@ -79,6 +79,7 @@ void FillOpenReply(const FileInfo& fi, v1::OpenReply* reply) {
   reply->set_keep_cache(fi.keep_cache);
   reply->set_nonseekable(fi.nonseekable);
   reply->set_noflush(fi.noflush);
+  if (fi.has_contents) reply->set_contents(fi.contents);
 }
 
 // Returns false for a kind this SDK does not know (a newer daemon).

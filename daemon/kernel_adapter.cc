@@ -553,6 +553,7 @@ struct KernelAdapter::Ops {
   static void Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr,
                       int to_set, struct fuse_file_info* fi) {
     Begin(req, KernelOp::kSetattr);
+    if (to_set & FUSE_SET_ATTR_SIZE) Self(req)->open_contents_.ForgetInode(ino);
     auto chain = std::make_shared<SetattrChain>();
     if (!AttrTarget(req, ino, fi, &chain->path, &chain->fh)) return;
     chain->req = req;
@@ -747,7 +748,12 @@ struct KernelAdapter::Ops {
            FillOpenReply(res.open(), &info);
            KernelAdapter* self = Self(req);
            self->options_.nodes->AddOpenHandle(ino, info.fh);
+           // Kept before the reply: the kernel's first read follows it.
+           if (res.open().has_contents()) {
+             self->open_contents_.Keep(info.fh, ino, res.open().contents());
+           }
            if (ROpen(req, &info) != 0) {
+             self->open_contents_.ForgetHandle(info.fh);
              self->options_.nodes->RemoveOpenHandle(ino, info.fh);
              ReleaseOrphan(self, path, info.fh, info.flags);
            }
@@ -795,6 +801,11 @@ struct KernelAdapter::Ops {
   static void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                    struct fuse_file_info* fi) {
     Begin(req, KernelOp::kRead);
+    std::string kept;
+    if (Self(req)->open_contents_.TakeFirstRead(fi->fh, off, size, &kept)) {
+      RBuf(req, kept.data(), kept.size());
+      return;
+    }
     std::optional<std::string> path = HandlePath(req, ino);
     v1::Op op = NewOp(req);
     v1::ReadRequest* r = op.mutable_read();
@@ -815,6 +826,7 @@ struct KernelAdapter::Ops {
   static void Write(fuse_req_t req, fuse_ino_t ino, const char* buf,
                     size_t size, off_t off, struct fuse_file_info* fi) {
     Begin(req, KernelOp::kWrite);
+    Self(req)->open_contents_.ForgetInode(ino);
     std::optional<std::string> path = HandlePath(req, ino);
     v1::Op op = NewOp(req);
     v1::WriteRequest* r = op.mutable_write();
@@ -853,6 +865,7 @@ struct KernelAdapter::Ops {
     op.mutable_release()->set_fh(fi->fh);
     op.mutable_release()->set_flags(fi->flags);
     KernelAdapter* self = Self(req);
+    self->open_contents_.ForgetHandle(fi->fh);
     self->options_.nodes->RemoveOpenHandle(ino, fi->fh);
     // The kernel ignores release errors and nothing waits for it, so reply
     // at once and let the backend close the handle in the background; this
@@ -874,6 +887,7 @@ struct KernelAdapter::Ops {
   static void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
                         off_t length, struct fuse_file_info* fi) {
     Begin(req, KernelOp::kFallocate);
+    Self(req)->open_contents_.ForgetInode(ino);
     v1::Op op = NewOp(req);
     v1::FallocateRequest* r = op.mutable_fallocate();
     r->set_path(*HandlePath(req, ino));
@@ -889,6 +903,7 @@ struct KernelAdapter::Ops {
                             off_t off_out, struct fuse_file_info* fi_out,
                             size_t len, int flags) {
     Begin(req, KernelOp::kCopyFileRange);
+    Self(req)->open_contents_.ForgetInode(ino_out);
     v1::Op op = NewOp(req);
     v1::CopyFileRangeRequest* r = op.mutable_copy_file_range();
     r->set_path_in(*HandlePath(req, ino_in));

@@ -32,6 +32,7 @@
 #include "daemon/mount_options.h"
 #include "daemon/mount_stats.h"
 #include "daemon/node_table.h"
+#include "daemon/open_contents.h"
 #include "daemon/op_transport.h"
 
 struct fuse_session;
@@ -115,6 +116,7 @@ class KernelAdapter {
   std::thread loop_thread_;
   std::atomic<bool> session_ended_{false};
   std::atomic<bool> after_init_done_{false};
+  OpenContents open_contents_;
   // Set by Stop(): new backend calls fail at once with ECANCELED so that the
   // in-flight set drains.
   std::atomic<bool> stopping_{false};

@@ -245,6 +245,33 @@ def test_making_files_costs_one_round_trip_each(mounts, kind):
     assert backend_ops(m) - before <= 3 * 40 + 2, backend_ops(m) - before
 
 
+def test_small_files_come_with_their_open(mounts):
+    """loopback sends a small file whole with its read-only open; the
+    kernel's first read is answered from it (no backend round trip), and
+    nothing later is: reads after the file changed see the change."""
+    m = mounts.mount("loopback")
+    back = os.path.join(m.backing, "small")
+    with open(back, "wb") as f:
+        f.write(b"first")
+    ops = mounts.ops(cwd=m.path)
+    assert ops.one(("stat", "small"))["size"] == 5
+    before = backend_ops(m)
+    assert ops.one(("read_file", "small")) == b"first"
+    time.sleep(0.2)  # the release goes in the background
+    assert backend_ops(m) - before == 2  # open and release: no read
+    # A reader that stays open, like tail -f, sees what is appended.
+    r = ops.run([("open", "small", ["O_RDONLY"]), ("read", "small", 100),
+                 ("append_file", "small", b"+more"),
+                 ("pread", "small", 100, 0), ("close", "small")])
+    assert r[1] == b"first" and r[3] == b"first+more", r
+    # Written through another handle between open and first read.
+    r = ops.run([("open", "small", ["O_RDONLY"], 0o644, "r"),
+                 ("open", "small", ["O_WRONLY", "O_TRUNC"], 0o644, "w"),
+                 ("write", "w", b"new"), ("close", "w"),
+                 ("read", "r", 100), ("close", "r")])
+    assert r[4] == b"new", r
+
+
 def test_listing_with_attributes_spares_lookups(mounts):
     """Every chunk of a listing comes with attributes (not only the first,
     as in the kernel's "auto" mode), so find needs no LOOKUP per name."""
