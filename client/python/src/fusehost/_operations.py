@@ -70,6 +70,12 @@ class Operations:
                        with more than st_mode are complete stat results, so
                        the daemon may cache them as getattr answers. Set it
                        False if your readdir's dicts are partial.
+      getattr_is_cheap (default False) True: replies carry the attributes
+                       the kernel asks for next, got with getattr (the
+                       file's after a write, the directory's after a name
+                       was added or removed in it), each sparing a later
+                       round trip. For filesystems whose getattr is a
+                       local stat.
       default_ttl      (default None: the daemon's, 1 s) seconds for which
                        the daemon and the kernel may keep attributes,
                        listings and absent names; mount options

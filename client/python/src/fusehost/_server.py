@@ -103,6 +103,22 @@ def _status(ret):
     return 0
 
 
+# Operations that add or remove a name: their request's field naming the
+# (new) path, and the old path's for a rename.
+_NAME_CHANGES = {
+    "mknod": ("path", None), "mkdir": ("path", None),
+    "symlink": ("path", None), "link": ("new_path", None),
+    "create": ("path", None), "unlink": ("path", None),
+    "rmdir": ("path", None), "rename": ("new_path", "old_path"),
+}
+
+
+def _parent_of(path):
+    """'/a/b' -> '/a', '/a' -> '/'."""
+    slash = path.rfind("/")
+    return "/" if slash <= 0 else path[:slash]
+
+
 class Dispatcher:
     """Runs Ops against one Operations object. Thread-safe as far as the
     operations are (mfusepy filesystems are called concurrently too)."""
@@ -117,6 +133,8 @@ class Dispatcher:
         self._lock = threading.Lock() if options.nothreads else None
         self._debug = options.debug
         self.use_ns = bool(getattr(ops, "use_ns", False))
+        # Replies then carry the attributes the kernel asks for next.
+        self._cheap_getattr = bool(getattr(ops, "getattr_is_cheap", False))
         # Checked here so that a bad value fails FUSE() / serve() at once
         # rather than every mount.
         self.default_ttl_ms = _convert.ttl_ms(getattr(ops, "default_ttl",
@@ -257,6 +275,13 @@ class Dispatcher:
                 err = errno.EIO
             result.ClearField("result")
             result.posix_errno = err
+        elif self._cheap_getattr and kind in _NAME_CHANGES:
+            # As the same caller: getattr may look at fuse_get_context().
+            _context.set_current(op.caller, mount_id)
+            try:
+                self._parent_attrs(kind, req, result)
+            finally:
+                _context.clear_current()
 
     # --- argument helpers -------------------------------------------------
 
@@ -282,6 +307,30 @@ class Dispatcher:
     def _entry(self, path, fh, result):
         """Puts the attributes of `path` into the entry reply."""
         self._attrs_into(path, fh, result.entry)
+
+    def _parent_attrs(self, kind, req, result):
+        """After an op that added or removed a name: the attributes of the
+        directory holding it (and for a rename across directories, the old
+        one's), which the kernel asks for before its next change there."""
+        new, old = _NAME_CHANGES[kind]
+        path = self._path(getattr(req, new))
+        self._attr_into(_parent_of(path), result.parent_attr, result,
+                        "parent_attr")
+        if old is not None:
+            old_parent = _parent_of(self._path(getattr(req, old)))
+            if old_parent != _parent_of(path):
+                self._attr_into(old_parent, result.old_parent_attr, result,
+                                "old_parent_attr")
+
+    def _attr_into(self, path, attr, holder, field):
+        try:
+            st = self.f_getattr(path)
+            attr.SetInParent()
+            self._fill_attr(st, attr)
+        except Exception:
+            log.debug("getattr of %r after an operation failed", path,
+                      exc_info=True)
+            holder.ClearField(field)
 
     def _attrs_into(self, path, fh, reply):
         """Fills reply.attr from getattr. A failing getattr leaves it unset:
@@ -545,6 +594,9 @@ class Dispatcher:
         # Claiming more than was sent would make the kernel believe in data
         # that never existed.
         result.write.size = min(n, len(data))
+        if self._cheap_getattr:
+            self._attrs_into(self._path(req.path), self._fh(req.fh),
+                             result.write)
         return 0
 
     def _statfs(self, req, result):
