@@ -6,9 +6,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "daemon/kernel_mount.h"
+#include "daemon/mounting/kernel_mount.h"
 #include "common/paths.h"
-#include "daemon/read_ahead.h"
+#include "daemon/mounting/read_ahead.h"
 
 namespace fusehost {
 

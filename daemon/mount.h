@@ -16,15 +16,15 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "daemon/backend_channel.h"
-#include "daemon/batcher.h"
-#include "daemon/caching_transport.h"
-#include "daemon/invalidation_listener.h"
-#include "daemon/metadata_cache.h"
-#include "daemon/kernel_adapter.h"
-#include "daemon/mount_options.h"
-#include "daemon/mount_stats.h"
-#include "daemon/node_table.h"
+#include "daemon/pipeline/backend_channel.h"
+#include "daemon/pipeline/batcher.h"
+#include "daemon/pipeline/caching_transport.h"
+#include "daemon/pipeline/invalidation_listener.h"
+#include "daemon/pipeline/metadata_cache.h"
+#include "daemon/fuse/kernel_adapter.h"
+#include "daemon/mounting/mount_options.h"
+#include "daemon/stats/mount_stats.h"
+#include "daemon/fuse/node_table.h"
 
 namespace fusehost {
 

@@ -10,8 +10,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "daemon/kernel_mount.h"
-#include "daemon/mount_record.h"
+#include "daemon/mounting/kernel_mount.h"
+#include "daemon/mounting/mount_record.h"
 
 namespace fusehost {
 namespace {

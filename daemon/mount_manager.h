@@ -31,10 +31,10 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "daemon/authorizer.h"
-#include "daemon/backend_relay.h"
+#include "daemon/authz/authorizer.h"
+#include "daemon/authz/backend_relay.h"
 #include "daemon/mount.h"
-#include "daemon/mount_stats.h"
+#include "daemon/stats/mount_stats.h"
 
 namespace fusehost {
 

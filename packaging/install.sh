@@ -57,10 +57,10 @@ fi
 
 if (( BUILD )); then
   (cd "$REPO" && bazel build --color=no --curses=no \
-     //daemon:fuse-hostd //daemon:fuse-hostctl //daemon:mount.fuse.hostd)
+     //daemon:fuse-hostd //cli:fuse-hostctl //cli:mount.fuse.hostd)
 fi
-BIN=$REPO/bazel-bin/daemon
-for b in fuse-hostd fuse-hostctl mount.fuse.hostd; do
+BIN=$REPO/bazel-bin
+for b in daemon/fuse-hostd cli/fuse-hostctl cli/mount.fuse.hostd; do
   if [[ ! -x "$BIN/$b" ]]; then
     echo "install.sh: $BIN/$b is missing (build first)" >&2
     exit 1
@@ -69,9 +69,9 @@ done
 
 install -d -m 0755 "$DESTDIR$SBINDIR" "$DESTDIR$BINDIR" "$DESTDIR$HELPERDIR" \
   "$DESTDIR$UNITDIR" "$DESTDIR$CONFDIR"
-install -m 0755 "$BIN/fuse-hostd" "$DESTDIR$SBINDIR/fuse-hostd"
-install -m 0755 "$BIN/fuse-hostctl" "$DESTDIR$BINDIR/fuse-hostctl"
-install -m 0755 "$BIN/mount.fuse.hostd" "$DESTDIR$HELPERDIR/mount.fuse.hostd"
+install -m 0755 "$BIN/daemon/fuse-hostd" "$DESTDIR$SBINDIR/fuse-hostd"
+install -m 0755 "$BIN/cli/fuse-hostctl" "$DESTDIR$BINDIR/fuse-hostctl"
+install -m 0755 "$BIN/cli/mount.fuse.hostd" "$DESTDIR$HELPERDIR/mount.fuse.hostd"
 sed "s|@SBINDIR@|$SBINDIR|g" "$REPO/packaging/fuse-hostd.service.in" \
   > "$DESTDIR$UNITDIR/fuse-hostd.service"
 chmod 0644 "$DESTDIR$UNITDIR/fuse-hostd.service"

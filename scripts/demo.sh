@@ -119,7 +119,7 @@ do_start() {
   rm -rf "$BIN_DIR"
   mkdir -p "$BIN_DIR"
   local b
-  for b in daemon/fuse-hostd daemon/fuse-hostctl examples/memory/memory_fs; do
+  for b in daemon/fuse-hostd cli/fuse-hostctl examples/memory/memory_fs; do
     [[ -x "$bazel_bin/$b" ]] || die "missing $bazel_bin/$b after the build"
     if ldd "$bazel_bin/$b" | grep -q '_solib_'; then
       ln -s "$bazel_bin/$b" "$BIN_DIR/"

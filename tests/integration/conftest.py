@@ -57,7 +57,8 @@ class Binaries:
     def __init__(self, bin_dir):
         self.dir = bin_dir
         self.daemon = os.path.join(bin_dir, "daemon", "fuse-hostd")
-        self.hostctl = os.path.join(bin_dir, "daemon", "fuse-hostctl")
+        self.hostctl = os.path.join(bin_dir, "cli", "fuse-hostctl")
+        self.mount_helper = os.path.join(bin_dir, "cli", "mount.fuse.hostd")
         self.memory = os.path.join(bin_dir, "examples", "memory", "memory_fs")
         self.loopback = os.path.join(bin_dir, "examples", "loopback",
                                      "loopback_fs")

@@ -333,7 +333,7 @@ def mount_helper(bins):
     if os.path.lexists(dst):
         backup = dst + ".fuse-hostd-test-backup"
         os.rename(dst, backup)
-    shutil.copyfile(os.path.join(bins.dir, "daemon", "mount.fuse.hostd"), dst)
+    shutil.copyfile(bins.mount_helper, dst)
     os.chmod(dst, 0o755)
     yield dst
     os.unlink(dst)

@@ -1,0 +1,154 @@
+#include "daemon/control/control_service.h"
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+
+namespace fusehost {
+namespace {
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+void Audit(const PeerCredentials& caller, const std::string& what,
+           const absl::Status& outcome, const std::string& detail = "") {
+  fprintf(stderr, "fuse-hostd: audit: %s: %s: %s%s\n",
+          DescribePeer(caller).c_str(), what.c_str(),
+          outcome.ok() ? "allowed" : "refused: ",
+          outcome.ok() ? detail.c_str()
+                       : std::string(outcome.message()).c_str());
+}
+
+int64_t Micros(absl::Duration d) { return absl::ToInt64Microseconds(d); }
+
+}  // namespace
+
+grpc::Status ControlService::Mount(grpc::ServerContext* context,
+                                   const v1::MountRequest* request,
+                                   v1::MountReply* reply) {
+  absl::StatusOr<PeerCredentials> caller = options_.caller_of(*context);
+  if (!caller.ok()) return ToGrpc(caller.status());
+  std::string what = absl::StrCat("mount ", request->backend(), " at ",
+                                  request->mountpoint());
+  absl::StatusOr<uint64_t> id = [&]() -> absl::StatusOr<uint64_t> {
+    if (request->backend().empty()) {
+      return absl::InvalidArgumentError("no backend address given");
+    }
+    absl::StatusOr<MountGrant> grant = options_.authorizer->AuthorizeMount(
+        *caller, request->backend(), request->mountpoint(),
+        request->options());
+    if (!grant.ok()) return grant.status();
+    return options_.manager->Mount(request->backend(), *std::move(grant));
+  }();
+  Audit(*caller, what, id.status(),
+        id.ok() ? absl::StrCat(" (mount ", *id, ")") : "");
+  if (!id.ok()) return ToGrpc(id.status());
+  reply->set_mount_id(*id);
+  return grpc::Status::OK;
+}
+
+grpc::Status ControlService::Unmount(grpc::ServerContext* context,
+                                     const v1::UnmountRequest* request,
+                                     v1::UnmountReply*) {
+  absl::StatusOr<PeerCredentials> caller = options_.caller_of(*context);
+  if (!caller.ok()) return ToGrpc(caller.status());
+  std::string what = absl::StrCat("unmount ", request->mountpoint(),
+                                  request->lazy() ? " (lazy)" : "");
+  absl::Status st = [&]() -> absl::Status {
+    absl::StatusOr<std::string> path =
+        options_.authorizer->ResolveAsCaller(*caller, request->mountpoint());
+    if (!path.ok()) return path.status();
+    std::optional<uid_t> owner;
+    if (!caller->is_root()) owner = caller->uid;
+    return options_.manager->Unmount(*path, request->lazy(), owner);
+  }();
+  Audit(*caller, what, st);
+  return ToGrpc(st);
+}
+
+grpc::Status ControlService::List(grpc::ServerContext* context,
+                                  const v1::ListRequest*,
+                                  v1::ListReply* reply) {
+  absl::StatusOr<PeerCredentials> caller = options_.caller_of(*context);
+  if (!caller.ok()) return ToGrpc(caller.status());
+  for (const MountStatus& s : options_.manager->List()) {
+    if (!Authorizer::MayManage(*caller, s.owner_uid)) continue;
+    v1::MountInfo* info = reply->add_mounts();
+    info->set_mount_id(s.mount_id);
+    info->set_mountpoint(s.mountpoint);
+    info->set_backend(s.backend);
+    info->set_options(s.options);
+    info->set_backend_name(s.backend_name);
+    info->set_owner_uid(s.owner_uid);
+    info->set_owner_gid(s.owner_gid);
+    info->set_state(s.state);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ControlService::Stats(grpc::ServerContext* context,
+                                   const v1::StatsRequest* request,
+                                   v1::StatsReply* reply) {
+  absl::StatusOr<PeerCredentials> caller = options_.caller_of(*context);
+  if (!caller.ok()) return ToGrpc(caller.status());
+  std::string wanted;
+  if (!request->mountpoint().empty()) {
+    absl::StatusOr<std::string> path =
+        options_.authorizer->ResolveAsCaller(*caller, request->mountpoint());
+    if (!path.ok()) {
+      Audit(*caller, absl::StrCat("stats ", request->mountpoint()),
+            path.status());
+      return ToGrpc(path.status());
+    }
+    wanted = *path;
+  }
+  bool found = false;
+  for (const MountStatsEntry& e : options_.manager->Stats()) {
+    if (!wanted.empty() && e.status.mountpoint != wanted) continue;
+    found = true;
+    if (!Authorizer::MayManage(*caller, e.status.owner_uid)) {
+      if (wanted.empty()) continue;
+      absl::Status refused = absl::PermissionDeniedError(absl::StrCat(
+          wanted, " is not your mount (it belongs to uid ",
+          e.status.owner_uid, ")"));
+      Audit(*caller, absl::StrCat("stats ", wanted), refused);
+      return ToGrpc(refused);
+    }
+    v1::MountStatsInfo* out = reply->add_mounts();
+    out->set_mount_id(e.status.mount_id);
+    out->set_mountpoint(e.status.mountpoint);
+    out->set_backend(e.status.backend);
+    out->set_owner_uid(e.status.owner_uid);
+    out->set_kernel_requests(e.stats.kernel_requests);
+    for (const MountStats::OpStats& op : e.stats.ops) {
+      v1::OpStats* o = out->add_ops();
+      o->set_op(op.name);
+      o->set_count(op.count);
+      o->set_errors(op.errors);
+      o->set_p50_us(Micros(op.p50));
+      o->set_p90_us(Micros(op.p90));
+      o->set_p99_us(Micros(op.p99));
+    }
+    for (const MountStats::CacheStats& c : e.stats.caches) {
+      v1::CacheStats* o = out->add_caches();
+      o->set_cache(c.name);
+      o->set_hits(c.hits);
+      o->set_misses(c.misses);
+    }
+    out->set_backend_messages(e.stats.backend_messages);
+    out->set_backend_ops(e.stats.backend_ops);
+    out->set_backend_errors(e.stats.backend_errors);
+    out->set_cache_entries(e.stats.cache_entries);
+    out->set_cache_limit(e.stats.cache_limit);
+  }
+  if (!wanted.empty() && !found) {
+    return ToGrpc(absl::NotFoundError(
+        absl::StrCat(request->mountpoint(), " is not mounted by fuse-hostd")));
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace fusehost

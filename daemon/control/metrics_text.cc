@@ -1,0 +1,140 @@
+#include "daemon/control/metrics_text.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace fusehost {
+namespace {
+
+struct Family {
+  const char* name;
+  const char* type;
+  const char* help;
+};
+
+constexpr Family kKernelRequests = {"fusehostd_kernel_requests_total",
+                                    "counter",
+                                    "Kernel requests answered."};
+constexpr Family kOpRequests = {"fusehostd_op_requests_total", "counter",
+                                "Kernel requests answered, by operation."};
+constexpr Family kOpErrors = {"fusehostd_op_errors_total", "counter",
+                              "Kernel requests answered with an error."};
+constexpr Family kOpLatency = {
+    "fusehostd_op_latency_seconds", "summary",
+    "Time to answer a kernel request (bucket upper bounds)."};
+constexpr Family kCacheHits = {"fusehostd_cache_hits_total", "counter",
+                               "Lookups answered from the daemon's caches."};
+constexpr Family kCacheMisses = {"fusehostd_cache_misses_total", "counter",
+                                 "Lookups the daemon's caches could not answer."};
+constexpr Family kCacheEntries = {
+    "fusehostd_cache_entries", "gauge",
+    "Paths held by the daemon's metadata cache."};
+constexpr Family kBackendMessages = {"fusehostd_backend_messages_total",
+                                     "counter", "Messages sent to the backend."};
+constexpr Family kBackendOps = {"fusehostd_backend_ops_total", "counter",
+                                "Operations carried by backend messages."};
+constexpr Family kBackendErrors = {
+    "fusehostd_backend_errors_total", "counter",
+    "Backend messages that failed in transport (down, deadline)."};
+
+void Header(std::string* out, const Family& f) {
+  absl::StrAppend(out, "# HELP ", f.name, " ", f.help, "\n# TYPE ", f.name,
+                  " ", f.type, "\n");
+}
+
+std::string MountLabels(const MountStatus& s) {
+  return absl::StrCat("mountpoint=\"", EscapeLabelValue(s.mountpoint),
+                      "\",owner=\"", s.owner_uid, "\"");
+}
+
+void Sample(std::string* out, const Family& f, const std::string& labels,
+            const std::string& value, const char* suffix = "") {
+  absl::StrAppend(out, f.name, suffix, "{", labels, "} ", value, "\n");
+}
+
+}  // namespace
+
+std::string EscapeLabelValue(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string RenderMetrics(const std::vector<MountStatsEntry>& mounts) {
+  std::string out;
+  absl::StrAppend(&out,
+                  "# HELP fusehostd_mounts Mounts the daemon serves.\n"
+                  "# TYPE fusehostd_mounts gauge\n"
+                  "fusehostd_mounts ",
+                  mounts.size(), "\n");
+  // Prometheus wants each family's samples together, after its header.
+  Header(&out, kKernelRequests);
+  for (const MountStatsEntry& m : mounts) {
+    Sample(&out, kKernelRequests, MountLabels(m.status),
+           absl::StrCat(m.stats.kernel_requests));
+  }
+  // One series per mount and op (or cache), the value picked by `value`.
+  auto per_op = [&](const Family& f, uint64_t MountStats::OpStats::*value) {
+    Header(&out, f);
+    for (const MountStatsEntry& m : mounts) {
+      for (const MountStats::OpStats& op : m.stats.ops) {
+        Sample(&out, f,
+               absl::StrCat(MountLabels(m.status), ",op=\"", op.name, "\""),
+               absl::StrCat(op.*value));
+      }
+    }
+  };
+  auto per_cache = [&](const Family& f,
+                       uint64_t MountStats::CacheStats::*value) {
+    Header(&out, f);
+    for (const MountStatsEntry& m : mounts) {
+      for (const MountStats::CacheStats& c : m.stats.caches) {
+        Sample(&out, f,
+               absl::StrCat(MountLabels(m.status), ",cache=\"", c.name, "\""),
+               absl::StrCat(c.*value));
+      }
+    }
+  };
+  per_op(kOpRequests, &MountStats::OpStats::count);
+  per_op(kOpErrors, &MountStats::OpStats::errors);
+  Header(&out, kOpLatency);
+  for (const MountStatsEntry& m : mounts) {
+    for (const MountStats::OpStats& op : m.stats.ops) {
+      std::string labels =
+          absl::StrCat(MountLabels(m.status), ",op=\"", op.name, "\"");
+      const std::pair<const char*, absl::Duration> quantiles[] = {
+          {"0.5", op.p50}, {"0.9", op.p90}, {"0.99", op.p99}};
+      for (const auto& [q, d] : quantiles) {
+        Sample(&out, kOpLatency, absl::StrCat(labels, ",quantile=\"", q, "\""),
+               absl::StrCat(absl::ToDoubleSeconds(d)));
+      }
+      Sample(&out, kOpLatency, labels, absl::StrCat(op.count), "_count");
+    }
+  }
+  per_cache(kCacheHits, &MountStats::CacheStats::hits);
+  per_cache(kCacheMisses, &MountStats::CacheStats::misses);
+  const std::pair<const Family*, uint64_t MountStats::Snapshot::*> per_mount[] = {
+      {&kCacheEntries, &MountStats::Snapshot::cache_entries},
+      {&kBackendMessages, &MountStats::Snapshot::backend_messages},
+      {&kBackendOps, &MountStats::Snapshot::backend_ops},
+      {&kBackendErrors, &MountStats::Snapshot::backend_errors}};
+  for (const auto& [family, field] : per_mount) {
+    Header(&out, *family);
+    for (const MountStatsEntry& m : mounts) {
+      Sample(&out, *family, MountLabels(m.status),
+             absl::StrCat(m.stats.*field));
+    }
+  }
+  return out;
+}
+
+}  // namespace fusehost

@@ -1,0 +1,230 @@
+#include "daemon/fuse/node_table.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+namespace fusehost {
+
+NodeTable::NodeTable() {
+  absl::MutexLock lock(&mu_);
+  // The kernel never forgets the root; one permanent reference keeps it.
+  nodes_[kRootId] = Node{0, "", 1};
+}
+
+std::optional<std::string> NodeTable::PathOfLocked(uint64_t id) const {
+  if (id == kRootId) return std::string("/");
+  std::vector<const std::string*> parts;
+  uint64_t cur = id;
+  while (cur != kRootId) {
+    auto it = nodes_.find(cur);
+    if (it == nodes_.end()) {
+      // Only the first node may be unknown; an unknown ancestor would mean a
+      // parent was erased while a child still pointed at it.
+      if (cur == id) return std::nullopt;
+      return std::string();
+    }
+    if (it->second.parent == 0) return std::string();  // detached
+    parts.push_back(&it->second.name);
+    cur = it->second.parent;
+  }
+  std::string path;
+  for (auto p = parts.rbegin(); p != parts.rend(); ++p) {
+    path += '/';
+    path += **p;
+  }
+  return path;
+}
+
+std::optional<std::string> NodeTable::PathOf(uint64_t id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  return PathOfLocked(id);
+}
+
+std::optional<std::string> NodeTable::ChildPath(uint64_t parent,
+                                                const std::string& name) const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::optional<std::string> base = PathOfLocked(parent);
+  if (!base || base->empty()) return base;
+  if (*base != "/") *base += '/';
+  *base += name;
+  return base;
+}
+
+uint64_t NodeTable::Find(const std::string& path) const {
+  absl::ReaderMutexLock lock(&mu_);
+  uint64_t id = kRootId;
+  size_t pos = 1;
+  while (pos < path.size()) {
+    size_t end = path.find('/', pos);
+    if (end == std::string::npos) end = path.size();
+    auto it = children_.find(Key(id, path.substr(pos, end - pos)));
+    if (it == children_.end()) return 0;
+    id = it->second;
+    pos = end + 1;
+  }
+  return id;
+}
+
+std::vector<NodeTable::Link> NodeTable::LinksBelow(uint64_t id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::vector<Link> out;
+  for (const auto& [child, node] : nodes_) {
+    if (node.parent == 0 || child == id) continue;
+    // Walk up: is `id` an ancestor?
+    for (uint64_t up = node.parent; up != 0;) {
+      if (up == id) {
+        out.push_back(Link{child, node.parent, node.name});
+        break;
+      }
+      if (up == kRootId) break;
+      auto it = nodes_.find(up);
+      if (it == nodes_.end()) break;
+      up = it->second.parent;
+    }
+  }
+  return out;
+}
+
+uint64_t NodeTable::AddLookup(uint64_t parent, const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  if (!nodes_.contains(parent)) return 0;
+  auto it = children_.find(Key(parent, name));
+  uint64_t id;
+  if (it != children_.end()) {
+    id = it->second;
+  } else {
+    id = next_id_++;
+    nodes_[id] = Node{};
+    AttachLocked(id, parent, name);
+  }
+  nodes_[id].lookups++;
+  return id;
+}
+
+void NodeTable::Forget(uint64_t id, uint64_t count) {
+  if (id == kRootId) return;
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end()) return;  // already gone: nothing to drop
+  if (it->second.lookups < count) {
+    std::fprintf(stderr,
+                 "fuse-hostd: lookup count underflow on node %llu (%llu < %llu)\n",
+                 static_cast<unsigned long long>(id),
+                 static_cast<unsigned long long>(it->second.lookups),
+                 static_cast<unsigned long long>(count));
+    std::abort();
+  }
+  it->second.lookups -= count;
+  if (it->second.lookups == 0) {
+    DetachLocked(id);
+    UntrackLocked(id, it->second);
+    nodes_.erase(id);
+  }
+}
+
+void NodeTable::Remove(uint64_t parent, const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  auto it = children_.find(Key(parent, name));
+  if (it != children_.end()) DetachLocked(it->second);
+}
+
+void NodeTable::Rename(uint64_t old_parent, const std::string& old_name,
+                       uint64_t new_parent, const std::string& new_name,
+                       bool exchange) {
+  absl::MutexLock lock(&mu_);
+  auto src = children_.find(Key(old_parent, old_name));
+  auto dst = children_.find(Key(new_parent, new_name));
+  uint64_t src_id = src == children_.end() ? 0 : src->second;
+  uint64_t dst_id = dst == children_.end() ? 0 : dst->second;
+  if (src_id) DetachLocked(src_id);
+  if (dst_id) DetachLocked(dst_id);
+  if (src_id) AttachLocked(src_id, new_parent, new_name);
+  if (exchange && dst_id) AttachLocked(dst_id, old_parent, old_name);
+}
+
+void NodeTable::NoteInode(uint64_t id, uint64_t backend_ino, bool multi_link) {
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end()) return;
+  Node& node = it->second;
+  if (node.backend_ino == backend_ino && multi_link) return;  // known
+  UntrackLocked(id, node);
+  if (!multi_link || backend_ino == 0) return;
+  node.backend_ino = backend_ino;
+  by_backend_ino_[backend_ino].push_back(id);
+}
+
+std::vector<uint64_t> NodeTable::Siblings(uint64_t id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end() || it->second.backend_ino == 0) return {};
+  auto group = by_backend_ino_.find(it->second.backend_ino);
+  if (group == by_backend_ino_.end()) return {};
+  std::vector<uint64_t> out;
+  for (uint64_t other : group->second) {
+    if (other != id) out.push_back(other);
+  }
+  return out;
+}
+
+void NodeTable::UntrackLocked(uint64_t id, Node& node) {
+  if (node.backend_ino == 0) return;
+  auto group = by_backend_ino_.find(node.backend_ino);
+  if (group != by_backend_ino_.end()) {
+    auto& v = group->second;
+    v.erase(std::remove(v.begin(), v.end(), id), v.end());
+    if (v.empty()) by_backend_ino_.erase(group);
+  }
+  node.backend_ino = 0;
+}
+
+void NodeTable::AddOpenHandle(uint64_t id, uint64_t fh) {
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(id);
+  if (it != nodes_.end()) it->second.open_handles.push_back(fh);
+}
+
+void NodeTable::RemoveOpenHandle(uint64_t id, uint64_t fh) {
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end()) return;
+  std::vector<uint64_t>& handles = it->second.open_handles;
+  for (auto h = handles.begin(); h != handles.end(); ++h) {
+    if (*h == fh) {
+      handles.erase(h);
+      return;
+    }
+  }
+}
+
+std::optional<uint64_t> NodeTable::AnyOpenHandle(uint64_t id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end() || it->second.open_handles.empty()) return std::nullopt;
+  return it->second.open_handles.front();
+}
+
+size_t NodeTable::size() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return nodes_.size();
+}
+
+void NodeTable::DetachLocked(uint64_t id) {
+  Node& node = nodes_[id];
+  if (node.parent == 0) return;
+  children_.erase(Key(node.parent, node.name));
+  node.parent = 0;
+  node.name.clear();
+}
+
+void NodeTable::AttachLocked(uint64_t id, uint64_t parent,
+                             const std::string& name) {
+  Node& node = nodes_[id];
+  node.parent = parent;
+  node.name = name;
+  children_[Key(parent, name)] = id;
+}
+
+}  // namespace fusehost

@@ -1,0 +1,124 @@
+// The daemon's inode <-> path table.
+//
+// The kernel names files by node id (its "inode number"); backends name them
+// by path. Every node the kernel knows about is an entry here, attached to a
+// (parent node, name) pair until it is unlinked or renamed over. A node stays
+// in the table while the kernel holds lookup references on it (FUSE lookup
+// count), so that an open file whose name is gone can still be served through
+// its file handle.
+//
+// Thread-safe: every method takes the table's mutex; no method calls out
+// while holding it.
+
+#ifndef FUSE_HOSTD_DAEMON_FUSE_NODE_TABLE_H_
+#define FUSE_HOSTD_DAEMON_FUSE_NODE_TABLE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+
+namespace fusehost {
+
+class NodeTable {
+ public:
+  // The root directory's node id (FUSE_ROOT_ID).
+  static constexpr uint64_t kRootId = 1;
+
+  NodeTable();
+  NodeTable(const NodeTable&) = delete;
+  NodeTable& operator=(const NodeTable&) = delete;
+
+  // The backend path of `id`: "/" for the root, "/a/b" for others, "" when
+  // the node (or an ancestor) no longer has a name. nullopt when `id` is not
+  // in the table (a kernel bug or a forgotten node).
+  std::optional<std::string> PathOf(uint64_t id) const;
+
+  // The path of `name` inside directory `parent`; nullopt as for PathOf, or
+  // "" when the parent no longer has a name.
+  std::optional<std::string> ChildPath(uint64_t parent,
+                                       const std::string& name) const;
+
+  // The node currently named `path` ("/a/b"), or 0 if the kernel knows no
+  // node by that name.
+  uint64_t Find(const std::string& path) const;
+
+  // Every named node strictly below `id`, with its parent and name: what the
+  // kernel must forget when a backend says a whole subtree changed.
+  struct Link {
+    uint64_t id;
+    uint64_t parent;
+    std::string name;
+  };
+  std::vector<Link> LinksBelow(uint64_t id) const;
+
+  // Records that the kernel got a reference to (parent, name): returns its
+  // node id, creating the node if needed, and adds one lookup reference.
+  // Returns 0 when `parent` is unknown.
+  uint64_t AddLookup(uint64_t parent, const std::string& name);
+
+  // Drops `count` lookup references (FUSE forget). The node is erased when
+  // none remain. Aborts on a count underflow: that is a broken invariant.
+  void Forget(uint64_t id, uint64_t count);
+
+  // (parent, name) was unlinked or removed: its node loses the name but lives
+  // on while the kernel references it.
+  void Remove(uint64_t parent, const std::string& name);
+
+  // Applies a successful rename. With `exchange` the two names swap nodes;
+  // otherwise a node at the destination loses its name.
+  void Rename(uint64_t old_parent, const std::string& old_name,
+              uint64_t new_parent, const std::string& new_name, bool exchange);
+
+  // Hard links. Every name is a node of its own (paths are what backends
+  // know), so the kernel caches attributes and pages per name. To keep the
+  // names of one file coherent the table remembers which nodes share a
+  // backend inode number: NoteInode() after every reply that carries
+  // attributes, Siblings() when one of them changed. Only files with more
+  // than one link are tracked.
+  void NoteInode(uint64_t id, uint64_t backend_ino, bool multi_link);
+  std::vector<uint64_t> Siblings(uint64_t id) const;
+
+  // Open file handles per node, so that attribute requests on a file whose
+  // name is gone (fstat after unlink: the kernel sends no handle) can still
+  // be answered through a handle.
+  void AddOpenHandle(uint64_t id, uint64_t fh);
+  void RemoveOpenHandle(uint64_t id, uint64_t fh);
+  std::optional<uint64_t> AnyOpenHandle(uint64_t id) const;
+
+  // Number of nodes, root included.
+  size_t size() const;
+
+ private:
+  struct Node {
+    uint64_t parent = 0;  // 0 when detached (no name)
+    std::string name;
+    uint64_t lookups = 0;
+    std::vector<uint64_t> open_handles;
+    uint64_t backend_ino = 0;  // set while tracked as a hard link
+  };
+  void UntrackLocked(uint64_t id, Node& node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  using Key = std::pair<uint64_t, std::string>;
+
+  void DetachLocked(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AttachLocked(uint64_t id, uint64_t parent, const std::string& name)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::optional<std::string> PathOfLocked(uint64_t id) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  mutable absl::Mutex mu_;
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = kRootId + 1;
+  absl::flat_hash_map<uint64_t, Node> nodes_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<Key, uint64_t> children_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, std::vector<uint64_t>> by_backend_ino_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace fusehost
+
+#endif  // FUSE_HOSTD_DAEMON_FUSE_NODE_TABLE_H_

@@ -1,0 +1,329 @@
+// fuse-hostd: the privileged daemon that owns /dev/fuse and every mount, and
+// serves the control socket. Runs in the foreground (as systemd runs it:
+// Type=notify) and logs to stderr.
+//
+// Start: read the configuration (proto/config.proto), take the control
+// socket (from systemd socket activation, or bind it), detach the mounts a
+// crashed predecessor left behind, serve, mount the static mounts, then tell
+// systemd it is ready. Stop (SIGTERM/SIGINT): tell systemd, stop taking
+// requests, unmount everything, exit 0.
+
+#include <grp.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "daemon/authz/authorizer.h"
+#include "daemon/control/control_listener.h"
+#include "daemon/control/control_service.h"
+#include "daemon/control/daemon_config.h"
+#include "daemon/mounting/kernel_mount.h"
+#include "daemon/control/metrics_server.h"
+#include "daemon/control/metrics_text.h"
+#include "daemon/mount_manager.h"
+#include "daemon/control/service_notifier.h"
+#include "common/unique_fd.h"
+
+ABSL_FLAG(std::string, config, "",
+          "Configuration file (protobuf text, see proto/config.proto). "
+          "Default /etc/fuse-hostd/fuse-hostd.conf, which may be missing.");
+ABSL_FLAG(std::string, control_socket, "",
+          "Unix socket for mount requests (overrides the configuration; "
+          "default /run/fuse-hostd/control.sock)");
+ABSL_FLAG(std::string, metrics_address, "",
+          "HOST:PORT on which to serve Prometheus metrics, e.g. "
+          "127.0.0.1:9464 (overrides the configuration; default off)");
+ABSL_FLAG(bool, check_config, false,
+          "Only check the configuration file and exit (0: good, 2: bad)");
+
+namespace fusehost {
+namespace {
+
+constexpr char kControlService[] = "fusehost.v1.Control";
+
+// True if something already accepts connections on the socket at `path`.
+bool SocketIsLive(const std::string& path) {
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return false;
+  struct sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  return connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) ==
+         0;
+}
+
+// Aborting a connection (on shutdown, for mounts with open files) goes
+// through the fusectl filesystem; mount it if the system has not.
+void EnsureFusectl() {
+  const char* dir = "/sys/fs/fuse/connections";
+  if (access(dir, F_OK) != 0 || MountTypeAt(dir) == "fusectl") return;
+  if (mount("fusectl", dir, "fusectl", 0, nullptr) != 0) {
+    fprintf(stderr, "fuse-hostd: warning: cannot mount fusectl on %s: %s\n",
+            dir, strerror(errno));
+  }
+}
+
+// The listening control socket: systemd's (socket activation) or our own.
+// `*owned` says whether the daemon created the path (and removes it).
+absl::StatusOr<int> ControlSocket(const DaemonSettings& settings,
+                                  bool* owned) {
+  int n = sd_listen_fds(/*unset_environment=*/1);
+  if (n < 0) {
+    return absl::InternalError(
+        absl::StrCat("sd_listen_fds: ", strerror(-n)));
+  }
+  if (n > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "systemd passed ", n, " sockets; fuse-hostd.socket should have one"));
+  }
+  if (n == 1) {
+    int fd = SD_LISTEN_FDS_START;
+    if (sd_is_socket_unix(fd, SOCK_STREAM, /*listening=*/1, nullptr, 0) <= 0) {
+      return absl::InvalidArgumentError(
+          "the socket systemd passed is not a listening Unix stream socket");
+    }
+    *owned = false;
+    return fd;
+  }
+  const std::string& path = settings.control_socket;
+  if (SocketIsLive(path)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("another fuse-hostd already serves ", path));
+  }
+  unlink(path.c_str());  // stale socket from a crashed daemon
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  struct sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  // Owner-only until chmod: no one connects before the mode is final.
+  mode_t old_umask = umask(0077);
+  int rc = fd.valid() ? bind(fd.get(), reinterpret_cast<sockaddr*>(&addr),
+                             sizeof(addr))
+                      : -1;
+  int err = errno;
+  umask(old_umask);
+  if (rc != 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot bind ", path, ": ", strerror(err)));
+  }
+  // Every local user may connect (by default): each call is authorized by
+  // the caller's kernel credentials.
+  if (chown(path.c_str(), 0, settings.control_socket_gid) != 0 ||
+      chmod(path.c_str(), settings.control_socket_mode) != 0 ||
+      listen(fd.get(), 64) != 0) {
+    return absl::InternalError(absl::StrCat(path, ": ", strerror(errno)));
+  }
+  *owned = true;
+  return fd.release();
+}
+
+int Run(DaemonSettings settings) {
+  if (geteuid() != 0) {
+    fprintf(stderr, "fuse-hostd: must run as root (it mounts filesystems)\n");
+    return 1;
+  }
+  // Signals are taken by sigwait below; block them before any thread exists
+  // so every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  ServiceNotifier notifier;
+  const std::string& socket_path = settings.control_socket;
+  std::string socket_dir = socket_path.substr(0, socket_path.rfind('/'));
+  std::string runtime_dir =
+      settings.runtime_dir.empty() ? socket_dir : settings.runtime_dir;
+  for (const std::string& dir : {socket_dir, runtime_dir}) {
+    if (!dir.empty() && mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+      fprintf(stderr, "fuse-hostd: cannot create %s: %s\n", dir.c_str(),
+              strerror(errno));
+      return 1;
+    }
+  }
+  bool owned_socket = false;
+  absl::StatusOr<int> listen_fd = ControlSocket(settings, &owned_socket);
+  if (!listen_fd.ok()) {
+    fprintf(stderr, "fuse-hostd: %s\n",
+            std::string(listen_fd.status().message()).c_str());
+    return 1;
+  }
+  EnsureFusectl();
+
+  MountManager::Options manager_options;
+  manager_options.runtime_dir = runtime_dir;
+  manager_options.default_options = settings.default_mount_options;
+  MountManager manager(manager_options);
+  for (const std::string& stale : manager.DetachStaleMounts()) {
+    fprintf(stderr,
+            "fuse-hostd: detached stale mount %s left by a previous "
+            "fuse-hostd\n",
+            stale.c_str());
+  }
+  Authorizer authorizer(settings.users);
+  ControlListener* listener_ptr = nullptr;
+  ControlService::Options service_options;
+  service_options.manager = &manager;
+  service_options.authorizer = &authorizer;
+  service_options.caller_of = [&listener_ptr](const grpc::ServerContext& c) {
+    return listener_ptr->CallerOf(c);
+  };
+  ControlService service(service_options);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  builder.RegisterService(&service);
+  // Idle control connections (every local user can open them) go away.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 60 * 1000);
+  // No listening port: connections come from the ControlListener, which
+  // learns their credentials first.
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr) {
+    fprintf(stderr, "fuse-hostd: cannot start the gRPC server\n");
+    return 1;
+  }
+  server->GetHealthCheckService()->SetServingStatus(kControlService, true);
+  ControlListener listener(ControlListener::Options{*listen_fd, server.get()});
+  listener_ptr = &listener;
+  listener.Start();
+  fprintf(stderr, "fuse-hostd: serving on %s%s\n", socket_path.c_str(),
+          owned_socket ? "" : " (socket from systemd)");
+
+  int static_failed = 0;
+  for (const StaticMountSetting& m : settings.static_mounts) {
+    MountGrant grant;
+    grant.mountpoint = m.mountpoint;
+    grant.options = m.options;
+    grant.owner_uid = m.owner_uid;
+    grant.owner_gid = m.owner_gid;
+    absl::StatusOr<uint64_t> id = manager.Mount(m.backend, std::move(grant));
+    if (!id.ok()) {
+      ++static_failed;
+      fprintf(stderr, "fuse-hostd: static mount %s (%s) failed: %s\n",
+              m.mountpoint.c_str(), m.where.c_str(),
+              std::string(id.status().message()).c_str());
+    }
+  }
+
+  std::unique_ptr<MetricsServer> metrics;
+  if (!settings.metrics_address.empty()) {
+    absl::StatusOr<std::unique_ptr<MetricsServer>> created =
+        MetricsServer::Create(MetricsServer::Options{
+            settings.metrics_address,
+            [&manager] { return RenderMetrics(manager.Stats()); }});
+    if (!created.ok()) {
+      fprintf(stderr, "fuse-hostd: %s\n",
+              std::string(created.status().message()).c_str());
+      manager.ShutdownAll();
+      server->Shutdown();
+      return 1;
+    }
+    metrics = *std::move(created);
+    fprintf(stderr, "fuse-hostd: metrics on http://%s/metrics\n",
+            settings.metrics_address.c_str());
+  }
+
+  std::string ready = absl::StrCat("serving on ", socket_path, "; ",
+                                   manager.List().size(), " mounts");
+  if (static_failed > 0) {
+    absl::StrAppend(&ready, " (", static_failed, " static mounts failed)");
+  }
+  notifier.Ready(ready);
+  absl::Duration watchdog =
+      notifier.StartWatchdog([&manager] { manager.List(); });
+  if (watchdog > absl::ZeroDuration()) {
+    fprintf(stderr, "fuse-hostd: watchdog every %s\n",
+            absl::FormatDuration(watchdog / 2).c_str());
+  }
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  fprintf(stderr, "fuse-hostd: %s received, unmounting everything\n",
+          strsignal(sig));
+  notifier.Stopping("unmounting everything");
+  server->GetHealthCheckService()->Shutdown();
+  listener.Stop();
+  if (metrics != nullptr) metrics->Stop();
+  manager.ShutdownAll();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (owned_socket) unlink(socket_path.c_str());
+  fprintf(stderr, "fuse-hostd: stopped\n");
+  return 0;
+}
+
+}  // namespace
+}  // namespace fusehost
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "fuse-hostd [--config=PATH] [--control_socket=PATH] "
+      "[--metrics_address=HOST:PORT] [--check_config]\n"
+      "Hosts FUSE filesystems served by gRPC backends. Use fuse-hostctl to "
+      "mount them.");
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  // Debian builds abseil without NDEBUG, which turns on lock-order cycle
+  // detection in every absl::Mutex, gRPC's own locks included: a graph
+  // update on each lock, on every request. The daemon's tests run the same
+  // code with it on.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  if (rest.size() > 1) {
+    fprintf(stderr, "fuse-hostd: unexpected argument '%s' (see --help)\n",
+            rest[1]);
+    return 2;
+  }
+  std::string config = absl::GetFlag(FLAGS_config);
+  bool explicit_config = !config.empty();
+  if (!explicit_config) config = fusehost::kDefaultConfigPath;
+  absl::StatusOr<fusehost::DaemonSettings> settings =
+      fusehost::LoadDaemonSettings(config, /*missing_ok=*/!explicit_config);
+  if (!settings.ok()) {
+    fprintf(stderr, "fuse-hostd: %s\n",
+            std::string(settings.status().message()).c_str());
+    return 2;
+  }
+  if (std::string s = absl::GetFlag(FLAGS_control_socket); !s.empty()) {
+    if (s[0] != '/' || s.size() >= sizeof(sockaddr_un::sun_path)) {
+      fprintf(stderr,
+              "fuse-hostd: --control_socket must be an absolute path "
+              "shorter than %zu bytes\n",
+              sizeof(sockaddr_un::sun_path));
+      return 2;
+    }
+    settings->control_socket = s;
+  }
+  if (std::string m = absl::GetFlag(FLAGS_metrics_address); !m.empty()) {
+    absl::Status st = fusehost::CheckHostPort(m);
+    if (!st.ok()) {
+      fprintf(stderr, "fuse-hostd: --metrics_address: %s\n",
+              std::string(st.message()).c_str());
+      return 2;
+    }
+    settings->metrics_address = m;
+  }
+  if (absl::GetFlag(FLAGS_check_config)) {
+    printf("%s: ok (%zu static mounts)\n", config.c_str(),
+           settings->static_mounts.size());
+    return 0;
+  }
+  return fusehost::Run(*std::move(settings));
+}

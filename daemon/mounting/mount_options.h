@@ -1,0 +1,62 @@
+// Parsing of `-o` mount option strings into what the daemon acts on.
+//
+// Options the daemon understands become fields; anything else is kept, in
+// order, for the backend (InitRequest.options). Malformed values are errors
+// with a message naming the option.
+//
+// Thread-safe: pure functions and plain data.
+
+#ifndef FUSE_HOSTD_DAEMON_MOUNTING_MOUNT_OPTIONS_H_
+#define FUSE_HOSTD_DAEMON_MOUNTING_MOUNT_OPTIONS_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace fusehost {
+
+struct MountOptions {
+  bool read_only = false;
+  bool allow_other = false;
+  // The kernel checks permissions from file modes (on unless
+  // no_default_permissions).
+  bool default_permissions = true;
+  // mount(2) flags. nosuid and nodev are on unless suid / dev are given.
+  bool nosuid = true;
+  bool nodev = true;
+  bool noexec = false;
+  bool noatime = false;
+  // Source shown in /proc/mounts; empty means "use the backend address".
+  std::string fsname;
+  // Filesystem type becomes "fuse.<subtype>".
+  std::string subtype = "hostd";
+  // How long the daemon and the kernel may trust attributes (and listings,
+  // symlink targets), a name, and a negative lookup. Unset: what the backend
+  // asks for (InitReply.default_ttl_ms, per-reply ttl_ms), else 1 s for
+  // attributes and names and no negative caching.
+  std::optional<absl::Duration> attr_timeout;
+  std::optional<absl::Duration> entry_timeout;
+  std::optional<absl::Duration> negative_timeout;
+  // Paths the daemon's metadata cache may hold (0: no daemon-side cache).
+  size_t cache_entries = 100000;
+  // Deadline of each backend call.
+  absl::Duration call_timeout = absl::Seconds(30);
+  // Largest write the kernel sends in one request (0: libfuse's default).
+  unsigned max_write = 0;
+  // The kernel's read-ahead window in KiB, which bounds the size of read
+  // requests (0: the kernel's default, 128). See read_ahead.h.
+  unsigned read_ahead_kb = 1024;
+  // Options for the backend, as given.
+  std::vector<std::string> backend_options;
+};
+
+// Parses "ro,allow_other,fsname=x,...". Empty items are ignored.
+absl::StatusOr<MountOptions> ParseMountOptions(absl::string_view text);
+
+}  // namespace fusehost
+
+#endif  // FUSE_HOSTD_DAEMON_MOUNTING_MOUNT_OPTIONS_H_

@@ -1,0 +1,79 @@
+#include "daemon/pipeline/batcher.h"
+
+#include <cerrno>
+#include <utility>
+#include <vector>
+
+namespace fusehost {
+namespace {
+
+size_t PayloadBytes(const v1::Op& op) {
+  return op.has_write() ? op.write().data().size() : 0;
+}
+
+}  // namespace
+
+Batcher::Batcher(Options options, BatchSink* sink, OpTransport* transport)
+    : options_(options), sink_(sink), transport_(transport) {}
+
+void Batcher::Send(v1::Op op, Done done) {
+  {
+    absl::MutexLock lock(&mu_);
+    queue_.push_back(PendingOp{std::move(op), std::move(done)});
+    if (in_flight_ >= options_.max_in_flight) return;  // a completion sends it
+    ++in_flight_;
+  }
+  SendQueued();
+}
+
+void Batcher::SendQueued() {
+  std::vector<PendingOp> batch;
+  {
+    absl::MutexLock lock(&mu_);
+    size_t bytes = 0;
+    while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_ops) {
+      size_t next = PayloadBytes(queue_.front().op);
+      if (!batch.empty() && bytes + next > options_.max_bytes) break;
+      bytes += next;
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    if (batch.empty()) {
+      --in_flight_;  // the slot taken for this message is not needed
+      return;
+    }
+  }
+  // Ops get ids unique within their message, so each message numbers its
+  // own.
+  for (size_t i = 0; i < batch.size(); ++i) batch[i].op.set_id(i + 1);
+  sink_->SendBatch(std::move(batch), [this] { MessageDone(); });
+}
+
+void Batcher::MessageDone() {
+  // The finished message's slot passes straight to the queued ops, if any.
+  SendQueued();
+}
+
+void Batcher::CancelAll() {
+  std::deque<PendingOp> queued;
+  {
+    absl::MutexLock lock(&mu_);
+    queued.swap(queue_);
+  }
+  for (PendingOp& p : queued) p.done(ErrorResult(p.op.id(), ECANCELED));
+  transport_->CancelAll();
+}
+
+void Batcher::WaitIdle() {
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](Batcher* b) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+          return b->in_flight_ == 0 && b->queue_.empty();
+        },
+        this));
+  }
+  transport_->WaitIdle();
+}
+
+}  // namespace fusehost

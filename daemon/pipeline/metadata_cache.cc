@@ -1,0 +1,506 @@
+#include "daemon/pipeline/metadata_cache.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace fusehost {
+namespace {
+
+int64_t NowNanos() { return absl::ToUnixNanos(absl::Now()); }
+
+// Expiry time for a lifetime; positive lifetimes only.
+int64_t ExpiryAfter(absl::Duration ttl) {
+  return absl::ToUnixNanos(absl::Now() + ttl);
+}
+
+uint32_t MillisLeft(int64_t expiry, int64_t now) {
+  int64_t ms = (expiry - now) / 1000000;
+  return static_cast<uint32_t>(std::clamp<int64_t>(ms, 1, UINT32_MAX));
+}
+
+// Keys below `path`: everything starting with `path` + "/" ("/" itself
+// prefixes every key). '0' is the character after '/'.
+std::pair<std::string, std::string> ChildKeyRange(absl::string_view path) {
+  std::string base(path == "/" ? "" : path);
+  return {base + "/", base + "0"};
+}
+
+// Whether the listxattr answer `list` (names, each ending in NUL) has
+// `name`.
+bool ListHas(absl::string_view list, absl::string_view name) {
+  for (absl::string_view n : absl::StrSplit(list, '\0', absl::SkipEmpty())) {
+    if (n == name) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+CompactAttr CompactAttr::FromProto(const v1::Attr& a) {
+  CompactAttr c;
+  c.ino = a.ino();
+  c.rdev = a.rdev();
+  c.size = a.size();
+  c.blocks = a.blocks();
+  c.atime_sec = a.atime().sec();
+  c.mtime_sec = a.mtime().sec();
+  c.ctime_sec = a.ctime().sec();
+  c.mode = a.mode();
+  c.nlink = a.nlink();
+  c.uid = a.uid();
+  c.gid = a.gid();
+  c.blksize = a.blksize();
+  c.atime_nsec = a.atime().nsec();
+  c.mtime_nsec = a.mtime().nsec();
+  c.ctime_nsec = a.ctime().nsec();
+  return c;
+}
+
+void CompactAttr::ToProto(v1::Attr* a) const {
+  a->set_ino(ino);
+  a->set_rdev(rdev);
+  a->set_size(size);
+  a->set_blocks(blocks);
+  a->mutable_atime()->set_sec(atime_sec);
+  a->mutable_mtime()->set_sec(mtime_sec);
+  a->mutable_ctime()->set_sec(ctime_sec);
+  a->set_mode(mode);
+  a->set_nlink(nlink);
+  a->set_uid(uid);
+  a->set_gid(gid);
+  a->set_blksize(blksize);
+  a->mutable_atime()->set_nsec(atime_nsec);
+  a->mutable_mtime()->set_nsec(mtime_nsec);
+  a->mutable_ctime()->set_nsec(ctime_nsec);
+}
+
+void MetadataCache::NoteXattrNames(Entry& e, const v1::Attr& attr) {
+  if (!attr.xattr_names_known()) return;
+  // The names are as fresh as the attributes they came with.
+  e.xattr_expiry = e.attr_expiry;
+  e.xattrs.reset();
+  e.no_xattrs = attr.xattr_names().empty();
+  if (e.no_xattrs) return;  // the common case costs no allocation
+  std::string list;
+  for (const std::string& name : attr.xattr_names()) {
+    if (name.empty() || name.find('\0') != std::string::npos) {
+      e.xattr_expiry = 0;  // a malformed list tells nothing
+      return;
+    }
+    absl::StrAppend(&list, name, absl::string_view("\0", 1));
+  }
+  if (list.size() > kMaxCachedXattr) {
+    e.xattr_expiry = 0;
+    return;
+  }
+  e.xattrs = std::make_unique<absl::flat_hash_map<std::string, Entry::XattrAnswer>>();
+  (*e.xattrs)[""].value = std::move(list);
+}
+
+MetadataCache::MetadataCache(Options options) : options_(options) {}
+
+uint64_t MetadataCache::epoch() const {
+  absl::MutexLock lock(&mu_);
+  return epoch_;
+}
+
+MetadataCache::AttrLookup MetadataCache::GetAttr(absl::string_view path,
+                                                 v1::Attr* attr) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(path);
+  if (it == entries_.end() || it->second.state == Entry::kNone) {
+    return AttrLookup::kMiss;
+  }
+  Entry& e = it->second;
+  int64_t now = NowNanos();
+  if (e.attr_expiry <= now) return AttrLookup::kMiss;
+  e.referenced = true;
+  if (e.state == Entry::kNegative) return AttrLookup::kNegative;
+  e.attr.ToProto(attr);
+  attr->set_ttl_ms(MillisLeft(e.attr_expiry, now));
+  return AttrLookup::kHit;
+}
+
+void MetadataCache::PutAttr(absl::string_view path, const v1::Attr& attr,
+                            absl::Duration ttl, uint64_t epoch) {
+  if (ttl <= absl::ZeroDuration()) return;
+  absl::MutexLock lock(&mu_);
+  if (epoch != epoch_) return;
+  Entry& e = EntryFor(path);
+  e.state = Entry::kAttr;
+  e.attr = CompactAttr::FromProto(attr);
+  e.attr_expiry = ExpiryAfter(ttl);
+  NoteXattrNames(e, attr);
+}
+
+void MetadataCache::PutNegative(absl::string_view path, absl::Duration ttl,
+                                uint64_t epoch) {
+  if (ttl <= absl::ZeroDuration()) return;
+  absl::MutexLock lock(&mu_);
+  if (epoch != epoch_) return;
+  Entry& e = EntryFor(path);
+  e.state = Entry::kNegative;
+  e.attr_expiry = ExpiryAfter(ttl);
+}
+
+std::optional<std::string> MetadataCache::GetSymlink(absl::string_view path) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(path);
+  if (it == entries_.end() || it->second.symlink_expiry <= NowNanos()) {
+    return std::nullopt;
+  }
+  it->second.referenced = true;
+  return it->second.symlink;
+}
+
+void MetadataCache::PutSymlink(absl::string_view path,
+                               const std::string& target, absl::Duration ttl,
+                               uint64_t epoch) {
+  if (ttl <= absl::ZeroDuration()) return;
+  absl::MutexLock lock(&mu_);
+  if (epoch != epoch_) return;
+  Entry& e = EntryFor(path);
+  e.symlink = target;
+  e.symlink_expiry = ExpiryAfter(ttl);
+}
+
+std::optional<Listing> MetadataCache::GetListing(absl::string_view path) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(path);
+  if (it == entries_.end() || it->second.listing_expiry <= NowNanos()) {
+    return std::nullopt;
+  }
+  it->second.referenced = true;
+  return *it->second.listing;
+}
+
+void MetadataCache::PutListing(absl::string_view path, Listing listing,
+                               absl::Duration ttl, uint64_t epoch) {
+  if (ttl <= absl::ZeroDuration()) return;
+  absl::MutexLock lock(&mu_);
+  if (epoch != epoch_) return;
+  Entry& e = EntryFor(path);
+  e.listing = std::make_unique<Listing>(std::move(listing));
+  e.listing_expiry = ExpiryAfter(ttl);
+}
+
+bool MetadataCache::ListingKnows(absl::string_view dir, absl::string_view name,
+                                 bool* present) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(dir);
+  if (it == entries_.end() || it->second.listing_expiry <= NowNanos()) {
+    return false;
+  }
+  it->second.referenced = true;
+  *present = it->second.listing->contains(name);
+  return true;
+}
+
+void MetadataCache::ListingAdd(absl::string_view dir, absl::string_view name,
+                               ListingEntry entry) {
+  absl::MutexLock lock(&mu_);
+  ++epoch_;
+  auto it = entries_.find(dir);
+  if (it == entries_.end() || it->second.listing_expiry == 0) return;
+  (*it->second.listing)[std::string(name)] = entry;
+}
+
+void MetadataCache::ListingRemove(absl::string_view dir,
+                                  absl::string_view name) {
+  absl::MutexLock lock(&mu_);
+  ++epoch_;
+  auto it = entries_.find(dir);
+  if (it == entries_.end() || it->second.listing_expiry == 0) return;
+  it->second.listing->erase(std::string(name));
+}
+
+void MetadataCache::PutNewDirectory(absl::string_view path,
+                                    absl::Duration ttl) {
+  if (ttl <= absl::ZeroDuration()) return;
+  absl::MutexLock lock(&mu_);
+  ++epoch_;
+  Entry& e = EntryFor(path);
+  e.listing = std::make_unique<Listing>();
+  e.listing_expiry = ExpiryAfter(ttl);
+}
+
+MetadataCache::AttrLookup MetadataCache::GetXattr(absl::string_view path,
+                                                  absl::string_view name,
+                                                  std::string* value,
+                                                  int* negative_errno) {
+  absl::MutexLock lock(&mu_);
+  if (!name.empty()) {
+    auto u = unsupported_xattrs_.find(name);
+    if (u != unsupported_xattrs_.end()) {
+      if (u->second > NowNanos()) {
+        if (negative_errno != nullptr) *negative_errno = EOPNOTSUPP;
+        return AttrLookup::kNegative;
+      }
+      unsupported_xattrs_.erase(u);
+    }
+  }
+  auto it = entries_.find(path);
+  if (it == entries_.end() || it->second.xattr_expiry <= NowNanos()) {
+    return AttrLookup::kMiss;
+  }
+  Entry& e = it->second;
+  const Entry::XattrAnswer* answer = nullptr;
+  if (e.xattrs != nullptr) {
+    auto x = e.xattrs->find(name);
+    if (x != e.xattrs->end()) answer = &x->second;
+  }
+  if (answer == nullptr) {
+    // What the name list (the listxattr answer) implies. trusted.* names
+    // are left out of lists given to unprivileged callers, so their absence
+    // from a list proves nothing.
+    if (absl::StartsWith(name, "trusted.")) return AttrLookup::kMiss;
+    if (e.no_xattrs) {
+      e.referenced = true;
+      if (name.empty()) {
+        value->clear();
+        return AttrLookup::kHit;
+      }
+      if (negative_errno != nullptr) *negative_errno = ENODATA;
+      return AttrLookup::kNegative;
+    }
+    if (e.xattrs == nullptr) return AttrLookup::kMiss;
+    auto list = e.xattrs->find("");
+    if (list == e.xattrs->end() || list->second.negative_errno != 0 ||
+        ListHas(list->second.value, name)) {
+      return AttrLookup::kMiss;
+    }
+    e.referenced = true;
+    if (negative_errno != nullptr) *negative_errno = ENODATA;
+    return AttrLookup::kNegative;
+  }
+  e.referenced = true;
+  if (answer->negative_errno != 0) {
+    if (negative_errno != nullptr) *negative_errno = answer->negative_errno;
+    return AttrLookup::kNegative;
+  }
+  *value = answer->value;
+  return AttrLookup::kHit;
+}
+
+void MetadataCache::PutXattr(absl::string_view path, absl::string_view name,
+                             const std::string* value, absl::Duration ttl,
+                             uint64_t epoch, int negative_errno) {
+  if (ttl <= absl::ZeroDuration()) return;
+  if (value != nullptr && value->size() > kMaxCachedXattr) return;
+  absl::MutexLock lock(&mu_);
+  if (epoch != epoch_) return;
+  Entry& e = EntryFor(path);
+  if (e.xattr_expiry <= NowNanos()) {
+    // Expired answers go together; the new ones live for `ttl`.
+    e.xattrs.reset();
+    e.no_xattrs = false;
+    e.xattr_expiry = ExpiryAfter(ttl);
+  }
+  if (e.xattrs == nullptr) {
+    e.xattrs = std::make_unique<absl::flat_hash_map<std::string, Entry::XattrAnswer>>();
+  }
+  Entry::XattrAnswer& answer = (*e.xattrs)[std::string(name)];
+  answer.negative_errno = value != nullptr ? 0 : negative_errno;
+  answer.value = value != nullptr ? *value : std::string();
+}
+
+void MetadataCache::PutUnsupportedXattr(absl::string_view name,
+                                        absl::Duration ttl) {
+  if (ttl <= absl::ZeroDuration() || name.empty()) return;
+  absl::MutexLock lock(&mu_);
+  // Bounded: a backend answering EOPNOTSUPP to every name asked would
+  // otherwise grow it without end.
+  if (unsupported_xattrs_.size() >= 64) unsupported_xattrs_.clear();
+  unsupported_xattrs_[std::string(name)] = ExpiryAfter(ttl);
+}
+
+void MetadataCache::XattrSupported(absl::string_view name) {
+  absl::MutexLock lock(&mu_);
+  unsupported_xattrs_.erase(name);
+}
+
+void MetadataCache::DropXattrs(absl::string_view path) {
+  absl::MutexLock lock(&mu_);
+  ++epoch_;
+  auto it = entries_.find(path);
+  if (it == entries_.end()) return;
+  it->second.xattr_expiry = 0;
+  it->second.xattrs.reset();
+  it->second.no_xattrs = false;
+  EraseIfEmpty(it);
+}
+
+void MetadataCache::UpdateAttr(absl::string_view path, const v1::Attr& attr,
+                               absl::Duration ttl) {
+  absl::MutexLock lock(&mu_);
+  ++epoch_;
+  if (ttl <= absl::ZeroDuration()) {
+    auto it = entries_.find(path);
+    if (it != entries_.end()) {
+      it->second.state = Entry::kNone;
+      EraseIfEmpty(it);
+    }
+    return;
+  }
+  Entry& e = EntryFor(path);
+  e.state = Entry::kAttr;
+  e.attr = CompactAttr::FromProto(attr);
+  e.attr_expiry = ExpiryAfter(ttl);
+  NoteXattrNames(e, attr);
+}
+
+void MetadataCache::DropAttr(absl::string_view path) {
+  absl::MutexLock lock(&mu_);
+  ++epoch_;
+  auto it = entries_.find(path);
+  if (it == entries_.end()) return;
+  it->second.state = Entry::kNone;
+  EraseIfEmpty(it);
+}
+
+void MetadataCache::DropListing(absl::string_view path) {
+  absl::MutexLock lock(&mu_);
+  ++epoch_;
+  auto it = entries_.find(path);
+  if (it == entries_.end()) return;
+  it->second.listing_expiry = 0;
+  it->second.listing.reset();
+  EraseIfEmpty(it);
+}
+
+void MetadataCache::DropSubtree(absl::string_view path) {
+  absl::MutexLock lock(&mu_);
+  ++epoch_;
+  if (path == "/") {
+    entries_.clear();
+    return;
+  }
+  entries_.erase(std::string(path));
+  auto [lo, hi] = ChildKeyRange(path);
+  entries_.erase(entries_.lower_bound(lo), entries_.lower_bound(hi));
+}
+
+void MetadataCache::MarkRemoved(absl::string_view path,
+                                absl::Duration negative_ttl) {
+  DropSubtree(path);
+  if (negative_ttl <= absl::ZeroDuration()) return;
+  absl::MutexLock lock(&mu_);
+  Entry& e = EntryFor(path);
+  e.state = Entry::kNegative;
+  e.attr_expiry = ExpiryAfter(negative_ttl);
+}
+
+void MetadataCache::Rename(absl::string_view from, absl::string_view to,
+                           bool exchange) {
+  absl::MutexLock lock(&mu_);
+  ++epoch_;
+  // Takes `path` and its subtree out of the map, keyed by the part after
+  // `path` ("" for `path` itself).
+  auto take = [this](absl::string_view path)
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    std::vector<std::pair<std::string, Entry>> out;
+    auto self = entries_.find(path);
+    if (self != entries_.end()) {
+      out.emplace_back("", std::move(self->second));
+      entries_.erase(self);
+    }
+    auto [lo, hi] = ChildKeyRange(path);
+    auto first = entries_.lower_bound(lo), last = entries_.lower_bound(hi);
+    for (auto it = first; it != last; ++it) {
+      out.emplace_back(it->first.substr(path.size()), std::move(it->second));
+    }
+    entries_.erase(first, last);
+    return out;
+  };
+  auto from_entries = take(from);
+  auto to_entries = take(to);
+  // Attributes move with the names; listings of the two parents are
+  // dropped by the caller, which knows them.
+  for (auto& [suffix, entry] : from_entries) {
+    entries_[std::string(to) + suffix] = std::move(entry);
+  }
+  if (exchange) {
+    for (auto& [suffix, entry] : to_entries) {
+      entries_[std::string(from) + suffix] = std::move(entry);
+    }
+  }
+  if (entries_.size() > options_.max_entries) EvictLocked();
+}
+
+std::vector<std::string> MetadataCache::PathsWithIno(uint64_t ino,
+                                                     absl::string_view except) {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> out;
+  for (const auto& [path, e] : entries_) {
+    if (e.state == Entry::kAttr && e.attr.ino == ino && path != except) {
+      out.push_back(path);
+    }
+  }
+  return out;
+}
+
+bool MetadataCache::GetIno(absl::string_view path, uint64_t* ino,
+                           uint32_t* nlink) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(path);
+  if (it == entries_.end() || it->second.state != Entry::kAttr) return false;
+  *ino = it->second.attr.ino;
+  *nlink = it->second.attr.nlink;
+  return true;
+}
+
+void MetadataCache::Clear() {
+  absl::MutexLock lock(&mu_);
+  ++epoch_;
+  entries_.clear();
+}
+
+size_t MetadataCache::size() const {
+  absl::MutexLock lock(&mu_);
+  return entries_.size();
+}
+
+MetadataCache::Entry& MetadataCache::EntryFor(absl::string_view path) {
+  auto it = entries_.find(path);
+  if (it != entries_.end()) return it->second;
+  if (entries_.size() >= options_.max_entries) EvictLocked();
+  return entries_[std::string(path)];
+}
+
+void MetadataCache::EraseIfEmpty(Map::iterator it) {
+  if (it->second.empty()) entries_.erase(it);
+}
+
+void MetadataCache::EvictLocked() {
+  // Free a tenth so that eviction runs rarely.
+  size_t target = options_.max_entries - options_.max_entries / 10;
+  // Small bounds: still make room for the entry about to be added.
+  if (target >= options_.max_entries && options_.max_entries > 0) {
+    target = options_.max_entries - 1;
+  }
+  int64_t now = NowNanos();
+  // Two passes at most: the first clears reference bits it passes over.
+  for (int pass = 0; pass < 2 * 2 && entries_.size() > target; ++pass) {
+    auto it = entries_.lower_bound(clock_hand_);
+    while (it != entries_.end() && entries_.size() > target) {
+      Entry& e = it->second;
+      bool expired = e.attr_expiry <= now && e.symlink_expiry <= now &&
+                     e.listing_expiry <= now && e.xattr_expiry <= now;
+      if (e.referenced && !expired) {
+        e.referenced = false;
+        ++it;
+      } else {
+        it = entries_.erase(it);
+      }
+    }
+    clock_hand_ = it == entries_.end() ? std::string() : it->first;
+  }
+}
+
+}  // namespace fusehost

@@ -1,0 +1,212 @@
+// The daemon-side metadata cache of one mount: attributes, negative lookups
+// (ENOENT), symlink targets and whole directory listings, keyed by backend
+// path, each with its own expiry.
+//
+// Why keyed by path: the protocol is path-based and so are invalidations
+// from backends; a rename moves a whole key range, which an ordered map makes
+// cheap.
+//
+// Bounded: at most `max_entries` paths. When full, a CLOCK sweep (a cheap
+// LRU approximation: every hit sets a reference bit, the sweep evicts
+// entries whose bit is clear and clears the others) frees a tenth.
+//
+// Races with the backend: a read that was sent before some mutation must not
+// cache its (possibly stale) answer after that mutation dropped the entry.
+// Every change bumps `epoch()`; Put* take the epoch seen when the read was
+// sent and store nothing if it moved since.
+//
+// Thread-safe: one mutex; no method calls out while holding it.
+
+#ifndef FUSE_HOSTD_DAEMON_PIPELINE_METADATA_CACHE_H_
+#define FUSE_HOSTD_DAEMON_PIPELINE_METADATA_CACHE_H_
+
+#include <cerrno>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "proto/filesystem.pb.h"
+
+namespace fusehost {
+
+// Attributes in 88 bytes, instead of a protobuf message with three
+// separately allocated timestamps.
+struct CompactAttr {
+  uint64_t ino = 0, rdev = 0, size = 0, blocks = 0;
+  int64_t atime_sec = 0, mtime_sec = 0, ctime_sec = 0;
+  uint32_t mode = 0, nlink = 0, uid = 0, gid = 0, blksize = 0;
+  uint32_t atime_nsec = 0, mtime_nsec = 0, ctime_nsec = 0;
+
+  static CompactAttr FromProto(const v1::Attr& attr);
+  void ToProto(v1::Attr* out) const;
+};
+
+// One name of a cached directory listing. Attributes live in the cache
+// under the child's own path, so that they expire and update in one place.
+struct ListingEntry {
+  uint32_t type = 0;  // S_IFMT bits, 0 if unknown
+  uint64_t ino = 0;   // backend's st_ino, 0 if unknown
+};
+// Name -> entry. Ordered and searchable: creations and removals through the
+// daemon edit a cached listing in place, and a lookup of a name that is not
+// in a fresh listing is answered ENOENT without asking the backend.
+using Listing = absl::btree_map<std::string, ListingEntry>;
+
+class MetadataCache {
+ public:
+  struct Options {
+    size_t max_entries = 100000;
+  };
+
+  enum class AttrLookup { kMiss, kHit, kNegative };
+
+  explicit MetadataCache(Options options);
+  MetadataCache(const MetadataCache&) = delete;
+  MetadataCache& operator=(const MetadataCache&) = delete;
+
+  // Current change epoch (see above).
+  uint64_t epoch() const;
+
+  // kHit fills *attr (with ttl_ms = the time left); kNegative means the path
+  // is known not to exist.
+  AttrLookup GetAttr(absl::string_view path, v1::Attr* attr);
+  void PutAttr(absl::string_view path, const v1::Attr& attr,
+               absl::Duration ttl, uint64_t epoch);
+  void PutNegative(absl::string_view path, absl::Duration ttl, uint64_t epoch);
+
+  // A fresh symlink target, or nullopt.
+  std::optional<std::string> GetSymlink(absl::string_view path);
+  void PutSymlink(absl::string_view path, const std::string& target,
+                  absl::Duration ttl, uint64_t epoch);
+
+  // A copy of a fresh listing, or nullopt.
+  std::optional<Listing> GetListing(absl::string_view path);
+  void PutListing(absl::string_view path, Listing listing, absl::Duration ttl,
+                  uint64_t epoch);
+  // Whether directory `dir` has a fresh listing, and if so whether `name`
+  // is in it.
+  bool ListingKnows(absl::string_view dir, absl::string_view name,
+                    bool* present);
+
+  // Extended attributes of `path`: kHit fills *value; kNegative means the
+  // attribute does not exist (ENODATA). `name` "" stands for the listxattr
+  // result (no attribute has an empty name).
+  // For kNegative, *negative_errno (if given) gets the errno to answer:
+  // ENODATA, or EOPNOTSUPP where the backend does not support the name.
+  AttrLookup GetXattr(absl::string_view path, absl::string_view name,
+                      std::string* value, int* negative_errno = nullptr);
+  // `value` null records absence, answered with `negative_errno`. Values
+  // above kMaxCachedXattr bytes are not kept.
+  void PutXattr(absl::string_view path, absl::string_view name,
+                const std::string* value, absl::Duration ttl, uint64_t epoch,
+                int negative_errno = ENODATA);
+  static constexpr size_t kMaxCachedXattr = 4096;
+  // Extended attribute `name` is not supported by the filesystem at all
+  // (the backend answered EOPNOTSUPP): a namespace it lacks, such as
+  // security.selinux on tmpfs without a security module. GetXattr then
+  // answers EOPNOTSUPP for every path until `ttl` passes, and `ls -l`,
+  // which asks every file, stops asking after the first.
+  void PutUnsupportedXattr(absl::string_view name, absl::Duration ttl);
+  // A setxattr of `name` worked: it is supported after all.
+  void XattrSupported(absl::string_view name);
+  // Forgets the extended attributes of `path`.
+  void DropXattrs(absl::string_view path);
+
+  // What a mutation through the daemon knows. All of these bump the epoch.
+  // Stores attributes a mutation returned (no epoch check: it is the newest
+  // truth), replacing a negative entry.
+  void UpdateAttr(absl::string_view path, const v1::Attr& attr,
+                  absl::Duration ttl);
+  // Forgets the attributes (and negative state) of `path`.
+  void DropAttr(absl::string_view path);
+  // Forgets the listing of directory `path`.
+  void DropListing(absl::string_view path);
+  // A name appeared in or left directory `dir` (through the daemon): edits a
+  // cached listing, if there is one.
+  void ListingAdd(absl::string_view dir, absl::string_view name,
+                  ListingEntry entry);
+  void ListingRemove(absl::string_view dir, absl::string_view name);
+  // A directory just made is empty: its listing is known without asking.
+  void PutNewDirectory(absl::string_view path, absl::Duration ttl);
+  // Forgets everything about `path` and below it.
+  void DropSubtree(absl::string_view path);
+  // `path` no longer exists: forgets it and below, and remembers it as
+  // absent for `ttl` (if positive).
+  void MarkRemoved(absl::string_view path, absl::Duration negative_ttl);
+  // A rename: entries at and below `from` move to `to` (replacing what was
+  // there); with `exchange` the two subtrees swap.
+  void Rename(absl::string_view from, absl::string_view to, bool exchange);
+  // Paths other than `except` whose cached attributes have inode number
+  // `ino` (hard links of one file). A scan: only called for files whose
+  // link count is above one.
+  std::vector<std::string> PathsWithIno(uint64_t ino, absl::string_view except);
+  // Backend's inode number of cached `path`, with its link count.
+  bool GetIno(absl::string_view path, uint64_t* ino, uint32_t* nlink);
+  void Clear();
+
+  size_t size() const;
+  size_t max_entries() const { return options_.max_entries; }
+
+ private:
+  struct Entry {
+    enum State : uint8_t { kNone, kAttr, kNegative };
+    State state = kNone;
+    bool referenced = false;
+    int64_t attr_expiry = 0;  // absl::ToUnixNanos
+    CompactAttr attr;
+    int64_t symlink_expiry = 0;  // 0: no target cached
+    std::string symlink;
+    int64_t listing_expiry = 0;  // 0: no listing cached
+    std::unique_ptr<Listing> listing;
+    // Most files have no extended attributes but are asked for a few
+    // (security.capability on every write, ACLs on `ls -l`): remember the
+    // answers, absent ones as nullopt.
+    int64_t xattr_expiry = 0;  // 0: none cached
+    struct XattrAnswer {
+      int negative_errno = 0;  // 0: `value` is the attribute's value
+      std::string value;
+    };
+    std::unique_ptr<absl::flat_hash_map<std::string, XattrAnswer>> xattrs;
+    // Until xattr_expiry: the backend listed the file's names and there
+    // were none, so every name but trusted.* is absent.
+    bool no_xattrs = false;
+
+    bool empty() const {
+      return state == kNone && symlink_expiry == 0 && listing_expiry == 0 &&
+             xattr_expiry == 0;
+    }
+  };
+  using Map = absl::btree_map<std::string, Entry>;
+
+  // The entry for `path`, created if needed (may evict others).
+  Entry& EntryFor(absl::string_view path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EraseIfEmpty(Map::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // [first, last) of `path` and its descendants.
+  std::pair<Map::iterator, Map::iterator> SubtreeRange(absl::string_view path)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records the name list an Attr may carry (Attr.xattr_names) as the
+  // listxattr answer, valid as long as the attributes.
+  static void NoteXattrNames(Entry& e, const v1::Attr& attr);
+
+  const Options options_;
+  mutable absl::Mutex mu_;
+  Map entries_ ABSL_GUARDED_BY(mu_);
+  uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string clock_hand_ ABSL_GUARDED_BY(mu_);
+  // PutUnsupportedXattr: name -> expiry (absl::ToUnixNanos). A handful.
+  absl::flat_hash_map<std::string, int64_t> unsupported_xattrs_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace fusehost
+
+#endif  // FUSE_HOSTD_DAEMON_PIPELINE_METADATA_CACHE_H_

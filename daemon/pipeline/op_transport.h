@@ -1,0 +1,59 @@
+// The seam between the daemon's layers: something that runs path operations
+// on a backend and reports each result exactly once. The kernel adapter
+// sends through it; the metadata cache, the batcher and the backend channel
+// each implement it, stacked (see mount.cc).
+//
+// Implementations are thread-safe. `done` may run on any thread, including
+// inside Send() itself (a cache hit).
+
+#ifndef FUSE_HOSTD_DAEMON_PIPELINE_OP_TRANSPORT_H_
+#define FUSE_HOSTD_DAEMON_PIPELINE_OP_TRANSPORT_H_
+
+#include <functional>
+#include <vector>
+
+#include "proto/filesystem.pb.h"
+
+namespace fusehost {
+
+class OpTransport {
+ public:
+  // Called exactly once with the op's result; on transport failure the result
+  // carries the mapped errno.
+  using Done = std::function<void(const v1::OpResult&)>;
+
+  virtual ~OpTransport() = default;
+  virtual void Send(v1::Op op, Done done) = 0;
+  // Cancels every op in flight: their callbacks run soon with ECANCELED.
+  virtual void CancelAll() = 0;
+  // Blocks until no op is in flight.
+  virtual void WaitIdle() = 0;
+};
+
+// An op waiting to be sent, with its completion.
+struct PendingOp {
+  v1::Op op;
+  OpTransport::Done done;
+};
+
+// Where a batcher delivers: sends several ops as one message.
+class BatchSink {
+ public:
+  virtual ~BatchSink() = default;
+  // `done` of every op runs exactly once; `sent` runs once after all of them
+  // (the message is finished).
+  virtual void SendBatch(std::vector<PendingOp> ops,
+                         std::function<void()> sent) = 0;
+};
+
+// A result carrying only an errno.
+inline v1::OpResult ErrorResult(uint64_t op_id, int posix_errno) {
+  v1::OpResult result;
+  result.set_id(op_id);
+  result.set_posix_errno(posix_errno);
+  return result;
+}
+
+}  // namespace fusehost
+
+#endif  // FUSE_HOSTD_DAEMON_PIPELINE_OP_TRANSPORT_H_

@@ -1,0 +1,136 @@
+// Counters and latency histograms of one mount, updated lock-free from the
+// kernel adapter, the caches and the backend channel, and read as a snapshot
+// by `fuse-hostctl stats` and the metrics endpoint.
+//
+// Thread-safe: every update is a relaxed atomic add; a snapshot is a
+// consistent-enough copy (counters may move while it is taken).
+
+#ifndef FUSE_HOSTD_DAEMON_STATS_MOUNT_STATS_H_
+#define FUSE_HOSTD_DAEMON_STATS_MOUNT_STATS_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace fusehost {
+
+// Kernel request kinds, one per FUSE operation the daemon answers.
+enum class KernelOp : int {
+  kLookup,
+  kForget,
+  kGetattr,
+  kSetattr,
+  kReadlink,
+  kMknod,
+  kMkdir,
+  kUnlink,
+  kRmdir,
+  kSymlink,
+  kRename,
+  kLink,
+  kOpen,
+  kRead,
+  kWrite,
+  kFlush,
+  kRelease,
+  kFsync,
+  kOpendir,
+  kReaddir,
+  kReaddirplus,
+  kReleasedir,
+  kFsyncdir,
+  kStatfs,
+  kSetxattr,
+  kGetxattr,
+  kListxattr,
+  kRemovexattr,
+  kAccess,
+  kCreate,
+  kGetlk,
+  kSetlk,
+  kFlock,
+  kFallocate,
+  kCopyFileRange,
+  kLseek,
+  kIoctl,
+  kCount  // not an op
+};
+
+const char* KernelOpName(KernelOp op);
+
+// What the daemon caches (see the caches' own files).
+enum class CacheKind : int { kAttr, kDir, kSymlink, kNegative, kXattr, kCount };
+
+const char* CacheKindName(CacheKind kind);
+
+// Latency histogram with power-of-two microsecond buckets: bucket i holds
+// latencies in [2^(i-1), 2^i) us, bucket 0 those under 1 us.
+class LatencyHistogram {
+ public:
+  static constexpr int kBuckets = 32;
+
+  void Record(absl::Duration latency);
+  uint64_t count() const;
+  // The upper bound of the bucket holding quantile q (0 < q <= 1); zero when
+  // nothing was recorded.
+  absl::Duration Quantile(double q) const;
+  std::array<uint64_t, kBuckets> Buckets() const;
+
+ private:
+  std::array<std::atomic<uint64_t>, kBuckets> buckets_{};
+};
+
+class MountStats {
+ public:
+  struct OpStats {
+    std::string name;
+    uint64_t count = 0;
+    uint64_t errors = 0;
+    absl::Duration p50, p90, p99;
+  };
+  struct CacheStats {
+    std::string name;
+    uint64_t hits = 0;
+    uint64_t misses = 0;
+  };
+  struct Snapshot {
+    std::vector<OpStats> ops;  // only ops seen at least once
+    std::vector<CacheStats> caches;
+    uint64_t kernel_requests = 0;
+    uint64_t backend_messages = 0;
+    uint64_t backend_ops = 0;
+    uint64_t backend_errors = 0;  // messages that failed in transport
+    // Paths the daemon's metadata cache holds, and its limit (both 0 when
+    // the mount does not cache). Filled by the mount, not by MountStats.
+    uint64_t cache_entries = 0;
+    uint64_t cache_limit = 0;
+  };
+
+  // A kernel request answered after `latency`, with `posix_errno` (0: ok).
+  void RecordRequest(KernelOp op, absl::Duration latency, int posix_errno);
+  // One message to the backend carrying `ops` operations.
+  void RecordBackendMessage(int ops, bool transport_failed);
+  void RecordCacheLookup(CacheKind kind, bool hit);
+
+  Snapshot Snap() const;
+
+ private:
+  static constexpr int kOps = static_cast<int>(KernelOp::kCount);
+  static constexpr int kCaches = static_cast<int>(CacheKind::kCount);
+
+  std::array<std::atomic<uint64_t>, kOps> op_errors_{};
+  std::array<LatencyHistogram, kOps> op_latency_;
+  std::array<std::atomic<uint64_t>, kCaches> cache_hits_{};
+  std::array<std::atomic<uint64_t>, kCaches> cache_misses_{};
+  std::atomic<uint64_t> backend_messages_{0};
+  std::atomic<uint64_t> backend_ops_{0};
+  std::atomic<uint64_t> backend_errors_{0};
+};
+
+}  // namespace fusehost
+
+#endif  // FUSE_HOSTD_DAEMON_STATS_MOUNT_STATS_H_
