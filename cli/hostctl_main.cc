@@ -84,10 +84,12 @@ int Stats(ControlClient& client, const std::string& mountpoint) {
            UserName(m.owner_uid()).c_str());
     printf("  kernel requests  %llu\n",
            static_cast<unsigned long long>(m.kernel_requests()));
-    printf("  backend          %llu messages, %llu ops, %llu errors\n",
+    printf("  backend          %llu messages, %llu ops, %llu errors, "
+           "%llu invalid replies\n",
            static_cast<unsigned long long>(m.backend_messages()),
            static_cast<unsigned long long>(m.backend_ops()),
-           static_cast<unsigned long long>(m.backend_errors()));
+           static_cast<unsigned long long>(m.backend_errors()),
+           static_cast<unsigned long long>(m.backend_invalid()));
     printf("  cache entries    %llu (limit %llu)\n",
            static_cast<unsigned long long>(m.cache_entries()),
            static_cast<unsigned long long>(m.cache_limit()));

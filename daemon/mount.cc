@@ -7,7 +7,6 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/mounting/kernel_mount.h"
-#include "common/paths.h"
 #include "daemon/mounting/read_ahead.h"
 
 namespace fusehost {
@@ -57,41 +56,41 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
 
   m->nodes_ = std::make_unique<NodeTable>();
   m->policy_ = MakeCachePolicy(m->options_, *reply);
-  m->batcher_ = std::make_unique<Batcher>(Batcher::Options(), m->channel_.get(),
-                                          m->channel_.get());
-  OpTransport* transport = m->batcher_.get();
-  Mount* self = m.get();
+  ReplyValidator::Options validator;
+  validator.sink = m->channel_.get();
+  validator.transport = m->channel_.get();
+  validator.stats = &m->stats_;
+  validator.log_name = m->spec_.mountpoint;
+  m->validator_ = std::make_unique<ReplyValidator>(std::move(validator));
+  m->batcher_ = std::make_unique<Batcher>(
+      Batcher::Options(), m->validator_.get(), m->validator_.get());
   if (m->options_.cache_entries > 0) {
     MetadataCache::Options cache_options;
     cache_options.max_entries = m->options_.cache_entries;
     m->cache_ = std::make_unique<MetadataCache>(cache_options);
-    CachingTransport::Options caching;
-    caching.policy = m->policy_;
-    caching.cache = m->cache_.get();
-    caching.next = m->batcher_.get();
-    caching.stats = &m->stats_;
-    // Other names of a hard-linked file changed: the kernel caches their
-    // attributes per name.
-    caching.links_changed = [self](const std::vector<std::string>& paths) {
-      if (self->adapter_ == nullptr) return;
-      for (const std::string& p : paths) self->adapter_->InvalidatePath(p);
-    };
-    m->caching_ = std::make_unique<CachingTransport>(std::move(caching));
-    transport = m->caching_.get();
   }
+  CachingTransport::Options caching;
+  caching.policy = m->policy_;
+  caching.cache = m->cache_.get();
+  caching.next = m->batcher_.get();
+  caching.stats = &m->stats_;
+  m->caching_ = std::make_unique<CachingTransport>(std::move(caching));
 
-  KernelAdapter::Options adapter_options;
-  adapter_options.mount_id = m->spec_.mount_id;
-  adapter_options.nodes = m->nodes_.get();
-  adapter_options.transport = transport;
-  adapter_options.mount_options = &m->options_;
-  adapter_options.cache = m->cache_.get();
-  adapter_options.stats = &m->stats_;
-  adapter_options.policy = m->policy_;
-  adapter_options.posix_locks = reply->posix_locks();
-  adapter_options.flock_locks = reply->flock_locks();
+  Mount* self = m.get();
+  KernelSession::Options session;
+  session.nodes = m->nodes_.get();
+  session.transport = m->caching_.get();
+  session.coherence = m->caching_.get();
+  session.stats = &m->stats_;
+  session.timeouts.attr = m->policy_.attr_ttl;
+  session.timeouts.negative = m->policy_.negative_ttl;
+  session.timeouts.entry = m->options_.entry_timeout;
+  session.timeouts.cache_listings = m->policy_.listing_ttl > absl::ZeroDuration();
+  session.max_write = m->options_.max_write;
+  session.posix_locks = reply->posix_locks();
+  session.flock_locks = reply->flock_locks();
   if (m->options_.read_ahead_kb != 0) {
-    adapter_options.after_init = [self] {
+    session.after_init = [self] {
       absl::Status st =
           SetReadAhead(self->device_, self->options_.read_ahead_kb);
       if (!st.ok()) {
@@ -101,28 +100,29 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
       }
     };
   }
-  adapter_options.fuse_fd = km->fuse_fd;
-  adapter_options.on_session_end = [self] {
+  session.fuse_fd = km->fuse_fd;
+  session.on_session_end = [self] {
     if (self->spec_.on_session_end) self->spec_.on_session_end(self->spec_.mount_id);
   };
-  absl::StatusOr<std::unique_ptr<KernelAdapter>> adapter =
-      KernelAdapter::Start(std::move(adapter_options));
-  if (!adapter.ok()) {
+  absl::StatusOr<std::unique_ptr<KernelSession>> created =
+      KernelSession::Create(std::move(session));
+  if (!created.ok()) {
     UnmountFuse(m->spec_.mountpoint, /*lazy=*/true, m->device_).IgnoreError();
     m->channel_->Destroy();
-    return adapter.status();
+    return created.status();
   }
-  m->adapter_ = *std::move(adapter);
+  m->session_ = *std::move(created);
+  m->caching_->AttachKernel(m->session_->kernel_cache());
+  m->session_->Serve();
 
   InvalidationListener::Options listener;
   listener.stub = m->channel_->stub();
   listener.mount_id = m->spec_.mount_id;
-  listener.on_open = [self] {
-    if (self->cache_ != nullptr) self->cache_->Clear();
-    self->adapter_->InvalidateSubtree("/");
-  };
+  listener.on_open = [self] { self->caching_->NoticesMayHaveBeenLost(); };
   listener.on_notice = [self](const v1::Invalidation& notice) {
-    self->ApplyInvalidation(notice);
+    if (self->validator_->AcceptNotice(notice)) {
+      self->caching_->ApplyNotice(notice);
+    }
   };
   m->listener_ = std::make_unique<InvalidationListener>(std::move(listener));
   m->listener_->Start();
@@ -147,35 +147,6 @@ CachePolicy MakeCachePolicy(const MountOptions& options,
   return policy;
 }
 
-void Mount::ApplyInvalidation(const v1::Invalidation& notice) {
-  const std::string& path = notice.path();
-  if (path.empty() || path[0] != '/' || path.find('\0') != std::string::npos) {
-    fprintf(stderr, "fuse-hostd: %s: ignored an invalidation with a bad path\n",
-            spec_.mountpoint.c_str());
-    return;
-  }
-  const std::string parent = ParentPath(path);
-  if (cache_ != nullptr) {
-    if (notice.kind() == v1::Invalidation::CHANGED) {
-      cache_->DropAttr(path);
-      cache_->DropListing(path);
-      cache_->DropXattrs(path);  // xattr changes are reported as CHANGED too
-    } else {
-      cache_->DropSubtree(path);
-    }
-    cache_->DropAttr(parent);
-    cache_->DropListing(parent);
-  }
-  if (notice.kind() == v1::Invalidation::SUBTREE) {
-    adapter_->InvalidateSubtree(path);
-  } else {
-    adapter_->InvalidatePath(path);
-  }
-  // The parent's listing and times changed too.
-  uint64_t parent_node = nodes_->Find(parent);
-  if (parent_node != 0) adapter_->InvalidateInode(parent_node, /*data=*/true);
-}
-
 MountStats::Snapshot Mount::Snap() const {
   MountStats::Snapshot s = stats_.Snap();
   if (cache_ != nullptr) {
@@ -195,8 +166,8 @@ void Mount::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   if (listener_ != nullptr) listener_->Stop();
-  if (adapter_ != nullptr) {
-    if (!adapter_->session_ended()) {
+  if (session_ != nullptr) {
+    if (!session_->session_ended()) {
       if (!detached_.load() && IsFuseMountpoint(spec_.mountpoint)) {
         UnmountFuse(spec_.mountpoint, /*lazy=*/true, device_).IgnoreError();
         detached_.store(true);
@@ -204,7 +175,7 @@ void Mount::Shutdown() {
       // Files may still be open on the detached mount; they get ENOTCONN.
       AbortFuseConnection(device_);
     }
-    adapter_->Stop();
+    session_->Stop();
   }
   if (channel_ != nullptr) channel_->Destroy();
 }

@@ -1,5 +1,12 @@
-// One mounted filesystem: the backend connection, the node table and the
-// kernel session, created together and torn down in the safe order.
+// One mounted filesystem: the layers of the daemon wired together for one
+// mount, created together and torn down in the safe order:
+//
+//   KernelSession (daemon/fuse)        kernel requests in, replies out
+//     -> CachingTransport (pipeline)   daemon cache; owns coherence
+//     -> Batcher                       concurrent ops -> one message
+//     -> ReplyValidator                the backend's words checked
+//     -> BackendChannel                gRPC, deadlines, reconnection
+//   InvalidationListener -> ReplyValidator -> CachingTransport (notices)
 //
 // Thread use: Create/Unmount/Shutdown from the MountManager (which serializes
 // them); state queries from any thread.
@@ -16,15 +23,16 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "daemon/fuse/kernel_session.h"
+#include "daemon/fuse/node_table.h"
+#include "daemon/mounting/mount_options.h"
 #include "daemon/pipeline/backend_channel.h"
 #include "daemon/pipeline/batcher.h"
 #include "daemon/pipeline/caching_transport.h"
 #include "daemon/pipeline/invalidation_listener.h"
 #include "daemon/pipeline/metadata_cache.h"
-#include "daemon/fuse/kernel_adapter.h"
-#include "daemon/mounting/mount_options.h"
+#include "daemon/pipeline/reply_validator.h"
 #include "daemon/stats/mount_stats.h"
-#include "daemon/fuse/node_table.h"
 
 namespace fusehost {
 
@@ -66,7 +74,7 @@ class Mount {
 
   const MountSpec& spec() const { return spec_; }
   const std::string& backend_name() const { return backend_name_; }
-  bool session_ended() const { return adapter_ && adapter_->session_ended(); }
+  bool session_ended() const { return session_ && session_->session_ended(); }
   bool detached() const { return detached_.load(); }
   const MountStats& stats() const { return stats_; }
   // stats() with the metadata cache's size.
@@ -74,8 +82,6 @@ class Mount {
 
  private:
   explicit Mount(MountSpec spec) : spec_(std::move(spec)) {}
-  // A backend notice: drop what the daemon and the kernel cache about it.
-  void ApplyInvalidation(const v1::Invalidation& notice);
 
   MountSpec spec_;
   MountOptions options_;
@@ -85,11 +91,12 @@ class Mount {
   // Declared in dependency order: each layer is destroyed before the ones
   // it sends to.
   std::unique_ptr<BackendChannel> channel_;
+  std::unique_ptr<ReplyValidator> validator_;
   std::unique_ptr<Batcher> batcher_;
-  std::unique_ptr<MetadataCache> cache_;
+  std::unique_ptr<MetadataCache> cache_;  // null with cache_entries=0
   std::unique_ptr<CachingTransport> caching_;
   std::unique_ptr<NodeTable> nodes_;
-  std::unique_ptr<KernelAdapter> adapter_;
+  std::unique_ptr<KernelSession> session_;
   std::unique_ptr<InvalidationListener> listener_;
   MountStats stats_;
   std::atomic<bool> detached_{false};

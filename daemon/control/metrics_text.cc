@@ -35,6 +35,9 @@ constexpr Family kBackendOps = {"fusehostd_backend_ops_total", "counter",
 constexpr Family kBackendErrors = {
     "fusehostd_backend_errors_total", "counter",
     "Backend messages that failed in transport (down, deadline)."};
+constexpr Family kBackendInvalid = {
+    "fusehostd_backend_invalid_total", "counter",
+    "Backend replies and notices the daemon repaired or refused."};
 
 void Header(std::string* out, const Family& f) {
   absl::StrAppend(out, "# HELP ", f.name, " ", f.help, "\n# TYPE ", f.name,
@@ -126,7 +129,8 @@ std::string RenderMetrics(const std::vector<MountStatsEntry>& mounts) {
       {&kCacheEntries, &MountStats::Snapshot::cache_entries},
       {&kBackendMessages, &MountStats::Snapshot::backend_messages},
       {&kBackendOps, &MountStats::Snapshot::backend_ops},
-      {&kBackendErrors, &MountStats::Snapshot::backend_errors}};
+      {&kBackendErrors, &MountStats::Snapshot::backend_errors},
+      {&kBackendInvalid, &MountStats::Snapshot::backend_invalid}};
   for (const auto& [family, field] : per_mount) {
     Header(&out, *family);
     for (const MountStatsEntry& m : mounts) {

@@ -48,6 +48,10 @@ void CachingTransport::Record(CacheKind kind, bool hit) {
 }
 
 void CachingTransport::Send(v1::Op op, Done done) {
+  if (options_.cache == nullptr) {
+    options_.next->Send(std::move(op), std::move(done));
+    return;
+  }
   switch (op.op_case()) {
     case v1::Op::kGetattr:
       return SendGetattr(std::move(op), std::move(done));
@@ -230,7 +234,6 @@ void CachingTransport::SendReaddir(v1::Op op, Done done) {
         Listing listing;
         for (v1::DirEntry& e : *reply->mutable_entries()) {
           if (e.offset() != 0) whole = false;
-          if (!IsValidName(e.name())) continue;  // the adapter drops it too
           ListingEntry le;
           le.type = e.has_attr() ? (e.attr().mode() & S_IFMT) : e.type();
           le.ino = e.has_attr() ? e.attr().ino() : 0;
@@ -303,14 +306,16 @@ void CachingTransport::UpdateLinks(uint64_t ino, const std::string& except,
   MetadataCache* cache = options_.cache;
   std::vector<std::string> others = cache->PathsWithIno(ino, except);
   if (others.empty()) return;
+  KernelCacheNotifier* kernel = kernel_.load();
   for (const std::string& p : others) {
     if (attr != nullptr) {
       cache->UpdateAttr(p, *attr, AttrTtl(*attr));
     } else {
       cache->DropAttr(p);
     }
+    // The kernel caches attributes per name.
+    if (kernel != nullptr) kernel->PathChanged(p);
   }
-  if (options_.links_changed) options_.links_changed(others);
 }
 
 void CachingTransport::ParentChanged(const std::string& dir,
@@ -457,6 +462,64 @@ void CachingTransport::ApplyMutation(const v1::Op& op,
     default:
       return;
   }
+}
+
+// ---- CacheCoherence --------------------------------------------------------
+
+std::optional<std::vector<CachedDirEntry>> CachingTransport::CachedDirectory(
+    const std::string& path) {
+  MetadataCache* cache = options_.cache;
+  if (cache == nullptr || path.empty()) return std::nullopt;
+  std::optional<Listing> listing = cache->GetListing(path);
+  Record(CacheKind::kDir, listing.has_value());
+  if (!listing) return std::nullopt;
+  std::vector<CachedDirEntry> entries;
+  entries.reserve(listing->size());
+  for (const auto& [name, le] : *listing) {
+    CachedDirEntry e;
+    e.name = name;
+    e.type = le.type;
+    e.ino = le.ino;
+    e.has_attr = cache->GetAttr(ChildPathOf(path, name), &e.attr) ==
+                 MetadataCache::AttrLookup::kHit;
+    entries.push_back(std::move(e));
+  }
+  return entries;
+}
+
+void CachingTransport::OtherNamesChanged(const std::vector<std::string>& paths) {
+  if (options_.cache == nullptr) return;
+  for (const std::string& p : paths) options_.cache->DropAttr(p);
+}
+
+void CachingTransport::ApplyNotice(const v1::Invalidation& notice) {
+  const std::string& path = notice.path();
+  const std::string parent = ParentPath(path);
+  if (MetadataCache* cache = options_.cache) {
+    if (notice.kind() == v1::Invalidation::CHANGED) {
+      cache->DropAttr(path);
+      cache->DropListing(path);
+      cache->DropXattrs(path);  // xattr changes are reported as CHANGED too
+    } else {
+      cache->DropSubtree(path);
+    }
+    cache->DropAttr(parent);
+    cache->DropListing(parent);
+  }
+  KernelCacheNotifier* kernel = kernel_.load();
+  if (kernel == nullptr) return;
+  if (notice.kind() == v1::Invalidation::SUBTREE) {
+    kernel->SubtreeChanged(path);
+  } else {
+    kernel->PathChanged(path);
+  }
+  // The parent's listing and times changed too.
+  if (path != "/") kernel->DirectoryChanged(parent);
+}
+
+void CachingTransport::NoticesMayHaveBeenLost() {
+  if (options_.cache != nullptr) options_.cache->Clear();
+  if (KernelCacheNotifier* kernel = kernel_.load()) kernel->SubtreeChanged("/");
 }
 
 }  // namespace fusehost

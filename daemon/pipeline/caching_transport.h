@@ -20,25 +20,33 @@
 //   setxattr/removexattr/open+O_TRUNC attrs dropped (and extended attributes,
 //                                    for setxattr/removexattr/chmod)
 // Hard links: when a change affects a file with more than one link, every
-// other cached path of the same inode is updated too, and `links_changed`
-// tells the kernel adapter to drop what the kernel caches for those paths.
+// other cached path of the same inode is updated too, and the kernel is told
+// to drop what it caches for those paths.
+// Backend notices (ApplyNotice) drop the path in both caches.
 // An operation that failed in transport (deadline, lost connection) may or
 // may not have happened: everything it could have touched is dropped.
 //
 // Every attribute that leaves this layer carries its remaining lifetime in
-// Attr.ttl_ms, which the kernel adapter hands to the kernel as the entry and
+// Attr.ttl_ms, which the kernel layer hands to the kernel as the entry and
 // attribute timeouts, so the two caches expire together.
+//
+// This is the one owner of cache coherence (see cache_coherence.h). Without
+// a MetadataCache (cache_entries=0) it forwards every op and only passes
+// notices on to the kernel.
 //
 // Thread-safe.
 
 #ifndef FUSE_HOSTD_DAEMON_PIPELINE_CACHING_TRANSPORT_H_
 #define FUSE_HOSTD_DAEMON_PIPELINE_CACHING_TRANSPORT_H_
 
+#include <atomic>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/time/time.h"
+#include "daemon/pipeline/cache_coherence.h"
 #include "daemon/pipeline/metadata_cache.h"
 #include "daemon/stats/mount_stats.h"
 #include "daemon/pipeline/op_transport.h"
@@ -52,23 +60,32 @@ struct CachePolicy {
   absl::Duration listing_ttl = absl::Seconds(1);
 };
 
-class CachingTransport : public OpTransport {
+class CachingTransport : public OpTransport, public CacheCoherence {
  public:
-  using LinksChanged = std::function<void(const std::vector<std::string>&)>;
-
   struct Options {
     CachePolicy policy;
-    MetadataCache* cache = nullptr;  // must outlive this
+    MetadataCache* cache = nullptr;  // must outlive this; null: no caching
     OpTransport* next = nullptr;     // must outlive this
     MountStats* stats = nullptr;     // may be null
-    LinksChanged links_changed;      // may be empty
   };
 
   explicit CachingTransport(Options options);
 
+  // Where the kernel's side of coherence goes. Set once, before the first
+  // op or notice; until then nothing is sent to the kernel.
+  void AttachKernel(KernelCacheNotifier* kernel) { kernel_.store(kernel); }
+
+  // OpTransport.
   void Send(v1::Op op, Done done) override;
   void CancelAll() override { options_.next->CancelAll(); }
   void WaitIdle() override { options_.next->WaitIdle(); }
+
+  // CacheCoherence.
+  std::optional<std::vector<CachedDirEntry>> CachedDirectory(
+      const std::string& path) override;
+  void OtherNamesChanged(const std::vector<std::string>& paths) override;
+  void ApplyNotice(const v1::Invalidation& notice) override;
+  void NoticesMayHaveBeenLost() override;
 
   const CachePolicy& policy() const { return options_.policy; }
 
@@ -93,6 +110,7 @@ class CachingTransport : public OpTransport {
   void Record(CacheKind kind, bool hit);
 
   const Options options_;
+  std::atomic<KernelCacheNotifier*> kernel_{nullptr};
 };
 
 }  // namespace fusehost

@@ -85,6 +85,10 @@ void MountStats::RecordCacheLookup(CacheKind kind, bool hit) {
   (hit ? cache_hits_ : cache_misses_)[i].fetch_add(1, std::memory_order_relaxed);
 }
 
+void MountStats::RecordInvalidReply() {
+  backend_invalid_.fetch_add(1, std::memory_order_relaxed);
+}
+
 MountStats::Snapshot MountStats::Snap() const {
   Snapshot s;
   for (int i = 0; i < kOps; ++i) {
@@ -110,6 +114,7 @@ MountStats::Snapshot MountStats::Snap() const {
   s.backend_messages = backend_messages_.load(std::memory_order_relaxed);
   s.backend_ops = backend_ops_.load(std::memory_order_relaxed);
   s.backend_errors = backend_errors_.load(std::memory_order_relaxed);
+  s.backend_invalid = backend_invalid_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -104,6 +104,8 @@ class MountStats {
     uint64_t backend_messages = 0;
     uint64_t backend_ops = 0;
     uint64_t backend_errors = 0;  // messages that failed in transport
+    // Replies and notices the reply validator repaired or refused.
+    uint64_t backend_invalid = 0;
     // Paths the daemon's metadata cache holds, and its limit (both 0 when
     // the mount does not cache). Filled by the mount, not by MountStats.
     uint64_t cache_entries = 0;
@@ -115,6 +117,8 @@ class MountStats {
   // One message to the backend carrying `ops` operations.
   void RecordBackendMessage(int ops, bool transport_failed);
   void RecordCacheLookup(CacheKind kind, bool hit);
+  // A backend reply or notice that had to be repaired or refused.
+  void RecordInvalidReply();
 
   Snapshot Snap() const;
 
@@ -129,6 +133,7 @@ class MountStats {
   std::atomic<uint64_t> backend_messages_{0};
   std::atomic<uint64_t> backend_ops_{0};
   std::atomic<uint64_t> backend_errors_{0};
+  std::atomic<uint64_t> backend_invalid_{0};
 };
 
 }  // namespace fusehost

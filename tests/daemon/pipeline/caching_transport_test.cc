@@ -208,6 +208,19 @@ CachePolicy DefaultPolicy() {
   return policy;
 }
 
+// Records what the kernel is told to drop.
+class RecordingKernel : public KernelCacheNotifier {
+ public:
+  void PathChanged(const std::string& path) override { paths.push_back(path); }
+  void SubtreeChanged(const std::string& path) override {
+    subtrees.push_back(path);
+  }
+  void DirectoryChanged(const std::string& path) override {
+    directories.push_back(path);
+  }
+  std::vector<std::string> paths, subtrees, directories;
+};
+
 class CachingTransportTest : public ::testing::Test {
  protected:
   using Slot = std::shared_ptr<std::optional<v1::OpResult>>;
@@ -221,10 +234,8 @@ class CachingTransportTest : public ::testing::Test {
     options.policy = policy;
     options.cache = cache_.get();
     options.next = &backend_;
-    options.links_changed = [this](const std::vector<std::string>& paths) {
-      links_changed_.push_back(paths);
-    };
     transport_ = std::make_unique<CachingTransport>(std::move(options));
+    transport_->AttachKernel(&kernel_);
   }
 
   // Sends `op`; the slot is filled when its completion runs (once).
@@ -284,7 +295,7 @@ class CachingTransportTest : public ::testing::Test {
   FakeBackend backend_;
   std::unique_ptr<MetadataCache> cache_;
   std::unique_ptr<CachingTransport> transport_;
-  std::vector<std::vector<std::string>> links_changed_;
+  RecordingKernel kernel_;
 };
 
 using Names = std::vector<std::string>;
@@ -398,20 +409,6 @@ TEST_F(CachingTransportTest, PartialReaddirsCacheNoListing) {
   // A failure.
   Roundtrip(ReaddirOp("/h"), Errno(EACCES));
   EXPECT_EQ(ListingNames("/h"), std::nullopt);
-}
-
-TEST_F(CachingTransportTest, InvalidNamesAreNotCached) {
-  Roundtrip(ReaddirOp("/d"), ReaddirReply({{"", AttrOf(2)},
-                                           {".", AttrOf(3)},
-                                           {"..", AttrOf(4)},
-                                           {"x/y", AttrOf(5)},
-                                           {std::string("n\0ul", 4), AttrOf(6)},
-                                           {std::string(256, 'n'), AttrOf(7)},
-                                           {"ok", AttrOf(8)}}));
-  EXPECT_EQ(ListingNames("/d"), Names{"ok"});
-  EXPECT_EQ(Cached("/d/x/y"), AttrLookup::kMiss);
-  EXPECT_EQ(Cached("/d/.."), AttrLookup::kMiss);
-  EXPECT_EQ(cache_->size(), 2u);  // "/d" (listing) and "/d/ok"
 }
 
 TEST_F(CachingTransportTest, ReaddirAnsweredAfterAChangeIsNotCached) {
@@ -609,7 +606,7 @@ TEST_F(CachingTransportTest, UnlinkOfOneHardLinkDropsTheOtherName) {
   EXPECT_EQ(Cached("/a"), AttrLookup::kNegative);
   EXPECT_EQ(Cached("/d/b"), AttrLookup::kMiss);  // its nlink changed
   EXPECT_EQ(Cached("/c"), AttrLookup::kHit);
-  EXPECT_EQ(links_changed_, std::vector<Names>{Names{"/d/b"}});
+  EXPECT_EQ(kernel_.paths, Names{"/d/b"});
 }
 
 TEST_F(CachingTransportTest, ChmodOfOneHardLinkUpdatesTheOtherName) {
@@ -619,7 +616,7 @@ TEST_F(CachingTransportTest, ChmodOfOneHardLinkUpdatesTheOtherName) {
   v1::Attr other;
   ASSERT_EQ(Cached("/b", &other), AttrLookup::kHit);
   EXPECT_EQ(other.mode(), static_cast<uint32_t>(S_IFREG | 0600));
-  EXPECT_EQ(links_changed_, std::vector<Names>{Names{"/b"}});
+  EXPECT_EQ(kernel_.paths, Names{"/b"});
 }
 
 TEST_F(CachingTransportTest, SingleLinkFilesTellNobody) {
@@ -627,7 +624,7 @@ TEST_F(CachingTransportTest, SingleLinkFilesTellNobody) {
   Roundtrip(UnlinkOp("/a"), Ok());
   Seed("/b", AttrOf(8));
   Roundtrip(ChmodOp("/b", 0600), EntryReply(AttrOf(8, S_IFREG | 0600)));
-  EXPECT_TRUE(links_changed_.empty());
+  EXPECT_TRUE(kernel_.paths.empty());
 }
 
 // --- transport failures ------------------------------------------------------
@@ -710,6 +707,93 @@ TEST_F(CachingTransportTest, OtherOpsAndControlCallsPassThrough) {
   transport_->WaitIdle();
   EXPECT_EQ(backend_.cancels(), 1);
   EXPECT_EQ(backend_.waits(), 1);
+}
+
+// --- coherence: what the rest of the daemon asks and tells ----------------------
+
+TEST_F(CachingTransportTest, ChangedNoticeDropsThePathAndItsParent) {
+  Seed("/d", AttrOf(1, S_IFDIR | 0755, 2));
+  SeedListing("/d", {"f"});
+  Seed("/d/f", AttrOf(5));
+  Seed("/other", AttrOf(6));
+  v1::Invalidation notice;
+  notice.set_kind(v1::Invalidation::CHANGED);
+  notice.set_path("/d/f");
+  transport_->ApplyNotice(notice);
+  EXPECT_EQ(Cached("/d/f"), AttrLookup::kMiss);
+  EXPECT_EQ(Cached("/d"), AttrLookup::kMiss);
+  EXPECT_EQ(ListingNames("/d"), std::nullopt);
+  EXPECT_EQ(Cached("/other"), AttrLookup::kHit);
+  EXPECT_EQ(kernel_.paths, Names{"/d/f"});
+  EXPECT_EQ(kernel_.directories, Names{"/d"});
+  EXPECT_TRUE(kernel_.subtrees.empty());
+}
+
+TEST_F(CachingTransportTest, SubtreeNoticeDropsEverythingBelow) {
+  Seed("/d/a", AttrOf(5));
+  Seed("/d/a/b", AttrOf(6));
+  Seed("/d/ab", AttrOf(7));
+  v1::Invalidation notice;
+  notice.set_kind(v1::Invalidation::SUBTREE);
+  notice.set_path("/d/a");
+  transport_->ApplyNotice(notice);
+  EXPECT_EQ(Cached("/d/a"), AttrLookup::kMiss);
+  EXPECT_EQ(Cached("/d/a/b"), AttrLookup::kMiss);
+  EXPECT_EQ(Cached("/d/ab"), AttrLookup::kHit);  // a sibling, not below
+  EXPECT_EQ(kernel_.subtrees, Names{"/d/a"});
+  EXPECT_EQ(kernel_.directories, Names{"/d"});
+}
+
+TEST_F(CachingTransportTest, LostNoticesDropEverything) {
+  Seed("/a", AttrOf(5));
+  SeedListing("/", {"a"});
+  transport_->NoticesMayHaveBeenLost();
+  EXPECT_EQ(cache_->size(), 0u);
+  EXPECT_EQ(kernel_.subtrees, Names{"/"});
+}
+
+TEST_F(CachingTransportTest, CachedDirectoryCarriesTheAttributesStillCached) {
+  EXPECT_EQ(transport_->CachedDirectory("/d"), std::nullopt);
+  SeedListing("/d", {"a", "b"});
+  Seed("/d/a", AttrOf(5));
+  std::optional<std::vector<CachedDirEntry>> dir =
+      transport_->CachedDirectory("/d");
+  ASSERT_TRUE(dir.has_value());
+  ASSERT_EQ(dir->size(), 2u);
+  EXPECT_EQ((*dir)[0].name, "a");
+  EXPECT_TRUE((*dir)[0].has_attr);
+  EXPECT_EQ((*dir)[0].attr.ino(), 5u);
+  EXPECT_EQ((*dir)[1].name, "b");
+  EXPECT_FALSE((*dir)[1].has_attr);
+  EXPECT_EQ((*dir)[1].type, static_cast<uint32_t>(S_IFREG));
+}
+
+TEST_F(CachingTransportTest, OtherNamesChangedForgetsTheirAttributes) {
+  Seed("/a", AttrOf(7, S_IFREG | 0644, 2));
+  Seed("/b", AttrOf(7, S_IFREG | 0644, 2));
+  transport_->OtherNamesChanged({"/b"});
+  EXPECT_EQ(Cached("/a"), AttrLookup::kHit);
+  EXPECT_EQ(Cached("/b"), AttrLookup::kMiss);
+}
+
+TEST(CachingTransportWithoutCache, ForwardsEverythingAndPassesNoticesOn) {
+  FakeBackend backend;
+  CachingTransport::Options options;
+  options.next = &backend;
+  CachingTransport transport(std::move(options));
+  RecordingKernel kernel;
+  transport.AttachKernel(&kernel);
+  bool done = false;
+  transport.Send(GetattrOp("/f"), [&](const v1::OpResult&) { done = true; });
+  EXPECT_EQ(backend.sent(), 1u);
+  backend.Answer(0, GetattrReply(AttrOf(5)));
+  EXPECT_TRUE(done);
+  EXPECT_EQ(transport.CachedDirectory("/"), std::nullopt);
+  v1::Invalidation notice;
+  notice.set_path("/f");
+  transport.ApplyNotice(notice);
+  EXPECT_EQ(kernel.paths, std::vector<std::string>{"/f"});
+  EXPECT_EQ(kernel.directories, std::vector<std::string>{"/"});
 }
 
 }  // namespace

@@ -1,0 +1,242 @@
+// Open files: open and create, data, syncing, locks.
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <utility>
+
+#include "daemon/fuse/request_handlers.h"
+
+namespace fusehost {
+
+void RequestHandlers::Open(Request req, uint64_t node, int flags) {
+  std::optional<std::string> path = NamedPath(req, node);
+  if (!path) return;
+  v1::Op op = NewOp(*req);
+  op.mutable_open()->set_path(*path);
+  op.mutable_open()->set_flags(flags);
+  Send(std::move(op), [this, req, node, flags,
+                       path = *path](const v1::OpResult& res) {
+    if (Failed(req, res)) return;
+    KernelOpenReply open = OpenReplyOf(res.open());
+    options_.nodes->AddOpenHandle(node, open.fh);
+    // Kept before the reply: the kernel's first read follows it.
+    if (res.open().has_contents()) {
+      open_contents_.Keep(open.fh, node, res.open().contents());
+    }
+    if (!req->ReplyOpen(open)) {
+      open_contents_.ForgetHandle(open.fh);
+      options_.nodes->RemoveOpenHandle(node, open.fh);
+      ReleaseOrphan(path, open.fh, flags);
+    }
+  });
+}
+
+void RequestHandlers::Create(Request req, uint64_t parent, std::string name,
+                             mode_t mode, int flags) {
+  std::optional<std::string> path = ChildPath(req, parent, name);
+  if (!path) return;
+  v1::Op op = NewOp(*req);
+  op.mutable_create()->set_path(*path);
+  op.mutable_create()->set_mode(mode);
+  op.mutable_create()->set_flags(flags);
+  Send(std::move(op), [this, req, parent, flags, name = std::move(name),
+                       path = *path](const v1::OpResult& res) {
+    if (Failed(req, res)) return;
+    KernelOpenReply open = OpenReplyOf(res.create().open());
+    const v1::Attr* known =
+        res.create().has_attr() ? &res.create().attr() : nullptr;
+    WithAttr(req, path, open.fh, known,
+             [this, req, parent, flags, name, path,
+              open](const v1::Attr& attr) {
+               KernelEntry e;
+               if (!MakeEntry(req, parent, name, attr, &e)) {
+                 ReleaseOrphan(path, open.fh, flags);
+                 return;
+               }
+               options_.nodes->AddOpenHandle(e.node, open.fh);
+               if (!req->ReplyCreate(e, open)) {
+                 options_.nodes->RemoveOpenHandle(e.node, open.fh);
+                 options_.nodes->Forget(e.node, 1);
+                 ReleaseOrphan(path, open.fh, flags);
+               }
+             });
+  });
+}
+
+void RequestHandlers::Read(Request req, uint64_t node, const KernelFile& file,
+                           size_t size, off_t offset) {
+  std::string kept;
+  if (open_contents_.TakeFirstRead(file.fh, offset, size, &kept)) {
+    req->ReplyData(kept);
+    return;
+  }
+  v1::Op op = NewOp(*req);
+  v1::ReadRequest* r = op.mutable_read();
+  r->set_path(HandlePath(node));
+  r->set_fh(file.fh);
+  r->set_offset(offset);
+  r->set_size(size);
+  Send(std::move(op), [req](const v1::OpResult& res) {
+    if (!Failed(req, res)) req->ReplyData(res.read().data());
+  });
+}
+
+void RequestHandlers::Write(Request req, uint64_t node, const KernelFile& file,
+                            absl::string_view data, off_t offset) {
+  open_contents_.ForgetInode(node);
+  v1::Op op = NewOp(*req);
+  v1::WriteRequest* r = op.mutable_write();
+  r->set_path(HandlePath(node));
+  r->set_fh(file.fh);
+  r->set_offset(offset);
+  r->set_data(data.data(), data.size());
+  r->set_flags(file.flags);
+  Send(std::move(op), [this, req, node](const v1::OpResult& res) {
+    if (Failed(req, res)) return;
+    size_t written = res.write().size();
+    // Other names of the file must not keep its old size and pages.
+    AfterSiblingsDropped(StaleSiblings(node),
+                         [req, written] { req->ReplyWritten(written); });
+  });
+}
+
+void RequestHandlers::Flush(Request req, uint64_t node,
+                            const KernelFile& file) {
+  v1::Op op = NewOp(*req);
+  op.mutable_flush()->set_path(HandlePath(node));
+  op.mutable_flush()->set_fh(file.fh);
+  op.mutable_flush()->set_lock_owner(file.lock_owner);
+  SendSimple(req, std::move(op));
+}
+
+void RequestHandlers::Release(Request req, uint64_t node,
+                              const KernelFile& file) {
+  v1::Op op = NewOp(*req);
+  op.mutable_release()->set_path(HandlePath(node));
+  op.mutable_release()->set_fh(file.fh);
+  op.mutable_release()->set_flags(file.flags);
+  open_contents_.ForgetHandle(file.fh);
+  options_.nodes->RemoveOpenHandle(node, file.fh);
+  // The kernel ignores release errors and nothing waits for it, so answer
+  // at once and let the backend close the handle in the background: a round
+  // trip saved on every close.
+  req->ReplyError(0);
+  Send(std::move(op), [](const v1::OpResult&) {});
+}
+
+void RequestHandlers::Fsync(Request req, uint64_t node, const KernelFile& file,
+                            bool datasync) {
+  v1::Op op = NewOp(*req);
+  op.mutable_fsync()->set_path(HandlePath(node));
+  op.mutable_fsync()->set_fh(file.fh);
+  op.mutable_fsync()->set_datasync(datasync);
+  SendSimple(req, std::move(op));
+}
+
+void RequestHandlers::Fallocate(Request req, uint64_t node,
+                                const KernelFile& file, int mode, off_t offset,
+                                off_t length) {
+  open_contents_.ForgetInode(node);
+  v1::Op op = NewOp(*req);
+  v1::FallocateRequest* r = op.mutable_fallocate();
+  r->set_path(HandlePath(node));
+  r->set_fh(file.fh);
+  r->set_mode(mode);
+  r->set_offset(offset);
+  r->set_length(length);
+  SendSimple(req, std::move(op));
+}
+
+void RequestHandlers::CopyFileRange(Request req, uint64_t node_in,
+                                    off_t offset_in, const KernelFile& in,
+                                    uint64_t node_out, off_t offset_out,
+                                    const KernelFile& out, size_t length,
+                                    int flags) {
+  open_contents_.ForgetInode(node_out);
+  v1::Op op = NewOp(*req);
+  v1::CopyFileRangeRequest* r = op.mutable_copy_file_range();
+  r->set_path_in(HandlePath(node_in));
+  r->set_fh_in(in.fh);
+  r->set_offset_in(offset_in);
+  r->set_path_out(HandlePath(node_out));
+  r->set_fh_out(out.fh);
+  r->set_offset_out(offset_out);
+  r->set_length(length);
+  r->set_flags(flags);
+  Send(std::move(op), [req](const v1::OpResult& res) {
+    if (!Failed(req, res)) req->ReplyWritten(res.copy_file_range().size());
+  });
+}
+
+void RequestHandlers::Lseek(Request req, uint64_t node, const KernelFile& file,
+                            off_t offset, int whence) {
+  v1::Op op = NewOp(*req);
+  v1::LseekRequest* r = op.mutable_lseek();
+  r->set_path(HandlePath(node));
+  r->set_fh(file.fh);
+  r->set_offset(offset);
+  r->set_whence(whence);
+  Send(std::move(op), [req](const v1::OpResult& res) {
+    if (!Failed(req, res)) req->ReplyLseek(res.lseek().offset());
+  });
+}
+
+namespace {
+
+v1::Op LockOp(v1::Op op, const std::string& path, const KernelFile& file,
+              int cmd, const struct flock& lock) {
+  v1::LockRequest* r = op.mutable_lock();
+  r->set_path(path);
+  r->set_fh(file.fh);
+  r->set_cmd(cmd);
+  r->set_lock_owner(file.lock_owner);
+  r->mutable_lock()->set_type(lock.l_type);
+  r->mutable_lock()->set_start(lock.l_start);
+  r->mutable_lock()->set_len(lock.l_len);
+  r->mutable_lock()->set_pid(lock.l_pid);
+  return op;
+}
+
+}  // namespace
+
+void RequestHandlers::Getlk(Request req, uint64_t node, const KernelFile& file,
+                            const struct flock& lock) {
+  v1::Op op = LockOp(NewOp(*req), HandlePath(node), file, F_GETLK, lock);
+  Send(std::move(op), [req](const v1::OpResult& res) {
+    if (Failed(req, res)) return;
+    struct flock out = {};
+    const v1::FileLock& l = res.lock().lock();
+    out.l_type = l.type();
+    out.l_whence = SEEK_SET;
+    out.l_start = l.start();
+    out.l_len = l.len();
+    out.l_pid = l.pid();
+    req->ReplyLock(out);
+  });
+}
+
+void RequestHandlers::Setlk(Request req, uint64_t node, const KernelFile& file,
+                            const struct flock& lock, bool sleep) {
+  SendSimple(req, LockOp(NewOp(*req), HandlePath(node), file,
+                         sleep ? F_SETLKW : F_SETLK, lock));
+}
+
+void RequestHandlers::Flock(Request req, uint64_t node, const KernelFile& file,
+                            int operation) {
+  v1::Op op = NewOp(*req);
+  v1::FlockRequest* r = op.mutable_flock();
+  r->set_path(HandlePath(node));
+  r->set_fh(file.fh);
+  r->set_operation(operation);
+  r->set_lock_owner(file.lock_owner);
+  SendSimple(req, std::move(op));
+}
+
+void RequestHandlers::Ioctl(Request req) {
+  // Argument layouts differ per command: see the note in filesystem.proto.
+  req->ReplyError(ENOTTY);
+}
+
+}  // namespace fusehost

@@ -1,0 +1,99 @@
+#include "daemon/fuse/kernel_invalidator.h"
+
+#include <pthread.h>
+
+#include <utility>
+
+#include "common/paths.h"
+
+namespace fusehost {
+
+KernelInvalidator::KernelInvalidator(NodeTable* nodes, KernelNotify* notify)
+    : nodes_(nodes), notify_(notify) {}
+
+KernelInvalidator::~KernelInvalidator() { Stop(); }
+
+void KernelInvalidator::Start() {
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "kernel-inval");  // for top -H
+    Loop();
+  });
+}
+
+void KernelInvalidator::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void KernelInvalidator::Enqueue(Item item) {
+  absl::MutexLock lock(&mu_);
+  if (stop_) return;
+  queue_.push_back(std::move(item));
+}
+
+void KernelInvalidator::NodeChanged(uint64_t node, bool data) {
+  Enqueue(Item{node, "", data});
+}
+
+void KernelInvalidator::EntryChanged(uint64_t parent, std::string name) {
+  Enqueue(Item{parent, std::move(name), false});
+}
+
+void KernelInvalidator::PathChanged(const std::string& path) {
+  uint64_t node = nodes_->Find(path);
+  if (node != 0) NodeChanged(node, /*data=*/true);
+  if (path == "/") return;
+  // The name itself: it may be gone, or exist now where the kernel cached
+  // its absence.
+  uint64_t parent = nodes_->Find(ParentPath(path));
+  if (parent != 0) EntryChanged(parent, std::string(BaseName(path)));
+}
+
+void KernelInvalidator::SubtreeChanged(const std::string& path) {
+  PathChanged(path);
+  uint64_t node = nodes_->Find(path);
+  if (node == 0) return;
+  for (const NodeTable::Link& link : nodes_->LinksBelow(node)) {
+    NodeChanged(link.id, /*data=*/true);
+    EntryChanged(link.parent, link.name);
+  }
+}
+
+void KernelInvalidator::DirectoryChanged(const std::string& path) {
+  uint64_t node = nodes_->Find(path);
+  if (node != 0) NodeChanged(node, /*data=*/true);
+}
+
+void KernelInvalidator::DropAttrsNow(const std::vector<uint64_t>& nodes) {
+  // Cached pages follow by themselves: the kernel drops them when the fresh
+  // attributes show a new size or mtime (auto_inval_data).
+  for (uint64_t node : nodes) notify_->InvalidateNode(node, /*data=*/false);
+}
+
+void KernelInvalidator::Loop() {
+  for (;;) {
+    Item item;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](KernelInvalidator* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+            return self->stop_ || !self->queue_.empty();
+          },
+          this));
+      if (stop_) return;
+      item = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    // Errors (ENOENT: the kernel already forgot the node) need no action.
+    if (item.name.empty()) {
+      notify_->InvalidateNode(item.node, item.data);
+    } else {
+      notify_->InvalidateEntry(item.node, item.name);
+    }
+  }
+}
+
+}  // namespace fusehost

@@ -1,0 +1,484 @@
+#include "daemon/fuse/kernel_session.h"
+
+#include <fuse3/fuse_lowlevel.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace fusehost {
+namespace {
+
+constexpr int kMaxGroups = 65536;
+
+// A request as libfuse delivered it; answers with fuse_reply_*.
+class LibfuseRequest : public KernelRequest {
+ public:
+  LibfuseRequest(fuse_req_t req, KernelOp op, MountStats* stats,
+                 CallerGroups* groups)
+      : KernelRequest(op, stats), req_(req), groups_(groups) {}
+
+  void FillCaller(v1::Caller* caller) override {
+    const struct fuse_ctx* ctx = fuse_req_ctx(req_);
+    caller->set_uid(ctx->uid);
+    caller->set_gid(ctx->gid);
+    caller->set_pid(ctx->pid);
+    caller->set_umask(ctx->umask);
+    if (ctx->pid == 0) return;  // the kernel's own request (writeback)
+    fuse_req_t req = req_;
+    auto groups = groups_->Get(
+        ctx->pid, ctx->uid, ctx->gid, [req](CallerGroups::Groups* out) {
+          out->resize(64);
+          int n = fuse_req_getgroups(req, out->size(), out->data());
+          if (n > static_cast<int>(out->size()) && n <= kMaxGroups) {
+            out->resize(n);
+            n = fuse_req_getgroups(req, out->size(), out->data());
+          }
+          if (n < 0) return false;
+          out->resize(std::min<size_t>(n, out->size()));
+          return true;
+        });
+    for (gid_t g : *groups) caller->add_groups(g);
+  }
+
+ protected:
+  int SendError(int posix_errno) override {
+    return fuse_reply_err(req_, posix_errno);
+  }
+  void SendNone() override { fuse_reply_none(req_); }
+  int SendEntry(const KernelEntry& entry) override {
+    struct fuse_entry_param e = EntryParam(entry);
+    return fuse_reply_entry(req_, &e);
+  }
+  int SendAttr(const struct stat& attr, double timeout) override {
+    return fuse_reply_attr(req_, &attr, timeout);
+  }
+  int SendReadlink(const std::string& target) override {
+    return fuse_reply_readlink(req_, target.c_str());
+  }
+  int SendOpen(const KernelOpenReply& open) override {
+    struct fuse_file_info fi = FileInfo(open);
+    return fuse_reply_open(req_, &fi);
+  }
+  int SendCreate(const KernelEntry& entry,
+                 const KernelOpenReply& open) override {
+    struct fuse_entry_param e = EntryParam(entry);
+    struct fuse_file_info fi = FileInfo(open);
+    return fuse_reply_create(req_, &e, &fi);
+  }
+  int SendData(absl::string_view data) override {
+    return fuse_reply_buf(req_, data.data(), data.size());
+  }
+  int SendWritten(size_t count) override {
+    return fuse_reply_write(req_, count);
+  }
+  int SendStatfs(const struct statvfs& st) override {
+    return fuse_reply_statfs(req_, &st);
+  }
+  int SendXattrSize(size_t size) override {
+    return fuse_reply_xattr(req_, size);
+  }
+  int SendLock(const struct flock& lock) override {
+    return fuse_reply_lock(req_, &lock);
+  }
+  int SendLseek(off_t offset) override {
+    return fuse_reply_lseek(req_, offset);
+  }
+
+ private:
+  static struct fuse_entry_param EntryParam(const KernelEntry& entry) {
+    struct fuse_entry_param e = {};
+    e.ino = entry.node;
+    e.attr = entry.attr;
+    e.attr_timeout = entry.attr_timeout;
+    e.entry_timeout = entry.entry_timeout;
+    return e;
+  }
+  static struct fuse_file_info FileInfo(const KernelOpenReply& open) {
+    struct fuse_file_info fi = {};
+    fi.fh = open.fh;
+    fi.direct_io = open.direct_io;
+    fi.keep_cache = open.keep_cache;
+    fi.nonseekable = open.nonseekable;
+    fi.noflush = open.noflush;
+    fi.cache_readdir = open.cache_readdir;
+    return fi;
+  }
+
+  const fuse_req_t req_;
+  CallerGroups* const groups_;
+};
+
+KernelFile FileOf(const struct fuse_file_info* fi) {
+  KernelFile f;
+  f.fh = fi->fh;
+  f.flags = fi->flags;
+  f.lock_owner = fi->lock_owner;
+  return f;
+}
+
+std::optional<uint64_t> HandleOf(const struct fuse_file_info* fi) {
+  if (fi == nullptr) return std::nullopt;
+  return fi->fh;
+}
+
+int SetattrFields(int to_set) {
+  static constexpr std::pair<int, int> kMap[] = {
+      {FUSE_SET_ATTR_MODE, kSetMode},
+      {FUSE_SET_ATTR_UID, kSetUid},
+      {FUSE_SET_ATTR_GID, kSetGid},
+      {FUSE_SET_ATTR_SIZE, kSetSize},
+      {FUSE_SET_ATTR_ATIME, kSetAtime},
+      {FUSE_SET_ATTR_MTIME, kSetMtime},
+      {FUSE_SET_ATTR_ATIME_NOW, kSetAtimeNow},
+      {FUSE_SET_ATTR_MTIME_NOW, kSetMtimeNow},
+  };
+  int fields = 0;
+  for (const auto& [fuse, ours] : kMap) {
+    if (to_set & fuse) fields |= ours;
+  }
+  return fields;
+}
+
+}  // namespace
+
+// libfuse's callbacks: each makes the request (which starts its statistics)
+// and hands it to its handler with the arguments in plain types.
+struct KernelSession::Ops {
+  static KernelSession* Self(fuse_req_t req) {
+    return static_cast<KernelSession*>(fuse_req_userdata(req));
+  }
+  static RequestHandlers& H(fuse_req_t req) { return Self(req)->handlers_; }
+
+  static Request New(fuse_req_t req, KernelOp op) {
+    KernelSession* self = Self(req);
+    if (!self->after_init_done_.load(std::memory_order_relaxed) &&
+        !self->after_init_done_.exchange(true) && self->options_.after_init) {
+      self->options_.after_init();
+    }
+    return std::make_shared<LibfuseRequest>(req, op, self->options_.stats,
+                                            &self->groups_);
+  }
+
+  static void Init(void* userdata, struct fuse_conn_info* conn) {
+    auto* self = static_cast<KernelSession*>(userdata);
+    if (self->options_.max_write != 0) conn->max_write = self->options_.max_write;
+    // The backend resolves O_TRUNC inside open, saving a setattr round trip.
+    if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) {
+      conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+    }
+    // Every readdir with attributes, not only a directory's first chunk (the
+    // kernel's "auto" mode): the daemon answers all of them from one
+    // listing, and each entry it hands out spares the kernel a LOOKUP when
+    // find or ls -l stats the name.
+    conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+    // Kernel-side lock emulation unless the backend does locking itself.
+    if (!self->options_.posix_locks) conn->want &= ~FUSE_CAP_POSIX_LOCKS;
+    if (!self->options_.flock_locks) conn->want &= ~FUSE_CAP_FLOCK_LOCKS;
+    conn->time_gran = 1;
+  }
+
+  static void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    H(req).Lookup(New(req, KernelOp::kLookup), parent, name);
+  }
+  static void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+    H(req).Forget(New(req, KernelOp::kForget), {{ino, nlookup}});
+  }
+  static void ForgetMulti(fuse_req_t req, size_t count,
+                          struct fuse_forget_data* forgets) {
+    std::vector<std::pair<uint64_t, uint64_t>> list(count);
+    for (size_t i = 0; i < count; ++i) {
+      list[i] = {forgets[i].ino, forgets[i].nlookup};
+    }
+    H(req).Forget(New(req, KernelOp::kForget), list);
+  }
+  static void Getattr(fuse_req_t req, fuse_ino_t ino,
+                      struct fuse_file_info* fi) {
+    H(req).Getattr(New(req, KernelOp::kGetattr), ino, HandleOf(fi));
+  }
+  static void Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr,
+                      int to_set, struct fuse_file_info* fi) {
+    H(req).Setattr(New(req, KernelOp::kSetattr), ino, *attr,
+                   SetattrFields(to_set), HandleOf(fi));
+  }
+  static void Readlink(fuse_req_t req, fuse_ino_t ino) {
+    H(req).Readlink(New(req, KernelOp::kReadlink), ino);
+  }
+  static void Mknod(fuse_req_t req, fuse_ino_t parent, const char* name,
+                    mode_t mode, dev_t rdev) {
+    H(req).Mknod(New(req, KernelOp::kMknod), parent, name, mode, rdev);
+  }
+  static void Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name,
+                    mode_t mode) {
+    H(req).Mkdir(New(req, KernelOp::kMkdir), parent, name, mode);
+  }
+  static void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    H(req).Unlink(New(req, KernelOp::kUnlink), parent, name);
+  }
+  static void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    H(req).Rmdir(New(req, KernelOp::kRmdir), parent, name);
+  }
+  static void Symlink(fuse_req_t req, const char* target, fuse_ino_t parent,
+                      const char* name) {
+    H(req).Symlink(New(req, KernelOp::kSymlink), target, parent, name);
+  }
+  static void Rename(fuse_req_t req, fuse_ino_t parent, const char* name,
+                     fuse_ino_t newparent, const char* newname,
+                     unsigned int flags) {
+    H(req).Rename(New(req, KernelOp::kRename), parent, name, newparent,
+                  newname, flags);
+  }
+  static void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+                   const char* newname) {
+    H(req).Link(New(req, KernelOp::kLink), ino, newparent, newname);
+  }
+  static void Open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+    H(req).Open(New(req, KernelOp::kOpen), ino, fi->flags);
+  }
+  static void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                   struct fuse_file_info* fi) {
+    H(req).Read(New(req, KernelOp::kRead), ino, FileOf(fi), size, off);
+  }
+  static void Write(fuse_req_t req, fuse_ino_t ino, const char* buf,
+                    size_t size, off_t off, struct fuse_file_info* fi) {
+    H(req).Write(New(req, KernelOp::kWrite), ino, FileOf(fi),
+                 absl::string_view(buf, size), off);
+  }
+  static void Flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+    H(req).Flush(New(req, KernelOp::kFlush), ino, FileOf(fi));
+  }
+  static void Release(fuse_req_t req, fuse_ino_t ino,
+                      struct fuse_file_info* fi) {
+    H(req).Release(New(req, KernelOp::kRelease), ino, FileOf(fi));
+  }
+  static void Fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+                    struct fuse_file_info* fi) {
+    H(req).Fsync(New(req, KernelOp::kFsync), ino, FileOf(fi), datasync != 0);
+  }
+  static void Opendir(fuse_req_t req, fuse_ino_t ino,
+                      struct fuse_file_info* fi) {
+    H(req).Opendir(New(req, KernelOp::kOpendir), ino, fi->flags);
+  }
+  static void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                      struct fuse_file_info* fi) {
+    H(req).Readdir(New(req, KernelOp::kReaddir), ino, fi->fh, size, off,
+                   /*plus=*/false);
+  }
+  static void Readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+                          off_t off, struct fuse_file_info* fi) {
+    H(req).Readdir(New(req, KernelOp::kReaddirplus), ino, fi->fh, size, off,
+                   /*plus=*/true);
+  }
+  static void Releasedir(fuse_req_t req, fuse_ino_t,
+                         struct fuse_file_info* fi) {
+    H(req).Releasedir(New(req, KernelOp::kReleasedir), fi->fh);
+  }
+  static void Fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+                       struct fuse_file_info* fi) {
+    H(req).Fsyncdir(New(req, KernelOp::kFsyncdir), ino, fi->fh,
+                    datasync != 0);
+  }
+  static void Statfs(fuse_req_t req, fuse_ino_t ino) {
+    H(req).Statfs(New(req, KernelOp::kStatfs), ino);
+  }
+  static void Setxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
+                       const char* value, size_t size, int flags) {
+    H(req).Setxattr(New(req, KernelOp::kSetxattr), ino, name,
+                    absl::string_view(value, size), flags);
+  }
+  static void Getxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
+                       size_t size) {
+    H(req).Getxattr(New(req, KernelOp::kGetxattr), ino, name, size);
+  }
+  static void Listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+    H(req).Listxattr(New(req, KernelOp::kListxattr), ino, size);
+  }
+  static void Removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+    H(req).Removexattr(New(req, KernelOp::kRemovexattr), ino, name);
+  }
+  static void Access(fuse_req_t req, fuse_ino_t ino, int mask) {
+    H(req).Access(New(req, KernelOp::kAccess), ino, mask);
+  }
+  static void Create(fuse_req_t req, fuse_ino_t parent, const char* name,
+                     mode_t mode, struct fuse_file_info* fi) {
+    H(req).Create(New(req, KernelOp::kCreate), parent, name, mode, fi->flags);
+  }
+  static void Getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi,
+                    struct flock* lock) {
+    H(req).Getlk(New(req, KernelOp::kGetlk), ino, FileOf(fi), *lock);
+  }
+  static void Setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi,
+                    struct flock* lock, int sleep) {
+    H(req).Setlk(New(req, KernelOp::kSetlk), ino, FileOf(fi), *lock,
+                 sleep != 0);
+  }
+  static void Flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi,
+                    int operation) {
+    H(req).Flock(New(req, KernelOp::kFlock), ino, FileOf(fi), operation);
+  }
+  static void Ioctl(fuse_req_t req, fuse_ino_t, unsigned int, void*,
+                    struct fuse_file_info*, unsigned, const void*, size_t,
+                    size_t) {
+    H(req).Ioctl(New(req, KernelOp::kIoctl));
+  }
+  static void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+                        off_t length, struct fuse_file_info* fi) {
+    H(req).Fallocate(New(req, KernelOp::kFallocate), ino, FileOf(fi), mode,
+                     offset, length);
+  }
+  static void CopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+                            struct fuse_file_info* fi_in, fuse_ino_t ino_out,
+                            off_t off_out, struct fuse_file_info* fi_out,
+                            size_t len, int flags) {
+    H(req).CopyFileRange(New(req, KernelOp::kCopyFileRange), ino_in, off_in,
+                         FileOf(fi_in), ino_out, off_out, FileOf(fi_out), len,
+                         flags);
+  }
+  static void Lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                    struct fuse_file_info* fi) {
+    H(req).Lseek(New(req, KernelOp::kLseek), ino, FileOf(fi), off, whence);
+  }
+
+  static struct fuse_lowlevel_ops Table(bool posix_locks, bool flock_locks) {
+    struct fuse_lowlevel_ops ops = {};
+    ops.init = Init;
+    ops.lookup = Lookup;
+    ops.forget = Forget;
+    ops.forget_multi = ForgetMulti;
+    ops.getattr = Getattr;
+    ops.setattr = Setattr;
+    ops.readlink = Readlink;
+    ops.mknod = Mknod;
+    ops.mkdir = Mkdir;
+    ops.unlink = Unlink;
+    ops.rmdir = Rmdir;
+    ops.symlink = Symlink;
+    ops.rename = Rename;
+    ops.link = Link;
+    ops.open = Open;
+    ops.read = Read;
+    ops.write = Write;
+    ops.flush = Flush;
+    ops.release = Release;
+    ops.fsync = Fsync;
+    ops.opendir = Opendir;
+    ops.readdir = Readdir;
+    ops.readdirplus = Readdirplus;
+    ops.releasedir = Releasedir;
+    ops.fsyncdir = Fsyncdir;
+    ops.statfs = Statfs;
+    ops.setxattr = Setxattr;
+    ops.getxattr = Getxattr;
+    ops.listxattr = Listxattr;
+    ops.removexattr = Removexattr;
+    ops.access = Access;
+    ops.create = Create;
+    // libfuse advertises lock support exactly when these are set.
+    if (posix_locks) {
+      ops.getlk = Getlk;
+      ops.setlk = Setlk;
+    }
+    if (flock_locks) ops.flock = Flock;
+    ops.ioctl = Ioctl;
+    ops.fallocate = Fallocate;
+    ops.copy_file_range = CopyFileRange;
+    ops.lseek = Lseek;
+    // poll and bmap stay unset: libfuse answers ENOSYS (see the .proto).
+    return ops;
+  }
+};
+
+namespace {
+
+RequestHandlers::Options HandlerOptions(const KernelSession::Options& o,
+                                        KernelInvalidator* invalidator) {
+  RequestHandlers::Options h;
+  h.nodes = o.nodes;
+  h.transport = o.transport;
+  h.coherence = o.coherence;
+  h.invalidator = invalidator;
+  h.timeouts = o.timeouts;
+  return h;
+}
+
+}  // namespace
+
+KernelSession::KernelSession(Options options)
+    : options_(std::move(options)),
+      invalidator_(options_.nodes, this),
+      handlers_(HandlerOptions(options_, &invalidator_)) {}
+
+absl::StatusOr<std::unique_ptr<KernelSession>> KernelSession::Create(
+    Options options) {
+  std::unique_ptr<KernelSession> s(new KernelSession(std::move(options)));
+  struct fuse_lowlevel_ops ops =
+      Ops::Table(s->options_.posix_locks, s->options_.flock_locks);
+  char arg0[] = "fuse-hostd";
+  char* argv[] = {arg0, nullptr};
+  struct fuse_args args = FUSE_ARGS_INIT(1, argv);
+  s->session_ = fuse_session_new(&args, &ops, sizeof(ops), s.get());
+  if (s->session_ == nullptr) {
+    close(s->options_.fuse_fd);
+    return absl::InternalError("cannot create a FUSE session");
+  }
+  // "/dev/fd/N" makes libfuse use the connection mounted by the daemon.
+  std::string fd_path = absl::StrCat("/dev/fd/", s->options_.fuse_fd);
+  if (fuse_session_mount(s->session_, fd_path.c_str()) != 0) {
+    fuse_session_destroy(s->session_);
+    s->session_ = nullptr;
+    close(s->options_.fuse_fd);
+    return absl::InternalError("cannot attach the FUSE session");
+  }
+  return s;
+}
+
+void KernelSession::Serve() {
+  serving_ = true;
+  invalidator_.Start();
+  loop_thread_ = std::thread([this] {
+    // libfuse's worker threads inherit the name.
+    pthread_setname_np(pthread_self(), "fuse-worker");
+    struct fuse_loop_config* config = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_clone_fd(config, 0);
+    fuse_loop_cfg_set_idle_threads(config, 4);
+    fuse_session_loop_mt(session_, config);
+    fuse_loop_cfg_destroy(config);
+    session_ended_.store(true);
+    if (options_.on_session_end) options_.on_session_end();
+  });
+}
+
+void KernelSession::InvalidateNode(uint64_t node, bool data) {
+  // A negative offset drops the attributes only, not cached data. Errors
+  // (ENOENT: the kernel already forgot the node) need no action.
+  fuse_lowlevel_notify_inval_inode(session_, node, data ? 0 : -1, 0);
+}
+
+void KernelSession::InvalidateEntry(uint64_t parent, const std::string& name) {
+  fuse_lowlevel_notify_inval_entry(session_, parent, name.data(), name.size());
+}
+
+void KernelSession::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (session_ != nullptr) fuse_session_exit(session_);
+  if (loop_thread_.joinable()) loop_thread_.join();
+  invalidator_.Stop();
+  // Requests still waiting for the backend hold fuse_req pointers into the
+  // session: fail them fast and wait until every reply has been sent.
+  handlers_.StopSending();
+  options_.transport->CancelAll();
+  options_.transport->WaitIdle();
+  if (session_ != nullptr) {
+    fuse_session_destroy(session_);  // closes the /dev/fuse fd
+    session_ = nullptr;
+  }
+}
+
+KernelSession::~KernelSession() { Stop(); }
+
+}  // namespace fusehost

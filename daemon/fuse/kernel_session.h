@@ -1,0 +1,103 @@
+// Where a kernel request enters the daemon: one FUSE session (one mount) on
+// libfuse's multi-threaded low-level loop.
+//
+// This file and its .cc are, with dirent_buffer.cc, the only code that
+// speaks libfuse. Each libfuse callback becomes a KernelRequest (which
+// carries the op's statistics and answers exactly once) and a call to the
+// matching RequestHandlers method; kernel cache notifications go out through
+// the session's KernelInvalidator.
+//
+// Thread use: Create, Serve and Stop from one controlling thread; requests
+// are handled on libfuse's worker threads and answered on the pipeline's.
+
+#ifndef FUSE_HOSTD_DAEMON_FUSE_KERNEL_SESSION_H_
+#define FUSE_HOSTD_DAEMON_FUSE_KERNEL_SESSION_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "daemon/fuse/caller_groups.h"
+#include "daemon/fuse/kernel_invalidator.h"
+#include "daemon/fuse/node_table.h"
+#include "daemon/fuse/request_handlers.h"
+#include "daemon/pipeline/cache_coherence.h"
+#include "daemon/pipeline/op_transport.h"
+#include "daemon/stats/mount_stats.h"
+
+struct fuse_session;
+
+namespace fusehost {
+
+class KernelSession : private KernelNotify {
+ public:
+  struct Options {
+    // All of these must outlive the session.
+    NodeTable* nodes = nullptr;
+    OpTransport* transport = nullptr;
+    CacheCoherence* coherence = nullptr;
+    MountStats* stats = nullptr;  // may be null
+    KernelTimeouts timeouts;
+    // Largest write the kernel may send; 0: libfuse's default.
+    unsigned max_write = 0;
+    // Capabilities the backend reported in Init: without them the kernel
+    // emulates locks locally.
+    bool posix_locks = false;
+    bool flock_locks = false;
+    // The mounted /dev/fuse connection; the session takes ownership.
+    int fuse_fd = -1;
+    // Called on the loop thread when the session ends (unmounted, aborted).
+    std::function<void()> on_session_end;
+    // Called once, with the first request after INIT: the kernel has taken
+    // the INIT reply by then. May be empty.
+    std::function<void()> after_init;
+  };
+
+  // Creates the session on the connection; nothing is served yet.
+  static absl::StatusOr<std::unique_ptr<KernelSession>> Create(Options options);
+
+  ~KernelSession() override;  // Stop()s.
+
+  // What the kernel caches, for the cache layer to invalidate. Valid from
+  // Create() until destruction.
+  KernelCacheNotifier* kernel_cache() { return &invalidator_; }
+
+  // Starts serving the kernel.
+  void Serve();
+
+  // Stops accepting requests, waits for the loop to end (the caller must
+  // have unmounted or aborted the connection, which wakes it), answers what
+  // is still in flight and destroys the session. Idempotent.
+  void Stop();
+
+  bool session_ended() const { return session_ended_.load(); }
+
+  // libfuse's callbacks need the class; they are members of this nested
+  // type in kernel_session.cc.
+  struct Ops;
+
+ private:
+  explicit KernelSession(Options options);
+
+  // KernelNotify, for the invalidator.
+  void InvalidateNode(uint64_t node, bool data) override;
+  void InvalidateEntry(uint64_t parent, const std::string& name) override;
+
+  Options options_;
+  KernelInvalidator invalidator_;
+  RequestHandlers handlers_;
+  CallerGroups groups_;
+  struct fuse_session* session_ = nullptr;
+  std::thread loop_thread_;
+  std::atomic<bool> session_ended_{false};
+  std::atomic<bool> after_init_done_{false};
+  bool serving_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace fusehost
+
+#endif  // FUSE_HOSTD_DAEMON_FUSE_KERNEL_SESSION_H_

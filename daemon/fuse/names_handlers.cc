@@ -1,0 +1,259 @@
+// Names and attributes: lookup, forget, getattr, setattr, readlink, and the
+// operations that add, remove or move names.
+
+#include <linux/fs.h>
+
+#include <cerrno>
+#include <memory>
+#include <utility>
+
+#include "common/stat_convert.h"
+#include "daemon/fuse/request_handlers.h"
+
+namespace fusehost {
+
+void RequestHandlers::Lookup(Request req, uint64_t parent, std::string name) {
+  std::optional<std::string> path = ChildPath(req, parent, name);
+  if (!path) return;
+  v1::Op op = NewOp(*req);
+  op.mutable_getattr()->set_path(*path);
+  Send(std::move(op), [this, req, parent,
+                       name = std::move(name)](const v1::OpResult& res) {
+    double negative = absl::ToDoubleSeconds(options_.timeouts.negative);
+    if (res.posix_errno() == ENOENT && negative > 0) {
+      // Node 0 lets the kernel cache the absence of the name.
+      KernelEntry e;
+      e.entry_timeout = negative;
+      req->ReplyEntry(e);
+    } else if (!Failed(req, res)) {
+      ReplyEntry(req, parent, name, res.getattr().attr());
+    }
+  });
+}
+
+void RequestHandlers::Forget(
+    Request req, const std::vector<std::pair<uint64_t, uint64_t>>& forgets) {
+  for (const auto& [node, count] : forgets) options_.nodes->Forget(node, count);
+  req->ReplyNone();
+}
+
+void RequestHandlers::Getattr(Request req, uint64_t node,
+                              std::optional<uint64_t> kernel_fh) {
+  std::string path;
+  std::optional<uint64_t> fh;
+  if (!AttrTarget(req, node, kernel_fh, &path, &fh)) return;
+  v1::Op op = NewOp(*req);
+  op.mutable_getattr()->set_path(path);
+  if (fh) op.mutable_getattr()->set_fh(*fh);
+  Send(std::move(op), [this, req, node](const v1::OpResult& res) {
+    if (!Failed(req, res)) ReplyAttr(req, node, res.getattr().attr());
+  });
+}
+
+// The ops of one setattr, sent one after the other.
+struct RequestHandlers::SetattrChain
+    : std::enable_shared_from_this<SetattrChain> {
+  RequestHandlers* handlers;
+  Request req;
+  uint64_t node;
+  std::string path;
+  std::optional<uint64_t> fh;
+  std::vector<v1::Op> ops;
+  size_t next = 0;
+  v1::Attr last_attr;
+  bool have_attr = false;
+
+  void Run() {
+    RequestHandlers* h = handlers;
+    if (next == ops.size()) {
+      h->WithAttr(req, path, fh, have_attr ? &last_attr : nullptr,
+                  [h, req = req, node = node](const v1::Attr& attr) {
+                    h->AfterSiblingsDropped(h->StaleSiblings(node),
+                                            [h, req, node, attr] {
+                                              h->ReplyAttr(req, node, attr);
+                                            });
+                  });
+      return;
+    }
+    auto self = shared_from_this();
+    h->Send(std::move(ops[next++]), [self](const v1::OpResult& res) {
+      if (Failed(self->req, res)) return;
+      self->have_attr = res.entry().has_attr();
+      if (self->have_attr) self->last_attr = res.entry().attr();
+      self->Run();
+    });
+  }
+};
+
+namespace {
+
+void SetTime(const struct timespec& ts, bool set, bool now, v1::TimeSet* out) {
+  if (!set) {
+    out->set_kind(v1::TimeSet::OMIT);
+  } else if (now) {
+    out->set_kind(v1::TimeSet::NOW);
+  } else {
+    out->set_kind(v1::TimeSet::SET);
+    TimespecToProto(ts, out->mutable_time());
+  }
+}
+
+}  // namespace
+
+void RequestHandlers::Setattr(Request req, uint64_t node,
+                              const struct stat& attr, int fields,
+                              std::optional<uint64_t> kernel_fh) {
+  if (fields & kSetSize) open_contents_.ForgetInode(node);
+  auto chain = std::make_shared<SetattrChain>();
+  if (!AttrTarget(req, node, kernel_fh, &chain->path, &chain->fh)) return;
+  chain->handlers = this;
+  chain->req = req;
+  chain->node = node;
+  const std::string& path = chain->path;
+  const std::optional<uint64_t>& fh = chain->fh;
+  const v1::Op base = NewOp(*req);  // caller info, read once
+  if (fields & kSetMode) {
+    v1::Op op = base;
+    v1::ChmodRequest* r = op.mutable_chmod();
+    r->set_path(path);
+    r->set_mode(attr.st_mode & 07777);
+    if (fh) r->set_fh(*fh);
+    chain->ops.push_back(std::move(op));
+  }
+  if (fields & (kSetUid | kSetGid)) {
+    v1::Op op = base;
+    v1::ChownRequest* r = op.mutable_chown();
+    r->set_path(path);
+    if (fields & kSetUid) r->set_uid(attr.st_uid);
+    if (fields & kSetGid) r->set_gid(attr.st_gid);
+    if (fh) r->set_fh(*fh);
+    chain->ops.push_back(std::move(op));
+  }
+  if (fields & kSetSize) {
+    v1::Op op = base;
+    v1::TruncateRequest* r = op.mutable_truncate();
+    r->set_path(path);
+    r->set_size(attr.st_size);
+    if (fh) r->set_fh(*fh);
+    chain->ops.push_back(std::move(op));
+  }
+  if (fields & (kSetAtime | kSetMtime)) {
+    v1::Op op = base;
+    v1::UtimensRequest* r = op.mutable_utimens();
+    r->set_path(path);
+    SetTime(attr.st_atim, fields & kSetAtime, fields & kSetAtimeNow,
+            r->mutable_atime());
+    SetTime(attr.st_mtim, fields & kSetMtime, fields & kSetMtimeNow,
+            r->mutable_mtime());
+    if (fh) r->set_fh(*fh);
+    chain->ops.push_back(std::move(op));
+  }
+  chain->Run();
+}
+
+void RequestHandlers::Readlink(Request req, uint64_t node) {
+  std::optional<std::string> path = NamedPath(req, node);
+  if (!path) return;
+  v1::Op op = NewOp(*req);
+  op.mutable_readlink()->set_path(*path);
+  Send(std::move(op), [req](const v1::OpResult& res) {
+    if (!Failed(req, res)) req->ReplyReadlink(res.readlink().target());
+  });
+}
+
+void RequestHandlers::Mknod(Request req, uint64_t parent, std::string name,
+                            mode_t mode, dev_t rdev) {
+  std::optional<std::string> path = ChildPath(req, parent, name);
+  if (!path) return;
+  v1::Op op = NewOp(*req);
+  op.mutable_mknod()->set_path(*path);
+  op.mutable_mknod()->set_mode(mode);
+  op.mutable_mknod()->set_rdev(rdev);
+  SendCreating(req, std::move(op), parent, std::move(name), *path);
+}
+
+void RequestHandlers::Mkdir(Request req, uint64_t parent, std::string name,
+                            mode_t mode) {
+  std::optional<std::string> path = ChildPath(req, parent, name);
+  if (!path) return;
+  v1::Op op = NewOp(*req);
+  op.mutable_mkdir()->set_path(*path);
+  op.mutable_mkdir()->set_mode(mode & ~S_IFMT);
+  SendCreating(req, std::move(op), parent, std::move(name), *path);
+}
+
+void RequestHandlers::Symlink(Request req, std::string target, uint64_t parent,
+                              std::string name) {
+  std::optional<std::string> path = ChildPath(req, parent, name);
+  if (!path) return;
+  v1::Op op = NewOp(*req);
+  op.mutable_symlink()->set_target(std::move(target));
+  op.mutable_symlink()->set_path(*path);
+  SendCreating(req, std::move(op), parent, std::move(name), *path);
+}
+
+void RequestHandlers::Link(Request req, uint64_t node, uint64_t new_parent,
+                           std::string new_name) {
+  std::optional<std::string> old_path = NamedPath(req, node);
+  if (!old_path) return;
+  std::optional<std::string> new_path = ChildPath(req, new_parent, new_name);
+  if (!new_path) return;
+  v1::Op op = NewOp(*req);
+  op.mutable_link()->set_old_path(*old_path);
+  op.mutable_link()->set_new_path(*new_path);
+  // The new name becomes a node of its own; the kernel keeps the old node's
+  // attributes (and its other names'), whose link count just changed: they
+  // are dropped before the reply.
+  SendCreating(req, std::move(op), new_parent, std::move(new_name), *new_path,
+               /*stale=*/node);
+}
+
+void RequestHandlers::Unlink(Request req, uint64_t parent, std::string name) {
+  std::optional<std::string> path = ChildPath(req, parent, name);
+  if (!path) return;
+  v1::Op op = NewOp(*req);
+  op.mutable_unlink()->set_path(*path);
+  Send(std::move(op), [this, req, parent, name = std::move(name),
+                       path = *path](const v1::OpResult& res) {
+    if (Failed(req, res)) return;
+    // The file's other names just lost a link.
+    uint64_t node = options_.nodes->Find(path);
+    std::vector<uint64_t> siblings;
+    if (node != 0) siblings = StaleSiblings(node);
+    options_.nodes->Remove(parent, name);
+    AfterSiblingsDropped(siblings, [req] { req->ReplyError(0); });
+  });
+}
+
+void RequestHandlers::Rmdir(Request req, uint64_t parent, std::string name) {
+  std::optional<std::string> path = ChildPath(req, parent, name);
+  if (!path) return;
+  v1::Op op = NewOp(*req);
+  op.mutable_rmdir()->set_path(*path);
+  NodeTable* nodes = options_.nodes;
+  SendSimple(req, std::move(op), [nodes, parent, name = std::move(name)] {
+    nodes->Remove(parent, name);
+  });
+}
+
+void RequestHandlers::Rename(Request req, uint64_t parent, std::string name,
+                             uint64_t new_parent, std::string new_name,
+                             unsigned int flags) {
+  std::optional<std::string> old_path = ChildPath(req, parent, name);
+  if (!old_path) return;
+  std::optional<std::string> new_path = ChildPath(req, new_parent, new_name);
+  if (!new_path) return;
+  v1::Op op = NewOp(*req);
+  op.mutable_rename()->set_old_path(*old_path);
+  op.mutable_rename()->set_new_path(*new_path);
+  op.mutable_rename()->set_flags(flags);
+  NodeTable* nodes = options_.nodes;
+  SendSimple(req, std::move(op),
+             [nodes, parent, name = std::move(name), new_parent,
+              new_name = std::move(new_name), flags] {
+               nodes->Rename(parent, name, new_parent, new_name,
+                             (flags & RENAME_EXCHANGE) != 0);
+             });
+}
+
+}  // namespace fusehost

@@ -1,0 +1,255 @@
+// The kernel requests the daemon answers: one method per FUSE operation.
+//
+// Each method turns a request (nodes, names, handles, as the kernel names
+// them) into a path operation for the pipeline below (OpTransport), through
+// the NodeTable, and answers the request when the result arrives. Methods
+// return at once: no libfuse thread ever waits for the network. Every
+// request is answered exactly once (see kernel_request.h), on whatever
+// thread its answer arrives.
+//
+// Results reaching here were validated by the pipeline (reply_validator.h):
+// nothing below re-checks what a backend sent.
+//
+// The methods are grouped by family, one source file each:
+//   names_handlers.cc   lookup, forget, getattr, setattr, readlink, mknod,
+//                       mkdir, symlink, link, unlink, rmdir, rename
+//   file_handlers.cc    open, create, read, write, flush, release, fsync,
+//                       fallocate, copy_file_range, lseek, locks, ioctl
+//   dir_handlers.cc     opendir, readdir(plus), releasedir, fsyncdir
+//   xattr_handlers.cc   statfs, access, the xattr calls
+//   handler_support.cc  what they share: paths, ops, entries, replies
+//
+// Thread-safe: called concurrently from libfuse's worker threads.
+
+#ifndef FUSE_HOSTD_DAEMON_FUSE_REQUEST_HANDLERS_H_
+#define FUSE_HOSTD_DAEMON_FUSE_REQUEST_HANDLERS_H_
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "daemon/fuse/kernel_invalidator.h"
+#include "daemon/fuse/kernel_request.h"
+#include "daemon/fuse/node_table.h"
+#include "daemon/fuse/open_contents.h"
+#include "daemon/pipeline/cache_coherence.h"
+#include "daemon/pipeline/op_transport.h"
+
+namespace fusehost {
+
+// The attributes a setattr changes.
+enum SetattrField : int {
+  kSetMode = 1 << 0,
+  kSetUid = 1 << 1,
+  kSetGid = 1 << 2,
+  kSetSize = 1 << 3,
+  kSetAtime = 1 << 4,
+  kSetMtime = 1 << 5,
+  kSetAtimeNow = 1 << 6,  // with kSetAtime: the current time
+  kSetMtimeNow = 1 << 7,
+};
+
+// An open file as a request names it.
+struct KernelFile {
+  uint64_t fh = 0;
+  int flags = 0;  // open(2) flags
+  uint64_t lock_owner = 0;
+};
+
+// How long the kernel may cache what it is told.
+struct KernelTimeouts {
+  // Attributes and names, when a reply carries no lifetime of its own.
+  absl::Duration attr = absl::Seconds(1);
+  // Absent names; zero: the kernel is not told to remember absence.
+  absl::Duration negative = absl::ZeroDuration();
+  // The mount option entry_timeout, overriding the attributes' lifetime
+  // for names.
+  std::optional<absl::Duration> entry;
+  // Whether the kernel may keep directory listings in its page cache.
+  bool cache_listings = true;
+};
+
+class RequestHandlers {
+ public:
+  struct Options {
+    // All must outlive the handlers.
+    NodeTable* nodes = nullptr;
+    OpTransport* transport = nullptr;
+    CacheCoherence* coherence = nullptr;
+    KernelInvalidator* invalidator = nullptr;
+    KernelTimeouts timeouts;
+  };
+
+  explicit RequestHandlers(Options options);
+  RequestHandlers(const RequestHandlers&) = delete;
+  RequestHandlers& operator=(const RequestHandlers&) = delete;
+
+  // From now on every op fails at once with ECANCELED instead of being sent,
+  // so that what is in flight drains (the session is stopping).
+  void StopSending() { stopping_.store(true); }
+
+  // ---- names and attributes (names_handlers.cc) -----------------------------
+  // The node for `name` in `parent`: its attributes as a new lookup
+  // reference, or a cached absence.
+  void Lookup(Request req, uint64_t parent, std::string name);
+  // The kernel dropped lookup references: (node, count) pairs.
+  void Forget(Request req,
+              const std::vector<std::pair<uint64_t, uint64_t>>& forgets);
+  void Getattr(Request req, uint64_t node, std::optional<uint64_t> fh);
+  // Several path operations (chmod, chown, truncate, utimens, in libfuse's
+  // order) run one after the other; the first failure is the answer.
+  void Setattr(Request req, uint64_t node, const struct stat& attr,
+               int fields, std::optional<uint64_t> fh);
+  void Readlink(Request req, uint64_t node);
+  void Mknod(Request req, uint64_t parent, std::string name, mode_t mode,
+             dev_t rdev);
+  void Mkdir(Request req, uint64_t parent, std::string name, mode_t mode);
+  void Symlink(Request req, std::string target, uint64_t parent,
+               std::string name);
+  void Link(Request req, uint64_t node, uint64_t new_parent,
+            std::string new_name);
+  void Unlink(Request req, uint64_t parent, std::string name);
+  void Rmdir(Request req, uint64_t parent, std::string name);
+  void Rename(Request req, uint64_t parent, std::string name,
+              uint64_t new_parent, std::string new_name, unsigned int flags);
+
+  // ---- files (file_handlers.cc) ---------------------------------------------
+  void Open(Request req, uint64_t node, int flags);
+  void Create(Request req, uint64_t parent, std::string name, mode_t mode,
+              int flags);
+  void Read(Request req, uint64_t node, const KernelFile& file, size_t size,
+            off_t offset);
+  void Write(Request req, uint64_t node, const KernelFile& file,
+             absl::string_view data, off_t offset);
+  void Flush(Request req, uint64_t node, const KernelFile& file);
+  // Answered at once; the backend closes its handle in the background.
+  void Release(Request req, uint64_t node, const KernelFile& file);
+  void Fsync(Request req, uint64_t node, const KernelFile& file,
+             bool datasync);
+  void Fallocate(Request req, uint64_t node, const KernelFile& file, int mode,
+                 off_t offset, off_t length);
+  void CopyFileRange(Request req, uint64_t node_in, off_t offset_in,
+                     const KernelFile& in, uint64_t node_out,
+                     off_t offset_out, const KernelFile& out, size_t length,
+                     int flags);
+  void Lseek(Request req, uint64_t node, const KernelFile& file, off_t offset,
+             int whence);
+  void Getlk(Request req, uint64_t node, const KernelFile& file,
+             const struct flock& lock);
+  void Setlk(Request req, uint64_t node, const KernelFile& file,
+             const struct flock& lock, bool sleep);
+  void Flock(Request req, uint64_t node, const KernelFile& file,
+             int operation);
+  // Not forwarded (see filesystem.proto): ENOTTY.
+  void Ioctl(Request req);
+
+  // ---- directories (dir_handlers.cc) ----------------------------------------
+  // The reply's fh is the daemon's own directory handle.
+  void Opendir(Request req, uint64_t node, int flags);
+  void Readdir(Request req, uint64_t node, uint64_t fh, size_t size,
+               off_t offset, bool plus);
+  void Releasedir(Request req, uint64_t fh);
+  void Fsyncdir(Request req, uint64_t node, uint64_t fh, bool datasync);
+
+  // ---- filesystem, access, xattrs (xattr_handlers.cc) -----------------------
+  void Statfs(Request req, uint64_t node);
+  void Access(Request req, uint64_t node, int mask);
+  void Setxattr(Request req, uint64_t node, std::string name,
+                absl::string_view value, int flags);
+  void Getxattr(Request req, uint64_t node, std::string name, size_t size);
+  void Listxattr(Request req, uint64_t node, size_t size);
+  void Removexattr(Request req, uint64_t node, std::string name);
+
+ private:
+  struct DirHandle;
+  struct SetattrChain;
+  using Then = std::function<void(const v1::Attr&)>;
+
+  // ---- handler_support.cc ----------------------------------------------------
+  // A new op carrying the request's caller.
+  static v1::Op NewOp(KernelRequest& req);
+  void Send(v1::Op op, OpTransport::Done done);
+  // Sends an op whose only result is an errno and answers with it;
+  // `on_success` runs first (node table bookkeeping).
+  void SendSimple(const Request& req, v1::Op op,
+                  std::function<void()> on_success = nullptr);
+  // Sends an op that creates `name` in `parent` and answers with its entry.
+  // With `stale` (a node whose link count the op changed) the kernel drops
+  // that node's and its siblings' attributes first.
+  void SendCreating(const Request& req, v1::Op op, uint64_t parent,
+                    std::string name, std::string path, uint64_t stale = 0);
+  // Answers with the result's errno when it failed; true if so.
+  static bool Failed(const Request& req, const v1::OpResult& result);
+
+  // The path of a node for an op that needs a name; answers (and returns
+  // nullopt) when there is none.
+  std::optional<std::string> NamedPath(const Request& req, uint64_t node);
+  // The path of a node for an op that carries a handle: "" is fine.
+  std::string HandlePath(uint64_t node);
+  std::optional<std::string> ChildPath(const Request& req, uint64_t parent,
+                                       const std::string& name);
+  // Path and handle of a getattr/setattr target: without a handle from the
+  // kernel, a nameless (unlinked) file is reached through any handle still
+  // open on it. Answers and returns false when there is neither.
+  bool AttrTarget(const Request& req, uint64_t node,
+                  std::optional<uint64_t> kernel_fh, std::string* path,
+                  std::optional<uint64_t>* fh);
+
+  // Kernel cache lifetimes: the attributes' own (the cache layer fills it),
+  // so kernel and daemon caches expire together.
+  double AttrTimeout(const v1::Attr& attr) const;
+  double EntryTimeout(const v1::Attr& attr) const;
+  // Backend attributes as the kernel sees them for `node`.
+  static void ToStat(const v1::Attr& attr, uint64_t node, struct stat* st);
+  void NoteInode(uint64_t node, const v1::Attr& attr);
+  // Hard links: the other names (nodes) of `node`'s file, whose attributes
+  // the daemon's cache forgets; the caller drops the kernel's.
+  std::vector<uint64_t> StaleSiblings(uint64_t node);
+
+  void ReplyAttr(const Request& req, uint64_t node, const v1::Attr& attr);
+  // Takes a lookup reference on (parent, name) and fills `e`; false (and an
+  // answer) if the parent is gone.
+  bool MakeEntry(const Request& req, uint64_t parent, const std::string& name,
+                 const v1::Attr& attr, KernelEntry* e);
+  void ReplyEntry(const Request& req, uint64_t parent, const std::string& name,
+                  const v1::Attr& attr);
+  // Calls `then` with the attributes of `path`: `known` when the backend
+  // sent them, else by asking it; answers with the error otherwise.
+  void WithAttr(const Request& req, const std::string& path,
+                std::optional<uint64_t> fh, const v1::Attr* known, Then then);
+  // Drops the kernel's attributes of `nodes`, then runs `reply`.
+  void AfterSiblingsDropped(const std::vector<uint64_t>& nodes,
+                            const std::function<void()>& reply);
+  static KernelOpenReply OpenReplyOf(const v1::OpenReply& r);
+  // The kernel never releases a handle whose open it did not get.
+  void ReleaseOrphan(const std::string& path, uint64_t fh, int flags);
+
+  // ---- dir_handlers.cc -------------------------------------------------------
+  static DirHandle* DirHandleOf(uint64_t fh);
+  bool FillFromCache(DirHandle* h);
+  void ReplyOpendir(const Request& req, DirHandle* handle);
+  void ReleaseDirHandle(DirHandle* handle);
+  void ContinueReaddir(const Request& req, uint64_t dir, DirHandle* h,
+                       bool plus, size_t size, off_t offset);
+
+  // ---- xattr_handlers.cc -----------------------------------------------------
+  static void ReplyXattr(const Request& req, size_t size,
+                         const v1::OpResult& result);
+
+  const Options options_;
+  OpenContents open_contents_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace fusehost
+
+#endif  // FUSE_HOSTD_DAEMON_FUSE_REQUEST_HANDLERS_H_

@@ -1,0 +1,74 @@
+// The contract between the two caches of a mount: the kernel's (dentries,
+// attributes and pages, per node) and the daemon's (MetadataCache, per
+// path). One object owns the coherence of both: the CachingTransport. It
+// sees every mutation's result and every backend notice, updates the
+// daemon's cache, and tells the kernel what to drop through a
+// KernelCacheNotifier. The kernel layer reaches the daemon's cache only
+// through CacheCoherence, never around it.
+//
+//   kernel layer ──OpTransport──► CachingTransport ──► batcher ─► ...
+//        │  ▲                        │ owns MetadataCache
+//        │  └──KernelCacheNotifier───┘ (what the kernel must drop)
+//        └──CacheCoherence──────────►  (listings for opendir, hard links)
+//   InvalidationListener ──CacheCoherence::ApplyNotice──► CachingTransport
+//
+// Both interfaces are thread-safe.
+
+#ifndef FUSE_HOSTD_DAEMON_PIPELINE_CACHE_COHERENCE_H_
+#define FUSE_HOSTD_DAEMON_PIPELINE_CACHE_COHERENCE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "proto/filesystem.pb.h"
+
+namespace fusehost {
+
+// What the kernel caches, addressed by backend path. Implemented by the
+// kernel layer (KernelInvalidator); calls only queue work and never block on
+// the kernel, so they are safe from any thread, inside a request or not.
+class KernelCacheNotifier {
+ public:
+  virtual ~KernelCacheNotifier() = default;
+  // The attributes and data of `path`, and its name in its parent (it may be
+  // gone, or exist now where the kernel cached its absence). Paths the
+  // kernel does not know are skipped.
+  virtual void PathChanged(const std::string& path) = 0;
+  // Everything the kernel knows at or below `path`.
+  virtual void SubtreeChanged(const std::string& path) = 0;
+  // Directory `path`'s attributes and listing (a name in it changed).
+  virtual void DirectoryChanged(const std::string& path) = 0;
+};
+
+// One name of a directory listing held by the daemon's cache.
+struct CachedDirEntry {
+  std::string name;
+  uint32_t type = 0;  // S_IFMT bits, 0 if unknown
+  uint64_t ino = 0;   // backend's inode number, 0 if unknown
+  bool has_attr = false;
+  v1::Attr attr;  // when has_attr; ttl_ms is the lifetime left
+};
+
+// What the rest of the daemon may ask of, or tell, the daemon's cache.
+class CacheCoherence {
+ public:
+  virtual ~CacheCoherence() = default;
+  // A fresh whole listing of directory `path` with the attributes the cache
+  // still holds for its entries, or nullopt (then the backend is asked).
+  virtual std::optional<std::vector<CachedDirEntry>> CachedDirectory(
+      const std::string& path) = 0;
+  // The kernel layer learned that these names of one hard-linked file (each
+  // a node of its own in the kernel) no longer show its current attributes.
+  virtual void OtherNamesChanged(const std::vector<std::string>& paths) = 0;
+  // A backend notice (already validated): drops what both caches hold.
+  virtual void ApplyNotice(const v1::Invalidation& notice) = 0;
+  // The notice stream (re)opened: notices may have been lost while it was
+  // down, so nothing cached before can be trusted.
+  virtual void NoticesMayHaveBeenLost() = 0;
+};
+
+}  // namespace fusehost
+
+#endif  // FUSE_HOSTD_DAEMON_PIPELINE_CACHE_COHERENCE_H_

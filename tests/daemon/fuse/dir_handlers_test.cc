@@ -1,0 +1,206 @@
+// Directories through the request handlers: listings from the backend and
+// from the cache, paging into the kernel's buffers, readdirplus references.
+
+#include <linux/fuse.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/daemon/fuse/handler_harness.h"
+
+namespace fusehost {
+namespace {
+
+using Kind = FakeRequest::Kind;
+constexpr uint64_t kRoot = NodeTable::kRootId;
+
+struct Dirent {
+  std::string name;
+  uint64_t ino;        // dirent's inode number
+  uint64_t node;       // readdirplus: the node handed out (0: none)
+  uint64_t next;       // offset to continue from
+};
+
+// Decodes a readdir(plus) reply buffer.
+std::vector<Dirent> Decode(const std::string& buf, bool plus) {
+  std::vector<Dirent> out;
+  size_t pos = 0;
+  while (pos < buf.size()) {
+    const struct fuse_dirent* d;
+    Dirent e = {};
+    if (plus) {
+      const auto* p = reinterpret_cast<const fuse_direntplus*>(buf.data() + pos);
+      d = &p->dirent;
+      e.node = p->entry_out.nodeid;
+      pos += FUSE_DIRENTPLUS_SIZE(p);
+    } else {
+      d = reinterpret_cast<const fuse_dirent*>(buf.data() + pos);
+      pos += FUSE_DIRENT_SIZE(d);
+    }
+    e.name.assign(d->name, d->namelen);
+    e.ino = d->ino;
+    e.next = d->off;
+    out.push_back(e);
+  }
+  return out;
+}
+
+std::vector<std::string> Names(const std::vector<Dirent>& entries) {
+  std::vector<std::string> names;
+  for (const Dirent& e : entries) names.push_back(e.name);
+  return names;
+}
+
+v1::OpResult Page(const std::vector<std::string>& names, bool eof,
+                  uint64_t first_cookie = 0) {
+  v1::OpResult r;
+  uint64_t cookie = first_cookie;
+  for (const std::string& name : names) {
+    v1::DirEntry* e = r.mutable_readdir()->add_entries();
+    e->set_name(name);
+    *e->mutable_attr() = FileAttr(100 + name.size());
+    if (first_cookie != 0) e->set_offset(++cookie);
+  }
+  r.mutable_readdir()->set_eof(eof);
+  return r;
+}
+
+class DirHandlerTest : public HandlerTest {
+ protected:
+  // Opens the root through the backend: the handle.
+  uint64_t OpenRoot() {
+    auto req = Req(KernelOp::kOpendir);
+    handlers_->Opendir(req, kRoot, 0);
+    if (req->kind == Kind::kNone) {
+      v1::OpResult r;
+      r.mutable_opendir()->set_fh(55);
+      pipeline_.Answer(sent() - 1, r);
+    }
+    EXPECT_EQ(req->kind, Kind::kOpen);
+    return req->open.fh;
+  }
+  std::vector<Dirent> Read(uint64_t fh, off_t offset, size_t size, bool plus,
+                           const v1::OpResult* page = nullptr) {
+    auto req = Req(plus ? KernelOp::kReaddirplus : KernelOp::kReaddir);
+    size_t before = sent();
+    handlers_->Readdir(req, kRoot, fh, size, offset, plus);
+    if (page != nullptr) {
+      EXPECT_EQ(sent(), before + 1) << "no page asked of the backend";
+      if (sent() == before + 1) pipeline_.Answer(before, *page);
+    }
+    EXPECT_EQ(req->kind, Kind::kData);
+    return Decode(req->data, plus);
+  }
+};
+
+TEST_F(DirHandlerTest, AWholeListingIsPagedIntoSmallBuffers) {
+  uint64_t fh = OpenRoot();
+  EXPECT_EQ(pipeline_.op(0).opendir().path(), "/");
+  // "." and ".." need no backend.
+  std::vector<Dirent> dots = Read(fh, 0, 4096, false);
+  EXPECT_EQ(Names(dots), (std::vector<std::string>{".", ".."}));
+  EXPECT_EQ(dots.back().next, 2u);
+  v1::OpResult page = Page({"a", "b", "c", "d"}, true);
+  // Room for two entries of these short names (32 bytes each).
+  std::vector<Dirent> first = Read(fh, 2, 64, false, &page);
+  EXPECT_EQ(Names(first), (std::vector<std::string>{"a", "b"}));
+  std::vector<Dirent> rest = Read(fh, first.back().next, 4096, false);
+  EXPECT_EQ(Names(rest), (std::vector<std::string>{"c", "d"}));
+  EXPECT_EQ(Read(fh, rest.back().next, 4096, false).size(), 0u);
+  EXPECT_EQ(sent(), 2u) << "the listing was fetched more than once";
+  auto release = Req(KernelOp::kReleasedir);
+  handlers_->Releasedir(release, fh);
+  EXPECT_EQ(release->err, 0);
+  EXPECT_EQ(pipeline_.op(2).releasedir().fh(), 55u);
+  pipeline_.Answer(2, Ok());
+}
+
+TEST_F(DirHandlerTest, ResumableListingsContinueFromTheLastCookie) {
+  uint64_t fh = OpenRoot();
+  Read(fh, 0, 4096, false);
+  v1::OpResult one = Page({"a", "b"}, false, /*first_cookie=*/10);
+  std::vector<Dirent> first = Read(fh, 2, 4096, false, &one);
+  EXPECT_EQ(Names(first), (std::vector<std::string>{"a", "b"}));
+  // The backend repeats "b" on its next page: shown once.
+  v1::OpResult two = Page({"b", "c"}, true, 12);
+  std::vector<Dirent> second = Read(fh, first.back().next, 4096, false, &two);
+  EXPECT_EQ(pipeline_.op(2).readdir().offset(), 12u);
+  EXPECT_EQ(Names(second), (std::vector<std::string>{"c"}));
+}
+
+TEST_F(DirHandlerTest, ReaddirplusHandsOutNodesForEntriesWithAttributes) {
+  uint64_t fh = OpenRoot();
+  v1::OpResult page = Page({"a"}, true);
+  v1::DirEntry* typed = page.mutable_readdir()->add_entries();
+  typed->set_name("t");
+  typed->set_type(S_IFDIR);
+  std::vector<Dirent> dots = Read(fh, 0, 4096, true);
+  EXPECT_EQ(dots[0].node, 0u);
+  std::vector<Dirent> entries = Read(fh, 2, 4096, true, &page);
+  ASSERT_EQ(Names(entries), (std::vector<std::string>{"a", "t"}));
+  EXPECT_NE(entries[0].node, 0u);
+  EXPECT_EQ(nodes_.PathOf(entries[0].node), "/a");
+  EXPECT_EQ(entries[0].ino, 101u);
+  EXPECT_EQ(entries[1].node, 0u);  // no attributes: the kernel looks it up
+  EXPECT_EQ(nodes_.Find("/t"), 0u);
+}
+
+TEST_F(DirHandlerTest, ACachedListingSparesTheBackend) {
+  pipeline_.cached_path = "/";
+  CachedDirEntry with;
+  with.name = "x";
+  with.has_attr = true;
+  with.attr = FileAttr(9);
+  CachedDirEntry without;
+  without.name = "y";
+  without.type = S_IFDIR;
+  without.ino = 8;
+  pipeline_.cached_listing = {with, without};
+  auto open = Req(KernelOp::kOpendir);
+  handlers_->Opendir(open, kRoot, 0);
+  ASSERT_EQ(open->kind, Kind::kOpen);
+  EXPECT_TRUE(open->open.cache_readdir);
+  EXPECT_TRUE(open->open.keep_cache);
+  std::vector<Dirent> entries = Read(open->open.fh, 0, 4096, true);
+  EXPECT_EQ(Names(entries), (std::vector<std::string>{".", "..", "x", "y"}));
+  EXPECT_EQ(entries[3].ino, 8u);
+  EXPECT_EQ(sent(), 0u);
+  // Nothing of the backend's is open: no releasedir, no fsyncdir.
+  auto fsync = Req(KernelOp::kFsyncdir);
+  handlers_->Fsyncdir(fsync, kRoot, open->open.fh, false);
+  EXPECT_EQ(fsync->err, 0);
+  handlers_->Releasedir(Req(KernelOp::kReleasedir), open->open.fh);
+  EXPECT_EQ(sent(), 0u);
+}
+
+TEST_F(DirHandlerTest, RewinddirReadsAFreshListing) {
+  uint64_t fh = OpenRoot();
+  Read(fh, 0, 4096, false);
+  v1::OpResult page = Page({"a"}, true);
+  Read(fh, 2, 4096, false, &page);
+  Read(fh, 0, 4096, false);
+  v1::OpResult again = Page({"a", "new"}, true);
+  std::vector<Dirent> entries = Read(fh, 2, 4096, false, &again);
+  EXPECT_EQ(Names(entries), (std::vector<std::string>{"a", "new"}));
+}
+
+TEST_F(DirHandlerTest, AFailedOpendirAnswersItsErrno) {
+  auto req = Req(KernelOp::kOpendir);
+  handlers_->Opendir(req, kRoot, 0);
+  pipeline_.Answer(0, Errno(EACCES));
+  EXPECT_EQ(req->err, EACCES);
+}
+
+TEST_F(DirHandlerTest, AFailedPageAnswersItsErrno) {
+  uint64_t fh = OpenRoot();
+  auto req = Req(KernelOp::kReaddir);
+  handlers_->Readdir(req, kRoot, fh, 4096, 2, false);
+  pipeline_.Answer(1, Errno(EIO));
+  EXPECT_EQ(req->err, EIO);
+}
+
+}  // namespace
+}  // namespace fusehost

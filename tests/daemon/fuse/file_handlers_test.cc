@@ -1,0 +1,213 @@
+// Open files through the request handlers, with fake requests and a fake
+// pipeline.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "gtest/gtest.h"
+#include "tests/daemon/fuse/handler_harness.h"
+
+namespace fusehost {
+namespace {
+
+using Kind = FakeRequest::Kind;
+constexpr uint64_t kRoot = NodeTable::kRootId;
+
+v1::OpResult OpenResult(uint64_t fh) {
+  v1::OpResult r;
+  r.mutable_open()->set_fh(fh);
+  return r;
+}
+
+KernelFile File(uint64_t fh, int flags = O_RDONLY) {
+  KernelFile f;
+  f.fh = fh;
+  f.flags = flags;
+  return f;
+}
+
+TEST_F(HandlerTest, OpenPassesTheBackendsHandleAndFlags) {
+  uint64_t node = Known(kRoot, "f", FileAttr(5));
+  auto req = Req(KernelOp::kOpen);
+  handlers_->Open(req, node, O_RDWR);
+  EXPECT_EQ(pipeline_.op(1).open().path(), "/f");
+  EXPECT_EQ(pipeline_.op(1).open().flags(), static_cast<uint32_t>(O_RDWR));
+  v1::OpResult r = OpenResult(31);
+  r.mutable_open()->set_noflush(true);
+  r.mutable_open()->set_direct_io(true);
+  pipeline_.Answer(1, r);
+  ASSERT_EQ(req->kind, Kind::kOpen);
+  EXPECT_EQ(req->open.fh, 31u);
+  EXPECT_TRUE(req->open.noflush);
+  EXPECT_TRUE(req->open.direct_io);
+  EXPECT_EQ(nodes_.AnyOpenHandle(node), 31u);
+}
+
+TEST_F(HandlerTest, AnOpenTheKernelDidNotTakeIsReleased) {
+  uint64_t node = Known(kRoot, "f", FileAttr(5));
+  auto req = Req(KernelOp::kOpen);
+  req->refuse = true;
+  handlers_->Open(req, node, O_RDONLY);
+  pipeline_.Answer(1, OpenResult(31));
+  ASSERT_EQ(sent(), 3u);
+  EXPECT_EQ(pipeline_.op(2).release().fh(), 31u);
+  EXPECT_EQ(nodes_.AnyOpenHandle(node), std::nullopt);
+}
+
+TEST_F(HandlerTest, SmallFileContentsAnswerTheFirstReadOnly) {
+  uint64_t node = Known(kRoot, "f", FileAttr(5));
+  auto open = Req(KernelOp::kOpen);
+  handlers_->Open(open, node, O_RDONLY);
+  v1::OpResult r = OpenResult(7);
+  r.mutable_open()->set_contents("hello");
+  pipeline_.Answer(1, r);
+
+  auto first = Req(KernelOp::kRead);
+  handlers_->Read(first, node, File(7), 4096, 0);
+  EXPECT_EQ(first->kind, Kind::kData);
+  EXPECT_EQ(first->data, "hello");
+  EXPECT_EQ(sent(), 2u) << "the first read went to the backend";
+
+  auto second = Req(KernelOp::kRead);
+  handlers_->Read(second, node, File(7), 4096, 0);
+  ASSERT_EQ(sent(), 3u);
+  EXPECT_EQ(pipeline_.op(2).read().fh(), 7u);
+  v1::OpResult data;
+  data.mutable_read()->set_data("hello");
+  pipeline_.Answer(2, data);
+  EXPECT_EQ(second->data, "hello");
+}
+
+TEST_F(HandlerTest, AWriteForgetsContentsKeptForAnyHandleOfTheFile) {
+  uint64_t node = Known(kRoot, "f", FileAttr(5));
+  handlers_->Open(Req(KernelOp::kOpen), node, O_RDONLY);
+  v1::OpResult r = OpenResult(7);
+  r.mutable_open()->set_contents("old");
+  pipeline_.Answer(1, r);
+  auto write = Req(KernelOp::kWrite);
+  handlers_->Write(write, node, File(8, O_WRONLY), "new", 0);
+  EXPECT_EQ(pipeline_.op(2).write().data(), "new");
+  v1::OpResult w;
+  w.mutable_write()->set_size(3);
+  pipeline_.Answer(2, w);
+  EXPECT_EQ(write->kind, Kind::kWritten);
+  EXPECT_EQ(write->count, 3u);
+  auto read = Req(KernelOp::kRead);
+  handlers_->Read(read, node, File(7), 4096, 0);
+  EXPECT_EQ(sent(), 4u) << "read answered from stale contents";
+  pipeline_.Answer(3, Errno(EIO));
+}
+
+TEST_F(HandlerTest, ReleaseIsAnsweredBeforeTheBackendCloses) {
+  uint64_t node = Known(kRoot, "f", FileAttr(5));
+  nodes_.AddOpenHandle(node, 7);
+  auto req = Req(KernelOp::kRelease);
+  handlers_->Release(req, node, File(7));
+  EXPECT_EQ(req->err, 0);
+  ASSERT_EQ(sent(), 2u);
+  EXPECT_EQ(pipeline_.op(1).release().fh(), 7u);
+  EXPECT_EQ(nodes_.AnyOpenHandle(node), std::nullopt);
+  pipeline_.Answer(1, Errno(EIO));  // nobody waits for it
+}
+
+TEST_F(HandlerTest, CreateAnswersWithEntryAndHandle) {
+  auto req = Req(KernelOp::kCreate);
+  handlers_->Create(req, kRoot, "n", S_IFREG | 0600, O_CREAT | O_WRONLY);
+  EXPECT_EQ(pipeline_.op(0).create().path(), "/n");
+  v1::OpResult r;
+  r.mutable_create()->mutable_open()->set_fh(12);
+  *r.mutable_create()->mutable_attr() = FileAttr(40);
+  pipeline_.Answer(0, r);
+  ASSERT_EQ(req->kind, Kind::kCreate);
+  EXPECT_EQ(req->open.fh, 12u);
+  EXPECT_EQ(nodes_.PathOf(req->entry.node), "/n");
+  EXPECT_EQ(nodes_.AnyOpenHandle(req->entry.node), 12u);
+}
+
+TEST_F(HandlerTest, ACreateTheKernelDidNotTakeIsUndone) {
+  auto req = Req(KernelOp::kCreate);
+  req->refuse = true;
+  handlers_->Create(req, kRoot, "n", S_IFREG | 0600, O_CREAT | O_WRONLY);
+  v1::OpResult r;
+  r.mutable_create()->mutable_open()->set_fh(12);
+  pipeline_.Answer(0, r);  // no attributes: asked for
+  ASSERT_EQ(sent(), 2u);
+  EXPECT_EQ(pipeline_.op(1).getattr().fh(), 12u);
+  pipeline_.Answer(1, GetattrResult(FileAttr(40)));
+  ASSERT_EQ(sent(), 3u);
+  EXPECT_EQ(pipeline_.op(2).release().fh(), 12u);
+  EXPECT_EQ(nodes_.Find("/n"), 0u);
+}
+
+TEST_F(HandlerTest, AWriteToAHardLinkDropsTheOtherNamesFirst) {
+  uint64_t a = Known(kRoot, "a", FileAttr(5, S_IFREG | 0644, 2));
+  uint64_t b = Known(kRoot, "b", FileAttr(5, S_IFREG | 0644, 2));
+  auto req = Req(KernelOp::kWrite);
+  handlers_->Write(req, a, File(3, O_WRONLY), "x", 0);
+  v1::OpResult w;
+  w.mutable_write()->set_size(1);
+  pipeline_.Answer(2, w);
+  EXPECT_EQ(req->kind, Kind::kWritten);
+  ASSERT_EQ(notify_.nodes.size(), 1u);
+  EXPECT_EQ(notify_.nodes[0], std::make_pair(b, false));
+  EXPECT_EQ(pipeline_.other_names, std::vector<std::string>{"/b"});
+}
+
+TEST_F(HandlerTest, LocksCarryTheirOwnerAndRange) {
+  uint64_t node = Known(kRoot, "f", FileAttr(5));
+  KernelFile f = File(3);
+  f.lock_owner = 0xabc;
+  struct flock lock = {};
+  lock.l_type = F_WRLCK;
+  lock.l_start = 10;
+  lock.l_len = 5;
+  auto get = Req(KernelOp::kGetlk);
+  handlers_->Getlk(get, node, f, lock);
+  const v1::LockRequest& r = pipeline_.op(1).lock();
+  EXPECT_EQ(r.cmd(), F_GETLK);
+  EXPECT_EQ(r.lock_owner(), 0xabcu);
+  EXPECT_EQ(r.lock().start(), 10u);
+  v1::OpResult answer;
+  answer.mutable_lock()->mutable_lock()->set_type(F_UNLCK);
+  pipeline_.Answer(1, answer);
+  EXPECT_EQ(get->kind, Kind::kLock);
+  EXPECT_EQ(get->lock.l_type, F_UNLCK);
+
+  auto set = Req(KernelOp::kSetlk);
+  handlers_->Setlk(set, node, f, lock, /*sleep=*/true);
+  EXPECT_EQ(pipeline_.op(2).lock().cmd(), F_SETLKW);
+  pipeline_.Answer(2, Errno(EAGAIN));
+  EXPECT_EQ(set->err, EAGAIN);
+}
+
+TEST_F(HandlerTest, IoctlIsNotForwarded) {
+  auto req = Req(KernelOp::kIoctl);
+  handlers_->Ioctl(req);
+  EXPECT_EQ(req->err, ENOTTY);
+  EXPECT_EQ(sent(), 0u);
+}
+
+TEST_F(HandlerTest, XattrSizesAndRange) {
+  uint64_t node = Known(kRoot, "f", FileAttr(5));
+  v1::OpResult value;
+  value.mutable_xattr()->set_data("12345");
+  auto size = Req(KernelOp::kGetxattr);
+  handlers_->Getxattr(size, node, "user.a", 0);
+  pipeline_.Answer(1, value);
+  EXPECT_EQ(size->kind, Kind::kXattrSize);
+  EXPECT_EQ(size->count, 5u);
+  auto small = Req(KernelOp::kGetxattr);
+  handlers_->Getxattr(small, node, "user.a", 4);
+  pipeline_.Answer(2, value);
+  EXPECT_EQ(small->err, ERANGE);
+  auto fits = Req(KernelOp::kGetxattr);
+  handlers_->Getxattr(fits, node, "user.a", 5);
+  pipeline_.Answer(3, value);
+  EXPECT_EQ(fits->data, "12345");
+}
+
+}  // namespace
+}  // namespace fusehost

@@ -1,0 +1,242 @@
+// A harness for the kernel layer's request handlers without a kernel:
+// requests are FakeRequests that record their one reply, the pipeline is a
+// FakePipeline that records ops and lets the test answer them, and the
+// kernel's notifications are recorded too. The NodeTable is the real one.
+//
+// Thread use: one test thread.
+
+#ifndef FUSE_HOSTD_TESTS_DAEMON_FUSE_HANDLER_HARNESS_H_
+#define FUSE_HOSTD_TESTS_DAEMON_FUSE_HANDLER_HARNESS_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "daemon/fuse/kernel_invalidator.h"
+#include "daemon/fuse/kernel_request.h"
+#include "daemon/fuse/node_table.h"
+#include "daemon/fuse/request_handlers.h"
+#include "daemon/pipeline/cache_coherence.h"
+#include "gtest/gtest.h"
+#include "proto/filesystem.pb.h"
+#include "tests/daemon/testing/counting_transport.h"
+
+namespace fusehost {
+
+// A request that records its reply.
+class FakeRequest : public KernelRequest {
+ public:
+  enum class Kind {
+    kNone, kError, kForgotten, kEntry, kAttr, kReadlink, kOpen, kCreate,
+    kData, kWritten, kStatfs, kXattrSize, kLock, kLseek
+  };
+
+  explicit FakeRequest(KernelOp op, MountStats* stats = nullptr)
+      : KernelRequest(op, stats) {
+    caller_.set_uid(1000);
+    caller_.set_gid(1000);
+    caller_.set_pid(42);
+  }
+
+  void FillCaller(v1::Caller* out) override { *out = caller_; }
+
+  // What the reply was.
+  Kind kind = Kind::kNone;
+  int err = -1;
+  KernelEntry entry;
+  struct stat attr = {};
+  double timeout = 0;
+  std::string data;  // readlink target, data or dirent buffer
+  KernelOpenReply open;
+  size_t count = 0;  // written, xattr size
+  off_t offset = 0;
+  struct flock lock = {};
+  // The kernel does not take the next entry/open/create reply (as if the
+  // request were interrupted).
+  bool refuse = false;
+
+ protected:
+  int SendError(int e) override { return Set(Kind::kError, (err = e, 0)); }
+  void SendNone() override { kind = Kind::kForgotten; }
+  int SendEntry(const KernelEntry& e) override {
+    entry = e;
+    return Taken(Kind::kEntry);
+  }
+  int SendAttr(const struct stat& st, double t) override {
+    attr = st;
+    timeout = t;
+    return Set(Kind::kAttr, 0);
+  }
+  int SendReadlink(const std::string& target) override {
+    data = target;
+    return Set(Kind::kReadlink, 0);
+  }
+  int SendOpen(const KernelOpenReply& o) override {
+    open = o;
+    return Taken(Kind::kOpen);
+  }
+  int SendCreate(const KernelEntry& e, const KernelOpenReply& o) override {
+    entry = e;
+    open = o;
+    return Taken(Kind::kCreate);
+  }
+  int SendData(absl::string_view d) override {
+    data = std::string(d);
+    return Set(Kind::kData, 0);
+  }
+  int SendWritten(size_t n) override {
+    count = n;
+    return Set(Kind::kWritten, 0);
+  }
+  int SendStatfs(const struct statvfs&) override {
+    return Set(Kind::kStatfs, 0);
+  }
+  int SendXattrSize(size_t n) override {
+    count = n;
+    return Set(Kind::kXattrSize, 0);
+  }
+  int SendLock(const struct flock& l) override {
+    lock = l;
+    return Set(Kind::kLock, 0);
+  }
+  int SendLseek(off_t o) override {
+    offset = o;
+    return Set(Kind::kLseek, 0);
+  }
+
+ private:
+  int Set(Kind k, int rc) {
+    kind = k;
+    return rc;
+  }
+  int Taken(Kind k) {
+    kind = k;
+    return refuse ? -ENOENT : 0;
+  }
+
+  v1::Caller caller_;
+};
+
+// The pipeline below the handlers: records ops; the test answers them.
+class FakePipeline : public CountingTransport, public CacheCoherence {
+ public:
+  void Send(v1::Op op, Done done) override {
+    ops.push_back(PendingOp{std::move(op), std::move(done)});
+  }
+  // Answers op `i` (each at most once).
+  void Answer(size_t i, const v1::OpResult& result) {
+    ASSERT_LT(i, ops.size());
+    ASSERT_TRUE(ops[i].done) << "op " << i << " answered twice";
+    OpTransport::Done done = std::move(ops[i].done);
+    ops[i].done = nullptr;
+    done(result);
+  }
+  const v1::Op& op(size_t i) const { return ops.at(i).op; }
+
+  // CacheCoherence.
+  std::optional<std::vector<CachedDirEntry>> CachedDirectory(
+      const std::string& path) override {
+    if (cached_path != path) return std::nullopt;
+    return cached_listing;
+  }
+  void OtherNamesChanged(const std::vector<std::string>& paths) override {
+    other_names.insert(other_names.end(), paths.begin(), paths.end());
+  }
+  void ApplyNotice(const v1::Invalidation&) override {}
+  void NoticesMayHaveBeenLost() override {}
+
+  std::vector<PendingOp> ops;
+  std::string cached_path;  // the one directory with a cached listing
+  std::vector<CachedDirEntry> cached_listing;
+  std::vector<std::string> other_names;
+};
+
+class RecordingNotify : public KernelNotify {
+ public:
+  void InvalidateNode(uint64_t node, bool data) override {
+    nodes.emplace_back(node, data);
+  }
+  void InvalidateEntry(uint64_t parent, const std::string& name) override {
+    entries.emplace_back(parent, name);
+  }
+  std::vector<std::pair<uint64_t, bool>> nodes;
+  std::vector<std::pair<uint64_t, std::string>> entries;
+};
+
+// Builders of backend results.
+inline v1::Attr FileAttr(uint64_t ino, uint32_t mode = S_IFREG | 0644,
+                         uint32_t nlink = 1) {
+  v1::Attr a;
+  a.set_ino(ino);
+  a.set_mode(mode);
+  a.set_nlink(nlink);
+  a.set_size(100);
+  return a;
+}
+inline v1::OpResult Errno(int e) {
+  v1::OpResult r;
+  r.set_posix_errno(e);
+  return r;
+}
+inline v1::OpResult Ok() { return v1::OpResult(); }
+inline v1::OpResult GetattrResult(const v1::Attr& attr) {
+  v1::OpResult r;
+  *r.mutable_getattr()->mutable_attr() = attr;
+  return r;
+}
+inline v1::OpResult EntryResult(const v1::Attr& attr) {
+  v1::OpResult r;
+  *r.mutable_entry()->mutable_attr() = attr;
+  return r;
+}
+
+class HandlerTest : public ::testing::Test {
+ protected:
+  HandlerTest() : invalidator_(&nodes_, &notify_) {
+    RequestHandlers::Options options;
+    options.nodes = &nodes_;
+    options.transport = &pipeline_;
+    options.coherence = &pipeline_;
+    options.invalidator = &invalidator_;
+    options.timeouts.attr = absl::Seconds(2);
+    handlers_ = std::make_unique<RequestHandlers>(options);
+  }
+  // Rebuilds the handlers with other timeouts.
+  void SetTimeouts(const KernelTimeouts& timeouts) {
+    RequestHandlers::Options options;
+    options.nodes = &nodes_;
+    options.transport = &pipeline_;
+    options.coherence = &pipeline_;
+    options.invalidator = &invalidator_;
+    options.timeouts = timeouts;
+    handlers_ = std::make_unique<RequestHandlers>(options);
+  }
+
+  std::shared_ptr<FakeRequest> Req(KernelOp op) {
+    return std::make_shared<FakeRequest>(op, &stats_);
+  }
+  // Looks `name` up in `parent` and answers with `attr`: the node id.
+  uint64_t Known(uint64_t parent, const std::string& name,
+                 const v1::Attr& attr) {
+    auto req = Req(KernelOp::kLookup);
+    handlers_->Lookup(req, parent, name);
+    pipeline_.Answer(pipeline_.ops.size() - 1, GetattrResult(attr));
+    EXPECT_EQ(req->kind, FakeRequest::Kind::kEntry);
+    return req->entry.node;
+  }
+  size_t sent() const { return pipeline_.ops.size(); }
+
+  NodeTable nodes_;
+  FakePipeline pipeline_;
+  RecordingNotify notify_;
+  KernelInvalidator invalidator_;  // never started: queued items stay queued
+  MountStats stats_;
+  std::unique_ptr<RequestHandlers> handlers_;
+};
+
+}  // namespace fusehost
+
+#endif  // FUSE_HOSTD_TESTS_DAEMON_FUSE_HANDLER_HARNESS_H_
