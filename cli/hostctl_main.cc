@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cli/control_client.h"
+#include "common/escape.h"
 
 namespace fusehost {
 namespace {
@@ -64,9 +65,12 @@ int List(ControlClient& client) {
   printf("%-30s %-32s %-10s %-11s %s\n", "MOUNTPOINT", "BACKEND", "OWNER",
          "STATE", "OPTIONS");
   for (const v1::MountInfo& m : reply.mounts()) {
-    printf("%-30s %-32s %-10s %-11s %s\n", m.mountpoint().c_str(),
-           m.backend().c_str(), UserName(m.owner_uid()).c_str(),
-           m.state().c_str(), m.options().empty() ? "-" : m.options().c_str());
+    // Mountpoints, backends and options are the mounting users' words:
+    // escaped, they cannot pass for other rows or columns.
+    printf("%-30s %-32s %-10s %-11s %s\n", EscapeField(m.mountpoint()).c_str(),
+           EscapeField(m.backend()).c_str(), UserName(m.owner_uid()).c_str(),
+           m.state().c_str(),
+           m.options().empty() ? "-" : EscapeField(m.options()).c_str());
   }
   return 0;
 }
@@ -79,8 +83,10 @@ int Stats(ControlClient& client, const std::string& mountpoint) {
   for (const v1::MountStatsInfo& m : reply.mounts()) {
     if (!first) printf("\n");
     first = false;
-    printf("%s  (mount %llu, backend %s, owner %s)\n", m.mountpoint().c_str(),
-           static_cast<unsigned long long>(m.mount_id()), m.backend().c_str(),
+    printf("%s  (mount %llu, backend %s, owner %s)\n",
+           EscapeField(m.mountpoint()).c_str(),
+           static_cast<unsigned long long>(m.mount_id()),
+           EscapeField(m.backend()).c_str(),
            UserName(m.owner_uid()).c_str());
     printf("  kernel requests  %llu\n",
            static_cast<unsigned long long>(m.kernel_requests()));

@@ -27,6 +27,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/flags/flag.h"
+#include "common/log_line.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
@@ -76,7 +77,7 @@ void EnsureFusectl() {
   const char* dir = "/sys/fs/fuse/connections";
   if (access(dir, F_OK) != 0 || MountTypeAt(dir) == "fusectl") return;
   if (mount("fusectl", dir, "fusectl", 0, nullptr) != 0) {
-    fprintf(stderr, "fuse-hostd: warning: cannot mount fusectl on %s: %s\n",
+    Log("warning: cannot mount fusectl on %s: %s",
             dir, strerror(errno));
   }
 }
@@ -137,7 +138,7 @@ absl::StatusOr<int> ControlSocket(const DaemonSettings& settings,
 
 int Run(DaemonSettings settings) {
   if (geteuid() != 0) {
-    fprintf(stderr, "fuse-hostd: must run as root (it mounts filesystems)\n");
+    Log("must run as root (it mounts filesystems)");
     return 1;
   }
   // Signals are taken by sigwait below; block them before any thread exists
@@ -156,7 +157,7 @@ int Run(DaemonSettings settings) {
       settings.runtime_dir.empty() ? socket_dir : settings.runtime_dir;
   for (const std::string& dir : {socket_dir, runtime_dir}) {
     if (!dir.empty() && mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-      fprintf(stderr, "fuse-hostd: cannot create %s: %s\n", dir.c_str(),
+      Log("cannot create %s: %s", dir.c_str(),
               strerror(errno));
       return 1;
     }
@@ -164,7 +165,7 @@ int Run(DaemonSettings settings) {
   bool owned_socket = false;
   absl::StatusOr<int> listen_fd = ControlSocket(settings, &owned_socket);
   if (!listen_fd.ok()) {
-    fprintf(stderr, "fuse-hostd: %s\n",
+    Log("%s",
             std::string(listen_fd.status().message()).c_str());
     return 1;
   }
@@ -175,9 +176,8 @@ int Run(DaemonSettings settings) {
   manager_options.default_options = settings.default_mount_options;
   MountManager manager(manager_options);
   for (const std::string& stale : manager.DetachStaleMounts()) {
-    fprintf(stderr,
-            "fuse-hostd: detached stale mount %s left by a previous "
-            "fuse-hostd\n",
+    Log("detached stale mount %s left by a previous "
+            "fuse-hostd",
             stale.c_str());
   }
   Authorizer authorizer(settings.users);
@@ -199,14 +199,14 @@ int Run(DaemonSettings settings) {
   // learns their credentials first.
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr) {
-    fprintf(stderr, "fuse-hostd: cannot start the gRPC server\n");
+    Log("cannot start the gRPC server");
     return 1;
   }
   server->GetHealthCheckService()->SetServingStatus(kControlService, true);
   ControlListener listener(ControlListener::Options{*listen_fd, server.get()});
   listener_ptr = &listener;
   listener.Start();
-  fprintf(stderr, "fuse-hostd: serving on %s%s\n", socket_path.c_str(),
+  Log("serving on %s%s", socket_path.c_str(),
           owned_socket ? "" : " (socket from systemd)");
 
   int static_failed = 0;
@@ -219,7 +219,7 @@ int Run(DaemonSettings settings) {
     absl::StatusOr<uint64_t> id = manager.Mount(m.backend, std::move(grant));
     if (!id.ok()) {
       ++static_failed;
-      fprintf(stderr, "fuse-hostd: static mount %s (%s) failed: %s\n",
+      Log("static mount %s (%s) failed: %s",
               m.mountpoint.c_str(), m.where.c_str(),
               std::string(id.status().message()).c_str());
     }
@@ -232,14 +232,14 @@ int Run(DaemonSettings settings) {
             settings.metrics_address,
             [&manager] { return RenderMetrics(manager.Stats()); }});
     if (!created.ok()) {
-      fprintf(stderr, "fuse-hostd: %s\n",
+      Log("%s",
               std::string(created.status().message()).c_str());
       manager.ShutdownAll();
       server->Shutdown();
       return 1;
     }
     metrics = *std::move(created);
-    fprintf(stderr, "fuse-hostd: metrics on http://%s/metrics\n",
+    Log("metrics on http://%s/metrics",
             settings.metrics_address.c_str());
   }
 
@@ -252,13 +252,13 @@ int Run(DaemonSettings settings) {
   absl::Duration watchdog =
       notifier.StartWatchdog([&manager] { manager.List(); });
   if (watchdog > absl::ZeroDuration()) {
-    fprintf(stderr, "fuse-hostd: watchdog every %s\n",
+    Log("watchdog every %s",
             absl::FormatDuration(watchdog / 2).c_str());
   }
 
   int sig = 0;
   sigwait(&signals, &sig);
-  fprintf(stderr, "fuse-hostd: %s received, unmounting everything\n",
+  Log("%s received, unmounting everything",
           strsignal(sig));
   notifier.Stopping("unmounting everything");
   server->GetHealthCheckService()->Shutdown();
@@ -267,7 +267,7 @@ int Run(DaemonSettings settings) {
   manager.ShutdownAll();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (owned_socket) unlink(socket_path.c_str());
-  fprintf(stderr, "fuse-hostd: stopped\n");
+  Log("stopped");
   return 0;
 }
 
@@ -287,7 +287,7 @@ int main(int argc, char** argv) {
   // code with it on.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   if (rest.size() > 1) {
-    fprintf(stderr, "fuse-hostd: unexpected argument '%s' (see --help)\n",
+    fusehost::Log("unexpected argument '%s' (see --help)",
             rest[1]);
     return 2;
   }
@@ -297,15 +297,14 @@ int main(int argc, char** argv) {
   absl::StatusOr<fusehost::DaemonSettings> settings =
       fusehost::LoadDaemonSettings(config, /*missing_ok=*/!explicit_config);
   if (!settings.ok()) {
-    fprintf(stderr, "fuse-hostd: %s\n",
+    fusehost::Log("%s",
             std::string(settings.status().message()).c_str());
     return 2;
   }
   if (std::string s = absl::GetFlag(FLAGS_control_socket); !s.empty()) {
     if (s[0] != '/' || s.size() >= sizeof(sockaddr_un::sun_path)) {
-      fprintf(stderr,
-              "fuse-hostd: --control_socket must be an absolute path "
-              "shorter than %zu bytes\n",
+      fusehost::Log("--control_socket must be an absolute path "
+              "shorter than %zu bytes",
               sizeof(sockaddr_un::sun_path));
       return 2;
     }
@@ -314,7 +313,7 @@ int main(int argc, char** argv) {
   if (std::string m = absl::GetFlag(FLAGS_metrics_address); !m.empty()) {
     absl::Status st = fusehost::CheckHostPort(m);
     if (!st.ok()) {
-      fprintf(stderr, "fuse-hostd: --metrics_address: %s\n",
+      fusehost::Log("--metrics_address: %s",
               std::string(st.message()).c_str());
       return 2;
     }

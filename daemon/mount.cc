@@ -1,4 +1,5 @@
 #include "daemon/mount.h"
+#include "common/log_line.h"
 
 #include <sys/stat.h>
 
@@ -94,7 +95,7 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
       absl::Status st =
           SetReadAhead(self->device_, self->options_.read_ahead_kb);
       if (!st.ok()) {
-        fprintf(stderr, "fuse-hostd: %s: read-ahead left as it is: %s\n",
+        Log("%s: read-ahead left as it is: %s",
                 self->spec_.mountpoint.c_str(),
                 std::string(st.message()).c_str());
       }

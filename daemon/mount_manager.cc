@@ -1,4 +1,5 @@
 #include "daemon/mount_manager.h"
+#include "common/log_line.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -166,7 +167,7 @@ absl::StatusOr<uint64_t> MountManager::Mount(const std::string& backend,
   pending_.erase(mountpoint);
   if (!m.ok()) return m.status();
   uint64_t id = (*m)->spec().mount_id;
-  fprintf(stderr, "fuse-hostd: mounted %s at %s for uid %u (mount %llu)\n",
+  Log("mounted %s at %s for uid %u (mount %llu)",
           backend.c_str(), mountpoint.c_str(), grant.owner_uid,
           static_cast<unsigned long long>(id));
   entry.mount = *std::move(m);
@@ -203,7 +204,7 @@ absl::Status MountManager::Unmount(const std::string& mountpoint, bool lazy,
     --mounts_[id].in_use;
   }
   if (!st.ok()) return st;
-  fprintf(stderr, "fuse-hostd: unmounted %s%s\n", mountpoint.c_str(),
+  Log("unmounted %s%s", mountpoint.c_str(),
           lazy ? " (lazy)" : "");
   if (!lazy) {
     // Without open files the session ends at once; wait so that a following
@@ -255,7 +256,7 @@ void MountManager::WriteRecordLocked() const {
   }
   absl::Status st = WriteMountRecord(RecordPath(), record);
   if (!st.ok()) {
-    fprintf(stderr, "fuse-hostd: warning: cannot record mounts: %s\n",
+    Log("warning: cannot record mounts: %s",
             std::string(st.message()).c_str());
   }
 }
@@ -293,7 +294,7 @@ void MountManager::ReaperLoop() {
       mounts_.erase(it);
       WriteRecordLocked();
     }
-    fprintf(stderr, "fuse-hostd: mount %s ended\n",
+    Log("mount %s ended",
             e.mount->spec().mountpoint.c_str());
     e.mount->Shutdown();  // joins the session's loop thread; never under mu_
   }
@@ -315,7 +316,7 @@ void MountManager::ShutdownAll() {
     mounts.swap(mounts_);
   }
   for (auto& [id, e] : mounts) {
-    fprintf(stderr, "fuse-hostd: unmounting %s\n",
+    Log("unmounting %s",
             e.mount->spec().mountpoint.c_str());
     e.mount->Shutdown();
   }

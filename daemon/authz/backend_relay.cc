@@ -1,4 +1,5 @@
 #include "daemon/authz/backend_relay.h"
+#include "common/log_line.h"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -105,7 +106,7 @@ void BackendRelay::Note(const std::string& message) {
     if (message == last_note_) return;
     last_note_ = message;
   }
-  fprintf(stderr, "fuse-hostd: %s\n", message.c_str());
+  Log("%s", message.c_str());
 }
 
 void BackendRelay::Accept(int fd) {

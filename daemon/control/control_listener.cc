@@ -1,4 +1,5 @@
 #include "daemon/control/control_listener.h"
+#include "common/log_line.h"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -33,7 +34,7 @@ void ControlListener::Accept(int fd) {
   absl::StatusOr<PeerCredentials> peer = GetPeerCredentials(fd);
   struct stat st;
   if (!peer.ok() || fstat(fd, &st) != 0) {
-    fprintf(stderr, "fuse-hostd: dropping control connection: %s\n",
+    Log("dropping control connection: %s",
             peer.ok() ? strerror(errno)
                       : std::string(peer.status().message()).c_str());
     close(fd);

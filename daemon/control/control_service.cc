@@ -1,4 +1,5 @@
 #include "daemon/control/control_service.h"
+#include "common/log_line.h"
 
 #include <cstdio>
 
@@ -15,7 +16,7 @@ grpc::Status ToGrpc(const absl::Status& status) {
 
 void Audit(const PeerCredentials& caller, const std::string& what,
            const absl::Status& outcome, const std::string& detail = "") {
-  fprintf(stderr, "fuse-hostd: audit: %s: %s: %s%s\n",
+  Log("audit: %s: %s: %s%s",
           DescribePeer(caller).c_str(), what.c_str(),
           outcome.ok() ? "allowed" : "refused: ",
           outcome.ok() ? detail.c_str()

@@ -1,4 +1,5 @@
 #include "daemon/control/service_notifier.h"
+#include "common/log_line.h"
 
 #include <systemd/sd-daemon.h>
 
@@ -29,7 +30,7 @@ ServiceNotifier::~ServiceNotifier() {
 void ServiceNotifier::Notify(const std::string& state) {
   int rc = sd_notify(/*unset_environment=*/0, state.c_str());
   if (rc < 0) {
-    fprintf(stderr, "fuse-hostd: sd_notify: %s\n", strerror(-rc));
+    Log("sd_notify: %s", strerror(-rc));
   }
 }
 

@@ -1,4 +1,5 @@
 #include "daemon/fuse/kernel_request.h"
+#include "common/log_line.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -8,8 +9,7 @@ namespace fusehost {
 
 KernelRequest::~KernelRequest() {
   if (!replied_.load()) {
-    fprintf(stderr,
-            "fuse-hostd: BUG: a %s request was dropped without a reply\n",
+    Log("BUG: a %s request was dropped without a reply",
             KernelOpName(op_));
     abort();
   }
@@ -17,7 +17,7 @@ KernelRequest::~KernelRequest() {
 
 void KernelRequest::Finish(int posix_errno) {
   if (replied_.exchange(true)) {
-    fprintf(stderr, "fuse-hostd: BUG: a second reply to a %s request\n",
+    Log("BUG: a second reply to a %s request",
             KernelOpName(op_));
     abort();
   }

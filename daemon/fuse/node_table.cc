@@ -1,4 +1,5 @@
 #include "daemon/fuse/node_table.h"
+#include "common/log_line.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -109,8 +110,7 @@ void NodeTable::Forget(uint64_t id, uint64_t count) {
   auto it = nodes_.find(id);
   if (it == nodes_.end()) return;  // already gone: nothing to drop
   if (it->second.lookups < count) {
-    std::fprintf(stderr,
-                 "fuse-hostd: lookup count underflow on node %llu (%llu < %llu)\n",
+    Log("lookup count underflow on node %llu (%llu < %llu)",
                  static_cast<unsigned long long>(id),
                  static_cast<unsigned long long>(it->second.lookups),
                  static_cast<unsigned long long>(count));

@@ -1,4 +1,5 @@
 #include "daemon/pipeline/reply_validator.h"
+#include "common/log_line.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -325,7 +326,7 @@ void ReplyValidator::Report(const char* what,
   }
   int n = logged_in_window_.fetch_add(1);
   if (n >= kBurst) return;
-  fprintf(stderr, "fuse-hostd: %s: backend sent a %s with %s%s\n",
+  Log("%s: backend sent a %s with %s%s",
           options_.log_name.c_str(), what,
           absl::StrJoin(problems, ", ").c_str(),
           n + 1 == kBurst ? " (more such lines this minute are not logged)"

@@ -1,4 +1,5 @@
 #include "daemon/sockets/acceptor.h"
+#include "common/log_line.h"
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -39,7 +40,7 @@ void Acceptor::Loop() {
                             {wake_fd_, POLLIN, 0}};
     if (poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
-      fprintf(stderr, "fuse-hostd: %s: poll: %s\n", options_.name.c_str(),
+      Log("%s: poll: %s", options_.name.c_str(),
               strerror(errno));
       return;
     }
@@ -51,7 +52,7 @@ void Acceptor::Loop() {
       if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED) continue;
       // Out of descriptors and the like: say so, and back off rather than
       // spin on a socket that stays readable.
-      fprintf(stderr, "fuse-hostd: %s: accept: %s\n", options_.name.c_str(),
+      Log("%s: accept: %s", options_.name.c_str(),
               strerror(errno));
       poll(nullptr, 0, 100);
       continue;
