@@ -27,10 +27,12 @@ from . import _context
 from . import _translate_files
 from . import _translate_metadata
 from ._bound_ops import BoundOperations
+from ._proto import pb
 
 log = logging.getLogger("fuse")
 
-MAX_ERRNO = 4095
+# Errnos above it become EIO (see proto/filesystem.proto).
+MAX_ERRNO = pb.LIMIT_MAX_ERRNO
 
 # Every translation, by the Op field that carries its request.
 _TRANSLATIONS = dict(_translate_metadata.TRANSLATIONS)
