@@ -60,8 +60,12 @@ def fill_parent_attrs(b, kind, req, result):
 
 
 def _entry(b, path, fh, result):
-    """Puts the attributes of `path` into the entry reply."""
-    b.attrs_into(path, fh, result.entry)
+    """Sets the entry reply, with the attributes of `path` when getattr
+    gives them. Set either way: the protocol sets the reply matching the op
+    on every success, and an entry without attr tells the daemon to ask."""
+    reply = result.entry
+    reply.SetInParent()
+    b.attrs_into(path, fh, reply)
 
 
 def getattr_op(b, req, result):
