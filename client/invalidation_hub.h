@@ -33,7 +33,8 @@ class InvalidationHub {
  public:
   // How many notices a stream may have waiting before its queue is replaced
   // by a single SUBTREE("/") notice.
-  static constexpr size_t kDefaultMaxQueued = 10000;
+  static constexpr size_t kDefaultMaxQueued =
+      v1::LIMIT_MAX_QUEUED_INVALIDATIONS;
 
   class Subscription;
 

@@ -26,7 +26,7 @@ void StatvfsFromProto(const v1::StatfsReply& reply, struct statvfs* out);
 
 // Largest errno value accepted on the wire; anything outside 1..kMaxErrno
 // (other than 0) is replaced by EIO.
-inline constexpr int kMaxErrno = 4095;
+inline constexpr int kMaxErrno = v1::LIMIT_MAX_ERRNO;
 int SanitizeErrno(int posix_errno);
 
 }  // namespace fusehost

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds fuse-hostd and runs every test: Bazel's unit tests, then the
-# integration suite (tests/integration, pytest as root against the real
-# binaries through /dev/fuse). Prints each stage as it goes and ends with one
-# line "N passed, N failed" (sums of both). Exits non-zero if anything failed
+# Builds fuse-hostd and runs every test: Bazel's unit tests, the Python
+# SDK's unit tests (tests/client/python, pytest), then the integration suite
+# (tests/integration, pytest as root against the real binaries through
+# /dev/fuse). Prints each stage as it goes and ends with one line
+# "N passed, N failed" (sums of all three). Exits non-zero if anything failed
 # or if no test ran.
 #
 #   scripts/test.sh                 everything
@@ -17,6 +18,8 @@ PYTHON=/usr/bin/python3   # Debian's: has pytest/grpc; another python3 may come 
 
 unit_passed=0
 unit_failed=0
+sdk_passed=0
+sdk_failed=0
 it_passed=0
 it_failed=0
 extra_failed=0   # stages that failed as a whole (setup, build)
@@ -26,11 +29,37 @@ stage() {
   echo "==================== $* ===================="
 }
 
+# Prints "PASSED FAILED" of a pytest junit XML file.
+junit_counts() {
+  "$PYTHON" - "$1" <<'EOF'
+import sys
+import xml.etree.ElementTree as ET
+# Count tests, not junit entries: a test that fails and then also errors in
+# teardown appears twice; it is one failed test.
+root = ET.parse(sys.argv[1]).getroot()
+outcome = {}
+for case in root.iter("testcase"):
+    key = (case.get("classname"), case.get("name"))
+    if case.find("failure") is not None or case.find("error") is not None:
+        state = "failed"
+    elif case.find("skipped") is not None:
+        state = "skipped"
+    else:
+        state = "passed"
+    prev = outcome.get(key)
+    if prev != "failed":
+        outcome[key] = state if prev is None or state == "failed" else prev
+states = list(outcome.values())
+print(states.count("passed"), states.count("failed"))
+EOF
+}
+
 finish() {
-  local passed=$((unit_passed + it_passed))
-  local failed=$((unit_failed + it_failed + extra_failed))
+  local passed=$((unit_passed + sdk_passed + it_passed))
+  local failed=$((unit_failed + sdk_failed + it_failed + extra_failed))
   stage "summary"
   echo "unit tests (bazel test):  ${unit_passed} passed, ${unit_failed} failed"
+  echo "Python SDK (pytest):      ${sdk_passed} passed, ${sdk_failed} failed"
   echo "integration (pytest):     ${it_passed} passed, ${it_failed} failed"
   if (( extra_failed > 0 )); then
     echo "failed stages:            ${extra_failed}"
@@ -92,6 +121,22 @@ case "$test_rc" in
 esac
 echo "unit tests: ${unit_passed} passed, ${unit_failed} failed"
 
+# --- Python SDK unit tests ------------------------------------------------------
+stage "Python SDK unit tests (pytest tests/client/python)"
+SDK_JUNIT="$LOGDIR/python-sdk.xml"
+"$PYTHON" -m pytest "$REPO/tests/client/python" -q -rfE -p no:cacheprovider \
+  --junitxml="$SDK_JUNIT" 2>&1 | tee "$LOGDIR/python-sdk.log"
+sdk_rc=${PIPESTATUS[0]}
+if [[ -s "$SDK_JUNIT" ]]; then
+  read -r sdk_passed sdk_failed < <(junit_counts "$SDK_JUNIT")
+fi
+if [[ "$sdk_rc" != 0 ]] && (( sdk_failed == 0 )); then
+  # Failed without a failing test (no test collected, an import error).
+  echo "test.sh: pytest of the Python SDK failed (exit ${sdk_rc})" >&2
+  sdk_failed=1
+fi
+echo "Python SDK unit tests: ${sdk_passed} passed, ${sdk_failed} failed"
+
 # --- integration tests -------------------------------------------------------------
 stage "integration tests (pytest tests/integration, as root)"
 JUNIT="$LOGDIR/integration.xml"
@@ -107,28 +152,7 @@ timeout --kill-after=30 3000 "$PYTHON" -m pytest "$REPO/tests/integration" \
   | tee "$LOGDIR/integration.log"
 it_rc=${PIPESTATUS[0]}
 if [[ -s "$JUNIT" ]]; then
-  read -r it_passed it_failed < <("$PYTHON" - "$JUNIT" <<'EOF'
-import sys
-import xml.etree.ElementTree as ET
-# Count tests, not junit entries: a test that fails and then also errors in
-# teardown appears twice; it is one failed test.
-root = ET.parse(sys.argv[1]).getroot()
-outcome = {}
-for case in root.iter("testcase"):
-    key = (case.get("classname"), case.get("name"))
-    if case.find("failure") is not None or case.find("error") is not None:
-        state = "failed"
-    elif case.find("skipped") is not None:
-        state = "skipped"
-    else:
-        state = "passed"
-    prev = outcome.get(key)
-    if prev != "failed":
-        outcome[key] = state if prev is None or state == "failed" else prev
-states = list(outcome.values())
-print(states.count("passed"), states.count("failed"))
-EOF
-  )
+  read -r it_passed it_failed < <(junit_counts "$JUNIT")
 fi
 case "$it_rc" in
   0|1) ;;

@@ -23,8 +23,8 @@ REMOVED = pb.Invalidation.REMOVED
 SUBTREE = pb.Invalidation.SUBTREE
 
 # How many notices a stream may have waiting before its queue is replaced by
-# a single SUBTREE("/") notice (the C++ SDK's bound).
-DEFAULT_MAX_QUEUED = 10000
+# a single SUBTREE("/") notice (the protocol's bound, as in the C++ SDK).
+DEFAULT_MAX_QUEUED = pb.LIMIT_MAX_QUEUED_INVALIDATIONS
 
 # Where an Operations object keeps its hub (created on first use, so that
 # subclasses need not call Operations.__init__, which mfusepy's lack).

@@ -1,0 +1,77 @@
+"""The start and end of a mount: Init calls the filesystem's init (or
+init_with_config, with stand-ins for libfuse's connection and configuration
+structs) and answers with what the backend supports; Destroy calls destroy.
+
+Threads: gRPC may run Init and Destroy of different mounts at once, on any
+thread; these functions keep no state, so that is as safe as the
+filesystem's init and destroy are (mfusepy calls them once per mount too).
+"""
+
+import errno
+import logging
+
+from . import _convert
+from ._dispatch import MAX_ERRNO
+from ._operations import is_implemented
+from ._proto import pb
+
+log = logging.getLogger("fuse")
+
+PROTOCOL_VERSION = 1
+
+
+def init_reply(dispatcher, request, name):
+    """Calls the filesystem's init for mount `request` and returns the
+    InitReply: an errno refusing the mount, or 0 and the backend's
+    features."""
+    err = call_init(dispatcher.bound, request)
+    return pb.InitReply(
+        posix_errno=err, protocol_version=PROTOCOL_VERSION,
+        posix_locks=dispatcher.posix_locks,
+        flock_locks=dispatcher.flock_locks, name=name,
+        default_ttl_ms=dispatcher.default_ttl_ms)
+
+
+def call_init(b, request):
+    """Calls init / init_with_config of BoundOperations `b`; returns an
+    errno refusing the mount, or 0."""
+    ops = b.ops
+    options = b.options
+    try:
+        if is_implemented(ops, "init_with_config"):
+            conn = _convert.Settings(
+                proto_major=7, proto_minor=31, capable=0, want=0,
+                max_write=0, max_readahead=0, max_background=0,
+                congestion_threshold=0, time_gran=1)
+            config = _convert.Settings(
+                set_gid=0, gid=0, set_uid=0, uid=0, set_mode=0, umask=0,
+                entry_timeout=1.0, negative_timeout=0.0,
+                attr_timeout=1.0, intr=0, intr_signal=0, remember=0,
+                hard_remove=1, use_ino=int(options.use_ino),
+                readdir_ino=0, direct_io=int(options.direct_io),
+                kernel_cache=int(options.kernel_cache),
+                auto_cache=0, ac_attr_timeout_set=0, ac_attr_timeout=0.0,
+                nullpath_ok=1, mount_options=list(request.options))
+            ops.init_with_config(conn, config)
+        elif is_implemented(ops, "init"):
+            b.call_hook("init")
+        return 0
+    except OSError as e:
+        log.exception("init failed; refusing the mount")
+        err = e.errno
+        return err if type(err) is int and 0 < err <= MAX_ERRNO \
+            else errno.EIO
+    except Exception:
+        log.exception("init failed; refusing the mount")
+        return errno.EIO
+
+
+def call_destroy(b):
+    """Calls destroy of BoundOperations `b`, if it has one; logs what it
+    raises (the mount is gone either way)."""
+    if not is_implemented(b.ops, "destroy"):
+        return
+    try:
+        b.call_hook("destroy")
+    except Exception:
+        log.exception("destroy raised")
