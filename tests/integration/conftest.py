@@ -15,7 +15,6 @@ the test users can reach the runner and the mountpoints):
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 
@@ -56,11 +55,11 @@ def _test_failed(request):
 class Binaries:
     def __init__(self, bin_dir):
         self.dir = bin_dir
-        self.daemon = os.path.join(bin_dir, "daemon", "fuse-hostd")
-        self.hostctl = os.path.join(bin_dir, "daemon", "fuse-hostctl")
-        self.memory = os.path.join(bin_dir, "examples", "memory", "memory_fs")
-        self.loopback = os.path.join(bin_dir, "examples", "loopback",
-                                     "loopback_fs")
+        self.daemon = fhlib.binary_path(bin_dir, "fuse-hostd")
+        self.hostctl = fhlib.binary_path(bin_dir, "fuse-hostctl")
+        self.helper = fhlib.binary_path(bin_dir, "mount.fuse.hostd")
+        self.memory = fhlib.binary_path(bin_dir, "memory_fs")
+        self.loopback = fhlib.binary_path(bin_dir, "loopback_fs")
 
     def missing(self):
         return [p for p in (self.daemon, self.hostctl, self.memory,
@@ -181,21 +180,16 @@ class Daemon:
         self.proc = None
 
     def start(self, timeout=20):
-        logf = open(self.log, "ab")
-        self.proc = subprocess.Popen(
-            [self.bins.daemon, "--control_socket=" + self.sock],
-            stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-            cwd="/", start_new_session=True)
-        logf.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("fuse-hostd exited with %s:\n%s" % (
-                    self.proc.returncode, fhlib.tail(self.log)))
-            if os.path.exists(self.sock) and self.ctl("list",
-                                                      timeout=5).returncode == 0:
-                return self
-            time.sleep(0.1)
+        self.proc = fhlib.spawn_logged(
+            [self.bins.daemon, "--control_socket=" + self.sock], self.log,
+            cwd="/")
+        if fhlib.wait_ready(self.proc, lambda: os.path.exists(self.sock) and
+                            self.ctl("list", timeout=5).returncode == 0,
+                            timeout, interval=0.1):
+            return self
+        if self.proc.poll() is not None:
+            raise AssertionError("fuse-hostd exited with %s:\n%s" % (
+                self.proc.returncode, fhlib.tail(self.log)))
         raise AssertionError("fuse-hostd did not serve %s within %ss:\n%s" %
                              (self.sock, timeout, fhlib.tail(self.log)))
 
@@ -234,18 +228,9 @@ class Daemon:
     def stop(self, sig=signal.SIGTERM, timeout=10):
         """Signals the daemon; returns its exit code, or None if it had to be
         killed after `timeout` seconds."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+        if self.proc is None:
             return None
+        return fhlib.stop_process(self.proc, sig, timeout)
 
 
 class Backend:
@@ -270,19 +255,14 @@ class Backend:
         raise ValueError(self.kind)
 
     def start(self, timeout=20):
-        logf = open(self.log, "ab")
-        self.proc = subprocess.Popen(
-            self.command(), stdin=subprocess.DEVNULL, stdout=logf,
-            stderr=subprocess.STDOUT, cwd="/", start_new_session=True)
-        logf.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("%s exited with %s:\n%s" % (
-                    self.kind, self.proc.returncode, fhlib.tail(self.log)))
-            if fhlib.socket_connectable(self.sock):
-                return self
-            time.sleep(0.05)
+        self.proc = fhlib.spawn_logged(self.command(), self.log, cwd="/")
+        if fhlib.wait_ready(self.proc,
+                            lambda: fhlib.socket_connectable(self.sock),
+                            timeout):
+            return self
+        if self.proc.poll() is not None:
+            raise AssertionError("%s exited with %s:\n%s" % (
+                self.kind, self.proc.returncode, fhlib.tail(self.log)))
         raise AssertionError("%s backend did not listen on %s within %ss:\n%s"
                              % (self.kind, self.sock, timeout,
                                 fhlib.tail(self.log)))
@@ -295,16 +275,9 @@ class Backend:
         test how backends shut down, so it does not wait long.)"""
         if self.proc is None or self.proc.poll() is not None:
             return
-        try:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.terminate()
-            self.proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+        # Some tests SIGSTOP a backend; stopped, it would not act on SIGTERM.
+        self.proc.send_signal(signal.SIGCONT)
+        fhlib.stop_process(self.proc, timeout=grace)
 
 
 class Mount:
