@@ -312,25 +312,18 @@ def daemon(bins, session_tmp):
 _test_counter = [0]
 
 
-class MountFactory:
-    """Per-test backends, daemons, mounts and helper processes, all cleaned
-    up at teardown, also when the test failed."""
+class PerTestDir:
+    """A test's own directory (tNNNN in the session's), ops run there as any
+    user, and runners held in the background, which cleanup kills."""
 
-    def __init__(self, bins, daemon, session_tmp, runner_path, users):
+    def __init__(self, session_tmp, runner_path, users):
         _test_counter[0] += 1
-        self.bins = bins
-        self.daemon = daemon
         self.dir = os.path.join(session_tmp, "t%04d" % _test_counter[0])
         os.makedirs(self.dir)
         os.chmod(self.dir, 0o755)
         self.runner_path = runner_path
         self.users = users
-        self.backends = []
-        self.mounts = []
-        self.daemons = []
         self.held = []
-        self._n = 0
-        self.daemon_log_start = fhlib.file_size(daemon.log)
 
     def path(self, name):
         return os.path.join(self.dir, name)
@@ -343,6 +336,26 @@ class MountFactory:
 
     def ops(self, user=None, cwd=None):
         return Ops(self.runner_path, user or self.users.root, cwd)
+
+    def hold(self, ops_obj, ops, cwd=None):
+        h = ops_obj.start(ops, cwd=cwd)
+        self.held.append(h)
+        return h
+
+
+class MountFactory(PerTestDir):
+    """Per-test backends, daemons, mounts and helper processes, all cleaned
+    up at teardown, also when the test failed."""
+
+    def __init__(self, bins, daemon, session_tmp, runner_path, users):
+        super().__init__(session_tmp, runner_path, users)
+        self.bins = bins
+        self.daemon = daemon
+        self.backends = []
+        self.mounts = []
+        self.daemons = []
+        self._n = 0
+        self.daemon_log_start = fhlib.file_size(daemon.log)
 
     def new_daemon(self):
         self._n += 1
@@ -375,11 +388,6 @@ class MountFactory:
         m = Mount(daemon, backend, mp, options)
         self.mounts.append(m)
         return m
-
-    def hold(self, ops_obj, ops, cwd=None):
-        h = ops_obj.start(ops, cwd=cwd)
-        self.held.append(h)
-        return h
 
     def cleanup(self, failed):
         if failed:
@@ -496,31 +504,11 @@ def make_fs(kind, user_kind, mounts, users, options="allow_other"):
 NATIVE = os.environ.get("FUSE_HOSTD_IT_NATIVE") == "1"
 
 
-class NativeFactory:
+class NativeFactory(PerTestDir):
     """Stands in for MountFactory in native mode."""
 
-    def __init__(self, session_tmp, runner_path, users):
-        _test_counter[0] += 1
-        self.dir = os.path.join(session_tmp, "t%04d" % _test_counter[0])
-        os.makedirs(self.dir)
-        os.chmod(self.dir, 0o755)
-        self.runner_path = runner_path
-        self.users = users
-        self.held = []
-
-    def ops(self, user=None, cwd=None):
-        return Ops(self.runner_path, user or self.users.root, cwd)
-
-    def hold(self, ops_obj, ops, cwd=None):
-        h = ops_obj.start(ops, cwd=cwd)
-        self.held.append(h)
-        return h
-
     def mount(self, kind="memory", options=None):
-        p = os.path.join(self.dir, "native")
-        os.makedirs(p)
-        os.chmod(p, 0o755)
-        return Mount(None, None, p, options)
+        return Mount(None, None, self.mkdir("native"), options)
 
     def cleanup(self, failed):
         for h in self.held:
