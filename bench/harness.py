@@ -12,12 +12,12 @@ import subprocess
 import time
 
 import build
-from common import BENCH_DIR, PY, RES, drop_caches, is_mounted, log, \
-    run, wait_for
-from systems import HOSTD_SYSTEMS, LABELS, RELAY_SYSTEMS, SYSTEM_CLASSES, \
-    SYSTEMS
-from workloads import WORKLOADS, Tree, run_main_workloads, \
-    run_relay_workloads
+from common import (BENCH_DIR, PY, RES, drop_caches, is_mounted, log, run,
+                    wait_for)
+from systems import (HOSTD_SYSTEMS, LABELS, RELAY_SYSTEMS, SYSTEM_CLASSES,
+                     SYSTEMS)
+from workloads import (WORKLOADS, Tree, run_main_workloads,
+                       run_relay_workloads)
 
 
 class Bench:
@@ -58,11 +58,10 @@ class Bench:
         """delay_relay.py in front of 127.0.0.1:target_port; returns the
         port it listens on."""
         delay = self.args.relay_rtt_ms / 2.0
+        logf = self.logpath('relay-' + name)
         p = RES.spawn([PY, os.path.join(BENCH_DIR, 'delay_relay.py'),
                        '--target', '127.0.0.1:%d' % target_port,
-                       '--delay-ms', str(delay)], self.logpath('relay-' + name),
-                      )
-        logf = self.logpath('relay-' + name)
+                       '--delay-ms', str(delay)], logf)
         port = []
 
         def ready():
