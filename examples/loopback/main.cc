@@ -13,19 +13,17 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
-#include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "client/filesystem.h"
+#include "client/serve_flags.h"
 #include "examples/loopback/loopback_fs.h"
 
-ABSL_FLAG(std::string, listen, "",
-          "Address to serve on: unix:/path/to.sock or host:port (required).");
+// --listen and --threads come from client/serve_flags.
 ABSL_FLAG(std::string, root, "", "Directory to mirror (required).");
 ABSL_FLAG(bool, forward_flock, false,
           "Send flock(2) to the backing directory instead of letting the "
@@ -34,28 +32,15 @@ ABSL_FLAG(bool, watch, true,
           "Watch --root with inotify and tell the daemon about changes made "
           "directly in it, so that they show through the mount at once "
           "rather than after cache timeouts.");
-ABSL_FLAG(int, threads, 0,
-          "Threads running operations; 0 picks one per CPU (at least 4).");
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "Serves a host directory to fuse-hostd as the calling user.\n"
-      "Usage: loopback_fs --listen=unix:/path/to.sock --root=DIR");
-  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
-  if (positional.size() > 1) {
-    std::fprintf(stderr, "loopback_fs: unexpected argument \"%s\"\n",
-                 positional[1]);
-    return 2;
-  }
-  fusehost::ServeOptions serve;
-  serve.listen = absl::GetFlag(FLAGS_listen);
-  serve.threads = absl::GetFlag(FLAGS_threads);
-  if (serve.listen.empty()) {
-    std::fprintf(stderr,
-                 "loopback_fs: --listen is required "
-                 "(e.g. --listen=unix:/tmp/loopback.sock)\n");
-    return 2;
-  }
+  std::optional<fusehost::ServeOptions> serve = fusehost::ParseServeFlags(
+      argc, argv,
+      {.program = "loopback_fs",
+       .usage = "Serves a host directory to fuse-hostd as the calling user.\n"
+                "Usage: loopback_fs --listen=unix:/path/to.sock --root=DIR",
+       .example_listen = "unix:/tmp/loopback.sock"});
+  if (!serve) return fusehost::kUsageError;
   fusehost::examples::LoopbackFs::Options options;
   options.root = absl::GetFlag(FLAGS_root);
   options.forward_flock = absl::GetFlag(FLAGS_forward_flock);
@@ -63,7 +48,7 @@ int main(int argc, char** argv) {
   if (options.root.empty()) {
     std::fprintf(stderr,
                  "loopback_fs: --root is required (the directory to mirror)\n");
-    return 2;
+    return fusehost::kUsageError;
   }
 
   absl::StatusOr<std::unique_ptr<fusehost::examples::LoopbackFs>> fs =
@@ -71,18 +56,18 @@ int main(int argc, char** argv) {
   if (!fs.ok()) {
     std::fprintf(stderr, "loopback_fs: %s\n",
                  std::string(fs.status().message()).c_str());
-    return 2;
+    return fusehost::kUsageError;
   }
   if ((*fs)->acts_as_caller()) {
     std::fprintf(stderr,
                  "loopback_fs: serving %s as the calling user of each "
                  "operation\n",
                  options.root.c_str());
-    if (!absl::StartsWith(serve.listen, "unix")) {
+    if (!absl::StartsWith(serve->listen, "unix")) {
       std::fprintf(stderr,
                    "loopback_fs: warning: %s is not a Unix socket; anyone "
                    "who reaches it can act as any user on %s\n",
-                   serve.listen.c_str(), options.root.c_str());
+                   serve->listen.c_str(), options.root.c_str());
     }
   } else {
     std::fprintf(stderr,
@@ -96,5 +81,5 @@ int main(int argc, char** argv) {
                  "on the host can lead paths outside %s\n",
                  options.root.c_str());
   }
-  return fusehost::Serve(**fs, serve);
+  return fusehost::Serve(**fs, *serve);
 }

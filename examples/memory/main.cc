@@ -6,20 +6,14 @@
 #include <unistd.h>
 
 #include <cstdint>
-#include <cstdio>
-#include <string>
-#include <vector>
+#include <optional>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "client/filesystem.h"
+#include "client/serve_flags.h"
 #include "examples/memory/memory_fs.h"
 
-ABSL_FLAG(std::string, listen, "",
-          "Address to serve on: unix:/path/to.sock or host:port (required).");
-ABSL_FLAG(int, threads, 0,
-          "Threads running operations; 0 picks one per CPU (at least 4).");
+// --listen and --threads come from client/serve_flags.
 ABSL_FLAG(int64_t, root_uid, -1,
           "Owner of the root directory; -1 means this process's user.");
 ABSL_FLAG(int64_t, root_gid, -1,
@@ -30,24 +24,13 @@ ABSL_FLAG(uint64_t, capacity_mb, 1024,
           "Memory for file contents, in MiB (reported by df).");
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "Serves an in-memory filesystem to fuse-hostd.\n"
-      "Usage: memory_fs --listen=unix:/path/to.sock");
-  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
-  if (positional.size() > 1) {
-    std::fprintf(stderr, "memory_fs: unexpected argument \"%s\"\n",
-                 positional[1]);
-    return 2;
-  }
-  fusehost::ServeOptions serve;
-  serve.listen = absl::GetFlag(FLAGS_listen);
-  serve.threads = absl::GetFlag(FLAGS_threads);
-  if (serve.listen.empty()) {
-    std::fprintf(stderr,
-                 "memory_fs: --listen is required "
-                 "(e.g. --listen=unix:/tmp/memory.sock)\n");
-    return 2;
-  }
+  std::optional<fusehost::ServeOptions> serve = fusehost::ParseServeFlags(
+      argc, argv,
+      {.program = "memory_fs",
+       .usage = "Serves an in-memory filesystem to fuse-hostd.\n"
+                "Usage: memory_fs --listen=unix:/path/to.sock",
+       .example_listen = "unix:/tmp/memory.sock"});
+  if (!serve) return fusehost::kUsageError;
 
   fusehost::examples::MemoryFs::Options options;
   const int64_t root_uid = absl::GetFlag(FLAGS_root_uid);
@@ -57,5 +40,5 @@ int main(int argc, char** argv) {
   options.capacity_bytes = absl::GetFlag(FLAGS_capacity_mb) << 20;
   options.cache_ttl_ms = absl::GetFlag(FLAGS_cache_ttl_ms);
   fusehost::examples::MemoryFs fs(options);
-  return fusehost::Serve(fs, serve);
+  return fusehost::Serve(fs, *serve);
 }

@@ -15,7 +15,6 @@ the test users can reach the runner and the mountpoints):
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 
@@ -56,12 +55,11 @@ def _test_failed(request):
 class Binaries:
     def __init__(self, bin_dir):
         self.dir = bin_dir
-        self.daemon = os.path.join(bin_dir, "daemon", "fuse-hostd")
-        self.hostctl = os.path.join(bin_dir, "cli", "fuse-hostctl")
-        self.mount_helper = os.path.join(bin_dir, "cli", "mount.fuse.hostd")
-        self.memory = os.path.join(bin_dir, "examples", "memory", "memory_fs")
-        self.loopback = os.path.join(bin_dir, "examples", "loopback",
-                                     "loopback_fs")
+        self.daemon = fhlib.binary_path(bin_dir, "fuse-hostd")
+        self.hostctl = fhlib.binary_path(bin_dir, "fuse-hostctl")
+        self.helper = fhlib.binary_path(bin_dir, "mount.fuse.hostd")
+        self.memory = fhlib.binary_path(bin_dir, "memory_fs")
+        self.loopback = fhlib.binary_path(bin_dir, "loopback_fs")
 
     def missing(self):
         return [p for p in (self.daemon, self.hostctl, self.memory,
@@ -182,21 +180,16 @@ class Daemon:
         self.proc = None
 
     def start(self, timeout=20):
-        logf = open(self.log, "ab")
-        self.proc = subprocess.Popen(
-            [self.bins.daemon, "--control_socket=" + self.sock],
-            stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-            cwd="/", start_new_session=True)
-        logf.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("fuse-hostd exited with %s:\n%s" % (
-                    self.proc.returncode, fhlib.tail(self.log)))
-            if os.path.exists(self.sock) and self.ctl("list",
-                                                      timeout=5).returncode == 0:
-                return self
-            time.sleep(0.1)
+        self.proc = fhlib.spawn_logged(
+            [self.bins.daemon, "--control_socket=" + self.sock], self.log,
+            cwd="/")
+        if fhlib.wait_ready(self.proc, lambda: os.path.exists(self.sock) and
+                            self.ctl("list", timeout=5).returncode == 0,
+                            timeout, interval=0.1):
+            return self
+        if self.proc.poll() is not None:
+            raise AssertionError("fuse-hostd exited with %s:\n%s" % (
+                self.proc.returncode, fhlib.tail(self.log)))
         raise AssertionError("fuse-hostd did not serve %s within %ss:\n%s" %
                              (self.sock, timeout, fhlib.tail(self.log)))
 
@@ -235,18 +228,9 @@ class Daemon:
     def stop(self, sig=signal.SIGTERM, timeout=10):
         """Signals the daemon; returns its exit code, or None if it had to be
         killed after `timeout` seconds."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+        if self.proc is None:
             return None
+        return fhlib.stop_process(self.proc, sig, timeout)
 
 
 class Backend:
@@ -271,19 +255,14 @@ class Backend:
         raise ValueError(self.kind)
 
     def start(self, timeout=20):
-        logf = open(self.log, "ab")
-        self.proc = subprocess.Popen(
-            self.command(), stdin=subprocess.DEVNULL, stdout=logf,
-            stderr=subprocess.STDOUT, cwd="/", start_new_session=True)
-        logf.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("%s exited with %s:\n%s" % (
-                    self.kind, self.proc.returncode, fhlib.tail(self.log)))
-            if fhlib.socket_connectable(self.sock):
-                return self
-            time.sleep(0.05)
+        self.proc = fhlib.spawn_logged(self.command(), self.log, cwd="/")
+        if fhlib.wait_ready(self.proc,
+                            lambda: fhlib.socket_connectable(self.sock),
+                            timeout):
+            return self
+        if self.proc.poll() is not None:
+            raise AssertionError("%s exited with %s:\n%s" % (
+                self.kind, self.proc.returncode, fhlib.tail(self.log)))
         raise AssertionError("%s backend did not listen on %s within %ss:\n%s"
                              % (self.kind, self.sock, timeout,
                                 fhlib.tail(self.log)))
@@ -296,16 +275,9 @@ class Backend:
         test how backends shut down, so it does not wait long.)"""
         if self.proc is None or self.proc.poll() is not None:
             return
-        try:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.terminate()
-            self.proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+        # Some tests SIGSTOP a backend; stopped, it would not act on SIGTERM.
+        self.proc.send_signal(signal.SIGCONT)
+        fhlib.stop_process(self.proc, timeout=grace)
 
 
 class Mount:
@@ -340,25 +312,18 @@ def daemon(bins, session_tmp):
 _test_counter = [0]
 
 
-class MountFactory:
-    """Per-test backends, daemons, mounts and helper processes, all cleaned
-    up at teardown, also when the test failed."""
+class PerTestDir:
+    """A test's own directory (tNNNN in the session's), ops run there as any
+    user, and runners held in the background, which cleanup kills."""
 
-    def __init__(self, bins, daemon, session_tmp, runner_path, users):
+    def __init__(self, session_tmp, runner_path, users):
         _test_counter[0] += 1
-        self.bins = bins
-        self.daemon = daemon
         self.dir = os.path.join(session_tmp, "t%04d" % _test_counter[0])
         os.makedirs(self.dir)
         os.chmod(self.dir, 0o755)
         self.runner_path = runner_path
         self.users = users
-        self.backends = []
-        self.mounts = []
-        self.daemons = []
         self.held = []
-        self._n = 0
-        self.daemon_log_start = fhlib.file_size(daemon.log)
 
     def path(self, name):
         return os.path.join(self.dir, name)
@@ -371,6 +336,26 @@ class MountFactory:
 
     def ops(self, user=None, cwd=None):
         return Ops(self.runner_path, user or self.users.root, cwd)
+
+    def hold(self, ops_obj, ops, cwd=None):
+        h = ops_obj.start(ops, cwd=cwd)
+        self.held.append(h)
+        return h
+
+
+class MountFactory(PerTestDir):
+    """Per-test backends, daemons, mounts and helper processes, all cleaned
+    up at teardown, also when the test failed."""
+
+    def __init__(self, bins, daemon, session_tmp, runner_path, users):
+        super().__init__(session_tmp, runner_path, users)
+        self.bins = bins
+        self.daemon = daemon
+        self.backends = []
+        self.mounts = []
+        self.daemons = []
+        self._n = 0
+        self.daemon_log_start = fhlib.file_size(daemon.log)
 
     def new_daemon(self):
         self._n += 1
@@ -403,11 +388,6 @@ class MountFactory:
         m = Mount(daemon, backend, mp, options)
         self.mounts.append(m)
         return m
-
-    def hold(self, ops_obj, ops, cwd=None):
-        h = ops_obj.start(ops, cwd=cwd)
-        self.held.append(h)
-        return h
 
     def cleanup(self, failed):
         if failed:
@@ -524,31 +504,11 @@ def make_fs(kind, user_kind, mounts, users, options="allow_other"):
 NATIVE = os.environ.get("FUSE_HOSTD_IT_NATIVE") == "1"
 
 
-class NativeFactory:
+class NativeFactory(PerTestDir):
     """Stands in for MountFactory in native mode."""
 
-    def __init__(self, session_tmp, runner_path, users):
-        _test_counter[0] += 1
-        self.dir = os.path.join(session_tmp, "t%04d" % _test_counter[0])
-        os.makedirs(self.dir)
-        os.chmod(self.dir, 0o755)
-        self.runner_path = runner_path
-        self.users = users
-        self.held = []
-
-    def ops(self, user=None, cwd=None):
-        return Ops(self.runner_path, user or self.users.root, cwd)
-
-    def hold(self, ops_obj, ops, cwd=None):
-        h = ops_obj.start(ops, cwd=cwd)
-        self.held.append(h)
-        return h
-
     def mount(self, kind="memory", options=None):
-        p = os.path.join(self.dir, "native")
-        os.makedirs(p)
-        os.chmod(p, 0o755)
-        return Mount(None, None, p, options)
+        return Mount(None, None, self.mkdir("native"), options)
 
     def cleanup(self, failed):
         for h in self.held:

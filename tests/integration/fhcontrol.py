@@ -29,7 +29,7 @@ def user_bins(bins, session_tmp):
     os.chmod(d, 0o755)
     out = {}
     for key, src in (("hostctl", bins.hostctl),
-                     ("helper", bins.mount_helper),
+                     ("helper", bins.helper),
                      ("memory", bins.memory)):
         dst = os.path.join(d, os.path.basename(src))
         shutil.copyfile(src, dst)

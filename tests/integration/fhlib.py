@@ -1,10 +1,14 @@
-"""Helpers for the fuse-hostd integration tests.
+"""Helpers for the fuse-hostd integration tests, also used by bench/run.py.
 
 Rules that keep the suite from hanging:
   * The pytest process never touches a FUSE mount itself. Every access goes
     through a child process (fsops_runner.py or a tool) with a timeout; a
     child that overruns is killed with its whole process group.
   * Mount state is read from /proc/self/mounts, which never blocks on FUSE.
+
+The benchmark imports this module (by path: it is not a package) for where
+the binaries are, starting and stopping processes, and mount state, so that
+both follow the same layout and the same rules. It must not import pytest.
 """
 
 import grp
@@ -25,6 +29,93 @@ TOOL_ENV = {
     "TZ": "UTC",
 }
 DEFAULT_TIMEOUT = 60
+
+
+# --- binaries -------------------------------------------------------------------
+
+# Each binary's Bazel package, which is also its folder under bazel-bin (or
+# under a FUSE_HOSTD_BIN_DIR laid out the same way). The tests and the
+# benchmark find binaries and name build targets only through this table.
+BINARY_PACKAGES = {
+    "fuse-hostd": "daemon",
+    "fuse-hostctl": "cli",
+    "mount.fuse.hostd": "cli",
+    "memory_fs": "examples/memory",
+    "loopback_fs": "examples/loopback",
+}
+
+
+def binary_path(bin_dir, name):
+    """Where `name` is in bin_dir, a bazel-bin tree."""
+    return os.path.join(bin_dir, BINARY_PACKAGES[name], name)
+
+
+def bazel_target(name):
+    """The label that builds `name`, e.g. //daemon:fuse-hostd."""
+    return "//%s:%s" % (BINARY_PACKAGES[name], name)
+
+
+# --- processes -------------------------------------------------------------------
+
+def spawn_logged(args, log_path, **kw):
+    """Starts args with stdin from /dev/null and stdout and stderr appended
+    to log_path, in a session of its own (a process group that can be
+    killed whole, and that a ^C at the terminal does not reach)."""
+    with open(log_path, "ab") as logf:
+        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=logf,
+                                stderr=subprocess.STDOUT,
+                                start_new_session=True, **kw)
+
+
+def wait_ready(proc, ready, timeout, interval=0.05):
+    """Polls ready() until it is true (returns True), or until proc (a Popen,
+    or None) exits or `timeout` seconds pass (returns False; proc.poll()
+    tells which)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return True
+        if proc is not None and proc.poll() is not None:
+            return False
+        time.sleep(interval)
+    return False
+
+
+def stop_process(proc, sig=signal.SIGTERM, timeout=10):
+    """Sends `sig`, then SIGKILL if the process is still there after
+    `timeout` seconds. Returns its exit status; None if it had to be killed
+    (it is not waited for forever: one stuck on a dead FUSE mount may never
+    go)."""
+    if proc.poll() is not None:
+        return proc.returncode
+    proc.send_signal(sig)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        return None
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on just now."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def tcp_connectable(port, timeout=1):
+    """True if something accepts connections on 127.0.0.1:port."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 class CommandTimeout(AssertionError):

@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -78,22 +77,18 @@ class PyProcess(Backend):
         return self.prefix + [SYS_PYTHON] + self.args
 
     def start(self, timeout=30):
-        logf = open(self.log, "ab")
-        self.proc = subprocess.Popen(
-            self.command(), stdin=subprocess.DEVNULL, stdout=logf,
-            stderr=subprocess.STDOUT, cwd="/", env=self.env,
-            start_new_session=True)
-        logf.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        self.proc = fhlib.spawn_logged(self.command(), self.log, cwd="/",
+                                       env=self.env)
+
+        def up():
             if self.mountpoint is not None and is_mounted(self.mountpoint):
-                return self
-            if self.listen and fhlib.socket_connectable(self.listen):
-                return self
-            if self.proc.poll() is not None:
-                raise AssertionError("%s exited with %s:\n%s" % (
-                    self.args, self.proc.returncode, fhlib.tail(self.log)))
-            time.sleep(0.05)
+                return True
+            return bool(self.listen) and fhlib.socket_connectable(self.listen)
+        if fhlib.wait_ready(self.proc, up, timeout):
+            return self
+        if self.proc.poll() is not None:
+            raise AssertionError("%s exited with %s:\n%s" % (
+                self.args, self.proc.returncode, fhlib.tail(self.log)))
         raise AssertionError("%s did not come up within %ss:\n%s" % (
             self.args, timeout, fhlib.tail(self.log)))
 

@@ -5,7 +5,6 @@ backend ownership and impersonation; option filtering; mount limits."""
 
 import os
 import signal
-import socket
 
 import pytest
 
@@ -267,10 +266,7 @@ def test_backend_swapped_after_mount_is_never_reached(env, mounts, user_bins):
 
 def test_tcp_backends(mounts, users, user_bins):
     a = users.a
-    port_sock = socket.socket()
-    port_sock.bind(("127.0.0.1", 0))
-    port = port_sock.getsockname()[1]
-    port_sock.close()
+    port = fhlib.free_port()
     d = start_daemon(mounts)
     mnt = user_dir(mounts, a, "mnt_a")
     refused(Ctl(d, user_bins)(a, "mount", "127.0.0.1:%d" % port, mnt),

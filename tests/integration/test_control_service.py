@@ -9,7 +9,6 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import time
 import urllib.request
 
@@ -31,14 +30,6 @@ def write(path, text):
     with open(path, "w") as f:
         f.write(text)
     return path
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # --- configuration -------------------------------------------------------------------
@@ -171,12 +162,10 @@ def test_socket_activation(mounts, users, user_bins):
         pytest.skip("systemd-socket-activate is not installed")
     workdir = mounts.mkdir("activated")
     sock = os.path.join(workdir, "control.sock")
-    log = open(os.path.join(workdir, "daemon.log"), "wb")
-    proc = subprocess.Popen(
+    proc = fhlib.spawn_logged(
         ["systemd-socket-activate", "-l", sock, mounts.bins.daemon,
          "--config=/dev/null", "--control_socket=" + sock],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    log.close()
+        os.path.join(workdir, "daemon.log"))
     try:
         assert fhlib.wait_until(lambda: os.path.exists(sock), 10)
         os.chmod(sock, 0o666)  # what SocketMode=0666 does
@@ -190,12 +179,7 @@ def test_socket_activation(mounts, users, user_bins):
         text = open(os.path.join(workdir, "daemon.log")).read()
         assert "(socket from systemd)" in text, text
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        fhlib.stop_process(proc, timeout=15)
     # The socket belongs to systemd: the daemon did not remove it.
     assert os.path.exists(sock)
 
@@ -277,7 +261,7 @@ def test_stats_and_list(mounts, users, user_bins):
 
 
 def test_metrics_endpoint(mounts, users, user_bins):
-    port = free_port()
+    port = fhlib.free_port()
     d = start_daemon(mounts, args=["--metrics_address=127.0.0.1:%d" % port])
     m = mounts.mount("memory", daemon=d)
     mounts.ops(cwd=m.path).ok([("write_file", "f", b"x"), ("read_file", "f")])
@@ -333,7 +317,7 @@ def mount_helper(bins):
     if os.path.lexists(dst):
         backup = dst + ".fuse-hostd-test-backup"
         os.rename(dst, backup)
-    shutil.copyfile(bins.mount_helper, dst)
+    shutil.copyfile(bins.helper, dst)
     os.chmod(dst, 0o755)
     yield dst
     os.unlink(dst)

@@ -8,9 +8,7 @@ fuse-hostctl."""
 import os
 import shutil
 import signal
-import socket
 import stat
-import subprocess
 
 import pytest
 
@@ -216,14 +214,6 @@ def test_serve_for_fuse_hostctl(py_mounts, users):
 SSHD = "/usr/sbin/sshd"
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 SFTP_USER = "fhtest_sftp"
 
 
@@ -252,7 +242,7 @@ def sshd(py_mounts):
     os.chmod(keys, 0o644)
     remote = py_mounts.mkdir("remote", 0o755)
     os.chown(remote, user.uid, user.gid)
-    port = _free_port()
+    port = fhlib.free_port()
     config = os.path.join(d, "sshd_config")
     with open(config, "w") as f:
         f.write("\n".join([
@@ -265,20 +255,11 @@ def sshd(py_mounts):
             "Subsystem sftp internal-sftp", "ForceCommand internal-sftp",
             "LogLevel VERBOSE", ""]))
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-    log = open(os.path.join(d, "sshd.log"), "ab")
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", config],
-                            stdin=subprocess.DEVNULL, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    log.close()
+    proc = fhlib.spawn_logged([SSHD, "-D", "-e", "-f", config],
+                              os.path.join(d, "sshd.log"))
     try:
-        def up():
-            try:
-                socket.create_connection(("127.0.0.1", port), 1).close()
-                return True
-            except OSError:
-                return proc.poll() is not None
-        assert wait_until(up, 15) and proc.poll() is None, \
-            fhlib.tail(os.path.join(d, "sshd.log"))
+        assert fhlib.wait_ready(proc, lambda: fhlib.tcp_connectable(port),
+                                15), fhlib.tail(os.path.join(d, "sshd.log"))
         with open(os.path.join(d, "host_key.pub")) as f:
             kind, key = f.read().split()[:2]
         known = os.path.join(d, "known_hosts")
@@ -289,12 +270,7 @@ def sshd(py_mounts):
                "log": os.path.join(d, "sshd.log")}
     finally:
         print("---- sshd log ----\n" + fhlib.tail(os.path.join(d, "sshd.log")))
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        fhlib.stop_process(proc, timeout=10)
 
 
 def test_sftp_example(py_mounts, sshd):

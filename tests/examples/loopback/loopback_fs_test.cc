@@ -21,6 +21,7 @@
 #include "examples/loopback/caller_credentials.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/examples/callers.h"
 
 namespace fusehost {
 namespace examples {
@@ -30,21 +31,6 @@ using ::testing::UnorderedElementsAre;
 
 constexpr uid_t kUser = 12345;
 constexpr gid_t kGroup = 12345;
-
-Context Self() {
-  Context ctx;
-  ctx.uid = geteuid();
-  ctx.gid = getegid();
-  return ctx;
-}
-
-Context User(uid_t uid, gid_t gid, std::vector<gid_t> groups = {}) {
-  Context ctx;
-  ctx.uid = uid;
-  ctx.gid = gid;
-  ctx.groups = std::move(groups);
-  return ctx;
-}
 
 bool CanActAsOthers() {
   return geteuid() == 0 && CallerCredentials::ProcessCanSwitch();

@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "tests/examples/callers.h"
 
 namespace fusehost {
 namespace examples {
@@ -26,14 +27,6 @@ bool operator<(const struct timespec& a, const struct timespec& b) {
 }
 bool operator==(const struct timespec& a, const struct timespec& b) {
   return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
-}
-
-Context User(uid_t uid, gid_t gid, std::vector<gid_t> groups = {}) {
-  Context ctx;
-  ctx.uid = uid;
-  ctx.gid = gid;
-  ctx.groups = std::move(groups);
-  return ctx;
 }
 
 class MemoryFsTest : public ::testing::Test {

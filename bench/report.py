@@ -1,0 +1,342 @@
+"""The report: medians of the samples, ratios between systems with PASS/MISS
+against the benchmark issue's targets, memory figures, problems, and every
+sample, as the Markdown that run.py prints (and writes to --out).
+"""
+
+import os
+import re
+import statistics
+
+from common import REPO, MiB, run
+from systems import HOSTD_SYSTEMS, LABELS, SHORT, SYSTEMS
+from workloads import WORKLOADS
+
+
+def median_of(samples):
+    """Median seconds (inf if capped); None if every sample failed."""
+    vals = [float('inf') if v is None else v for v in samples if v != 'err']
+    if not vals:
+        return None
+    return statistics.median(vals)
+
+
+def fmt_time(v):
+    if v is None:
+        return 'n/a'
+    if v == float('inf'):
+        return '>cap'
+    if v >= 100:
+        return '%.0f' % v
+    if v >= 10:
+        return '%.1f' % v
+    if v >= 1:
+        return '%.2f' % v
+    return '%.3f' % v
+
+
+def fmt_ratio(num, den, cap):
+    """num/den; a capped numerator gives a lower bound '>x'."""
+    if num is None or den is None or den == 0:
+        return None, 'n/a'
+    if num == float('inf'):
+        if den == float('inf'):
+            return None, 'n/a'
+        return cap / den, '>%.1f' % (cap / den)
+    if den == float('inf'):
+        return num / cap, '<%.2f' % (num / cap)
+    return num / den, '%.2f' % (num / den)
+
+
+ROWS = [
+    # workload, label, bytes moved (for MB/s) or None
+    ('find_first', "find -printf '%s\\n', first mount", None),
+    ('find_dropped', 'find, after drop_caches', None),
+    ('find_warm', 'find, warm (again at once)', None),
+    ('ls_lR', 'ls -lR (warm)', None),
+    ('cat', 'cat N small files (after drop_caches)', None),
+    ('seqread', 'sequential read (after drop_caches)', 'read'),
+    ('seqwrite', 'sequential write + fsync', 'write'),
+    ('untar', 'untar', None),
+    ('rm', 'rm -rf of the untarred files', None),
+    ('relay_find_first', 'relay +1 ms RTT: find, first mount', None),
+    ('relay_find_dropped', 'relay +1 ms RTT: find, after drop_caches', None),
+]
+
+# The ratio columns, (numerator, denominator) of times, each shown when
+# both systems ran.
+RATIO_COLS = [('hostd', 'pll'), ('fusepy', 'hostd'), ('fusepy', 'pyhostd'),
+              ('sshfs', 'hostd')]
+
+# workload -> {(numerator, denominator): (kind, threshold)}
+#   '<='    time(num)/time(den) <= t
+#   '>='    time(num)/time(den) >= t
+#   'thr>=' throughput(num)/throughput(den) = time(den)/time(num) >= t
+_META = {('hostd', 'pll'): ('<=', 1.3), ('fusepy', 'hostd'): ('>=', 20),
+         ('fusepy', 'pyhostd'): ('>=', 5)}
+TARGETS = {
+    'find_first': _META,
+    'find_dropped': _META,
+    'find_warm': _META,
+    'ls_lR': _META,
+    'seqread': {('hostd', 'pll'): ('thr>=', 0.6)},
+    'seqwrite': {('hostd', 'pll'): ('<=', 1.5)},
+    'untar': {('hostd', 'pll'): ('<=', 1.5)},
+    'relay_find_first': {('sshfs', 'hostd'): ('>=', 20)},
+    'relay_find_dropped': {('sshfs', 'hostd'): ('>=', 20)},
+}
+
+
+def verdict_of(num, den, kind, t, val, text):
+    """(cell suffix, (what, value, ok)) for a ratio against its target."""
+    if kind == 'thr>=':
+        ok = (1 / val) >= t
+        return (' %s (thr %.0f%%, ≥%.0f%%)' % ('PASS' if ok else 'MISS',
+                                               100 / val, 100 * t),
+                ('throughput ≥ %.0f%% of %s' % (100 * t, SHORT[den]),
+                 '%.0f%%' % (100 / val), ok))
+    ok = val <= t if kind == '<=' else val >= t
+    sign = '≤' if kind == '<=' else '≥'
+    return (' %s (%s%g)' % ('PASS' if ok else 'MISS', sign, t),
+            ('%s/%s %s %g' % (SHORT[num], SHORT[den], sign, t), text, ok))
+
+
+def report(b, cmdline):
+    """The whole report, as Markdown text."""
+    out = []
+    verdicts = []   # (row label, target, value shown, True/False/None)
+    header(out.append, b, cmdline)
+    table(out.append, b, verdicts)
+    memory(out.append, b, verdicts)
+    ending(out.append, b, verdicts)
+    return '\n'.join(out) + '\n'
+
+
+def header(w, b, cmdline):
+    """Title, command, machine and versions, the tree, notes."""
+    a, t = b.args, b.tree
+    w('# fuse-hostd benchmark')
+    w('')
+    w('Command: `%s`' % cmdline)
+    w('')
+    w('Machine: %s, %d CPUs, kernel %s. libfuse %s, sshfs %s, fusepy %s. '
+      'fuse-hostd %s (%s).' % (
+          os.uname().nodename, os.cpu_count(), os.uname().release,
+          pkg_version('libfuse3-3'), pkg_version('sshfs'),
+          pkg_version('python3-fusepy'),
+          git_desc('prebuilt' if a.hostd_bin_dir else a.hostd_source),
+          getattr(b, 'build_desc', 'not built')))
+    per = t.nfiles // t.ndirs
+    w('')
+    w('Tree on one tmpfs: %d files of %d B in %d directories (find prints %d '
+      'lines); cat reads %d of them; sequential read %d MiB; write %d MiB with '
+      'fsync; tarball of %d files. Relay rows: find over %d directories '
+      '(%d files) through a TCP relay adding %.2g ms per round trip (%.2g ms '
+      'each way%s). Medians of %d runs, seconds (MB/s for throughput rows); '
+      'cap %gs per command.' % (
+          t.nfiles, t.file_size, t.ndirs, t.entries, t.ncat, t.read_mib,
+          t.write_mib, t.ntar, t.relay_dirs, t.relay_dirs * per,
+          a.relay_rtt_ms, a.relay_rtt_ms / 2,
+          '; self-test: ' + b.relay_selftest if hasattr(b, 'relay_selftest')
+          else '', a.runs, b.cap))
+    for n in b.notes_early:
+        w('')
+        w('**Note: %s.**' % n)
+    if a.hostd_opts:
+        w('')
+        w('fuse-hostd mount options: `%s`' % a.hostd_opts)
+
+
+def table(w, b, verdicts):
+    """The table of medians and ratios; adds the ratios' verdicts."""
+    cap = b.cap
+    med = {k: median_of(v) for k, v in b.results.items()}
+    cols = [k for k in b.systems_order]
+    w('')
+    ratio_cols = [(num, den) for num, den in RATIO_COLS
+                  if num in cols and den in cols]
+    w('| workload | ' + ' | '.join(LABELS[c] for c in cols) +
+      ''.join(' | %s / %s' % (SHORT[num], SHORT[den])
+              for num, den in ratio_cols) + ' |')
+    w('|---' * (1 + len(cols) + len(ratio_cols)) + '|')
+    size = {'read': b.tree.read_mib, 'write': b.tree.write_mib}
+    for wl, label, thr in ROWS:
+        if wl not in b.workloads:
+            continue
+        cells = []
+        for c in cols:
+            samples = b.results.get((c, wl))
+            if samples is None:
+                cells.append('—')
+                continue
+            m = med.get((c, wl))
+            if m is None:
+                cells.append('err')
+            elif thr and m not in (None, float('inf')):
+                cells.append('%s (%.0f MB/s)' % (fmt_time(m),
+                                                 size[thr] * MiB / 1e6 / m))
+            else:
+                cells.append(fmt_time(m))
+        tgts = TARGETS.get(wl, {})
+        for num, den in ratio_cols:
+            val, text = fmt_ratio(med.get((num, wl)), med.get((den, wl)), cap)
+            verdict = ''
+            if val is not None and (num, den) in tgts:
+                verdict, (what, shown, ok) = verdict_of(
+                    num, den, *tgts[(num, den)], val, text)
+                verdicts.append((label, what, shown, ok))
+            cells.append(text + verdict)
+        w('| %s | %s |' % (label, ' | '.join(cells)))
+
+
+def memory(w, b, verdicts):
+    """Peak RSS of every file system process; the fuse-hostd daemon's
+    memory and its memory per cached entry (a verdict)."""
+    w('')
+
+    def peak(k, s):
+        if k == 'pyhostd':
+            return '%s %s (its daemon %s)' % (
+                LABELS[k], mib(getattr(s, 'backend_peak', None)),
+                mib(s.peak_rss))
+        return '%s %s' % (LABELS[k], mib(s.peak_rss))
+    w('Peak RSS (VmHWM) of each file system process: ' + ', '.join(
+        peak(k, s) for k, s in b.systems.items()
+        if k not in ('tmpfs', 'hostd')) + (
+        ' (sshfs: the sshfs client only, not sshd/sftp-server).'
+        if 'sshfs' in b.systems else '.'))
+    if 'hostd' not in b.systems:
+        return
+    h = b.systems['hostd']
+    i = b.hostd_info
+    w('')
+    w('**fuse-hostd daemon: peak RSS (VmHWM) %s**%s; idle before any mount %s; '
+      'at the end %s. loopback_fs backend peak %s.' % (
+          mib(i.get('daemon_hwm')),
+          ' (largest over its %d lives: it crashed, see Problems)' % (
+              len(h.crashes) + 1) if h.crashes else '',
+          mib(h.idle_rss), mib(i.get('daemon_rss')),
+          mib(i.get('backend_hwm'))))
+    rss = [s[0] for s in h.samples if s[0]]
+    texts = [s[1] for s in h.samples if s[1]]
+    entries = parse_entries(texts[-1]) if texts else None
+    # Growth from the fresh mount to the cached tree, per entry the
+    # cache gained: the mount's fixed costs (libfuse's 1 MiB request
+    # buffers, gRPC's channel) are in both samples and cancel out. The
+    # largest over the runs: later mounts reuse memory the allocator
+    # kept from earlier ones, and would look cheaper than they are.
+    per_entry = []
+    for (r0, t0), (r1, t1) in zip(h.baselines, h.samples):
+        e0, e1 = parse_entries(t0 or ''), parse_entries(t1 or '')
+        if r0 and r1 and e0 is not None and e1 and e1 > e0:
+            per_entry.append((r1 - r0) / (e1 - e0))
+    if per_entry:
+        per_e = max(per_entry)
+        ok = per_e < 1024
+        verdicts.append(('daemon memory', '< 1 KiB per cached entry',
+                         '%.0f B' % per_e, ok))
+        w('')
+        w('Daemon memory per cached entry: RSS growth from the fresh mount '
+          'to the listed tree over the entries the cache gained (`fuse-hostctl '
+          'stats`), the largest of %d runs: **%.0f B** — %s (< 1 KiB). '
+          'This counts the whole daemon: cache, inode table, allocator.' % (
+              len(per_entry), per_e, 'PASS' if ok else 'MISS'))
+    if rss and h.idle_rss and not per_entry:
+        delta = statistics.median(rss) - h.idle_rss
+        line = ('Daemon RSS with the tree just listed (after ls -lR, median '
+                'of %d samples): %s, %+.1f MiB over idle.' % (
+                    len(rss), mib(statistics.median(rss)), delta / MiB))
+        if entries:
+            per_e = delta / entries
+            ok = per_e < 1024
+            line += (' `fuse-hostctl stats` reports %d cached entries: '
+                     '%.0f B per cached entry (RSS growth / entries) — %s '
+                     '(< 1 KiB).' % (entries, per_e, 'PASS' if ok else 'MISS'))
+            verdicts.append(('daemon memory', '< 1 KiB per cached entry',
+                             '%.0f B' % per_e, ok))
+        else:
+            line += (' `fuse-hostctl stats` %s, so the cached-entry count is '
+                     'unknown; RSS growth per tree entry would be %.0f B '
+                     '(%d entries), which only means something once the '
+                     'daemon caches them all.' % (
+                         'printed no entry count' if texts else
+                         'is not available', delta / b.tree.entries,
+                         b.tree.entries))
+            verdicts.append(('daemon memory', '< 1 KiB per cached entry',
+                             'unknown (no entry count)', None))
+        w('')
+        w(line)
+    if texts:
+        w('')
+        w('<details><summary>fuse-hostctl stats (last sample)</summary>')
+        w('')
+        w('```')
+        w(texts[-1].rstrip())
+        w('```')
+        w('</details>')
+
+
+def ending(w, b, verdicts):
+    """The targets' verdicts, the problems met, and every sample."""
+    w('')
+    w('## Targets')
+    w('')
+    for label, what, val, ok in verdicts:
+        w('- %s: %s — %s: %s' % (
+            label, what, val, {True: 'PASS', False: 'MISS', None: 'UNKNOWN'}[ok]))
+    if not verdicts:
+        w('- (none evaluated: needs fuse-hostd and the system compared with)')
+    crashes = [c for k in HOSTD_SYSTEMS if k in b.systems
+               for c in b.systems[k].crashes]
+    if b.notes[len(b.notes_early):] or b.errors or crashes:
+        w('')
+        w('## Problems')
+        w('')
+        for n in b.notes[len(b.notes_early):] + crashes:
+            w('- ' + n)
+        for (k, wl), e in sorted(b.errors.items()):
+            w('- %s %s: %s' % (LABELS[k], wl, e))
+    w('')
+    w('<details><summary>all samples (s; cap = over the cap)</summary>')
+    w('')
+    for (k, wl), v in sorted(b.results.items(),
+                             key=lambda kv: (WORKLOADS.index(kv[0][1]),
+                                             SYSTEMS.index(kv[0][0]))):
+        w('- %s / %s: %s' % (wl, LABELS[k], ', '.join(
+            'cap' if x is None else x if x == 'err' else '%.3f' % x for x in v)))
+    w('</details>')
+
+
+def mib(n):
+    return 'n/a' if not n else '%.1f MiB' % (n / MiB)
+
+
+def parse_entries(text):
+    """Cached-entry count from `fuse-hostctl stats`, if it prints one.
+
+    Sums the 'cache entries N (limit M)' lines (one per mount); None when
+    there is none.
+    """
+    total, found = 0, False
+    for line in text.splitlines():
+        m = re.search(r'cache entries\s+(\d+)', line)
+        if m:
+            total += int(m.group(1))
+            found = True
+    return total if found else None
+
+
+def pkg_version(p):
+    r = run(['dpkg-query', '-W', '-f=${Version}', p], check=False)
+    return r.stdout.decode().strip() or '?'
+
+
+def git_desc(source):
+    r = run(['git', '-C', REPO, 'rev-parse', '--short', 'HEAD'], check=False)
+    rev = r.stdout.decode().strip() or '?'
+    if source == 'head':
+        return 'HEAD ' + rev
+    if source == 'prebuilt':
+        return '(workspace at %s)' % rev
+    r = run(['git', '-C', REPO, 'status', '--porcelain', '--untracked-files=no'],
+            check=False)
+    return rev + ('+uncommitted changes' if r.stdout.strip() else '')

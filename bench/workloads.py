@@ -1,0 +1,151 @@
+"""The workloads: the tree they run over, made once on a tmpfs of the
+bench's own, and the commands of one run on one system, in order, each
+timed by Bench.timed. bench/README.md says what each does and in which
+cache state.
+"""
+
+import os
+import resource
+import shutil
+
+from common import RES, MiB, log, run
+
+WORKLOADS = ['find_first', 'find_dropped', 'find_warm', 'ls_lR', 'cat',
+             'seqread', 'seqwrite', 'untar', 'rm',
+             'relay_find_first', 'relay_find_dropped']
+GROUPS = {
+    'find': ['find_first', 'find_dropped', 'find_warm'],
+    'meta': ['find_first', 'find_dropped', 'find_warm', 'ls_lR'],
+    'io': ['cat', 'seqread', 'seqwrite'],
+    'tar': ['untar', 'rm'],
+    'relay': ['relay_find_first', 'relay_find_dropped'],
+}
+
+
+class Tree:
+    """The source tree every system serves: its sizes (from the options)
+    and, once made, the files the workloads name."""
+
+    def __init__(self, args, work):
+        self.tmpfs = os.path.join(work, 'tmpfs')
+        self.src = os.path.join(self.tmpfs, 'src')
+        self.tarball = os.path.join(self.tmpfs, 'untar.tar')
+        q = args.quick
+        self.ndirs = 20 if q else 100
+        self.nfiles = args.files or (2000 if q else 20000)
+        fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if self.nfiles + self.ndirs + 500 > fd_limit:
+            # passthrough_ll holds an O_PATH fd for every inode it knows.
+            cut = (fd_limit - self.ndirs - 500) // self.ndirs * self.ndirs
+            self.notes = ['tree cut from %d to %d files: the open-file '
+                          'limit here is %d and cannot be raised '
+                          '(no CAP_SYS_RESOURCE), and passthrough_ll '
+                          'keeps one fd per inode' % (
+                              self.nfiles, cut, fd_limit)]
+            self.nfiles = cut
+        else:
+            self.notes = []
+        self.nfiles = max(1, self.nfiles // self.ndirs) * self.ndirs
+        self.file_size = 1024
+        self.ncat = 200 if q else 1000
+        self.read_mib = 64 if q else 512
+        self.write_mib = 32 if q else 256
+        self.ntar = 500 if q else 2000
+        self.relay_dirs = max(1, min(self.ndirs, self.ndirs * (
+            args.relay_files or self.nfiles) // self.nfiles))
+
+    def make(self):
+        run(['mount', '-t', 'tmpfs', '-o', 'size=%dm,mode=0755' %
+             (self.read_mib + 2 * self.write_mib + 1024), 'fhbench',
+             self.tmpfs])
+        RES.late_mounts.append(self.tmpfs)
+        log('creating %d files of %d bytes in %d directories' %
+            (self.nfiles, self.file_size, self.ndirs))
+        per = self.nfiles // self.ndirs
+        block = b'x' * (self.file_size - 1) + b'\n'
+        tree = os.path.join(self.src, 'tree')
+        self.cat_files = []
+        every = max(1, self.nfiles // self.ncat)
+        for d in range(self.ndirs):
+            dd = os.path.join(tree, 'd%03d' % d)
+            os.makedirs(dd)
+            for i in range(per):
+                n = d * per + i
+                p = os.path.join(dd, 'f%05d' % n)
+                with open(p, 'wb') as f:
+                    f.write(block)
+                if n % every == 0 and len(self.cat_files) < self.ncat:
+                    self.cat_files.append(os.path.relpath(p, self.src))
+        self.entries = self.nfiles + self.ndirs + 1
+        if self.relay_dirs == self.ndirs:
+            self.relay_subset, self.relay_entries = ['tree'], self.entries
+        else:
+            self.relay_subset = ['tree/d%03d' % d
+                                 for d in range(self.relay_dirs)]
+            self.relay_entries = self.relay_dirs * per + self.relay_dirs
+        os.makedirs(os.path.join(self.src, 'scratch'))
+        log('creating a %d MiB file' % self.read_mib)
+        chunk = os.urandom(MiB)
+        with open(os.path.join(self.src, 'big.bin'), 'wb') as f:
+            for _ in range(self.read_mib):
+                f.write(chunk)
+        log('creating a tarball of %d files' % self.ntar)
+        stage = os.path.join(self.tmpfs, 'tarstage')
+        tdirs = max(1, self.ntar // 100)
+        for i in range(self.ntar):
+            d = os.path.join(stage, 'pkg', 'sub%02d' % (i % tdirs))
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, 'file%05d.txt' % i), 'wb') as f:
+                f.write(block)
+        run(['tar', 'cf', self.tarball, '-C', stage, 'pkg'])
+        shutil.rmtree(stage)
+
+
+def run_main_workloads(b, s, r):
+    """Run r of the main workloads on system s: mount, time each, unmount."""
+    t = b.tree
+    sysk = s.key
+    base = s.mount()
+    tree = os.path.join(base, 'tree')
+    find = ['find', tree, '-printf', '%s\n']
+    n = t.entries
+    if sysk == 'hostd':
+        s.sample_cache(baseline=True)  # mounted, nothing listed yet
+    b.timed(sysk, 'find_first', find, expect_lines=n)
+    b.timed(sysk, 'find_dropped', find, expect_lines=n, drop=True)
+    b.timed(sysk, 'find_warm', find, expect_lines=n)
+    b.timed(sysk, 'ls_lR', ['ls', '-lR', tree])
+    if sysk == 'hostd':
+        s.sample_cache()
+    b.timed(sysk, 'cat', ['cat'] + [os.path.join(base, f)
+                                    for f in t.cat_files], drop=True)
+    b.timed(sysk, 'seqread', ['dd', 'if=' + os.path.join(base, 'big.bin'),
+                              'of=/dev/null', 'bs=1M'], drop=True)
+    scratch = os.path.join(base, 'scratch', '%s-%d' % (sysk, r))
+    os.mkdir(scratch)
+    wfile = os.path.join(scratch, 'write.bin')
+    b.timed(sysk, 'seqwrite', ['dd', 'if=/dev/zero', 'of=' + wfile,
+                               'bs=1M', 'count=%d' % t.write_mib,
+                               'conv=fsync'])
+    if os.path.exists(wfile):
+        os.unlink(wfile)
+    dest = os.path.join(scratch, 'untar')
+    os.mkdir(dest)
+    b.timed(sysk, 'untar', ['tar', 'xf', t.tarball, '-C', dest])
+    if b.want('untar') or b.want('rm'):
+        if not b.want('untar'):  # rm alone still needs the files
+            run(['tar', 'xf', t.tarball, '-C', dest])
+        b.timed(sysk, 'rm', ['rm', '-rf', os.path.join(dest, 'pkg')])
+    shutil.rmtree(scratch, ignore_errors=True)
+    s.unmount()
+
+
+def run_relay_workloads(b, s):
+    """The finds through the relay on system s (sshfs or fuse-hostd)."""
+    base = s.mount_relay()
+    find = ['find'] + [os.path.join(base, d) for d in b.tree.relay_subset] + \
+        ['-printf', '%s\n']
+    n = b.tree.relay_entries
+    b.timed(s.key, 'relay_find_first', find, expect_lines=n)
+    b.timed(s.key, 'relay_find_dropped', find, expect_lines=n, drop=True)
+    s.unmount()
