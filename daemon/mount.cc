@@ -19,8 +19,10 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   m->options_ = *std::move(options);
 
   BackendChannel::Options channel_options;
-  channel_options.target = m->spec_.dial_target.empty() ? m->spec_.backend
-                                                        : m->spec_.dial_target;
+  channel_options.target = m->spec_.backend;
+  if (std::shared_ptr<BackendDialer> dialer = m->spec_.dialer) {
+    channel_options.dial = [dialer] { return dialer->Dial(); };
+  }
   channel_options.mount_id = m->spec_.mount_id;
   channel_options.call_timeout = m->options_.call_timeout;
   channel_options.stats = &m->stats_;
@@ -53,7 +55,7 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
     m->channel_->Destroy();
     return km.status();
   }
-  m->device_ = km->device;
+  m->identity_ = km->identity;
 
   m->nodes_ = std::make_unique<NodeTable>();
   m->policy_ = MakeCachePolicy(m->options_, *reply);
@@ -87,13 +89,15 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   session.timeouts.negative = m->policy_.negative_ttl;
   session.timeouts.entry = m->options_.entry_timeout;
   session.timeouts.cache_listings = m->policy_.listing_ttl > absl::ZeroDuration();
+  session.op_timeout = m->options_.call_timeout;
+  session.kernel_checks_permissions = m->options_.default_permissions;
   session.max_write = m->options_.max_write;
   session.posix_locks = reply->posix_locks();
   session.flock_locks = reply->flock_locks();
   if (m->options_.read_ahead_kb != 0) {
     session.after_init = [self] {
       absl::Status st =
-          SetReadAhead(self->device_, self->options_.read_ahead_kb);
+          SetReadAhead(self->identity_.device, self->options_.read_ahead_kb);
       if (!st.ok()) {
         Log("%s: read-ahead left as it is: %s",
                 self->spec_.mountpoint.c_str(),
@@ -108,7 +112,7 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   absl::StatusOr<std::unique_ptr<KernelSession>> created =
       KernelSession::Create(std::move(session));
   if (!created.ok()) {
-    UnmountFuse(m->spec_.mountpoint, /*lazy=*/true, m->device_).IgnoreError();
+    UnmountFuse(m->identity_, /*lazy=*/true).IgnoreError();
     m->channel_->Destroy();
     return created.status();
   }
@@ -117,7 +121,7 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   m->session_->Serve();
 
   InvalidationListener::Options listener;
-  listener.stub = m->channel_->stub();
+  listener.channel = m->channel_.get();
   listener.mount_id = m->spec_.mount_id;
   listener.on_open = [self] { self->caching_->NoticesMayHaveBeenLost(); };
   listener.on_notice = [self](const v1::Invalidation& notice) {
@@ -158,9 +162,14 @@ MountStats::Snapshot Mount::Snap() const {
 }
 
 absl::Status Mount::Unmount(bool lazy) {
-  absl::Status st = UnmountFuse(spec_.mountpoint, lazy, device_);
+  absl::Status st = UnmountFuse(identity_, lazy);
   if (st.ok()) detached_.store(true);
   return st;
+}
+
+std::string Mount::CurrentMountpoint() const {
+  std::string now = fusehost::CurrentMountpoint(identity_);
+  return now.empty() ? spec_.mountpoint : now;
 }
 
 void Mount::Shutdown() {
@@ -169,12 +178,14 @@ void Mount::Shutdown() {
   if (listener_ != nullptr) listener_->Stop();
   if (session_ != nullptr) {
     if (!session_->session_ended()) {
-      if (!detached_.load() && IsFuseMountpoint(spec_.mountpoint)) {
-        UnmountFuse(spec_.mountpoint, /*lazy=*/true, device_).IgnoreError();
+      // By identity, wherever the owner moved the mount.
+      if (!detached_.load()) {
+        UnmountFuse(identity_, /*lazy=*/true).IgnoreError();
         detached_.store(true);
       }
       // Files may still be open on the detached mount; they get ENOTCONN.
-      AbortFuseConnection(device_);
+      // This also ends the session should the unmount have failed.
+      AbortFuseConnection(identity_.device);
     }
     session_->Stop();
   }

@@ -23,8 +23,10 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "daemon/authz/backend_dialer.h"
 #include "daemon/fuse/kernel_session.h"
 #include "daemon/fuse/node_table.h"
+#include "daemon/mounting/kernel_mount.h"
 #include "daemon/mounting/mount_options.h"
 #include "daemon/pipeline/backend_channel.h"
 #include "daemon/pipeline/batcher.h"
@@ -39,9 +41,9 @@ namespace fusehost {
 struct MountSpec {
   uint64_t mount_id = 0;
   std::string backend;     // gRPC target
-  // If set, the channel dials this target instead of `backend` (a user's
-  // backend relay, see backend_relay.h); `backend` is still what is shown.
-  std::string dial_target;
+  // Unix-socket backends: makes and checks every connection (see
+  // authz/backend_dialer.h). Null: gRPC dials `backend` (TCP).
+  std::shared_ptr<BackendDialer> dialer;
   std::string mountpoint;  // absolute, canonical
   // If >= 0 (during Create only): mount on this O_PATH descriptor's
   // directory rather than on the path (see KernelMountRequest).
@@ -73,6 +75,11 @@ class Mount {
   void Shutdown();
 
   const MountSpec& spec() const { return spec_; }
+  // What the mount is, as the kernel knows it.
+  const MountIdentity& identity() const { return identity_; }
+  // Where it is now (its owner may have renamed a directory above it);
+  // spec().mountpoint when it is no longer attached.
+  std::string CurrentMountpoint() const;
   const std::string& backend_name() const { return backend_name_; }
   bool session_ended() const { return session_ && session_->session_ended(); }
   bool detached() const { return detached_.load(); }
@@ -86,7 +93,7 @@ class Mount {
   MountSpec spec_;
   MountOptions options_;
   std::string backend_name_;
-  dev_t device_ = 0;
+  MountIdentity identity_;
   CachePolicy policy_;
   // Declared in dependency order: each layer is destroyed before the ones
   // it sends to.

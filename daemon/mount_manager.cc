@@ -70,6 +70,17 @@ uint64_t MountManager::FindAttachedLocked(const std::string& mountpoint) const {
   return 0;
 }
 
+uint64_t MountManager::FindByKernelIdLocked(int kernel_id) const {
+  if (kernel_id <= 0) return 0;
+  for (const auto& [id, e] : mounts_) {
+    if (e.mount->identity().mount_id == kernel_id && !e.mount->detached() &&
+        !e.mount->session_ended()) {
+      return id;
+    }
+  }
+  return 0;
+}
+
 absl::Status MountManager::CheckLimitsLocked(const MountGrant& grant) const {
   if (grant.max_mounts_for_owner == 0 && grant.max_mounts_total < 0) {
     return absl::OkStatus();
@@ -126,28 +137,20 @@ absl::StatusOr<uint64_t> MountManager::Mount(const std::string& backend,
     spec.mount_id = next_id_++;
   }
   Entry entry;
-  if (!grant.backend_socket.empty()) {
-    BackendRelay::Options relay;
-    if (!options_.runtime_dir.empty()) {
-      std::string dir = options_.runtime_dir + "/relay";
-      mkdir(dir.c_str(), 0700);
-      relay.listen_path = absl::StrCat(dir, "/", spec.mount_id, ".sock");
+  // Unix-socket backends: every connection made and checked by the daemon,
+  // root's mounts' too (see backend_dialer.h).
+  const std::string socket = grant.backend_socket.empty()
+                                 ? UnixSocketPathOf(backend)
+                                 : grant.backend_socket;
+  if (!socket.empty()) {
+    BackendDialer::Options dial;
+    dial.socket_path = socket;
+    dial.backend_name = backend;
+    if (!grant.backend_socket.empty()) {
+      dial.connect_as = grant.backend_user;
+      dial.backend_uid = grant.owner_uid;
     }
-    relay.backend_socket = grant.backend_socket;
-    relay.backend_name = backend;
-    relay.user = grant.backend_user;
-    absl::StatusOr<std::unique_ptr<BackendRelay>> r =
-        relay.listen_path.empty()
-            ? absl::FailedPreconditionError(
-                  "fuse-hostd has no runtime directory for backend relays")
-            : BackendRelay::Create(std::move(relay));
-    if (!r.ok()) {
-      absl::MutexLock lock(&mu_);
-      pending_.erase(mountpoint);
-      return r.status();
-    }
-    entry.relay = *std::move(r);
-    spec.dial_target = entry.relay->target();
+    spec.dialer = std::make_shared<BackendDialer>(std::move(dial));
   }
   spec.backend = backend;
   spec.mountpoint = mountpoint;
@@ -171,7 +174,6 @@ absl::StatusOr<uint64_t> MountManager::Mount(const std::string& backend,
           backend.c_str(), mountpoint.c_str(), grant.owner_uid,
           static_cast<unsigned long long>(id));
   entry.mount = *std::move(m);
-  entry.device = DeviceOfMountAt(mountpoint);
   mounts_[id] = std::move(entry);
   WriteRecordLocked();
   return id;
@@ -182,8 +184,13 @@ absl::Status MountManager::Unmount(const std::string& mountpoint, bool lazy,
   fusehost::Mount* m = nullptr;
   uint64_t id;
   {
+    // The mount the path holds now, by the kernel's mount id: never a mount
+    // found by its old path, which may have been moved away and replaced
+    // (a symlink to someone else's mount finds that mount, and the owner
+    // check below refuses it).
+    const int kernel_id = MountIdAt(mountpoint);
     absl::MutexLock lock(&mu_);
-    id = FindAttachedLocked(mountpoint);
+    id = FindByKernelIdLocked(kernel_id);
     if (id == 0) {
       return absl::NotFoundError(
           absl::StrCat(mountpoint, " is not mounted by fuse-hostd"));
@@ -222,7 +229,7 @@ MountStatus MountManager::StatusOf(uint64_t id, const Entry& e) const {
   const fusehost::Mount& m = *e.mount;
   MountStatus s;
   s.mount_id = id;
-  s.mountpoint = m.spec().mountpoint;
+  s.mountpoint = m.CurrentMountpoint();
   s.backend = m.spec().backend;
   s.options = m.spec().options_text;
   s.backend_name = m.backend_name();
@@ -252,7 +259,10 @@ void MountManager::WriteRecordLocked() const {
   if (RecordPath().empty()) return;
   std::vector<RecordedMount> record;
   for (const auto& [id, e] : mounts_) {
-    record.push_back(RecordedMount{id, e.device, e.mount->spec().mountpoint});
+    const MountIdentity& identity = e.mount->identity();
+    record.push_back(RecordedMount{id, identity.device,
+                                   e.mount->CurrentMountpoint(),
+                                   identity.mount_id});
   }
   absl::Status st = WriteMountRecord(RecordPath(), record);
   if (!st.ok()) {

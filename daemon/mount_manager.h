@@ -5,8 +5,7 @@
 // It also keeps what must hold across all mounts at once: the per-user and
 // global mount limits (counted under one lock with mounts in progress, so
 // concurrent requests cannot overshoot), the on-disk record of live mounts
-// (mount_record.h) for crash recovery, and the backend relays of users'
-// mounts (backend_relay.h), which live exactly as long as their mount.
+// (mount_record.h) for crash recovery.
 //
 // Authorization is the caller's job (authorizer.h); the manager only
 // enforces the limits and the owner check it is given.
@@ -32,7 +31,6 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "daemon/authz/authorizer.h"
-#include "daemon/authz/backend_relay.h"
 #include "daemon/mount.h"
 #include "daemon/stats/mount_stats.h"
 
@@ -57,8 +55,7 @@ struct MountStatsEntry {
 class MountManager {
  public:
   struct Options {
-    // Where the record of live mounts and the relay sockets live. Empty:
-    // neither (tests); users' Unix-socket backends then cannot be mounted.
+    // Where the record of live mounts lives. Empty: none (tests).
     std::string runtime_dir;
     // Put before every mount's own options.
     std::string default_options;
@@ -88,9 +85,7 @@ class MountManager {
   struct Entry {
     // Declared first so that it is destroyed after the mount, whose channel
     // it carries.
-    std::unique_ptr<BackendRelay> relay;
     std::unique_ptr<fusehost::Mount> mount;
-    dev_t device = 0;
     // Calls using `mount` outside the lock (Unmount). The reaper and
     // ShutdownAll wait for zero before destroying it: an unmount can end the
     // session, and the reaper run, before Mount::Unmount has returned.
@@ -104,6 +99,9 @@ class MountManager {
   void ReaperLoop();
   // The attached (not lazily detached) mount at `mountpoint`, or 0.
   uint64_t FindAttachedLocked(const std::string& mountpoint) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The attached mount with this kernel mount id (0: none).
+  uint64_t FindByKernelIdLocked(int kernel_id) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::Status CheckLimitsLocked(const MountGrant& grant) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);

@@ -9,7 +9,7 @@
 //     allow_other per /etc/fuse.conf or the daemon's policy);
 //   * from a Unix-socket backend that runs as the user: the daemon connects
 //     as the user and reads the backend's uid from SO_PEERCRED (every later
-//     connection is checked the same way, see backend_relay.h); TCP backends
+//     connection is checked the same way, see backend_dialer.h); TCP backends
 //     only if the policy allows them, since nobody can tell who runs one;
 //   * within a per-user and a global mount limit (MountManager counts);
 //   * and see, inspect and unmount only mounts they own.

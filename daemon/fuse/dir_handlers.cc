@@ -12,6 +12,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
+#include "common/log_line.h"
 #include "common/stat_convert.h"
 #include "daemon/fuse/dirent_buffer.h"
 #include "daemon/fuse/request_handlers.h"
@@ -22,6 +23,9 @@ namespace {
 // Inode number shown for entries whose attributes the backend did not send
 // (as libfuse's high-level API does).
 constexpr ino_t kUnknownIno = 0xffffffff;
+
+// A listing longer than this is taken for a backend that never ends one.
+constexpr size_t kMaxEntries = 1 << 20;
 
 }  // namespace
 
@@ -45,6 +49,10 @@ struct RequestHandlers::DirHandle {
   // shows it once.
   absl::flat_hash_set<std::string> names ABSL_GUARDED_BY(mu);
   bool eof ABSL_GUARDED_BY(mu) = false;
+  // The cookie to resume after the last page, and how many pages in a row
+  // brought no new name.
+  uint64_t next_cookie ABSL_GUARDED_BY(mu) = 0;
+  int barren_pages ABSL_GUARDED_BY(mu) = 0;
   // Some entries were handed to the kernel: offset 0 now means rewinddir.
   bool started ABSL_GUARDED_BY(mu) = false;
 
@@ -52,13 +60,21 @@ struct RequestHandlers::DirHandle {
     entries.clear();
     names.clear();
     eof = false;
+    next_cookie = 0;
+    barren_pages = 0;
   }
 
-  // Appends a page from the backend.
-  void AddPage(const v1::ReaddirReply& reply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  // Appends a page from the backend. False when the backend keeps the
+  // listing from ending: a page that resumes where it started, pages that
+  // repeat names only, or more entries than any directory should have.
+  bool AddPage(const v1::ReaddirReply& reply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     bool whole_listing = true;
+    const uint64_t asked = next_cookie;
+    const size_t before = entries.size();
     for (const v1::DirEntry& in : reply.entries()) {
       if (in.offset() != 0) whole_listing = false;
+      next_cookie = in.offset();
+      if (in.name() == "." || in.name() == "..") continue;  // ours are added
       if (!names.insert(in.name()).second) continue;
       Entry e;
       e.name = in.name();
@@ -76,6 +92,12 @@ struct RequestHandlers::DirHandle {
     // A whole listing, an explicit end, or an empty page (which would loop
     // forever otherwise) ends the directory.
     eof = reply.eof() || whole_listing || reply.entries_size() == 0;
+    if (eof) return true;
+    // A first page of "." and ".." alone is fine; a second page in a row
+    // with no new name is a backend going round in circles.
+    barren_pages = entries.size() == before ? barren_pages + 1 : 0;
+    return next_cookie != asked && barren_pages < 2 &&
+           entries.size() <= kMaxEntries;
   }
 };
 
@@ -186,7 +208,7 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
         // Ran out of fetched entries. Fetch more only if nothing fits yet;
         // otherwise the kernel comes back for the rest.
         need_more = !h->eof && buf.empty();
-        if (!h->entries.empty()) cookie = h->entries.back().cookie;
+        cookie = h->next_cookie;
         break;
       }
       const std::string& name = e != nullptr ? e->name : dots;
@@ -221,9 +243,16 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
   Send(std::move(op),
        [this, req, dir, h, plus, size, offset](const v1::OpResult& res) {
          if (Failed(req, res)) return;
+         bool progress;
          {
            absl::MutexLock lock(&h->mu);
-           h->AddPage(res.readdir());
+           progress = h->AddPage(res.readdir());
+         }
+         if (!progress) {
+           Log("%s: the backend's listing does not end (it repeats itself "
+               "or grew past %zu entries): EIO", h->path, kMaxEntries);
+           req->ReplyError(EIO);
+           return;
          }
          ContinueReaddir(req, dir, h, plus, size, offset);
        });

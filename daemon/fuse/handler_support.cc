@@ -14,9 +14,13 @@ RequestHandlers::RequestHandlers(Options options)
 
 // ---- ops ---------------------------------------------------------------------
 
-v1::Op RequestHandlers::NewOp(KernelRequest& req) {
+v1::Op RequestHandlers::NewOp(KernelRequest& req) const {
   v1::Op op;
   req.FillCaller(op.mutable_caller());
+  if (options_.op_timeout > absl::ZeroDuration()) {
+    op.set_deadline_unix_ms(
+        absl::ToUnixMillis(req.arrival() + options_.op_timeout));
+  }
   return op;
 }
 

@@ -8,6 +8,13 @@
 // without any, is a broken invariant and aborts with the request's kind in
 // the message: the alternative is a process hung in the kernel forever.
 //
+// The kernel may interrupt a request (its caller got a signal, or was
+// killed: a killed process waits for the answer to a request it has sent).
+// An implementation then calls AnswerInterrupt(); if that wins, the request
+// is answered EINTR there and the reply that comes later is dropped: the
+// Reply* calls that report whether the kernel took the reply return false,
+// so that a lookup reference or a handle it carried is given back.
+//
 // The session (libfuse_session.cc) implements the Send* methods with
 // fuse_reply_*; tests implement them with a recorder (FakeRequest).
 //
@@ -90,9 +97,13 @@ class KernelRequest {
   void ReplyLock(const struct flock& lock);
   void ReplyLseek(off_t offset);
 
-  bool replied() const { return replied_.load(); }
+  bool replied() const { return state_.load() != kPending; }
 
  protected:
+  // The kernel interrupted the request: true if it was still unanswered,
+  // and the caller must now answer EINTR (and nothing else).
+  bool AnswerInterrupt();
+
   // Each returns 0, or a negative errno when the kernel did not take the
   // reply. Called at most once per request, after the statistics.
   virtual int SendError(int posix_errno) = 0;
@@ -112,13 +123,15 @@ class KernelRequest {
 
  private:
   // Marks the request answered (aborting on a second answer) and records
-  // its statistics.
-  void Finish(int posix_errno);
+  // its statistics; false when it was answered EINTR already.
+  bool Finish(int posix_errno);
+
+  enum State : int { kPending, kAnswered, kInterrupted };
 
   const KernelOp op_;
   const absl::Time arrival_;
   MountStats* const stats_;
-  std::atomic<bool> replied_{false};
+  std::atomic<int> state_{kPending};
 };
 
 // Requests are shared between the handler that received one and the

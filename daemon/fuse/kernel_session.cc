@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -15,12 +16,53 @@ namespace {
 
 constexpr int kMaxGroups = 65536;
 
+// Requests that may be answered EINTR when the kernel interrupts them: they
+// change nothing, so abandoning them leaves nothing half done (the backend's
+// answer, when it comes, is dropped). A killed process waiting on a hung
+// backend is freed at once instead of at the deadline. Changes are not
+// abandoned: the backend may be carrying them out, and a restarted system
+// call would see them half done.
+bool MayAbandon(KernelOp op) {
+  switch (op) {
+    case KernelOp::kLookup:
+    case KernelOp::kGetattr:
+    case KernelOp::kReadlink:
+    case KernelOp::kOpen:
+    case KernelOp::kRead:
+    case KernelOp::kOpendir:
+    case KernelOp::kReaddir:
+    case KernelOp::kReaddirplus:
+    case KernelOp::kStatfs:
+    case KernelOp::kGetxattr:
+    case KernelOp::kListxattr:
+    case KernelOp::kAccess:
+    case KernelOp::kGetlk:
+    case KernelOp::kLseek:
+    case KernelOp::kFsync:
+    case KernelOp::kFsyncdir:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // A request as libfuse delivered it; answers with fuse_reply_*.
 class LibfuseRequest : public KernelRequest {
  public:
   LibfuseRequest(fuse_req_t req, KernelOp op, MountStats* stats,
                  CallerGroups* groups)
-      : KernelRequest(op, stats), req_(req), groups_(groups) {}
+      : KernelRequest(op, stats), req_(req), groups_(groups) {
+    if (MayAbandon(op)) {
+      interruptible_ = true;
+      // Runs OnInterrupt at once if the kernel interrupted it already.
+      fuse_req_interrupt_func(req_, &LibfuseRequest::OnInterrupt, this);
+    }
+  }
+
+  ~LibfuseRequest() override {
+    // An interrupt being answered still uses this object.
+    std::lock_guard<std::mutex> lock(interrupt_mu_);
+  }
 
   void FillCaller(v1::Caller* caller) override {
     const struct fuse_ctx* ctx = fuse_req_ctx(req_);
@@ -46,50 +88,68 @@ class LibfuseRequest : public KernelRequest {
   }
 
  protected:
+  // Each Send* is called once this request is known to be answered here
+  // (not EINTR by OnInterrupt), and first takes the interrupt callback
+  // away: libfuse then waits out one that is running.
   int SendError(int posix_errno) override {
-    return fuse_reply_err(req_, posix_errno);
+    return fuse_reply_err(Own(), posix_errno);
   }
-  void SendNone() override { fuse_reply_none(req_); }
+  void SendNone() override { fuse_reply_none(Own()); }
   int SendEntry(const KernelEntry& entry) override {
     struct fuse_entry_param e = EntryParam(entry);
-    return fuse_reply_entry(req_, &e);
+    return fuse_reply_entry(Own(), &e);
   }
   int SendAttr(const struct stat& attr, double timeout) override {
-    return fuse_reply_attr(req_, &attr, timeout);
+    return fuse_reply_attr(Own(), &attr, timeout);
   }
   int SendReadlink(const std::string& target) override {
-    return fuse_reply_readlink(req_, target.c_str());
+    return fuse_reply_readlink(Own(), target.c_str());
   }
   int SendOpen(const KernelOpenReply& open) override {
     struct fuse_file_info fi = FileInfo(open);
-    return fuse_reply_open(req_, &fi);
+    return fuse_reply_open(Own(), &fi);
   }
   int SendCreate(const KernelEntry& entry,
                  const KernelOpenReply& open) override {
     struct fuse_entry_param e = EntryParam(entry);
     struct fuse_file_info fi = FileInfo(open);
-    return fuse_reply_create(req_, &e, &fi);
+    return fuse_reply_create(Own(), &e, &fi);
   }
   int SendData(absl::string_view data) override {
-    return fuse_reply_buf(req_, data.data(), data.size());
+    return fuse_reply_buf(Own(), data.data(), data.size());
   }
   int SendWritten(size_t count) override {
-    return fuse_reply_write(req_, count);
+    return fuse_reply_write(Own(), count);
   }
   int SendStatfs(const struct statvfs& st) override {
-    return fuse_reply_statfs(req_, &st);
+    return fuse_reply_statfs(Own(), &st);
   }
   int SendXattrSize(size_t size) override {
-    return fuse_reply_xattr(req_, size);
+    return fuse_reply_xattr(Own(), size);
   }
   int SendLock(const struct flock& lock) override {
-    return fuse_reply_lock(req_, &lock);
+    return fuse_reply_lock(Own(), &lock);
   }
   int SendLseek(off_t offset) override {
-    return fuse_reply_lseek(req_, offset);
+    return fuse_reply_lseek(Own(), offset);
   }
 
  private:
+  fuse_req_t Own() {
+    if (interruptible_) fuse_req_interrupt_func(req_, nullptr, nullptr);
+    return req_;
+  }
+
+  // libfuse's interrupt callback, called with the request's lock held.
+  // Once AnswerInterrupt() has said the request is answered, the owner may
+  // drop the object; its destructor waits for interrupt_mu_ until this is
+  // done with it.
+  static void OnInterrupt(fuse_req_t req, void* data) {
+    auto* self = static_cast<LibfuseRequest*>(data);
+    std::lock_guard<std::mutex> lock(self->interrupt_mu_);
+    if (self->AnswerInterrupt()) fuse_reply_err(req, EINTR);
+  }
+
   static struct fuse_entry_param EntryParam(const KernelEntry& entry) {
     struct fuse_entry_param e = {};
     e.ino = entry.node;
@@ -111,6 +171,10 @@ class LibfuseRequest : public KernelRequest {
 
   const fuse_req_t req_;
   CallerGroups* const groups_;
+  bool interruptible_ = false;
+  // Held while an interrupt is answered; plain std::mutex, which may be
+  // destroyed right after the unlock that let the destructor in.
+  std::mutex interrupt_mu_;
 };
 
 KernelFile FileOf(const struct fuse_file_info* fi) {
@@ -402,6 +466,8 @@ RequestHandlers::Options HandlerOptions(const KernelSession::Options& o,
   h.coherence = o.coherence;
   h.invalidator = invalidator;
   h.timeouts = o.timeouts;
+  h.op_timeout = o.op_timeout;
+  h.kernel_checks_permissions = o.kernel_checks_permissions;
   return h;
 }
 

@@ -41,6 +41,10 @@ class KernelSession : private KernelNotify {
     CacheCoherence* coherence = nullptr;
     MountStats* stats = nullptr;  // may be null
     KernelTimeouts timeouts;
+    // The kernel checks permissions (default_permissions).
+    bool kernel_checks_permissions = true;
+    // The backend's time for each kernel request, from its arrival.
+    absl::Duration op_timeout = absl::ZeroDuration();
     // Largest write the kernel may send; 0: libfuse's default.
     unsigned max_write = 0;
     // Capabilities the backend reported in Init: without them the kernel

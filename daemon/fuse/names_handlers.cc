@@ -103,6 +103,30 @@ void SetTime(const struct timespec& ts, bool set, bool now, v1::TimeSet* out) {
 void RequestHandlers::Setattr(Request req, uint64_t node,
                               const struct stat& attr, int fields,
                               std::optional<uint64_t> kernel_fh) {
+  // With default_permissions the kernel refuses a chmod by anyone but the
+  // owner (and root) before it gets here, except the one it makes itself
+  // after another user's write or truncate, which only drops the setid
+  // bits. The kernel has just refreshed the file's attributes, so the
+  // daemon's cache knows the owner; when it does not, the chmod goes on.
+  if ((fields & kSetMode) && options_.kernel_checks_permissions &&
+      (attr.st_mode & (S_ISUID | S_ISGID)) == 0 && options_.coherence) {
+    std::optional<std::string> path = options_.nodes->PathOf(node);
+    std::optional<v1::Attr> now =
+        path ? options_.coherence->CachedAttr(*path) : std::nullopt;
+    if (now && (now->mode() & (S_ISUID | S_ISGID)) &&
+        (now->mode() & 07777 & ~(S_ISUID | S_ISGID)) ==
+            (attr.st_mode & 07777)) {
+      v1::Caller caller;
+      req->FillCaller(&caller);
+      if (caller.uid() != 0 && caller.uid() != now->uid()) fields &= ~kSetMode;
+    }
+  }
+  RunSetattr(req, node, attr, fields, kernel_fh);
+}
+
+void RequestHandlers::RunSetattr(Request req, uint64_t node,
+                                 const struct stat& attr, int fields,
+                                 std::optional<uint64_t> kernel_fh) {
   if (fields & kSetSize) open_contents_.ForgetInode(node);
   auto chain = std::make_shared<SetattrChain>();
   if (!AttrTarget(req, node, kernel_fh, &chain->path, &chain->fh)) return;

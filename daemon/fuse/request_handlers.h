@@ -87,6 +87,13 @@ class RequestHandlers {
     CacheCoherence* coherence = nullptr;
     KernelInvalidator* invalidator = nullptr;
     KernelTimeouts timeouts;
+    // The kernel checks permissions itself (mount option
+    // default_permissions).
+    bool kernel_checks_permissions = true;
+    // How long the backend has for the ops of one kernel request, from the
+    // request's arrival (the mount option timeout=); zero: no deadline set
+    // here (the channel's own applies).
+    absl::Duration op_timeout = absl::ZeroDuration();
   };
 
   explicit RequestHandlers(Options options);
@@ -107,6 +114,10 @@ class RequestHandlers {
   void Getattr(Request req, uint64_t node, std::optional<uint64_t> fh);
   // Several path operations (chmod, chown, truncate, utimens, in libfuse's
   // order) run one after the other; the first failure is the answer.
+  // The chmod the kernel sends on its own to clear set-user-ID and
+  // set-group-ID bits when someone else writes or truncates a file is not
+  // forwarded: the backend clears them with the write itself (the protocol
+  // asks it to), and could not honour a chmod from a non-owner.
   void Setattr(Request req, uint64_t node, const struct stat& attr,
                int fields, std::optional<uint64_t> fh);
   void Readlink(Request req, uint64_t node);
@@ -172,11 +183,13 @@ class RequestHandlers {
  private:
   struct DirHandle;
   struct SetattrChain;
+  void RunSetattr(Request req, uint64_t node, const struct stat& attr,
+                  int fields, std::optional<uint64_t> kernel_fh);
   using Then = std::function<void(const v1::Attr&)>;
 
   // ---- handler_support.cc ----------------------------------------------------
-  // A new op carrying the request's caller.
-  static v1::Op NewOp(KernelRequest& req);
+  // A new op carrying the request's caller and deadline.
+  v1::Op NewOp(KernelRequest& req) const;
   void Send(v1::Op op, OpTransport::Done done);
   // Sends an op whose only result is an errno and answers with it;
   // `on_success` runs first (node table bookkeeping).

@@ -10,91 +10,148 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/unique_fd.h"
 #include "daemon/mounting/mountinfo.h"
 
 namespace fusehost {
 
+namespace {
+
+// fsconfig() with a string value; false (and errno) on failure.
+bool SetString(int fs_fd, const char* key, const std::string& value) {
+  return fsconfig(fs_fd, FSCONFIG_SET_STRING, key, value.c_str(), 0) == 0;
+}
+
+bool SetFlag(int fs_fd, const char* key) {
+  return fsconfig(fs_fd, FSCONFIG_SET_FLAG, key, nullptr, 0) == 0;
+}
+
+absl::Status MountError(const std::string& mountpoint, const char* step,
+                        int err) {
+  return absl::InternalError(absl::StrCat("mount ", mountpoint, ": ", step,
+                                          ": ", std::strerror(err)));
+}
+
+}  // namespace
+
 absl::StatusOr<KernelMount> MountFuse(const KernelMountRequest& request) {
   const MountOptions& opts = *request.options;
-  int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-  if (fd < 0) {
+  UniqueFd fuse(open("/dev/fuse", O_RDWR | O_CLOEXEC));
+  if (!fuse.valid()) {
     return absl::InternalError(
         absl::StrCat("cannot open /dev/fuse: ", std::strerror(errno)));
   }
-  std::string data = absl::StrCat("fd=", fd, ",rootmode=40000,user_id=",
-                                  request.owner_uid,
-                                  ",group_id=", request.owner_gid);
-  if (opts.default_permissions) data += ",default_permissions";
-  if (opts.allow_other) data += ",allow_other";
-  unsigned long flags = 0;
-  if (opts.read_only) flags |= MS_RDONLY;
-  if (opts.nosuid) flags |= MS_NOSUID;
-  if (opts.nodev) flags |= MS_NODEV;
-  if (opts.noexec) flags |= MS_NOEXEC;
-  if (opts.noatime) flags |= MS_NOATIME;
-  std::string type = absl::StrCat("fuse.", opts.subtype);
-  // mount(2) follows the /proc magic link to the very directory the
-  // descriptor holds, without resolving the original path again.
-  std::string target =
-      request.mountpoint_fd >= 0
-          ? absl::StrCat("/proc/self/fd/", request.mountpoint_fd)
-          : request.mountpoint;
-  if (mount(request.source.c_str(), target.c_str(), type.c_str(), flags,
-            data.c_str()) != 0) {
-    int err = errno;
-    close(fd);
-    return absl::InternalError(absl::StrCat("mount ", request.mountpoint,
-                                            ": ", std::strerror(err)));
+  UniqueFd fs(fsopen("fuse", FSOPEN_CLOEXEC));
+  if (!fs.valid()) return MountError(request.mountpoint, "fsopen", errno);
+  bool ok = SetString(fs.get(), "source", request.source) &&
+            SetString(fs.get(), "subtype", opts.subtype) &&
+            SetString(fs.get(), "fd", absl::StrCat(fuse.get())) &&
+            SetString(fs.get(), "rootmode", "40000") &&
+            SetString(fs.get(), "user_id", absl::StrCat(request.owner_uid)) &&
+            SetString(fs.get(), "group_id", absl::StrCat(request.owner_gid)) &&
+            (!opts.default_permissions ||
+             SetFlag(fs.get(), "default_permissions")) &&
+            (!opts.allow_other || SetFlag(fs.get(), "allow_other")) &&
+            (!opts.read_only || SetFlag(fs.get(), "ro"));
+  if (!ok) return MountError(request.mountpoint, "fsconfig", errno);
+  if (fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
+    return MountError(request.mountpoint, "fsconfig", errno);
   }
+  unsigned int attrs = 0;
+  if (opts.read_only) attrs |= MOUNT_ATTR_RDONLY;
+  if (opts.nosuid) attrs |= MOUNT_ATTR_NOSUID;
+  if (opts.nodev) attrs |= MOUNT_ATTR_NODEV;
+  if (opts.noexec) attrs |= MOUNT_ATTR_NOEXEC;
+  if (opts.noatime) attrs |= MOUNT_ATTR_NOATIME;
+  UniqueFd mnt(fsmount(fs.get(), FSMOUNT_CLOEXEC, attrs));
+  if (!mnt.valid()) return MountError(request.mountpoint, "fsmount", errno);
+
+  // The identity, read from the detached mount itself. statx() with an
+  // empty mask asks the file system nothing (the daemon does not serve this
+  // connection yet, and root may not be allowed in a user's mount).
   KernelMount km;
-  km.fuse_fd = fd;
-  // The new mount's st_dev names its connection under /sys/fs/fuse. Asking
-  // stat() would already go through the filesystem (and wait for INIT), so
-  // read it from /proc/self/mountinfo instead.
-  km.device = DeviceOfMountAt(request.mountpoint);
+  struct statx stx;
+  if (statx(mnt.get(), "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, 0, &stx) != 0) {
+    return MountError(request.mountpoint, "statx", errno);
+  }
+  km.identity.device = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+  km.identity.mount_id = MountIdOfFd(mnt.get());
+  if (!km.identity.valid()) {
+    return absl::InternalError(absl::StrCat(
+        "mount ", request.mountpoint, ": cannot tell the new mount's id"));
+  }
+
+  UniqueFd target;
+  int target_fd = request.mountpoint_fd;
+  if (target_fd < 0) {
+    target.reset(open(request.mountpoint.c_str(),
+                      O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!target.valid()) {
+      return MountError(request.mountpoint, "open", errno);
+    }
+    target_fd = target.get();
+  }
+  if (move_mount(mnt.get(), "", target_fd, "",
+                 MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
+    return MountError(request.mountpoint, "move_mount", errno);
+  }
+  km.fuse_fd = fuse.release();
   return km;
 }
 
-absl::Status UnmountFuse(const std::string& mountpoint, bool lazy,
-                         dev_t expected_device) {
-  std::string target = mountpoint;
-  int flags = lazy ? MNT_DETACH : 0;
-  int parent_fd = -1;
-  size_t slash = mountpoint.rfind('/');
-  if (expected_device != 0 && slash != std::string::npos &&
-      slash + 1 < mountpoint.size()) {
-    std::string parent = slash == 0 ? "/" : mountpoint.substr(0, slash);
-    std::string last = mountpoint.substr(slash + 1);
-    parent_fd = open(parent.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    int root_fd = parent_fd < 0 ? -1
-                                : openat(parent_fd, last.c_str(),
-                                         O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    int mount_id = root_fd < 0 ? -1 : MountIdOfFd(root_fd);
-    if (root_fd >= 0) close(root_fd);  // it would keep the mount busy
-    bool ours = false;
-    for (const MountinfoEntry& e : ReadMountinfo()) {
-      if (e.mount_id == mount_id) {
-        ours = e.device == expected_device && IsFuseType(e.fs_type);
+std::string CurrentMountpoint(const MountIdentity& identity) {
+  for (const MountinfoEntry& e : ReadMountinfo()) {
+    if (e.mount_id == identity.mount_id && e.device == identity.device &&
+        IsFuseType(e.fs_type)) {
+      return e.mountpoint;
+    }
+  }
+  return "";
+}
+
+absl::Status UnmountFuse(const MountIdentity& identity, bool lazy) {
+  // A rename between reading mountinfo and opening the path makes the
+  // check below fail; the mount is then looked up again.
+  constexpr int kAttempts = 3;
+  std::string last_path;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    const std::string path = CurrentMountpoint(identity);
+    if (path.empty()) {
+      return absl::NotFoundError(absl::StrCat(
+          last_path.empty() ? "the mount" : last_path, " is no longer mounted"));
+    }
+    last_path = path;
+    size_t slash = path.rfind('/');
+    if (slash == std::string::npos || slash + 1 >= path.size()) {
+      return absl::InternalError(absl::StrCat("cannot unmount ", path));
+    }
+    std::string parent = slash == 0 ? "/" : path.substr(0, slash);
+    std::string last = path.substr(slash + 1);
+    UniqueFd parent_fd(open(parent.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!parent_fd.valid()) continue;
+    {
+      // What the name leads to must be the root of this very mount.
+      UniqueFd root(openat(parent_fd.get(), last.c_str(),
+                           O_PATH | O_NOFOLLOW | O_CLOEXEC));
+      if (!root.valid() || MountIdOfFd(root.get()) != identity.mount_id) {
+        continue;
       }
+      // Closed here: it would keep the mount busy.
     }
-    if (!ours) {
-      if (parent_fd >= 0) close(parent_fd);
-      return absl::NotFoundError(
-          absl::StrCat(mountpoint, " is no longer mounted there"));
+    std::string target = absl::StrCat("/proc/self/fd/", parent_fd.get(), "/", last);
+    if (umount2(target.c_str(), (lazy ? MNT_DETACH : 0) | UMOUNT_NOFOLLOW) == 0) {
+      return absl::OkStatus();
     }
-    target = absl::StrCat("/proc/self/fd/", parent_fd, "/", last);
-    flags |= UMOUNT_NOFOLLOW;
+    int err = errno;
+    if (err == EBUSY) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          path, " is busy (files are open); use --lazy to detach it"));
+    }
+    return absl::InternalError(
+        absl::StrCat("unmount ", path, ": ", std::strerror(err)));
   }
-  int rc = umount2(target.c_str(), flags);
-  int err = errno;
-  if (parent_fd >= 0) close(parent_fd);
-  if (rc == 0) return absl::OkStatus();
-  if (err == EBUSY) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        mountpoint, " is busy (files are open); use --lazy to detach it"));
-  }
-  return absl::InternalError(
-      absl::StrCat("unmount ", mountpoint, ": ", std::strerror(err)));
+  return absl::UnavailableError(absl::StrCat(
+      last_path, " kept moving while it was being unmounted; try again"));
 }
 
 void AbortFuseConnection(dev_t device) {
@@ -115,16 +172,11 @@ std::string MountTypeAt(const std::string& path) {
   return type;
 }
 
-bool IsFuseMountpoint(const std::string& path) {
-  return IsFuseType(MountTypeAt(path));
-}
-
-dev_t DeviceOfMountAt(const std::string& path) {
-  dev_t device = 0;
-  for (const MountinfoEntry& e : ReadMountinfo()) {
-    if (e.mountpoint == path) device = e.device;
-  }
-  return device;
+int MountIdAt(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_PATH | O_CLOEXEC));
+  if (!fd.valid()) return 0;
+  int id = MountIdOfFd(fd.get());
+  return id > 0 ? id : 0;
 }
 
 std::vector<std::string> DetachStaleMounts(
@@ -132,18 +184,21 @@ std::vector<std::string> DetachStaleMounts(
   std::vector<std::string> detached;
   std::vector<MountinfoEntry> current = ReadMountinfo();
   for (const RecordedMount& r : recorded) {
-    bool present = false;
+    MountIdentity identity;
+    identity.device = r.device;
+    std::string where;
     for (const MountinfoEntry& e : current) {
-      if (e.mountpoint == r.mountpoint && e.device == r.device &&
-          IsFuseType(e.fs_type)) {
-        present = true;
+      if (e.device != r.device || !IsFuseType(e.fs_type)) continue;
+      bool same = r.kernel_mount_id != 0 ? e.mount_id == r.kernel_mount_id
+                                         : e.mountpoint == r.mountpoint;
+      if (same) {
+        identity.mount_id = e.mount_id;
+        where = e.mountpoint;
       }
     }
-    if (!present) continue;
+    if (!identity.valid()) continue;
     AbortFuseConnection(r.device);
-    if (UnmountFuse(r.mountpoint, /*lazy=*/true, r.device).ok()) {
-      detached.push_back(r.mountpoint);
-    }
+    if (UnmountFuse(identity, /*lazy=*/true).ok()) detached.push_back(where);
   }
   return detached;
 }

@@ -21,10 +21,10 @@
 namespace fusehost {
 
 struct KernelMountRequest {
-  std::string mountpoint;  // absolute, canonical
-  // If valid, mount on this descriptor's directory (through
-  // /proc/self/fd/N) instead of resolving `mountpoint` again: the directory
-  // checked for a user is the one mounted on, whatever happens to the path.
+  std::string mountpoint;  // absolute, canonical; for messages
+  // If valid, mount on this descriptor's directory instead of resolving
+  // `mountpoint` again: the directory checked for a user is the one mounted
+  // on, whatever happens to the path.
   int mountpoint_fd = -1;
   std::string source;      // shown as the device in /proc/mounts
   uid_t owner_uid = 0;
@@ -32,27 +32,38 @@ struct KernelMountRequest {
   const MountOptions* options = nullptr;
 };
 
-struct KernelMount {
-  int fuse_fd = -1;     // the /dev/fuse connection, owned by the caller
-  dev_t device = 0;     // st_dev of the mounted root; names the connection
+// What a mount is, as the kernel knows it: never its path, which the owner
+// of a directory on it may change at any time (rename a parent) or swap
+// (a symlink where the directory was).
+struct MountIdentity {
+  int mount_id = 0;  // the kernel's mount id (/proc/self/mountinfo)
+  dev_t device = 0;  // st_dev of the mounted root; names the connection
+  bool valid() const { return mount_id > 0 && device != 0; }
 };
 
-// Opens /dev/fuse and mounts it at request.mountpoint.
+struct KernelMount {
+  int fuse_fd = -1;  // the /dev/fuse connection, owned by the caller
+  MountIdentity identity;
+};
+
+// Opens /dev/fuse and mounts it at request.mountpoint. The mount is made
+// detached first (fsopen/fsmount), so its identity is read from the mount
+// itself before anything can move, and then attached to the directory
+// (move_mount), which never resolves the path again when mountpoint_fd is
+// given.
 absl::StatusOr<KernelMount> MountFuse(const KernelMountRequest& request);
 
-// umount2(); `lazy` detaches even while files are open. EBUSY becomes
-// FAILED_PRECONDITION ("busy").
-//
-// With `expected_device` (the mount's st_dev) it unmounts only that mount:
-// the parent directory is opened once, what its last component leads to is
-// checked to be on a FUSE mount of that device (through its mount id, which
-// asks the file system nothing: root may not even stat a user's mount), and
-// the unmount goes through the opened parent, not following a symlink in
-// the last component. A user who owns a directory on the path can then not
-// swap in a symlink that redirects root's unmount to another mount
-// (NOT_FOUND: "is no longer mounted there").
-absl::Status UnmountFuse(const std::string& mountpoint, bool lazy,
-                         dev_t expected_device = 0);
+// The mount's current mountpoint, wherever its owner moved it ("" when it
+// is no longer mounted).
+std::string CurrentMountpoint(const MountIdentity& identity);
+
+// Unmounts exactly the mount `identity` (umount2; `lazy` detaches even
+// while files are open; EBUSY becomes FAILED_PRECONDITION, "busy"). It is
+// found by its mount id wherever it is now; the unmount goes through the
+// opened parent directory after checking that the name there leads to that
+// very mount, and does not follow a symlink in the last component. NOT_FOUND
+// ("is no longer mounted") when it is gone.
+absl::Status UnmountFuse(const MountIdentity& identity, bool lazy);
 
 // Aborts the FUSE connection of `device` through /sys/fs/fuse/connections,
 // failing every pending and future request with ENOTCONN. Used when a mount
@@ -62,16 +73,18 @@ void AbortFuseConnection(dev_t device);
 // File system type of the topmost mount at `path` ("" if none).
 std::string MountTypeAt(const std::string& path);
 
-// True if `path` is the root of a FUSE mount ("fuse" or "fuse.*").
-bool IsFuseMountpoint(const std::string& path);
+// The mount id of what `path` names (its topmost mount when it is a
+// mountpoint), looked up without asking any file system; 0 if none.
+// Symlinks are followed (as root: callers resolve a user's paths as the
+// user first).
+int MountIdAt(const std::string& path);
 
-// The device of the topmost mount at `path` (0 if none).
-dev_t DeviceOfMountAt(const std::string& path);
-
-// Detaches the mounts in `recorded` that are still there: same mountpoint,
-// same device, a FUSE type. They are what a crashed daemon left behind: their
-// connections are aborted (pending and future requests get ENOTCONN) and
-// they are unmounted lazily. Returns the mountpoints detached.
+// Detaches the mounts in `recorded` that are still there: the same mount id
+// and device and a FUSE type, wherever they are now (records without a
+// mount id: the same mountpoint and device). They are what a crashed
+// daemon left behind: their connections are aborted (pending and future
+// requests get ENOTCONN) and they are unmounted lazily. Returns the
+// mountpoints detached.
 std::vector<std::string> DetachStaleMounts(
     const std::vector<RecordedMount>& recorded);
 

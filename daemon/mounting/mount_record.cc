@@ -20,7 +20,8 @@ absl::Status WriteMountRecord(const std::string& path,
   std::string text;
   for (const RecordedMount& m : mounts) {
     absl::StrAppend(&text, m.mount_id, " ", major(m.device), ":",
-                    minor(m.device), " ", EscapeMountPath(m.mountpoint), "\n");
+                    minor(m.device), " ", EscapeMountPath(m.mountpoint), " ",
+                    m.kernel_mount_id, "\n");
   }
   std::string tmp = path + ".tmp";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -52,6 +53,7 @@ std::vector<RecordedMount> ReadMountRecord(const std::string& path) {
       continue;
     }
     m.device = makedev(maj, min);
+    if (!(fields >> m.kernel_mount_id)) m.kernel_mount_id = 0;
     m.mountpoint = UnescapeMountPath(point);
     out.push_back(std::move(m));
   }

@@ -1,10 +1,16 @@
 #include "daemon/pipeline/backend_channel.h"
 
+#include <pthread.h>
+
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/log_line.h"
+#include <grpcpp/create_channel_posix.h>
 
 namespace fusehost {
 namespace {
@@ -14,7 +20,7 @@ constexpr int kMaxMessageBytes = 64 << 20;
 // Receive window of each call: room for a few 1 MiB replies.
 constexpr int kStreamWindowBytes = 8 << 20;
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
+grpc::ChannelArguments ChannelArgs() {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
@@ -32,8 +38,18 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
   // Each call is a new HTTP/2 stream, whose flow-control window starts
   // small; a 1 MiB read reply would wait for window updates on the way.
   args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kStreamWindowBytes);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
-                                   args);
+  // A connection the daemon made itself cannot be remade by gRPC: it must
+  // not drop it for being idle.
+  args.SetInt(GRPC_ARG_CLIENT_IDLE_TIMEOUT_MS, INT_MAX);
+  return args;
+}
+
+std::shared_ptr<BackendChannel::Connection> MakeConnection(
+    std::shared_ptr<grpc::Channel> channel) {
+  auto conn = std::make_shared<BackendChannel::Connection>();
+  conn->stub = v1::FileSystem::NewStub(channel);
+  conn->channel = std::move(channel);
+  return conn;
 }
 
 absl::Status StatusFromGrpc(const grpc::Status& s, absl::string_view what,
@@ -80,35 +96,162 @@ struct BackendChannel::Call {
   v1::BatchResult response;
   std::vector<Done> done;  // by op position in `request`
   std::function<void()> sent;
+  // Set once the message is on its way (it may wait for a connection).
+  std::shared_ptr<Connection> conn;
 };
 
-BackendChannel::BackendChannel(Options options)
-    : options_(std::move(options)),
-      channel_(MakeChannel(options_.target)),
-      stub_(v1::FileSystem::NewStub(channel_)) {}
+BackendChannel::BackendChannel(Options options) : options_(std::move(options)) {
+  if (!options_.dial) {
+    conn_ = MakeConnection(grpc::CreateCustomChannel(
+        options_.target, grpc::InsecureChannelCredentials(), ChannelArgs()));
+    return;
+  }
+  dial_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "backend-dial");  // for top -H
+    DialLoop();
+  });
+}
 
 BackendChannel::~BackendChannel() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (dial_thread_.joinable()) dial_thread_.join();
   CancelAll();
   WaitIdle();
+  // The connections go here, on the destroying thread, never on gRPC's.
+}
+
+std::shared_ptr<BackendChannel::Connection> BackendChannel::LiveLocked() {
+  // A connection made by gRPC is remade by gRPC; one the daemon made is
+  // replaced once a call on it fails UNAVAILABLE (Finish). (A channel made
+  // from a descriptor has no connectivity state to ask.)
+  if (conn_ != nullptr) return conn_;
+  want_dial_ = true;
+  return nullptr;
+}
+
+void BackendChannel::DialLoop() {
+  absl::MutexLock lock(&mu_);
+  for (;;) {
+    mu_.AwaitWithTimeout(
+        absl::Condition(
+            +[](BackendChannel* c) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+              return c->stopping_ ||
+                     (c->want_dial_ && absl::Now() >= c->next_dial_);
+            },
+            this),
+        absl::Milliseconds(100));
+    // Connections nothing uses any more are released here.
+    std::vector<std::shared_ptr<Connection>> unused;
+    for (auto it = retired_.begin(); it != retired_.end();) {
+      if (it->use_count() == 1) {
+        unused.push_back(std::move(*it));
+        it = retired_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    // Messages that waited too long for a connection, or all of them when
+    // stopping.
+    std::vector<Call*> expired;
+    const absl::Time now = absl::Now();
+    while (!waiting_.empty() &&
+           (stopping_ || now - waiting_.front().second >= options_.reconnect_wait)) {
+      expired.push_back(waiting_.front().first);
+      waiting_.pop_front();
+    }
+    const bool stopping = stopping_;
+    const bool dial = !stopping && want_dial_ && conn_ == nullptr &&
+                      now >= next_dial_;
+    mu_.Unlock();
+    unused.clear();
+    for (Call* call : expired) Fail(call, stopping ? ECANCELED : ENOTCONN);
+    absl::StatusOr<UniqueFd> fd = dial ? options_.dial()
+                                       : absl::StatusOr<UniqueFd>(UniqueFd());
+    mu_.Lock();
+    if (stopping) return;
+    if (!dial) continue;
+    if (!fd.ok()) {
+      Log("%s", std::string(fd.status().message()));
+      next_dial_ = absl::Now() + backoff_;
+      backoff_ = std::min(backoff_ * 2, absl::Seconds(1));
+      // Nobody waits: dial again only when someone needs the backend.
+      if (waiting_.empty()) want_dial_ = false;
+      continue;
+    }
+    conn_ = MakeConnection(grpc::CreateCustomInsecureChannelFromFd(
+        options_.target, fd->release(), ChannelArgs()));
+    want_dial_ = false;
+    backoff_ = absl::Milliseconds(50);
+    std::vector<Call*> ready;
+    for (auto& [call, since] : waiting_) ready.push_back(call);
+    waiting_.clear();
+    std::shared_ptr<Connection> conn = conn_;
+    mu_.Unlock();
+    for (Call* call : ready) Start(call, conn);
+    mu_.Lock();
+  }
+}
+
+std::shared_ptr<BackendChannel::Connection> BackendChannel::StreamConnection(
+    absl::Duration wait) {
+  absl::MutexLock lock(&mu_);
+  if (std::shared_ptr<Connection> conn = LiveLocked()) return conn;
+  mu_.AwaitWithTimeout(
+      absl::Condition(
+          +[](BackendChannel* c) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+            return c->stopping_ || c->conn_ != nullptr;
+          },
+          this),
+      wait);
+  return stopping_ ? nullptr : conn_;
 }
 
 absl::StatusOr<v1::InitReply> BackendChannel::Init(
     const v1::InitRequest& request) {
+  std::shared_ptr<Connection> conn;
+  {
+    absl::MutexLock lock(&mu_);
+    conn = conn_;
+  }
+  if (conn == nullptr) {
+    // The first connection is made here, on the caller's thread, so that
+    // a refusal reaches the user who asked for the mount.
+    absl::StatusOr<UniqueFd> fd = options_.dial();
+    if (!fd.ok()) return fd.status();
+    conn = MakeConnection(grpc::CreateCustomInsecureChannelFromFd(
+        options_.target, fd->release(), ChannelArgs()));
+    absl::MutexLock lock(&mu_);
+    if (conn_ == nullptr) {
+      conn_ = conn;
+    } else {
+      retired_.push_back(conn);
+      conn = conn_;
+    }
+  }
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + options_.init_timeout));
   v1::InitReply reply;
-  grpc::Status s = stub_->Init(&context, request, &reply);
+  grpc::Status s = conn->stub->Init(&context, request, &reply);
   if (!s.ok()) return StatusFromGrpc(s, "Init on", options_.target);
   return reply;
 }
 
 void BackendChannel::Destroy() {
+  std::shared_ptr<Connection> conn;
+  {
+    absl::MutexLock lock(&mu_);
+    conn = conn_;
+  }
+  if (conn == nullptr) return;  // nobody to say goodbye to
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + options_.destroy_timeout));
   v1::DestroyRequest request;
   request.set_mount_id(options_.mount_id);
   v1::DestroyReply reply;
-  stub_->Destroy(&context, request, &reply);  // best effort
+  conn->stub->Destroy(&context, request, &reply);  // best effort
 }
 
 void BackendChannel::Send(v1::Op op, Done done) {
@@ -129,14 +272,51 @@ void BackendChannel::SendBatch(std::vector<PendingOp> ops,
     call->done.push_back(std::move(p.done));
   }
   call->sent = std::move(sent);
-  call->context.set_deadline(
-      absl::ToChronoTime(absl::Now() + options_.call_timeout));
+  std::shared_ptr<Connection> conn;
+  bool stopping;
   {
     absl::MutexLock lock(&mu_);
     in_flight_.emplace(call, std::move(owned));
+    stopping = stopping_;
+    if (!stopping) {
+      conn = LiveLocked();
+      if (conn == nullptr) {
+        waiting_.emplace_back(call, absl::Now());
+        return;  // the dial thread sends it, or fails it
+      }
+    }
   }
-  stub_->async()->Execute(&call->context, &call->request, &call->response,
-                          [this, call](grpc::Status s) { Finish(call, s); });
+  if (stopping) {
+    Fail(call, ECANCELED);
+    return;
+  }
+  Start(call, std::move(conn));
+}
+
+void BackendChannel::Start(Call* call, std::shared_ptr<Connection> conn) {
+  // The earliest deadline of the ops it carries (each counts from its
+  // kernel request's arrival), and never later than a fresh call's.
+  absl::Time deadline = absl::Now() + options_.call_timeout;
+  for (const v1::Op& op : call->request.ops()) {
+    if (op.deadline_unix_ms() != 0) {
+      deadline = std::min(deadline, absl::FromUnixMillis(op.deadline_unix_ms()));
+    }
+  }
+  call->context.set_deadline(absl::ToChronoTime(deadline));
+  v1::FileSystem::Stub* stub = conn->stub.get();
+  {
+    absl::MutexLock lock(&mu_);
+    call->conn = std::move(conn);
+  }
+  stub->async()->Execute(&call->context, &call->request, &call->response,
+                         [this, call](grpc::Status s) { Finish(call, s); });
+}
+
+void BackendChannel::Fail(Call* call, int posix_errno) {
+  grpc::Status status(posix_errno == ECANCELED ? grpc::StatusCode::CANCELLED
+                                               : grpc::StatusCode::UNAVAILABLE,
+                      "no connection to the backend");
+  Finish(call, status);
 }
 
 void BackendChannel::Finish(Call* call, const grpc::Status& status) {
@@ -162,6 +342,13 @@ void BackendChannel::Finish(Call* call, const grpc::Status& status) {
   }
   if (call->sent) call->sent();
   absl::MutexLock lock(&mu_);
+  // A connection the daemon made is not remade by gRPC: once it fails, the
+  // next message gets a new one.
+  if (options_.dial && call->conn != nullptr && call->conn == conn_ &&
+      status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    retired_.push_back(std::move(conn_));
+    conn_.reset();
+  }
   auto it = in_flight_.find(call);
   std::unique_ptr<Call> owned = std::move(it->second);
   in_flight_.erase(it);
@@ -177,12 +364,18 @@ void BackendChannel::Finish(Call* call, const grpc::Status& status) {
 
 void BackendChannel::CancelAll() {
   std::vector<Call*> calls;
+  std::vector<Call*> waiting;
   {
     absl::MutexLock lock(&mu_);
-    ++cancelling_;  // keeps every call alive until the loop below is done
-    for (auto& [call, owned] : in_flight_) calls.push_back(call);
+    ++cancelling_;  // keeps every call alive until the loops below are done
+    for (auto& [call, since] : waiting_) waiting.push_back(call);
+    waiting_.clear();
+    for (auto& [call, owned] : in_flight_) {
+      if (call->conn != nullptr) calls.push_back(call);
+    }
   }
   // Outside the lock: TryCancel may run the completion (Finish) inline.
+  for (Call* call : waiting) Fail(call, ECANCELED);
   for (Call* call : calls) call->context.TryCancel();
   std::vector<std::unique_ptr<Call>> finished;
   {

@@ -2,6 +2,14 @@
 // FileSystem service, with a deadline on every call, fast failure while the
 // backend is down, and quick reconnection when it comes back.
 //
+// Two ways to connect:
+//   - by address (TCP): gRPC dials and redials by itself;
+//   - through `dial` (Unix sockets): every connection is made and checked by
+//     the daemon (see authz/backend_dialer.h) and handed to gRPC as a
+//     connected socket. When it breaks, a thread of the channel's dials the
+//     next one; messages sent meanwhile wait for it (a short stall while a
+//     backend restarts) or fail with ENOTCONN when it cannot be made.
+//
 // Transport failures are turned into per-op errnos here, the one place where
 // a gRPC status meets the error model: a deadline becomes ETIMEDOUT, an
 // unreachable backend ENOTCONN, anything else EIO.
@@ -12,9 +20,11 @@
 #define FUSE_HOSTD_DAEMON_PIPELINE_BACKEND_CHANNEL_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
@@ -24,8 +34,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "daemon/stats/mount_stats.h"
+#include "common/unique_fd.h"
 #include "daemon/pipeline/op_transport.h"
+#include "daemon/stats/mount_stats.h"
 #include "proto/filesystem.grpc.pb.h"
 
 namespace fusehost {
@@ -35,9 +46,14 @@ int ErrnoForStatus(const grpc::Status& status);
 
 class BackendChannel : public OpTransport, public BatchSink {
  public:
+  using Dial = std::function<absl::StatusOr<UniqueFd>()>;
+
   struct Options {
-    // gRPC target: "unix:/path" or "host:port".
+    // gRPC target: "unix:/path" or "host:port". With `dial` it only names
+    // the backend.
     std::string target;
+    // Makes each connection (see above); empty: gRPC dials `target`.
+    Dial dial;
     uint64_t mount_id = 0;
     // Deadline of each Execute call.
     absl::Duration call_timeout = absl::Seconds(30);
@@ -45,15 +61,24 @@ class BackendChannel : public OpTransport, public BatchSink {
     absl::Duration init_timeout = absl::Seconds(5);
     // Deadline of Destroy: short, since it runs while the daemon stops.
     absl::Duration destroy_timeout = absl::Seconds(1);
+    // How long a message waits for a new connection before it fails with
+    // ENOTCONN.
+    absl::Duration reconnect_wait = absl::Seconds(2);
     // Where messages are counted; may be null.
     MountStats* stats = nullptr;
+  };
+
+  // One gRPC channel over one connection.
+  struct Connection {
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<v1::FileSystem::Stub> stub;
   };
 
   explicit BackendChannel(Options options);
   ~BackendChannel() override;
 
   // Init handshake; an error status (UNAVAILABLE, DEADLINE_EXCEEDED, ...)
-  // carries a one-line message meant for the user.
+  // carries a one-line message meant for the user. Dials first if needed.
   absl::StatusOr<v1::InitReply> Init(const v1::InitRequest& request);
   // Best effort; never blocks longer than destroy_timeout.
   void Destroy();
@@ -65,22 +90,39 @@ class BackendChannel : public OpTransport, public BatchSink {
   void CancelAll() override;
   void WaitIdle() override;
 
-  // For the invalidation stream, which lives as long as the mount.
-  v1::FileSystem::Stub* stub() { return stub_.get(); }
+  // A live connection for the invalidation stream, which lives as long as
+  // the mount: waits up to `wait` for one (dialing if needed); null if
+  // there is none. Never call from a gRPC thread.
+  std::shared_ptr<Connection> StreamConnection(absl::Duration wait);
 
  private:
   struct Call;
+  void Start(Call* call, std::shared_ptr<Connection> conn);
   void Finish(Call* call, const grpc::Status& status);
+  void Fail(Call* call, int posix_errno);
+  // The current connection if it still works; else null, and (with a
+  // dialer) the dial thread is woken.
+  std::shared_ptr<Connection> LiveLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DialLoop();
 
   const Options options_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::FileSystem::Stub> stub_;
 
   absl::Mutex mu_;
+  std::shared_ptr<Connection> conn_ ABSL_GUARDED_BY(mu_);
+  // Connections replaced by newer ones. gRPC must never drop a channel's
+  // last reference on one of its own threads, so they are released by the
+  // dial thread once no call uses them, or by the destructor.
+  std::vector<std::shared_ptr<Connection>> retired_ ABSL_GUARDED_BY(mu_);
+  // Messages waiting for a connection, and since when.
+  std::deque<std::pair<Call*, absl::Time>> waiting_ ABSL_GUARDED_BY(mu_);
+  bool want_dial_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time next_dial_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Duration backoff_ ABSL_GUARDED_BY(mu_) = absl::Milliseconds(50);
+  std::thread dial_thread_;
   // Sole owner of every call in flight. gRPC's callback holds a plain
   // pointer: a call (and its ClientContext, which references the channel)
-  // must never outlive WaitIdle(), or the channel's last reference could be
-  // dropped on a gRPC thread, which gRPC cannot handle.
+  // must never outlive WaitIdle().
   absl::flat_hash_map<Call*, std::unique_ptr<Call>> in_flight_
       ABSL_GUARDED_BY(mu_);
   int cancelling_ ABSL_GUARDED_BY(mu_) = 0;

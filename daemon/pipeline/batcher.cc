@@ -1,6 +1,9 @@
 #include "daemon/pipeline/batcher.h"
 
 #include <cerrno>
+#include <cstdint>
+
+#include "absl/time/clock.h"
 #include <utility>
 #include <vector>
 
@@ -28,21 +31,30 @@ void Batcher::Send(v1::Op op, Done done) {
 
 void Batcher::SendQueued() {
   std::vector<PendingOp> batch;
+  std::vector<PendingOp> expired;
   {
     absl::MutexLock lock(&mu_);
+    const int64_t now_ms = absl::ToUnixMillis(absl::Now());
     size_t bytes = 0;
     while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_ops) {
+      // An op whose kernel request has run out of time while it waited
+      // here is not sent at all.
+      int64_t deadline = queue_.front().op.deadline_unix_ms();
+      if (deadline != 0 && deadline <= now_ms) {
+        expired.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+        continue;
+      }
       size_t next = PayloadBytes(queue_.front().op);
       if (!batch.empty() && bytes + next > options_.max_bytes) break;
       bytes += next;
       batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
-    if (batch.empty()) {
-      --in_flight_;  // the slot taken for this message is not needed
-      return;
-    }
+    if (batch.empty()) --in_flight_;  // the slot taken is not needed
   }
+  for (PendingOp& p : expired) p.done(ErrorResult(p.op.id(), ETIMEDOUT));
+  if (batch.empty()) return;
   // Ops get ids unique within their message, so each message numbers its
   // own.
   for (size_t i = 0; i < batch.size(); ++i) batch[i].op.set_id(i + 1);

@@ -59,6 +59,9 @@ class CacheCoherence {
   // still holds for its entries, or nullopt (then the backend is asked).
   virtual std::optional<std::vector<CachedDirEntry>> CachedDirectory(
       const std::string& path) = 0;
+  // The attributes the daemon's cache holds for `path`, if fresh. Never
+  // asks the backend.
+  virtual std::optional<v1::Attr> CachedAttr(const std::string& path) = 0;
   // The kernel layer learned that these names of one hard-linked file (each
   // a node of its own in the kernel) no longer show its current attributes.
   virtual void OtherNamesChanged(const std::vector<std::string>& paths) = 0;

@@ -234,6 +234,7 @@ void CachingTransport::SendReaddir(v1::Op op, Done done) {
         Listing listing;
         for (v1::DirEntry& e : *reply->mutable_entries()) {
           if (e.offset() != 0) whole = false;
+          if (e.name() == "." || e.name() == "..") continue;
           ListingEntry le;
           le.type = e.has_attr() ? (e.attr().mode() & S_IFMT) : e.type();
           le.ino = e.has_attr() ? e.attr().ino() : 0;
@@ -485,6 +486,15 @@ std::optional<std::vector<CachedDirEntry>> CachingTransport::CachedDirectory(
     entries.push_back(std::move(e));
   }
   return entries;
+}
+
+std::optional<v1::Attr> CachingTransport::CachedAttr(const std::string& path) {
+  if (options_.cache == nullptr || path.empty()) return std::nullopt;
+  v1::Attr attr;
+  if (options_.cache->GetAttr(path, &attr) != MetadataCache::AttrLookup::kHit) {
+    return std::nullopt;
+  }
+  return attr;
 }
 
 void CachingTransport::OtherNamesChanged(const std::vector<std::string>& paths) {

@@ -83,6 +83,7 @@ class CachingTransport : public OpTransport, public CacheCoherence {
   // CacheCoherence.
   std::optional<std::vector<CachedDirEntry>> CachedDirectory(
       const std::string& path) override;
+  std::optional<v1::Attr> CachedAttr(const std::string& path) override;
   void OtherNamesChanged(const std::vector<std::string>& paths) override;
   void ApplyNotice(const v1::Invalidation& notice) override;
   void NoticesMayHaveBeenLost() override;

@@ -40,8 +40,18 @@ void InvalidationListener::Run() {
     }
     v1::InvalidationsRequest request;
     request.set_mount_id(options_.mount_id);
+    std::shared_ptr<BackendChannel::Connection> conn =
+        options_.channel->StreamConnection(absl::Seconds(1));
+    if (conn == nullptr) {
+      absl::MutexLock lock(&mu_);
+      context_ = nullptr;
+      if (stopping_) return;
+      mu_.AwaitWithTimeout(absl::Condition(&stopping_), backoff);
+      backoff = std::min(backoff * 2, absl::Seconds(2));
+      continue;
+    }
     std::unique_ptr<grpc::ClientReader<v1::Invalidation>> reader =
-        options_.stub->Invalidations(&context, request);
+        conn->stub->Invalidations(&context, request);
     // The server's headers mean the stream is registered there: from now on
     // no change is missed, so what was cached before can be dropped.
     reader->WaitForInitialMetadata();

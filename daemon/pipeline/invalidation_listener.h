@@ -19,6 +19,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "daemon/pipeline/backend_channel.h"
 #include "proto/filesystem.grpc.pb.h"
 
 namespace fusehost {
@@ -26,7 +27,7 @@ namespace fusehost {
 class InvalidationListener {
  public:
   struct Options {
-    v1::FileSystem::Stub* stub = nullptr;  // must outlive the listener
+    BackendChannel* channel = nullptr;  // must outlive the listener
     uint64_t mount_id = 0;
     std::function<void()> on_open;
     std::function<void(const v1::Invalidation&)> on_notice;

@@ -73,12 +73,14 @@ void CheckReaddir(v1::ReaddirReply* reply, Problems* problems) {
   int kept = 0;
   for (int i = 0; i < entries->size(); ++i) {
     v1::DirEntry& e = (*entries)[i];
-    if (e.name() == "." || e.name() == "..") continue;  // the daemon adds its own
-    if (!IsValidName(e.name())) {
+    // "." and ".." stay: the directory handle skips them but keeps their
+    // resume cookies (a page may hold nothing else).
+    const bool dots = e.name() == "." || e.name() == "..";
+    if (!dots && !IsValidName(e.name())) {
       problems->push_back("an invalid name in a listing");
       continue;
     }
-    if (!seen.insert(e.name()).second) {
+    if (!dots && !seen.insert(e.name()).second) {
       problems->push_back("a name listed twice");
       continue;
     }

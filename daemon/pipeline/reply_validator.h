@@ -15,10 +15,12 @@
 //                     Attr without one is EIO; an optional one (parent_attr,
 //                     write.attr, entry.attr) is dropped. xattr names listed
 //                     with it must be valid names, or the list is dropped.
-//   readdir           entries named "", ".", "..", containing "/" or NUL or
-//                     longer than 255 bytes are dropped, as are repeated
-//                     names within the page; an attr with no real file type
-//                     is dropped (the entry stays, with `type` if valid).
+//   readdir           entries named "", containing "/" or NUL or longer
+//                     than 255 bytes are dropped, as are repeated names
+//                     within the page ("." and ".." are left to the
+//                     directory handle, which skips them); an attr with no
+//                     real file type is dropped (the entry stays, with
+//                     `type` if valid).
 //   sizes             data longer than the read asked for is cut; a write
 //                     or copy_file_range may not report more bytes than it
 //                     was given.

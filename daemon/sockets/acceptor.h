@@ -1,6 +1,6 @@
 // A thread that accepts connections on a listening socket and hands each to
 // a callback, until stopped. Shared by the control listener, the backend
-// relays and the metrics endpoint.
+// the metrics endpoint.
 //
 // Thread use: Start()/Stop() from one thread; the callback runs on the
 // acceptor's thread, one connection at a time.

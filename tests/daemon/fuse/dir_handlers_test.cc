@@ -131,6 +131,56 @@ TEST_F(DirHandlerTest, ResumableListingsContinueFromTheLastCookie) {
   EXPECT_EQ(Names(second), (std::vector<std::string>{"c"}));
 }
 
+TEST_F(DirHandlerTest, APageOfDotsAloneIsNotTheEnd) {
+  uint64_t fh = OpenRoot();
+  Read(fh, 0, 4096, false);
+  v1::OpResult dots;
+  dots.mutable_readdir()->add_entries()->set_name(".");
+  dots.mutable_readdir()->mutable_entries(0)->set_offset(1);
+  dots.mutable_readdir()->add_entries()->set_name("..");
+  dots.mutable_readdir()->mutable_entries(1)->set_offset(2);
+  auto req = Req(KernelOp::kReaddir);
+  handlers_->Readdir(req, kRoot, fh, 4096, 2, false);
+  pipeline_.Answer(1, dots);
+  // Nothing to show yet: the next page is asked for, after cookie 2.
+  ASSERT_EQ(sent(), 3u);
+  EXPECT_EQ(pipeline_.op(2).readdir().offset(), 2u);
+  pipeline_.Answer(2, Page({"a"}, true, 2));
+  EXPECT_EQ(Names(Decode(req->data, false)), std::vector<std::string>{"a"});
+}
+
+TEST_F(DirHandlerTest, AListingThatRepeatsItselfFailsInsteadOfLooping) {
+  uint64_t fh = OpenRoot();
+  Read(fh, 0, 4096, false);
+  v1::OpResult page = Page({"a", "b"}, false, 10);
+  std::vector<Dirent> first = Read(fh, 2, 4096, false, &page);
+  EXPECT_EQ(Names(first), (std::vector<std::string>{"a", "b"}));
+  // Asked to continue after cookie 12, the backend answers the very same
+  // page again: the kernel gets EIO, not an endless wait.
+  auto req = Req(KernelOp::kReaddir);
+  handlers_->Readdir(req, kRoot, fh, 4096, first.back().next, false);
+  EXPECT_EQ(pipeline_.op(2).readdir().offset(), 12u);
+  pipeline_.Answer(2, page);
+  EXPECT_EQ(req->err, EIO);
+  EXPECT_EQ(sent(), 3u);
+}
+
+TEST_F(DirHandlerTest, PagesOfRepeatedNamesFailToo) {
+  uint64_t fh = OpenRoot();
+  Read(fh, 0, 4096, false);
+  v1::OpResult page = Page({"a"}, false, 10);
+  Read(fh, 2, 4096, false, &page);
+  auto req = Req(KernelOp::kReaddir);
+  handlers_->Readdir(req, kRoot, fh, 4096, 3, false);
+  // New cookies each time, but never a new name.
+  for (uint64_t cookie = 20; req->kind == Kind::kNone && cookie < 100;
+       cookie += 10) {
+    pipeline_.Answer(sent() - 1, Page({"a"}, false, cookie));
+  }
+  EXPECT_EQ(req->err, EIO);
+  EXPECT_LE(sent(), 5u);
+}
+
 TEST_F(DirHandlerTest, ReaddirplusHandsOutNodesForEntriesWithAttributes) {
   uint64_t fh = OpenRoot();
   v1::OpResult page = Page({"a"}, true);

@@ -9,6 +9,7 @@
 #define FUSE_HOSTD_TESTS_DAEMON_FUSE_HANDLER_HARNESS_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -142,6 +143,11 @@ class FakePipeline : public CountingTransport, public CacheCoherence {
     if (cached_path != path) return std::nullopt;
     return cached_listing;
   }
+  std::optional<v1::Attr> CachedAttr(const std::string& path) override {
+    auto it = cached_attrs.find(path);
+    if (it == cached_attrs.end()) return std::nullopt;
+    return it->second;
+  }
   void OtherNamesChanged(const std::vector<std::string>& paths) override {
     other_names.insert(other_names.end(), paths.begin(), paths.end());
   }
@@ -152,6 +158,7 @@ class FakePipeline : public CountingTransport, public CacheCoherence {
   std::string cached_path;  // the one directory with a cached listing
   std::vector<CachedDirEntry> cached_listing;
   std::vector<std::string> other_names;
+  std::map<std::string, v1::Attr> cached_attrs;  // what CachedAttr knows
 };
 
 class RecordingNotify : public KernelNotify {

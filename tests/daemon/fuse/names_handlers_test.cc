@@ -144,6 +144,42 @@ TEST_F(HandlerTest, SetattrTimesNowAndOmitted) {
   pipeline_.Answer(1, EntryResult(FileAttr(5)));
 }
 
+TEST_F(HandlerTest, TheKernelsOwnSetidClearingIsLeftToTheBackend) {
+  // Caller 1000 writes a setuid file of uid 2000; the kernel then asks, in
+  // the caller's name, to drop the bit. The backend drops it with the write.
+  v1::Attr theirs = FileAttr(5, S_IFREG | 04777);
+  theirs.set_uid(2000);
+  uint64_t node = Known(kRoot, "f", theirs);
+  pipeline_.cached_attrs["/f"] = theirs;
+  struct stat st = {};
+  st.st_mode = S_IFREG | 0777;
+  auto req = Req(KernelOp::kSetattr);
+  handlers_->Setattr(req, node, st, kSetMode, std::nullopt);
+  ASSERT_EQ(sent(), 2u);
+  EXPECT_TRUE(pipeline_.op(1).has_getattr()) << "a chmod was forwarded";
+  pipeline_.Answer(1, GetattrResult(theirs));
+  EXPECT_EQ(req->kind, Kind::kAttr);
+
+  // The owner's own chmod goes through.
+  pipeline_.cached_attrs["/f"].set_uid(1000);
+  auto own = Req(KernelOp::kSetattr);
+  handlers_->Setattr(own, node, st, kSetMode, std::nullopt);
+  ASSERT_EQ(sent(), 3u);
+  EXPECT_EQ(pipeline_.op(2).chmod().mode(), 0777u);
+  pipeline_.Answer(2, EntryResult(FileAttr(5, S_IFREG | 0777)));
+
+  // A change of other bits by someone else is not the kernel's clearing:
+  // forwarded, for the backend to refuse.
+  pipeline_.cached_attrs["/f"] = theirs;
+  st.st_mode = S_IFREG | 0700;
+  auto other = Req(KernelOp::kSetattr);
+  handlers_->Setattr(other, node, st, kSetMode, std::nullopt);
+  ASSERT_EQ(sent(), 4u);
+  EXPECT_EQ(pipeline_.op(3).chmod().mode(), 0700u);
+  pipeline_.Answer(3, Errno(EPERM));
+  EXPECT_EQ(other->err, EPERM);
+}
+
 TEST_F(HandlerTest, MkdirAnswersWithTheNewEntry) {
   auto req = Req(KernelOp::kMkdir);
   handlers_->Mkdir(req, kRoot, "d", S_IFDIR | 0755);

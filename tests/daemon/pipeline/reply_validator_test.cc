@@ -239,13 +239,14 @@ TEST(ValidateResult, ListingsLoseInvalidAndRepeatedNames) {
   add("dir", 0)->set_type(S_IFDIR);
   r.mutable_readdir()->set_eof(true);
   EXPECT_FALSE(Validate(v1::Op::kReaddir, &r).empty());
-  EXPECT_EQ(NamesOf(r), (std::vector<std::string>{std::string(255, 'm'), "ok",
-                                                  "notype", "badtype", "dir"}));
-  EXPECT_EQ(r.readdir().entries(1).attr().mode(),
+  EXPECT_EQ(NamesOf(r),
+            (std::vector<std::string>{".", "..", std::string(255, 'm'), "ok",
+                                      "notype", "badtype", "dir"}));
+  EXPECT_EQ(r.readdir().entries(3).attr().mode(),
             static_cast<uint32_t>(S_IFREG));  // the first "ok" stays
-  EXPECT_FALSE(r.readdir().entries(2).has_attr());
-  EXPECT_EQ(r.readdir().entries(3).type(), 0u);
-  EXPECT_EQ(r.readdir().entries(4).type(), static_cast<uint32_t>(S_IFDIR));
+  EXPECT_FALSE(r.readdir().entries(4).has_attr());
+  EXPECT_EQ(r.readdir().entries(5).type(), 0u);
+  EXPECT_EQ(r.readdir().entries(6).type(), static_cast<uint32_t>(S_IFDIR));
   EXPECT_TRUE(r.readdir().eof());
 }
 

@@ -1,0 +1,273 @@
+"""Attacks on the daemon's trust boundaries, performed as an unprivileged
+local user or a hostile backend would, against the real daemon: each test
+does what an attacker did and checks the safe outcome."""
+
+import os
+import shutil
+import signal
+import subprocess
+
+import pytest
+
+import fhlib
+from fhlib import is_mounted, run_cmd
+
+import pyfhlib  # noqa: F401  (the py_mounts fixture)
+from pyfhlib import py_mounts  # noqa: F401
+from fhcontrol import (Ctl, start_daemon, track_mount, user_backend,  # noqa: F401
+                       user_bins, user_dir)
+
+pytestmark = pytest.mark.usefixtures("needs_daemon")
+
+FORGED = "fuse-hostd: audit: uid=0(root) pid=1: mount unix:/x at /srv: allowed"
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.fixture(scope="session")
+def user_python(session_tmp):
+    """The fusehost package and hostile_backend.py where the test users can
+    read them (bazel-bin lives under root's 0700 home)."""
+    d = os.path.join(session_tmp, "upy")
+    if not os.path.exists(d):
+        shutil.copytree(os.path.join(pyfhlib.package_dir(), "fusehost"),
+                        os.path.join(d, "fusehost"))
+        shutil.copy(os.path.join(HERE, "hostile_backend.py"), d)
+        run_cmd(["chmod", "-R", "a+rX", d]).check()
+        os.chmod(session_tmp, 0o755)
+    return d
+
+
+def hostile(e, user, *flags, name="hostile"):
+    """hostile_backend.py run as `user`, listening in their home."""
+    sock = os.path.join(e.home, name + ".sock")
+    p = pyfhlib.PyProcess(e.mounts.bins, e.mounts.dir, name,
+                          [os.path.join(e.user_python, "hostile_backend.py"),
+                           "--listen", "unix:" + sock] + list(flags),
+                          listen=sock, env={"PYTHONPATH": e.user_python},
+                          prefix=user.prefix())
+    e.mounts.backends.append(p)
+    return p.start()
+
+
+@pytest.fixture
+def env(mounts, users, user_bins, user_python):
+    d = start_daemon(mounts)
+    e = type("Env", (), {})()
+    e.daemon, e.mounts, e.user_bins = d, mounts, user_bins
+    e.ctl = Ctl(d, user_bins)
+    e.a, e.b, e.root = users.a, users.b, users.root
+    e.home = user_dir(mounts, e.a, "home_a")
+    e.user_python = user_python
+    return e
+
+
+@pytest.fixture
+def root_tmpfs(mounts):
+    """A tmpfs of root's: what a user must never be able to unmount."""
+    victim = mounts.mkdir("victim")
+    run_cmd(["mount", "-t", "tmpfs", "-o", "size=1m", "victim", victim]).check()
+    yield victim
+    while is_mounted(victim):
+        if run_cmd(["umount", "-l", victim]).returncode != 0:
+            break
+
+
+# --- 1: mounts are what the kernel says they are, not a path -----------------------
+
+def _mount_that_moves(env, victim):
+    """fhtest_a's backend renames the mountpoint while the daemon mounts it
+    and leaves a symlink to root's tmpfs where it was. Returns (old path,
+    where the mount is)."""
+    user_dir(env.mounts, env.a, "home_a/box")
+    mnt = user_dir(env.mounts, env.a, "home_a/box/mnt")
+    moved = os.path.join(env.home, "box", "moved")
+    backend = hostile(env, env.a, "--rename-on-init", mnt, moved,
+                      "--symlink-at-src", victim)
+    res = env.ctl(env.a, "mount", backend.addr, mnt)
+    assert res.returncode == 0, res
+    assert fhlib.wait_until(lambda: is_mounted(moved), 5), \
+        "not mounted on the directory that was checked (now %s)" % moved
+    track_mount(env.mounts, env.daemon, moved)
+    return mnt, moved
+
+
+def test_a_moved_mountpoint_cannot_turn_unmounts_onto_other_mounts(
+        env, root_tmpfs):
+    mnt, moved = _mount_that_moves(env, root_tmpfs)
+    # `list` shows where the mount is now.
+    assert moved in env.ctl(env.root, "list").check().stdout
+    # The old path is a symlink to root's tmpfs now: unmounting it, lazily
+    # or not, as the user or as root, touches nothing of root's.
+    for user in (env.a, env.root):
+        for lazy in ([], ["--lazy"]):
+            res = env.ctl(user, "unmount", *(lazy + [mnt]))
+            assert res.returncode != 0, res
+            assert is_mounted(root_tmpfs), "root's tmpfs was unmounted"
+    assert is_mounted(moved)
+    # Renaming a directory above it moves it again; the owner unmounts it
+    # where it is now.
+    run_cmd(["mv", os.path.join(env.home, "box"),
+             os.path.join(env.home, "box2")], user=env.a).check()
+    now = os.path.join(env.home, "box2", "moved")
+    assert now in env.ctl(env.a, "list").check().stdout
+    res = env.ctl(env.a, "unmount", now)
+    assert res.returncode == 0, res
+    assert not is_mounted(now)
+    assert is_mounted(root_tmpfs)
+
+
+def test_sigterm_detaches_a_moved_mount(env, root_tmpfs):
+    mnt, moved = _mount_that_moves(env, root_tmpfs)
+    # The owner moves the directory above the mount too.
+    run_cmd(["mv", os.path.join(env.home, "box"),
+             os.path.join(env.home, "elsewhere")], user=env.a).check()
+    now = os.path.join(env.home, "elsewhere", "moved")
+    assert is_mounted(now)
+    code = env.daemon.stop(signal.SIGTERM, timeout=20)
+    assert code is not None, "fuse-hostd hung on SIGTERM"
+    assert not is_mounted(now), "the moved mount was left behind"
+    assert is_mounted(root_tmpfs)
+
+
+def test_restart_detaches_the_mounts_a_crash_left_wherever_they_moved(
+        env, root_tmpfs):
+    mnt, moved = _mount_that_moves(env, root_tmpfs)
+    run_cmd(["mv", os.path.join(env.home, "box"),
+             os.path.join(env.home, "later")], user=env.a).check()
+    later = os.path.join(env.home, "later", "moved")
+    env.daemon.stop(signal.SIGKILL, timeout=10)
+    assert is_mounted(later)
+    env.daemon.restart()
+    assert fhlib.wait_until(lambda: not is_mounted(later), 10), \
+        "a mount left by the crashed daemon is still there"
+    assert is_mounted(root_tmpfs)
+    assert "detached stale mount" in env.daemon.log_text()
+
+
+def test_log_lines_cannot_be_forged(env):
+    # A backend address with a newline and a whole audit line after it: the
+    # request is refused, and its audit line names it, escaped.
+    res = env.ctl(env.a, "mount", "unix:/nonexistent\n" + FORGED,
+                  env.home)
+    assert res.returncode != 0, res
+    log = env.daemon.log_text()
+    assert "unix:/nonexistent\\x0a" + FORGED in log, log[-2000:]
+    for line in log.splitlines():
+        assert not line.startswith("fuse-hostd: audit: uid=0(root)"), line
+    # Terminal escapes are escaped too.
+    env.ctl(env.a, "mount", "unix:/x\x1b[2K", env.home)
+    assert "\x1b" not in env.daemon.log_text()
+
+
+def test_list_rows_cannot_be_forged(env):
+    # A mountpoint whose name holds a newline and a fake row for root's
+    # `fuse-hostctl list`.
+    mnt = user_dir(env.mounts, env.a, "home_a/m\n/srv/fake 1 root mounted rw")
+    backend = user_backend(env.mounts, env.user_bins, env.a, env.home)
+    res = env.ctl(env.a, "mount", backend.addr, mnt)
+    assert res.returncode == 0, res
+    track_mount(env.mounts, env.daemon, mnt)
+    out = env.ctl(env.root, "list").check().stdout
+    rows = out.splitlines()
+    assert len(rows) == 2, out  # the header and the one real mount
+    shown = mnt.replace("\n", "\\x0a").replace(" ", "\\x20")
+    assert rows[1].split()[0] == shown, rows
+
+
+# --- 10: set-user-ID bits after another user's write ------------------------------
+
+@pytest.mark.parametrize("kind", ["loopback", "pyloopback"])
+def test_setid_bits_go_when_another_user_writes(mounts, py_mounts, users,
+                                                kind):
+    if kind == "loopback":
+        m = mounts.mount(kind="loopback", options="allow_other")
+        factory = mounts
+    else:
+        m = py_mounts.mount(kind="loopback", options="allow_other")
+        factory = py_mounts
+    work = os.path.join(m.path, "w")
+    os.mkdir(work)
+    os.chmod(work, 0o777)
+    a = factory.ops(users.a, work)
+    b = factory.ops(users.b, work)
+    a.ok([("write_file", "suid", b"x"), ("chmod", "suid", 0o4777),
+          ("write_file", "sgid", b"x"), ("chmod", "sgid", 0o2777),
+          ("write_file", "both", b"x"), ("chmod", "both", 0o6777),
+          ("write_file", "trunc", b"x"), ("chmod", "trunc", 0o6777)])
+    b.ok([("append_file", "suid", b"y"), ("append_file", "sgid", b"y"),
+          ("append_file", "both", b"y"), ("truncate", "trunc", 0)])
+    for name in ("suid", "sgid", "both", "trunc"):
+        perm = a.one(("stat", name))["perm"]
+        assert perm & 0o6000 == 0, "%s: %o after another user's write" % (
+            name, perm)
+        assert perm & 0o777 == 0o777, oct(perm)
+
+
+# --- 3: who serves a mount is fixed when it is made -------------------------------
+
+def test_nobody_else_can_serve_roots_mount(env, mounts):
+    shared = mounts.mkdir("shared", 0o1777)   # as /tmp is
+    sock = os.path.join(shared, "roots.sock")
+    backend = mounts.backend("memory")
+    # Root's backend listens in the shared directory.
+    backend.stop()
+    backend.sock = sock
+    backend.addr = "unix:" + sock
+    backend.start()
+    m = mounts.mount(backend=backend, daemon=env.daemon)
+    ops = mounts.ops(env.root, m.path)
+    ops.ok([("write_file", "secret", b"root's")])
+    # Root's backend stops; fhtest_a binds the same path.
+    backend.stop()
+    try:
+        os.unlink(sock)
+    except FileNotFoundError:
+        pass
+    env.home = shared
+    impostor = hostile(env, env.a, name="roots")
+    assert impostor.sock == sock
+    r = ops.one(("stat", "file"))
+    assert fhlib.is_err(r, "ENOTCONN"), r  # never the impostor's answer
+    assert fhlib.wait_until(
+        lambda: "not by uid 0" in env.daemon.log_text(), 5), \
+        fhlib.tail(env.daemon.log)
+    # Root's backend comes back (memory_fs: empty again): the mount works.
+    impostor.stop()
+    if os.path.exists(sock):
+        os.unlink(sock)
+    backend.start()
+    assert fhlib.wait_until(
+        lambda: not fhlib.is_err(ops.one(("write_file", "again", b"1"))), 10)
+
+
+# --- 6: nothing leaks per reconnection ---------------------------------------------
+
+def _threads_and_fds(pid):
+    with open("/proc/%d/status" % pid) as f:
+        threads = int([l for l in f if l.startswith("Threads:")][0].split()[1])
+    return threads, len(os.listdir("/proc/%d/fd" % pid))
+
+
+def test_reconnections_leak_no_threads_or_descriptors(env):
+    backend = user_backend(env.mounts, env.user_bins, env.a, env.home)
+    mnt = user_dir(env.mounts, env.a, "home_a/mnt")
+    env.ctl(env.a, "mount", backend.addr, mnt).check()
+    track_mount(env.mounts, env.daemon, mnt)
+    ops = env.mounts.ops(env.a, mnt)
+    ops.ok([("write_file", "f", b"x")])
+
+    def cycle():
+        backend.stop()
+        assert fhlib.is_err(ops.one(("stat", "gone")), "ENOTCONN")
+        backend.start()  # memory_fs: empty again
+        assert fhlib.wait_until(
+            lambda: not fhlib.is_err(ops.one(("write_file", "f", b"x"))), 10)
+    cycle()
+    before = _threads_and_fds(env.daemon.proc.pid)
+    for _ in range(20):
+        cycle()
+    after = _threads_and_fds(env.daemon.proc.pid)
+    assert after[0] <= before[0] + 4, (before, after)
+    assert after[1] <= before[1] + 4, (before, after)
