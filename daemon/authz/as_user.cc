@@ -86,23 +86,26 @@ void SendReport(int sock, ChildReport report, int fd) {
   syscall(SYS_close_range, 4, ~0U, 0);
   // Raw syscalls: they change this (only) thread's credentials without
   // glibc's all-threads machinery.
-  // The saved uid stays root: ptrace(2) needs the tracer's uid to match the
-  // target's real, effective *and* saved uid, so the user can never attach
-  // to the helper (and forge its report), not even in the moment between
-  // the credential change and PR_SET_DUMPABLE below, while the kernel has
-  // made the process dumpable as fs.suid_dumpable says. Nothing in the
-  // child can use the saved uid: it runs only this code and exits.
+  // Not dumpable, so that the user cannot ptrace the helper and forge its
+  // report. Changing the effective uid makes a process as dumpable as
+  // fs.suid_dumpable says, so: first the real and effective uid, keeping a
+  // saved uid of root (ptrace(2) wants all three to be the tracer's, so
+  // nobody can attach in between), then PR_SET_DUMPABLE, then the saved uid
+  // too (a change of the saved uid alone keeps the process non-dumpable;
+  // FUSE lets a process into its owner's mount only when all three are the
+  // owner's).
   if (syscall(SYS_setgroups, ngroups, groups) != 0 ||
       syscall(SYS_setresgid, user.gid, user.gid, user.gid) != 0 ||
-      syscall(SYS_setresuid, user.uid, user.uid, 0) != 0) {
+      syscall(SYS_setresuid, user.uid, user.uid, 0) != 0 ||
+      prctl(PR_SET_DUMPABLE, 0) != 0 ||
+      syscall(SYS_setresuid, -1, -1, user.uid) != 0) {
     report.err = errno;
     report.stage = kStageCredentials;
     SendReport(sock, report, -1);
     _exit(1);
   }
-  // Both are reset by the credential change, so set afterwards.
+  // Reset by the credential change, so set afterwards.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  prctl(PR_SET_DUMPABLE, 0);
   int fd = work(arg, &report);
   if (fd < 0) report.stage = kStageWork;
   SendReport(sock, report, fd);

@@ -70,9 +70,9 @@ absl::StatusOr<UniqueFd> BackendDialer::Dial() {
   if (!backend_uid_) backend_uid_ = peer->uid;
   if (peer->uid != *backend_uid_) {
     return absl::PermissionDeniedError(absl::StrCat(
-        "backend ", options_.backend_name, " is now served by ",
-        DescribePeer(*peer), ", not by uid ", *backend_uid_,
-        " as when it was mounted: refusing to use it"));
+        "refusing connection to backend ", options_.backend_name,
+        ": it is now served by ", DescribePeer(*peer), ", not by uid ",
+        *backend_uid_, " as when it was mounted"));
   }
   return fd;
 }

@@ -240,6 +240,12 @@ struct KernelSession::Ops {
     // listing, and each entry it hands out spares the kernel a LOOKUP when
     // find or ls -l stats the name.
     conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+    // Lookups and listings in one directory run side by side (the handlers
+    // are thread-safe): without this the kernel takes the directory's lock
+    // for each, and one slow name holds up every other name beside it.
+    if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) {
+      conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+    }
     // Kernel-side lock emulation unless the backend does locking itself.
     if (!self->options_.posix_locks) conn->want &= ~FUSE_CAP_POSIX_LOCKS;
     if (!self->options_.flock_locks) conn->want &= ~FUSE_CAP_FLOCK_LOCKS;

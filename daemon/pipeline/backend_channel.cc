@@ -174,7 +174,14 @@ void BackendChannel::DialLoop() {
     if (stopping) return;
     if (!dial) continue;
     if (!fd.ok()) {
-      Log("%s", std::string(fd.status().message()));
+      // Once per change of reason: a backend that stays down is retried
+      // every second.
+      std::string why(fd.status().message());
+      if (why != last_dial_error_) {
+        Log("%s%s", absl::IsPermissionDenied(fd.status()) ? "audit: " : "",
+            why);
+        last_dial_error_ = why;
+      }
       next_dial_ = absl::Now() + backoff_;
       backoff_ = std::min(backoff_ * 2, absl::Seconds(1));
       // Nobody waits: dial again only when someone needs the backend.
@@ -185,6 +192,7 @@ void BackendChannel::DialLoop() {
         options_.target, fd->release(), ChannelArgs()));
     want_dial_ = false;
     backoff_ = absl::Milliseconds(50);
+    last_dial_error_.clear();
     std::vector<Call*> ready;
     for (auto& [call, since] : waiting_) ready.push_back(call);
     waiting_.clear();

@@ -119,6 +119,7 @@ class BackendChannel : public OpTransport, public BatchSink {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time next_dial_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Duration backoff_ ABSL_GUARDED_BY(mu_) = absl::Milliseconds(50);
+  std::string last_dial_error_ ABSL_GUARDED_BY(mu_);
   std::thread dial_thread_;
   // Sole owner of every call in flight. gRPC's callback holds a plain
   // pointer: a call (and its ClientContext, which references the channel)

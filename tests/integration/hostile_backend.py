@@ -2,13 +2,16 @@
 the FileSystem service whose answers are wrong in the ways its flags ask.
 
 It serves a root directory holding `file` (a 4-byte regular file) and
-`dir` (an empty directory); everything else is ENOENT. Misbehaviours:
+`dir` (an empty directory), and answers for any `/fileN` as for `file`;
+everything else is ENOENT. Misbehaviours:
 
   --rename-on-init SRC DST   on Init, rename SRC to DST, and with
                              --symlink-at-src TARGET put a symlink to TARGET
                              where SRC was (done as whoever runs this)
   --hang                     never answer Execute
-  --hang-path PATH           never answer ops on PATH (others work)
+  --hang-path PREFIX         never answer ops on paths that start with
+                             PREFIX (others work)
+  --hang-reads               never answer reads
   --repeat-page              readdir of "/" answers the same page with
                              eof=false forever
   --endless-listing          readdir pages of new names that never end
@@ -100,9 +103,14 @@ class Hostile(pb_grpc.FileSystemServicer):
         kind = op.WhichOneof("op")
         body = getattr(op, kind)
         path = getattr(body, "path", None)
-        if self.args.hang_path and path == self.args.hang_path.encode():
+        if (self.args.hang_path and path is not None and
+                path.startswith(self.args.hang_path.encode())):
             self.stop.wait()
-        if kind == "getattr":
+        if kind == "read" and self.args.hang_reads:
+            self.stop.wait()
+        if kind == "getattr" and path.startswith(b"/file"):
+            r.getattr.attr.CopyFrom(TREE[b"/file"])
+        elif kind == "getattr":
             if path not in TREE:
                 r.posix_errno = 2
             else:
@@ -163,6 +171,7 @@ def main():
     ap.add_argument("--symlink-at-src")
     ap.add_argument("--hang", action="store_true")
     ap.add_argument("--hang-path")
+    ap.add_argument("--hang-reads", action="store_true")
     ap.add_argument("--repeat-page", action="store_true")
     ap.add_argument("--endless-listing", action="store_true")
     ap.add_argument("--huge-reply", type=int, default=0)

@@ -235,8 +235,8 @@ def test_backend_of_another_user_is_refused(env, mounts, user_bins):
 
 def test_backend_swapped_after_mount_is_never_reached(env, mounts, user_bins):
     """a mounts their own backend, stops it and puts a symlink to b's
-    (world-connectable) socket in its place. The daemon reconnects through
-    the relay, as a, and refuses b's process: a never sees b's files."""
+    (world-connectable) socket in its place. The daemon reconnects as a,
+    checks who answers, and refuses b's process: a never sees b's files."""
     d, a, b = env.daemon, env.a, env.b
     env.ctl(a, "mount", env.backend.addr, env.mnt).check()
     track_mount(mounts, d, env.mnt)

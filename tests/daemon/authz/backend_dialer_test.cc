@@ -83,6 +83,9 @@ TEST_F(BackendDialerTest, RootsMountsKeepTheUidTheyWereMountedWith) {
   absl::StatusOr<UniqueFd> fd = dialer.Dial();
   ASSERT_FALSE(fd.ok());
   EXPECT_TRUE(absl::IsPermissionDenied(fd.status())) << fd.status();
+  EXPECT_NE(fd.status().message().find("refusing connection to backend"),
+            std::string::npos)
+      << fd.status();
   EXPECT_NE(fd.status().message().find("not by uid 0"), std::string::npos)
       << fd.status();
 }

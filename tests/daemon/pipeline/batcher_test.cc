@@ -190,6 +190,26 @@ TEST_F(BatcherTest, OpsBeyondTheLimitQueueAndGoOutTogether) {
   EXPECT_EQ(sink_.messages(), 5u);
 }
 
+TEST_F(BatcherTest, QueuedOpsPastTheirDeadlineFailWithoutBeingSent) {
+  Make(Limits(1));
+  Send(GetattrOp("/busy"));
+  const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+  v1::Op late = GetattrOp("/late");
+  late.set_deadline_unix_ms(now_ms - 1);  // its kernel request ran out
+  v1::Op timely = GetattrOp("/timely");
+  timely.set_deadline_unix_ms(now_ms + 60000);
+  Send(std::move(late));
+  Send(std::move(timely));
+  Send(GetattrOp("/none"));  // no deadline of its own
+  ASSERT_EQ(sink_.messages(), 1u);
+  ASSERT_TRUE(sink_.Finish(0));
+  ASSERT_EQ(sink_.messages(), 2u);
+  EXPECT_EQ(sink_.Paths(1), (Paths{"/timely", "/none"}));
+  auto r = results();
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[1], std::make_pair(std::string("/late"), ETIMEDOUT));
+}
+
 TEST_F(BatcherTest, MaxOpsSplitsMessages) {
   Make(Limits(1, 2));
   SendGetattrs(0, 6);
