@@ -30,8 +30,38 @@ void KernelInvalidator::Stop() {
 
 void KernelInvalidator::Enqueue(Item item) {
   absl::MutexLock lock(&mu_);
-  if (stop_) return;
+  if (stop_ || sweep_) return;  // a sweep covers everything
+  if (item.name.empty()) {
+    auto [it, added] = queued_nodes_.emplace(item.node, item.data);
+    if (!added) {
+      it->second = it->second || item.data;  // the queued one does it
+      return;
+    }
+  } else if (!queued_entries_.emplace(item.node, item.name).second) {
+    return;
+  }
+  if (queue_.size() >= kMaxQueued) {
+    queue_.clear();
+    queued_nodes_.clear();
+    queued_entries_.clear();
+    sweep_ = true;
+    return;
+  }
   queue_.push_back(std::move(item));
+}
+
+size_t KernelInvalidator::queued() const {
+  absl::MutexLock lock(&mu_);
+  return queue_.size() + (sweep_ ? 1 : 0);
+}
+
+void KernelInvalidator::Sweep() {
+  std::vector<NodeTable::Link> links = nodes_->LinksBelow(NodeTable::kRootId);
+  notify_->InvalidateNode(NodeTable::kRootId, /*data=*/true);
+  for (const NodeTable::Link& link : links) {
+    notify_->InvalidateNode(link.id, /*data=*/true);
+    notify_->InvalidateEntry(link.parent, link.name);
+  }
 }
 
 void KernelInvalidator::NodeChanged(uint64_t node, bool data) {
@@ -80,12 +110,25 @@ void KernelInvalidator::Loop() {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](KernelInvalidator* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-            return self->stop_ || !self->queue_.empty();
+            return self->stop_ || self->sweep_ || !self->queue_.empty();
           },
           this));
       if (stop_) return;
+      if (sweep_) {
+        sweep_ = false;
+        mu_.Unlock();
+        Sweep();
+        mu_.Lock();
+        continue;
+      }
       item = std::move(queue_.front());
       queue_.pop_front();
+      if (item.name.empty()) {
+        item.data = queued_nodes_[item.node];
+        queued_nodes_.erase(item.node);
+      } else {
+        queued_entries_.erase(std::make_pair(item.node, item.name));
+      }
     }
     // Errors (ENOENT: the kernel already forgot the node) need no action.
     if (item.name.empty()) {

@@ -7,6 +7,10 @@
 // waits for that lock). The one exception is DropAttrsNow(): dropping
 // attributes takes no lock, so it may run before a reply.
 //
+// The queue is bounded, whatever a backend's notices ask for: a
+// notification already waiting is not queued twice, and past kMaxQueued the
+// queue gives way to one sweep over every node the kernel knows.
+//
 // Thread-safe. Start() once, Stop() once (both from the owner).
 
 #ifndef FUSE_HOSTD_DAEMON_FUSE_KERNEL_INVALIDATOR_H_
@@ -19,6 +23,8 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "daemon/fuse/node_table.h"
 #include "daemon/pipeline/cache_coherence.h"
@@ -61,6 +67,11 @@ class KernelInvalidator : public KernelCacheNotifier {
   // showing its old size and link count.
   void DropAttrsNow(const std::vector<uint64_t>& nodes);
 
+  static constexpr size_t kMaxQueued = 1 << 16;
+
+  // Notifications waiting, for tests.
+  size_t queued() const;
+
  private:
   struct Item {
     uint64_t node;      // inode to invalidate, or the parent of `name`
@@ -70,10 +81,19 @@ class KernelInvalidator : public KernelCacheNotifier {
   void Enqueue(Item item);
   void Loop();
 
+  // Everything the kernel knows, at once (after an overflow).
+  void Sweep();
+
   NodeTable* const nodes_;
   KernelNotify* const notify_;
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::deque<Item> queue_ ABSL_GUARDED_BY(mu_);
+  // What is in queue_, to queue nothing twice: entries by (parent, name);
+  // nodes with whether their data goes too.
+  absl::flat_hash_set<std::pair<uint64_t, std::string>> queued_entries_
+      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, bool> queued_nodes_ ABSL_GUARDED_BY(mu_);
+  bool sweep_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/limits.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -67,8 +68,15 @@ void CheckOptionalAttr(bool has, v1::Attr* attr, Problems* problems,
   if (!CheckAttr(attr, problems)) clear();
 }
 
-void CheckReaddir(v1::ReaddirReply* reply, Problems* problems) {
+// False when the page is too big to keep.
+bool CheckReaddir(v1::ReaddirReply* reply, Problems* problems) {
   auto* entries = reply->mutable_entries();
+  size_t name_bytes = 0;
+  for (const v1::DirEntry& e : *entries) name_bytes += e.name().size();
+  if (entries->size() > kMaxPageEntries || name_bytes > kMaxPageNameBytes) {
+    problems->push_back("a listing page over the size limit");
+    return false;
+  }
   absl::flat_hash_set<std::string> seen;
   int kept = 0;
   for (int i = 0; i < entries->size(); ++i) {
@@ -95,6 +103,7 @@ void CheckReaddir(v1::ReaddirReply* reply, Problems* problems) {
     ++kept;
   }
   while (entries->size() > kept) entries->RemoveLast();
+  return true;
 }
 
 // The result field each op must (or may) carry on success.
@@ -207,7 +216,12 @@ bool CheckPayload(const ReplyExpectation& expect, v1::OpResult* r,
       }
       return true;
     case v1::OpResult::kReaddir:
-      CheckReaddir(r->mutable_readdir(), problems);
+      return CheckReaddir(r->mutable_readdir(), problems);
+    case v1::OpResult::kXattr:
+      if (r->xattr().data().size() > XATTR_SIZE_MAX) {
+        problems->push_back("an extended attribute over 64 KiB");
+        return false;
+      }
       return true;
     case v1::OpResult::kLseek:
       if (r->lseek().offset() < 0) {

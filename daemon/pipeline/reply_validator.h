@@ -27,6 +27,10 @@
 //   readlink          a target that is empty or has a NUL is EIO; longer
 //                     than PATH_MAX - 1 bytes, it is cut.
 //   open contents     only when no larger than kMaxOpenContents.
+//   size caps         a listing page of more than kMaxPageEntries entries or
+//                     kMaxPageNameBytes bytes of names, or an xattr value or
+//                     list over XATTR_SIZE_MAX (64 KiB), is EIO: no single
+//                     reply makes the daemon hold more than it must.
 //   lseek, getlk      a negative offset or an unknown lock type is EIO.
 // Every repair is logged (rate-limited) and counted in the mount's stats.
 //
@@ -72,6 +76,9 @@ std::string ValidateNotice(const v1::Invalidation& notice);
 
 // Largest file a backend may send whole with its open reply.
 inline constexpr size_t kMaxOpenContents = 1 << 20;
+// Largest listing page.
+inline constexpr int kMaxPageEntries = 1 << 16;
+inline constexpr size_t kMaxPageNameBytes = 8 << 20;
 
 class ReplyValidator : public OpTransport, public BatchSink {
  public:

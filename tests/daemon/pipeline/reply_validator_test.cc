@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "proto/filesystem.pb.h"
 #include "tests/daemon/testing/counting_transport.h"
@@ -248,6 +249,22 @@ TEST(ValidateResult, ListingsLoseInvalidAndRepeatedNames) {
   EXPECT_EQ(r.readdir().entries(5).type(), 0u);
   EXPECT_EQ(r.readdir().entries(6).type(), static_cast<uint32_t>(S_IFDIR));
   EXPECT_TRUE(r.readdir().eof());
+}
+
+TEST(ValidateResult, RepliesOverTheSizeLimitsAreEio) {
+  v1::OpResult page;
+  for (int i = 0; i <= kMaxPageEntries; ++i) {
+    page.mutable_readdir()->add_entries()->set_name(absl::StrCat("n", i));
+  }
+  EXPECT_FALSE(Validate(v1::Op::kReaddir, &page).empty());
+  EXPECT_EQ(page.posix_errno(), EIO);
+  v1::OpResult value;
+  value.mutable_xattr()->set_data(std::string(65537, 'v'));
+  EXPECT_FALSE(Validate(v1::Op::kGetxattr, &value).empty());
+  EXPECT_EQ(value.posix_errno(), EIO);
+  v1::OpResult fine;
+  fine.mutable_xattr()->set_data(std::string(65536, 'v'));
+  EXPECT_TRUE(Validate(v1::Op::kGetxattr, &fine).empty());
 }
 
 TEST(ValidateNotice, PathsMustBeAbsoluteAndClean) {
