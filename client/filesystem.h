@@ -25,6 +25,14 @@
 //   mount was made with no_default_permissions.
 // * Methods are called concurrently from several threads, also for the same
 //   path: protect your own state.
+// * Handles (`fi->fh` set in Open, Create, Opendir) belong to one backend
+//   instance: each Serve() call picks a random instance number and tells the
+//   daemon, which says with every op which instance issued its handle. If
+//   the backend restarted while files were open, the kernel still holds the
+//   old process's handles; the SDK answers those ops EBADF before any method
+//   here is called, so you need do nothing about it. Within one process,
+//   prefer handles you never reuse (a counter into a table) to raw
+//   descriptor numbers, and answer EBADF for a handle you do not know.
 // * Defaults: an operation you do not override answers ENOSYS, except where
 //   libfuse has a harmless default (Flush, Release, Releasedir, Fsync,
 //   Fsyncdir, Opendir, Open and Access succeed; Statfs reports an empty

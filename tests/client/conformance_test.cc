@@ -124,9 +124,16 @@ TEST_P(BatchCaseTest, AnswersAsExpected) {
   SCOPED_TRACE(c.description());
   ExpectRunnable(c.fs());
   ScriptedFs fs(c.fs());
-  BackendService service(fs, BackendService::Options());
+  BackendService::Options options;
+  options.instance = c.instance();  // 0: the SDK picks one
+  BackendService service(fs, options);
   v1::BatchResult reply;
   ASSERT_TRUE(service.Execute(nullptr, &c.batch(), &reply).ok());
+  if (c.instance() != 0) {
+    EXPECT_EQ(reply.instance(), c.expected().instance());
+  } else {
+    EXPECT_NE(reply.instance(), 0u);
+  }
 
   std::map<uint64_t, const v1::OpResult*> actual;
   for (const v1::OpResult& result : reply.results()) {

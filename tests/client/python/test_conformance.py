@@ -420,12 +420,18 @@ def _check_runnable(spec):
 def test_batch_case(case):
     _check_runnable(case.fs)
     ops = _scripted_class(case.fs)(case.fs)
+    # instance=None (the case's 0): the SDK picks one, as when serving.
     servicer = _server.make_backend(
-        ops, options=_server.backend_options({"use_ino": True}))
+        ops, options=_server.backend_options({"use_ino": True}),
+        instance=case.instance or None)
     try:
         reply = servicer.Execute(_sdk(case.batch, pb.Batch), None)
     finally:
         servicer.shutdown()
+    if case.instance:
+        assert reply.instance == case.expected.instance, case.description
+    else:
+        assert reply.instance != 0, "the reply carries no instance"
     actual = {}
     for result in reply.results:
         assert result.id not in actual, "two results for op %d" % result.id

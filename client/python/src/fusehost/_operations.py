@@ -53,6 +53,16 @@ class Operations:
     `FuseOSError(errno.ENOENT)` (or any OSError) to fail an operation;
     methods that return a status may also return a negative errno.
 
+    Handles (what open, create and opendir return) belong to one backend
+    instance: each serve() or FUSE() call picks a random instance number
+    and tells the daemon, which says with every operation which instance
+    issued its handle. Operations carrying the handles of an earlier run
+    (the backend restarted while files were open) fail with EBADF before
+    any method here is called; nothing is needed from the filesystem for
+    that. Within one process, prefer handles that are never reused (a
+    counter into a dict) to raw descriptor numbers, and raise EBADF for a
+    handle you do not know.
+
     Class attributes the SDK reads, as mfusepy does:
       use_ns           True: times are int nanoseconds (getattr's st_*time,
                        utimens' times); False: float seconds (deprecated).

@@ -228,7 +228,13 @@ def stop_server(server, servicer, grace):
 
 
 def make_backend(operations, raw_fi=False, encoding="utf-8", options=None,
-                 on_critical=None, on_init=None, on_destroy=None):
+                 on_critical=None, on_init=None, on_destroy=None,
+                 instance=None):
+    """The Servicer serving `operations`. Each call is a new backend
+    instance (InitReply.instance): serve() and FUSE() call it once each, so
+    handles never outlive the call that issued them. `instance` is for
+    tests only: a fixed instance (nonzero) instead of a random one, for
+    comparing replies with fixed expectations (the conformance runner)."""
     options = options or BackendOptions()
     options.raw_fi = raw_fi
     options.encoding = encoding
@@ -238,7 +244,9 @@ def make_backend(operations, raw_fi=False, encoding="utf-8", options=None,
             "To enable time as nanoseconds set the property \"use_ns\" to "
             "True in your operations class.", DeprecationWarning,
             stacklevel=3)
-    dispatcher = Dispatcher(operations, options, on_critical)
+    dispatcher = Dispatcher(operations, options,
+                            instance or _handshake.new_instance(),
+                            on_critical)
     return Servicer(dispatcher, on_init, on_destroy)
 
 
