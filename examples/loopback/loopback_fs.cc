@@ -288,13 +288,6 @@ int LoopbackFs::ResolveParent(const std::string& path, Parent* out) const {
   return 0;
 }
 
-bool LoopbackFs::IsHandle(uint64_t fh) const {
-  // Handles are descriptors; the root's is never one (closing it through a
-  // bogus handle would break every later operation).
-  return fh <= static_cast<uint64_t>(INT_MAX) &&
-         static_cast<int>(fh) != root_fd_;
-}
-
 int LoopbackFs::AtPath(const Context& ctx, const std::string& path, AtOp op) {
   CallerCredentials creds(ctx, act_as_caller_);
   if (creds.error()) return creds.error();
@@ -317,10 +310,11 @@ int LoopbackFs::AtPaths(
 }
 
 int LoopbackFs::AtFd(const Context& ctx, const FileInfo& fi, FdOp op) {
-  if (!IsHandle(fi.fh)) return EBADF;
+  const HandleTable::Ref file = handles_.Find(fi.fh);
+  if (file == nullptr) return EBADF;
   CallerCredentials creds(ctx, act_as_caller_);
   if (creds.error()) return creds.error();
-  return op(static_cast<int>(fi.fh));
+  return op(file->get());
 }
 
 int LoopbackFs::AtFdOrPath(const Context& ctx, const std::string& path,
@@ -492,11 +486,11 @@ int LoopbackFs::Open(const Context& ctx, const std::string& path,
     return AtPath(ctx, path, [&](int dir, const char* name) {
       int fd = openat(dir, name, flags);
       if (fd < 0) return errno;
-      fi->fh = static_cast<uint64_t>(fd);
       // Flush closes a duplicate, which for a read-only descriptor does
       // nothing (no write-back to report, and POSIX locks are the kernel's).
       fi->noflush = flush_is_no_op_ || (flags & O_ACCMODE) == O_RDONLY;
       if ((flags & O_ACCMODE) == O_RDONLY) ReadWhole(fd, fi);
+      fi->fh = handles_.Add(fd);
       return 0;
     });
   };
@@ -515,7 +509,7 @@ int LoopbackFs::Create(const Context& ctx, const std::string& path, mode_t mode,
       ClearThreadUmask();
       int fd = openat(dir, name, flags, mode & 07777);
       if (fd < 0) return errno;
-      fi->fh = static_cast<uint64_t>(fd);
+      fi->fh = handles_.Add(fd);
       fi->noflush = flush_is_no_op_;
       return 0;
     });
@@ -590,9 +584,12 @@ int LoopbackFs::Flush(const Context& ctx, const std::string& /*path*/,
   });
 }
 
-int LoopbackFs::Release(const Context& ctx, const std::string& /*path*/,
+int LoopbackFs::Release(const Context& /*ctx*/, const std::string& /*path*/,
                         const FileInfo& fi) {
-  return AtFd(ctx, fi, [&](int fd) { return ErrnoOf(close(fd)); });
+  // The descriptor is closed once no operation uses it any more. Errors of
+  // that close are lost, as the kernel ignores release's anyway; Flush
+  // reports them for every close(2) that wants them.
+  return handles_.Remove(fi.fh) ? 0 : EBADF;
 }
 
 int LoopbackFs::Fsync(const Context& ctx, const std::string& /*path*/,
@@ -661,7 +658,7 @@ int LoopbackFs::Opendir(const Context& ctx, const std::string& path,
   return AtPath(ctx, path, [&](int dir, const char* name) {
     int fd = openat(dir, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return errno;
-    fi->fh = static_cast<uint64_t>(fd);
+    fi->fh = handles_.Add(fd);
     return 0;
   });
 }
@@ -676,8 +673,7 @@ int LoopbackFs::Readdir(const Context& ctx, const std::string& /*path*/,
   return AtFd(ctx, fi, [&](int fd) {
     std::vector<RawEntry> raw;
     {
-      absl::MutexLock lock(
-          &dir_read_mu_[static_cast<size_t>(fd) % dir_read_mu_.size()]);
+      absl::MutexLock lock(&dir_read_mu_[fi.fh % dir_read_mu_.size()]);
       if (int err = ReadAllEntries(fd, &raw)) return err;
     }
     entries->reserve(entries->size() + raw.size());
@@ -741,13 +737,13 @@ int LoopbackFs::CopyFileRange(const Context& ctx,
                               const std::string& path_out,
                               const FileInfo& fi_out, off_t offset_out,
                               size_t length, int flags, size_t* copied) {
-  if (!IsHandle(fi_out.fh)) return EBADF;
-  const int out_fd = static_cast<int>(fi_out.fh);
+  const HandleTable::Ref out_file = handles_.Find(fi_out.fh);
+  if (out_file == nullptr) return EBADF;
   return Changed({path_out}, [&] {
     return AtFd(ctx, fi_in, [&](int in_fd) {
       loff_t in = offset_in;
       loff_t out = offset_out;
-      ssize_t n = copy_file_range(in_fd, &in, out_fd, &out, length,
+      ssize_t n = copy_file_range(in_fd, &in, out_file->get(), &out, length,
                                   static_cast<unsigned int>(flags));
       if (n < 0) return errno;
       *copied = static_cast<size_t>(n);

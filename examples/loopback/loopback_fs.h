@@ -13,10 +13,12 @@
 // * Each operation runs under CallerCredentials (fsuid, fsgid, groups of the
 //   caller) when the process may switch; the kernel's own permission checks,
 //   including ACLs, then decide, and new files get the caller as owner.
-// * Open files and directories are real descriptors; `fh` is the descriptor
-//   number. That keeps unlinked-but-open files working, gives each open its
-//   own flock(2) state, and lets fchmod/fchown/futimens through a directory
-//   handle work (the kernel sends those with the directory's fh).
+// * Open files and directories are real descriptors, kept in a HandleTable;
+//   `fh` is a number the table gave out, never the descriptor number (see
+//   handle_table.h), and unknown handles answer EBADF. Descriptors keep
+//   unlinked-but-open files working, give each open its own flock(2) state,
+//   and let fchmod/fchown/futimens through a directory handle work (the
+//   kernel sends those with the directory's fh).
 // * Modes from the daemon already have the caller's umask applied. Creating
 //   operations therefore give the calling thread a private umask of 0
 //   (unshare(CLONE_FS); the thread then also has its own cwd and root, which
@@ -51,6 +53,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "client/filesystem.h"
+#include "examples/loopback/handle_table.h"
 #include "examples/loopback/own_changes.h"
 #include "examples/loopback/tree_watcher.h"
 
@@ -58,9 +61,9 @@ namespace fusehost {
 namespace examples {
 
 // Thread use: every method may be called concurrently from any thread. The
-// only mutable state shared between calls are the kernel objects themselves
-// and `dir_read_mu_`, which serialises reading one directory descriptor
-// (getdents moves the descriptor's shared offset). The watcher, if any, runs
+// mutable state shared between calls is the kernel objects themselves, the
+// handle table (thread-safe) and `dir_read_mu_`, which serialises reading
+// one directory descriptor (getdents moves the descriptor's shared offset). The watcher, if any, runs
 // on its own thread and only calls Notify*, which any thread may.
 class LoopbackFs : public FileSystem {
  public:
@@ -184,7 +187,8 @@ class LoopbackFs : public FileSystem {
   // Runs `op` as the caller on `path`'s parent directory and last component
   // ("." for the root).
   int AtPath(const Context& ctx, const std::string& path, AtOp op);
-  // Runs `op` as the caller on the descriptor behind `fi.fh`.
+  // Runs `op` as the caller on the descriptor behind handle `fi.fh`; EBADF
+  // for a handle the table does not know.
   int AtFd(const Context& ctx, const FileInfo& fi, FdOp op);
   // AtFd when the kernel asked through an open file, else AtPath.
   int AtFdOrPath(const Context& ctx, const std::string& path,
@@ -200,8 +204,6 @@ class LoopbackFs : public FileSystem {
   // directories on the way with the current thread's credentials and, when
   // openat2 exists, refusing to pass through symlinks or leave the root.
   int ResolveParent(const std::string& path, Parent* out) const;
-  // Whether `fh` can be a handle this class gave out.
-  bool IsHandle(uint64_t fh) const;
   // Pushes the watcher's changes to the daemon, but for those of our own.
   void Announce(const std::vector<TreeChange>& changes);
   // Runs `change`, which changes `paths` on the host, and returns its
@@ -219,8 +221,9 @@ class LoopbackFs : public FileSystem {
   // The backing filesystem's close does nothing Flush could report (see
   // FlushIsNoOp), so opens are marked noflush and close costs no round trip.
   const bool flush_is_no_op_;
-  // Striped by descriptor number: Readdir rewinds and reads the descriptor,
-  // and two readers of the same handle would interleave.
+  HandleTable handles_;
+  // Striped by handle (one descriptor each): Readdir rewinds and reads the
+  // descriptor, and two readers of the same handle would interleave.
   std::array<absl::Mutex, 16> dir_read_mu_;
   // Set once, in New, when watching; stopped first in the destructor.
   std::unique_ptr<TreeWatcher> watcher_;

@@ -147,14 +147,14 @@ int MemoryFs::ResolveParent(const std::string& path, InodePtr* parent,
 
 int MemoryFs::ResolveOpen(const std::string& path, const FileInfo* fi,
                           InodePtr* out) {
-  if (fi != nullptr) {
-    auto it = handles_.find(fi->fh);
-    if (it != handles_.end()) {
-      *out = it->second;
-      return 0;
-    }
-  }
-  return Resolve(path, out);
+  if (fi == nullptr) return Resolve(path, out);
+  // A handle this filesystem did not give out, or released already: falling
+  // back to the path would let a stale handle reach whatever file has that
+  // name now.
+  auto it = handles_.find(fi->fh);
+  if (it == handles_.end()) return EBADF;
+  *out = it->second;
+  return 0;
 }
 
 int MemoryFs::MakeNode(const Context& ctx, const std::string& path, mode_t mode,

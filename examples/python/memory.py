@@ -155,11 +155,14 @@ class Memory(fuse.Operations):
 
     def _inode(self, path, fh=None):
         """The open file `fh` when given (it may have no name any more),
-        else the file at `path`."""
+        else the file at `path`. A handle this object did not give out, or
+        released already, is EBADF: falling back to the path would let a
+        stale handle reach whatever file has that name now."""
         if fh is not None:
             entry = self.handles.get(fh)
-            if entry is not None:
-                return entry[0]
+            if entry is None:
+                fail(errno.EBADF)
+            return entry[0]
         return self._resolve(path)
 
     def _make(self, path, mode, rdev=0, data=b""):

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -542,12 +543,58 @@ TEST_F(LoopbackFsTest, FallocateCopyFileRangeAndSeekData) {
   EXPECT_EQ(fs_->Release(Self(), "/out", out), 0);
 }
 
-TEST_F(LoopbackFsTest, RefusesHandlesThatCannotBeDescriptors) {
+TEST_F(LoopbackFsTest, RefusesUnknownHandles) {
   FileInfo bogus;
   bogus.fh = uint64_t{1} << 40;
   std::string data;
   EXPECT_EQ(fs_->Read(Self(), "/f", &data, 1, 0, bogus), EBADF);
   EXPECT_EQ(fs_->Release(Self(), "/f", bogus), EBADF);
+}
+
+// The number of the descriptor that has the host file `host_path` open in
+// this process, or -1.
+int DescriptorOf(const std::string& host_path) {
+  for (int fd = 0; fd < 1024; ++fd) {
+    char link[PATH_MAX];
+    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+    ssize_t n = readlink(proc.c_str(), link, sizeof(link));
+    if (n > 0 && std::string(link, static_cast<size_t>(n)) == host_path) {
+      return fd;
+    }
+  }
+  return -1;
+}
+
+TEST_F(LoopbackFsTest, DescriptorNumbersAreNoHandles) {
+  FileInfo fi = CreateOpen("/secret", "secret data", 0600);
+  const int fd = DescriptorOf(Host("/secret"));
+  ASSERT_GE(fd, 0);
+  FileInfo forged;
+  forged.fh = static_cast<uint64_t>(fd);
+  std::string data;
+  EXPECT_EQ(fs_->Read(Self(), "/secret", &data, 100, 0, forged), EBADF);
+  EXPECT_EQ(data, "");
+  EXPECT_EQ(fs_->Release(Self(), "/secret", fi), 0);
+}
+
+TEST_F(LoopbackFsTest, ReleasedHandleNeverReachesALaterOpen) {
+  // One open is released; the next open gets the same descriptor number
+  // from the kernel. The first handle must not reach the second file.
+  FileInfo first = CreateOpen("/first", "first");
+  ASSERT_EQ(fs_->Release(Self(), "/first", first), 0);
+  FileInfo second = CreateOpen("/second", "second secret", 0600);
+  EXPECT_NE(first.fh, second.fh);
+  std::string data;
+  EXPECT_EQ(fs_->Read(Self(), "/first", &data, 100, 0, first), EBADF);
+  EXPECT_EQ(data, "");
+  size_t written = 0;
+  EXPECT_EQ(fs_->Write(Self(), "/first", "overwritten", 0, first, &written),
+            EBADF);
+  EXPECT_EQ(fs_->Release(Self(), "/first", first), EBADF);
+  // The second open is intact and still open.
+  EXPECT_EQ(fs_->Read(Self(), "/second", &data, 100, 0, second), 0);
+  EXPECT_EQ(data, "second secret");
+  EXPECT_EQ(fs_->Release(Self(), "/second", second), 0);
 }
 
 // ---------------------------------------------------------------------------

@@ -140,7 +140,27 @@ TEST_F(MemoryFsTest, UnlinkedOpenFileStaysUsable) {
   ASSERT_EQ(fs_.Truncate(root_, "", 2, &fi), 0);
   EXPECT_EQ(ReadAll("", fi), "DA");
   ASSERT_EQ(fs_.Release(root_, "", fi), 0);
-  EXPECT_EQ(fs_.Getattr(root_, "", &fi, &st), ENOENT);
+  EXPECT_EQ(fs_.Getattr(root_, "", &fi, &st), EBADF);
+}
+
+TEST_F(MemoryFsTest, ReleasedOrUnknownHandlesAreRefused) {
+  // A handle no open holds is refused, not taken as "use the path": the
+  // name may belong to another file by now.
+  FileInfo fi = CreateOpen("/f", root_);
+  ASSERT_EQ(fs_.Release(root_, "/f", fi), 0);
+  MakeFile("/g", "secret");
+  ASSERT_EQ(fs_.Rename(root_, "/g", "/f", 0), 0);
+  std::string data;
+  EXPECT_EQ(fs_.Read(root_, "/f", &data, 100, 0, fi), EBADF);
+  EXPECT_EQ(data, "");
+  size_t written = 0;
+  EXPECT_EQ(fs_.Write(root_, "/f", "x", 0, fi, &written), EBADF);
+  struct stat st;
+  EXPECT_EQ(fs_.Getattr(root_, "/f", &fi, &st), EBADF);
+  FileInfo never_opened;
+  never_opened.fh = 12345;
+  EXPECT_EQ(fs_.Truncate(root_, "/f", 0, &never_opened), EBADF);
+  EXPECT_EQ(ReadAll("/f"), "secret");
 }
 
 TEST_F(MemoryFsTest, HardLinksShareInode) {
