@@ -130,6 +130,22 @@ struct TimeSpec {
   struct timespec time = {};
 };
 
+// The base of every backend: override the operations you support.
+//
+// Set-user-ID and set-group-ID bits are the backend's to clear. fuse-hostd
+// mounts without the kernel's killpriv handling (FUSE_HANDLE_KILLPRIV), so
+// the kernel only asks, with a Chmod in the writer's name that drops the
+// bits, before writes and truncates it knows to come from someone without
+// CAP_FSETID; it sends none before an O_TRUNC open or when its cached mode
+// lacks the bits, and nothing else clears them for you. So:
+// * allow that Chmod (only dropping S_ISUID, or S_ISGID with S_IXGRP) to a
+//   caller who may write the file but does not own it, and
+// * on every successful Write, Truncate, Fallocate, CopyFileRange (of the
+//   output) and Open with O_TRUNC by a caller whose uid is not 0 (the SDK
+//   cannot tell CAP_FSETID; treat root as privileged), clear them:
+//     if (ctx.uid != 0) mode &= ~(S_ISUID | ((mode & S_IXGRP) ? S_ISGID : 0));
+// A backend that performs writes as the caller on a local filesystem (as
+// examples/loopback does) gets the second from the host kernel.
 class FileSystem {
  public:
   FileSystem();

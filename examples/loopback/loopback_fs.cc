@@ -166,6 +166,15 @@ void ReadWhole(int fd, FileInfo* fi) {
   fi->has_contents = true;
 }
 
+// The set-id bits of a file of mode `mode` that a write, truncate or
+// fallocate by a caller without CAP_FSETID clears, as Linux and POSIX do:
+// S_ISUID, and S_ISGID when the file is group-executable (without S_IXGRP
+// the bit marks mandatory locking, not a privilege).
+mode_t SetIdBitsClearedByWrites(mode_t mode) {
+  const mode_t bits = (mode & S_IXGRP) ? (S_ISUID | S_ISGID) : S_ISUID;
+  return mode & bits;
+}
+
 struct timespec ToKernelTime(const TimeSpec& t) {
   struct timespec ts = t.time;
   if (t.omit) {
@@ -322,6 +331,59 @@ int LoopbackFs::AtFdOrPath(const Context& ctx, const std::string& path,
   return fi != nullptr ? AtFd(ctx, *fi, fd_op) : AtPath(ctx, path, at_op);
 }
 
+void LoopbackFs::ClearSetIdBits(const Context& ctx, int fd) const {
+  // As the caller, the host kernel already cleared them: the thread lost
+  // CAP_FSETID with its fsuid. As this process, it judged this process's
+  // privilege instead, which a root backend has.
+  if (act_as_caller_ || ctx.uid == 0) return;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return;
+  const mode_t bits = SetIdBitsClearedByWrites(st.st_mode);
+  // Through /proc: `fd` may be an O_PATH descriptor, which fchmod refuses.
+  // A failure leaves the bits as the host kernel left them; the write
+  // itself happened and is not undone.
+  if (bits != 0) chmod(ProcFdPath(fd).c_str(), (st.st_mode & 07777) & ~bits);
+}
+
+int LoopbackFs::DropSetIdBits(const Context& ctx, const std::string& path,
+                              mode_t mode, const FileInfo* fi) {
+  // The file, found as the caller, and whether the caller may write it: a
+  // handle open for writing, or write permission as access(2) judges it.
+  bool may_write = false;
+  int file = -1;
+  const int err = AtFdOrPath(
+      ctx, path, fi,
+      [&](int fd) {
+        const int flags = fcntl(fd, F_GETFL);
+        may_write = flags >= 0 && (flags & O_ACCMODE) != O_RDONLY;
+        file = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        return file < 0 ? errno : 0;
+      },
+      [&](int dir, const char* name) {
+        may_write =
+            faccessat(dir, name, W_OK, AT_EACCESS | AT_SYMLINK_NOFOLLOW) == 0;
+        file = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        return file < 0 ? errno : 0;
+      });
+  if (err != 0) return err;
+  const ScopedFd owned(file);
+  struct stat st;
+  if (!may_write || fstat(file, &st) != 0 || !S_ISREG(st.st_mode)) {
+    return EPERM;
+  }
+  const mode_t have = st.st_mode & 07777;
+  const mode_t want = mode & 07777;
+  // Nothing added, and nothing taken but bits a write by the caller clears.
+  const bool only_drops =
+      (want & ~have) == 0 &&
+      ((have & ~want) & ~SetIdBitsClearedByWrites(have)) == 0;
+  if (!only_drops) return EPERM;
+  // Already gone (the kernel's idea of the mode was older): nothing to do.
+  if (want == have) return 0;
+  // As this process: the caller is not the owner, whom chmod(2) demands.
+  return ErrnoOf(chmod(ProcFdPath(file).c_str(), want));
+}
+
 InitResult LoopbackFs::Init(const MountInfo& /*mount*/) {
   InitResult result;
   result.flock_locks = forward_flock_;
@@ -428,12 +490,17 @@ int LoopbackFs::Link(const Context& ctx, const std::string& from,
 int LoopbackFs::Chmod(const Context& ctx, const std::string& path, mode_t mode,
                       const FileInfo* fi) {
   return Changed({path}, [&] {
-    return AtFdOrPath(
+    const int err = AtFdOrPath(
         ctx, path, fi, [&](int fd) { return ErrnoOf(fchmod(fd, mode)); },
         [&](int dir, const char* name) {
           // Linux cannot chmod a symlink itself: EOPNOTSUPP for one.
           return ErrnoOf(fchmodat(dir, name, mode, AT_SYMLINK_NOFOLLOW));
         });
+    // Before a write or truncate by a caller without CAP_FSETID, the kernel
+    // clears the file's set-id bits with this very request, in the name of
+    // that caller, who need not own the file. Refused, the write would fail
+    // and the bits stay (the mount leaves killpriv to the filesystem).
+    return err == EPERM ? DropSetIdBits(ctx, path, mode, fi) : err;
   });
 }
 
@@ -452,7 +519,12 @@ int LoopbackFs::Truncate(const Context& ctx, const std::string& path,
                          off_t size, const FileInfo* fi) {
   return Changed({path}, [&] {
     return AtFdOrPath(
-        ctx, path, fi, [&](int fd) { return ErrnoOf(ftruncate(fd, size)); },
+        ctx, path, fi,
+        [&](int fd) {
+          if (ftruncate(fd, size) != 0) return errno;
+          ClearSetIdBits(ctx, fd);
+          return 0;
+        },
         [&](int dir, const char* name) {
           // There is no truncateat(). Opening for writing would block on a
           // FIFO and has side effects on devices; truncate(2) through an
@@ -460,7 +532,11 @@ int LoopbackFs::Truncate(const Context& ctx, const std::string& path,
           // truncate(2) does, and cannot follow a symlink swapped in.
           ScopedFd file(openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
           if (file.get() < 0) return errno;
-          return ErrnoOf(truncate(ProcFdPath(file.get()).c_str(), size));
+          if (truncate(ProcFdPath(file.get()).c_str(), size) != 0) {
+            return errno;
+          }
+          ClearSetIdBits(ctx, file.get());
+          return 0;
         });
   });
 }
@@ -486,6 +562,7 @@ int LoopbackFs::Open(const Context& ctx, const std::string& path,
     return AtPath(ctx, path, [&](int dir, const char* name) {
       int fd = openat(dir, name, flags);
       if (fd < 0) return errno;
+      if (flags & O_TRUNC) ClearSetIdBits(ctx, fd);
       // Flush closes a duplicate, which for a read-only descriptor does
       // nothing (no write-back to report, and POSIX locks are the kernel's).
       fi->noflush = flush_is_no_op_ || (flags & O_ACCMODE) == O_RDONLY;
@@ -509,6 +586,8 @@ int LoopbackFs::Create(const Context& ctx, const std::string& path, mode_t mode,
       ClearThreadUmask();
       int fd = openat(dir, name, flags, mode & 07777);
       if (fd < 0) return errno;
+      // The name may have existed (see above), and O_TRUNC emptied it.
+      if (flags & O_TRUNC) ClearSetIdBits(ctx, fd);
       fi->fh = handles_.Add(fd);
       fi->noflush = flush_is_no_op_;
       return 0;
@@ -546,7 +625,8 @@ int LoopbackFs::Write(const Context& ctx, const std::string& path,
                       const std::string& data, off_t offset, const FileInfo& fi,
                       size_t* written) {
   // As the caller: a write by a user without CAP_FSETID clears the file's
-  // setuid/setgid bits, which a root backend would otherwise keep.
+  // setuid/setgid bits, which a root backend would otherwise keep (and
+  // ClearSetIdBits does where the write runs as this process).
   return Changed({path}, [&] {
     return AtFd(ctx, fi, [&](int fd) {
       size_t done = 0;
@@ -563,6 +643,7 @@ int LoopbackFs::Write(const Context& ctx, const std::string& path,
         done += static_cast<size_t>(n);
       }
       *written = done;
+      if (done > 0) ClearSetIdBits(ctx, fd);
       return 0;
     });
   });
@@ -726,7 +807,9 @@ int LoopbackFs::Fallocate(const Context& ctx, const std::string& path, int mode,
                           off_t offset, off_t length, const FileInfo& fi) {
   return Changed({path}, [&] {
     return AtFd(ctx, fi, [&](int fd) {
-      return ErrnoOf(fallocate(fd, mode, offset, length));
+      if (fallocate(fd, mode, offset, length) != 0) return errno;
+      ClearSetIdBits(ctx, fd);
+      return 0;
     });
   });
 }
@@ -747,6 +830,7 @@ int LoopbackFs::CopyFileRange(const Context& ctx,
                                   static_cast<unsigned int>(flags));
       if (n < 0) return errno;
       *copied = static_cast<size_t>(n);
+      if (n > 0) ClearSetIdBits(ctx, out_file->get());
       return 0;
     });
   });

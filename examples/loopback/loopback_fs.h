@@ -31,6 +31,15 @@
 // daemon as invalidations (FileSystem::Notify*), so that they show through
 // the mount within milliseconds rather than after cache timeouts.
 //
+// Set-user-ID and set-group-ID bits: a write, truncate, fallocate or
+// O_TRUNC open by a caller other than root clears S_ISUID, and S_ISGID of a
+// group-executable file, as on the host. Done as the caller, the host kernel
+// does it (the thread has no CAP_FSETID); with act_as_caller off,
+// ClearSetIdBits does it after the change. The kernel also asks for it
+// itself, before such a write, as a chmod in the writer's name that only
+// drops these bits; the writer need not own the file, so that chmod is
+// allowed to whoever may write the file (DropSetIdBits).
+//
 // Locking: POSIX record locks are left to the kernel, which is right for a
 // directory only this host uses. flock(2) is implemented (each open has its
 // own descriptor) but only offered with Options::forward_flock: a blocking
@@ -63,8 +72,9 @@ namespace examples {
 // Thread use: every method may be called concurrently from any thread. The
 // mutable state shared between calls is the kernel objects themselves, the
 // handle table (thread-safe) and `dir_read_mu_`, which serialises reading
-// one directory descriptor (getdents moves the descriptor's shared offset). The watcher, if any, runs
-// on its own thread and only calls Notify*, which any thread may.
+// one directory descriptor (getdents moves the descriptor's shared offset).
+// The watcher, if any, runs on its own thread and only calls Notify*, which
+// any thread may.
 class LoopbackFs : public FileSystem {
  public:
   struct Options {
@@ -193,6 +203,16 @@ class LoopbackFs : public FileSystem {
   // AtFd when the kernel asked through an open file, else AtPath.
   int AtFdOrPath(const Context& ctx, const std::string& path,
                  const FileInfo* fi, FdOp fd_op, AtOp at_op);
+  // After a change by `ctx` that clears set-id bits (a write, truncate,
+  // fallocate, O_TRUNC open) through descriptor `fd`: clears them when the
+  // change ran as this process and the caller is not root.
+  void ClearSetIdBits(const Context& ctx, int fd) const;
+  // A chmod to `mode` that chmod(2) refused the caller (EPERM), done as this
+  // process when it only drops bits a write by the caller clears and the
+  // caller may write the file (a handle open for writing, or write
+  // permission): the kernel's request before such a write. EPERM otherwise.
+  int DropSetIdBits(const Context& ctx, const std::string& path, mode_t mode,
+                    const FileInfo* fi);
   // Like AtPath for two paths (rename, link): both resolved as the caller.
   int AtPaths(const Context& ctx, const std::string& from,
               const std::string& to,

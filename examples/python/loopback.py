@@ -14,6 +14,10 @@ API. Like it:
 * open files and directories are real descriptors, so unlinked open files
   keep working; fh is a number from a handle table (_Handles), never the
   descriptor number, and unknown handles answer EBADF;
+* a write, truncate, fallocate or O_TRUNC open by a caller other than root
+  clears the file's set-user-ID bit, and its set-group-ID bit when it is
+  group-executable, as on the host (see Loopback.chmod for the kernel's
+  part in it);
 * it watches the directory with inotify (tree_watch.py) and tells the
   daemon what changed there other than through the mount, so the daemon and
   the kernel may cache for a minute and changes on the host still show at
@@ -41,6 +45,7 @@ or serve it for `fuse-hostctl mount unix:/tmp/loop.sock /mnt/data`:
 import contextlib
 import ctypes
 import errno
+import fcntl
 import functools
 import itertools
 import logging
@@ -365,8 +370,76 @@ class Loopback(fuse.Operations):
 
     # --- attributes -----------------------------------------------------------
 
-    @as_caller
     def chmod(self, path, mode, fh=None):
+        try:
+            return self._chmod(path, mode, fh)
+        except PermissionError as e:
+            # Before a write or truncate by a caller without CAP_FSETID, the
+            # kernel clears the file's set-id bits with this very request,
+            # in that caller's name, who need not own the file. Refused, the
+            # write would fail and the bits stay (the mount leaves killpriv
+            # to the filesystem).
+            if e.errno != errno.EPERM or not self._drop_set_id_bits(
+                    path, mode, fh):
+                raise
+
+    def _drop_set_id_bits(self, path, mode, fh):
+        """Does chmod `mode` as this process if it only drops bits a write
+        by the caller clears and the caller may write the file (the kernel's
+        request above); returns False, changing nothing, otherwise."""
+        fd, may_write = self._file_and_write_access(path, fh)
+        try:
+            st = os.fstat(fd)
+            have, want = stat.S_IMODE(st.st_mode), mode & 0o7777
+            dropped = have & ~want
+            if (not may_write or not stat.S_ISREG(st.st_mode) or
+                    want & ~have or
+                    dropped & ~_set_id_bits_cleared_by_writes(have)):
+                return False
+            if dropped:  # else gone already: the kernel's mode was older
+                with self._changing(path):
+                    os.chmod("/proc/self/fd/%d" % fd, want)
+            return True
+        finally:
+            os.close(fd)
+
+    @as_caller
+    def _file_and_write_access(self, path, fh):
+        """(a new descriptor of the file, whether the caller may write
+        it), found as the caller: a handle open for writing, or write
+        permission as access(2) judges it."""
+        if fh is not None:
+            fd = self.handles.fd(fh)
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+            return os.dup(fd), flags & os.O_ACCMODE != os.O_RDONLY
+
+        def op(d, n):
+            may_write = os.access(n, os.W_OK, dir_fd=d, effective_ids=True,
+                                  follow_symlinks=False)
+            return os.open(n, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC,
+                           dir_fd=d), may_write
+        return self._at(path, op)
+
+    def _clear_set_id_bits(self, fd):
+        """After a change through `fd` that clears set-id bits (a write,
+        truncate, fallocate, O_TRUNC open): clears them when the change ran
+        as this process and the caller is not root. (As the caller, the
+        host kernel did: the thread has no CAP_FSETID then.)"""
+        caller = fuse.fuse_get_caller()
+        if self.switch or caller is None or caller.uid == 0:
+            return
+        st = os.fstat(fd)
+        bits = _set_id_bits_cleared_by_writes(st.st_mode)
+        if bits and stat.S_ISREG(st.st_mode):
+            try:
+                # Through /proc: `fd` may be an O_PATH descriptor.
+                os.chmod("/proc/self/fd/%d" % fd, stat.S_IMODE(st.st_mode) &
+                         ~bits)
+            except OSError:
+                pass  # as the host left them; the change itself happened
+
+    @as_caller
+    def _chmod(self, path, mode, fh):
         if fh is not None:
             fd = self.handles.fd(fh)
             with self._changing(path):
@@ -393,12 +466,16 @@ class Loopback(fuse.Operations):
         fd = None if fh is None else self.handles.fd(fh)
         with self._changing(path):
             if fd is not None:
-                return os.ftruncate(fd, length)
+                os.ftruncate(fd, length)
+                return self._clear_set_id_bits(fd)
+
             # truncate(2) through an O_PATH descriptor checks write
             # permission as truncate(2) does, without opening (which blocks
             # on a FIFO).
-            self._at(path, lambda d, n: self._by_path(
-                d, n, lambda fd, p: os.truncate(p, length)))
+            def op(fd, proc_path):
+                os.truncate(proc_path, length)
+                self._clear_set_id_bits(fd)
+            self._at(path, lambda d, n: self._by_path(d, n, op))
 
     @as_caller
     def utimens(self, path, times=None, fh=None):
@@ -426,6 +503,7 @@ class Loopback(fuse.Operations):
         else:
             with self._changing(path):
                 fd = self._at(path, lambda d, n: os.open(n, flags, dir_fd=d))
+                self._clear_set_id_bits(fd)
         return self.handles.add(fd)
 
     @as_caller
@@ -438,6 +516,8 @@ class Loopback(fuse.Operations):
         with self._changing(path, _parent(path)):
             fd = self._at(path, lambda d, n: os.open(n, flags, mode & 0o7777,
                                                      dir_fd=d))
+            if flags & os.O_TRUNC:  # the name existed after all: emptied
+                self._clear_set_id_bits(fd)
         return self.handles.add(fd)
 
     def read(self, path, size, offset, fh):
@@ -468,6 +548,8 @@ class Loopback(fuse.Operations):
                 if n <= 0:
                     break
                 done += n
+            if done:
+                self._clear_set_id_bits(fd)
         return done
 
     def statfs(self, path):
@@ -498,7 +580,9 @@ class Loopback(fuse.Operations):
     def fallocate(self, path, mode, offset, size, fh):
         fd = self.handles.fd(fh)
         with self._changing(path):
-            return _check(_libc.fallocate(fd, mode, offset, size))
+            _check(_libc.fallocate(fd, mode, offset, size))
+            self._clear_set_id_bits(fd)
+        return 0
 
     def copy_file_range(self, path_in, fh_in, offset_in, path_out, fh_out,
                         offset_out, length, flags):
@@ -506,8 +590,11 @@ class Loopback(fuse.Operations):
             raise fuse.FuseOSError(errno.EINVAL)
         fd_in, fd_out = self.handles.fd(fh_in), self.handles.fd(fh_out)
         with self._changing(path_out):
-            return os.copy_file_range(fd_in, fd_out, length, offset_in,
-                                      offset_out)
+            n = os.copy_file_range(fd_in, fd_out, length, offset_in,
+                                   offset_out)
+            if n:
+                self._clear_set_id_bits(fd_out)
+        return n
 
     def lseek(self, path, offset, whence, fh):
         return os.lseek(self.handles.fd(fh), offset, whence)
@@ -597,6 +684,16 @@ class Loopback(fuse.Operations):
                 follow_symlinks=False)):
             raise fuse.FuseOSError(errno.EACCES)
         return 0
+
+
+def _set_id_bits_cleared_by_writes(mode):
+    """The set-id bits of a file of mode `mode` that a write, truncate or
+    fallocate by a caller without CAP_FSETID clears, as Linux and POSIX do:
+    S_ISUID, and S_ISGID when the file is group-executable (without S_IXGRP
+    the bit marks mandatory locking, not a privilege)."""
+    bits = stat.S_ISUID | stat.S_ISGID if mode & stat.S_IXGRP else \
+        stat.S_ISUID
+    return mode & bits
 
 
 def _parent(path):

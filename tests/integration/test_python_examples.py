@@ -252,6 +252,40 @@ def test_memory_refuses_released_handles():
     assert fs.read("/f", 100, 0, again) == b"secret"
 
 
+def test_loopback_acting_as_itself_still_clears_set_id_bits(tmp_path):
+    """Not acting as the caller (act_as_caller=False), a root loopback
+    writes with CAP_FSETID, which the host kernel lets keep the set-id bits:
+    the loopback clears them itself for callers other than root. Ops go
+    through the SDK's dispatch, as from the daemon, without a mount."""
+    loopback = _example_module("loopback")
+    from fusehost import _server
+    from fusehost._proto import pb
+    fs = loopback.Loopback(str(tmp_path), act_as_caller=False, watch=False)
+    servicer = _server.make_backend(fs, options=_server.backend_options({}))
+
+    def run(uid, kind, request):
+        batch = pb.Batch(mount_id=1)
+        op = batch.ops.add(id=1)
+        op.caller.uid = op.caller.gid = uid
+        getattr(op, kind).CopyFrom(request)
+        result = servicer.Execute(batch, None).results[0]
+        assert result.posix_errno == 0, (kind, result)
+        return result
+
+    try:
+        for uid, want in ((1001, 0o777), (0, 0o6777)):
+            name = "f%d" % uid
+            path = os.fsencode("/" + name)
+            fh = run(0, "create", pb.CreateRequest(
+                path=path, mode=0o100777, flags=os.O_RDWR)).create.open.fh
+            os.chmod(tmp_path / name, 0o6777)
+            run(uid, "write", pb.WriteRequest(path=path, fh=fh, data=b"w"))
+            run(0, "release", pb.ReleaseRequest(path=path, fh=fh))
+            assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == want
+    finally:
+        servicer.shutdown()
+
+
 # --- serve(): a backend for fuse-hostctl --------------------------------------------
 
 def test_serve_for_fuse_hostctl(py_mounts, users):

@@ -8,7 +8,6 @@
 #include <sys/xattr.h>
 
 #include <cerrno>
-#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -17,6 +16,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "tests/examples/callers.h"
+#include "tests/examples/set_id_changes.h"
 
 namespace fusehost {
 namespace examples {
@@ -353,6 +353,34 @@ TEST_F(MemoryFsTest, ChmodOwnership) {
   ASSERT_EQ(fs_.Chown(root_, "/f", 1000, 50, nullptr), 0);
   ASSERT_EQ(fs_.Chmod(alice, "/f", 02755, nullptr), 0);
   EXPECT_EQ(Stat("/f").st_mode & 07777, 0755u);
+}
+
+TEST_F(MemoryFsTest, ChangesByOthersClearSetIdBits) {
+  // Without the kernel's chmod before them (it sends none before an O_TRUNC
+  // open, nor when its cached mode lacks the bits): the backend's own rule.
+  const Context alice = User(1000, 1000);
+  const Context bob = User(1001, 1001);
+  for (const SetIdChange& change : SetIdChanges()) {
+    for (const Context* ctx : {&bob, static_cast<const Context*>(&root_)}) {
+      SCOPED_TRACE(std::string(change.name) + " by uid " +
+                   std::to_string(ctx->uid));
+      const std::string path =
+          "/" + std::string(change.name) + std::to_string(ctx->uid);
+      MakeFile(path, "data", alice);
+      ASSERT_EQ(fs_.Chmod(alice, path, 06777, nullptr), 0);
+      FileInfo fi;
+      fi.flags = O_RDWR;
+      ASSERT_EQ(fs_.Open(*ctx, path, &fi), 0);
+      EXPECT_EQ(change.run(fs_, *ctx, path, fi), 0);
+      fs_.Release(*ctx, path, fi);
+      EXPECT_EQ(Stat(path).st_mode & 07777, ctx == &root_ ? 06777u : 0777u);
+    }
+  }
+  // S_ISGID of a file that is not group-executable stays.
+  MakeFile("/nogx", "data", alice);
+  ASSERT_EQ(fs_.Chmod(alice, "/nogx", 06767, nullptr), 0);
+  ASSERT_EQ(fs_.Truncate(bob, "/nogx", 0, nullptr), 0);
+  EXPECT_EQ(Stat("/nogx").st_mode & 07777, 02767u);
 }
 
 TEST_F(MemoryFsTest, ChownRules) {
