@@ -129,12 +129,14 @@ grpc::Status BackendService::Execute(grpc::ServerContext* /*context*/,
 }
 
 grpc::Status BackendService::Invalidations(
-    grpc::ServerContext* context, const v1::InvalidationsRequest* /*request*/,
+    grpc::ServerContext* context, const v1::InvalidationsRequest* request,
     grpc::ServerWriter<v1::Invalidation>* writer) {
-  // Notices are the backend's, not one mount's: every stream gets all of
-  // them, so the request's mount_id needs no look-up.
+  // Notices are the backend's, not one mount's: every stream gets them,
+  // but for those the FileSystem addressed to the other mounts only
+  // (Notify*Except), hence the request's mount.
   std::unique_ptr<InvalidationHub::Subscription> subscription =
-      fs_.invalidations_->Subscribe(max_queued_invalidations_);
+      fs_.invalidations_->Subscribe(request->mount_id(),
+                                    max_queued_invalidations_);
   {
     absl::MutexLock lock(&streams_mu_);
     if (streams_ended_) {

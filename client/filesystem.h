@@ -163,7 +163,8 @@ class FileSystem {
   // drops what it cached about `path` and tells the kernel, instead of
   // serving stale results until a TTL runs out. `path` is absolute, as in
   // operations ("/" for the root). Changes made by this filesystem's own
-  // operations need no notice.
+  // operations need no notice to the mount that made them; with several
+  // mounts, the others need one (Notify*Except below).
   //
   // NotifyChanged: the file at `path` changed (contents or attributes) or
   //   appeared. A name that appeared or vanished also changed its parent
@@ -183,6 +184,15 @@ class FileSystem {
   void NotifyChanged(const std::string& path);
   void NotifyRemoved(const std::string& path);
   void NotifySubtreeChanged(const std::string& path);
+
+  // The same, for every mount but `mount_id` (MountInfo::mount_id,
+  // Context::mount_id). For a backend serving several mounts that learns
+  // of a change one mount's operation made (e.g. by watching its store):
+  // that mount's daemon knows already, as it knows all its own operations
+  // did, but the other mounts cache what the change made stale.
+  void NotifyChangedExcept(uint64_t mount_id, const std::string& path);
+  void NotifyRemovedExcept(uint64_t mount_id, const std::string& path);
+  void NotifySubtreeChangedExcept(uint64_t mount_id, const std::string& path);
 
   // --- Operations ---
 

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -237,25 +238,30 @@ LoopbackFs::~LoopbackFs() {
 
 void LoopbackFs::Announce(const std::vector<TreeChange>& changes) {
   for (const TreeChange& change : changes) {
-    if (own_changes_->Explains(change.path)) continue;
+    // A change one mount's operation made is news to the other mounts only.
+    const std::optional<uint64_t> own = own_changes_->ExplainedBy(change.path);
     switch (change.kind) {
       case TreeChange::Kind::kChanged:
-        NotifyChanged(change.path);
+        own ? NotifyChangedExcept(*own, change.path)
+            : NotifyChanged(change.path);
         break;
       case TreeChange::Kind::kRemoved:
-        NotifyRemoved(change.path);
+        own ? NotifyRemovedExcept(*own, change.path)
+            : NotifyRemoved(change.path);
         break;
       case TreeChange::Kind::kSubtree:
-        NotifySubtreeChanged(change.path);
+        own ? NotifySubtreeChangedExcept(*own, change.path)
+            : NotifySubtreeChanged(change.path);
         break;
     }
   }
 }
 
-int LoopbackFs::Changed(std::initializer_list<std::string> paths,
+int LoopbackFs::Changed(const Context& ctx,
+                        std::initializer_list<std::string> paths,
                         absl::FunctionRef<int()> change) {
   if (own_changes_ == nullptr) return change();
-  OwnChanges::Scope scope(*own_changes_, paths);
+  OwnChanges::Scope scope(*own_changes_, ctx.mount_id, paths);
   return change();
 }
 
@@ -416,7 +422,7 @@ int LoopbackFs::Readlink(const Context& ctx, const std::string& path,
 
 int LoopbackFs::Mknod(const Context& ctx, const std::string& path, mode_t mode,
                       dev_t rdev) {
-  return Changed({path, ParentPath(path)}, [&] {
+  return Changed(ctx, {path, ParentPath(path)}, [&] {
     return AtPath(ctx, path, [&](int dir, const char* name) {
       ClearThreadUmask();
       return ErrnoOf(mknodat(dir, name, mode, rdev));
@@ -426,7 +432,7 @@ int LoopbackFs::Mknod(const Context& ctx, const std::string& path, mode_t mode,
 
 int LoopbackFs::Mkdir(const Context& ctx, const std::string& path,
                       mode_t mode) {
-  return Changed({path, ParentPath(path)}, [&] {
+  return Changed(ctx, {path, ParentPath(path)}, [&] {
     return AtPath(ctx, path, [&](int dir, const char* name) {
       ClearThreadUmask();
       return ErrnoOf(mkdirat(dir, name, mode));
@@ -435,7 +441,7 @@ int LoopbackFs::Mkdir(const Context& ctx, const std::string& path,
 }
 
 int LoopbackFs::Unlink(const Context& ctx, const std::string& path) {
-  return Changed({path, ParentPath(path)}, [&] {
+  return Changed(ctx, {path, ParentPath(path)}, [&] {
     return AtPath(ctx, path, [&](int dir, const char* name) {
       return ErrnoOf(unlinkat(dir, name, 0));
     });
@@ -443,7 +449,7 @@ int LoopbackFs::Unlink(const Context& ctx, const std::string& path) {
 }
 
 int LoopbackFs::Rmdir(const Context& ctx, const std::string& path) {
-  return Changed({path, ParentPath(path)}, [&] {
+  return Changed(ctx, {path, ParentPath(path)}, [&] {
     return AtPath(ctx, path, [&](int dir, const char* name) {
       return ErrnoOf(unlinkat(dir, name, AT_REMOVEDIR));
     });
@@ -453,7 +459,7 @@ int LoopbackFs::Rmdir(const Context& ctx, const std::string& path) {
 int LoopbackFs::Symlink(const Context& ctx, const std::string& target,
                         const std::string& path) {
   if (HasNul(target)) return EINVAL;
-  return Changed({path, ParentPath(path)}, [&] {
+  return Changed(ctx, {path, ParentPath(path)}, [&] {
     return AtPath(ctx, path, [&](int dir, const char* name) {
       return ErrnoOf(symlinkat(target.c_str(), dir, name));
     });
@@ -464,7 +470,7 @@ int LoopbackFs::Rename(const Context& ctx, const std::string& from,
                        const std::string& to, unsigned int flags) {
   // Flags go to the kernel unchanged: it answers EINVAL for those the
   // underlying filesystem cannot honour, as the protocol asks.
-  return Changed({from, ParentPath(from), to, ParentPath(to)}, [&] {
+  return Changed(ctx, {from, ParentPath(from), to, ParentPath(to)}, [&] {
     return AtPaths(ctx, from, to,
                    [&](int from_dir, const char* from_name, int to_dir,
                        const char* to_name) {
@@ -477,7 +483,7 @@ int LoopbackFs::Rename(const Context& ctx, const std::string& from,
 int LoopbackFs::Link(const Context& ctx, const std::string& from,
                      const std::string& to) {
   // No AT_SYMLINK_FOLLOW: link(2) on Linux links a symlink itself.
-  return Changed({from, to, ParentPath(to)}, [&] {
+  return Changed(ctx, {from, to, ParentPath(to)}, [&] {
     return AtPaths(
         ctx, from, to,
         [&](int from_dir, const char* from_name, int to_dir,
@@ -489,7 +495,7 @@ int LoopbackFs::Link(const Context& ctx, const std::string& from,
 
 int LoopbackFs::Chmod(const Context& ctx, const std::string& path, mode_t mode,
                       const FileInfo* fi) {
-  return Changed({path}, [&] {
+  return Changed(ctx, {path}, [&] {
     const int err = AtFdOrPath(
         ctx, path, fi, [&](int fd) { return ErrnoOf(fchmod(fd, mode)); },
         [&](int dir, const char* name) {
@@ -506,7 +512,7 @@ int LoopbackFs::Chmod(const Context& ctx, const std::string& path, mode_t mode,
 
 int LoopbackFs::Chown(const Context& ctx, const std::string& path, uid_t uid,
                       gid_t gid, const FileInfo* fi) {
-  return Changed({path}, [&] {
+  return Changed(ctx, {path}, [&] {
     return AtFdOrPath(
         ctx, path, fi, [&](int fd) { return ErrnoOf(fchown(fd, uid, gid)); },
         [&](int dir, const char* name) {
@@ -517,7 +523,7 @@ int LoopbackFs::Chown(const Context& ctx, const std::string& path, uid_t uid,
 
 int LoopbackFs::Truncate(const Context& ctx, const std::string& path,
                          off_t size, const FileInfo* fi) {
-  return Changed({path}, [&] {
+  return Changed(ctx, {path}, [&] {
     return AtFdOrPath(
         ctx, path, fi,
         [&](int fd) {
@@ -545,7 +551,7 @@ int LoopbackFs::Utimens(const Context& ctx, const std::string& path,
                         const TimeSpec& atime, const TimeSpec& mtime,
                         const FileInfo* fi) {
   const struct timespec times[2] = {ToKernelTime(atime), ToKernelTime(mtime)};
-  return Changed({path}, [&] {
+  return Changed(ctx, {path}, [&] {
     return AtFdOrPath(
         ctx, path, fi, [&](int fd) { return ErrnoOf(futimens(fd, times)); },
         [&](int dir, const char* name) {
@@ -572,7 +578,7 @@ int LoopbackFs::Open(const Context& ctx, const std::string& path,
     });
   };
   // O_TRUNC changes the file.
-  return (fi->flags & O_TRUNC) ? Changed({path}, open) : open();
+  return (fi->flags & O_TRUNC) ? Changed(ctx, {path}, open) : open();
 }
 
 int LoopbackFs::Create(const Context& ctx, const std::string& path, mode_t mode,
@@ -581,7 +587,7 @@ int LoopbackFs::Create(const Context& ctx, const std::string& path, mode_t mode,
   // whenever it believes the name absent, and an entry created on the host
   // meanwhile must then simply be opened, as open(O_CREAT) would.
   const int flags = HostOpenFlags(fi->flags | O_CREAT);
-  return Changed({path, ParentPath(path)}, [&] {
+  return Changed(ctx, {path, ParentPath(path)}, [&] {
     return AtPath(ctx, path, [&](int dir, const char* name) {
       ClearThreadUmask();
       int fd = openat(dir, name, flags, mode & 07777);
@@ -627,7 +633,7 @@ int LoopbackFs::Write(const Context& ctx, const std::string& path,
   // As the caller: a write by a user without CAP_FSETID clears the file's
   // setuid/setgid bits, which a root backend would otherwise keep (and
   // ClearSetIdBits does where the write runs as this process).
-  return Changed({path}, [&] {
+  return Changed(ctx, {path}, [&] {
     return AtFd(ctx, fi, [&](int fd) {
       size_t done = 0;
       // On an O_APPEND descriptor Linux's pwrite appends and ignores the
@@ -688,7 +694,7 @@ int LoopbackFs::Setxattr(const Context& ctx, const std::string& path,
                          const std::string& name, const std::string& value,
                          int flags) {
   if (HasNul(name)) return EINVAL;
-  return Changed({path}, [&] {
+  return Changed(ctx, {path}, [&] {
     return AtPath(ctx, path, [&](int dir, const char* file) {
       return ErrnoOf(lsetxattr(ProcFdPath(dir, file).c_str(), name.c_str(),
                                value.data(), value.size(), flags));
@@ -725,7 +731,7 @@ int LoopbackFs::Listxattr(const Context& ctx, const std::string& path,
 int LoopbackFs::Removexattr(const Context& ctx, const std::string& path,
                             const std::string& name) {
   if (HasNul(name)) return EINVAL;
-  return Changed({path}, [&] {
+  return Changed(ctx, {path}, [&] {
     return AtPath(ctx, path, [&](int dir, const char* file) {
       return ErrnoOf(lremovexattr(ProcFdPath(dir, file).c_str(), name.c_str()));
     });
@@ -805,7 +811,7 @@ int LoopbackFs::Flock(const Context& ctx, const std::string& /*path*/,
 
 int LoopbackFs::Fallocate(const Context& ctx, const std::string& path, int mode,
                           off_t offset, off_t length, const FileInfo& fi) {
-  return Changed({path}, [&] {
+  return Changed(ctx, {path}, [&] {
     return AtFd(ctx, fi, [&](int fd) {
       if (fallocate(fd, mode, offset, length) != 0) return errno;
       ClearSetIdBits(ctx, fd);
@@ -822,7 +828,7 @@ int LoopbackFs::CopyFileRange(const Context& ctx,
                               size_t length, int flags, size_t* copied) {
   const HandleTable::Ref out_file = handles_.Find(fi_out.fh);
   if (out_file == nullptr) return EBADF;
-  return Changed({path_out}, [&] {
+  return Changed(ctx, {path_out}, [&] {
     return AtFd(ctx, fi_in, [&](int in_fd) {
       loff_t in = offset_in;
       loff_t out = offset_out;

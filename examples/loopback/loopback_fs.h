@@ -29,7 +29,11 @@
 // Changes made on the host: with Options::watch, a TreeWatcher (inotify)
 // reports changes made directly in the directory, and they are pushed to the
 // daemon as invalidations (FileSystem::Notify*), so that they show through
-// the mount within milliseconds rather than after cache timeouts.
+// the mount within milliseconds rather than after cache timeouts. inotify
+// reports the loopback's own changes too: OwnChanges recognises them, and
+// each goes to every mount of this backend but the one whose operation made
+// it (Notify*Except), so that with two mounts of one directory, a change
+// through one shows through the other at once.
 //
 // Set-user-ID and set-group-ID bits: a write, truncate, fallocate or
 // O_TRUNC open by a caller other than root clears S_ISUID, and S_ISGID of a
@@ -224,11 +228,13 @@ class LoopbackFs : public FileSystem {
   // directories on the way with the current thread's credentials and, when
   // openat2 exists, refusing to pass through symlinks or leave the root.
   int ResolveParent(const std::string& path, Parent* out) const;
-  // Pushes the watcher's changes to the daemon, but for those of our own.
+  // Pushes the watcher's changes to the daemon: each to every mount but the
+  // one whose own operation made it (OwnChanges::ExplainedBy).
   void Announce(const std::vector<TreeChange>& changes);
-  // Runs `change`, which changes `paths` on the host, and returns its
-  // result; when the tree is watched, as an OwnChanges::Scope.
-  int Changed(std::initializer_list<std::string> paths,
+  // Runs `change`, which changes `paths` on the host for an operation of
+  // `ctx`, and returns its result; when the tree is watched, as an
+  // OwnChanges::Scope of ctx.mount_id.
+  int Changed(const Context& ctx, std::initializer_list<std::string> paths,
               absl::FunctionRef<int()> change);
 
   const int root_fd_;

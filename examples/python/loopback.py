@@ -21,7 +21,9 @@ API. Like it:
 * it watches the directory with inotify (tree_watch.py) and tells the
   daemon what changed there other than through the mount, so the daemon and
   the kernel may cache for a minute and changes on the host still show at
-  once; its own changes are recognised and not announced (own_changes.py).
+  once; its own changes are recognised (own_changes.py) and announced only
+  to the other mounts of the same object, if any, so that with two mounts
+  of one directory a change through one shows through the other at once.
   `--no-watch` turns that off: then everything is cached for 1 s.
 
 For speed it uses fusehost extensions mfusepy does not have: getattr and
@@ -279,23 +281,26 @@ class Loopback(fuse.Operations):
             self.watcher.start()
 
     def _announce(self, changes):
-        """The watcher's sink: tells the daemon, but for our own changes."""
+        """The watcher's sink: tells the daemon, each change to every mount
+        but the one whose own operation made it."""
         for kind, path in changes:
-            if self.own.explains(path):
-                continue
+            own = self.own.explained_by(path)
             if kind == tree_watch.CHANGED:
-                self.notify_changed(path)
+                self.notify_changed(path, except_mount=own)
             elif kind == tree_watch.REMOVED:
-                self.notify_removed(path)
+                self.notify_removed(path, except_mount=own)
             else:
-                self.notify_subtree_changed(path)
+                self.notify_subtree_changed(path, except_mount=own)
 
     def _changing(self, *paths):
-        """Wraps one change of ours to `paths` (None is skipped), so that the
-        watcher's notices about them are recognised as ours."""
+        """Wraps one change of ours to `paths` (None is skipped), by the
+        operation running on this thread, so that the watcher's notices
+        about them are recognised as that operation's mount's."""
         if self.own is None:
             return _NOT_WATCHED
-        return self.own.changing(paths)
+        caller = fuse.fuse_get_caller()
+        return self.own.changing(
+            paths, caller.mount_id if caller is not None else None)
 
     def _at2(self, old, new, op):
         return self._at(old, lambda d1, n1: self._at(

@@ -111,10 +111,11 @@ class Servicer(pb_grpc.FileSystemServicer):
         """Streams the filesystem's notices (Operations.notify_*) until the
         daemon closes the stream or end_streams() runs. A generator: gRPC
         runs all of it, from the first next() on, on one pool thread."""
-        # Notices are the backend's, not one mount's: every stream gets all
-        # of them, so the request's mount_id needs no look-up.
+        # Notices are the backend's, not one mount's: every stream gets
+        # them, but for those the filesystem addressed to the other mounts
+        # only (notify_*(..., except_mount=)), hence the request's mount.
         subscription = self._invalidations.subscribe(
-            self.max_queued_invalidations)
+            self.max_queued_invalidations, request.mount_id)
         with self._streams_lock:
             ended = self._streams_ended
             if not ended:
