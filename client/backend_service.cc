@@ -1,5 +1,7 @@
 #include "client/backend_service.h"
 
+#include <sys/random.h>
+
 #include <algorithm>
 #include <atomic>
 #include <memory>
@@ -16,6 +18,19 @@ namespace {
 // How often an idle Invalidations handler checks whether its client went
 // away: the sync API has no cancellation callback, only IsCancelled().
 constexpr absl::Duration kCancelPoll = absl::Milliseconds(50);
+
+// A random nonzero instance number. From the kernel's generator rather than
+// a clock or pid: a restarted backend gets the same pid space and often the
+// same second, and must not pick its predecessor's number.
+uint64_t NewInstance() {
+  uint64_t instance = 0;
+  while (instance == 0) {
+    if (getrandom(&instance, sizeof(instance), 0) != sizeof(instance)) {
+      instance = 0;  // interrupted before the pool was ready: ask again
+    }
+  }
+  return instance;
+}
 
 // The ops of one Execute call. The handler thread and a few pool helpers
 // claim ops one at a time until none is left, so the batch finishes even
@@ -56,7 +71,8 @@ struct BatchRun {
 
 BackendService::BackendService(FileSystem& fs, const Options& options)
     : fs_(fs),
-      dispatcher_(fs),
+      instance_(options.instance != 0 ? options.instance : NewInstance()),
+      dispatcher_(fs, instance_),
       max_queued_invalidations_(options.max_queued_invalidations),
       pool_(std::max(options.threads, 1)) {}
 
@@ -74,6 +90,7 @@ grpc::Status BackendService::Init(grpc::ServerContext* /*context*/,
   reply->set_flock_locks(result.flock_locks);
   reply->set_default_ttl_ms(result.default_ttl_ms);
   reply->set_name(fs_.Name());
+  reply->set_instance(instance_);
   return grpc::Status::OK;
 }
 
@@ -87,6 +104,7 @@ grpc::Status BackendService::Destroy(grpc::ServerContext* /*context*/,
 grpc::Status BackendService::Execute(grpc::ServerContext* /*context*/,
                                      const v1::Batch* batch,
                                      v1::BatchResult* reply) {
+  reply->set_instance(instance_);
   const int size = batch->ops_size();
   // All slots exist before any thread writes one, so the repeated field is
   // never resized while ops run.
@@ -111,12 +129,14 @@ grpc::Status BackendService::Execute(grpc::ServerContext* /*context*/,
 }
 
 grpc::Status BackendService::Invalidations(
-    grpc::ServerContext* context, const v1::InvalidationsRequest* /*request*/,
+    grpc::ServerContext* context, const v1::InvalidationsRequest* request,
     grpc::ServerWriter<v1::Invalidation>* writer) {
-  // Notices are the backend's, not one mount's: every stream gets all of
-  // them, so the request's mount_id needs no look-up.
+  // Notices are the backend's, not one mount's: every stream gets them,
+  // but for those the FileSystem addressed to the other mounts only
+  // (Notify*Except), hence the request's mount.
   std::unique_ptr<InvalidationHub::Subscription> subscription =
-      fs_.invalidations_->Subscribe(max_queued_invalidations_);
+      fs_.invalidations_->Subscribe(request->mount_id(),
+                                    max_queued_invalidations_);
   {
     absl::MutexLock lock(&streams_mu_);
     if (streams_ended_) {

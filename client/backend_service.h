@@ -39,6 +39,11 @@ class BackendService final : public v1::FileSystem::Service {
     // Notices an Invalidations stream may have waiting before they collapse
     // into one SUBTREE("/").
     size_t max_queued_invalidations = InvalidationHub::kDefaultMaxQueued;
+    // For tests only: the backend instance to answer as (see instance()).
+    // 0, the default and what Serve() uses, picks a random one. Tests that
+    // compare replies with fixed expectations (the conformance runner) set
+    // it, since ops carrying handles are answered according to it.
+    uint64_t instance = 0;
   };
 
   BackendService(FileSystem& fs, const Options& options);
@@ -67,8 +72,16 @@ class BackendService final : public v1::FileSystem::Service {
   // period for them.
   void EndStreams();
 
+  // This service's backend instance (InitReply.instance in
+  // proto/filesystem.proto): nonzero, picked at random when the service is
+  // made, so once per Serve() call. It is sent in every InitReply and
+  // BatchResult, and ops carrying handles of another instance fail with
+  // EBADF without reaching the FileSystem (see OpDispatcher).
+  uint64_t instance() const { return instance_; }
+
  private:
   FileSystem& fs_;
+  const uint64_t instance_;
   const OpDispatcher dispatcher_;
   const size_t max_queued_invalidations_;
 

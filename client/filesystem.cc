@@ -33,6 +33,21 @@ void FileSystem::NotifySubtreeChanged(const std::string& path) {
   invalidations_->Publish(v1::Invalidation::SUBTREE, path);
 }
 
+void FileSystem::NotifyChangedExcept(uint64_t mount_id,
+                                     const std::string& path) {
+  invalidations_->PublishExcept(mount_id, v1::Invalidation::CHANGED, path);
+}
+
+void FileSystem::NotifyRemovedExcept(uint64_t mount_id,
+                                     const std::string& path) {
+  invalidations_->PublishExcept(mount_id, v1::Invalidation::REMOVED, path);
+}
+
+void FileSystem::NotifySubtreeChangedExcept(uint64_t mount_id,
+                                            const std::string& path) {
+  invalidations_->PublishExcept(mount_id, v1::Invalidation::SUBTREE, path);
+}
+
 InitResult FileSystem::Init(const MountInfo& /*mount*/) { return {}; }
 
 void FileSystem::Destroy(uint64_t /*mount_id*/) {}

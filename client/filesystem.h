@@ -25,6 +25,14 @@
 //   mount was made with no_default_permissions.
 // * Methods are called concurrently from several threads, also for the same
 //   path: protect your own state.
+// * Handles (`fi->fh` set in Open, Create, Opendir) belong to one backend
+//   instance: each Serve() call picks a random instance number and tells the
+//   daemon, which says with every op which instance issued its handle. If
+//   the backend restarted while files were open, the kernel still holds the
+//   old process's handles; the SDK answers those ops EBADF before any method
+//   here is called, so you need do nothing about it. Within one process,
+//   prefer handles you never reuse (a counter into a table) to raw
+//   descriptor numbers, and answer EBADF for a handle you do not know.
 // * Defaults: an operation you do not override answers ENOSYS, except where
 //   libfuse has a harmless default (Flush, Release, Releasedir, Fsync,
 //   Fsyncdir, Opendir, Open and Access succeed; Statfs reports an empty
@@ -122,6 +130,22 @@ struct TimeSpec {
   struct timespec time = {};
 };
 
+// The base of every backend: override the operations you support.
+//
+// Set-user-ID and set-group-ID bits are the backend's to clear. fuse-hostd
+// mounts without the kernel's killpriv handling (FUSE_HANDLE_KILLPRIV), so
+// the kernel only asks, with a Chmod in the writer's name that drops the
+// bits, before writes and truncates it knows to come from someone without
+// CAP_FSETID; it sends none before an O_TRUNC open or when its cached mode
+// lacks the bits, and nothing else clears them for you. So:
+// * allow that Chmod (only dropping S_ISUID, or S_ISGID with S_IXGRP) to a
+//   caller who may write the file but does not own it, and
+// * on every successful Write, Truncate, Fallocate, CopyFileRange (of the
+//   output) and Open with O_TRUNC by a caller whose uid is not 0 (the SDK
+//   cannot tell CAP_FSETID; treat root as privileged), clear them:
+//     if (ctx.uid != 0) mode &= ~(S_ISUID | ((mode & S_IXGRP) ? S_ISGID : 0));
+// A backend that performs writes as the caller on a local filesystem (as
+// examples/loopback does) gets the second from the host kernel.
 class FileSystem {
  public:
   FileSystem();
@@ -139,7 +163,8 @@ class FileSystem {
   // drops what it cached about `path` and tells the kernel, instead of
   // serving stale results until a TTL runs out. `path` is absolute, as in
   // operations ("/" for the root). Changes made by this filesystem's own
-  // operations need no notice.
+  // operations need no notice to the mount that made them; with several
+  // mounts, the others need one (Notify*Except below).
   //
   // NotifyChanged: the file at `path` changed (contents or attributes) or
   //   appeared. A name that appeared or vanished also changed its parent
@@ -159,6 +184,15 @@ class FileSystem {
   void NotifyChanged(const std::string& path);
   void NotifyRemoved(const std::string& path);
   void NotifySubtreeChanged(const std::string& path);
+
+  // The same, for every mount but `mount_id` (MountInfo::mount_id,
+  // Context::mount_id). For a backend serving several mounts that learns
+  // of a change one mount's operation made (e.g. by watching its store):
+  // that mount's daemon knows already, as it knows all its own operations
+  // did, but the other mounts cache what the change made stale.
+  void NotifyChangedExcept(uint64_t mount_id, const std::string& path);
+  void NotifyRemovedExcept(uint64_t mount_id, const std::string& path);
+  void NotifySubtreeChangedExcept(uint64_t mount_id, const std::string& path);
 
   // --- Operations ---
 

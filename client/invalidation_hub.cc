@@ -28,18 +28,28 @@ void InvalidationHub::Publish(v1::Invalidation::Kind kind,
   }
 }
 
+void InvalidationHub::PublishExcept(uint64_t mount_id,
+                                    v1::Invalidation::Kind kind,
+                                    const std::string& path) {
+  absl::MutexLock lock(&mu_);
+  for (Subscription* subscription : subscriptions_) {
+    if (subscription->mount_id_ != mount_id) subscription->Push(kind, path);
+  }
+}
+
 std::unique_ptr<InvalidationHub::Subscription> InvalidationHub::Subscribe(
-    size_t max_queued) {
+    uint64_t mount_id, size_t max_queued) {
   std::unique_ptr<Subscription> subscription(
-      new Subscription(*this, std::max<size_t>(max_queued, 1)));
+      new Subscription(*this, mount_id, std::max<size_t>(max_queued, 1)));
   absl::MutexLock lock(&mu_);
   subscriptions_.insert(subscription.get());
   return subscription;
 }
 
 InvalidationHub::Subscription::Subscription(InvalidationHub& hub,
+                                            uint64_t mount_id,
                                             size_t max_queued)
-    : hub_(hub), max_queued_(max_queued) {}
+    : hub_(hub), mount_id_(mount_id), max_queued_(max_queued) {}
 
 InvalidationHub::Subscription::~Subscription() {
   absl::MutexLock lock(&hub_.mu_);

@@ -15,6 +15,7 @@
 #define FUSE_HOSTD_CLIENT_INVALIDATION_HUB_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,12 +48,16 @@ class InvalidationHub {
   // Queues the notice on every open subscription; with none open it is
   // dropped. Never blocks beyond the hub's short critical section.
   void Publish(v1::Invalidation::Kind kind, const std::string& path);
+  // The same, but for the subscriptions of mount `mount_id`.
+  void PublishExcept(uint64_t mount_id, v1::Invalidation::Kind kind,
+                     const std::string& path);
 
-  // Starts receiving every notice published from now on, until the returned
-  // subscription is destroyed. At most `max_queued` (at least 1) notices wait
-  // in its queue.
+  // Starts receiving, for the stream of mount `mount_id`, every notice
+  // published from now on that is not meant for other mounts only, until
+  // the returned subscription is destroyed. At most `max_queued` (at least
+  // 1) notices wait in its queue.
   std::unique_ptr<Subscription> Subscribe(
-      size_t max_queued = kDefaultMaxQueued);
+      uint64_t mount_id, size_t max_queued = kDefaultMaxQueued);
 
  private:
   // One mutex for the hub and all its queues: publishing touches every
@@ -86,13 +91,14 @@ class InvalidationHub::Subscription {
  private:
   friend class InvalidationHub;
 
-  Subscription(InvalidationHub& hub, size_t max_queued);
+  Subscription(InvalidationHub& hub, uint64_t mount_id, size_t max_queued);
 
   // Appends a notice, or collapses the queue when it is full.
   void Push(v1::Invalidation::Kind kind, const std::string& path)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(hub_.mu_);
 
   InvalidationHub& hub_;
+  const uint64_t mount_id_;
   const size_t max_queued_;
   std::vector<v1::Invalidation> queue_ ABSL_GUARDED_BY(hub_.mu_);
   // The queue holds nothing but SUBTREE("/") after an overflow: later

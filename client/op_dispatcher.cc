@@ -42,6 +42,40 @@ const FileInfo* OptionalHandle(const Request& req, FileInfo* storage) {
   return storage;
 }
 
+// Whether `op` carries a handle the backend issued (fh, fh_in, fh_out): the
+// ops on open files always do, the attribute ops only when the kernel asked
+// through an open file.
+bool CarriesHandle(const v1::Op& op) {
+  switch (op.op_case()) {
+    case v1::Op::kRead:
+    case v1::Op::kWrite:
+    case v1::Op::kFlush:
+    case v1::Op::kRelease:
+    case v1::Op::kFsync:
+    case v1::Op::kReaddir:
+    case v1::Op::kReleasedir:
+    case v1::Op::kFsyncdir:
+    case v1::Op::kLock:
+    case v1::Op::kFlock:
+    case v1::Op::kFallocate:
+    case v1::Op::kCopyFileRange:
+    case v1::Op::kLseek:
+      return true;
+    case v1::Op::kGetattr:
+      return op.getattr().has_fh();
+    case v1::Op::kChmod:
+      return op.chmod().has_fh();
+    case v1::Op::kChown:
+      return op.chown().has_fh();
+    case v1::Op::kTruncate:
+      return op.truncate().has_fh();
+    case v1::Op::kUtimens:
+      return op.utimens().has_fh();
+    default:
+      return false;
+  }
+}
+
 // Offsets travel as uint64; a value beyond off_t would turn negative in the
 // filesystem, where nothing expects it.
 bool ToOffset(uint64_t value, off_t* out) {
@@ -363,6 +397,14 @@ void OpDispatcher::Dispatch(uint64_t mount_id, const v1::Op& op,
                             v1::OpResult* result) const {
   result->Clear();
   result->set_id(op.id());
+  // Before anything else: a handle of an earlier run of the backend may be
+  // a number this run gave to another file (an fd, a table slot), and the
+  // FileSystem cannot tell.
+  if (op.handle_instance() != 0 && op.handle_instance() != instance_ &&
+      CarriesHandle(op)) {
+    result->set_posix_errno(EBADF);
+    return;
+  }
   const Context ctx = ContextFromCaller(op.caller(), mount_id);
   int rc = SanitizeErrno(Run(ctx, op, result));
   if (rc != 0) {

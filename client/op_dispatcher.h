@@ -23,11 +23,18 @@ namespace fusehost {
 // requires that of every backend) and must outlive the dispatcher.
 class OpDispatcher {
  public:
-  explicit OpDispatcher(FileSystem& fs) : fs_(fs) {}
+  // `instance`: the backend instance this SDK answers as (nonzero; see
+  // BackendService::instance()).
+  OpDispatcher(FileSystem& fs, uint64_t instance)
+      : fs_(fs), instance_(instance) {}
 
   // Runs `op`, which belongs to mount `mount_id`, and fills `result` (which
   // is cleared first). Never fails as a whole: every problem, including an
   // unknown or unset operation (ENOSYS), becomes result->posix_errno().
+  //
+  // An op carrying a handle issued by another backend instance
+  // (op.handle_instance() neither 0 nor `instance`) answers EBADF without
+  // reaching the FileSystem: that handle may name another file now.
   //
   // Operations that create a name or change attributes also call Getattr
   // afterwards and put the attributes into the reply, which saves the daemon
@@ -45,6 +52,7 @@ class OpDispatcher {
                        v1::OpResult* result) const;
 
   FileSystem& fs_;
+  const uint64_t instance_;
 };
 
 }  // namespace fusehost

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -166,6 +167,15 @@ void ReadWhole(int fd, FileInfo* fi) {
   fi->has_contents = true;
 }
 
+// The set-id bits of a file of mode `mode` that a write, truncate or
+// fallocate by a caller without CAP_FSETID clears, as Linux and POSIX do:
+// S_ISUID, and S_ISGID when the file is group-executable (without S_IXGRP
+// the bit marks mandatory locking, not a privilege).
+mode_t SetIdBitsClearedByWrites(mode_t mode) {
+  const mode_t bits = (mode & S_IXGRP) ? (S_ISUID | S_ISGID) : S_ISUID;
+  return mode & bits;
+}
+
 struct timespec ToKernelTime(const TimeSpec& t) {
   struct timespec ts = t.time;
   if (t.omit) {
@@ -228,25 +238,30 @@ LoopbackFs::~LoopbackFs() {
 
 void LoopbackFs::Announce(const std::vector<TreeChange>& changes) {
   for (const TreeChange& change : changes) {
-    if (own_changes_->Explains(change.path)) continue;
+    // A change one mount's operation made is news to the other mounts only.
+    const std::optional<uint64_t> own = own_changes_->ExplainedBy(change.path);
     switch (change.kind) {
       case TreeChange::Kind::kChanged:
-        NotifyChanged(change.path);
+        own ? NotifyChangedExcept(*own, change.path)
+            : NotifyChanged(change.path);
         break;
       case TreeChange::Kind::kRemoved:
-        NotifyRemoved(change.path);
+        own ? NotifyRemovedExcept(*own, change.path)
+            : NotifyRemoved(change.path);
         break;
       case TreeChange::Kind::kSubtree:
-        NotifySubtreeChanged(change.path);
+        own ? NotifySubtreeChangedExcept(*own, change.path)
+            : NotifySubtreeChanged(change.path);
         break;
     }
   }
 }
 
-int LoopbackFs::Changed(std::initializer_list<std::string> paths,
+int LoopbackFs::Changed(const Context& ctx,
+                        std::initializer_list<std::string> paths,
                         absl::FunctionRef<int()> change) {
   if (own_changes_ == nullptr) return change();
-  OwnChanges::Scope scope(*own_changes_, paths);
+  OwnChanges::Scope scope(*own_changes_, ctx.mount_id, paths);
   return change();
 }
 
@@ -288,13 +303,6 @@ int LoopbackFs::ResolveParent(const std::string& path, Parent* out) const {
   return 0;
 }
 
-bool LoopbackFs::IsHandle(uint64_t fh) const {
-  // Handles are descriptors; the root's is never one (closing it through a
-  // bogus handle would break every later operation).
-  return fh <= static_cast<uint64_t>(INT_MAX) &&
-         static_cast<int>(fh) != root_fd_;
-}
-
 int LoopbackFs::AtPath(const Context& ctx, const std::string& path, AtOp op) {
   CallerCredentials creds(ctx, act_as_caller_);
   if (creds.error()) return creds.error();
@@ -317,15 +325,69 @@ int LoopbackFs::AtPaths(
 }
 
 int LoopbackFs::AtFd(const Context& ctx, const FileInfo& fi, FdOp op) {
-  if (!IsHandle(fi.fh)) return EBADF;
+  const HandleTable::Ref file = handles_.Find(fi.fh);
+  if (file == nullptr) return EBADF;
   CallerCredentials creds(ctx, act_as_caller_);
   if (creds.error()) return creds.error();
-  return op(static_cast<int>(fi.fh));
+  return op(file->get());
 }
 
 int LoopbackFs::AtFdOrPath(const Context& ctx, const std::string& path,
                            const FileInfo* fi, FdOp fd_op, AtOp at_op) {
   return fi != nullptr ? AtFd(ctx, *fi, fd_op) : AtPath(ctx, path, at_op);
+}
+
+void LoopbackFs::ClearSetIdBits(const Context& ctx, int fd) const {
+  // As the caller, the host kernel already cleared them: the thread lost
+  // CAP_FSETID with its fsuid. As this process, it judged this process's
+  // privilege instead, which a root backend has.
+  if (act_as_caller_ || ctx.uid == 0) return;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return;
+  const mode_t bits = SetIdBitsClearedByWrites(st.st_mode);
+  // Through /proc: `fd` may be an O_PATH descriptor, which fchmod refuses.
+  // A failure leaves the bits as the host kernel left them; the write
+  // itself happened and is not undone.
+  if (bits != 0) chmod(ProcFdPath(fd).c_str(), (st.st_mode & 07777) & ~bits);
+}
+
+int LoopbackFs::DropSetIdBits(const Context& ctx, const std::string& path,
+                              mode_t mode, const FileInfo* fi) {
+  // The file, found as the caller, and whether the caller may write it: a
+  // handle open for writing, or write permission as access(2) judges it.
+  bool may_write = false;
+  int file = -1;
+  const int err = AtFdOrPath(
+      ctx, path, fi,
+      [&](int fd) {
+        const int flags = fcntl(fd, F_GETFL);
+        may_write = flags >= 0 && (flags & O_ACCMODE) != O_RDONLY;
+        file = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        return file < 0 ? errno : 0;
+      },
+      [&](int dir, const char* name) {
+        may_write =
+            faccessat(dir, name, W_OK, AT_EACCESS | AT_SYMLINK_NOFOLLOW) == 0;
+        file = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        return file < 0 ? errno : 0;
+      });
+  if (err != 0) return err;
+  const ScopedFd owned(file);
+  struct stat st;
+  if (!may_write || fstat(file, &st) != 0 || !S_ISREG(st.st_mode)) {
+    return EPERM;
+  }
+  const mode_t have = st.st_mode & 07777;
+  const mode_t want = mode & 07777;
+  // Nothing added, and nothing taken but bits a write by the caller clears.
+  const bool only_drops =
+      (want & ~have) == 0 &&
+      ((have & ~want) & ~SetIdBitsClearedByWrites(have)) == 0;
+  if (!only_drops) return EPERM;
+  // Already gone (the kernel's idea of the mode was older): nothing to do.
+  if (want == have) return 0;
+  // As this process: the caller is not the owner, whom chmod(2) demands.
+  return ErrnoOf(chmod(ProcFdPath(file).c_str(), want));
 }
 
 InitResult LoopbackFs::Init(const MountInfo& /*mount*/) {
@@ -360,7 +422,7 @@ int LoopbackFs::Readlink(const Context& ctx, const std::string& path,
 
 int LoopbackFs::Mknod(const Context& ctx, const std::string& path, mode_t mode,
                       dev_t rdev) {
-  return Changed({path, ParentPath(path)}, [&] {
+  return Changed(ctx, {path, ParentPath(path)}, [&] {
     return AtPath(ctx, path, [&](int dir, const char* name) {
       ClearThreadUmask();
       return ErrnoOf(mknodat(dir, name, mode, rdev));
@@ -370,7 +432,7 @@ int LoopbackFs::Mknod(const Context& ctx, const std::string& path, mode_t mode,
 
 int LoopbackFs::Mkdir(const Context& ctx, const std::string& path,
                       mode_t mode) {
-  return Changed({path, ParentPath(path)}, [&] {
+  return Changed(ctx, {path, ParentPath(path)}, [&] {
     return AtPath(ctx, path, [&](int dir, const char* name) {
       ClearThreadUmask();
       return ErrnoOf(mkdirat(dir, name, mode));
@@ -379,7 +441,7 @@ int LoopbackFs::Mkdir(const Context& ctx, const std::string& path,
 }
 
 int LoopbackFs::Unlink(const Context& ctx, const std::string& path) {
-  return Changed({path, ParentPath(path)}, [&] {
+  return Changed(ctx, {path, ParentPath(path)}, [&] {
     return AtPath(ctx, path, [&](int dir, const char* name) {
       return ErrnoOf(unlinkat(dir, name, 0));
     });
@@ -387,7 +449,7 @@ int LoopbackFs::Unlink(const Context& ctx, const std::string& path) {
 }
 
 int LoopbackFs::Rmdir(const Context& ctx, const std::string& path) {
-  return Changed({path, ParentPath(path)}, [&] {
+  return Changed(ctx, {path, ParentPath(path)}, [&] {
     return AtPath(ctx, path, [&](int dir, const char* name) {
       return ErrnoOf(unlinkat(dir, name, AT_REMOVEDIR));
     });
@@ -397,7 +459,7 @@ int LoopbackFs::Rmdir(const Context& ctx, const std::string& path) {
 int LoopbackFs::Symlink(const Context& ctx, const std::string& target,
                         const std::string& path) {
   if (HasNul(target)) return EINVAL;
-  return Changed({path, ParentPath(path)}, [&] {
+  return Changed(ctx, {path, ParentPath(path)}, [&] {
     return AtPath(ctx, path, [&](int dir, const char* name) {
       return ErrnoOf(symlinkat(target.c_str(), dir, name));
     });
@@ -408,7 +470,7 @@ int LoopbackFs::Rename(const Context& ctx, const std::string& from,
                        const std::string& to, unsigned int flags) {
   // Flags go to the kernel unchanged: it answers EINVAL for those the
   // underlying filesystem cannot honour, as the protocol asks.
-  return Changed({from, ParentPath(from), to, ParentPath(to)}, [&] {
+  return Changed(ctx, {from, ParentPath(from), to, ParentPath(to)}, [&] {
     return AtPaths(ctx, from, to,
                    [&](int from_dir, const char* from_name, int to_dir,
                        const char* to_name) {
@@ -421,7 +483,7 @@ int LoopbackFs::Rename(const Context& ctx, const std::string& from,
 int LoopbackFs::Link(const Context& ctx, const std::string& from,
                      const std::string& to) {
   // No AT_SYMLINK_FOLLOW: link(2) on Linux links a symlink itself.
-  return Changed({from, to, ParentPath(to)}, [&] {
+  return Changed(ctx, {from, to, ParentPath(to)}, [&] {
     return AtPaths(
         ctx, from, to,
         [&](int from_dir, const char* from_name, int to_dir,
@@ -433,19 +495,24 @@ int LoopbackFs::Link(const Context& ctx, const std::string& from,
 
 int LoopbackFs::Chmod(const Context& ctx, const std::string& path, mode_t mode,
                       const FileInfo* fi) {
-  return Changed({path}, [&] {
-    return AtFdOrPath(
+  return Changed(ctx, {path}, [&] {
+    const int err = AtFdOrPath(
         ctx, path, fi, [&](int fd) { return ErrnoOf(fchmod(fd, mode)); },
         [&](int dir, const char* name) {
           // Linux cannot chmod a symlink itself: EOPNOTSUPP for one.
           return ErrnoOf(fchmodat(dir, name, mode, AT_SYMLINK_NOFOLLOW));
         });
+    // Before a write or truncate by a caller without CAP_FSETID, the kernel
+    // clears the file's set-id bits with this very request, in the name of
+    // that caller, who need not own the file. Refused, the write would fail
+    // and the bits stay (the mount leaves killpriv to the filesystem).
+    return err == EPERM ? DropSetIdBits(ctx, path, mode, fi) : err;
   });
 }
 
 int LoopbackFs::Chown(const Context& ctx, const std::string& path, uid_t uid,
                       gid_t gid, const FileInfo* fi) {
-  return Changed({path}, [&] {
+  return Changed(ctx, {path}, [&] {
     return AtFdOrPath(
         ctx, path, fi, [&](int fd) { return ErrnoOf(fchown(fd, uid, gid)); },
         [&](int dir, const char* name) {
@@ -456,9 +523,14 @@ int LoopbackFs::Chown(const Context& ctx, const std::string& path, uid_t uid,
 
 int LoopbackFs::Truncate(const Context& ctx, const std::string& path,
                          off_t size, const FileInfo* fi) {
-  return Changed({path}, [&] {
+  return Changed(ctx, {path}, [&] {
     return AtFdOrPath(
-        ctx, path, fi, [&](int fd) { return ErrnoOf(ftruncate(fd, size)); },
+        ctx, path, fi,
+        [&](int fd) {
+          if (ftruncate(fd, size) != 0) return errno;
+          ClearSetIdBits(ctx, fd);
+          return 0;
+        },
         [&](int dir, const char* name) {
           // There is no truncateat(). Opening for writing would block on a
           // FIFO and has side effects on devices; truncate(2) through an
@@ -466,7 +538,11 @@ int LoopbackFs::Truncate(const Context& ctx, const std::string& path,
           // truncate(2) does, and cannot follow a symlink swapped in.
           ScopedFd file(openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
           if (file.get() < 0) return errno;
-          return ErrnoOf(truncate(ProcFdPath(file.get()).c_str(), size));
+          if (truncate(ProcFdPath(file.get()).c_str(), size) != 0) {
+            return errno;
+          }
+          ClearSetIdBits(ctx, file.get());
+          return 0;
         });
   });
 }
@@ -475,7 +551,7 @@ int LoopbackFs::Utimens(const Context& ctx, const std::string& path,
                         const TimeSpec& atime, const TimeSpec& mtime,
                         const FileInfo* fi) {
   const struct timespec times[2] = {ToKernelTime(atime), ToKernelTime(mtime)};
-  return Changed({path}, [&] {
+  return Changed(ctx, {path}, [&] {
     return AtFdOrPath(
         ctx, path, fi, [&](int fd) { return ErrnoOf(futimens(fd, times)); },
         [&](int dir, const char* name) {
@@ -492,16 +568,17 @@ int LoopbackFs::Open(const Context& ctx, const std::string& path,
     return AtPath(ctx, path, [&](int dir, const char* name) {
       int fd = openat(dir, name, flags);
       if (fd < 0) return errno;
-      fi->fh = static_cast<uint64_t>(fd);
+      if (flags & O_TRUNC) ClearSetIdBits(ctx, fd);
       // Flush closes a duplicate, which for a read-only descriptor does
       // nothing (no write-back to report, and POSIX locks are the kernel's).
       fi->noflush = flush_is_no_op_ || (flags & O_ACCMODE) == O_RDONLY;
       if ((flags & O_ACCMODE) == O_RDONLY) ReadWhole(fd, fi);
+      fi->fh = handles_.Add(fd);
       return 0;
     });
   };
   // O_TRUNC changes the file.
-  return (fi->flags & O_TRUNC) ? Changed({path}, open) : open();
+  return (fi->flags & O_TRUNC) ? Changed(ctx, {path}, open) : open();
 }
 
 int LoopbackFs::Create(const Context& ctx, const std::string& path, mode_t mode,
@@ -510,12 +587,14 @@ int LoopbackFs::Create(const Context& ctx, const std::string& path, mode_t mode,
   // whenever it believes the name absent, and an entry created on the host
   // meanwhile must then simply be opened, as open(O_CREAT) would.
   const int flags = HostOpenFlags(fi->flags | O_CREAT);
-  return Changed({path, ParentPath(path)}, [&] {
+  return Changed(ctx, {path, ParentPath(path)}, [&] {
     return AtPath(ctx, path, [&](int dir, const char* name) {
       ClearThreadUmask();
       int fd = openat(dir, name, flags, mode & 07777);
       if (fd < 0) return errno;
-      fi->fh = static_cast<uint64_t>(fd);
+      // The name may have existed (see above), and O_TRUNC emptied it.
+      if (flags & O_TRUNC) ClearSetIdBits(ctx, fd);
+      fi->fh = handles_.Add(fd);
       fi->noflush = flush_is_no_op_;
       return 0;
     });
@@ -552,8 +631,9 @@ int LoopbackFs::Write(const Context& ctx, const std::string& path,
                       const std::string& data, off_t offset, const FileInfo& fi,
                       size_t* written) {
   // As the caller: a write by a user without CAP_FSETID clears the file's
-  // setuid/setgid bits, which a root backend would otherwise keep.
-  return Changed({path}, [&] {
+  // setuid/setgid bits, which a root backend would otherwise keep (and
+  // ClearSetIdBits does where the write runs as this process).
+  return Changed(ctx, {path}, [&] {
     return AtFd(ctx, fi, [&](int fd) {
       size_t done = 0;
       // On an O_APPEND descriptor Linux's pwrite appends and ignores the
@@ -569,6 +649,7 @@ int LoopbackFs::Write(const Context& ctx, const std::string& path,
         done += static_cast<size_t>(n);
       }
       *written = done;
+      if (done > 0) ClearSetIdBits(ctx, fd);
       return 0;
     });
   });
@@ -590,9 +671,12 @@ int LoopbackFs::Flush(const Context& ctx, const std::string& /*path*/,
   });
 }
 
-int LoopbackFs::Release(const Context& ctx, const std::string& /*path*/,
+int LoopbackFs::Release(const Context& /*ctx*/, const std::string& /*path*/,
                         const FileInfo& fi) {
-  return AtFd(ctx, fi, [&](int fd) { return ErrnoOf(close(fd)); });
+  // The descriptor is closed once no operation uses it any more. Errors of
+  // that close are lost, as the kernel ignores release's anyway; Flush
+  // reports them for every close(2) that wants them.
+  return handles_.Remove(fi.fh) ? 0 : EBADF;
 }
 
 int LoopbackFs::Fsync(const Context& ctx, const std::string& /*path*/,
@@ -610,7 +694,7 @@ int LoopbackFs::Setxattr(const Context& ctx, const std::string& path,
                          const std::string& name, const std::string& value,
                          int flags) {
   if (HasNul(name)) return EINVAL;
-  return Changed({path}, [&] {
+  return Changed(ctx, {path}, [&] {
     return AtPath(ctx, path, [&](int dir, const char* file) {
       return ErrnoOf(lsetxattr(ProcFdPath(dir, file).c_str(), name.c_str(),
                                value.data(), value.size(), flags));
@@ -647,7 +731,7 @@ int LoopbackFs::Listxattr(const Context& ctx, const std::string& path,
 int LoopbackFs::Removexattr(const Context& ctx, const std::string& path,
                             const std::string& name) {
   if (HasNul(name)) return EINVAL;
-  return Changed({path}, [&] {
+  return Changed(ctx, {path}, [&] {
     return AtPath(ctx, path, [&](int dir, const char* file) {
       return ErrnoOf(lremovexattr(ProcFdPath(dir, file).c_str(), name.c_str()));
     });
@@ -661,7 +745,7 @@ int LoopbackFs::Opendir(const Context& ctx, const std::string& path,
   return AtPath(ctx, path, [&](int dir, const char* name) {
     int fd = openat(dir, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return errno;
-    fi->fh = static_cast<uint64_t>(fd);
+    fi->fh = handles_.Add(fd);
     return 0;
   });
 }
@@ -676,8 +760,7 @@ int LoopbackFs::Readdir(const Context& ctx, const std::string& /*path*/,
   return AtFd(ctx, fi, [&](int fd) {
     std::vector<RawEntry> raw;
     {
-      absl::MutexLock lock(
-          &dir_read_mu_[static_cast<size_t>(fd) % dir_read_mu_.size()]);
+      absl::MutexLock lock(&dir_read_mu_[fi.fh % dir_read_mu_.size()]);
       if (int err = ReadAllEntries(fd, &raw)) return err;
     }
     entries->reserve(entries->size() + raw.size());
@@ -728,9 +811,11 @@ int LoopbackFs::Flock(const Context& ctx, const std::string& /*path*/,
 
 int LoopbackFs::Fallocate(const Context& ctx, const std::string& path, int mode,
                           off_t offset, off_t length, const FileInfo& fi) {
-  return Changed({path}, [&] {
+  return Changed(ctx, {path}, [&] {
     return AtFd(ctx, fi, [&](int fd) {
-      return ErrnoOf(fallocate(fd, mode, offset, length));
+      if (fallocate(fd, mode, offset, length) != 0) return errno;
+      ClearSetIdBits(ctx, fd);
+      return 0;
     });
   });
 }
@@ -741,16 +826,17 @@ int LoopbackFs::CopyFileRange(const Context& ctx,
                               const std::string& path_out,
                               const FileInfo& fi_out, off_t offset_out,
                               size_t length, int flags, size_t* copied) {
-  if (!IsHandle(fi_out.fh)) return EBADF;
-  const int out_fd = static_cast<int>(fi_out.fh);
-  return Changed({path_out}, [&] {
+  const HandleTable::Ref out_file = handles_.Find(fi_out.fh);
+  if (out_file == nullptr) return EBADF;
+  return Changed(ctx, {path_out}, [&] {
     return AtFd(ctx, fi_in, [&](int in_fd) {
       loff_t in = offset_in;
       loff_t out = offset_out;
-      ssize_t n = copy_file_range(in_fd, &in, out_fd, &out, length,
+      ssize_t n = copy_file_range(in_fd, &in, out_file->get(), &out, length,
                                   static_cast<unsigned int>(flags));
       if (n < 0) return errno;
       *copied = static_cast<size_t>(n);
+      if (n > 0) ClearSetIdBits(ctx, out_file->get());
       return 0;
     });
   });

@@ -13,10 +13,12 @@
 // * Each operation runs under CallerCredentials (fsuid, fsgid, groups of the
 //   caller) when the process may switch; the kernel's own permission checks,
 //   including ACLs, then decide, and new files get the caller as owner.
-// * Open files and directories are real descriptors; `fh` is the descriptor
-//   number. That keeps unlinked-but-open files working, gives each open its
-//   own flock(2) state, and lets fchmod/fchown/futimens through a directory
-//   handle work (the kernel sends those with the directory's fh).
+// * Open files and directories are real descriptors, kept in a HandleTable;
+//   `fh` is a number the table gave out, never the descriptor number (see
+//   handle_table.h), and unknown handles answer EBADF. Descriptors keep
+//   unlinked-but-open files working, give each open its own flock(2) state,
+//   and let fchmod/fchown/futimens through a directory handle work (the
+//   kernel sends those with the directory's fh).
 // * Modes from the daemon already have the caller's umask applied. Creating
 //   operations therefore give the calling thread a private umask of 0
 //   (unshare(CLONE_FS); the thread then also has its own cwd and root, which
@@ -27,7 +29,20 @@
 // Changes made on the host: with Options::watch, a TreeWatcher (inotify)
 // reports changes made directly in the directory, and they are pushed to the
 // daemon as invalidations (FileSystem::Notify*), so that they show through
-// the mount within milliseconds rather than after cache timeouts.
+// the mount within milliseconds rather than after cache timeouts. inotify
+// reports the loopback's own changes too: OwnChanges recognises them, and
+// each goes to every mount of this backend but the one whose operation made
+// it (Notify*Except), so that with two mounts of one directory, a change
+// through one shows through the other at once.
+//
+// Set-user-ID and set-group-ID bits: a write, truncate, fallocate or
+// O_TRUNC open by a caller other than root clears S_ISUID, and S_ISGID of a
+// group-executable file, as on the host. Done as the caller, the host kernel
+// does it (the thread has no CAP_FSETID); with act_as_caller off,
+// ClearSetIdBits does it after the change. The kernel also asks for it
+// itself, before such a write, as a chmod in the writer's name that only
+// drops these bits; the writer need not own the file, so that chmod is
+// allowed to whoever may write the file (DropSetIdBits).
 //
 // Locking: POSIX record locks are left to the kernel, which is right for a
 // directory only this host uses. flock(2) is implemented (each open has its
@@ -51,6 +66,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "client/filesystem.h"
+#include "examples/loopback/handle_table.h"
 #include "examples/loopback/own_changes.h"
 #include "examples/loopback/tree_watcher.h"
 
@@ -58,10 +74,11 @@ namespace fusehost {
 namespace examples {
 
 // Thread use: every method may be called concurrently from any thread. The
-// only mutable state shared between calls are the kernel objects themselves
-// and `dir_read_mu_`, which serialises reading one directory descriptor
-// (getdents moves the descriptor's shared offset). The watcher, if any, runs
-// on its own thread and only calls Notify*, which any thread may.
+// mutable state shared between calls is the kernel objects themselves, the
+// handle table (thread-safe) and `dir_read_mu_`, which serialises reading
+// one directory descriptor (getdents moves the descriptor's shared offset).
+// The watcher, if any, runs on its own thread and only calls Notify*, which
+// any thread may.
 class LoopbackFs : public FileSystem {
  public:
   struct Options {
@@ -184,11 +201,22 @@ class LoopbackFs : public FileSystem {
   // Runs `op` as the caller on `path`'s parent directory and last component
   // ("." for the root).
   int AtPath(const Context& ctx, const std::string& path, AtOp op);
-  // Runs `op` as the caller on the descriptor behind `fi.fh`.
+  // Runs `op` as the caller on the descriptor behind handle `fi.fh`; EBADF
+  // for a handle the table does not know.
   int AtFd(const Context& ctx, const FileInfo& fi, FdOp op);
   // AtFd when the kernel asked through an open file, else AtPath.
   int AtFdOrPath(const Context& ctx, const std::string& path,
                  const FileInfo* fi, FdOp fd_op, AtOp at_op);
+  // After a change by `ctx` that clears set-id bits (a write, truncate,
+  // fallocate, O_TRUNC open) through descriptor `fd`: clears them when the
+  // change ran as this process and the caller is not root.
+  void ClearSetIdBits(const Context& ctx, int fd) const;
+  // A chmod to `mode` that chmod(2) refused the caller (EPERM), done as this
+  // process when it only drops bits a write by the caller clears and the
+  // caller may write the file (a handle open for writing, or write
+  // permission): the kernel's request before such a write. EPERM otherwise.
+  int DropSetIdBits(const Context& ctx, const std::string& path, mode_t mode,
+                    const FileInfo* fi);
   // Like AtPath for two paths (rename, link): both resolved as the caller.
   int AtPaths(const Context& ctx, const std::string& from,
               const std::string& to,
@@ -200,13 +228,13 @@ class LoopbackFs : public FileSystem {
   // directories on the way with the current thread's credentials and, when
   // openat2 exists, refusing to pass through symlinks or leave the root.
   int ResolveParent(const std::string& path, Parent* out) const;
-  // Whether `fh` can be a handle this class gave out.
-  bool IsHandle(uint64_t fh) const;
-  // Pushes the watcher's changes to the daemon, but for those of our own.
+  // Pushes the watcher's changes to the daemon: each to every mount but the
+  // one whose own operation made it (OwnChanges::ExplainedBy).
   void Announce(const std::vector<TreeChange>& changes);
-  // Runs `change`, which changes `paths` on the host, and returns its
-  // result; when the tree is watched, as an OwnChanges::Scope.
-  int Changed(std::initializer_list<std::string> paths,
+  // Runs `change`, which changes `paths` on the host for an operation of
+  // `ctx`, and returns its result; when the tree is watched, as an
+  // OwnChanges::Scope of ctx.mount_id.
+  int Changed(const Context& ctx, std::initializer_list<std::string> paths,
               absl::FunctionRef<int()> change);
 
   const int root_fd_;
@@ -219,8 +247,9 @@ class LoopbackFs : public FileSystem {
   // The backing filesystem's close does nothing Flush could report (see
   // FlushIsNoOp), so opens are marked noflush and close costs no round trip.
   const bool flush_is_no_op_;
-  // Striped by descriptor number: Readdir rewinds and reads the descriptor,
-  // and two readers of the same handle would interleave.
+  HandleTable handles_;
+  // Striped by handle (one descriptor each): Readdir rewinds and reads the
+  // descriptor, and two readers of the same handle would interleave.
   std::array<absl::Mutex, 16> dir_read_mu_;
   // Set once, in New, when watching; stopped first in the destructor.
   std::unique_ptr<TreeWatcher> watcher_;

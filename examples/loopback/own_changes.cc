@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace fusehost {
@@ -60,18 +61,19 @@ bool OwnChanges::StateOf(const std::string& path, State* state) const {
   return false;  // e.g. EACCES: the state is unknown
 }
 
-void OwnChanges::Record(const std::string& path) {
+void OwnChanges::Record(uint64_t mount_id, const std::string& path) {
   State state;
-  Store(path, StateOf(path, &state) ? &state : nullptr);
+  Store(mount_id, path, StateOf(path, &state) ? &state : nullptr);
 }
 
-void OwnChanges::Store(const std::string& path, const State* state) {
+void OwnChanges::Store(uint64_t mount_id, const std::string& path,
+                       const State* state) {
   const absl::Time now = absl::Now();
   absl::MutexLock lock(&mu_);
   if (state == nullptr) {
     records_.erase(path);
   } else {
-    records_[path] = Entry{*state, now + keep_};
+    records_[path] = Entry{*state, now + keep_, mount_id};
   }
   // Expired records go in sweeps, so the table stays as small as the
   // changes of the last `keep_`.
@@ -82,35 +84,59 @@ void OwnChanges::Store(const std::string& path, const State* state) {
   }
 }
 
-OwnChanges::Scope::Scope(OwnChanges& owner,
+OwnChanges::Scope::Scope(OwnChanges& owner, uint64_t mount_id,
                          std::initializer_list<std::string> paths)
-    : owner_(owner), paths_(paths) {
+    : owner_(owner), mount_id_(mount_id), paths_(paths) {
   absl::MutexLock lock(&owner_.mu_);
-  for (const std::string& path : paths_) ++owner_.changing_[path];
+  for (const std::string& path : paths_) {
+    absl::InlinedVector<Changing, 1>& changes = owner_.changing_[path];
+    auto mine = std::find_if(
+        changes.begin(), changes.end(),
+        [this](const Changing& c) { return c.mount_id == mount_id_; });
+    if (mine != changes.end()) {
+      ++mine->count;
+    } else {
+      changes.push_back(Changing{mount_id_, 1});
+    }
+  }
 }
 
 OwnChanges::Scope::~Scope() {
   for (const std::string& path : paths_) {
-    if (!path.empty()) owner_.Record(path);
+    if (!path.empty()) owner_.Record(mount_id_, path);
   }
   absl::MutexLock lock(&owner_.mu_);
   for (const std::string& path : paths_) {
     auto it = owner_.changing_.find(path);
-    if (--it->second == 0) owner_.changing_.erase(it);
+    absl::InlinedVector<Changing, 1>& changes = it->second;
+    auto mine = std::find_if(
+        changes.begin(), changes.end(),
+        [this](const Changing& c) { return c.mount_id == mount_id_; });
+    if (--mine->count == 0) changes.erase(mine);
+    if (changes.empty()) owner_.changing_.erase(it);
   }
 }
 
-bool OwnChanges::Explains(const std::string& path) {
-  State recorded;
+std::optional<uint64_t> OwnChanges::ExplainedBy(const std::string& path) {
+  Entry recorded;
   {
     absl::MutexLock lock(&mu_);
-    if (changing_.contains(path)) return true;
+    auto changing = changing_.find(path);
+    if (changing != changing_.end()) {
+      // Several mounts changing it at once: each has made a change the
+      // others do not know of.
+      if (changing->second.size() > 1) return std::nullopt;
+      return changing->second.front().mount_id;
+    }
     auto it = records_.find(path);
-    if (it == records_.end() || it->second.until <= absl::Now()) return false;
-    recorded = it->second.state;
+    if (it == records_.end() || it->second.until <= absl::Now()) {
+      return std::nullopt;
+    }
+    recorded = it->second;
   }
   State now;
-  return StateOf(path, &now) && now == recorded;
+  if (!StateOf(path, &now) || !(now == recorded.state)) return std::nullopt;
+  return recorded.mount_id;
 }
 
 }  // namespace examples

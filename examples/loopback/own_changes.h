@@ -1,11 +1,17 @@
 // Tells the loopback's own changes apart from outside ones in what inotify
-// reports.
+// reports, and which mount made each of its own.
 //
 // inotify reports a change made through the mount like any other. Passed on,
 // such a notice makes the daemon drop the attributes and listing entry it has
 // just updated, and tell the kernel to forget them, so the next stat costs a
 // backend round trip: untarring through the mount made about twice the
 // round trips it needed.
+//
+// Only to the mount that made it, though: a backend serving several mounts
+// must tell the others, whose caches the change made stale. So every record
+// names the mount whose operation made the change (Context::mount_id), and
+// ExplainedBy says which mount a notice is no news to; the loopback sends it
+// to every other one (FileSystem::Notify*Except).
 //
 // After each change the loopback makes on the host it records the state that
 // change left (lstat of each path it touched, or "absent"). A notice about a
@@ -14,7 +20,8 @@
 // mtime or size), so the notice for it still goes out. What this cannot see
 // is an outside change that lands while a change of the loopback to the same
 // path is under way (its syscall and the lstat after it: microseconds on a
-// local filesystem), or one that leaves every compared field
+// local filesystem; a change through another mount of the same backend is
+// such an outside change to this one), or one that leaves every compared field
 // equal on a filesystem with coarse timestamps (Linux before 6.13, or a
 // filesystem without fine-grained ctime); such a change shows after the
 // cache lifetime instead.
@@ -28,11 +35,13 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
@@ -46,26 +55,32 @@ class OwnChanges {
   explicit OwnChanges(int root_fd, absl::Duration keep = absl::Seconds(2));
 
   // Records the state of `path` ("/" or "/dir/name", as the mount names it)
-  // after the caller changed it, as seen by the calling thread; a path the
-  // thread cannot stat is forgotten instead (its notices go out).
-  void Record(const std::string& path);
-  // Whether `path` is in the state the last record of it says, or one of
-  // our changes to it is under way (its events may be seen before its
-  // record exists: a directory gets events while files are being made in
-  // it one after another).
-  bool Explains(const std::string& path);
+  // after an operation of mount `mount_id` changed it, as seen by the
+  // calling thread; a path the thread cannot stat is forgotten instead (its
+  // notices go out to every mount).
+  void Record(uint64_t mount_id, const std::string& path);
+  // The mount a notice about `path` is no news to: the one whose operation
+  // left `path` in the state the last record of it says, or whose change to
+  // it is under way (its events may be seen before its record exists: a
+  // directory gets events while files are being made in it one after
+  // another). nullopt when no change of ours explains it, or when changes
+  // of several mounts to it are under way: then every mount must hear.
+  std::optional<uint64_t> ExplainedBy(const std::string& path);
 
-  // One change of ours, from before its syscalls to after them: marks its
-  // paths as changing, then Records them.
+  // One change of ours, by an operation of mount `mount_id`, from before
+  // its syscalls to after them: marks its paths as changing, then Records
+  // them.
   class Scope {
    public:
-    Scope(OwnChanges& owner, std::initializer_list<std::string> paths);
+    Scope(OwnChanges& owner, uint64_t mount_id,
+          std::initializer_list<std::string> paths);
     ~Scope();
     Scope(const Scope&) = delete;
     Scope& operator=(const Scope&) = delete;
 
    private:
     OwnChanges& owner_;
+    const uint64_t mount_id_;
     const std::vector<std::string> paths_;
   };
 
@@ -87,19 +102,26 @@ class OwnChanges {
   struct Entry {
     State state;
     absl::Time until;
+    uint64_t mount_id = 0;  // whose operation left `state`
+  };
+  // How many changes of one mount to a path are under way.
+  struct Changing {
+    uint64_t mount_id;
+    int count;
   };
 
   // The state of `path` now; false if it cannot be read.
   bool StateOf(const std::string& path, State* state) const;
   static State FromStat(const struct stat& st);
-  void Store(const std::string& path, const State* state);
+  void Store(uint64_t mount_id, const std::string& path, const State* state);
 
   const int root_fd_;
   const absl::Duration keep_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Entry> records_ ABSL_GUARDED_BY(mu_);
-  // Changes under way, by path.
-  absl::flat_hash_map<std::string, int> changing_ ABSL_GUARDED_BY(mu_);
+  // Changes under way, by path: almost always of one mount.
+  absl::flat_hash_map<std::string, absl::InlinedVector<Changing, 1>> changing_
+      ABSL_GUARDED_BY(mu_);
   absl::Time next_sweep_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 

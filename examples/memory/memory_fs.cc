@@ -37,6 +37,18 @@ struct timespec Now() {
 
 bool IsRoot(const Context& ctx) { return ctx.uid == 0; }
 
+// What a write, truncate, fallocate or chown by `ctx` does to a file's
+// set-id bits, as Linux and POSIX do for callers without CAP_FSETID:
+// S_ISUID goes, and S_ISGID of a group-executable file (without S_IXGRP it
+// marks mandatory locking, not privilege). Root keeps them. The kernel asks
+// for it too, by a chmod before a write, but not before every change (not
+// before an O_TRUNC open, nor when its cached mode lacks the bits).
+void ClearSetIdBits(const Context& ctx, mode_t* mode) {
+  if (IsRoot(ctx)) return;
+  *mode &= ~S_ISUID;
+  if (*mode & S_IXGRP) *mode &= ~S_ISGID;
+}
+
 bool InGroup(const Context& ctx, gid_t gid) {
   return ctx.gid == gid || std::find(ctx.groups.begin(), ctx.groups.end(),
                                      gid) != ctx.groups.end();
@@ -147,14 +159,14 @@ int MemoryFs::ResolveParent(const std::string& path, InodePtr* parent,
 
 int MemoryFs::ResolveOpen(const std::string& path, const FileInfo* fi,
                           InodePtr* out) {
-  if (fi != nullptr) {
-    auto it = handles_.find(fi->fh);
-    if (it != handles_.end()) {
-      *out = it->second;
-      return 0;
-    }
-  }
-  return Resolve(path, out);
+  if (fi == nullptr) return Resolve(path, out);
+  // A handle this filesystem did not give out, or released already: falling
+  // back to the path would let a stale handle reach whatever file has that
+  // name now.
+  auto it = handles_.find(fi->fh);
+  if (it == handles_.end()) return EBADF;
+  *out = it->second;
+  return 0;
 }
 
 int MemoryFs::MakeNode(const Context& ctx, const std::string& path, mode_t mode,
@@ -466,25 +478,22 @@ int MemoryFs::Chown(const Context& ctx, const std::string& path, uid_t uid,
     }
     if (uid_given) inode->uid = uid;
     if (gid_given) inode->gid = gid;
-    if (!IsRoot(ctx) && !inode->IsDir()) {
-      // As Linux: setuid goes; setgid only if group-executable (without
-      // S_IXGRP it marks mandatory locking, not privilege).
-      inode->mode &= ~S_ISUID;
-      if (inode->mode & S_IXGRP) inode->mode &= ~S_ISGID;
-    }
+    if (!inode->IsDir()) ClearSetIdBits(ctx, &inode->mode);
     inode->Touch(/*modified=*/false);
     return 0;
   });
 }
 
-int MemoryFs::Truncate(const Context& /*ctx*/, const std::string& path,
-                       off_t size, const FileInfo* fi) {
+int MemoryFs::Truncate(const Context& ctx, const std::string& path, off_t size,
+                       const FileInfo* fi) {
   if (size < 0) return EINVAL;
   return WithInode(path, fi, [&](const InodePtr& inode) {
     if (!inode->IsRegular()) return inode->NotRegularError();
     int rc = SetSize(*inode, static_cast<uint64_t>(size));
-    if (rc == 0) inode->Touch(/*modified=*/true);
-    return rc;
+    if (rc != 0) return rc;
+    ClearSetIdBits(ctx, &inode->mode);
+    inode->Touch(/*modified=*/true);
+    return 0;
   });
 }
 
@@ -510,13 +519,13 @@ int MemoryFs::Utimens(const Context& ctx, const std::string& path,
 // Open files
 // ---------------------------------------------------------------------------
 
-int MemoryFs::Open(const Context& /*ctx*/, const std::string& path,
-                   FileInfo* fi) {
+int MemoryFs::Open(const Context& ctx, const std::string& path, FileInfo* fi) {
   return WithInode(path, nullptr, [&](const InodePtr& inode) {
     if (inode->IsDir() && (fi->flags & O_ACCMODE) != O_RDONLY) return EISDIR;
     if ((fi->flags & O_TRUNC) && inode->IsRegular()) {
       int rc = SetSize(*inode, 0);
       if (rc != 0) return rc;
+      ClearSetIdBits(ctx, &inode->mode);
       inode->Touch(/*modified=*/true);
     }
     fi->fh = OpenHandle(inode);
@@ -553,7 +562,7 @@ int MemoryFs::Read(const Context& /*ctx*/, const std::string& path,
   });
 }
 
-int MemoryFs::Write(const Context& /*ctx*/, const std::string& path,
+int MemoryFs::Write(const Context& ctx, const std::string& path,
                     const std::string& data, off_t offset, const FileInfo& fi,
                     size_t* written) {
   if (offset < 0) return EINVAL;
@@ -562,8 +571,10 @@ int MemoryFs::Write(const Context& /*ctx*/, const std::string& path,
     uint64_t position = (fi.flags & O_APPEND) ? inode->data.size()
                                               : static_cast<uint64_t>(offset);
     int rc = WriteAt(*inode, data.data(), data.size(), position);
-    if (rc == 0) *written = data.size();
-    return rc;
+    if (rc != 0) return rc;
+    *written = data.size();
+    if (!data.empty()) ClearSetIdBits(ctx, &inode->mode);
+    return 0;
   });
 }
 
@@ -574,9 +585,8 @@ int MemoryFs::Release(const Context& /*ctx*/, const std::string& /*path*/,
   return 0;
 }
 
-int MemoryFs::Fallocate(const Context& /*ctx*/, const std::string& path,
-                        int mode, off_t offset, off_t length,
-                        const FileInfo& fi) {
+int MemoryFs::Fallocate(const Context& ctx, const std::string& path, int mode,
+                        off_t offset, off_t length, const FileInfo& fi) {
   if (offset < 0 || length <= 0) return EINVAL;
   // Punching holes, zeroing and collapsing ranges are not implemented.
   if ((mode & ~FALLOC_FL_KEEP_SIZE) != 0) return EOPNOTSUPP;
@@ -586,14 +596,18 @@ int MemoryFs::Fallocate(const Context& /*ctx*/, const std::string& path,
     if (static_cast<uint64_t>(offset) > kMaxOffset - length) return EFBIG;
     uint64_t end = static_cast<uint64_t>(offset) + length;
     // Memory is not reserved ahead, so KEEP_SIZE has nothing to do.
-    if ((mode & FALLOC_FL_KEEP_SIZE) || end <= inode->data.size()) return 0;
-    int rc = SetSize(*inode, end);
-    if (rc == 0) inode->Touch(/*modified=*/true);
-    return rc;
+    if (!(mode & FALLOC_FL_KEEP_SIZE) && end > inode->data.size()) {
+      int rc = SetSize(*inode, end);
+      if (rc != 0) return rc;
+      inode->Touch(/*modified=*/true);
+    }
+    // As Linux: any successful fallocate counts as a change of the file.
+    ClearSetIdBits(ctx, &inode->mode);
+    return 0;
   });
 }
 
-int MemoryFs::CopyFileRange(const Context& /*ctx*/, const std::string& path_in,
+int MemoryFs::CopyFileRange(const Context& ctx, const std::string& path_in,
                             const FileInfo& fi_in, off_t offset_in,
                             const std::string& path_out, const FileInfo& fi_out,
                             off_t offset_out, size_t length, int flags,
@@ -623,6 +637,7 @@ int MemoryFs::CopyFileRange(const Context& /*ctx*/, const std::string& path_in,
     rc = WriteAt(*out, bytes.data(), bytes.size(),
                  static_cast<uint64_t>(offset_out));
     if (rc != 0) return rc;
+    ClearSetIdBits(ctx, &out->mode);
   }
   in->atime = Now();
   *copied = count;

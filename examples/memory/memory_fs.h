@@ -138,8 +138,8 @@ class MemoryFs : public FileSystem {
   // The directory holding the last component of `path`, and that component.
   int ResolveParent(const std::string& path, InodePtr* parent,
                     std::string* name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The file `fi` has open when given (it may have no name any more), else
-  // the file at `path`.
+  // The file `fi` has open when given (it may have no name any more; EBADF
+  // for a handle not open), else the file at `path`.
   int ResolveOpen(const std::string& path, const FileInfo* fi, InodePtr* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

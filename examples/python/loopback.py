@@ -11,12 +11,19 @@ API. Like it:
   calls, intermediate directories with openat2(RESOLVE_BENEATH |
   RESOLVE_NO_SYMLINKS), so no path leaves the root even if someone swaps a
   directory for a symlink on the host;
-* open files and directories are real descriptors (fh is the descriptor),
-  so unlinked open files keep working;
+* open files and directories are real descriptors, so unlinked open files
+  keep working; fh is a number from a handle table (_Handles), never the
+  descriptor number, and unknown handles answer EBADF;
+* a write, truncate, fallocate or O_TRUNC open by a caller other than root
+  clears the file's set-user-ID bit, and its set-group-ID bit when it is
+  group-executable, as on the host (see Loopback.chmod for the kernel's
+  part in it);
 * it watches the directory with inotify (tree_watch.py) and tells the
   daemon what changed there other than through the mount, so the daemon and
   the kernel may cache for a minute and changes on the host still show at
-  once; its own changes are recognised and not announced (own_changes.py).
+  once; its own changes are recognised (own_changes.py) and announced only
+  to the other mounts of the same object, if any, so that with two mounts
+  of one directory a change through one shows through the other at once.
   `--no-watch` turns that off: then everything is cached for 1 s.
 
 For speed it uses fusehost extensions mfusepy does not have: getattr and
@@ -40,7 +47,9 @@ or serve it for `fuse-hostctl mount unix:/tmp/loop.sock /mnt/data`:
 import contextlib
 import ctypes
 import errno
+import fcntl
 import functools
+import itertools
 import logging
 import os
 import platform
@@ -145,6 +154,44 @@ class CallerCredentials:
             os.abort()
 
 
+class _Handles:
+    """Open files and directories by handle: numbers from a counter, never
+    twice in a process, each mapped to the descriptor it owns. The
+    descriptor number itself is no handle: the kernel gives a closed
+    descriptor's number to the next open, so a handle that outlived its file
+    (held by the kernel across a backend restart, or simply wrong) would
+    reach whatever file got the number since, another user's included.
+
+    Thread-safe without a lock of its own: taking the next number and each
+    dict operation are atomic in CPython. A descriptor is closed at release,
+    which the kernel sends only when no operation on that open file is
+    under way."""
+
+    def __init__(self):
+        self._fds = {}
+        self._next = itertools.count(1).__next__
+
+    def add(self, fd):
+        """Takes ownership of descriptor `fd`; returns its new handle."""
+        fh = self._next()
+        self._fds[fh] = fd
+        return fh
+
+    def fd(self, fh):
+        """The descriptor of handle `fh`; EBADF when there is none."""
+        fd = self._fds.get(fh)
+        if fd is None:
+            raise fuse.FuseOSError(errno.EBADF)
+        return fd
+
+    def close(self, fh):
+        """Forgets handle `fh` and closes its descriptor."""
+        fd = self._fds.pop(fh, None)
+        if fd is None:
+            raise fuse.FuseOSError(errno.EBADF)
+        os.close(fd)
+
+
 def as_caller(method):
     @functools.wraps(method)
     def run(self, *args, **kwargs):
@@ -167,6 +214,7 @@ class Loopback(fuse.Operations):
         self.switch = act_as_caller and CallerCredentials.process_can_switch()
         self.gid = os.getegid()
         self.have_openat2 = "openat2" in _SYSCALLS and self._probe_openat2()
+        self.handles = _Handles()
         # getdents moves a directory descriptor's shared offset.
         self.dir_locks = [threading.Lock() for _ in range(16)]
         self.own = self.watcher = None
@@ -233,23 +281,26 @@ class Loopback(fuse.Operations):
             self.watcher.start()
 
     def _announce(self, changes):
-        """The watcher's sink: tells the daemon, but for our own changes."""
+        """The watcher's sink: tells the daemon, each change to every mount
+        but the one whose own operation made it."""
         for kind, path in changes:
-            if self.own.explains(path):
-                continue
+            own = self.own.explained_by(path)
             if kind == tree_watch.CHANGED:
-                self.notify_changed(path)
+                self.notify_changed(path, except_mount=own)
             elif kind == tree_watch.REMOVED:
-                self.notify_removed(path)
+                self.notify_removed(path, except_mount=own)
             else:
-                self.notify_subtree_changed(path)
+                self.notify_subtree_changed(path, except_mount=own)
 
     def _changing(self, *paths):
-        """Wraps one change of ours to `paths` (None is skipped), so that the
-        watcher's notices about them are recognised as ours."""
+        """Wraps one change of ours to `paths` (None is skipped), by the
+        operation running on this thread, so that the watcher's notices
+        about them are recognised as that operation's mount's."""
         if self.own is None:
             return _NOT_WATCHED
-        return self.own.changing(paths)
+        caller = fuse.fuse_get_caller()
+        return self.own.changing(
+            paths, caller.mount_id if caller is not None else None)
 
     def _at2(self, old, new, op):
         return self._at(old, lambda d1, n1: self._at(
@@ -271,7 +322,7 @@ class Loopback(fuse.Operations):
     @as_caller
     def getattr(self, path, fh=None):
         if fh is not None:
-            return os.fstat(fh)
+            return os.fstat(self.handles.fd(fh))
         return self._at(path, lambda d, n: os.stat(n, dir_fd=d,
                                                    follow_symlinks=False))
 
@@ -324,11 +375,80 @@ class Loopback(fuse.Operations):
 
     # --- attributes -----------------------------------------------------------
 
-    @as_caller
     def chmod(self, path, mode, fh=None):
+        try:
+            return self._chmod(path, mode, fh)
+        except PermissionError as e:
+            # Before a write or truncate by a caller without CAP_FSETID, the
+            # kernel clears the file's set-id bits with this very request,
+            # in that caller's name, who need not own the file. Refused, the
+            # write would fail and the bits stay (the mount leaves killpriv
+            # to the filesystem).
+            if e.errno != errno.EPERM or not self._drop_set_id_bits(
+                    path, mode, fh):
+                raise
+
+    def _drop_set_id_bits(self, path, mode, fh):
+        """Does chmod `mode` as this process if it only drops bits a write
+        by the caller clears and the caller may write the file (the kernel's
+        request above); returns False, changing nothing, otherwise."""
+        fd, may_write = self._file_and_write_access(path, fh)
+        try:
+            st = os.fstat(fd)
+            have, want = stat.S_IMODE(st.st_mode), mode & 0o7777
+            dropped = have & ~want
+            if (not may_write or not stat.S_ISREG(st.st_mode) or
+                    want & ~have or
+                    dropped & ~_set_id_bits_cleared_by_writes(have)):
+                return False
+            if dropped:  # else gone already: the kernel's mode was older
+                with self._changing(path):
+                    os.chmod("/proc/self/fd/%d" % fd, want)
+            return True
+        finally:
+            os.close(fd)
+
+    @as_caller
+    def _file_and_write_access(self, path, fh):
+        """(a new descriptor of the file, whether the caller may write
+        it), found as the caller: a handle open for writing, or write
+        permission as access(2) judges it."""
         if fh is not None:
+            fd = self.handles.fd(fh)
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+            return os.dup(fd), flags & os.O_ACCMODE != os.O_RDONLY
+
+        def op(d, n):
+            may_write = os.access(n, os.W_OK, dir_fd=d, effective_ids=True,
+                                  follow_symlinks=False)
+            return os.open(n, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC,
+                           dir_fd=d), may_write
+        return self._at(path, op)
+
+    def _clear_set_id_bits(self, fd):
+        """After a change through `fd` that clears set-id bits (a write,
+        truncate, fallocate, O_TRUNC open): clears them when the change ran
+        as this process and the caller is not root. (As the caller, the
+        host kernel did: the thread has no CAP_FSETID then.)"""
+        caller = fuse.fuse_get_caller()
+        if self.switch or caller is None or caller.uid == 0:
+            return
+        st = os.fstat(fd)
+        bits = _set_id_bits_cleared_by_writes(st.st_mode)
+        if bits and stat.S_ISREG(st.st_mode):
+            try:
+                # Through /proc: `fd` may be an O_PATH descriptor.
+                os.chmod("/proc/self/fd/%d" % fd, stat.S_IMODE(st.st_mode) &
+                         ~bits)
+            except OSError:
+                pass  # as the host left them; the change itself happened
+
+    @as_caller
+    def _chmod(self, path, mode, fh):
+        if fh is not None:
+            fd = self.handles.fd(fh)
             with self._changing(path):
-                return os.fchmod(fh, mode)
+                return os.fchmod(fd, mode)
 
         def op(fd, proc_path):
             if stat.S_ISLNK(os.fstat(fd).st_mode):
@@ -339,28 +459,35 @@ class Loopback(fuse.Operations):
 
     @as_caller
     def chown(self, path, uid, gid, fh=None):
+        fd = None if fh is None else self.handles.fd(fh)
         with self._changing(path):
-            if fh is not None:
-                return os.fchown(fh, uid, gid)
+            if fd is not None:
+                return os.fchown(fd, uid, gid)
             self._at(path, lambda d, n: os.chown(n, uid, gid, dir_fd=d,
                                                  follow_symlinks=False))
 
     @as_caller
     def truncate(self, path, length, fh=None):
+        fd = None if fh is None else self.handles.fd(fh)
         with self._changing(path):
-            if fh is not None:
-                return os.ftruncate(fh, length)
+            if fd is not None:
+                os.ftruncate(fd, length)
+                return self._clear_set_id_bits(fd)
+
             # truncate(2) through an O_PATH descriptor checks write
             # permission as truncate(2) does, without opening (which blocks
             # on a FIFO).
-            self._at(path, lambda d, n: self._by_path(
-                d, n, lambda fd, p: os.truncate(p, length)))
+            def op(fd, proc_path):
+                os.truncate(proc_path, length)
+                self._clear_set_id_bits(fd)
+            self._at(path, lambda d, n: self._by_path(d, n, op))
 
     @as_caller
     def utimens(self, path, times=None, fh=None):
+        fd = None if fh is None else self.handles.fd(fh)
         with self._changing(path):
-            if fh is not None:
-                return os.utime(fh, ns=times) if times else os.utime(fh)
+            if fd is not None:
+                return os.utime(fd, ns=times) if times else os.utime(fd)
             if times is None:
                 return self._at(path, lambda d, n: os.utime(
                     n, dir_fd=d, follow_symlinks=False))
@@ -377,9 +504,12 @@ class Loopback(fuse.Operations):
     def open(self, path, flags):
         flags = (flags & ~self._DROP) | os.O_CLOEXEC | os.O_NOFOLLOW
         if not flags & os.O_TRUNC:
-            return self._at(path, lambda d, n: os.open(n, flags, dir_fd=d))
-        with self._changing(path):
-            return self._at(path, lambda d, n: os.open(n, flags, dir_fd=d))
+            fd = self._at(path, lambda d, n: os.open(n, flags, dir_fd=d))
+        else:
+            with self._changing(path):
+                fd = self._at(path, lambda d, n: os.open(n, flags, dir_fd=d))
+                self._clear_set_id_bits(fd)
+        return self.handles.add(fd)
 
     @as_caller
     def create(self, path, mode, flags):
@@ -389,17 +519,21 @@ class Loopback(fuse.Operations):
         flags = (flags & ~os.O_DIRECT) | os.O_CREAT | os.O_CLOEXEC | \
             os.O_NOFOLLOW
         with self._changing(path, _parent(path)):
-            return self._at(path, lambda d, n: os.open(n, flags, mode & 0o7777,
-                                                       dir_fd=d))
+            fd = self._at(path, lambda d, n: os.open(n, flags, mode & 0o7777,
+                                                     dir_fd=d))
+            if flags & os.O_TRUNC:  # the name existed after all: emptied
+                self._clear_set_id_bits(fd)
+        return self.handles.add(fd)
 
     def read(self, path, size, offset, fh):
-        data = os.pread(fh, size, offset)
+        fd = self.handles.fd(fh)
+        data = os.pread(fd, size, offset)
         if 0 < len(data) < size:
             # A short read means end of file to the kernel: make sure it is.
             chunks = [data]
             got = len(data)
             while got < size:
-                more = os.pread(fh, size - got, offset + got)
+                more = os.pread(fd, size - got, offset + got)
                 if not more:
                     break
                 chunks.append(more)
@@ -411,13 +545,16 @@ class Loopback(fuse.Operations):
     def write(self, path, data, offset, fh):
         # As the caller: a write by a user without CAP_FSETID clears the
         # file's set-id bits, which a root backend would keep.
+        fd = self.handles.fd(fh)
         with self._changing(path):
-            done = os.pwrite(fh, data, offset)
+            done = os.pwrite(fd, data, offset)
             while done < len(data):
-                n = os.pwrite(fh, memoryview(data)[done:], offset + done)
+                n = os.pwrite(fd, memoryview(data)[done:], offset + done)
                 if n <= 0:
                     break
                 done += n
+            if done:
+                self._clear_set_id_bits(fd)
         return done
 
     def statfs(self, path):
@@ -429,35 +566,43 @@ class Loopback(fuse.Operations):
     def flush(self, path, fh):
         # close(2) of one of the application's descriptors: closing a
         # duplicate reports what close would (e.g. NFS write-back errors).
-        os.close(os.dup(fh))
+        os.close(os.dup(self.handles.fd(fh)))
         return 0
 
     def release(self, path, fh):
-        os.close(fh)
+        self.handles.close(fh)
         return 0
 
     def fsync(self, path, datasync, fh):
+        fd = self.handles.fd(fh)
         if datasync:
-            os.fdatasync(fh)
+            os.fdatasync(fd)
         else:
-            os.fsync(fh)
+            os.fsync(fd)
         return 0
 
     @as_caller
     def fallocate(self, path, mode, offset, size, fh):
+        fd = self.handles.fd(fh)
         with self._changing(path):
-            return _check(_libc.fallocate(fh, mode, offset, size))
+            _check(_libc.fallocate(fd, mode, offset, size))
+            self._clear_set_id_bits(fd)
+        return 0
 
     def copy_file_range(self, path_in, fh_in, offset_in, path_out, fh_out,
                         offset_out, length, flags):
         if flags:
             raise fuse.FuseOSError(errno.EINVAL)
+        fd_in, fd_out = self.handles.fd(fh_in), self.handles.fd(fh_out)
         with self._changing(path_out):
-            return os.copy_file_range(fh_in, fh_out, length, offset_in,
-                                      offset_out)
+            n = os.copy_file_range(fd_in, fd_out, length, offset_in,
+                                   offset_out)
+            if n:
+                self._clear_set_id_bits(fd_out)
+        return n
 
     def lseek(self, path, offset, whence, fh):
-        return os.lseek(fh, offset, whence)
+        return os.lseek(self.handles.fd(fh), offset, whence)
 
     # --- extended attributes: the l*xattr calls on /proc/self/fd/DIR/NAME act
     # on the last component itself.
@@ -494,24 +639,25 @@ class Loopback(fuse.Operations):
     @as_caller
     def opendir(self, path):
         # As opendir(3): read permission is checked now, as the caller.
-        return self._at(path, lambda d, n: os.open(
+        return self.handles.add(self._at(path, lambda d, n: os.open(
             n, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW,
-            dir_fd=d))
+            dir_fd=d)))
 
     @as_caller
     def readdir(self, path, fh):
         # The whole listing, each entry with its stat result and its xattr
         # names: one reply, and the daemon answers `ls -l` (lookups, and the
         # getxattr of an ACL it asks of every file) from it.
+        fd = self.handles.fd(fh)
         with self.dir_locks[fh % len(self.dir_locks)]:
-            with os.scandir(fh) as it:
+            with os.scandir(fd) as it:
                 entries = list(it)
         items = []
         stat_at, listxattr = os.stat, os.listxattr
         for entry in entries:
             name = entry.name
             try:
-                st = stat_at(name, dir_fd=fh, follow_symlinks=False)
+                st = stat_at(name, dir_fd=fd, follow_symlinks=False)
             except FileNotFoundError:
                 continue  # removed since the directory was read
             except OSError:
@@ -520,7 +666,7 @@ class Loopback(fuse.Operations):
                 items.append((name, _dtype_mode(entry), 0))
                 continue
             try:
-                names = listxattr("/proc/self/fd/%d/%s" % (fh, name),
+                names = listxattr("/proc/self/fd/%d/%s" % (fd, name),
                                   follow_symlinks=False)
             except OSError:
                 names = None  # not known: the daemon asks when it needs them
@@ -528,7 +674,7 @@ class Loopback(fuse.Operations):
         return items
 
     def releasedir(self, path, fh):
-        os.close(fh)
+        self.handles.close(fh)
         return 0
 
     def fsyncdir(self, path, datasync, fh):
@@ -543,6 +689,16 @@ class Loopback(fuse.Operations):
                 follow_symlinks=False)):
             raise fuse.FuseOSError(errno.EACCES)
         return 0
+
+
+def _set_id_bits_cleared_by_writes(mode):
+    """The set-id bits of a file of mode `mode` that a write, truncate or
+    fallocate by a caller without CAP_FSETID clears, as Linux and POSIX do:
+    S_ISUID, and S_ISGID when the file is group-executable (without S_IXGRP
+    the bit marks mandatory locking, not a privilege)."""
+    bits = stat.S_ISUID | stat.S_ISGID if mode & stat.S_IXGRP else \
+        stat.S_ISUID
+    return mode & bits
 
 
 def _parent(path):

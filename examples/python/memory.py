@@ -99,6 +99,21 @@ def fail(code):
     raise fuse.FuseOSError(code)
 
 
+def clear_set_id_bits(inode):
+    """What a write, truncate, fallocate or chown by the caller does to a
+    file's set-id bits, as Linux and POSIX do for callers without
+    CAP_FSETID (here: anyone but root): S_ISUID goes, and S_ISGID of a
+    group-executable file (without S_IXGRP it marks mandatory locking, not
+    privilege). The kernel asks for it too, by a chmod before a write, but
+    not before every change (not before an O_TRUNC open, nor when its cached
+    mode lacks the bits)."""
+    if fuse.fuse_get_context()[0] == 0:
+        return
+    inode.mode &= ~stat.S_ISUID
+    if inode.mode & stat.S_IXGRP:
+        inode.mode &= ~stat.S_ISGID
+
+
 class Memory(fuse.Operations):
     use_ns = True
     flag_nullpath_ok = True  # operations on open files use the handle
@@ -155,11 +170,14 @@ class Memory(fuse.Operations):
 
     def _inode(self, path, fh=None):
         """The open file `fh` when given (it may have no name any more),
-        else the file at `path`."""
+        else the file at `path`. A handle this object did not give out, or
+        released already, is EBADF: falling back to the path would let a
+        stale handle reach whatever file has that name now."""
         if fh is not None:
             entry = self.handles.get(fh)
-            if entry is not None:
-                return entry[0]
+            if entry is None:
+                fail(errno.EBADF)
+            return entry[0]
         return self._resolve(path)
 
     def _make(self, path, mode, rdev=0, data=b""):
@@ -360,11 +378,8 @@ class Memory(fuse.Operations):
             inode.uid = uid
         if gid != -1:
             inode.gid = gid
-        if fuse.fuse_get_context()[0] != 0 and inode.children is None:
-            # As Linux: set-user-ID goes; set-group-ID if group-executable.
-            inode.mode &= ~stat.S_ISUID
-            if inode.mode & stat.S_IXGRP:
-                inode.mode &= ~stat.S_ISGID
+        if inode.children is None:
+            clear_set_id_bits(inode)
         inode.touch(modified=False)
         return 0
 
@@ -373,6 +388,7 @@ class Memory(fuse.Operations):
         inode = self._inode(path, fh)
         self._regular(inode)
         self._set_size(inode, length)
+        clear_set_id_bits(inode)
         inode.touch()
         return 0
 
@@ -393,6 +409,7 @@ class Memory(fuse.Operations):
             fail(errno.EISDIR)
         if flags & os.O_TRUNC and stat.S_ISREG(inode.mode):
             self._set_size(inode, 0)
+            clear_set_id_bits(inode)
             inode.touch()
         return self._open_handle(inode, flags)
 
@@ -415,6 +432,8 @@ class Memory(fuse.Operations):
         if entry is not None and entry[1] & os.O_APPEND:
             offset = len(inode.data)
         self._write_at(inode, data, offset)
+        if data:
+            clear_set_id_bits(inode)
         return len(data)
 
     @locked
@@ -437,12 +456,15 @@ class Memory(fuse.Operations):
             if offset < stop:
                 inode.data[offset:stop] = bytes(stop - offset)
                 inode.touch()
+            clear_set_id_bits(inode)
             return 0
         if mode & ~FALLOC_FL_KEEP_SIZE:
             fail(errno.EOPNOTSUPP)
         if not mode & FALLOC_FL_KEEP_SIZE and end > len(inode.data):
             self._set_size(inode, end)
             inode.touch()
+        # As Linux: any successful fallocate counts as a change of the file.
+        clear_set_id_bits(inode)
         return 0
 
     @locked
@@ -460,6 +482,7 @@ class Memory(fuse.Operations):
             fail(errno.EINVAL)  # copy_file_range(2) refuses overlaps
         if count:
             self._write_at(dst, chunk, offset_out)
+            clear_set_id_bits(dst)
         return count
 
     @locked

@@ -1,10 +1,15 @@
 """Tells loopback.py's own changes apart from outside ones in what inotify
-reports (a port of examples/loopback/own_changes.*).
+reports, and which mount made each of its own (a port of
+examples/loopback/own_changes.*).
 
 inotify reports a change made through the mount like any other. Passed on,
 such a notice makes the daemon drop the attributes and listing entry it has
 just updated, and tell the kernel to forget them, so the next stat costs a
-backend round trip.
+backend round trip. Only to the mount that made it, though: the other
+mounts of the same backend cache what the change made stale. So every
+record names the mount whose operation made the change, and explained_by()
+says which mount a notice is no news to; the loopback sends it to every
+other one (notify_*(..., except_mount=)).
 
 After each change the loopback makes on the host it records the state that
 change left (lstat of each path it touched, or "absent"). A notice about a
@@ -15,9 +20,10 @@ changes to a path is under way (its syscalls and the lstat after them), the
 path's notices are explained too: its events may be seen before the record
 exists, e.g. a directory's while files are made in it one after another.
 What this cannot see is an outside change that lands while a change of ours
-to the same path is under way, or one that leaves every compared field equal
-on a filesystem with coarse timestamps; such a change shows after the cache
-lifetime instead.
+to the same path is under way (a change through another mount of the same
+backend is such an outside change to this one), or one that leaves every
+compared field equal on a filesystem with coarse timestamps; such a change
+shows after the cache lifetime instead.
 
 Thread-safe: operations record from their threads, the watcher asks from
 its own.
@@ -38,15 +44,18 @@ class OwnChanges:
         self._root_fd = root_fd
         self._keep = keep
         self._lock = threading.Lock()
-        self._records = {}   # path (bytes) -> (state, until)
-        self._changing = {}  # path (bytes) -> changes under way
+        # path (bytes) -> (state, until, mount whose operation left it)
+        self._records = {}
+        # path (bytes) -> {mount: its changes under way}
+        self._changing = {}
         self._next_sweep = 0.0
 
-    def changing(self, paths):
+    def changing(self, paths, mount_id):
         """A context manager around one change of ours to `paths` (str or
-        bytes, as the mount names them; None and "" are skipped): marks
-        them as changing, and records them when it ends, failed or not."""
-        return _Scope(self, [os.fsencode(p) for p in paths if p])
+        bytes, as the mount names them; None and "" are skipped), by an
+        operation of mount `mount_id`: marks them as changing, and records
+        them when it ends, failed or not."""
+        return _Scope(self, [os.fsencode(p) for p in paths if p], mount_id)
 
     def _state(self, path):
         """The state of `path` (b"/" or b"/dir/name") now: a tuple of what a
@@ -61,10 +70,11 @@ class OwnChanges:
         return (st.st_dev, st.st_ino, st.st_mode, st.st_uid, st.st_gid,
                 st.st_nlink, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
-    def record(self, path):
+    def record(self, path, mount_id):
         """Records the state of `path` (str or bytes, as the mount names it)
-        after the calling thread changed it; one it cannot stat is
-        forgotten instead (its notices go out)."""
+        after the calling thread changed it for an operation of mount
+        `mount_id`; one it cannot stat is forgotten instead (its notices go
+        out to every mount)."""
         path = os.fsencode(path)
         state = self._state(path)
         now = time.monotonic()
@@ -72,7 +82,7 @@ class OwnChanges:
             if state is None:
                 self._records.pop(path, None)
             else:
-                self._records[path] = (state, now + self._keep)
+                self._records[path] = (state, now + self._keep, mount_id)
             # Expired records go in sweeps, so the table stays as small as
             # the changes of the last `keep` seconds.
             if now >= self._next_sweep:
@@ -80,41 +90,52 @@ class OwnChanges:
                                  if r[1] > now}
                 self._next_sweep = now + self._keep
 
-    def explains(self, path):
-        """Whether `path` (bytes) is in the state its last record says, or
-        one of our changes to it is under way."""
+    def explained_by(self, path):
+        """The mount a notice about `path` (bytes) is no news to: the one
+        whose operation left it in the state its last record says, or whose
+        change to it is under way. None when no change of ours explains it,
+        or when changes of several mounts to it are under way: then every
+        mount must hear."""
         with self._lock:
-            if path in self._changing:
-                return True
+            changing = self._changing.get(path)
+            if changing is not None:
+                # Several mounts at once: each made a change the others do
+                # not know of.
+                return next(iter(changing)) if len(changing) == 1 else None
             record = self._records.get(path)
         if record is None or record[1] <= time.monotonic():
-            return False
-        return self._state(path) == record[0]
+            return None
+        return record[2] if self._state(path) == record[0] else None
 
 
 class _Scope:
-    __slots__ = ("_owner", "_paths")
+    __slots__ = ("_owner", "_paths", "_mount_id")
 
-    def __init__(self, owner, paths):
+    def __init__(self, owner, paths, mount_id):
         self._owner = owner
         self._paths = paths
+        self._mount_id = mount_id
 
     def __enter__(self):
-        owner = self._owner
+        owner, mount_id = self._owner, self._mount_id
         with owner._lock:
             for path in self._paths:
-                owner._changing[path] = owner._changing.get(path, 0) + 1
+                changes = owner._changing.setdefault(path, {})
+                changes[mount_id] = changes.get(mount_id, 0) + 1
         return self
 
     def __exit__(self, *exc):
-        owner = self._owner
+        owner, mount_id = self._owner, self._mount_id
         for path in self._paths:
-            owner.record(path)
+            owner.record(path, mount_id)
         with owner._lock:
             for path in self._paths:
-                left = owner._changing[path] - 1
+                changes = owner._changing[path]
+                left = changes[mount_id] - 1
                 if left:
-                    owner._changing[path] = left
+                    changes[mount_id] = left
                 else:
-                    del owner._changing[path]
+                    del changes[mount_id]
+                    if not changes:
+                        del owner._changing[path]
         return False

@@ -104,6 +104,36 @@ TEST(BackendServiceTest, InitPassesMountAndReportsFeatures) {
   EXPECT_EQ(reply.posix_errno(), EIO);
 }
 
+TEST(BackendServiceTest, EveryReplyCarriesTheInstance) {
+  BatchFs fs;
+  BackendService service(fs, BackendService::Options());
+  EXPECT_NE(service.instance(), 0u);
+  v1::InitRequest request;
+  request.set_mount_id(5);
+  v1::InitReply init;
+  ASSERT_TRUE(service.Init(nullptr, &request, &init).ok());
+  EXPECT_EQ(init.instance(), service.instance());
+  v1::Batch batch;
+  v1::BatchResult reply;
+  ASSERT_TRUE(service.Execute(nullptr, &batch, &reply).ok());
+  EXPECT_EQ(reply.instance(), service.instance());
+  *batch.add_ops() = GetattrOp(1, "/a");
+  ASSERT_TRUE(service.Execute(nullptr, &batch, &reply).ok());
+  EXPECT_EQ(reply.instance(), service.instance());
+}
+
+TEST(BackendServiceTest, EachServicePicksItsOwnInstance) {
+  // Two services of one FileSystem stand for a backend served, stopped and
+  // served again: the second must not accept the first one's handles.
+  BatchFs fs;
+  BackendService first(fs, BackendService::Options());
+  BackendService second(fs, BackendService::Options());
+  EXPECT_NE(first.instance(), second.instance());
+  BackendService::Options fixed;
+  fixed.instance = 77;
+  EXPECT_EQ(BackendService(fs, fixed).instance(), 77u);
+}
+
 TEST(BackendServiceTest, DestroyReachesFileSystem) {
   BatchFs fs;
   BackendService service(fs, BackendService::Options());

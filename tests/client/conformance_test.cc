@@ -7,8 +7,9 @@
 // socket is left out), so ops run concurrently on the SDK's pool as they do
 // when served.
 // Invalidation cases: notices go through the InvalidationHub that
-// FileSystem::Notify* publishes to, and each stream is a Subscription as a
-// BackendService::Invalidations call holds it.
+// FileSystem::Notify* (Publish) and Notify*Except (PublishExcept) publish
+// to, and each stream is a Subscription as a BackendService::Invalidations
+// call holds it.
 //
 // What the fields of a case mean is in tests/conformance/README.md; this
 // runner and ScriptedFs must implement exactly that, as the Python runner
@@ -124,9 +125,16 @@ TEST_P(BatchCaseTest, AnswersAsExpected) {
   SCOPED_TRACE(c.description());
   ExpectRunnable(c.fs());
   ScriptedFs fs(c.fs());
-  BackendService service(fs, BackendService::Options());
+  BackendService::Options options;
+  options.instance = c.instance();  // 0: the SDK picks one
+  BackendService service(fs, options);
   v1::BatchResult reply;
   ASSERT_TRUE(service.Execute(nullptr, &c.batch(), &reply).ok());
+  if (c.instance() != 0) {
+    EXPECT_EQ(reply.instance(), c.expected().instance());
+  } else {
+    EXPECT_NE(reply.instance(), 0u);
+  }
 
   std::map<uint64_t, const v1::OpResult*> actual;
   for (const v1::OpResult& result : reply.results()) {
@@ -173,14 +181,20 @@ TEST_P(InvalidationCaseTest, StreamsGetTheExpectedNotices) {
     switch (step.step_case()) {
       case conf::Step::kSubscribe:
         streams.push_back(step.subscribe().has_max_queued()
-                              ? hub.Subscribe(step.subscribe().max_queued())
-                              : hub.Subscribe());
+                              ? hub.Subscribe(step.subscribe().mount_id(),
+                                              step.subscribe().max_queued())
+                              : hub.Subscribe(step.subscribe().mount_id()));
         break;
       case conf::Step::kNotify: {
         std::vector<v1::Invalidation> notices;
         AppendRun(step.notify(), &notices);
         for (const v1::Invalidation& notice : notices) {
-          hub.Publish(notice.kind(), notice.path());
+          if (step.notify().has_except_mount()) {
+            hub.PublishExcept(step.notify().except_mount(), notice.kind(),
+                              notice.path());
+          } else {
+            hub.Publish(notice.kind(), notice.path());
+          }
         }
         break;
       }

@@ -22,7 +22,7 @@ std::string Describe(const std::vector<v1::Invalidation>& notices) {
 TEST(InvalidationHubTest, DropsNoticesWithoutSubscribers) {
   InvalidationHub hub;
   hub.Publish(v1::Invalidation::CHANGED, "/before");
-  auto subscription = hub.Subscribe();
+  auto subscription = hub.Subscribe(/*mount_id=*/1);
   std::vector<v1::Invalidation> notices;
   ASSERT_TRUE(subscription->Take(absl::ZeroDuration(), &notices));
   EXPECT_TRUE(notices.empty()) << Describe(notices);
@@ -30,8 +30,8 @@ TEST(InvalidationHubTest, DropsNoticesWithoutSubscribers) {
 
 TEST(InvalidationHubTest, DeliversToEverySubscriberInOrder) {
   InvalidationHub hub;
-  auto first = hub.Subscribe();
-  auto second = hub.Subscribe();
+  auto first = hub.Subscribe(/*mount_id=*/1);
+  auto second = hub.Subscribe(/*mount_id=*/1);
   hub.Publish(v1::Invalidation::CHANGED, "/a");
   hub.Publish(v1::Invalidation::REMOVED, "/b");
   hub.Publish(v1::Invalidation::SUBTREE, "/c");
@@ -42,9 +42,26 @@ TEST(InvalidationHubTest, DeliversToEverySubscriberInOrder) {
   }
 }
 
+TEST(InvalidationHubTest, PublishExceptSkipsTheStreamsOfOneMount) {
+  InvalidationHub hub;
+  auto one = hub.Subscribe(/*mount_id=*/1);
+  auto two = hub.Subscribe(/*mount_id=*/2);
+  auto also_two = hub.Subscribe(/*mount_id=*/2);
+  hub.PublishExcept(2, v1::Invalidation::CHANGED, "/made-by-2");
+  hub.PublishExcept(1, v1::Invalidation::REMOVED, "/made-by-1");
+  hub.Publish(v1::Invalidation::SUBTREE, "/outside");
+  std::vector<v1::Invalidation> notices;
+  ASSERT_TRUE(one->Take(absl::ZeroDuration(), &notices));
+  EXPECT_EQ(Describe(notices), "CHANGED:/made-by-2 SUBTREE:/outside ");
+  for (auto* subscription : {two.get(), also_two.get()}) {
+    ASSERT_TRUE(subscription->Take(absl::ZeroDuration(), &notices));
+    EXPECT_EQ(Describe(notices), "REMOVED:/made-by-1 SUBTREE:/outside ");
+  }
+}
+
 TEST(InvalidationHubTest, OverflowCollapsesToSubtreeOfRoot) {
   InvalidationHub hub;
-  auto subscription = hub.Subscribe(/*max_queued=*/3);
+  auto subscription = hub.Subscribe(/*mount_id=*/1, /*max_queued=*/3);
   for (int i = 0; i < 3; ++i) {
     hub.Publish(v1::Invalidation::CHANGED, "/" + std::to_string(i));
   }
@@ -66,8 +83,8 @@ TEST(InvalidationHubTest, OverflowCollapsesToSubtreeOfRoot) {
 
 TEST(InvalidationHubTest, OverflowOfOneSubscriberLeavesOthersAlone) {
   InvalidationHub hub;
-  auto small = hub.Subscribe(/*max_queued=*/1);
-  auto large = hub.Subscribe();
+  auto small = hub.Subscribe(/*mount_id=*/1, /*max_queued=*/1);
+  auto large = hub.Subscribe(/*mount_id=*/1);
   hub.Publish(v1::Invalidation::CHANGED, "/a");
   hub.Publish(v1::Invalidation::CHANGED, "/b");
   std::vector<v1::Invalidation> notices;
@@ -79,7 +96,7 @@ TEST(InvalidationHubTest, OverflowOfOneSubscriberLeavesOthersAlone) {
 
 TEST(InvalidationHubTest, TakeWaitsForNotices) {
   InvalidationHub hub;
-  auto subscription = hub.Subscribe();
+  auto subscription = hub.Subscribe(/*mount_id=*/1);
   std::thread publisher([&hub] {
     absl::SleepFor(absl::Milliseconds(20));
     hub.Publish(v1::Invalidation::CHANGED, "/late");
@@ -95,7 +112,7 @@ TEST(InvalidationHubTest, TakeWaitsForNotices) {
 
 TEST(InvalidationHubTest, TakeTimesOutEmpty) {
   InvalidationHub hub;
-  auto subscription = hub.Subscribe();
+  auto subscription = hub.Subscribe(/*mount_id=*/1);
   std::vector<v1::Invalidation> notices(1);
   const absl::Time start = absl::Now();
   ASSERT_TRUE(subscription->Take(absl::Milliseconds(20), &notices));
@@ -105,7 +122,7 @@ TEST(InvalidationHubTest, TakeTimesOutEmpty) {
 
 TEST(InvalidationHubTest, CloseWakesAWaitingTake) {
   InvalidationHub hub;
-  auto subscription = hub.Subscribe();
+  auto subscription = hub.Subscribe(/*mount_id=*/1);
   hub.Publish(v1::Invalidation::CHANGED, "/dropped");
   std::thread closer([&subscription] {
     absl::SleepFor(absl::Milliseconds(20));
@@ -124,8 +141,8 @@ TEST(InvalidationHubTest, CloseWakesAWaitingTake) {
 
 TEST(InvalidationHubTest, UnsubscribesOnDestruction) {
   InvalidationHub hub;
-  auto kept = hub.Subscribe();
-  hub.Subscribe().reset();
+  auto kept = hub.Subscribe(/*mount_id=*/1);
+  hub.Subscribe(/*mount_id=*/1).reset();
   hub.Publish(v1::Invalidation::CHANGED, "/a");  // must not touch the freed one
   std::vector<v1::Invalidation> notices;
   ASSERT_TRUE(kept->Take(absl::ZeroDuration(), &notices));

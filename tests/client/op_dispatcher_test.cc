@@ -67,6 +67,9 @@ class MockFs : public FileSystem {
               (override));
 };
 
+// The backend instance the dispatchers under test answer as.
+constexpr uint64_t kInstance = 41;
+
 struct stat FileStat(ino_t ino, off_t size) {
   struct stat st = {};
   st.st_ino = ino;
@@ -85,7 +88,7 @@ class OpDispatcherTest : public ::testing::Test {
   }
 
   ::testing::StrictMock<MockFs> fs_;
-  OpDispatcher dispatcher_{fs_};
+  OpDispatcher dispatcher_{fs_, kInstance};
 };
 
 TEST_F(OpDispatcherTest, ContextComesFromCallerAndMount) {
@@ -415,7 +418,7 @@ class CheapGetattrFs : public MockFs {
 
 TEST(CheapGetattrTest, WriteAndNameChangesCarryAttributes) {
   ::testing::StrictMock<CheapGetattrFs> fs;
-  OpDispatcher dispatcher(fs);
+  OpDispatcher dispatcher(fs, kInstance);
   struct stat dir = {};
   dir.st_mode = S_IFDIR | 0755;
   dir.st_nlink = 3;
@@ -454,7 +457,7 @@ TEST(CheapGetattrTest, WriteAndNameChangesCarryAttributes) {
 
 TEST(DefaultFileSystemTest, UnimplementedIsEnosysHarmlessOnesSucceed) {
   FileSystem fs;
-  OpDispatcher dispatcher(fs);
+  OpDispatcher dispatcher(fs, kInstance);
   v1::OpResult result;
   v1::Op op;
 

@@ -964,6 +964,47 @@ def test_sticky_directory(fs, users):
     assert r[0] == "EPERM"
 
 
+def test_set_id_bits_cleared_when_another_user_changes_the_file(fs, users):
+    """A write, truncate, ftruncate, fallocate or O_TRUNC open by a user
+    without CAP_FSETID clears S_ISUID, and S_ISGID of a group-executable
+    file, as on the host: here by users.b, who may write fs.user's 0777
+    files but owns none of them (before a write the kernel asks the backend,
+    in b's name, to drop the bits). Root's changes keep them."""
+    changes = {
+        "append": lambda f: [("append_file", f, b"b")],
+        "truncate": lambda f: [("truncate", f, 1)],
+        "ftruncate": lambda f: [("open", f, ["O_WRONLY"]),
+                                ("ftruncate", f, 2), ("close", f)],
+        "fallocate": lambda f: [("open", f, ["O_WRONLY"]),
+                                ("posix_fallocate", f, 0, 8192),
+                                ("close", f)],
+        "o_trunc": lambda f: [("open", f, ["O_WRONLY", "O_TRUNC"]),
+                              ("close", f)],
+    }
+    files = {}
+    for change in changes:
+        for mode in (0o4777, 0o2777, 0o6777):
+            for who in ("b", "root"):
+                files["%s_%o_%s" % (change, mode, who)] = (change, mode, who)
+    setup = []
+    for name, (_, mode, _) in files.items():
+        setup += [("write_file", name, b"data"), ("chmod", name, mode)]
+    fs.ops.ok(setup)
+    by = {"b": fs.ops.as_user(users.b), "root": fs.root_ops}
+    failed = []
+    for name, (change, mode, who) in files.items():
+        r = by[who].run(changes[change](name))
+        if any(is_err(x) for x in r):
+            failed.append((name, r))
+    assert not failed, "changes that failed: %r" % failed
+    got = {name: fs.root_ops.one(("stat", name))["perm"] for name in files}
+    want = {name: mode if who == "root" else 0o777
+            for name, (_, mode, who) in files.items()}
+    wrong = {name: (oct(got[name]), oct(want[name])) for name in files
+             if got[name] != want[name]}
+    assert not wrong, "mode after the change (got, want): %r" % wrong
+
+
 # --- open files, large directories, odd names ---------------------------------------
 
 def test_unlinked_open_file(fs):

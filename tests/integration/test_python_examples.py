@@ -5,17 +5,21 @@ the context example read by two users, the sftp example against an sshd on
 daemon, SIGTERM, foreground=False, a dead daemon), and serve() mounted with
 fuse-hostctl."""
 
+import errno
+import importlib
 import os
 import shutil
 import signal
 import stat
+import sys
 
 import pytest
 
 import fhlib
 from fhlib import SYS_PYTHON, is_mounted, run_cmd, wait_until
 from conftest import TEST_GROUP, Mount
-from pyfhlib import py_mounts, python_env, stop_gently  # noqa: F401
+from pyfhlib import (EXAMPLES, import_fusehost, py_mounts,  # noqa: F401
+                     python_env, stop_gently)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -186,6 +190,100 @@ def test_fuse_without_daemon_fails_clearly(py_mounts, tmp_path):
         assert "fuse-hostd is not reachable" in res.stderr, res
         assert "no-daemon.sock" in res.stderr
     assert not is_mounted(mp)
+
+
+# --- handles: numbers the examples give out, not descriptors -------------------------
+
+def _example_module(name):
+    """examples/python/NAME.py imported into this process (no mount)."""
+    import_fusehost()
+    if EXAMPLES not in sys.path:
+        sys.path.insert(0, EXAMPLES)
+    return importlib.import_module(name)
+
+
+def _ebadf(call, *args):
+    with pytest.raises(OSError) as caught:
+        call(*args)
+    return caught.value.errno == errno.EBADF
+
+
+def test_loopback_handles_are_no_descriptor_numbers(tmp_path):
+    """A released handle never reaches a later open, even though the kernel
+    gives that open the same descriptor number; nor does a descriptor
+    number that no open got as its handle."""
+    loopback = _example_module("loopback")
+    fs = loopback.Loopback(str(tmp_path), act_as_caller=False, watch=False)
+    first = fs.create("/first", 0o644, os.O_RDWR)
+    fs.write("/first", b"first", 0, first)
+    fs.release("/first", first)
+    second = fs.create("/second", 0o600, os.O_RDWR)
+    fs.write("/second", b"second secret", 0, second)
+    assert first != second
+    assert _ebadf(fs.read, "/first", 100, 0, first)
+    assert _ebadf(fs.write, "/first", b"overwritten", 0, first)
+    assert _ebadf(fs.release, "/first", first)
+    fd = next(int(n) for n in os.listdir("/proc/self/fd")
+              if os.readlink("/proc/self/fd/" + n) ==
+              str(tmp_path / "second"))
+    assert fd != second
+    assert _ebadf(fs.read, "/second", 100, 0, fd)
+    assert fs.read("/second", 100, 0, second) == b"second secret"
+    fs.release("/second", second)
+    assert (tmp_path / "second").read_bytes() == b"second secret"
+
+
+def test_memory_refuses_released_handles():
+    """A released handle is EBADF, not "use the path": the name may be
+    another file's by now."""
+    memory = _example_module("memory")
+    fs = memory.Memory()
+    fh = fs.create("/f", 0o644)
+    fs.release("/f", fh)
+    other = fs.create("/g", 0o600)
+    fs.write("/g", b"secret", 0, other)
+    fs.release("/g", other)
+    fs.rename("/g", "/f")
+    assert _ebadf(fs.read, "/f", 100, 0, fh)
+    assert _ebadf(fs.write, "/f", b"x", 0, fh)
+    assert _ebadf(fs.getattr, "/f", fh)
+    assert _ebadf(fs.truncate, "/f", 0, 12345)
+    again = fs.open("/f", os.O_RDONLY)
+    assert fs.read("/f", 100, 0, again) == b"secret"
+
+
+def test_loopback_acting_as_itself_still_clears_set_id_bits(tmp_path):
+    """Not acting as the caller (act_as_caller=False), a root loopback
+    writes with CAP_FSETID, which the host kernel lets keep the set-id bits:
+    the loopback clears them itself for callers other than root. Ops go
+    through the SDK's dispatch, as from the daemon, without a mount."""
+    loopback = _example_module("loopback")
+    from fusehost import _server
+    from fusehost._proto import pb
+    fs = loopback.Loopback(str(tmp_path), act_as_caller=False, watch=False)
+    servicer = _server.make_backend(fs, options=_server.backend_options({}))
+
+    def run(uid, kind, request):
+        batch = pb.Batch(mount_id=1)
+        op = batch.ops.add(id=1)
+        op.caller.uid = op.caller.gid = uid
+        getattr(op, kind).CopyFrom(request)
+        result = servicer.Execute(batch, None).results[0]
+        assert result.posix_errno == 0, (kind, result)
+        return result
+
+    try:
+        for uid, want in ((1001, 0o777), (0, 0o6777)):
+            name = "f%d" % uid
+            path = os.fsencode("/" + name)
+            fh = run(0, "create", pb.CreateRequest(
+                path=path, mode=0o100777, flags=os.O_RDWR)).create.open.fh
+            os.chmod(tmp_path / name, 0o6777)
+            run(uid, "write", pb.WriteRequest(path=path, fh=fh, data=b"w"))
+            run(0, "release", pb.ReleaseRequest(path=path, fh=fh))
+            assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == want
+    finally:
+        servicer.shutdown()
 
 
 # --- serve(): a backend for fuse-hostctl --------------------------------------------

@@ -6,8 +6,9 @@ Operations subclass, served as FUSE() and serve() serve it (make_backend),
 and the case's Batch goes to the servicer's Execute, so ops run
 concurrently on the SDK's helper threads as they do when served (only the
 socket is left out). Invalidation cases: notices go through
-Operations.notify_*, and each stream is a subscription of the filesystem's
-hub, as a Servicer.Invalidations call holds it.
+Operations.notify_* (with except_mount when the case says), and each stream
+is a subscription of the filesystem's hub, as a Servicer.Invalidations call
+holds it.
 
 What the fields of a case mean is in tests/conformance/README.md; this
 module must implement exactly that, as tests/client/conformance_test.cc
@@ -420,12 +421,18 @@ def _check_runnable(spec):
 def test_batch_case(case):
     _check_runnable(case.fs)
     ops = _scripted_class(case.fs)(case.fs)
+    # instance=None (the case's 0): the SDK picks one, as when serving.
     servicer = _server.make_backend(
-        ops, options=_server.backend_options({"use_ino": True}))
+        ops, options=_server.backend_options({"use_ino": True}),
+        instance=case.instance or None)
     try:
         reply = servicer.Execute(_sdk(case.batch, pb.Batch), None)
     finally:
         servicer.shutdown()
+    if case.instance:
+        assert reply.instance == case.expected.instance, case.description
+    else:
+        assert reply.instance != 0, "the reply carries no instance"
     actual = {}
     for result in reply.results:
         assert result.id not in actual, "two results for op %d" % result.id
@@ -472,13 +479,17 @@ def test_invalidation_case(case):
         where = "%s, step %d" % (case.description, i)
         kind = step.WhichOneof("step")
         if kind == "subscribe":
+            mount_id = step.subscribe.mount_id
             if step.subscribe.HasField("max_queued"):
-                streams.append(hub.subscribe(step.subscribe.max_queued))
+                streams.append(hub.subscribe(step.subscribe.max_queued,
+                                             mount_id))
             else:
-                streams.append(hub.subscribe())
+                streams.append(hub.subscribe(mount_id=mount_id))
         elif kind == "notify":
+            except_mount = step.notify.except_mount \
+                if step.notify.HasField("except_mount") else None
             for notice_kind, path in _expand([step.notify]):
-                _NOTIFY[notice_kind](ops, path)
+                _NOTIFY[notice_kind](ops, path, except_mount=except_mount)
         elif kind == "take":
             taken = streams[step.take.stream].take(0)
             if step.take.closed:

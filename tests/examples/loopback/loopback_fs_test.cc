@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -22,6 +23,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/examples/callers.h"
+#include "tests/examples/set_id_changes.h"
 
 namespace fusehost {
 namespace examples {
@@ -542,12 +544,58 @@ TEST_F(LoopbackFsTest, FallocateCopyFileRangeAndSeekData) {
   EXPECT_EQ(fs_->Release(Self(), "/out", out), 0);
 }
 
-TEST_F(LoopbackFsTest, RefusesHandlesThatCannotBeDescriptors) {
+TEST_F(LoopbackFsTest, RefusesUnknownHandles) {
   FileInfo bogus;
   bogus.fh = uint64_t{1} << 40;
   std::string data;
   EXPECT_EQ(fs_->Read(Self(), "/f", &data, 1, 0, bogus), EBADF);
   EXPECT_EQ(fs_->Release(Self(), "/f", bogus), EBADF);
+}
+
+// The number of the descriptor that has the host file `host_path` open in
+// this process, or -1.
+int DescriptorOf(const std::string& host_path) {
+  for (int fd = 0; fd < 1024; ++fd) {
+    char link[PATH_MAX];
+    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+    ssize_t n = readlink(proc.c_str(), link, sizeof(link));
+    if (n > 0 && std::string(link, static_cast<size_t>(n)) == host_path) {
+      return fd;
+    }
+  }
+  return -1;
+}
+
+TEST_F(LoopbackFsTest, DescriptorNumbersAreNoHandles) {
+  FileInfo fi = CreateOpen("/secret", "secret data", 0600);
+  const int fd = DescriptorOf(Host("/secret"));
+  ASSERT_GE(fd, 0);
+  FileInfo forged;
+  forged.fh = static_cast<uint64_t>(fd);
+  std::string data;
+  EXPECT_EQ(fs_->Read(Self(), "/secret", &data, 100, 0, forged), EBADF);
+  EXPECT_EQ(data, "");
+  EXPECT_EQ(fs_->Release(Self(), "/secret", fi), 0);
+}
+
+TEST_F(LoopbackFsTest, ReleasedHandleNeverReachesALaterOpen) {
+  // One open is released; the next open gets the same descriptor number
+  // from the kernel. The first handle must not reach the second file.
+  FileInfo first = CreateOpen("/first", "first");
+  ASSERT_EQ(fs_->Release(Self(), "/first", first), 0);
+  FileInfo second = CreateOpen("/second", "second secret", 0600);
+  EXPECT_NE(first.fh, second.fh);
+  std::string data;
+  EXPECT_EQ(fs_->Read(Self(), "/first", &data, 100, 0, first), EBADF);
+  EXPECT_EQ(data, "");
+  size_t written = 0;
+  EXPECT_EQ(fs_->Write(Self(), "/first", "overwritten", 0, first, &written),
+            EBADF);
+  EXPECT_EQ(fs_->Release(Self(), "/first", first), EBADF);
+  // The second open is intact and still open.
+  EXPECT_EQ(fs_->Read(Self(), "/second", &data, 100, 0, second), 0);
+  EXPECT_EQ(data, "second secret");
+  EXPECT_EQ(fs_->Release(Self(), "/second", second), 0);
 }
 
 // ---------------------------------------------------------------------------
@@ -564,6 +612,17 @@ class LoopbackFsAsCallerTest : public LoopbackFsTest {
     ASSERT_TRUE(fs_->acts_as_caller());
     // A directory everyone may create in, as /tmp.
     ASSERT_EQ(fs_->Mkdir(Self(), "/pub", 01777), 0);
+  }
+
+  // A second LoopbackFs of the same root that acts as itself for every
+  // caller; null if it cannot be made.
+  std::unique_ptr<LoopbackFs> NotActingAsCaller() {
+    LoopbackFs::Options options;
+    options.root = root_;
+    options.act_as_caller = false;
+    auto fs = LoopbackFs::New(options);
+    EXPECT_TRUE(fs.ok()) << fs.status();
+    return fs.ok() ? *std::move(fs) : nullptr;
   }
 };
 
@@ -679,18 +738,88 @@ TEST_F(LoopbackFsAsCallerTest, ConcurrentCallersDoNotMix) {
   }
 }
 
+// The permission and set-id bits of `path` on the host.
+mode_t HostPerms(const std::string& host_path) {
+  struct stat st = {};
+  EXPECT_EQ(lstat(host_path.c_str(), &st), 0) << host_path;
+  return st.st_mode & 07777;
+}
+
+TEST_F(LoopbackFsAsCallerTest, WritersMayDropSetIdBitsOnly) {
+  // Before another user's write, the kernel asks for exactly this chmod in
+  // that user's name: the set-id bits gone, nothing else changed.
+  const Context owner = User(kUser, kGroup);
+  const Context writer = User(kUser + 1, kGroup + 1);
+  MakeFile("/pub/f", "x", 0777, owner);
+  auto set = [&](mode_t mode) {
+    ASSERT_EQ(fs_->Chmod(owner, "/pub/f", mode, nullptr), 0);
+  };
+  set(06777);
+  EXPECT_EQ(fs_->Chmod(writer, "/pub/f", 0777, nullptr), 0);
+  EXPECT_EQ(HostPerms(Host("/pub/f")), 0777u);
+  set(06777);
+  EXPECT_EQ(fs_->Chmod(writer, "/pub/f", 02777, nullptr), 0);
+  EXPECT_EQ(HostPerms(Host("/pub/f")), 02777u);
+  // Anything more is chmod(2), the owner's alone.
+  set(06777);
+  EXPECT_EQ(fs_->Chmod(writer, "/pub/f", 0666, nullptr), EPERM);
+  EXPECT_EQ(fs_->Chmod(writer, "/pub/f", 07777, nullptr), EPERM);
+  EXPECT_EQ(fs_->Chmod(writer, "/pub/f", 0, nullptr), EPERM);
+  EXPECT_EQ(HostPerms(Host("/pub/f")), 06777u);
+  // S_ISGID without group execute is no privilege a write takes away.
+  set(02767);
+  EXPECT_EQ(fs_->Chmod(writer, "/pub/f", 0767, nullptr), EPERM);
+  // Only for someone who may write the file: by permission, or through a
+  // handle open for writing.
+  set(04755);
+  EXPECT_EQ(fs_->Chmod(writer, "/pub/f", 0755, nullptr), EPERM);
+  set(04777);
+  FileInfo reading;
+  reading.flags = O_RDONLY;
+  ASSERT_EQ(fs_->Open(writer, "/pub/f", &reading), 0);
+  EXPECT_EQ(fs_->Chmod(writer, "/pub/f", 0777, &reading), EPERM);
+  FileInfo writing;
+  writing.flags = O_WRONLY;
+  ASSERT_EQ(fs_->Open(writer, "/pub/f", &writing), 0);
+  EXPECT_EQ(fs_->Chmod(writer, "/pub/f", 0777, &writing), 0);
+  EXPECT_EQ(HostPerms(Host("/pub/f")), 0777u);
+  EXPECT_EQ(fs_->Release(writer, "/pub/f", reading), 0);
+  EXPECT_EQ(fs_->Release(writer, "/pub/f", writing), 0);
+}
+
+TEST_F(LoopbackFsAsCallerTest, WritesByOthersClearSetIdBitsAsTheBackendToo) {
+  // Not acting as the caller, a root backend writes with CAP_FSETID: the
+  // host kernel then keeps the bits, and the loopback must clear them.
+  std::unique_ptr<LoopbackFs> fs = NotActingAsCaller();
+  ASSERT_NE(fs, nullptr);
+  for (const SetIdChange& change : SetIdChanges()) {
+    for (const Context& ctx : {User(kUser, kGroup), Self()}) {
+      SCOPED_TRACE(std::string(change.name) + " by uid " +
+                   std::to_string(ctx.uid));
+      const std::string path =
+          "/pub/" + std::string(change.name) + "." + std::to_string(ctx.uid);
+      MakeFile(path, "data", 0777);
+      ASSERT_EQ(chmod(Host(path).c_str(), 06777), 0);
+      FileInfo fi;
+      fi.flags = O_RDWR;
+      ASSERT_EQ(fs->Open(Self(), path, &fi), 0);
+      EXPECT_EQ(change.run(*fs, ctx, path, fi), 0);
+      EXPECT_EQ(fs->Release(Self(), path, fi), 0);
+      // Root keeps them; anyone else's change clears both (group execute
+      // is set).
+      EXPECT_EQ(HostPerms(Host(path)), ctx.uid == 0 ? 06777u : 0777u);
+    }
+  }
+}
+
 TEST_F(LoopbackFsAsCallerTest, WithoutSwitchingEverythingRunsAsTheBackend) {
-  LoopbackFs::Options options;
-  options.root = root_;
-  options.act_as_caller = false;
-  auto fs = LoopbackFs::New(options);
-  ASSERT_TRUE(fs.ok()) << fs.status();
-  EXPECT_FALSE((*fs)->acts_as_caller());
+  std::unique_ptr<LoopbackFs> fs = NotActingAsCaller();
+  ASSERT_NE(fs, nullptr);
+  EXPECT_FALSE(fs->acts_as_caller());
   FileInfo fi;
   fi.flags = O_WRONLY;
-  ASSERT_EQ((*fs)->Create(User(kUser, kGroup), "/pub/f", S_IFREG | 0600, &fi),
-            0);
-  EXPECT_EQ((*fs)->Release(User(kUser, kGroup), "/pub/f", fi), 0);
+  ASSERT_EQ(fs->Create(User(kUser, kGroup), "/pub/f", S_IFREG | 0600, &fi), 0);
+  EXPECT_EQ(fs->Release(User(kUser, kGroup), "/pub/f", fi), 0);
   EXPECT_EQ(Stat("/pub/f").st_uid, geteuid());
 }
 

@@ -1,5 +1,6 @@
 // OwnChanges on a scratch directory: a recorded change explains its own
-// path until someone else changes the path again.
+// path, to the mount that made it, until someone else changes the path
+// again.
 
 #include "examples/loopback/own_changes.h"
 
@@ -7,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <optional>
 #include <string>
 
 #include "absl/time/clock.h"
@@ -17,6 +19,9 @@
 namespace fusehost {
 namespace examples {
 namespace {
+
+// The mount the changes of most tests are made through.
+constexpr uint64_t kMount = 7;
 
 class OwnChangesTest : public ::testing::Test {
  protected:
@@ -43,61 +48,92 @@ class OwnChangesTest : public ::testing::Test {
 TEST_F(OwnChangesTest, OwnChangeIsExplainedUntilSomeoneElseChangesIt) {
   OwnChanges own(root_fd_);
   Write("/f", "ours");
-  own.Record("/f");
-  own.Record("/");
-  EXPECT_TRUE(own.Explains("/f"));
-  EXPECT_TRUE(own.Explains("/"));  // its listing changed, by us
-  EXPECT_TRUE(own.Explains("/f"));  // several events of one change
+  own.Record(kMount, "/f");
+  own.Record(kMount, "/");
+  EXPECT_EQ(own.ExplainedBy("/f"), kMount);
+  EXPECT_EQ(own.ExplainedBy("/"), kMount);   // its listing changed, by us
+  EXPECT_EQ(own.ExplainedBy("/f"), kMount);  // several events of one change
 
   Write("/f", "theirs");  // same size change would still move ctime
-  EXPECT_FALSE(own.Explains("/f"));
+  EXPECT_EQ(own.ExplainedBy("/f"), std::nullopt);
   ASSERT_EQ(chmod(Host("/f").c_str(), 0600), 0);
-  EXPECT_FALSE(own.Explains("/f"));
+  EXPECT_EQ(own.ExplainedBy("/f"), std::nullopt);
 
-  EXPECT_FALSE(own.Explains("/never-recorded"));
+  EXPECT_EQ(own.ExplainedBy("/never-recorded"), std::nullopt);
 }
 
 TEST_F(OwnChangesTest, RemovalIsExplainedWhileThePathStaysAbsent) {
   OwnChanges own(root_fd_);
   Write("/gone", "x");
   ASSERT_EQ(unlink(Host("/gone").c_str()), 0);
-  own.Record("/gone");
-  EXPECT_TRUE(own.Explains("/gone"));
+  own.Record(kMount, "/gone");
+  EXPECT_EQ(own.ExplainedBy("/gone"), kMount);
   Write("/gone", "back");  // made again by someone else
-  EXPECT_FALSE(own.Explains("/gone"));
+  EXPECT_EQ(own.ExplainedBy("/gone"), std::nullopt);
 }
 
 TEST_F(OwnChangesTest, MetadataChangesByOthersAreNotExplained) {
   OwnChanges own(root_fd_);
   ASSERT_EQ(mkdir(Host("/d").c_str(), 0755), 0);
-  own.Record("/d");
-  EXPECT_TRUE(own.Explains("/d"));
+  own.Record(kMount, "/d");
+  EXPECT_EQ(own.ExplainedBy("/d"), kMount);
   Write("/d/new", "");  // the directory's mtime and ctime move
-  EXPECT_FALSE(own.Explains("/d"));
+  EXPECT_EQ(own.ExplainedBy("/d"), std::nullopt);
 }
 
 TEST_F(OwnChangesTest, ChangeUnderWayIsExplainedThenRecorded) {
   OwnChanges own(root_fd_);
   {
-    OwnChanges::Scope scope(own, {"/f", "/"});
+    OwnChanges::Scope scope(own, kMount, {"/f", "/"});
     Write("/f", "ours");
     // Events may be read before the change is over.
-    EXPECT_TRUE(own.Explains("/f"));
-    EXPECT_TRUE(own.Explains("/"));
-    EXPECT_FALSE(own.Explains("/other"));
+    EXPECT_EQ(own.ExplainedBy("/f"), kMount);
+    EXPECT_EQ(own.ExplainedBy("/"), kMount);
+    EXPECT_EQ(own.ExplainedBy("/other"), std::nullopt);
   }
-  EXPECT_TRUE(own.Explains("/f"));  // recorded at the end
+  EXPECT_EQ(own.ExplainedBy("/f"), kMount);  // recorded at the end
   Write("/f", "theirs");
-  EXPECT_FALSE(own.Explains("/f"));
+  EXPECT_EQ(own.ExplainedBy("/f"), std::nullopt);
+}
+
+TEST_F(OwnChangesTest, EachChangeIsExplainedByTheMountThatMadeIt) {
+  OwnChanges own(root_fd_);
+  Write("/a", "by 1");
+  own.Record(1, "/a");
+  Write("/b", "by 2");
+  own.Record(2, "/b");
+  EXPECT_EQ(own.ExplainedBy("/a"), 1u);
+  EXPECT_EQ(own.ExplainedBy("/b"), 2u);
+  // The path's latest change is the one that counts: mount 1 does not know
+  // of it.
+  Write("/a", ", then by 2");
+  own.Record(2, "/a");
+  EXPECT_EQ(own.ExplainedBy("/a"), 2u);
+}
+
+TEST_F(OwnChangesTest, ChangesOfSeveralMountsUnderWayAreNewsToAll) {
+  OwnChanges own(root_fd_);
+  {
+    OwnChanges::Scope one(own, 1, {"/d"});
+    EXPECT_EQ(own.ExplainedBy("/d"), 1u);
+    {
+      OwnChanges::Scope two(own, 2, {"/d", "/e"});
+      EXPECT_EQ(own.ExplainedBy("/d"), std::nullopt);
+      EXPECT_EQ(own.ExplainedBy("/e"), 2u);
+    }
+    // Only mount 1's change is under way again.
+    EXPECT_EQ(own.ExplainedBy("/d"), 1u);
+  }
+  EXPECT_EQ(own.ExplainedBy("/d"), 1u);  // recorded last, by mount 1
 }
 
 TEST_F(OwnChangesTest, RecordsExpire) {
   OwnChanges own(root_fd_, absl::Milliseconds(50));
   Write("/f", "x");
-  own.Record("/f");
-  EXPECT_TRUE(own.Explains("/f"));
+  own.Record(kMount, "/f");
+  EXPECT_EQ(own.ExplainedBy("/f"), kMount);
   absl::SleepFor(absl::Milliseconds(80));
-  EXPECT_FALSE(own.Explains("/f"));
+  EXPECT_EQ(own.ExplainedBy("/f"), std::nullopt);
 }
 
 }  // namespace

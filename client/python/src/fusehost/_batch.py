@@ -58,14 +58,16 @@ class BatchRunner:
 
     def __init__(self, dispatcher, threads, serial):
         self._run = dispatcher.run
+        self._instance = dispatcher.instance
         self._serial = serial
         self._helper_count = 0 if serial else threads
         self._helpers = None if serial else futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="fusehost-helper")
 
     def execute(self, batch):
-        """The BatchResult of `batch`: one result per op, in op order."""
-        reply = pb.BatchResult()
+        """The BatchResult of `batch`: one result per op, in op order, and
+        the backend instance."""
+        reply = pb.BatchResult(instance=self._instance)
         ops = batch.ops
         n = len(ops)
         results = reply.results

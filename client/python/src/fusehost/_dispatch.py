@@ -5,6 +5,9 @@ mirror the C++ SDK's client/op_dispatcher.cc:
 
 * the result echoes the op's id; an unset op, or one newer than this SDK,
   answers ENOSYS;
+* an op carrying a handle issued by another backend instance (its
+  handle_instance neither 0 nor the dispatcher's `instance`) answers EBADF
+  without reaching the operations: the number may name another file now;
 * errors: an OSError becomes its errno (a negative return value of a status
   operation too); any other exception becomes EINVAL, with its traceback
   logged, as mfusepy does; errnos above the protocol's largest become EIO.
@@ -39,14 +42,25 @@ _TRANSLATIONS = dict(_translate_metadata.TRANSLATIONS)
 _TRANSLATIONS.update(_translate_files.TRANSLATIONS)
 _NAME_CHANGES = _translate_metadata.NAME_CHANGES
 
+# Ops that carry a handle the backend issued (fh, fh_in, fh_out): those on
+# open files always, the attribute ops only when the kernel asked through
+# an open file (their optional fh is set).
+_HANDLE_OPS = frozenset((
+    "read", "write", "flush", "release", "fsync", "readdir", "releasedir",
+    "fsyncdir", "lock", "flock", "fallocate", "copy_file_range", "lseek"))
+_OPTIONAL_HANDLE_OPS = frozenset((
+    "getattr", "chmod", "chown", "truncate", "utimens"))
+
 
 class Dispatcher:
-    """Runs Ops against one Operations object. `on_critical(exc)` is told
-    of a BaseException (SystemExit) that escaped an operation."""
+    """Runs Ops against one Operations object, as backend instance
+    `instance` (nonzero; see _handshake.new_instance). `on_critical(exc)` is
+    told of a BaseException (SystemExit) that escaped an operation."""
 
-    def __init__(self, ops, options, on_critical=None):
+    def __init__(self, ops, options, instance, on_critical=None):
         self.ops = ops
         self.options = options
+        self.instance = instance
         self.bound = BoundOperations(ops, options)
         self._on_critical = on_critical
         self._lock = threading.Lock() if options.nothreads else None
@@ -67,6 +81,12 @@ class Dispatcher:
             result.posix_errno = errno.ENOSYS
             return
         req = getattr(op, kind)
+        foreign = op.handle_instance
+        if foreign and foreign != self.instance and (
+                kind in _HANDLE_OPS or
+                (kind in _OPTIONAL_HANDLE_OPS and req.HasField("fh"))):
+            result.posix_errno = errno.EBADF
+            return
         if self._debug:
             log.debug("op %d %s %s caller=%d/%d/%d", op.id, kind,
                       _short(req), op.caller.uid, op.caller.gid,

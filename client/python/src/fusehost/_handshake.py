@@ -1,6 +1,7 @@
 """The start and end of a mount: Init calls the filesystem's init (or
 init_with_config, with stand-ins for libfuse's connection and configuration
-structs) and answers with what the backend supports; Destroy calls destroy.
+structs) and answers with what the backend supports, and with the backend
+instance (new_instance()); Destroy calls destroy.
 
 Threads: gRPC may run Init and Destroy of different mounts at once, on any
 thread; these functions keep no state, so that is as safe as the
@@ -9,6 +10,7 @@ filesystem's init and destroy are (mfusepy calls them once per mount too).
 
 import errno
 import logging
+import secrets
 
 from . import _convert
 from ._dispatch import MAX_ERRNO
@@ -20,16 +22,27 @@ log = logging.getLogger("fuse")
 PROTOCOL_VERSION = 1
 
 
+def new_instance():
+    """A random nonzero backend instance (InitReply.instance in
+    proto/filesystem.proto), from the OS's generator: a restarted backend
+    must not pick its predecessor's, whatever its pid or start time."""
+    while True:
+        instance = secrets.randbits(64)
+        if instance:
+            return instance
+
+
 def init_reply(dispatcher, request, name):
     """Calls the filesystem's init for mount `request` and returns the
     InitReply: an errno refusing the mount, or 0 and the backend's
-    features."""
+    features; the dispatcher's instance either way."""
     err = call_init(dispatcher.bound, request)
     return pb.InitReply(
         posix_errno=err, protocol_version=PROTOCOL_VERSION,
         posix_locks=dispatcher.posix_locks,
         flock_locks=dispatcher.flock_locks, name=name,
-        default_ttl_ms=dispatcher.default_ttl_ms)
+        default_ttl_ms=dispatcher.default_ttl_ms,
+        instance=dispatcher.instance)
 
 
 def call_init(b, request):

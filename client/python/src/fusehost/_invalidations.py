@@ -40,19 +40,23 @@ class InvalidationHub:
         self._lock = threading.Lock()
         self._subscriptions = set()
 
-    def publish(self, kind, path):
-        """Queues the notice on every open subscription; with none open it
-        is dropped (the daemon drops all it cached whenever it opens a
-        stream, so nothing is lost)."""
+    def publish(self, kind, path, except_mount=None):
+        """Queues the notice on every open subscription, but for those of
+        mount `except_mount` when it is not None; with none open it is
+        dropped (the daemon drops all it cached whenever it opens a stream,
+        so nothing is lost)."""
         with self._lock:
             for subscription in self._subscriptions:
-                subscription._push(kind, path)
+                if except_mount is None or \
+                        subscription.mount_id != except_mount:
+                    subscription._push(kind, path)
 
-    def subscribe(self, max_queued=DEFAULT_MAX_QUEUED):
-        """Starts receiving every notice published from now on, until the
-        subscription is closed. At most `max_queued` (at least 1) notices
-        wait in its queue."""
-        subscription = Subscription(self, max(int(max_queued), 1))
+    def subscribe(self, max_queued=DEFAULT_MAX_QUEUED, mount_id=0):
+        """Starts receiving, for the stream of mount `mount_id`, every
+        notice published from now on that is not meant for other mounts
+        only, until the subscription is closed. At most `max_queued` (at
+        least 1) notices wait in its queue."""
+        subscription = Subscription(self, max(int(max_queued), 1), mount_id)
         with self._lock:
             self._subscriptions.add(subscription)
         return subscription
@@ -66,9 +70,10 @@ class Subscription:
     """One stream's queue: `take` from one thread at a time (the stream's
     writer), `close` from any."""
 
-    def __init__(self, hub, max_queued):
+    def __init__(self, hub, max_queued, mount_id):
         self._hub = hub
         self._max_queued = max_queued
+        self.mount_id = mount_id
         self._ready = threading.Condition(hub._lock)
         self._queue = []
         # The queue holds nothing but SUBTREE("/") after an overflow: later
@@ -149,5 +154,5 @@ def checked_path(path):
     return path
 
 
-def publish(ops, kind, path):
-    hub_of(ops).publish(kind, checked_path(path))
+def publish(ops, kind, path, except_mount=None):
+    hub_of(ops).publish(kind, checked_path(path), except_mount)

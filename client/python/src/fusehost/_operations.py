@@ -53,6 +53,16 @@ class Operations:
     `FuseOSError(errno.ENOENT)` (or any OSError) to fail an operation;
     methods that return a status may also return a negative errno.
 
+    Handles (what open, create and opendir return) belong to one backend
+    instance: each serve() or FUSE() call picks a random instance number
+    and tells the daemon, which says with every operation which instance
+    issued its handle. Operations carrying the handles of an earlier run
+    (the backend restarted while files were open) fail with EBADF before
+    any method here is called; nothing is needed from the filesystem for
+    that. Within one process, prefer handles that are never reused (a
+    counter into a dict) to raw descriptor numbers, and raise EBADF for a
+    handle you do not know.
+
     Class attributes the SDK reads, as mfusepy does:
       use_ns           True: times are int nanoseconds (getattr's st_*time,
                        utimens' times); False: float seconds (deprecated).
@@ -93,7 +103,11 @@ class Operations:
     # these so that the daemon drops what it cached about `path` and tells
     # the kernel, instead of serving stale results until a lifetime runs
     # out. `path` is absolute, as in operations ("/" for the root), str or
-    # bytes. Changes made by the filesystem's own operations need no notice.
+    # bytes. Changes made by the filesystem's own operations need no notice
+    # to the mount that made them; with several mounts, the others need one:
+    # pass `except_mount`, the mount_id of fuse_get_caller() in the
+    # operation that made the change, and every mount but that one gets the
+    # notice (its daemon knows what its own operations did).
     #
     # Any thread may call them, at any time, also from inside an operation
     # and while nothing is mounted: they only queue (never wait for the
@@ -103,20 +117,23 @@ class Operations:
     # (re)connects. A mount more than 10,000 notices behind has its queue
     # replaced by one notify_subtree_changed("/").
 
-    def notify_changed(self, path):
+    def notify_changed(self, path, except_mount=None):
         """The file at `path` changed (contents or attributes) or appeared.
         A name that appeared or vanished also changed its parent directory
         (listing, mtime): notify the parent too."""
-        _invalidations.publish(self, _invalidations.CHANGED, path)
+        _invalidations.publish(self, _invalidations.CHANGED, path,
+                               except_mount)
 
-    def notify_removed(self, path):
+    def notify_removed(self, path, except_mount=None):
         """The name `path` no longer exists (unlinked, renamed away)."""
-        _invalidations.publish(self, _invalidations.REMOVED, path)
+        _invalidations.publish(self, _invalidations.REMOVED, path,
+                               except_mount)
 
-    def notify_subtree_changed(self, path):
+    def notify_subtree_changed(self, path, except_mount=None):
         """Anything at or below `path` may have changed, e.g. a directory
         was renamed or replaced, or the filesystem lost track."""
-        _invalidations.publish(self, _invalidations.SUBTREE, path)
+        _invalidations.publish(self, _invalidations.SUBTREE, path,
+                               except_mount)
 
     def __call__(self, op, *args):
         # fusepy's dispatch hook: the SDK calls operations through it when a

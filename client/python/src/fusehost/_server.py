@@ -111,10 +111,11 @@ class Servicer(pb_grpc.FileSystemServicer):
         """Streams the filesystem's notices (Operations.notify_*) until the
         daemon closes the stream or end_streams() runs. A generator: gRPC
         runs all of it, from the first next() on, on one pool thread."""
-        # Notices are the backend's, not one mount's: every stream gets all
-        # of them, so the request's mount_id needs no look-up.
+        # Notices are the backend's, not one mount's: every stream gets
+        # them, but for those the filesystem addressed to the other mounts
+        # only (notify_*(..., except_mount=)), hence the request's mount.
         subscription = self._invalidations.subscribe(
-            self.max_queued_invalidations)
+            self.max_queued_invalidations, request.mount_id)
         with self._streams_lock:
             ended = self._streams_ended
             if not ended:
@@ -228,7 +229,13 @@ def stop_server(server, servicer, grace):
 
 
 def make_backend(operations, raw_fi=False, encoding="utf-8", options=None,
-                 on_critical=None, on_init=None, on_destroy=None):
+                 on_critical=None, on_init=None, on_destroy=None,
+                 instance=None):
+    """The Servicer serving `operations`. Each call is a new backend
+    instance (InitReply.instance): serve() and FUSE() call it once each, so
+    handles never outlive the call that issued them. `instance` is for
+    tests only: a fixed instance (nonzero) instead of a random one, for
+    comparing replies with fixed expectations (the conformance runner)."""
     options = options or BackendOptions()
     options.raw_fi = raw_fi
     options.encoding = encoding
@@ -238,7 +245,9 @@ def make_backend(operations, raw_fi=False, encoding="utf-8", options=None,
             "To enable time as nanoseconds set the property \"use_ns\" to "
             "True in your operations class.", DeprecationWarning,
             stacklevel=3)
-    dispatcher = Dispatcher(operations, options, on_critical)
+    dispatcher = Dispatcher(operations, options,
+                            instance or _handshake.new_instance(),
+                            on_critical)
     return Servicer(dispatcher, on_init, on_destroy)
 
 
