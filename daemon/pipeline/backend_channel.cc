@@ -1,5 +1,6 @@
 #include "daemon/pipeline/backend_channel.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 
 #include <algorithm>
@@ -98,6 +99,8 @@ struct BackendChannel::Call {
   std::function<void()> sent;
   // Set once the message is on its way (it may wait for a connection).
   std::shared_ptr<Connection> conn;
+  // Sent again after its connection broke (see RetryOnNewConnection).
+  bool retried = false;
 };
 
 BackendChannel::BackendChannel(Options options) : options_(std::move(options)) {
@@ -244,6 +247,7 @@ absl::StatusOr<v1::InitReply> BackendChannel::Init(
   v1::InitReply reply;
   grpc::Status s = conn->stub->Init(&context, request, &reply);
   if (!s.ok()) return StatusFromGrpc(s, "Init on", options_.target);
+  handles_.SawInstance(reply.instance());
   return reply;
 }
 
@@ -270,6 +274,21 @@ void BackendChannel::Send(v1::Op op, Done done) {
 
 void BackendChannel::SendBatch(std::vector<PendingOp> ops,
                                std::function<void()> sent) {
+  // Tokens back to the backend's handles; a stale one never leaves.
+  std::vector<PendingOp> stale;
+  for (auto it = ops.begin(); it != ops.end();) {
+    if (handles_.ResolveTokens(&it->op)) {
+      ++it;
+    } else {
+      stale.push_back(std::move(*it));
+      it = ops.erase(it);
+    }
+  }
+  for (PendingOp& p : stale) p.done(ErrorResult(p.op.id(), EBADF));
+  if (ops.empty()) {
+    if (sent) sent();
+    return;
+  }
   auto owned = std::make_unique<Call>();
   Call* call = owned.get();
   call->request.set_mount_id(options_.mount_id);
@@ -327,7 +346,78 @@ void BackendChannel::Fail(Call* call, int posix_errno) {
   Finish(call, status);
 }
 
+namespace {
+
+// Ops that change nothing, so sending them again is harmless.
+bool Repeatable(const v1::Op& op) {
+  switch (op.op_case()) {
+    case v1::Op::kGetattr:
+    case v1::Op::kReadlink:
+    case v1::Op::kRead:
+    case v1::Op::kOpendir:
+    case v1::Op::kReaddir:
+    case v1::Op::kStatfs:
+    case v1::Op::kGetxattr:
+    case v1::Op::kListxattr:
+    case v1::Op::kAccess:
+    case v1::Op::kLseek:
+      return true;
+    case v1::Op::kOpen:
+      return (op.open().flags() & (O_CREAT | O_TRUNC)) == 0;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+bool BackendChannel::RetryOnNewConnection(Call* call,
+                                          const grpc::Status& status) {
+  // A connection the daemon made breaks for good when its backend restarts;
+  // the first message on it after that fails, although the backend is back
+  // (or about to be). Messages that change nothing wait for a new
+  // connection instead, once: a short stall rather than ENOTCONN.
+  if (!options_.dial || call->retried ||
+      status.error_code() != grpc::StatusCode::UNAVAILABLE) {
+    return false;
+  }
+  for (const v1::Op& op : call->request.ops()) {
+    if (!Repeatable(op)) return false;
+  }
+  auto again = std::make_unique<Call>();
+  Call* next = again.get();
+  next->request = std::move(call->request);
+  next->done = std::move(call->done);
+  next->sent = std::move(call->sent);
+  next->retried = true;
+  absl::MutexLock lock(&mu_);
+  if (stopping_) {
+    // Put back: the caller fails it as usual.
+    call->request = std::move(next->request);
+    call->done = std::move(next->done);
+    call->sent = std::move(next->sent);
+    return false;
+  }
+  if (call->conn != nullptr && call->conn == conn_) {
+    retired_.push_back(std::move(conn_));
+    conn_.reset();
+  }
+  auto it = in_flight_.find(call);
+  std::unique_ptr<Call> old = std::move(it->second);
+  in_flight_.erase(it);
+  in_flight_.emplace(next, std::move(again));
+  waiting_.emplace_back(next, absl::Now());
+  want_dial_ = true;
+  if (cancelling_ > 0) {
+    finished_while_cancelling_.push_back(std::move(old));
+  } else {
+    old.reset();
+  }
+  return true;
+}
+
 void BackendChannel::Finish(Call* call, const grpc::Status& status) {
+  if (RetryOnNewConnection(call, status)) return;
   const int n = call->request.ops_size();
   if (options_.stats != nullptr) options_.stats->RecordBackendMessage(n, !status.ok());
   // Match results to ops by id; the backend may answer in any order, and
@@ -337,10 +427,13 @@ void BackendChannel::Finish(Call* call, const grpc::Status& status) {
   for (int i = 0; i < n; ++i) position[call->request.ops(i).id()] = i;
   std::vector<bool> answered(n, false);
   if (status.ok()) {
-    for (const v1::OpResult& r : call->response.results()) {
+    const uint64_t instance = call->response.instance();
+    handles_.SawInstance(instance);
+    for (v1::OpResult& r : *call->response.mutable_results()) {
       auto it = position.find(r.id());
       if (it == position.end() || answered[it->second]) continue;
       answered[it->second] = true;
+      handles_.IssueTokens(call->request.ops(it->second), instance, &r);
       call->done[it->second](r);
     }
   }

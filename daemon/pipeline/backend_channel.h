@@ -10,6 +10,9 @@
 //     next one; messages sent meanwhile wait for it (a short stall while a
 //     backend restarts) or fail with ENOTCONN when it cannot be made.
 //
+// Handles are translated here too: the kernel only ever sees tokens of the
+// daemon's, each tied to the backend instance that issued the handle.
+//
 // Transport failures are turned into per-op errnos here, the one place where
 // a gRPC status meets the error model: a deadline becomes ETIMEDOUT, an
 // unreachable backend ENOTCONN, anything else EIO.
@@ -35,6 +38,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/unique_fd.h"
+#include "daemon/pipeline/handle_map.h"
 #include "daemon/pipeline/op_transport.h"
 #include "daemon/stats/mount_stats.h"
 #include "proto/filesystem.grpc.pb.h"
@@ -99,6 +103,9 @@ class BackendChannel : public OpTransport, public BatchSink {
   struct Call;
   void Start(Call* call, std::shared_ptr<Connection> conn);
   void Finish(Call* call, const grpc::Status& status);
+  // True when `call` is queued again for a new connection instead of
+  // failing (call is then gone).
+  bool RetryOnNewConnection(Call* call, const grpc::Status& status);
   void Fail(Call* call, int posix_errno);
   // The current connection if it still works; else null, and (with a
   // dialer) the dial thread is woken.
@@ -106,6 +113,8 @@ class BackendChannel : public OpTransport, public BatchSink {
   void DialLoop();
 
   const Options options_;
+  // The kernel sees tokens, never the backend's handles (handle_map.h).
+  HandleMap handles_;
 
   absl::Mutex mu_;
   std::shared_ptr<Connection> conn_ ABSL_GUARDED_BY(mu_);

@@ -398,3 +398,34 @@ def _helper_of(daemon_pid, uid):
             if int(uids[1]) == uid:
                 return int(kid)
     return None
+
+
+# --- 2: handles never outlive the backend instance that issued them ---------------
+
+def test_a_stale_handle_after_a_backend_restart_reaches_nothing(mounts, users):
+    m = mounts.mount(kind="loopback", options="allow_other")
+    work = os.path.join(m.path, "w")
+    os.mkdir(work)
+    os.chmod(work, 0o777)
+    a = mounts.ops(users.a, work)
+    b = mounts.ops(users.b, work)
+    a.ok([("write_file", "a_secret", b"a's", 0o600)])
+    b.ok([("write_file", "b_secret", b"b's secret", 0o600)])
+    # fhtest_a keeps a_secret open across a restart of the backend.
+    h = mounts.hold(a, [("open", "a_secret", ["O_RDWR"]), ("sync", "open"),
+                        ("pread", "a_secret", 100, 0),
+                        ("pwrite", "a_secret", b"OVERWRITTEN", 0)], cwd=work)
+    h.wait_sync("open")
+    m.backend.stop()
+    m.backend.start()
+    # fhtest_b opens their own file under the new instance, and keeps it.
+    hb = mounts.hold(b, [("open", "b_secret", ["O_RDWR"]), ("sync", "open"),
+                         ("pread", "b_secret", 100, 0)], cwd=work)
+    hb.wait_sync("open")
+    h.release()
+    r = h.finish()
+    assert fhlib.is_err(r[2], "EBADF", "EIO"), r
+    assert fhlib.is_err(r[3], "EBADF", "EIO"), r
+    hb.release()
+    assert hb.finish()[2] == b"b's secret"
+    assert b.one(("read_file", "b_secret")) == b"b's secret"
