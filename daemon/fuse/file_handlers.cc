@@ -85,7 +85,7 @@ void RequestHandlers::Read(Request req, uint64_t node, const KernelFile& file,
 
 void RequestHandlers::Write(Request req, uint64_t node, const KernelFile& file,
                             absl::string_view data, off_t offset) {
-  open_contents_.ForgetInode(node);
+  ForgetContents(node);
   v1::Op op = NewOp(*req);
   v1::WriteRequest* r = op.mutable_write();
   r->set_path(HandlePath(node));
@@ -138,7 +138,7 @@ void RequestHandlers::Fsync(Request req, uint64_t node, const KernelFile& file,
 void RequestHandlers::Fallocate(Request req, uint64_t node,
                                 const KernelFile& file, int mode, off_t offset,
                                 off_t length) {
-  open_contents_.ForgetInode(node);
+  ForgetContents(node);
   v1::Op op = NewOp(*req);
   v1::FallocateRequest* r = op.mutable_fallocate();
   r->set_path(HandlePath(node));
@@ -154,7 +154,7 @@ void RequestHandlers::CopyFileRange(Request req, uint64_t node_in,
                                     uint64_t node_out, off_t offset_out,
                                     const KernelFile& out, size_t length,
                                     int flags) {
-  open_contents_.ForgetInode(node_out);
+  ForgetContents(node_out);
   v1::Op op = NewOp(*req);
   v1::CopyFileRangeRequest* r = op.mutable_copy_file_range();
   r->set_path_in(HandlePath(node_in));

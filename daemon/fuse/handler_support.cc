@@ -236,6 +236,13 @@ KernelOpenReply RequestHandlers::OpenReplyOf(const v1::OpenReply& r) {
   return out;
 }
 
+void RequestHandlers::ForgetContents(uint64_t node) {
+  open_contents_.ForgetInode(node);
+  for (uint64_t sibling : options_.nodes->Siblings(node)) {
+    open_contents_.ForgetInode(sibling);
+  }
+}
+
 void RequestHandlers::ReleaseOrphan(const std::string& path, uint64_t fh,
                                     int flags) {
   v1::Op op;

@@ -127,7 +127,7 @@ void RequestHandlers::Setattr(Request req, uint64_t node,
 void RequestHandlers::RunSetattr(Request req, uint64_t node,
                                  const struct stat& attr, int fields,
                                  std::optional<uint64_t> kernel_fh) {
-  if (fields & kSetSize) open_contents_.ForgetInode(node);
+  if (fields & kSetSize) ForgetContents(node);
   auto chain = std::make_shared<SetattrChain>();
   if (!AttrTarget(req, node, kernel_fh, &chain->path, &chain->fh)) return;
   chain->handlers = this;

@@ -243,6 +243,9 @@ class RequestHandlers {
   void AfterSiblingsDropped(const std::vector<uint64_t>& nodes,
                             const std::function<void()>& reply);
   static KernelOpenReply OpenReplyOf(const v1::OpenReply& r);
+  // The file behind `node` changed through the daemon: contents kept from
+  // an open of it, through this name or any other (hard links), are stale.
+  void ForgetContents(uint64_t node);
   // The kernel never releases a handle whose open it did not get.
   void ReleaseOrphan(const std::string& path, uint64_t fh, int flags);
 

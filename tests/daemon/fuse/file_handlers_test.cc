@@ -101,6 +101,28 @@ TEST_F(HandlerTest, AWriteForgetsContentsKeptForAnyHandleOfTheFile) {
   pipeline_.Answer(3, Errno(EIO));
 }
 
+TEST_F(HandlerTest, AWriteThroughOneHardLinkForgetsContentsKeptForAnother) {
+  uint64_t a = Known(kRoot, "a", FileAttr(5, S_IFREG | 0644, 2));
+  uint64_t b = Known(kRoot, "b", FileAttr(5, S_IFREG | 0644, 2));
+  handlers_->Open(Req(KernelOp::kOpen), b, O_RDONLY);
+  v1::OpResult r = OpenResult(7);
+  r.mutable_open()->set_contents("old");
+  pipeline_.Answer(2, r);
+  auto write = Req(KernelOp::kWrite);
+  handlers_->Write(write, a, File(8, O_WRONLY), "new", 0);
+  v1::OpResult w;
+  w.mutable_write()->set_size(3);
+  pipeline_.Answer(3, w);
+  auto read = Req(KernelOp::kRead);
+  handlers_->Read(read, b, File(7), 4096, 0);
+  ASSERT_EQ(sent(), 5u) << "read through the other name answered from "
+                           "contents older than the write";
+  v1::OpResult data;
+  data.mutable_read()->set_data("new");
+  pipeline_.Answer(4, data);
+  EXPECT_EQ(read->data, "new");
+}
+
 TEST_F(HandlerTest, ReleaseIsAnsweredBeforeTheBackendCloses) {
   uint64_t node = Known(kRoot, "f", FileAttr(5));
   nodes_.AddOpenHandle(node, 7);
