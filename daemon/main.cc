@@ -188,6 +188,8 @@ int Run(DaemonSettings settings) {
   service_options.caller_of = [&listener_ptr](const grpc::ServerContext& c) {
     return listener_ptr->CallerOf(c);
   };
+  service_options.max_requests_in_flight_per_uid =
+      settings.users.max_requests_in_flight;
   ControlService service(service_options);
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -203,7 +205,8 @@ int Run(DaemonSettings settings) {
     return 1;
   }
   server->GetHealthCheckService()->SetServingStatus(kControlService, true);
-  ControlListener listener(ControlListener::Options{*listen_fd, server.get()});
+  ControlListener listener(ControlListener::Options{
+      *listen_fd, server.get(), settings.users.max_control_connections});
   listener_ptr = &listener;
   listener.Start();
   Log("serving on %s%s", socket_path.c_str(),

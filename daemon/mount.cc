@@ -91,6 +91,9 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   session.timeouts.cache_listings = m->policy_.listing_ttl > absl::ZeroDuration();
   session.op_timeout = m->options_.call_timeout;
   session.kernel_checks_permissions = m->options_.default_permissions;
+  m->listing_budget_ = std::make_unique<MemoryBudget>(kListingBytesPerMount,
+                                                      m->spec_.listing_budget);
+  session.listing_budget = m->listing_budget_.get();
   session.max_write = m->options_.max_write;
   session.posix_locks = reply->posix_locks();
   session.flock_locks = reply->flock_locks();

@@ -23,6 +23,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/memory_budget.h"
 #include "daemon/authz/backend_dialer.h"
 #include "daemon/fuse/kernel_session.h"
 #include "daemon/fuse/node_table.h"
@@ -44,6 +45,9 @@ struct MountSpec {
   // Unix-socket backends: makes and checks every connection (see
   // authz/backend_dialer.h). Null: gRPC dials `backend` (TCP).
   std::shared_ptr<BackendDialer> dialer;
+  // The daemon's budget for open directories' listings, which this mount's
+  // own (kListingBytesPerMount) draws on. May be null: no bound.
+  MemoryBudget* listing_budget = nullptr;
   std::string mountpoint;  // absolute, canonical
   // If >= 0 (during Create only): mount on this O_PATH descriptor's
   // directory rather than on the path (see KernelMountRequest).
@@ -55,6 +59,12 @@ struct MountSpec {
   // any reason, including an unmount done outside the daemon.
   std::function<void(uint64_t mount_id)> on_session_end;
 };
+
+// What the listings of one mount's open directories may hold, and all
+// mounts' together (MountManager). Listings the daemon's cache holds are
+// shared by open directories and not counted here.
+inline constexpr size_t kListingBytesPerMount = 64 << 20;
+inline constexpr size_t kListingBytesTotal = 256 << 20;
 
 // Cache lifetimes from the mount options and what the backend asked for.
 CachePolicy MakeCachePolicy(const MountOptions& options,
@@ -103,6 +113,7 @@ class Mount {
   std::unique_ptr<MetadataCache> cache_;  // null with cache_entries=0
   std::unique_ptr<CachingTransport> caching_;
   std::unique_ptr<NodeTable> nodes_;
+  std::unique_ptr<MemoryBudget> listing_budget_;
   std::unique_ptr<KernelSession> session_;
   std::unique_ptr<InvalidationListener> listener_;
   MountStats stats_;

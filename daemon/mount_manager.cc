@@ -153,6 +153,7 @@ absl::StatusOr<uint64_t> MountManager::Mount(const std::string& backend,
     spec.dialer = std::make_shared<BackendDialer>(std::move(dial));
   }
   spec.backend = backend;
+  spec.listing_budget = &listing_budget_;
   spec.mountpoint = mountpoint;
   spec.mountpoint_fd = grant.mountpoint_fd.get();
   spec.options_text = options_.default_options.empty()

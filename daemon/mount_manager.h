@@ -112,6 +112,9 @@ class MountManager {
   std::string RecordPath() const;
 
   const Options options_;
+  // What all mounts' open directories may hold (mount.h). Declared before
+  // the mounts, which draw on it, so that it outlives them.
+  MemoryBudget listing_budget_{kListingBytesTotal};
   mutable absl::Mutex mu_;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, Entry> mounts_ ABSL_GUARDED_BY(mu_);

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds fuse-hostd and runs every test: Bazel's unit tests, the Python
+# Builds fuse-hostd and runs every test: Bazel's unit tests (plain, and
+# again under AddressSanitizer and UBSan), the Python
 # SDK's unit tests (tests/client/python, pytest), then the integration suite
 # (tests/integration, pytest as root against the real binaries through
 # /dev/fuse). Prints each stage as it goes and ends with one line
-# "N passed, N failed" (sums of all three). Exits non-zero if anything failed
+# "N passed, N failed" (sums of them all). Exits non-zero if anything failed
 # or if no test ran.
 #
 #   scripts/test.sh                 everything
@@ -18,6 +19,8 @@ PYTHON=/usr/bin/python3   # Debian's: has pytest/grpc; another python3 may come 
 
 unit_passed=0
 unit_failed=0
+san_passed=0
+san_failed=0
 sdk_passed=0
 sdk_failed=0
 it_passed=0
@@ -55,10 +58,11 @@ EOF
 }
 
 finish() {
-  local passed=$((unit_passed + sdk_passed + it_passed))
-  local failed=$((unit_failed + sdk_failed + it_failed + extra_failed))
+  local passed=$((unit_passed + san_passed + sdk_passed + it_passed))
+  local failed=$((unit_failed + san_failed + sdk_failed + it_failed + extra_failed))
   stage "summary"
   echo "unit tests (bazel test):  ${unit_passed} passed, ${unit_failed} failed"
+  echo "unit tests (sanitized):   ${san_passed} passed, ${san_failed} failed"
   echo "Python SDK (pytest):      ${sdk_passed} passed, ${sdk_failed} failed"
   echo "integration (pytest):     ${it_passed} passed, ${it_failed} failed"
   if (( extra_failed > 0 )); then
@@ -95,31 +99,44 @@ if (( build_rc != 0 )); then
 fi
 
 # --- unit tests -----------------------------------------------------------------
+# Runs `bazel test` with the given arguments, output in $LOGDIR/$1.log, and
+# prints "PASSED FAILED" counts of test targets.
+bazel_tests() {
+  local log="$LOGDIR/$1.log"
+  shift
+  bazel test "${BAZEL_FLAGS[@]}" --test_summary=short "$@" 2>&1 | tee "$log" >&2
+  local rc=${PIPESTATUS[0]}
+  # Bazel's summary: one line per test target, e.g.
+  #   //tests/daemon/fuse:node_table_test            PASSED in 0.1s
+  #   //tests/daemon/fuse:node_table_test   (cached) PASSED in 0.1s
+  #   //tests/daemon/mounting:x_test                 FAILED in 2.0s
+  #   //tests/...:y_test       NO STATUS / TIMEOUT / FAILED TO BUILD
+  local passed failed
+  passed=$(grep -cE '^//[^ ]+[[:space:]]+(\(cached\)[[:space:]]+)?(PASSED|FLAKY)' \
+    "$log" || true)
+  failed=$(grep -cE '^//[^ ]+[[:space:]]+(\(cached\)[[:space:]]+)?(FAILED|TIMEOUT|NO STATUS|INCOMPLETE|FAILED TO BUILD)' \
+    "$log" || true)
+  case "$rc" in
+    0) ;;
+    4) echo "test.sh: bazel found no unit test targets" >&2 ;;   # not a failure
+    *)
+      if (( failed == 0 )); then
+        # Failed without naming a target (e.g. an analysis error).
+        echo "test.sh: bazel test failed (exit ${rc})" >&2
+        failed=1
+      fi
+      ;;
+  esac
+  echo "$passed $failed"
+}
+
 stage "unit tests (bazel test //...)"
-bazel test "${BAZEL_FLAGS[@]}" --test_summary=short //... 2>&1 \
-  | tee "$LOGDIR/unit.log"
-test_rc=${PIPESTATUS[0]}
-# Bazel's summary: one line per test target, e.g.
-#   //daemon:node_table_test                PASSED in 0.1s
-#   //daemon:node_table_test       (cached) PASSED in 0.1s
-#   //daemon:mount_test                     FAILED in 2.0s
-#   //daemon:x_test                         NO STATUS / TIMEOUT / FAILED TO BUILD
-unit_passed=$(grep -cE '^//[^ ]+[[:space:]]+(\(cached\)[[:space:]]+)?(PASSED|FLAKY)' \
-  "$LOGDIR/unit.log" || true)
-unit_failed=$(grep -cE '^//[^ ]+[[:space:]]+(\(cached\)[[:space:]]+)?(FAILED|TIMEOUT|NO STATUS|INCOMPLETE|FAILED TO BUILD)' \
-  "$LOGDIR/unit.log" || true)
-case "$test_rc" in
-  0) ;;
-  4) echo "test.sh: bazel found no unit test targets" ;;   # not a failure
-  *)
-    if (( unit_failed == 0 )); then
-      # Failed without naming a target (e.g. an analysis error).
-      echo "test.sh: bazel test failed (exit ${test_rc})" >&2
-      unit_failed=1
-    fi
-    ;;
-esac
+read -r unit_passed unit_failed < <(bazel_tests unit //...)
 echo "unit tests: ${unit_passed} passed, ${unit_failed} failed"
+
+stage "unit tests under AddressSanitizer and UBSan (bazel test --config=sanitize)"
+read -r san_passed san_failed < <(bazel_tests sanitize --config=sanitize //tests/...)
+echo "unit tests (sanitized): ${san_passed} passed, ${san_failed} failed"
 
 # --- Python SDK unit tests ------------------------------------------------------
 stage "Python SDK unit tests (pytest tests/client/python)"

@@ -46,6 +46,9 @@ struct UserPolicy {
   size_t max_cache_entries = 100000;
   // Deadline of the work done as the user (resolving, connecting).
   absl::Duration as_user_timeout = absl::Seconds(10);
+  // Per user: control connections open, control requests being served.
+  size_t max_control_connections = 16;
+  size_t max_requests_in_flight = 4;
 };
 
 // A mount the caller may make, and how.

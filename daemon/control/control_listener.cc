@@ -42,10 +42,33 @@ void ControlListener::Accept(int fd) {
   }
   {
     absl::MutexLock lock(&mu_);
+    const size_t limit = options_.max_connections_per_uid;
+    if (limit != 0 && peer->uid != 0 && OpenConnectionsLocked(peer->uid) >= limit) {
+      Log("audit: %s: refusing a control connection: already %zu open",
+          DescribePeer(*peer), limit);
+      close(fd);
+      return;
+    }
     connections_[fd] = Connection{*std::move(peer), st.st_ino};
   }
   // From here on gRPC owns fd (it wants it non-blocking, as accepted).
   grpc::AddInsecureChannelFromFd(options_.server, fd);
+}
+
+size_t ControlListener::OpenConnectionsLocked(uid_t uid) {
+  // gRPC closes a connection's descriptor without telling; a record whose
+  // descriptor is closed, or now names another socket, is stale.
+  size_t open = 0;
+  for (auto it = connections_.begin(); it != connections_.end();) {
+    struct stat st;
+    if (fstat(it->first, &st) != 0 || st.st_ino != it->second.inode) {
+      connections_.erase(it++);
+      continue;
+    }
+    if (it->second.peer.uid == uid) ++open;
+    ++it;
+  }
+  return open;
 }
 
 absl::StatusOr<PeerCredentials> ControlListener::CallerOf(

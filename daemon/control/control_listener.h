@@ -41,6 +41,9 @@ class ControlListener {
     int listen_fd = -1;
     // A started server; must outlive the listener.
     grpc::Server* server = nullptr;
+    // Connections one user other than root may have open at once; more
+    // are closed at once (and logged). 0: no limit.
+    size_t max_connections_per_uid = 0;
   };
 
   explicit ControlListener(Options options);
@@ -68,6 +71,8 @@ class ControlListener {
 
   // Records `fd`'s credentials and hands it to gRPC.
   void Accept(int fd);
+  // Connections of `uid` still open (records of closed ones are dropped).
+  size_t OpenConnectionsLocked(uid_t uid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   Acceptor acceptor_;

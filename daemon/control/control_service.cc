@@ -27,11 +27,49 @@ int64_t Micros(absl::Duration d) { return absl::ToInt64Microseconds(d); }
 
 }  // namespace
 
+class ControlService::InFlight {
+ public:
+  InFlight(ControlService* service, uid_t uid) : service_(service), uid_(uid) {}
+  ~InFlight() {
+    absl::MutexLock lock(&service_->mu_);
+    if (--service_->in_flight_[uid_] == 0) service_->in_flight_.erase(uid_);
+  }
+
+ private:
+  ControlService* const service_;
+  const uid_t uid_;
+};
+
+absl::StatusOr<std::unique_ptr<ControlService::InFlight>> ControlService::Admit(
+    const grpc::ServerContext& context, PeerCredentials* caller) {
+  absl::StatusOr<PeerCredentials> who = options_.caller_of(context);
+  if (!who.ok()) return who.status();
+  *caller = *who;
+  absl::MutexLock lock(&mu_);
+  size_t& n = in_flight_[caller->uid];
+  const size_t limit = options_.max_requests_in_flight_per_uid;
+  if (limit != 0 && !caller->is_root() && n >= limit) {
+    if (n == 0) in_flight_.erase(caller->uid);
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "you already have ", limit,
+        " requests in progress; try again when one is done"));
+  }
+  ++n;
+  return std::make_unique<InFlight>(this, caller->uid);
+}
+
 grpc::Status ControlService::Mount(grpc::ServerContext* context,
                                    const v1::MountRequest* request,
                                    v1::MountReply* reply) {
-  absl::StatusOr<PeerCredentials> caller = options_.caller_of(*context);
-  if (!caller.ok()) return ToGrpc(caller.status());
+  PeerCredentials who;
+  absl::StatusOr<std::unique_ptr<InFlight>> admitted = Admit(*context, &who);
+  if (!admitted.ok()) {
+    if (absl::IsResourceExhausted(admitted.status())) {
+      Audit(who, "request", admitted.status());
+    }
+    return ToGrpc(admitted.status());
+  }
+  const PeerCredentials* caller = &who;
   std::string what = absl::StrCat("mount ", request->backend(), " at ",
                                   request->mountpoint());
   absl::StatusOr<uint64_t> id = [&]() -> absl::StatusOr<uint64_t> {
@@ -54,8 +92,15 @@ grpc::Status ControlService::Mount(grpc::ServerContext* context,
 grpc::Status ControlService::Unmount(grpc::ServerContext* context,
                                      const v1::UnmountRequest* request,
                                      v1::UnmountReply*) {
-  absl::StatusOr<PeerCredentials> caller = options_.caller_of(*context);
-  if (!caller.ok()) return ToGrpc(caller.status());
+  PeerCredentials who;
+  absl::StatusOr<std::unique_ptr<InFlight>> admitted = Admit(*context, &who);
+  if (!admitted.ok()) {
+    if (absl::IsResourceExhausted(admitted.status())) {
+      Audit(who, "request", admitted.status());
+    }
+    return ToGrpc(admitted.status());
+  }
+  const PeerCredentials* caller = &who;
   std::string what = absl::StrCat("unmount ", request->mountpoint(),
                                   request->lazy() ? " (lazy)" : "");
   absl::Status st = [&]() -> absl::Status {
@@ -73,8 +118,15 @@ grpc::Status ControlService::Unmount(grpc::ServerContext* context,
 grpc::Status ControlService::List(grpc::ServerContext* context,
                                   const v1::ListRequest*,
                                   v1::ListReply* reply) {
-  absl::StatusOr<PeerCredentials> caller = options_.caller_of(*context);
-  if (!caller.ok()) return ToGrpc(caller.status());
+  PeerCredentials who;
+  absl::StatusOr<std::unique_ptr<InFlight>> admitted = Admit(*context, &who);
+  if (!admitted.ok()) {
+    if (absl::IsResourceExhausted(admitted.status())) {
+      Audit(who, "request", admitted.status());
+    }
+    return ToGrpc(admitted.status());
+  }
+  const PeerCredentials* caller = &who;
   for (const MountStatus& s : options_.manager->List()) {
     if (!Authorizer::MayManage(*caller, s.owner_uid)) continue;
     v1::MountInfo* info = reply->add_mounts();
@@ -93,8 +145,15 @@ grpc::Status ControlService::List(grpc::ServerContext* context,
 grpc::Status ControlService::Stats(grpc::ServerContext* context,
                                    const v1::StatsRequest* request,
                                    v1::StatsReply* reply) {
-  absl::StatusOr<PeerCredentials> caller = options_.caller_of(*context);
-  if (!caller.ok()) return ToGrpc(caller.status());
+  PeerCredentials who;
+  absl::StatusOr<std::unique_ptr<InFlight>> admitted = Admit(*context, &who);
+  if (!admitted.ok()) {
+    if (absl::IsResourceExhausted(admitted.status())) {
+      Audit(who, "request", admitted.status());
+    }
+    return ToGrpc(admitted.status());
+  }
+  const PeerCredentials* caller = &who;
   std::string wanted;
   if (!request->mountpoint().empty()) {
     absl::StatusOr<std::string> path =

@@ -15,9 +15,12 @@
 #define FUSE_HOSTD_DAEMON_CONTROL_CONTROL_SERVICE_H_
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "daemon/authz/authorizer.h"
 #include "daemon/mount_manager.h"
 #include "daemon/sockets/peer_credentials.h"
@@ -33,6 +36,9 @@ class ControlService final : public v1::Control::Service {
     // Who made a call (ControlListener::CallerOf).
     std::function<absl::StatusOr<PeerCredentials>(const grpc::ServerContext&)>
         caller_of;
+    // Requests of one user other than root served at once; more are
+    // refused (RESOURCE_EXHAUSTED). 0: no limit.
+    size_t max_requests_in_flight_per_uid = 0;
   };
 
   explicit ControlService(Options options) : options_(std::move(options)) {}
@@ -51,7 +57,15 @@ class ControlService final : public v1::Control::Service {
                      v1::StatsReply* reply) override;
 
  private:
+  // Who called, counted as one request in flight until the returned guard
+  // goes; an error status when the caller is unknown or over the limit.
+  class InFlight;
+  absl::StatusOr<std::unique_ptr<InFlight>> Admit(
+      const grpc::ServerContext& context, PeerCredentials* caller);
+
   const Options options_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<uid_t, size_t> in_flight_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace fusehost

@@ -201,6 +201,12 @@ absl::Status Convert(const DaemonConfig& c, const Locator& at,
   if (u.has_require_mountpoint_owner()) {
     s->users.require_mountpoint_owner = u.require_mountpoint_owner();
   }
+  if (u.has_max_control_connections()) {
+    s->users.max_control_connections = u.max_control_connections();
+  }
+  if (u.has_max_requests_in_flight()) {
+    s->users.max_requests_in_flight = u.max_requests_in_flight();
+  }
   std::set<std::string> seen;
   for (int i = 0; i < c.mount_size(); ++i) {
     const config::v1::StaticMount& m = c.mount(i);

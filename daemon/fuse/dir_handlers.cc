@@ -1,8 +1,9 @@
 // Directories: opendir, readdir and readdirplus, releasedir, fsyncdir.
 //
 // An open directory is a DirHandle of the daemon's: the entries fetched so
-// far, from the backend or from a listing the daemon's cache holds (then the
-// backend is not even asked to open the directory). The kernel's readdir
+// far from the backend, or a listing the daemon's cache holds, shared, not
+// copied (then the backend is not even asked to open the directory; the
+// entries' attributes are looked up as they are handed out). The kernel's readdir
 // offset n means "continue with item n", where items 0 and 1 are "." and
 // "..", and item k + 2 is entries[k].
 
@@ -13,6 +14,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "common/log_line.h"
+#include "common/paths.h"
 #include "common/stat_convert.h"
 #include "daemon/fuse/dirent_buffer.h"
 #include "daemon/fuse/request_handlers.h"
@@ -44,7 +46,16 @@ struct RequestHandlers::DirHandle {
   uint64_t backend_fh = 0;
   std::string path;  // at opendir time; for re-reading a cached listing
   absl::Mutex mu;
+  // A listing from the daemon's cache, shared read-only, with a cursor at
+  // item `cursor_index` (readdir goes forward through it).
+  std::shared_ptr<const Listing> cached ABSL_GUARDED_BY(mu);
+  Listing::const_iterator cursor ABSL_GUARDED_BY(mu);
+  size_t cursor_index ABSL_GUARDED_BY(mu) = 0;
+  // Otherwise: what the backend sent so far, and the bytes it is charged
+  // to the listing budget.
   std::vector<Entry> entries ABSL_GUARDED_BY(mu);
+  size_t charged ABSL_GUARDED_BY(mu) = 0;
+  MemoryBudget* budget = nullptr;
   // Names so far: a resumable listing that repeats a name across pages
   // shows it once.
   absl::flat_hash_set<std::string> names ABSL_GUARDED_BY(mu);
@@ -56,7 +67,42 @@ struct RequestHandlers::DirHandle {
   // Some entries were handed to the kernel: offset 0 now means rewinddir.
   bool started ABSL_GUARDED_BY(mu) = false;
 
+  size_t size() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return cached ? cached->size() : entries.size();
+  }
+
+  // Item `index` of the cached listing, built in *out: its attributes are
+  // the cache's at this moment (when readdirplus hands them out, or when
+  // the listing does not know the inode number).
+  const Entry* CachedAt(size_t index, bool plus, CacheCoherence* coherence,
+                        Entry* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (index < cursor_index) {
+      cursor = cached->begin();
+      cursor_index = 0;
+    }
+    for (; cursor_index < index; ++cursor_index) ++cursor;
+    const auto& [name, le] = *cursor;
+    *out = Entry();
+    out->name = name;
+    std::optional<v1::Attr> attr;
+    if (plus || le.ino == 0) attr = coherence->CachedAttr(ChildPathOf(path, name));
+    if (attr) {
+      out->has_attr = true;
+      out->attr = *std::move(attr);
+      StatFromProto(out->attr, &out->st);
+    } else {
+      out->st.st_ino = le.ino;
+      out->st.st_mode = le.type;
+    }
+    if (out->st.st_ino == 0) out->st.st_ino = kUnknownIno;
+    return out;
+  }
+
   void Clear() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    cached.reset();
+    cursor_index = 0;
+    if (budget != nullptr) budget->Release(charged);
+    charged = 0;
     entries.clear();
     names.clear();
     eof = false;
@@ -64,10 +110,21 @@ struct RequestHandlers::DirHandle {
     barren_pages = 0;
   }
 
-  // Appends a page from the backend. False when the backend keeps the
+  enum class Page { kAdded, kEndless, kNoRoom };
+
+  // Appends a page from the backend. kEndless when the backend keeps the
   // listing from ending: a page that resumes where it started, pages that
-  // repeat names only, or more entries than any directory should have.
-  bool AddPage(const v1::ReaddirReply& reply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  // repeat names only, or more entries than any directory should have;
+  // kNoRoom when the listing budget cannot hold it.
+  Page AddPage(const v1::ReaddirReply& reply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    size_t bytes = 0;
+    for (const v1::DirEntry& in : reply.entries()) {
+      bytes += sizeof(Entry) + in.name().size();
+    }
+    if (budget != nullptr) {
+      if (!budget->TryCharge(bytes)) return Page::kNoRoom;
+      charged += bytes;
+    }
     bool whole_listing = true;
     const uint64_t asked = next_cookie;
     const size_t before = entries.size();
@@ -92,12 +149,14 @@ struct RequestHandlers::DirHandle {
     // A whole listing, an explicit end, or an empty page (which would loop
     // forever otherwise) ends the directory.
     eof = reply.eof() || whole_listing || reply.entries_size() == 0;
-    if (eof) return true;
+    if (eof) return Page::kAdded;
     // A first page of "." and ".." alone is fine; a second page in a row
     // with no new name is a backend going round in circles.
     barren_pages = entries.size() == before ? barren_pages + 1 : 0;
     return next_cookie != asked && barren_pages < 2 &&
-           entries.size() <= kMaxEntries;
+                   entries.size() <= kMaxEntries
+               ? Page::kAdded
+               : Page::kEndless;
   }
 };
 
@@ -108,25 +167,12 @@ RequestHandlers::DirHandle* RequestHandlers::DirHandleOf(uint64_t fh) {
 bool RequestHandlers::FillFromCache(DirHandle* h)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(h->mu) {
   if (options_.coherence == nullptr || h->path.empty()) return false;
-  std::optional<std::vector<CachedDirEntry>> listing =
-      options_.coherence->CachedDirectory(h->path);
-  if (!listing) return false;
+  std::shared_ptr<const Listing> listing =
+      options_.coherence->CachedListing(h->path);
+  if (listing == nullptr) return false;
   h->Clear();
-  h->entries.reserve(listing->size());
-  for (CachedDirEntry& in : *listing) {
-    DirHandle::Entry e;
-    e.name = std::move(in.name);
-    if (in.has_attr) {
-      e.has_attr = true;
-      e.attr = std::move(in.attr);
-      StatFromProto(e.attr, &e.st);
-    } else {
-      e.st.st_ino = in.ino;
-      e.st.st_mode = in.type;
-    }
-    if (e.st.st_ino == 0) e.st.st_ino = kUnknownIno;
-    h->entries.push_back(std::move(e));
-  }
+  h->cached = std::move(listing);
+  h->cursor = h->cached->begin();
   h->eof = true;
   return true;
 }
@@ -145,6 +191,10 @@ void RequestHandlers::ReplyOpendir(const Request& req, DirHandle* handle) {
 }
 
 void RequestHandlers::ReleaseDirHandle(DirHandle* handle) {
+  {
+    absl::MutexLock lock(&handle->mu);
+    handle->Clear();  // gives its bytes back to the budget
+  }
   if (handle->backend_open) {
     v1::Op op;
     op.mutable_releasedir()->set_path(handle->path);
@@ -159,6 +209,7 @@ void RequestHandlers::Opendir(Request req, uint64_t node, int flags) {
   if (!path) return;
   auto* handle = new DirHandle;
   handle->path = *path;
+  handle->budget = options_.listing_budget;
   bool cached;
   {
     absl::MutexLock lock(&handle->mu);
@@ -193,6 +244,7 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
   uint64_t cookie = 0;
   {
     absl::MutexLock lock(&h->mu);
+    DirHandle::Entry from_cache;
     for (off_t item = offset;; ++item) {
       KernelEntry entry;
       const DirHandle::Entry* e = nullptr;
@@ -201,8 +253,10 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
         dots = item == 0 ? "." : "..";
         entry.attr.st_mode = S_IFDIR;
         entry.attr.st_ino = kUnknownIno;
-      } else if (static_cast<size_t>(item - 2) < h->entries.size()) {
-        e = &h->entries[item - 2];
+      } else if (static_cast<size_t>(item - 2) < h->size()) {
+        e = h->cached ? h->CachedAt(item - 2, plus, options_.coherence,
+                                    &from_cache)
+                      : &h->entries[item - 2];
         entry.attr = e->st;
       } else {
         // Ran out of fetched entries. Fetch more only if nothing fits yet;
@@ -243,15 +297,21 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
   Send(std::move(op),
        [this, req, dir, h, plus, size, offset](const v1::OpResult& res) {
          if (Failed(req, res)) return;
-         bool progress;
+         DirHandle::Page page;
          {
            absl::MutexLock lock(&h->mu);
-           progress = h->AddPage(res.readdir());
+           page = h->AddPage(res.readdir());
          }
-         if (!progress) {
+         if (page == DirHandle::Page::kEndless) {
            Log("%s: the backend's listing does not end (it repeats itself "
                "or grew past %zu entries): EIO", h->path, kMaxEntries);
            req->ReplyError(EIO);
+           return;
+         }
+         if (page == DirHandle::Page::kNoRoom) {
+           // Open directories of this mount (or of all) hold as much as
+           // the daemon allows them.
+           req->ReplyError(ENOMEM);
            return;
          }
          ContinueReaddir(req, dir, h, plus, size, offset);

@@ -474,6 +474,7 @@ RequestHandlers::Options HandlerOptions(const KernelSession::Options& o,
   h.timeouts = o.timeouts;
   h.op_timeout = o.op_timeout;
   h.kernel_checks_permissions = o.kernel_checks_permissions;
+  h.listing_budget = o.listing_budget;
   return h;
 }
 

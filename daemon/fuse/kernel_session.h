@@ -43,6 +43,8 @@ class KernelSession : private KernelNotify {
     KernelTimeouts timeouts;
     // The kernel checks permissions (default_permissions).
     bool kernel_checks_permissions = true;
+    // Bounds what open directories' listings hold (may be null).
+    MemoryBudget* listing_budget = nullptr;
     // The backend's time for each kernel request, from its arrival.
     absl::Duration op_timeout = absl::ZeroDuration();
     // Largest write the kernel may send; 0: libfuse's default.

@@ -37,6 +37,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/memory_budget.h"
 #include "daemon/fuse/kernel_invalidator.h"
 #include "daemon/fuse/kernel_request.h"
 #include "daemon/fuse/node_table.h"
@@ -90,6 +91,9 @@ class RequestHandlers {
     // The kernel checks permissions itself (mount option
     // default_permissions).
     bool kernel_checks_permissions = true;
+    // What the listings open directories hold may take (null: no bound).
+    // A page that does not fit fails the readdir with ENOMEM.
+    MemoryBudget* listing_budget = nullptr;
     // How long the backend has for the ops of one kernel request, from the
     // request's arrival (the mount option timeout=); zero: no deadline set
     // here (the channel's own applies).

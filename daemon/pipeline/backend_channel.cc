@@ -96,6 +96,7 @@ struct BackendChannel::Call {
   v1::Batch request;
   v1::BatchResult response;
   std::vector<Done> done;  // by op position in `request`
+  std::vector<std::function<void(v1::OpResult*)>> check;  // likewise
   std::function<void()> sent;
   // Set once the message is on its way (it may wait for a connection).
   std::shared_ptr<Connection> conn;
@@ -294,9 +295,11 @@ void BackendChannel::SendBatch(std::vector<PendingOp> ops,
   call->request.set_mount_id(options_.mount_id);
   call->request.mutable_ops()->Reserve(ops.size());
   call->done.reserve(ops.size());
+  call->check.reserve(ops.size());
   for (PendingOp& p : ops) {
     *call->request.add_ops() = std::move(p.op);
     call->done.push_back(std::move(p.done));
+    call->check.push_back(std::move(p.check));
   }
   call->sent = std::move(sent);
   std::shared_ptr<Connection> conn;
@@ -388,6 +391,7 @@ bool BackendChannel::RetryOnNewConnection(Call* call,
   Call* next = again.get();
   next->request = std::move(call->request);
   next->done = std::move(call->done);
+  next->check = std::move(call->check);
   next->sent = std::move(call->sent);
   next->retried = true;
   absl::MutexLock lock(&mu_);
@@ -395,6 +399,7 @@ bool BackendChannel::RetryOnNewConnection(Call* call,
     // Put back: the caller fails it as usual.
     call->request = std::move(next->request);
     call->done = std::move(next->done);
+    call->check = std::move(next->check);
     call->sent = std::move(next->sent);
     return false;
   }
@@ -433,13 +438,18 @@ void BackendChannel::Finish(Call* call, const grpc::Status& status) {
       auto it = position.find(r.id());
       if (it == position.end() || answered[it->second]) continue;
       answered[it->second] = true;
+      if (call->check[it->second]) call->check[it->second](&r);
       handles_.IssueTokens(call->request.ops(it->second), instance, &r);
       call->done[it->second](r);
     }
   }
   int err = status.ok() ? EIO : ErrnoForStatus(status);
   for (int i = 0; i < n; ++i) {
-    if (!answered[i]) call->done[i](ErrorResult(call->request.ops(i).id(), err));
+    if (!answered[i]) {
+      v1::OpResult failed = ErrorResult(call->request.ops(i).id(), err);
+      if (call->check[i]) call->check[i](&failed);
+      call->done[i](failed);
+    }
   }
   if (call->sent) call->sent();
   absl::MutexLock lock(&mu_);

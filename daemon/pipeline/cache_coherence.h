@@ -18,10 +18,12 @@
 #define FUSE_HOSTD_DAEMON_PIPELINE_CACHE_COHERENCE_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "daemon/pipeline/listing.h"
 #include "proto/filesystem.pb.h"
 
 namespace fusehost {
@@ -42,22 +44,14 @@ class KernelCacheNotifier {
   virtual void DirectoryChanged(const std::string& path) = 0;
 };
 
-// One name of a directory listing held by the daemon's cache.
-struct CachedDirEntry {
-  std::string name;
-  uint32_t type = 0;  // S_IFMT bits, 0 if unknown
-  uint64_t ino = 0;   // backend's inode number, 0 if unknown
-  bool has_attr = false;
-  v1::Attr attr;  // when has_attr; ttl_ms is the lifetime left
-};
-
 // What the rest of the daemon may ask of, or tell, the daemon's cache.
 class CacheCoherence {
  public:
   virtual ~CacheCoherence() = default;
-  // A fresh whole listing of directory `path` with the attributes the cache
-  // still holds for its entries, or nullopt (then the backend is asked).
-  virtual std::optional<std::vector<CachedDirEntry>> CachedDirectory(
+  // A fresh whole listing of directory `path`, shared (an open directory
+  // keeps it without copying it), or null (then the backend is asked).
+  // Attributes of its entries: CachedAttr() of each child path.
+  virtual std::shared_ptr<const Listing> CachedListing(
       const std::string& path) = 0;
   // The attributes the daemon's cache holds for `path`, if fresh. Never
   // asks the backend.

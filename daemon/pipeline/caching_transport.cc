@@ -467,25 +467,13 @@ void CachingTransport::ApplyMutation(const v1::Op& op,
 
 // ---- CacheCoherence --------------------------------------------------------
 
-std::optional<std::vector<CachedDirEntry>> CachingTransport::CachedDirectory(
+std::shared_ptr<const Listing> CachingTransport::CachedListing(
     const std::string& path) {
   MetadataCache* cache = options_.cache;
-  if (cache == nullptr || path.empty()) return std::nullopt;
-  std::optional<Listing> listing = cache->GetListing(path);
-  Record(CacheKind::kDir, listing.has_value());
-  if (!listing) return std::nullopt;
-  std::vector<CachedDirEntry> entries;
-  entries.reserve(listing->size());
-  for (const auto& [name, le] : *listing) {
-    CachedDirEntry e;
-    e.name = name;
-    e.type = le.type;
-    e.ino = le.ino;
-    e.has_attr = cache->GetAttr(ChildPathOf(path, name), &e.attr) ==
-                 MetadataCache::AttrLookup::kHit;
-    entries.push_back(std::move(e));
-  }
-  return entries;
+  if (cache == nullptr || path.empty()) return nullptr;
+  std::shared_ptr<const Listing> listing = cache->ShareListing(path);
+  Record(CacheKind::kDir, listing != nullptr);
+  return listing;
 }
 
 std::optional<v1::Attr> CachingTransport::CachedAttr(const std::string& path) {

@@ -81,7 +81,7 @@ class CachingTransport : public OpTransport, public CacheCoherence {
   void WaitIdle() override { options_.next->WaitIdle(); }
 
   // CacheCoherence.
-  std::optional<std::vector<CachedDirEntry>> CachedDirectory(
+  std::shared_ptr<const Listing> CachedListing(
       const std::string& path) override;
   std::optional<v1::Attr> CachedAttr(const std::string& path) override;
   void OtherNamesChanged(const std::vector<std::string>& paths) override;

@@ -40,6 +40,11 @@ bool ListHas(absl::string_view list, absl::string_view name) {
   return false;
 }
 
+// Open directories may hold the listing: they keep the version they got.
+void Unshare(std::shared_ptr<Listing>& listing) {
+  if (listing.use_count() > 1) listing = std::make_shared<Listing>(*listing);
+}
+
 }  // namespace
 
 CompactAttr CompactAttr::FromProto(const v1::Attr& a) {
@@ -180,13 +185,24 @@ std::optional<Listing> MetadataCache::GetListing(absl::string_view path) {
   return *it->second.listing;
 }
 
+std::shared_ptr<const Listing> MetadataCache::ShareListing(
+    absl::string_view path) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(path);
+  if (it == entries_.end() || it->second.listing_expiry <= NowNanos()) {
+    return nullptr;
+  }
+  it->second.referenced = true;
+  return it->second.listing;
+}
+
 void MetadataCache::PutListing(absl::string_view path, Listing listing,
                                absl::Duration ttl, uint64_t epoch) {
   if (ttl <= absl::ZeroDuration()) return;
   absl::MutexLock lock(&mu_);
   if (epoch != epoch_) return;
   Entry& e = EntryFor(path);
-  e.listing = std::make_unique<Listing>(std::move(listing));
+  e.listing = std::make_shared<Listing>(std::move(listing));
   e.listing_expiry = ExpiryAfter(ttl);
 }
 
@@ -208,6 +224,7 @@ void MetadataCache::ListingAdd(absl::string_view dir, absl::string_view name,
   ++epoch_;
   auto it = entries_.find(dir);
   if (it == entries_.end() || it->second.listing_expiry == 0) return;
+  Unshare(it->second.listing);
   (*it->second.listing)[std::string(name)] = entry;
 }
 
@@ -217,6 +234,7 @@ void MetadataCache::ListingRemove(absl::string_view dir,
   ++epoch_;
   auto it = entries_.find(dir);
   if (it == entries_.end() || it->second.listing_expiry == 0) return;
+  Unshare(it->second.listing);
   it->second.listing->erase(std::string(name));
 }
 
@@ -226,7 +244,7 @@ void MetadataCache::PutNewDirectory(absl::string_view path,
   absl::MutexLock lock(&mu_);
   ++epoch_;
   Entry& e = EntryFor(path);
-  e.listing = std::make_unique<Listing>();
+  e.listing = std::make_shared<Listing>();
   e.listing_expiry = ExpiryAfter(ttl);
 }
 

@@ -33,6 +33,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "daemon/pipeline/listing.h"
 #include "proto/filesystem.pb.h"
 
 namespace fusehost {
@@ -49,16 +50,6 @@ struct CompactAttr {
   void ToProto(v1::Attr* out) const;
 };
 
-// One name of a cached directory listing. Attributes live in the cache
-// under the child's own path, so that they expire and update in one place.
-struct ListingEntry {
-  uint32_t type = 0;  // S_IFMT bits, 0 if unknown
-  uint64_t ino = 0;   // backend's st_ino, 0 if unknown
-};
-// Name -> entry. Ordered and searchable: creations and removals through the
-// daemon edit a cached listing in place, and a lookup of a name that is not
-// in a fresh listing is answered ENOENT without asking the backend.
-using Listing = absl::btree_map<std::string, ListingEntry>;
 
 class MetadataCache {
  public:
@@ -89,6 +80,9 @@ class MetadataCache {
 
   // A copy of a fresh listing, or nullopt.
   std::optional<Listing> GetListing(absl::string_view path);
+  // A fresh listing itself, shared read-only (null if none): holders cost
+  // nothing more, and later changes through the daemon copy it first.
+  std::shared_ptr<const Listing> ShareListing(absl::string_view path);
   void PutListing(absl::string_view path, Listing listing, absl::Duration ttl,
                   uint64_t epoch);
   // Whether directory `dir` has a fresh listing, and if so whether `name`
@@ -165,7 +159,7 @@ class MetadataCache {
     int64_t symlink_expiry = 0;  // 0: no target cached
     std::string symlink;
     int64_t listing_expiry = 0;  // 0: no listing cached
-    std::unique_ptr<Listing> listing;
+    std::shared_ptr<Listing> listing;  // copied before a change if shared
     // Most files have no extended attributes but are asked for a few
     // (security.capability on every write, ACLs on `ls -l`): remember the
     // answers, absent ones as nullopt.

@@ -34,6 +34,10 @@ class OpTransport {
 struct PendingOp {
   v1::Op op;
   OpTransport::Done done;
+  // If set, run on the op's result, in place, just before `done`, by the
+  // layer that produces the result (the backend channel): the reply
+  // validator's checks, without copying a read's data to make them.
+  std::function<void(v1::OpResult*)> check;
 };
 
 // Where a batcher delivers: sends several ops as one message.

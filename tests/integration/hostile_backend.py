@@ -15,8 +15,11 @@ everything else is ENOENT. Misbehaviours:
   --repeat-page              readdir of "/" answers the same page with
                              eof=false forever
   --endless-listing          readdir pages of new names that never end
-  --huge-reply BYTES         every readdir page carries this many bytes of
-                             names
+  --huge-reply BYTES         readdir of "/" answers one page of this many
+                             bytes of 200-byte names, with resume cookies
+                             (so the daemon cannot cache it whole)
+  --huge-listing BYTES       the same as a whole listing (cacheable)
+  --ttl-ms MS                InitReply.default_ttl_ms
   --flood-notices N          send N invalidation notices as fast as it can
   --bad-attrs                attributes with no file type, names with "/"
   --instance ID              the instance id it reports (see the protocol)
@@ -70,7 +73,7 @@ class Hostile(pb_grpc.FileSystemServicer):
             os.rename(src, dst)
             if a.symlink_at_src:
                 os.symlink(a.symlink_at_src, src)
-        reply = pb.InitReply(name="hostile")
+        reply = pb.InitReply(name="hostile", default_ttl_ms=a.ttl_ms)
         if a.instance:
             reply.instance = a.instance
         return reply
@@ -145,12 +148,14 @@ class Hostile(pb_grpc.FileSystemServicer):
                                   type=stat.S_IFREG)
             reply.eof = False
             return
-        if a.huge_reply:
+        if a.huge_reply or a.huge_listing:
             n = 0
             size = 0
-            while size < a.huge_reply:
+            while size < (a.huge_reply or a.huge_listing):
                 name = b"%0200d" % n
-                reply.entries.add(name=name, type=stat.S_IFREG)
+                e = reply.entries.add(name=name, type=stat.S_IFREG)
+                if a.huge_reply:
+                    e.offset = n + 1
                 size += len(name)
                 n += 1
             reply.eof = True
@@ -175,6 +180,8 @@ def main():
     ap.add_argument("--repeat-page", action="store_true")
     ap.add_argument("--endless-listing", action="store_true")
     ap.add_argument("--huge-reply", type=int, default=0)
+    ap.add_argument("--huge-listing", type=int, default=0)
+    ap.add_argument("--ttl-ms", type=int, default=0)
     ap.add_argument("--flood-notices", type=int, default=0)
     ap.add_argument("--bad-attrs", action="store_true")
     ap.add_argument("--instance", type=int, default=0)

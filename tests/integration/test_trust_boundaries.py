@@ -331,7 +331,11 @@ def test_a_listing_that_never_ends_fails(env, how):
     t0 = time.monotonic()
     res = run_cmd(["ls", "-f", mnt], user=env.a, timeout=120)
     assert res.returncode != 0, res
-    assert "Input/output error" in res.stderr, res
+    # EIO once the daemon sees it repeat itself or grow past any real
+    # directory, or ENOMEM once it would take more than the daemon lets
+    # open directories hold: bounded either way.
+    assert ("Input/output error" in res.stderr or
+            "Cannot allocate memory" in res.stderr), res
     assert time.monotonic() - t0 < 60
 
 
@@ -429,3 +433,139 @@ def test_a_stale_handle_after_a_backend_restart_reaches_nothing(mounts, users):
     hb.release()
     assert hb.finish()[2] == b"b's secret"
     assert b.one(("read_file", "b_secret")) == b"b's secret"
+
+
+# --- 6: per-user limits on the control socket ---------------------------------------
+
+HOLD_CONNECTIONS = """
+import socket, sys, time
+held = []
+for _ in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    held.append(s)
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_one_user_cannot_take_every_control_connection(env):
+    # fhtest_a holds 16 connections (the default limit) and asks for more.
+    holder = subprocess.Popen(
+        env.a.prefix() + ["/usr/bin/python3", "-c", HOLD_CONNECTIONS,
+                          env.daemon.sock, "16"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        res = env.ctl(env.a, "list")
+        assert res.returncode != 0, res
+        assert fhlib.wait_until(
+            lambda: "refusing a control connection" in env.daemon.log_text(),
+            5)
+        # Others are not affected.
+        assert env.ctl(env.b, "list").returncode == 0
+        assert env.ctl(env.root, "list").returncode == 0
+    finally:
+        holder.kill()
+        holder.wait()
+    # Once they are closed, fhtest_a gets in again.
+    assert fhlib.wait_until(
+        lambda: env.ctl(env.a, "list").returncode == 0, 10)
+
+
+def test_one_user_cannot_occupy_every_control_thread(env):
+    mnt, _ = _hostile_mount(env, "--hang")
+    # Each of these mount requests resolves its mountpoint in fhtest_a's
+    # hung mount and waits there (up to the helpers' 10 s).
+    stuck = [subprocess.Popen(
+        env.a.prefix() + [env.ctl.bin, "--control_socket=" + env.daemon.sock,
+                          "mount", "unix:/nonexistent",
+                          os.path.join(mnt, "d%d" % i)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(4)]
+    try:
+        time.sleep(1.5)
+        t0 = time.monotonic()
+        res = env.ctl(env.a, "list")
+        assert res.returncode != 0, res
+        assert "requests in progress" in res.stderr, res
+        assert time.monotonic() - t0 < 3
+        assert env.ctl(env.b, "list").returncode == 0
+    finally:
+        for p in stuck:
+            p.wait(timeout=60)
+
+
+# --- 4: memory the daemon holds for one user's backend is bounded -------------------
+
+OPEN_DIRECTORIES = """
+import errno, os, sys
+path, n = sys.argv[1], int(sys.argv[2])
+fds, nomem = [], 0
+for _ in range(n):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    fds.append(fd)
+    try:
+        with os.scandir(fd) as it:
+            for _ in it:
+                pass
+    except OSError as e:
+        if e.errno != errno.ENOMEM:
+            raise
+        nomem += 1
+print(nomem, flush=True)
+sys.stdin.read()  # hold every directory open until told
+"""
+
+
+def _rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int([l for l in f if l.startswith("VmRSS:")][0].split()[1])
+
+
+def _open_many(env, path, n):
+    """Opens and reads `path` n times as fhtest_a, keeping every directory
+    open; returns (process, how many readdirs got ENOMEM)."""
+    p = subprocess.Popen(
+        env.a.prefix() + ["/usr/bin/python3", "-c", OPEN_DIRECTORIES, path,
+                          str(n)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    assert line, "the opener died"
+    return p, int(line)
+
+
+def test_open_directories_cannot_grow_the_daemon_without_bound(env):
+    # A listing the daemon cannot cache (resume cookies), on a mount where
+    # the kernel caches no listing either (attr_timeout=0, which users may
+    # set): each open directory holds its own copy, about 10 MiB here; 40
+    # of them would be 400 MiB.
+    mnt, _ = _hostile_mount(env, "--huge-reply", str(4 << 20),
+                            options="attr_timeout=0")
+    pid = env.daemon.proc.pid
+    before = _rss_kib(pid)
+    p, nomem = _open_many(env, mnt, 40)
+    try:
+        grown = (_rss_kib(pid) - before) // 1024
+        assert nomem > 0, "no readdir was refused"
+        assert grown < 160, "the daemon grew by %d MiB" % grown
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_open_directories_share_a_cached_listing(env):
+    mnt, _ = _hostile_mount(env, "--huge-listing", str(4 << 20),
+                            "--ttl-ms", "60000")
+    run_cmd(["ls", "-f", mnt], user=env.a).check()  # now cached
+    pid = env.daemon.proc.pid
+    before = _rss_kib(pid)
+    p, nomem = _open_many(env, mnt, 100)
+    try:
+        grown = (_rss_kib(pid) - before) // 1024
+        assert nomem == 0
+        assert grown < 64, "100 opens of one cached directory cost %d MiB" % (
+            grown)
+    finally:
+        p.kill()
+        p.wait()

@@ -200,15 +200,9 @@ TEST_F(DirHandlerTest, ReaddirplusHandsOutNodesForEntriesWithAttributes) {
 
 TEST_F(DirHandlerTest, ACachedListingSparesTheBackend) {
   pipeline_.cached_path = "/";
-  CachedDirEntry with;
-  with.name = "x";
-  with.has_attr = true;
-  with.attr = FileAttr(9);
-  CachedDirEntry without;
-  without.name = "y";
-  without.type = S_IFDIR;
-  without.ino = 8;
-  pipeline_.cached_listing = {with, without};
+  pipeline_.cached_listing["x"] = ListingEntry{S_IFREG, 0};
+  pipeline_.cached_attrs["/x"] = FileAttr(9);
+  pipeline_.cached_listing["y"] = ListingEntry{S_IFDIR, 8};
   auto open = Req(KernelOp::kOpendir);
   handlers_->Opendir(open, kRoot, 0);
   ASSERT_EQ(open->kind, Kind::kOpen);

@@ -138,10 +138,10 @@ class FakePipeline : public CountingTransport, public CacheCoherence {
   const v1::Op& op(size_t i) const { return ops.at(i).op; }
 
   // CacheCoherence.
-  std::optional<std::vector<CachedDirEntry>> CachedDirectory(
+  std::shared_ptr<const Listing> CachedListing(
       const std::string& path) override {
-    if (cached_path != path) return std::nullopt;
-    return cached_listing;
+    if (cached_path != path) return nullptr;
+    return std::make_shared<const Listing>(cached_listing);
   }
   std::optional<v1::Attr> CachedAttr(const std::string& path) override {
     auto it = cached_attrs.find(path);
@@ -156,7 +156,7 @@ class FakePipeline : public CountingTransport, public CacheCoherence {
 
   std::vector<PendingOp> ops;
   std::string cached_path;  // the one directory with a cached listing
-  std::vector<CachedDirEntry> cached_listing;
+  Listing cached_listing;
   std::vector<std::string> other_names;
   std::map<std::string, v1::Attr> cached_attrs;  // what CachedAttr knows
 };

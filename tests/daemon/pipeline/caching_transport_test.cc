@@ -752,20 +752,21 @@ TEST_F(CachingTransportTest, LostNoticesDropEverything) {
   EXPECT_EQ(kernel_.subtrees, Names{"/"});
 }
 
-TEST_F(CachingTransportTest, CachedDirectoryCarriesTheAttributesStillCached) {
-  EXPECT_EQ(transport_->CachedDirectory("/d"), std::nullopt);
+TEST_F(CachingTransportTest, CachedListingIsSharedNotCopied) {
+  EXPECT_EQ(transport_->CachedListing("/d"), nullptr);
   SeedListing("/d", {"a", "b"});
   Seed("/d/a", AttrOf(5));
-  std::optional<std::vector<CachedDirEntry>> dir =
-      transport_->CachedDirectory("/d");
-  ASSERT_TRUE(dir.has_value());
-  ASSERT_EQ(dir->size(), 2u);
-  EXPECT_EQ((*dir)[0].name, "a");
-  EXPECT_TRUE((*dir)[0].has_attr);
-  EXPECT_EQ((*dir)[0].attr.ino(), 5u);
-  EXPECT_EQ((*dir)[1].name, "b");
-  EXPECT_FALSE((*dir)[1].has_attr);
-  EXPECT_EQ((*dir)[1].type, static_cast<uint32_t>(S_IFREG));
+  std::shared_ptr<const Listing> one = transport_->CachedListing("/d");
+  std::shared_ptr<const Listing> two = transport_->CachedListing("/d");
+  ASSERT_NE(one, nullptr);
+  EXPECT_EQ(one.get(), two.get()) << "each open copied the listing";
+  EXPECT_EQ(one->size(), 2u);
+  EXPECT_EQ(transport_->CachedAttr("/d/a")->ino(), 5u);
+  EXPECT_EQ(transport_->CachedAttr("/d/b"), std::nullopt);
+  // A change through the daemon copies it first: holders keep their view.
+  Roundtrip(CreateOp("/d/c"), Ok());
+  EXPECT_EQ(one->size(), 2u);
+  EXPECT_EQ(transport_->CachedListing("/d")->size(), 3u);
 }
 
 TEST_F(CachingTransportTest, OtherNamesChangedForgetsTheirAttributes) {
@@ -788,7 +789,7 @@ TEST(CachingTransportWithoutCache, ForwardsEverythingAndPassesNoticesOn) {
   EXPECT_EQ(backend.sent(), 1u);
   backend.Answer(0, GetattrReply(AttrOf(5)));
   EXPECT_TRUE(done);
-  EXPECT_EQ(transport.CachedDirectory("/"), std::nullopt);
+  EXPECT_EQ(transport.CachedListing("/"), nullptr);
   v1::Invalidation notice;
   notice.set_path("/f");
   transport.ApplyNotice(notice);

@@ -298,6 +298,11 @@ class RecordingSink : public CountingTransport, public BatchSink {
     for (PendingOp& p : batch) ops.push_back(std::move(p));
     sent();
   }
+  // Answers op i as the channel does: the op's check first, in place.
+  void Answer(size_t i, v1::OpResult result) {
+    if (ops[i].check) ops[i].check(&result);
+    ops[i].done(result);
+  }
   std::vector<PendingOp> ops;
 };
 
@@ -330,11 +335,11 @@ TEST(ReplyValidator, RepairsResultsOnTheirWayUpAndCountsThem) {
   v1::OpResult long_read;
   long_read.set_id(1);
   long_read.mutable_read()->set_data("abcdef");
-  channel.ops[0].done(long_read);
+  channel.Answer(0, long_read);
   v1::OpResult bad_attr;
   bad_attr.set_id(2);
   bad_attr.mutable_getattr()->mutable_attr()->set_mode(0644);
-  channel.ops[1].done(bad_attr);
+  channel.Answer(1, bad_attr);
 
   EXPECT_EQ(results[0].read().data(), "ab");
   EXPECT_EQ(results[1].posix_errno(), EIO);
