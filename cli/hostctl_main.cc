@@ -90,15 +90,20 @@ int Stats(ControlClient& client, const std::string& mountpoint) {
            UserName(m.owner_uid()).c_str());
     printf("  kernel requests  %llu\n",
            static_cast<unsigned long long>(m.kernel_requests()));
-    printf("  backend          %llu messages, %llu ops, %llu errors, "
-           "%llu invalid replies\n",
+    printf("  backend          %llu messages, %llu ops (%.1f per message), "
+           "%llu errors, %llu invalid replies\n",
            static_cast<unsigned long long>(m.backend_messages()),
            static_cast<unsigned long long>(m.backend_ops()),
+           m.backend_messages() == 0
+               ? 0.0
+               : static_cast<double>(m.backend_ops()) / m.backend_messages(),
            static_cast<unsigned long long>(m.backend_errors()),
            static_cast<unsigned long long>(m.backend_invalid()));
-    printf("  cache entries    %llu (limit %llu)\n",
+    printf("  cache entries    %llu (limit %llu), %llu KiB (limit %llu KiB)\n",
            static_cast<unsigned long long>(m.cache_entries()),
-           static_cast<unsigned long long>(m.cache_limit()));
+           static_cast<unsigned long long>(m.cache_limit()),
+           static_cast<unsigned long long>(m.cache_bytes() / 1024),
+           static_cast<unsigned long long>(m.cache_bytes_limit() / 1024));
     printf("  %-12s %12s %12s\n", "CACHE", "HITS", "MISSES");
     for (const v1::CacheStats& c : m.caches()) {
       printf("  %-12s %12llu %12llu\n", c.cache().c_str(),

@@ -160,6 +160,8 @@ MountStats::Snapshot Mount::Snap() const {
   if (cache_ != nullptr) {
     s.cache_entries = cache_->size();
     s.cache_limit = cache_->max_entries();
+    s.cache_bytes = cache_->bytes();
+    s.cache_bytes_limit = cache_->max_bytes();
   }
   return s;
 }

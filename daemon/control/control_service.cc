@@ -204,6 +204,8 @@ grpc::Status ControlService::Stats(grpc::ServerContext* context,
     out->set_backend_invalid(e.stats.backend_invalid);
     out->set_cache_entries(e.stats.cache_entries);
     out->set_cache_limit(e.stats.cache_limit);
+    out->set_cache_bytes(e.stats.cache_bytes);
+    out->set_cache_bytes_limit(e.stats.cache_bytes_limit);
   }
   if (!wanted.empty() && !found) {
     return ToGrpc(absl::NotFoundError(

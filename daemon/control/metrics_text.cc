@@ -28,6 +28,9 @@ constexpr Family kCacheMisses = {"fusehostd_cache_misses_total", "counter",
 constexpr Family kCacheEntries = {
     "fusehostd_cache_entries", "gauge",
     "Paths held by the daemon's metadata cache."};
+constexpr Family kCacheBytes = {
+    "fusehostd_cache_bytes", "gauge",
+    "Memory held by the daemon's metadata cache, as counted against its bound."};
 constexpr Family kBackendMessages = {"fusehostd_backend_messages_total",
                                      "counter", "Messages sent to the backend."};
 constexpr Family kBackendOps = {"fusehostd_backend_ops_total", "counter",
@@ -127,6 +130,7 @@ std::string RenderMetrics(const std::vector<MountStatsEntry>& mounts) {
   per_cache(kCacheMisses, &MountStats::CacheStats::misses);
   const std::pair<const Family*, uint64_t MountStats::Snapshot::*> per_mount[] = {
       {&kCacheEntries, &MountStats::Snapshot::cache_entries},
+      {&kCacheBytes, &MountStats::Snapshot::cache_bytes},
       {&kBackendMessages, &MountStats::Snapshot::backend_messages},
       {&kBackendOps, &MountStats::Snapshot::backend_ops},
       {&kBackendErrors, &MountStats::Snapshot::backend_errors},

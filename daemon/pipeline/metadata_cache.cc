@@ -40,6 +40,12 @@ bool ListHas(absl::string_view list, absl::string_view name) {
   return false;
 }
 
+// What one listed name costs: its bytes, the string and entry beside them,
+// and a share of the tree's node.
+size_t ListedNameBytes(absl::string_view name) {
+  return name.size() + sizeof(std::string) + sizeof(ListingEntry) + 16;
+}
+
 // Open directories may hold the listing: they keep the version they got.
 void Unshare(std::shared_ptr<Listing>& listing) {
   if (listing.use_count() > 1) listing = std::make_shared<Listing>(*listing);
@@ -142,6 +148,7 @@ void MetadataCache::PutAttr(absl::string_view path, const v1::Attr& attr,
   e.attr = CompactAttr::FromProto(attr);
   e.attr_expiry = ExpiryAfter(ttl);
   NoteXattrNames(e, attr);
+  Recharge(path, e);
 }
 
 void MetadataCache::PutNegative(absl::string_view path, absl::Duration ttl,
@@ -152,6 +159,7 @@ void MetadataCache::PutNegative(absl::string_view path, absl::Duration ttl,
   Entry& e = EntryFor(path);
   e.state = Entry::kNegative;
   e.attr_expiry = ExpiryAfter(ttl);
+  Recharge(path, e);
 }
 
 std::optional<std::string> MetadataCache::GetSymlink(absl::string_view path) {
@@ -173,6 +181,7 @@ void MetadataCache::PutSymlink(absl::string_view path,
   Entry& e = EntryFor(path);
   e.symlink = target;
   e.symlink_expiry = ExpiryAfter(ttl);
+  Recharge(path, e);
 }
 
 std::optional<Listing> MetadataCache::GetListing(absl::string_view path) {
@@ -199,11 +208,15 @@ std::shared_ptr<const Listing> MetadataCache::ShareListing(
 void MetadataCache::PutListing(absl::string_view path, Listing listing,
                                absl::Duration ttl, uint64_t epoch) {
   if (ttl <= absl::ZeroDuration()) return;
+  size_t bytes = ListingBytes(listing);
+  if (bytes > options_.max_bytes / 8) return;  // would crowd out the rest
   absl::MutexLock lock(&mu_);
   if (epoch != epoch_) return;
   Entry& e = EntryFor(path);
   e.listing = std::make_shared<Listing>(std::move(listing));
+  e.listing_bytes = bytes;
   e.listing_expiry = ExpiryAfter(ttl);
+  Recharge(path, e);
 }
 
 bool MetadataCache::ListingKnows(absl::string_view dir, absl::string_view name,
@@ -224,8 +237,11 @@ void MetadataCache::ListingAdd(absl::string_view dir, absl::string_view name,
   ++epoch_;
   auto it = entries_.find(dir);
   if (it == entries_.end() || it->second.listing_expiry == 0) return;
-  Unshare(it->second.listing);
-  (*it->second.listing)[std::string(name)] = entry;
+  Entry& e = it->second;
+  Unshare(e.listing);
+  auto [slot, added] = e.listing->insert_or_assign(std::string(name), entry);
+  if (added) e.listing_bytes += ListedNameBytes(name);
+  Recharge(dir, e);
 }
 
 void MetadataCache::ListingRemove(absl::string_view dir,
@@ -234,8 +250,12 @@ void MetadataCache::ListingRemove(absl::string_view dir,
   ++epoch_;
   auto it = entries_.find(dir);
   if (it == entries_.end() || it->second.listing_expiry == 0) return;
-  Unshare(it->second.listing);
-  it->second.listing->erase(std::string(name));
+  Entry& e = it->second;
+  Unshare(e.listing);
+  if (e.listing->erase(std::string(name)) > 0) {
+    e.listing_bytes -= std::min(e.listing_bytes, ListedNameBytes(name));
+  }
+  Recharge(dir, e);
 }
 
 void MetadataCache::PutNewDirectory(absl::string_view path,
@@ -245,7 +265,9 @@ void MetadataCache::PutNewDirectory(absl::string_view path,
   ++epoch_;
   Entry& e = EntryFor(path);
   e.listing = std::make_shared<Listing>();
+  e.listing_bytes = 0;
   e.listing_expiry = ExpiryAfter(ttl);
+  Recharge(path, e);
 }
 
 MetadataCache::AttrLookup MetadataCache::GetXattr(absl::string_view path,
@@ -323,9 +345,16 @@ void MetadataCache::PutXattr(absl::string_view path, absl::string_view name,
   if (e.xattrs == nullptr) {
     e.xattrs = std::make_unique<absl::flat_hash_map<std::string, Entry::XattrAnswer>>();
   }
+  // A caller asking for ever new names must not grow one path's answers
+  // without end; the usual few (capabilities, ACLs, labels) fit.
+  if (e.xattrs->size() >= kMaxXattrAnswers && !e.xattrs->contains(name)) {
+    EraseIfEmpty(entries_.find(path));
+    return;
+  }
   Entry::XattrAnswer& answer = (*e.xattrs)[std::string(name)];
   answer.negative_errno = value != nullptr ? 0 : negative_errno;
   answer.value = value != nullptr ? *value : std::string();
+  Recharge(path, e);
 }
 
 void MetadataCache::PutUnsupportedXattr(absl::string_view name,
@@ -371,6 +400,7 @@ void MetadataCache::UpdateAttr(absl::string_view path, const v1::Attr& attr,
   e.attr = CompactAttr::FromProto(attr);
   e.attr_expiry = ExpiryAfter(ttl);
   NoteXattrNames(e, attr);
+  Recharge(path, e);
 }
 
 void MetadataCache::DropAttr(absl::string_view path) {
@@ -389,6 +419,7 @@ void MetadataCache::DropListing(absl::string_view path) {
   if (it == entries_.end()) return;
   it->second.listing_expiry = 0;
   it->second.listing.reset();
+  it->second.listing_bytes = 0;
   EraseIfEmpty(it);
 }
 
@@ -397,11 +428,13 @@ void MetadataCache::DropSubtree(absl::string_view path) {
   ++epoch_;
   if (path == "/") {
     entries_.clear();
+    bytes_ = 0;
     return;
   }
-  entries_.erase(std::string(path));
+  auto self = entries_.find(path);
+  if (self != entries_.end()) EraseRange(self, std::next(self));
   auto [lo, hi] = ChildKeyRange(path);
-  entries_.erase(entries_.lower_bound(lo), entries_.lower_bound(hi));
+  EraseRange(entries_.lower_bound(lo), entries_.lower_bound(hi));
 }
 
 void MetadataCache::MarkRemoved(absl::string_view path,
@@ -412,6 +445,7 @@ void MetadataCache::MarkRemoved(absl::string_view path,
   Entry& e = EntryFor(path);
   e.state = Entry::kNegative;
   e.attr_expiry = ExpiryAfter(negative_ttl);
+  Recharge(path, e);
 }
 
 void MetadataCache::Rename(absl::string_view from, absl::string_view to,
@@ -426,26 +460,32 @@ void MetadataCache::Rename(absl::string_view from, absl::string_view to,
     auto self = entries_.find(path);
     if (self != entries_.end()) {
       out.emplace_back("", std::move(self->second));
-      entries_.erase(self);
+      EraseRange(self, std::next(self));
     }
     auto [lo, hi] = ChildKeyRange(path);
     auto first = entries_.lower_bound(lo), last = entries_.lower_bound(hi);
     for (auto it = first; it != last; ++it) {
       out.emplace_back(it->first.substr(path.size()), std::move(it->second));
     }
-    entries_.erase(first, last);
+    EraseRange(first, last);
     return out;
   };
   auto from_entries = take(from);
   auto to_entries = take(to);
   // Attributes move with the names; listings of the two parents are
   // dropped by the caller, which knows them.
+  auto put_back = [this](std::string key, Entry entry)
+                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    entry.charged = 0;  // uncounted when taken out
+    Entry& e = entries_[key] = std::move(entry);
+    Recharge(key, e);
+  };
   for (auto& [suffix, entry] : from_entries) {
-    entries_[std::string(to) + suffix] = std::move(entry);
+    put_back(std::string(to) + suffix, std::move(entry));
   }
   if (exchange) {
     for (auto& [suffix, entry] : to_entries) {
-      entries_[std::string(from) + suffix] = std::move(entry);
+      put_back(std::string(from) + suffix, std::move(entry));
     }
   }
   if (entries_.size() > options_.max_entries) EvictLocked();
@@ -477,11 +517,23 @@ void MetadataCache::Clear() {
   absl::MutexLock lock(&mu_);
   ++epoch_;
   entries_.clear();
+  bytes_ = 0;
 }
 
 size_t MetadataCache::size() const {
   absl::MutexLock lock(&mu_);
   return entries_.size();
+}
+
+size_t MetadataCache::bytes() const {
+  absl::MutexLock lock(&mu_);
+  return bytes_;
+}
+
+size_t MetadataCache::ListingBytes(const Listing& listing) {
+  size_t bytes = 0;
+  for (const auto& [name, entry] : listing) bytes += ListedNameBytes(name);
+  return bytes;
 }
 
 MetadataCache::Entry& MetadataCache::EntryFor(absl::string_view path) {
@@ -492,21 +544,52 @@ MetadataCache::Entry& MetadataCache::EntryFor(absl::string_view path) {
 }
 
 void MetadataCache::EraseIfEmpty(Map::iterator it) {
-  if (it->second.empty()) entries_.erase(it);
+  if (it == entries_.end()) return;
+  if (it->second.empty()) {
+    EraseRange(it, std::next(it));
+  } else {
+    Recharge(it->first, it->second);
+  }
+}
+
+MetadataCache::Map::iterator MetadataCache::EraseRange(Map::iterator first,
+                                                       Map::iterator last) {
+  for (auto it = first; it != last; ++it) {
+    bytes_ -= std::min(bytes_, it->second.charged);
+  }
+  return entries_.erase(first, last);
+}
+
+void MetadataCache::Recharge(absl::string_view path, Entry& e) {
+  // The entry, its key and its share of the tree, plus what it points to.
+  size_t bytes = path.size() + sizeof(Entry) + 64 + e.symlink.capacity() +
+                 e.listing_bytes;
+  if (e.xattrs != nullptr) {
+    for (const auto& [name, answer] : *e.xattrs) {
+      bytes += name.size() + answer.value.capacity() + 64;
+    }
+  }
+  bytes_ = bytes_ - std::min(bytes_, e.charged) + bytes;
+  e.charged = bytes;
+  if (bytes_ > options_.max_bytes) EvictLocked();
 }
 
 void MetadataCache::EvictLocked() {
   // Free a tenth so that eviction runs rarely.
   size_t target = options_.max_entries - options_.max_entries / 10;
+  size_t byte_target = options_.max_bytes - options_.max_bytes / 10;
   // Small bounds: still make room for the entry about to be added.
   if (target >= options_.max_entries && options_.max_entries > 0) {
     target = options_.max_entries - 1;
   }
   int64_t now = NowNanos();
   // Two passes at most: the first clears reference bits it passes over.
-  for (int pass = 0; pass < 2 * 2 && entries_.size() > target; ++pass) {
+  auto over = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return entries_.size() > target || bytes_ > byte_target;
+  };
+  for (int pass = 0; pass < 2 * 2 && over(); ++pass) {
     auto it = entries_.lower_bound(clock_hand_);
-    while (it != entries_.end() && entries_.size() > target) {
+    while (it != entries_.end() && over()) {
       Entry& e = it->second;
       bool expired = e.attr_expiry <= now && e.symlink_expiry <= now &&
                      e.listing_expiry <= now && e.xattr_expiry <= now;
@@ -514,7 +597,7 @@ void MetadataCache::EvictLocked() {
         e.referenced = false;
         ++it;
       } else {
-        it = entries_.erase(it);
+        it = EraseRange(it, std::next(it));
       }
     }
     clock_hand_ = it == entries_.end() ? std::string() : it->first;

@@ -6,9 +6,13 @@
 // from backends; a rename moves a whole key range, which an ordered map makes
 // cheap.
 //
-// Bounded: at most `max_entries` paths. When full, a CLOCK sweep (a cheap
-// LRU approximation: every hit sets a reference bit, the sweep evicts
-// entries whose bit is clear and clears the others) frees a tenth.
+// Bounded: at most `max_entries` paths and about `max_bytes` of memory
+// (keys, listings, symlink targets and extended attributes are counted, so
+// a backend's huge answers cannot grow the daemon). When either is reached,
+// a CLOCK sweep (a cheap LRU approximation: every hit sets a reference bit,
+// the sweep evicts entries whose bit is clear and clears the others) frees a
+// tenth. A listing bigger than an eighth of `max_bytes` is not kept at all,
+// nor more than kMaxXattrAnswers extended attribute answers per path.
 //
 // Races with the backend: a read that was sent before some mutation must not
 // cache its (possibly stale) answer after that mutation dropped the entry.
@@ -55,6 +59,7 @@ class MetadataCache {
  public:
   struct Options {
     size_t max_entries = 100000;
+    size_t max_bytes = size_t{64} << 20;
   };
 
   enum class AttrLookup { kMiss, kHit, kNegative };
@@ -103,6 +108,7 @@ class MetadataCache {
                 const std::string* value, absl::Duration ttl, uint64_t epoch,
                 int negative_errno = ENODATA);
   static constexpr size_t kMaxCachedXattr = 4096;
+  static constexpr size_t kMaxXattrAnswers = 32;
   // Extended attribute `name` is not supported by the filesystem at all
   // (the backend answered EOPNOTSUPP): a namespace it lacks, such as
   // security.selinux on tmpfs without a security module. GetXattr then
@@ -148,6 +154,11 @@ class MetadataCache {
 
   size_t size() const;
   size_t max_entries() const { return options_.max_entries; }
+  // Memory the entries hold, as counted against max_bytes.
+  size_t bytes() const;
+  size_t max_bytes() const { return options_.max_bytes; }
+  // Bytes a listing is counted for.
+  static size_t ListingBytes(const Listing& listing);
 
  private:
   struct Entry {
@@ -172,6 +183,10 @@ class MetadataCache {
     // Until xattr_expiry: the backend listed the file's names and there
     // were none, so every name but trusted.* is absent.
     bool no_xattrs = false;
+    // What this entry is counted for in bytes_ (see Recharge), and the
+    // part of it its listing takes (kept as the listing is edited).
+    size_t charged = 0;
+    size_t listing_bytes = 0;
 
     bool empty() const {
       return state == kNone && symlink_expiry == 0 && listing_expiry == 0 &&
@@ -183,6 +198,13 @@ class MetadataCache {
   // The entry for `path`, created if needed (may evict others).
   Entry& EntryFor(absl::string_view path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EraseIfEmpty(Map::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts `e` (at key `path`) anew after a change, and evicts if the cache
+  // is now over its byte bound: `e` may be gone when this returns.
+  void Recharge(absl::string_view path, Entry& e)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Erases [first, last), uncounting what it held.
+  Map::iterator EraseRange(Map::iterator first, Map::iterator last)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // [first, last) of `path` and its descendants.
   std::pair<Map::iterator, Map::iterator> SubtreeRange(absl::string_view path)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -195,6 +217,7 @@ class MetadataCache {
   mutable absl::Mutex mu_;
   Map entries_ ABSL_GUARDED_BY(mu_);
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::string clock_hand_ ABSL_GUARDED_BY(mu_);
   // PutUnsupportedXattr: name -> expiry (absl::ToUnixNanos). A handful.
   absl::flat_hash_map<std::string, int64_t> unsupported_xattrs_

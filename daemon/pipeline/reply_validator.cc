@@ -58,14 +58,12 @@ bool CheckAttr(v1::Attr* attr, Problems* problems) {
 
 // An optional Attr (present per `has`): dropped when invalid. One left at
 // its defaults is the same as none.
-void CheckOptionalAttr(bool has, v1::Attr* attr, Problems* problems,
-                       const std::function<void()>& clear) {
-  if (!has) return;
-  if (attr->mode() == 0 && attr->ByteSizeLong() == 0) {
-    clear();
-    return;
-  }
-  if (!CheckAttr(attr, problems)) clear();
+// For attributes a result may carry: false when they must be dropped (an
+// empty message, or one that fails CheckAttr). Callers test presence first,
+// since asking for a mutable field creates it.
+bool KeepOptionalAttr(v1::Attr* attr, Problems* problems) {
+  if (attr->mode() == 0 && attr->ByteSizeLong() == 0) return false;
+  return CheckAttr(attr, problems);
 }
 
 // False when the page is too big to keep.
@@ -166,19 +164,25 @@ bool CheckPayload(const ReplyExpectation& expect, v1::OpResult* r,
     case v1::OpResult::kGetattr:
       return CheckAttr(r->mutable_getattr()->mutable_attr(), problems);
     case v1::OpResult::kEntry:
-      CheckOptionalAttr(r->entry().has_attr(), r->mutable_entry()->mutable_attr(), problems,
-                        [r] { r->mutable_entry()->clear_attr(); });
+      if (r->entry().has_attr() &&
+          !KeepOptionalAttr(r->mutable_entry()->mutable_attr(), problems)) {
+        r->mutable_entry()->clear_attr();
+      }
       return true;
     case v1::OpResult::kCreate:
-      CheckOptionalAttr(r->create().has_attr(), r->mutable_create()->mutable_attr(), problems,
-                        [r] { r->mutable_create()->clear_attr(); });
+      if (r->create().has_attr() &&
+          !KeepOptionalAttr(r->mutable_create()->mutable_attr(), problems)) {
+        r->mutable_create()->clear_attr();
+      }
       if (r->create().open().has_contents()) {
         r->mutable_create()->mutable_open()->clear_contents();  // opens only
       }
       return true;
     case v1::OpResult::kWrite:
-      CheckOptionalAttr(r->write().has_attr(), r->mutable_write()->mutable_attr(), problems,
-                        [r] { r->mutable_write()->clear_attr(); });
+      if (r->write().has_attr() &&
+          !KeepOptionalAttr(r->mutable_write()->mutable_attr(), problems)) {
+        r->mutable_write()->clear_attr();
+      }
       if (r->write().size() > expect.size) {
         problems->push_back("a write of more bytes than given");
         r->mutable_write()->set_size(expect.size);
@@ -265,10 +269,14 @@ std::vector<std::string> ValidateResult(const ReplyExpectation& expect,
   if (err == 0) {
     if (CheckPayload(expect, r, &problems)) {
       // Directory attributes after a change of names: optional.
-      CheckOptionalAttr(r->has_parent_attr(), r->mutable_parent_attr(), &problems,
-                        [r] { r->clear_parent_attr(); });
-      CheckOptionalAttr(r->has_old_parent_attr(), r->mutable_old_parent_attr(), &problems,
-                        [r] { r->clear_old_parent_attr(); });
+      if (r->has_parent_attr() &&
+          !KeepOptionalAttr(r->mutable_parent_attr(), &problems)) {
+        r->clear_parent_attr();
+      }
+      if (r->has_old_parent_attr() &&
+          !KeepOptionalAttr(r->mutable_old_parent_attr(), &problems)) {
+        r->clear_old_parent_attr();
+      }
       r->set_posix_errno(0);
       return problems;
     }

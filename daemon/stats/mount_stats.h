@@ -110,6 +110,8 @@ class MountStats {
     // the mount does not cache). Filled by the mount, not by MountStats.
     uint64_t cache_entries = 0;
     uint64_t cache_limit = 0;
+    uint64_t cache_bytes = 0;
+    uint64_t cache_bytes_limit = 0;
   };
 
   // A kernel request answered after `latency`, with `posix_errno` (0: ok).

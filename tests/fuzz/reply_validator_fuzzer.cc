@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -32,9 +34,15 @@ bool IsFileType(uint32_t mode) {
   }
 }
 
-void Require(bool ok) {
-  if (!ok) __builtin_trap();
-}
+// A broken invariant names itself: every trap looks alike in a stack.
+#define Require(cond)                                                  \
+  do {                                                                 \
+    if (!(cond)) {                                                     \
+      fprintf(stderr, "invariant broken at %s:%d: %s\n", __FILE__,    \
+              __LINE__, #cond);                                        \
+      abort();                                                         \
+    }                                                                  \
+  } while (0)
 
 // An Attr the rest of the daemon may use as it is.
 void RequireValidAttr(const v1::Attr& a) {
@@ -130,7 +138,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (notice.ParseFromArray(data + 9, static_cast<int>(size - 9)) &&
       fusehost::ValidateNotice(notice).empty()) {
     const std::string& p = notice.path();
-    fusehost::Require(!p.empty() && p[0] == '/' &&
+    Require(!p.empty() && p[0] == '/' &&
                       p.find('\0') == std::string::npos);
   }
   return 0;

@@ -143,6 +143,22 @@ TEST(ValidateResult, OptionalAttrsWithoutAFileTypeAreDropped) {
   EXPECT_EQ(w.write().size(), 1u);
 }
 
+// Checking an optional field must not create it: an empty parent_attr would
+// read as "the backend sent directory attributes" further up.
+TEST(ValidateResult, AbsentOptionalAttrsStayAbsent) {
+  v1::OpResult r;
+  r.mutable_read()->set_data("hello");
+  EXPECT_TRUE(Validate(v1::Op::kRead, &r, 5).empty());
+  EXPECT_FALSE(r.has_parent_attr());
+  EXPECT_FALSE(r.has_old_parent_attr());
+
+  v1::OpResult e;
+  e.mutable_entry();
+  EXPECT_TRUE(Validate(v1::Op::kMkdir, &e).empty());
+  EXPECT_FALSE(e.entry().has_attr());
+  EXPECT_FALSE(e.has_parent_attr());
+}
+
 TEST(ValidateResult, InvalidXattrNamesDropTheList) {
   v1::OpResult r;
   v1::Attr* a = r.mutable_getattr()->mutable_attr();
