@@ -6,9 +6,20 @@
 // entries' attributes are looked up as they are handed out). The kernel's readdir
 // offset n means "continue with item n", where items 0 and 1 are "." and
 // "..", and item k + 2 is entries[k].
+//
+// Readdirplus over names the backend sent without attributes would make the
+// kernel look each name up, one backend round trip apiece. Instead, the
+// attributes of the next names to hand out are fetched first, all in one
+// go (OpTransport::SendAll: a few messages of many ops).
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
@@ -29,6 +40,10 @@ constexpr ino_t kUnknownIno = 0xffffffff;
 // A listing longer than this is taken for a backend that never ends one.
 constexpr size_t kMaxEntries = 1 << 20;
 
+// How many names ahead readdirplus fetches attributes for: several kernel
+// buffers' worth, so that one fetch serves a few requests.
+constexpr size_t kAttrFetchAhead = 256;
+
 }  // namespace
 
 struct RequestHandlers::DirHandle {
@@ -40,6 +55,7 @@ struct RequestHandlers::DirHandle {
     bool has_attr = false;
     v1::Attr attr;        // as received, when has_attr (for timeouts)
     uint64_t cookie = 0;  // backend's resume cookie (0 for whole listings)
+    bool attr_asked = false;  // fetched for readdirplus (even if it failed)
   };
 
   bool backend_open = false;
@@ -236,9 +252,70 @@ void RequestHandlers::Opendir(Request req, uint64_t node, int flags) {
   });
 }
 
+bool RequestHandlers::FetchAttrsAhead(const Request& req, uint64_t dir,
+                                      DirHandle* h, size_t first,
+                                      std::function<void()> then) {
+  std::vector<PendingOp> ops;
+  std::vector<size_t> which;
+  {
+    absl::MutexLock lock(&h->mu);
+    if (h->cached) return false;  // attributes come from the cache itself
+    const std::string& base = h->path.empty() ? HandlePath(dir) : h->path;
+    size_t end = std::min(h->entries.size(), first + kAttrFetchAhead);
+    for (size_t i = first; i < end; ++i) {
+      DirHandle::Entry& e = h->entries[i];
+      if (e.has_attr || e.attr_asked) continue;
+      e.attr_asked = true;
+      std::string child = ChildPathOf(base, e.name);
+      if (std::optional<v1::Attr> a = options_.coherence->CachedAttr(child)) {
+        e.has_attr = true;
+        e.attr = *std::move(a);
+        StatFromProto(e.attr, &e.st);
+        continue;
+      }
+      v1::Op op = NewOp(*req);
+      op.mutable_getattr()->set_path(std::move(child));
+      ops.push_back(PendingOp{std::move(op), nullptr, nullptr});
+      which.push_back(i);
+    }
+  }
+  if (ops.empty()) return false;
+  auto left = std::make_shared<std::atomic<size_t>>(ops.size());
+  auto done = std::make_shared<std::function<void()>>(std::move(then));
+  for (size_t k = 0; k < ops.size(); ++k) {
+    ops[k].done = [h, i = which[k], name = h->entries[which[k]].name, left,
+                   done](const v1::OpResult& r) {
+      if (r.posix_errno() == 0 && r.has_getattr()) {
+        absl::MutexLock lock(&h->mu);
+        // The kernel serializes readdir on one open directory, so the
+        // entries stay put; the name check is a second guard.
+        if (i < h->entries.size() && h->entries[i].name == name) {
+          DirHandle::Entry& e = h->entries[i];
+          e.has_attr = true;
+          e.attr = r.getattr().attr();
+          StatFromProto(e.attr, &e.st);
+          if (e.st.st_ino == 0) e.st.st_ino = kUnknownIno;
+        }
+      }
+      // A name that failed (gone meanwhile) is handed out without
+      // attributes: the kernel looks it up itself.
+      if (left->fetch_sub(1) == 1) (*done)();
+    };
+  }
+  SendAll(std::move(ops));
+  return true;
+}
+
 void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
                                       DirHandle* h, bool plus, size_t size,
                                       off_t offset) {
+  if (plus && options_.coherence != nullptr &&
+      FetchAttrsAhead(req, dir, h, offset >= 2 ? offset - 2 : 0,
+                      [this, req, dir, h, size, offset] {
+                        ContinueReaddir(req, dir, h, true, size, offset);
+                      })) {
+    return;
+  }
   DirentBuffer buf(size, plus);
   bool need_more = false;
   uint64_t cookie = 0;

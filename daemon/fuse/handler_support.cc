@@ -32,6 +32,14 @@ void RequestHandlers::Send(v1::Op op, OpTransport::Done done) {
   options_.transport->Send(std::move(op), std::move(done));
 }
 
+void RequestHandlers::SendAll(std::vector<PendingOp> ops) {
+  if (stopping_.load()) {
+    for (PendingOp& p : ops) p.done(ErrorResult(p.op.id(), ECANCELED));
+    return;
+  }
+  options_.transport->SendAll(std::move(ops));
+}
+
 bool RequestHandlers::Failed(const Request& req, const v1::OpResult& result) {
   if (result.posix_errno() == 0) return false;
   req->ReplyError(result.posix_errno());

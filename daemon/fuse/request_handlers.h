@@ -195,6 +195,7 @@ class RequestHandlers {
   // A new op carrying the request's caller and deadline.
   v1::Op NewOp(KernelRequest& req) const;
   void Send(v1::Op op, OpTransport::Done done);
+  void SendAll(std::vector<PendingOp> ops);
   // Sends an op whose only result is an errno and answers with it;
   // `on_success` runs first (node table bookkeeping).
   void SendSimple(const Request& req, v1::Op op,
@@ -258,6 +259,11 @@ class RequestHandlers {
   bool FillFromCache(DirHandle* h);
   void ReplyOpendir(const Request& req, DirHandle* handle);
   void ReleaseDirHandle(DirHandle* handle);
+  // Readdirplus: fetches attributes of up to a few hundred names from
+  // entries[first] on that came without them, then runs `then`. False (and
+  // `then` not run) when there is nothing to fetch.
+  bool FetchAttrsAhead(const Request& req, uint64_t dir, DirHandle* h,
+                       size_t first, std::function<void()> then);
   void ContinueReaddir(const Request& req, uint64_t dir, DirHandle* h,
                        bool plus, size_t size, off_t offset);
 

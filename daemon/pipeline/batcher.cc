@@ -1,11 +1,12 @@
 #include "daemon/pipeline/batcher.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
-
-#include "absl/time/clock.h"
 #include <utility>
 #include <vector>
+
+#include "absl/time/clock.h"
 
 namespace fusehost {
 namespace {
@@ -27,6 +28,25 @@ void Batcher::Send(v1::Op op, Done done) {
     ++in_flight_;
   }
   SendQueued();
+}
+
+void Batcher::SendAll(std::vector<PendingOp> ops) {
+  size_t next = 0;
+  while (next < ops.size()) {
+    size_t end = std::min(ops.size(), next + static_cast<size_t>(options_.max_ops));
+    std::vector<PendingOp> message;
+    message.reserve(end - next);
+    for (size_t i = next; i < end; ++i) {
+      ops[i].op.set_id(i - next + 1);
+      message.push_back(std::move(ops[i]));
+    }
+    next = end;
+    {
+      absl::MutexLock lock(&mu_);
+      ++in_flight_;  // given back by MessageDone, like any message
+    }
+    sink_->SendBatch(std::move(message), [this] { MessageDone(); });
+  }
 }
 
 void Batcher::SendQueued() {

@@ -8,6 +8,10 @@
 // N concurrent kernel requests into about N / queue-length messages; at rest
 // it costs nothing.
 //
+// SendAll (ops that belong together, such as the attributes of a listing's
+// names) skips the wait: its ops go out at once in messages of `max_ops`,
+// beside whatever is in flight.
+//
 // Thread-safe.
 
 #ifndef FUSE_HOSTD_DAEMON_PIPELINE_BATCHER_H_
@@ -37,6 +41,7 @@ class Batcher : public OpTransport {
   Batcher(Options options, BatchSink* sink, OpTransport* transport);
 
   void Send(v1::Op op, Done done) override;
+  void SendAll(std::vector<PendingOp> ops) override;
   void CancelAll() override;
   void WaitIdle() override;
 

@@ -33,6 +33,10 @@ const v1::Attr* ResultAttr(const v1::OpResult& r) {
   return nullptr;
 }
 
+// While SendAll runs on this thread: where ops the cache cannot answer are
+// collected, to go on together instead of one by one.
+thread_local std::vector<PendingOp>* collecting = nullptr;
+
 }  // namespace
 
 CachingTransport::CachingTransport(Options options)
@@ -47,9 +51,27 @@ void CachingTransport::Record(CacheKind kind, bool hit) {
   if (options_.stats != nullptr) options_.stats->RecordCacheLookup(kind, hit);
 }
 
+void CachingTransport::Forward(v1::Op op, Done done) {
+  if (collecting != nullptr) {
+    collecting->push_back(PendingOp{std::move(op), std::move(done), nullptr});
+    return;
+  }
+  options_.next->Send(std::move(op), std::move(done));
+}
+
+void CachingTransport::SendAll(std::vector<PendingOp> ops) {
+  std::vector<PendingOp> misses;
+  std::vector<PendingOp>* outer = collecting;
+  collecting = &misses;
+  // Each op takes its usual way; hits are answered here and now.
+  for (PendingOp& p : ops) Send(std::move(p.op), std::move(p.done));
+  collecting = outer;
+  if (!misses.empty()) options_.next->SendAll(std::move(misses));
+}
+
 void CachingTransport::Send(v1::Op op, Done done) {
   if (options_.cache == nullptr) {
-    options_.next->Send(std::move(op), std::move(done));
+    Forward(std::move(op), std::move(done));
     return;
   }
   switch (op.op_case()) {
@@ -88,14 +110,14 @@ void CachingTransport::Send(v1::Op op, Done done) {
     default:
       break;
   }
-  options_.next->Send(std::move(op), std::move(done));
+  Forward(std::move(op), std::move(done));
 }
 
 void CachingTransport::SendGetattr(v1::Op op, Done done) {
   MetadataCache* cache = options_.cache;
   const std::string path = op.getattr().path();
   if (path.empty()) {  // a nameless open file: nothing to key on
-    options_.next->Send(std::move(op), std::move(done));
+    Forward(std::move(op), std::move(done));
     return;
   }
   if (!op.getattr().has_fh()) {
@@ -127,7 +149,7 @@ void CachingTransport::SendGetattr(v1::Op op, Done done) {
     Record(CacheKind::kAttr, false);
   }
   uint64_t epoch = cache->epoch();
-  options_.next->Send(
+  Forward(
       std::move(op), [this, cache, path, epoch, done = std::move(done)](
                          const v1::OpResult& result) {
         if (result.posix_errno() == ENOENT) {
@@ -161,7 +183,7 @@ void CachingTransport::SendReadlink(v1::Op op, Done done) {
   }
   Record(CacheKind::kSymlink, false);
   uint64_t epoch = cache->epoch();
-  options_.next->Send(
+  Forward(
       std::move(op), [this, cache, path, epoch, done = std::move(done)](
                          const v1::OpResult& result) {
         if (result.posix_errno() == 0) {
@@ -180,7 +202,7 @@ void CachingTransport::SendXattrRead(v1::Op op, Done done) {
   const std::string path = list ? op.listxattr().path() : op.getxattr().path();
   const std::string name = list ? "" : op.getxattr().name();
   if (path.empty() || (!list && name.empty())) {
-    options_.next->Send(std::move(op), std::move(done));
+    Forward(std::move(op), std::move(done));
     return;
   }
   v1::OpResult hit;
@@ -201,7 +223,7 @@ void CachingTransport::SendXattrRead(v1::Op op, Done done) {
       break;
   }
   uint64_t epoch = cache->epoch();
-  options_.next->Send(
+  Forward(
       std::move(op), [this, cache, path, name, epoch, done = std::move(done)](
                          const v1::OpResult& result) {
         if (result.posix_errno() == 0) {
@@ -221,7 +243,7 @@ void CachingTransport::SendReaddir(v1::Op op, Done done) {
   const std::string path = op.readdir().path();
   const bool from_start = op.readdir().offset() == 0;
   uint64_t epoch = cache->epoch();
-  options_.next->Send(
+  Forward(
       std::move(op), [this, cache, path, from_start, epoch,
                       done = std::move(done)](const v1::OpResult& result) {
         if (result.posix_errno() != 0 || path.empty()) {
@@ -272,7 +294,7 @@ void CachingTransport::SendMutation(v1::Op op, Done done) {
   }
   auto shared_op = std::make_shared<v1::Op>(std::move(op));
   v1::Op to_send = *shared_op;
-  options_.next->Send(
+  Forward(
       std::move(to_send),
       [this, shared_op, replaced_ino, replaced_nlink,
        done = std::move(done)](const v1::OpResult& result) {

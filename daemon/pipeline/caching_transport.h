@@ -77,6 +77,7 @@ class CachingTransport : public OpTransport, public CacheCoherence {
 
   // OpTransport.
   void Send(v1::Op op, Done done) override;
+  void SendAll(std::vector<PendingOp> ops) override;
   void CancelAll() override { options_.next->CancelAll(); }
   void WaitIdle() override { options_.next->WaitIdle(); }
 
@@ -91,6 +92,9 @@ class CachingTransport : public OpTransport, public CacheCoherence {
   const CachePolicy& policy() const { return options_.policy; }
 
  private:
+  // Passes an op the cache could not answer to the next layer (or to the
+  // group SendAll is gathering).
+  void Forward(v1::Op op, Done done);
   void SendGetattr(v1::Op op, Done done);
   void SendReadlink(v1::Op op, Done done);
   void SendReaddir(v1::Op op, Done done);

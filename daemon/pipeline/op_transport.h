@@ -10,34 +10,41 @@
 #define FUSE_HOSTD_DAEMON_PIPELINE_OP_TRANSPORT_H_
 
 #include <functional>
+#include <utility>
 #include <vector>
 
 #include "proto/filesystem.pb.h"
 
 namespace fusehost {
 
-class OpTransport {
- public:
-  // Called exactly once with the op's result; on transport failure the result
-  // carries the mapped errno.
-  using Done = std::function<void(const v1::OpResult&)>;
-
-  virtual ~OpTransport() = default;
-  virtual void Send(v1::Op op, Done done) = 0;
-  // Cancels every op in flight: their callbacks run soon with ECANCELED.
-  virtual void CancelAll() = 0;
-  // Blocks until no op is in flight.
-  virtual void WaitIdle() = 0;
-};
-
 // An op waiting to be sent, with its completion.
 struct PendingOp {
   v1::Op op;
-  OpTransport::Done done;
+  // Called exactly once with the op's result; on transport failure the
+  // result carries the mapped errno.
+  std::function<void(const v1::OpResult&)> done;
   // If set, run on the op's result, in place, just before `done`, by the
   // layer that produces the result (the backend channel): the reply
   // validator's checks, without copying a read's data to make them.
   std::function<void(v1::OpResult*)> check;
+};
+
+class OpTransport {
+ public:
+  using Done = std::function<void(const v1::OpResult&)>;
+
+  virtual ~OpTransport() = default;
+  virtual void Send(v1::Op op, Done done) = 0;
+  // Sends ops that belong together (the attributes of every name of a
+  // listing page): a layer that can puts them in as few backend messages as
+  // it may, instead of one each. Each `done` still runs exactly once.
+  virtual void SendAll(std::vector<PendingOp> ops) {
+    for (PendingOp& p : ops) Send(std::move(p.op), std::move(p.done));
+  }
+  // Cancels every op in flight: their callbacks run soon with ECANCELED.
+  virtual void CancelAll() = 0;
+  // Blocks until no op is in flight.
+  virtual void WaitIdle() = 0;
 };
 
 // Where a batcher delivers: sends several ops as one message.

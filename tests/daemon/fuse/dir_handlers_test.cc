@@ -4,6 +4,7 @@
 #include <linux/fuse.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <string>
 #include <vector>
@@ -70,6 +71,17 @@ v1::OpResult Page(const std::vector<std::string>& names, bool eof,
 
 class DirHandlerTest : public HandlerTest {
  protected:
+  // The kernel releases every directory it opened; so does each test, here
+  // unless it released the handle itself (an unreleased handle is a leak).
+  void TearDown() override {
+    for (uint64_t fh : open_) {
+      handlers_->Releasedir(Req(KernelOp::kReleasedir), fh);
+    }
+  }
+  void Release(std::shared_ptr<FakeRequest> req, uint64_t fh) {
+    open_.erase(std::remove(open_.begin(), open_.end(), fh), open_.end());
+    handlers_->Releasedir(std::move(req), fh);
+  }
   // Opens the root through the backend: the handle.
   uint64_t OpenRoot() {
     auto req = Req(KernelOp::kOpendir);
@@ -80,6 +92,7 @@ class DirHandlerTest : public HandlerTest {
       pipeline_.Answer(sent() - 1, r);
     }
     EXPECT_EQ(req->kind, Kind::kOpen);
+    if (req->kind == Kind::kOpen) open_.push_back(req->open.fh);
     return req->open.fh;
   }
   std::vector<Dirent> Read(uint64_t fh, off_t offset, size_t size, bool plus,
@@ -94,6 +107,9 @@ class DirHandlerTest : public HandlerTest {
     EXPECT_EQ(req->kind, Kind::kData);
     return Decode(req->data, plus);
   }
+
+ private:
+  std::vector<uint64_t> open_;
 };
 
 TEST_F(DirHandlerTest, AWholeListingIsPagedIntoSmallBuffers) {
@@ -112,7 +128,7 @@ TEST_F(DirHandlerTest, AWholeListingIsPagedIntoSmallBuffers) {
   EXPECT_EQ(Read(fh, rest.back().next, 4096, false).size(), 0u);
   EXPECT_EQ(sent(), 2u) << "the listing was fetched more than once";
   auto release = Req(KernelOp::kReleasedir);
-  handlers_->Releasedir(release, fh);
+  Release(release, fh);
   EXPECT_EQ(release->err, 0);
   EXPECT_EQ(pipeline_.op(2).releasedir().fh(), 55u);
   pipeline_.Answer(2, Ok());
@@ -189,13 +205,68 @@ TEST_F(DirHandlerTest, ReaddirplusHandsOutNodesForEntriesWithAttributes) {
   typed->set_type(S_IFDIR);
   std::vector<Dirent> dots = Read(fh, 0, 4096, true);
   EXPECT_EQ(dots[0].node, 0u);
-  std::vector<Dirent> entries = Read(fh, 2, 4096, true, &page);
+  // "t" came without attributes: they are fetched before the answer.
+  auto req = Req(KernelOp::kReaddirplus);
+  handlers_->Readdir(req, kRoot, fh, 4096, 2, true);
+  pipeline_.Answer(1, page);
+  ASSERT_EQ(sent(), 3u);
+  EXPECT_EQ(pipeline_.op(2).getattr().path(), "/t");
+  EXPECT_EQ(req->kind, Kind::kNone) << "answered before the attributes came";
+  v1::OpResult t;
+  *t.mutable_getattr()->mutable_attr() = FileAttr(77, S_IFDIR | 0755, 2);
+  pipeline_.Answer(2, t);
+  ASSERT_EQ(req->kind, Kind::kData);
+  std::vector<Dirent> entries = Decode(req->data, true);
   ASSERT_EQ(Names(entries), (std::vector<std::string>{"a", "t"}));
   EXPECT_NE(entries[0].node, 0u);
   EXPECT_EQ(nodes_.PathOf(entries[0].node), "/a");
   EXPECT_EQ(entries[0].ino, 101u);
-  EXPECT_EQ(entries[1].node, 0u);  // no attributes: the kernel looks it up
-  EXPECT_EQ(nodes_.Find("/t"), 0u);
+  EXPECT_NE(entries[1].node, 0u);
+  EXPECT_EQ(nodes_.PathOf(entries[1].node), "/t");
+  EXPECT_EQ(entries[1].ino, 77u);
+}
+
+TEST_F(DirHandlerTest, NamesWithoutAttributesAreFetchedTogether) {
+  uint64_t fh = OpenRoot();
+  v1::OpResult page;
+  for (const char* name : {"gone", "known", "n1", "n2", "n3"}) {
+    page.mutable_readdir()->add_entries()->set_name(name);
+  }
+  page.mutable_readdir()->set_eof(true);
+  pipeline_.cached_attrs["/known"] = FileAttr(5);
+  auto req = Req(KernelOp::kReaddirplus);
+  handlers_->Readdir(req, kRoot, fh, 4096, 2, true);
+  pipeline_.Answer(1, page);
+  // One group of four: the cache knew one name.
+  ASSERT_EQ(pipeline_.groups, (std::vector<size_t>{4}));
+  ASSERT_EQ(sent(), 6u);
+  pipeline_.Answer(2, Errno(ENOENT));  // "gone" went meanwhile
+  for (size_t i = 3; i < 6; ++i) {
+    EXPECT_EQ(req->kind, Kind::kNone);
+    v1::OpResult r;
+    *r.mutable_getattr()->mutable_attr() = FileAttr(10 + i);
+    pipeline_.Answer(i, r);
+  }
+  ASSERT_EQ(req->kind, Kind::kData);
+  std::vector<Dirent> entries = Decode(req->data, true);
+  ASSERT_EQ(entries.size(), 5u);
+  EXPECT_EQ(entries[0].node, 0u);  // the kernel looks "gone" up itself
+  for (size_t i = 1; i < 5; ++i) EXPECT_NE(entries[i].node, 0u) << i;
+  // A second pass over the same entries asks nothing again.
+  auto again = Req(KernelOp::kReaddirplus);
+  handlers_->Readdir(again, kRoot, fh, 4096, 3, true);
+  EXPECT_EQ(again->kind, Kind::kData);
+  EXPECT_EQ(sent(), 6u);
+}
+
+TEST_F(DirHandlerTest, PlainReaddirFetchesNoAttributes) {
+  uint64_t fh = OpenRoot();
+  v1::OpResult page;
+  page.mutable_readdir()->add_entries()->set_name("n");
+  page.mutable_readdir()->set_eof(true);
+  std::vector<Dirent> entries = Read(fh, 2, 4096, false, &page);
+  EXPECT_EQ(Names(entries), (std::vector<std::string>{"n"}));
+  EXPECT_TRUE(pipeline_.groups.empty());
 }
 
 TEST_F(DirHandlerTest, ACachedListingSparesTheBackend) {
@@ -216,7 +287,7 @@ TEST_F(DirHandlerTest, ACachedListingSparesTheBackend) {
   auto fsync = Req(KernelOp::kFsyncdir);
   handlers_->Fsyncdir(fsync, kRoot, open->open.fh, false);
   EXPECT_EQ(fsync->err, 0);
-  handlers_->Releasedir(Req(KernelOp::kReleasedir), open->open.fh);
+  Release(Req(KernelOp::kReleasedir), open->open.fh);
   EXPECT_EQ(sent(), 0u);
 }
 

@@ -127,6 +127,11 @@ class FakePipeline : public CountingTransport, public CacheCoherence {
   void Send(v1::Op op, Done done) override {
     ops.push_back(PendingOp{std::move(op), std::move(done)});
   }
+  // Records how many ops went together, then keeps each like Send.
+  void SendAll(std::vector<PendingOp> group) override {
+    groups.push_back(group.size());
+    for (PendingOp& p : group) Send(std::move(p.op), std::move(p.done));
+  }
   // Answers op `i` (each at most once).
   void Answer(size_t i, const v1::OpResult& result) {
     ASSERT_LT(i, ops.size());
@@ -155,6 +160,7 @@ class FakePipeline : public CountingTransport, public CacheCoherence {
   void NoticesMayHaveBeenLost() override {}
 
   std::vector<PendingOp> ops;
+  std::vector<size_t> groups;  // sizes of SendAll calls, in order
   std::string cached_path;  // the one directory with a cached listing
   Listing cached_listing;
   std::vector<std::string> other_names;

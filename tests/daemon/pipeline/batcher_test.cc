@@ -318,5 +318,36 @@ TEST_F(BatcherTest, ConcurrentSendsDeliverEveryOpExactlyOnce) {
   EXPECT_LT(sink_.messages(), static_cast<size_t>(kOps));
 }
 
+// Ops that belong together go out at once, in messages of max_ops, even
+// while the window of messages in flight is full.
+TEST_F(BatcherTest, SendAllGoesOutAtOnceInFullMessages) {
+  Make(Limits(/*max_in_flight=*/1, /*max_ops=*/3));
+  SendGetattrs(0, 1);
+  ASSERT_EQ(sink_.messages(), 1u);
+  std::vector<PendingOp> group;
+  for (int i = 10; i < 17; ++i) {
+    std::string path = absl::StrCat("/", i);
+    group.push_back(PendingOp{GetattrOp(path),
+                              [this, path](const v1::OpResult& r) {
+                                absl::MutexLock lock(&mu_);
+                                results_.emplace_back(path, r.posix_errno());
+                              },
+                              nullptr});
+  }
+  batcher_->SendAll(std::move(group));
+  ASSERT_EQ(sink_.messages(), 4u);
+  EXPECT_EQ(sink_.Paths(1), (Paths{"/10", "/11", "/12"}));
+  EXPECT_EQ(sink_.Paths(3), (Paths{"/16"}));
+  EXPECT_EQ(sink_.Ids(1), (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(sink_.Ids(3), (std::vector<uint64_t>{1}));
+  // Their slots are given back: afterwards single ops flow as before.
+  EXPECT_EQ(sink_.FinishAll(), 4);
+  EXPECT_EQ(results().size(), 8u);
+  SendGetattrs(20, 1);
+  ASSERT_EQ(sink_.messages(), 5u);
+  EXPECT_EQ(sink_.FinishAll(), 1);
+  batcher_->WaitIdle();
+}
+
 }  // namespace
 }  // namespace fusehost

@@ -1,0 +1,75 @@
+"""Round trips to the backend: ops that belong together travel together.
+
+A filesystem whose readdir returns names only (the bench's fusepy loopback,
+run through fusehost after changing its import) would cost one backend round
+trip per name when the kernel looks each one up. The daemon fetches the
+attributes of a listing's names in one go before answering READDIRPLUS, in
+messages of many ops."""
+
+import os
+
+import pytest
+
+from conftest import REPO
+from fhlib import run_cmd
+from pyfhlib import py_mounts  # noqa: F401
+
+FUSEPY_LOOPBACK = os.path.join(REPO, "bench", "fusepy_loopback.py")
+
+
+def ported_fusepy_loopback(py_mounts):
+    """bench/fusepy_loopback.py with its fusepy import replaced."""
+    with open(FUSEPY_LOOPBACK) as f:
+        source = f.read()
+    original = ("try:\n    from fusepy import FUSE, FuseOSError, Operations\n"
+                "except ImportError:  # fusepy from pip\n"
+                "    from fuse import FUSE, FuseOSError, Operations\n")
+    assert original in source
+    path = py_mounts.path("fusepy_loopback_fusehost.py")
+    with open(path, "w") as f:
+        f.write(source.replace(
+            original, "from fusehost import FUSE, FuseOSError, Operations\n"))
+    return path
+
+
+def stats(py_mounts, mp):
+    """(backend messages, backend ops, {kernel op: count}) of mount `mp`."""
+    out = py_mounts.daemon.ctl("stats", mp).check().stdout
+    messages = ops = None
+    kernel = {}
+    for line in out.splitlines():
+        f = line.replace(",", "").split()
+        if f[:1] == ["backend"]:
+            messages, ops = int(f[1]), int(f[3])
+        elif len(f) >= 2 and f[1].isdigit():
+            kernel[f[0]] = int(f[1])
+    assert messages is not None, out
+    return messages, ops, kernel
+
+
+@pytest.mark.parametrize("files", [300])
+def test_names_only_listing_fetches_attributes_in_few_messages(py_mounts,
+                                                                files):
+    script = ported_fusepy_loopback(py_mounts)
+    root = py_mounts.mkdir("names-only-root")
+    os.mkdir(os.path.join(root, "many"))
+    for i in range(files):
+        with open(os.path.join(root, "many", "f%03d" % i), "w") as f:
+            f.write("x" * i)
+    mp = py_mounts.mountpoint()
+    py_mounts.python([script, root, mp], mountpoint=mp, name="fusepyhost")
+    messages0, ops0, kernel0 = stats(py_mounts, mp)
+    res = run_cmd(["find", os.path.join(mp, "many"), "-printf",
+                   "%s %f\n"]).check()
+    lines = res.stdout.splitlines()
+    assert len(lines) == files + 1
+    # The sizes are the backend's: attributes were really fetched.
+    sizes = dict(reversed(l.split(" ", 1)) for l in lines[1:])
+    assert all(int(sizes["f%03d" % i]) == i for i in range(files)), sizes
+    messages, ops, kernel = stats(py_mounts, mp)
+    sent_ops, sent_messages = ops - ops0, messages - messages0
+    # Nearly every getattr went in a group: far fewer messages than ops.
+    assert sent_ops >= files, (sent_ops, sent_messages)
+    assert sent_ops / sent_messages >= 20, (sent_ops, sent_messages)
+    # And the kernel had no name to look up itself.
+    assert kernel.get("lookup", 0) - kernel0.get("lookup", 0) <= 2, kernel
