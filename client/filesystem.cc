@@ -247,4 +247,12 @@ int FileSystem::Lseek(const Context& /*ctx*/, const std::string& /*path*/,
   return ENOSYS;
 }
 
+int FileSystem::Ioctl(const Context& /*ctx*/, const std::string& /*path*/,
+                      uint32_t /*cmd*/, uint64_t /*arg*/,
+                      const FileInfo* /*fi*/, uint32_t /*flags*/,
+                      const std::string& /*in*/, size_t /*out_size*/,
+                      std::string* /*out*/, int* /*result*/) {
+  return ENOTTY;  // what ioctl(2) answers for a command nobody knows
+}
+
 }  // namespace fusehost

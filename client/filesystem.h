@@ -109,6 +109,8 @@ struct InitResult {
   int posix_errno = 0;        // non-zero refuses the mount
   bool posix_locks = false;   // the filesystem implements Lock
   bool flock_locks = false;   // the filesystem implements Flock
+  bool ioctl = false;         // the filesystem implements Ioctl (else the
+                              // daemon answers ENOTTY without asking)
   // How long fuse-hostd and the kernel may cache attributes, listings,
   // symlink targets and negative lookups (0: fuse-hostd's default of 1 s
   // and no negative caching). A filesystem that only changes through the
@@ -291,6 +293,19 @@ class FileSystem {
   // whence: SEEK_DATA or SEEK_HOLE.
   virtual int Lseek(const Context& ctx, const std::string& path, off_t offset,
                     int whence, const FileInfo& fi, off_t* result);
+  // ioctl(2) of an open file or directory, for a command whose number says
+  // what it passes (IoctlRequest in proto/filesystem.proto): `in` is what
+  // it passes in (_IOC_WRITE commands), `*out` what it passes back
+  // (_IOC_READ commands; at most `out_size` bytes, more is cut), `*result`
+  // ioctl(2)'s return value (0 or more). `arg` is the caller's argument, a
+  // number only (often an address in the caller's memory). `fi` is null
+  // for a directory whose listing the daemon had cached and so never asked
+  // to open. flags: FUSE_IOCTL_* (16, FUSE_IOCTL_DIR, on a directory).
+  // Unknown commands answer ENOTTY, as the default does.
+  virtual int Ioctl(const Context& ctx, const std::string& path,
+                    uint32_t cmd, uint64_t arg, const FileInfo* fi,
+                    uint32_t flags, const std::string& in, size_t out_size,
+                    std::string* out, int* result);
 
  private:
   // Serves the Invalidations streams from the hub.

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/paths.h"
@@ -71,6 +72,8 @@ bool CarriesHandle(const v1::Op& op) {
       return op.truncate().has_fh();
     case v1::Op::kUtimens:
       return op.utimens().has_fh();
+    case v1::Op::kIoctl:
+      return op.ioctl().has_fh();
     default:
       return false;
   }
@@ -391,6 +394,24 @@ int Lseek(FileSystem& fs, const Context& ctx, const v1::LseekRequest& req,
   return rc;
 }
 
+int Ioctl(FileSystem& fs, const Context& ctx, const v1::IoctlRequest& req,
+          v1::OpResult* result) {
+  FileInfo storage;
+  std::string out;
+  int value = 0;
+  int rc = fs.Ioctl(ctx, req.path(), req.cmd(), req.arg(),
+                    OptionalHandle(req, &storage), req.flags(), req.in_data(),
+                    req.out_size(), &out, &value);
+  if (rc != 0) return rc;
+  // A negative return value would read as a failure without an errno.
+  if (value < 0) return EIO;
+  if (out.size() > req.out_size()) out.resize(req.out_size());
+  v1::IoctlReply* reply = result->mutable_ioctl();
+  reply->set_result(value);
+  reply->set_out_data(std::move(out));
+  return 0;
+}
+
 }  // namespace
 
 void OpDispatcher::Dispatch(uint64_t mount_id, const v1::Op& op,
@@ -550,6 +571,8 @@ int OpDispatcher::Run(const Context& ctx, const v1::Op& op,
       return CopyFileRange(fs, ctx, op.copy_file_range(), result);
     case v1::Op::kLseek:
       return Lseek(fs, ctx, op.lseek(), result);
+    case v1::Op::kIoctl:
+      return Ioctl(fs, ctx, op.ioctl(), result);
     case v1::Op::OP_NOT_SET:
       break;
   }

@@ -97,6 +97,7 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   session.max_write = m->options_.max_write;
   session.posix_locks = reply->posix_locks();
   session.flock_locks = reply->flock_locks();
+  session.ioctl = reply->ioctl();
   if (m->options_.read_ahead_kb != 0) {
     session.after_init = [self] {
       absl::Status st =

@@ -180,6 +180,12 @@ RequestHandlers::DirHandle* RequestHandlers::DirHandleOf(uint64_t fh) {
   return reinterpret_cast<DirHandle*>(static_cast<uintptr_t>(fh));
 }
 
+std::optional<uint64_t> RequestHandlers::DirBackendHandle(uint64_t fh) {
+  const DirHandle* h = DirHandleOf(fh);
+  if (!h->backend_open) return std::nullopt;
+  return h->backend_fh;
+}
+
 bool RequestHandlers::FillFromCache(DirHandle* h)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(h->mu) {
   if (options_.coherence == nullptr || h->path.empty()) return false;

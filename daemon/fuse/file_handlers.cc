@@ -1,4 +1,5 @@
-// Open files: open and create, data, syncing, locks.
+// Open files: open and create, data, syncing, locks (ioctl:
+// ioctl_handler.cc).
 
 #include <fcntl.h>
 
@@ -232,11 +233,6 @@ void RequestHandlers::Flock(Request req, uint64_t node, const KernelFile& file,
   r->set_operation(operation);
   r->set_lock_owner(file.lock_owner);
   SendSimple(req, std::move(op));
-}
-
-void RequestHandlers::Ioctl(Request req) {
-  // Argument layouts differ per command: see the note in filesystem.proto.
-  req->ReplyError(ENOTTY);
 }
 
 }  // namespace fusehost

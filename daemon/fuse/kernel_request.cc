@@ -89,4 +89,8 @@ void KernelRequest::ReplyLseek(off_t offset) {
   if (Finish(0)) SendLseek(offset);
 }
 
+void KernelRequest::ReplyIoctl(int result, absl::string_view out) {
+  if (Finish(0)) SendIoctl(result, out);
+}
+
 }  // namespace fusehost

@@ -96,6 +96,8 @@ class KernelRequest {
   void ReplyXattrSize(size_t size);
   void ReplyLock(const struct flock& lock);
   void ReplyLseek(off_t offset);
+  // An ioctl's return value and the data it passes back.
+  void ReplyIoctl(int result, absl::string_view out);
 
   bool replied() const { return state_.load() != kPending; }
 
@@ -120,6 +122,7 @@ class KernelRequest {
   virtual int SendXattrSize(size_t size) = 0;
   virtual int SendLock(const struct flock& lock) = 0;
   virtual int SendLseek(off_t offset) = 0;
+  virtual int SendIoctl(int result, absl::string_view out) = 0;
 
  private:
   // Marks the request answered (aborting on a second answer) and records

@@ -133,6 +133,9 @@ class LibfuseRequest : public KernelRequest {
   int SendLseek(off_t offset) override {
     return fuse_reply_lseek(Own(), offset);
   }
+  int SendIoctl(int result, absl::string_view out) override {
+    return fuse_reply_ioctl(Own(), result, out.data(), out.size());
+  }
 
  private:
   fuse_req_t Own() {
@@ -250,6 +253,8 @@ struct KernelSession::Ops {
     if (!self->options_.posix_locks) conn->want &= ~FUSE_CAP_POSIX_LOCKS;
     if (!self->options_.flock_locks) conn->want &= ~FUSE_CAP_FLOCK_LOCKS;
     conn->time_gran = 1;
+    // ioctl on directories too, not only on files.
+    if (conn->capable & FUSE_CAP_IOCTL_DIR) conn->want |= FUSE_CAP_IOCTL_DIR;
   }
 
   static void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -390,10 +395,19 @@ struct KernelSession::Ops {
                     int operation) {
     H(req).Flock(New(req, KernelOp::kFlock), ino, FileOf(fi), operation);
   }
-  static void Ioctl(fuse_req_t req, fuse_ino_t, unsigned int, void*,
-                    struct fuse_file_info*, unsigned, const void*, size_t,
-                    size_t) {
-    H(req).Ioctl(New(req, KernelOp::kIoctl));
+  static void Ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
+                    void* arg, struct fuse_file_info* fi, unsigned flags,
+                    const void* in_buf, size_t in_bufsz, size_t out_bufsz) {
+    KernelIoctl ioctl;
+    ioctl.cmd = cmd;
+    ioctl.arg = reinterpret_cast<uintptr_t>(arg);
+    ioctl.flags = flags;
+    ioctl.in = absl::string_view(static_cast<const char*>(in_buf),
+                                 in_buf == nullptr ? 0 : in_bufsz);
+    ioctl.out_size = out_bufsz;
+    ioctl.unrestricted = (flags & FUSE_IOCTL_UNRESTRICTED) != 0;
+    ioctl.directory = (flags & FUSE_IOCTL_DIR) != 0;
+    H(req).Ioctl(New(req, KernelOp::kIoctl), ino, fi->fh, ioctl);
   }
   static void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
                         off_t length, struct fuse_file_info* fi) {
@@ -475,6 +489,7 @@ RequestHandlers::Options HandlerOptions(const KernelSession::Options& o,
   h.op_timeout = o.op_timeout;
   h.kernel_checks_permissions = o.kernel_checks_permissions;
   h.listing_budget = o.listing_budget;
+  h.backend_ioctl = o.ioctl;
   return h;
 }
 

@@ -53,6 +53,8 @@ class KernelSession : private KernelNotify {
     // emulates locks locally.
     bool posix_locks = false;
     bool flock_locks = false;
+    // The backend implements ioctl; without it the daemon answers ENOTTY.
+    bool ioctl = false;
     // The mounted /dev/fuse connection; the session takes ownership.
     int fuse_fd = -1;
     // Called on the loop thread when the session ends (unmounted, aborted).

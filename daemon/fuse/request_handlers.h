@@ -14,7 +14,8 @@
 //   names_handlers.cc   lookup, forget, getattr, setattr, readlink, mknod,
 //                       mkdir, symlink, link, unlink, rmdir, rename
 //   file_handlers.cc    open, create, read, write, flush, release, fsync,
-//                       fallocate, copy_file_range, lseek, locks, ioctl
+//                       fallocate, copy_file_range, lseek, locks
+//   ioctl_handler.cc    ioctl of files and directories
 //   dir_handlers.cc     opendir, readdir(plus), releasedir, fsyncdir
 //   xattr_handlers.cc   statfs, access, the xattr calls
 //   handler_support.cc  what they share: paths, ops, entries, replies
@@ -66,6 +67,19 @@ struct KernelFile {
   uint64_t lock_owner = 0;
 };
 
+// An ioctl as the kernel sends it (see IoctlRequest in filesystem.proto).
+struct KernelIoctl {
+  uint32_t cmd = 0;
+  uint64_t arg = 0;
+  uint32_t flags = 0;  // FUSE_IOCTL_*, passed on
+  absl::string_view in;  // what the command passes in
+  size_t out_size = 0;   // what it may pass back
+  // Set by the kernel only for CUSE devices: never forwarded.
+  bool unrestricted = false;
+  // The handle is a directory's (opendir's), not a file's.
+  bool directory = false;
+};
+
 // How long the kernel may cache what it is told.
 struct KernelTimeouts {
   // Attributes and names, when a reply carries no lifetime of its own.
@@ -98,6 +112,9 @@ class RequestHandlers {
     // request's arrival (the mount option timeout=); zero: no deadline set
     // here (the channel's own applies).
     absl::Duration op_timeout = absl::ZeroDuration();
+    // The backend implements ioctl (InitReply.ioctl); otherwise ioctls are
+    // answered ENOTTY here, without a round trip.
+    bool backend_ioctl = false;
   };
 
   explicit RequestHandlers(Options options);
@@ -164,8 +181,10 @@ class RequestHandlers {
              const struct flock& lock, bool sleep);
   void Flock(Request req, uint64_t node, const KernelFile& file,
              int operation);
-  // Not forwarded (see filesystem.proto): ENOTTY.
-  void Ioctl(Request req);
+  // Forwards a restricted ioctl of an open file or directory (`fh` is the
+  // kernel's handle: a file's, or a DirHandle); refuses one that is
+  // unrestricted or passes more than LIMIT_MAX_IOCTL_SIZE bytes either way.
+  void Ioctl(Request req, uint64_t node, uint64_t fh, const KernelIoctl& io);
 
   // ---- directories (dir_handlers.cc) ----------------------------------------
   // The reply's fh is the daemon's own directory handle.
@@ -256,6 +275,9 @@ class RequestHandlers {
 
   // ---- dir_handlers.cc -------------------------------------------------------
   static DirHandle* DirHandleOf(uint64_t fh);
+  // The backend's handle of an open directory; none when the backend was
+  // not asked to open it (its listing came from the cache).
+  static std::optional<uint64_t> DirBackendHandle(uint64_t fh);
   bool FillFromCache(DirHandle* h);
   void ReplyOpendir(const Request& req, DirHandle* handle);
   void ReleaseDirHandle(DirHandle* handle);

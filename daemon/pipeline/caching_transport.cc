@@ -101,6 +101,7 @@ void CachingTransport::Send(v1::Op op, Done done) {
     case v1::Op::kCopyFileRange:
     case v1::Op::kSetxattr:
     case v1::Op::kRemovexattr:
+    case v1::Op::kIoctl:  // a command may change anything about the file
       return SendMutation(std::move(op), std::move(done));
     case v1::Op::kOpen:
       if (op.open().flags() & O_TRUNC) {
@@ -473,6 +474,9 @@ void CachingTransport::ApplyMutation(const v1::Op& op,
       return changed(op.fallocate().path());
     case v1::Op::kCopyFileRange:
       return changed(op.copy_file_range().path_out());
+    case v1::Op::kIoctl:
+      cache->DropXattrs(op.ioctl().path());
+      return changed(op.ioctl().path());
     case v1::Op::kSetxattr:
       if (ok) cache->XattrSupported(op.setxattr().name());
       cache->DropXattrs(op.setxattr().path());

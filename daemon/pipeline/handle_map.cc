@@ -85,6 +85,7 @@ bool HandleMap::ResolveTokens(v1::Op* op) {
     case v1::Op::kChown: FUSE_HOSTD_MAP_OPTIONAL(chown); break;
     case v1::Op::kTruncate: FUSE_HOSTD_MAP_OPTIONAL(truncate); break;
     case v1::Op::kUtimens: FUSE_HOSTD_MAP_OPTIONAL(utimens); break;
+    case v1::Op::kIoctl: FUSE_HOSTD_MAP_OPTIONAL(ioctl); break;
     case v1::Op::kCopyFileRange:
       map(op->copy_file_range().fh_in(), false, [op](uint64_t fh) {
         op->mutable_copy_file_range()->set_fh_in(fh);

@@ -125,6 +125,7 @@ Payload PayloadOf(const ReplyExpectation& expect,
     case O::kReaddir: *want = R::kReaddir; return Payload::kOptional;
     case O::kCopyFileRange: *want = R::kCopyFileRange; return Payload::kRequired;
     case O::kLseek: *want = R::kLseek; return Payload::kRequired;
+    case O::kIoctl: *want = R::kIoctl; return Payload::kRequired;
     case O::kLock:
       *want = R::kLock;
       return expect.getlk ? Payload::kRequired : Payload::kOptional;
@@ -233,6 +234,16 @@ bool CheckPayload(const ReplyExpectation& expect, v1::OpResult* r,
         return false;
       }
       return true;
+    case v1::OpResult::kIoctl:
+      if (r->ioctl().result() < 0) {
+        problems->push_back("a negative ioctl result");
+        return false;
+      }
+      if (r->ioctl().out_data().size() > expect.size) {
+        problems->push_back("ioctl data longer than asked");
+        r->mutable_ioctl()->mutable_out_data()->resize(expect.size);
+      }
+      return true;
     case v1::OpResult::kLock: {
       int type = r->lock().lock().type();
       if (type != F_RDLCK && type != F_WRLCK && type != F_UNLCK) {
@@ -255,6 +266,7 @@ ReplyExpectation ReplyExpectation::Of(const v1::Op& op) {
     case v1::Op::kRead: e.size = op.read().size(); break;
     case v1::Op::kWrite: e.size = op.write().data().size(); break;
     case v1::Op::kCopyFileRange: e.size = op.copy_file_range().length(); break;
+    case v1::Op::kIoctl: e.size = op.ioctl().out_size(); break;
     case v1::Op::kLock: e.getlk = op.lock().cmd() == F_GETLK; break;
     default: break;
   }

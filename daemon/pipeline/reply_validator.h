@@ -23,7 +23,8 @@
 //                     `type` if valid).
 //   sizes             data longer than the read asked for is cut; a write
 //                     or copy_file_range may not report more bytes than it
-//                     was given.
+//                     was given; ioctl data longer than the caller's buffer
+//                     is cut.
 //   readlink          a target that is empty or has a NUL is EIO; longer
 //                     than PATH_MAX - 1 bytes, it is cut.
 //   open contents     only when no larger than kMaxOpenContents.
@@ -31,7 +32,8 @@
 //                     kMaxPageNameBytes bytes of names, or an xattr value or
 //                     list over XATTR_SIZE_MAX (64 KiB), is EIO: no single
 //                     reply makes the daemon hold more than it must.
-//   lseek, getlk      a negative offset or an unknown lock type is EIO.
+//   lseek, getlk,     a negative offset, an unknown lock type or a
+//   ioctl             negative ioctl result is EIO.
 // Every repair is logged (rate-limited) and counted in the mount's stats.
 //
 // Thread-safe.
@@ -56,7 +58,8 @@ namespace fusehost {
 // so that the op itself (a write's data) need not be kept.
 struct ReplyExpectation {
   v1::Op::OpCase op = v1::Op::OP_NOT_SET;
-  // read: bytes asked for; write: bytes given; copy_file_range: length.
+  // read: bytes asked for; write: bytes given; copy_file_range: length;
+  // ioctl: the caller's buffer (out_size).
   uint64_t size = 0;
   // lock: F_GETLK needs the lock in the reply; F_SETLK(W) returns nothing.
   bool getlk = false;

@@ -495,4 +495,28 @@ int ScriptedFs::Lseek(const Context& ctx, const std::string& path, off_t offset,
   return 0;
 }
 
+int ScriptedFs::Ioctl(const Context& ctx, const std::string& path,
+                      uint32_t cmd, uint64_t arg, const FileInfo* fi,
+                      uint32_t flags, const std::string& in, size_t out_size,
+                      std::string* out, int* result) {
+  if (Unimplemented("ioctl")) {
+    return FileSystem::Ioctl(ctx, path, cmd, arg, fi, flags, in, out_size,
+                             out, result);
+  }
+  if (int rc = Fails("ioctl", {path})) return rc;
+  // The size and direction come from the command number, as a filesystem
+  // serving a real command knows them.
+  const size_t size = (cmd >> 16) & 0x3fff;
+  const bool passes_back = (cmd >> 30) & 2;
+  if (passes_back) {
+    std::string data = in;
+    data.resize(size, '\0');
+    for (char& c : data) c = static_cast<char>(c + 1);
+    data.append(spec_.overclaim(), '!');
+    *out = std::move(data);
+  }
+  *result = static_cast<int>(arg % 256);
+  return 0;
+}
+
 }  // namespace fusehost

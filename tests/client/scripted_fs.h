@@ -109,6 +109,10 @@ class ScriptedFs : public FileSystem {
                     size_t* copied) override;
   int Lseek(const Context& ctx, const std::string& path, off_t offset,
             int whence, const FileInfo& fi, off_t* result) override;
+  int Ioctl(const Context& ctx, const std::string& path, uint32_t cmd,
+            uint64_t arg, const FileInfo* fi, uint32_t flags,
+            const std::string& in, size_t out_size, std::string* out,
+            int* result) override;
 
  private:
   // Whether the case leaves operation `op` out: the operation then answers

@@ -416,7 +416,10 @@ def test_systemd_units_verify(mounts, bins):
           text.replace("@SBINDIR@", sbin))
     shutil.copyfile(os.path.join(REPO, "packaging", "fuse-hostd.socket"),
                     os.path.join(units, "fuse-hostd.socket"))
-    res = run_cmd(["systemd-analyze", "verify",
+    # --man=no: whether the system has the manual page Documentation= names
+    # (fusermount3(1); a minimal system has no man at all) says nothing
+    # about the units.
+    res = run_cmd(["systemd-analyze", "verify", "--man=no",
                    os.path.join(units, "fuse-hostd.socket"),
                    os.path.join(units, "fuse-hostd.service")], timeout=60)
     problems = [l for l in (res.stdout + res.stderr).splitlines()

@@ -283,9 +283,18 @@ def test_listing_with_attributes_spares_lookups(mounts):
     """Every chunk of a listing comes with attributes (not only the first,
     as in the kernel's "auto" mode), so find needs no LOOKUP per name."""
     m = mounts.mount("loopback")
+    # The loopback's watcher announces every file made below, and each
+    # notice makes the kernel forget the name: one arriving after the
+    # listing costs a LOOKUP. Notices come in the order of the changes, so
+    # once a name made last shows (it was absent, and absence is cached
+    # until its notice), the earlier ones have all been applied.
+    marker = os.path.join(m.path, "many-made")
+    assert not os.path.exists(marker)
     os.mkdir(os.path.join(m.backing, "many"))
     for i in range(400):  # far more than one 4 KiB readdir chunk
         open(os.path.join(m.backing, "many", "file-%03d" % i), "w").close()
+    open(os.path.join(m.backing, "many-made"), "w").close()
+    assert wait_until(lambda: os.path.exists(marker), 10, 0.02)
     before = kernel_requests(m, "lookup")
     res = run_cmd(["find", os.path.join(m.path, "many"), "-printf",
                    "%s\n"]).check()

@@ -6,24 +6,9 @@ is in the conformance cases (tests/conformance/cases/instances.textproto).
 Needs `bazel build //...`, as test_conformance.py; runs as any user.
 """
 
-import os
-import sys
-
-import pytest
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))))
-BIN = os.environ.get("FUSE_HOSTD_BIN_DIR", os.path.join(REPO, "bazel-bin"))
-_PACKAGE = os.path.join(BIN, "client", "python")
-if not os.path.isfile(os.path.join(_PACKAGE, "fusehost", "filesystem_pb2.py")):
-    pytest.fail("the fusehost package is not built (run `bazel build //...`)",
-                pytrace=False)
-if _PACKAGE not in sys.path:
-    sys.path.insert(0, _PACKAGE)
-
-import fusehost  # noqa: E402
-from fusehost import _server  # noqa: E402
-from fusehost._proto import pb  # noqa: E402
+import fusehost  # the package, on the path by conftest.py
+from fusehost import _server
+from fusehost._proto import pb
 
 
 class _Root(fusehost.Operations):

@@ -19,6 +19,7 @@ modules); FUSE_HOSTD_BIN_DIR overrides <repo>/bazel-bin. Runs as any user:
 nothing is mounted.
 """
 
+import ctypes
 import errno
 import glob
 import os
@@ -394,6 +395,17 @@ class Scripted(fusehost.Operations):
     def lseek(self, path, offset, whence, fh):
         self._fail("lseek", path)
         return offset
+
+    def ioctl(self, path, cmd, arg, fh, flags, data):
+        self._fail("ioctl", path)
+        # The size and direction come from the command number, as a
+        # filesystem serving a real command knows them; the buffer holds
+        # them (the Python SDK cannot pass back more than asked).
+        size = (cmd >> 16) & 0x3fff
+        if (cmd >> 30) & 2:
+            passed = ctypes.string_at(data, size)
+            ctypes.memmove(data, bytes((c + 1) % 256 for c in passed), size)
+        return (arg or 0) % 256
 
 
 def _scripted_class(spec):

@@ -205,13 +205,6 @@ TEST_F(HandlerTest, LocksCarryTheirOwnerAndRange) {
   EXPECT_EQ(set->err, EAGAIN);
 }
 
-TEST_F(HandlerTest, IoctlIsNotForwarded) {
-  auto req = Req(KernelOp::kIoctl);
-  handlers_->Ioctl(req);
-  EXPECT_EQ(req->err, ENOTTY);
-  EXPECT_EQ(sent(), 0u);
-}
-
 TEST_F(HandlerTest, XattrSizesAndRange) {
   uint64_t node = Known(kRoot, "f", FileAttr(5));
   v1::OpResult value;

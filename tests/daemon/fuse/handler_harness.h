@@ -32,7 +32,7 @@ class FakeRequest : public KernelRequest {
  public:
   enum class Kind {
     kNone, kError, kForgotten, kEntry, kAttr, kReadlink, kOpen, kCreate,
-    kData, kWritten, kStatfs, kXattrSize, kLock, kLseek
+    kData, kWritten, kStatfs, kXattrSize, kLock, kLseek, kIoctl
   };
 
   explicit FakeRequest(KernelOp op, MountStats* stats = nullptr)
@@ -50,10 +50,10 @@ class FakeRequest : public KernelRequest {
   KernelEntry entry;
   struct stat attr = {};
   double timeout = 0;
-  std::string data;  // readlink target, data or dirent buffer
+  std::string data;  // readlink target, data, dirent buffer, ioctl data
   KernelOpenReply open;
   size_t count = 0;  // written, xattr size
-  off_t offset = 0;
+  off_t offset = 0;  // lseek's offset, ioctl's result
   struct flock lock = {};
   // The kernel does not take the next entry/open/create reply (as if the
   // request were interrupted).
@@ -106,6 +106,11 @@ class FakeRequest : public KernelRequest {
   int SendLseek(off_t o) override {
     offset = o;
     return Set(Kind::kLseek, 0);
+  }
+  int SendIoctl(int result, absl::string_view out) override {
+    offset = result;
+    data = std::string(out);
+    return Set(Kind::kIoctl, 0);
   }
 
  private:
@@ -209,22 +214,28 @@ inline v1::OpResult EntryResult(const v1::Attr& attr) {
 class HandlerTest : public ::testing::Test {
  protected:
   HandlerTest() : invalidator_(&nodes_, &notify_) {
-    RequestHandlers::Options options;
-    options.nodes = &nodes_;
-    options.transport = &pipeline_;
-    options.coherence = &pipeline_;
-    options.invalidator = &invalidator_;
-    options.timeouts.attr = absl::Seconds(2);
-    handlers_ = std::make_unique<RequestHandlers>(options);
+    KernelTimeouts timeouts;
+    timeouts.attr = absl::Seconds(2);
+    Rebuild(timeouts, /*backend_ioctl=*/false);
   }
   // Rebuilds the handlers with other timeouts.
   void SetTimeouts(const KernelTimeouts& timeouts) {
+    Rebuild(timeouts, /*backend_ioctl=*/false);
+  }
+  // Rebuilds the handlers for a backend that implements ioctl, or not.
+  void SetBackendIoctl(bool backend_ioctl) {
+    KernelTimeouts timeouts;
+    timeouts.attr = absl::Seconds(2);
+    Rebuild(timeouts, backend_ioctl);
+  }
+  void Rebuild(const KernelTimeouts& timeouts, bool backend_ioctl) {
     RequestHandlers::Options options;
     options.nodes = &nodes_;
     options.transport = &pipeline_;
     options.coherence = &pipeline_;
     options.invalidator = &invalidator_;
     options.timeouts = timeouts;
+    options.backend_ioctl = backend_ioctl;
     handlers_ = std::make_unique<RequestHandlers>(options);
   }
 

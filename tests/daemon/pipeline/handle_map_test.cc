@@ -81,5 +81,22 @@ TEST(HandleMap, FailuresIssueNothing) {
   EXPECT_EQ(map.size(), 0u);
 }
 
+TEST(HandleMap, AnIoctlsOptionalHandleIsResolvedWhenSet) {
+  HandleMap map;
+  map.SawInstance(7);
+  v1::OpResult r = Opened(3);
+  map.IssueTokens(OpenOp(), 7, &r);
+  v1::Op with;
+  with.mutable_ioctl()->set_fh(r.open().fh());
+  ASSERT_TRUE(map.ResolveTokens(&with));
+  EXPECT_EQ(with.ioctl().fh(), 3u);
+  EXPECT_EQ(with.handle_instance(), 7u);
+  v1::Op without;  // a directory the backend was not asked to open
+  without.mutable_ioctl()->set_path("/d");
+  ASSERT_TRUE(map.ResolveTokens(&without));
+  EXPECT_FALSE(without.ioctl().has_fh());
+  EXPECT_EQ(without.handle_instance(), 0u);
+}
+
 }  // namespace
 }  // namespace fusehost

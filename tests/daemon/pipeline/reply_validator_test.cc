@@ -369,5 +369,30 @@ TEST(ReplyValidator, RepairsResultsOnTheirWayUpAndCountsThem) {
   EXPECT_EQ(stats.Snap().backend_invalid, 3u);
 }
 
+TEST(ValidateResult, IoctlDataIsCutToTheCallersBufferAndResultsAreNotNegative) {
+  v1::Op op;
+  op.mutable_ioctl()->set_out_size(4);
+  v1::OpResult r;
+  r.mutable_ioctl()->set_result(1);
+  r.mutable_ioctl()->set_out_data("12345678");
+  EXPECT_FALSE(ValidateResult(ReplyExpectation::Of(op), &r).empty());
+  EXPECT_EQ(r.posix_errno(), 0);
+  EXPECT_EQ(r.ioctl().out_data(), "1234");
+  EXPECT_EQ(r.ioctl().result(), 1);
+
+  v1::OpResult negative;
+  negative.mutable_ioctl()->set_result(-5);
+  EXPECT_FALSE(ValidateResult(ReplyExpectation::Of(op), &negative).empty());
+  EXPECT_EQ(negative.posix_errno(), EIO);
+
+  v1::OpResult missing;  // an ioctl's result is required
+  EXPECT_FALSE(ValidateResult(ReplyExpectation::Of(op), &missing).empty());
+  EXPECT_EQ(missing.posix_errno(), EIO);
+
+  v1::OpResult fits;
+  fits.mutable_ioctl()->set_out_data("12");
+  EXPECT_TRUE(ValidateResult(ReplyExpectation::Of(op), &fits).empty());
+}
+
 }  // namespace
 }  // namespace fusehost

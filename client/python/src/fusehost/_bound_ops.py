@@ -29,22 +29,55 @@ OPERATION_NAMES = (
     "create", "read", "write", "statfs", "flush", "release", "fsync",
     "setxattr", "getxattr", "listxattr", "removexattr", "opendir", "readdir",
     "readdir_with_offset", "releasedir", "fsyncdir", "access", "lock",
-    "flock", "fallocate", "copy_file_range", "lseek",
+    "flock", "fallocate", "copy_file_range", "lseek", "ioctl",
 )
 
 
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY,
+               inspect.Parameter.POSITIONAL_OR_KEYWORD)
+_BY_KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+               inspect.Parameter.KEYWORD_ONLY)
+
+
+def _parameters(fn):
+    """The parameters of a bound method (self left out), or None when its
+    signature cannot be read (some builtins)."""
+    try:
+        return list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return None
+
+
 def _param_count(fn):
-    try:
-        return len(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):
-        return -1
+    params = _parameters(fn)
+    return -1 if params is None else len(params)
 
 
-def _takes_param(fn, name):
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
+def declares_positional(fn, n):
+    """Whether `fn` names at least `n` positional parameters. A decorator's
+    `*args` names none: it says nothing about what the method beneath
+    takes, so optional arguments beyond mfusepy's are never passed
+    through one."""
+    params = _parameters(fn)
+    return params is not None and sum(
+        p.kind in _POSITIONAL for p in params) >= n
+
+
+def accepts_positional(fn, n):
+    """Whether `fn` can be called with `n` positional arguments: it names
+    them or takes `*args` (a decorator passing on what mfusepy passes)."""
+    params = _parameters(fn)
+    if params is None:
+        return True
+    return declares_positional(fn, n) or any(
+        p.kind == inspect.Parameter.VAR_POSITIONAL for p in params)
+
+
+def declares_keyword(fn, name):
+    """Whether `fn` names a parameter `name` that a keyword can set."""
+    params = _parameters(fn)
+    return params is not None and any(
+        p.name == name and p.kind in _BY_KEYWORD for p in params)
 
 
 def status(ret):
@@ -87,17 +120,31 @@ class BoundOperations:
                          cls_call is not Operations.__call__)
         for name in OPERATION_NAMES:
             setattr(self, "f_" + name, self._fn(name))
-        # Signatures that change how a method is called (as mfusepy does for
-        # create; the others are fusehost extensions).
+        # How each method is called where libfuse 2 and 3 differ, decided
+        # by the parameters it names (never by a decorator's *args):
+        # * create(path, mode) when it takes two parameters, else with the
+        #   open flags too (mfusepy's rule, which counts them all);
+        # * getattr(path, fh), fh None without a handle, as mfusepy calls
+        #   it; getattr(path) when it takes only the path;
+        # * rename gets renameat2's flags as a third argument, and truncate
+        #   the handle as one, only when the method names a third
+        #   parameter (mfusepy passes neither: libfuse 2 has no such
+        #   arguments, its libfuse 3 wrapper drops them);
+        # * chmod, chown and utimens get the handle as the keyword `fh`
+        #   only when they name that parameter.
         self.create_two_args = self.f_create is not None and _param_count(
             getattr(ops, "create")) == 2
-        self.rename_flags = self.f_rename is not None and _param_count(
-            getattr(ops, "rename")) >= 3
+        self.getattr_fh = accepts_positional(getattr(ops, "getattr"), 2)
+        self.rename_flags = self.f_rename is not None and \
+            declares_positional(getattr(ops, "rename"), 3)
+        self.truncate_fh = self.f_truncate is not None and \
+            declares_positional(getattr(ops, "truncate"), 3)
         self.fh_kw = {name: is_implemented(ops, name) and
-                      _takes_param(getattr(ops, name), "fh")
+                      declares_keyword(getattr(ops, name), "fh")
                       for name in ("chmod", "chown", "utimens")}
         self.posix_locks = self.f_lock is not None
         self.flock_locks = self.f_flock is not None
+        self.ioctl = self.f_ioctl is not None
 
     def _fn(self, name):
         """The callable for operation `name`, or None if not implemented."""
@@ -140,7 +187,7 @@ class BoundOperations:
 
     def getattr_of(self, path, fh):
         """getattr of `path`, through the open file `fh` when not None."""
-        if fh is not None:
+        if self.getattr_fh:
             return self.f_getattr(path, fh)
         return self.f_getattr(path)
 
@@ -165,7 +212,7 @@ class BoundOperations:
         """Fills `attr` (holder's `field`) from getattr of `path`; clears
         the field when that fails."""
         try:
-            st = self.f_getattr(path)
+            st = self.getattr_of(path, None)
             attr.SetInParent()
             self.fill_attr(st, attr)
         except Exception:

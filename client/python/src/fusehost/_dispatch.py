@@ -28,6 +28,7 @@ import threading
 
 from . import _context
 from . import _translate_files
+from . import _translate_ioctl
 from . import _translate_metadata
 from ._bound_ops import BoundOperations
 from ._proto import pb
@@ -40,6 +41,7 @@ MAX_ERRNO = pb.LIMIT_MAX_ERRNO
 # Every translation, by the Op field that carries its request.
 _TRANSLATIONS = dict(_translate_metadata.TRANSLATIONS)
 _TRANSLATIONS.update(_translate_files.TRANSLATIONS)
+_TRANSLATIONS.update(_translate_ioctl.TRANSLATIONS)
 _NAME_CHANGES = _translate_metadata.NAME_CHANGES
 
 # Ops that carry a handle the backend issued (fh, fh_in, fh_out): those on
@@ -49,7 +51,7 @@ _HANDLE_OPS = frozenset((
     "read", "write", "flush", "release", "fsync", "readdir", "releasedir",
     "fsyncdir", "lock", "flock", "fallocate", "copy_file_range", "lseek"))
 _OPTIONAL_HANDLE_OPS = frozenset((
-    "getattr", "chmod", "chown", "truncate", "utimens"))
+    "getattr", "chmod", "chown", "truncate", "utimens", "ioctl"))
 
 
 class Dispatcher:
@@ -69,6 +71,7 @@ class Dispatcher:
         self.default_ttl_ms = self.bound.default_ttl_ms
         self.posix_locks = self.bound.posix_locks
         self.flock_locks = self.bound.flock_locks
+        self.ioctl = self.bound.ioctl
         self.wire_path = self.bound.wire_path
 
     def run(self, op, result, mount_id):

@@ -12,7 +12,7 @@ import errno
 import logging
 import secrets
 
-from . import _convert
+from . import _mfusepy_names
 from ._dispatch import MAX_ERRNO
 from ._operations import is_implemented
 from ._proto import pb
@@ -40,7 +40,8 @@ def init_reply(dispatcher, request, name):
     return pb.InitReply(
         posix_errno=err, protocol_version=PROTOCOL_VERSION,
         posix_locks=dispatcher.posix_locks,
-        flock_locks=dispatcher.flock_locks, name=name,
+        flock_locks=dispatcher.flock_locks, ioctl=dispatcher.ioctl,
+        name=name,
         default_ttl_ms=dispatcher.default_ttl_ms,
         instance=dispatcher.instance)
 
@@ -52,11 +53,11 @@ def call_init(b, request):
     options = b.options
     try:
         if is_implemented(ops, "init_with_config"):
-            conn = _convert.Settings(
+            conn = _mfusepy_names.fuse_conn_info(
                 proto_major=7, proto_minor=31, capable=0, want=0,
                 max_write=0, max_readahead=0, max_background=0,
                 congestion_threshold=0, time_gran=1)
-            config = _convert.Settings(
+            config = _mfusepy_names.fuse_config(
                 set_gid=0, gid=0, set_uid=0, uid=0, set_mode=0, umask=0,
                 entry_timeout=1.0, negative_timeout=0.0,
                 attr_timeout=1.0, intr=0, intr_signal=0, remember=0,

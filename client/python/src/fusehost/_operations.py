@@ -73,9 +73,10 @@ class Operations:
     carry a fourth item, the file's xattr names as os.listxattr gives them
     (the daemon then answers getxattr of other names, e.g. the ACL `ls -l`
     asks every file for, and listxattr itself); chmod, chown and
-    utimens get the open file's handle when they accept an `fh` keyword;
-    rename gets renameat2's flags when it takes a third argument. And one
-    more class attribute:
+    utimens get the open file's handle when they name an `fh` parameter;
+    rename gets renameat2's flags when it names a third parameter (a
+    decorator's *args names none: such methods are called as mfusepy calls
+    them). And one more class attribute:
       readdir_attrs_are_full  (default True) attrs dicts that readdir returns
                        with more than st_mode are complete stat results, so
                        the daemon may cache them as getattr answers. Set it
@@ -210,7 +211,14 @@ class Operations:
 
     @_not_implemented
     def ioctl(self, path, cmd, arg, fh, flags, data):
-        # Never called: fuse-hostd answers ioctl with ENOTTY (see the proto).
+        """ioctl(2) of an open file or directory, for commands whose number
+        says what they pass (_IOC direction and size). `data` is the
+        address of a buffer (ctypes.memmove, ctypes.string_at) holding what
+        the command passes in, large enough for what it passes back, or
+        None when it passes nothing; `arg` is the caller's argument as a
+        number (None for 0); `flags` has FUSE_IOCTL_DIR (16) on a
+        directory. Returns ioctl(2)'s value (0 or more). Unknown commands:
+        raise FuseOSError(errno.ENOTTY), as this default does."""
         raise FuseOSError(errno.ENOTTY)
 
     @_not_implemented
@@ -289,9 +297,10 @@ class Operations:
 
     @_not_implemented
     def rename(self, old, new):
-        """Renames `old` to `new`. A method that takes a third argument also
-        gets renameat2's flags (RENAME_NOREPLACE, RENAME_EXCHANGE); without
-        it, renames with flags fail with EINVAL."""
+        """Renames `old` to `new`. A method that names a third parameter
+        also gets renameat2's flags (RENAME_NOREPLACE, RENAME_EXCHANGE);
+        without one (a decorator's *args does not count), renames with
+        flags fail with EINVAL."""
         raise FuseOSError(errno.EROFS)
 
     @_not_implemented
@@ -315,6 +324,9 @@ class Operations:
 
     @_not_implemented
     def truncate(self, path, length, fh=None):
+        """Sets the size. A method that names a third parameter gets the
+        open file's handle there when the kernel truncates through one
+        (ftruncate, O_TRUNC), else None."""
         raise FuseOSError(errno.EROFS)
 
     @_not_implemented

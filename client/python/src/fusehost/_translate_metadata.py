@@ -184,7 +184,7 @@ def truncate(b, req, result):
     if b.f_truncate is None:
         return errno.ENOSYS
     path, fh = b.path(req.path), b.opt_fh(req)
-    if fh is not None:
+    if fh is not None and b.truncate_fh:
         err = status(b.f_truncate(path, req.size, fh))
     else:
         err = status(b.f_truncate(path, req.size))
