@@ -55,7 +55,10 @@ const epochOriginNs = BigInt(Date.now()) * NS_PER_MS
 // A number field of a stat object as an unsigned integer the message can
 // take (a decimal string when it needs more than 53 bits).
 function unsigned (value) {
-  if (typeof value === 'bigint') return value > 0n ? value.toString() : 0
+  if (typeof value === 'bigint') {
+    if (value <= 0n) return 0
+    return value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString()
+  }
   if (typeof value !== 'number' || !(value > 0)) return 0
   return Number.isSafeInteger(value) ? value : Math.floor(value)
 }
