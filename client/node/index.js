@@ -16,6 +16,7 @@ const { Bound, callers } = require('./lib/bound')
 const { Dispatcher } = require('./lib/dispatch')
 const { InvalidationHub, noticePath } = require('./lib/invalidations')
 const { load } = require('./lib/protocol')
+const { encode, decode } = require('./lib/names')
 const { Service, startServer, stopServer, newInstance } = require('./lib/server')
 const { Session } = require('./lib/session')
 const { ControlClient, controlSocket, controlError, mountOptions } = require('./lib/control')
@@ -171,6 +172,18 @@ class Fuse {
       .catch((e) => { throw controlError(`unmounting ${mnt} failed`, e) })
       .finally(() => control.close())
     return settle(work, cb)
+  }
+
+  // A path or name an operation got, as the bytes it stands for (fusehost
+  // extension): names that are not UTF-8 reach operations with escapes
+  // (lone surrogates), which this turns back into their bytes, e.g. for
+  // Node's fs. And the other way round, for names read from the host.
+  static toBuffer (name) {
+    return encode(name)
+  }
+
+  static fromBuffer (buf) {
+    return decode(buf)
   }
 
   // The caller of the operation running (fusehost extension): { uid, gid,

@@ -129,7 +129,18 @@ module.exports = {
   lsetxattr: (path, name, value, flags) => call('lsetxattr', path, name, Buffer.from(value), flags).then(() => {}),
   // The value; rejects with -ENODATA when there is none.
   lgetxattr: (path, name) => call('lgetxattr', path, name),
-  llistxattr: (path) => call('llistxattr', path).then((b) => b.toString('utf8').split('\0').filter(Boolean)),
+  // The names, as Buffers (any bytes).
+  llistxattr: (path) => call('llistxattr', path).then((b) => {
+    const names = []
+    let start = 0
+    for (let i = 0; i < b.length; i++) {
+      if (b[i] === 0) {
+        if (i > start) names.push(b.subarray(start, i))
+        start = i + 1
+      }
+    }
+    return names
+  }),
   lremovexattr: (path, name) => call('lremovexattr', path, name).then(() => {}),
   // `dev` as the kernel encodes it (what FUSE's mknod carries).
   mknod: (path, mode, dev) => call('mknodat', path, mode, dev).then(() => {}),

@@ -65,7 +65,11 @@ function loopbackFs (root) {
   const handles = new Map() // handle -> descriptor
   let nextHandle = 1
 
-  const full = (p) => p === '/' ? root : path.join(root, p)
+  // Host paths as Buffers: names that are not UTF-8 stay the bytes they
+  // are (fusehost hands them over escaped; Fuse.toBuffer undoes it).
+  const rootBytes = Buffer.from(root)
+  const bytes = (p) => typeof Fuse.toBuffer === 'function' ? Fuse.toBuffer(p) : Buffer.from(p)
+  const full = (p) => p === '/' ? rootBytes : Buffer.concat([rootBytes, bytes(p)])
 
   function fdOf (handle) {
     const fd = handles.get(handle)
@@ -76,7 +80,7 @@ function loopbackFs (root) {
   // New nodes belong to the caller; under a setgid directory, to its group.
   async function giveToCaller (p) {
     const { uid, gid } = caller()
-    const parent = await fsp.stat(path.dirname(full(p)))
+    const parent = await fsp.stat(full(path.posix.dirname(p)))
     await fsp.lchown(full(p), uid, parent.mode & S_ISGID ? parent.gid : gid)
   }
 
@@ -107,7 +111,7 @@ function loopbackFs (root) {
     }),
     // fuse-native's order: symlink(target, new name).
     symlink: done(async (target, p) => {
-      await fsp.symlink(target, full(p))
+      await fsp.symlink(bytes(target), full(p))
       await giveToCaller(p)
     }),
     // fuse-native's order: link(existing name, new name).
@@ -196,23 +200,24 @@ function loopbackFs (root) {
       const st = await fsp.statfs(full(p))
       return { bsize: st.bsize, frsize: st.bsize, blocks: st.blocks, bfree: st.bfree, bavail: st.bavail, files: st.files, ffree: st.ffree, favail: st.ffree, namemax: 255 }
     }),
-    setxattr: done((p, name, value, position, flags) => host.lsetxattr(full(p), name, value, flags)),
+    setxattr: done((p, name, value, position, flags) => host.lsetxattr(full(p), bytes(name), value, flags)),
     getxattr: done(async (p, name) => {
       try {
-        return await host.lgetxattr(full(p), name)
+        return await host.lgetxattr(full(p), bytes(name))
       } catch (e) {
         if (e === Fuse.ENODATA) return null // fuse-native's "no such attribute"
         throw e
       }
     }),
     listxattr: done((p) => host.llistxattr(full(p))),
-    removexattr: done((p, name) => host.lremovexattr(full(p), name)),
+    removexattr: done((p, name) => host.lremovexattr(full(p), bytes(name))),
     // Whole listings with every entry's attributes: the daemon answers
     // ls -l and lookups from them.
     readdir: function (p, cb) {
       const dir = full(p)
-      fsp.readdir(dir).then(async (names) => {
-        const stats = await Promise.all(names.map((n) => fsp.lstat(path.join(dir, n), { bigint: true }).catch(() => null)))
+      const slash = Buffer.from('/')
+      fsp.readdir(dir, { encoding: 'buffer' }).then(async (names) => {
+        const stats = await Promise.all(names.map((n) => fsp.lstat(Buffer.concat([dir, slash, n]), { bigint: true }).catch(() => null)))
         // A name removed meanwhile is left out.
         cb(0, names.filter((_, i) => stats[i] !== null), stats.filter((s) => s !== null))
       }, (err) => cb(failure(err)))

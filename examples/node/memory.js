@@ -48,6 +48,12 @@ function caller () {
   return callerOf(Fuse)
 }
 
+// The bytes a name or path stands for (fusehost hands names that are not
+// UTF-8 over escaped; under fuse-native a string is its UTF-8).
+function bytes (name) {
+  return typeof Fuse.toBuffer === 'function' ? Fuse.toBuffer(name) : Buffer.from(name)
+}
+
 class Inode {
   constructor (ino, mode, uid, gid, rdev = 0) {
     this.ino = ino
@@ -147,7 +153,7 @@ function memoryFs () {
     let node = root
     for (const name of path.split('/')) {
       if (!name) continue
-      if (Buffer.byteLength(name) > NAME_MAX) throw Fuse.ENAMETOOLONG
+      if (bytes(name).length > NAME_MAX) throw Fuse.ENAMETOOLONG
       if (!node.children) throw Fuse.ENOTDIR
       node = node.children.get(name)
       if (!node) throw Fuse.ENOENT
@@ -161,7 +167,7 @@ function memoryFs () {
     const slash = path.lastIndexOf('/')
     const name = path.slice(slash + 1)
     if (!name) throw Fuse.EBUSY // the root has no parent
-    if (Buffer.byteLength(name) > NAME_MAX) throw Fuse.ENAMETOOLONG
+    if (bytes(name).length > NAME_MAX) throw Fuse.ENAMETOOLONG
     const parent = resolve(path.slice(0, slash) || '/')
     if (!parent.children) throw Fuse.ENOTDIR
     return [parent, name]
@@ -308,7 +314,8 @@ function memoryFs () {
     readlink: sync((path) => {
       const inode = resolve(path)
       if ((inode.mode & S_IFMT) !== S_IFLNK) throw Fuse.EINVAL
-      return inode.data.subarray(0, inode.size).toString('utf8')
+      const target = inode.data.subarray(0, inode.size)
+      return typeof Fuse.fromBuffer === 'function' ? Fuse.fromBuffer(target) : target.toString()
     }),
     mknod: sync((path, mode, dev) => {
       let kind = mode & S_IFMT
@@ -319,7 +326,7 @@ function memoryFs () {
     }),
     mkdir: sync((path, mode) => { make(path, S_IFDIR | (mode & 0o7777)) }),
     // fuse-native's order: symlink(target, new name).
-    symlink: sync((target, path) => { make(path, S_IFLNK | 0o777, 0, Buffer.from(target, 'utf8')) }),
+    symlink: sync((target, path) => { make(path, S_IFLNK | 0o777, 0, bytes(target)) }),
     unlink: sync((path) => remove(path, false)),
     rmdir: sync((path) => remove(path, true)),
     rename: sync((src, dest) => rename(src, dest, 0)),
@@ -447,7 +454,7 @@ function memoryFs () {
       }
     }),
     setxattr: sync((path, name, value, position, flags) => {
-      if (!name || Buffer.byteLength(name) > NAME_MAX) throw Fuse.ERANGE
+      if (!name || bytes(name).length > NAME_MAX) throw Fuse.ERANGE
       // POSIX ACLs would have to change the mode bits with them; refusing
       // them makes cp -a and tar fall back to chmod.
       if (name.startsWith('system.posix_acl_')) throw Fuse.EOPNOTSUPP

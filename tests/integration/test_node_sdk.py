@@ -5,6 +5,8 @@ session's daemon. Each Node test is reported as one pytest test."""
 
 import os
 import re
+import signal
+import subprocess
 
 import pytest
 
@@ -62,3 +64,18 @@ def test_fuse_native_shaped_filesystem(node_run, name):
 
 def test_every_node_test_was_found():
     assert len(NAMES) >= 10, NAMES
+
+
+def test_sigterm_unmounts_before_the_process_ends(node_mounts):
+    """A Node filesystem told to stop (SIGTERM, with no handler of its own)
+    unmounts first: no mount outlives the process serving it."""
+    m = node_mounts.mount("memory")
+    proc = m.backend.proc
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the Node process did not end within 20 s of SIGTERM:\n%s"
+                    % fhlib.tail(m.backend.log))
+    assert proc.returncode == -signal.SIGTERM, proc.returncode
+    assert not fhlib.is_mounted(m.path), "the mount outlived its process"

@@ -9,6 +9,7 @@ const { AsyncLocalStorage } = require('async_hooks')
 const { ERRNO } = require('./errno')
 const { AttrPolicy } = require('./convert')
 const { invoke, timeoutFor } = require('./invoke')
+const { decode } = require('./names')
 
 // The caller of the operation running, for Fuse.context(): each operation
 // runs inside it, and the callbacks and promises it starts keep it.
@@ -47,15 +48,15 @@ class Bound {
     return invoke(this.ops, name, args, { timeoutMs, counts, log: this.log })
   }
 
-  // A wire path as the string operations get; null for the empty path of
-  // a file whose name is gone (unlinked or renamed away while open).
-  // Bytes that are not UTF-8 become U+FFFD, as in fuse-native.
+  // A wire path as the string operations get (names.js: bytes that are
+  // not UTF-8 survive as escapes); null for the empty path of a file whose
+  // name is gone (unlinked or renamed away while open).
   path (raw) {
-    return raw && raw.length ? raw.toString('utf8') : null
+    return raw && raw.length ? decode(raw) : null
   }
 
   text (raw) {
-    return raw ? raw.toString('utf8') : ''
+    return raw ? decode(raw) : ''
   }
 
   // A handle as fuse-native passes it: a number (a BigInt beyond 2^53,

@@ -5,6 +5,7 @@
 
 const grpc = require('@grpc/grpc-js')
 const { load } = require('./protocol')
+const { encode } = require('./names')
 
 const DEFAULT_CONTROL_SOCKET = '/run/fuse-hostd/control.sock'
 const CONTROL_SOCKET_ENV = 'FUSE_HOSTD_CONTROL_SOCKET'
@@ -90,13 +91,13 @@ class ControlClient {
   // Resolves to the new mount's id (a decimal string).
   async mount (backend, mountpoint, options) {
     const reply = await this._call('Mount', {
-      backend, mountpoint: Buffer.from(mountpoint, 'utf8'), options
+      backend, mountpoint: encode(mountpoint), options
     }, MOUNT_TIMEOUT_MS)
     return String(reply.mount_id || '0')
   }
 
   unmount (mountpoint, lazy) {
-    return this._call('Unmount', { mountpoint: Buffer.from(mountpoint, 'utf8'), lazy }, RPC_TIMEOUT_MS)
+    return this._call('Unmount', { mountpoint: encode(mountpoint), lazy }, RPC_TIMEOUT_MS)
   }
 
   async list () {

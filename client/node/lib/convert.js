@@ -9,6 +9,8 @@
 // fs.stat(path, { bigint: true }) gives, so a loopback may hand its
 // BigIntStats on unchanged.
 
+const { encode } = require('./names')
+
 const NS_PER_MS = 1000000n
 const NS_PER_S = 1000000000n
 const U32 = 0xffffffff
@@ -111,7 +113,7 @@ class AttrPolicy {
     // names (ls -l asks every file for its ACL) and listxattr itself.
     if (Array.isArray(stat.xattrNames)) {
       attr.xattr_names_known = true
-      attr.xattr_names = stat.xattrNames.map((n) => Buffer.isBuffer(n) ? n : Buffer.from(String(n), 'utf8'))
+      attr.xattr_names = stat.xattrNames.map(encode)
     }
     return attr
   }

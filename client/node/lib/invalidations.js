@@ -15,6 +15,7 @@
 // `onReady` (called after each push) that something is queued.
 
 const { load } = require('./protocol')
+const { encode } = require('./names')
 
 class InvalidationHub {
   constructor () {
@@ -82,7 +83,7 @@ class Subscription {
 // The path of a notice as the protocol's bytes: absolute, without NUL.
 // Throws in the notifying code, where the mistake is.
 function noticePath (path) {
-  const bytes = Buffer.isBuffer(path) ? path : Buffer.from(String(path), 'utf8')
+  const bytes = encode(path)
   if (bytes.length === 0 || bytes[0] !== 0x2f) {
     throw new TypeError(`fusehost: a notice needs an absolute path inside the filesystem ("/" for the root), not ${JSON.stringify(String(path))}`)
   }

@@ -14,6 +14,7 @@
 // are cut, write and copy_file_range counts capped at the request's length.
 
 const { ERRNO } = require('./errno')
+const { encode } = require('./names')
 const { isCompleteStat, typeOf } = require('./convert')
 const { status, ENOSYS, OK } = require('./ops_metadata')
 
@@ -108,7 +109,7 @@ async function opendir (b, req) {
 // A listing entry's name as bytes, or null for "." and "..", which the
 // daemon supplies itself.
 function entryName (name) {
-  const bytes = Buffer.isBuffer(name) ? name : Buffer.from(String(name), 'utf8')
+  const bytes = encode(name)
   if (bytes.length === 1 && bytes[0] === 0x2e) return null
   if (bytes.length === 2 && bytes[0] === 0x2e && bytes[1] === 0x2e) return null
   return bytes

@@ -16,6 +16,7 @@
 // round trip; a failing getattr leaves them out (the daemon then asks).
 
 const { ERRNO } = require('./errno')
+const { encode } = require('./names')
 const { load } = require('./protocol')
 const { nsOfTimespec, msOfNs, nowNs, statfsReply } = require('./convert')
 
@@ -82,7 +83,7 @@ async function readlink (b, req) {
   const { errno, values } = await b.call('readlink', [b.path(req.path)])
   if (errno) return { errno }
   const target = values[0]
-  const bytes = Buffer.isBuffer(target) ? target : Buffer.from(String(target ?? ''), 'utf8')
+  const bytes = encode(target ?? '')
   return { reply: { readlink: { target: bytes } } }
 }
 
@@ -221,7 +222,7 @@ async function listxattr (b, req) {
   const names = Array.isArray(values[0]) ? values[0] : []
   const parts = []
   for (const name of names) {
-    parts.push(Buffer.isBuffer(name) ? name : Buffer.from(String(name), 'utf8'), Buffer.alloc(1))
+    parts.push(encode(name), Buffer.alloc(1))
   }
   const data = Buffer.concat(parts)
   return { reply: { xattr: data.length ? { data } : {} } }

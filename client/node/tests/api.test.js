@@ -191,3 +191,12 @@ test('notices need an absolute path without NUL', () => {
   assert.throws(() => fuse.notifyRemoved('/a\0b'), /NUL/)
   fuse.notifySubtreeChanged('/') // no stream open: dropped
 })
+
+test('names that are not UTF-8 survive the round trip through strings', () => {
+  for (const bytes of [Buffer.from('caf\xe9', 'latin1'), Buffer.from('café'), Buffer.from([0xff, 0x41, 0xed, 0xa0, 0x80, 0xc0, 0x80]), Buffer.from('😀 plain')]) {
+    const name = Fuse.fromBuffer(bytes)
+    assert.ok(Fuse.toBuffer(name).equals(bytes), bytes.toString('hex'))
+  }
+  assert.strictEqual(Fuse.fromBuffer(Buffer.from('café')), 'café', 'UTF-8 decodes as usual')
+  assert.strictEqual(Fuse.fromBuffer(Buffer.from('caf\xe9', 'latin1')), 'caf\udce9')
+})
