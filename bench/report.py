@@ -8,7 +8,7 @@ import re
 import statistics
 
 from common import REPO, MiB, run
-from systems import HOSTD_SYSTEMS, LABELS, SHORT, SYSTEMS
+from systems import HOSTD_SYSTEMS, LABELS, SDK_SYSTEMS, SHORT, SYSTEMS
 from workloads import WORKLOADS
 
 
@@ -194,7 +194,7 @@ def memory(w, b, verdicts):
     w('')
 
     def peak(k, s):
-        if k == 'pyhostd':
+        if k in SDK_SYSTEMS:
             return '%s %s (its daemon %s)' % (
                 LABELS[k], mib(getattr(s, 'backend_peak', None)),
                 mib(s.peak_rss))

@@ -12,6 +12,8 @@ script mounts, through:
   hostd    fuse-hostd + examples/loopback's loopback_fs on a Unix socket
   pyhostd  fuse-hostd + examples/python/loopback.py (the Python SDK) on a
            Unix socket
+  nodehostd  fuse-hostd + examples/node/loopback.js (the Node.js SDK) on a
+           Unix socket
 
 and prints a markdown table of medians with ratios and PASS/MISS against the
 targets of the benchmark issue. See bench/README.md for what each workload

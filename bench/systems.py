@@ -10,6 +10,8 @@ unmounted, and what memory its processes used.
   hostd    fuse-hostd + examples/loopback's loopback_fs on a Unix socket
   pyhostd  fuse-hostd + examples/python/loopback.py (the Python SDK) on a
            Unix socket
+  nodehostd  fuse-hostd + examples/node/loopback.js (the Node.js SDK) on a
+           Unix socket
 
 Every process is started through RES, so that it is stopped at the end
 whatever happens.
@@ -23,7 +25,10 @@ import time
 from common import (BENCH_DIR, PY, RES, free_port, is_mounted, log,
                     proc_status, run, tcp_open, wait_for)
 
-SYSTEMS = ['tmpfs', 'pll', 'pt', 'fusepy', 'sshfs', 'hostd', 'pyhostd']
+REPO_DIR = os.path.dirname(BENCH_DIR)
+
+SYSTEMS = ['tmpfs', 'pll', 'pt', 'fusepy', 'sshfs', 'hostd', 'pyhostd',
+           'nodehostd']
 LABELS = {
     'tmpfs': 'tmpfs',
     'pll': 'passthrough_ll cache=always',
@@ -32,12 +37,17 @@ LABELS = {
     'sshfs': 'sshfs',
     'hostd': 'fuse-hostd',
     'pyhostd': 'fuse-hostd + Python loopback',
+    'nodehostd': 'fuse-hostd + Node loopback',
 }
 # Shorter names for ratio headers and target lines.
-SHORT = dict(LABELS, pll='passthrough_ll', pyhostd='Python loopback')
-RELAY_SYSTEMS = ['sshfs', 'hostd', 'pyhostd']
+SHORT = dict(LABELS, pll='passthrough_ll', pyhostd='Python loopback',
+             nodehostd='Node loopback')
+RELAY_SYSTEMS = ['sshfs', 'hostd', 'pyhostd', 'nodehostd']
 # The systems that run fuse-hostd (each its own daemon).
-HOSTD_SYSTEMS = ('hostd', 'pyhostd')
+HOSTD_SYSTEMS = ('hostd', 'pyhostd', 'nodehostd')
+# The systems whose backend is a process of an SDK (its memory is reported
+# next to its daemon's).
+SDK_SYSTEMS = ('pyhostd', 'nodehostd')
 
 
 class System:
@@ -350,6 +360,24 @@ class PyHostd(Hostd):
             self.backend_peak = max(getattr(self, 'backend_peak', 0), hwm)
 
 
+class NodeHostd(PyHostd):
+    """fuse-hostd + the Node.js SDK's loopback example (examples/node in
+    the work tree, on the npm dependencies scripts/setup.sh installs),
+    served on a socket."""
+    key = 'nodehostd'
+    backend_name = 'node-loopback'
+    daemon_log = 'fuse-hostd-node'
+
+    def backend_cmd(self, listen):
+        return ['node', os.path.join(REPO_DIR, 'examples', 'node',
+                                     'loopback.js'),
+                self.b.tree.src, '--listen', listen]
+
+    def spawn_backend(self, listen, log_name):
+        return RES.spawn(self.backend_cmd(listen), self.b.logpath(log_name),
+                         cwd='/')
+
+
 SYSTEM_CLASSES = {c.key: c for c in
                   (Tmpfs, PassthroughLL, Passthrough, Fusepy, Sshfs, Hostd,
-                   PyHostd)}
+                   PyHostd, NodeHostd)}

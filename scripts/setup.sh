@@ -19,6 +19,8 @@ PACKAGES=(
   sshfs openssh-server openssh-client python3-fusepy pkg-config gcc
   # the Python SDK's sftp example and its test (with openssh-server above)
   python3-paramiko
+  # the Node.js SDK (client/node) and its examples (npm below)
+  nodejs perl
 )
 
 log() { echo "setup.sh: $*"; }
@@ -71,4 +73,28 @@ exec 3>&-
 if [[ -d /sys/fs/fuse/connections ]] && ! mountpoint -q /sys/fs/fuse/connections; then
   mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null || true
 fi
+# npm: Debian's nodejs comes without it (package npm); a nodejs built
+# elsewhere may bring its own, which Debian's would conflict with.
+if ! command -v npm >/dev/null; then
+  log "installing: npm"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends npm
+fi
+# The Node.js SDK's dependencies (@grpc/grpc-js, @grpc/proto-loader) from
+# the npm registry, exactly as package-lock.json pins them; examples/node
+# links the SDK in. Skipped when node_modules was installed from the same
+# lock file (a stamp holds its checksum).
+for dir in client/node examples/node; do
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/$dir"
+  sum=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [[ "$(cat "$dir/node_modules/.installed-lock" 2>/dev/null)" != "$sum" ]]; then
+    log "npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund) || {
+      echo "setup.sh: npm ci failed in $dir" >&2
+      exit 1
+    }
+    echo "$sum" > "$dir/node_modules/.installed-lock"
+  fi
+done
 log "ok: packages installed, /dev/fuse usable"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds fuse-hostd and runs every test: Bazel's unit tests (plain, and
 # again under AddressSanitizer and UBSan), the Python
-# SDK's unit tests (tests/client/python, pytest), then the integration suite
+# SDK's unit tests (tests/client/python, pytest), the Node.js SDK's
+# (client/node/tests, node --test), then the integration suite
 # (tests/integration, pytest as root against the real binaries through
 # /dev/fuse). Prints each stage as it goes and ends with one line
 # "N passed, N failed" (sums of them all). Exits non-zero if anything failed
@@ -23,6 +24,8 @@ san_passed=0
 san_failed=0
 sdk_passed=0
 sdk_failed=0
+node_passed=0
+node_failed=0
 it_passed=0
 it_failed=0
 extra_failed=0   # stages that failed as a whole (setup, build)
@@ -58,12 +61,13 @@ EOF
 }
 
 finish() {
-  local passed=$((unit_passed + san_passed + sdk_passed + it_passed))
-  local failed=$((unit_failed + san_failed + sdk_failed + it_failed + extra_failed))
+  local passed=$((unit_passed + san_passed + sdk_passed + node_passed + it_passed))
+  local failed=$((unit_failed + san_failed + sdk_failed + node_failed + it_failed + extra_failed))
   stage "summary"
   echo "unit tests (bazel test):  ${unit_passed} passed, ${unit_failed} failed"
   echo "unit tests (sanitized):   ${san_passed} passed, ${san_failed} failed"
   echo "Python SDK (pytest):      ${sdk_passed} passed, ${sdk_failed} failed"
+  echo "Node.js SDK (node --test): ${node_passed} passed, ${node_failed} failed"
   echo "integration (pytest):     ${it_passed} passed, ${it_failed} failed"
   if (( extra_failed > 0 )); then
     echo "failed stages:            ${extra_failed}"
@@ -153,6 +157,22 @@ if [[ "$sdk_rc" != 0 ]] && (( sdk_failed == 0 )); then
   sdk_failed=1
 fi
 echo "Python SDK unit tests: ${sdk_passed} passed, ${sdk_failed} failed"
+
+# --- Node.js SDK unit tests -------------------------------------------------------
+stage "Node.js SDK unit tests (node --test client/node/tests)"
+NODE_LOG="$LOGDIR/node-sdk.log"
+(cd "$REPO/client/node" && node --test --test-reporter=tap tests/) 2>&1 | tee "$NODE_LOG"
+node_rc=${PIPESTATUS[0]}
+# The TAP summary: "# pass N" and "# fail N".
+node_passed=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$NODE_LOG" | tail -1)
+node_failed=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$NODE_LOG" | tail -1)
+node_passed=${node_passed:-0}
+node_failed=${node_failed:-0}
+if [[ "$node_rc" != 0 ]] && (( node_failed == 0 )); then
+  echo "test.sh: node --test failed (exit ${node_rc})" >&2
+  node_failed=1
+fi
+echo "Node.js SDK unit tests: ${node_passed} passed, ${node_failed} failed"
 
 # --- integration tests -------------------------------------------------------------
 stage "integration tests (pytest tests/integration, as root)"

@@ -441,15 +441,29 @@ class MountFactory(PerTestDir):
                 fhlib.force_unmount(m.path)
 
 
-@pytest.fixture
-def mounts(request, bins, daemon, session_tmp, runner_path, users):
+def _factory(request, cls, bins, daemon, session_tmp, runner_path, users):
     if not daemon.alive():   # (died outside a test's teardown check)
         print("session fuse-hostd had died (exit %s); restarting it" %
               daemon.proc.returncode)
         daemon.restart()
-    f = MountFactory(bins, daemon, session_tmp, runner_path, users)
+    f = cls(bins, daemon, session_tmp, runner_path, users)
     yield f
     f.cleanup(_test_failed(request))
+
+
+@pytest.fixture
+def mounts(request, bins, daemon, session_tmp, runner_path, users):
+    yield from _factory(request, MountFactory, bins, daemon, session_tmp,
+                        runner_path, users)
+
+
+@pytest.fixture
+def node_mounts(request, bins, daemon, session_tmp, runner_path, users):
+    """Like `mounts`, with the Node examples (examples/node/) as the
+    backends of mount()."""
+    from nodefhlib import NodeMountFactory
+    yield from _factory(request, NodeMountFactory, bins, daemon,
+                        session_tmp, runner_path, users)
 
 
 # --- the parametrized filesystem fixture -------------------------------------------
@@ -515,31 +529,51 @@ class NativeFactory(PerTestDir):
             h.kill()
 
 
-def _fs_fixture(request, kind, user_kind, users):
+# The programs that serve each kind of backend in the operation checks
+# (fixtures fs, loopback_fs, root_fs): the C++ examples, and the Node ones
+# (fusehost, examples/node/), whose test ids start with "node".
+SDKS = ("cpp",) if NATIVE else ("cpp", "node")
+_FACTORIES = {"cpp": "mounts", "node": "node_mounts"}
+
+
+def _sdk_id(sdk, kind):
+    return kind if sdk == "cpp" else sdk + kind
+
+
+def _fs_fixture(request, kind, user_kind, users, sdk="cpp"):
     if NATIVE:
         f = NativeFactory(request.getfixturevalue("session_tmp"),
                           request.getfixturevalue("runner_path"), users)
         request.addfinalizer(lambda: f.cleanup(False))
         return make_fs(kind, user_kind, f, users)
-    return make_fs(kind, user_kind, request.getfixturevalue("mounts"), users)
+    return make_fs(kind, user_kind,
+                   request.getfixturevalue(_FACTORIES[sdk]), users)
 
 
-@pytest.fixture(params=[(b, u) for b in BACKENDS for u in USER_KINDS],
-                ids=["%s-%s" % (b, u) for b in BACKENDS for u in USER_KINDS])
+_FS_PARAMS = [(s, b, u) for s in SDKS for b in BACKENDS for u in USER_KINDS]
+
+
+@pytest.fixture(params=_FS_PARAMS,
+                ids=["%s-%s" % (_sdk_id(s, b), u) for s, b, u in _FS_PARAMS])
 def fs(request, users):
-    kind, user_kind = request.param
-    return _fs_fixture(request, kind, user_kind, users)
+    sdk, kind, user_kind = request.param
+    return _fs_fixture(request, kind, user_kind, users, sdk)
 
 
-@pytest.fixture(params=USER_KINDS)
+@pytest.fixture(params=[(s, u) for s in SDKS for u in USER_KINDS],
+                ids=["%s-%s" % (_sdk_id(s, "loopback"), u)
+                     for s in SDKS for u in USER_KINDS])
 def loopback_fs(request, users):
-    return _fs_fixture(request, "loopback", request.param, users)
+    sdk, user_kind = request.param
+    return _fs_fixture(request, "loopback", user_kind, users, sdk)
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=[(s, b) for s in SDKS for b in BACKENDS],
+                ids=[_sdk_id(s, b) for s in SDKS for b in BACKENDS])
 def root_fs(request, users):
-    """Both backends, as root only (for tool-heavy tests)."""
-    return _fs_fixture(request, request.param, "root", users)
+    """Every backend, as root only (for tool-heavy tests)."""
+    sdk, kind = request.param
+    return _fs_fixture(request, kind, "root", users, sdk)
 
 
 @pytest.fixture
