@@ -32,7 +32,7 @@ const TRANSLATIONS = { ...metadata.TRANSLATIONS, ...files.TRANSLATIONS }
 const HANDLE_OPS = new Set([
   'read', 'write', 'flush', 'release', 'fsync', 'readdir', 'releasedir',
   'fsyncdir', 'lock', 'flock', 'fallocate', 'copy_file_range', 'lseek'])
-const OPTIONAL_HANDLE_OPS = new Set(['getattr', 'chmod', 'chown', 'truncate', 'utimens'])
+const OPTIONAL_HANDLE_OPS = new Set(['getattr', 'chmod', 'chown', 'truncate', 'utimens', 'ioctl'])
 
 class Dispatcher {
   // `bound`: the Bound filesystem; `instance`: this backend instance, a

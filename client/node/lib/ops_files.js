@@ -233,6 +233,24 @@ async function lseek (b, req) {
   return { reply: { lseek: { offset: at } } }
 }
 
+// ioctl(path, fd, cmd, arg, flags, data, cb) -> cb(result): `data` holds
+// what the command passes in, and room for what it passes back (filled in
+// place, as read fills its buffer); a negative result is an errno. Without
+// it the answer is ENOTTY, as ioctl(2) answers a command nobody knows.
+async function ioctl (b, req) {
+  if (!b.has('ioctl')) return { errno: ERRNO.ENOTTY }
+  const inData = req.in_data ? Buffer.from(req.in_data) : Buffer.alloc(0)
+  const outSize = Number(req.out_size || 0)
+  const data = Buffer.alloc(Math.max(inData.length, outSize))
+  inData.copy(data)
+  const { errno, values } = await b.call('ioctl', [
+    b.path(req.path), b.optFh(req), Number(req.cmd || 0), Number(req.arg || 0),
+    req.flags || 0, data], true)
+  if (errno) return { errno }
+  const result = Math.min(values[0], 0x7fffffff)
+  return { reply: { ioctl: { result, out_data: data.subarray(0, outSize) } } }
+}
+
 const TRANSLATIONS = {
   open,
   create,
@@ -249,7 +267,8 @@ const TRANSLATIONS = {
   flock,
   fallocate,
   copy_file_range: copyFileRange,
-  lseek
+  lseek,
+  ioctl
 }
 
 module.exports = { TRANSLATIONS, handleOf }

@@ -58,6 +58,8 @@ class Service {
       protocol_version: PROTOCOL_VERSION,
       posix_locks: bound.has('lock'),
       flock_locks: bound.has('flock'),
+      // Without it the daemon answers ENOTTY itself, sparing a round trip.
+      ioctl: bound.has('ioctl'),
       name: this.name,
       default_ttl_ms: this.defaultTtlMs,
       instance: this.dispatcher.instance

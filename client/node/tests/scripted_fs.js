@@ -242,7 +242,19 @@ function scripted (spec) {
       if (err) return process.nextTick(cb, err)
       process.nextTick(cb, length + (spec.overclaim || 0))
     },
-    lseek: (p, fd, offset, whence, cb) => onNode('lseek', p, cb, () => [0, offset])
+    lseek: (p, fd, offset, whence, cb) => onNode('lseek', p, cb, () => [0, offset]),
+    // Size and direction from the command number, as a filesystem serving
+    // a real command knows them: what is read back is each byte passed in
+    // plus one; the result is the argument's low byte.
+    ioctl: (p, fd, cmd, arg, flags, data, cb) => {
+      const err = failure('ioctl', p)
+      if (err) return process.nextTick(cb, err)
+      const size = (cmd >>> 16) & 0x3fff
+      if ((cmd >>> 30) & 2) {
+        for (let i = 0; i < size && i < data.length; i++) data[i] = (data[i] + 1) % 256
+      }
+      process.nextTick(cb, arg % 256)
+    }
   }
   if (spec.resumable_readdir) {
     ops.readdirFrom = (p, fd, offset, cb) => listing(p, offset, cb)
