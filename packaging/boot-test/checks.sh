@@ -45,11 +45,12 @@ cap_bounding() {
 }
 # Writes, reads back, rewrites shorter and removes a file under MOUNTPOINT.
 read_write() {
-  local mp=$1 text="written through $1 at $(date +%s.%N)"
+  local mp=$1 text
+  text="written through $1 at $(date +%s.%N)"
   echo "$text" > "$mp/note" || return 1
   [[ $(cat "$mp/note") == "$text" ]] || { echo "read back differs"; return 1; }
   echo short > "$mp/note" && [[ $(cat "$mp/note") == short ]] || return 1
-  ls "$mp" | grep -qx note || { echo "note not listed"; return 1; }
+  [[ $(ls "$mp") == note ]] || { echo "note not listed alone"; return 1; }
   rm "$mp/note" && [[ ! -e "$mp/note" ]]
 }
 
@@ -86,13 +87,13 @@ check "fuse-hostctl health answers SERVING" \
 
 step "hardening of the running service"
 main_pid=$(prop fuse-hostd.service MainPID)
-check "NoNewPrivs set on the daemon" grep -qE '^NoNewPrivs:\s+1' /proc/$main_pid/status
+check "NoNewPrivs set on the daemon" grep -qE '^NoNewPrivs:\s+1' /proc/"$main_pid"/status
 check "system call filter on the daemon (Seccomp: 2)" \
-  grep -qE '^Seccomp:\s+2' /proc/$main_pid/status
+  grep -qE '^Seccomp:\s+2' /proc/"$main_pid"/status
 check "capability bounding set: CAP_SYS_ADMIN kept, CAP_NET_ADMIN dropped" \
   cap_bounding "$main_pid"
 check "the daemon shares the host's mount namespace" \
-  test "$(readlink /proc/$main_pid/ns/mnt)" = "$(readlink /proc/self/ns/mnt)"
+  test "$(readlink /proc/"$main_pid"/ns/mnt)" = "$(readlink /proc/self/ns/mnt)"
 check "DevicePolicy=closed with DeviceAllow=/dev/fuse rw loaded" \
   bash -c 'systemctl show -P DeviceAllow fuse-hostd.service | grep -q "/dev/fuse rw" &&
            test "$(systemctl show -P DevicePolicy fuse-hostd.service)" = closed'
