@@ -4,16 +4,20 @@
 # unless --no-build).
 #
 #   packaging/install.sh [--prefix=/usr/local] [--destdir=DIR] [--no-build]
-#   packaging/install.sh --uninstall [--prefix=...] [--destdir=...]
+#                        [--bazel-bin=DIR] [--unitdir=DIR]
+#   packaging/install.sh --uninstall [--prefix=...] [--destdir=...] [--unitdir=...]
 #
 # Puts:
 #   PREFIX/sbin/fuse-hostd, PREFIX/bin/fuse-hostctl
 #   /sbin/mount.fuse.hostd            (mount(8) looks for helpers in /sbin)
-#   /etc/systemd/system/fuse-hostd.service, fuse-hostd.socket
+#   UNITDIR/fuse-hostd.service, fuse-hostd.socket
+#                                     (default /etc/systemd/system; the Debian
+#                                     package uses /lib/systemd/system)
 #   /etc/fuse-hostd/fuse-hostd.conf   (only if missing: never overwrites)
 #   /etc/fuse-hostd/config.proto      (the configuration's schema)
-# all under DESTDIR if given (for packaging and tests). Then, on a system
-# running systemd, reloads it and says how to enable the service.
+# all under DESTDIR if given (for packaging and tests), the binaries taken
+# from --bazel-bin (default: the tree's bazel-bin). Then, on a system running
+# systemd, reloads it and says how to enable the service.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,18 +25,22 @@ PREFIX=/usr/local
 DESTDIR=
 BUILD=1
 UNINSTALL=0
+BIN=$REPO/bazel-bin
+UNITDIR=/etc/systemd/system
 for arg in "$@"; do
   case "$arg" in
     --prefix=*) PREFIX=${arg#--prefix=} ;;
     --destdir=*) DESTDIR=${arg#--destdir=} ;;
     --no-build) BUILD=0 ;;
+    --bazel-bin=*) BIN=${arg#--bazel-bin=} ;;
+    --unitdir=*) UNITDIR=${arg#--unitdir=} ;;
     --uninstall) UNINSTALL=1 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
-if [[ "$PREFIX" != /* ]]; then
-  echo "install.sh: --prefix must be absolute" >&2
+if [[ "$PREFIX" != /* || "$UNITDIR" != /* ]]; then
+  echo "install.sh: --prefix and --unitdir must be absolute" >&2
   exit 2
 fi
 if [[ -z "$DESTDIR" && $(id -u) -ne 0 ]]; then
@@ -42,7 +50,6 @@ fi
 
 SBINDIR=$PREFIX/sbin
 BINDIR=$PREFIX/bin
-UNITDIR=/etc/systemd/system
 CONFDIR=/etc/fuse-hostd
 HELPERDIR=/sbin
 
@@ -59,7 +66,6 @@ if (( BUILD )); then
   (cd "$REPO" && bazel build --color=no --curses=no \
      //daemon:fuse-hostd //cli:fuse-hostctl //cli:mount.fuse.hostd)
 fi
-BIN=$REPO/bazel-bin
 for b in daemon/fuse-hostd cli/fuse-hostctl cli/mount.fuse.hostd; do
   if [[ ! -x "$BIN/$b" ]]; then
     echo "install.sh: $BIN/$b is missing (build first)" >&2
