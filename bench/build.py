@@ -103,8 +103,10 @@ def copy_python(b, pkg, examples):
     shutil.copytree(pkg, os.path.join(b.py_package, 'fusehost'),
                     ignore=shutil.ignore_patterns('__pycache__'))
     os.makedirs(b.py_examples)
-    for name in ('loopback.py', 'example_cli.py', 'tree_watch.py',
-                 'own_changes.py'):
+    for name in ('loopback.py', 'loopback_attributes.py',
+                 'loopback_credentials.py', 'loopback_files.py',
+                 'loopback_handles.py', 'loopback_libc.py', 'loopback_names.py',
+                 'example_cli.py', 'tree_watch.py', 'own_changes.py'):
         shutil.copy(os.path.join(examples, name), b.py_examples)
 
 

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """A filesystem whose files change behind its mount, for the tests of
-Operations.notify_* (test_python_sdk.py). Files live in a dict that requests
-on a control socket change; each change is announced with notify_changed /
-notify_removed, or on request not at all. Attributes may be cached for a
-minute (default_ttl), so without a notice the mount shows old ones.
+Operations.notify_* (test_python_sdk_notices.py). Files live in a dict
+that requests on a control socket change; each change is announced with
+notify_changed / notify_removed, or on request not at all. Attributes may
+be cached for a minute (default_ttl), so without a notice the mount shows
+old ones.
 
   notifying_fs.py MOUNTPOINT CONTROL_SOCKET     (mounts with FUSE())
 

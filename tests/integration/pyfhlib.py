@@ -105,7 +105,7 @@ class PyProcess(Backend):
 class PyMountFactory(MountFactory):
     """MountFactory whose mount() runs a Python example that mounts itself
     with FUSE(); kind "memory" or "loopback" (the semantics the checks of
-    test_ops expect), or any script in examples/python."""
+    test_ops_*.py expect), or any script in examples/python."""
 
     def python(self, args, mountpoint=None, listen=None, env=None,
                name="py", prefix=None, daemon=None, start=True):

@@ -1,21 +1,22 @@
-"""The C++ loopback's checks of caching and change notices (test_daemon.py),
-run against examples/python/loopback.py mounted with fusehost.FUSE(): it
-watches its directory with inotify and caches for a minute, recognises its
-own changes, and lists xattr names with each readdir entry.
+"""The C++ loopback's checks of caching and change notices
+(test_daemon_caching.py), run against examples/python/loopback.py mounted
+with fusehost.FUSE(): it watches its directory with inotify and caches for a
+minute, recognises its own changes, and lists xattr names with each readdir
+entry.
 
-The test functions are imported from test_daemon; the `mounts` fixture below
-(which takes precedence over conftest's in this module) makes their
-mounts.mount("loopback") a Python loopback."""
+The test functions are imported from test_daemon_caching; the `mounts`
+fixture below (which takes precedence over conftest's in this module) makes
+their mounts.mount("loopback") a Python loopback."""
 
 import os
 import time
 
 import pytest
 
+from daemon_stats import backend_ops, backend_ops_making_files, kernel_requests
 from fhlib import wait_until
 from pyfhlib import py_mounts  # noqa: F401  (fixture)
-from test_daemon import backend_ops, backend_ops_making_files, kernel_requests
-from test_daemon import (  # noqa: F401  (the checks)
+from test_daemon_caching import (  # noqa: F401  (the checks)
     test_default_timeouts_see_backing_changes_soon,
     test_listing_with_attributes_spares_lookups,
     test_own_changes_keep_the_cache,

@@ -1,4 +1,4 @@
-"""The integration checks of the C++ examples (test_ops.py and
+"""The integration checks of the C++ examples (test_ops_*.py and
 test_loopback_equiv.py), run against the Python examples: the memory and
 loopback filesystems of examples/python/, each mounting itself with
 fusehost.FUSE() through the session's daemon, as root and as a non-root
@@ -13,7 +13,11 @@ import pytest
 from conftest import USER_KINDS, make_fs
 from pyfhlib import py_mounts  # noqa: F401  (fixture)
 from test_loopback_equiv import test_loopback_matches_backing_dir  # noqa
-from test_ops import *  # noqa: F401,F403  (the checks)
+from test_ops_concurrency import *  # noqa: F401,F403  (the checks)
+from test_ops_files import *  # noqa: F401,F403
+from test_ops_metadata import *  # noqa: F401,F403
+from test_ops_names import *  # noqa: F401,F403
+from test_ops_trees import *  # noqa: F401,F403
 
 KINDS = ("memory", "loopback")
 

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
+from daemon_stats import backend_ops, kernel_requests
 from fhlib import is_err, wait_until
 from pyfhlib import py_mounts  # noqa: F401  (fixture)
-from test_daemon import backend_ops, kernel_requests
 
 # How long a change through one mount may take to show through the other:
 # far below the loopbacks' 60 s lifetime, far above an inotify round trip.

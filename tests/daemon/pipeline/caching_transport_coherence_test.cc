@@ -1,0 +1,111 @@
+// CachingTransport's coherence: what the rest of the daemon tells it
+// (notices from the backend, lost notices, other names of a file changed)
+// and asks of it (cached listings, shared, and attributes), with and
+// without a cache.
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/pipeline/caching_transport.h"
+#include "gtest/gtest.h"
+#include "proto/filesystem.pb.h"
+#include "tests/daemon/pipeline/caching_transport_fixture.h"
+
+namespace fusehost {
+namespace {
+
+// --- coherence: what the rest of the daemon asks and tells ----------------------
+
+TEST_F(CachingTransportTest, ChangedNoticeDropsThePathAndItsParent) {
+  Seed("/d", AttrOf(1, S_IFDIR | 0755, 2));
+  SeedListing("/d", {"f"});
+  Seed("/d/f", AttrOf(5));
+  Seed("/other", AttrOf(6));
+  v1::Invalidation notice;
+  notice.set_kind(v1::Invalidation::CHANGED);
+  notice.set_path("/d/f");
+  transport_->ApplyNotice(notice);
+  EXPECT_EQ(Cached("/d/f"), AttrLookup::kMiss);
+  EXPECT_EQ(Cached("/d"), AttrLookup::kMiss);
+  EXPECT_EQ(ListingNames("/d"), std::nullopt);
+  EXPECT_EQ(Cached("/other"), AttrLookup::kHit);
+  EXPECT_EQ(kernel_.paths, Names{"/d/f"});
+  EXPECT_EQ(kernel_.directories, Names{"/d"});
+  EXPECT_TRUE(kernel_.subtrees.empty());
+}
+
+TEST_F(CachingTransportTest, SubtreeNoticeDropsEverythingBelow) {
+  Seed("/d/a", AttrOf(5));
+  Seed("/d/a/b", AttrOf(6));
+  Seed("/d/ab", AttrOf(7));
+  v1::Invalidation notice;
+  notice.set_kind(v1::Invalidation::SUBTREE);
+  notice.set_path("/d/a");
+  transport_->ApplyNotice(notice);
+  EXPECT_EQ(Cached("/d/a"), AttrLookup::kMiss);
+  EXPECT_EQ(Cached("/d/a/b"), AttrLookup::kMiss);
+  EXPECT_EQ(Cached("/d/ab"), AttrLookup::kHit);  // a sibling, not below
+  EXPECT_EQ(kernel_.subtrees, Names{"/d/a"});
+  EXPECT_EQ(kernel_.directories, Names{"/d"});
+}
+
+TEST_F(CachingTransportTest, LostNoticesDropEverything) {
+  Seed("/a", AttrOf(5));
+  SeedListing("/", {"a"});
+  transport_->NoticesMayHaveBeenLost();
+  EXPECT_EQ(cache_->size(), 0u);
+  EXPECT_EQ(kernel_.subtrees, Names{"/"});
+}
+
+TEST_F(CachingTransportTest, CachedListingIsSharedNotCopied) {
+  EXPECT_EQ(transport_->CachedListing("/d"), nullptr);
+  SeedListing("/d", {"a", "b"});
+  Seed("/d/a", AttrOf(5));
+  std::shared_ptr<const Listing> one = transport_->CachedListing("/d");
+  std::shared_ptr<const Listing> two = transport_->CachedListing("/d");
+  ASSERT_NE(one, nullptr);
+  EXPECT_EQ(one.get(), two.get()) << "each open copied the listing";
+  EXPECT_EQ(one->size(), 2u);
+  EXPECT_EQ(transport_->CachedAttr("/d/a")->ino(), 5u);
+  EXPECT_EQ(transport_->CachedAttr("/d/b"), std::nullopt);
+  // A change through the daemon copies it first: holders keep their view.
+  Roundtrip(CreateOp("/d/c"), Ok());
+  EXPECT_EQ(one->size(), 2u);
+  EXPECT_EQ(transport_->CachedListing("/d")->size(), 3u);
+}
+
+TEST_F(CachingTransportTest, OtherNamesChangedForgetsTheirAttributes) {
+  Seed("/a", AttrOf(7, S_IFREG | 0644, 2));
+  Seed("/b", AttrOf(7, S_IFREG | 0644, 2));
+  transport_->OtherNamesChanged({"/b"});
+  EXPECT_EQ(Cached("/a"), AttrLookup::kHit);
+  EXPECT_EQ(Cached("/b"), AttrLookup::kMiss);
+}
+
+TEST(CachingTransportWithoutCache, ForwardsEverythingAndPassesNoticesOn) {
+  FakeBackend backend;
+  CachingTransport::Options options;
+  options.next = &backend;
+  CachingTransport transport(std::move(options));
+  RecordingKernel kernel;
+  transport.AttachKernel(&kernel);
+  bool done = false;
+  transport.Send(GetattrOp("/f"), [&](const v1::OpResult&) { done = true; });
+  EXPECT_EQ(backend.sent(), 1u);
+  backend.Answer(0, GetattrReply(AttrOf(5)));
+  EXPECT_TRUE(done);
+  EXPECT_EQ(transport.CachedListing("/"), nullptr);
+  v1::Invalidation notice;
+  notice.set_path("/f");
+  transport.ApplyNotice(notice);
+  EXPECT_EQ(kernel.paths, std::vector<std::string>{"/f"});
+  EXPECT_EQ(kernel.directories, std::vector<std::string>{"/"});
+}
+
+}  // namespace
+}  // namespace fusehost

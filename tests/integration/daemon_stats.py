@@ -1,0 +1,37 @@
+"""What a mount's daemon counted (`fuse-hostctl stats`): the ops sent to
+the backend and the requests from the kernel, for the checks of round
+trips and caching (test_daemon_caching.py, test_python_loopback.py,
+test_two_mounts.py)."""
+
+
+def backend_ops(m):
+    """How many ops the daemon has sent to the backend of mount `m`."""
+    out = m.daemon.ctl("stats", m.path).check().stdout
+    for line in out.splitlines():
+        f = line.split()
+        if f[:1] == ["backend"]:
+            return int(f[3])
+    raise AssertionError("no backend line in stats:\n" + out)
+
+
+def kernel_requests(m, op):
+    """How many `op` requests the kernel has sent for mount `m`."""
+    out = m.daemon.ctl("stats", m.path).check().stdout
+    for line in out.splitlines():
+        f = line.split()
+        if f[:1] == [op] and len(f) >= 2 and f[1].isdigit():
+            return int(f[1])
+    return 0
+
+
+def backend_ops_making_files(mounts, kind, count):
+    """Backend ops it takes to make `count` files of 100 bytes in a new,
+    listed directory of a fresh `kind` mount (and stat them)."""
+    m = mounts.mount(kind)
+    ops = mounts.ops(cwd=m.path)
+    ops.ok([("mkdir", "d", 0o755), ("listdir", "d")])
+    before = backend_ops(m)
+    ops.ok([("write_files", "d/f", count, 100)])
+    got = ops.run([("stat", "d"), ("stat", "d/f%d" % (count - 1))])
+    assert got[0]["nlink"] == 2 and got[1]["size"] == 100, got
+    return backend_ops(m) - before

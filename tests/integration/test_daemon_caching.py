@@ -1,0 +1,243 @@
+"""The daemon's caching through real mounts of the example backends: what
+timeouts let through, the round trips that making, opening and listing
+files cost, read-ahead, and the loopback's change notices (its own changes
+keep the cache; xattr names come with listings)."""
+
+import os
+import time
+
+import pytest
+
+from daemon_stats import backend_ops, backend_ops_making_files, kernel_requests
+from fhlib import run_cmd, wait_until
+
+pytestmark = pytest.mark.usefixtures("needs_daemon")
+
+
+# --- timeouts ----------------------------------------------------------------
+
+def test_zero_timeouts_see_backing_changes_at_once(mounts):
+    """With attr/entry/negative timeouts 0 the kernel asks every time, so a
+    change made behind the daemon's back (in the loopback's directory) shows
+    through the mount at once."""
+    m = mounts.mount("loopback", options="allow_other,attr_timeout=0,"
+                     "entry_timeout=0,negative_timeout=0")
+    ops = mounts.ops(cwd=m.path)
+    back = os.path.join(m.backing, "x")
+    assert ops.one(("stat", "x")) == "ENOENT"
+    with open(back, "wb") as f:
+        f.write(b"12345")
+    st = ops.one(("stat", "x"))
+    assert isinstance(st, dict) and st["size"] == 5, st
+    with open(back, "ab") as f:
+        f.write(b"678")
+    assert ops.one(("stat", "x"))["size"] == 8
+    assert ops.one(("read_file", "x")) == b"12345678"
+    os.unlink(back)
+    assert ops.one(("stat", "x")) == "ENOENT"
+    os.mkdir(back)
+    assert ops.one(("stat", "x"))["type"] == 0o040000
+
+
+def test_default_timeouts_see_backing_changes_soon(mounts):
+    m = mounts.mount("loopback")
+    ops = mounts.ops(cwd=m.path)
+    back = os.path.join(m.backing, "y")
+    with open(back, "wb") as f:
+        f.write(b"1")
+    assert ops.one(("stat", "y"))["size"] == 1
+    with open(back, "ab") as f:
+        f.write(b"2345")
+    # Attributes are trusted for attr_timeout (1 s by default), no longer.
+    assert wait_until(lambda: ops.one(("stat", "y"))["size"] == 5, 5, 0.3)
+    os.unlink(back)
+    assert wait_until(lambda: ops.one(("stat", "y")) == "ENOENT", 5, 0.3)
+
+
+# --- round trips -------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["loopback", "memory"])
+def test_read_only_close_sends_no_flush(mounts, kind):
+    """Both examples mark read-only opens noflush, so close(2) of them costs
+    no FLUSH round trip. Writable opens too, on memory and on a loopback of
+    a local filesystem; a loopback of NFS, say, still flushes on close,
+    where its flush reports write-back errors."""
+    m = mounts.mount(kind)
+    ops = mounts.ops(cwd=m.path)
+    ops.ok([("write_file", "f", b"data")])
+    flushes = kernel_requests(m, "flush")
+    for _ in range(5):
+        assert ops.one(("read_file", "f")) == b"data"
+    assert kernel_requests(m, "flush") == flushes
+    ops.ok([("append_file", "f", b"+")])
+    assert ops.one(("read_file", "f")) == b"data+"
+    local = kind == "memory" or run_cmd(
+        ["stat", "-f", "-c", "%T", m.backing]).check().stdout.strip() in (
+            "tmpfs", "ext2/ext3", "xfs", "btrfs")
+    assert (kernel_requests(m, "flush") == flushes) == local
+
+
+@pytest.mark.parametrize("kind", ["loopback", "memory"])
+def test_making_files_costs_one_round_trip_each(mounts, kind):
+    """Creating a file and writing it, as tar does, asks the backend for the
+    create and the write only (the release goes in the background). The
+    replies carry the attributes the kernel asks for next (the directory's,
+    before the next create in it; the file's, after the write), so none of
+    those GETATTRs reaches the backend."""
+    # create + write + release per file
+    sent = backend_ops_making_files(mounts, kind, 40)
+    assert sent <= 3 * 40 + 2, sent
+
+
+def test_small_files_come_with_their_open(mounts):
+    """loopback sends a small file whole with its read-only open; the
+    kernel's first read is answered from it (no backend round trip), and
+    nothing later is: reads after the file changed see the change."""
+    m = mounts.mount("loopback")
+    back = os.path.join(m.backing, "small")
+    with open(back, "wb") as f:
+        f.write(b"first")
+    ops = mounts.ops(cwd=m.path)
+    assert ops.one(("stat", "small"))["size"] == 5
+    before = backend_ops(m)
+    assert ops.one(("read_file", "small")) == b"first"
+    time.sleep(0.2)  # the release goes in the background
+    assert backend_ops(m) - before == 2  # open and release: no read
+    # A reader that stays open, like tail -f, sees what is appended.
+    r = ops.run([("open", "small", ["O_RDONLY"]), ("read", "small", 100),
+                 ("append_file", "small", b"+more"),
+                 ("pread", "small", 100, 0), ("close", "small")])
+    assert r[1] == b"first" and r[3] == b"first+more", r
+    # Written through another handle between open and first read.
+    r = ops.run([("open", "small", ["O_RDONLY"], 0o644, "r"),
+                 ("open", "small", ["O_WRONLY", "O_TRUNC"], 0o644, "w"),
+                 ("write", "w", b"new"), ("close", "w"),
+                 ("read", "r", 100), ("close", "r")])
+    assert r[4] == b"new", r
+
+
+def test_listing_with_attributes_spares_lookups(mounts):
+    """Every chunk of a listing comes with attributes (not only the first,
+    as in the kernel's "auto" mode), so find needs no LOOKUP per name."""
+    m = mounts.mount("loopback")
+    # The loopback's watcher announces every file made below, and each
+    # notice makes the kernel forget the name: one arriving after the
+    # listing costs a LOOKUP. Notices come in the order of the changes, so
+    # once a name made last shows (it was absent, and absence is cached
+    # until its notice), the earlier ones have all been applied.
+    marker = os.path.join(m.path, "many-made")
+    assert not os.path.exists(marker)
+    os.mkdir(os.path.join(m.backing, "many"))
+    for i in range(400):  # far more than one 4 KiB readdir chunk
+        open(os.path.join(m.backing, "many", "file-%03d" % i), "w").close()
+    open(os.path.join(m.backing, "many-made"), "w").close()
+    assert wait_until(lambda: os.path.exists(marker), 10, 0.02)
+    before = kernel_requests(m, "lookup")
+    res = run_cmd(["find", os.path.join(m.path, "many"), "-printf",
+                   "%s\n"]).check()
+    assert len(res.stdout.splitlines()) == 401
+    assert kernel_requests(m, "lookup") - before <= 2
+
+
+@pytest.mark.parametrize("read_ahead_kb", [None, 0])
+def test_read_ahead_window(mounts, read_ahead_kb):
+    """The daemon widens the kernel's read-ahead window once the mount is
+    up (1 MiB unless read_ahead_kb= says otherwise; 0 keeps the kernel's), so
+    a sequential read arrives in large requests: fewer round trips."""
+    options = "allow_other"
+    if read_ahead_kb is not None:
+        options += ",read_ahead_kb=%d" % read_ahead_kb
+    m = mounts.mount("loopback", options=options)
+    with open(os.path.join(m.backing, "big"), "wb") as f:
+        f.write(os.urandom(8 << 20))
+    ops = mounts.ops(cwd=m.path)
+    assert ops.one(("stat", "big"))["size"] == 8 << 20
+    dev = os.stat(m.path).st_dev
+    with open("/sys/class/bdi/%d:%d/read_ahead_kb" %
+              (os.major(dev), os.minor(dev))) as f:
+        window = int(f.read())
+    assert window == (1024 if read_ahead_kb is None else 128), window
+    before = kernel_requests(m, "read")
+    data = ops.one(("read_file", "big"))
+    assert len(data) == 8 << 20
+    reads = kernel_requests(m, "read") - before
+    # 8 MiB in requests of the window's size, give or take the start.
+    if read_ahead_kb is None:
+        assert reads <= 12, reads
+    else:
+        assert reads >= 60, reads
+
+
+# --- the loopback's notices --------------------------------------------------
+
+def test_own_changes_keep_the_cache(mounts):
+    """inotify reports changes made through the mount like any other; the
+    loopback recognises its own and does not announce them, so what the
+    daemon and the kernel cached from those changes stays cached. Changes
+    made behind the mount are still announced."""
+    m = mounts.mount("loopback")
+    ops = mounts.ops(cwd=m.path)
+    ops.ok([("mkdir", "d", 0o755), ("listdir", "d")])  # listing cached
+    script = []
+    for i in range(20):
+        script += [("write_file", "d/f%d" % i, b"x" * i),
+                   ("chmod", "d/f%d" % i, 0o600)]
+    script += [("rename", "d/f0", "d/g0"), ("unlink", "d/f1")]
+    ops.ok(script)
+    time.sleep(0.5)  # the watcher's events for all of it have been handled
+    assert len(ops.one(("listdir", "d"))) == 19
+
+    def asked():
+        return (backend_ops(m), kernel_requests(m, "lookup"),
+                kernel_requests(m, "getattr"))
+    before = asked()
+    r = ops.run([("stat", "d/f%d" % i) for i in range(2, 20)])
+    assert [x["mode"] & 0o777 for x in r] == [0o600] * 18, r
+    # Not even the kernel asks: nothing told it to forget.
+    assert asked() == before
+    with open(os.path.join(m.backing, "d", "f5"), "ab") as f:
+        f.write(b"outside")
+    assert wait_until(
+        lambda: ops.one(("stat", "d/f5"))["size"] == 12, 5, 0.02)
+
+
+def test_xattr_names_come_with_listings(mounts):
+    """loopback lists each entry's xattr names in readdir, so getxattr of
+    a name a file lacks (ls -l asks every file for its ACL) and listxattr
+    are answered without a backend round trip; a change made behind the
+    mount or through it is seen at once."""
+    m = mounts.mount("loopback")
+    ops = mounts.ops(cwd=m.path)
+    for name in ("plain", "tagged"):
+        with open(os.path.join(m.backing, name), "wb") as f:
+            f.write(b"x")
+    os.setxattr(os.path.join(m.backing, "tagged"), "user.k", b"v")
+    assert sorted(ops.one(("listdir", "."))) == ["plain", "tagged"]
+
+    before = backend_ops(m)
+    r = ops.run([("getxattr", "plain", "system.posix_acl_access"),
+                 ("getxattr", "plain", "user.k"),
+                 ("listxattr", "plain"),
+                 ("getxattr", "tagged", "system.posix_acl_access"),
+                 ("listxattr", "tagged")])
+    assert r == ["ENODATA", "ENODATA", [], "ENODATA", ["user.k"]], r
+    assert backend_ops(m) == before
+    assert ops.one(("getxattr", "tagged", "user.k")) == b"v"
+    ls = run_cmd(["ls", "-l", m.path]).check()
+    assert "plain" in ls.stdout and "tagged" in ls.stdout
+
+    # Behind the mount: inotify tells the daemon.
+    os.setxattr(os.path.join(m.backing, "plain"), "user.new", b"1")
+    assert wait_until(
+        lambda: ops.one(("getxattr", "plain", "user.new")) == b"1", 5, 0.02)
+    assert ops.one(("listxattr", "plain")) == ["user.new"]
+    os.removexattr(os.path.join(m.backing, "tagged"), "user.k")
+    assert wait_until(
+        lambda: ops.one(("listxattr", "tagged")) == [], 5, 0.02)
+    # Through the mount.
+    ops.ok([("setxattr", "tagged", "user.m", b"2")])
+    assert ops.run([("getxattr", "tagged", "user.m"),
+                    ("listxattr", "tagged")]) == [b"2", ["user.m"]]
+    ops.ok([("removexattr", "plain", "user.new")])
+    assert ops.run([("getxattr", "plain", "user.new"),
+                    ("listxattr", "plain")]) == ["ENODATA", []]

@@ -1,0 +1,167 @@
+"""Several processes on one fuse-hostd mount at once, on both example
+backends (fixtures `fs` and `root_fs`): flock and fcntl locks, concurrent
+clients, and hard links seen alike through every name. How the checks of
+test_ops_*.py are written: see ops_checks.py."""
+
+import os
+
+
+# --- locks -------------------------------------------------------------------
+
+def test_flock_tool(fs, users):
+    path = fs.p("lockfile")
+    fs.ops.ok([("write_file", "lockfile", b"", 0o666)])
+    import subprocess
+    holder = subprocess.Popen(
+        fs.user.prefix() + ["flock", path, "-c", "echo locked; exec sleep 60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, cwd="/")
+    try:
+        import selectors
+        sel = selectors.DefaultSelector()
+        sel.register(holder.stdout, selectors.EVENT_READ)
+        assert sel.select(20), "flock holder did not take the lock"
+        assert holder.stdout.readline().strip() == "locked"
+        res = fs.tool(["flock", "-n", path, "true"], timeout=20)
+        assert res.returncode == 1, res
+        res = fs.tool(["flock", "-s", "-n", path, "true"], timeout=20)
+        assert res.returncode == 1, res
+        # Another user (sharing the file through its mode) is also refused.
+        res = fs.tool(["flock", "-n", path, "true"], timeout=20, user=users.b)
+        assert res.returncode == 1, res
+        # A waiting (blocking) flock with a timeout gives up too.
+        # (The signal that ends the wait must interrupt the FUSE request:
+        # the daemon has to honour FUSE_INTERRUPT for a forwarded flock.)
+        res = fs.tool(["flock", "-w", "1", path, "true"], timeout=10)
+        assert res.returncode == 1, res
+    finally:
+        os.killpg(holder.pid, 9)
+        holder.wait(timeout=10)
+    res = fs.tool(["flock", "-n", path, "true"], timeout=20)
+    assert res.returncode == 0, res
+
+
+def test_flock_syscall_two_processes(fs, users):
+    fs.ops.ok([("write_file", "lk", b"", 0o666)])
+    h = fs.mounts.hold(fs.ops, [
+        ("open", "lk", ["O_RDONLY"]),
+        ("flock", "lk", ["LOCK_SH"]),
+        ("sync", "shared"),
+        ("flock", "lk", ["LOCK_EX"]),      # upgrade
+        ("sync", "excl"),
+        ("close", "lk"),
+    ], cwd=fs.work)
+    h.wait_sync("shared")
+    r = fs.ops.run([
+        ("open", "lk", ["O_RDONLY"]),
+        ("flock", "lk", ["LOCK_SH", "LOCK_NB"]),   # shared with shared: ok
+        ("flock", "lk", ["LOCK_UN"]),
+        ("flock", "lk", ["LOCK_EX", "LOCK_NB"]),   # 3: refused
+        ("close", "lk"),
+    ])
+    assert r[1] is True and r[2] is True
+    assert r[3] == "EAGAIN"
+    h.release()
+    h.wait_sync("excl")
+    r = fs.ops.as_user(users.b).run([
+        ("open", "lk", ["O_RDONLY"]),
+        ("flock", "lk", ["LOCK_SH", "LOCK_NB"]),
+    ])
+    assert r[1] == "EAGAIN"
+    h.release()
+    res = h.finish()
+    assert all(x is True for x in res), res
+    r = fs.ops.run([("open", "lk", ["O_RDONLY"]),
+                    ("flock", "lk", ["LOCK_EX", "LOCK_NB"])])
+    assert r[1] is True
+
+
+def test_fcntl_locks_two_processes(fs):
+    fs.ops.ok([("write_file", "pl", b"0" * 100, 0o666)])
+    h = fs.mounts.hold(fs.ops, [
+        ("open", "pl", ["O_RDWR"]),
+        ("lockf", "pl", ["LOCK_EX"], 10, 0),
+        ("sync", "held"),
+        ("close", "pl"),                    # closing drops POSIX locks
+        ("sync", "closed"),
+    ], cwd=fs.work)
+    h.wait_sync("held")
+    r = fs.ops.run([
+        ("open", "pl", ["O_RDWR"]),
+        ("lockf", "pl", ["LOCK_EX", "LOCK_NB"], 10, 0),   # 1: conflicts
+        ("lockf", "pl", ["LOCK_SH", "LOCK_NB"], 1, 5),    # 2: conflicts
+        ("lockf", "pl", ["LOCK_EX", "LOCK_NB"], 10, 20),  # 3: disjoint: ok
+        ("close", "pl"),
+    ])
+    assert r[1] in ("EAGAIN", "EACCES"), r[1]
+    assert r[2] in ("EAGAIN", "EACCES"), r[2]
+    assert r[3] is True
+    h.release()
+    h.wait_sync("closed")
+    r = fs.ops.run([
+        ("open", "pl", ["O_RDWR"]),
+        ("lockf", "pl", ["LOCK_EX", "LOCK_NB"], 10, 0),
+        ("close", "pl"),
+    ])
+    assert r[1] is True
+    h.release()
+    h.finish()
+
+
+# --- concurrency and hard links ----------------------------------------------
+
+def test_concurrent_clients(fs):
+    """Several processes at once (requests from all of them in flight
+    together, so the daemon batches and interleaves them)."""
+    n_procs, n_files, size = 6, 60, 3000
+    fs.ops.ok([("mkdir", "p%d" % i, 0o755) for i in range(n_procs)])
+    held = [fs.mounts.hold(fs.ops, [
+        ("sync", "go"),
+        ("write_files", "f", n_files, size),
+        ("check_files", "f", n_files, size),
+        ("listdir", "."),
+    ], cwd=fs.p("p%d" % i)) for i in range(n_procs)]
+    for h in held:
+        h.wait_sync("go")
+    for h in held:
+        h.release()
+    for i, h in enumerate(held):
+        r = h.finish(timeout=120)
+        assert r[1] == n_files, r[1]
+        assert r[2] == [], "process %d read back wrong data: %r" % (i, r[2])
+        assert r[3] == sorted("f%d" % j for j in range(n_files))
+    # And a reader of everything, afterwards.
+    r = fs.ops.run([("check_files", "f", n_files, size)], cwd=fs.p("p0"))
+    assert r[0] == []
+
+
+def test_hardlink_coherence_repeated(root_fs):
+    """Hard links are one file: a change through one name (a new link, a
+    write, an unlink) shows at once through the others. Repeated, because
+    stale per-name attributes show up only with some timings."""
+    fs = root_fs
+    bad = []
+    for i in range(30):
+        d = "x%d" % i
+        r = fs.ops.run([
+            ("mkdir", d, 0o755),
+            ("write_file", d + "/a", b"shared"),
+            ("mkdir", d + "/d", 0o755),
+            ("link", d + "/a", d + "/b"),
+            ("link", d + "/a", d + "/d/c"),
+            ("stat", d + "/a"), ("stat", d + "/b"), ("stat", d + "/d/c"),
+            ("append_file", d + "/b", b"+more"),
+            ("read_file", d + "/a"), ("read_file", d + "/d/c"),
+            ("unlink", d + "/a"),
+            ("stat", d + "/b"), ("stat", d + "/d/c"),
+        ])
+        got = (r[5]["nlink"], r[6]["nlink"], r[7]["nlink"], r[9], r[10],
+               r[12]["nlink"], r[13]["nlink"], r[12]["size"], r[13]["size"])
+        want = (3, 3, 3, b"shared+more", b"shared+more", 2, 2, 11, 11)
+        if got != want:
+            bad.append((i, got))
+    assert not bad, (
+        "%d/30 rounds saw stale state through another hard link; want "
+        "(nlink a,b,c after 2 links; read a, c after append via b; nlink "
+        "b,c after unlink a; size b,c) = %r; got %r" % (len(bad), want,
+                                                         bad[:4]))
