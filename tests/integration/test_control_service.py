@@ -244,13 +244,16 @@ def test_stats_and_list(mounts, users, user_bins):
         assert op in stats, out
     assert int(stats["lookup"][2]) >= 1, out  # the failed lookup
     assert re.search(r"^\s+attr\s+\d+\s+\d+$", out, re.M), out
-    assert re.search(r"backend\s+(\d+) messages, (\d+) ops, 0 errors", out)
+    assert re.search(r"backend\s+(\d+) messages, (\d+) ops "
+                     r"\(\d+\.\d per message\), 0 errors", out), out
     req = int(re.search(r"kernel requests\s+(\d+)", out).group(1))
     assert req >= 6, out
     # "/" and "/f" at least; the default limit.
     cached = re.search(r"cache entries\s+(\d+) \(limit (\d+)\)", out)
     assert cached and int(cached.group(1)) >= 2, out
     assert int(cached.group(2)) == 100000, out
+    held = re.search(r"cache entries.*, (\d+) KiB \(limit (\d+) KiB\)", out)
+    assert held and int(held.group(1)) < int(held.group(2)) == 65536, out
     # All mounts: the same block for each.
     m2 = mounts.mount("memory", daemon=d)
     out = Ctl(d, user_bins)(users.root, "stats").check().stdout
