@@ -58,6 +58,10 @@ struct RequestHandlers::DirHandle {
     bool attr_asked = false;  // fetched for readdirplus (even if it failed)
   };
 
+  uint64_t node = 0;  // the directory's, at opendir
+  // Readdirplus handed the kernel names without attributes.
+  std::atomic<bool> handed_bare{false};
+
   bool backend_open = false;
   uint64_t backend_fh = 0;
   std::string path;  // at opendir time; for re-reading a cached listing
@@ -213,6 +217,7 @@ void RequestHandlers::ReplyOpendir(const Request& req, DirHandle* handle) {
 }
 
 void RequestHandlers::ReleaseDirHandle(DirHandle* handle) {
+  if (handle->handed_bare.load()) NoteListingReleased(handle->node);
   {
     absl::MutexLock lock(&handle->mu);
     handle->Clear();  // gives its bytes back to the budget
@@ -231,6 +236,7 @@ void RequestHandlers::Opendir(Request req, uint64_t node, int flags) {
   if (!path) return;
   auto* handle = new DirHandle;
   handle->path = *path;
+  handle->node = node;
   handle->budget = options_.listing_budget;
   bool cached;
   {
@@ -258,9 +264,34 @@ void RequestHandlers::Opendir(Request req, uint64_t node, int flags) {
   });
 }
 
+void RequestHandlers::NoteBareListing(uint64_t dir) {
+  absl::MutexLock lock(&bare_mu_);
+  if (bare_listings_.size() >= 64 && !bare_listings_.contains(dir)) {
+    bare_listings_.clear();  // a few recent ones are all it takes
+  }
+  bare_listings_.try_emplace(dir, false);
+}
+
+void RequestHandlers::NoteLookupIn(uint64_t parent) {
+  absl::MutexLock lock(&bare_mu_);
+  auto it = bare_listings_.find(parent);
+  if (it == bare_listings_.end()) return;
+  it->second = true;
+  callers_stat_listings_.store(true);
+}
+
+void RequestHandlers::NoteListingReleased(uint64_t dir) {
+  absl::MutexLock lock(&bare_mu_);
+  auto it = bare_listings_.find(dir);
+  if (it == bare_listings_.end()) return;
+  if (!it->second) callers_stat_listings_.store(false);
+  bare_listings_.erase(it);
+}
+
 bool RequestHandlers::FetchAttrsAhead(const Request& req, uint64_t dir,
                                       DirHandle* h, size_t first,
                                       std::function<void()> then) {
+  if (!callers_stat_listings_.load()) return false;
   std::vector<PendingOp> ops;
   std::vector<size_t> which;
   {
@@ -364,10 +395,12 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
           entry.entry_timeout = EntryTimeout(e->attr);
         }
       }
+      if (plus && e != nullptr && !e->has_attr) h->handed_bare = true;
       buf.Add(name, entry, item + 1);
       h->started = true;
     }
   }
+  if (plus && h->handed_bare.load()) NoteBareListing(dir);
   if (!need_more) {
     req->ReplyData(buf.Take());
     return;

@@ -13,6 +13,7 @@
 namespace fusehost {
 
 void RequestHandlers::Lookup(Request req, uint64_t parent, std::string name) {
+  NoteLookupIn(parent);
   std::optional<std::string> path = ChildPath(req, parent, name);
   if (!path) return;
   v1::Op op = NewOp(*req);

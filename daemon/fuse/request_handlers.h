@@ -36,7 +36,10 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/memory_budget.h"
 #include "daemon/fuse/kernel_invalidator.h"
@@ -292,6 +295,20 @@ class RequestHandlers {
   // ---- xattr_handlers.cc -----------------------------------------------------
   static void ReplyXattr(const Request& req, size_t size,
                          const v1::OpResult& result);
+
+  // Whether callers of this mount look up what they list (ls -l, find
+  // -printf %s), learned as readdirplus's "auto" mode does: directories
+  // whose names went to the kernel without attributes are remembered
+  // (a few), a LOOKUP in one of them says yes, a release of one with no
+  // LOOKUP says no. Only then are attributes fetched ahead (a plain `ls`
+  // or `find` must not cost a getattr per name).
+  void NoteBareListing(uint64_t dir);
+  void NoteLookupIn(uint64_t parent);
+  void NoteListingReleased(uint64_t dir);
+  absl::Mutex bare_mu_;
+  absl::flat_hash_map<uint64_t, bool> bare_listings_
+      ABSL_GUARDED_BY(bare_mu_);  // dir -> looked up since
+  std::atomic<bool> callers_stat_listings_{false};
 
   const Options options_;
   OpenContents open_contents_;

@@ -2,7 +2,8 @@
 the FileSystem service whose answers are wrong in the ways its flags ask.
 
 It serves a root directory holding `file` (a 4-byte regular file) and
-`dir` (an empty directory), and answers for any `/fileN` as for `file`;
+`dir` (an empty directory), and answers for any `/fileN` as for `file`
+and any `/dirN` as for `dir` (each listed as --huge-listing says, if set);
 everything else is ENOENT. Misbehaviours:
 
   --rename-on-init SRC DST   on Init, rename SRC to DST, and with
@@ -113,6 +114,8 @@ class Hostile(pb_grpc.FileSystemServicer):
             self.stop.wait()
         if kind == "getattr" and path.startswith(b"/file"):
             r.getattr.attr.CopyFrom(TREE[b"/file"])
+        elif kind == "getattr" and path.startswith(b"/dir"):
+            r.getattr.attr.CopyFrom(TREE[b"/dir"])
         elif kind == "getattr":
             if path not in TREE:
                 r.posix_errno = 2

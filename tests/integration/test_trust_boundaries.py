@@ -3,6 +3,7 @@ local user or a hostile backend would, against the real daemon: each test
 does what an attacker did and checks the safe outcome."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -569,3 +570,25 @@ def test_open_directories_share_a_cached_listing(env):
     finally:
         p.kill()
         p.wait()
+
+
+def test_big_cached_listings_stay_within_the_cache_bound(env):
+    # Sixty directories of about 5.5 MiB of listing each (4 MiB of 200-byte
+    # names), all cacheable for a minute: held whole, 330 MiB of listings
+    # alone. The cache keeps at most its bound (64 MiB) and evicts the rest;
+    # the daemon's growth is that plus what the allocator keeps of the
+    # replies it parsed (about 150 MiB in all, measured here).
+    mnt, _ = _hostile_mount(env, "--huge-listing", str(4 << 20),
+                            "--ttl-ms", "60000")
+    pid = env.daemon.proc.pid
+    before = _rss_kib(pid)
+    for i in range(60):
+        res = run_cmd(["ls", "-f", os.path.join(mnt, "dir%d" % i)],
+                      user=env.a, timeout=120).check()
+        assert len(res.stdout.split()) > 20000
+    out = env.daemon.ctl("stats", mnt).check().stdout
+    held = re.search(r"cache entries.*, (\d+) KiB \(limit (\d+) KiB\)", out)
+    assert held, out
+    assert int(held.group(1)) <= int(held.group(2)) == 64 * 1024, out
+    grown = (_rss_kib(pid) - before) // 1024
+    assert grown < 250, "the daemon grew by %d MiB" % grown

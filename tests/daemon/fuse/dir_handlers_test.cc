@@ -82,6 +82,20 @@ class DirHandlerTest : public HandlerTest {
     open_.erase(std::remove(open_.begin(), open_.end(), fh), open_.end());
     handlers_->Releasedir(std::move(req), fh);
   }
+  // Shows the handlers a caller that looks up what it lists (as ls -l
+  // does): a readdirplus of a name without attributes, then a LOOKUP of
+  // it. Leaves every op answered; returns how many were sent.
+  size_t TeachThatCallersLookUp() {
+    uint64_t fh = OpenRoot();
+    v1::OpResult page;
+    page.mutable_readdir()->add_entries()->set_name("seen");
+    page.mutable_readdir()->set_eof(true);
+    Read(fh, 2, 4096, true, &page);
+    Known(kRoot, "seen", FileAttr(3));
+    Release(Req(KernelOp::kReleasedir), fh);
+    pipeline_.Answer(sent() - 1, Ok());
+    return sent();
+  }
   // Opens the root through the backend: the handle.
   uint64_t OpenRoot() {
     auto req = Req(KernelOp::kOpendir);
@@ -198,6 +212,7 @@ TEST_F(DirHandlerTest, PagesOfRepeatedNamesFailToo) {
 }
 
 TEST_F(DirHandlerTest, ReaddirplusHandsOutNodesForEntriesWithAttributes) {
+  size_t base = TeachThatCallersLookUp();
   uint64_t fh = OpenRoot();
   v1::OpResult page = Page({"a"}, true);
   v1::DirEntry* typed = page.mutable_readdir()->add_entries();
@@ -208,13 +223,13 @@ TEST_F(DirHandlerTest, ReaddirplusHandsOutNodesForEntriesWithAttributes) {
   // "t" came without attributes: they are fetched before the answer.
   auto req = Req(KernelOp::kReaddirplus);
   handlers_->Readdir(req, kRoot, fh, 4096, 2, true);
-  pipeline_.Answer(1, page);
-  ASSERT_EQ(sent(), 3u);
-  EXPECT_EQ(pipeline_.op(2).getattr().path(), "/t");
+  pipeline_.Answer(base + 1, page);
+  ASSERT_EQ(sent(), base + 3);
+  EXPECT_EQ(pipeline_.op(base + 2).getattr().path(), "/t");
   EXPECT_EQ(req->kind, Kind::kNone) << "answered before the attributes came";
   v1::OpResult t;
   *t.mutable_getattr()->mutable_attr() = FileAttr(77, S_IFDIR | 0755, 2);
-  pipeline_.Answer(2, t);
+  pipeline_.Answer(base + 2, t);
   ASSERT_EQ(req->kind, Kind::kData);
   std::vector<Dirent> entries = Decode(req->data, true);
   ASSERT_EQ(Names(entries), (std::vector<std::string>{"a", "t"}));
@@ -227,6 +242,7 @@ TEST_F(DirHandlerTest, ReaddirplusHandsOutNodesForEntriesWithAttributes) {
 }
 
 TEST_F(DirHandlerTest, NamesWithoutAttributesAreFetchedTogether) {
+  size_t base = TeachThatCallersLookUp();
   uint64_t fh = OpenRoot();
   v1::OpResult page;
   for (const char* name : {"gone", "known", "n1", "n2", "n3"}) {
@@ -236,12 +252,12 @@ TEST_F(DirHandlerTest, NamesWithoutAttributesAreFetchedTogether) {
   pipeline_.cached_attrs["/known"] = FileAttr(5);
   auto req = Req(KernelOp::kReaddirplus);
   handlers_->Readdir(req, kRoot, fh, 4096, 2, true);
-  pipeline_.Answer(1, page);
+  pipeline_.Answer(base + 1, page);
   // One group of four: the cache knew one name.
   ASSERT_EQ(pipeline_.groups, (std::vector<size_t>{4}));
-  ASSERT_EQ(sent(), 6u);
-  pipeline_.Answer(2, Errno(ENOENT));  // "gone" went meanwhile
-  for (size_t i = 3; i < 6; ++i) {
+  ASSERT_EQ(sent(), base + 6);
+  pipeline_.Answer(base + 2, Errno(ENOENT));  // "gone" went meanwhile
+  for (size_t i = base + 3; i < base + 6; ++i) {
     EXPECT_EQ(req->kind, Kind::kNone);
     v1::OpResult r;
     *r.mutable_getattr()->mutable_attr() = FileAttr(10 + i);
@@ -256,7 +272,21 @@ TEST_F(DirHandlerTest, NamesWithoutAttributesAreFetchedTogether) {
   auto again = Req(KernelOp::kReaddirplus);
   handlers_->Readdir(again, kRoot, fh, 4096, 3, true);
   EXPECT_EQ(again->kind, Kind::kData);
-  EXPECT_EQ(sent(), 6u);
+  EXPECT_EQ(sent(), base + 6);
+}
+
+// A caller that lists without looking names up (ls, find without stat)
+// costs no getattr per name.
+TEST_F(DirHandlerTest, ListingsWhoseNamesNobodyLooksUpFetchNothing) {
+  uint64_t fh = OpenRoot();
+  v1::OpResult page;
+  page.mutable_readdir()->add_entries()->set_name("n");
+  page.mutable_readdir()->set_eof(true);
+  std::vector<Dirent> entries = Read(fh, 2, 4096, true, &page);
+  ASSERT_EQ(Names(entries), (std::vector<std::string>{"n"}));
+  EXPECT_EQ(entries[0].node, 0u);
+  EXPECT_TRUE(pipeline_.groups.empty());
+  EXPECT_EQ(sent(), 2u);
 }
 
 TEST_F(DirHandlerTest, PlainReaddirFetchesNoAttributes) {
