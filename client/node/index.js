@@ -108,15 +108,21 @@ class Fuse {
     if (unknown.length) log(`(unknown to fuse-native too: ${unknown.join(', ')})`)
     const session = new Session(this._backend.service, this.mnt, options,
       controlSocket(this.opts.controlSocket), log, () => this._gone())
+    // Counted as mounted from before the request: the kernel has the mount
+    // a moment before the daemon's answer arrives, and a stop signal in
+    // between must still unmount it (close() waits for the opening).
+    mounted.add(this)
+    installStopHandlers()
     try {
       await session.start({ mkdir: Boolean(this.opts.mkdir), force: Boolean(this.opts.force) })
+    } catch (e) {
+      mounted.delete(this)
+      throw e
     } finally {
       this.opening = false
     }
     this._session = session
     this.opened = true
-    mounted.add(this)
-    installStopHandlers()
   }
 
   async _close () {
