@@ -495,8 +495,13 @@ std::vector<std::string> MetadataCache::PathsWithIno(uint64_t ino,
                                                      absl::string_view except) {
   absl::MutexLock lock(&mu_);
   std::vector<std::string> out;
+  // Only files share an inode between names: a directory's link count
+  // counts its subdirectories, and 0 is no inode number at all (a backend
+  // that does not report them), so neither identifies a hard link.
+  if (ino == 0) return out;
   for (const auto& [path, e] : entries_) {
-    if (e.state == Entry::kAttr && e.attr.ino == ino && path != except) {
+    if (e.state == Entry::kAttr && e.attr.ino == ino && path != except &&
+        !S_ISDIR(e.attr.mode)) {
       out.push_back(path);
     }
   }

@@ -145,7 +145,7 @@ class MetadataCache {
   // there); with `exchange` the two subtrees swap.
   void Rename(absl::string_view from, absl::string_view to, bool exchange);
   // Paths other than `except` whose cached attributes have inode number
-  // `ino` (hard links of one file). A scan: only called for files whose
+  // `ino` (hard links of one file): never directories, none for ino 0. A scan: only called for files whose
   // link count is above one.
   std::vector<std::string> PathsWithIno(uint64_t ino, absl::string_view except);
   // Backend's inode number of cached `path`, with its link count.

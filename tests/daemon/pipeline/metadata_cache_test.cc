@@ -246,6 +246,14 @@ TEST_F(MetadataCacheTest, PathsWithInoAndGetIno) {
   EXPECT_EQ(cache_.PathsWithIno(5, ""),
             (std::vector<std::string>{"/a", "/dir/b"}));
   EXPECT_TRUE(cache_.PathsWithIno(7, "").empty());
+  // Not hard links: directories (their link count counts subdirectories)
+  // and files whose backend reports no inode number.
+  cache_.PutAttr("/d1", AttrOf(9, S_IFDIR | 0755, 3), kLong, cache_.epoch());
+  cache_.PutAttr("/d2", AttrOf(9, S_IFDIR | 0755, 3), kLong, cache_.epoch());
+  EXPECT_TRUE(cache_.PathsWithIno(9, "/d1").empty());
+  Put("/z1", 0, 2);
+  Put("/z2", 0, 2);
+  EXPECT_TRUE(cache_.PathsWithIno(0, "/z1").empty());
 
   uint64_t ino = 0;
   uint32_t nlink = 0;
