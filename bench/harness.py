@@ -14,8 +14,8 @@ import time
 import build
 from common import (BENCH_DIR, PY, RES, drop_caches, is_mounted, log, run,
                     wait_for)
-from systems import (HOSTD_SYSTEMS, LABELS, RELAY_SYSTEMS, SYSTEM_CLASSES,
-                     SYSTEMS)
+from systems import (LABELS, NEEDS_HOSTD, NEEDS_PYTHON_SDK,
+                     RELAY_SYSTEMS, SYSTEM_CLASSES, SYSTEMS)
 from workloads import (WORKLOADS, Tree, run_main_workloads,
                        run_relay_workloads)
 
@@ -134,9 +134,9 @@ class Bench:
         main_wls = [w for w in self.workloads if not w.startswith('relay_')]
         relay_wls = [w for w in self.workloads if w.startswith('relay_')]
         self.prepare_dirs()
-        build.build_binaries(self, bool(set(HOSTD_SYSTEMS) & set(a.only)),
+        build.build_binaries(self, bool(set(NEEDS_HOSTD) & set(a.only)),
                              bool({'pll', 'pt'} & set(a.only)),
-                             'pyhostd' in a.only)
+                             bool(set(NEEDS_PYTHON_SDK) & set(a.only)))
         self.tree.make()
         if relay_wls:
             r = run([PY, os.path.join(BENCH_DIR, 'delay_relay.py'), '--selftest',

@@ -65,14 +65,14 @@ ROWS = [
 # The ratio columns, (numerator, denominator) of times, each shown when
 # both systems ran.
 RATIO_COLS = [('hostd', 'pll'), ('fusepy', 'hostd'), ('fusepy', 'pyhostd'),
-              ('sshfs', 'hostd')]
+              ('fusepyhostd', 'fusepy'), ('sshfs', 'hostd')]
 
 # workload -> {(numerator, denominator): (kind, threshold)}
 #   '<='    time(num)/time(den) <= t
 #   '>='    time(num)/time(den) >= t
 #   'thr>=' throughput(num)/throughput(den) = time(den)/time(num) >= t
 _META = {('hostd', 'pll'): ('<=', 1.3), ('fusepy', 'hostd'): ('>=', 20),
-         ('fusepy', 'pyhostd'): ('>=', 5)}
+         ('fusepy', 'pyhostd'): ('>=', 5), ('fusepyhostd', 'fusepy'): ('<=', 0.5)}
 TARGETS = {
     'find_first': _META,
     'find_dropped': _META,

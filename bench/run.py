@@ -8,6 +8,8 @@ script mounts, through:
   pll      libfuse's passthrough_ll example, -o cache=always (low-level API)
   pt       libfuse's passthrough example (high-level API, its defaults)
   fusepy   bench/fusepy_loopback.py (python3-fusepy, libfuse 2)
+  fusepyhostd  the same file with only its import changed to fusehost's,
+           mounting itself through a fuse-hostd of its own
   sshfs    sshfs to an sshd this script starts on 127.0.0.1
   hostd    fuse-hostd + examples/loopback's loopback_fs on a Unix socket
   pyhostd  fuse-hostd + examples/python/loopback.py (the Python SDK) on a

@@ -27,13 +27,14 @@ from common import (BENCH_DIR, PY, RES, free_port, is_mounted, log,
 
 REPO_DIR = os.path.dirname(BENCH_DIR)
 
-SYSTEMS = ['tmpfs', 'pll', 'pt', 'fusepy', 'sshfs', 'hostd', 'pyhostd',
-           'nodehostd']
+SYSTEMS = ['tmpfs', 'pll', 'pt', 'fusepy', 'fusepyhostd', 'sshfs', 'hostd',
+           'pyhostd', 'nodehostd']
 LABELS = {
     'tmpfs': 'tmpfs',
     'pll': 'passthrough_ll cache=always',
     'pt': 'passthrough',
     'fusepy': 'fusepy',
+    'fusepyhostd': 'fusepy_loopback.py through fuse-hostd',
     'sshfs': 'sshfs',
     'hostd': 'fuse-hostd',
     'pyhostd': 'fuse-hostd + Python loopback',
@@ -41,7 +42,11 @@ LABELS = {
 }
 # Shorter names for ratio headers and target lines.
 SHORT = dict(LABELS, pll='passthrough_ll', pyhostd='Python loopback',
-             nodehostd='Node loopback')
+             nodehostd='Node loopback', fusepyhostd='fusepy port')
+# Systems that need fuse-hostd built (the fusepy port mounts itself through
+# a daemon of its own, like the SDK systems).
+NEEDS_HOSTD = ('hostd', 'pyhostd', 'nodehostd', 'fusepyhostd')
+NEEDS_PYTHON_SDK = ('pyhostd', 'fusepyhostd')
 RELAY_SYSTEMS = ['sshfs', 'hostd', 'pyhostd', 'nodehostd']
 # The systems that run fuse-hostd (each its own daemon).
 HOSTD_SYSTEMS = ('hostd', 'pyhostd', 'nodehostd')
@@ -132,6 +137,57 @@ class Fusepy(System):
         return self._spawn_and_wait(
             [PY, os.path.join(BENCH_DIR, 'fusepy_loopback.py'),
              self.b.tree.src, self.mnt], self.mnt)
+
+
+class FusepyHostd(System):
+    """bench/fusepy_loopback.py with only its fusepy import replaced by
+    fusehost's, mounting itself through a fuse-hostd of its own: the port a
+    fusepy user makes."""
+    key = 'fusepyhostd'
+    ORIGINAL_IMPORT = ('try:\n    from fusepy import FUSE, FuseOSError, Operations\n'
+                       'except ImportError:  # fusepy from pip\n'
+                       '    from fuse import FUSE, FuseOSError, Operations\n')
+
+    def setup(self):
+        super().setup()
+        d = os.path.join(self.b.work, 'run')
+        os.makedirs(d, exist_ok=True)
+        self.ctl = os.path.join(d, 'fusepyhostd-control.sock')
+        if os.path.exists(self.ctl):
+            os.unlink(self.ctl)
+        self.daemon = RES.spawn([self.b.bin('fuse-hostd'),
+                                 '--control_socket=' + self.ctl],
+                                self.b.logpath('fuse-hostd-fusepy'))
+        wait_for(lambda: os.path.exists(self.ctl), 15,
+                 'fuse-hostd control socket', self.daemon)
+        with open(os.path.join(BENCH_DIR, 'fusepy_loopback.py')) as f:
+            source = f.read()
+        if self.ORIGINAL_IMPORT not in source:
+            raise RuntimeError('fusepy_loopback.py: its import block changed')
+        self.script = os.path.join(self.b.work, 'run', 'fusepy_loopback_port.py')
+        with open(self.script, 'w') as f:
+            f.write(source.replace(
+                self.ORIGINAL_IMPORT,
+                'from fusehost import FUSE, FuseOSError, Operations\n'))
+
+    def mount(self):
+        env = dict(os.environ, PYTHONPATH=self.b.py_package,
+                   PYTHONUNBUFFERED='1', FUSE_HOSTD_CONTROL_SOCKET=self.ctl)
+        env.pop('PYTHONHOME', None)
+        self.proc = RES.spawn([PY, self.script, self.b.tree.src, self.mnt],
+                              self.b.logpath(self.key), env=env, cwd='/')
+        RES.mounts.append(self.mnt)
+        wait_for(lambda: is_mounted(self.mnt), 20, self.key + ' mount',
+                 self.proc)
+        wait_for(lambda: os.path.isdir(os.path.join(self.mnt, 'tree')), 10,
+                 self.key + ' tree visible', self.proc)
+        return self.mnt
+
+    def unmount(self):
+        if is_mounted(self.mnt):
+            run([self.b.bin('fuse-hostctl'), '--control_socket=' + self.ctl,
+                 'unmount', self.mnt], check=False, timeout=60)
+        super().unmount()
 
 
 class Sshfs(System):
@@ -379,5 +435,6 @@ class NodeHostd(PyHostd):
 
 
 SYSTEM_CLASSES = {c.key: c for c in
-                  (Tmpfs, PassthroughLL, Passthrough, Fusepy, Sshfs, Hostd,
+                  (Tmpfs, PassthroughLL, Passthrough, Fusepy, FusepyHostd,
+                   Sshfs, Hostd,
                    PyHostd, NodeHostd)}
