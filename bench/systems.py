@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import time
 
-from common import (BENCH_DIR, PY, RES, free_port, is_mounted, log,
+from common import (BENCH_DIR, PY, RES, fhlib, free_port, is_mounted, log,
                     proc_status, run, tcp_open, wait_for)
 
 REPO_DIR = os.path.dirname(BENCH_DIR)
@@ -144,9 +144,6 @@ class FusepyHostd(System):
     fusehost's, mounting itself through a fuse-hostd of its own: the port a
     fusepy user makes."""
     key = 'fusepyhostd'
-    ORIGINAL_IMPORT = ('try:\n    from fusepy import FUSE, FuseOSError, Operations\n'
-                       'except ImportError:  # fusepy from pip\n'
-                       '    from fuse import FUSE, FuseOSError, Operations\n')
 
     def setup(self):
         super().setup()
@@ -160,15 +157,8 @@ class FusepyHostd(System):
                                 self.b.logpath('fuse-hostd-fusepy'))
         wait_for(lambda: os.path.exists(self.ctl), 15,
                  'fuse-hostd control socket', self.daemon)
-        with open(os.path.join(BENCH_DIR, 'fusepy_loopback.py')) as f:
-            source = f.read()
-        if self.ORIGINAL_IMPORT not in source:
-            raise RuntimeError('fusepy_loopback.py: its import block changed')
-        self.script = os.path.join(self.b.work, 'run', 'fusepy_loopback_port.py')
-        with open(self.script, 'w') as f:
-            f.write(source.replace(
-                self.ORIGINAL_IMPORT,
-                'from fusehost import FUSE, FuseOSError, Operations\n'))
+        self.script = fhlib.port_fusepy_loopback(
+            os.path.join(self.b.work, 'run', 'fusepy_loopback_port.py'))
 
     def mount(self):
         env = dict(os.environ, PYTHONPATH=self.b.py_package,

@@ -31,6 +31,29 @@ TOOL_ENV = {
 DEFAULT_TIMEOUT = 60
 
 
+# --- the fusepy port -------------------------------------------------------------
+
+_FUSEPY_LOOPBACK = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__)))), "bench", "fusepy_loopback.py")
+_FUSEPY_IMPORT = ("try:\n    from fusepy import FUSE, FuseOSError, Operations\n"
+                  "except ImportError:  # fusepy from pip\n"
+                  "    from fuse import FUSE, FuseOSError, Operations\n")
+
+
+def port_fusepy_loopback(dest):
+    """Writes to `dest` bench/fusepy_loopback.py with its fusepy import
+    replaced by fusehost's, and nothing else changed: what a fusepy user
+    does to port a filesystem. Shared by the tests and the benchmark."""
+    with open(_FUSEPY_LOOPBACK) as f:
+        source = f.read()
+    if _FUSEPY_IMPORT not in source:
+        raise RuntimeError("fusepy_loopback.py: its import block changed")
+    with open(dest, "w") as f:
+        f.write(source.replace(
+            _FUSEPY_IMPORT, "from fusehost import FUSE, FuseOSError, Operations\n"))
+    return dest
+
+
 # --- binaries -------------------------------------------------------------------
 
 # Each binary's Bazel package, which is also its folder under bazel-bin (or

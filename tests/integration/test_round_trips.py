@@ -12,26 +12,13 @@ import stat
 
 import pytest
 
-from conftest import REPO
-from fhlib import run_cmd
+from fhlib import port_fusepy_loopback, run_cmd
 from pyfhlib import py_mounts  # noqa: F401
-
-FUSEPY_LOOPBACK = os.path.join(REPO, "bench", "fusepy_loopback.py")
 
 
 def ported_fusepy_loopback(py_mounts):
     """bench/fusepy_loopback.py with its fusepy import replaced."""
-    with open(FUSEPY_LOOPBACK) as f:
-        source = f.read()
-    original = ("try:\n    from fusepy import FUSE, FuseOSError, Operations\n"
-                "except ImportError:  # fusepy from pip\n"
-                "    from fuse import FUSE, FuseOSError, Operations\n")
-    assert original in source
-    path = py_mounts.path("fusepy_loopback_fusehost.py")
-    with open(path, "w") as f:
-        f.write(source.replace(
-            original, "from fusehost import FUSE, FuseOSError, Operations\n"))
-    return path
+    return port_fusepy_loopback(py_mounts.path("fusepy_loopback_fusehost.py"))
 
 
 def stats(py_mounts, mp):
