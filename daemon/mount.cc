@@ -32,6 +32,8 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   init.set_mount_id(m->spec_.mount_id);
   init.set_mountpoint(m->spec_.mountpoint);
   init.set_protocol_version(1);
+  // FUSE_CAP_POSIX_ACL: every kernel this daemon runs on offers it (4.9+).
+  init.set_posix_acl_capable(true);
   for (const std::string& o : m->options_.backend_options) init.add_options(o);
   absl::StatusOr<v1::InitReply> reply = m->channel_->Init(init);
   if (!reply.ok()) return reply.status();
@@ -90,7 +92,12 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   session.timeouts.entry = m->options_.entry_timeout;
   session.timeouts.cache_listings = m->policy_.listing_ttl > absl::ZeroDuration();
   session.op_timeout = m->options_.call_timeout;
-  session.kernel_checks_permissions = m->options_.default_permissions;
+  // With POSIX ACLs the kernel checks permissions whatever the mount's
+  // options say.
+  session.kernel_checks_permissions =
+      m->options_.default_permissions || reply->posix_acl();
+  session.posix_acl = reply->posix_acl();
+  session.log_name = m->spec_.mountpoint;
   m->listing_budget_ = std::make_unique<MemoryBudget>(kListingBytesPerMount,
                                                       m->spec_.listing_budget);
   session.listing_budget = m->listing_budget_.get();
