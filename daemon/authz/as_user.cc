@@ -236,7 +236,27 @@ int ConnectWork(const void* arg, ChildReport* report) {
   return fd;
 }
 
+int OpenFileWork(const void* arg, ChildReport* report) {
+  const char* path = static_cast<const char*>(arg);
+  int fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) report->err = errno;
+  return fd;
+}
+
 }  // namespace
+
+absl::StatusOr<UniqueFd> OpenFileAsUser(const UserIdentity& user,
+                                        const std::string& path,
+                                        absl::Duration timeout) {
+  absl::StatusOr<ChildResult> r = RunAsUser(user, timeout, &OpenFileWork,
+                                            path.c_str(), "opening a file");
+  if (!r.ok()) return r.status();
+  if (r->report.err != 0) return ErrnoStatus(r->report.err, path);
+  if (!r->fd.valid()) {
+    return absl::InternalError(absl::StrCat(path, ": no descriptor received"));
+  }
+  return std::move(r->fd);
+}
 
 absl::StatusOr<OpenedDirectory> OpenDirectoryAsUser(const UserIdentity& user,
                                                     const std::string& path,

@@ -67,6 +67,14 @@ absl::StatusOr<UniqueFd> ConnectUnixAsUser(
     const UserIdentity& user, const std::string& socket_path,
     absl::Duration timeout = absl::Seconds(10));
 
+// Opens `path` for reading as `user` (O_NONBLOCK, so that a FIFO cannot
+// stall the helper). The caller checks what it got (fstat) before reading:
+// the descriptor may name anything the user can open. Errors as for
+// OpenDirectoryAsUser.
+absl::StatusOr<UniqueFd> OpenFileAsUser(
+    const UserIdentity& user, const std::string& path,
+    absl::Duration timeout = absl::Seconds(10));
+
 }  // namespace fusehost
 
 #endif  // FUSE_HOSTD_DAEMON_AUTHZ_AS_USER_H_
