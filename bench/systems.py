@@ -313,11 +313,13 @@ class Hostd(System):
         return run([self.b.bin('fuse-hostctl'), '--control_socket=' + self.ctl]
                    + list(args), check=check, timeout=60)
 
-    def _mount_addr(self, addr):
+    def _mount_addr(self, addr, transport_opts=''):
         self.ensure_daemon('before mounting %s' % addr)
         args = ['mount', addr, self.mnt]
-        if self.b.args.hostd_opts:
-            args += ['-o', self.b.args.hostd_opts]
+        opts = ','.join(o for o in (transport_opts, self.b.args.hostd_opts)
+                        if o)
+        if opts:
+            args += ['-o', opts]
         RES.mounts.append(self.mnt)
         self.hostctl(*args)
         wait_for(lambda: is_mounted(self.mnt), 10, 'fuse-hostd mount')
@@ -336,7 +338,8 @@ class Hostd(System):
             wait_for(lambda: tcp_open(port), 15,
                      self.backend_name + ' on TCP', self.tcp_backend)
             self.relay_port = self.b.start_relay(self.backend_name, port)
-        return self._mount_addr('127.0.0.1:%d' % self.relay_port)
+        return self._mount_addr('127.0.0.1:%d' % self.relay_port,
+                                'insecure')
 
     def sample_cache(self, baseline=False):
         """Daemon RSS and `fuse-hostctl stats`: right after mounting
