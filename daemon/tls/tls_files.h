@@ -2,8 +2,9 @@
 // of the user who asked for the mount: the file is opened by a helper that
 // runs as that user (authz/as_user.h), so a user can never make the daemon
 // read what they could not read themselves (root's keys, other users'
-// files). The daemon only reads the descriptor it is handed, after checking
-// it is a regular file of sane size.
+// files). The helper reads the file too and hands over a copy: a file on a
+// hung file system costs the helper its timeout, never a daemon thread.
+// Only regular files of at most kMaxTlsFileBytes are taken.
 //
 // A private key must be private: a key file that anyone but its owner may
 // read or write (mode & 077) is refused, as ssh refuses such a key.

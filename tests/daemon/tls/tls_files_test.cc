@@ -80,6 +80,16 @@ TEST_F(TlsFilesTest, RefusesWhatIsNotAFile) {
               HasSubstr("not a regular file"));
   got = ReadTlsFileAsUser(Root(), dir_.path(), false, absl::Seconds(5));
   EXPECT_FALSE(got.ok());
+  std::string big = Write("big.pem", std::string(kMaxTlsFileBytes + 1, 'x'),
+                          0644, 0);
+  got = ReadTlsFileAsUser(Root(), big, false, absl::Seconds(5));
+  ASSERT_FALSE(got.ok());
+  EXPECT_THAT(std::string(got.status().message()), HasSubstr("larger than"));
+  std::string exact = Write("exact.pem", std::string(kMaxTlsFileBytes, 'y'),
+                            0644, 0);
+  got = ReadTlsFileAsUser(Root(), exact, false, absl::Seconds(5));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->size(), kMaxTlsFileBytes);
   got = ReadTlsFileAsUser(Root(), dir_.Sub("missing"), false, absl::Seconds(5));
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(got.status().code(), absl::StatusCode::kNotFound);
