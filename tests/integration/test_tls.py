@@ -97,6 +97,17 @@ def py_loopback(root, cert, key, client_ca=None):
     return command
 
 
+def relay_to(mounts, backend):
+    """bench/delay_relay.py in front of `backend` (1 ms each way): stopping
+    and starting it drops the daemon's connection like a network would."""
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "bench", "delay_relay.py")
+    relay = TcpBackend(mounts, "relay", lambda port: [
+        pyfhlib.SYS_PYTHON, script, "--target", backend.addr,
+        "--delay-ms", "1", "--listen", "127.0.0.1:%d" % port])
+    return relay.start()
+
+
 def tls_options(pki, ca=None, name=NAME, client=None):
     opts = ["tls_ca=" + (ca or pki.ca)]
     if name:
@@ -375,12 +386,7 @@ def test_network_drop_and_return(mounts, pki):
     b = TcpBackend(mounts, "tls", cpp_loopback(mounts.bins, root, *pki.server,
                                                client_ca=pki.ca))
     b.start()
-    relay_script = os.path.join(os.path.dirname(os.path.dirname(
-        os.path.dirname(os.path.abspath(__file__)))), "bench", "delay_relay.py")
-    relay = TcpBackend(mounts, "relay", lambda port: [
-        pyfhlib.SYS_PYTHON, relay_script, "--target", b.addr,
-        "--delay-ms", "1", "--listen", "127.0.0.1:%d" % port])
-    relay.start()
+    relay = relay_to(mounts, b)
     d = mounts.daemon
     mp, r = mount_tcp(mounts, d, relay, tls_options(pki, client=pki.client) +
                       ",cache_entries=0,attr_timeout=0,entry_timeout=0")
@@ -396,3 +402,80 @@ def test_network_drop_and_return(mounts, pki):
         fhlib.tail(d.log, mounts.daemon_log_start)
     ops.ok([("write_file", "g", b"after")])
     assert "CN=%s;" % NAME in identity_in_list(d, mp)
+
+
+@pytest.mark.parametrize("sdk", ["cpp", "python"])
+def test_backend_takes_renewed_certificate_without_restart(mounts, pki, sdk,
+                                                           tmp_path):
+    """Both SDKs serve a certificate whose files were replaced from the
+    next connection on, without a restart."""
+    cert, key = str(tmp_path / "server.pem"), str(tmp_path / "server.key")
+    shutil.copyfile(pki.server[0], cert)
+    shutil.copyfile(pki.server[1], key)
+    os.chmod(key, 0o600)
+    root = mounts.mkdir("backing")
+    make = (cpp_loopback(mounts.bins, root, cert, key) if sdk == "cpp"
+            else py_loopback(root, cert, key))
+    b = TcpBackend(mounts, "tls-" + sdk, make,
+                   env=pyfhlib.python_env() if sdk == "python" else None)
+    b.start()
+    relay = relay_to(mounts, b)
+    d = mounts.daemon
+    mp, r = mount_tcp(mounts, d, relay, tls_options(pki) +
+                      ",cache_entries=0,attr_timeout=0,entry_timeout=0")
+    assert r.returncode == 0, r
+    ops = mounts.ops(cwd=mp)
+    ops.ok([("write_file", "f", b"1")])
+    old = tls_certs.fingerprint(pki.server[0])
+    assert identity_in_list(d, mp).endswith("sha256=" + old)
+    # Replaced the way tools do it: new files renamed over the old ones.
+    for src, dst in ((pki.renewed[0], cert), (pki.renewed[1], key)):
+        shutil.copyfile(src, dst + ".new")
+        os.chmod(dst + ".new", 0o600)
+        os.rename(dst + ".new", dst)
+    new = tls_certs.fingerprint(pki.renewed[0])
+
+    def reconnected_to_renewed():
+        # Each round is a new connection (the C++ SDK looks at its files
+        # every 2 s, so the first ones may still get the old certificate).
+        fhlib.stop_process(relay.proc, timeout=10)
+        relay.start()
+        ops.one(("read_file", "f"))
+        return identity_in_list(d, mp).endswith("sha256=" + new)
+    assert fhlib.wait_until(reconnected_to_renewed, 20, interval=0.5), \
+        identity_in_list(d, mp)
+    assert b.proc.poll() is None  # the same process throughout
+    assert ops.one(("read_file", "f")) == b"1"
+
+
+def test_daemon_rereads_its_files_on_reconnect(mounts, pki, tmp_path):
+    """The daemon reads its certificate files again for each new
+    connection: a backend restarted to accept only clients of a new CA
+    takes the mount back once the daemon's client certificate and key
+    files hold one of that CA's."""
+    other = tls_certs.Ca(str(tmp_path / "clients2"), "second client CA")
+    new_client = other.issue("client", "fuse-hostd", client=True)
+    cert, key = str(tmp_path / "client.pem"), str(tmp_path / "client.key")
+    shutil.copyfile(pki.client[0], cert)
+    shutil.copyfile(pki.client[1], key)
+    os.chmod(key, 0o600)
+    root = mounts.mkdir("backing")
+    b = TcpBackend(mounts, "tls", cpp_loopback(mounts.bins, root, *pki.server,
+                                               client_ca=pki.ca))
+    b.start()
+    d = mounts.daemon
+    mp, r = mount_tcp(mounts, d, b, tls_options(pki, client=(cert, key)) +
+                      ",cache_entries=0,attr_timeout=0,entry_timeout=0")
+    assert r.returncode == 0, r
+    ops = mounts.ops(cwd=mp)
+    ops.ok([("write_file", "f", b"1")])
+    b.restart(cpp_loopback(mounts.bins, root, *pki.server,
+                           client_ca=other.pem))
+    # The old client certificate is no longer accepted.
+    assert fhlib.wait_until(
+        lambda: fhlib.is_err(ops.one(("read_file", "f")), "ENOTCONN"), 15)
+    shutil.copyfile(new_client[0], cert)
+    shutil.copyfile(new_client[1], key)
+    assert fhlib.wait_until(
+        lambda: ops.one(("read_file", "f")) == b"1", 15), \
+        fhlib.tail(d.log, mounts.daemon_log_start)
