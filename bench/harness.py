@@ -12,16 +12,12 @@ import subprocess
 import time
 
 import build
-from common import (BENCH_DIR, PY, RES, drop_caches, is_mounted, log, run,
-                    wait_for)
+from common import (BENCH_DIR, PY, RES, TLS_NAME, drop_caches, is_mounted,
+                    log, run, wait_for)
 from systems import (LABELS, NEEDS_HOSTD, NEEDS_PYTHON_SDK,
                      RELAY_SYSTEMS, SYSTEM_CLASSES, SYSTEMS)
 from workloads import (WORKLOADS, Tree, run_main_workloads,
                        run_relay_workloads)
-
-
-# The name the relay rows' server certificate carries.
-TLS_NAME = 'backend.bench'
 
 
 class Bench:

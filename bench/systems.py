@@ -22,8 +22,8 @@ import shutil
 import subprocess
 import time
 
-from common import (BENCH_DIR, PY, RES, fhlib, free_port, is_mounted, log,
-                    proc_status, run, tcp_open, wait_for)
+from common import (BENCH_DIR, PY, RES, TLS_NAME, fhlib, free_port,
+                    is_mounted, log, proc_status, run, tcp_open, wait_for)
 
 REPO_DIR = os.path.dirname(BENCH_DIR)
 
@@ -350,7 +350,6 @@ class Hostd(System):
             self.b.notes.append('%s relay rows over plain TCP: its backend '
                                 'has no TLS' % self.key)
             return [], 'insecure'
-        from harness import TLS_NAME
         opts = 'tls_ca=%s,tls_server_name=%s,tls_cert=%s,tls_key=%s' % (
             tls['ca'], TLS_NAME, tls['client'][0], tls['client'][1])
         return args, opts
