@@ -15,6 +15,8 @@ import time
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH_DIR)
 PY = '/usr/bin/python3'  # Debian's modules (fusepy) import here
+# The name the relay rows' TLS server certificate carries.
+TLS_NAME = 'backend.bench'
 MiB = 1 << 20
 
 # The integration tests' helpers are not a package; they are imported by path.

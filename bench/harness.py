@@ -12,8 +12,8 @@ import subprocess
 import time
 
 import build
-from common import (BENCH_DIR, PY, RES, drop_caches, is_mounted, log, run,
-                    wait_for)
+from common import (BENCH_DIR, PY, RES, TLS_NAME, drop_caches, is_mounted,
+                    log, run, wait_for)
 from systems import (LABELS, NEEDS_HOSTD, NEEDS_PYTHON_SDK,
                      RELAY_SYSTEMS, SYSTEM_CLASSES, SYSTEMS)
 from workloads import (WORKLOADS, Tree, run_main_workloads,
@@ -53,6 +53,21 @@ class Bench:
         for name in os.listdir(os.path.join(self.work, 'run')):
             if name.endswith('.log'):
                 os.unlink(os.path.join(self.work, 'run', name))
+
+    def tls_files(self):
+        """A CA, a server certificate for TLS_NAME and a client
+        certificate for the daemon (mutual TLS), made once per bench in
+        the work directory with openssl (tests/integration/tls_certs.py)."""
+        if getattr(self, '_tls', None) is None:
+            import shutil
+            import tls_certs
+            d = os.path.join(self.work, 'tls')
+            shutil.rmtree(d, ignore_errors=True)
+            ca = tls_certs.Ca(d, 'fuse-hostd bench CA')
+            server = ca.issue('server', TLS_NAME, dns=TLS_NAME)
+            client = ca.issue('client', 'fuse-hostd bench', client=True)
+            self._tls = {'ca': ca.pem, 'server': server, 'client': client}
+        return self._tls
 
     def start_relay(self, name, target_port):
         """delay_relay.py in front of 127.0.0.1:target_port; returns the

@@ -131,13 +131,15 @@ def header(w, b, cmdline):
       'lines); cat reads %d of them; sequential read %d MiB; write %d MiB with '
       'fsync; tarball of %d files. Relay rows: find over %d directories '
       '(%d files) through a TCP relay adding %.2g ms per round trip (%.2g ms '
-      'each way%s). Medians of %d runs, seconds (MB/s for throughput rows); '
+      'each way%s; fuse-hostd over %s, sshfs over SSH). Medians of %d runs, seconds (MB/s for throughput rows); '
       'cap %gs per command.' % (
           t.nfiles, t.file_size, t.ndirs, t.entries, t.ncat, t.read_mib,
           t.write_mib, t.ntar, t.relay_dirs, t.relay_dirs * per,
           a.relay_rtt_ms, a.relay_rtt_ms / 2,
           '; self-test: ' + b.relay_selftest if hasattr(b, 'relay_selftest')
-          else '', a.runs, b.cap))
+          else '',
+          'mutual TLS' if getattr(a, 'relay_tls', 'off') == 'on'
+          else 'plain TCP', a.runs, b.cap))
     for n in b.notes_early:
         w('')
         w('**Note: %s.**' % n)

@@ -117,6 +117,10 @@ def main():
     ap.add_argument('--relay-files', type=int, default=None,
                     help='find only this many files (whole directories) in the '
                     'relay rows (default: the whole tree)')
+    ap.add_argument('--relay-tls', choices=('on', 'off'), default='on',
+                    help="fuse-hostd's relay rows over mutual TLS (default; "
+                    'certificates made with openssl in the work directory) '
+                    'or plain TCP (the mount option insecure)')
     ap.add_argument('--hostd-opts', default='',
                     help='-o options for fuse-hostctl mount (default: none)')
     ap.add_argument('--hostd-bin-dir',

@@ -22,8 +22,8 @@ import shutil
 import subprocess
 import time
 
-from common import (BENCH_DIR, PY, RES, fhlib, free_port, is_mounted, log,
-                    proc_status, run, tcp_open, wait_for)
+from common import (BENCH_DIR, PY, RES, TLS_NAME, fhlib, free_port,
+                    is_mounted, log, proc_status, run, tcp_open, wait_for)
 
 REPO_DIR = os.path.dirname(BENCH_DIR)
 
@@ -256,8 +256,9 @@ class Hostd(System):
         return [self.b.bin('loopback_fs'), '--listen=' + listen,
                 '--root=' + self.b.tree.src]
 
-    def spawn_backend(self, listen, log_name):
-        return RES.spawn(self.backend_cmd(listen), self.b.logpath(log_name))
+    def spawn_backend(self, listen, log_name, extra=()):
+        return RES.spawn(self.backend_cmd(listen) + list(extra),
+                         self.b.logpath(log_name))
 
     def setup(self):
         super().setup()
@@ -313,11 +314,13 @@ class Hostd(System):
         return run([self.b.bin('fuse-hostctl'), '--control_socket=' + self.ctl]
                    + list(args), check=check, timeout=60)
 
-    def _mount_addr(self, addr):
+    def _mount_addr(self, addr, transport_opts=''):
         self.ensure_daemon('before mounting %s' % addr)
         args = ['mount', addr, self.mnt]
-        if self.b.args.hostd_opts:
-            args += ['-o', self.b.args.hostd_opts]
+        opts = ','.join(o for o in (transport_opts, self.b.args.hostd_opts)
+                        if o)
+        if opts:
+            args += ['-o', opts]
         RES.mounts.append(self.mnt)
         self.hostctl(*args)
         wait_for(lambda: is_mounted(self.mnt), 10, 'fuse-hostd mount')
@@ -328,15 +331,40 @@ class Hostd(System):
     def mount(self):
         return self._mount_addr('unix:' + self.backend_sock)
 
+    def backend_tls_args(self, tls):
+        """The backend's command-line arguments for mutual TLS with the
+        files of Bench.tls_files(), or None if it cannot serve TLS."""
+        cert, key = tls['server']
+        return ['--tls_cert=' + cert, '--tls_key=' + key,
+                '--tls_client_ca=' + tls['ca']]
+
+    def relay_transport(self):
+        """(backend arguments, mount options) of the relay rows: mutual
+        TLS unless --relay-tls=off or the backend has no TLS (then plain
+        TCP, said in the notes)."""
+        if self.b.args.relay_tls == 'off':
+            return [], 'insecure'
+        tls = self.b.tls_files()
+        args = self.backend_tls_args(tls)
+        if args is None:
+            self.b.notes.append('%s relay rows over plain TCP: its backend '
+                                'has no TLS' % self.key)
+            return [], 'insecure'
+        opts = 'tls_ca=%s,tls_server_name=%s,tls_cert=%s,tls_key=%s' % (
+            tls['ca'], TLS_NAME, tls['client'][0], tls['client'][1])
+        return args, opts
+
     def mount_relay(self):
         if self.tcp_backend is None:
             port = free_port()
+            extra, self.relay_opts = self.relay_transport()
             self.tcp_backend = self.spawn_backend(
-                '127.0.0.1:%d' % port, self.backend_name + '-tcp')
+                '127.0.0.1:%d' % port, self.backend_name + '-tcp', extra)
             wait_for(lambda: tcp_open(port), 15,
                      self.backend_name + ' on TCP', self.tcp_backend)
             self.relay_port = self.b.start_relay(self.backend_name, port)
-        return self._mount_addr('127.0.0.1:%d' % self.relay_port)
+        return self._mount_addr('127.0.0.1:%d' % self.relay_port,
+                                self.relay_opts)
 
     def sample_cache(self, baseline=False):
         """Daemon RSS and `fuse-hostctl stats`: right after mounting
@@ -389,12 +417,17 @@ class PyHostd(Hostd):
         return [PY, os.path.join(self.b.py_examples, 'loopback.py'),
                 self.b.tree.src, '--listen', listen]
 
-    def spawn_backend(self, listen, log_name):
+    def backend_tls_args(self, tls):
+        cert, key = tls['server']
+        return ['--tls-cert', cert, '--tls-key', key,
+                '--tls-client-ca', tls['ca']]
+
+    def spawn_backend(self, listen, log_name, extra=()):
         env = dict(os.environ, PYTHONPATH=self.b.py_package,
                    PYTHONUNBUFFERED='1')
         env.pop('PYTHONHOME', None)
-        return RES.spawn(self.backend_cmd(listen), self.b.logpath(log_name),
-                         env=env, cwd='/')
+        return RES.spawn(self.backend_cmd(listen) + list(extra),
+                         self.b.logpath(log_name), env=env, cwd='/')
 
     def note_rss(self):
         # Both processes serve this column: the Python backend is reported
@@ -419,9 +452,12 @@ class NodeHostd(PyHostd):
                                      'loopback.js'),
                 self.b.tree.src, '--listen', listen]
 
-    def spawn_backend(self, listen, log_name):
-        return RES.spawn(self.backend_cmd(listen), self.b.logpath(log_name),
-                         cwd='/')
+    def backend_tls_args(self, tls):
+        return None  # the Node.js SDK serves plain TCP only
+
+    def spawn_backend(self, listen, log_name, extra=()):
+        return RES.spawn(self.backend_cmd(listen) + list(extra),
+                         self.b.logpath(log_name), cwd='/')
 
 
 SYSTEM_CLASSES = {c.key: c for c in

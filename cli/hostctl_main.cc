@@ -71,6 +71,12 @@ int List(ControlClient& client) {
            EscapeField(m.backend()).c_str(), UserName(m.owner_uid()).c_str(),
            m.state().c_str(),
            m.options().empty() ? "-" : EscapeField(m.options()).c_str());
+    // A TCP backend's identity, on its own line (it is long, and a
+    // subject has spaces): escaped, it cannot pass for another row.
+    if (!m.backend_identity().empty()) {
+      printf("  backend identity: %s\n",
+             EscapeControl(m.backend_identity()).c_str());
+    }
   }
   return 0;
 }

@@ -332,6 +332,15 @@ struct ServeOptions {
   // in any caller's name, so the default lets only this process's user (and
   // root, i.e. fuse-hostd) in.
   mode_t socket_mode = 0600;
+  // TLS on a TCP address: PEM files of the certificate (chain) and its
+  // private key, which must be readable by its owner only. They are read
+  // again when they change, so a renewed certificate needs no restart.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // With TLS: the CA that signs the certificates clients must present
+  // (mutual TLS; fuse-hostd's mount options tls_cert=, tls_key=). Empty:
+  // clients are not asked for one.
+  std::string tls_client_ca_file;
 };
 
 // Serves `fs` until SIGINT or SIGTERM. Returns 0 on a clean stop,

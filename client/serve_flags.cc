@@ -16,6 +16,15 @@ ABSL_FLAG(std::string, listen, "",
 ABSL_FLAG(int, threads, 0,
           "Threads running operations; 0 picks one per CPU (at least 4).");
 
+ABSL_FLAG(std::string, tls_cert, "",
+          "TLS on a TCP --listen address: PEM file of the certificate "
+          "(chain) to serve with, re-read when it changes.");
+ABSL_FLAG(std::string, tls_key, "",
+          "PEM file of --tls_cert's private key (mode 600).");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "Mutual TLS: PEM file of the CA whose certificates clients must "
+          "present (fuse-hostd's tls_cert=/tls_key= mount options).");
+
 namespace fusehost {
 
 absl::StatusOr<ServeOptions> ServeOptionsFromFlags(
@@ -27,6 +36,9 @@ absl::StatusOr<ServeOptions> ServeOptionsFromFlags(
   ServeOptions serve;
   serve.listen = absl::GetFlag(FLAGS_listen);
   serve.threads = absl::GetFlag(FLAGS_threads);
+  serve.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  serve.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  serve.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   if (serve.listen.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--listen is required (e.g. --listen=", example_listen, ")"));

@@ -1,5 +1,6 @@
 // The command line every backend program shares, for programs that use
-// Abseil flags: --listen=ADDR (required) and --threads=N, parsed together
+// Abseil flags: --listen=ADDR (required), --threads=N and, for TLS on a TCP
+// address, --tls_cert=FILE --tls_key=FILE [--tls_client_ca=FILE], parsed together
 // with the program's own ABSL_FLAGs, with the same messages and exit status
 // in every program.
 //
@@ -17,8 +18,8 @@
 //     return fusehost::Serve(fs, *serve);
 //   }
 //
-// Depend on //client:serve_flags (it defines the two flags, so a program
-// that defines its own --listen or --threads cannot use it).
+// Depend on //client:serve_flags (it defines these flags, so a program
+// that defines its own --listen, --threads or --tls_* cannot use it).
 
 #ifndef FUSE_HOSTD_CLIENT_SERVE_FLAGS_H_
 #define FUSE_HOSTD_CLIENT_SERVE_FLAGS_H_
@@ -47,8 +48,8 @@ struct ServeFlagsSpec {
 
 // Sets the usage message and parses argv with absl::ParseCommandLine
 // (which handles --help and exits on unknown flags and malformed values).
-// Returns the ServeOptions from --listen and --threads, the rest at their
-// defaults; or prints one line to stderr and returns nullopt if there is a
+// Returns the ServeOptions from --listen, --threads and the --tls_ flags,
+// the rest at their defaults; or prints one line to stderr and returns nullopt if there is a
 // positional argument or no --listen (the program then exits with
 // kUsageError). Call it once, at the start of main.
 std::optional<ServeOptions> ParseServeFlags(int argc, char** argv,

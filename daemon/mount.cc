@@ -9,8 +9,71 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/mounting/kernel_mount.h"
 #include "daemon/mounting/read_ahead.h"
+#include "daemon/tls/tls_channel_credentials.h"
+#include "daemon/tls/tls_files.h"
 
 namespace fusehost {
+namespace {
+
+// Deadline of reading one certificate file as the user.
+constexpr absl::Duration kTlsReadTimeout = absl::Seconds(10);
+
+// How the channel reaches a TCP backend: TLS with the files of the
+// options, or plain TCP when asked for by name. Unix-socket backends take
+// neither option (the daemon checks who serves them another way).
+absl::Status ConfigureTransport(const MountSpec& spec,
+                                const MountOptions& options,
+                                BackendChannel::Options* channel,
+                                std::shared_ptr<PeerIdentity>* identity) {
+  if (spec.dialer != nullptr) {
+    if (options.uses_tls() || options.insecure) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "backend ", spec.backend, " is a Unix socket: options tls_* and "
+          "insecure are for TCP backends"));
+    }
+    return absl::OkStatus();
+  }
+  if (options.insecure) return absl::OkStatus();
+  if (!options.uses_tls()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "backend ", spec.backend, " is reached over TCP: give tls_ca=FILE "
+        "(and tls_server_name=, tls_cert=, tls_key= as needed) for TLS, or "
+        "the option insecure for plain TCP, which anyone on the network can "
+        "read and impersonate"));
+  }
+  TlsFilePaths paths{options.tls_ca, options.tls_cert, options.tls_key};
+  UserIdentity reader = spec.tls_reader;
+  // Read now, so that a missing, unreadable or exposed file is the
+  // mounting user's error message; read again for every new channel.
+  absl::StatusOr<TlsMaterial> material =
+      ReadTlsMaterial(reader, paths, kTlsReadTimeout);
+  if (!material.ok()) return material.status();
+  absl::Status usable = CheckTlsMaterial(*material);
+  if (!usable.ok()) return usable;
+  *identity = std::make_shared<PeerIdentity>(spec.backend);
+  channel->server_name = options.tls_server_name;
+  channel->credentials =
+      [reader, paths, pin = *identity]()
+      -> absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> {
+    absl::StatusOr<TlsMaterial> fresh =
+        ReadTlsMaterial(reader, paths, kTlsReadTimeout);
+    if (!fresh.ok()) return fresh.status();
+    absl::Status ok = CheckTlsMaterial(*fresh);
+    if (!ok.ok()) return ok;
+    return MakeTlsChannelCredentials(*fresh, pin);
+  };
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string Mount::BackendIdentity() const {
+  if (peer_identity_ != nullptr) {
+    std::string pinned = peer_identity_->Describe();
+    return pinned.empty() ? "tls (not connected yet)" : pinned;
+  }
+  return spec_.dialer == nullptr ? "insecure" : "";
+}
 
 absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   std::unique_ptr<Mount> m(new Mount(std::move(spec)));
@@ -23,6 +86,9 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   if (std::shared_ptr<BackendDialer> dialer = m->spec_.dialer) {
     channel_options.dial = [dialer] { return dialer->Dial(); };
   }
+  absl::Status transport = ConfigureTransport(
+      m->spec_, m->options_, &channel_options, &m->peer_identity_);
+  if (!transport.ok()) return transport;
   channel_options.mount_id = m->spec_.mount_id;
   channel_options.call_timeout = m->options_.call_timeout;
   channel_options.stats = &m->stats_;

@@ -36,6 +36,7 @@
 #include "daemon/pipeline/metadata_cache.h"
 #include "daemon/pipeline/reply_validator.h"
 #include "daemon/stats/mount_stats.h"
+#include "daemon/tls/peer_identity.h"
 
 namespace fusehost {
 
@@ -45,6 +46,9 @@ struct MountSpec {
   // Unix-socket backends: makes and checks every connection (see
   // authz/backend_dialer.h). Null: gRPC dials `backend` (TCP).
   std::shared_ptr<BackendDialer> dialer;
+  // TCP backends with TLS: whose rights the certificate files are read
+  // with, at mount time and for each new connection.
+  UserIdentity tls_reader;
   // The daemon's budget for open directories' listings, which this mount's
   // own (kListingBytesPerMount) draws on. May be null: no bound.
   MemoryBudget* listing_budget = nullptr;
@@ -91,6 +95,9 @@ class Mount {
   // spec().mountpoint when it is no longer attached.
   std::string CurrentMountpoint() const;
   const std::string& backend_name() const { return backend_name_; }
+  // "insecure" (plain TCP), the TLS backend's pinned identity
+  // (peer_identity.h), or "" (Unix socket).
+  std::string BackendIdentity() const;
   bool session_ended() const { return session_ && session_->session_ended(); }
   bool detached() const { return detached_.load(); }
   const MountStats& stats() const { return stats_; }
@@ -117,6 +124,8 @@ class Mount {
   std::unique_ptr<KernelSession> session_;
   std::unique_ptr<InvalidationListener> listener_;
   MountStats stats_;
+  // TLS backends only.
+  std::shared_ptr<PeerIdentity> peer_identity_;
   std::atomic<bool> detached_{false};
   bool shut_down_ = false;
 };

@@ -153,6 +153,7 @@ absl::StatusOr<uint64_t> MountManager::Mount(const std::string& backend,
     spec.dialer = std::make_shared<BackendDialer>(std::move(dial));
   }
   spec.backend = backend;
+  spec.tls_reader = grant.tls_reader;
   spec.listing_budget = &listing_budget_;
   spec.mountpoint = mountpoint;
   spec.mountpoint_fd = grant.mountpoint_fd.get();
@@ -237,6 +238,7 @@ MountStatus MountManager::StatusOf(uint64_t id, const Entry& e) const {
   s.owner_uid = m.spec().owner_uid;
   s.owner_gid = m.spec().owner_gid;
   s.state = m.detached() ? "unmounting" : "mounted";
+  s.backend_identity = m.BackendIdentity();
   return s;
 }
 

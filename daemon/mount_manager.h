@@ -45,6 +45,7 @@ struct MountStatus {
   uid_t owner_uid = 0;
   gid_t owner_gid = 0;
   std::string state;  // "mounted" or "unmounting"
+  std::string backend_identity;  // see control.proto's MountInfo
 };
 
 struct MountStatsEntry {

@@ -9,6 +9,9 @@ PACKAGES=(
   libfuse3-dev fuse3
   libgrpc++-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev
   libabsl-dev libgtest-dev libgmock-dev
+  # TLS to TCP backends: libcrypto for certificate facts, and the openssl
+  # command that makes the tests' certificates
+  libssl-dev openssl
   python3-grpcio python3-protobuf python3-pytest python3-pytest-timeout
   attr acl util-linux passwd tar diffutils coreutils
   kmod procps g++

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -236,7 +237,119 @@ int ConnectWork(const void* arg, ChildReport* report) {
   return fd;
 }
 
+struct ReadFileArgs {
+  const char* path;
+  size_t max_bytes;
+};
+
+// ReadFileWork's refusals, in ChildReport::aux.
+enum : int { kNotRegular = 1, kTooLarge = 2 };
+
+// Copies the file into a memfd, which is what the daemon gets.
+int ReadFileWork(const void* arg, ChildReport* report) {
+  const auto* args = static_cast<const ReadFileArgs*>(arg);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer.
+  int fd = open(args->path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    report->err = errno;
+    return -1;
+  }
+  if (fstat(fd, &report->st) != 0) {
+    report->err = errno;
+    close(fd);
+    return -1;
+  }
+  if (!S_ISREG(report->st.st_mode)) {
+    report->aux = kNotRegular;
+    close(fd);
+    return -1;
+  }
+  int copy = static_cast<int>(syscall(SYS_memfd_create, "as-user-file",
+                                      MFD_CLOEXEC));
+  if (copy < 0) {
+    report->err = errno;
+    close(fd);
+    return -1;
+  }
+  char buf[16384];
+  size_t total = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      report->err = errno;
+      break;
+    }
+    if (n == 0) break;
+    total += n;
+    if (total > args->max_bytes) {
+      report->aux = kTooLarge;
+      break;
+    }
+    for (ssize_t done = 0; done < n;) {
+      ssize_t w = write(copy, buf + done, n - done);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        report->err = w < 0 ? errno : EIO;
+        break;
+      }
+      done += w;
+    }
+    if (report->err != 0) break;
+  }
+  close(fd);
+  if (report->err != 0 || report->aux != 0) {
+    close(copy);
+    return -1;
+  }
+  return copy;
+}
+
 }  // namespace
+
+absl::StatusOr<SmallFile> ReadSmallFileAsUser(const UserIdentity& user,
+                                              const std::string& path,
+                                              size_t max_bytes,
+                                              absl::Duration timeout) {
+  ReadFileArgs args{path.c_str(), max_bytes};
+  absl::StatusOr<ChildResult> r =
+      RunAsUser(user, timeout, &ReadFileWork, &args, "reading a file");
+  if (!r.ok()) return r.status();
+  if (r->report.err != 0) return ErrnoStatus(r->report.err, path);
+  if (r->report.aux == kNotRegular) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " is not a regular file"));
+  }
+  if (r->report.aux == kTooLarge) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " is larger than ", max_bytes, " bytes"));
+  }
+  if (!r->fd.valid()) {
+    return absl::InternalError(absl::StrCat(path, ": no descriptor received"));
+  }
+  // The helper's own memfd: nothing the user can touch any more, and
+  // reading it cannot block.
+  SmallFile out;
+  out.st = r->report.st;
+  struct stat copy_st;
+  if (fstat(r->fd.get(), &copy_st) != 0 ||
+      static_cast<size_t>(copy_st.st_size) > max_bytes) {
+    return absl::InternalError(absl::StrCat(path, ": bad copy received"));
+  }
+  out.data.resize(copy_st.st_size);
+  size_t got = 0;
+  while (got < out.data.size()) {
+    ssize_t n = pread(r->fd.get(), out.data.data() + got,
+                      out.data.size() - got, got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      return absl::InternalError(absl::StrCat(path, ": reading the copy: ",
+                                              std::strerror(errno)));
+    }
+    got += n;
+  }
+  return out;
+}
 
 absl::StatusOr<OpenedDirectory> OpenDirectoryAsUser(const UserIdentity& user,
                                                     const std::string& path,

@@ -67,6 +67,21 @@ absl::StatusOr<UniqueFd> ConnectUnixAsUser(
     const UserIdentity& user, const std::string& socket_path,
     absl::Duration timeout = absl::Seconds(10));
 
+struct SmallFile {
+  std::string data;
+  struct stat st = {};  // of the file read, as the user saw it
+};
+
+// Reads the regular file `path` as `user`, whole, if it holds at most
+// `max_bytes`. The helper does the reading too (into a memfd the daemon
+// then reads), so a file on a hung file system (the user's own FUSE mount,
+// say) costs the helper its timeout, never a daemon thread. Errors as for
+// OpenDirectoryAsUser; FAILED_PRECONDITION for something other than a
+// regular file or a file too large.
+absl::StatusOr<SmallFile> ReadSmallFileAsUser(
+    const UserIdentity& user, const std::string& path, size_t max_bytes,
+    absl::Duration timeout = absl::Seconds(10));
+
 }  // namespace fusehost
 
 #endif  // FUSE_HOSTD_DAEMON_AUTHZ_AS_USER_H_

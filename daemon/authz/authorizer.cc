@@ -10,6 +10,7 @@
 #include "daemon/authz/fuse_conf.h"
 #include "daemon/authz/mountpoint_policy.h"
 #include "daemon/authz/user_mount_options.h"
+#include "daemon/mounting/mount_options.h"
 
 namespace fusehost {
 namespace {
@@ -49,6 +50,7 @@ absl::StatusOr<MountGrant> Authorizer::AuthorizeMount(
   MountGrant grant;
   grant.owner_uid = caller.uid;
   grant.owner_gid = caller.gid;
+  grant.tls_reader = IdentityOf(caller);
   if (caller.is_root()) {
     grant.mountpoint = mountpoint;
     grant.options = options;
@@ -118,6 +120,14 @@ absl::StatusOr<MountGrant> Authorizer::AuthorizeMount(
           " is not a Unix socket (unix:/path): the daemon cannot tell who "
           "runs a TCP backend, and its configuration does not allow users "
           "to mount them"));
+    }
+    absl::StatusOr<MountOptions> parsed = ParseMountOptions(grant.options);
+    if (parsed.ok() && parsed->insecure &&
+        !policy_.allow_insecure_tcp_backends) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "backend ", backend,
+          ": plain TCP (option insecure) is not allowed for users by the "
+          "fuse-hostd configuration; use TLS (tls_ca=...)"));
     }
   } else {
     if (socket[0] != '/') {

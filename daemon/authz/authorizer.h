@@ -41,6 +41,8 @@ struct UserPolicy {
   // Unset (-1): fuse.conf's mount_max.
   long max_mounts = -1;
   bool allow_tcp_backends = false;
+  // Plain TCP (mount option insecure) besides TLS.
+  bool allow_insecure_tcp_backends = false;
   bool require_mountpoint_owner = true;
   std::string fuse_conf_path = "/etc/fuse.conf";
   size_t max_cache_entries = 100000;
@@ -64,6 +66,9 @@ struct MountGrant {
   // must be made as `backend_user` and come from a process of that uid.
   std::string backend_socket;
   UserIdentity backend_user;
+  // Whose rights the TLS files named in the options are read with: the
+  // caller's (root for root and for the configuration's static mounts).
+  UserIdentity tls_reader;
   // Limits the MountManager applies atomically to non-root owners' mounts:
   // at most this many of the owner's (0: no limit) and of all users' (-1:
   // no limit).

@@ -138,6 +138,7 @@ grpc::Status ControlService::List(grpc::ServerContext* context,
     info->set_owner_uid(s.owner_uid);
     info->set_owner_gid(s.owner_gid);
     info->set_state(s.state);
+    info->set_backend_identity(s.backend_identity);
   }
   return grpc::Status::OK;
 }

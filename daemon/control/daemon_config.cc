@@ -198,6 +198,9 @@ absl::Status Convert(const DaemonConfig& c, const Locator& at,
   if (u.has_allow_tcp_backends()) {
     s->users.allow_tcp_backends = u.allow_tcp_backends();
   }
+  if (u.has_allow_insecure_tcp_backends()) {
+    s->users.allow_insecure_tcp_backends = u.allow_insecure_tcp_backends();
+  }
   if (u.has_require_mountpoint_owner()) {
     s->users.require_mountpoint_owner = u.require_mountpoint_owner();
   }

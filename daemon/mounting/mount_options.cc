@@ -46,6 +46,39 @@ bool IsCleanName(absl::string_view s) {
   return true;
 }
 
+// A file named in an option: an absolute path without separators.
+absl::Status SetFilePath(absl::string_view key, absl::string_view value,
+                         std::string* out) {
+  if (value.empty() || value[0] != '/' || !IsCleanName(value.substr(1)) ||
+      value.size() > 4096) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "option ", key, "= needs an absolute path without commas or white "
+        "space"));
+  }
+  *out = std::string(value);
+  return absl::OkStatus();
+}
+
+absl::Status CheckTlsOptions(const MountOptions& o) {
+  const bool any_tls = !o.tls_ca.empty() || !o.tls_server_name.empty() ||
+                       !o.tls_cert.empty() || !o.tls_key.empty();
+  if (o.insecure && any_tls) {
+    return absl::InvalidArgumentError(
+        "option insecure (plain TCP) cannot go with tls_ options");
+  }
+  if (any_tls && o.tls_ca.empty()) {
+    return absl::InvalidArgumentError(
+        "TLS options need tls_ca= (the CA that signs the backend's "
+        "certificate)");
+  }
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    return absl::InvalidArgumentError(
+        "options tls_cert= and tls_key= go together (the client certificate "
+        "and its private key)");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<MountOptions> ParseMountOptions(absl::string_view text) {
@@ -120,11 +153,28 @@ absl::StatusOr<MountOptions> ParseMountOptions(absl::string_view text) {
         st = absl::InvalidArgumentError(absl::StrCat(
             "option max_write=", value, ": expected bytes in 4096..1048576"));
       }
+    } else if (key == "insecure") {
+      st = SetFlag(key, has_value, &opts.insecure, true);
+    } else if (key == "tls_ca") {
+      st = SetFilePath(key, value, &opts.tls_ca);
+    } else if (key == "tls_cert") {
+      st = SetFilePath(key, value, &opts.tls_cert);
+    } else if (key == "tls_key") {
+      st = SetFilePath(key, value, &opts.tls_key);
+    } else if (key == "tls_server_name") {
+      if (!IsCleanName(value)) {
+        st = absl::InvalidArgumentError(
+            "option tls_server_name= needs a host name");
+      } else {
+        opts.tls_server_name = std::string(value);
+      }
     } else {
       opts.backend_options.emplace_back(item);
     }
     if (!st.ok()) return st;
   }
+  absl::Status tls = CheckTlsOptions(opts);
+  if (!tls.ok()) return tls;
   return opts;
 }
 

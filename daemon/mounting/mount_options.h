@@ -50,11 +50,24 @@ struct MountOptions {
   // The kernel's read-ahead window in KiB, which bounds the size of read
   // requests (0: the kernel's default, 128). See read_ahead.h.
   unsigned read_ahead_kb = 1024;
+  // TCP backends: TLS unless `insecure` (plain TCP, asked for by name).
+  // tls_ca: PEM file of the CA(s) the backend's certificate must chain to;
+  // tls_server_name: the name it must carry (default: the address's host);
+  // tls_cert/tls_key: the daemon's client certificate for mutual TLS. The
+  // files are read as the user who asks for the mount (tls/tls_files.h).
+  bool insecure = false;
+  std::string tls_ca;
+  std::string tls_server_name;
+  std::string tls_cert;
+  std::string tls_key;
+  bool uses_tls() const { return !tls_ca.empty(); }
   // Options for the backend, as given.
   std::vector<std::string> backend_options;
 };
 
-// Parses "ro,allow_other,fsname=x,...". Empty items are ignored.
+// Parses "ro,allow_other,fsname=x,...". Empty items are ignored. Checks
+// that the TLS options go together (a CA for any of them, cert with key,
+// none with insecure).
 absl::StatusOr<MountOptions> ParseMountOptions(absl::string_view text);
 
 }  // namespace fusehost

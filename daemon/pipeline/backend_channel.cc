@@ -20,9 +20,13 @@ namespace {
 constexpr int kMaxMessageBytes = 64 << 20;
 // Receive window of each call: room for a few 1 MiB replies.
 constexpr int kStreamWindowBytes = 8 << 20;
+// Least time between two TLS channels of one mount.
+constexpr absl::Duration kRemakeSpacing = absl::Milliseconds(250);
 
-grpc::ChannelArguments ChannelArgs() {
+grpc::ChannelArguments ChannelArgs(const std::string& server_name = "") {
   grpc::ChannelArguments args;
+  // The name checked against the backend's certificate.
+  if (!server_name.empty()) args.SetSslTargetNameOverride(server_name);
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
   // gRPC's default reconnect backoff grows to two minutes; a restarted
@@ -105,7 +109,7 @@ struct BackendChannel::Call {
 };
 
 BackendChannel::BackendChannel(Options options) : options_(std::move(options)) {
-  if (!options_.dial) {
+  if (!RemakesConnections()) {
     conn_ = MakeConnection(grpc::CreateCustomChannel(
         options_.target, grpc::InsecureChannelCredentials(), ChannelArgs()));
     return;
@@ -125,6 +129,21 @@ BackendChannel::~BackendChannel() {
   CancelAll();
   WaitIdle();
   // The connections go here, on the destroying thread, never on gRPC's.
+}
+
+absl::StatusOr<std::shared_ptr<BackendChannel::Connection>>
+BackendChannel::Connect() {
+  if (options_.dial) {
+    absl::StatusOr<UniqueFd> fd = options_.dial();
+    if (!fd.ok()) return fd.status();
+    return MakeConnection(grpc::CreateCustomInsecureChannelFromFd(
+        options_.target, fd->release(), ChannelArgs()));
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      options_.credentials();
+  if (!credentials.ok()) return credentials.status();
+  return MakeConnection(grpc::CreateCustomChannel(
+      options_.target, *credentials, ChannelArgs(options_.server_name)));
 }
 
 std::shared_ptr<BackendChannel::Connection> BackendChannel::LiveLocked() {
@@ -172,17 +191,17 @@ void BackendChannel::DialLoop() {
     mu_.Unlock();
     unused.clear();
     for (Call* call : expired) Fail(call, stopping ? ECANCELED : ENOTCONN);
-    absl::StatusOr<UniqueFd> fd = dial ? options_.dial()
-                                       : absl::StatusOr<UniqueFd>(UniqueFd());
+    absl::StatusOr<std::shared_ptr<Connection>> made =
+        dial ? Connect() : absl::StatusOr<std::shared_ptr<Connection>>(nullptr);
     mu_.Lock();
     if (stopping) return;
     if (!dial) continue;
-    if (!fd.ok()) {
+    if (!made.ok()) {
       // Once per change of reason: a backend that stays down is retried
       // every second.
-      std::string why(fd.status().message());
+      std::string why(made.status().message());
       if (why != last_dial_error_) {
-        Log("%s%s", absl::IsPermissionDenied(fd.status()) ? "audit: " : "",
+        Log("%s%s", absl::IsPermissionDenied(made.status()) ? "audit: " : "",
             why);
         last_dial_error_ = why;
       }
@@ -192,10 +211,13 @@ void BackendChannel::DialLoop() {
       if (waiting_.empty()) want_dial_ = false;
       continue;
     }
-    conn_ = MakeConnection(grpc::CreateCustomInsecureChannelFromFd(
-        options_.target, fd->release(), ChannelArgs()));
+    conn_ = *std::move(made);
     want_dial_ = false;
     backoff_ = absl::Milliseconds(50);
+    // A TLS channel is made before anything is known about the backend: a
+    // backend that stays down would otherwise have one made (and the
+    // certificate files read) for every failed message.
+    if (options_.credentials) next_dial_ = absl::Now() + kRemakeSpacing;
     last_dial_error_.clear();
     std::vector<Call*> ready;
     for (auto& [call, since] : waiting_) ready.push_back(call);
@@ -231,10 +253,9 @@ absl::StatusOr<v1::InitReply> BackendChannel::Init(
   if (conn == nullptr) {
     // The first connection is made here, on the caller's thread, so that
     // a refusal reaches the user who asked for the mount.
-    absl::StatusOr<UniqueFd> fd = options_.dial();
-    if (!fd.ok()) return fd.status();
-    conn = MakeConnection(grpc::CreateCustomInsecureChannelFromFd(
-        options_.target, fd->release(), ChannelArgs()));
+    absl::StatusOr<std::shared_ptr<Connection>> made = Connect();
+    if (!made.ok()) return made.status();
+    conn = *std::move(made);
     absl::MutexLock lock(&mu_);
     if (conn_ == nullptr) {
       conn_ = conn;
@@ -380,7 +401,7 @@ bool BackendChannel::RetryOnNewConnection(Call* call,
   // the first message on it after that fails, although the backend is back
   // (or about to be). Messages that change nothing wait for a new
   // connection instead, once: a short stall rather than ENOTCONN.
-  if (!options_.dial || call->retried ||
+  if (!RemakesConnections() || call->retried ||
       status.error_code() != grpc::StatusCode::UNAVAILABLE) {
     return false;
   }
@@ -455,7 +476,7 @@ void BackendChannel::Finish(Call* call, const grpc::Status& status) {
   absl::MutexLock lock(&mu_);
   // A connection the daemon made is not remade by gRPC: once it fails, the
   // next message gets a new one.
-  if (options_.dial && call->conn != nullptr && call->conn == conn_ &&
+  if (RemakesConnections() && call->conn != nullptr && call->conn == conn_ &&
       status.error_code() == grpc::StatusCode::UNAVAILABLE) {
     retired_.push_back(std::move(conn_));
     conn_.reset();

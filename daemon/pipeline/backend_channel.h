@@ -2,8 +2,13 @@
 // FileSystem service, with a deadline on every call, fast failure while the
 // backend is down, and quick reconnection when it comes back.
 //
-// Two ways to connect:
-//   - by address (TCP): gRPC dials and redials by itself;
+// Three ways to connect:
+//   - by address (plain TCP, asked for with `insecure`): gRPC dials and
+//     redials by itself;
+//   - by address with TLS: each channel is made with credentials made by
+//     `credentials` (which reads the certificate files again), and is
+//     replaced by a new one when a call on it fails UNAVAILABLE, so that
+//     renewed certificates are used from the next connection on;
 //   - through `dial` (Unix sockets): every connection is made and checked by
 //     the daemon (see authz/backend_dialer.h) and handed to gRPC as a
 //     connected socket. When it breaks, a thread of the channel's dials the
@@ -51,6 +56,8 @@ int ErrnoForStatus(const grpc::Status& status);
 class BackendChannel : public OpTransport, public BatchSink {
  public:
   using Dial = std::function<absl::StatusOr<UniqueFd>()>;
+  using MakeCredentials = std::function<
+      absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>()>;
 
   struct Options {
     // gRPC target: "unix:/path" or "host:port". With `dial` it only names
@@ -58,6 +65,12 @@ class BackendChannel : public OpTransport, public BatchSink {
     std::string target;
     // Makes each connection (see above); empty: gRPC dials `target`.
     Dial dial;
+    // TLS (without `dial`): the credentials of each new channel. An error
+    // fails the messages waiting for the channel (ENOTCONN) and is logged.
+    MakeCredentials credentials;
+    // The name the backend's certificate must carry; empty: the host of
+    // `target`.
+    std::string server_name;
     uint64_t mount_id = 0;
     // Deadline of each Execute call.
     absl::Duration call_timeout = absl::Seconds(30);
@@ -107,6 +120,13 @@ class BackendChannel : public OpTransport, public BatchSink {
   // failing (call is then gone).
   bool RetryOnNewConnection(Call* call, const grpc::Status& status);
   void Fail(Call* call, int posix_errno);
+  // Whether the channel makes its connections (dial or credentials) and
+  // replaces them when they fail, rather than leaving it to gRPC.
+  bool RemakesConnections() const {
+    return options_.dial != nullptr || options_.credentials != nullptr;
+  }
+  // A new connection by `dial` or with new `credentials`.
+  absl::StatusOr<std::shared_ptr<Connection>> Connect();
   // The current connection if it still works; else null, and (with a
   // dialer) the dial thread is woken.
   std::shared_ptr<Connection> LiveLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -4,6 +4,12 @@
 //   loopback_fs --listen=unix:/run/fuse-hostd/home.sock --root=/srv/home
 //   fuse-hostctl mount unix:/run/fuse-hostd/home.sock /mnt/home
 //
+// From another machine, over mutual TLS (the README's "Mount a directory
+// from another machine" makes the certificates):
+//
+//   loopback_fs --listen=0.0.0.0:7000 --root=/srv/home \
+//       --tls_cert=server.pem --tls_key=server.key --tls_client_ca=ca.pem
+//
 // Run as root (or with CAP_SETUID and CAP_SETGID) for ownership and
 // permissions to be the caller's; otherwise every operation runs as the user
 // loopback_fs runs as. Whoever can connect to the listen address can act as
@@ -63,9 +69,11 @@ int main(int argc, char** argv) {
                  "loopback_fs: serving %s as the calling user of each "
                  "operation\n",
                  options.root.c_str());
-    if (!absl::StartsWith(serve->listen, "unix")) {
+    if (!absl::StartsWith(serve->listen, "unix") &&
+        serve->tls_client_ca_file.empty()) {
       std::fprintf(stderr,
-                   "loopback_fs: warning: %s is not a Unix socket; anyone "
+                   "loopback_fs: warning: %s is not a Unix socket and asks "
+                   "for no client certificate (--tls_client_ca); anyone "
                    "who reaches it can act as any user on %s\n",
                    serve->listen.c_str(), options.root.c_str());
     }

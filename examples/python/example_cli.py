@@ -25,6 +25,12 @@ def parser(doc):
                    "HOST:PORT, for `fuse-hostctl mount`")
     p.add_argument("--debug", action="store_true",
                    help="log every operation")
+    p.add_argument("--tls-cert", help="with --listen HOST:PORT: serve TLS "
+                   "with this certificate (PEM)")
+    p.add_argument("--tls-key", help="the certificate's private key (PEM, "
+                   "mode 600)")
+    p.add_argument("--tls-client-ca", help="mutual TLS: clients must present "
+                   "a certificate signed by this CA (PEM)")
     return p
 
 
@@ -42,8 +48,10 @@ def run(args, fs, **options):
     """Serves `fs` (--listen) or mounts it in the foreground with FUSE()
     until it is unmounted; `options` are FUSE()'s, -o adds to them."""
     if args.listen:
-        fuse.serve(fs, args.listen, **{k: v for k, v in options.items()
-                                       if k in _SERVE_OPTIONS})
+        fuse.serve(fs, args.listen, tls_cert=args.tls_cert,
+                   tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
+                   **{k: v for k, v in options.items()
+                      if k in _SERVE_OPTIONS})
         return
     options.update(fuse.parse_options(args.options))
     fuse.FUSE(fs, args.mount, foreground=True, debug=args.debug, **options)

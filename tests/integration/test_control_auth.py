@@ -275,9 +275,19 @@ def test_tcp_backends(mounts, users, user_bins):
     refused(Ctl(d, user_bins)(a, "mount", "127.0.0.1:%d" % port, mnt),
             "not a Unix socket", daemon=d, user=a)
     d2 = start_daemon(mounts, "users { allow_tcp_backends: true }")
-    # Allowed now; nothing listens there, so the backend is unreachable.
+    # Allowed now, but plain TCP only when asked for by name, and for users
+    # only when the configuration allows that too (TLS: test_tls.py).
     refused(Ctl(d2, user_bins)(a, "mount", "127.0.0.1:%d" % port, mnt),
-            "unreachable", daemon=d2, user=a)
+            "reached over TCP", "insecure", daemon=d2, user=a)
+    refused(Ctl(d2, user_bins)(a, "mount", "127.0.0.1:%d" % port, mnt,
+                               "-o", "insecure"),
+            "plain TCP", "not allowed", daemon=d2, user=a)
+    d3 = start_daemon(mounts, "users { allow_tcp_backends: true "
+                      "allow_insecure_tcp_backends: true }")
+    # Nothing listens there, so the backend is unreachable.
+    refused(Ctl(d3, user_bins)(a, "mount", "127.0.0.1:%d" % port, mnt,
+                               "-o", "insecure"),
+            "unreachable", daemon=d3, user=a)
 
 
 # --- other users' mounts -------------------------------------------------------------

@@ -105,6 +105,25 @@ TEST_F(AuthorizerTest, TcpBackendsOnlyIfAllowed) {
   EXPECT_TRUE(g->backend_socket.empty());
   EXPECT_EQ(g->max_mounts_for_owner, 32u);
   EXPECT_EQ(g->max_mounts_total, 1000);
+  // The TLS files are to be read with the caller's rights.
+  EXPECT_EQ(g->tls_reader.uid, kNobody);
+  EXPECT_EQ(g->tls_reader.gid, kNogroup);
+}
+
+TEST_F(AuthorizerTest, PlainTcpOnlyIfAllowedToo) {
+  policy_.allow_tcp_backends = true;
+  absl::StatusOr<MountGrant> g = Authorizer(policy_).AuthorizeMount(
+      Nobody(), "localhost:1", mnt_, "insecure");
+  ASSERT_TRUE(absl::IsPermissionDenied(g.status())) << g.status();
+  EXPECT_NE(g.status().message().find("plain TCP"), std::string::npos);
+  g = Authorizer(policy_).AuthorizeMount(Nobody(), "localhost:1", mnt_,
+                                         "tls_ca=/ca.pem");
+  EXPECT_TRUE(g.ok()) << g.status();
+  policy_.allow_insecure_tcp_backends = true;
+  g = Authorizer(policy_).AuthorizeMount(Nobody(), "localhost:1", mnt_,
+                                         "insecure");
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(g->options, "insecure,nosuid,nodev");
 }
 
 TEST_F(AuthorizerTest, MountpointChecksRunAsTheUser) {

@@ -20,6 +20,7 @@ TEST(DaemonConfigTest, EmptyIsAllDefaults) {
   EXPECT_EQ(s->users.max_mounts_per_user, 32u);
   EXPECT_EQ(s->users.max_mounts, -1);
   EXPECT_FALSE(s->users.allow_tcp_backends);
+  EXPECT_FALSE(s->users.allow_insecure_tcp_backends);
   EXPECT_TRUE(s->users.require_mountpoint_owner);
   EXPECT_EQ(s->users.fuse_conf_path, "/etc/fuse.conf");
   EXPECT_TRUE(s->static_mounts.empty());
@@ -36,7 +37,8 @@ TEST(DaemonConfigTest, EverySetting) {
       "default_mount_options: \"attr_timeout=5\"\n"
       "fuse_conf: \"/etc/other-fuse.conf\"\n"
       "users { allow_other: ALWAYS max_mounts_per_user: 3 max_mounts: 9\n"
-      "        allow_tcp_backends: true require_mountpoint_owner: false }\n"
+      "        allow_tcp_backends: true require_mountpoint_owner: false\n"
+      "        allow_insecure_tcp_backends: true }\n"
       "mount { backend: \"unix:/run/a.sock\" mountpoint: \"/srv/a\"\n"
       "        options: \"ro\" owner: \"nobody\" }\n"
       "mount { backend: \"host:1234\" mountpoint: \"/srv/b\" }\n",
@@ -52,11 +54,12 @@ TEST(DaemonConfigTest, EverySetting) {
   EXPECT_EQ(s->users.max_mounts_per_user, 3u);
   EXPECT_EQ(s->users.max_mounts, 9);
   EXPECT_TRUE(s->users.allow_tcp_backends);
+  EXPECT_TRUE(s->users.allow_insecure_tcp_backends);
   EXPECT_FALSE(s->users.require_mountpoint_owner);
   ASSERT_EQ(s->static_mounts.size(), 2u);
   EXPECT_EQ(s->static_mounts[0].owner_uid, kNobody);
   EXPECT_EQ(s->static_mounts[0].options, "ro");
-  EXPECT_EQ(s->static_mounts[0].where, "test.conf:11");
+  EXPECT_EQ(s->static_mounts[0].where, "test.conf:12");
   EXPECT_EQ(s->static_mounts[1].owner_uid, 0u);
 }
 

@@ -214,5 +214,32 @@ TEST(MountOptionsTest, FirstErrorIsReported) {
   EXPECT_THAT(std::string(opts.status().message()), HasSubstr("max_write"));
 }
 
+TEST(MountOptionsTest, TlsOptions) {
+  MountOptions opts = Parse(
+      "tls_ca=/etc/ca.pem,tls_server_name=fs.example,tls_cert=/c.pem,"
+      "tls_key=/c.key");
+  EXPECT_TRUE(opts.uses_tls());
+  EXPECT_FALSE(opts.insecure);
+  EXPECT_EQ(opts.tls_ca, "/etc/ca.pem");
+  EXPECT_EQ(opts.tls_server_name, "fs.example");
+  EXPECT_EQ(opts.tls_cert, "/c.pem");
+  EXPECT_EQ(opts.tls_key, "/c.key");
+  EXPECT_THAT(opts.backend_options, IsEmpty());
+  opts = Parse("insecure");
+  EXPECT_TRUE(opts.insecure);
+  EXPECT_FALSE(opts.uses_tls());
+  EXPECT_FALSE(Parse("").uses_tls());
+}
+
+TEST(MountOptionsTest, TlsOptionsMustGoTogether) {
+  ExpectRejected("insecure,tls_ca=/ca.pem", "insecure");
+  ExpectRejected("tls_server_name=x", "tls_ca=");
+  ExpectRejected("tls_ca=/ca.pem,tls_cert=/c.pem", "tls_key=");
+  ExpectRejected("tls_ca=/ca.pem,tls_key=/c.key", "tls_cert=");
+  ExpectRejected("tls_ca=relative.pem", "tls_ca=");
+  ExpectRejected("tls_ca=", "tls_ca=");
+  ExpectRejected("insecure=yes", "insecure");
+}
+
 }  // namespace
 }  // namespace fusehost

@@ -24,6 +24,7 @@ import grpc
 
 from . import _handshake
 from . import _invalidations
+from . import _tls
 from . import _workers
 from ._batch import BatchRunner
 from ._dispatch import Dispatcher
@@ -184,11 +185,12 @@ class Servicer(pb_grpc.FileSystemServicer):
         self.workers.shutdown(wait=False)
 
 
-def start_server(servicer, address):
+def start_server(servicer, address, credentials=None):
     """Starts a gRPC server for `servicer` on `address` ("unix:/path" or
-    "host:port"), running its handlers on `servicer.workers`. A Unix socket
-    is made owner-only (0600): whoever can connect can send operations in
-    any caller's name. Stop it with stop_server()."""
+    "host:port"), running its handlers on `servicer.workers`, with TLS if
+    `credentials` (_tls.server_credentials). A Unix socket is made
+    owner-only (0600): whoever can connect can send operations in any
+    caller's name. Stop it with stop_server()."""
     server = grpc.server(
         servicer.workers,
         options=[("grpc.max_receive_message_length", _MESSAGE_LIMIT),
@@ -208,7 +210,10 @@ def start_server(servicer, address):
     old_umask = os.umask(0o177) if sock is not None else None
     try:
         try:
-            port = server.add_insecure_port(address)
+            if credentials is None:
+                port = server.add_insecure_port(address)
+            else:
+                port = server.add_secure_port(address, credentials)
         except RuntimeError as e:
             raise FuseHostError("cannot listen on %s: %s" % (address, e))
         if not port:
@@ -265,10 +270,16 @@ def backend_options(kwargs):
     return opts
 
 
-def serve(operations, address, raw_fi=False, encoding="utf-8", **options):
+def serve(operations, address, raw_fi=False, encoding="utf-8",
+          tls_cert=None, tls_key=None, tls_client_ca=None, **options):
     """Serves `operations` as a backend on `address` ("unix:/path/to.sock"
     or "host:port") until SIGINT or SIGTERM, for the daemon to mount with
     `fuse-hostctl mount ADDRESS MOUNTPOINT`.
+
+    TLS on a TCP address: `tls_cert` and `tls_key` name PEM files of the
+    certificate and its private key (readable by its owner only); with
+    `tls_client_ca`, clients must present a certificate signed by that CA
+    (mutual TLS). Changed files are used from the next connection on.
 
     Options: threads (8), nothreads, use_ino, direct_io, kernel_cache,
     debug, errors (path decoding, "surrogateescape"). Others are refused
@@ -287,8 +298,13 @@ def serve(operations, address, raw_fi=False, encoding="utf-8", **options):
         critical.append(exc)
         stop.set()
 
+    try:
+        credentials = _tls.server_credentials(address, tls_cert, tls_key,
+                                              tls_client_ca)
+    except ValueError as e:
+        raise FuseHostError("cannot serve on %s: %s" % (address, e))
     servicer = make_backend(operations, raw_fi, encoding, opts, on_critical)
-    server = start_server(servicer, address)
+    server = start_server(servicer, address, credentials)
     log.info("serving %s on %s", type(operations).__name__, address)
     previous = _install_stop_handlers(stop)
     try:
