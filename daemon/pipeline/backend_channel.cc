@@ -150,8 +150,9 @@ struct BackendChannel::Call {
   std::function<void(const v1::OpResult&, uint64_t)> reopened;
   // Set once the message is on its way (it may wait for a connection).
   std::shared_ptr<Connection> conn;
-  // Sent again after its connection broke (see RetryOnNewConnection).
-  bool retried = false;
+  // How often it was sent again after its connection broke (see
+  // RetryOnNewConnection).
+  int retries = 0;
 };
 
 BackendChannel::BackendChannel(Options options)
@@ -473,9 +474,11 @@ bool BackendChannel::RetryOnNewConnection(Call* call,
                                           const grpc::Status& status) {
   // A connection the daemon made breaks for good when its backend restarts.
   // Ops of a message in flight that change nothing wait for a new
-  // connection instead, once: a short stall rather than ENOTCONN. The
-  // others fail with EIO: they may have been applied.
-  if (!options_.dial || call->retried ||
+  // connection instead: a short stall rather than ENOTCONN. A few times,
+  // since a backend that is still going away may take a connection and
+  // drop it. The others fail with EIO: they may have been applied.
+  constexpr int kMaxRetries = 4;
+  if (!options_.dial || call->retries >= kMaxRetries ||
       status.error_code() != grpc::StatusCode::UNAVAILABLE) {
     return false;
   }
@@ -483,14 +486,17 @@ bool BackendChannel::RetryOnNewConnection(Call* call,
   std::vector<bool> again(n);
   bool any = false;
   for (int i = 0; i < n; ++i) {
-    again[i] = Repeatable(call->request.ops(i));
+    const v1::Op& op = call->request.ops(i);
+    again[i] = Repeatable(op) ||
+               (op.has_flush() && call->tokens[i].count == 1 &&
+                handles_.ReadOnly(call->tokens[i].fh[0]));
     any = any || again[i];
   }
   if (!any) return false;
   auto owned = std::make_unique<Call>();
   Call* next = owned.get();
   next->request.set_mount_id(call->request.mount_id());
-  next->retried = true;
+  next->retries = call->retries + 1;
   next->reopened = std::move(call->reopened);
   std::vector<int> lost;
   for (int i = 0; i < n; ++i) {

@@ -19,6 +19,13 @@ size_t HandleMap::size() const {
   return handles_.size();
 }
 
+bool HandleMap::ReadOnly(uint64_t token) const {
+  absl::MutexLock lock(&mu_);
+  auto it = handles_.find(token);
+  return it != handles_.end() && !it->second.dir &&
+         (it->second.flags & O_ACCMODE) == O_RDONLY;
+}
+
 bool HandleMap::StaleLocked(const Handle& h) const {
   return h.instance != 0 && current_ != 0 && h.instance != current_;
 }

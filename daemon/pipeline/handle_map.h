@@ -89,6 +89,10 @@ class HandleMap {
   void NoteResult(const v1::Op& op, const OpHandles& tokens,
                   v1::OpResult* result);
 
+  // True when `token` is a file opened for reading only: a flush of it
+  // changes nothing, and may be sent again.
+  bool ReadOnly(uint64_t token) const;
+
   size_t size() const;
 
  private:

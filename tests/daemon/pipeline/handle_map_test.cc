@@ -258,5 +258,16 @@ TEST(HandleMap, FailedWritesAndAFailedFsyncAreTheBackendsOwnWord) {
   EXPECT_EQ(Answered(map, Fsync(token), EROFS), EROFS);
 }
 
+TEST(HandleMap, OnlyAFileOpenedForReadingIsReadOnly) {
+  HandleMap map;
+  const uint64_t reading = Open(map, 3, 0);  // flags 0: O_RDONLY
+  v1::Op rw = OpenOp();
+  rw.mutable_open()->set_flags(O_RDWR);
+  const uint64_t writing = Open(map, 4, 0, rw);
+  EXPECT_TRUE(map.ReadOnly(reading));
+  EXPECT_FALSE(map.ReadOnly(writing));
+  EXPECT_FALSE(map.ReadOnly(12345));
+}
+
 }  // namespace
 }  // namespace fusehost
