@@ -74,7 +74,9 @@ class Recorder:
 def work_find(mnt, rec, stop):
     while not os.path.exists(stop):
         try:
-            for e in rec.call("getdents", lambda: list(os.scandir(mnt + "/tree"))):
+            listing = rec.call("getdents",
+                               lambda: list(os.scandir(mnt + "/tree")))
+            for e in listing:
                 rec.call("stat", os.stat, e.path)
         except OSError:
             pass
@@ -168,12 +170,12 @@ def worker_main(args):
         work_write(args.mnt, rec, args.stop, args.result)
 
 
-# --- the run --------------------------------------------------------------------
+# --- the run ---------------------------------------------------------------
 
 def backend_cmd(sdk, bins, root, sock):
     if sdk == "cpp":
-        return [fhlib.binary_path(bins, "loopback_fs"), "--listen=unix:" + sock,
-                "--root=" + root], None
+        return [fhlib.binary_path(bins, "loopback_fs"),
+                "--listen=unix:" + sock, "--root=" + root], None
     env = dict(os.environ, PYTHONPATH=os.path.join(bins, "client", "python"))
     return [PY, os.path.join(EXAMPLES, "loopback.py"), root,
             "--listen", "unix:" + sock], env
@@ -226,7 +228,8 @@ def run_sdk(sdk, args, work):
             t0 = time.time()
             backend.kill()
             backend.wait()
-            backend = start_backend(sdk, bins, root, sock, work + "/backend.log")
+            backend = start_backend(sdk, bins, root, sock,
+                                    work + "/backend.log")
             faults.append((t0, time.time() - t0))
             time.sleep(args.interval)
         open(stop, "w").close()

@@ -150,7 +150,8 @@ def backend_receive_queue(spawner, sock):
     Unix socket `sock` (ss -x: the accepted side carries the socket's
     path): what was sent to a stopped backend."""
     total = 0
-    for line in spawner.run(["ss", "-xH", "state", "established"]).splitlines():
+    out = spawner.run(["ss", "-xH", "state", "established"])
+    for line in out.splitlines():
         fields = line.split()
         # Netid Recv-Q Send-Q Local-Address Port Peer-Address Port
         if len(fields) >= 4 and fields[3] == sock:
