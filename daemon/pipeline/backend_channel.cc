@@ -1,7 +1,6 @@
 #include "daemon/pipeline/backend_channel.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 
 #include <algorithm>
@@ -12,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/log_line.h"
+#include "daemon/pipeline/broken_connection.h"
 #include <grpcpp/create_channel_posix.h>
 
 namespace fusehost {
@@ -54,49 +54,10 @@ std::shared_ptr<BackendChannel::Connection> MakeConnection(
   return conn;
 }
 
-// True once the other end of a connection is gone (the backend died or
-// closed it). Asked before each message, so that one sent after the backend
-// died is not counted as lost in flight.
-bool PeerHungUp(const UniqueFd& peer) {
-  if (!peer.valid()) return false;
-  pollfd p{peer.get(), POLLRDHUP, 0};
-  return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
-}
-
-// Ops that change nothing, so sending them again is harmless.
-bool Repeatable(const v1::Op& op) {
-  switch (op.op_case()) {
-    case v1::Op::kGetattr:
-    case v1::Op::kReadlink:
-    case v1::Op::kRead:
-    case v1::Op::kOpendir:
-    case v1::Op::kReaddir:
-    case v1::Op::kStatfs:
-    case v1::Op::kGetxattr:
-    case v1::Op::kListxattr:
-    case v1::Op::kAccess:
-    case v1::Op::kLseek:
-    case v1::Op::kRelease:
-    case v1::Op::kReleasedir:
-      return true;
-    case v1::Op::kOpen:
-      return (op.open().flags() & (O_CREAT | O_TRUNC)) == 0;
-    default:
-      return false;
-  }
-}
-
 // The errno of an op whose message got no answer: one that changes
 // something and was sent may have been applied, and must not look as if it
 // never reached the backend.
-int UnansweredErrno(const v1::Op& op, const grpc::Status& status, bool sent) {
-  if (status.ok()) return EIO;
-  if (sent && status.error_code() == grpc::StatusCode::UNAVAILABLE &&
-      !Repeatable(op)) {
-    return EIO;
-  }
-  return ErrnoForStatus(status);
-}
+int UnansweredErrno(const v1::Op& op, const grpc::Status& status, bool sent);
 
 absl::Status StatusFromGrpc(const grpc::Status& s, absl::string_view what,
                             absl::string_view target) {
@@ -115,6 +76,15 @@ absl::Status StatusFromGrpc(const grpc::Status& s, absl::string_view what,
     default:
       return absl::UnknownError(msg);
   }
+}
+
+int UnansweredErrno(const v1::Op& op, const grpc::Status& status, bool sent) {
+  if (status.ok()) return EIO;
+  if (sent && status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+      !Repeatable(op)) {
+    return EIO;
+  }
+  return ErrnoForStatus(status);
 }
 
 }  // namespace
@@ -261,10 +231,7 @@ void BackendChannel::DialLoop() {
       if (waiting_.empty()) want_dial_ = false;
       continue;
     }
-    mu_.Unlock();
-    std::shared_ptr<Connection> made = Adopt(*std::move(fd));
-    mu_.Lock();
-    conn_ = std::move(made);
+    conn_ = Adopt(*std::move(fd));
     want_dial_ = false;
     backoff_ = absl::Milliseconds(50);
     last_dial_error_.clear();
