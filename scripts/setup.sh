@@ -15,6 +15,8 @@ PACKAGES=(
   python3-grpcio python3-protobuf python3-pytest python3-pytest-timeout
   attr acl util-linux passwd tar diffutils coreutils
   kmod procps g++
+  # ss: the backend-restart tests see what a stopped backend was sent
+  iproute2
   # fuse-hostd as a systemd service: sd_notify/sd_listen_fds (libsystemd),
   # and systemd-socket-activate / systemd-analyze for its tests
   libsystemd-dev systemd

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/log_line.h"
+#include "daemon/pipeline/broken_connection.h"
 #include <grpcpp/create_channel_posix.h>
 
 namespace fusehost {
@@ -57,6 +58,11 @@ std::shared_ptr<BackendChannel::Connection> MakeConnection(
   return conn;
 }
 
+// The errno of an op whose message got no answer: one that changes
+// something and was sent may have been applied, and must not look as if it
+// never reached the backend.
+int UnansweredErrno(const v1::Op& op, const grpc::Status& status, bool sent);
+
 absl::Status StatusFromGrpc(const grpc::Status& s, absl::string_view what,
                             absl::string_view target) {
   std::string msg = absl::StrCat(what, " ", target, ": ", s.error_message());
@@ -74,6 +80,15 @@ absl::Status StatusFromGrpc(const grpc::Status& s, absl::string_view what,
     default:
       return absl::UnknownError(msg);
   }
+}
+
+int UnansweredErrno(const v1::Op& op, const grpc::Status& status, bool sent) {
+  if (status.ok()) return EIO;
+  if (sent && status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+      !Repeatable(op)) {
+    return EIO;
+  }
+  return ErrnoForStatus(status);
 }
 
 }  // namespace
@@ -101,14 +116,29 @@ struct BackendChannel::Call {
   v1::BatchResult response;
   std::vector<Done> done;  // by op position in `request`
   std::vector<std::function<void(v1::OpResult*)>> check;  // likewise
+  std::vector<OpHandles> tokens;  // likewise: what the op carried
+  std::vector<int> reroutes;      // likewise (RoutedOp)
   std::function<void()> sent;
+  // Set for the op that reopens a handle: it gets the result instead of
+  // `done`, with the instance that answered, and no token is issued.
+  std::function<void(const v1::OpResult&, uint64_t)> reopened;
   // Set once the message is on its way (it may wait for a connection).
   std::shared_ptr<Connection> conn;
-  // Sent again after its connection broke (see RetryOnNewConnection).
-  bool retried = false;
+  // How often it was sent again after its connection broke (see
+  // RetryOnNewConnection).
+  int retries = 0;
 };
 
-BackendChannel::BackendChannel(Options options) : options_(std::move(options)) {
+BackendChannel::BackendChannel(Options options)
+    : options_(std::move(options)),
+      reopener_(
+          &handles_,
+          [this](v1::Op op,
+                 std::function<void(const v1::OpResult&, uint64_t)> done) {
+            SendReopen(std::move(op), std::move(done));
+          },
+          [this](std::vector<RoutedOp> ops) { Route(std::move(ops), nullptr); },
+          options_.target) {
   if (!RemakesConnections()) {
     conn_ = MakeConnection(grpc::CreateCustomChannel(
         options_.target, grpc::InsecureChannelCredentials(), ChannelArgs()));
@@ -136,8 +166,7 @@ BackendChannel::Connect() {
   if (options_.dial) {
     absl::StatusOr<UniqueFd> fd = options_.dial();
     if (!fd.ok()) return fd.status();
-    return MakeConnection(grpc::CreateCustomInsecureChannelFromFd(
-        options_.target, fd->release(), ChannelArgs()));
+    return Adopt(*std::move(fd));
   }
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       options_.credentials();
@@ -148,9 +177,14 @@ BackendChannel::Connect() {
 
 std::shared_ptr<BackendChannel::Connection> BackendChannel::LiveLocked() {
   // A connection made by gRPC is remade by gRPC; one the daemon made is
-  // replaced once a call on it fails UNAVAILABLE (Finish). (A channel made
-  // from a descriptor has no connectivity state to ask.)
-  if (conn_ != nullptr) return conn_;
+  // replaced once a call on it fails UNAVAILABLE (Finish), or once its
+  // backend is seen to have hung up. (A channel made from a descriptor has
+  // no connectivity state to ask.)
+  if (conn_ != nullptr && !PeerHungUp(conn_->peer)) return conn_;
+  if (conn_ != nullptr) {
+    retired_.push_back(std::move(conn_));
+    conn_.reset();
+  }
   want_dial_ = true;
   return nullptr;
 }
@@ -180,10 +214,13 @@ void BackendChannel::DialLoop() {
     // stopping.
     std::vector<Call*> expired;
     const absl::Time now = absl::Now();
-    while (!waiting_.empty() &&
-           (stopping_ || now - waiting_.front().second >= options_.reconnect_wait)) {
-      expired.push_back(waiting_.front().first);
-      waiting_.pop_front();
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+      if (stopping_ || now >= it->second) {
+        expired.push_back(it->first);
+        it = waiting_.erase(it);
+      } else {
+        ++it;
+      }
     }
     const bool stopping = stopping_;
     const bool dial = !stopping && want_dial_ && conn_ == nullptr &&
@@ -206,7 +243,8 @@ void BackendChannel::DialLoop() {
         last_dial_error_ = why;
       }
       next_dial_ = absl::Now() + backoff_;
-      backoff_ = std::min(backoff_ * 2, absl::Seconds(1));
+      // Short: a restarting backend is waited for by stalled callers.
+      backoff_ = std::min(backoff_ * 2, absl::Milliseconds(200));
       // Nobody waits: dial again only when someone needs the backend.
       if (waiting_.empty()) want_dial_ = false;
       continue;
@@ -227,6 +265,15 @@ void BackendChannel::DialLoop() {
     for (Call* call : ready) Start(call, conn);
     mu_.Lock();
   }
+}
+
+std::shared_ptr<BackendChannel::Connection> BackendChannel::Adopt(UniqueFd fd) {
+  UniqueFd peer(fcntl(fd.get(), F_DUPFD_CLOEXEC, 0));
+  std::shared_ptr<Connection> conn = MakeConnection(
+      grpc::CreateCustomInsecureChannelFromFd(options_.target, fd.release(),
+                                              ChannelArgs()));
+  conn->peer = std::move(peer);  // invalid if dup failed: never checked
+  return conn;
 }
 
 std::shared_ptr<BackendChannel::Connection> BackendChannel::StreamConnection(
@@ -296,33 +343,71 @@ void BackendChannel::Send(v1::Op op, Done done) {
 
 void BackendChannel::SendBatch(std::vector<PendingOp> ops,
                                std::function<void()> sent) {
+  std::vector<RoutedOp> routed;
+  routed.reserve(ops.size());
+  for (PendingOp& p : ops) routed.push_back(RoutedOp{std::move(p), 0});
+  Route(std::move(routed), std::move(sent));
+}
+
+void BackendChannel::Route(std::vector<RoutedOp> ops,
+                           std::function<void()> sent) {
   // Tokens back to the backend's handles; a stale one never leaves.
-  std::vector<PendingOp> stale;
-  for (auto it = ops.begin(); it != ops.end();) {
-    if (handles_.ResolveTokens(&it->op)) {
-      ++it;
-    } else {
-      stale.push_back(std::move(*it));
-      it = ops.erase(it);
-    }
-  }
-  for (PendingOp& p : stale) p.done(ErrorResult(p.op.id(), EBADF));
-  if (ops.empty()) {
-    if (sent) sent();
-    return;
-  }
   auto owned = std::make_unique<Call>();
   Call* call = owned.get();
   call->request.set_mount_id(options_.mount_id);
-  call->request.mutable_ops()->Reserve(ops.size());
-  call->done.reserve(ops.size());
-  call->check.reserve(ops.size());
-  for (PendingOp& p : ops) {
-    *call->request.add_ops() = std::move(p.op);
-    call->done.push_back(std::move(p.done));
-    call->check.push_back(std::move(p.check));
+  for (RoutedOp& r : ops) {
+    HandleRoute route = handles_.Resolve(&r.pending.op);
+    if (route.kind == HandleRoute::kReopen) {
+      const int i = route.tokens.fh[0] == route.stale ? 0 : 1;
+      std::string path = HandlePathOf(r.pending.op, i);
+      reopener_.Hold(route.stale, path, std::move(r));
+      continue;
+    }
+    if (route.kind == HandleRoute::kAnswer) {
+      v1::OpResult answer = ErrorResult(r.pending.op.id(), route.posix_errno);
+      if (route.posix_errno == 0) answer.mutable_empty();
+      r.pending.done(answer);
+      continue;
+    }
+    *call->request.add_ops() = std::move(r.pending.op);
+    call->done.push_back(std::move(r.pending.done));
+    call->check.push_back(std::move(r.pending.check));
+    call->tokens.push_back(route.tokens);
+    call->reroutes.push_back(r.reroutes);
+  }
+  if (call->request.ops_size() == 0) {
+    if (sent) sent();
+    return;
+  }
+  // Ops sent again come from several messages: ids are made unique anew.
+  std::vector<uint64_t> ids;
+  for (const v1::Op& op : call->request.ops()) ids.push_back(op.id());
+  std::sort(ids.begin(), ids.end());
+  if (std::adjacent_find(ids.begin(), ids.end()) != ids.end()) {
+    for (int i = 0; i < call->request.ops_size(); ++i) {
+      call->request.mutable_ops(i)->set_id(i + 1);
+    }
   }
   call->sent = std::move(sent);
+  Launch(std::move(owned));
+}
+
+void BackendChannel::SendReopen(
+    v1::Op op, std::function<void(const v1::OpResult&, uint64_t)> done) {
+  auto owned = std::make_unique<Call>();
+  op.set_id(1);
+  owned->request.set_mount_id(options_.mount_id);
+  *owned->request.add_ops() = std::move(op);
+  owned->done.emplace_back();
+  owned->check.emplace_back();
+  owned->tokens.emplace_back();
+  owned->reroutes.push_back(0);
+  owned->reopened = std::move(done);
+  Launch(std::move(owned));
+}
+
+void BackendChannel::Launch(std::unique_ptr<Call> owned) {
+  Call* call = owned.get();
   std::shared_ptr<Connection> conn;
   bool stopping;
   {
@@ -332,7 +417,7 @@ void BackendChannel::SendBatch(std::vector<PendingOp> ops,
     if (!stopping) {
       conn = LiveLocked();
       if (conn == nullptr) {
-        waiting_.emplace_back(call, absl::Now());
+        waiting_.emplace_back(call, CallDeadline(*call));
         return;  // the dial thread sends it, or fails it
       }
     }
@@ -344,16 +429,20 @@ void BackendChannel::SendBatch(std::vector<PendingOp> ops,
   Start(call, std::move(conn));
 }
 
-void BackendChannel::Start(Call* call, std::shared_ptr<Connection> conn) {
+absl::Time BackendChannel::CallDeadline(const Call& call) const {
   // The earliest deadline of the ops it carries (each counts from its
   // kernel request's arrival), and never later than a fresh call's.
   absl::Time deadline = absl::Now() + options_.call_timeout;
-  for (const v1::Op& op : call->request.ops()) {
+  for (const v1::Op& op : call.request.ops()) {
     if (op.deadline_unix_ms() != 0) {
       deadline = std::min(deadline, absl::FromUnixMillis(op.deadline_unix_ms()));
     }
   }
-  call->context.set_deadline(absl::ToChronoTime(deadline));
+  return deadline;
+}
+
+void BackendChannel::Start(Call* call, std::shared_ptr<Connection> conn) {
+  call->context.set_deadline(absl::ToChronoTime(CallDeadline(*call)));
   v1::FileSystem::Stub* stub = conn->stub.get();
   {
     absl::MutexLock lock(&mu_);
@@ -370,75 +459,77 @@ void BackendChannel::Fail(Call* call, int posix_errno) {
   Finish(call, status);
 }
 
-namespace {
-
-// Ops that change nothing, so sending them again is harmless.
-bool Repeatable(const v1::Op& op) {
-  switch (op.op_case()) {
-    case v1::Op::kGetattr:
-    case v1::Op::kReadlink:
-    case v1::Op::kRead:
-    case v1::Op::kOpendir:
-    case v1::Op::kReaddir:
-    case v1::Op::kStatfs:
-    case v1::Op::kGetxattr:
-    case v1::Op::kListxattr:
-    case v1::Op::kAccess:
-    case v1::Op::kLseek:
-      return true;
-    case v1::Op::kOpen:
-      return (op.open().flags() & (O_CREAT | O_TRUNC)) == 0;
-    default:
-      return false;
-  }
-}
-
-}  // namespace
-
 bool BackendChannel::RetryOnNewConnection(Call* call,
                                           const grpc::Status& status) {
-  // A connection the daemon made breaks for good when its backend restarts;
-  // the first message on it after that fails, although the backend is back
-  // (or about to be). Messages that change nothing wait for a new
-  // connection instead, once: a short stall rather than ENOTCONN.
-  if (!RemakesConnections() || call->retried ||
+  // A connection the daemon made breaks for good when its backend restarts.
+  // Ops of a message in flight that change nothing wait for a new
+  // connection instead: a short stall rather than ENOTCONN. A few times,
+  // since a backend that is still going away may take a connection and
+  // drop it. The others fail with EIO: they may have been applied.
+  constexpr int kMaxRetries = 4;
+  if (!RemakesConnections() || call->retries >= kMaxRetries ||
       status.error_code() != grpc::StatusCode::UNAVAILABLE) {
     return false;
   }
-  for (const v1::Op& op : call->request.ops()) {
-    if (!Repeatable(op)) return false;
+  const int n = call->request.ops_size();
+  std::vector<bool> again(n);
+  bool any = false;
+  for (int i = 0; i < n; ++i) {
+    const v1::Op& op = call->request.ops(i);
+    again[i] = Repeatable(op) ||
+               (op.has_flush() && call->tokens[i].count == 1 &&
+                handles_.ReadOnly(call->tokens[i].fh[0]));
+    any = any || again[i];
   }
-  auto again = std::make_unique<Call>();
-  Call* next = again.get();
-  next->request = std::move(call->request);
-  next->done = std::move(call->done);
-  next->check = std::move(call->check);
+  if (!any) return false;
+  auto owned = std::make_unique<Call>();
+  Call* next = owned.get();
+  next->request.set_mount_id(call->request.mount_id());
+  next->retries = call->retries + 1;
+  next->reopened = std::move(call->reopened);
+  std::vector<int> lost;
+  for (int i = 0; i < n; ++i) {
+    if (!again[i]) {
+      lost.push_back(i);
+      continue;
+    }
+    next->request.add_ops()->Swap(call->request.mutable_ops(i));
+    next->done.push_back(std::move(call->done[i]));
+    next->check.push_back(std::move(call->check[i]));
+    next->tokens.push_back(call->tokens[i]);
+    next->reroutes.push_back(call->reroutes[i]);
+  }
+  if (options_.stats != nullptr && !lost.empty()) {
+    options_.stats->RecordBackendMessage(static_cast<int>(lost.size()), true);
+  }
+  for (int i : lost) {
+    v1::OpResult failed = ErrorResult(call->request.ops(i).id(), EIO);
+    if (call->check[i]) call->check[i](&failed);
+    call->done[i](failed);
+  }
   next->sent = std::move(call->sent);
-  next->retried = true;
-  absl::MutexLock lock(&mu_);
-  if (stopping_) {
-    // Put back: the caller fails it as usual.
-    call->request = std::move(next->request);
-    call->done = std::move(next->done);
-    call->check = std::move(next->check);
-    call->sent = std::move(next->sent);
-    return false;
+  bool stopping;
+  {
+    absl::MutexLock lock(&mu_);
+    if (call->conn != nullptr && call->conn == conn_) {
+      retired_.push_back(std::move(conn_));
+      conn_.reset();
+    }
+    auto it = in_flight_.find(call);
+    std::unique_ptr<Call> old = std::move(it->second);
+    in_flight_.erase(it);
+    in_flight_.emplace(next, std::move(owned));
+    stopping = stopping_;
+    if (!stopping) {
+      waiting_.emplace_back(next, CallDeadline(*next));
+      want_dial_ = true;
+    }
+    if (cancelling_ > 0) {
+      // CancelAll() may still hold a pointer to the old call.
+      finished_while_cancelling_.push_back(std::move(old));
+    }
   }
-  if (call->conn != nullptr && call->conn == conn_) {
-    retired_.push_back(std::move(conn_));
-    conn_.reset();
-  }
-  auto it = in_flight_.find(call);
-  std::unique_ptr<Call> old = std::move(it->second);
-  in_flight_.erase(it);
-  in_flight_.emplace(next, std::move(again));
-  waiting_.emplace_back(next, absl::Now());
-  want_dial_ = true;
-  if (cancelling_ > 0) {
-    finished_while_cancelling_.push_back(std::move(old));
-  } else {
-    old.reset();
-  }
+  if (stopping) Fail(next, ECANCELED);
   return true;
 }
 
@@ -452,26 +543,60 @@ void BackendChannel::Finish(Call* call, const grpc::Status& status) {
   position.reserve(n);
   for (int i = 0; i < n; ++i) position[call->request.ops(i).id()] = i;
   std::vector<bool> answered(n, false);
+  // Ops the backend refused for carrying an earlier instance's handle: it
+  // restarted since; they go again once their handles are reopened.
+  std::vector<RoutedOp> stale;
   if (status.ok()) {
     const uint64_t instance = call->response.instance();
     handles_.SawInstance(instance);
     for (v1::OpResult& r : *call->response.mutable_results()) {
       auto it = position.find(r.id());
       if (it == position.end() || answered[it->second]) continue;
-      answered[it->second] = true;
-      if (call->check[it->second]) call->check[it->second](&r);
-      handles_.IssueTokens(call->request.ops(it->second), instance, &r);
-      call->done[it->second](r);
+      const int i = it->second;
+      answered[i] = true;
+      v1::Op* op = call->request.mutable_ops(i);
+      if (call->reopened) {
+        call->reopened(r, instance);
+        continue;
+      }
+      if (r.posix_errno() == EBADF && op->handle_instance() != 0 &&
+          instance != 0 && op->handle_instance() != instance &&
+          call->tokens[i].count > 0) {
+        if (EndsHandle(*op)) {
+          // Released with the instance that held it.
+          v1::OpResult released = ErrorResult(r.id(), 0);
+          released.mutable_empty();
+          call->done[i](released);
+          continue;
+        }
+        RoutedOp again{PendingOp{}, call->reroutes[i]};
+        again.pending.op.Swap(op);
+        SetHandles(&again.pending.op, call->tokens[i]);
+        again.pending.op.clear_handle_instance();
+        again.pending.done = std::move(call->done[i]);
+        again.pending.check = std::move(call->check[i]);
+        stale.push_back(std::move(again));
+        continue;
+      }
+      if (call->check[i]) call->check[i](&r);
+      handles_.IssueTokens(*op, instance, &r);
+      handles_.NoteResult(*op, call->tokens[i], &r);
+      call->done[i](r);
     }
   }
-  int err = status.ok() ? EIO : ErrnoForStatus(status);
+  const bool sent = call->conn != nullptr;
   for (int i = 0; i < n; ++i) {
-    if (!answered[i]) {
-      v1::OpResult failed = ErrorResult(call->request.ops(i).id(), err);
-      if (call->check[i]) call->check[i](&failed);
-      call->done[i](failed);
+    if (answered[i]) continue;
+    const v1::Op& op = call->request.ops(i);
+    v1::OpResult failed = ErrorResult(op.id(), UnansweredErrno(op, status, sent));
+    if (call->reopened) {
+      call->reopened(failed, 0);
+      continue;
     }
+    if (call->check[i]) call->check[i](&failed);
+    call->done[i](failed);
   }
+  if (!stale.empty()) Route(std::move(stale), nullptr);
   if (call->sent) call->sent();
   absl::MutexLock lock(&mu_);
   // A connection the daemon made is not remade by gRPC: once it fails, the

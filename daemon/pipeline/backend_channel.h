@@ -16,7 +16,16 @@
 //     backend restarts) or fail with ENOTCONN when it cannot be made.
 //
 // Handles are translated here too: the kernel only ever sees tokens of the
-// daemon's, each tied to the backend instance that issued the handle.
+// daemon's, each tied to the backend instance that issued the handle. When
+// the backend comes back as a new instance, the handles of the old one are
+// reopened before the ops that carry them are sent (handle_reopener.h).
+//
+// A backend restart, seen from the ops in flight: messages wait for the new
+// connection until their deadline (the mount's timeout=), then fail with
+// ENOTCONN. An op that changes nothing (read, getattr, lookup, ...) whose
+// message was sent when the connection broke is sent again on the next one;
+// one that changes something (write, mkdir, rename, ...) may or may not have
+// been applied, and fails with EIO rather than being repeated.
 //
 // Transport failures are turned into per-op errnos here, the one place where
 // a gRPC status meets the error model: a deadline becomes ETIMEDOUT, an
@@ -44,6 +53,7 @@
 #include "absl/time/time.h"
 #include "common/unique_fd.h"
 #include "daemon/pipeline/handle_map.h"
+#include "daemon/pipeline/handle_reopener.h"
 #include "daemon/pipeline/op_transport.h"
 #include "daemon/stats/mount_stats.h"
 #include "proto/filesystem.grpc.pb.h"
@@ -78,9 +88,6 @@ class BackendChannel : public OpTransport, public BatchSink {
     absl::Duration init_timeout = absl::Seconds(5);
     // Deadline of Destroy: short, since it runs while the daemon stops.
     absl::Duration destroy_timeout = absl::Seconds(1);
-    // How long a message waits for a new connection before it fails with
-    // ENOTCONN.
-    absl::Duration reconnect_wait = absl::Seconds(2);
     // Where messages are counted; may be null.
     MountStats* stats = nullptr;
   };
@@ -89,6 +96,10 @@ class BackendChannel : public OpTransport, public BatchSink {
   struct Connection {
     std::shared_ptr<grpc::Channel> channel;
     std::unique_ptr<v1::FileSystem::Stub> stub;
+    // A second descriptor of a connection the daemon made, watched for the
+    // backend hanging up, so that a message is not sent on a connection
+    // already known to be dead (see LiveLocked).
+    UniqueFd peer;
   };
 
   explicit BackendChannel(Options options);
@@ -114,10 +125,22 @@ class BackendChannel : public OpTransport, public BatchSink {
 
  private:
   struct Call;
+  // Resolves the handles of `ops`, reopening stale ones first, and sends
+  // those ready as one message.
+  void Route(std::vector<RoutedOp> ops, std::function<void()> sent);
+  // Sends the op that reopens a handle (handle_reopener.h).
+  void SendReopen(v1::Op op,
+                  std::function<void(const v1::OpResult&, uint64_t)> done);
+  void Launch(std::unique_ptr<Call> owned);
+  // Hands a connection made by the daemon to gRPC.
+  std::shared_ptr<Connection> Adopt(UniqueFd fd);
+  // When `call` stops waiting for an answer or a connection.
+  absl::Time CallDeadline(const Call& call) const;
   void Start(Call* call, std::shared_ptr<Connection> conn);
   void Finish(Call* call, const grpc::Status& status);
   // True when `call` is queued again for a new connection instead of
-  // failing (call is then gone).
+  // failing (call is then gone): its ops that change nothing go again, the
+  // others fail with EIO.
   bool RetryOnNewConnection(Call* call, const grpc::Status& status);
   void Fail(Call* call, int posix_errno);
   // Whether the channel makes its connections (dial or credentials) and
@@ -135,6 +158,7 @@ class BackendChannel : public OpTransport, public BatchSink {
   const Options options_;
   // The kernel sees tokens, never the backend's handles (handle_map.h).
   HandleMap handles_;
+  HandleReopener reopener_;
 
   absl::Mutex mu_;
   std::shared_ptr<Connection> conn_ ABSL_GUARDED_BY(mu_);
@@ -142,7 +166,7 @@ class BackendChannel : public OpTransport, public BatchSink {
   // last reference on one of its own threads, so they are released by the
   // dial thread once no call uses them, or by the destructor.
   std::vector<std::shared_ptr<Connection>> retired_ ABSL_GUARDED_BY(mu_);
-  // Messages waiting for a connection, and since when.
+  // Messages waiting for a connection, and until when.
   std::deque<std::pair<Call*, absl::Time>> waiting_ ABSL_GUARDED_BY(mu_);
   bool want_dial_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

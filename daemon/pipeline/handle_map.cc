@@ -1,5 +1,11 @@
 #include "daemon/pipeline/handle_map.h"
 
+#include <fcntl.h>
+
+#include <cerrno>
+
+#include "daemon/pipeline/op_transport.h"
+
 namespace fusehost {
 
 void HandleMap::SawInstance(uint64_t instance) {
@@ -13,6 +19,17 @@ size_t HandleMap::size() const {
   return handles_.size();
 }
 
+bool HandleMap::ReadOnly(uint64_t token) const {
+  absl::MutexLock lock(&mu_);
+  auto it = handles_.find(token);
+  return it != handles_.end() && !it->second.dir &&
+         (it->second.flags & O_ACCMODE) == O_RDONLY;
+}
+
+bool HandleMap::StaleLocked(const Handle& h) const {
+  return h.instance != 0 && current_ != 0 && h.instance != current_;
+}
+
 void HandleMap::IssueTokens(const v1::Op& op, uint64_t instance,
                             v1::OpResult* r) {
   if (r->posix_errno() != 0) return;
@@ -23,84 +40,126 @@ void HandleMap::IssueTokens(const v1::Op& op, uint64_t instance,
   v1::OpendirReply* dir =
       op.has_opendir() && r->has_opendir() ? r->mutable_opendir() : nullptr;
   if (open == nullptr && dir == nullptr) return;
+  Handle h;
+  h.instance = instance;
+  h.caller = op.caller();
   absl::MutexLock lock(&mu_);
   const uint64_t token = next_++;
   if (open != nullptr) {
-    handles_[token] = Handle{open->fh(), instance};
+    h.fh = open->fh();
+    h.flags = op.has_open() ? op.open().flags() : op.create().flags();
     open->set_fh(token);
   } else {
-    handles_[token] = Handle{dir->fh(), instance};
+    h.fh = dir->fh();
+    h.dir = true;
+    h.flags = op.opendir().flags();
     dir->set_fh(token);
   }
+  handles_[token] = std::move(h);
 }
 
-bool HandleMap::Resolve(uint64_t token, bool retire, uint64_t* fh,
-                        uint64_t* instance) {
+HandleRoute HandleMap::Resolve(v1::Op* op) {
+  HandleRoute route;
+  route.tokens = HandlesOf(*op);
+  OpHandles resolved = route.tokens;
+  uint64_t instance = 0;
+  const bool ends = EndsHandle(*op);
+  absl::MutexLock lock(&mu_);
+  for (int i = 0; i < route.tokens.count; ++i) {
+    const uint64_t token = route.tokens.fh[i];
+    auto it = handles_.find(token);
+    if (it == handles_.end()) {
+      route.kind = HandleRoute::kAnswer;
+      route.posix_errno = EBADF;
+      return route;
+    }
+    const Handle& h = it->second;
+    if (h.lost_errno != 0 || StaleLocked(h)) {
+      if (ends) {
+        // Nothing of it is left in the backend to release.
+        handles_.erase(it);
+        route.kind = HandleRoute::kAnswer;
+        return route;
+      }
+      if (h.lost_errno != 0) {
+        route.kind = HandleRoute::kAnswer;
+        route.posix_errno = h.lost_errno;
+      } else {
+        route.kind = HandleRoute::kReopen;
+        route.stale = token;
+      }
+      return route;
+    }
+    resolved.fh[i] = h.fh;
+    instance = h.instance;
+  }
+  if (ends && route.tokens.count > 0) handles_.erase(route.tokens.fh[0]);
+  SetHandles(op, resolved);
+  op->set_handle_instance(instance);
+  return route;
+}
+
+bool HandleMap::ReopenOp(uint64_t token, const std::string& path,
+                         int64_t deadline_unix_ms, v1::Op* op) const {
+  absl::MutexLock lock(&mu_);
   auto it = handles_.find(token);
   if (it == handles_.end()) return false;
-  *fh = it->second.fh;
-  *instance = it->second.instance;
-  if (retire) handles_.erase(it);
-  // A handle of an instance known to be gone is never sent.
-  return *instance == 0 || current_ == 0 || *instance == current_;
+  const Handle& h = it->second;
+  op->Clear();
+  *op->mutable_caller() = h.caller;
+  op->set_deadline_unix_ms(deadline_unix_ms);
+  if (h.dir) {
+    op->mutable_opendir()->set_path(path);
+    op->mutable_opendir()->set_flags(h.flags);
+  } else {
+    // Reopening must never create, or empty, the file again.
+    op->mutable_open()->set_path(path);
+    op->mutable_open()->set_flags(h.flags & ~(O_CREAT | O_EXCL | O_TRUNC));
+  }
+  return true;
 }
 
-bool HandleMap::ResolveTokens(v1::Op* op) {
+void HandleMap::Reopened(uint64_t token, uint64_t fh, uint64_t instance) {
   absl::MutexLock lock(&mu_);
-  uint64_t instance = 0;
-  bool ok = true;
-  // Rewrites one handle field.
-  auto map = [&](uint64_t token, bool retire, auto set) {
-    uint64_t fh, inst;
-    if (!Resolve(token, retire, &fh, &inst)) {
-      ok = false;
-      return;
-    }
-    set(fh);
-    instance = inst;
-  };
-#define FUSE_HOSTD_MAP(req, retire)                               \
-  map(op->req().fh(), retire,                                      \
-      [op](uint64_t fh) { op->mutable_##req()->set_fh(fh); })
-#define FUSE_HOSTD_MAP_OPTIONAL(req)                                    \
-  if (op->req().has_fh()) {                                              \
-    map(op->req().fh(), false,                                            \
-        [op](uint64_t fh) { op->mutable_##req()->set_fh(fh); });          \
+  auto it = handles_.find(token);
+  if (it == handles_.end()) return;  // released meanwhile
+  Handle& h = it->second;
+  h.fh = fh;
+  h.instance = instance;
+  if (h.unsynced) {
+    h.unproven = true;
+    h.unsynced = false;
   }
-  switch (op->op_case()) {
-    case v1::Op::kRead: FUSE_HOSTD_MAP(read, false); break;
-    case v1::Op::kWrite: FUSE_HOSTD_MAP(write, false); break;
-    case v1::Op::kFlush: FUSE_HOSTD_MAP(flush, false); break;
-    case v1::Op::kRelease: FUSE_HOSTD_MAP(release, true); break;
-    case v1::Op::kFsync: FUSE_HOSTD_MAP(fsync, false); break;
-    case v1::Op::kReaddir: FUSE_HOSTD_MAP(readdir, false); break;
-    case v1::Op::kReleasedir: FUSE_HOSTD_MAP(releasedir, true); break;
-    case v1::Op::kFsyncdir: FUSE_HOSTD_MAP(fsyncdir, false); break;
-    case v1::Op::kLock: FUSE_HOSTD_MAP(lock, false); break;
-    case v1::Op::kFlock: FUSE_HOSTD_MAP(flock, false); break;
-    case v1::Op::kFallocate: FUSE_HOSTD_MAP(fallocate, false); break;
-    case v1::Op::kLseek: FUSE_HOSTD_MAP(lseek, false); break;
-    case v1::Op::kGetattr: FUSE_HOSTD_MAP_OPTIONAL(getattr); break;
-    case v1::Op::kChmod: FUSE_HOSTD_MAP_OPTIONAL(chmod); break;
-    case v1::Op::kChown: FUSE_HOSTD_MAP_OPTIONAL(chown); break;
-    case v1::Op::kTruncate: FUSE_HOSTD_MAP_OPTIONAL(truncate); break;
-    case v1::Op::kUtimens: FUSE_HOSTD_MAP_OPTIONAL(utimens); break;
-    case v1::Op::kIoctl: FUSE_HOSTD_MAP_OPTIONAL(ioctl); break;
-    case v1::Op::kCopyFileRange:
-      map(op->copy_file_range().fh_in(), false, [op](uint64_t fh) {
-        op->mutable_copy_file_range()->set_fh_in(fh);
-      });
-      map(op->copy_file_range().fh_out(), false, [op](uint64_t fh) {
-        op->mutable_copy_file_range()->set_fh_out(fh);
-      });
-      break;
-    default:
-      break;
+}
+
+void HandleMap::Lose(uint64_t token, int posix_errno) {
+  absl::MutexLock lock(&mu_);
+  auto it = handles_.find(token);
+  if (it != handles_.end()) it->second.lost_errno = posix_errno;
+}
+
+void HandleMap::NoteResult(const v1::Op& op, const OpHandles& tokens,
+                           v1::OpResult* r) {
+  const bool writes = op.has_write() || op.has_copy_file_range() ||
+                      op.has_fallocate();
+  if (tokens.count == 0 || !(writes || op.has_fsync())) return;
+  const uint64_t token = op.has_copy_file_range() ? tokens.fh[1] : tokens.fh[0];
+  absl::MutexLock lock(&mu_);
+  auto it = handles_.find(token);
+  if (it == handles_.end()) return;
+  Handle& h = it->second;
+  if (writes) {
+    if (r->posix_errno() == 0) h.unsynced = true;
+    return;
   }
-#undef FUSE_HOSTD_MAP
-#undef FUSE_HOSTD_MAP_OPTIONAL
-  op->set_handle_instance(instance);
-  return ok;
+  if (h.unproven) {
+    // Reported once, as a failed writeback is.
+    h.unproven = false;
+    h.unsynced = false;
+    if (r->posix_errno() == 0) *r = ErrorResult(r->id(), EIO);
+    return;
+  }
+  if (r->posix_errno() == 0) h.unsynced = false;
 }
 
 }  // namespace fusehost

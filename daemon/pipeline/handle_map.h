@@ -5,11 +5,23 @@
 // restarted backend may hand out the same number for another user's file.
 // So the kernel never sees a backend's handle. Each handle an open, create
 // or opendir returns is replaced by a token of the daemon's own (a counter,
-// never reused) that remembers the handle and the issuing instance
-// (BatchResult.instance). An op that carries a token gets the backend's
-// handle back and Op.handle_instance set, so that the backend refuses it
-// should it have restarted meanwhile; a token of an instance the daemon
-// already knows to be gone fails with EBADF without being sent.
+// never reused) that remembers the handle, the issuing instance
+// (BatchResult.instance) and how the file was opened (path kind, flags,
+// caller). An op that carries a token gets the backend's handle back and
+// Op.handle_instance set, so that the backend refuses it should it have
+// restarted meanwhile.
+//
+// A token of an instance the daemon knows to be gone is never sent: the file
+// is reopened first (handle_reopener.h) as the same caller with the same
+// flags, minus those that create or truncate, and the token then stands for
+// the new handle. A handle that cannot be reopened (its file lost its name)
+// is lost: every op on it fails, with ESTALE or EIO.
+//
+// Durability across a restart: a write the backend acknowledged is taken as
+// applied, but if the backend restarts before the handle's next fsync, the
+// data may have died with it (in its page cache, say). The first fsync of
+// such a handle after the reopen then fails with EIO, as fsync(2) does after
+// a failed writeback, and later ones report on their own.
 //
 // Thread-safe.
 
@@ -17,13 +29,34 @@
 #define FUSE_HOSTD_DAEMON_PIPELINE_HANDLE_MAP_H_
 
 #include <cstdint>
+#include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "daemon/pipeline/op_handles.h"
 #include "proto/filesystem.pb.h"
 
 namespace fusehost {
+
+// What to do with an op whose tokens were looked at (HandleMap::Resolve).
+struct HandleRoute {
+  enum Kind {
+    // Its tokens are now the backend's handles: send it.
+    kSend,
+    // Token `stale` was issued by a gone instance: reopen it, then resolve
+    // the op again.
+    kReopen,
+    // Answer it without sending, with `posix_errno` (0: a release of a
+    // handle whose instance is gone, which has nothing left to release).
+    kAnswer,
+  };
+  Kind kind = kSend;
+  int posix_errno = 0;
+  uint64_t stale = 0;
+  // The tokens the op carried, to put back should it be sent again.
+  OpHandles tokens;
+};
 
 class HandleMap {
  public:
@@ -36,20 +69,48 @@ class HandleMap {
   void IssueTokens(const v1::Op& op, uint64_t instance, v1::OpResult* result);
 
   // Turns the tokens `op` carries back into the backend's handles and sets
-  // Op.handle_instance. False (EBADF) when a token is unknown or its
-  // instance is gone. A release or releasedir retires its token.
-  bool ResolveTokens(v1::Op* op);
+  // Op.handle_instance, when it can be sent; leaves `op` as it was
+  // otherwise. An unknown token is EBADF. A release or releasedir retires
+  // its token.
+  HandleRoute Resolve(v1::Op* op);
+
+  // The op that reopens `token`'s file at `path` as it was opened, to
+  // answer by `deadline_unix_ms`. False if the token is unknown.
+  bool ReopenOp(uint64_t token, const std::string& path,
+                int64_t deadline_unix_ms, v1::Op* op) const;
+  // `token` now stands for handle `fh` of `instance`.
+  void Reopened(uint64_t token, uint64_t fh, uint64_t instance);
+  // `token` cannot be reopened: its ops fail with `posix_errno` from now on.
+  void Lose(uint64_t token, int posix_errno);
+
+  // Sees the result of an op that was sent with `tokens`: records
+  // acknowledged writes, and turns the first fsync after a restart that may
+  // have lost some into EIO.
+  void NoteResult(const v1::Op& op, const OpHandles& tokens,
+                  v1::OpResult* result);
+
+  // True when `token` is a file opened for reading only: a flush of it
+  // changes nothing, and may be sent again.
+  bool ReadOnly(uint64_t token) const;
 
   size_t size() const;
 
  private:
   struct Handle {
-    uint64_t fh;
-    uint64_t instance;
+    uint64_t fh = 0;
+    uint64_t instance = 0;
+    // How it was opened: opendir, or open/create with these flags.
+    bool dir = false;
+    uint32_t flags = 0;
+    v1::Caller caller;
+    // Nonzero once it could not be reopened.
+    int lost_errno = 0;
+    // Writes acknowledged since the last successful fsync.
+    bool unsynced = false;
+    // Some of those were made before a restart of the backend.
+    bool unproven = false;
   };
-  // False when `token` cannot be used; else *fh and *instance are set.
-  bool Resolve(uint64_t token, bool retire, uint64_t* fh, uint64_t* instance)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool StaleLocked(const Handle& h) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   mutable absl::Mutex mu_;
   uint64_t next_ ABSL_GUARDED_BY(mu_) = 1;

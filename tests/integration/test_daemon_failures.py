@@ -1,6 +1,7 @@
-"""What happens when a backend or the daemon goes away: operations fail
-fast rather than hang, a restarted backend recovers the mount, and the
-daemon unmounts everything when stopped."""
+"""What happens when a backend or the daemon goes away: operations wait for
+a backend that is away no longer than the mount's timeout, then fail rather
+than hang; a restarted backend recovers the mount (test_backend_restart.py:
+with its open files), and the daemon unmounts everything when stopped."""
 
 import signal
 import time
@@ -17,8 +18,8 @@ DEAD = ("ENOTCONN", "EIO")
 
 # --- backends going away -----------------------------------------------------
 
-def test_backend_killed_fails_fast_then_restart_recovers(mounts):
-    m = mounts.mount("memory")
+def test_backend_killed_fails_within_the_timeout_then_restart_recovers(mounts):
+    m = mounts.mount("memory", options="allow_other,timeout=2")
     ops = mounts.ops(cwd=m.path)
     ops.ok([("write_file", "before", b"x")])
     m.backend.signal(signal.SIGKILL)
@@ -56,7 +57,7 @@ def test_backend_killed_fails_fast_then_restart_recovers(mounts):
 
 
 def test_backend_killed_with_open_file(mounts):
-    m = mounts.mount("loopback")
+    m = mounts.mount("loopback", options="allow_other,timeout=2")
     ops = mounts.ops(cwd=m.path)
     ops.ok([("write_file", "f", b"data")])
     h = mounts.hold(ops, [

@@ -1,0 +1,317 @@
+#!/usr/bin/python3
+"""Backend restarts under load: while a find loop, a cat loop and a writer
+(write, fsync every few writes, verify at the end) run on a fuse-hostd
+loopback mount, the backend is killed (SIGKILL) and started again on the same
+socket N times. Prints, per fault, the failed system calls of each workload,
+the longest single system call (the stall a program saw), and the bytes the
+cat loop read and verified; then the writer's verification of its whole
+file.
+
+Run as root after `bazel build //...`:
+
+  /usr/bin/python3 bench/faults_backend.py --faults 5 --sdk cpp --sdk python
+
+What the writer does on a failure is what a careful program does: a write
+that failed (EIO: it was in flight when the backend died) is written again;
+an fsync that failed (EIO: writes acknowledged before the restart may have
+died with the backend) makes it write again everything since its last good
+fsync. The file it verifies at the end must then be exactly what it meant
+to write.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH_DIR)
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+import fhlib  # noqa: E402
+
+PY = "/usr/bin/python3"
+EXAMPLES = os.path.join(REPO, "examples", "python")
+FILES = 64
+FILE_BYTES = 256 * 1024
+CHUNK = 64 * 1024
+
+
+# --- workloads (each its own process, so that the process that restarts the
+# backend holds no file of the mount open: see tests/integration/spawner.py)
+
+class Recorder:
+    """One line per system call that failed or took over 50 ms, and the
+    bytes verified, as JSON lines."""
+
+    def __init__(self, path):
+        self.out = open(path, "w", buffering=1)
+
+    def call(self, what, fn, *args):
+        t0 = time.time()
+        try:
+            return fn(*args)
+        except OSError as e:
+            self.out.write(json.dumps({"t": t0, "dur": time.time() - t0,
+                                       "op": what, "errno": e.errno}) + "\n")
+            raise
+        finally:
+            dur = time.time() - t0
+            if dur > 0.05:
+                self.out.write(json.dumps({"t": t0, "dur": dur,
+                                           "op": what}) + "\n")
+
+    def verified(self, n):
+        self.out.write(json.dumps({"t": time.time(), "verified": n}) + "\n")
+
+
+def work_find(mnt, rec, stop):
+    while not os.path.exists(stop):
+        try:
+            listing = rec.call("getdents",
+                               lambda: list(os.scandir(mnt + "/tree")))
+            for e in listing:
+                rec.call("stat", os.stat, e.path)
+        except OSError:
+            pass
+
+
+def work_cat(mnt, rec, stop, sums):
+    names = sorted(sums)
+    while not os.path.exists(stop):
+        for n in names:
+            try:
+                fd = rec.call("open", os.open, mnt + "/tree/" + n, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                h = hashlib.sha256()
+                while True:
+                    b = rec.call("read", os.read, fd, CHUNK)
+                    if not b:
+                        break
+                    h.update(b)
+                if h.hexdigest() == sums[n]:
+                    rec.verified(FILE_BYTES)
+                else:
+                    rec.out.write(json.dumps({"t": time.time(), "op": "cat",
+                                              "mismatch": n}) + "\n")
+            except OSError:
+                pass
+            finally:
+                try:
+                    rec.call("close", os.close, fd)
+                except OSError:
+                    pass  # a FLUSH in flight when the backend died
+
+
+def work_write(mnt, rec, stop, result):
+    fd = rec.call("open", os.open, mnt + "/written",
+                  os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    want = bytearray()
+    synced = 0  # bytes of `want` a good fsync covered
+    rng = random.Random(1)
+    while not os.path.exists(stop):
+        chunk = rng.randbytes(CHUNK)
+        off = len(want)
+        want += chunk
+        while True:
+            try:
+                rec.call("write", os.pwrite, fd, chunk, off)
+                break
+            except OSError:
+                time.sleep(0.05)  # in flight when the backend died: again
+        if len(want) % (4 * CHUNK) == 0:
+            while True:
+                try:
+                    rec.call("fsync", os.fsync, fd)
+                    synced = len(want)
+                    break
+                except OSError:
+                    # Not proven durable: everything since the last good
+                    # fsync is written again.
+                    for o in range(synced, len(want), CHUNK):
+                        try:
+                            os.pwrite(fd, want[o:o + CHUNK], o)
+                        except OSError:
+                            pass
+                    time.sleep(0.05)
+    while True:
+        try:
+            os.fsync(fd)
+            break
+        except OSError:
+            for o in range(synced, len(want), CHUNK):
+                try:
+                    os.pwrite(fd, want[o:o + CHUNK], o)
+                except OSError:
+                    pass
+    os.close(fd)
+    with open(mnt + "/written", "rb") as f:
+        got = f.read()
+    with open(result, "w") as f:
+        json.dump({"bytes": len(want), "ok": got == bytes(want)}, f)
+
+
+def worker_main(args):
+    rec = Recorder(args.record)
+    if args.worker == "find":
+        work_find(args.mnt, rec, args.stop)
+    elif args.worker == "cat":
+        with open(args.sums) as f:
+            work_cat(args.mnt, rec, args.stop, json.load(f))
+    else:
+        work_write(args.mnt, rec, args.stop, args.result)
+
+
+# --- the run ---------------------------------------------------------------
+
+def backend_cmd(sdk, bins, root, sock):
+    if sdk == "cpp":
+        return [fhlib.binary_path(bins, "loopback_fs"),
+                "--listen=unix:" + sock, "--root=" + root], None
+    env = dict(os.environ, PYTHONPATH=os.path.join(bins, "client", "python"))
+    return [PY, os.path.join(EXAMPLES, "loopback.py"), root,
+            "--listen", "unix:" + sock], env
+
+
+def start_backend(sdk, bins, root, sock, log):
+    cmd, env = backend_cmd(sdk, bins, root, sock)
+    p = fhlib.spawn_logged(cmd, log, cwd="/", env=env)
+    if not fhlib.wait_ready(p, lambda: fhlib.socket_connectable(sock), 60):
+        raise SystemExit("backend did not start:\n" + fhlib.tail(log))
+    return p
+
+
+def run_sdk(sdk, args, work):
+    bins = args.bin_dir
+    root, mnt = os.path.join(work, "root"), os.path.join(work, "mnt")
+    os.makedirs(root + "/tree")
+    os.makedirs(mnt)
+    sums = {}
+    for i in range(FILES):
+        data = os.urandom(FILE_BYTES)
+        with open("%s/tree/f%03d" % (root, i), "wb") as f:
+            f.write(data)
+        sums["f%03d" % i] = hashlib.sha256(data).hexdigest()
+    with open(work + "/sums.json", "w") as f:
+        json.dump(sums, f)
+    ctl, sock = work + "/control.sock", work + "/backend.sock"
+    daemon = fhlib.spawn_logged([fhlib.binary_path(bins, "fuse-hostd"),
+                                 "--control_socket=" + ctl],
+                                work + "/daemon.log")
+    backend = workers = None
+    try:
+        fhlib.wait_ready(daemon, lambda: os.path.exists(ctl), 15)
+        backend = start_backend(sdk, bins, root, sock, work + "/backend.log")
+        subprocess.run([fhlib.binary_path(bins, "fuse-hostctl"),
+                        "--control_socket=" + ctl, "mount", "-o",
+                        "allow_other,timeout=%d" % args.timeout,
+                        "unix:" + sock, mnt], check=True)
+        stop = work + "/stop"
+        workers = {}
+        for w in ("find", "cat", "write"):
+            cmd = [PY, os.path.abspath(__file__), "--worker", w, "--mnt", mnt,
+                   "--stop", stop, "--record", "%s/%s.jsonl" % (work, w),
+                   "--sums", work + "/sums.json",
+                   "--result", work + "/written.json"]
+            workers[w] = subprocess.Popen(cmd)
+        faults = []
+        time.sleep(args.interval)
+        for _ in range(args.faults):
+            t0 = time.time()
+            backend.kill()
+            backend.wait()
+            backend = start_backend(sdk, bins, root, sock,
+                                    work + "/backend.log")
+            faults.append((t0, time.time() - t0))
+            time.sleep(args.interval)
+        open(stop, "w").close()
+        for p in workers.values():
+            p.wait(timeout=max(120, args.timeout * 4))
+        return report(sdk, work, faults)
+    finally:
+        if workers:
+            for p in workers.values():
+                if p.poll() is None:
+                    p.kill()
+        subprocess.run([fhlib.binary_path(bins, "fuse-hostctl"),
+                        "--control_socket=" + ctl, "unmount", mnt],
+                       capture_output=True)
+        if backend is not None:
+            fhlib.stop_process(backend)
+        fhlib.stop_process(daemon)
+        if fhlib.is_mounted(mnt):
+            fhlib.force_unmount(mnt)
+
+
+def report(sdk, work, faults):
+    events = []
+    for w in ("find", "cat", "write"):
+        with open("%s/%s.jsonl" % (work, w)) as f:
+            events += [dict(json.loads(l), w=w) for l in f]
+    with open(work + "/written.json") as f:
+        written = json.load(f)
+    edges = [t for t, _ in faults] + [float("inf")]
+    print("\n%s loopback: %d backend restarts (SIGKILL, then the same socket)"
+          % (sdk, len(faults)))
+    print("fault  away(s)  failed find/cat/write  longest stall(s)  "
+          "cat bytes verified")
+    total_failed = 0
+    for i, (t0, away) in enumerate(faults):
+        ev = [e for e in events if t0 <= e["t"] < edges[i + 1]]
+        failed = {w: sum(1 for e in ev if e["w"] == w and "errno" in e)
+                  for w in ("find", "cat", "write")}
+        total_failed += sum(failed.values())
+        stall = max([e["dur"] for e in ev if "dur" in e] or [0])
+        verified = sum(e.get("verified", 0) for e in ev)
+        errnos = sorted({"%s:%s" % (e["op"], os.strerror(e["errno"]))
+                         for e in ev if "errno" in e})
+        print("%5d  %7.2f  %6d/%d/%d %18.2f  %18d  %s" % (
+            i + 1, away, failed["find"], failed["cat"], failed["write"],
+            stall, verified, ", ".join(errnos)))
+    mismatches = sum(1 for e in events if "mismatch" in e)
+    print("cat: %d files read back different from what they hold" % mismatches)
+    print("writer: %d bytes written, read back %s" % (
+        written["bytes"], "identical" if written["ok"] else "DIFFERENT"))
+    return total_failed, mismatches, written["ok"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sdk", action="append", choices=("cpp", "python"))
+    ap.add_argument("--faults", type=int, default=5)
+    ap.add_argument("--interval", type=float, default=2.0,
+                    help="seconds of load before and between faults")
+    ap.add_argument("--timeout", type=int, default=30,
+                    help="the mount's timeout= in seconds")
+    ap.add_argument("--bin-dir", default=os.environ.get(
+        "FUSE_HOSTD_BIN_DIR", os.path.join(REPO, "bazel-bin")))
+    ap.add_argument("--worker", choices=("find", "cat", "write"),
+                    help=argparse.SUPPRESS)
+    for a in ("--mnt", "--stop", "--record", "--sums", "--result"):
+        ap.add_argument(a, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        return worker_main(args)
+    ok = True
+    for sdk in args.sdk or ["cpp", "python"]:
+        work = tempfile.mkdtemp(prefix="faults-backend-")
+        os.chmod(work, 0o755)
+        try:
+            _, mismatches, written_ok = run_sdk(sdk, args, work)
+            ok = ok and mismatches == 0 and written_ok
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    sys.exit(main())
