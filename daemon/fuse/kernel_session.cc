@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/log_line.h"
+#include "daemon/passthrough/session_io.h"
 
 namespace fusehost {
 namespace {
@@ -107,13 +109,19 @@ class LibfuseRequest : public KernelRequest {
   }
   int SendOpen(const KernelOpenReply& open) override {
     struct fuse_file_info fi = FileInfo(open);
-    return fuse_reply_open(Own(), &fi);
+    OpenPatchScope patch(open.backing_id);
+    int result = fuse_reply_open(Own(), &fi);
+    NoteRefusal(open, patch);
+    return result;
   }
   int SendCreate(const KernelEntry& entry,
                  const KernelOpenReply& open) override {
     struct fuse_entry_param e = EntryParam(entry);
     struct fuse_file_info fi = FileInfo(open);
-    return fuse_reply_create(Own(), &e, &fi);
+    OpenPatchScope patch(open.backing_id);
+    int result = fuse_reply_create(Own(), &e, &fi);
+    NoteRefusal(open, patch);
+    return result;
   }
   int SendData(absl::string_view data) override {
     return fuse_reply_buf(Own(), data.data(), data.size());
@@ -151,6 +159,15 @@ class LibfuseRequest : public KernelRequest {
     auto* self = static_cast<LibfuseRequest*>(data);
     std::lock_guard<std::mutex> lock(self->interrupt_mu_);
     if (self->AnswerInterrupt()) fuse_reply_err(req, EINTR);
+  }
+
+  // The reply was written by now (libfuse writes on the calling thread).
+  static void NoteRefusal(const KernelOpenReply& open,
+                          const OpenPatchScope& patch) {
+    if (open.backing_id > 0 && open.backing_refused != nullptr &&
+        patch.outcome() != ReplyPatcher::Outcome::kPatched) {
+      *open.backing_refused = true;
+    }
   }
 
   static struct fuse_entry_param EntryParam(const KernelEntry& entry) {
@@ -224,15 +241,30 @@ struct KernelSession::Ops {
   static Request New(fuse_req_t req, KernelOp op) {
     KernelSession* self = Self(req);
     if (!self->after_init_done_.load(std::memory_order_relaxed) &&
-        !self->after_init_done_.exchange(true) && self->options_.after_init) {
-      self->options_.after_init();
+        !self->after_init_done_.exchange(true)) {
+      self->ReportPassthrough();
+      if (self->options_.after_init) self->options_.after_init();
     }
     return std::make_shared<LibfuseRequest>(req, op, self->options_.stats,
                                             &self->groups_);
   }
 
+  // The session's reads and writes of /dev/fuse when passthrough is
+  // offered (fuse_session_custom_io passes the session's userdata).
+  static ssize_t ReadDevice(int fd, void* buf, size_t len, void* userdata) {
+    auto* self = static_cast<KernelSession*>(userdata);
+    return ReadKernelRequest(self->patcher_.get(), fd, buf, len);
+  }
+  static ssize_t WriteDevice(int fd, struct iovec* iov, int count,
+                             void* userdata) {
+    auto* self = static_cast<KernelSession*>(userdata);
+    return WriteKernelReply(self->patcher_.get(), fd, iov, count);
+  }
+
   static void Init(void* userdata, struct fuse_conn_info* conn) {
     auto* self = static_cast<KernelSession*>(userdata);
+    // The kernel refuses passthrough together with the writeback cache.
+    if (self->patcher_ != nullptr) conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
     if (self->options_.max_write != 0) conn->max_write = self->options_.max_write;
     // The backend resolves O_TRUNC inside open, saving a setattr round trip.
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) {
@@ -479,7 +511,8 @@ struct KernelSession::Ops {
 namespace {
 
 RequestHandlers::Options HandlerOptions(const KernelSession::Options& o,
-                                        KernelInvalidator* invalidator) {
+                                        KernelInvalidator* invalidator,
+                                        BackingFiles* backing) {
   RequestHandlers::Options h;
   h.nodes = o.nodes;
   h.transport = o.transport;
@@ -490,15 +523,61 @@ RequestHandlers::Options HandlerOptions(const KernelSession::Options& o,
   h.kernel_checks_permissions = o.kernel_checks_permissions;
   h.listing_budget = o.listing_budget;
   h.backend_ioctl = o.ioctl;
+  if (backing != nullptr) {
+    h.inbox = o.passthrough_inbox;
+    h.backing = backing;
+  }
   return h;
+}
+
+// Passthrough needs the session's own reads and writes of the device.
+std::unique_ptr<ReplyPatcher> MakePatcher(const KernelSession::Options& o) {
+  if (o.passthrough_inbox == nullptr) return nullptr;
+  return std::make_unique<ReplyPatcher>(/*offer=*/true);
+}
+
+std::unique_ptr<BackingFiles> MakeBacking(const KernelSession::Options& o,
+                                          ReplyPatcher* patcher) {
+  if (patcher == nullptr) return nullptr;
+  BackingFiles::Options b;
+  b.fuse_fd = o.fuse_fd;
+  b.kernel_enabled = [patcher] { return patcher->enabled(); };
+  b.log_name = o.log_name;
+  return std::make_unique<BackingFiles>(std::move(b));
 }
 
 }  // namespace
 
 KernelSession::KernelSession(Options options)
     : options_(std::move(options)),
+      patcher_(MakePatcher(options_)),
+      backing_(MakeBacking(options_, patcher_.get())),
       invalidator_(options_.nodes, this),
-      handlers_(HandlerOptions(options_, &invalidator_)) {}
+      handlers_(HandlerOptions(options_, &invalidator_, backing_.get())) {}
+
+void KernelSession::ReportPassthrough() {
+  if (patcher_ == nullptr) return;
+  if (!patcher_->kernel_offered()) {
+    Log("%s: the kernel offers no passthrough: file data is forwarded",
+        options_.log_name);
+  } else if (!patcher_->enabled()) {
+    Log("%s: passthrough not enabled at INIT: file data is forwarded",
+        options_.log_name);
+  }
+}
+
+uint64_t KernelSession::passthrough_opens() const {
+  return backing_ ? backing_->passed_through() : 0;
+}
+
+uint64_t KernelSession::passthrough_refused() const {
+  return backing_ ? backing_->refused() : 0;
+}
+
+size_t KernelSession::backing_ids() const {
+  return backing_ ? backing_->registered() : 0;
+}
+
 
 absl::StatusOr<std::unique_ptr<KernelSession>> KernelSession::Create(
     Options options) {
@@ -520,6 +599,18 @@ absl::StatusOr<std::unique_ptr<KernelSession>> KernelSession::Create(
     s->session_ = nullptr;
     close(s->options_.fuse_fd);
     return absl::InternalError("cannot attach the FUSE session");
+  }
+  if (s->patcher_ != nullptr) {
+    // Same descriptor; libfuse now reads and writes it through us.
+    struct fuse_custom_io io = {};
+    io.read = Ops::ReadDevice;
+    io.writev = Ops::WriteDevice;
+    if (fuse_session_custom_io(s->session_, &io, s->options_.fuse_fd) != 0) {
+      Log("%s: cannot take over the session's device i/o: file data is "
+          "forwarded",
+          s->options_.log_name);
+      // The patcher never sees the INIT reply: passthrough stays off.
+    }
   }
   return s;
 }
@@ -561,6 +652,9 @@ void KernelSession::Stop() {
   handlers_.StopSending();
   options_.transport->CancelAll();
   options_.transport->WaitIdle();
+  // Backing ids go while the connection is still open (the kernel would
+  // drop them with it anyway).
+  if (backing_ != nullptr) backing_->CloseAll();
   if (session_ != nullptr) {
     fuse_session_destroy(session_);  // closes the /dev/fuse fd
     session_ = nullptr;

@@ -24,6 +24,9 @@
 #include "daemon/fuse/kernel_invalidator.h"
 #include "daemon/fuse/node_table.h"
 #include "daemon/fuse/request_handlers.h"
+#include "daemon/passthrough/backing_files.h"
+#include "daemon/passthrough/descriptor_inbox.h"
+#include "daemon/passthrough/reply_patcher.h"
 #include "daemon/pipeline/cache_coherence.h"
 #include "daemon/pipeline/op_transport.h"
 #include "daemon/stats/mount_stats.h"
@@ -62,6 +65,13 @@ class KernelSession : private KernelNotify {
     // Called once, with the first request after INIT: the kernel has taken
     // the INIT reply by then. May be empty.
     std::function<void()> after_init;
+    // Where the backend's descriptors arrive; non-null: offer the kernel
+    // passthrough (the session then reads and writes /dev/fuse itself to
+    // add it to the replies, see daemon/passthrough). Must outlive the
+    // session.
+    DescriptorInbox* passthrough_inbox = nullptr;
+    // For log lines.
+    std::string log_name;
   };
 
   // Creates the session on the connection; nothing is served yet.
@@ -83,6 +93,12 @@ class KernelSession : private KernelNotify {
 
   bool session_ended() const { return session_ended_.load(); }
 
+  // Opens answered with passthrough so far, descriptors refused, and
+  // backing ids held now (all 0 without passthrough).
+  uint64_t passthrough_opens() const;
+  uint64_t passthrough_refused() const;
+  size_t backing_ids() const;
+
   // libfuse's callbacks need the class; they are members of this nested
   // type in kernel_session.cc.
   struct Ops;
@@ -94,7 +110,14 @@ class KernelSession : private KernelNotify {
   void InvalidateNode(uint64_t node, bool data) override;
   void InvalidateEntry(uint64_t parent, const std::string& name) override;
 
+  // Logs, once, whether the kernel took passthrough.
+  void ReportPassthrough();
+
   Options options_;
+  // Both null without passthrough. Declared before the handlers, which
+  // use them.
+  std::unique_ptr<ReplyPatcher> patcher_;
+  std::unique_ptr<BackingFiles> backing_;
   KernelInvalidator invalidator_;
   RequestHandlers handlers_;
   CallerGroups groups_;

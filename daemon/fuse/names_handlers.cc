@@ -43,6 +43,10 @@ void RequestHandlers::Getattr(Request req, uint64_t node,
   std::string path;
   std::optional<uint64_t> fh;
   if (!AttrTarget(req, node, kernel_fh, &path, &fh)) return;
+  // Writes through a backing file never pass the daemon: its cached size
+  // and times may be old, so ask the backend, through an open handle
+  // (which the cache does not answer).
+  if (!fh && WritesBypassDaemon(node)) fh = options_.nodes->AnyOpenHandle(node);
   v1::Op op = NewOp(*req);
   op.mutable_getattr()->set_path(path);
   if (fh) op.mutable_getattr()->set_fh(*fh);

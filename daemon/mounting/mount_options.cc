@@ -120,6 +120,13 @@ absl::StatusOr<MountOptions> ParseMountOptions(absl::string_view text) {
         st = absl::InvalidArgumentError(absl::StrCat(
             "option max_write=", value, ": expected bytes in 4096..1048576"));
       }
+    } else if (key == "passthrough") {
+      if (value == "auto" || value == "off") {
+        opts.passthrough = value == "auto";
+      } else {
+        st = absl::InvalidArgumentError(absl::StrCat(
+            "option passthrough=", value, ": expected auto or off"));
+      }
     } else {
       opts.backend_options.emplace_back(item);
     }

@@ -50,6 +50,10 @@ struct MountOptions {
   // The kernel's read-ahead window in KiB, which bounds the size of read
   // requests (0: the kernel's default, 128). See read_ahead.h.
   unsigned read_ahead_kb = 1024;
+  // Kernel passthrough of file data (daemon/passthrough): on where the
+  // kernel supports it and the backend hands over descriptors ("auto", the
+  // default), or never ("off").
+  bool passthrough = true;
   // Options for the backend, as given.
   std::vector<std::string> backend_options;
 };

@@ -93,6 +93,11 @@ class LoopbackFs : public FileSystem {
     // Watch the directory for changes made directly in it and push them to
     // the daemon (see "Changes made on the host" above).
     bool watch = false;
+    // Hand fuse-hostd the descriptor of each opened file, so that the
+    // kernel reads and writes it directly (passthrough) where the daemon
+    // and the kernel can; Read and Write then only serve the opens they
+    // could not take.
+    bool passthrough = false;
   };
 
   // Opens `options.root`. Fails with the errno of open(2) (see
@@ -244,6 +249,7 @@ class LoopbackFs : public FileSystem {
   // it, intermediate symlinks are followed: a weaker guarantee, which only
   // matters if the host tree changes under the mount.
   const bool have_openat2_;
+  bool passthrough_ = false;  // set once, in New
   // The backing filesystem's close does nothing Flush could report (see
   // FlushIsNoOp), so opens are marked noflush and close costs no round trip.
   const bool flush_is_no_op_;

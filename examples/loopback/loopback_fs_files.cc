@@ -30,6 +30,13 @@ int HostOpenFlags(int flags) {
   return (flags & ~O_DIRECT) | O_CLOEXEC | O_NOFOLLOW;
 }
 
+// Only regular files can back a passthrough open (fuse-hostd refuses
+// others).
+bool IsRegularFile(int fd) {
+  struct stat st;
+  return fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 // Files up to this size go whole with their read-only open.
 constexpr off_t kWholeFileMax = 64 << 10;
 
@@ -73,8 +80,11 @@ int LoopbackFs::Open(const Context& ctx, const std::string& path,
       // Flush closes a duplicate, which for a read-only descriptor does
       // nothing (no write-back to report, and POSIX locks are the kernel's).
       fi->noflush = flush_is_no_op_ || (flags & O_ACCMODE) == O_RDONLY;
-      if ((flags & O_ACCMODE) == O_RDONLY) ReadWhole(fd, fi);
+      // With passthrough the kernel reads the file itself: contents sent
+      // ahead would go unused.
+      if ((flags & O_ACCMODE) == O_RDONLY && !passthrough_) ReadWhole(fd, fi);
       fi->fh = handles_.Add(fd);
+      if (passthrough_ && IsRegularFile(fd)) fi->passthrough_fd = fd;
       return 0;
     });
   };
@@ -97,6 +107,7 @@ int LoopbackFs::Create(const Context& ctx, const std::string& path, mode_t mode,
       if (flags & O_TRUNC) ClearSetIdBits(ctx, fd);
       fi->fh = handles_.Add(fd);
       fi->noflush = flush_is_no_op_;
+      if (passthrough_ && IsRegularFile(fd)) fi->passthrough_fd = fd;
       return 0;
     });
   });
