@@ -6,6 +6,7 @@ Mixed into loopback.Loopback, which provides what these methods use."""
 
 import errno
 import os
+import stat
 
 import fusehost as fuse
 from loopback_credentials import as_caller
@@ -26,7 +27,15 @@ class FileOperations:
             with self._changing(path):
                 fd = self._at(path, lambda d, n: os.open(n, flags, dir_fd=d))
                 self._clear_set_id_bits(fd)
-        return self.handles.add(fd)
+        return self._answer(fd)
+
+    def _answer(self, fd):
+        """The handle of a new open file: with passthrough, a regular file
+        also goes to fuse-hostd, which lets the kernel read and write it."""
+        fh = self.handles.add(fd)
+        if self.passthrough and stat.S_ISREG(os.fstat(fd).st_mode):
+            return fuse.Passthrough(fd, fh)
+        return fh
 
     @as_caller
     def create(self, path, mode, flags):
@@ -40,7 +49,7 @@ class FileOperations:
                                                      dir_fd=d))
             if flags & os.O_TRUNC:  # the name existed after all: emptied
                 self._clear_set_id_bits(fd)
-        return self.handles.add(fd)
+        return self._answer(fd)
 
     def read(self, path, size, offset, fh):
         fd = self.handles.fd(fh)
