@@ -76,17 +76,15 @@ bool RequestHandlers::WritesBypassDaemon(uint64_t node) const {
 
 void RequestHandlers::AfterPassthroughWrites(uint64_t node) {
   if (!WritesBypassDaemon(node)) return;
-  std::vector<std::string> paths;
+  // The kernel dropped the node's own attributes with each write; the
+  // daemon's cache of its path, and the other names of the file (hard
+  // links, each a node of its own), are as stale as a forwarded write
+  // would have left them.
   if (std::optional<std::string> p = options_.nodes->PathOf(node)) {
-    if (!p->empty()) paths.push_back(*p);
+    if (!p->empty()) options_.coherence->OtherNamesChanged({*p});
   }
-  for (uint64_t sibling : options_.nodes->Siblings(node)) {
-    if (std::optional<std::string> p = options_.nodes->PathOf(sibling)) {
-      if (!p->empty()) paths.push_back(*p);
-    }
-  }
-  options_.coherence->OtherNamesChanged(paths);
-  options_.invalidator->NodeChanged(node, /*data=*/false);
+  std::vector<uint64_t> siblings = StaleSiblings(node);
+  if (!siblings.empty()) options_.invalidator->DropAttrsNow(siblings);
 }
 
 }  // namespace fusehost
