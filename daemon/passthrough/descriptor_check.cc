@@ -51,6 +51,15 @@ absl::Status CheckBackingDescriptor(int fd, int open_flags, struct stat* st) {
                      " open"));
   }
   if (want != O_RDONLY) {
+    // A write must clear set-user-ID and set-group-ID bits, which the
+    // backend does for the writes it sees; the kernel writes a backing
+    // file with the daemon's privileges, which keep them.
+    bool set_id = (st->st_mode & S_ISUID) != 0 ||
+                  (st->st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
+    if (set_id) {
+      return absl::PermissionDeniedError(
+          "a set-user-ID or set-group-ID file opened for writing");
+    }
     int attrs = 0;
     // File systems without inode flags answer ENOTTY: nothing to respect.
     if (ioctl(fd, FS_IOC_GETFLAGS, &attrs) == 0 &&

@@ -8,6 +8,10 @@
 // (not a device, pipe, socket or directory). A file the kernel marks
 // append-only may only be written at its end, which an open without
 // O_APPEND would escape: such files are never passed through for writing.
+// Nor are set-user-ID or set-group-ID files: the kernel writes the backing
+// file with the daemon's privileges, so the bits a write by someone else
+// must clear would stay (forwarded writes reach the backend, which clears
+// them).
 //
 // Thread-safe: a pure function of the descriptor.
 

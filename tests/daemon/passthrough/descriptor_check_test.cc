@@ -78,6 +78,17 @@ TEST_F(DescriptorCheckTest, DirectoriesPipesSocketsAndPathsAreRefused) {
   EXPECT_FALSE(CheckBackingDescriptor(-1, O_RDONLY, &st).ok());
 }
 
+TEST_F(DescriptorCheckTest, SetIdFilesAreOnlyPassedThroughForReading) {
+  ASSERT_EQ(chmod(file_.c_str(), 04755), 0);
+  EXPECT_FALSE(Check(O_RDWR, O_RDWR).ok());
+  EXPECT_TRUE(Check(O_RDONLY, O_RDONLY).ok());
+  ASSERT_EQ(chmod(file_.c_str(), 02775), 0);
+  EXPECT_FALSE(Check(O_WRONLY, O_WRONLY).ok());
+  // Set-group-ID without group execute is mandatory locking, not set-id.
+  ASSERT_EQ(chmod(file_.c_str(), 02664), 0);
+  EXPECT_TRUE(Check(O_WRONLY, O_WRONLY).ok());
+}
+
 TEST_F(DescriptorCheckTest, DevicesAreRefused) {
   struct stat st;
   int null = open("/dev/null", O_RDWR);
