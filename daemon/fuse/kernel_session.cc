@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/log_line.h"
 #include "daemon/passthrough/session_io.h"
 
 namespace fusehost {
@@ -247,18 +246,6 @@ struct KernelSession::Ops {
     }
     return std::make_shared<LibfuseRequest>(req, op, self->options_.stats,
                                             &self->groups_);
-  }
-
-  // The session's reads and writes of /dev/fuse when passthrough is
-  // offered (fuse_session_custom_io passes the session's userdata).
-  static ssize_t ReadDevice(int fd, void* buf, size_t len, void* userdata) {
-    auto* self = static_cast<KernelSession*>(userdata);
-    return ReadKernelRequest(self->patcher_.get(), fd, buf, len);
-  }
-  static ssize_t WriteDevice(int fd, struct iovec* iov, int count,
-                             void* userdata) {
-    auto* self = static_cast<KernelSession*>(userdata);
-    return WriteKernelReply(self->patcher_.get(), fd, iov, count);
   }
 
   static void Init(void* userdata, struct fuse_conn_info* conn) {
@@ -530,54 +517,14 @@ RequestHandlers::Options HandlerOptions(const KernelSession::Options& o,
   return h;
 }
 
-// Passthrough needs the session's own reads and writes of the device.
-std::unique_ptr<ReplyPatcher> MakePatcher(const KernelSession::Options& o) {
-  if (o.passthrough_inbox == nullptr) return nullptr;
-  return std::make_unique<ReplyPatcher>(/*offer=*/true);
-}
-
-std::unique_ptr<BackingFiles> MakeBacking(const KernelSession::Options& o,
-                                          ReplyPatcher* patcher) {
-  if (patcher == nullptr) return nullptr;
-  BackingFiles::Options b;
-  b.fuse_fd = o.fuse_fd;
-  b.kernel_enabled = [patcher] { return patcher->enabled(); };
-  b.log_name = o.log_name;
-  return std::make_unique<BackingFiles>(std::move(b));
-}
-
 }  // namespace
 
 KernelSession::KernelSession(Options options)
     : options_(std::move(options)),
-      patcher_(MakePatcher(options_)),
-      backing_(MakeBacking(options_, patcher_.get())),
+      patcher_(MakePassthroughPatcher(options_)),
+      backing_(MakeBackingFiles(options_, patcher_.get())),
       invalidator_(options_.nodes, this),
       handlers_(HandlerOptions(options_, &invalidator_, backing_.get())) {}
-
-void KernelSession::ReportPassthrough() {
-  if (patcher_ == nullptr) return;
-  if (!patcher_->kernel_offered()) {
-    Log("%s: the kernel offers no passthrough: file data is forwarded",
-        options_.log_name);
-  } else if (!patcher_->enabled()) {
-    Log("%s: passthrough not enabled at INIT: file data is forwarded",
-        options_.log_name);
-  }
-}
-
-uint64_t KernelSession::passthrough_opens() const {
-  return backing_ ? backing_->passed_through() : 0;
-}
-
-uint64_t KernelSession::passthrough_refused() const {
-  return backing_ ? backing_->refused() : 0;
-}
-
-size_t KernelSession::backing_ids() const {
-  return backing_ ? backing_->registered() : 0;
-}
-
 
 absl::StatusOr<std::unique_ptr<KernelSession>> KernelSession::Create(
     Options options) {
@@ -600,18 +547,7 @@ absl::StatusOr<std::unique_ptr<KernelSession>> KernelSession::Create(
     close(s->options_.fuse_fd);
     return absl::InternalError("cannot attach the FUSE session");
   }
-  if (s->patcher_ != nullptr) {
-    // Same descriptor; libfuse now reads and writes it through us.
-    struct fuse_custom_io io = {};
-    io.read = Ops::ReadDevice;
-    io.writev = Ops::WriteDevice;
-    if (fuse_session_custom_io(s->session_, &io, s->options_.fuse_fd) != 0) {
-      Log("%s: cannot take over the session's device i/o: file data is "
-          "forwarded",
-          s->options_.log_name);
-      // The patcher never sees the INIT reply: passthrough stays off.
-    }
-  }
+  s->TakeOverDeviceIo();
   return s;
 }
 

@@ -19,6 +19,9 @@
 #include <memory>
 #include <thread>
 
+#include <sys/types.h>
+#include <sys/uio.h>
+
 #include "absl/status/statusor.h"
 #include "daemon/fuse/caller_groups.h"
 #include "daemon/fuse/kernel_invalidator.h"
@@ -110,6 +113,17 @@ class KernelSession : private KernelNotify {
   void InvalidateNode(uint64_t node, bool data) override;
   void InvalidateEntry(uint64_t parent, const std::string& name) override;
 
+  // Passthrough (kernel_session_passthrough.cc). Null without an inbox.
+  static std::unique_ptr<ReplyPatcher> MakePassthroughPatcher(
+      const Options& o);
+  static std::unique_ptr<BackingFiles> MakeBackingFiles(const Options& o,
+                                                        ReplyPatcher* patcher);
+  // With a patcher: libfuse reads and writes the device through these
+  // (fuse_session_custom_io passes the session as userdata).
+  void TakeOverDeviceIo();
+  static ssize_t ReadDevice(int fd, void* buf, size_t len, void* userdata);
+  static ssize_t WriteDevice(int fd, struct iovec* iov, int count,
+                             void* userdata);
   // Logs, once, whether the kernel took passthrough.
   void ReportPassthrough();
 
