@@ -80,7 +80,8 @@ OMITTED.update({name: _IMPORTED for name in (
 
 # fusehost's own exports (see README.md, "Writing a backend in Python").
 FUSEHOST_ONLY = {
-    "Caller", "FileInfo", "Flock", "FuseHostError", "fuse_get_caller",
+    "Caller", "FileInfo", "Flock", "FuseHostError", "Passthrough",
+    "fuse_get_caller",
     "parse_options", "serve", "stat_result_to_dict",
 }
 
