@@ -62,6 +62,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -260,6 +261,14 @@ class LoopbackFs : public FileSystem {
   // Set once, in New, when watching; stopped first in the destructor.
   std::unique_ptr<TreeWatcher> watcher_;
   std::unique_ptr<OwnChanges> own_changes_;  // with watcher_
+  // The kernel writes a file opened for writing with passthrough without
+  // telling us: its events are our mount's change, under way from the open
+  // to the release (then recorded).
+  void WritingThrough(const Context& ctx, const std::string& path, int flags,
+                      uint64_t fh);
+  absl::Mutex writing_mu_;
+  absl::flat_hash_map<uint64_t, std::unique_ptr<OwnChanges::Scope>> writing_
+      ABSL_GUARDED_BY(writing_mu_);
 };
 
 }  // namespace examples

@@ -84,7 +84,10 @@ int LoopbackFs::Open(const Context& ctx, const std::string& path,
       // ahead would go unused.
       if ((flags & O_ACCMODE) == O_RDONLY && !passthrough_) ReadWhole(fd, fi);
       fi->fh = handles_.Add(fd);
-      if (passthrough_ && IsRegularFile(fd)) fi->passthrough_fd = fd;
+      if (passthrough_ && IsRegularFile(fd)) {
+        fi->passthrough_fd = fd;
+        WritingThrough(ctx, path, flags, fi->fh);
+      }
       return 0;
     });
   };
@@ -107,7 +110,10 @@ int LoopbackFs::Create(const Context& ctx, const std::string& path, mode_t mode,
       if (flags & O_TRUNC) ClearSetIdBits(ctx, fd);
       fi->fh = handles_.Add(fd);
       fi->noflush = flush_is_no_op_;
-      if (passthrough_ && IsRegularFile(fd)) fi->passthrough_fd = fd;
+      if (passthrough_ && IsRegularFile(fd)) {
+        fi->passthrough_fd = fd;
+        WritingThrough(ctx, path, flags, fi->fh);
+      }
       return 0;
     });
   });
@@ -178,8 +184,27 @@ int LoopbackFs::Flush(const Context& ctx, const std::string& /*path*/,
   });
 }
 
+void LoopbackFs::WritingThrough(const Context& ctx, const std::string& path,
+                                int flags, uint64_t fh) {
+  if (own_changes_ == nullptr || (flags & O_ACCMODE) == O_RDONLY) return;
+  auto scope =
+      std::make_unique<OwnChanges::Scope>(*own_changes_, ctx.mount_id,
+                                          std::initializer_list<std::string>{path});
+  absl::MutexLock lock(&writing_mu_);
+  writing_[fh] = std::move(scope);
+}
+
 int LoopbackFs::Release(const Context& /*ctx*/, const std::string& /*path*/,
                         const FileInfo& fi) {
+  std::unique_ptr<OwnChanges::Scope> writes;  // recorded once closed
+  {
+    absl::MutexLock lock(&writing_mu_);
+    auto it = writing_.find(fi.fh);
+    if (it != writing_.end()) {
+      writes = std::move(it->second);
+      writing_.erase(it);
+    }
+  }
   // The descriptor is closed once no operation uses it any more. Errors of
   // that close are lost, as the kernel ignores release's anyway; Flush
   // reports them for every close(2) that wants them.

@@ -90,6 +90,11 @@ class Loopback(NameOperations, AttributeOperations, FileOperations,
         self.gid = os.getegid()
         self.have_openat2 = "openat2" in SYSCALLS and self._probe_openat2()
         self.handles = Handles()
+        # Files open for writing with passthrough: the kernel writes them
+        # without telling us, so their events are our change, under way
+        # until the release (handle -> the entered _changing scope).
+        self.writing = {}
+        self.writing_lock = threading.Lock()
         # getdents moves a directory descriptor's shared offset.
         self.dir_locks = [threading.Lock() for _ in range(16)]
         self.own = self.watcher = None
