@@ -119,6 +119,12 @@ struct InitResult {
   bool flock_locks = false;   // the filesystem implements Flock
   bool ioctl = false;         // the filesystem implements Ioctl (else the
                               // daemon answers ENOTTY without asking)
+  // The filesystem keeps POSIX ACLs in the system.posix_acl_access and
+  // system.posix_acl_default attributes and wants the kernel to enforce
+  // them: the kernel then checks permissions itself (as with
+  // default_permissions) with the ACLs it fetched, and applies the umask
+  // to new files' modes; inheriting default ACLs is the filesystem's job.
+  bool posix_acl = false;
   // How long fuse-hostd and the kernel may cache attributes, listings,
   // symlink targets and negative lookups (0: fuse-hostd's default of 1 s
   // and no negative caching). A filesystem that only changes through the

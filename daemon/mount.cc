@@ -34,6 +34,8 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   init.set_mount_id(m->spec_.mount_id);
   init.set_mountpoint(m->spec_.mountpoint);
   init.set_protocol_version(1);
+  // FUSE_CAP_POSIX_ACL: every kernel this daemon runs on offers it (4.9+).
+  init.set_posix_acl_capable(true);
   for (const std::string& o : m->options_.backend_options) init.add_options(o);
   std::unique_ptr<DescriptorInbox> inbox = m->OpenInbox();
   if (inbox != nullptr) init.set_passthrough_socket(inbox->socket_path());
@@ -96,7 +98,12 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   session.timeouts.entry = m->options_.entry_timeout;
   session.timeouts.cache_listings = m->policy_.listing_ttl > absl::ZeroDuration();
   session.op_timeout = m->options_.call_timeout;
-  session.kernel_checks_permissions = m->options_.default_permissions;
+  // With POSIX ACLs the kernel checks permissions whatever the mount's
+  // options say.
+  session.kernel_checks_permissions =
+      m->options_.default_permissions || reply->posix_acl();
+  session.posix_acl = reply->posix_acl();
+  session.log_name = m->spec_.mountpoint;
   m->listing_budget_ = std::make_unique<MemoryBudget>(kListingBytesPerMount,
                                                       m->spec_.listing_budget);
   session.listing_budget = m->listing_budget_.get();
@@ -117,7 +124,6 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   }
   session.fuse_fd = km->fuse_fd;
   session.passthrough_inbox = m->inbox_.get();
-  session.log_name = m->spec_.mountpoint;
   session.on_session_end = [self] {
     if (self->spec_.on_session_end) self->spec_.on_session_end(self->spec_.mount_id);
   };

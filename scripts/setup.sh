@@ -19,8 +19,10 @@ PACKAGES=(
   sshfs openssh-server openssh-client python3-fusepy pkg-config gcc
   # the Python SDK's sftp example and its test (with openssh-server above)
   python3-paramiko
-  # the Node.js SDK (client/node) and its examples (npm below)
-  nodejs perl
+  # the Node.js SDK (client/node) and its examples (npm below; the
+  # registry is reached over https, checked against the system's CAs where
+  # NODE_EXTRA_CA_CERTS names them)
+  nodejs perl ca-certificates
 )
 
 log() { echo "setup.sh: $*"; }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/log_line.h"
 #include "daemon/passthrough/session_io.h"
 
 namespace fusehost {
@@ -274,6 +275,18 @@ struct KernelSession::Ops {
     conn->time_gran = 1;
     // ioctl on directories too, not only on files.
     if (conn->capable & FUSE_CAP_IOCTL_DIR) conn->want |= FUSE_CAP_IOCTL_DIR;
+    // The kernel fetches each inode's ACLs once and keeps them with the
+    // inode (dropped when the daemon invalidates it), so permission checks
+    // and `ls -l`'s ACL queries stop reaching the daemon.
+    if (self->options_.posix_acl) {
+      if (conn->capable & FUSE_CAP_POSIX_ACL) {
+        conn->want |= FUSE_CAP_POSIX_ACL;
+      } else {
+        Log("%s: the kernel cannot enforce POSIX ACLs; the backend's ACLs "
+            "are only stored, permissions follow the mode bits",
+            self->options_.log_name.c_str());
+      }
+    }
   }
 
   static void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {

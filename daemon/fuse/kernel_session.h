@@ -61,6 +61,11 @@ class KernelSession : private KernelNotify {
     bool flock_locks = false;
     // The backend implements ioctl; without it the daemon answers ENOTTY.
     bool ioctl = false;
+    // The backend asked the kernel to enforce the POSIX ACLs it stores
+    // (InitReply.posix_acl); the kernel then checks permissions itself.
+    bool posix_acl = false;
+    // Where log lines name the mount.
+    std::string log_name;
     // The mounted /dev/fuse connection; the session takes ownership.
     int fuse_fd = -1;
     // Called on the loop thread when the session ends (unmounted, aborted).
@@ -73,8 +78,6 @@ class KernelSession : private KernelNotify {
     // add it to the replies, see daemon/passthrough). Must outlive the
     // session.
     DescriptorInbox* passthrough_inbox = nullptr;
-    // For log lines.
-    std::string log_name;
   };
 
   // Creates the session on the connection; nothing is served yet.

@@ -17,7 +17,7 @@ import struct
 
 import pytest
 
-from fhlib import is_mounted, wait_until
+from fhlib import is_mounted, run_cmd, spawn_logged, wait_until
 from pyfhlib import py_mounts  # noqa: F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -219,3 +219,90 @@ def test_listings_of_1000_names_in_pieces(py_mounts, how):
     assert len(set(names)) == len(names) == 1000
     assert names[0] == "0000" and names[-1] == "0999"
     stop(py_mounts, proc, mp)
+
+
+def read_as(user, path):
+    """What `cat path` run by `user` prints, or its error."""
+    r = run_cmd(["cat", path], user=user)
+    return r.stdout if r.returncode == 0 else r.stderr
+
+
+def test_posix_acls_are_enforced_by_the_kernel(py_mounts, users):
+    """mfusepy's test_posix_acl.py: with FUSE_CAP_POSIX_ACL asked for, the
+    ACLs the filesystem returns decide access, against the mode bits."""
+    import fusehost
+    proc, mp = start(py_mounts, "acl", str(users.a.uid))
+    assert wait_until(lambda: "ACLs enforced:" in proc.output(), 10)
+    assert "ACLs enforced: True" in proc.output()
+    a = users.a.uid
+    stored = {
+        "allowed": [(fusehost.ACL_USER_OBJ, 6, fusehost.ACL_UNDEFINED_ID),
+                    (fusehost.ACL_USER, fusehost.ACL_READ, a),
+                    (fusehost.ACL_GROUP_OBJ, 0, fusehost.ACL_UNDEFINED_ID),
+                    (fusehost.ACL_MASK, 4, fusehost.ACL_UNDEFINED_ID),
+                    (fusehost.ACL_OTHER, 0, fusehost.ACL_UNDEFINED_ID)],
+        "denied": [(fusehost.ACL_USER_OBJ, 6, fusehost.ACL_UNDEFINED_ID),
+                   (fusehost.ACL_USER, 0, a),
+                   (fusehost.ACL_GROUP_OBJ, 4, fusehost.ACL_UNDEFINED_ID),
+                   (fusehost.ACL_MASK, 4, fusehost.ACL_UNDEFINED_ID),
+                   (fusehost.ACL_OTHER, 4, fusehost.ACL_UNDEFINED_ID)],
+    }
+    for name, entries in stored.items():
+        value = os.getxattr(os.path.join(mp, name),
+                            fusehost.XATTR_NAME_POSIX_ACL_ACCESS)
+        assert fusehost.unpack_posix_acl(value) == entries
+    # Mode 0640 of root's keeps user a out; the ACL lets them read.
+    assert read_as(users.a, os.path.join(mp, "allowed")) == "Hello ACL!\n"
+    # Mode 0644 lets everyone read; the ACL names user a and denies them,
+    # while user b (others in the ACL) still reads.
+    assert "Permission denied" in read_as(users.a, os.path.join(mp, "denied"))
+    assert read_as(users.b, os.path.join(mp, "denied")) == "Hello ACL!\n"
+    assert "Permission denied" in read_as(users.b,
+                                          os.path.join(mp, "allowed"))
+    stop(py_mounts, proc, mp)
+
+
+def test_without_asking_for_acls_the_mode_bits_decide(py_mounts, users):
+    proc, mp = start(py_mounts, "acl", str(users.a.uid), "--mode-bits-only")
+    assert wait_until(lambda: "ACLs enforced:" in proc.output(), 10)
+    assert "ACLs enforced: False" in proc.output()
+    assert "Permission denied" in read_as(users.a,
+                                          os.path.join(mp, "allowed"))
+    assert read_as(users.a, os.path.join(mp, "denied")) == "Hello ACL!\n"
+    stop(py_mounts, proc, mp)
+
+
+FAILING_INIT = """
+import errno, sys
+import fusehost as fuse
+
+class Failing(fuse.Operations):
+    def init_with_config(self, conn_info, config_3):
+        raise RuntimeError("init failed")
+
+class Refusing(fuse.Operations):
+    def init(self, path):
+        raise OSError(errno.EACCES, "init failed")
+
+ops = {"failing": Failing, "refusing": Refusing}[sys.argv[1]]()
+fuse.FUSE(ops, sys.argv[2], foreground=True)
+"""
+
+
+@pytest.mark.parametrize("kind,error", [("failing", "Input/output error"),
+                                        ("refusing", "Permission denied")])
+def test_an_exception_in_init_aborts_the_mount(py_mounts, kind, error):
+    """mfusepy's test_init_exception.py: an exception raised by init ends
+    FUSE() with an error and leaves nothing mounted."""
+    script = os.path.join(py_mounts.mkdir("init_" + kind), "fs.py")
+    with open(script, "w") as f:
+        f.write(FAILING_INIT)
+    mp = py_mounts.mountpoint()
+    proc = py_mounts.python([script, kind, mp], name="init" + kind,
+                            start=False)
+    proc.proc = spawn_logged(proc.command(), proc.log, cwd="/", env=proc.env)
+    code = proc.wait(30)
+    out = proc.output()
+    assert code not in (0, None), out
+    assert "init failed" in out and error in out, out
+    assert not is_mounted(mp)

@@ -33,6 +33,24 @@ MFUSEPY_NAMES = {
     # Version and helpers.
     "get_fuse_version", "fuse_version_major", "fuse_version_minor",
     "time_of_timespec", "set_st_attrs", "log", "callback_logger",
+    # Feature flags and POSIX ACLs (its test_posix_acl.py, newer than the
+    # rest of this list).
+    "feature_flag_names", "ACL_EXECUTE", "ACL_GROUP_OBJ", "ACL_MASK",
+    "ACL_OTHER", "ACL_READ", "ACL_UNDEFINED_ID", "ACL_USER", "ACL_USER_OBJ",
+    "ACL_WRITE", "XATTR_NAME_POSIX_ACL_ACCESS", "PosixACLEntry",
+    "pack_posix_acl", "unpack_posix_acl",
+    "FUSE_CAP_ASYNC_READ", "FUSE_CAP_POSIX_LOCKS", "FUSE_CAP_ATOMIC_O_TRUNC",
+    "FUSE_CAP_EXPORT_SUPPORT", "FUSE_CAP_DONT_MASK", "FUSE_CAP_SPLICE_WRITE",
+    "FUSE_CAP_SPLICE_MOVE", "FUSE_CAP_SPLICE_READ", "FUSE_CAP_FLOCK_LOCKS",
+    "FUSE_CAP_IOCTL_DIR", "FUSE_CAP_AUTO_INVAL_DATA", "FUSE_CAP_READDIRPLUS",
+    "FUSE_CAP_READDIRPLUS_AUTO", "FUSE_CAP_ASYNC_DIO",
+    "FUSE_CAP_WRITEBACK_CACHE", "FUSE_CAP_NO_OPEN_SUPPORT",
+    "FUSE_CAP_PARALLEL_DIROPS", "FUSE_CAP_POSIX_ACL",
+    "FUSE_CAP_HANDLE_KILLPRIV", "FUSE_CAP_HANDLE_KILLPRIV_V2",
+    "FUSE_CAP_CACHE_SYMLINKS", "FUSE_CAP_NO_OPENDIR_SUPPORT",
+    "FUSE_CAP_EXPLICIT_INVAL_DATA", "FUSE_CAP_EXPIRE_ONLY",
+    "FUSE_CAP_SETXATTR_EXT", "FUSE_CAP_DIRECT_IO_ALLOW_MMAP",
+    "FUSE_CAP_PASSTHROUGH", "FUSE_CAP_NO_EXPORT_SUPPORT",
     # libfuse's C interface.
     "fuse_operations", "fuse_main_real", "setxattr_t", "getxattr_t",
     "fuse_fill_dir_t", "fuse_fill_dir_flags", "fuse_readdir_flags",
@@ -80,6 +98,8 @@ OMITTED.update({name: _IMPORTED for name in (
 
 # fusehost's own exports (see README.md, "Writing a backend in Python").
 FUSEHOST_ONLY = {
+    # The ACL tag and attribute name mfusepy's ACL test does not use.
+    "ACL_GROUP", "XATTR_NAME_POSIX_ACL_DEFAULT",
     "Caller", "FileInfo", "Flock", "FuseHostError", "Passthrough",
     "fuse_get_caller",
     "parse_options", "serve", "stat_result_to_dict",
@@ -157,3 +177,93 @@ def test_meanings_outside_ctypes():
     assert fusehost.log is logging.getLogger("fuse")
     assert fusehost.callback_logger is logging.getLogger("fuse.log-mixin")
     assert inspect.isclass(fusehost.fuse_config)
+
+
+# What mfusepy's test_posix_acl.py checks of its feature flags and ACL
+# helpers, made of fusehost's.
+
+def test_feature_flags_of_a_connection():
+    connection = fusehost.fuse_conn_info()
+    acl = fusehost.FUSE_CAP_POSIX_ACL
+    assert not connection.is_capable(acl)
+    assert not connection.is_wanted(acl)
+    # A feature that may not be asked for is not asked for.
+    assert not connection.set_feature_flag(acl)
+    assert connection.want == 0
+    assert not connection._has_extended_features
+    connection.capable = acl | fusehost.FUSE_CAP_ASYNC_READ
+    assert connection.is_capable(acl)
+    assert not connection.is_capable(acl | fusehost.FUSE_CAP_PASSTHROUGH)
+    assert connection.is_capable(0) and connection.is_wanted(0)
+    assert connection.set_feature_flag(0) and connection.want == 0
+    assert connection.set_feature_flag(acl)
+    assert connection.is_wanted(acl)
+    assert not connection.is_wanted(fusehost.FUSE_CAP_ASYNC_READ)
+    assert connection.want == acl
+    connection.unset_feature_flag(acl)
+    assert not connection.is_wanted(acl) and connection.want == 0
+
+
+def test_feature_flag_names():
+    names = fusehost.feature_flag_names
+    assert names(fusehost.FUSE_CAP_POSIX_ACL) == "FUSE_CAP_POSIX_ACL"
+    assert names(0) == "0x0"
+    assert names(fusehost.FUSE_CAP_POSIX_ACL | fusehost.FUSE_CAP_ASYNC_READ) \
+        == "FUSE_CAP_ASYNC_READ | FUSE_CAP_POSIX_ACL"
+    assert names(1 << 40) == "0x10000000000"
+    # libfuse's numbering, not ours.
+    assert (fusehost.FUSE_CAP_ASYNC_READ, fusehost.FUSE_CAP_POSIX_ACL,
+            fusehost.FUSE_CAP_EXPIRE_ONLY) == (1, 1 << 19, 1 << 26)
+
+
+def test_posix_acls_pack_as_the_kernel_stores_them():
+    f = fusehost
+    entries = [
+        f.PosixACLEntry(f.ACL_USER_OBJ, f.ACL_READ | f.ACL_WRITE),
+        f.PosixACLEntry(f.ACL_USER, f.ACL_READ | f.ACL_EXECUTE, 1000),
+        f.PosixACLEntry(f.ACL_GROUP_OBJ, 0),
+        f.PosixACLEntry(f.ACL_MASK, f.ACL_READ | f.ACL_EXECUTE),
+        f.PosixACLEntry(f.ACL_OTHER, 0),
+    ]
+    packed = f.pack_posix_acl(entries)
+    # acl(5)'s layout: version 2, then tag, permissions, id per entry, all
+    # little-endian.
+    assert packed == bytes.fromhex(
+        "02000000" "0100 0600 ffffffff" "0200 0500 e8030000"
+        "0400 0000 ffffffff" "1000 0500 ffffffff" "2000 0000 ffffffff"
+        .replace(" ", ""))
+    assert f.unpack_posix_acl(packed) == entries
+    assert f.pack_posix_acl([(f.ACL_OTHER, f.ACL_READ, -1)]) == \
+        f.pack_posix_acl([(f.ACL_OTHER, f.ACL_READ, f.ACL_UNDEFINED_ID)])
+
+
+def test_malformed_acl_values_are_refused():
+    import pytest
+    with pytest.raises(ValueError, match="version"):
+        fusehost.unpack_posix_acl(b"\x03\0\0\0")
+    with pytest.raises(ValueError, match="truncated"):
+        fusehost.unpack_posix_acl(b"\x02\0\0")
+    whole = fusehost.pack_posix_acl([(fusehost.ACL_OTHER, 0, -1)])
+    with pytest.raises(ValueError, match="truncated"):
+        fusehost.unpack_posix_acl(whole[:-1])
+
+
+def test_packed_acls_are_understood_by_the_kernel(tmp_path):
+    """The packed form against the kernel (the test directory's ext4 or
+    tmpfs keeps ACLs), not only against itself."""
+    f = fusehost
+    path = tmp_path / "file"
+    path.write_bytes(b"x")
+    os.chmod(path, 0o644)
+    entries = [
+        f.PosixACLEntry(f.ACL_USER_OBJ, f.ACL_READ | f.ACL_WRITE),
+        f.PosixACLEntry(f.ACL_USER, f.ACL_READ, os.getuid() + 1),
+        f.PosixACLEntry(f.ACL_GROUP_OBJ, 0),
+        f.PosixACLEntry(f.ACL_MASK, f.ACL_READ),
+        f.PosixACLEntry(f.ACL_OTHER, 0),
+    ]
+    os.setxattr(path, f.XATTR_NAME_POSIX_ACL_ACCESS, f.pack_posix_acl(entries))
+    assert f.unpack_posix_acl(
+        os.getxattr(path, f.XATTR_NAME_POSIX_ACL_ACCESS)) == entries
+    # The kernel took owner, mask and other from the ACL for the mode.
+    assert os.stat(path).st_mode & 0o777 == 0o640

@@ -44,6 +44,8 @@ See README.md, "Writing a backend in Python".
 
 from ._context import Caller, fuse_get_caller, fuse_get_context
 from ._convert import FileInfo, Flock, stat_result_to_dict
+from . import _features
+from ._features import *  # noqa: F401,F403  (flags and ACLs: its __all__)
 from ._mfusepy_names import (
     FieldsEntry, ReadDirResult, c_dev_t, c_flock_t, c_fsblkcnt_t,
     c_fsfilcnt_t, c_gid_t, c_mode_t, c_off_t, c_pid_t, c_stat, c_statvfs,
@@ -73,3 +75,6 @@ __all__ = [
     "fuse_get_caller",
     "parse_options", "serve", "stat_result_to_dict",
 ]
+# Feature flags (FUSE_CAP_*) and POSIX ACLs: mfusepy's names, and a few of
+# fusehost's own (tests/client/python/test_mfusepy_names.py says which).
+__all__ += _features.__all__

@@ -12,7 +12,7 @@ import errno
 import logging
 import secrets
 
-from . import _mfusepy_names
+from . import _features, _mfusepy_names
 from ._dispatch import MAX_ERRNO
 from ._operations import is_implemented
 from ._proto import pb
@@ -36,7 +36,7 @@ def init_reply(dispatcher, request, name):
     """Calls the filesystem's init for mount `request` and returns the
     InitReply: an errno refusing the mount, or 0 and the backend's
     features; the dispatcher's instance either way."""
-    err = call_init(dispatcher.bound, request)
+    err, want = call_init(dispatcher.bound, request)
     passthrough = False
     sender = dispatcher.bound.descriptors
     if not err and sender is not None and request.passthrough_socket:
@@ -49,20 +49,29 @@ def init_reply(dispatcher, request, name):
         flock_locks=dispatcher.flock_locks, ioctl=dispatcher.ioctl,
         name=name,
         default_ttl_ms=dispatcher.default_ttl_ms,
-        instance=dispatcher.instance)
+        instance=dispatcher.instance,
+        posix_acl=bool(want & _features.FUSE_CAP_POSIX_ACL))
 
 
 def call_init(b, request):
     """Calls init / init_with_config of BoundOperations `b`; returns an
-    errno refusing the mount, or 0."""
+    errno refusing the mount (or 0) and the FUSE_CAP_* features the
+    filesystem asks for: its `wanted_features`, as init_with_config left
+    them."""
     ops = b.ops
     options = b.options
+    conn = _mfusepy_names.fuse_conn_info(
+        proto_major=7, proto_minor=31, max_write=0, max_readahead=0,
+        max_background=0, congestion_threshold=0, time_gran=1,
+        capable=(_features.CHOOSABLE
+                 if getattr(request, "posix_acl_capable", False) else 0))
+    wanted = getattr(ops, "wanted_features", 0) or 0
+    conn.want = wanted & conn.capable
+    if wanted & ~conn.want:
+        log.info("features fuse-hostd does not offer are not used: %s",
+                 _features.feature_flag_names(wanted & ~conn.want))
     try:
         if is_implemented(ops, "init_with_config"):
-            conn = _mfusepy_names.fuse_conn_info(
-                proto_major=7, proto_minor=31, capable=0, want=0,
-                max_write=0, max_readahead=0, max_background=0,
-                congestion_threshold=0, time_gran=1)
             config = _mfusepy_names.fuse_config(
                 set_gid=0, gid=0, set_uid=0, uid=0, set_mode=0, umask=0,
                 entry_timeout=1.0, negative_timeout=0.0,
@@ -75,15 +84,15 @@ def call_init(b, request):
             ops.init_with_config(conn, config)
         elif is_implemented(ops, "init"):
             b.call_hook("init")
-        return 0
+        return 0, conn.want & conn.capable
     except OSError as e:
         log.exception("init failed; refusing the mount")
         err = e.errno
-        return err if type(err) is int and 0 < err <= MAX_ERRNO \
-            else errno.EIO
+        return (err if type(err) is int and 0 < err <= MAX_ERRNO
+                else errno.EIO), 0
     except Exception:
         log.exception("init failed; refusing the mount")
-        return errno.EIO
+        return errno.EIO, 0
 
 
 def call_destroy(b):

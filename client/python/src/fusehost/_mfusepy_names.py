@@ -79,7 +79,37 @@ fuse_context = Caller
 class fuse_conn_info(Settings):
     """init_with_config's first argument: the connection's settings
     (proto_major, proto_minor, max_write, capable, want, time_gran, ...).
-    Informational: changing them changes nothing."""
+    `capable` holds the features a filesystem may ask fuse-hostd for
+    (FUSE_CAP_POSIX_ACL), `want` the ones asked for (the class attribute
+    `wanted_features`, then set_feature_flag here); the other settings are
+    informational: changing them changes nothing."""
+
+    # libfuse 3.14 has no 64-bit capable_ext / want_ext.
+    _has_extended_features = False
+
+    def __init__(self, **values):
+        self.capable = 0
+        self.want = 0
+        super().__init__(**values)
+
+    def is_capable(self, flags):
+        """Whether every flag in `flags` may be asked for."""
+        return self.capable & flags == flags
+
+    def is_wanted(self, flags):
+        """Whether every flag in `flags` is asked for."""
+        return self.want & flags == flags
+
+    def set_feature_flag(self, flag):
+        """Asks for `flag`; False (and nothing asked) when it may not be."""
+        if not self.is_capable(flag):
+            return False
+        self.want |= flag
+        return True
+
+    def unset_feature_flag(self, flag):
+        """No longer asks for `flag`."""
+        self.want &= ~flag
 
 
 class fuse_config(Settings):

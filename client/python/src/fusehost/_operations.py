@@ -68,6 +68,11 @@ class Operations:
                        utimens' times); False: float seconds (deprecated).
       flag_nullpath_ok True: the filesystem copes with path None for
                        operations on open files whose name is gone.
+      wanted_features  FUSE_CAP_* flags to ask for; fuse-hostd offers
+                       FUSE_CAP_POSIX_ACL: the kernel enforces the ACLs
+                       getxattr returns for system.posix_acl_access and
+                       system.posix_acl_default (pack_posix_acl makes
+                       them), and checks permissions itself.
     fusehost extensions: getattr may return an os.stat_result, and
     readdir's attrs may be one (cheaper than a dict); readdir's tuples may
     carry a fourth item, the file's xattr names as os.listxattr gives them
@@ -211,7 +216,8 @@ class Operations:
     @_not_implemented
     def init_with_config(self, conn_info, config_3):
         """Like init, with objects standing in for libfuse's fuse_conn_info
-        and fuse_config (their settings are informational here)."""
+        and fuse_config (their settings are informational here, except the
+        features conn_info.set_feature_flag asks for)."""
 
     @_not_implemented
     def ioctl(self, path, cmd, arg, fh, flags, data):
