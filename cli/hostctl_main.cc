@@ -110,6 +110,11 @@ int Stats(ControlClient& client, const std::string& mountpoint) {
            static_cast<unsigned long long>(m.cache_limit()),
            static_cast<unsigned long long>(m.cache_bytes() / 1024),
            static_cast<unsigned long long>(m.cache_bytes_limit() / 1024));
+    printf("  passthrough      %llu opens, %llu refused, %llu backing files "
+           "now\n",
+           static_cast<unsigned long long>(m.passthrough_opens()),
+           static_cast<unsigned long long>(m.passthrough_refused()),
+           static_cast<unsigned long long>(m.backing_files()));
     printf("  %-12s %12s %12s\n", "CACHE", "HITS", "MISSES");
     for (const v1::CacheStats& c : m.caches()) {
       printf("  %-12s %12llu %12llu\n", c.cache().c_str(),

@@ -72,7 +72,7 @@ struct BatchRun {
 BackendService::BackendService(FileSystem& fs, const Options& options)
     : fs_(fs),
       instance_(options.instance != 0 ? options.instance : NewInstance()),
-      dispatcher_(fs, instance_),
+      dispatcher_(fs, instance_, &descriptors_),
       max_queued_invalidations_(options.max_queued_invalidations),
       pool_(std::max(options.threads, 1)) {}
 
@@ -93,12 +93,20 @@ grpc::Status BackendService::Init(grpc::ServerContext* /*context*/,
   reply->set_default_ttl_ms(result.default_ttl_ms);
   reply->set_name(fs_.Name());
   reply->set_instance(instance_);
+  // Passthrough when both sides can: the daemon named its socket and the
+  // filesystem hands out descriptors.
+  if (result.posix_errno == 0 && result.passthrough &&
+      !request->passthrough_socket().empty()) {
+    reply->set_passthrough(descriptors_.Connect(request->mount_id(),
+                                                request->passthrough_socket()));
+  }
   return grpc::Status::OK;
 }
 
 grpc::Status BackendService::Destroy(grpc::ServerContext* /*context*/,
                                      const v1::DestroyRequest* request,
                                      v1::DestroyReply* /*reply*/) {
+  descriptors_.Forget(request->mount_id());
   fs_.Destroy(request->mount_id());
   return grpc::Status::OK;
 }

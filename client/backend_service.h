@@ -82,6 +82,8 @@ class BackendService final : public v1::FileSystem::Service {
  private:
   FileSystem& fs_;
   const uint64_t instance_;
+  // Before the dispatcher, which uses it.
+  DescriptorSender descriptors_;
   const OpDispatcher dispatcher_;
   const size_t max_queued_invalidations_;
 

@@ -85,6 +85,14 @@ struct FileInfo {
   bool has_contents = false;
   std::string contents;
   uint64_t lock_owner = 0;    // input for Flush/Lock/Flock
+  // Output of Open/Create, for filesystems whose files are local files and
+  // that said InitResult::passthrough: the descriptor of the file just
+  // opened, a regular file opened with the same access mode as `flags`.
+  // The kernel then reads, writes and maps it itself ("passthrough"):
+  // Read/Write are not called for this open (unless fuse-hostd could not
+  // use the descriptor). The filesystem keeps owning the descriptor (the
+  // SDK sends fuse-hostd a copy) and closes it in Release as usual.
+  int passthrough_fd = -1;
 };
 
 // One directory entry produced by Readdir.
@@ -123,6 +131,8 @@ struct InitResult {
   // mount, or that reports outside changes with the Notify* calls, can allow
   // a long time.
   uint32_t default_ttl_ms = 0;
+  // The filesystem may set FileInfo::passthrough_fd in Open/Create.
+  bool passthrough = false;
 };
 
 struct MountInfo {

@@ -193,17 +193,30 @@ int Utimens(FileSystem& fs, const Context& ctx, const v1::UtimensRequest& req,
   return ReplyEntry(rc, fs, ctx, req.path(), fi, result);
 }
 
+// The descriptor the FileSystem offered, sent before the reply it goes
+// with; OpenReply.passthrough says it was.
+void OfferDescriptor(const DescriptorSender* sender, const Context& ctx,
+                     uint64_t tag, const FileInfo& fi, v1::OpenReply* reply) {
+  if (sender != nullptr && tag != 0 && fi.passthrough_fd >= 0 &&
+      sender->Send(ctx.mount_id, tag, fi.passthrough_fd)) {
+    reply->set_passthrough(true);
+  }
+}
+
 int Open(FileSystem& fs, const Context& ctx, const v1::OpenRequest& req,
-         v1::OpResult* result) {
+         const DescriptorSender* sender, v1::OpResult* result) {
   FileInfo fi;
   fi.flags = static_cast<int>(req.flags());
   int rc = fs.Open(ctx, req.path(), &fi);
-  if (rc == 0) FillOpenReply(fi, result->mutable_open());
-  return rc;
+  if (rc != 0) return rc;
+  FillOpenReply(fi, result->mutable_open());
+  OfferDescriptor(sender, ctx, req.passthrough_tag(), fi,
+                  result->mutable_open());
+  return 0;
 }
 
 int Create(FileSystem& fs, const Context& ctx, const v1::CreateRequest& req,
-           v1::OpResult* result) {
+           const DescriptorSender* sender, v1::OpResult* result) {
   FileInfo fi;
   fi.flags = static_cast<int>(req.flags());
   int rc = fs.Create(ctx, req.path(), req.mode(), &fi);
@@ -211,6 +224,8 @@ int Create(FileSystem& fs, const Context& ctx, const v1::CreateRequest& req,
   v1::CreateReply* reply = result->mutable_create();
   FillOpenReply(fi, reply->mutable_open());
   FillAttr(fs, ctx, req.path(), &fi, reply);
+  OfferDescriptor(sender, ctx, req.passthrough_tag(), fi,
+                  reply->mutable_open());
   return 0;
 }
 
@@ -519,7 +534,7 @@ int OpDispatcher::Run(const Context& ctx, const v1::Op& op,
     case v1::Op::kTruncate:
       return Truncate(fs, ctx, op.truncate(), result);
     case v1::Op::kOpen:
-      return Open(fs, ctx, op.open(), result);
+      return Open(fs, ctx, op.open(), sender_, result);
     case v1::Op::kRead:
       return Read(fs, ctx, op.read(), result);
     case v1::Op::kWrite:
@@ -558,7 +573,7 @@ int OpDispatcher::Run(const Context& ctx, const v1::Op& op,
       return fs.Access(ctx, op.access().path(),
                        static_cast<int>(op.access().mask()));
     case v1::Op::kCreate:
-      return Create(fs, ctx, op.create(), result);
+      return Create(fs, ctx, op.create(), sender_, result);
     case v1::Op::kLock:
       return Lock(fs, ctx, op.lock(), result);
     case v1::Op::kFlock:

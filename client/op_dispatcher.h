@@ -13,6 +13,7 @@
 
 #include <cstdint>
 
+#include "client/descriptor_sender.h"
 #include "client/filesystem.h"
 #include "proto/filesystem.pb.h"
 
@@ -25,8 +26,11 @@ class OpDispatcher {
  public:
   // `instance`: the backend instance this SDK answers as (nonzero; see
   // BackendService::instance()).
-  OpDispatcher(FileSystem& fs, uint64_t instance)
-      : fs_(fs), instance_(instance) {}
+  // `sender` (may be null): where Open/Create's passthrough descriptors
+  // go.
+  OpDispatcher(FileSystem& fs, uint64_t instance,
+               const DescriptorSender* sender = nullptr)
+      : fs_(fs), instance_(instance), sender_(sender) {}
 
   // Runs `op`, which belongs to mount `mount_id`, and fills `result` (which
   // is cleared first). Never fails as a whole: every problem, including an
@@ -52,6 +56,7 @@ class OpDispatcher {
                        v1::OpResult* result) const;
 
   FileSystem& fs_;
+  const DescriptorSender* const sender_;
   const uint64_t instance_;
 };
 

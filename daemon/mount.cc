@@ -3,7 +3,9 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -101,8 +103,12 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   // FUSE_CAP_POSIX_ACL: every kernel this daemon runs on offers it (4.9+).
   init.set_posix_acl_capable(true);
   for (const std::string& o : m->options_.backend_options) init.add_options(o);
+  std::unique_ptr<DescriptorInbox> inbox = m->OpenInbox();
+  if (inbox != nullptr) init.set_passthrough_socket(inbox->socket_path());
   absl::StatusOr<v1::InitReply> reply = m->channel_->Init(init);
   if (!reply.ok()) return reply.status();
+  if (inbox != nullptr && !reply->passthrough()) inbox.reset();
+  m->inbox_ = std::move(inbox);
   if (reply->posix_errno() != 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("backend ", m->spec_.backend, " refused the mount: ",
@@ -183,6 +189,7 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
     };
   }
   session.fuse_fd = km->fuse_fd;
+  session.passthrough_inbox = m->inbox_.get();
   session.on_session_end = [self] {
     if (self->spec_.on_session_end) self->spec_.on_session_end(self->spec_.mount_id);
   };
@@ -211,6 +218,38 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   return m;
 }
 
+std::unique_ptr<DescriptorInbox> Mount::OpenInbox() {
+  // Only a backend on this machine (a Unix socket, whose peer the dialer
+  // checks) can share its files.
+  std::shared_ptr<BackendDialer> dialer = spec_.dialer;
+  if (!options_.passthrough || dialer == nullptr ||
+      spec_.passthrough_dir.empty()) {
+    return nullptr;
+  }
+  if (mkdir(spec_.passthrough_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    Log("%s: passthrough off: cannot create %s: %s", spec_.mountpoint.c_str(),
+        spec_.passthrough_dir.c_str(), std::strerror(errno));
+    return nullptr;
+  }
+  DescriptorInbox::Options inbox;
+  inbox.socket_path =
+      absl::StrCat(spec_.passthrough_dir, "/m", spec_.mount_id, ".sock");
+  // The process serving the mount over gRPC, and no other.
+  inbox.is_backend = [dialer](const PeerCredentials& peer) {
+    return dialer->backend_pid() == peer.pid &&
+           dialer->backend_uid() == peer.uid;
+  };
+  inbox.log_name = spec_.mountpoint;
+  absl::StatusOr<std::unique_ptr<DescriptorInbox>> created =
+      DescriptorInbox::Create(std::move(inbox));
+  if (!created.ok()) {
+    Log("%s: passthrough off: %s", spec_.mountpoint.c_str(),
+        std::string(created.status().message()).c_str());
+    return nullptr;
+  }
+  return *std::move(created);
+}
+
 CachePolicy MakeCachePolicy(const MountOptions& options,
                             const v1::InitReply& reply) {
   // The backend's default, else one second: long enough for `ls -l` and
@@ -236,6 +275,11 @@ MountStats::Snapshot Mount::Snap() const {
     s.cache_limit = cache_->max_entries();
     s.cache_bytes = cache_->bytes();
     s.cache_bytes_limit = cache_->max_bytes();
+  }
+  if (session_ != nullptr) {
+    s.passthrough_opens = session_->passthrough_opens();
+    s.passthrough_refused = session_->passthrough_refused();
+    s.backing_files = session_->backing_ids();
   }
   return s;
 }

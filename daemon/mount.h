@@ -29,6 +29,7 @@
 #include "daemon/fuse/node_table.h"
 #include "daemon/mounting/kernel_mount.h"
 #include "daemon/mounting/mount_options.h"
+#include "daemon/passthrough/descriptor_inbox.h"
 #include "daemon/pipeline/backend_channel.h"
 #include "daemon/pipeline/batcher.h"
 #include "daemon/pipeline/caching_transport.h"
@@ -57,6 +58,9 @@ struct MountSpec {
   // directory rather than on the path (see KernelMountRequest).
   int mountpoint_fd = -1;
   std::string options_text;
+  // Where the mount's descriptor socket for passthrough goes (a directory
+  // the daemon owns, searchable by backends); empty: no passthrough.
+  std::string passthrough_dir;
   uid_t owner_uid = 0;
   gid_t owner_gid = 0;
   // Called (on the session's loop thread) when the kernel session ends for
@@ -107,6 +111,10 @@ class Mount {
  private:
   explicit Mount(MountSpec spec) : spec_(std::move(spec)) {}
 
+  // The socket a local backend may send descriptors on, when the options
+  // and the backend's kind allow passthrough; null otherwise.
+  std::unique_ptr<DescriptorInbox> OpenInbox();
+
   MountSpec spec_;
   MountOptions options_;
   std::string backend_name_;
@@ -121,6 +129,7 @@ class Mount {
   std::unique_ptr<CachingTransport> caching_;
   std::unique_ptr<NodeTable> nodes_;
   std::unique_ptr<MemoryBudget> listing_budget_;
+  std::unique_ptr<DescriptorInbox> inbox_;  // null without passthrough
   std::unique_ptr<KernelSession> session_;
   std::unique_ptr<InvalidationListener> listener_;
   MountStats stats_;

@@ -161,6 +161,9 @@ absl::StatusOr<uint64_t> MountManager::Mount(const std::string& backend,
                           ? grant.options
                           : absl::StrCat(options_.default_options, ",",
                                          grant.options);
+  if (!options_.runtime_dir.empty()) {
+    spec.passthrough_dir = options_.runtime_dir + "/passthrough";
+  }
   spec.owner_uid = grant.owner_uid;
   spec.owner_gid = grant.owner_gid;
   spec.on_session_end = [this](uint64_t id) { OnSessionEnd(id); };

@@ -74,7 +74,17 @@ absl::StatusOr<UniqueFd> BackendDialer::Dial() {
         ": it is now served by ", DescribePeer(*peer), ", not by uid ",
         *backend_uid_, " as when it was mounted"));
   }
+  backend_pid_ = peer->pid;
   return fd;
+}
+
+}  // namespace fusehost
+
+namespace fusehost {
+
+std::optional<pid_t> BackendDialer::backend_pid() const {
+  absl::MutexLock lock(&mu_);
+  return backend_pid_;
 }
 
 }  // namespace fusehost

@@ -58,11 +58,15 @@ class BackendDialer {
 
   // The uid the backend runs as (once known).
   std::optional<uid_t> backend_uid() const;
+  // The process at the other end of the latest connection that passed the
+  // check (once known): the one serving the mount now.
+  std::optional<pid_t> backend_pid() const;
 
  private:
   const Options options_;
   mutable absl::Mutex mu_;
   std::optional<uid_t> backend_uid_ ABSL_GUARDED_BY(mu_);
+  std::optional<pid_t> backend_pid_ ABSL_GUARDED_BY(mu_);
 };
 
 // Connects an AF_UNIX stream socket to `path` as the daemon, within

@@ -207,6 +207,9 @@ grpc::Status ControlService::Stats(grpc::ServerContext* context,
     out->set_cache_limit(e.stats.cache_limit);
     out->set_cache_bytes(e.stats.cache_bytes);
     out->set_cache_bytes_limit(e.stats.cache_bytes_limit);
+    out->set_passthrough_opens(e.stats.passthrough_opens);
+    out->set_passthrough_refused(e.stats.passthrough_refused);
+    out->set_backing_files(e.stats.backing_files);
   }
   if (!wanted.empty() && !found) {
     return ToGrpc(absl::NotFoundError(

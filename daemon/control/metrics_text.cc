@@ -41,6 +41,15 @@ constexpr Family kBackendErrors = {
 constexpr Family kBackendInvalid = {
     "fusehostd_backend_invalid_total", "counter",
     "Backend replies and notices the daemon repaired or refused."};
+constexpr Family kPassthroughOpens = {
+    "fusehostd_passthrough_opens_total", "counter",
+    "Opens whose data the kernel reads and writes in the backend's file."};
+constexpr Family kPassthroughRefused = {
+    "fusehostd_passthrough_refused_total", "counter",
+    "Descriptors from the backend the daemon refused to pass through."};
+constexpr Family kBackingFiles = {
+    "fusehostd_backing_files", "gauge",
+    "Backing files registered with the kernel for passthrough opens."};
 
 void Header(std::string* out, const Family& f) {
   absl::StrAppend(out, "# HELP ", f.name, " ", f.help, "\n# TYPE ", f.name,
@@ -134,7 +143,10 @@ std::string RenderMetrics(const std::vector<MountStatsEntry>& mounts) {
       {&kBackendMessages, &MountStats::Snapshot::backend_messages},
       {&kBackendOps, &MountStats::Snapshot::backend_ops},
       {&kBackendErrors, &MountStats::Snapshot::backend_errors},
-      {&kBackendInvalid, &MountStats::Snapshot::backend_invalid}};
+      {&kBackendInvalid, &MountStats::Snapshot::backend_invalid},
+      {&kPassthroughOpens, &MountStats::Snapshot::passthrough_opens},
+      {&kPassthroughRefused, &MountStats::Snapshot::passthrough_refused},
+      {&kBackingFiles, &MountStats::Snapshot::backing_files}};
   for (const auto& [family, field] : per_mount) {
     Header(&out, *family);
     for (const MountStatsEntry& m : mounts) {

@@ -11,6 +11,9 @@
 //   fusehostd_backend_ops_total            counter
 //   fusehostd_backend_errors_total         counter
 //   fusehostd_backend_invalid_total        counter
+//   fusehostd_passthrough_opens_total      counter
+//   fusehostd_passthrough_refused_total    counter
+//   fusehostd_backing_files                gauge
 //
 // Thread-safe: pure function.
 

@@ -15,9 +15,11 @@ void RequestHandlers::Open(Request req, uint64_t node, int flags) {
   std::optional<std::string> path = NamedPath(req, node);
   if (!path) return;
   v1::Op op = NewOp(*req);
+  const uint64_t tag = PassthroughTag();
   op.mutable_open()->set_path(*path);
   op.mutable_open()->set_flags(flags);
-  Send(std::move(op), [this, req, node, flags,
+  op.mutable_open()->set_passthrough_tag(tag);
+  Send(std::move(op), [this, req, node, flags, tag,
                        path = *path](const v1::OpResult& res) {
     if (Failed(req, res)) return;
     KernelOpenReply open = OpenReplyOf(res.open());
@@ -26,7 +28,12 @@ void RequestHandlers::Open(Request req, uint64_t node, int flags) {
     if (res.open().has_contents()) {
       open_contents_.Keep(open.fh, node, res.open().contents());
     }
-    if (!req->ReplyOpen(open)) {
+    PlanPassthrough(node, tag, flags, res.open().passthrough(), &open);
+    bool refused = false;
+    open.backing_refused = &refused;
+    bool sent = req->ReplyOpen(open);
+    AfterOpenReply(open.fh, sent, refused);
+    if (!sent) {
       open_contents_.ForgetHandle(open.fh);
       options_.nodes->RemoveOpenHandle(node, open.fh);
       ReleaseOrphan(path, open.fh, flags);
@@ -39,25 +46,33 @@ void RequestHandlers::Create(Request req, uint64_t parent, std::string name,
   std::optional<std::string> path = ChildPath(req, parent, name);
   if (!path) return;
   v1::Op op = NewOp(*req);
+  const uint64_t tag = PassthroughTag();
   op.mutable_create()->set_path(*path);
   op.mutable_create()->set_mode(mode);
   op.mutable_create()->set_flags(flags);
-  Send(std::move(op), [this, req, parent, flags, name = std::move(name),
+  op.mutable_create()->set_passthrough_tag(tag);
+  Send(std::move(op), [this, req, parent, flags, tag, name = std::move(name),
                        path = *path](const v1::OpResult& res) {
     if (Failed(req, res)) return;
     KernelOpenReply open = OpenReplyOf(res.create().open());
     const v1::Attr* known =
         res.create().has_attr() ? &res.create().attr() : nullptr;
+    bool offered = res.create().open().passthrough();
     WithAttr(req, path, open.fh, known,
-             [this, req, parent, flags, name, path,
-              open](const v1::Attr& attr) {
+             [this, req, parent, flags, name, path, tag, offered,
+              open](const v1::Attr& attr) mutable {
                KernelEntry e;
                if (!MakeEntry(req, parent, name, attr, &e)) {
                  ReleaseOrphan(path, open.fh, flags);
                  return;
                }
                options_.nodes->AddOpenHandle(e.node, open.fh);
-               if (!req->ReplyCreate(e, open)) {
+               PlanPassthrough(e.node, tag, flags, offered, &open);
+               bool refused = false;
+               open.backing_refused = &refused;
+               bool sent = req->ReplyCreate(e, open);
+               AfterOpenReply(open.fh, sent, refused);
+               if (!sent) {
                  options_.nodes->RemoveOpenHandle(e.node, open.fh);
                  options_.nodes->Forget(e.node, 1);
                  ReleaseOrphan(path, open.fh, flags);
@@ -120,6 +135,8 @@ void RequestHandlers::Release(Request req, uint64_t node,
   op.mutable_release()->set_flags(file.flags);
   open_contents_.ForgetHandle(file.fh);
   options_.nodes->RemoveOpenHandle(node, file.fh);
+  AfterPassthroughWrites(node);
+  if (options_.backing != nullptr) options_.backing->Release(file.fh);
   // The kernel ignores release errors and nothing waits for it, so answer
   // at once and let the backend close the handle in the background: a round
   // trip saved on every close.
@@ -129,6 +146,7 @@ void RequestHandlers::Release(Request req, uint64_t node,
 
 void RequestHandlers::Fsync(Request req, uint64_t node, const KernelFile& file,
                             bool datasync) {
+  AfterPassthroughWrites(node);
   v1::Op op = NewOp(*req);
   op.mutable_fsync()->set_path(HandlePath(node));
   op.mutable_fsync()->set_fh(file.fh);

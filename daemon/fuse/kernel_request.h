@@ -58,6 +58,12 @@ struct KernelOpenReply {
   bool nonseekable = false;
   bool noflush = false;
   bool cache_readdir = false;
+  // > 0: the kernel reads, writes and maps the file through this backing
+  // file itself (passthrough, see daemon/passthrough).
+  int32_t backing_id = 0;
+  // If set, the sender sets it when it could not attach backing_id (the
+  // reply then went out as direct I/O).
+  bool* backing_refused = nullptr;
 };
 
 class KernelRequest {

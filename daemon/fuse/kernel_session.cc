@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log_line.h"
+#include "daemon/passthrough/session_io.h"
 
 namespace fusehost {
 namespace {
@@ -108,13 +109,19 @@ class LibfuseRequest : public KernelRequest {
   }
   int SendOpen(const KernelOpenReply& open) override {
     struct fuse_file_info fi = FileInfo(open);
-    return fuse_reply_open(Own(), &fi);
+    OpenPatchScope patch(open.backing_id);
+    int result = fuse_reply_open(Own(), &fi);
+    NoteRefusal(open, patch);
+    return result;
   }
   int SendCreate(const KernelEntry& entry,
                  const KernelOpenReply& open) override {
     struct fuse_entry_param e = EntryParam(entry);
     struct fuse_file_info fi = FileInfo(open);
-    return fuse_reply_create(Own(), &e, &fi);
+    OpenPatchScope patch(open.backing_id);
+    int result = fuse_reply_create(Own(), &e, &fi);
+    NoteRefusal(open, patch);
+    return result;
   }
   int SendData(absl::string_view data) override {
     return fuse_reply_buf(Own(), data.data(), data.size());
@@ -152,6 +159,15 @@ class LibfuseRequest : public KernelRequest {
     auto* self = static_cast<LibfuseRequest*>(data);
     std::lock_guard<std::mutex> lock(self->interrupt_mu_);
     if (self->AnswerInterrupt()) fuse_reply_err(req, EINTR);
+  }
+
+  // The reply was written by now (libfuse writes on the calling thread).
+  static void NoteRefusal(const KernelOpenReply& open,
+                          const OpenPatchScope& patch) {
+    if (open.backing_id > 0 && open.backing_refused != nullptr &&
+        patch.outcome() != ReplyPatcher::Outcome::kPatched) {
+      *open.backing_refused = true;
+    }
   }
 
   static struct fuse_entry_param EntryParam(const KernelEntry& entry) {
@@ -225,8 +241,9 @@ struct KernelSession::Ops {
   static Request New(fuse_req_t req, KernelOp op) {
     KernelSession* self = Self(req);
     if (!self->after_init_done_.load(std::memory_order_relaxed) &&
-        !self->after_init_done_.exchange(true) && self->options_.after_init) {
-      self->options_.after_init();
+        !self->after_init_done_.exchange(true)) {
+      self->ReportPassthrough();
+      if (self->options_.after_init) self->options_.after_init();
     }
     return std::make_shared<LibfuseRequest>(req, op, self->options_.stats,
                                             &self->groups_);
@@ -234,6 +251,8 @@ struct KernelSession::Ops {
 
   static void Init(void* userdata, struct fuse_conn_info* conn) {
     auto* self = static_cast<KernelSession*>(userdata);
+    // The kernel refuses passthrough together with the writeback cache.
+    if (self->patcher_ != nullptr) conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
     if (self->options_.max_write != 0) conn->max_write = self->options_.max_write;
     // The backend resolves O_TRUNC inside open, saving a setattr round trip.
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) {
@@ -492,7 +511,8 @@ struct KernelSession::Ops {
 namespace {
 
 RequestHandlers::Options HandlerOptions(const KernelSession::Options& o,
-                                        KernelInvalidator* invalidator) {
+                                        KernelInvalidator* invalidator,
+                                        BackingFiles* backing) {
   RequestHandlers::Options h;
   h.nodes = o.nodes;
   h.transport = o.transport;
@@ -503,6 +523,10 @@ RequestHandlers::Options HandlerOptions(const KernelSession::Options& o,
   h.kernel_checks_permissions = o.kernel_checks_permissions;
   h.listing_budget = o.listing_budget;
   h.backend_ioctl = o.ioctl;
+  if (backing != nullptr) {
+    h.inbox = o.passthrough_inbox;
+    h.backing = backing;
+  }
   return h;
 }
 
@@ -510,8 +534,10 @@ RequestHandlers::Options HandlerOptions(const KernelSession::Options& o,
 
 KernelSession::KernelSession(Options options)
     : options_(std::move(options)),
+      patcher_(MakePassthroughPatcher(options_)),
+      backing_(MakeBackingFiles(options_, patcher_.get())),
       invalidator_(options_.nodes, this),
-      handlers_(HandlerOptions(options_, &invalidator_)) {}
+      handlers_(HandlerOptions(options_, &invalidator_, backing_.get())) {}
 
 absl::StatusOr<std::unique_ptr<KernelSession>> KernelSession::Create(
     Options options) {
@@ -534,6 +560,7 @@ absl::StatusOr<std::unique_ptr<KernelSession>> KernelSession::Create(
     close(s->options_.fuse_fd);
     return absl::InternalError("cannot attach the FUSE session");
   }
+  s->TakeOverDeviceIo();
   return s;
 }
 
@@ -574,6 +601,9 @@ void KernelSession::Stop() {
   handlers_.StopSending();
   options_.transport->CancelAll();
   options_.transport->WaitIdle();
+  // Backing ids go while the connection is still open (the kernel would
+  // drop them with it anyway).
+  if (backing_ != nullptr) backing_->CloseAll();
   if (session_ != nullptr) {
     fuse_session_destroy(session_);  // closes the /dev/fuse fd
     session_ = nullptr;

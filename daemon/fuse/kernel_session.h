@@ -19,11 +19,17 @@
 #include <memory>
 #include <thread>
 
+#include <sys/types.h>
+#include <sys/uio.h>
+
 #include "absl/status/statusor.h"
 #include "daemon/fuse/caller_groups.h"
 #include "daemon/fuse/kernel_invalidator.h"
 #include "daemon/fuse/node_table.h"
 #include "daemon/fuse/request_handlers.h"
+#include "daemon/passthrough/backing_files.h"
+#include "daemon/passthrough/descriptor_inbox.h"
+#include "daemon/passthrough/reply_patcher.h"
 #include "daemon/pipeline/cache_coherence.h"
 #include "daemon/pipeline/op_transport.h"
 #include "daemon/stats/mount_stats.h"
@@ -67,6 +73,11 @@ class KernelSession : private KernelNotify {
     // Called once, with the first request after INIT: the kernel has taken
     // the INIT reply by then. May be empty.
     std::function<void()> after_init;
+    // Where the backend's descriptors arrive; non-null: offer the kernel
+    // passthrough (the session then reads and writes /dev/fuse itself to
+    // add it to the replies, see daemon/passthrough). Must outlive the
+    // session.
+    DescriptorInbox* passthrough_inbox = nullptr;
   };
 
   // Creates the session on the connection; nothing is served yet.
@@ -88,6 +99,12 @@ class KernelSession : private KernelNotify {
 
   bool session_ended() const { return session_ended_.load(); }
 
+  // Opens answered with passthrough so far, descriptors refused, and
+  // backing ids held now (all 0 without passthrough).
+  uint64_t passthrough_opens() const;
+  uint64_t passthrough_refused() const;
+  size_t backing_ids() const;
+
   // libfuse's callbacks need the class; they are members of this nested
   // type in kernel_session.cc.
   struct Ops;
@@ -99,7 +116,25 @@ class KernelSession : private KernelNotify {
   void InvalidateNode(uint64_t node, bool data) override;
   void InvalidateEntry(uint64_t parent, const std::string& name) override;
 
+  // Passthrough (kernel_session_passthrough.cc). Null without an inbox.
+  static std::unique_ptr<ReplyPatcher> MakePassthroughPatcher(
+      const Options& o);
+  static std::unique_ptr<BackingFiles> MakeBackingFiles(const Options& o,
+                                                        ReplyPatcher* patcher);
+  // With a patcher: libfuse reads and writes the device through these
+  // (fuse_session_custom_io passes the session as userdata).
+  void TakeOverDeviceIo();
+  static ssize_t ReadDevice(int fd, void* buf, size_t len, void* userdata);
+  static ssize_t WriteDevice(int fd, struct iovec* iov, int count,
+                             void* userdata);
+  // Logs, once, whether the kernel took passthrough.
+  void ReportPassthrough();
+
   Options options_;
+  // Both null without passthrough. Declared before the handlers, which
+  // use them.
+  std::unique_ptr<ReplyPatcher> patcher_;
+  std::unique_ptr<BackingFiles> backing_;
   KernelInvalidator invalidator_;
   RequestHandlers handlers_;
   CallerGroups groups_;

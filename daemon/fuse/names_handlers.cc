@@ -43,6 +43,12 @@ void RequestHandlers::Getattr(Request req, uint64_t node,
   std::string path;
   std::optional<uint64_t> fh;
   if (!AttrTarget(req, node, kernel_fh, &path, &fh)) return;
+  // Writes through a backing file never pass the daemon: its cached size
+  // and times may be old, so drop them and ask the backend (by path: an
+  // open handle may be on its way to being released).
+  if (!fh && WritesBypassDaemon(node)) {
+    options_.coherence->OtherNamesChanged({path});
+  }
   v1::Op op = NewOp(*req);
   op.mutable_getattr()->set_path(path);
   if (fh) op.mutable_getattr()->set_fh(*fh);

@@ -19,6 +19,7 @@
 //   dir_handlers.cc     opendir, readdir(plus), releasedir, fsyncdir
 //   xattr_handlers.cc   statfs, access, the xattr calls
 //   handler_support.cc  what they share: paths, ops, entries, replies
+//   open_passthrough.cc opens answered with a backend's descriptor
 //
 // Thread-safe: called concurrently from libfuse's worker threads.
 
@@ -46,6 +47,8 @@
 #include "daemon/fuse/kernel_request.h"
 #include "daemon/fuse/node_table.h"
 #include "daemon/fuse/open_contents.h"
+#include "daemon/passthrough/backing_files.h"
+#include "daemon/passthrough/descriptor_inbox.h"
 #include "daemon/pipeline/cache_coherence.h"
 #include "daemon/pipeline/op_transport.h"
 
@@ -118,6 +121,10 @@ class RequestHandlers {
     // The backend implements ioctl (InitReply.ioctl); otherwise ioctls are
     // answered ENOTTY here, without a round trip.
     bool backend_ioctl = false;
+    // Passthrough (both null: none): where the backend's descriptors
+    // arrive, and the backing files registered from them.
+    DescriptorInbox* inbox = nullptr;
+    BackingFiles* backing = nullptr;
   };
 
   explicit RequestHandlers(Options options);
@@ -276,6 +283,26 @@ class RequestHandlers {
   // The kernel never releases a handle whose open it did not get.
   void ReleaseOrphan(const std::string& path, uint64_t fh, int flags);
 
+  // ---- open_passthrough.cc ---------------------------------------------------
+  // The tag an open or create offers the backend for its descriptor; 0 when
+  // passthrough is not available.
+  uint64_t PassthroughTag();
+  // Decides how open `open->fh` of `node` is answered: with the descriptor
+  // sent for `tag` as its backing file if the backend sent one (`offered`)
+  // and it passes the checks, else forwarded (as direct I/O when the
+  // node's other opens are passed through).
+  void PlanPassthrough(uint64_t node, uint64_t tag, int flags, bool offered,
+                       KernelOpenReply* open);
+  // After the reply: `refused` (the kernel got no backing id) or `sent`
+  // false (it got no reply at all).
+  void AfterOpenReply(uint64_t fh, bool sent, bool refused);
+  // The daemon does not see passthrough writes: attributes of `node` that
+  // it cached may be stale once a writable passthrough open of it exists.
+  bool WritesBypassDaemon(uint64_t node) const;
+  // Drops what the daemon and the kernel cache about `node`'s attributes
+  // if it may have been written through its backing file.
+  void AfterPassthroughWrites(uint64_t node);
+
   // ---- dir_handlers.cc -------------------------------------------------------
   static DirHandle* DirHandleOf(uint64_t fh);
   // The backend's handle of an open directory; none when the backend was
@@ -313,6 +340,7 @@ class RequestHandlers {
   const Options options_;
   OpenContents open_contents_;
   std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> next_passthrough_tag_{1};
 };
 
 }  // namespace fusehost

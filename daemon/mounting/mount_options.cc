@@ -168,6 +168,13 @@ absl::StatusOr<MountOptions> ParseMountOptions(absl::string_view text) {
       } else {
         opts.tls_server_name = std::string(value);
       }
+    } else if (key == "passthrough") {
+      if (value == "auto" || value == "off") {
+        opts.passthrough = value == "auto";
+      } else {
+        st = absl::InvalidArgumentError(absl::StrCat(
+            "option passthrough=", value, ": expected auto or off"));
+      }
     } else {
       opts.backend_options.emplace_back(item);
     }

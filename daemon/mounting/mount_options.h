@@ -61,6 +61,10 @@ struct MountOptions {
   std::string tls_cert;
   std::string tls_key;
   bool uses_tls() const { return !tls_ca.empty(); }
+  // Kernel passthrough of file data (daemon/passthrough): on where the
+  // kernel supports it and the backend hands over descriptors ("auto", the
+  // default), or never ("off").
+  bool passthrough = true;
   // Options for the backend, as given.
   std::vector<std::string> backend_options;
 };

@@ -112,6 +112,11 @@ class MountStats {
     uint64_t cache_limit = 0;
     uint64_t cache_bytes = 0;
     uint64_t cache_bytes_limit = 0;
+    // Passthrough (filled by the mount): opens answered with a backing
+    // file, descriptors refused, backing files registered now.
+    uint64_t passthrough_opens = 0;
+    uint64_t passthrough_refused = 0;
+    uint64_t backing_files = 0;
   };
 
   // A kernel request answered after `latency`, with `posix_errno` (0: ok).

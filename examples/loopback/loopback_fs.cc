@@ -83,6 +83,7 @@ absl::StatusOr<std::unique_ptr<LoopbackFs>> LoopbackFs::New(
   std::unique_ptr<LoopbackFs> fs(
       new LoopbackFs(root_fd, act_as_caller, Openat2Works(root_fd),
                      options.forward_flock, FlushIsNoOp(root_fd)));
+  fs->passthrough_ = options.passthrough;
   if (options.watch) {
     TreeWatcher::Options watch;
     // The directory root_fd refers to, even if the path changed meanwhile.
@@ -227,6 +228,7 @@ InitResult LoopbackFs::Init(const MountInfo& /*mount*/) {
   // Changes made on the host are pushed as invalidations when watching, so
   // metadata may be cached long; without watching, fuse-hostd's 1 s default.
   if (watcher_ != nullptr) result.default_ttl_ms = 60000;
+  result.passthrough = passthrough_;
   return result;
 }
 

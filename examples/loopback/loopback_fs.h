@@ -62,6 +62,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -93,6 +94,11 @@ class LoopbackFs : public FileSystem {
     // Watch the directory for changes made directly in it and push them to
     // the daemon (see "Changes made on the host" above).
     bool watch = false;
+    // Hand fuse-hostd the descriptor of each opened file, so that the
+    // kernel reads and writes it directly (passthrough) where the daemon
+    // and the kernel can; Read and Write then only serve the opens they
+    // could not take.
+    bool passthrough = false;
   };
 
   // Opens `options.root`. Fails with the errno of open(2) (see
@@ -244,6 +250,7 @@ class LoopbackFs : public FileSystem {
   // it, intermediate symlinks are followed: a weaker guarantee, which only
   // matters if the host tree changes under the mount.
   const bool have_openat2_;
+  bool passthrough_ = false;  // set once, in New
   // The backing filesystem's close does nothing Flush could report (see
   // FlushIsNoOp), so opens are marked noflush and close costs no round trip.
   const bool flush_is_no_op_;
@@ -254,6 +261,14 @@ class LoopbackFs : public FileSystem {
   // Set once, in New, when watching; stopped first in the destructor.
   std::unique_ptr<TreeWatcher> watcher_;
   std::unique_ptr<OwnChanges> own_changes_;  // with watcher_
+  // The kernel writes a file opened for writing with passthrough without
+  // telling us: its events are our mount's change, under way from the open
+  // to the release (then recorded).
+  void WritingThrough(const Context& ctx, const std::string& path, int flags,
+                      uint64_t fh);
+  absl::Mutex writing_mu_;
+  absl::flat_hash_map<uint64_t, std::unique_ptr<OwnChanges::Scope>> writing_
+      ABSL_GUARDED_BY(writing_mu_);
 };
 
 }  // namespace examples

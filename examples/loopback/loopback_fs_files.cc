@@ -30,6 +30,13 @@ int HostOpenFlags(int flags) {
   return (flags & ~O_DIRECT) | O_CLOEXEC | O_NOFOLLOW;
 }
 
+// Only regular files can back a passthrough open (fuse-hostd refuses
+// others).
+bool IsRegularFile(int fd) {
+  struct stat st;
+  return fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 // Files up to this size go whole with their read-only open.
 constexpr off_t kWholeFileMax = 64 << 10;
 
@@ -73,8 +80,14 @@ int LoopbackFs::Open(const Context& ctx, const std::string& path,
       // Flush closes a duplicate, which for a read-only descriptor does
       // nothing (no write-back to report, and POSIX locks are the kernel's).
       fi->noflush = flush_is_no_op_ || (flags & O_ACCMODE) == O_RDONLY;
-      if ((flags & O_ACCMODE) == O_RDONLY) ReadWhole(fd, fi);
+      // With passthrough the kernel reads the file itself: contents sent
+      // ahead would go unused.
+      if ((flags & O_ACCMODE) == O_RDONLY && !passthrough_) ReadWhole(fd, fi);
       fi->fh = handles_.Add(fd);
+      if (passthrough_ && IsRegularFile(fd)) {
+        fi->passthrough_fd = fd;
+        WritingThrough(ctx, path, flags, fi->fh);
+      }
       return 0;
     });
   };
@@ -97,6 +110,10 @@ int LoopbackFs::Create(const Context& ctx, const std::string& path, mode_t mode,
       if (flags & O_TRUNC) ClearSetIdBits(ctx, fd);
       fi->fh = handles_.Add(fd);
       fi->noflush = flush_is_no_op_;
+      if (passthrough_ && IsRegularFile(fd)) {
+        fi->passthrough_fd = fd;
+        WritingThrough(ctx, path, flags, fi->fh);
+      }
       return 0;
     });
   });
@@ -167,8 +184,27 @@ int LoopbackFs::Flush(const Context& ctx, const std::string& /*path*/,
   });
 }
 
+void LoopbackFs::WritingThrough(const Context& ctx, const std::string& path,
+                                int flags, uint64_t fh) {
+  if (own_changes_ == nullptr || (flags & O_ACCMODE) == O_RDONLY) return;
+  auto scope =
+      std::make_unique<OwnChanges::Scope>(*own_changes_, ctx.mount_id,
+                                          std::initializer_list<std::string>{path});
+  absl::MutexLock lock(&writing_mu_);
+  writing_[fh] = std::move(scope);
+}
+
 int LoopbackFs::Release(const Context& /*ctx*/, const std::string& /*path*/,
                         const FileInfo& fi) {
+  std::unique_ptr<OwnChanges::Scope> writes;  // recorded once closed
+  {
+    absl::MutexLock lock(&writing_mu_);
+    auto it = writing_.find(fi.fh);
+    if (it != writing_.end()) {
+      writes = std::move(it->second);
+      writing_.erase(it);
+    }
+  }
   // The descriptor is closed once no operation uses it any more. Errors of
   // that close are lost, as the kernel ignores release's anyway; Flush
   // reports them for every close(2) that wants them.

@@ -38,6 +38,9 @@ ABSL_FLAG(bool, watch, true,
           "Watch --root with inotify and tell the daemon about changes made "
           "directly in it, so that they show through the mount at once "
           "rather than after cache timeouts.");
+ABSL_FLAG(bool, passthrough, true,
+          "Hand fuse-hostd each opened file's descriptor, so that the kernel "
+          "reads and writes it directly where it can (kernel >= 6.9).");
 
 int main(int argc, char** argv) {
   std::optional<fusehost::ServeOptions> serve = fusehost::ParseServeFlags(
@@ -51,6 +54,7 @@ int main(int argc, char** argv) {
   options.root = absl::GetFlag(FLAGS_root);
   options.forward_flock = absl::GetFlag(FLAGS_forward_flock);
   options.watch = absl::GetFlag(FLAGS_watch);
+  options.passthrough = absl::GetFlag(FLAGS_passthrough);
   if (options.root.empty()) {
     std::fprintf(stderr,
                  "loopback_fs: --root is required (the directory to mirror)\n");

@@ -79,12 +79,22 @@ class Loopback(NameOperations, AttributeOperations, FileOperations,
     flag_nullpath_ok = True
     getattr_is_cheap = True  # an fstatat
 
-    def __init__(self, root, act_as_caller=True, watch=True):
+    def __init__(self, root, act_as_caller=True, watch=True,
+                 passthrough=True):
+        # open and create answer with the host descriptor (see
+        # loopback_files.py): the kernel then reads and writes the file
+        # itself where fuse-hostd and the kernel can.
+        self.passthrough = passthrough
         self.root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.switch = act_as_caller and CallerCredentials.process_can_switch()
         self.gid = os.getegid()
         self.have_openat2 = "openat2" in SYSCALLS and self._probe_openat2()
         self.handles = Handles()
+        # Files open for writing with passthrough: the kernel writes them
+        # without telling us, so their events are our change, under way
+        # until the release (handle -> the entered _changing scope).
+        self.writing = {}
+        self.writing_lock = threading.Lock()
         # getdents moves a directory descriptor's shared offset.
         self.dir_locks = [threading.Lock() for _ in range(16)]
         self.own = self.watcher = None
@@ -196,10 +206,15 @@ def main():
     p.add_argument("--no-watch", dest="watch", action="store_false",
                    help="do not watch the directory for changes made other "
                    "than through the mount (they then show within 1 s)")
+    p.add_argument("--no-passthrough", dest="passthrough",
+                   action="store_false",
+                   help="forward every read and write instead of handing "
+                   "fuse-hostd the opened files' descriptors")
     args = example_cli.parse(p)
     # Modes arrive with the caller's umask applied.
     os.umask(0)
-    example_cli.run(args, Loopback(args.root, watch=args.watch), use_ino=True,
+    example_cli.run(args, Loopback(args.root, watch=args.watch,
+                                      passthrough=args.passthrough), use_ino=True,
                     default_permissions=True, fsname=args.root)
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Mixed into loopback.Loopback, which provides what these methods use."""
 
 import errno
 import os
+import stat
 
 import fusehost as fuse
 from loopback_credentials import as_caller
@@ -26,7 +27,20 @@ class FileOperations:
             with self._changing(path):
                 fd = self._at(path, lambda d, n: os.open(n, flags, dir_fd=d))
                 self._clear_set_id_bits(fd)
-        return self.handles.add(fd)
+        return self._answer(path, flags, fd)
+
+    def _answer(self, path, flags, fd):
+        """The handle of a new open file: with passthrough, a regular file
+        also goes to fuse-hostd, which lets the kernel read and write it."""
+        fh = self.handles.add(fd)
+        if not self.passthrough or not stat.S_ISREG(os.fstat(fd).st_mode):
+            return fh
+        if flags & os.O_ACCMODE != os.O_RDONLY:
+            scope = self._changing(path)
+            scope.__enter__()
+            with self.writing_lock:
+                self.writing[fh] = scope
+        return fuse.Passthrough(fd, fh)
 
     @as_caller
     def create(self, path, mode, flags):
@@ -40,7 +54,7 @@ class FileOperations:
                                                      dir_fd=d))
             if flags & os.O_TRUNC:  # the name existed after all: emptied
                 self._clear_set_id_bits(fd)
-        return self.handles.add(fd)
+        return self._answer(path, flags, fd)
 
     def read(self, path, size, offset, fh):
         fd = self.handles.fd(fh)
@@ -81,7 +95,11 @@ class FileOperations:
         return 0
 
     def release(self, path, fh):
+        with self.writing_lock:
+            writes = self.writing.pop(fh, None)
         self.handles.close(fh)
+        if writes is not None:
+            writes.__exit__(None, None, None)  # records what they left
         return 0
 
     def fsync(self, path, datasync, fh):

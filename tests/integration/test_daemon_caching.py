@@ -143,8 +143,9 @@ def test_listing_with_attributes_spares_lookups(mounts):
 def test_read_ahead_window(mounts, read_ahead_kb):
     """The daemon widens the kernel's read-ahead window once the mount is
     up (1 MiB unless read_ahead_kb= says otherwise; 0 keeps the kernel's), so
-    a sequential read arrives in large requests: fewer round trips."""
-    options = "allow_other"
+    a sequential read arrives in large requests: fewer round trips. (Reads
+    are forwarded here: with passthrough none reach the daemon.)"""
+    options = "allow_other,passthrough=off"
     if read_ahead_kb is not None:
         options += ",read_ahead_kb=%d" % read_ahead_kb
     m = mounts.mount("loopback", options=options)

@@ -213,7 +213,8 @@ def test_loopback_handles_are_no_descriptor_numbers(tmp_path):
     gives that open the same descriptor number; nor does a descriptor
     number that no open got as its handle."""
     loopback = _example_module("loopback")
-    fs = loopback.Loopback(str(tmp_path), act_as_caller=False, watch=False)
+    fs = loopback.Loopback(str(tmp_path), act_as_caller=False, watch=False,
+                           passthrough=False)
     first = fs.create("/first", 0o644, os.O_RDWR)
     fs.write("/first", b"first", 0, first)
     fs.release("/first", first)

@@ -409,9 +409,15 @@ def _helper_of(daemon_pid, uid):
 
 # --- 2: handles never outlive the backend instance that issued them ---------------
 
-def test_a_handle_after_a_backend_restart_reaches_only_its_own_file(mounts,
-                                                                    users):
-    m = mounts.mount(kind="loopback", options="allow_other")
+@pytest.mark.parametrize("passthrough", ["off", "auto"])
+def test_a_handle_after_a_backend_restart_reaches_only_its_own_file(
+        mounts, users, passthrough):
+    """Forwarded, the daemon reopens the file as a under the new instance
+    (whose handle numbers may name b's file). Passed through, the kernel
+    goes on using the very file a opened. Either way: a's own data, never
+    b's."""
+    m = mounts.mount(kind="loopback",
+                     options="allow_other,passthrough=" + passthrough)
     work = os.path.join(m.path, "w")
     os.mkdir(work)
     os.chmod(work, 0o777)

@@ -100,7 +100,8 @@ OMITTED.update({name: _IMPORTED for name in (
 FUSEHOST_ONLY = {
     # The ACL tag and attribute name mfusepy's ACL test does not use.
     "ACL_GROUP", "XATTR_NAME_POSIX_ACL_DEFAULT",
-    "Caller", "FileInfo", "Flock", "FuseHostError", "fuse_get_caller",
+    "Caller", "FileInfo", "Flock", "FuseHostError", "Passthrough",
+    "fuse_get_caller",
     "parse_options", "serve", "stat_result_to_dict",
 }
 

@@ -56,6 +56,7 @@ from ._mfusepy_names import (
 from ._mount import FUSE, fuse_exit, parse_options
 from ._operations import (ENOATTR, ENOTSUP, FuseOSError, LoggingMixIn,
                           Operations, log_callback, overrides)
+from ._passthrough import Passthrough
 from ._server import FuseHostError, serve
 
 __all__ = [
@@ -70,7 +71,8 @@ __all__ = [
     "fuse_version_minor", "get_fuse_version", "log", "log_callback",
     "overrides", "set_st_attrs", "time_of_timespec",
     # fusehost's own.
-    "Caller", "FileInfo", "Flock", "FuseHostError", "fuse_get_caller",
+    "Caller", "FileInfo", "Flock", "FuseHostError", "Passthrough",
+    "fuse_get_caller",
     "parse_options", "serve", "stat_result_to_dict",
 ]
 # Feature flags (FUSE_CAP_*) and POSIX ACLs: mfusepy's names, and a few of

@@ -102,6 +102,10 @@ class BoundOperations:
         self.errors = options.errors
         self.raw_fi = options.raw_fi
         self.use_ns = bool(getattr(ops, "use_ns", False))
+        # open/create may answer Passthrough(fd) (see _passthrough.py);
+        # the server sets the sender when the filesystem asks for it.
+        self.passthrough = bool(getattr(ops, "passthrough", False))
+        self.descriptors = None
         # Replies then carry the attributes the kernel asks for next.
         self.cheap_getattr = bool(getattr(ops, "getattr_is_cheap", False))
         # Checked here so that a bad value fails FUSE() / serve() at once

@@ -37,7 +37,13 @@ def init_reply(dispatcher, request, name):
     InitReply: an errno refusing the mount, or 0 and the backend's
     features; the dispatcher's instance either way."""
     err, want = call_init(dispatcher.bound, request)
+    passthrough = False
+    sender = dispatcher.bound.descriptors
+    if not err and sender is not None and request.passthrough_socket:
+        passthrough = sender.connect(request.mount_id,
+                                     request.passthrough_socket)
     return pb.InitReply(
+        passthrough=passthrough,
         posix_errno=err, protocol_version=PROTOCOL_VERSION,
         posix_locks=dispatcher.posix_locks,
         flock_locks=dispatcher.flock_locks, ioctl=dispatcher.ioctl,

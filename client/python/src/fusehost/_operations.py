@@ -96,6 +96,10 @@ class Operations:
                        the daemon and the kernel may keep attributes,
                        listings and absent names; mount options
                        (attr_timeout, negative_timeout) override it.
+      passthrough      True: open and create may return
+                       fusehost.Passthrough(fd), the descriptor of the local
+                       file they opened; the kernel then reads and writes it
+                       directly (see _passthrough.py).
     When files change other than through the mount, call notify_changed,
     notify_removed or notify_subtree_changed (see there).
     """

@@ -23,6 +23,7 @@ import warnings
 import grpc
 
 from . import _handshake
+from . import _passthrough
 from . import _invalidations
 from . import _tls
 from . import _workers
@@ -73,6 +74,8 @@ class Servicer(pb_grpc.FileSystemServicer):
         self.dispatcher = dispatcher
         self._on_init = on_init
         self._on_destroy = on_destroy
+        if dispatcher.bound.passthrough:
+            dispatcher.bound.descriptors = _passthrough.DescriptorSender()
         threads = dispatcher.options.threads
         self._batches = BatchRunner(dispatcher, threads,
                                     dispatcher.options.nothreads)
@@ -99,6 +102,8 @@ class Servicer(pb_grpc.FileSystemServicer):
             first = request.mount_id not in self._destroyed
             self._destroyed.add(request.mount_id)
         if first:
+            if self.dispatcher.bound.descriptors is not None:
+                self.dispatcher.bound.descriptors.forget(request.mount_id)
             _handshake.call_destroy(self.dispatcher.bound)
             if self._on_destroy is not None:
                 self._on_destroy(request.mount_id)

@@ -19,13 +19,30 @@ Threads: no state of their own; they run concurrently on any thread.
 
 import errno
 
+from . import _context
 from . import _convert
 from ._bound_ops import status
+from ._passthrough import Passthrough
 
 # Items per reply of a resumable (readdir_with_offset) listing.
 READDIR_PAGE = 1024
 _U64 = (1 << 64) - 1
 _F_GETLK = 5
+
+
+def _handle(fh):
+    """The handle of an open's answer, and its Passthrough if it is one."""
+    if isinstance(fh, Passthrough):
+        return fh.fh, fh
+    return fh, None
+
+
+def _offer(b, reply, passthrough, tag):
+    """Sends the descriptor before the reply it goes with."""
+    sender = b.descriptors
+    if passthrough is not None and sender is not None and sender.send(
+            _context.current_mount_id(), tag, passthrough.fd):
+        reply.passthrough = True
 
 
 def _fill_open(b, reply, fh, fi):
@@ -55,7 +72,11 @@ def open_op(b, req, result):
         fh = fi.fh
     else:
         fh, fi = b.f_open(path, req.flags) or 0, None
+    fh, passthrough = _handle(fh)
+    if fi is not None:
+        fi.fh = fh
     _fill_open(b, result.open, fh, fi)
+    _offer(b, result.open, passthrough, req.passthrough_tag)
     return 0
 
 
@@ -75,9 +96,13 @@ def create(b, req, result):
         fh = b.f_create(path, req.mode) or 0
     else:
         fh = b.f_create(path, req.mode, req.flags) or 0
+    fh, passthrough = _handle(fh)
+    if fi is not None:
+        fi.fh = fh
     reply = result.create
     _fill_open(b, reply.open, fh, fi)
     b.attrs_into(path, fi if fi is not None else fh, reply)
+    _offer(b, reply.open, passthrough, req.passthrough_tag)
     return 0
 
 

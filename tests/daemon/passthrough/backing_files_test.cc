@@ -1,0 +1,152 @@
+#include "daemon/passthrough/backing_files.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <set>
+
+#include "gtest/gtest.h"
+
+namespace fusehost {
+namespace {
+
+class BackingFilesTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Make(); }
+
+  void Make() {
+    BackingFiles::Options o;
+    o.kernel_enabled = [this] { return kernel_; };
+    o.register_backing = [this](int fd) {
+      ++registrations_;
+      if (refuse_ != 0) return -refuse_;
+      EXPECT_GE(fcntl(fd, F_GETFD), 0);  // still open while registered
+      int id = next_id_++;
+      live_.insert(id);
+      return id;
+    };
+    o.unregister_backing = [this](int32_t id) {
+      EXPECT_EQ(live_.erase(id), 1u) << "closed twice or never opened: " << id;
+    };
+    o.log_name = "test";
+    backing_ = std::make_unique<BackingFiles>(std::move(o));
+  }
+
+  // A descriptor of a file (the checks ran before BackingFiles).
+  UniqueFd Fd() { return UniqueFd(open("/etc/hostname", O_RDONLY)); }
+  struct stat StatOf(dev_t dev, ino_t ino) {
+    struct stat st = {};
+    st.st_dev = dev;
+    st.st_ino = ino;
+    return st;
+  }
+
+  bool kernel_ = true;
+  int refuse_ = 0;
+  int registrations_ = 0;
+  int next_id_ = 1;
+  std::set<int32_t> live_;
+  std::unique_ptr<BackingFiles> backing_;
+};
+
+TEST_F(BackingFilesTest, AnOpenGetsABackingIdReleasedWithIt) {
+  auto d = backing_->Open(10, 1, Fd(), StatOf(1, 100), false, false);
+  EXPECT_EQ(d.backing_id, 1);
+  EXPECT_FALSE(d.direct_io);
+  EXPECT_EQ(backing_->registered(), 1u);
+  EXPECT_EQ(backing_->passed_through(), 1u);
+  backing_->Release(10);
+  EXPECT_TRUE(live_.empty());
+  EXPECT_EQ(backing_->registered(), 0u);
+}
+
+TEST_F(BackingFilesTest, OpensOfOneNodeShareTheId) {
+  auto a = backing_->Open(10, 1, Fd(), StatOf(1, 100), false, false);
+  auto b = backing_->Open(11, 1, Fd(), StatOf(1, 100), true, false);
+  EXPECT_EQ(a.backing_id, b.backing_id);
+  EXPECT_EQ(registrations_, 1);
+  EXPECT_TRUE(backing_->WritablePassthrough(1));
+  backing_->Release(11);
+  EXPECT_FALSE(backing_->WritablePassthrough(1));
+  EXPECT_EQ(live_.size(), 1u);  // still used by open 10
+  backing_->Release(10);
+  EXPECT_TRUE(live_.empty());
+}
+
+TEST_F(BackingFilesTest, AnotherFileForTheSameNodeIsForwardedAsDirectIo) {
+  backing_->Open(10, 1, Fd(), StatOf(1, 100), false, false);
+  auto d = backing_->Open(11, 1, Fd(), StatOf(1, 200), false, false);
+  EXPECT_EQ(d.backing_id, 0);
+  EXPECT_TRUE(d.direct_io);  // the kernel refuses a cached open beside it
+}
+
+TEST_F(BackingFilesTest, NoPassthroughBesideCachedOpens) {
+  auto cached = backing_->Open(10, 1, UniqueFd(), {}, false, false);
+  EXPECT_EQ(cached.backing_id, 0);
+  EXPECT_FALSE(cached.direct_io);
+  auto d = backing_->Open(11, 1, Fd(), StatOf(1, 100), false, false);
+  EXPECT_EQ(d.backing_id, 0);
+  EXPECT_FALSE(d.direct_io);  // a cached open itself
+  EXPECT_EQ(registrations_, 0);
+  backing_->Release(10);
+  d = backing_->Open(12, 1, Fd(), StatOf(1, 100), false, false);
+  EXPECT_EQ(d.backing_id, 0);  // open 11 still goes through the cache
+  backing_->Release(11);
+  backing_->Release(12);
+  d = backing_->Open(13, 1, Fd(), StatOf(1, 100), false, false);
+  EXPECT_GT(d.backing_id, 0);
+}
+
+TEST_F(BackingFilesTest, ARefusedReplyGivesTheIdBack) {
+  auto d = backing_->Open(10, 1, Fd(), StatOf(1, 100), false, false);
+  ASSERT_GT(d.backing_id, 0);
+  backing_->NotPassedThrough(10);
+  EXPECT_TRUE(live_.empty());
+  EXPECT_EQ(backing_->passed_through(), 0u);
+  backing_->Release(10);  // nothing left to close
+  EXPECT_TRUE(live_.empty());
+}
+
+TEST_F(BackingFilesTest, TheKernelsRefusalTurnsPassthroughOff) {
+  refuse_ = EPERM;
+  auto d = backing_->Open(10, 1, Fd(), StatOf(1, 100), false, false);
+  EXPECT_EQ(d.backing_id, 0);
+  EXPECT_FALSE(backing_->available());
+  refuse_ = 0;
+  d = backing_->Open(11, 2, Fd(), StatOf(1, 101), false, false);
+  EXPECT_EQ(d.backing_id, 0);
+  EXPECT_EQ(registrations_, 1);  // not asked again
+}
+
+TEST_F(BackingFilesTest, NothingBeforeTheKernelAgreed) {
+  kernel_ = false;
+  EXPECT_FALSE(backing_->available());
+  auto d = backing_->Open(10, 1, Fd(), StatOf(1, 100), false, false);
+  EXPECT_EQ(d.backing_id, 0);
+  EXPECT_EQ(registrations_, 0);
+}
+
+TEST_F(BackingFilesTest, ManyOpensLeakNothing) {
+  for (uint64_t fh = 1; fh <= 1000; ++fh) {
+    auto d = backing_->Open(fh, fh % 7, Fd(), StatOf(1, fh % 7), fh % 2, false);
+    ASSERT_GT(d.backing_id, 0);
+  }
+  for (uint64_t fh = 1; fh <= 1000; ++fh) backing_->Release(fh);
+  EXPECT_TRUE(live_.empty());
+  EXPECT_EQ(backing_->registered(), 0u);
+}
+
+TEST_F(BackingFilesTest, CloseAllGivesEveryIdBack) {
+  backing_->Open(10, 1, Fd(), StatOf(1, 100), false, false);
+  backing_->Open(11, 2, Fd(), StatOf(1, 101), false, false);
+  backing_->CloseAll();
+  EXPECT_TRUE(live_.empty());
+  EXPECT_FALSE(backing_->available());
+  backing_->Release(10);  // late releases are harmless
+  backing_.reset();
+  EXPECT_TRUE(live_.empty());
+}
+
+}  // namespace
+}  // namespace fusehost
