@@ -89,9 +89,13 @@ class Spawner:
         self.proc.wait(timeout=10)
 
 
-def loopback_mount(factory, sdk, options="allow_other"):
+def loopback_mount(factory, sdk, options="allow_other,passthrough=off"):
     """A loopback mount made with fuse-hostctl, whose backend serves a Unix
-    socket."""
+    socket. Its data is forwarded (passthrough=off): with passthrough the
+    kernel reads and writes the very file an open got, whatever happens to
+    the backend, and these tests are about what the daemon does for
+    forwarded operations (test_trust_boundaries.py covers passthrough
+    across a restart)."""
     if sdk == "cpp":
         return MountFactory.mount(factory, "loopback", options=options)
     root = factory.mkdir("backing_py")

@@ -206,7 +206,8 @@ def test_a_file_unlinked_while_open_cannot_be_reopened(
 
 def test_a_backend_away_past_the_timeout_is_enotconn(
         py_mounts, sdk, spawner):
-    m = loopback_mount(py_mounts, sdk, options="allow_other,timeout=2")
+    m = loopback_mount(py_mounts, sdk,
+                       options="allow_other,passthrough=off,timeout=2")
     with open(os.path.join(m.backing, "f"), "wb") as f:
         f.write(os.urandom(4 * MIB))
     fd = os.open(os.path.join(m.path, "f"), os.O_RDONLY)
