@@ -101,6 +101,11 @@ def user_backend(mounts, user_bins, user, home, name="fs", socket_mode=None):
     mounts.backends.append(b)
     b.start()
     if socket_mode is not None:
+        # The SDK sets the socket's mode itself once the server is up, which
+        # may be after the socket accepts connections: wait for the line it
+        # prints after that, or its chmod could undo this one.
+        assert fhlib.wait_until(
+            lambda: "serving on" in fhlib.tail(b.log), 20), fhlib.tail(b.log)
         os.chmod(b.sock, socket_mode)
     return b
 
