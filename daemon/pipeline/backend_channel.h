@@ -150,6 +150,8 @@ class BackendChannel : public OpTransport, public BatchSink {
   }
   // A new connection by `dial` or with new `credentials`.
   absl::StatusOr<std::shared_ptr<Connection>> Connect();
+  // The one connection of a plain TCP mount, which gRPC itself remakes.
+  std::shared_ptr<Connection> InsecureTcpConnection();
   // The current connection if it still works; else null, and (with a
   // dialer) the dial thread is woken.
   std::shared_ptr<Connection> LiveLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
