@@ -215,6 +215,12 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   };
   m->listener_ = std::make_unique<InvalidationListener>(std::move(listener));
   m->listener_->Start();
+  // A backend that answers its Init answers this at once; one that is slow
+  // to do so still gets its mount, with notices that start later.
+  if (!m->listener_->AwaitFirstAttempt(absl::Seconds(2))) {
+    Log("%s: the backend's change notices are not open yet",
+        m->spec_.mountpoint.c_str());
+  }
   return m;
 }
 

@@ -29,6 +29,16 @@ void InvalidationListener::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+bool InvalidationListener::AwaitFirstAttempt(absl::Duration limit) {
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithTimeout(absl::Condition(&first_attempt_done_), limit);
+}
+
+void InvalidationListener::FirstAttemptEnded() {
+  absl::MutexLock lock(&mu_);
+  first_attempt_done_ = true;
+}
+
 void InvalidationListener::Run() {
   absl::Duration backoff = absl::Milliseconds(100);
   for (;;) {
@@ -43,6 +53,7 @@ void InvalidationListener::Run() {
     std::shared_ptr<BackendChannel::Connection> conn =
         options_.channel->StreamConnection(absl::Seconds(1));
     if (conn == nullptr) {
+      FirstAttemptEnded();
       absl::MutexLock lock(&mu_);
       context_ = nullptr;
       if (stopping_) return;
@@ -56,6 +67,7 @@ void InvalidationListener::Run() {
     // no change is missed, so what was cached before can be dropped.
     reader->WaitForInitialMetadata();
     options_.on_open();
+    FirstAttemptEnded();
     v1::Invalidation notice;
     bool got_any = false;
     while (reader->Read(&notice)) {
@@ -63,6 +75,7 @@ void InvalidationListener::Run() {
       options_.on_notice(notice);
     }
     grpc::Status status = reader->Finish();
+    FirstAttemptEnded();  // when the stream was refused before it opened
     {
       absl::MutexLock lock(&mu_);
       context_ = nullptr;

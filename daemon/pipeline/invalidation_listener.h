@@ -5,8 +5,13 @@
 // was open are lost, so nothing cached before can be trusted. A backend that
 // does not implement the stream (UNIMPLEMENTED) is not asked again.
 //
-// Thread use: Start/Stop from the owner; callbacks run on the listener's
-// own thread.
+// A mount waits (bounded) for the first attempt to open the stream before it
+// is handed to its user, so that what is cached from then on stays cached
+// until a notice or its lifetime says otherwise: were the stream opened later,
+// its `on_open` would drop entries the user already relies on.
+//
+// Thread use: Start/Stop/AwaitFirstAttempt from the owner; callbacks run on
+// the listener's own thread.
 
 #ifndef FUSE_HOSTD_DAEMON_PIPELINE_INVALIDATION_LISTENER_H_
 #define FUSE_HOSTD_DAEMON_PIPELINE_INVALIDATION_LISTENER_H_
@@ -19,6 +24,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "daemon/pipeline/backend_channel.h"
 #include "proto/filesystem.grpc.pb.h"
 
@@ -38,13 +44,18 @@ class InvalidationListener {
 
   void Start();
   void Stop();
+  // Waits until the first attempt to open the stream has ended (open, refused
+  // or failed), at most `limit`. True if it ended in time.
+  bool AwaitFirstAttempt(absl::Duration limit);
 
  private:
   void Run();
+  void FirstAttemptEnded();
 
   const Options options_;
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool first_attempt_done_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::thread thread_;
 };
