@@ -44,18 +44,75 @@ constexpr size_t kMaxEntries = 1 << 20;
 // buffers' worth, so that one fetch serves a few requests.
 constexpr size_t kAttrFetchAhead = 256;
 
+// What an open directory's parts cost in memory, for the listing budget: the
+// budget bounds the daemon's real growth only if these are not guesses on the
+// low side. glibc's malloc adds 8 bytes to a block and rounds it up to 16.
+constexpr size_t MallocBlock(size_t bytes) { return (bytes + 8 + 15) / 16 * 16; }
+
+// A std::string's own block, for names past the inline buffer (15 chars).
+size_t StringHeapBytes(const std::string& s) {
+  return s.size() <= 15 ? 0 : MallocBlock(s.size() + 1);
+}
+
+size_t AttrBytes(const v1::Attr& attr) {
+  return MallocBlock(attr.SpaceUsedLong());
+}
+
+// The name index for `n` names: absl's flat_hash_set keeps at most 7/8 of
+// its 2^k - 1 slots full, one 4-byte slot and one control byte each.
+size_t NameIndexBytes(size_t n) {
+  if (n == 0) return 0;
+  size_t capacity = 1;
+  while (capacity - capacity / 8 < n) capacity = capacity * 2 + 1;
+  return MallocBlock(capacity * (sizeof(uint32_t) + 1) + 16);
+}
+
 }  // namespace
 
 struct RequestHandlers::DirHandle {
   struct Entry {
     std::string name;
-    // Full attributes when has_attr (answers readdirplus); otherwise only
-    // st_ino and the S_IFMT bits of st_mode are meaningful.
-    struct stat st = {};
-    bool has_attr = false;
-    v1::Attr attr;        // as received, when has_attr (for timeouts)
     uint64_t cookie = 0;  // backend's resume cookie (0 for whole listings)
+    // Without attributes only the inode number and the file type are known.
+    uint64_t ino = 0;
+    uint32_t type = 0;        // S_IFMT bits
     bool attr_asked = false;  // fetched for readdirplus (even if it failed)
+    // As received, when known (answers readdirplus, gives the timeouts).
+    std::unique_ptr<v1::Attr> attr;
+
+    struct stat Stat() const {
+      struct stat st = {};
+      if (attr != nullptr) {
+        StatFromProto(*attr, &st);
+      } else {
+        st.st_ino = ino;
+        st.st_mode = type;
+      }
+      if (st.st_ino == 0) st.st_ino = kUnknownIno;
+      return st;
+    }
+  };
+
+  // The names fetched so far, as positions in `entries` (hashed and compared
+  // by name): a resumable listing that repeats a name across pages shows it
+  // once, and no name is held twice.
+  struct NameOfEntryHash {
+    using is_transparent = void;
+    const std::vector<Entry>* entries;
+    size_t operator()(uint32_t i) const { return (*this)((*entries)[i].name); }
+    size_t operator()(absl::string_view name) const {
+      return absl::Hash<absl::string_view>()(name);
+    }
+  };
+  struct NameOfEntryEq {
+    using is_transparent = void;
+    const std::vector<Entry>* entries;
+    absl::string_view NameOf(uint32_t i) const { return (*entries)[i].name; }
+    absl::string_view NameOf(absl::string_view name) const { return name; }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return NameOf(a) == NameOf(b);
+    }
   };
 
   uint64_t node = 0;  // the directory's, at opendir
@@ -74,11 +131,10 @@ struct RequestHandlers::DirHandle {
   // Otherwise: what the backend sent so far, and the bytes it is charged
   // to the listing budget.
   std::vector<Entry> entries ABSL_GUARDED_BY(mu);
+  absl::flat_hash_set<uint32_t, NameOfEntryHash, NameOfEntryEq> names
+      ABSL_GUARDED_BY(mu){0, NameOfEntryHash{&entries}, NameOfEntryEq{&entries}};
   size_t charged ABSL_GUARDED_BY(mu) = 0;
   MemoryBudget* budget = nullptr;
-  // Names so far: a resumable listing that repeats a name across pages
-  // shows it once.
-  absl::flat_hash_set<std::string> names ABSL_GUARDED_BY(mu);
   bool eof ABSL_GUARDED_BY(mu) = false;
   // The cookie to resume after the last page, and how many pages in a row
   // brought no new name.
@@ -104,17 +160,14 @@ struct RequestHandlers::DirHandle {
     const auto& [name, le] = *cursor;
     *out = Entry();
     out->name = name;
-    std::optional<v1::Attr> attr;
-    if (plus || le.ino == 0) attr = coherence->CachedAttr(ChildPathOf(path, name));
-    if (attr) {
-      out->has_attr = true;
-      out->attr = *std::move(attr);
-      StatFromProto(out->attr, &out->st);
-    } else {
-      out->st.st_ino = le.ino;
-      out->st.st_mode = le.type;
+    out->ino = le.ino;
+    out->type = le.type;
+    if (plus || le.ino == 0) {
+      if (std::optional<v1::Attr> attr =
+              coherence->CachedAttr(ChildPathOf(path, name))) {
+        out->attr = std::make_unique<v1::Attr>(*std::move(attr));
+      }
     }
-    if (out->st.st_ino == 0) out->st.st_ino = kUnknownIno;
     return out;
   }
 
@@ -123,11 +176,26 @@ struct RequestHandlers::DirHandle {
     cursor_index = 0;
     if (budget != nullptr) budget->Release(charged);
     charged = 0;
-    entries.clear();
-    names.clear();
+    // Given back to the allocator, not only emptied: the budget no longer
+    // counts them.
+    std::vector<Entry>().swap(entries);
+    names = decltype(names)(0, NameOfEntryHash{&entries},
+                            NameOfEntryEq{&entries});
     eof = false;
     next_cookie = 0;
     barren_pages = 0;
+  }
+
+  // Keeps attributes fetched for an entry if the listing budget has room for
+  // them; otherwise the entry stays without (the kernel looks it up).
+  void KeepAttr(Entry* e, v1::Attr attr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (e->attr != nullptr) return;
+    const size_t bytes = AttrBytes(attr);
+    if (budget != nullptr) {
+      if (!budget->TryCharge(bytes)) return;
+      charged += bytes;
+    }
+    e->attr = std::make_unique<v1::Attr>(std::move(attr));
   }
 
   enum class Page { kAdded, kEndless, kNoRoom };
@@ -137,14 +205,24 @@ struct RequestHandlers::DirHandle {
   // repeat names only, or more entries than any directory should have;
   // kNoRoom when the listing budget cannot hold it.
   Page AddPage(const v1::ReaddirReply& reply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    size_t bytes = 0;
+    // Charged before anything is kept: the slots the page needs (the
+    // vector grows by doubling, the name index likewise), each name's own
+    // heap block and the attributes sent with it.
+    const size_t want = entries.size() + reply.entries_size();
+    size_t capacity = entries.capacity();
+    if (want > capacity) capacity = std::max(want, 2 * capacity);
+    size_t bytes = (capacity - entries.capacity()) * sizeof(Entry) +
+                   NameIndexBytes(want) - NameIndexBytes(names.size());
     for (const v1::DirEntry& in : reply.entries()) {
-      bytes += sizeof(Entry) + in.name().size();
+      bytes += StringHeapBytes(in.name());
+      if (in.has_attr()) bytes += AttrBytes(in.attr());
     }
     if (budget != nullptr) {
       if (!budget->TryCharge(bytes)) return Page::kNoRoom;
       charged += bytes;
     }
+    entries.reserve(capacity);
+    names.reserve(want);
     bool whole_listing = true;
     const uint64_t asked = next_cookie;
     const size_t before = entries.size();
@@ -152,19 +230,14 @@ struct RequestHandlers::DirHandle {
       if (in.offset() != 0) whole_listing = false;
       next_cookie = in.offset();
       if (in.name() == "." || in.name() == "..") continue;  // ours are added
-      if (!names.insert(in.name()).second) continue;
+      if (names.contains(absl::string_view(in.name()))) continue;
       Entry e;
       e.name = in.name();
       e.cookie = in.offset();
-      if (in.has_attr()) {
-        e.has_attr = true;
-        e.attr = in.attr();
-        StatFromProto(e.attr, &e.st);
-      } else {
-        e.st.st_mode = in.type();
-      }
-      if (e.st.st_ino == 0) e.st.st_ino = kUnknownIno;
+      e.type = in.type();
+      if (in.has_attr()) e.attr = std::make_unique<v1::Attr>(in.attr());
       entries.push_back(std::move(e));
+      names.insert(static_cast<uint32_t>(entries.size() - 1));
     }
     // A whole listing, an explicit end, or an empty page (which would loop
     // forever otherwise) ends the directory.
@@ -301,13 +374,11 @@ bool RequestHandlers::FetchAttrsAhead(const Request& req, uint64_t dir,
     size_t end = std::min(h->entries.size(), first + kAttrFetchAhead);
     for (size_t i = first; i < end; ++i) {
       DirHandle::Entry& e = h->entries[i];
-      if (e.has_attr || e.attr_asked) continue;
+      if (e.attr != nullptr || e.attr_asked) continue;
       e.attr_asked = true;
       std::string child = ChildPathOf(base, e.name);
       if (std::optional<v1::Attr> a = options_.coherence->CachedAttr(child)) {
-        e.has_attr = true;
-        e.attr = *std::move(a);
-        StatFromProto(e.attr, &e.st);
+        h->KeepAttr(&e, *std::move(a));
         continue;
       }
       v1::Op op = NewOp(*req);
@@ -327,15 +398,12 @@ bool RequestHandlers::FetchAttrsAhead(const Request& req, uint64_t dir,
         // The kernel serializes readdir on one open directory, so the
         // entries stay put; the name check is a second guard.
         if (i < h->entries.size() && h->entries[i].name == name) {
-          DirHandle::Entry& e = h->entries[i];
-          e.has_attr = true;
-          e.attr = r.getattr().attr();
-          StatFromProto(e.attr, &e.st);
-          if (e.st.st_ino == 0) e.st.st_ino = kUnknownIno;
+          h->KeepAttr(&h->entries[i], r.getattr().attr());
         }
       }
-      // A name that failed (gone meanwhile) is handed out without
-      // attributes: the kernel looks it up itself.
+      // A name that failed (gone meanwhile), or whose attributes the
+      // listing budget cannot hold, is handed out without them: the kernel
+      // looks it up itself.
       if (left->fetch_sub(1) == 1) (*done)();
     };
   }
@@ -371,7 +439,7 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
         e = h->cached ? h->CachedAt(item - 2, plus, options_.coherence,
                                     &from_cache)
                       : &h->entries[item - 2];
-        entry.attr = e->st;
+        entry.attr = e->Stat();
       } else {
         // Ran out of fetched entries. Fetch more only if nothing fits yet;
         // otherwise the kernel comes back for the rest.
@@ -383,19 +451,19 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
       if (!buf.Fits(name)) break;
       // For readdirplus, an entry with attributes hands the kernel a lookup
       // reference, counted only now that the entry is known to fit.
-      if (plus && e != nullptr && e->has_attr) {
+      if (plus && e != nullptr && e->attr != nullptr) {
         uint64_t id = options_.nodes->AddLookup(dir, e->name);
         if (id != 0) {
-          NoteInode(id, e->attr);
+          NoteInode(id, *e->attr);
           entry.node = id;
           if (entry.attr.st_ino == 0 || entry.attr.st_ino == kUnknownIno) {
             entry.attr.st_ino = id;
           }
-          entry.attr_timeout = AttrTimeout(e->attr);
-          entry.entry_timeout = EntryTimeout(e->attr);
+          entry.attr_timeout = AttrTimeout(*e->attr);
+          entry.entry_timeout = EntryTimeout(*e->attr);
         }
       }
-      if (plus && e != nullptr && !e->has_attr) h->handed_bare = true;
+      if (plus && e != nullptr && e->attr == nullptr) h->handed_bare = true;
       buf.Add(name, entry, item + 1);
       h->started = true;
     }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/memory_budget.h"
 #include "gtest/gtest.h"
 #include "tests/daemon/fuse/handler_harness.h"
 
@@ -146,6 +147,31 @@ TEST_F(DirHandlerTest, AWholeListingIsPagedIntoSmallBuffers) {
   EXPECT_EQ(release->err, 0);
   EXPECT_EQ(pipeline_.op(2).releasedir().fh(), 55u);
   pipeline_.Answer(2, Ok());
+}
+
+TEST_F(DirHandlerTest, OpenListingsAreChargedWhatTheyHoldAndGiveItBack) {
+  MemoryBudget budget(1 << 20);
+  listing_budget_ = &budget;
+  SetTimeouts(KernelTimeouts{});
+  std::vector<std::string> names;
+  for (int i = 0; i < 2000; ++i) {
+    names.push_back(std::string(190, 'x') + std::to_string(i));
+  }
+  v1::OpResult page = Page(names, true);
+  uint64_t fh = OpenRoot();
+  Read(fh, 2, 4096, false, &page);
+  // At the least each name's text and its string: the real memory, not
+  // the names' length alone.
+  EXPECT_GT(budget.used(), names.size() * (200 + sizeof(std::string)));
+  // A second copy does not fit: refused, not held.
+  uint64_t fh2 = OpenRoot();
+  auto req = Req(KernelOp::kReaddir);
+  handlers_->Readdir(req, kRoot, fh2, 4096, 2, false);
+  pipeline_.Answer(sent() - 1, page);
+  EXPECT_EQ(req->err, ENOMEM);
+  Release(Req(KernelOp::kReleasedir), fh2);
+  Release(Req(KernelOp::kReleasedir), fh);
+  EXPECT_EQ(budget.used(), 0u);
 }
 
 TEST_F(DirHandlerTest, ResumableListingsContinueFromTheLastCookie) {

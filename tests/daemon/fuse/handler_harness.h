@@ -236,6 +236,7 @@ class HandlerTest : public ::testing::Test {
     options.invalidator = &invalidator_;
     options.timeouts = timeouts;
     options.backend_ioctl = backend_ioctl;
+    options.listing_budget = listing_budget_;
     handlers_ = std::make_unique<RequestHandlers>(options);
   }
 
@@ -252,6 +253,10 @@ class HandlerTest : public ::testing::Test {
     return req->entry.node;
   }
   size_t sent() const { return pipeline_.ops.size(); }
+
+  // What open directories may hold (none by default: unbounded); set before
+  // Rebuild.
+  MemoryBudget* listing_budget_ = nullptr;
 
   NodeTable nodes_;
   FakePipeline pipeline_;
