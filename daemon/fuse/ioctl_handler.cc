@@ -2,6 +2,8 @@
 // forwarded with the data their command numbers describe (IoctlRequest in
 // filesystem.proto).
 
+#include <sys/ioctl.h>
+
 #include <cerrno>
 #include <optional>
 #include <utility>
@@ -10,6 +12,11 @@
 #include "daemon/fuse/request_handlers.h"
 
 namespace fusehost {
+namespace {
+
+constexpr uint32_t kTerminalIoctlType = 'T';
+
+}  // namespace
 
 void RequestHandlers::Ioctl(Request req, uint64_t node, uint64_t fh,
                             const KernelIoctl& io) {
@@ -19,6 +26,15 @@ void RequestHandlers::Ioctl(Request req, uint64_t node, uint64_t fh,
   // for that): programs ask every file they open whether it is a
   // terminal, which costs no round trip then.
   if (io.unrestricted || !options_.backend_ioctl) {
+    req->ReplyError(ENOTTY);
+    return;
+  }
+  // Nor is a file or directory of a mount a terminal, whatever its backend
+  // says: the terminal commands (type 'T': TCGETS, TIOCGWINSZ, ...) are
+  // answered here, so that isatty(), which Python's open() and many tools
+  // call on every file they open, costs no round trip and does not drop the
+  // file's cached contents (below) on a backend that implements ioctl.
+  if (_IOC_TYPE(io.cmd) == kTerminalIoctlType) {
     req->ReplyError(ENOTTY);
     return;
   }

@@ -40,6 +40,7 @@ MemoryFs::~MemoryFs() = default;
 InitResult MemoryFs::Init(const MountInfo& /*mount*/) {
   InitResult result;
   result.default_ttl_ms = options_.cache_ttl_ms;
+  result.ioctl = true;
   return result;
 }
 

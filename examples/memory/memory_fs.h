@@ -5,7 +5,7 @@
 // device nodes, extended attributes, owners and modes with the chown/chmod
 // rules of POSIX, timestamps updated as Linux filesystems update them, open
 // files that survive unlink, renameat2 flags, fallocate, copy_file_range and
-// SEEK_DATA/SEEK_HOLE. Permission checks other than those ownership rules
+// SEEK_DATA/SEEK_HOLE, and one ioctl (kIoctlAddOne). Permission checks other than those ownership rules
 // are left to the kernel (mounts use default_permissions), and so is locking.
 //
 // Contents live in memory only and vanish with the process.
@@ -13,6 +13,7 @@
 #ifndef FUSE_HOSTD_EXAMPLES_MEMORY_MEMORY_FS_H_
 #define FUSE_HOSTD_EXAMPLES_MEMORY_MEMORY_FS_H_
 
+#include <sys/ioctl.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -121,6 +122,14 @@ class MemoryFs : public FileSystem {
                     size_t* copied) override;
   int Lseek(const Context& ctx, const std::string& path, off_t offset,
             int whence, const FileInfo& fi, off_t* result) override;
+  int Ioctl(const Context& ctx, const std::string& path, uint32_t cmd,
+            uint64_t arg, const FileInfo* fi, uint32_t flags,
+            const std::string& in, size_t out_size, std::string* out,
+            int* result) override;
+
+  // The one ioctl it answers, on any file or directory (as mfusepy's memory
+  // example does): passed a 32-bit number, passes back that number plus one.
+  static constexpr uint32_t kIoctlAddOne = _IOWR('M', 1, uint32_t);
 
  private:
   struct Inode;

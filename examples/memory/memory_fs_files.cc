@@ -1,11 +1,12 @@
 // MemoryFs's operations on open files: open and create, reading and
-// writing, release, fallocate, copy_file_range and lseek.
+// writing, release, fallocate, copy_file_range, lseek and ioctl.
 
 #include <fcntl.h>
 #include <linux/falloc.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <string>
 
 #include "examples/memory/inode.h"
@@ -150,6 +151,24 @@ int MemoryFs::Lseek(const Context& /*ctx*/, const std::string& path,
     *result = whence == SEEK_DATA ? offset : size;
     return 0;
   });
+}
+
+int MemoryFs::Ioctl(const Context& /*ctx*/, const std::string& path,
+                    uint32_t cmd, uint64_t /*arg*/, const FileInfo* fi,
+                    uint32_t /*flags*/, const std::string& in,
+                    size_t out_size, std::string* out, int* result) {
+  if (cmd != kIoctlAddOne) return ENOTTY;
+  uint32_t number = 0;
+  // The daemon sizes both from the command's encoding; a shorter buffer is
+  // a caller's mistake, not a number.
+  if (in.size() != sizeof(number) || out_size < sizeof(number)) return EINVAL;
+  int rc = WithInode(path, fi, [](const InodePtr&) { return 0; });
+  if (rc != 0) return rc;
+  std::memcpy(&number, in.data(), sizeof(number));
+  ++number;
+  out->assign(reinterpret_cast<const char*>(&number), sizeof(number));
+  *result = 0;
+  return 0;
 }
 
 }  // namespace examples

@@ -66,6 +66,39 @@ def test_two_mounts_of_one_backend_and_listing(mounts):
     assert m1.path in res.stdout and m2.path in res.stdout
 
 
+IOCTL_CALLS = r"""
+import errno, fcntl, os, struct, sys
+mnt = sys.argv[1]
+ADD_ONE = (3 << 30) | (4 << 16) | (ord("M") << 8) | 1    # _IOWR('M', 1, u32)
+UNKNOWN = (3 << 30) | (4 << 16) | (ord("M") << 8) | 9
+with open(os.path.join(mnt, "f"), "wb") as f:
+    f.write(b"x")
+out = []
+for path in ("f", "."):
+    fd = os.open(os.path.join(mnt, path), os.O_RDONLY)
+    try:
+        out.append(struct.unpack("I", fcntl.ioctl(fd, ADD_ONE,
+                                                  struct.pack("I", 41)))[0])
+        try:
+            fcntl.ioctl(fd, UNKNOWN, struct.pack("I", 0))
+            out.append("answered")
+        except OSError as e:
+            out.append(errno.errorcode[e.errno])
+    finally:
+        os.close(fd)
+print(out)
+"""
+
+
+def test_the_memory_example_answers_its_ioctl(mounts):
+    # The C++ SDK's Ioctl through a real mount: the memory example adds one
+    # to the number it is given (as mfusepy's memory example does), on a
+    # file and on a directory, and knows no other command.
+    m = mounts.mount("memory", options="allow_other")
+    res = run_cmd(["/usr/bin/python3", "-c", IOCTL_CALLS, m.path]).check()
+    assert res.stdout.strip() == "[42, 'ENOTTY', 42, 'ENOTTY']", res
+
+
 def test_read_only_mount(mounts):
     root = mounts.mkdir("backing_ro")
     with open(os.path.join(root, "pre"), "wb") as f:

@@ -30,6 +30,17 @@ class IoctlHandlerTest : public HandlerTest {
   }
 };
 
+TEST_F(IoctlHandlerTest, TerminalCommandsAreAnsweredWithoutTheBackend) {
+  uint64_t node = Known(kRoot, "f", FileAttr(5));
+  auto req = Req(KernelOp::kIoctl);
+  KernelIoctl io;
+  io.cmd = 0x5401;  // TCGETS, as isatty() sends it
+  io.out_size = 60;
+  handlers_->Ioctl(req, node, /*fh=*/17, io);
+  EXPECT_EQ(req->err, ENOTTY);
+  EXPECT_EQ(sent(), 1u) << "only the lookup reached the backend";
+}
+
 TEST_F(IoctlHandlerTest, AFileCommandCarriesItsDataAndAnswersWithTheReply) {
   uint64_t node = Known(kRoot, "f", FileAttr(5));
   auto req = Req(KernelOp::kIoctl);
