@@ -94,6 +94,10 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   channel_options.mount_id = m->spec_.mount_id;
   channel_options.call_timeout = m->options_.call_timeout;
   channel_options.stats = &m->stats_;
+  Mount* self = m.get();
+  channel_options.on_new_instance = [self](uint64_t instance) {
+    if (self->greeter_ != nullptr) self->greeter_->NewInstance(instance);
+  };
   m->channel_ = std::make_unique<BackendChannel>(channel_options);
 
   v1::InitRequest init;
@@ -115,6 +119,14 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
                      std::strerror(reply->posix_errno())));
   }
   m->backend_name_ = reply->name();
+  // A restarted backend is told of the mount too.
+  BackendGreeter::Options greeter;
+  greeter.channel = m->channel_.get();
+  greeter.request = init;
+  if (m->inbox_ == nullptr) greeter.request.clear_passthrough_socket();
+  greeter.first_reply = *reply;
+  greeter.log_name = m->spec_.mountpoint;
+  m->greeter_ = std::make_unique<BackendGreeter>(std::move(greeter));
 
   KernelMountRequest request;
   request.mountpoint = m->spec_.mountpoint;
@@ -153,7 +165,6 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   caching.stats = &m->stats_;
   m->caching_ = std::make_unique<CachingTransport>(std::move(caching));
 
-  Mount* self = m.get();
   KernelSession::Options session;
   session.nodes = m->nodes_.get();
   session.transport = m->caching_.get();
@@ -305,6 +316,7 @@ void Mount::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   if (listener_ != nullptr) listener_->Stop();
+  if (greeter_ != nullptr) greeter_->Stop();
   if (session_ != nullptr) {
     if (!session_->session_ended()) {
       // By identity, wherever the owner moved the mount.

@@ -33,6 +33,7 @@
 #include "daemon/pipeline/backend_channel.h"
 #include "daemon/pipeline/batcher.h"
 #include "daemon/pipeline/caching_transport.h"
+#include "daemon/pipeline/backend_greeter.h"
 #include "daemon/pipeline/invalidation_listener.h"
 #include "daemon/pipeline/metadata_cache.h"
 #include "daemon/pipeline/reply_validator.h"
@@ -132,6 +133,9 @@ class Mount {
   std::unique_ptr<DescriptorInbox> inbox_;  // null without passthrough
   std::unique_ptr<KernelSession> session_;
   std::unique_ptr<InvalidationListener> listener_;
+  // Set before the kernel session starts, so before any reply that could
+  // report a new run of the backend.
+  std::unique_ptr<BackendGreeter> greeter_;
   MountStats stats_;
   // TLS backends only.
   std::shared_ptr<PeerIdentity> peer_identity_;

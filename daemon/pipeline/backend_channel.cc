@@ -375,7 +375,9 @@ void BackendChannel::Finish(Call* call, const grpc::Status& status) {
   std::vector<RoutedOp> stale;
   if (status.ok()) {
     const uint64_t instance = call->response.instance();
-    handles_.SawInstance(instance);
+    if (handles_.SawInstance(instance) && options_.on_new_instance) {
+      options_.on_new_instance(instance);
+    }
     for (v1::OpResult& r : *call->response.mutable_results()) {
       auto it = position.find(r.id());
       if (it == position.end() || answered[it->second]) continue;

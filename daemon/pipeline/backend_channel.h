@@ -90,6 +90,9 @@ class BackendChannel : public OpTransport, public BatchSink {
     absl::Duration destroy_timeout = absl::Seconds(1);
     // Where messages are counted; may be null.
     MountStats* stats = nullptr;
+    // A reply came from a new run of the backend (InitReply.instance
+    // changed): it restarted. Called on a gRPC thread; must not block.
+    std::function<void(uint64_t instance)> on_new_instance;
   };
 
   // One gRPC channel over one connection.

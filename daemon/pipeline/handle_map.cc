@@ -8,10 +8,12 @@
 
 namespace fusehost {
 
-void HandleMap::SawInstance(uint64_t instance) {
-  if (instance == 0) return;  // a backend that predates instances
+bool HandleMap::SawInstance(uint64_t instance) {
+  if (instance == 0) return false;  // a backend that predates instances
   absl::MutexLock lock(&mu_);
+  const bool replaced = current_ != 0 && current_ != instance;
   current_ = instance;
+  return replaced;
 }
 
 size_t HandleMap::size() const {

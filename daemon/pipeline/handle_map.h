@@ -61,8 +61,9 @@ struct HandleRoute {
 class HandleMap {
  public:
   // The instance the backend reported last (Init or a reply): handles of
-  // any other are stale.
-  void SawInstance(uint64_t instance);
+  // any other are stale. True when it replaces another one: the backend
+  // restarted.
+  bool SawInstance(uint64_t instance);
 
   // A successful result of `op`: its handle, if it carries one, becomes a
   // token, issued by `instance`.

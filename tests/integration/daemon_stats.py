@@ -1,7 +1,8 @@
 """What a mount's daemon counted (`fuse-hostctl stats`): the ops sent to
 the backend and the requests from the kernel, for the checks of round
-trips and caching (test_daemon_caching.py, test_python_loopback.py,
-test_two_mounts.py)."""
+trips, caching and passthrough (test_daemon_caching.py,
+test_python_loopback.py, test_two_mounts.py, test_passthrough.py,
+test_backend_restart.py)."""
 
 
 def backend_ops(m):
@@ -22,6 +23,16 @@ def kernel_requests(m, op):
         if f[:1] == [op] and len(f) >= 2 and f[1].isdigit():
             return int(f[1])
     return 0
+
+
+def passthrough_stats(m):
+    """(opens passed through, descriptors refused, backing files now)."""
+    out = m.daemon.ctl("stats", m.path).check().stdout
+    for line in out.splitlines():
+        f = line.split()
+        if f[:1] == ["passthrough"]:
+            return int(f[1]), int(f[3]), int(f[5])
+    raise AssertionError("no passthrough line in stats:\n" + out)
 
 
 def backend_ops_making_files(mounts, kind, count):

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from daemon_stats import passthrough_stats
 from pyfhlib import py_mounts  # noqa: F401  (fixture)
 from restart_lib import (SDKS, Spawner, backend_receive_queue, kill_backend,
                          loopback_mount, restart_backend, start_backend,
@@ -53,6 +54,33 @@ def test_reads_through_one_descriptor_survive_restarts(
     finally:
         os.close(fd)
     assert b"".join(got) == data
+
+
+def test_a_restarted_backend_is_told_of_the_mount(py_mounts, sdk, spawner):
+    # The new process gets the mount's Init (its filesystem's init runs,
+    # and it learns the mount's passthrough socket): opens after the
+    # restart are passed through again, as before it.
+    m = loopback_mount(py_mounts, sdk, options="allow_other")
+    data = os.urandom(64 * 1024)
+    with open(os.path.join(m.backing, "f"), "wb") as f:
+        f.write(data)
+
+    def read_through_the_mount():
+        with open(os.path.join(m.path, "f"), "rb") as f:
+            assert f.read() == data
+
+    read_through_the_mount()
+    before = passthrough_stats(m)[0]
+    assert before == 1
+    restart_backend(m, spawner)
+    # The daemon learns of the new run from its first reply, and greets it
+    # then; the opens meanwhile are forwarded.
+    deadline = time.monotonic() + 10
+    while passthrough_stats(m)[0] == before:
+        assert time.monotonic() < deadline, (
+            "no open was passed through after the restart")
+        read_through_the_mount()
+    assert passthrough_stats(m)[1] == 0   # no descriptor refused
 
 
 def test_a_writer_keeps_its_descriptor_across_restarts(

@@ -15,21 +15,11 @@ import struct
 import pytest
 
 from conftest import Mount
-from daemon_stats import kernel_requests
+from daemon_stats import kernel_requests, passthrough_stats
 from fhlib import wait_until
 from pyfhlib import py_mounts  # noqa: F401  (fixture)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def passthrough_stats(m):
-    """(opens passed through, descriptors refused, backing files now)."""
-    out = m.daemon.ctl("stats", m.path).check().stdout
-    for line in out.splitlines():
-        f = line.split()
-        if f[:1] == ["passthrough"]:
-            return int(f[1]), int(f[3]), int(f[5])
-    raise AssertionError("no passthrough line in stats:\n" + out)
 
 
 def write_backing(m, name, data):

@@ -1,16 +1,19 @@
 // BackendChannel across a restart of its backend: a real in-process gRPC
 // server on a Unix socket, replaced by another instance on the same socket.
 // The handle an open returned keeps working: the channel reopens the file
-// at the new instance, as the caller that opened it, and sends the op again.
+// at the new instance, as the caller that opened it, and sends the op again;
+// the new instance is told of the mount (BackendGreeter).
 
 #include <grpcpp/grpcpp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +25,7 @@
 #include "absl/time/time.h"
 #include "common/unique_fd.h"
 #include "daemon/pipeline/backend_channel.h"
+#include "daemon/pipeline/backend_greeter.h"
 #include "gtest/gtest.h"
 #include "proto/filesystem.grpc.pb.h"
 
@@ -58,15 +62,34 @@ class Instance final : public v1::FileSystem::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status Init(grpc::ServerContext*, const v1::InitRequest* request,
+                    v1::InitReply* reply) override {
+    reply->set_instance(instance_);
+    absl::MutexLock lock(&mu_);
+    inits_.push_back(*request);
+    return grpc::Status::OK;
+  }
+
   std::vector<v1::Op> seen() {
     absl::MutexLock lock(&mu_);
     return seen_;
+  }
+
+  // Waits up to kPatience for the n-th Init; the requests so far.
+  std::vector<v1::InitRequest> AwaitInits(size_t n) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return inits_.size() >= n;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&enough), kPatience);
+    return inits_;
   }
 
  private:
   const uint64_t instance_;
   absl::Mutex mu_;
   std::vector<v1::Op> seen_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::InitRequest> inits_ ABSL_GUARDED_BY(mu_);
 };
 
 class BackendRestartTest : public ::testing::Test {
@@ -108,8 +131,10 @@ class BackendRestartTest : public ::testing::Test {
   // last channel goes away, which aborts the process now and then (see
   // backend_channel_test.cc): channels made here live until the process
   // ends.
-  BackendChannel* Connect() {
+  BackendChannel* Connect(
+      std::function<void(uint64_t)> on_new_instance = nullptr) {
     BackendChannel::Options options;
+    options.on_new_instance = std::move(on_new_instance);
     options.target = "unix:" + path_;
     options.call_timeout = absl::Seconds(10);
     const std::string path = path_;
@@ -186,6 +211,44 @@ TEST_F(BackendRestartTest, AHandleIsReopenedAtTheNewInstanceAsItsOpener) {
   // Later ops use the new handle at once.
   EXPECT_EQ(SendAndWait(channel, Read(token)).read().data(), "8:802");
   EXPECT_EQ(instance_->seen().size(), 4u);
+}
+
+TEST_F(BackendRestartTest, ANewRunIsGreetedWithTheMountsInit) {
+  Serve(7);
+  std::atomic<BackendGreeter*> greeter{nullptr};
+  BackendChannel* channel = Connect([&greeter](uint64_t instance) {
+    if (BackendGreeter* g = greeter.load()) g->NewInstance(instance);
+  });
+  v1::InitRequest init;
+  init.set_mount_id(42);
+  init.set_passthrough_socket("/run/fuse-hostd/m42.sock");
+  absl::StatusOr<v1::InitReply> first = channel->Init(init);
+  ASSERT_TRUE(first.ok()) << first.status();
+  BackendGreeter::Options options;
+  options.channel = channel;
+  options.request = init;
+  options.first_reply = *first;
+  options.log_name = "/mnt";
+  BackendGreeter greeted(std::move(options));
+  greeter.store(&greeted);
+
+  v1::Op getattr;
+  getattr.set_id(1);
+  getattr.mutable_getattr()->set_path("/");
+  ASSERT_EQ(SendAndWait(channel, getattr).posix_errno(), 0);
+  EXPECT_EQ(greeted.greeted(), 0u) << "the first run was greeted by the mount";
+  Stop();
+  Serve(8);
+  ASSERT_EQ(SendAndWait(channel, getattr).posix_errno(), 0);
+  std::vector<v1::InitRequest> inits = instance_->AwaitInits(1);
+  ASSERT_EQ(inits.size(), 1u);
+  EXPECT_EQ(inits[0].mount_id(), 42u);
+  EXPECT_EQ(inits[0].passthrough_socket(), "/run/fuse-hostd/m42.sock");
+  // Once: later replies of the same run greet nobody.
+  ASSERT_EQ(SendAndWait(channel, getattr).posix_errno(), 0);
+  greeted.Stop();
+  EXPECT_EQ(instance_->AwaitInits(1).size(), 1u);
+  greeter.store(nullptr);
 }
 
 TEST_F(BackendRestartTest, OpsWaitForABackendThatIsAwayUntilTheirDeadline) {
