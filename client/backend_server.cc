@@ -134,14 +134,20 @@ absl::StatusOr<std::unique_ptr<BackendServer>> BackendServer::Start(
   // Each call is a new HTTP/2 stream, whose flow-control window starts
   // small; a 1 MiB write would wait for window updates on the way in.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
-  // Bounds the idle handler threads gRPC keeps around. Deliberately no
-  // ResourceQuota thread limit: when that is reached the sync server answers
-  // RESOURCE_EXHAUSTED, which would fail whole batches instead of queueing
-  // them.
+  // The handler threads gRPC keeps: a thread that has run a call goes back
+  // to waiting for the next one as long as fewer than MAX_POLLERS wait, and
+  // ends otherwise; a thread that takes a call while fewer than MIN_POLLERS
+  // are left waiting starts another. With both at 1 every call started one
+  // thread and ended another (measured: most of a small op's CPU time went
+  // to thread creation and exit). As many may wait as the service has
+  // threads, so that sequential and concurrent calls reuse them. Deliberately
+  // no ResourceQuota thread limit: when that is reached the sync server
+  // answers RESOURCE_EXHAUSTED, which would fail whole batches instead of
+  // queueing them.
   builder.SetSyncServerOption(
       grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
   builder.SetSyncServerOption(
-      grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 1);
+      grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, threads);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     if (server != nullptr) server->Shutdown();
