@@ -148,27 +148,64 @@ void CachingTransport::SendGetattr(v1::Op op, Done done) {
       return;
     }
     Record(CacheKind::kAttr, false);
+    if (FetchAhead(op, path, done)) return;
   }
+  Forward(std::move(op), CachingGetattr(path, std::move(done)));
+}
+
+OpTransport::Done CachingTransport::CachingGetattr(const std::string& path, Done done) {
+  MetadataCache* cache = options_.cache;
   uint64_t epoch = cache->epoch();
-  Forward(
-      std::move(op), [this, cache, path, epoch, done = std::move(done)](
-                         const v1::OpResult& result) {
-        if (result.posix_errno() == ENOENT) {
-          cache->PutNegative(path, options_.policy.negative_ttl, epoch);
-          done(result);
-          return;
-        }
-        if (result.posix_errno() != 0) {
-          done(result);
-          return;
-        }
-        v1::OpResult r = result;
-        v1::Attr* attr = r.mutable_getattr()->mutable_attr();
-        absl::Duration ttl = AttrTtl(*attr);
-        attr->set_ttl_ms(ToMillis(ttl));
-        cache->PutAttr(path, *attr, ttl, epoch);
-        done(r);
-      });
+  return [this, cache, path, epoch, done = std::move(done)](
+             const v1::OpResult& result) {
+    if (result.posix_errno() == ENOENT) {
+      cache->PutNegative(path, options_.policy.negative_ttl, epoch);
+      done(result);
+      return;
+    }
+    if (result.posix_errno() != 0) {
+      done(result);
+      return;
+    }
+    v1::OpResult r = result;
+    v1::Attr* attr = r.mutable_getattr()->mutable_attr();
+    absl::Duration ttl = AttrTtl(*attr);
+    attr->set_ttl_ms(ToMillis(ttl));
+    cache->PutAttr(path, *attr, ttl, epoch);
+    done(r);
+  };
+}
+
+bool CachingTransport::FetchAhead(v1::Op& op, const std::string& path,
+                                  Done& done) {
+  // Ops of a SendAll go together already (readdirplus fetching ahead).
+  if (collecting != nullptr || path == "/") return false;
+  std::string dir = ParentPath(path);
+  {
+    absl::MutexLock lock(&walk_mu_);
+    const bool walking = last_miss_dir_ == dir;
+    last_miss_dir_ = dir;
+    if (!walking) return false;  // a lone lookup fetches nothing ahead
+  }
+  std::vector<std::string> ahead =
+      options_.cache->UncachedPathsIn(dir, BaseName(path), kFetchAhead);
+  if (ahead.empty()) return false;
+  std::vector<PendingOp> ops;
+  ops.reserve(ahead.size() + 1);
+  for (std::string& next : ahead) {
+    // As the same caller, with the same deadline.
+    v1::Op fetch = op;
+    fetch.mutable_getattr()->set_path(next);
+    ops.push_back(PendingOp{std::move(fetch),
+                            CachingGetattr(next, [](const v1::OpResult&) {}),
+                            nullptr});
+  }
+  // The asked name last: its reply lets the kernel ask for the next name,
+  // which is then cached already (the backend answers a message in order).
+  ops.push_back(
+      PendingOp{std::move(op), CachingGetattr(path, std::move(done)), nullptr});
+  options_.next->SendAll(std::move(ops));
+  return true;
 }
 
 void CachingTransport::SendReadlink(v1::Op op, Done done) {

@@ -45,6 +45,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "daemon/pipeline/cache_coherence.h"
 #include "daemon/pipeline/metadata_cache.h"
@@ -96,6 +98,21 @@ class CachingTransport : public OpTransport, public CacheCoherence {
   // group SendAll is gathering).
   void Forward(v1::Op op, Done done);
   void SendGetattr(v1::Op op, Done done);
+  // `done`, after the getattr result of `path` is cached.
+  Done CachingGetattr(const std::string& path, Done done);
+  // A getattr of `path` that missed the cache, right after another miss in
+  // the same directory (a caller going through it: find, ls -l, once the
+  // names' lifetimes are over): sent together with those of names of the
+  // directory's listing that are not cached (MetadataCache::
+  // UncachedPathsIn), so that the walk costs a round trip per 64 names
+  // instead of one per name. False, and nothing taken from `op` and
+  // `done`, when there is nothing to fetch ahead.
+  bool FetchAhead(v1::Op& op, const std::string& path, Done& done);
+  // How many names are fetched ahead: with the asked one, one message.
+  static constexpr size_t kFetchAhead = 63;
+  absl::Mutex walk_mu_;
+  // The directory of the last getattr that missed the cache.
+  std::string last_miss_dir_ ABSL_GUARDED_BY(walk_mu_);
   void SendReadlink(v1::Op op, Done done);
   void SendReaddir(v1::Op op, Done done);
   void SendXattrRead(v1::Op op, Done done);

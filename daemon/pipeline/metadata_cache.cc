@@ -3,11 +3,13 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/paths.h"
 
 namespace fusehost {
 namespace {
@@ -217,6 +219,36 @@ void MetadataCache::PutListing(absl::string_view path, Listing listing,
   e.listing_bytes = bytes;
   e.listing_expiry = ExpiryAfter(ttl);
   Recharge(path, e);
+}
+
+bool MetadataCache::AttrCachedLocked(absl::string_view path, int64_t now) {
+  auto it = entries_.find(path);
+  return it != entries_.end() && it->second.state != Entry::kNone &&
+         it->second.attr_expiry > now;
+}
+
+std::vector<std::string> MetadataCache::UncachedPathsIn(absl::string_view dir,
+                                                       absl::string_view name,
+                                                       size_t max) {
+  std::vector<std::string> paths;
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(dir);
+  if (it == entries_.end() || it->second.listing_expiry == 0) return paths;
+  const Listing& listing = *it->second.listing;
+  const int64_t now = NowNanos();
+  // Names already cached are passed over, a bounded number of them: the
+  // lock is held.
+  const size_t looks = std::min(listing.size(), 4 * max);
+  auto next = listing.upper_bound(name);
+  for (size_t looked = 0; looked < looks && paths.size() < max; ++looked) {
+    if (next == listing.end()) next = listing.begin();  // round to the start
+    if (next->first != name) {
+      std::string child = ChildPathOf(dir, next->first);
+      if (!AttrCachedLocked(child, now)) paths.push_back(std::move(child));
+    }
+    ++next;
+  }
+  return paths;
 }
 
 bool MetadataCache::ListingKnows(absl::string_view dir, absl::string_view name,

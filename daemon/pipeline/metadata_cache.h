@@ -92,6 +92,15 @@ class MetadataCache {
                   uint64_t epoch);
   // Whether directory `dir` has a fresh listing, and if so whether `name`
   // is in it.
+  // For a caller that goes through a directory (as find and ls -l do once
+  // the names' lifetimes are over): the paths of up to `max` names of
+  // `dir`'s listing whose attributes are not cached, from the one after
+  // `name` on (and round to the start), `name` not included. A listing
+  // past its own lifetime still serves: it only says what may be asked
+  // next. Empty without a listing.
+  std::vector<std::string> UncachedPathsIn(absl::string_view dir,
+                                           absl::string_view name,
+                                           size_t max);
   bool ListingKnows(absl::string_view dir, absl::string_view name,
                     bool* present);
 
@@ -195,6 +204,9 @@ class MetadataCache {
   };
   using Map = absl::btree_map<std::string, Entry>;
 
+  // Whether `path` has attributes or an absence cached, still valid.
+  bool AttrCachedLocked(absl::string_view path, int64_t now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The entry for `path`, created if needed (may evict others).
   Entry& EntryFor(absl::string_view path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EraseIfEmpty(Map::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

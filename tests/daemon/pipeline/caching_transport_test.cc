@@ -39,6 +39,40 @@ TEST_F(CachingTransportTest, GetattrMissGoesToTheBackendAndIsCached) {
   EXPECT_LE(second.getattr().attr().ttl_ms(), kAttrTtlMs);
 }
 
+TEST_F(CachingTransportTest, AWalkThroughAListingFetchesTheOtherNamesAhead) {
+  SeedListing("/d", {"a", "b", "c", "d", "e"});
+  Seed("/d/d", AttrOf(4));
+  // The first miss alone: nothing says the caller walks the directory.
+  Roundtrip(GetattrOp("/d/c"), GetattrReply(AttrOf(3)));
+  ASSERT_EQ(backend_.sent(), 1u);
+  // A second miss in the same directory: the names of the listing that
+  // are not cached come along (from the asked one on, round to the
+  // start), as the same caller, and the asked one last.
+  Slot b = Start(GetattrOp("/d/b"));
+  ASSERT_EQ(backend_.sent(), 4u);
+  EXPECT_EQ(backend_.op(1).getattr().path(), "/d/e");
+  EXPECT_EQ(backend_.op(2).getattr().path(), "/d/a");
+  EXPECT_EQ(backend_.op(3).getattr().path(), "/d/b");
+  EXPECT_EQ(backend_.op(1).caller().uid(), 1000u);
+  backend_.Answer(1, Errno(ENOENT));  // gone meanwhile
+  backend_.Answer(2, GetattrReply(AttrOf(1)));
+  backend_.Answer(3, GetattrReply(AttrOf(2)));
+  ASSERT_TRUE(b->has_value());
+  EXPECT_EQ((*b)->getattr().attr().ino(), 2u);
+  // The kernel's next lookups are answered from memory.
+  EXPECT_EQ(Local(GetattrOp("/d/a")).getattr().attr().ino(), 1u);
+  EXPECT_EQ(Local(GetattrOp("/d/e")).posix_errno(), ENOENT);
+}
+
+TEST_F(CachingTransportTest, MissesInDifferentDirectoriesFetchNothingAhead) {
+  SeedListing("/d", {"a", "b", "c"});
+  SeedListing("/e", {"a", "b", "c"});
+  Roundtrip(GetattrOp("/d/a"), GetattrReply(AttrOf(1)));
+  Roundtrip(GetattrOp("/e/a"), GetattrReply(AttrOf(2)));
+  Roundtrip(GetattrOp("/d/b"), GetattrReply(AttrOf(3)));
+  EXPECT_EQ(backend_.sent(), 3u);
+}
+
 TEST_F(CachingTransportTest, GetattrHitCarriesTheOpId) {
   Seed("/f", AttrOf(5));
   EXPECT_EQ(Local(GetattrOp("/f")).id(), kOpId);
