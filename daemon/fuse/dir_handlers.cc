@@ -47,7 +47,9 @@ constexpr size_t kAttrFetchAhead = 256;
 // What an open directory's parts cost in memory, for the listing budget: the
 // budget bounds the daemon's real growth only if these are not guesses on the
 // low side. glibc's malloc adds 8 bytes to a block and rounds it up to 16.
-constexpr size_t MallocBlock(size_t bytes) { return (bytes + 8 + 15) / 16 * 16; }
+constexpr size_t MallocBlock(size_t bytes) {
+  return (bytes + 8 + 15) / 16 * 16;
+}
 
 // A std::string's own block, for names past the inline buffer (15 chars).
 size_t StringHeapBytes(const std::string& s) {
@@ -132,7 +134,8 @@ struct RequestHandlers::DirHandle {
   // to the listing budget.
   std::vector<Entry> entries ABSL_GUARDED_BY(mu);
   absl::flat_hash_set<uint32_t, NameOfEntryHash, NameOfEntryEq> names
-      ABSL_GUARDED_BY(mu){0, NameOfEntryHash{&entries}, NameOfEntryEq{&entries}};
+      ABSL_GUARDED_BY(mu){0, NameOfEntryHash{&entries},
+                          NameOfEntryEq{&entries}};
   size_t charged ABSL_GUARDED_BY(mu) = 0;
   MemoryBudget* budget = nullptr;
   bool eof ABSL_GUARDED_BY(mu) = false;
@@ -204,7 +207,8 @@ struct RequestHandlers::DirHandle {
   // listing from ending: a page that resumes where it started, pages that
   // repeat names only, or more entries than any directory should have;
   // kNoRoom when the listing budget cannot hold it.
-  Page AddPage(const v1::ReaddirReply& reply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  Page AddPage(const v1::ReaddirReply& reply)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     // Charged before anything is kept: the slots the page needs (the
     // vector grows by doubling, the name index likewise), each name's own
     // heap block and the attributes sent with it.

@@ -57,7 +57,8 @@ void BackendGreeter::Run() {
       // is not asked again and again; the next run is.
       greeted_instance_ = instance;
     }
-    absl::StatusOr<v1::InitReply> reply = options_.channel->Init(options_.request);
+    absl::StatusOr<v1::InitReply> reply =
+        options_.channel->Init(options_.request);
     if (!reply.ok()) {
       Log("%s: the backend's new run (instance %llu) did not answer Init: %s",
           options_.log_name.c_str(), static_cast<unsigned long long>(instance),
@@ -83,14 +84,15 @@ void BackendGreeter::Run() {
 std::string BackendGreeter::Differences(const v1::InitReply& reply) const {
   const v1::InitReply& first = options_.first_reply;
   std::vector<const char*> differ;
-  if (reply.posix_locks() != first.posix_locks()) differ.push_back("posix_locks");
-  if (reply.flock_locks() != first.flock_locks()) differ.push_back("flock_locks");
-  if (reply.posix_acl() != first.posix_acl()) differ.push_back("posix_acl");
-  if (reply.ioctl() != first.ioctl()) differ.push_back("ioctl");
-  if (reply.default_ttl_ms() != first.default_ttl_ms()) {
-    differ.push_back("default_ttl_ms");
-  }
-  if (reply.passthrough() != first.passthrough()) differ.push_back("passthrough");
+  auto compare = [&differ](bool same, const char* what) {
+    if (!same) differ.push_back(what);
+  };
+  compare(reply.posix_locks() == first.posix_locks(), "posix_locks");
+  compare(reply.flock_locks() == first.flock_locks(), "flock_locks");
+  compare(reply.posix_acl() == first.posix_acl(), "posix_acl");
+  compare(reply.ioctl() == first.ioctl(), "ioctl");
+  compare(reply.default_ttl_ms() == first.default_ttl_ms(), "default_ttl_ms");
+  compare(reply.passthrough() == first.passthrough(), "passthrough");
   return absl::StrJoin(differ, ", ");
 }
 

@@ -153,7 +153,8 @@ void CachingTransport::SendGetattr(v1::Op op, Done done) {
   Forward(std::move(op), CachingGetattr(path, std::move(done)));
 }
 
-OpTransport::Done CachingTransport::CachingGetattr(const std::string& path, Done done) {
+OpTransport::Done CachingTransport::CachingGetattr(const std::string& path,
+                                                  Done done) {
   MetadataCache* cache = options_.cache;
   uint64_t epoch = cache->epoch();
   return [this, cache, path, epoch, done = std::move(done)](
