@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <string>
 
 namespace fusehost {
 
@@ -36,6 +37,20 @@ class MemoryBudget {
   MemoryBudget* const parent_;
   std::atomic<size_t> used_{0};
 };
+
+// What a heap allocation of `bytes` really takes, for what is charged to a
+// budget: a budget bounds the daemon's growth only if charges are not
+// guesses on the low side. glibc's malloc adds 8 bytes to a block and rounds
+// it up to 16.
+constexpr size_t HeapBlockBytes(size_t bytes) {
+  return (bytes + 8 + 15) / 16 * 16;
+}
+
+// The heap block a std::string owns beside itself: none for strings that fit
+// its inline buffer (15 characters in libstdc++).
+inline size_t StringHeapBytes(const std::string& s) {
+  return s.size() <= 15 ? 0 : HeapBlockBytes(s.size() + 1);
+}
 
 }  // namespace fusehost
 

@@ -44,20 +44,10 @@ constexpr size_t kMaxEntries = 1 << 20;
 // buffers' worth, so that one fetch serves a few requests.
 constexpr size_t kAttrFetchAhead = 256;
 
-// What an open directory's parts cost in memory, for the listing budget: the
-// budget bounds the daemon's real growth only if these are not guesses on the
-// low side. glibc's malloc adds 8 bytes to a block and rounds it up to 16.
-constexpr size_t MallocBlock(size_t bytes) {
-  return (bytes + 8 + 15) / 16 * 16;
-}
-
-// A std::string's own block, for names past the inline buffer (15 chars).
-size_t StringHeapBytes(const std::string& s) {
-  return s.size() <= 15 ? 0 : MallocBlock(s.size() + 1);
-}
-
+// What an open directory's parts cost in memory, for the listing budget
+// (names: StringHeapBytes, common/memory_budget.h).
 size_t AttrBytes(const v1::Attr& attr) {
-  return MallocBlock(attr.SpaceUsedLong());
+  return HeapBlockBytes(attr.SpaceUsedLong());
 }
 
 // The name index for `n` names: absl's flat_hash_set keeps at most 7/8 of
@@ -66,7 +56,7 @@ size_t NameIndexBytes(size_t n) {
   if (n == 0) return 0;
   size_t capacity = 1;
   while (capacity - capacity / 8 < n) capacity = capacity * 2 + 1;
-  return MallocBlock(capacity * (sizeof(uint32_t) + 1) + 16);
+  return HeapBlockBytes(capacity * (sizeof(uint32_t) + 1) + 16);
 }
 
 }  // namespace
