@@ -110,9 +110,10 @@ int Stats(ControlClient& client, const std::string& mountpoint) {
            static_cast<unsigned long long>(m.cache_limit()),
            static_cast<unsigned long long>(m.cache_bytes() / 1024),
            static_cast<unsigned long long>(m.cache_bytes_limit() / 1024));
-    printf("  passthrough      %llu opens, %llu refused, %llu backing files "
-           "now\n",
+    printf("  passthrough      %llu opens (%llu by the daemon), %llu "
+           "refused, %llu backing files now\n",
            static_cast<unsigned long long>(m.passthrough_opens()),
+           static_cast<unsigned long long>(m.daemon_opens()),
            static_cast<unsigned long long>(m.passthrough_refused()),
            static_cast<unsigned long long>(m.backing_files()));
     printf("  %-12s %12s %12s\n", "CACHE", "HITS", "MISSES");

@@ -99,6 +99,14 @@ grpc::Status BackendService::Init(grpc::ServerContext* /*context*/,
       !request->passthrough_socket().empty()) {
     reply->set_passthrough(descriptors_.Connect(request->mount_id(),
                                                 request->passthrough_socket()));
+    // Sent before the reply, as descriptors of opens are.
+    if (reply->passthrough() && result.root_directory_fd >= 0 &&
+        request->root_directory_tag() != 0 &&
+        descriptors_.Send(request->mount_id(), request->root_directory_tag(),
+                          result.root_directory_fd)) {
+      reply->set_root_directory(true);
+      reply->set_root_opens_as_caller(result.root_opens_as_caller);
+    }
   }
   return grpc::Status::OK;
 }

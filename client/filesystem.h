@@ -133,6 +133,16 @@ struct InitResult {
   uint32_t default_ttl_ms = 0;
   // The filesystem may set FileInfo::passthrough_fd in Open/Create.
   bool passthrough = false;
+  // With passthrough, for a filesystem whose files are the files beneath one
+  // directory, path for path (a loopback), and whose Open of a file for
+  // reading does nothing but open it: a descriptor of that directory (it
+  // stays the filesystem's; O_PATH will do). fuse-hostd then answers
+  // read-only opens of regular files itself, opening them beneath it as the
+  // filesystem's user, or as the caller with `root_opens_as_caller` (a
+  // filesystem that acts as its callers); Open is called only when an
+  // operation needs the filesystem's handle (a lock, lseek, ioctl).
+  int root_directory_fd = -1;
+  bool root_opens_as_caller = false;
 };
 
 struct MountInfo {

@@ -96,6 +96,9 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   channel_options.stats = &m->stats_;
   Mount* self = m.get();
   channel_options.on_new_instance = [self](uint64_t instance) {
+    // The directory came from the run that is gone: until the new run sends
+    // its own, the backend opens every file.
+    if (self->root_ != nullptr) self->root_->Drop();
     if (self->greeter_ != nullptr) self->greeter_->NewInstance(instance);
   };
   m->channel_ = std::make_unique<BackendChannel>(channel_options);
@@ -108,11 +111,18 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   init.set_posix_acl_capable(true);
   for (const std::string& o : m->options_.backend_options) init.add_options(o);
   std::unique_ptr<DescriptorInbox> inbox = m->OpenInbox();
-  if (inbox != nullptr) init.set_passthrough_socket(inbox->socket_path());
+  if (inbox != nullptr) {
+    init.set_passthrough_socket(inbox->socket_path());
+    if (m->options_.daemon_opens) init.set_root_directory_tag(kRootTag);
+  }
   absl::StatusOr<v1::InitReply> reply = m->channel_->Init(init);
   if (!reply.ok()) return reply.status();
   if (inbox != nullptr && !reply->passthrough()) inbox.reset();
   m->inbox_ = std::move(inbox);
+  if (m->inbox_ != nullptr && init.root_directory_tag() != 0) {
+    m->root_ = std::make_unique<RootDirectory>();
+    m->AdoptRootDirectory(*reply);
+  }
   if (reply->posix_errno() != 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("backend ", m->spec_.backend, " refused the mount: ",
@@ -126,6 +136,11 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   if (m->inbox_ == nullptr) greeter.request.clear_passthrough_socket();
   greeter.first_reply = *reply;
   greeter.log_name = m->spec_.mountpoint;
+  if (m->root_ != nullptr) {
+    greeter.on_greeted = [self](const v1::InitReply& r) {
+      self->AdoptRootDirectory(r);
+    };
+  }
   m->greeter_ = std::make_unique<BackendGreeter>(std::move(greeter));
 
   KernelMountRequest request;
@@ -201,6 +216,8 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   }
   session.fuse_fd = km->fuse_fd;
   session.passthrough_inbox = m->inbox_.get();
+  session.root_directory = m->root_.get();
+  session.handles = m->channel_->handles();
   session.on_session_end = [self] {
     if (self->spec_.on_session_end) self->spec_.on_session_end(self->spec_.mount_id);
   };
@@ -267,6 +284,27 @@ std::unique_ptr<DescriptorInbox> Mount::OpenInbox() {
   return *std::move(created);
 }
 
+void Mount::AdoptRootDirectory(const v1::InitReply& reply) {
+  if (!reply.root_directory() || reply.posix_errno() != 0) {
+    root_->Drop();
+    return;
+  }
+  PeerCredentials sender;
+  UniqueFd dir = inbox_->Take(kRootTag, &sender);
+  std::optional<UserIdentity> owner;
+  if (!reply.root_opens_as_caller()) {
+    owner = UserIdentity{sender.uid, sender.gid, sender.groups};
+  }
+  absl::Status st = dir.valid()
+                        ? root_->Adopt(std::move(dir), std::move(owner))
+                        : absl::NotFoundError("no descriptor arrived");
+  if (!st.ok()) {
+    Log("%s: the backend's root directory is not used (%s): it opens every "
+        "file itself",
+        spec_.mountpoint.c_str(), std::string(st.message()).c_str());
+  }
+}
+
 CachePolicy MakeCachePolicy(const MountOptions& options,
                             const v1::InitReply& reply) {
   // The backend's default, else one second: long enough for `ls -l` and
@@ -298,6 +336,7 @@ MountStats::Snapshot Mount::Snap() const {
     s.passthrough_refused = session_->passthrough_refused();
     s.backing_files = session_->backing_ids();
   }
+  if (root_ != nullptr) s.daemon_opens = root_->opened();
   return s;
 }
 

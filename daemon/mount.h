@@ -30,6 +30,7 @@
 #include "daemon/mounting/kernel_mount.h"
 #include "daemon/mounting/mount_options.h"
 #include "daemon/passthrough/descriptor_inbox.h"
+#include "daemon/passthrough/root_directory.h"
 #include "daemon/pipeline/backend_channel.h"
 #include "daemon/pipeline/batcher.h"
 #include "daemon/pipeline/caching_transport.h"
@@ -115,6 +116,12 @@ class Mount {
   // The socket a local backend may send descriptors on, when the options
   // and the backend's kind allow passthrough; null otherwise.
   std::unique_ptr<DescriptorInbox> OpenInbox();
+  // Takes the root directory a backend run sent with `reply`
+  // (InitReply.root_directory), or drops the one held.
+  void AdoptRootDirectory(const v1::InitReply& reply);
+  // The tag the backend's root directory is sent with: open tags count up
+  // from 1 and never reach it.
+  static constexpr uint64_t kRootTag = uint64_t{1} << 63;
 
   MountSpec spec_;
   MountOptions options_;
@@ -131,6 +138,7 @@ class Mount {
   std::unique_ptr<NodeTable> nodes_;
   std::unique_ptr<MemoryBudget> listing_budget_;
   std::unique_ptr<DescriptorInbox> inbox_;  // null without passthrough
+  std::unique_ptr<RootDirectory> root_;     // null without daemon opens
   std::unique_ptr<KernelSession> session_;
   std::unique_ptr<InvalidationListener> listener_;
   // Set before the kernel session starts, so before any reply that could

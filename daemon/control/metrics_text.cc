@@ -44,6 +44,10 @@ constexpr Family kBackendInvalid = {
 constexpr Family kPassthroughOpens = {
     "fusehostd_passthrough_opens_total", "counter",
     "Opens whose data the kernel reads and writes in the backend's file."};
+constexpr Family kDaemonOpens = {
+    "fusehostd_daemon_opens_total", "counter",
+    "Passthrough opens the daemon answered itself, beneath a loopback "
+    "backend's root directory."};
 constexpr Family kPassthroughRefused = {
     "fusehostd_passthrough_refused_total", "counter",
     "Descriptors from the backend the daemon refused to pass through."};
@@ -145,6 +149,7 @@ std::string RenderMetrics(const std::vector<MountStatsEntry>& mounts) {
       {&kBackendErrors, &MountStats::Snapshot::backend_errors},
       {&kBackendInvalid, &MountStats::Snapshot::backend_invalid},
       {&kPassthroughOpens, &MountStats::Snapshot::passthrough_opens},
+      {&kDaemonOpens, &MountStats::Snapshot::daemon_opens},
       {&kPassthroughRefused, &MountStats::Snapshot::passthrough_refused},
       {&kBackingFiles, &MountStats::Snapshot::backing_files}};
   for (const auto& [family, field] : per_mount) {

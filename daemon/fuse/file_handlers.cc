@@ -14,6 +14,7 @@ namespace fusehost {
 void RequestHandlers::Open(Request req, uint64_t node, int flags) {
   std::optional<std::string> path = NamedPath(req, node);
   if (!path) return;
+  if (OpenHere(req, node, flags, *path)) return;
   v1::Op op = NewOp(*req);
   const uint64_t tag = PassthroughTag();
   op.mutable_open()->set_path(*path);
@@ -120,6 +121,10 @@ void RequestHandlers::Write(Request req, uint64_t node, const KernelFile& file,
 
 void RequestHandlers::Flush(Request req, uint64_t node,
                             const KernelFile& file) {
+  if (options_.handles != nullptr && options_.handles->FlushesHere(file.fh)) {
+    req->ReplyError(0);  // opened by the daemon: nothing at the backend
+    return;
+  }
   v1::Op op = NewOp(*req);
   op.mutable_flush()->set_path(HandlePath(node));
   op.mutable_flush()->set_fh(file.fh);

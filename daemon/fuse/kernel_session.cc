@@ -526,6 +526,8 @@ RequestHandlers::Options HandlerOptions(const KernelSession::Options& o,
   if (backing != nullptr) {
     h.inbox = o.passthrough_inbox;
     h.backing = backing;
+    h.root = o.root_directory;
+    h.handles = o.handles;
   }
   return h;
 }

@@ -78,6 +78,11 @@ class KernelSession : private KernelNotify {
     // add it to the replies, see daemon/passthrough). Must outlive the
     // session.
     DescriptorInbox* passthrough_inbox = nullptr;
+    // With passthrough: a loopback backend's root directory, beneath which
+    // read-only opens are answered here, and the channel's handle tokens
+    // (see RequestHandlers::Options). Both must outlive the session.
+    RootDirectory* root_directory = nullptr;
+    HandleMap* handles = nullptr;
   };
 
   // Creates the session on the connection; nothing is served yet.

@@ -20,6 +20,8 @@
 //   xattr_handlers.cc   statfs, access, the xattr calls
 //   handler_support.cc  what they share: paths, ops, entries, replies
 //   open_passthrough.cc opens answered with a backend's descriptor
+//   open_by_daemon.cc   read-only opens the daemon answers itself, beneath
+//                       a loopback backend's root directory
 //
 // Thread-safe: called concurrently from libfuse's worker threads.
 
@@ -49,7 +51,9 @@
 #include "daemon/fuse/open_contents.h"
 #include "daemon/passthrough/backing_files.h"
 #include "daemon/passthrough/descriptor_inbox.h"
+#include "daemon/passthrough/root_directory.h"
 #include "daemon/pipeline/cache_coherence.h"
+#include "daemon/pipeline/handle_map.h"
 #include "daemon/pipeline/op_transport.h"
 
 namespace fusehost {
@@ -125,6 +129,12 @@ class RequestHandlers {
     // arrive, and the backing files registered from them.
     DescriptorInbox* inbox = nullptr;
     BackingFiles* backing = nullptr;
+    // A loopback backend's root directory (InitReply.root_directory; null:
+    // none), and the handle tokens of the backend channel: read-only opens
+    // of regular files beneath it are answered here, with tokens the
+    // backend has no handle for yet (HandleMap::IssueUnopened).
+    RootDirectory* root = nullptr;
+    HandleMap* handles = nullptr;
   };
 
   explicit RequestHandlers(Options options);
@@ -302,6 +312,12 @@ class RequestHandlers {
   // Drops what the daemon and the kernel cache about `node`'s attributes
   // if it may have been written through its backing file.
   void AfterPassthroughWrites(uint64_t node);
+
+  // ---- open_by_daemon.cc -----------------------------------------------------
+  // Answers a read-only open of `path` itself when it can (see Options.root);
+  // false when the backend must be asked.
+  bool OpenHere(const Request& req, uint64_t node, int flags,
+                const std::string& path);
 
   // ---- dir_handlers.cc -------------------------------------------------------
   static DirHandle* DirHandleOf(uint64_t fh);

@@ -34,6 +34,17 @@ absl::Status SetFlag(absl::string_view key, bool has_value, bool* field,
   return absl::OkStatus();
 }
 
+// "key=auto" (true) or "key=off" (false).
+absl::Status SetAutoOrOff(absl::string_view key, absl::string_view value,
+                          bool* field) {
+  if (value != "auto" && value != "off") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("option ", key, "=", value, ": expected auto or off"));
+  }
+  *field = value == "auto";
+  return absl::OkStatus();
+}
+
 // Names must not smuggle separators into the kernel's option string or
 // /proc/mounts.
 bool IsCleanName(absl::string_view s) {
@@ -168,13 +179,10 @@ absl::StatusOr<MountOptions> ParseMountOptions(absl::string_view text) {
       } else {
         opts.tls_server_name = std::string(value);
       }
+    } else if (key == "daemon_opens") {
+      st = SetAutoOrOff(key, value, &opts.daemon_opens);
     } else if (key == "passthrough") {
-      if (value == "auto" || value == "off") {
-        opts.passthrough = value == "auto";
-      } else {
-        st = absl::InvalidArgumentError(absl::StrCat(
-            "option passthrough=", value, ": expected auto or off"));
-      }
+      st = SetAutoOrOff(key, value, &opts.passthrough);
     } else {
       opts.backend_options.emplace_back(item);
     }

@@ -65,6 +65,10 @@ struct MountOptions {
   // kernel supports it and the backend hands over descriptors ("auto", the
   // default), or never ("off").
   bool passthrough = true;
+  // Read-only opens answered by the daemon itself beneath a loopback
+  // backend's root directory (InitReply.root_directory), where the backend
+  // offers one and passthrough is on (mount option daemon_opens=auto|off).
+  bool daemon_opens = true;
   // Options for the backend, as given.
   std::vector<std::string> backend_options;
 };

@@ -76,12 +76,14 @@ void DescriptorInbox::AcceptPending() {
     if (connections_.size() >= kMaxConnections) {
       connections_.erase(connections_.begin());
     }
-    connections_.push_back(std::move(conn));
+    connections_.push_back(
+        {std::move(conn),
+         std::make_shared<const PeerCredentials>(*std::move(peer))});
   }
 }
 
-void DescriptorInbox::Keep(uint64_t tag, UniqueFd fd) {
-  auto [it, inserted] = waiting_.try_emplace(tag, std::move(fd));
+void DescriptorInbox::Keep(uint64_t tag, Waiting w) {
+  auto [it, inserted] = waiting_.try_emplace(tag, std::move(w));
   if (!inserted) {
     // A second descriptor for one tag: neither can be trusted to be the
     // one meant.
@@ -104,7 +106,8 @@ void DescriptorInbox::Keep(uint64_t tag, UniqueFd fd) {
   }
 }
 
-bool DescriptorInbox::Drain(int fd) {
+bool DescriptorInbox::Drain(const Connection& conn) {
+  const int fd = conn.fd.get();
   for (;;) {
     uint64_t tag = 0;
     struct iovec iov = {&tag, sizeof(tag)};
@@ -135,21 +138,22 @@ bool DescriptorInbox::Drain(int fd) {
       dropped_ += fds.size();
       continue;  // whatever came is closed here
     }
-    Keep(tag, std::move(fds[0]));
+    Keep(tag, {std::move(fds[0]), conn.peer});
   }
 }
 
-UniqueFd DescriptorInbox::Take(uint64_t tag) {
+UniqueFd DescriptorInbox::Take(uint64_t tag, PeerCredentials* sender) {
   absl::MutexLock lock(&mu_);
   if (!waiting_.contains(tag)) {
     AcceptPending();
     for (auto it = connections_.begin(); it != connections_.end();) {
-      it = Drain(it->get()) ? it + 1 : connections_.erase(it);
+      it = Drain(*it) ? it + 1 : connections_.erase(it);
     }
   }
   auto it = waiting_.find(tag);
   if (it == waiting_.end()) return UniqueFd();
-  UniqueFd fd = std::move(it->second);
+  UniqueFd fd = std::move(it->second.fd);
+  if (sender != nullptr) *sender = *it->second.sender;
   waiting_.erase(it);
   return fd;
 }

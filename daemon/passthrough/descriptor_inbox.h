@@ -55,8 +55,9 @@ class DescriptorInbox {
 
   const std::string& socket_path() const { return options_.socket_path; }
 
-  // The descriptor sent for `tag`, if it has arrived (else invalid).
-  UniqueFd Take(uint64_t tag);
+  // The descriptor sent for `tag`, if it has arrived (else invalid), and
+  // with `sender` set to who sent it.
+  UniqueFd Take(uint64_t tag, PeerCredentials* sender = nullptr);
 
   // Connections refused because their peer was not the backend.
   uint64_t refused_peers() const;
@@ -66,15 +67,24 @@ class DescriptorInbox {
  private:
   explicit DescriptorInbox(Options options) : options_(std::move(options)) {}
   void AcceptPending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Reads every queued message of `fd`; false once the peer is gone.
-  bool Drain(int fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Keep(uint64_t tag, UniqueFd fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads every queued message of a connection; false once the peer is
+  // gone.
+  struct Connection {
+    UniqueFd fd;
+    std::shared_ptr<const PeerCredentials> peer;
+  };
+  struct Waiting {
+    UniqueFd fd;
+    std::shared_ptr<const PeerCredentials> sender;
+  };
+  bool Drain(const Connection& conn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Keep(uint64_t tag, Waiting w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   UniqueFd listener_;
   mutable absl::Mutex mu_;
-  std::vector<UniqueFd> connections_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<uint64_t, UniqueFd> waiting_ ABSL_GUARDED_BY(mu_);
+  std::vector<Connection> connections_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, Waiting> waiting_ ABSL_GUARDED_BY(mu_);
   std::deque<uint64_t> arrival_order_ ABSL_GUARDED_BY(mu_);
   uint64_t refused_peers_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;

@@ -121,6 +121,9 @@ class BackendChannel : public OpTransport, public BatchSink {
   void CancelAll() override;
   void WaitIdle() override;
 
+  // The tokens standing for the backend's handles (see handle_map.h).
+  HandleMap* handles() { return &handles_; }
+
   // A live connection for the invalidation stream, which lives as long as
   // the mount: waits up to `wait` for one (dialing if needed); null if
   // there is none. Never call from a gRPC thread.

@@ -70,6 +70,7 @@ void BackendGreeter::Run() {
           "go on being sent to it",
           options_.log_name.c_str(), std::strerror(reply->posix_errno()));
     }
+    if (options_.on_greeted) options_.on_greeted(*reply);
     std::string differ = Differences(*reply);
     if (!differ.empty()) {
       Log("%s: the backend's new run answers Init differently (%s); the "

@@ -19,6 +19,7 @@
 #define FUSE_HOSTD_DAEMON_PIPELINE_BACKEND_GREETER_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <thread>
 
@@ -36,6 +37,9 @@ class BackendGreeter {
     v1::InitRequest request;            // what the mount was made with
     v1::InitReply first_reply;          // what its first run answered
     std::string log_name;
+    // Called on the greeter's thread with each new run's answer to Init
+    // (after the descriptors it sent with it arrived). May be empty.
+    std::function<void(const v1::InitReply&)> on_greeted;
   };
 
   explicit BackendGreeter(Options options);

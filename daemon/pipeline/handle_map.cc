@@ -60,6 +60,23 @@ void HandleMap::IssueTokens(const v1::Op& op, uint64_t instance,
   handles_[token] = std::move(h);
 }
 
+uint64_t HandleMap::IssueUnopened(uint32_t flags, const v1::Caller& caller) {
+  Handle h;
+  h.unopened = true;
+  h.flags = flags;
+  h.caller = caller;
+  absl::MutexLock lock(&mu_);
+  const uint64_t token = next_++;
+  handles_[token] = std::move(h);
+  return token;
+}
+
+bool HandleMap::FlushesHere(uint64_t token) const {
+  absl::MutexLock lock(&mu_);
+  auto it = handles_.find(token);
+  return it != handles_.end() && FlushesHereLocked(it->second);
+}
+
 HandleRoute HandleMap::Resolve(v1::Op* op) {
   HandleRoute route;
   route.tokens = HandlesOf(*op);
@@ -67,6 +84,7 @@ HandleRoute HandleMap::Resolve(v1::Op* op) {
   uint64_t instance = 0;
   const bool ends = EndsHandle(*op);
   absl::MutexLock lock(&mu_);
+  if (op->has_lock() || op->has_flock()) locks_seen_ = true;
   for (int i = 0; i < route.tokens.count; ++i) {
     const uint64_t token = route.tokens.fh[i];
     auto it = handles_.find(token);
@@ -76,6 +94,18 @@ HandleRoute HandleMap::Resolve(v1::Op* op) {
       return route;
     }
     const Handle& h = it->second;
+    if (h.unopened) {
+      if (ends) {
+        handles_.erase(it);  // the backend never had it
+        route.kind = HandleRoute::kAnswer;
+      } else if (op->has_flush() && FlushesHereLocked(h)) {
+        route.kind = HandleRoute::kAnswer;  // nothing to write back
+      } else {
+        route.kind = HandleRoute::kReopen;
+        route.stale = token;
+      }
+      return route;
+    }
     if (h.lost_errno != 0 || StaleLocked(h)) {
       if (ends) {
         // Nothing of it is left in the backend to release.
@@ -128,6 +158,7 @@ void HandleMap::Reopened(uint64_t token, uint64_t fh, uint64_t instance) {
   Handle& h = it->second;
   h.fh = fh;
   h.instance = instance;
+  h.unopened = false;
   if (h.unsynced) {
     h.unproven = true;
     h.unsynced = false;

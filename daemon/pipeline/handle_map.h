@@ -69,6 +69,18 @@ class HandleMap {
   // token, issued by `instance`.
   void IssueTokens(const v1::Op& op, uint64_t instance, v1::OpResult* result);
 
+  // A token for a file the daemon opened itself (a backend's root
+  // directory, InitReply.root_directory) with open(2) `flags` as `caller`:
+  // the backend has no handle for it yet. Its release and, while no lock
+  // was ever asked for on the mount, its flush are answered without the
+  // backend; any other op that carries it opens the file at the backend
+  // first, as for a restarted backend (kReopen).
+  uint64_t IssueUnopened(uint32_t flags, const v1::Caller& caller);
+
+  // A flush of `token` needs no backend: it is unopened there and no lock
+  // was ever asked for on the mount.
+  bool FlushesHere(uint64_t token) const;
+
   // Turns the tokens `op` carries back into the backend's handles and sets
   // Op.handle_instance, when it can be sent; leaves `op` as it was
   // otherwise. An unknown token is EBADF. A release or releasedir retires
@@ -104,6 +116,8 @@ class HandleMap {
     bool dir = false;
     uint32_t flags = 0;
     v1::Caller caller;
+    // Opened by the daemon, not yet at the backend (IssueUnopened).
+    bool unopened = false;
     // Nonzero once it could not be reopened.
     int lost_errno = 0;
     // Writes acknowledged since the last successful fsync.
@@ -112,10 +126,18 @@ class HandleMap {
     bool unproven = false;
   };
   bool StaleLocked(const Handle& h) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  bool FlushesHereLocked(const Handle& h) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return h.unopened && !locks_seen_;
+  }
 
   mutable absl::Mutex mu_;
   uint64_t next_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t current_ ABSL_GUARDED_BY(mu_) = 0;
+  // Some op asked for a lock: a flush may have one to release (POSIX locks
+  // are the process's, so closing any descriptor of the file releases
+  // them), and must reach the backend.
+  bool locks_seen_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<uint64_t, Handle> handles_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -49,8 +49,9 @@ void HandleReopener::Hold(uint64_t token, const std::string& path,
     // The file lost its name while open: nothing can name it to the new
     // backend.
     handles_->Lose(token, ESTALE);
-    Log("%s: an open file unlinked before the backend restarted cannot be "
-        "reopened; its descriptors fail with ESTALE",
+    Log("%s: an open file unlinked before the backend had it open (it "
+        "restarted, or the daemon opened the file) cannot be reopened there; "
+        "its descriptors fail with ESTALE",
         log_name_.c_str());
     std::vector<RoutedOp> one;
     one.push_back(std::move(op));
@@ -103,8 +104,8 @@ void HandleReopener::Finished(uint64_t token, const std::string& path,
   }
   const int lost = err == ENOENT || err == ENOTDIR ? ESTALE : EIO;
   handles_->Lose(token, lost);
-  Log("%s: an open file could not be reopened at %s after the backend "
-      "restarted (%s); its descriptors fail with %s",
+  Log("%s: an open file could not be opened again at the backend, at %s "
+      "(%s); its descriptors fail with %s",
       log_name_.c_str(), path.c_str(), std::strerror(err),
       lost == ESTALE ? "ESTALE" : "EIO");
   FailAll(std::move(ops), lost);

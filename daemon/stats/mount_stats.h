@@ -117,6 +117,9 @@ class MountStats {
     uint64_t passthrough_opens = 0;
     uint64_t passthrough_refused = 0;
     uint64_t backing_files = 0;
+    // Of those opens, the ones the daemon answered itself (beneath a
+    // loopback backend's root directory).
+    uint64_t daemon_opens = 0;
   };
 
   // A kernel request answered after `latency`, with `posix_errno` (0: ok).

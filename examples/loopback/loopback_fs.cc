@@ -229,6 +229,9 @@ InitResult LoopbackFs::Init(const MountInfo& /*mount*/) {
   // metadata may be cached long; without watching, fuse-hostd's 1 s default.
   if (watcher_ != nullptr) result.default_ttl_ms = 60000;
   result.passthrough = passthrough_;
+  // Its read-only Open only opens the file: fuse-hostd may do that itself.
+  result.root_directory_fd = root_fd_;
+  result.root_opens_as_caller = act_as_caller_;
   return result;
 }
 

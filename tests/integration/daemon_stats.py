@@ -4,6 +4,8 @@ trips, caching and passthrough (test_daemon_caching.py,
 test_python_loopback.py, test_two_mounts.py, test_passthrough.py,
 test_backend_restart.py)."""
 
+import re
+
 
 def backend_ops(m):
     """How many ops the daemon has sent to the backend of mount `m`."""
@@ -27,11 +29,24 @@ def kernel_requests(m, op):
 
 def passthrough_stats(m):
     """(opens passed through, descriptors refused, backing files now)."""
+    pt = _passthrough_line(m)
+    return pt["opens"], pt["refused"], pt["backing"]
+
+
+def daemon_opens(m):
+    """Of the opens passed through, how many the daemon answered itself."""
+    return _passthrough_line(m)["daemon"]
+
+
+def _passthrough_line(m):
     out = m.daemon.ctl("stats", m.path).check().stdout
     for line in out.splitlines():
-        f = line.split()
-        if f[:1] == ["passthrough"]:
-            return int(f[1]), int(f[3]), int(f[5])
+        found = re.match(
+            r"\s*passthrough\s+(?P<opens>\d+) opens \((?P<daemon>\d+) by the "
+            r"daemon\), (?P<refused>\d+) refused, (?P<backing>\d+) backing",
+            line)
+        if found:
+            return {k: int(v) for k, v in found.groupdict().items()}
     raise AssertionError("no passthrough line in stats:\n" + out)
 
 

@@ -206,8 +206,9 @@ def test_the_right_descriptor_is_passed_through(py_mounts):  # noqa: F811
 def test_another_process_cannot_hand_over_descriptors(mounts):
     """The daemon's descriptor sockets are reachable by anyone; a process
     that is not the mount's backend sends a decoy for every tag it could
-    guess, and the mount still shows its own file."""
-    m = mounts.mount("loopback")
+    guess, and the mount still shows its own file. (Opens of the backend:
+    the daemon's own opens, test_daemon_opens.py, take no descriptor.)"""
+    m = mounts.mount("loopback", options="allow_other,daemon_opens=off")
     write_backing(m, "f", b"the real file")
     decoy_path = mounts.path("decoy")
     with open(decoy_path, "wb") as f:

@@ -269,5 +269,66 @@ TEST(HandleMap, OnlyAFileOpenedForReadingIsReadOnly) {
   EXPECT_FALSE(map.ReadOnly(12345));
 }
 
+TEST(HandleMap, AFileTheDaemonOpenedIsOpenedAtTheBackendOnlyWhenNeeded) {
+  HandleMap map;
+  map.SawInstance(7);
+  v1::Caller caller;
+  caller.set_uid(1001);
+  const uint64_t token = map.IssueUnopened(O_RDONLY, caller);
+  EXPECT_TRUE(map.FlushesHere(token));
+
+  v1::Op flush;
+  flush.mutable_flush()->set_fh(token);
+  EXPECT_EQ(map.Resolve(&flush).kind, HandleRoute::kAnswer);
+
+  // An op that needs the backend's handle opens the file there first, as
+  // the caller that opened it, with its flags.
+  v1::Op lseek;
+  lseek.mutable_lseek()->set_fh(token);
+  HandleRoute route = map.Resolve(&lseek);
+  ASSERT_EQ(route.kind, HandleRoute::kReopen);
+  EXPECT_EQ(route.stale, token);
+  v1::Op reopen;
+  ASSERT_TRUE(map.ReopenOp(token, "/f", 0, &reopen));
+  EXPECT_EQ(reopen.open().path(), "/f");
+  EXPECT_EQ(reopen.open().flags(), static_cast<uint32_t>(O_RDONLY));
+  EXPECT_EQ(reopen.caller().uid(), 1001u);
+
+  map.Reopened(token, 9, 7);
+  EXPECT_FALSE(map.FlushesHere(token));
+  ASSERT_EQ(map.Resolve(&lseek).kind, HandleRoute::kSend);
+  EXPECT_EQ(lseek.lseek().fh(), 9u);
+  v1::Op release;
+  release.mutable_release()->set_fh(token);
+  ASSERT_EQ(map.Resolve(&release).kind, HandleRoute::kSend)
+      << "the backend has a handle to close now";
+}
+
+TEST(HandleMap, AReleaseOfAFileTheBackendNeverOpenedIsAnsweredHere) {
+  HandleMap map;
+  const uint64_t token = map.IssueUnopened(O_RDONLY, v1::Caller());
+  v1::Op release;
+  release.mutable_release()->set_fh(token);
+  HandleRoute route = map.Resolve(&release);
+  EXPECT_EQ(route.kind, HandleRoute::kAnswer);
+  EXPECT_EQ(route.posix_errno, 0);
+  EXPECT_EQ(map.size(), 0u);
+}
+
+TEST(HandleMap, OnceLocksAreUsedFlushesReachTheBackend) {
+  // Closing any descriptor of a file releases the process's POSIX locks on
+  // it: the backend must see that flush.
+  HandleMap map;
+  const uint64_t token = map.IssueUnopened(O_RDONLY, v1::Caller());
+  const uint64_t other = Open(map, 3, 0);
+  v1::Op lock;
+  lock.mutable_lock()->set_fh(other);
+  ASSERT_EQ(map.Resolve(&lock).kind, HandleRoute::kSend);
+  EXPECT_FALSE(map.FlushesHere(token));
+  v1::Op flush;
+  flush.mutable_flush()->set_fh(token);
+  EXPECT_EQ(map.Resolve(&flush).kind, HandleRoute::kReopen);
+}
+
 }  // namespace
 }  // namespace fusehost

@@ -1,0 +1,72 @@
+// Read-only opens the daemon answers itself: a loopback backend handed over
+// its root directory (InitReply.root_directory), so the daemon opens the
+// file beneath it, as the user the backend would have opened it as, and
+// gives it to the kernel as the open's backing file. The open costs no
+// message to the backend; the backend opens the file only if an operation
+// ever needs its handle (HandleMap::IssueUnopened).
+
+#include <fcntl.h>
+
+#include "daemon/fuse/request_handlers.h"
+#include "daemon/passthrough/descriptor_check.h"
+
+namespace fusehost {
+namespace {
+
+// O_LARGEFILE as the kernel sends it: the C library defines O_LARGEFILE as
+// 0 for 64-bit programs, but the kernel sets its own bit in every open.
+constexpr int kKernelLargeFile = 0100000;
+
+// Flags that ask nothing of an open but the opening: anything else (O_TRUNC,
+// O_DIRECT, O_NOATIME, O_PATH, ...) goes to the backend.
+constexpr int kPlainReadFlags = O_ACCMODE | kKernelLargeFile | O_NOFOLLOW |
+                                O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
+
+}  // namespace
+
+bool RequestHandlers::OpenHere(const Request& req, uint64_t node, int flags,
+                               const std::string& path) {
+  RootDirectory* root = options_.root;
+  BackingFiles* backing = options_.backing;
+  if (root == nullptr || options_.handles == nullptr || backing == nullptr ||
+      !backing->available() || (flags & O_ACCMODE) != O_RDONLY ||
+      (flags & ~kPlainReadFlags) != 0) {
+    return false;
+  }
+  v1::Caller caller;
+  req->FillCaller(&caller);
+  UserIdentity who;
+  who.uid = caller.uid();
+  who.gid = caller.gid();
+  who.groups.assign(caller.groups().begin(), caller.groups().end());
+  struct stat st;
+  UniqueFd fd = root->OpenForReading(path, who, &st);
+  if (!fd.valid() || !CheckBackingDescriptor(fd.get(), flags, &st).ok()) {
+    return false;
+  }
+  KernelOpenReply open;
+  open.fh = options_.handles->IssueUnopened(flags, caller);
+  BackingFiles::Decision d =
+      backing->Open(open.fh, node, std::move(fd), st, /*writable=*/false,
+                    /*direct_io=*/false);
+  if (d.backing_id <= 0) {
+    // The node is open through the page cache, or the kernel refused the
+    // file: the backend's open decides.
+    backing->Release(open.fh);
+    ReleaseOrphan(path, open.fh, flags);
+    return false;
+  }
+  open.backing_id = d.backing_id;
+  options_.nodes->AddOpenHandle(node, open.fh);
+  bool refused = false;
+  open.backing_refused = &refused;
+  bool sent = req->ReplyOpen(open);
+  AfterOpenReply(open.fh, sent, refused);
+  if (!sent) {
+    options_.nodes->RemoveOpenHandle(node, open.fh);
+    ReleaseOrphan(path, open.fh, flags);
+  }
+  return true;
+}
+
+}  // namespace fusehost

@@ -1,0 +1,178 @@
+#include "daemon/passthrough/root_directory.h"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/log_line.h"
+
+namespace fusehost {
+namespace {
+
+// Filesystems whose opens may wait on another process or the network.
+constexpr uint32_t kRemoteFilesystems[] = {
+    0x65735546,  // FUSE
+    0x6969,      // NFS
+    0x517B,      // SMB
+    0xFF534D42,  // CIFS
+    0xFE534D42,  // SMB2
+    0x00C36400,  // Ceph
+    0x5346414F,  // AFS
+    0x01021997,  // 9p
+    0x73757245,  // Coda
+};
+
+std::vector<gid_t> ThreadGroups() {
+  long n = syscall(SYS_getgroups, 0, nullptr);
+  std::vector<gid_t> groups(n > 0 ? static_cast<size_t>(n) : 0);
+  if (n > 0) {
+    n = syscall(SYS_getgroups, groups.size(), groups.data());
+    groups.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  }
+  return groups;
+}
+
+bool SetThreadGroups(const std::vector<gid_t>& groups) {
+  return syscall(SYS_setgroups, groups.size(), groups.data()) == 0;
+}
+
+// setfsuid and setfsgid report the previous id whatever happens; asking
+// with -1 (never valid) tells the current one.
+bool SetFsUid(uid_t uid) {
+  syscall(SYS_setfsuid, uid);
+  return static_cast<uid_t>(syscall(SYS_setfsuid, -1)) == uid;
+}
+bool SetFsGid(gid_t gid) {
+  syscall(SYS_setfsgid, gid);
+  return static_cast<gid_t>(syscall(SYS_setfsgid, -1)) == gid;
+}
+
+// The filesystem identity of the calling thread, for one scope.
+class ThreadFsIdentity {
+ public:
+  explicit ThreadFsIdentity(const UserIdentity& who) {
+    old_uid_ = static_cast<uid_t>(syscall(SYS_setfsuid, -1));
+    old_gid_ = static_cast<gid_t>(syscall(SYS_setfsgid, -1));
+    if (old_uid_ != 0) {
+      // Without privilege only one's own identity can be used.
+      ok_ = who.uid == old_uid_ && who.gid == old_gid_;
+      return;
+    }
+    old_groups_ = ThreadGroups();
+    if (!SetThreadGroups(who.groups)) return;
+    switched_ = true;
+    ok_ = SetFsGid(who.gid) && SetFsUid(who.uid);
+  }
+
+  ~ThreadFsIdentity() {
+    if (!switched_) return;
+    // Back to root first: that gives back the filesystem capabilities.
+    if (!SetFsUid(old_uid_) || !SetFsGid(old_gid_) ||
+        !SetThreadGroups(old_groups_)) {
+      // A daemon thread must never go on with a user's identity.
+      Log("fatal: cannot restore a thread's credentials: %s",
+          std::strerror(errno));
+      std::abort();
+    }
+  }
+
+  bool ok() const { return ok_; }
+
+ private:
+  uid_t old_uid_ = 0;
+  gid_t old_gid_ = 0;
+  std::vector<gid_t> old_groups_;
+  bool switched_ = false;
+  bool ok_ = false;
+};
+
+// Opens `relative` beneath `dir` as the thread's identity: see the header.
+UniqueFd OpenChecked(int dir, const std::string& relative, struct stat* st) {
+  struct open_how how = {};
+  how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+                RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+  UniqueFd path(static_cast<int>(
+      syscall(SYS_openat2, dir, relative.c_str(), &how, sizeof(how))));
+  if (!path.valid() || fstat(path.get(), st) != 0 || !S_ISREG(st->st_mode)) {
+    return UniqueFd();
+  }
+  char proc[40];
+  std::snprintf(proc, sizeof(proc), "/proc/self/fd/%d", path.get());
+  UniqueFd file(open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  struct stat again;
+  if (!file.valid() || fstat(file.get(), &again) != 0 ||
+      again.st_dev != st->st_dev || again.st_ino != st->st_ino) {
+    return UniqueFd();
+  }
+  return file;
+}
+
+}  // namespace
+
+absl::Status RootDirectory::Adopt(UniqueFd dir,
+                                  std::optional<UserIdentity> owner) {
+  Drop();
+  struct stat st;
+  if (!dir.valid() || fstat(dir.get(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError("not a directory");
+  }
+  struct statfs fs;
+  if (fstatfs(dir.get(), &fs) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fstatfs: ", std::strerror(errno)));
+  }
+  const uint32_t type = static_cast<uint32_t>(fs.f_type);
+  for (uint32_t remote : kRemoteFilesystems) {
+    if (type == remote) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("on a FUSE or network filesystem (type 0x",
+                       absl::Hex(type), ")"));
+    }
+  }
+  auto adopted = std::make_shared<Adopted>();
+  adopted->dir = std::move(dir);
+  adopted->owner = std::move(owner);
+  absl::MutexLock lock(&mu_);
+  adopted_ = std::move(adopted);
+  return absl::OkStatus();
+}
+
+void RootDirectory::Drop() {
+  absl::MutexLock lock(&mu_);
+  adopted_.reset();
+}
+
+bool RootDirectory::adopted() const {
+  absl::MutexLock lock(&mu_);
+  return adopted_ != nullptr;
+}
+
+UniqueFd RootDirectory::OpenForReading(const std::string& path,
+                                       const UserIdentity& caller,
+                                       struct stat* st) {
+  std::shared_ptr<const Adopted> adopted;
+  {
+    absl::MutexLock lock(&mu_);
+    adopted = adopted_;
+  }
+  if (adopted == nullptr) return UniqueFd();
+  UniqueFd file;
+  // "/" and "" name the directory itself, never a regular file.
+  if (path.size() > 1 && path[0] == '/') {
+    ThreadFsIdentity as(adopted->owner ? *adopted->owner : caller);
+    if (as.ok()) file = OpenChecked(adopted->dir.get(), path.substr(1), st);
+  }
+  (file.valid() ? opened_ : declined_).fetch_add(1);
+  return file;
+}
+
+}  // namespace fusehost

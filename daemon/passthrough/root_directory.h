@@ -1,0 +1,83 @@
+// The root directory a loopback backend handed over
+// (InitReply.root_directory): the daemon opens files beneath it for
+// reading itself, so that a read-only open costs no message to the backend.
+//
+// What keeps this from reaching anything the backend would not have:
+//   - the file is opened as the user the backend would have opened it as,
+//     with the calling thread's filesystem credentials only (setgroups,
+//     setfsgid, setfsuid as raw system calls, which change one thread,
+//     unlike glibc's wrappers, which change every thread), restored before
+//     the call returns;
+//   - resolution stays beneath the directory, follows no symlink and
+//     crosses no mount (openat2 with RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS,
+//     RESOLVE_NO_MAGICLINKS, RESOLVE_NO_XDEV);
+//   - only a regular file is opened for reading: the name is first opened
+//     O_PATH (which opens no device and waits on no FIFO), checked, and
+//     then reopened through /proc/self/fd, where the kernel checks the
+//     user's read permission again.
+// Whatever fails leaves the open to the backend, which answers with its
+// own errno.
+//
+// A directory on a FUSE or network filesystem is refused when handed over:
+// an open there may wait on another process or on the network, holding a
+// thread of the mount's kernel session meanwhile.
+//
+// Thread-safe.
+
+#ifndef FUSE_HOSTD_DAEMON_PASSTHROUGH_ROOT_DIRECTORY_H_
+#define FUSE_HOSTD_DAEMON_PASSTHROUGH_ROOT_DIRECTORY_H_
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "common/unique_fd.h"
+#include "daemon/authz/as_user.h"
+
+namespace fusehost {
+
+class RootDirectory {
+ public:
+  // Takes `dir`, the descriptor the backend sent, in place of any earlier
+  // one: refused (and none kept) unless it is a directory on a local
+  // filesystem. Files are opened as `owner` (the backend's user), or, when
+  // there is none, as the caller of each open (a backend that acts as its
+  // callers).
+  absl::Status Adopt(UniqueFd dir, std::optional<UserIdentity> owner);
+  // No directory from now on (the backend that sent it is gone).
+  void Drop();
+  bool adopted() const;
+
+  // Opens `path` (absolute within the mount, "/a/b") read-only for
+  // `caller`, if it is a regular file beneath the directory; `st` gets its
+  // fstat. Invalid when it cannot (why is of no use: the backend will say).
+  UniqueFd OpenForReading(const std::string& path, const UserIdentity& caller,
+                          struct stat* st);
+
+  uint64_t opened() const { return opened_.load(); }
+  uint64_t declined() const { return declined_.load(); }
+
+ private:
+  struct Adopted {
+    UniqueFd dir;
+    std::optional<UserIdentity> owner;
+  };
+  mutable absl::Mutex mu_;
+  // Shared so that an open in progress keeps the directory it started with.
+  std::shared_ptr<const Adopted> adopted_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> opened_{0};
+  std::atomic<uint64_t> declined_{0};
+};
+
+}  // namespace fusehost
+
+#endif  // FUSE_HOSTD_DAEMON_PASSTHROUGH_ROOT_DIRECTORY_H_

@@ -1,0 +1,142 @@
+// RootDirectory: files beneath a loopback's root opened for reading by the
+// daemon, as the user the backend would have opened them as, and nothing
+// else: no symlink, no escape, no directory or FIFO, no file the user may
+// not read.
+
+#include "daemon/passthrough/root_directory.h"
+
+#include <fcntl.h>
+#include <sys/fsuid.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace fusehost {
+namespace {
+
+constexpr uid_t kNobody = 65534;
+
+class RootDirectoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/root_directory_test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    base_ = tmpl;
+    root_path_ = base_ + "/root";
+    ASSERT_EQ(mkdir(root_path_.c_str(), 0755), 0);
+    ASSERT_EQ(chmod(base_.c_str(), 0755), 0);
+    Write(root_path_ + "/public", "hello", 0644);
+    Write(root_path_ + "/private", "secret", 0600);
+    Write(base_ + "/outside", "outside", 0644);
+    ASSERT_EQ(mkdir((root_path_ + "/sub").c_str(), 0755), 0);
+    Write(root_path_ + "/sub/file", "nested", 0644);
+    ASSERT_EQ(symlink("public", (root_path_ + "/link").c_str()), 0);
+    ASSERT_EQ(symlink("..", (root_path_ + "/up").c_str()), 0);
+    ASSERT_EQ(mkfifo((root_path_ + "/fifo").c_str(), 0666), 0);
+  }
+  void TearDown() override {
+    std::string cmd = "rm -rf '" + base_ + "'";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+  }
+
+  static void Write(const std::string& path, const std::string& data,
+                    mode_t mode) {
+    std::ofstream(path) << data;
+    ASSERT_EQ(chmod(path.c_str(), mode), 0);
+  }
+  static std::string ReadAll(int fd) {
+    char buf[64];
+    ssize_t n = pread(fd, buf, sizeof(buf), 0);
+    return n > 0 ? std::string(buf, n) : std::string();
+  }
+
+  UniqueFd RootFd() {
+    return UniqueFd(open(root_path_.c_str(), O_PATH | O_DIRECTORY));
+  }
+
+  std::string base_;
+  std::string root_path_;
+  UserIdentity root_user_;  // uid 0
+};
+
+TEST_F(RootDirectoryTest, OpensRegularFilesBeneathItForReading) {
+  RootDirectory root;
+  ASSERT_TRUE(root.Adopt(RootFd(), std::nullopt).ok());
+  struct stat st;
+  UniqueFd fd = root.OpenForReading("/public", root_user_, &st);
+  ASSERT_TRUE(fd.valid());
+  EXPECT_EQ(ReadAll(fd.get()), "hello");
+  EXPECT_EQ(fcntl(fd.get(), F_GETFL) & O_ACCMODE, O_RDONLY);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(st.st_size, 5);
+  fd = root.OpenForReading("/sub/file", root_user_, &st);
+  ASSERT_TRUE(fd.valid());
+  EXPECT_EQ(ReadAll(fd.get()), "nested");
+  EXPECT_EQ(root.opened(), 2u);
+}
+
+TEST_F(RootDirectoryTest, RefusesSymlinksEscapesAndOtherKindsOfFiles) {
+  RootDirectory root;
+  ASSERT_TRUE(root.Adopt(RootFd(), std::nullopt).ok());
+  struct stat st;
+  for (const char* path : {"/link", "/up/outside", "/../outside", "/sub",
+                           "/fifo", "/", "", "public", "/missing"}) {
+    EXPECT_FALSE(root.OpenForReading(path, root_user_, &st).valid()) << path;
+  }
+  EXPECT_EQ(root.opened(), 0u);
+  EXPECT_EQ(root.declined(), 9u);
+}
+
+TEST_F(RootDirectoryTest, OpensAsTheBackendsUserOrTheCaller) {
+  RootDirectory root;
+  UserIdentity nobody;
+  nobody.uid = kNobody;
+  nobody.gid = kNobody;
+  struct stat st;
+  // As the backend's user (nobody), whoever calls.
+  ASSERT_TRUE(root.Adopt(RootFd(), nobody).ok());
+  EXPECT_TRUE(root.OpenForReading("/public", root_user_, &st).valid());
+  EXPECT_FALSE(root.OpenForReading("/private", root_user_, &st).valid());
+  // As each caller.
+  ASSERT_TRUE(root.Adopt(RootFd(), std::nullopt).ok());
+  EXPECT_FALSE(root.OpenForReading("/private", nobody, &st).valid());
+  EXPECT_TRUE(root.OpenForReading("/private", root_user_, &st).valid());
+  // The thread is root again: it can open what only root may.
+  UniqueFd again(open((root_path_ + "/private").c_str(), O_RDONLY));
+  EXPECT_TRUE(again.valid());
+  EXPECT_EQ(setfsuid(-1), 0);
+}
+
+TEST_F(RootDirectoryTest, SupplementaryGroupsCount) {
+  ASSERT_EQ(chown((root_path_ + "/private").c_str(), 0, 4242), 0);
+  ASSERT_EQ(chmod((root_path_ + "/private").c_str(), 0640), 0);
+  RootDirectory root;
+  ASSERT_TRUE(root.Adopt(RootFd(), std::nullopt).ok());
+  UserIdentity member;
+  member.uid = kNobody;
+  member.gid = kNobody;
+  struct stat st;
+  EXPECT_FALSE(root.OpenForReading("/private", member, &st).valid());
+  member.groups = {4242};
+  EXPECT_TRUE(root.OpenForReading("/private", member, &st).valid());
+}
+
+TEST_F(RootDirectoryTest, OnlyADirectoryIsAdoptedAndADroppedOneIsNotUsed) {
+  RootDirectory root;
+  UniqueFd file(open((root_path_ + "/public").c_str(), O_RDONLY));
+  EXPECT_FALSE(root.Adopt(std::move(file), std::nullopt).ok());
+  EXPECT_FALSE(root.adopted());
+  ASSERT_TRUE(root.Adopt(RootFd(), std::nullopt).ok());
+  EXPECT_TRUE(root.adopted());
+  root.Drop();
+  struct stat st;
+  EXPECT_FALSE(root.OpenForReading("/public", root_user_, &st).valid());
+}
+
+}  // namespace
+}  // namespace fusehost
