@@ -369,7 +369,14 @@ void Mount::Shutdown() {
     }
     session_->Stop();
   }
-  if (channel_ != nullptr) channel_->Destroy();
+  if (channel_ != nullptr) {
+    // Releases answered at once may still be on their way: no reply may
+    // reach the layers destroyed before the channel (the greeter, the root
+    // directory) through on_new_instance.
+    channel_->CancelAll();
+    channel_->WaitIdle();
+    channel_->Destroy();
+  }
 }
 
 Mount::~Mount() { Shutdown(); }

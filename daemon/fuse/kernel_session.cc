@@ -523,6 +523,7 @@ RequestHandlers::Options HandlerOptions(const KernelSession::Options& o,
   h.kernel_checks_permissions = o.kernel_checks_permissions;
   h.listing_budget = o.listing_budget;
   h.backend_ioctl = o.ioctl;
+  h.backend_posix_locks = o.posix_locks;
   if (backing != nullptr) {
     h.inbox = o.passthrough_inbox;
     h.backing = backing;

@@ -8,7 +8,6 @@
 #include <fcntl.h>
 
 #include "daemon/fuse/request_handlers.h"
-#include "daemon/passthrough/descriptor_check.h"
 
 namespace fusehost {
 namespace {
@@ -40,11 +39,15 @@ bool RequestHandlers::OpenHere(const Request& req, uint64_t node, int flags,
   who.gid = caller.gid();
   who.groups.assign(caller.groups().begin(), caller.groups().end());
   struct stat st;
+  // A regular file opened read-only: what CheckBackingDescriptor asks of a
+  // backend's descriptor holds by construction.
   UniqueFd fd = root->OpenForReading(path, who, &st);
-  if (!fd.valid() || !CheckBackingDescriptor(fd.get(), flags, &st).ok()) {
-    return false;
-  }
+  if (!fd.valid()) return false;
   KernelOpenReply open;
+  // The backend said its read-only open does nothing but open, so a flush
+  // has nothing to write back; it would only release POSIX locks, and those
+  // are the kernel's unless the backend keeps them.
+  open.noflush = !options_.backend_posix_locks;
   open.fh = options_.handles->IssueUnopened(flags, caller);
   BackingFiles::Decision d =
       backing->Open(open.fh, node, std::move(fd), st, /*writable=*/false,

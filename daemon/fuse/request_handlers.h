@@ -125,6 +125,9 @@ class RequestHandlers {
     // The backend implements ioctl (InitReply.ioctl); otherwise ioctls are
     // answered ENOTTY here, without a round trip.
     bool backend_ioctl = false;
+    // The backend keeps POSIX locks (InitReply.posix_locks); otherwise the
+    // kernel does.
+    bool backend_posix_locks = false;
     // Passthrough (both null: none): where the backend's descriptors
     // arrive, and the backing files registered from them.
     DescriptorInbox* inbox = nullptr;

@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -37,7 +38,26 @@ std::vector<gid_t> ThreadGroups() {
     n = syscall(SYS_getgroups, groups.size(), groups.data());
     groups.resize(n > 0 ? static_cast<size_t>(n) : 0);
   }
+  std::sort(groups.begin(), groups.end());
   return groups;
+}
+
+// The daemon's own identity, which every thread has outside a
+// ThreadFsIdentity: read once.
+struct DaemonIdentity {
+  uid_t uid = geteuid();
+  gid_t gid = getegid();
+  std::vector<gid_t> groups = ThreadGroups();  // sorted
+};
+const DaemonIdentity& Daemon() {
+  static const DaemonIdentity* const daemon = new DaemonIdentity();
+  return *daemon;
+}
+
+bool SameGroups(std::vector<gid_t> groups, const std::vector<gid_t>& sorted) {
+  std::sort(groups.begin(), groups.end());
+  groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
+  return groups == sorted;
 }
 
 bool SetThreadGroups(const std::vector<gid_t>& groups) {
@@ -55,28 +75,37 @@ bool SetFsGid(gid_t gid) {
   return static_cast<gid_t>(syscall(SYS_setfsgid, -1)) == gid;
 }
 
-// The filesystem identity of the calling thread, for one scope.
+// The filesystem identity of the calling thread, for one scope. Only what
+// differs from the daemon's own is changed (a root caller costs nothing).
 class ThreadFsIdentity {
  public:
   explicit ThreadFsIdentity(const UserIdentity& who) {
-    old_uid_ = static_cast<uid_t>(syscall(SYS_setfsuid, -1));
-    old_gid_ = static_cast<gid_t>(syscall(SYS_setfsgid, -1));
-    if (old_uid_ != 0) {
+    const DaemonIdentity& daemon = Daemon();
+    if (daemon.uid != 0) {
       // Without privilege only one's own identity can be used.
-      ok_ = who.uid == old_uid_ && who.gid == old_gid_;
+      ok_ = who.uid == daemon.uid && who.gid == daemon.gid;
       return;
     }
-    old_groups_ = ThreadGroups();
-    if (!SetThreadGroups(who.groups)) return;
-    switched_ = true;
-    ok_ = SetFsGid(who.gid) && SetFsUid(who.uid);
+    if (!SameGroups(who.groups, daemon.groups)) {
+      if (!SetThreadGroups(who.groups)) return;
+      groups_ = true;
+    }
+    if (who.gid != daemon.gid) {
+      gid_ = true;
+      if (!SetFsGid(who.gid)) return;
+    }
+    if (who.uid != daemon.uid) {
+      uid_ = true;
+      if (!SetFsUid(who.uid)) return;
+    }
+    ok_ = true;
   }
 
   ~ThreadFsIdentity() {
-    if (!switched_) return;
+    const DaemonIdentity& daemon = Daemon();
     // Back to root first: that gives back the filesystem capabilities.
-    if (!SetFsUid(old_uid_) || !SetFsGid(old_gid_) ||
-        !SetThreadGroups(old_groups_)) {
+    if ((uid_ && !SetFsUid(daemon.uid)) || (gid_ && !SetFsGid(daemon.gid)) ||
+        (groups_ && !SetThreadGroups(daemon.groups))) {
       // A daemon thread must never go on with a user's identity.
       Log("fatal: cannot restore a thread's credentials: %s",
           std::strerror(errno));
@@ -87,10 +116,10 @@ class ThreadFsIdentity {
   bool ok() const { return ok_; }
 
  private:
-  uid_t old_uid_ = 0;
-  gid_t old_gid_ = 0;
-  std::vector<gid_t> old_groups_;
-  bool switched_ = false;
+  // What was changed, to be restored.
+  bool groups_ = false;
+  bool gid_ = false;
+  bool uid_ = false;
   bool ok_ = false;
 };
 

@@ -87,6 +87,10 @@ class Loopback(NameOperations, AttributeOperations, FileOperations,
         self.passthrough = passthrough
         self.root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.switch = act_as_caller and CallerCredentials.process_can_switch()
+        # Its open for reading only opens: fuse-hostd may do that itself.
+        if passthrough:
+            self.passthrough_root = self.root_fd
+            self.passthrough_root_as_caller = self.switch
         self.gid = os.getegid()
         self.have_openat2 = "openat2" in SYSCALLS and self._probe_openat2()
         self.handles = Handles()

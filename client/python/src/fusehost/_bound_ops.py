@@ -106,6 +106,13 @@ class BoundOperations:
         # the server sets the sender when the filesystem asks for it.
         self.passthrough = bool(getattr(ops, "passthrough", False))
         self.descriptors = None
+        # The directory fuse-hostd may open files beneath (a loopback's).
+        root = getattr(ops, "passthrough_root", None)
+        if root is not None and (type(root) is not int or root < 0):
+            raise TypeError("passthrough_root must be a file descriptor")
+        self.passthrough_root = root
+        self.root_as_caller = bool(
+            getattr(ops, "passthrough_root_as_caller", False))
         # Replies then carry the attributes the kernel asks for next.
         self.cheap_getattr = bool(getattr(ops, "getattr_is_cheap", False))
         # Checked here so that a bad value fails FUSE() / serve() at once

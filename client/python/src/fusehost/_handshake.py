@@ -37,13 +37,20 @@ def init_reply(dispatcher, request, name):
     InitReply: an errno refusing the mount, or 0 and the backend's
     features; the dispatcher's instance either way."""
     err, want = call_init(dispatcher.bound, request)
-    passthrough = False
-    sender = dispatcher.bound.descriptors
+    b = dispatcher.bound
+    passthrough = root = False
+    sender = b.descriptors
     if not err and sender is not None and request.passthrough_socket:
         passthrough = sender.connect(request.mount_id,
                                      request.passthrough_socket)
+        # Sent before the reply, as descriptors of opens are.
+        root = (passthrough and b.passthrough_root is not None and
+                sender.send(request.mount_id, request.root_directory_tag,
+                            b.passthrough_root))
     return pb.InitReply(
         passthrough=passthrough,
+        root_directory=root,
+        root_opens_as_caller=root and b.root_as_caller,
         posix_errno=err, protocol_version=PROTOCOL_VERSION,
         posix_locks=dispatcher.posix_locks,
         flock_locks=dispatcher.flock_locks, ioctl=dispatcher.ioctl,

@@ -100,6 +100,16 @@ class Operations:
                        fusehost.Passthrough(fd), the descriptor of the local
                        file they opened; the kernel then reads and writes it
                        directly (see _passthrough.py).
+      passthrough_root (with passthrough) a descriptor of the directory
+                       whose files are this filesystem's, path for path (a
+                       loopback), for a filesystem whose open for reading
+                       only opens: fuse-hostd then opens files for reading
+                       beneath it itself, and open is called only when an
+                       operation needs the filesystem's handle. It stays
+                       the filesystem's (O_PATH will do).
+      passthrough_root_as_caller  True: those files are opened as the
+                       caller of each open (a filesystem that acts as its
+                       callers); else as this process's user.
     When files change other than through the mount, call notify_changed,
     notify_removed or notify_subtree_changed (see there).
     """
