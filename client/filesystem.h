@@ -93,6 +93,11 @@ struct FileInfo {
   // use the descriptor). The filesystem keeps owning the descriptor (the
   // SDK sends fuse-hostd a copy) and closes it in Release as usual.
   int passthrough_fd = -1;
+  // Input of Open/Create: fuse-hostd can take passthrough_fd for this open
+  // (the mount has passthrough). When it cannot, the file's data goes
+  // through Read and Write, and sending a small file's contents with the
+  // open saves a round trip.
+  bool passthrough_offered = false;
 };
 
 // One directory entry produced by Readdir.

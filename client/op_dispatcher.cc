@@ -207,6 +207,7 @@ int Open(FileSystem& fs, const Context& ctx, const v1::OpenRequest& req,
          const DescriptorSender* sender, v1::OpResult* result) {
   FileInfo fi;
   fi.flags = static_cast<int>(req.flags());
+  fi.passthrough_offered = sender != nullptr && req.passthrough_tag() != 0;
   int rc = fs.Open(ctx, req.path(), &fi);
   if (rc != 0) return rc;
   FillOpenReply(fi, result->mutable_open());
@@ -219,6 +220,7 @@ int Create(FileSystem& fs, const Context& ctx, const v1::CreateRequest& req,
            const DescriptorSender* sender, v1::OpResult* result) {
   FileInfo fi;
   fi.flags = static_cast<int>(req.flags());
+  fi.passthrough_offered = sender != nullptr && req.passthrough_tag() != 0;
   int rc = fs.Create(ctx, req.path(), req.mode(), &fi);
   if (rc != 0) return rc;
   v1::CreateReply* reply = result->mutable_create();

@@ -82,7 +82,10 @@ int LoopbackFs::Open(const Context& ctx, const std::string& path,
       fi->noflush = flush_is_no_op_ || (flags & O_ACCMODE) == O_RDONLY;
       // With passthrough the kernel reads the file itself: contents sent
       // ahead would go unused.
-      if ((flags & O_ACCMODE) == O_RDONLY && !passthrough_) ReadWhole(fd, fi);
+      const bool passes_through = passthrough_ && fi->passthrough_offered;
+      if ((flags & O_ACCMODE) == O_RDONLY && !passes_through) {
+        ReadWhole(fd, fi);
+      }
       fi->fh = handles_.Add(fd);
       if (passthrough_ && IsRegularFile(fd)) {
         fi->passthrough_fd = fd;

@@ -92,8 +92,10 @@ def test_making_files_costs_one_round_trip_each(mounts, kind):
 def test_small_files_come_with_their_open(mounts):
     """loopback sends a small file whole with its read-only open; the
     kernel's first read is answered from it (no backend round trip), and
-    nothing later is: reads after the file changed see the change."""
-    m = mounts.mount("loopback")
+    nothing later is: reads after the file changed see the change. (With
+    passthrough, the default, the kernel reads the file itself and the
+    daemon opens it: test_daemon_opens.py.)"""
+    m = mounts.mount("loopback", options="allow_other,passthrough=off")
     back = os.path.join(m.backing, "small")
     with open(back, "wb") as f:
         f.write(b"first")
