@@ -56,8 +56,8 @@ class OpDispatcher {
                        v1::OpResult* result) const;
 
   FileSystem& fs_;
-  const DescriptorSender* const sender_;
   const uint64_t instance_;
+  const DescriptorSender* const sender_;
 };
 
 }  // namespace fusehost
