@@ -5,9 +5,9 @@
 //   fuse-hostctl mount unix:/run/fuse-hostd/home.sock /mnt/home
 //
 // From another machine, over mutual TLS (the README's "Mount a directory
-// from another machine" makes the certificates):
+// from another machine" makes the certificates), one command:
 //
-//   loopback_fs --listen=0.0.0.0:7000 --root=/srv/home \
+//   loopback_fs --listen=0.0.0.0:7000 --root=/srv/home
 //       --tls_cert=server.pem --tls_key=server.key --tls_client_ca=ca.pem
 //
 // Run as root (or with CAP_SETUID and CAP_SETGID) for ownership and
