@@ -62,18 +62,19 @@ bool OwnChanges::StateOf(const std::string& path, State* state) const {
 }
 
 void OwnChanges::Record(uint64_t mount_id, const std::string& path) {
-  State state;
-  Store(mount_id, path, StateOf(path, &state) ? &state : nullptr);
-}
-
-void OwnChanges::Store(uint64_t mount_id, const std::string& path,
-                       const State* state) {
-  const absl::Time now = absl::Now();
+  // The state is read under the lock that stores it. Two changes of one
+  // path may finish at once (a chmod, and the release of the file's
+  // writable open that the daemon sends in the background): read outside,
+  // the older state could be stored last, and the newer change's event
+  // would then look like someone else's.
   absl::MutexLock lock(&mu_);
-  if (state == nullptr) {
+  State state;
+  const bool known = StateOf(path, &state);
+  const absl::Time now = absl::Now();
+  if (!known) {
     records_.erase(path);
   } else {
-    records_[path] = Entry{*state, now + keep_, mount_id};
+    records_[path] = Entry{state, now + keep_, mount_id};
   }
   // Expired records go in sweeps, so the table stays as small as the
   // changes of the last `keep_`.

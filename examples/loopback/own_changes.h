@@ -113,7 +113,6 @@ class OwnChanges {
   // The state of `path` now; false if it cannot be read.
   bool StateOf(const std::string& path, State* state) const;
   static State FromStat(const struct stat& st);
-  void Store(uint64_t mount_id, const std::string& path, const State* state);
 
   const int root_fd_;
   const absl::Duration keep_;

@@ -76,9 +76,14 @@ class OwnChanges:
         `mount_id`; one it cannot stat is forgotten instead (its notices go
         out to every mount)."""
         path = os.fsencode(path)
-        state = self._state(path)
-        now = time.monotonic()
+        # The state is read under the lock that stores it. Two changes of
+        # one path may finish at once (a chmod, and the release of the
+        # file's writable open that the daemon sends in the background):
+        # read outside, the older state could be stored last, and the newer
+        # change's event would then look like someone else's.
         with self._lock:
+            state = self._state(path)
+            now = time.monotonic()
             if state is None:
                 self._records.pop(path, None)
             else:
