@@ -3,10 +3,17 @@
 // Type=notify) and logs to stderr.
 //
 // Start: read the configuration (proto/config.proto), take the control
-// socket (from systemd socket activation, or bind it), detach the mounts a
-// crashed predecessor left behind, serve, mount the static mounts, then tell
-// systemd it is ready. Stop (SIGTERM/SIGINT): tell systemd, stop taking
-// requests, unmount everything, exit 0.
+// socket (from systemd socket activation, or bind it), take up the mounts
+// the keeper held for a predecessor (daemon/survival), detach the other
+// mounts a crashed predecessor left behind, serve, mount the static mounts,
+// then tell systemd it is ready. Stop (SIGTERM/SIGINT): tell systemd, stop
+// taking requests, unmount everything, exit 0. Hand over (SIGUSR2, under a
+// keeper): stop reading kernel requests, wait for those read to be
+// answered, exit 75 with every mount left to the next daemon.
+//
+// With --supervise the process is the keeper instead (survival/keeper.h):
+// it runs the daemon as its child, holds its mounts while it restarts, and
+// starts it again.
 
 #include <grp.h>
 #include <signal.h>
@@ -41,6 +48,8 @@
 #include "daemon/control/metrics_text.h"
 #include "daemon/mount_manager.h"
 #include "daemon/control/service_notifier.h"
+#include "daemon/survival/keeper.h"
+#include "daemon/survival/keeper_client.h"
 #include "common/unique_fd.h"
 
 ABSL_FLAG(std::string, config, "",
@@ -54,6 +63,10 @@ ABSL_FLAG(std::string, metrics_address, "",
           "127.0.0.1:9464 (overrides the configuration; default off)");
 ABSL_FLAG(bool, check_config, false,
           "Only check the configuration file and exit (0: good, 2: bad)");
+ABSL_FLAG(bool, supervise, false,
+          "Run as the keeper: start the daemon (with the same arguments) as "
+          "a child, hold its mounts' descriptors so that they survive its "
+          "crashes, and restart it when it crashes or hands over");
 
 namespace fusehost {
 namespace {
@@ -136,17 +149,24 @@ absl::StatusOr<int> ControlSocket(const DaemonSettings& settings,
   return fd.release();
 }
 
+// How long a hand-over waits for requests already read to be answered.
+constexpr absl::Duration kHandOverWait = absl::Seconds(5);
+
 int Run(DaemonSettings settings) {
   if (geteuid() != 0) {
     Log("must run as root (it mounts filesystems)");
     return 1;
   }
+  // Before any thread: it changes the environment.
+  std::unique_ptr<KeeperClient> keeper = KeeperClient::FromEnvironment();
   // Signals are taken by sigwait below; block them before any thread exists
   // so every thread inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  // A hand-over to a new daemon (from the keeper); ignored without one.
+  sigaddset(&signals, SIGUSR2);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -174,7 +194,10 @@ int Run(DaemonSettings settings) {
   MountManager::Options manager_options;
   manager_options.runtime_dir = runtime_dir;
   manager_options.default_options = settings.default_mount_options;
+  manager_options.keeper = keeper.get();
   MountManager manager(manager_options);
+  // Each is logged as it is resumed.
+  manager.ResumeKeptMounts();
   for (const std::string& stale : manager.DetachStaleMounts()) {
     Log("detached stale mount %s left by a previous "
             "fuse-hostd",
@@ -260,7 +283,30 @@ int Run(DaemonSettings settings) {
   }
 
   int sig = 0;
-  sigwait(&signals, &sig);
+  for (;;) {
+    sigwait(&signals, &sig);
+    if (sig != SIGUSR2) break;
+    if (keeper == nullptr) {
+      Log("SIGUSR2 ignored: a hand-over needs a keeper (fuse-hostd "
+          "--supervise)");
+      continue;
+    }
+    // The keeper holds every mount; requests read and not answered by the
+    // deadline are sent again to the next daemon by the kernel.
+    Log("handing over to a new daemon");
+    notifier.Stopping("handing over to a new daemon");
+    listener.Stop();
+    int unready = manager.QuiesceAll(absl::Now() + kHandOverWait);
+    if (unready > 0) {
+      Log("%d mounts are not handed over as they are (requests still in "
+          "flight, which the kernel sends the next daemon again, or a mount "
+          "the keeper does not hold)",
+          unready);
+    }
+    Log("handed over");
+    // No destructor may run: they would unmount what the next daemon takes.
+    _exit(Keeper::kHandedOver);
+  }
   Log("%s received, unmounting everything",
           strsignal(sig));
   notifier.Stopping("unmounting everything");
@@ -284,6 +330,9 @@ int main(int argc, char** argv) {
       "Hosts FUSE filesystems served by gRPC backends. Use fuse-hostctl to "
       "mount them.");
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  if (absl::GetFlag(FLAGS_supervise)) {
+    return fusehost::RunKeeper(fusehost::WithoutSuperviseFlag(argc, argv));
+  }
   // Debian builds abseil without NDEBUG, which turns on lock-order cycle
   // detection in every absl::Mutex, gRPC's own locks included: a graph
   // update on each lock, on every request. The daemon's tests run the same

@@ -78,6 +78,16 @@ std::string Mount::BackendIdentity() const {
 }
 
 absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
+  return Make(std::move(spec), nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<Mount>> Mount::Resume(MountSpec spec,
+                                                     KeptMount kept) {
+  return Make(std::move(spec), &kept);
+}
+
+absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
+                                                   KeptMount* kept) {
   std::unique_ptr<Mount> m(new Mount(std::move(spec)));
   absl::StatusOr<MountOptions> options = ParseMountOptions(m->spec_.options_text);
   if (!options.ok()) return options.status();
@@ -102,6 +112,25 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
     if (self->greeter_ != nullptr) self->greeter_->NewInstance(instance);
   };
   m->channel_ = std::make_unique<BackendChannel>(channel_options);
+
+  // A resumed mount's tables hold what the kernel holds before anything
+  // else happens: the backend's handles are checked against its instance
+  // when it answers Init.
+  m->nodes_ = std::make_unique<NodeTable>();
+  JournalHead head;
+  if (kept != nullptr) {
+    absl::StatusOr<JournalHead> read = HeadOf(kept->journal);
+    if (!read.ok()) return read.status();
+    head = *std::move(read);
+    if (head.kernel_init.empty()) {
+      return absl::DataLossError(
+          "the previous daemon died before the kernel's INIT: the "
+          "connection cannot be taken up");
+    }
+    ReplayJournal(kept->journal, m->nodes_.get(), m->channel_->handles());
+    kept->journal.clear();
+    m->generation_ = head.mount.generation() + 1;
+  }
 
   v1::InitRequest init;
   init.set_mount_id(m->spec_.mount_id);
@@ -151,14 +180,20 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   request.owner_uid = m->spec_.owner_uid;
   request.owner_gid = m->spec_.owner_gid;
   request.options = &m->options_;
-  absl::StatusOr<KernelMount> km = MountFuse(request);
-  if (!km.ok()) {
-    m->channel_->Destroy();
-    return km.status();
+  absl::StatusOr<KernelMount> km;
+  if (kept == nullptr) {
+    km = MountFuse(request);
+    if (!km.ok()) {
+      m->channel_->Destroy();
+      return km.status();
+    }
+  } else {
+    km = KernelMount{kept->fuse_fd.release(),
+                     MountIdentity{head.mount.kernel_mount_id(),
+                                   static_cast<dev_t>(head.mount.device())}};
   }
   m->identity_ = km->identity;
 
-  m->nodes_ = std::make_unique<NodeTable>();
   m->policy_ = MakeCachePolicy(m->options_, *reply);
   ReplyValidator::Options validator;
   validator.sink = m->channel_.get();
@@ -218,12 +253,20 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
   session.passthrough_inbox = m->inbox_.get();
   session.root_directory = m->root_.get();
   session.handles = m->channel_->handles();
+  if (m->spec_.keeper != nullptr) m->KeepState(km->fuse_fd, head.kernel_init);
+  session.on_init_request = [self](std::string request) {
+    if (self->state_ != nullptr) self->state_->KernelInitRead(std::move(request));
+  };
+  session.resume_init = head.kernel_init;
+  session.first_dir_handle = (m->generation_ << 40) + 1;
   session.on_session_end = [self] {
     if (self->spec_.on_session_end) self->spec_.on_session_end(self->spec_.mount_id);
   };
   absl::StatusOr<std::unique_ptr<KernelSession>> created =
       KernelSession::Create(std::move(session));
   if (!created.ok()) {
+    if (m->state_ != nullptr) m->state_->Release();
+    m->state_.reset();
     UnmountFuse(m->identity_, /*lazy=*/true).IgnoreError();
     m->channel_->Destroy();
     return created.status();
@@ -250,6 +293,70 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
         m->spec_.mountpoint.c_str());
   }
   return m;
+}
+
+MountSpec SpecOfSaved(const state::SavedMount& saved) {
+  MountSpec spec;
+  spec.mount_id = saved.mount_id();
+  spec.backend = saved.backend();
+  spec.tls_reader = UserIdentity{saved.tls_reader().uid(),
+                                 saved.tls_reader().gid(),
+                                 {saved.tls_reader().groups().begin(),
+                                  saved.tls_reader().groups().end()}};
+  spec.mountpoint = saved.mountpoint();
+  spec.options_text = saved.options_text();
+  spec.passthrough_dir = saved.passthrough_dir();
+  spec.owner_uid = saved.owner_uid();
+  spec.owner_gid = saved.owner_gid();
+  return spec;
+}
+
+state::SavedMount Mount::Saved() const {
+  state::SavedMount s;
+  s.set_mount_id(spec_.mount_id);
+  s.set_backend(spec_.backend);
+  s.set_mountpoint(spec_.mountpoint);
+  s.set_options_text(spec_.options_text);
+  s.set_owner_uid(spec_.owner_uid);
+  s.set_owner_gid(spec_.owner_gid);
+  s.set_passthrough_dir(spec_.passthrough_dir);
+  auto user = [](const UserIdentity& u, state::User* out) {
+    out->set_uid(u.uid);
+    out->set_gid(u.gid);
+    for (gid_t g : u.groups) out->add_groups(g);
+  };
+  if (const std::shared_ptr<BackendDialer>& dialer = spec_.dialer) {
+    const BackendDialer::Options& dial = dialer->options();
+    s.set_dialed(true);
+    s.set_socket_path(dial.socket_path);
+    if (dial.connect_as) user(*dial.connect_as, s.mutable_connect_as());
+    if (std::optional<uid_t> uid = dialer->backend_uid()) {
+      s.set_backend_uid(*uid);
+    }
+  }
+  user(spec_.tls_reader, s.mutable_tls_reader());
+  s.set_kernel_mount_id(identity_.mount_id);
+  s.set_device(identity_.device);
+  s.set_generation(generation_);
+  return s;
+}
+
+void Mount::KeepState(int fuse_fd, const std::string& kernel_init) {
+  MountState::Options o;
+  o.keeper = spec_.keeper;
+  o.fuse_fd = fuse_fd;
+  o.nodes = nodes_.get();
+  o.handles = channel_->handles();
+  o.mount = Saved();
+  o.kernel_init = kernel_init;
+  absl::StatusOr<std::unique_ptr<MountState>> started =
+      MountState::Start(std::move(o));
+  if (!started.ok()) {
+    Log("%s: the mount will not survive a restart of the daemon: %s",
+        spec_.mountpoint.c_str(), std::string(started.status().message()).c_str());
+    return;
+  }
+  state_ = *std::move(started);
 }
 
 std::unique_ptr<DescriptorInbox> Mount::OpenInbox() {
@@ -354,6 +461,11 @@ std::string Mount::CurrentMountpoint() const {
 void Mount::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  // The mount ends: the keeper must not keep its connection alive.
+  if (state_ != nullptr) {
+    state_->Release();
+    state_.reset();
+  }
   if (listener_ != nullptr) listener_->Stop();
   if (greeter_ != nullptr) greeter_->Stop();
   if (session_ != nullptr) {
@@ -377,6 +489,12 @@ void Mount::Shutdown() {
     channel_->WaitIdle();
     channel_->Destroy();
   }
+}
+
+bool Mount::Quiesce(absl::Time deadline) {
+  if (session_ == nullptr) return true;
+  const bool answered = session_->Quiesce(deadline);
+  return answered && state_ != nullptr;
 }
 
 Mount::~Mount() { Shutdown(); }

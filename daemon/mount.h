@@ -39,7 +39,10 @@
 #include "daemon/pipeline/metadata_cache.h"
 #include "daemon/pipeline/reply_validator.h"
 #include "daemon/stats/mount_stats.h"
+#include "daemon/survival/keeper_client.h"
+#include "daemon/survival/mount_state.h"
 #include "daemon/tls/peer_identity.h"
+#include "proto/mount_state.pb.h"
 
 namespace fusehost {
 
@@ -68,7 +71,22 @@ struct MountSpec {
   // Called (on the session's loop thread) when the kernel session ends for
   // any reason, including an unmount done outside the daemon.
   std::function<void(uint64_t mount_id)> on_session_end;
+  // Holds the mount's connection and state while the daemon restarts
+  // (daemon/survival); null: the mount ends with the daemon. Must outlive
+  // the mount.
+  KeeperClient* keeper = nullptr;
 };
+
+// A mount a previous daemon served, as its keeper held it: the /dev/fuse
+// connection and the journal of its state (survival/mount_state.h).
+struct KeptMount {
+  UniqueFd fuse_fd;
+  std::vector<state::Record> journal;
+};
+
+// The spec a journal's mount was made with, for a Mount::Resume. The
+// dialer, budget and callbacks are the caller's to add.
+MountSpec SpecOfSaved(const state::SavedMount& saved);
 
 // What the listings of one mount's open directories may hold, and all
 // mounts' together (MountManager). Listings the daemon's cache holds are
@@ -85,6 +103,12 @@ class Mount {
   // Parses options, greets the backend, mounts, and starts serving.
   static absl::StatusOr<std::unique_ptr<Mount>> Create(MountSpec spec);
 
+  // Serves a mount a previous daemon served: its node table and handles
+  // are replayed from `kept`'s journal, the backend is greeted again, and
+  // the kernel connection is taken up where the dead daemon left it.
+  static absl::StatusOr<std::unique_ptr<Mount>> Resume(MountSpec spec,
+                                                       KeptMount kept);
+
   ~Mount();  // Shutdown()s.
 
   // umount2 (lazy or not). On success the session ends once no file is open.
@@ -93,6 +117,12 @@ class Mount {
   // Detaches the mount if still attached, aborts the connection, stops the
   // session and says goodbye to the backend. Safe to call more than once.
   void Shutdown();
+
+  // A hand-over to a new daemon: stops reading kernel requests and waits
+  // (until `deadline`) for those read to be answered. The mount stays as
+  // it is for the next daemon; only the process's exit may follow. False
+  // if requests were still unanswered, or nothing keeps the mount.
+  bool Quiesce(absl::Time deadline);
 
   const MountSpec& spec() const { return spec_; }
   // What the mount is, as the kernel knows it.
@@ -112,6 +142,14 @@ class Mount {
 
  private:
   explicit Mount(MountSpec spec) : spec_(std::move(spec)) {}
+
+  // Create and Resume: `kept` is null for a new mount.
+  static absl::StatusOr<std::unique_ptr<Mount>> Make(MountSpec spec,
+                                                     KeptMount* kept);
+  // What a later daemon needs to make this mount again.
+  state::SavedMount Saved() const;
+  // Starts recording the mount's state for the keeper (before serving).
+  void KeepState(int fuse_fd, const std::string& kernel_init);
 
   // The socket a local backend may send descriptors on, when the options
   // and the backend's kind allow passthrough; null otherwise.
@@ -140,6 +178,11 @@ class Mount {
   std::unique_ptr<DescriptorInbox> inbox_;  // null without passthrough
   std::unique_ptr<RootDirectory> root_;     // null without daemon opens
   std::unique_ptr<KernelSession> session_;
+  // With a keeper: the mount's state outside the daemon. Declared after
+  // the tables it records.
+  std::unique_ptr<MountState> state_;
+  // How many daemons served the mount before this one.
+  uint64_t generation_ = 0;
   std::unique_ptr<InvalidationListener> listener_;
   // Set before the kernel session starts, so before any reply that could
   // report a new run of the backend.

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -13,6 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/mounting/kernel_mount.h"
 #include "daemon/mounting/mount_record.h"
+#include "daemon/survival/mount_journal.h"
+#include "daemon/survival/mount_state.h"
 
 namespace fusehost {
 namespace {
@@ -53,11 +57,105 @@ std::string MountManager::RecordPath() const {
 
 std::vector<std::string> MountManager::DetachStaleMounts() {
   if (RecordPath().empty()) return {};
-  std::vector<std::string> detached =
-      fusehost::DetachStaleMounts(ReadMountRecord(RecordPath()));
+  std::vector<RecordedMount> stale = ReadMountRecord(RecordPath());
+  {
+    absl::MutexLock lock(&mu_);
+    stale.erase(std::remove_if(stale.begin(), stale.end(),
+                               [this](const RecordedMount& r)
+                                   ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                                     return mounts_.count(r.mount_id) != 0;
+                                   }),
+                stale.end());
+  }
+  std::vector<std::string> detached = fusehost::DetachStaleMounts(stale);
   absl::MutexLock lock(&mu_);
   WriteRecordLocked();
   return detached;
+}
+
+std::shared_ptr<BackendDialer> MountManager::DialerFor(
+    const std::string& backend, const std::string& socket,
+    std::optional<UserIdentity> connect_as, std::optional<uid_t> backend_uid) {
+  if (socket.empty()) return nullptr;
+  BackendDialer::Options dial;
+  dial.socket_path = socket;
+  dial.backend_name = backend;
+  dial.connect_as = std::move(connect_as);
+  dial.backend_uid = backend_uid;
+  return std::make_shared<BackendDialer>(std::move(dial));
+}
+
+std::vector<std::string> MountManager::ResumeKeptMounts() {
+  if (options_.keeper == nullptr) return {};
+  absl::StatusOr<std::vector<KeeperClient::Entry>> kept =
+      options_.keeper->TakeAll();
+  if (!kept.ok()) {
+    Log("cannot ask the keeper for the mounts it holds: %s",
+        std::string(kept.status().message()).c_str());
+    return {};
+  }
+  std::vector<std::string> resumed;
+  for (KeeperClient::Entry& entry : *kept) {
+    const std::string key = entry.key;
+    absl::StatusOr<std::unique_ptr<fusehost::Mount>> m =
+        ResumeOne(std::move(entry));
+    if (!m.ok()) {
+      Log("cannot resume the mount the keeper held as %s: %s", key.c_str(),
+          std::string(m.status().message()).c_str());
+      options_.keeper->Remove(key).IgnoreError();
+      continue;
+    }
+    const uint64_t id = (*m)->spec().mount_id;
+    resumed.push_back((*m)->spec().mountpoint);
+    absl::MutexLock lock(&mu_);
+    next_id_ = std::max(next_id_, id + 1);
+    mounts_[id].mount = *std::move(m);
+  }
+  absl::MutexLock lock(&mu_);
+  WriteRecordLocked();
+  return resumed;
+}
+
+absl::StatusOr<std::unique_ptr<fusehost::Mount>> MountManager::ResumeOne(
+    KeeperClient::Entry kept) {
+  const uint64_t id = MountIdOfKey(kept.key);
+  if (id == 0 || kept.fds.size() != 2) {
+    return absl::InvalidArgumentError("not a mount the daemon keeps");
+  }
+  absl::StatusOr<std::vector<state::Record>> journal =
+      MountJournal::Read(kept.fds[1].get());
+  if (!journal.ok()) return journal.status();
+  const state::SavedMount& saved = journal->front().mount();
+  if (saved.mount_id() != id) {
+    return absl::DataLossError("the journal is another mount's");
+  }
+  MountSpec spec = SpecOfSaved(saved);
+  if (saved.dialed()) {
+    std::optional<UserIdentity> connect_as;
+    if (saved.has_connect_as()) {
+      const state::User& u = saved.connect_as();
+      connect_as = UserIdentity{u.uid(), u.gid(),
+                                {u.groups().begin(), u.groups().end()}};
+    }
+    std::optional<uid_t> backend_uid;
+    if (saved.has_backend_uid()) backend_uid = saved.backend_uid();
+    spec.dialer = DialerFor(saved.backend(), saved.socket_path(),
+                            std::move(connect_as), backend_uid);
+  }
+  spec.listing_budget = &listing_budget_;
+  spec.on_session_end = [this](uint64_t mount_id) { OnSessionEnd(mount_id); };
+  spec.keeper = options_.keeper;
+  KeptMount mount;
+  mount.fuse_fd = std::move(kept.fds[0]);
+  mount.journal = *std::move(journal);
+  absl::StatusOr<std::unique_ptr<fusehost::Mount>> m =
+      fusehost::Mount::Resume(std::move(spec), std::move(mount));
+  if (m.ok()) {
+    Log("resumed %s at %s for uid %u (mount %llu)", (*m)->spec().backend.c_str(),
+        (*m)->spec().mountpoint.c_str(), (*m)->spec().owner_uid,
+        static_cast<unsigned long long>(id));
+  }
+  return m;
 }
 
 uint64_t MountManager::FindAttachedLocked(const std::string& mountpoint) const {
@@ -142,15 +240,11 @@ absl::StatusOr<uint64_t> MountManager::Mount(const std::string& backend,
   const std::string socket = grant.backend_socket.empty()
                                  ? UnixSocketPathOf(backend)
                                  : grant.backend_socket;
-  if (!socket.empty()) {
-    BackendDialer::Options dial;
-    dial.socket_path = socket;
-    dial.backend_name = backend;
-    if (!grant.backend_socket.empty()) {
-      dial.connect_as = grant.backend_user;
-      dial.backend_uid = grant.owner_uid;
-    }
-    spec.dialer = std::make_shared<BackendDialer>(std::move(dial));
+  if (!grant.backend_socket.empty()) {
+    spec.dialer =
+        DialerFor(backend, socket, grant.backend_user, grant.owner_uid);
+  } else {
+    spec.dialer = DialerFor(backend, socket, std::nullopt, std::nullopt);
   }
   spec.backend = backend;
   spec.tls_reader = grant.tls_reader;
@@ -167,6 +261,7 @@ absl::StatusOr<uint64_t> MountManager::Mount(const std::string& backend,
   spec.owner_uid = grant.owner_uid;
   spec.owner_gid = grant.owner_gid;
   spec.on_session_end = [this](uint64_t id) { OnSessionEnd(id); };
+  spec.keeper = options_.keeper;
   absl::StatusOr<std::unique_ptr<fusehost::Mount>> m =
       fusehost::Mount::Create(std::move(spec));
   // The descriptor only served mount(2).
@@ -314,6 +409,22 @@ void MountManager::ReaperLoop() {
             e.mount->spec().mountpoint.c_str());
     e.mount->Shutdown();  // joins the session's loop thread; never under mu_
   }
+}
+
+int MountManager::QuiesceAll(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  // No more mounts, unmounts or reaping: this daemon's work is done.
+  stopping_ = true;
+  std::vector<std::thread> threads;
+  std::atomic<int> not_ready{0};
+  for (auto& [id, e] : mounts_) {
+    fusehost::Mount* m = e.mount.get();
+    threads.emplace_back([m, deadline, &not_ready] {
+      if (!m->Quiesce(deadline)) not_ready.fetch_add(1);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  return not_ready.load();
 }
 
 void MountManager::ShutdownAll() {

@@ -60,14 +60,23 @@ class MountManager {
     std::string runtime_dir;
     // Put before every mount's own options.
     std::string default_options;
+    // Holds every mount's connection and state while the daemon restarts
+    // (daemon/survival); null: mounts end with the daemon.
+    KeeperClient* keeper = nullptr;
   };
 
   explicit MountManager(Options options);
   MountManager() : MountManager(Options()) {}
   ~MountManager();  // ShutdownAll()s.
 
+  // Takes up the mounts the keeper held for a previous daemon (see
+  // Mount::Resume); returns their mountpoints. A mount that cannot be
+  // resumed is given up (DetachStaleMounts detaches it). Call first.
+  std::vector<std::string> ResumeKeptMounts();
+
   // Detaches the mounts a crashed daemon recorded in runtime_dir and left
-  // behind; returns their mountpoints. Call before the first Mount().
+  // behind, but for those resumed; returns their mountpoints. Call before
+  // the first Mount().
   std::vector<std::string> DetachStaleMounts();
 
   // Mounts `backend` as `grant` says (see authorizer.h).
@@ -81,6 +90,11 @@ class MountManager {
 
   // Unmounts everything and stops the reaper. Idempotent.
   void ShutdownAll();
+
+  // Prepares a hand-over to a new daemon (Mount::Quiesce on every mount, in
+  // parallel, until `deadline`); nothing may be done afterwards but exit.
+  // Returns how many mounts will not be resumed as they are.
+  int QuiesceAll(absl::Time deadline);
 
  private:
   struct Entry {
@@ -110,6 +124,12 @@ class MountManager {
   // Waits until no call uses the mount `id` (or it is gone).
   void AwaitUnusedLocked(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   MountStatus StatusOf(uint64_t id, const Entry& e) const;
+  // The dialer of a Unix-socket backend (null for TCP).
+  static std::shared_ptr<BackendDialer> DialerFor(
+      const std::string& backend, const std::string& socket,
+      std::optional<UserIdentity> connect_as, std::optional<uid_t> backend_uid);
+  absl::StatusOr<std::unique_ptr<fusehost::Mount>> ResumeOne(
+      KeeperClient::Entry kept);
   std::string RecordPath() const;
 
   const Options options_;

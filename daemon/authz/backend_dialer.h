@@ -56,6 +56,8 @@ class BackendDialer {
   // A connected socket whose peer passed the check.
   absl::StatusOr<UniqueFd> Dial();
 
+  const Options& options() const { return options_; }
+
   // The uid the backend runs as (once known).
   std::optional<uid_t> backend_uid() const;
   // The process at the other end of the latest connection that passed the

@@ -12,6 +12,8 @@
 // attributes of the next names to hand out are fetched first, all in one
 // go (OpTransport::SendAll: a few messages of many ops).
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -108,6 +110,7 @@ struct RequestHandlers::DirHandle {
   };
 
   uint64_t node = 0;  // the directory's, at opendir
+  uint64_t id = 0;    // the kernel's handle, once it has one
   // Readdirplus handed the kernel names without attributes.
   std::atomic<bool> handed_bare{false};
 
@@ -248,13 +251,48 @@ struct RequestHandlers::DirHandle {
 };
 
 RequestHandlers::DirHandle* RequestHandlers::DirHandleOf(uint64_t fh) {
-  return reinterpret_cast<DirHandle*>(static_cast<uintptr_t>(fh));
+  absl::MutexLock lock(&dirs_mu_);
+  auto it = dirs_.find(fh);
+  return it == dirs_.end() ? nullptr : it->second;
 }
 
 std::optional<uint64_t> RequestHandlers::DirBackendHandle(uint64_t fh) {
   const DirHandle* h = DirHandleOf(fh);
-  if (!h->backend_open) return std::nullopt;
+  if (h == nullptr || !h->backend_open) return std::nullopt;
   return h->backend_fh;
+}
+
+void RequestHandlers::WithDirHandle(const Request& req, uint64_t node,
+                                    uint64_t fh,
+                                    std::function<void(DirHandle*)> then) {
+  if (DirHandle* h = DirHandleOf(fh)) {
+    then(h);
+    return;
+  }
+  ReopenDirHandle(req, node, fh, std::move(then));
+}
+
+void RequestHandlers::ReopenDirHandle(const Request& req, uint64_t node,
+                                      uint64_t fh,
+                                      std::function<void(DirHandle*)> then) {
+  OpenDir(req, node, O_RDONLY | O_DIRECTORY,
+          [this, fh, then = std::move(then)](DirHandle* handle) {
+            DirHandle* held = nullptr;
+            {
+              absl::MutexLock lock(&dirs_mu_);
+              auto [it, added] = dirs_.try_emplace(fh, handle);
+              if (added) {
+                handle->id = fh;
+              } else {
+                held = it->second;  // reopened meanwhile by another request
+              }
+            }
+            if (held != nullptr) {
+              ReleaseDirHandle(handle);
+              handle = held;
+            }
+            then(handle);
+          });
 }
 
 bool RequestHandlers::FillFromCache(DirHandle* h)
@@ -272,7 +310,12 @@ bool RequestHandlers::FillFromCache(DirHandle* h)
 
 void RequestHandlers::ReplyOpendir(const Request& req, DirHandle* handle) {
   KernelOpenReply open;
-  open.fh = reinterpret_cast<uintptr_t>(handle);
+  {
+    absl::MutexLock lock(&dirs_mu_);
+    handle->id = next_dir_++;
+    dirs_[handle->id] = handle;
+  }
+  open.fh = handle->id;
   // Let the kernel keep listings in its page cache while they may be cached
   // at all. It drops them itself when the directory changes through the
   // mount or its mtime moves, and on invalidation.
@@ -284,6 +327,11 @@ void RequestHandlers::ReplyOpendir(const Request& req, DirHandle* handle) {
 }
 
 void RequestHandlers::ReleaseDirHandle(DirHandle* handle) {
+  if (handle->id != 0) {
+    absl::MutexLock lock(&dirs_mu_);
+    auto it = dirs_.find(handle->id);
+    if (it != dirs_.end() && it->second == handle) dirs_.erase(it);
+  }
   if (handle->handed_bare.load()) NoteListingReleased(handle->node);
   {
     absl::MutexLock lock(&handle->mu);
@@ -299,6 +347,12 @@ void RequestHandlers::ReleaseDirHandle(DirHandle* handle) {
 }
 
 void RequestHandlers::Opendir(Request req, uint64_t node, int flags) {
+  OpenDir(req, node, flags,
+          [this, req](DirHandle* handle) { ReplyOpendir(req, handle); });
+}
+
+void RequestHandlers::OpenDir(const Request& req, uint64_t node, int flags,
+                              std::function<void(DirHandle*)> opened) {
   std::optional<std::string> path = NamedPath(req, node);
   if (!path) return;
   auto* handle = new DirHandle;
@@ -313,13 +367,14 @@ void RequestHandlers::Opendir(Request req, uint64_t node, int flags) {
   // After the reply the kernel may release the handle at any moment, so
   // nothing of it may be held (its lock included) while replying.
   if (cached) {
-    ReplyOpendir(req, handle);
+    opened(handle);
     return;
   }
   v1::Op op = NewOp(*req);
   op.mutable_opendir()->set_path(*path);
   op.mutable_opendir()->set_flags(flags);
-  Send(std::move(op), [this, req, handle](const v1::OpResult& res) {
+  Send(std::move(op), [req, handle, opened = std::move(opened)](
+                          const v1::OpResult& res) {
     if (res.posix_errno() != 0) {
       delete handle;
       req->ReplyError(res.posix_errno());
@@ -327,7 +382,7 @@ void RequestHandlers::Opendir(Request req, uint64_t node, int flags) {
     }
     handle->backend_open = true;
     handle->backend_fh = res.opendir().fh();
-    ReplyOpendir(req, handle);
+    opened(handle);
   });
 }
 
@@ -498,38 +553,41 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
 
 void RequestHandlers::Readdir(Request req, uint64_t node, uint64_t fh,
                               size_t size, off_t offset, bool plus) {
-  DirHandle* h = DirHandleOf(fh);
-  if (offset == 0) {
-    absl::MutexLock lock(&h->mu);
-    if (h->started) {
-      // rewinddir: a fresh pass sees a fresh listing.
-      h->started = false;
-      if (!FillFromCache(h) && h->backend_open) h->Clear();
-      // Without a backend handle the old snapshot is all there is.
+  WithDirHandle(req, node, fh, [=](DirHandle* h) {
+    if (offset == 0) {
+      absl::MutexLock lock(&h->mu);
+      if (h->started) {
+        // rewinddir: a fresh pass sees a fresh listing.
+        h->started = false;
+        if (!FillFromCache(h) && h->backend_open) h->Clear();
+        // Without a backend handle the old snapshot is all there is.
+      }
     }
-  }
-  ContinueReaddir(req, node, h, plus, size, offset);
+    ContinueReaddir(req, node, h, plus, size, offset);
+  });
 }
 
 void RequestHandlers::Releasedir(Request req, uint64_t fh) {
   // The kernel does not wait for anything here; the backend learns of it in
-  // the background.
-  ReleaseDirHandle(DirHandleOf(fh));
+  // the background. A handle of a previous daemon that was never reopened
+  // has nothing here to release.
+  if (DirHandle* h = DirHandleOf(fh)) ReleaseDirHandle(h);
   req->ReplyError(0);
 }
 
 void RequestHandlers::Fsyncdir(Request req, uint64_t node, uint64_t fh,
                                bool datasync) {
-  DirHandle* h = DirHandleOf(fh);
-  if (!h->backend_open) {
-    req->ReplyError(0);  // nothing of the backend's is open to sync
-    return;
-  }
-  v1::Op op = NewOp(*req);
-  op.mutable_fsyncdir()->set_path(HandlePath(node));
-  op.mutable_fsyncdir()->set_fh(h->backend_fh);
-  op.mutable_fsyncdir()->set_datasync(datasync);
-  SendSimple(req, std::move(op));
+  WithDirHandle(req, node, fh, [=](DirHandle* h) {
+    if (!h->backend_open) {
+      req->ReplyError(0);  // nothing of the backend's is open to sync
+      return;
+    }
+    v1::Op op = NewOp(*req);
+    op.mutable_fsyncdir()->set_path(HandlePath(node));
+    op.mutable_fsyncdir()->set_fh(h->backend_fh);
+    op.mutable_fsyncdir()->set_datasync(datasync);
+    SendSimple(req, std::move(op));
+  });
 }
 
 }  // namespace fusehost

@@ -10,7 +10,10 @@
 namespace fusehost {
 
 RequestHandlers::RequestHandlers(Options options)
-    : options_(std::move(options)) {}
+    : options_(std::move(options)) {
+  absl::MutexLock lock(&dirs_mu_);
+  next_dir_ = options_.first_dir_handle;
+}
 
 // ---- ops ---------------------------------------------------------------------
 

@@ -52,8 +52,9 @@ bool MayAbandon(KernelOp op) {
 class LibfuseRequest : public KernelRequest {
  public:
   LibfuseRequest(fuse_req_t req, KernelOp op, MountStats* stats,
-                 CallerGroups* groups)
-      : KernelRequest(op, stats), req_(req), groups_(groups) {
+                 CallerGroups* groups, std::atomic<int64_t>* live)
+      : KernelRequest(op, stats), req_(req), groups_(groups), live_(live) {
+    live_->fetch_add(1);
     if (MayAbandon(op)) {
       interruptible_ = true;
       // Runs OnInterrupt at once if the kernel interrupted it already.
@@ -62,8 +63,11 @@ class LibfuseRequest : public KernelRequest {
   }
 
   ~LibfuseRequest() override {
-    // An interrupt being answered still uses this object.
-    std::lock_guard<std::mutex> lock(interrupt_mu_);
+    {
+      // An interrupt being answered still uses this object.
+      std::lock_guard<std::mutex> lock(interrupt_mu_);
+    }
+    live_->fetch_sub(1);
   }
 
   void FillCaller(v1::Caller* caller) override {
@@ -191,6 +195,7 @@ class LibfuseRequest : public KernelRequest {
 
   const fuse_req_t req_;
   CallerGroups* const groups_;
+  std::atomic<int64_t>* const live_;
   bool interruptible_ = false;
   // Held while an interrupt is answered; plain std::mutex, which may be
   // destroyed right after the unlock that let the destructor in.
@@ -246,7 +251,8 @@ struct KernelSession::Ops {
       if (self->options_.after_init) self->options_.after_init();
     }
     return std::make_shared<LibfuseRequest>(req, op, self->options_.stats,
-                                            &self->groups_);
+                                            &self->groups_,
+                                            &self->live_requests_);
   }
 
   static void Init(void* userdata, struct fuse_conn_info* conn) {
@@ -530,6 +536,7 @@ RequestHandlers::Options HandlerOptions(const KernelSession::Options& o,
     h.root = o.root_directory;
     h.handles = o.handles;
   }
+  h.first_dir_handle = o.first_dir_handle;
   return h;
 }
 
@@ -537,6 +544,9 @@ RequestHandlers::Options HandlerOptions(const KernelSession::Options& o,
 
 KernelSession::KernelSession(Options options)
     : options_(std::move(options)),
+      replay_(options_.resume_init.empty()
+                  ? nullptr
+                  : std::make_unique<InitReplay>(options_.resume_init)),
       patcher_(MakePassthroughPatcher(options_)),
       backing_(MakeBackingFiles(options_, patcher_.get())),
       invalidator_(options_.nodes, this),

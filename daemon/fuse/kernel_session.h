@@ -17,12 +17,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <thread>
 
 #include <sys/types.h>
 #include <sys/uio.h>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "daemon/fuse/caller_groups.h"
 #include "daemon/fuse/kernel_invalidator.h"
 #include "daemon/fuse/node_table.h"
@@ -33,6 +35,7 @@
 #include "daemon/pipeline/cache_coherence.h"
 #include "daemon/pipeline/op_transport.h"
 #include "daemon/stats/mount_stats.h"
+#include "daemon/survival/init_replay.h"
 
 struct fuse_session;
 
@@ -83,6 +86,15 @@ class KernelSession : private KernelNotify {
     // (see RequestHandlers::Options). Both must outlive the session.
     RootDirectory* root_directory = nullptr;
     HandleMap* handles = nullptr;
+    // Called once with the kernel's INIT request as read, so that a later
+    // daemon can resume the connection (daemon/survival). May be empty.
+    std::function<void(std::string)> on_init_request;
+    // Resuming a connection a previous daemon served: its INIT request,
+    // which the session is fed first (its reply goes nowhere); then the
+    // kernel is asked to send again what that daemon left unanswered.
+    std::string resume_init;
+    // See RequestHandlers::Options.
+    uint64_t first_dir_handle = 1;
   };
 
   // Creates the session on the connection; nothing is served yet.
@@ -104,6 +116,12 @@ class KernelSession : private KernelNotify {
 
   bool session_ended() const { return session_ended_.load(); }
 
+  // A hand-over to a new daemon (daemon/survival): no request is read from
+  // now on (one read meanwhile is left unanswered, for the kernel to send
+  // the next daemon again), and this waits until every request read before
+  // is answered, or `deadline`. False if some were not.
+  bool Quiesce(absl::Time deadline);
+
   // Opens answered with passthrough so far, descriptors refused, and
   // backing ids held now (all 0 without passthrough).
   uint64_t passthrough_opens() const;
@@ -121,21 +139,32 @@ class KernelSession : private KernelNotify {
   void InvalidateNode(uint64_t node, bool data) override;
   void InvalidateEntry(uint64_t parent, const std::string& name) override;
 
-  // Passthrough (kernel_session_passthrough.cc). Null without an inbox.
+  // Passthrough (kernel_session_device.cc). Null without an inbox.
   static std::unique_ptr<ReplyPatcher> MakePassthroughPatcher(
       const Options& o);
   static std::unique_ptr<BackingFiles> MakeBackingFiles(const Options& o,
                                                         ReplyPatcher* patcher);
-  // With a patcher: libfuse reads and writes the device through these
-  // (fuse_session_custom_io passes the session as userdata).
+  // libfuse reads and writes the device through these
+  // (fuse_session_custom_io passes the session as userdata): the patcher
+  // sees every request and reply, INIT is recorded or replayed.
   void TakeOverDeviceIo();
   static ssize_t ReadDevice(int fd, void* buf, size_t len, void* userdata);
   static ssize_t WriteDevice(int fd, struct iovec* iov, int count,
                              void* userdata);
+  // libfuse's reply to a replayed INIT: shown to the patcher, never
+  // written; the kernel is asked to resend what is unanswered instead.
+  ssize_t DropInitReply(int fd, const struct iovec* iov, int count);
+  [[noreturn]] static void ParkForHandOver();
   // Logs, once, whether the kernel took passthrough.
   void ReportPassthrough();
 
   Options options_;
+  // Resuming only (Options::resume_init).
+  std::unique_ptr<InitReplay> replay_;
+  std::atomic<bool> init_read_{false};
+  // Requests made and not yet destroyed; no reads once quiescing.
+  std::atomic<int64_t> live_requests_{0};
+  std::atomic<bool> quiescing_{false};
   // Both null without passthrough. Declared before the handlers, which
   // use them.
   std::unique_ptr<ReplyPatcher> patcher_;

@@ -101,6 +101,7 @@ uint64_t NodeTable::AddLookup(uint64_t parent, const std::string& name) {
     AttachLocked(id, parent, name);
   }
   nodes_[id].lookups++;
+  if (changes_ != nullptr) changes_->Referenced(id, parent, name);
   return id;
 }
 
@@ -117,6 +118,7 @@ void NodeTable::Forget(uint64_t id, uint64_t count) {
     std::abort();
   }
   it->second.lookups -= count;
+  if (changes_ != nullptr) changes_->Forgot(id, count);
   if (it->second.lookups == 0) {
     DetachLocked(id);
     UntrackLocked(id, it->second);
@@ -127,7 +129,9 @@ void NodeTable::Forget(uint64_t id, uint64_t count) {
 void NodeTable::Remove(uint64_t parent, const std::string& name) {
   absl::MutexLock lock(&mu_);
   auto it = children_.find(Key(parent, name));
-  if (it != children_.end()) DetachLocked(it->second);
+  if (it == children_.end()) return;
+  DetachLocked(it->second);
+  if (changes_ != nullptr) changes_->Removed(parent, name);
 }
 
 void NodeTable::Rename(uint64_t old_parent, const std::string& old_name,
@@ -142,6 +146,9 @@ void NodeTable::Rename(uint64_t old_parent, const std::string& old_name,
   if (dst_id) DetachLocked(dst_id);
   if (src_id) AttachLocked(src_id, new_parent, new_name);
   if (exchange && dst_id) AttachLocked(dst_id, old_parent, old_name);
+  if (changes_ != nullptr && (src_id || dst_id)) {
+    changes_->Renamed(old_parent, old_name, new_parent, new_name, exchange);
+  }
 }
 
 void NodeTable::NoteInode(uint64_t id, uint64_t backend_ino, bool multi_link) {
@@ -183,7 +190,9 @@ void NodeTable::UntrackLocked(uint64_t id, Node& node) {
 void NodeTable::AddOpenHandle(uint64_t id, uint64_t fh) {
   absl::MutexLock lock(&mu_);
   auto it = nodes_.find(id);
-  if (it != nodes_.end()) it->second.open_handles.push_back(fh);
+  if (it == nodes_.end()) return;
+  it->second.open_handles.push_back(fh);
+  if (changes_ != nullptr) changes_->HandleChanged(id, fh, /*open=*/true);
 }
 
 void NodeTable::RemoveOpenHandle(uint64_t id, uint64_t fh) {
@@ -194,6 +203,7 @@ void NodeTable::RemoveOpenHandle(uint64_t id, uint64_t fh) {
   for (auto h = handles.begin(); h != handles.end(); ++h) {
     if (*h == fh) {
       handles.erase(h);
+      if (changes_ != nullptr) changes_->HandleChanged(id, fh, /*open=*/false);
       return;
     }
   }
@@ -204,6 +214,43 @@ std::optional<uint64_t> NodeTable::AnyOpenHandle(uint64_t id) const {
   auto it = nodes_.find(id);
   if (it == nodes_.end() || it->second.open_handles.empty()) return std::nullopt;
   return it->second.open_handles.front();
+}
+
+void NodeTable::SetChanges(Changes* changes) {
+  absl::MutexLock lock(&mu_);
+  changes_ = changes;
+}
+
+void NodeTable::Restore(uint64_t id, uint64_t parent, const std::string& name,
+                        uint64_t lookups) {
+  if (id == kRootId || id == 0) return;
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end()) {
+    nodes_[id] = Node{};
+    if (parent != 0) {
+      // A name recorded twice (a torn journal) keeps the later node.
+      auto held = children_.find(Key(parent, name));
+      if (held != children_.end()) DetachLocked(held->second);
+      AttachLocked(id, parent, name);
+    }
+    it = nodes_.find(id);
+  }
+  it->second.lookups += lookups;
+  next_id_ = std::max(next_id_, id + 1);
+}
+
+void NodeTable::Snapshot(
+    absl::FunctionRef<void(const std::vector<Saved>&)> with) const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::vector<Saved> nodes;
+  nodes.reserve(nodes_.size());
+  for (const auto& [id, node] : nodes_) {
+    if (id == kRootId) continue;
+    nodes.push_back(
+        Saved{id, node.parent, node.name, node.lookups, node.open_handles});
+  }
+  with(nodes);
 }
 
 size_t NodeTable::size() const {

@@ -21,6 +21,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
 
 namespace fusehost {
@@ -94,6 +95,43 @@ class NodeTable {
   // Number of nodes, root included.
   size_t size() const;
 
+  // Told of every change of what the kernel holds, under the table's lock
+  // and so in the order the changes are made: a restarted daemon replays
+  // them (daemon/survival). Never calls back into the table.
+  class Changes {
+   public:
+    virtual ~Changes() = default;
+    // One more lookup reference to `id`, named (parent, name).
+    virtual void Referenced(uint64_t id, uint64_t parent,
+                            const std::string& name) = 0;
+    virtual void Forgot(uint64_t id, uint64_t count) = 0;
+    virtual void Removed(uint64_t parent, const std::string& name) = 0;
+    virtual void Renamed(uint64_t old_parent, const std::string& old_name,
+                         uint64_t new_parent, const std::string& new_name,
+                         bool exchange) = 0;
+    virtual void HandleChanged(uint64_t id, uint64_t fh, bool open) = 0;
+  };
+  // From now on `changes` (may be null: none) hears of every change.
+  void SetChanges(Changes* changes);
+
+  // Replaying what a previous daemon recorded: adds `lookups` references
+  // to node `id`, which is created as (parent, name) when new (parent 0: a
+  // node without a name). Ids issued later are above every id seen.
+  void Restore(uint64_t id, uint64_t parent, const std::string& name,
+               uint64_t lookups);
+
+  // Every node but the root, as Restore() would make it again.
+  struct Saved {
+    uint64_t id;
+    uint64_t parent;
+    std::string name;
+    uint64_t lookups;
+    std::vector<uint64_t> open_handles;
+  };
+  // Calls `with` with every node while holding the table's lock, so that
+  // no change is made (or reported) until it returns.
+  void Snapshot(absl::FunctionRef<void(const std::vector<Saved>&)> with) const;
+
  private:
   struct Node {
     uint64_t parent = 0;  // 0 when detached (no name)
@@ -112,6 +150,7 @@ class NodeTable {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   mutable absl::Mutex mu_;
+  Changes* changes_ ABSL_GUARDED_BY(mu_) = nullptr;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = kRootId + 1;
   absl::flat_hash_map<uint64_t, Node> nodes_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Key, uint64_t> children_ ABSL_GUARDED_BY(mu_);

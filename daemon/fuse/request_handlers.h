@@ -138,6 +138,11 @@ class RequestHandlers {
     // backend has no handle for yet (HandleMap::IssueUnopened).
     RootDirectory* root = nullptr;
     HandleMap* handles = nullptr;
+    // The first directory handle this daemon hands out. A resumed mount's
+    // kernel still holds the handles of the daemon before (each run starts
+    // above the last, see daemon/survival): a handle this run does not
+    // know is opened again for the directory it names.
+    uint64_t first_dir_handle = 1;
   };
 
   explicit RequestHandlers(Options options);
@@ -323,11 +328,26 @@ class RequestHandlers {
                 const std::string& path);
 
   // ---- dir_handlers.cc -------------------------------------------------------
-  static DirHandle* DirHandleOf(uint64_t fh);
+  // The open directory the kernel's handle `fh` names; null if this daemon
+  // did not open it (a resumed mount's handle of the daemon before).
+  DirHandle* DirHandleOf(uint64_t fh);
+  // Opens `node`'s directory again for a handle `fh` of a previous daemon
+  // (as Opendir does, for the request's caller), then runs `then` with it;
+  // answers the request with the error if it cannot.
+  void ReopenDirHandle(const Request& req, uint64_t node, uint64_t fh,
+                       std::function<void(DirHandle*)> then);
+  // DirHandleOf, or ReopenDirHandle when unknown.
+  void WithDirHandle(const Request& req, uint64_t node, uint64_t fh,
+                     std::function<void(DirHandle*)> then);
   // The backend's handle of an open directory; none when the backend was
   // not asked to open it (its listing came from the cache).
-  static std::optional<uint64_t> DirBackendHandle(uint64_t fh);
+  std::optional<uint64_t> DirBackendHandle(uint64_t fh);
   bool FillFromCache(DirHandle* h);
+  // Opens `node`'s directory (from the cache's listing, or at the backend)
+  // and runs `opened` with it, not yet known to the kernel; answers the
+  // request with the error if it cannot.
+  void OpenDir(const Request& req, uint64_t node, int flags,
+               std::function<void(DirHandle*)> opened);
   void ReplyOpendir(const Request& req, DirHandle* handle);
   void ReleaseDirHandle(DirHandle* handle);
   // Readdirplus: fetches attributes of up to a few hundred names from
@@ -355,6 +375,11 @@ class RequestHandlers {
   absl::flat_hash_map<uint64_t, bool> bare_listings_
       ABSL_GUARDED_BY(bare_mu_);  // dir -> looked up since
   std::atomic<bool> callers_stat_listings_{false};
+
+  // Open directories by the handle the kernel holds for them.
+  absl::Mutex dirs_mu_;
+  absl::flat_hash_map<uint64_t, DirHandle*> dirs_ ABSL_GUARDED_BY(dirs_mu_);
+  uint64_t next_dir_ ABSL_GUARDED_BY(dirs_mu_);
 
   const Options options_;
   OpenContents open_contents_;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "daemon/pipeline/op_transport.h"
@@ -12,6 +13,9 @@ bool HandleMap::SawInstance(uint64_t instance) {
   if (instance == 0) return false;  // a backend that predates instances
   absl::MutexLock lock(&mu_);
   const bool replaced = current_ != 0 && current_ != instance;
+  if (current_ != instance && changes_ != nullptr) {
+    changes_->InstanceSeen(instance);
+  }
   current_ = instance;
   return replaced;
 }
@@ -57,6 +61,7 @@ void HandleMap::IssueTokens(const v1::Op& op, uint64_t instance,
     h.flags = op.opendir().flags();
     dir->set_fh(token);
   }
+  if (changes_ != nullptr) changes_->Issued(SavedOf(token, h));
   handles_[token] = std::move(h);
 }
 
@@ -67,6 +72,7 @@ uint64_t HandleMap::IssueUnopened(uint32_t flags, const v1::Caller& caller) {
   h.caller = caller;
   absl::MutexLock lock(&mu_);
   const uint64_t token = next_++;
+  if (changes_ != nullptr) changes_->Issued(SavedOf(token, h));
   handles_[token] = std::move(h);
   return token;
 }
@@ -96,7 +102,7 @@ HandleRoute HandleMap::Resolve(v1::Op* op) {
     const Handle& h = it->second;
     if (h.unopened) {
       if (ends) {
-        handles_.erase(it);  // the backend never had it
+        RetireLocked(it);  // the backend never had it
         route.kind = HandleRoute::kAnswer;
       } else if (op->has_flush() && FlushesHereLocked(h)) {
         route.kind = HandleRoute::kAnswer;  // nothing to write back
@@ -109,7 +115,7 @@ HandleRoute HandleMap::Resolve(v1::Op* op) {
     if (h.lost_errno != 0 || StaleLocked(h)) {
       if (ends) {
         // Nothing of it is left in the backend to release.
-        handles_.erase(it);
+        RetireLocked(it);
         route.kind = HandleRoute::kAnswer;
         return route;
       }
@@ -125,7 +131,9 @@ HandleRoute HandleMap::Resolve(v1::Op* op) {
     resolved.fh[i] = h.fh;
     instance = h.instance;
   }
-  if (ends && route.tokens.count > 0) handles_.erase(route.tokens.fh[0]);
+  if (ends && route.tokens.count > 0) {
+    RetireLocked(handles_.find(route.tokens.fh[0]));
+  }
   SetHandles(op, resolved);
   op->set_handle_instance(instance);
   return route;
@@ -159,6 +167,7 @@ void HandleMap::Reopened(uint64_t token, uint64_t fh, uint64_t instance) {
   h.fh = fh;
   h.instance = instance;
   h.unopened = false;
+  if (changes_ != nullptr) changes_->Reopened(token, fh, instance);
   if (h.unsynced) {
     h.unproven = true;
     h.unsynced = false;
@@ -168,7 +177,69 @@ void HandleMap::Reopened(uint64_t token, uint64_t fh, uint64_t instance) {
 void HandleMap::Lose(uint64_t token, int posix_errno) {
   absl::MutexLock lock(&mu_);
   auto it = handles_.find(token);
+  if (it == handles_.end()) return;
+  it->second.lost_errno = posix_errno;
+  if (changes_ != nullptr) changes_->Lost(token, posix_errno);
+}
+
+HandleMap::Saved HandleMap::SavedOf(uint64_t token, const Handle& h) {
+  Saved s;
+  static_cast<TokenState&>(s) = h;
+  s.token = token;
+  return s;
+}
+
+void HandleMap::RetireLocked(
+    absl::flat_hash_map<uint64_t, Handle>::iterator it) {
+  if (changes_ != nullptr) changes_->Retired(it->first);
+  handles_.erase(it);
+}
+
+void HandleMap::SetChanges(Changes* changes) {
+  absl::MutexLock lock(&mu_);
+  changes_ = changes;
+}
+
+void HandleMap::Restore(const Saved& s) {
+  absl::MutexLock lock(&mu_);
+  static_cast<TokenState&>(handles_[s.token]) = s;
+  next_ = std::max(next_, s.token + 1);
+}
+
+void HandleMap::RestoreRetired(uint64_t token) {
+  absl::MutexLock lock(&mu_);
+  handles_.erase(token);
+  next_ = std::max(next_, token + 1);
+}
+
+void HandleMap::RestoreReopened(uint64_t token, uint64_t fh,
+                                uint64_t instance) {
+  absl::MutexLock lock(&mu_);
+  auto it = handles_.find(token);
+  if (it == handles_.end()) return;
+  it->second.fh = fh;
+  it->second.instance = instance;
+  it->second.unopened = false;
+}
+
+void HandleMap::RestoreLost(uint64_t token, int posix_errno) {
+  absl::MutexLock lock(&mu_);
+  auto it = handles_.find(token);
   if (it != handles_.end()) it->second.lost_errno = posix_errno;
+}
+
+void HandleMap::RestoreInstance(uint64_t instance) {
+  absl::MutexLock lock(&mu_);
+  current_ = instance;
+}
+
+void HandleMap::Snapshot(
+    absl::FunctionRef<void(uint64_t, const std::vector<Saved>&)> with) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<Saved> tokens;
+  tokens.reserve(handles_.size());
+  for (const auto& [token, h] : handles_) tokens.push_back(SavedOf(token, h));
+  with(current_, tokens);
 }
 
 void HandleMap::NoteResult(const v1::Op& op, const OpHandles& tokens,

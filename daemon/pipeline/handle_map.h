@@ -30,9 +30,11 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
 #include "daemon/pipeline/op_handles.h"
 #include "proto/filesystem.pb.h"
@@ -108,8 +110,8 @@ class HandleMap {
 
   size_t size() const;
 
- private:
-  struct Handle {
+  // What a token stands for.
+  struct TokenState {
     uint64_t fh = 0;
     uint64_t instance = 0;
     // How it was opened: opendir, or open/create with these flags.
@@ -120,18 +122,57 @@ class HandleMap {
     bool unopened = false;
     // Nonzero once it could not be reopened.
     int lost_errno = 0;
+  };
+  // A token as a restarted daemon needs it again (daemon/survival).
+  struct Saved : TokenState {
+    uint64_t token = 0;
+  };
+  // Told of every change of the tokens the kernel holds, under the map's
+  // lock, in order. Never calls back into the map.
+  class Changes {
+   public:
+    virtual ~Changes() = default;
+    virtual void Issued(const Saved& token) = 0;
+    virtual void Retired(uint64_t token) = 0;
+    virtual void Reopened(uint64_t token, uint64_t fh, uint64_t instance) = 0;
+    virtual void Lost(uint64_t token, int posix_errno) = 0;
+    virtual void InstanceSeen(uint64_t instance) = 0;
+  };
+  // From now on `changes` (may be null) hears of every change.
+  void SetChanges(Changes* changes);
+
+  // Replaying what a previous daemon recorded. Tokens issued later are
+  // above every token restored.
+  void Restore(const Saved& token);
+  void RestoreRetired(uint64_t token);
+  void RestoreReopened(uint64_t token, uint64_t fh, uint64_t instance);
+  void RestoreLost(uint64_t token, int posix_errno);
+  void RestoreInstance(uint64_t instance);
+
+  // Calls `with` with the instance seen last and every token while holding
+  // the map's lock, so that no change is made until it returns.
+  void Snapshot(absl::FunctionRef<void(uint64_t instance,
+                                       const std::vector<Saved>&)>
+                    with) const;
+
+ private:
+  struct Handle : TokenState {
     // Writes acknowledged since the last successful fsync.
     bool unsynced = false;
     // Some of those were made before a restart of the backend.
     bool unproven = false;
   };
   bool StaleLocked(const Handle& h) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  static Saved SavedOf(uint64_t token, const Handle& h);
+  void RetireLocked(absl::flat_hash_map<uint64_t, Handle>::iterator it)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool FlushesHereLocked(const Handle& h) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return h.unopened && !locks_seen_;
   }
 
   mutable absl::Mutex mu_;
+  Changes* changes_ ABSL_GUARDED_BY(mu_) = nullptr;
   uint64_t next_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t current_ ABSL_GUARDED_BY(mu_) = 0;
   // Some op asked for a lock: a flush may have one to release (POSIX locks

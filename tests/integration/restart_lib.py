@@ -1,7 +1,7 @@
 """Loopback mounts whose backend the tests kill and restart on the same
 socket: the C++ loopback_fs ("cpp") or examples/python/loopback.py serving
 a socket ("python"). Used by test_backend_restart.py and
-bench/faults_backend.py.
+bench/faults.py.
 
 Restarts go through a spawner process (spawner.py): a process that holds
 files open on the mount must not fork and exec while the backend is down

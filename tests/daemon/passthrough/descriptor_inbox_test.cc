@@ -13,28 +13,10 @@
 
 #include "client/descriptor_sender.h"
 #include "gtest/gtest.h"
+#include "tests/daemon/testing/raw_datagram.h"
 
 namespace fusehost {
 namespace {
-
-// A message of `payload` with `fds` attached, as a hostile backend may send.
-bool SendRaw(int sock, const std::string& payload, const std::vector<int>& fds) {
-  struct iovec iov = {const_cast<char*>(payload.data()), payload.size()};
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
-  if (!fds.empty()) {
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-  }
-  return sendmsg(sock, &msg, 0) == static_cast<ssize_t>(payload.size());
-}
 
 int Connect(const std::string& path) {
   int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);

@@ -1,15 +1,29 @@
 #!/usr/bin/python3
-"""Backend restarts under load: while a find loop, a cat loop and a writer
-(write, fsync every few writes, verify at the end) run on a fuse-hostd
-loopback mount, the backend is killed (SIGKILL) and started again on the same
-socket N times. Prints, per fault, the failed system calls of each workload,
-the longest single system call (the stall a program saw), and the bytes the
-cat loop read and verified; then the writer's verification of its whole
-file.
+"""Faults under load: while a find loop, a cat loop and a writer (write,
+fsync every few writes, verify at the end) run on a fuse-hostd loopback
+mount, faults are injected N times each:
+
+  daemon-kill     the daemon is killed (SIGKILL); its keeper
+                  (fuse-hostd --supervise) starts a new one, which takes
+                  the mount up
+  daemon-upgrade  the keeper is sent SIGUSR2: the daemon hands over, and the
+                  keeper starts the binary from its path (a new one, after
+                  a package upgrade)
+  backend-kill    the backend is killed (SIGKILL) and started again on the
+                  same socket
+  backend-stop    the backend is stopped (SIGSTOP) for longer than the
+                  mount's timeout, then continued: calls meanwhile fail
+                  (ENOTCONN), as the mount's timeout says they must
+
+Prints, per fault, the failed system calls of each workload, the longest
+single system call (the stall a program saw), and the bytes the cat loop
+read and verified; then the writer's verification of its whole file.
 
 Run as root after `bazel build //...`:
 
-  /usr/bin/python3 bench/faults_backend.py --faults 5 --sdk cpp --sdk python
+  /usr/bin/python3 bench/faults.py --faults 5 --sdk cpp --sdk python
+
+The daemon always runs under its keeper here.
 
 What the writer does on a failure is what a careful program does: a write
 that failed (EIO: it was in flight when the backend died) is written again;
@@ -37,6 +51,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 import fhlib  # noqa: E402
 
 PY = "/usr/bin/python3"
+FAULTS = ("daemon-kill", "daemon-upgrade", "backend-kill", "backend-stop")
 EXAMPLES = os.path.join(REPO, "examples", "python")
 FILES = 64
 FILE_BYTES = 256 * 1024
@@ -111,6 +126,16 @@ def work_cat(mnt, rec, stop, sums):
                     pass  # a FLUSH in flight when the backend died
 
 
+def write_again(fd, want, synced):
+    """Writes again what a failed fsync left unproven: all of `want` from
+    `synced` on."""
+    for o in range(synced, len(want), CHUNK):
+        try:
+            os.pwrite(fd, want[o:o + CHUNK], o)
+        except OSError:
+            pass
+
+
 def work_write(mnt, rec, stop, result):
     fd = rec.call("open", os.open, mnt + "/written",
                   os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -136,22 +161,14 @@ def work_write(mnt, rec, stop, result):
                 except OSError:
                     # Not proven durable: everything since the last good
                     # fsync is written again.
-                    for o in range(synced, len(want), CHUNK):
-                        try:
-                            os.pwrite(fd, want[o:o + CHUNK], o)
-                        except OSError:
-                            pass
+                    write_again(fd, want, synced)
                     time.sleep(0.05)
     while True:
         try:
             os.fsync(fd)
             break
         except OSError:
-            for o in range(synced, len(want), CHUNK):
-                try:
-                    os.pwrite(fd, want[o:o + CHUNK], o)
-                except OSError:
-                    pass
+            write_again(fd, want, synced)
     os.close(fd)
     with open(mnt + "/written", "rb") as f:
         got = f.read()
@@ -189,7 +206,45 @@ def start_backend(sdk, bins, root, sock, log):
     return p
 
 
-def run_sdk(sdk, args, work):
+def daemon_pid(keeper):
+    """The keeper's child, or 0."""
+    try:
+        with open("/proc/%d/task/%d/children" % (keeper.pid, keeper.pid)) as f:
+            children = f.read().split()
+    except OSError:
+        return 0
+    return int(children[0]) if children else 0
+
+
+def replace_daemon(keeper, sig):
+    """SIGKILL to the daemon or SIGUSR2 to the keeper; returns once the
+    keeper runs a new daemon."""
+    old = daemon_pid(keeper)
+    os.kill(old if sig == signal.SIGKILL else keeper.pid, sig)
+    if not fhlib.wait_until(lambda: daemon_pid(keeper) not in (0, old), 30,
+                            interval=0.01):
+        raise SystemExit("the keeper started no new daemon")
+
+
+def inject(fault, keeper, backend, start_again, args):
+    """Injects one fault; returns the backend (a new process after
+    backend-kill)."""
+    if fault == "daemon-kill":
+        replace_daemon(keeper, signal.SIGKILL)
+    elif fault == "daemon-upgrade":
+        replace_daemon(keeper, signal.SIGUSR2)
+    elif fault == "backend-kill":
+        backend.kill()
+        backend.wait()
+        backend = start_again()
+    elif fault == "backend-stop":
+        backend.send_signal(signal.SIGSTOP)
+        time.sleep(args.timeout + 1)
+        backend.send_signal(signal.SIGCONT)
+    return backend
+
+
+def run_sdk(sdk, fault, args, work):
     bins = args.bin_dir
     root, mnt = os.path.join(work, "root"), os.path.join(work, "mnt")
     os.makedirs(root + "/tree")
@@ -204,7 +259,7 @@ def run_sdk(sdk, args, work):
         json.dump(sums, f)
     ctl, sock = work + "/control.sock", work + "/backend.sock"
     daemon = fhlib.spawn_logged([fhlib.binary_path(bins, "fuse-hostd"),
-                                 "--control_socket=" + ctl],
+                                 "--supervise", "--control_socket=" + ctl],
                                 work + "/daemon.log")
     backend = workers = None
     try:
@@ -224,18 +279,17 @@ def run_sdk(sdk, args, work):
             workers[w] = subprocess.Popen(cmd)
         faults = []
         time.sleep(args.interval)
+        def start_again():
+            return start_backend(sdk, bins, root, sock, work + "/backend.log")
         for _ in range(args.faults):
             t0 = time.time()
-            backend.kill()
-            backend.wait()
-            backend = start_backend(sdk, bins, root, sock,
-                                    work + "/backend.log")
+            backend = inject(fault, daemon, backend, start_again, args)
             faults.append((t0, time.time() - t0))
             time.sleep(args.interval)
         open(stop, "w").close()
         for p in workers.values():
             p.wait(timeout=max(120, args.timeout * 4))
-        return report(sdk, work, faults)
+        return report(sdk, fault, work, faults)
     finally:
         if workers:
             for p in workers.values():
@@ -251,7 +305,7 @@ def run_sdk(sdk, args, work):
             fhlib.force_unmount(mnt)
 
 
-def report(sdk, work, faults):
+def report(sdk, fault, work, faults):
     events = []
     for w in ("find", "cat", "write"):
         with open("%s/%s.jsonl" % (work, w)) as f:
@@ -259,16 +313,16 @@ def report(sdk, work, faults):
     with open(work + "/written.json") as f:
         written = json.load(f)
     edges = [t for t, _ in faults] + [float("inf")]
-    print("\n%s loopback: %d backend restarts (SIGKILL, then the same socket)"
-          % (sdk, len(faults)))
-    print("fault  away(s)  failed find/cat/write  longest stall(s)  "
+    print("\n%s loopback, %s: %d faults" % (sdk, fault, len(faults)))
+    print("fault  took(s)  failed find/cat/write  longest stall(s)  "
           "cat bytes verified")
-    total_failed = 0
+    total_failed = {"find": 0, "cat": 0, "write": 0}
     for i, (t0, away) in enumerate(faults):
         ev = [e for e in events if t0 <= e["t"] < edges[i + 1]]
         failed = {w: sum(1 for e in ev if e["w"] == w and "errno" in e)
                   for w in ("find", "cat", "write")}
-        total_failed += sum(failed.values())
+        for w in failed:
+            total_failed[w] += failed[w]
         stall = max([e["dur"] for e in ev if "dur" in e] or [0])
         verified = sum(e.get("verified", 0) for e in ev)
         errnos = sorted({"%s:%s" % (e["op"], os.strerror(e["errno"]))
@@ -286,7 +340,10 @@ def report(sdk, work, faults):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sdk", action="append", choices=("cpp", "python"))
-    ap.add_argument("--faults", type=int, default=5)
+    ap.add_argument("--fault", action="append", choices=FAULTS,
+                    help="which faults (default: all)")
+    ap.add_argument("--faults", type=int, default=5,
+                    help="how many of each")
     ap.add_argument("--interval", type=float, default=2.0,
                     help="seconds of load before and between faults")
     ap.add_argument("--timeout", type=int, default=30,
@@ -301,14 +358,24 @@ def main():
     if args.worker:
         return worker_main(args)
     ok = True
-    for sdk in args.sdk or ["cpp", "python"]:
-        work = tempfile.mkdtemp(prefix="faults-backend-")
-        os.chmod(work, 0o755)
-        try:
-            _, mismatches, written_ok = run_sdk(sdk, args, work)
-            ok = ok and mismatches == 0 and written_ok
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    for fault in args.fault or FAULTS:
+        for sdk in args.sdk or ["cpp", "python"]:
+            work = tempfile.mkdtemp(prefix="faults-")
+            os.chmod(work, 0o755)
+            try:
+                failed, mismatches, written_ok = run_sdk(sdk, fault, args, work)
+                ok = ok and mismatches == 0 and written_ok
+                if fault.startswith("daemon-"):
+                    # Not one failed call.
+                    ok = ok and sum(failed.values()) == 0
+                elif fault == "backend-kill":
+                    # No failed read; a write or fsync in flight may fail
+                    # with EIO (it may not have been applied), and is
+                    # written again.
+                    ok = ok and failed["find"] == 0 and failed["cat"] == 0
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+    print("\n" + ("PASS" if ok else "FAIL"))
     return 0 if ok else 1
 
 

@@ -1,0 +1,14 @@
+#include "daemon/survival/restart_backoff.h"
+
+#include <algorithm>
+
+namespace fusehost {
+
+absl::Duration RestartBackoff::AfterCrash(absl::Duration ran_for) {
+  if (ran_for >= kSteady) next_ = kFirst;
+  absl::Duration wait = next_;
+  next_ = std::min(next_ * 2, kLongest);
+  return wait;
+}
+
+}  // namespace fusehost

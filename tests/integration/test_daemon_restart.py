@@ -1,0 +1,215 @@
+"""fuse-hostd run by its keeper (`fuse-hostd --supervise`), killed with
+SIGKILL or handed over with SIGUSR2: its mounts stay mounted, and programs
+using them see a stall, not an error. Open files read and write on,
+nameless open files stay reachable, open directories list on, a request
+the dead daemon had read and not answered is answered by the next one, and
+a mount that was unmounted is not brought back."""
+
+import errno
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+import fhlib
+from conftest import Daemon
+
+pytestmark = pytest.mark.usefixtures("needs_daemon")
+
+
+class KeptDaemon(Daemon):
+    """fuse-hostd --supervise: `proc` is the keeper; the daemon is its
+    child."""
+
+    def start(self, timeout=20):
+        self.proc = fhlib.spawn_logged(
+            [self.bins.daemon, "--supervise",
+             "--control_socket=" + self.sock], self.log, cwd="/")
+        if not fhlib.wait_ready(self.proc, lambda: self.daemon_pid() and
+                                os.path.exists(self.sock) and
+                                self.ctl("list", timeout=5).returncode == 0,
+                                timeout, interval=0.1):
+            raise AssertionError("the kept fuse-hostd did not start:\n" +
+                                 fhlib.tail(self.log))
+        return self
+
+    def daemon_pid(self):
+        """The keeper's child, or 0. Read from /proc: no fork, which a
+        test holding files on a mount must not do while no daemon serves
+        it."""
+        try:
+            with open("/proc/%d/task/%d/children" %
+                      (self.proc.pid, self.proc.pid)) as f:
+                children = f.read().split()
+        except OSError:
+            return 0
+        return int(children[0]) if children else 0
+
+    def replace_daemon(self, sig, timeout=20):
+        """Signals the daemon (SIGKILL) or the keeper (SIGUSR2: hand-over)
+        and waits until the keeper runs a new daemon; returns its pid."""
+        old = self.daemon_pid()
+        assert old, "the keeper runs no daemon"
+        os.kill(old if sig == signal.SIGKILL else self.proc.pid, sig)
+        new = 0
+
+        def replaced():
+            nonlocal new
+            new = self.daemon_pid()
+            return new not in (0, old)
+        assert fhlib.wait_until(replaced, timeout), (
+            "the keeper started no new daemon:\n" + fhlib.tail(self.log))
+        return new
+
+
+@pytest.fixture
+def kept(mounts):
+    d = KeptDaemon(mounts.bins, mounts.path("kept_daemon"))
+    mounts.daemons.append(d)
+    return d.start()
+
+
+@pytest.fixture(params=["memory", "loopback"])
+def kind(request):
+    return request.param
+
+
+def test_open_files_names_and_directories_survive_a_killed_daemon(
+        mounts, kept, kind):
+    m = mounts.mount(kind, options="allow_other", daemon=kept)
+    d = os.path.join(m.path, "d")
+    os.mkdir(d)
+    for i in range(50):
+        with open(os.path.join(d, "f%02d" % i), "w") as f:
+            f.write("file %d\n" % i)
+    reader = os.open(os.path.join(d, "f07"), os.O_RDONLY)
+    writer = os.open(os.path.join(m.path, "log"), os.O_WRONLY | os.O_CREAT,
+                     0o644)
+    os.write(writer, b"before\n")
+    nameless = os.open(os.path.join(d, "gone"), os.O_RDWR | os.O_CREAT,
+                       0o644)
+    os.write(nameless, b"no name")
+    os.unlink(os.path.join(d, "gone"))
+    listing = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        kept.replace_daemon(signal.SIGKILL)
+        # The first access waits for the new daemon; nothing fails.
+        assert os.pread(reader, 100, 0) == b"file 7\n"
+        os.write(writer, b"after\n")
+        os.fsync(writer)
+        assert os.fstat(nameless).st_size == 7
+        assert os.pread(nameless, 100, 0) == b"no name"
+        # The directory opened before the kill lists through its old handle.
+        assert sorted(os.listdir(listing)) == ["f%02d" % i for i in range(50)]
+        assert sorted(os.listdir(d)) == ["f%02d" % i for i in range(50)]
+        with open(os.path.join(d, "new"), "w") as f:
+            f.write("made after")
+        os.rename(os.path.join(d, "new"), os.path.join(m.path, "moved"))
+        with open(os.path.join(m.path, "moved")) as f:
+            assert f.read() == "made after"
+    finally:
+        for fd in (reader, writer, nameless, listing):
+            os.close(fd)
+    with open(os.path.join(m.path, "log"), "rb") as f:
+        assert f.read() == b"before\nafter\n"
+    listed = kept.list()
+    assert listed.returncode == 0 and listed.stdout.count(m.path) == 1
+    assert "resumed" in fhlib.tail(kept.log)
+    assert fhlib.is_mounted(m.path)
+
+
+def test_a_request_the_dead_daemon_read_is_answered_by_the_next(
+        mounts, kept):
+    m = mounts.mount("memory", options="allow_other", daemon=kept)
+    path = os.path.join(m.path, "f")
+    with open(path, "w") as f:
+        f.write("contents")
+    got = {}
+
+    def read_it():
+        try:
+            with open(path) as f:
+                got["data"] = f.read()
+        except OSError as e:
+            got["errno"] = e.errno
+    m.backend.signal(signal.SIGSTOP)
+    t = threading.Thread(target=read_it)
+    t.start()
+    try:
+        # The open has reached the daemon, which waits for the backend.
+        time.sleep(0.5)
+        assert t.is_alive(), "the open did not wait for the stopped backend"
+        kept.replace_daemon(signal.SIGKILL)
+    finally:
+        m.backend.signal(signal.SIGCONT)
+    t.join(30)
+    assert not t.is_alive()
+    assert got == {"data": "contents"}
+
+
+def test_a_hand_over_fails_no_call(mounts, kept, kind):
+    m = mounts.mount(kind, options="allow_other", daemon=kept)
+    for i in range(20):
+        with open(os.path.join(m.path, "f%d" % i), "w") as f:
+            f.write("x" * i)
+    errors = []
+    calls = [0]
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            try:
+                for i in range(20):
+                    p = os.path.join(m.path, "f%d" % i)
+                    assert os.stat(p).st_size == i
+                    with open(p) as f:
+                        assert f.read() == "x" * i
+                    calls[0] += 1
+            except (OSError, AssertionError) as e:
+                errors.append(repr(e))
+    threads = [threading.Thread(target=loop) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.3)
+        first = kept.daemon_pid()
+        kept.replace_daemon(signal.SIGUSR2)
+        assert kept.daemon_pid() != first
+        before = calls[0]
+        assert fhlib.wait_until(lambda: calls[0] > before + 50, 20)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert errors == []
+    assert "handing over" in fhlib.tail(kept.log)
+
+
+def test_an_unmounted_mount_is_not_brought_back(mounts, kept):
+    a = mounts.mount("memory", options="allow_other", daemon=kept)
+    b = mounts.mount("memory", options="allow_other", daemon=kept)
+    assert kept.unmount(b.path).returncode == 0
+    assert not fhlib.is_mounted(b.path)
+    kept.replace_daemon(signal.SIGKILL)
+    with open(os.path.join(a.path, "f"), "w") as f:
+        f.write("a lives")
+    assert not fhlib.is_mounted(b.path)
+    listed = kept.list().stdout
+    assert a.path in listed and b.path not in listed
+
+
+def test_stopping_the_keeper_unmounts_everything(mounts, kept):
+    m = mounts.mount("memory", options="allow_other", daemon=kept)
+    assert kept.stop(signal.SIGTERM, timeout=20) == 0
+    assert not fhlib.is_mounted(m.path)
+
+
+def test_without_a_keeper_a_killed_daemons_mounts_end(mounts):
+    d = mounts.new_daemon()
+    m = mounts.mount("memory", options="allow_other", daemon=d)
+    d.stop(signal.SIGKILL)
+    with pytest.raises(OSError) as e:
+        os.stat(os.path.join(m.path, "x"))
+    assert e.value.errno in (errno.ENOTCONN, errno.ECONNABORTED)
