@@ -50,6 +50,7 @@
 #include "daemon/control/service_notifier.h"
 #include "daemon/survival/keeper.h"
 #include "daemon/survival/keeper_client.h"
+#include "daemon/survival/systemd_fd_store.h"
 #include "common/unique_fd.h"
 
 ABSL_FLAG(std::string, config, "",
@@ -63,6 +64,11 @@ ABSL_FLAG(std::string, metrics_address, "",
           "127.0.0.1:9464 (overrides the configuration; default off)");
 ABSL_FLAG(bool, check_config, false,
           "Only check the configuration file and exit (0: good, 2: bad)");
+ABSL_FLAG(bool, systemd_fd_store, false,
+          "Keep every mount's /dev/fuse descriptor and state in systemd's "
+          "file descriptor store, so that mounts survive a crash, a "
+          "watchdog restart or a hand-over (SIGUSR2) of the service; the "
+          "unit must set FileDescriptorStoreMax=");
 ABSL_FLAG(bool, supervise, false,
           "Run as the keeper: start the daemon (with the same arguments) as "
           "a child, hold its mounts' descriptors so that they survive its "
@@ -95,21 +101,19 @@ void EnsureFusectl() {
   }
 }
 
-// The listening control socket: systemd's (socket activation) or our own.
-// `*owned` says whether the daemon created the path (and removes it).
+// The listening control socket: systemd's (socket activation: `passed`,
+// which holds what systemd passed but for the descriptor store's) or our
+// own. `*owned` says whether the daemon created the path (and removes it).
 absl::StatusOr<int> ControlSocket(const DaemonSettings& settings,
+                                  const std::vector<NamedFd>& passed,
                                   bool* owned) {
-  int n = sd_listen_fds(/*unset_environment=*/1);
-  if (n < 0) {
-    return absl::InternalError(
-        absl::StrCat("sd_listen_fds: ", strerror(-n)));
-  }
+  const size_t n = passed.size();
   if (n > 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "systemd passed ", n, " sockets; fuse-hostd.socket should have one"));
   }
   if (n == 1) {
-    int fd = SD_LISTEN_FDS_START;
+    int fd = passed[0].fd;
     if (sd_is_socket_unix(fd, SOCK_STREAM, /*listening=*/1, nullptr, 0) <= 0) {
       return absl::InvalidArgumentError(
           "the socket systemd passed is not a listening Unix stream socket");
@@ -157,8 +161,14 @@ int Run(DaemonSettings settings) {
     Log("must run as root (it mounts filesystems)");
     return 1;
   }
-  // Before any thread: it changes the environment.
-  std::unique_ptr<KeeperClient> keeper = KeeperClient::FromEnvironment();
+  // Before any thread: these change the environment.
+  std::vector<NamedFd> passed = TakeSystemdDescriptors();
+  // Where mounts are kept while the daemon restarts: its keeper's, or
+  // systemd's descriptor store; none, and mounts end with the daemon.
+  std::unique_ptr<DescriptorStore> store = KeeperClient::FromEnvironment();
+  if (store == nullptr && absl::GetFlag(FLAGS_systemd_fd_store)) {
+    store = std::make_unique<SystemdFdStore>(&passed);
+  }
   // Signals are taken by sigwait below; block them before any thread exists
   // so every thread inherits the mask.
   sigset_t signals;
@@ -183,7 +193,8 @@ int Run(DaemonSettings settings) {
     }
   }
   bool owned_socket = false;
-  absl::StatusOr<int> listen_fd = ControlSocket(settings, &owned_socket);
+  absl::StatusOr<int> listen_fd =
+      ControlSocket(settings, passed, &owned_socket);
   if (!listen_fd.ok()) {
     Log("%s",
             std::string(listen_fd.status().message()).c_str());
@@ -194,7 +205,7 @@ int Run(DaemonSettings settings) {
   MountManager::Options manager_options;
   manager_options.runtime_dir = runtime_dir;
   manager_options.default_options = settings.default_mount_options;
-  manager_options.keeper = keeper.get();
+  manager_options.store = store.get();
   MountManager manager(manager_options);
   // Each is logged as it is resumed.
   manager.ResumeKeptMounts();
@@ -286,15 +297,16 @@ int Run(DaemonSettings settings) {
   for (;;) {
     sigwait(&signals, &sig);
     if (sig != SIGUSR2) break;
-    if (keeper == nullptr) {
+    if (store == nullptr) {
       Log("SIGUSR2 ignored: a hand-over needs a keeper (fuse-hostd "
-          "--supervise)");
+          "--supervise) or systemd's descriptor store (--systemd_fd_store)");
       continue;
     }
-    // The keeper holds every mount; requests read and not answered by the
-    // deadline are sent again to the next daemon by the kernel.
+    // The store holds every mount; requests read and not answered by the
+    // deadline are sent again to the next daemon by the kernel. (Not
+    // STOPPING=1: systemd must restart the service, not stop it.)
     Log("handing over to a new daemon");
-    notifier.Stopping("handing over to a new daemon");
+    notifier.Status("handing over to a new daemon");
     listener.Stop();
     int unready = manager.QuiesceAll(absl::Now() + kHandOverWait);
     if (unready > 0) {

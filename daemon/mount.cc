@@ -253,7 +253,7 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
   session.passthrough_inbox = m->inbox_.get();
   session.root_directory = m->root_.get();
   session.handles = m->channel_->handles();
-  if (m->spec_.keeper != nullptr) m->KeepState(km->fuse_fd, head.kernel_init);
+  if (m->spec_.store != nullptr) m->KeepState(km->fuse_fd, head.kernel_init);
   session.on_init_request = [self](std::string request) {
     if (self->state_ != nullptr) self->state_->KernelInitRead(std::move(request));
   };
@@ -343,7 +343,7 @@ state::SavedMount Mount::Saved() const {
 
 void Mount::KeepState(int fuse_fd, const std::string& kernel_init) {
   MountState::Options o;
-  o.keeper = spec_.keeper;
+  o.store = spec_.store;
   o.fuse_fd = fuse_fd;
   o.nodes = nodes_.get();
   o.handles = channel_->handles();
@@ -354,6 +354,8 @@ void Mount::KeepState(int fuse_fd, const std::string& kernel_init) {
   if (!started.ok()) {
     Log("%s: the mount will not survive a restart of the daemon: %s",
         spec_.mountpoint.c_str(), std::string(started.status().message()).c_str());
+    // A resumed mount's older journal must not be resumed again.
+    spec_.store->Remove(KeptMountKey(spec_.mount_id)).IgnoreError();
     return;
   }
   state_ = *std::move(started);
@@ -461,7 +463,7 @@ std::string Mount::CurrentMountpoint() const {
 void Mount::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
-  // The mount ends: the keeper must not keep its connection alive.
+  // The mount ends: the store must not keep its connection alive.
   if (state_ != nullptr) {
     state_->Release();
     state_.reset();

@@ -39,7 +39,7 @@
 #include "daemon/pipeline/metadata_cache.h"
 #include "daemon/pipeline/reply_validator.h"
 #include "daemon/stats/mount_stats.h"
-#include "daemon/survival/keeper_client.h"
+#include "daemon/survival/descriptor_store.h"
 #include "daemon/survival/mount_state.h"
 #include "daemon/tls/peer_identity.h"
 #include "proto/mount_state.pb.h"
@@ -74,11 +74,12 @@ struct MountSpec {
   // Holds the mount's connection and state while the daemon restarts
   // (daemon/survival); null: the mount ends with the daemon. Must outlive
   // the mount.
-  KeeperClient* keeper = nullptr;
+  DescriptorStore* store = nullptr;
 };
 
-// A mount a previous daemon served, as its keeper held it: the /dev/fuse
-// connection and the journal of its state (survival/mount_state.h).
+// A mount a previous daemon served, as the descriptor store held it: the
+// /dev/fuse connection and the journal of its state
+// (survival/mount_state.h).
 struct KeptMount {
   UniqueFd fuse_fd;
   std::vector<state::Record> journal;
@@ -148,7 +149,8 @@ class Mount {
                                                      KeptMount* kept);
   // What a later daemon needs to make this mount again.
   state::SavedMount Saved() const;
-  // Starts recording the mount's state for the keeper (before serving).
+  // Starts recording the mount's state in the descriptor store (before
+  // serving).
   void KeepState(int fuse_fd, const std::string& kernel_init);
 
   // The socket a local backend may send descriptors on, when the options
@@ -178,8 +180,8 @@ class Mount {
   std::unique_ptr<DescriptorInbox> inbox_;  // null without passthrough
   std::unique_ptr<RootDirectory> root_;     // null without daemon opens
   std::unique_ptr<KernelSession> session_;
-  // With a keeper: the mount's state outside the daemon. Declared after
-  // the tables it records.
+  // With a descriptor store: the mount's state outside the daemon.
+  // Declared after the tables it records.
   std::unique_ptr<MountState> state_;
   // How many daemons served the mount before this one.
   uint64_t generation_ = 0;

@@ -86,23 +86,23 @@ std::shared_ptr<BackendDialer> MountManager::DialerFor(
 }
 
 std::vector<std::string> MountManager::ResumeKeptMounts() {
-  if (options_.keeper == nullptr) return {};
-  absl::StatusOr<std::vector<KeeperClient::Entry>> kept =
-      options_.keeper->TakeAll();
+  if (options_.store == nullptr) return {};
+  absl::StatusOr<std::vector<DescriptorStore::Entry>> kept =
+      options_.store->TakeAll();
   if (!kept.ok()) {
-    Log("cannot ask the keeper for the mounts it holds: %s",
+    Log("cannot ask the descriptor store for the mounts it holds: %s",
         std::string(kept.status().message()).c_str());
     return {};
   }
   std::vector<std::string> resumed;
-  for (KeeperClient::Entry& entry : *kept) {
+  for (DescriptorStore::Entry& entry : *kept) {
     const std::string key = entry.key;
     absl::StatusOr<std::unique_ptr<fusehost::Mount>> m =
         ResumeOne(std::move(entry));
     if (!m.ok()) {
-      Log("cannot resume the mount the keeper held as %s: %s", key.c_str(),
+      Log("cannot resume the mount kept as %s: %s", key.c_str(),
           std::string(m.status().message()).c_str());
-      options_.keeper->Remove(key).IgnoreError();
+      options_.store->Remove(key).IgnoreError();
       continue;
     }
     const uint64_t id = (*m)->spec().mount_id;
@@ -117,7 +117,7 @@ std::vector<std::string> MountManager::ResumeKeptMounts() {
 }
 
 absl::StatusOr<std::unique_ptr<fusehost::Mount>> MountManager::ResumeOne(
-    KeeperClient::Entry kept) {
+    DescriptorStore::Entry kept) {
   const uint64_t id = MountIdOfKey(kept.key);
   if (id == 0 || kept.fds.size() != 2) {
     return absl::InvalidArgumentError("not a mount the daemon keeps");
@@ -144,7 +144,7 @@ absl::StatusOr<std::unique_ptr<fusehost::Mount>> MountManager::ResumeOne(
   }
   spec.listing_budget = &listing_budget_;
   spec.on_session_end = [this](uint64_t mount_id) { OnSessionEnd(mount_id); };
-  spec.keeper = options_.keeper;
+  spec.store = options_.store;
   KeptMount mount;
   mount.fuse_fd = std::move(kept.fds[0]);
   mount.journal = *std::move(journal);
@@ -261,7 +261,7 @@ absl::StatusOr<uint64_t> MountManager::Mount(const std::string& backend,
   spec.owner_uid = grant.owner_uid;
   spec.owner_gid = grant.owner_gid;
   spec.on_session_end = [this](uint64_t id) { OnSessionEnd(id); };
-  spec.keeper = options_.keeper;
+  spec.store = options_.store;
   absl::StatusOr<std::unique_ptr<fusehost::Mount>> m =
       fusehost::Mount::Create(std::move(spec));
   // The descriptor only served mount(2).

@@ -62,14 +62,14 @@ class MountManager {
     std::string default_options;
     // Holds every mount's connection and state while the daemon restarts
     // (daemon/survival); null: mounts end with the daemon.
-    KeeperClient* keeper = nullptr;
+    DescriptorStore* store = nullptr;
   };
 
   explicit MountManager(Options options);
   MountManager() : MountManager(Options()) {}
   ~MountManager();  // ShutdownAll()s.
 
-  // Takes up the mounts the keeper held for a previous daemon (see
+  // Takes up the mounts the descriptor store held for a previous daemon (see
   // Mount::Resume); returns their mountpoints. A mount that cannot be
   // resumed is given up (DetachStaleMounts detaches it). Call first.
   std::vector<std::string> ResumeKeptMounts();
@@ -129,7 +129,7 @@ class MountManager {
       const std::string& backend, const std::string& socket,
       std::optional<UserIdentity> connect_as, std::optional<uid_t> backend_uid);
   absl::StatusOr<std::unique_ptr<fusehost::Mount>> ResumeOne(
-      KeeperClient::Entry kept);
+      DescriptorStore::Entry kept);
   std::string RecordPath() const;
 
   const Options options_;

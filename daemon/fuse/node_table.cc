@@ -240,6 +240,17 @@ void NodeTable::Restore(uint64_t id, uint64_t parent, const std::string& name,
   next_id_ = std::max(next_id_, id + 1);
 }
 
+void NodeTable::RestoreForget(uint64_t id, uint64_t count) {
+  uint64_t held = 0;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = nodes_.find(id);
+    if (it == nodes_.end()) return;
+    held = it->second.lookups;
+  }
+  Forget(id, std::min(count, held));
+}
+
 void NodeTable::Snapshot(
     absl::FunctionRef<void(const std::vector<Saved>&)> with) const {
   absl::ReaderMutexLock lock(&mu_);

@@ -119,6 +119,9 @@ class NodeTable {
   // node without a name). Ids issued later are above every id seen.
   void Restore(uint64_t id, uint64_t parent, const std::string& name,
                uint64_t lookups);
+  // Forget, for a replay: a count above what the node holds drops it all
+  // (a journal is never trusted to the point of aborting the daemon).
+  void RestoreForget(uint64_t id, uint64_t count);
 
   // Every node but the root, as Restore() would make it again.
   struct Saved {

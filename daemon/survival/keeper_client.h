@@ -25,11 +25,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/unique_fd.h"
+#include "daemon/survival/descriptor_store.h"
 #include "daemon/survival/keeper_protocol.h"
 
 namespace fusehost {
 
-class KeeperClient {
+class KeeperClient : public DescriptorStore {
  public:
   static constexpr absl::Duration kReplyTimeout = absl::Seconds(5);
 
@@ -49,18 +50,16 @@ class KeeperClient {
   // Has the keeper keep 1..8 descriptors under `key` (1..64 characters
   // of [A-Za-z0-9._-]), replacing what it kept there. The caller keeps
   // its `fds`: the keeper gets copies.
-  absl::Status Put(const std::string& key, const std::vector<int>& fds);
+  absl::Status Put(const std::string& key,
+                   const std::vector<int>& fds) override;
 
   // Has the keeper close what it keeps under `key` (OK if nothing).
-  absl::Status Remove(const std::string& key);
+  absl::Status Remove(const std::string& key) override;
 
-  struct Entry {
-    std::string key;
-    std::vector<UniqueFd> fds;
-  };
+  using Entry = DescriptorStore::Entry;
   // Everything the keeper keeps, in key order, as copies: the keeper keeps
   // its own until they are replaced or removed.
-  absl::StatusOr<std::vector<Entry>> TakeAll();
+  absl::StatusOr<std::vector<Entry>> TakeAll() override;
 
  private:
   using Deadline = std::chrono::steady_clock::time_point;

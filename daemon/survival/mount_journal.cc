@@ -137,15 +137,17 @@ int MountJournal::fd() const {
   return region_.fd.get();
 }
 
-void MountJournal::Append(const state::Record& record) {
+bool MountJournal::Append(const state::Record& record) {
   absl::MutexLock lock(&mu_);
-  if (broken_) return;
+  if (broken_) return false;
   if (!Put(&region_, record)) {
     broken_ = true;
     Log("mount state journal full (%zu bytes): this mount will not survive "
         "a restart of the daemon",
         region_.used);
+    return false;
   }
+  return true;
 }
 
 absl::Status MountJournal::Rewrite(

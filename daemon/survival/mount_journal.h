@@ -58,8 +58,8 @@ class MountJournal {
   int fd() const;
 
   // Appends `record`. A journal that is full stops recording (and says so
-  // once, in the log): its mount will not survive a restart.
-  void Append(const state::Record& record);
+  // once, in the log): false from the append that filled it on.
+  bool Append(const state::Record& record);
 
   // Replaces the journal with `records` in a new memfd, and calls
   // `publish` with it (the keeper takes it) before the old one is dropped;

@@ -95,7 +95,7 @@ void ReplayJournal(const std::vector<state::Record>& records,
                        r.node().lookups());
         break;
       case state::Record::kForget:
-        nodes->Forget(r.forget().id(), r.forget().count());
+        nodes->RestoreForget(r.forget().id(), r.forget().count());
         break;
       case state::Record::kRemove:
         nodes->Remove(r.remove().parent(), r.remove().name());
@@ -181,13 +181,14 @@ MountState::~MountState() {
 }
 
 absl::Status MountState::Publish(int journal_fd) {
-  return options_.keeper->Put(key_, {options_.fuse_fd, journal_fd});
+  return options_.store->Put(key_, {options_.fuse_fd, journal_fd});
 }
 
 void MountState::Release() {
-  absl::Status st = options_.keeper->Remove(key_);
+  if (released_.exchange(true)) return;
+  absl::Status st = options_.store->Remove(key_);
   if (!st.ok()) {
-    Log("%s: the keeper still holds the ended mount: %s",
+    Log("%s: the descriptor store still holds the ended mount: %s",
         options_.mount.mountpoint().c_str(), std::string(st.message()).c_str());
   }
 }
@@ -271,7 +272,12 @@ void MountState::CompactorLoop() {
 }
 
 void MountState::Append(const state::Record& record) {
-  journal_->Append(record);
+  if (!journal_->Append(record)) {
+    // What the store holds no longer tells the whole story: a daemon that
+    // resumed from it would not know nodes the kernel holds.
+    Release();
+    return;
+  }
   if (journal_->wants_compaction()) {
     absl::MutexLock lock(&mu_);
     compaction_wanted_ = true;

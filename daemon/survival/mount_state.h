@@ -1,6 +1,6 @@
 // Keeps one mount's kernel-visible state outside the daemon: every change
 // of its node table and handle tokens goes into its journal
-// (mount_journal.h), whose memfd the keeper holds together with the
+// (mount_journal.h), whose memfd the descriptor store (the keeper, or systemd) holds with the
 // mount's /dev/fuse descriptor. A daemon started after a crash takes both
 // back (MountManager::AdoptKept), replays the journal into new tables
 // (ReplayJournal) and serves the same kernel connection on.
@@ -13,6 +13,7 @@
 #ifndef FUSE_HOSTD_DAEMON_SURVIVAL_MOUNT_STATE_H_
 #define FUSE_HOSTD_DAEMON_SURVIVAL_MOUNT_STATE_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -23,15 +24,15 @@
 #include "absl/synchronization/mutex.h"
 #include "daemon/fuse/node_table.h"
 #include "daemon/pipeline/handle_map.h"
-#include "daemon/survival/keeper_client.h"
+#include "daemon/survival/descriptor_store.h"
 #include "daemon/survival/mount_journal.h"
 #include "proto/mount_state.pb.h"
 
 namespace fusehost {
 
-// The keeper's key of mount `mount_id`.
+// The store key of mount `mount_id`.
 std::string KeptMountKey(uint64_t mount_id);
-// The mount id of a keeper key, or 0 if it names no mount.
+// The mount id of a store key, or 0 if it names no mount.
 uint64_t MountIdOfKey(const std::string& key);
 
 // What a journal says the mount is, and the kernel's INIT request ("" if
@@ -49,8 +50,8 @@ void ReplayJournal(const std::vector<state::Record>& records,
 class MountState : private NodeTable::Changes, private HandleMap::Changes {
  public:
   struct Options {
-    KeeperClient* keeper = nullptr;  // must outlive the state
-    int fuse_fd = -1;                // the keeper gets its own copy
+    DescriptorStore* store = nullptr;  // must outlive the state
+    int fuse_fd = -1;                // the store gets its own copy
     NodeTable* nodes = nullptr;      // both must outlive the state
     HandleMap* handles = nullptr;
     state::SavedMount mount;
@@ -59,18 +60,19 @@ class MountState : private NodeTable::Changes, private HandleMap::Changes {
   };
 
   // Writes the journal with what the tables hold now, hands it and the
-  // connection to the keeper, and records every change from then on. Call
+  // connection to the store, and records every change from then on. Call
   // before anything else changes the tables (before the session serves).
   static absl::StatusOr<std::unique_ptr<MountState>> Start(Options options);
 
-  // Stops recording. The keeper keeps what it holds: Release() gives it up.
+  // Stops recording. The store keeps what it holds: Release() gives it up.
   ~MountState() override;
 
   // The kernel's INIT request of a new mount, as read from /dev/fuse.
   void KernelInitRead(std::string request);
 
-  // The mount is over: the keeper closes its descriptors, so that the
-  // connection ends with the daemon's.
+  // The mount is over (or its journal stopped recording): the store
+  // closes its descriptors, so that the connection ends with the daemon's.
+  // Once.
   void Release();
 
   size_t journal_bytes() const { return journal_->size(); }
@@ -100,7 +102,7 @@ class MountState : private NodeTable::Changes, private HandleMap::Changes {
   std::vector<state::Record> SnapshotLocked(
       const std::vector<NodeTable::Saved>& nodes, uint64_t instance,
       const std::vector<HandleMap::Saved>& tokens) const;
-  // Rewrites the journal from the tables and gives it to the keeper.
+  // Rewrites the journal from the tables and gives it to the store.
   absl::Status Compact();
   absl::Status Publish(int journal_fd);
   void CompactorLoop();
@@ -108,6 +110,7 @@ class MountState : private NodeTable::Changes, private HandleMap::Changes {
   Options options_;
   std::string key_;
   std::unique_ptr<MountJournal> journal_;
+  std::atomic<bool> released_{false};
   mutable absl::Mutex mu_;
   std::string kernel_init_ ABSL_GUARDED_BY(mu_);
   bool compaction_wanted_ ABSL_GUARDED_BY(mu_) = false;

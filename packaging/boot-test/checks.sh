@@ -183,6 +183,43 @@ wd=$(prop fuse-hostd.service WatchdogTimestampMonotonic)
 check "the daemon pinged the watchdog (WatchdogTimestamp after activation)" \
   test "${wd:-0}" -gt "$enter"
 
+step "a crashed or handed-over daemon keeps its mounts (descriptor store)"
+check "FileDescriptorStoreMax=16384" \
+  test "$(prop fuse-hostd.service FileDescriptorStoreMax)" = 16384
+echo "opened before" > /mnt/cxx/held
+exec 7</mnt/cxx/held
+# new_daemon OLD_PID: systemd runs another daemon, which serves.
+new_daemon() {
+  local p
+  p=$(prop fuse-hostd.service MainPID)
+  [[ $p != 0 && $p != "$1" ]] && fuse-hostctl health | grep -q SERVING
+}
+pid_before=$(prop fuse-hostd.service MainPID)
+check "kill -9 of the daemon (pid $pid_before)" kill -9 "$pid_before"
+check "systemd started a new daemon" wait_for new_daemon "$pid_before"
+check "the mount stayed mounted" is_mounted /mnt/cxx
+check "the static mount stayed mounted" is_mounted /srv/static
+check "a file opened before the crash reads on" \
+  bash -c 'read -r line <&7 && test "$line" = "opened before"'
+check "write and read a new file after the crash" \
+  bash -c 'echo after > /mnt/cxx/after && test "$(cat /mnt/cxx/after)" = after'
+rm -f /mnt/cxx/after
+check "the new daemon resumed the mounts (journal)" \
+  bash -c 'journalctl -u fuse-hostd.service --no-pager | grep -q "resumed .* at /mnt/cxx"'
+check "two descriptors per mount in the store" \
+  test "$(prop fuse-hostd.service NFileDescriptorStore)" -ge 4
+pid_before=$(prop fuse-hostd.service MainPID)
+check "hand-over: systemctl kill -s SIGUSR2 --kill-who=main" \
+  systemctl kill -s SIGUSR2 --kill-who=main fuse-hostd.service
+check "systemd started the next daemon" wait_for new_daemon "$pid_before"
+check "write and read a new file after the hand-over" \
+  bash -c 'echo handed > /mnt/cxx/after && test "$(cat /mnt/cxx/after)" = handed'
+check "the file opened before the crash is still open" \
+  bash -c 'test "$(stat -L -c %s /dev/fd/7)" = 14'
+exec 7<&-
+rm -f /mnt/cxx/after /mnt/cxx/held
+fuse-hostctl list | sed 's/^/    /'
+
 step "upgrade (reinstall) leaves the running daemon and its mounts alone"
 pid_before=$(prop fuse-hostd.service MainPID)
 check "apt-get install --reinstall fuse-hostd" \
