@@ -17,7 +17,9 @@ EOF is forwarded (after the same delay) as a half-close. Python's own cost
 (~0.1 ms per hop on a loaded machine) comes on top: --selftest prints it.
 
 Prints "listening on PORT" on stdout once it accepts connections. Stops on
-SIGTERM/SIGINT.
+SIGTERM/SIGINT. SIGUSR1 cuts every connection it relays (both sides see the
+connection reset), as a network that drops would: bench/faults.py's
+connection-cut fault.
 """
 
 import argparse
@@ -30,6 +32,23 @@ import threading
 import time
 
 _CHUNK = 256 * 1024
+
+# The sockets of every connection relayed now, for SIGUSR1.
+_live = set()
+_live_lock = threading.Lock()
+
+
+def cut_all(*_):
+    with _live_lock:
+        socks = list(_live)
+    for s in socks:
+        try:
+            # RST rather than FIN: the peer sees a broken connection.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                         b'\x01\x00\x00\x00\x00\x00\x00\x00')
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _pump_in(src, q):
@@ -66,6 +85,8 @@ def _relay(client, target, delay):
         return
     for s in (client, upstream):
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with _live_lock:
+        _live.update((client, upstream))
     threads = []
     for src, dst in ((client, upstream), (upstream, client)):
         q = queue.SimpleQueue()
@@ -75,6 +96,8 @@ def _relay(client, target, delay):
         t.start()
     for t in threads:
         t.join()
+    with _live_lock:
+        _live.difference_update((client, upstream))
     client.close()
     upstream.close()
 
@@ -163,6 +186,7 @@ def main():
     if not args.target:
         ap.error('--target is required')
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGUSR1, cut_all)
     ls = _listen(_parse(args.listen))
     print('listening on %d' % ls.getsockname()[1], flush=True)
     try:

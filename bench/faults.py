@@ -14,6 +14,9 @@ mount, faults are injected N times each:
   backend-stop    the backend is stopped (SIGSTOP) for longer than the
                   mount's timeout, then continued: calls meanwhile fail
                   (ENOTCONN), as the mount's timeout says they must
+  connection-cut  the backend is reached over TCP through a relay
+                  (delay_relay.py, no delay), which resets every
+                  connection: the daemon connects again
 
 Prints, per fault, the failed system calls of each workload, the longest
 single system call (the stall a program saw), and the bytes the cat loop
@@ -51,7 +54,8 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 import fhlib  # noqa: E402
 
 PY = "/usr/bin/python3"
-FAULTS = ("daemon-kill", "daemon-upgrade", "backend-kill", "backend-stop")
+FAULTS = ("daemon-kill", "daemon-upgrade", "backend-kill", "backend-stop",
+          "connection-cut")
 EXAMPLES = os.path.join(REPO, "examples", "python")
 FILES = 64
 FILE_BYTES = 256 * 1024
@@ -189,21 +193,40 @@ def worker_main(args):
 
 # --- the run ---------------------------------------------------------------
 
-def backend_cmd(sdk, bins, root, sock):
+def backend_cmd(sdk, bins, root, listen):
+    """`listen`: unix:PATH, or 127.0.0.1:PORT (plain TCP)."""
     if sdk == "cpp":
         return [fhlib.binary_path(bins, "loopback_fs"),
-                "--listen=unix:" + sock, "--root=" + root], None
+                "--listen=" + listen, "--root=" + root], None
     env = dict(os.environ, PYTHONPATH=os.path.join(bins, "client", "python"))
     return [PY, os.path.join(EXAMPLES, "loopback.py"), root,
-            "--listen", "unix:" + sock], env
+            "--listen", listen], env
 
 
-def start_backend(sdk, bins, root, sock, log):
-    cmd, env = backend_cmd(sdk, bins, root, sock)
+def listening(listen):
+    if listen.startswith("unix:"):
+        return fhlib.socket_connectable(listen[len("unix:"):])
+    return fhlib.tcp_connectable(int(listen.rsplit(":", 1)[1]))
+
+
+def start_backend(sdk, bins, root, listen, log):
+    cmd, env = backend_cmd(sdk, bins, root, listen)
     p = fhlib.spawn_logged(cmd, log, cwd="/", env=env)
-    if not fhlib.wait_ready(p, lambda: fhlib.socket_connectable(sock), 60):
+    if not fhlib.wait_ready(p, lambda: listening(listen), 60):
         raise SystemExit("backend did not start:\n" + fhlib.tail(log))
     return p
+
+
+def start_relay(target_port, log):
+    """delay_relay.py to 127.0.0.1:`target_port`; returns it and its port."""
+    p = subprocess.Popen(
+        [PY, os.path.join(BENCH_DIR, "delay_relay.py"), "--target",
+         "127.0.0.1:%d" % target_port, "--delay-ms", "0"],
+        stdout=subprocess.PIPE, stderr=open(log, "a"), text=True)
+    line = p.stdout.readline()
+    if not line.startswith("listening on "):
+        raise SystemExit("relay did not start:\n" + fhlib.tail(log))
+    return p, int(line.split()[-1])
 
 
 def daemon_pid(keeper):
@@ -226,7 +249,7 @@ def replace_daemon(keeper, sig):
         raise SystemExit("the keeper started no new daemon")
 
 
-def inject(fault, keeper, backend, start_again, args):
+def inject(fault, keeper, backend, relay, start_again, args):
     """Injects one fault; returns the backend (a new process after
     backend-kill)."""
     if fault == "daemon-kill":
@@ -241,6 +264,8 @@ def inject(fault, keeper, backend, start_again, args):
         backend.send_signal(signal.SIGSTOP)
         time.sleep(args.timeout + 1)
         backend.send_signal(signal.SIGCONT)
+    elif fault == "connection-cut":
+        relay.send_signal(signal.SIGUSR1)
     return backend
 
 
@@ -257,18 +282,27 @@ def run_sdk(sdk, fault, args, work):
         sums["f%03d" % i] = hashlib.sha256(data).hexdigest()
     with open(work + "/sums.json", "w") as f:
         json.dump(sums, f)
-    ctl, sock = work + "/control.sock", work + "/backend.sock"
+    ctl = work + "/control.sock"
+    relay = None
+    if fault == "connection-cut":
+        listen = "127.0.0.1:%d" % fhlib.free_port()
+    else:
+        listen = "unix:" + work + "/backend.sock"
     daemon = fhlib.spawn_logged([fhlib.binary_path(bins, "fuse-hostd"),
                                  "--supervise", "--control_socket=" + ctl],
                                 work + "/daemon.log")
     backend = workers = None
     try:
         fhlib.wait_ready(daemon, lambda: os.path.exists(ctl), 15)
-        backend = start_backend(sdk, bins, root, sock, work + "/backend.log")
+        backend = start_backend(sdk, bins, root, listen, work + "/backend.log")
+        address, options = listen, "allow_other,timeout=%d" % args.timeout
+        if fault == "connection-cut":
+            relay, port = start_relay(int(listen.rsplit(":", 1)[1]),
+                                      work + "/relay.log")
+            address, options = "127.0.0.1:%d" % port, options + ",insecure"
         subprocess.run([fhlib.binary_path(bins, "fuse-hostctl"),
-                        "--control_socket=" + ctl, "mount", "-o",
-                        "allow_other,timeout=%d" % args.timeout,
-                        "unix:" + sock, mnt], check=True)
+                        "--control_socket=" + ctl, "mount", "-o", options,
+                        address, mnt], check=True)
         stop = work + "/stop"
         workers = {}
         for w in ("find", "cat", "write"):
@@ -280,10 +314,10 @@ def run_sdk(sdk, fault, args, work):
         faults = []
         time.sleep(args.interval)
         def start_again():
-            return start_backend(sdk, bins, root, sock, work + "/backend.log")
+            return start_backend(sdk, bins, root, listen, work + "/backend.log")
         for _ in range(args.faults):
             t0 = time.time()
-            backend = inject(fault, daemon, backend, start_again, args)
+            backend = inject(fault, daemon, backend, relay, start_again, args)
             faults.append((t0, time.time() - t0))
             time.sleep(args.interval)
         open(stop, "w").close()
@@ -300,6 +334,8 @@ def run_sdk(sdk, fault, args, work):
                        capture_output=True)
         if backend is not None:
             fhlib.stop_process(backend)
+        if relay is not None:
+            fhlib.stop_process(relay)
         fhlib.stop_process(daemon)
         if fhlib.is_mounted(mnt):
             fhlib.force_unmount(mnt)
@@ -368,7 +404,7 @@ def main():
                 if fault.startswith("daemon-"):
                     # Not one failed call.
                     ok = ok and sum(failed.values()) == 0
-                elif fault == "backend-kill":
+                elif fault in ("backend-kill", "connection-cut"):
                     # No failed read; a write or fsync in flight may fail
                     # with EIO (it may not have been applied), and is
                     # written again.

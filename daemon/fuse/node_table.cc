@@ -251,8 +251,13 @@ void NodeTable::RestoreForget(uint64_t id, uint64_t count) {
   Forget(id, std::min(count, held));
 }
 
+void NodeTable::RestoreNextId(uint64_t next_id) {
+  absl::MutexLock lock(&mu_);
+  next_id_ = std::max(next_id_, next_id);
+}
+
 void NodeTable::Snapshot(
-    absl::FunctionRef<void(const std::vector<Saved>&)> with) const {
+    absl::FunctionRef<void(const std::vector<Saved>&, uint64_t)> with) const {
   absl::ReaderMutexLock lock(&mu_);
   std::vector<Saved> nodes;
   nodes.reserve(nodes_.size());
@@ -261,7 +266,7 @@ void NodeTable::Snapshot(
     nodes.push_back(
         Saved{id, node.parent, node.name, node.lookups, node.open_handles});
   }
-  with(nodes);
+  with(nodes, next_id_);
 }
 
 size_t NodeTable::size() const {

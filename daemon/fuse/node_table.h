@@ -131,9 +131,13 @@ class NodeTable {
     uint64_t lookups;
     std::vector<uint64_t> open_handles;
   };
-  // Calls `with` with every node while holding the table's lock, so that
-  // no change is made (or reported) until it returns.
-  void Snapshot(absl::FunctionRef<void(const std::vector<Saved>&)> with) const;
+  // Calls `with` with every node and the next id to issue while holding the
+  // table's lock, so that no change is made (or reported) until it returns.
+  void Snapshot(absl::FunctionRef<void(const std::vector<Saved>&,
+                                       uint64_t next_id)>
+                    with) const;
+  // Replaying: ids issued from now on are at least `next_id`.
+  void RestoreNextId(uint64_t next_id);
 
  private:
   struct Node {

@@ -83,6 +83,9 @@ struct BackendChannel::Call {
   // How often it was sent again after its connection broke (see
   // RetryOnNewConnection).
   int retries = 0;
+  // Plain TCP: the channel was connected when the message went out, so an
+  // UNAVAILABLE is a connection that broke, not a backend never reached.
+  bool started_connected = false;
 };
 
 BackendChannel::BackendChannel(Options options)
@@ -271,6 +274,10 @@ absl::Time BackendChannel::CallDeadline(const Call& call) const {
 void BackendChannel::Start(Call* call, std::shared_ptr<Connection> conn) {
   call->context.set_deadline(absl::ToChronoTime(CallDeadline(*call)));
   v1::FileSystem::Stub* stub = conn->stub.get();
+  if (!RemakesConnections()) {
+    call->started_connected =
+        conn->channel->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_READY;
+  }
   {
     absl::MutexLock lock(&mu_);
     call->conn = std::move(conn);
@@ -288,14 +295,17 @@ void BackendChannel::Fail(Call* call, int posix_errno) {
 
 bool BackendChannel::RetryOnNewConnection(Call* call,
                                           const grpc::Status& status) {
-  // A connection the daemon made breaks for good when its backend restarts.
+  // A connection breaks when its backend restarts or the network drops it.
   // Ops of a message in flight that change nothing wait for a new
   // connection instead: a short stall rather than ENOTCONN. A few times,
   // since a backend that is still going away may take a connection and
-  // drop it. The others fail with EIO: they may have been applied.
+  // drop it. The others fail with EIO: they may have been applied. (A plain
+  // TCP channel is remade by gRPC itself: the ops go again on it, waiting
+  // for it to be ready.)
   constexpr int kMaxRetries = 4;
-  if (!RemakesConnections() || call->retries >= kMaxRetries ||
-      status.error_code() != grpc::StatusCode::UNAVAILABLE) {
+  if (call->retries >= kMaxRetries ||
+      status.error_code() != grpc::StatusCode::UNAVAILABLE ||
+      (!RemakesConnections() && !call->started_connected)) {
     return false;
   }
   const int n = call->request.ops_size();
@@ -336,9 +346,10 @@ bool BackendChannel::RetryOnNewConnection(Call* call,
   }
   next->sent = std::move(call->sent);
   bool stopping;
+  std::shared_ptr<Connection> remade_by_grpc;
   {
     absl::MutexLock lock(&mu_);
-    if (call->conn != nullptr && call->conn == conn_) {
+    if (RemakesConnections() && call->conn != nullptr && call->conn == conn_) {
       retired_.push_back(std::move(conn_));
       conn_.reset();
     }
@@ -347,16 +358,23 @@ bool BackendChannel::RetryOnNewConnection(Call* call,
     in_flight_.erase(it);
     in_flight_.emplace(next, std::move(owned));
     stopping = stopping_;
-    if (!stopping) {
+    if (!stopping && RemakesConnections()) {
       waiting_.emplace_back(next, CallDeadline(*next));
       want_dial_ = true;
+    } else if (!stopping) {
+      remade_by_grpc = conn_;
     }
     if (cancelling_ > 0) {
       // CancelAll() may still hold a pointer to the old call.
       finished_while_cancelling_.push_back(std::move(old));
     }
   }
-  if (stopping) Fail(next, ECANCELED);
+  if (stopping) {
+    Fail(next, ECANCELED);
+  } else if (remade_by_grpc != nullptr) {
+    next->context.set_wait_for_ready(true);
+    Start(next, std::move(remade_by_grpc));
+  }
   return true;
 }
 

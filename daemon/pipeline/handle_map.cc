@@ -233,13 +233,19 @@ void HandleMap::RestoreInstance(uint64_t instance) {
   current_ = instance;
 }
 
+void HandleMap::RestoreNextToken(uint64_t next_token) {
+  absl::MutexLock lock(&mu_);
+  next_ = std::max(next_, next_token);
+}
+
 void HandleMap::Snapshot(
-    absl::FunctionRef<void(uint64_t, const std::vector<Saved>&)> with) const {
+    absl::FunctionRef<void(uint64_t, uint64_t, const std::vector<Saved>&)>
+        with) const {
   absl::MutexLock lock(&mu_);
   std::vector<Saved> tokens;
   tokens.reserve(handles_.size());
   for (const auto& [token, h] : handles_) tokens.push_back(SavedOf(token, h));
-  with(current_, tokens);
+  with(current_, next_, tokens);
 }
 
 void HandleMap::NoteResult(const v1::Op& op, const OpHandles& tokens,

@@ -149,11 +149,14 @@ class HandleMap {
   void RestoreLost(uint64_t token, int posix_errno);
   void RestoreInstance(uint64_t instance);
 
-  // Calls `with` with the instance seen last and every token while holding
-  // the map's lock, so that no change is made until it returns.
-  void Snapshot(absl::FunctionRef<void(uint64_t instance,
+  // Calls `with` with the instance seen last, the next token to issue and
+  // every token while holding the map's lock, so that no change is made
+  // until it returns.
+  void Snapshot(absl::FunctionRef<void(uint64_t instance, uint64_t next_token,
                                        const std::vector<Saved>&)>
                     with) const;
+  // Replaying: tokens issued from now on are at least `next_token`.
+  void RestoreNextToken(uint64_t next_token);
 
  private:
   struct Handle : TokenState {

@@ -130,6 +130,12 @@ void ReplayJournal(const std::vector<state::Record>& records,
       case state::Record::kInstance:
         handles->RestoreInstance(r.instance());
         break;
+      case state::Record::kNextNode:
+        nodes->RestoreNextId(r.next_node());
+        break;
+      case state::Record::kNextToken:
+        handles->RestoreNextToken(r.next_token());
+        break;
       default:
         break;  // the mount and INIT: read by HeadOf
     }
@@ -147,11 +153,14 @@ absl::StatusOr<std::unique_ptr<MountState>> MountState::Start(
     Options options) {
   std::unique_ptr<MountState> s(new MountState(std::move(options)));
   absl::Status started = absl::OkStatus();
-  s->options_.nodes->Snapshot([&](const std::vector<NodeTable::Saved>& nodes) {
+  s->options_.nodes->Snapshot([&](const std::vector<NodeTable::Saved>& nodes,
+                                  uint64_t next_node) {
     s->options_.handles->Snapshot(
-        [&](uint64_t instance, const std::vector<HandleMap::Saved>& tokens) {
+        [&](uint64_t instance, uint64_t next_token,
+            const std::vector<HandleMap::Saved>& tokens) {
           absl::StatusOr<std::unique_ptr<MountJournal>> journal =
-              MountJournal::Create(s->SnapshotLocked(nodes, instance, tokens));
+              MountJournal::Create(s->SnapshotLocked(
+                  nodes, next_node, instance, next_token, tokens));
           if (!journal.ok()) {
             started = journal.status();
             return;
@@ -181,11 +190,19 @@ MountState::~MountState() {
 }
 
 absl::Status MountState::Publish(int journal_fd) {
+  // Never after Release: a compaction that was under way when the mount
+  // ended must not hand the store back what it gave up.
+  absl::MutexLock lock(&store_mu_);
+  if (released_) {
+    return absl::FailedPreconditionError("the mount was given up");
+  }
   return options_.store->Put(key_, {options_.fuse_fd, journal_fd});
 }
 
 void MountState::Release() {
-  if (released_.exchange(true)) return;
+  absl::MutexLock lock(&store_mu_);
+  if (released_) return;
+  released_ = true;
   absl::Status st = options_.store->Remove(key_);
   if (!st.ok()) {
     Log("%s: the descriptor store still holds the ended mount: %s",
@@ -209,7 +226,8 @@ void MountState::KernelInitRead(std::string request) {
 }
 
 std::vector<state::Record> MountState::SnapshotLocked(
-    const std::vector<NodeTable::Saved>& nodes, uint64_t instance,
+    const std::vector<NodeTable::Saved>& nodes, uint64_t next_node,
+    uint64_t instance, uint64_t next_token,
     const std::vector<HandleMap::Saved>& tokens) const {
   std::vector<state::Record> records;
   records.reserve(3 + nodes.size() + tokens.size());
@@ -226,6 +244,10 @@ std::vector<state::Record> MountState::SnapshotLocked(
     records.emplace_back();
     records.back().set_instance(instance);
   }
+  records.emplace_back();
+  records.back().set_next_node(next_node);
+  records.emplace_back();
+  records.back().set_next_token(next_token);
   for (const NodeTable::Saved& n : nodes) {
     records.push_back(NodeRecord(n.id, n.parent, n.name, n.lookups));
     for (uint64_t fh : n.open_handles) {
@@ -238,11 +260,14 @@ std::vector<state::Record> MountState::SnapshotLocked(
 
 absl::Status MountState::Compact() {
   absl::Status done = absl::OkStatus();
-  options_.nodes->Snapshot([&](const std::vector<NodeTable::Saved>& nodes) {
+  options_.nodes->Snapshot([&](const std::vector<NodeTable::Saved>& nodes,
+                               uint64_t next_node) {
     options_.handles->Snapshot(
-        [&](uint64_t instance, const std::vector<HandleMap::Saved>& tokens) {
-          done = journal_->Rewrite(SnapshotLocked(nodes, instance, tokens),
-                                   [this](int fd) { return Publish(fd); });
+        [&](uint64_t instance, uint64_t next_token,
+            const std::vector<HandleMap::Saved>& tokens) {
+          done = journal_->Rewrite(
+              SnapshotLocked(nodes, next_node, instance, next_token, tokens),
+              [this](int fd) { return Publish(fd); });
         });
   });
   return done;

@@ -13,7 +13,6 @@
 #ifndef FUSE_HOSTD_DAEMON_SURVIVAL_MOUNT_STATE_H_
 #define FUSE_HOSTD_DAEMON_SURVIVAL_MOUNT_STATE_H_
 
-#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -100,7 +99,8 @@ class MountState : private NodeTable::Changes, private HandleMap::Changes {
   void Append(const state::Record& record);
   // Everything the tables hold, as records (called under their locks).
   std::vector<state::Record> SnapshotLocked(
-      const std::vector<NodeTable::Saved>& nodes, uint64_t instance,
+      const std::vector<NodeTable::Saved>& nodes, uint64_t next_node,
+      uint64_t instance, uint64_t next_token,
       const std::vector<HandleMap::Saved>& tokens) const;
   // Rewrites the journal from the tables and gives it to the store.
   absl::Status Compact();
@@ -110,7 +110,10 @@ class MountState : private NodeTable::Changes, private HandleMap::Changes {
   Options options_;
   std::string key_;
   std::unique_ptr<MountJournal> journal_;
-  std::atomic<bool> released_{false};
+  // Orders Publish and Release (a leaf lock, taken under the tables' and
+  // the journal's).
+  absl::Mutex store_mu_;
+  bool released_ ABSL_GUARDED_BY(store_mu_) = false;
   mutable absl::Mutex mu_;
   std::string kernel_init_ ABSL_GUARDED_BY(mu_);
   bool compaction_wanted_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,8 +1,8 @@
 """The short form of bench/faults.py: one fault of each kind that must cost
 programs nothing, under its find, cat and writer loops, against the C++ and
 the Python loopback. The script's own verdict is the check: a daemon killed
-or handed over fails no system call, a backend killed fails no read, and
-every byte read or written back is what it must be. (The long form, with
+or handed over fails no system call, a backend killed or a connection cut
+fails no read, and every byte read or written back is what it must be. (The long form, with
 more faults and the figures, is `bench/faults.py --faults 5`.)"""
 
 import os
@@ -20,7 +20,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(
 
 @pytest.mark.parametrize("sdk", ["cpp", "python"])
 @pytest.mark.parametrize("fault", ["daemon-kill", "daemon-upgrade",
-                                   "backend-kill"])
+                                   "backend-kill", "connection-cut"])
 def test_fault_under_load(bins, fault, sdk):
     res = subprocess.run(
         [fhlib.SYS_PYTHON, os.path.join(REPO, "bench", "faults.py"),

@@ -14,35 +14,15 @@
 #include "daemon/survival/kept_descriptors.h"
 #include "gtest/gtest.h"
 #include "tests/daemon/survival/descriptor_probes.h"
+#include "tests/daemon/survival/served_keeper.h"
 
 namespace fusehost {
 namespace {
 
-// A client connected to a keeper's request handling, served on a thread
-// until the client's end closes.
 class KeeperClientTest : public ::testing::Test {
  protected:
-  KeeperClientTest() {
-    SocketPair s = MakeSocketPair();
-    server_end_ = std::move(s.b);
-    client_ = std::make_unique<KeeperClient>(std::move(s.a));
-    server_ = std::thread([this] {
-      absl::Status served;
-      while (served.ok() || absl::IsDeadlineExceeded(served)) {
-        served = ServeKeeperRequest(server_end_.get(), absl::Seconds(1),
-                                    absl::Seconds(1), &kept_);
-      }
-    });
-  }
-  ~KeeperClientTest() override {
-    client_.reset();  // closes the socket: the server thread ends
-    server_.join();
-  }
-
-  UniqueFd server_end_;
-  KeptDescriptors kept_;  // the server thread's alone while it runs
-  std::unique_ptr<KeeperClient> client_;
-  std::thread server_;
+  ServedKeeper keeper_;
+  KeeperClient* const client_ = keeper_.client();
 };
 
 TEST_F(KeeperClientTest, PutTakeAllRemove) {
