@@ -64,7 +64,8 @@ ROWS = [
 
 # The ratio columns, (numerator, denominator) of times, each shown when
 # both systems ran.
-RATIO_COLS = [('hostd', 'pll'), ('hostd', 'tmpfs'), ('pyhostd', 'hostd'),
+RATIO_COLS = [('hostd', 'pll'), ('hostd', 'tmpfs'), ('kept', 'hostd'),
+              ('pyhostd', 'hostd'),
               ('fusepy', 'hostd'), ('fusepy', 'pyhostd'),
               ('fusepyhostd', 'fusepy'), ('sshfs', 'hostd')]
 

@@ -8,6 +8,8 @@ unmounted, and what memory its processes used.
   fusepy   bench/fusepy_loopback.py (python3-fusepy, libfuse 2)
   sshfs    sshfs to an sshd started here on 127.0.0.1
   hostd    fuse-hostd + examples/loopback's loopback_fs on a Unix socket
+  kept     the same, with fuse-hostd under its keeper (--supervise): the
+           mount journals its state so that it survives the daemon
   pyhostd  fuse-hostd + examples/python/loopback.py (the Python SDK) on a
            Unix socket
   nodehostd  fuse-hostd + examples/node/loopback.js (the Node.js SDK) on a
@@ -28,7 +30,7 @@ from common import (BENCH_DIR, PY, RES, TLS_NAME, fhlib, free_port,
 REPO_DIR = os.path.dirname(BENCH_DIR)
 
 SYSTEMS = ['tmpfs', 'pll', 'pt', 'fusepy', 'fusepyhostd', 'sshfs', 'hostd',
-           'pyhostd', 'nodehostd']
+           'kept', 'pyhostd', 'nodehostd']
 LABELS = {
     'tmpfs': 'tmpfs',
     'pll': 'passthrough_ll cache=always',
@@ -37,19 +39,20 @@ LABELS = {
     'fusepyhostd': 'fusepy_loopback.py through fuse-hostd',
     'sshfs': 'sshfs',
     'hostd': 'fuse-hostd',
+    'kept': 'fuse-hostd under its keeper',
     'pyhostd': 'fuse-hostd + Python loopback',
     'nodehostd': 'fuse-hostd + Node loopback',
 }
 # Shorter names for ratio headers and target lines.
-SHORT = dict(LABELS, pll='passthrough_ll', pyhostd='Python loopback',
+SHORT = dict(LABELS, pll='passthrough_ll', kept='kept', pyhostd='Python loopback',
              nodehostd='Node loopback', fusepyhostd='fusepy port')
 # Systems that need fuse-hostd built (the fusepy port mounts itself through
 # a daemon of its own, like the SDK systems).
-NEEDS_HOSTD = ('hostd', 'pyhostd', 'nodehostd', 'fusepyhostd')
+NEEDS_HOSTD = ('hostd', 'kept', 'pyhostd', 'nodehostd', 'fusepyhostd')
 NEEDS_PYTHON_SDK = ('pyhostd', 'fusepyhostd')
 RELAY_SYSTEMS = ['sshfs', 'hostd', 'pyhostd', 'nodehostd']
 # The systems that run fuse-hostd (each its own daemon).
-HOSTD_SYSTEMS = ('hostd', 'pyhostd', 'nodehostd')
+HOSTD_SYSTEMS = ('hostd', 'kept', 'pyhostd', 'nodehostd')
 # The systems whose backend is a process of an SDK (its memory is reported
 # next to its daemon's).
 SDK_SYSTEMS = ('pyhostd', 'nodehostd')
@@ -251,6 +254,7 @@ class Hostd(System):
     key = 'hostd'
     backend_name = 'loopback_fs'   # log names, messages
     daemon_log = 'fuse-hostd'
+    daemon_flags = ()
 
     def backend_cmd(self, listen):
         return [self.b.bin('loopback_fs'), '--listen=' + listen,
@@ -275,7 +279,7 @@ class Hostd(System):
         wait_for(lambda: os.path.exists(self.backend_sock), 15,
                  self.backend_name + ' socket', self.backend)
         time.sleep(0.3)  # let the daemon settle before reading its idle RSS
-        self.idle_rss = proc_status(self.daemon.pid, 'VmRSS')
+        self.idle_rss = proc_status(self.daemon_pid(), 'VmRSS')
         self.tcp_backend = None
         self.relay_port = None
         self.samples = []   # (VmRSS with the tree cached, stats text)
@@ -285,10 +289,14 @@ class Hostd(System):
         if os.path.exists(self.ctl):
             os.unlink(self.ctl)
         self.daemon = RES.spawn([self.b.bin('fuse-hostd'),
-                                 '--control_socket=' + self.ctl],
+                                 '--control_socket=' + self.ctl] +
+                                list(self.daemon_flags),
                                 self.b.logpath(self.daemon_log))
         wait_for(lambda: os.path.exists(self.ctl), 15,
                  'fuse-hostd control socket', self.daemon)
+
+    def daemon_pid(self):
+        return self.daemon.pid
 
     def ensure_daemon(self, when):
         """A crashed daemon is noted (with its log's last line) and restarted,
@@ -369,7 +377,7 @@ class Hostd(System):
     def sample_cache(self, baseline=False):
         """Daemon RSS and `fuse-hostctl stats`: right after mounting
         (`baseline`) or while the tree is cached."""
-        rss = proc_status(self.daemon.pid, 'VmRSS')
+        rss = proc_status(self.daemon_pid(), 'VmRSS')
         text = None
         for args in (['stats', self.mnt], ['stats']):
             r = self.hostctl(*args, check=False)
@@ -381,7 +389,7 @@ class Hostd(System):
     def note_rss(self):
         # The daemon outlives mounts; it may also die: keep the largest seen.
         if self.daemon.poll() is None:
-            hwm = proc_status(self.daemon.pid, 'VmHWM')
+            hwm = proc_status(self.daemon_pid(), 'VmHWM')
             if hwm is not None:
                 self.peak_rss = max(self.peak_rss or 0, hwm)
 
@@ -401,9 +409,27 @@ class Hostd(System):
         self.note_rss()
         return {
             'daemon_hwm': self.peak_rss,
-            'daemon_rss': proc_status(self.daemon.pid, 'VmRSS'),
+            'daemon_rss': proc_status(self.daemon_pid(), 'VmRSS'),
             'backend_hwm': proc_status(self.backend.pid, 'VmHWM'),
         }
+
+
+class KeptHostd(Hostd):
+    """hostd with the daemon under its keeper: what journaling every
+    mount's node table and handles costs."""
+    key = 'kept'
+    daemon_log = 'fuse-hostd-kept'
+    daemon_flags = ('--supervise',)
+
+    def daemon_pid(self):
+        # The keeper's child (its memory figures are the daemon's).
+        pid = self.daemon.pid
+        try:
+            with open('/proc/%d/task/%d/children' % (pid, pid)) as f:
+                children = f.read().split()
+        except OSError:
+            children = []
+        return int(children[0]) if children else pid
 
 
 class PyHostd(Hostd):
@@ -462,5 +488,5 @@ class NodeHostd(PyHostd):
 
 SYSTEM_CLASSES = {c.key: c for c in
                   (Tmpfs, PassthroughLL, Passthrough, Fusepy, FusepyHostd,
-                   Sshfs, Hostd,
+                   Sshfs, Hostd, KeptHostd,
                    PyHostd, NodeHostd)}

@@ -7,6 +7,7 @@ a mount that was unmounted is not brought back."""
 
 import errno
 import os
+import shutil
 import signal
 import threading
 import time
@@ -21,11 +22,16 @@ pytestmark = pytest.mark.usefixtures("needs_daemon")
 
 class KeptDaemon(Daemon):
     """fuse-hostd --supervise: `proc` is the keeper; the daemon is its
-    child."""
+    child. `binary`: the file to run (the keeper starts the daemon from
+    that path each time)."""
+
+    def __init__(self, bins, workdir, binary=None):
+        super().__init__(bins, workdir)
+        self.binary = binary or bins.daemon
 
     def start(self, timeout=20):
         self.proc = fhlib.spawn_logged(
-            [self.bins.daemon, "--supervise",
+            [self.binary, "--supervise",
              "--control_socket=" + self.sock], self.log, cwd="/")
         if not fhlib.wait_ready(self.proc, lambda: self.daemon_pid() and
                                 os.path.exists(self.sock) and
@@ -185,6 +191,40 @@ def test_a_hand_over_fails_no_call(mounts, kept, kind):
             t.join(30)
     assert errors == []
     assert "handing over" in fhlib.tail(kept.log)
+
+
+def test_an_upgrade_hands_over_to_the_new_binary(mounts):
+    # The binary at the path the keeper runs is replaced, as a package
+    # upgrade does (a new file renamed over the old one); the hand-over
+    # starts the new file, and the mount goes on through it.
+    binary = mounts.path("fuse-hostd")
+    shutil.copy(mounts.bins.daemon, binary)
+    kept = KeptDaemon(mounts.bins, mounts.path("upgraded"), binary=binary)
+    mounts.daemons.append(kept)
+    kept.start()
+    m = mounts.mount("memory", options="allow_other", daemon=kept)
+    with open(os.path.join(m.path, "f"), "w") as f:
+        f.write("before the upgrade")
+    reader = os.open(os.path.join(m.path, "f"), os.O_RDONLY)
+    try:
+        old_exe = os.stat("/proc/%d/exe" % kept.daemon_pid())
+        # A different file: the same program with one byte more, which the
+        # loader ignores.
+        shutil.copy(mounts.bins.daemon, binary + ".new")
+        with open(binary + ".new", "ab") as f:
+            f.write(b"\0")
+        os.rename(binary + ".new", binary)
+        new_pid = kept.replace_daemon(signal.SIGUSR2)
+        new_exe = os.stat("/proc/%d/exe" % new_pid)
+        assert (new_exe.st_dev, new_exe.st_ino) != (old_exe.st_dev,
+                                                    old_exe.st_ino)
+        assert new_exe.st_ino == os.stat(binary).st_ino
+        assert os.pread(reader, 100, 0) == b"before the upgrade"
+        with open(os.path.join(m.path, "g"), "w") as f:
+            f.write("after")
+    finally:
+        os.close(reader)
+    assert sorted(os.listdir(m.path)) == ["f", "g"]
 
 
 def test_an_unmounted_mount_is_not_brought_back(mounts, kept):
