@@ -69,11 +69,11 @@ class Bench:
             self._tls = {'ca': ca.pem, 'server': server, 'client': client}
         return self._tls
 
-    def start_relay(self, name, target_port):
-        """delay_relay.py in front of 127.0.0.1:target_port; returns the
-        port it listens on."""
-        delay = self.args.relay_rtt_ms / 2.0
-        logf = self.logpath('relay-' + name)
+    def start_relay(self, name, target_port, rtt):
+        """delay_relay.py adding `rtt` ms per round trip in front of
+        127.0.0.1:target_port; returns the port it listens on."""
+        delay = rtt / 2.0
+        logf = self.logpath('relay-%s-%g' % (name, rtt))
         p = RES.spawn([PY, os.path.join(BENCH_DIR, 'delay_relay.py'),
                        '--target', '127.0.0.1:%d' % target_port,
                        '--delay-ms', str(delay)], logf)
@@ -91,7 +91,8 @@ class Bench:
 
     # -- measuring
     def want(self, wl):
-        return wl in self.workloads
+        # Relay rows are recorded as WORKLOAD@RTT.
+        return wl.split('@')[0] in self.workloads
 
     def record(self, sysk, wl, value, err=None):
         self.results.setdefault((sysk, wl), []).append(value)
@@ -153,11 +154,14 @@ class Bench:
                              bool({'pll', 'pt'} & set(a.only)),
                              bool(set(NEEDS_PYTHON_SDK) & set(a.only)))
         self.tree.make()
-        if relay_wls:
+        self.relay_rtts = [float(x) for x in str(a.relay_rtt_ms).split(',')]
+        self.relay_selftest = {}
+        for rtt in self.relay_rtts if relay_wls else []:
             r = run([PY, os.path.join(BENCH_DIR, 'delay_relay.py'), '--selftest',
-                     '--delay-ms', str(a.relay_rtt_ms / 2.0)]).stdout.decode()
-            self.relay_selftest = r.strip()
-            log('relay self-test (1-byte ping-pong medians): ' + self.relay_selftest)
+                     '--delay-ms', str(rtt / 2.0)]).stdout.decode()
+            self.relay_selftest[rtt] = r.strip()
+            log('relay self-test at %g ms (1-byte ping-pong medians): %s' % (
+                rtt, r.strip()))
         for k in self.systems_order:
             s = SYSTEM_CLASSES[k](self)
             try:
@@ -173,12 +177,14 @@ class Bench:
                     continue
                 log('run %d/%d: %s' % (r, a.runs, LABELS[k]))
                 self.guard(s, lambda: run_main_workloads(self, s, r))
-            for k in RELAY_SYSTEMS:
-                s = self.systems.get(k)
-                if s is None or not relay_wls or k in self.broken():
-                    continue
-                log('run %d/%d: %s behind the relay' % (r, a.runs, LABELS[k]))
-                self.guard(s, lambda: run_relay_workloads(self, s))
+            for rtt in self.relay_rtts if relay_wls else []:
+                for k in RELAY_SYSTEMS:
+                    s = self.systems.get(k)
+                    if s is None or k in self.broken():
+                        continue
+                    log('run %d/%d: %s behind the relay (+%g ms)' % (
+                        r, a.runs, LABELS[k], rtt))
+                    self.guard(s, lambda: run_relay_workloads(self, s, rtt))
         for k, s in self.systems.items():
             s.note_rss()
         if 'hostd' in self.systems:

@@ -111,9 +111,10 @@ def main():
     ap.add_argument('--cap', type=float, default=None,
                     help='seconds one command may take before it is recorded '
                     'as >cap (120; 60 with --quick)')
-    ap.add_argument('--relay-rtt-ms', type=float, default=1.0,
-                    help='latency the relay adds per round trip (1.0: 0.5 ms '
-                    'each way)')
+    ap.add_argument('--relay-rtt-ms', default='1',
+                    help='latency the relay adds per round trip, in ms (1: '
+                    '0.5 ms each way); several, comma-separated (1,10), give '
+                    'the relay rows once per latency')
     ap.add_argument('--relay-files', type=int, default=None,
                     help='find only this many files (whole directories) in the '
                     'relay rows (default: the whole tree)')

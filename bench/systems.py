@@ -223,7 +223,7 @@ class Sshfs(System):
         if r.returncode != 0:
             raise RuntimeError('ssh to the bench sshd failed: ' +
                                r.stderr.decode(errors='replace').strip())
-        self.relay_port = None
+        self.relay_ports = {}  # added latency (ms) -> relay port
 
     def _ssh_opts(self, port):
         return ['-p', str(port), '-i', self.key_path, '-o', 'BatchMode=yes',
@@ -241,10 +241,10 @@ class Sshfs(System):
     def mount(self):
         return self._mount_port(self.port)
 
-    def mount_relay(self):
-        if self.relay_port is None:
-            self.relay_port = self.b.start_relay('sshd', self.port)
-        return self._mount_port(self.relay_port)
+    def mount_relay(self, rtt):
+        if rtt not in self.relay_ports:
+            self.relay_ports[rtt] = self.b.start_relay('sshd', self.port, rtt)
+        return self._mount_port(self.relay_ports[rtt])
 
 
 class Hostd(System):
@@ -281,7 +281,7 @@ class Hostd(System):
         time.sleep(0.3)  # let the daemon settle before reading its idle RSS
         self.idle_rss = proc_status(self.daemon_pid(), 'VmRSS')
         self.tcp_backend = None
-        self.relay_port = None
+        self.relay_ports = {}  # added latency (ms) -> relay port
         self.samples = []   # (VmRSS with the tree cached, stats text)
         self.baselines = []  # the same right after each mount
 
@@ -362,16 +362,19 @@ class Hostd(System):
             tls['ca'], TLS_NAME, tls['client'][0], tls['client'][1])
         return args, opts
 
-    def mount_relay(self):
+    def mount_relay(self, rtt):
         if self.tcp_backend is None:
-            port = free_port()
+            self.tcp_port = free_port()
             extra, self.relay_opts = self.relay_transport()
             self.tcp_backend = self.spawn_backend(
-                '127.0.0.1:%d' % port, self.backend_name + '-tcp', extra)
-            wait_for(lambda: tcp_open(port), 15,
+                '127.0.0.1:%d' % self.tcp_port, self.backend_name + '-tcp',
+                extra)
+            wait_for(lambda: tcp_open(self.tcp_port), 15,
                      self.backend_name + ' on TCP', self.tcp_backend)
-            self.relay_port = self.b.start_relay(self.backend_name, port)
-        return self._mount_addr('127.0.0.1:%d' % self.relay_port,
+        if rtt not in self.relay_ports:
+            self.relay_ports[rtt] = self.b.start_relay(self.backend_name,
+                                                       self.tcp_port, rtt)
+        return self._mount_addr('127.0.0.1:%d' % self.relay_ports[rtt],
                                 self.relay_opts)
 
     def sample_cache(self, baseline=False):

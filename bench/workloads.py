@@ -10,15 +10,17 @@ import shutil
 
 from common import RES, MiB, log, run
 
+RELAY_WORKLOADS = ['relay_find_first', 'relay_find_dropped', 'relay_ls_lR',
+                   'relay_cat', 'relay_seqread', 'relay_untar', 'relay_rm']
 WORKLOADS = ['find_first', 'find_dropped', 'find_warm', 'ls_lR', 'cat',
-             'seqread', 'seqwrite', 'untar', 'rm',
-             'relay_find_first', 'relay_find_dropped']
+             'seqread', 'seqwrite', 'untar', 'rm'] + RELAY_WORKLOADS
 GROUPS = {
     'find': ['find_first', 'find_dropped', 'find_warm'],
     'meta': ['find_first', 'find_dropped', 'find_warm', 'ls_lR'],
     'io': ['cat', 'seqread', 'seqwrite'],
     'tar': ['untar', 'rm'],
-    'relay': ['relay_find_first', 'relay_find_dropped'],
+    'relay': RELAY_WORKLOADS,
+    'relayfind': ['relay_find_first', 'relay_find_dropped'],
 }
 
 
@@ -140,12 +142,36 @@ def run_main_workloads(b, s, r):
     s.unmount()
 
 
-def run_relay_workloads(b, s):
-    """The finds through the relay on system s (sshfs or fuse-hostd)."""
-    base = s.mount_relay()
-    find = ['find'] + [os.path.join(base, d) for d in b.tree.relay_subset] + \
+def run_relay_workloads(b, s, rtt):
+    """The workloads through the relay adding `rtt` ms, on system s (sshfs
+    or fuse-hostd), recorded as WORKLOAD@RTT: finds over the relay's part
+    of the tree, then the main workloads' reads and writes."""
+    t = b.tree
+    base = s.mount_relay(rtt)
+
+    def key(wl):
+        return '%s@%g' % (wl, rtt)
+    find = ['find'] + [os.path.join(base, d) for d in t.relay_subset] + \
         ['-printf', '%s\n']
-    n = b.tree.relay_entries
-    b.timed(s.key, 'relay_find_first', find, expect_lines=n)
-    b.timed(s.key, 'relay_find_dropped', find, expect_lines=n, drop=True)
+    n = t.relay_entries
+    b.timed(s.key, key('relay_find_first'), find, expect_lines=n)
+    b.timed(s.key, key('relay_find_dropped'), find, expect_lines=n, drop=True)
+    b.timed(s.key, key('relay_ls_lR'),
+            ['ls', '-lR'] + [os.path.join(base, d) for d in t.relay_subset])
+    b.timed(s.key, key('relay_cat'),
+            ['cat'] + [os.path.join(base, f) for f in t.cat_files], drop=True)
+    b.timed(s.key, key('relay_seqread'),
+            ['dd', 'if=' + os.path.join(base, 'big.bin'), 'of=/dev/null',
+             'bs=1M'], drop=True)
+    if b.want('relay_untar') or b.want('relay_rm'):
+        scratch = os.path.join(base, 'scratch', 'relay-%s-%g' % (s.key, rtt))
+        shutil.rmtree(scratch, ignore_errors=True)
+        os.mkdir(scratch)
+        b.timed(s.key, key('relay_untar'), ['tar', 'xf', t.tarball, '-C',
+                                            scratch])
+        if not b.want('relay_untar'):  # rm alone still needs the files
+            run(['tar', 'xf', t.tarball, '-C', scratch])
+        b.timed(s.key, key('relay_rm'),
+                ['rm', '-rf', os.path.join(scratch, 'pkg')])
+        shutil.rmtree(scratch, ignore_errors=True)
     s.unmount()

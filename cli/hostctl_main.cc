@@ -116,6 +116,8 @@ int Stats(ControlClient& client, const std::string& mountpoint) {
            static_cast<unsigned long long>(m.daemon_opens()),
            static_cast<unsigned long long>(m.passthrough_refused()),
            static_cast<unsigned long long>(m.backing_files()));
+    printf("  listings         %llu fetched ahead\n",
+           static_cast<unsigned long long>(m.listings_prefetched()));
     printf("  %-12s %12s %12s\n", "CACHE", "HITS", "MISSES");
     for (const v1::CacheStats& c : m.caches()) {
       printf("  %-12s %12llu %12llu\n", c.cache().c_str(),

@@ -213,6 +213,8 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
   caching.cache = m->cache_.get();
   caching.next = m->batcher_.get();
   caching.stats = &m->stats_;
+  caching.prefetch_listings = m->options_.prefetch_listings.value_or(
+      m->spec_.dialer == nullptr ? 64 : 0);
   m->caching_ = std::make_unique<CachingTransport>(std::move(caching));
 
   KernelSession::Options session;
@@ -446,6 +448,7 @@ MountStats::Snapshot Mount::Snap() const {
     s.backing_files = session_->backing_ids();
   }
   if (root_ != nullptr) s.daemon_opens = root_->opened();
+  if (caching_ != nullptr) s.listings_prefetched = caching_->listings_prefetched();
   return s;
 }
 

@@ -211,6 +211,7 @@ grpc::Status ControlService::Stats(grpc::ServerContext* context,
     out->set_passthrough_refused(e.stats.passthrough_refused);
     out->set_backing_files(e.stats.backing_files);
     out->set_daemon_opens(e.stats.daemon_opens);
+    out->set_listings_prefetched(e.stats.listings_prefetched);
   }
   if (!wanted.empty() && !found) {
     return ToGrpc(absl::NotFoundError(

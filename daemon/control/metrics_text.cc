@@ -48,6 +48,9 @@ constexpr Family kDaemonOpens = {
     "fusehostd_daemon_opens_total", "counter",
     "Passthrough opens the daemon answered itself, beneath a loopback "
     "backend's root directory."};
+constexpr Family kListingsPrefetched = {
+    "fusehostd_listings_prefetched_total", "counter",
+    "Directory listings fetched ahead of a walker."};
 constexpr Family kPassthroughRefused = {
     "fusehostd_passthrough_refused_total", "counter",
     "Descriptors from the backend the daemon refused to pass through."};
@@ -150,6 +153,7 @@ std::string RenderMetrics(const std::vector<MountStatsEntry>& mounts) {
       {&kBackendInvalid, &MountStats::Snapshot::backend_invalid},
       {&kPassthroughOpens, &MountStats::Snapshot::passthrough_opens},
       {&kDaemonOpens, &MountStats::Snapshot::daemon_opens},
+      {&kListingsPrefetched, &MountStats::Snapshot::listings_prefetched},
       {&kPassthroughRefused, &MountStats::Snapshot::passthrough_refused},
       {&kBackingFiles, &MountStats::Snapshot::backing_files}};
   for (const auto& [family, field] : per_mount) {

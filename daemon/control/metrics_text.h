@@ -13,6 +13,7 @@
 //   fusehostd_backend_invalid_total        counter
 //   fusehostd_passthrough_opens_total      counter
 //   fusehostd_daemon_opens_total           counter
+//   fusehostd_listings_prefetched_total    counter
 //   fusehostd_passthrough_refused_total    counter
 //   fusehostd_backing_files                gauge
 //

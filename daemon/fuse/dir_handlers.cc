@@ -359,6 +359,13 @@ void RequestHandlers::OpenDir(const Request& req, uint64_t node, int flags,
   handle->path = *path;
   handle->node = node;
   handle->budget = options_.listing_budget;
+  OpenDirHandle(req, handle, flags, std::move(opened), /*may_wait=*/true);
+}
+
+void RequestHandlers::OpenDirHandle(const Request& req, DirHandle* handle,
+                                    int flags,
+                                    std::function<void(DirHandle*)> opened,
+                                    bool may_wait) {
   bool cached;
   {
     absl::MutexLock lock(&handle->mu);
@@ -367,11 +374,22 @@ void RequestHandlers::OpenDir(const Request& req, uint64_t node, int flags,
   // After the reply the kernel may release the handle at any moment, so
   // nothing of it may be held (its lock included) while replying.
   if (cached) {
+    // The walker is here: the level below may be fetched ahead.
+    options_.coherence->DirectoryOpened(handle->path, NewOp(*req).caller());
     opened(handle);
     return;
   }
+  // Its listing is being fetched ahead: wait for it rather than ask twice.
+  if (may_wait && options_.coherence != nullptr &&
+      options_.coherence->AwaitListing(
+          handle->path, [this, req, handle, flags, opened]() mutable {
+            OpenDirHandle(req, handle, flags, std::move(opened),
+                          /*may_wait=*/false);
+          })) {
+    return;
+  }
   v1::Op op = NewOp(*req);
-  op.mutable_opendir()->set_path(*path);
+  op.mutable_opendir()->set_path(handle->path);
   op.mutable_opendir()->set_flags(flags);
   Send(std::move(op), [req, handle, opened = std::move(opened)](
                           const v1::OpResult& res) {

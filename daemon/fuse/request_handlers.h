@@ -348,6 +348,10 @@ class RequestHandlers {
   // request with the error if it cannot.
   void OpenDir(const Request& req, uint64_t node, int flags,
                std::function<void(DirHandle*)> opened);
+  // OpenDir's work for a new `handle`; `may_wait`: a listing being fetched
+  // ahead may be waited for (once).
+  void OpenDirHandle(const Request& req, DirHandle* handle, int flags,
+                     std::function<void(DirHandle*)> opened, bool may_wait);
   void ReplyOpendir(const Request& req, DirHandle* handle);
   void ReleaseDirHandle(DirHandle* handle);
   // Readdirplus: fetches attributes of up to a few hundred names from

@@ -152,6 +152,15 @@ absl::StatusOr<MountOptions> ParseMountOptions(absl::string_view text) {
       if (st.ok() && opts.call_timeout < absl::Milliseconds(10)) {
         st = absl::InvalidArgumentError("option timeout= must be at least 0.01");
       }
+    } else if (key == "prefetch_listings") {
+      size_t n = 0;
+      if (!absl::SimpleAtoi(value, &n) || n > 4096) {
+        st = absl::InvalidArgumentError(absl::StrCat(
+            "option prefetch_listings=", value,
+            ": expected a number of subdirectories in 0..4096"));
+      } else {
+        opts.prefetch_listings = n;
+      }
     } else if (key == "read_ahead_kb") {
       if (!absl::SimpleAtoi(value, &opts.read_ahead_kb) ||
           opts.read_ahead_kb > 65536) {

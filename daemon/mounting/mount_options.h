@@ -69,6 +69,10 @@ struct MountOptions {
   // backend's root directory (InitReply.root_directory), where the backend
   // offers one and passthrough is on (mount option daemon_opens=auto|off).
   bool daemon_opens = true;
+  // Subdirectories of a listing whose own listings are fetched ahead
+  // (pipeline/listing_prefetcher.h); 0: none. Unset: 64 for a backend
+  // reached over TCP, where each round trip costs, none for a local one.
+  std::optional<size_t> prefetch_listings;
   // Options for the backend, as given.
   std::vector<std::string> backend_options;
 };

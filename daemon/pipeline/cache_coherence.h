@@ -18,6 +18,7 @@
 #define FUSE_HOSTD_DAEMON_PIPELINE_CACHE_COHERENCE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,6 +65,16 @@ class CacheCoherence {
   // The notice stream (re)opened: notices may have been lost while it was
   // down, so nothing cached before can be trusted.
   virtual void NoticesMayHaveBeenLost() = 0;
+  // Directory `path` was opened by `caller` with its listing from the
+  // cache: its subdirectories' listings may be fetched ahead.
+  virtual void DirectoryOpened(const std::string& path,
+                               const v1::Caller& caller) {}
+  // If `path`'s listing is being fetched ahead, runs `then` once that is
+  // over and returns true (look in the cache again then); else false.
+  virtual bool AwaitListing(const std::string& path,
+                            std::function<void()> then) {
+    return false;
+  }
 };
 
 }  // namespace fusehost

@@ -40,7 +40,23 @@ thread_local std::vector<PendingOp>* collecting = nullptr;
 }  // namespace
 
 CachingTransport::CachingTransport(Options options)
-    : options_(std::move(options)) {}
+    : options_(std::move(options)) {
+  if (options_.cache != nullptr && options_.prefetch_listings > 0) {
+    ListingPrefetcher::Options p;
+    p.next = options_.next;
+    p.cache = options_.cache;
+    p.per_listing = options_.prefetch_listings;
+    p.send_readdir = [this](v1::Op op, Done done) {
+      SendReaddir(std::move(op), std::move(done), /*prefetched=*/true);
+    };
+    prefetcher_ = std::make_unique<ListingPrefetcher>(std::move(p));
+  }
+}
+
+void CachingTransport::CancelAll() {
+  if (prefetcher_ != nullptr) prefetcher_->Stop();
+  options_.next->CancelAll();
+}
 
 absl::Duration CachingTransport::AttrTtl(const v1::Attr& attr) const {
   return attr.ttl_ms() != 0 ? absl::Milliseconds(attr.ttl_ms())
@@ -277,13 +293,17 @@ void CachingTransport::SendXattrRead(v1::Op op, Done done) {
       });
 }
 
-void CachingTransport::SendReaddir(v1::Op op, Done done) {
+void CachingTransport::SendReaddir(v1::Op op, Done done, bool prefetched) {
   MetadataCache* cache = options_.cache;
   const std::string path = op.readdir().path();
   const bool from_start = op.readdir().offset() == 0;
   uint64_t epoch = cache->epoch();
+  ListingPrefetcher* prefetcher = prefetched ? nullptr : prefetcher_.get();
+  v1::Caller caller;
+  if (prefetcher != nullptr) caller = op.caller();
   Forward(
-      std::move(op), [this, cache, path, from_start, epoch,
+      std::move(op), [this, cache, path, from_start, epoch, prefetcher,
+                      caller = std::move(caller),
                       done = std::move(done)](const v1::OpResult& result) {
         if (result.posix_errno() != 0 || path.empty()) {
           done(result);
@@ -307,6 +327,8 @@ void CachingTransport::SendReaddir(v1::Op op, Done done) {
           }
         }
         if (whole) {
+          // Before the caller walks into the subdirectories.
+          if (prefetcher != nullptr) prefetcher->Listed(path, listing, caller);
           uint32_t ms = reply->ttl_ms();
           cache->PutListing(path, std::move(listing),
                             ms ? absl::Milliseconds(ms)
@@ -538,6 +560,19 @@ std::shared_ptr<const Listing> CachingTransport::CachedListing(
   std::shared_ptr<const Listing> listing = cache->ShareListing(path);
   Record(CacheKind::kDir, listing != nullptr);
   return listing;
+}
+
+void CachingTransport::DirectoryOpened(const std::string& path,
+                                       const v1::Caller& caller) {
+  if (prefetcher_ == nullptr || path.empty()) return;
+  std::shared_ptr<const Listing> listing = options_.cache->ShareListing(path);
+  if (listing != nullptr) prefetcher_->Listed(path, *listing, caller);
+}
+
+bool CachingTransport::AwaitListing(const std::string& path,
+                                    std::function<void()> then) {
+  return prefetcher_ != nullptr &&
+         prefetcher_->AwaitInFlight(path, std::move(then));
 }
 
 std::optional<v1::Attr> CachingTransport::CachedAttr(const std::string& path) {

@@ -41,6 +41,7 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -49,6 +50,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "daemon/pipeline/cache_coherence.h"
+#include "daemon/pipeline/listing_prefetcher.h"
 #include "daemon/pipeline/metadata_cache.h"
 #include "daemon/stats/mount_stats.h"
 #include "daemon/pipeline/op_transport.h"
@@ -69,6 +71,9 @@ class CachingTransport : public OpTransport, public CacheCoherence {
     MetadataCache* cache = nullptr;  // must outlive this; null: no caching
     OpTransport* next = nullptr;     // must outlive this
     MountStats* stats = nullptr;     // may be null
+    // Subdirectories of a listing whose listings are fetched ahead
+    // (listing_prefetcher.h); 0: none.
+    size_t prefetch_listings = 0;
   };
 
   explicit CachingTransport(Options options);
@@ -80,7 +85,7 @@ class CachingTransport : public OpTransport, public CacheCoherence {
   // OpTransport.
   void Send(v1::Op op, Done done) override;
   void SendAll(std::vector<PendingOp> ops) override;
-  void CancelAll() override { options_.next->CancelAll(); }
+  void CancelAll() override;
   void WaitIdle() override { options_.next->WaitIdle(); }
 
   // CacheCoherence.
@@ -90,6 +95,15 @@ class CachingTransport : public OpTransport, public CacheCoherence {
   void OtherNamesChanged(const std::vector<std::string>& paths) override;
   void ApplyNotice(const v1::Invalidation& notice) override;
   void NoticesMayHaveBeenLost() override;
+  void DirectoryOpened(const std::string& path,
+                       const v1::Caller& caller) override;
+  bool AwaitListing(const std::string& path,
+                    std::function<void()> then) override;
+
+  // Listings fetched ahead so far.
+  uint64_t listings_prefetched() const {
+    return prefetcher_ ? prefetcher_->fetched() : 0;
+  }
 
   const CachePolicy& policy() const { return options_.policy; }
 
@@ -114,7 +128,9 @@ class CachingTransport : public OpTransport, public CacheCoherence {
   // The directory of the last getattr that missed the cache.
   std::string last_miss_dir_ ABSL_GUARDED_BY(walk_mu_);
   void SendReadlink(v1::Op op, Done done);
-  void SendReaddir(v1::Op op, Done done);
+  // `prefetched`: a listing fetched ahead, which fetches nothing ahead
+  // itself.
+  void SendReaddir(v1::Op op, Done done, bool prefetched = false);
   void SendXattrRead(v1::Op op, Done done);
   // Forwards a mutation and applies the coherence rules to its result.
   void SendMutation(v1::Op op, Done done);
@@ -133,6 +149,7 @@ class CachingTransport : public OpTransport, public CacheCoherence {
 
   const Options options_;
   std::atomic<KernelCacheNotifier*> kernel_{nullptr};
+  std::unique_ptr<ListingPrefetcher> prefetcher_;  // null: none
 };
 
 }  // namespace fusehost

@@ -120,6 +120,9 @@ class MountStats {
     // Of those opens, the ones the daemon answered itself (beneath a
     // loopback backend's root directory).
     uint64_t daemon_opens = 0;
+    // Directory listings fetched ahead of the walker
+    // (pipeline/listing_prefetcher.h).
+    uint64_t listings_prefetched = 0;
   };
 
   // A kernel request answered after `latency`, with `posix_errno` (0: ok).

@@ -1,0 +1,94 @@
+// Fetches the listings of a directory's subdirectories ahead of the caller
+// that lists it, so that a walk (find, ls -R, du) over a backend far away
+// pays a few round trips for a whole level instead of two per directory.
+//
+// When a directory's listing is handed out (Listed), each subdirectory in
+// it whose listing the cache lacks is opened, read and released at the
+// backend, as the caller who listed its parent, up to `max_in_flight` at a
+// time; the listings land in the daemon's cache like any other. Only one
+// level ahead: a prefetched listing fetches nothing itself, but when the
+// walker opens that directory and gets the listing, the next level starts.
+// An opendir of a directory whose prefetch is under way waits for it
+// (AwaitInFlight) instead of asking the backend a second time.
+//
+// Bounded: at most `per_listing` subdirectories of one listing, at most
+// kMaxQueued directories waiting, none while the cache is three quarters
+// full. Stop() drops what is queued; what is in flight finishes.
+//
+// Thread-safe.
+
+#ifndef FUSE_HOSTD_DAEMON_PIPELINE_LISTING_PREFETCHER_H_
+#define FUSE_HOSTD_DAEMON_PIPELINE_LISTING_PREFETCHER_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "daemon/pipeline/listing.h"
+#include "daemon/pipeline/metadata_cache.h"
+#include "daemon/pipeline/op_transport.h"
+
+namespace fusehost {
+
+class ListingPrefetcher {
+ public:
+  struct Options {
+    // Opendir and releasedir go here (below the cache).
+    OpTransport* next = nullptr;
+    // Readdir goes here: the caching layer's readdir, which caches a whole
+    // listing (and must not prefetch from it in turn).
+    std::function<void(v1::Op, OpTransport::Done)> send_readdir;
+    MetadataCache* cache = nullptr;
+    size_t per_listing = 64;
+    size_t max_in_flight = 16;
+  };
+  static constexpr size_t kMaxQueued = 4096;
+
+  explicit ListingPrefetcher(Options options);
+
+  // Directory `dir`'s listing was handed to `caller`.
+  void Listed(const std::string& dir, const Listing& listing,
+              const v1::Caller& caller);
+
+  // If `path`'s listing is being prefetched, runs `then` once that is over
+  // (whatever came of it) and returns true; otherwise false.
+  bool AwaitInFlight(const std::string& path, std::function<void()> then);
+
+  // Nothing more is started.
+  void Stop();
+
+  // Listings fetched ahead so far.
+  uint64_t fetched() const { return fetched_.load(); }
+
+ private:
+  struct Job {
+    std::string path;
+    v1::Caller caller;
+  };
+  // Starts queued jobs while there is room.
+  void Pump();
+  bool CacheHasRoom() const;
+  void Run(Job job);
+  void Finished(const std::string& path);
+
+  const Options options_;
+  absl::Mutex mu_;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  size_t running_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<Job> queue_ ABSL_GUARDED_BY(mu_);
+  // Queued or running, with who waits for each.
+  absl::flat_hash_map<std::string, std::vector<std::function<void()>>>
+      pending_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> fetched_{0};
+};
+
+}  // namespace fusehost
+
+#endif  // FUSE_HOSTD_DAEMON_PIPELINE_LISTING_PREFETCHER_H_

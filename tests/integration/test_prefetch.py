@@ -1,0 +1,108 @@
+"""Listings fetched ahead (mount option prefetch_listings=, on by default
+for backends reached over TCP): a walk gets the same answers as the tree
+itself, the daemon counts the listings it fetched ahead, a change made
+while they are cached is seen, and a local mount fetches nothing ahead
+unless asked."""
+
+import os
+import re
+
+import pytest
+
+import conftest
+import fhlib
+
+pytestmark = pytest.mark.usefixtures("needs_daemon")
+
+
+def make_tree(root, dirs=8, subdirs=3, files=5):
+    for d in range(dirs):
+        for s in range(subdirs):
+            path = os.path.join(root, "d%d" % d, "s%d" % s)
+            os.makedirs(path)
+            for f in range(files):
+                with open(os.path.join(path, "f%d" % f), "w") as out:
+                    out.write("x" * f)
+
+
+def walk(top):
+    """find's view of a tree, as relative paths and sizes."""
+    out = fhlib.run_cmd(["find", top, "-mindepth", "1", "-printf",
+                         "%P %s %y\n"])
+    assert out.returncode == 0, out
+    return sorted(out.stdout.splitlines())
+
+
+def prefetched(m):
+    out = m.daemon.ctl("stats", m.path).check().stdout
+    found = re.search(r"listings\s+(\d+) fetched ahead", out)
+    assert found, "no listings line in stats:\n" + out
+    return int(found.group(1))
+
+
+class TcpLoopback:
+    """loopback_fs on plain TCP (the mount says `insecure`)."""
+
+    def __init__(self, mounts, root):
+        self.root = root
+        self.port = fhlib.free_port()
+        self.addr = "127.0.0.1:%d" % self.port
+        self.log = mounts.path("tcp-loopback.log")
+        self.proc = fhlib.spawn_logged(
+            [mounts.bins.loopback, "--listen=" + self.addr, "--root=" + root],
+            self.log, cwd="/")
+        assert fhlib.wait_ready(self.proc,
+                                lambda: fhlib.tcp_connectable(self.port), 20)
+
+    def stop(self):
+        fhlib.stop_process(self.proc, timeout=5)
+
+
+def test_a_walk_over_a_local_mount_fetches_nothing_ahead_by_default(mounts):
+    m = mounts.mount("loopback")
+    make_tree(m.backing)
+    assert walk(m.path) == walk(m.backing)
+    assert prefetched(m) == 0
+
+
+def test_a_walk_fetches_the_next_level_ahead(mounts):
+    m = mounts.mount("loopback", options="allow_other,prefetch_listings=64")
+    make_tree(m.backing)
+    assert walk(m.path) == walk(m.backing)
+    # Every directory below the root was listed ahead of find, but for
+    # those find reached first.
+    assert prefetched(m) >= 8
+    # A second walk is answered the same.
+    assert walk(m.path) == walk(m.backing)
+
+
+def test_a_change_after_a_listing_was_fetched_ahead_is_seen(mounts):
+    m = mounts.mount("loopback", options="allow_other,prefetch_listings=64")
+    make_tree(m.backing, dirs=3, subdirs=1, files=1)
+    # Listing the root fetches d0..d2 ahead.
+    assert sorted(os.listdir(m.path)) == ["d0", "d1", "d2"]
+    fhlib.wait_until(lambda: prefetched(m) >= 3, 10)
+    with open(os.path.join(m.path, "d1", "new"), "w") as f:
+        f.write("through the mount")
+    assert sorted(os.listdir(os.path.join(m.path, "d1"))) == ["new", "s0"]
+    os.mkdir(os.path.join(m.backing, "d0", "behind"))  # the backend's notice
+    assert fhlib.wait_until(
+        lambda: "behind" in os.listdir(os.path.join(m.path, "d0")), 10)
+
+
+def test_a_tcp_backend_fetches_ahead_by_default(mounts):
+    root = mounts.mkdir("tcp_backing")
+    make_tree(root)
+    backend = TcpLoopback(mounts, root)
+    try:
+        mp = mounts.mountpoint()
+        r = mounts.daemon.mount(backend.addr, mp, "allow_other,insecure")
+        assert r.returncode == 0, r
+        m = conftest.Mount(mounts.daemon, None, mp, "insecure")
+        mounts.mounts.append(m)
+        assert walk(mp) == walk(root)
+        assert prefetched(m) >= 8
+    finally:
+        if fhlib.is_mounted(mp):
+            mounts.daemon.unmount(mp)
+        backend.stop()
