@@ -334,9 +334,11 @@ def ending(w, b, verdicts):
     w('')
     w('<details><summary>all samples (s; cap = over the cap)</summary>')
     w('')
-    for (k, wl), v in sorted(b.results.items(),
-                             key=lambda kv: (WORKLOADS.index(kv[0][1]),
-                                             SYSTEMS.index(kv[0][0]))):
+    def order(kv):
+        (k, key), _ = kv
+        wl, _, rtt = key.partition('@')
+        return (WORKLOADS.index(wl), float(rtt or 0), SYSTEMS.index(k))
+    for (k, wl), v in sorted(b.results.items(), key=order):
         w('- %s / %s: %s' % (wl, LABELS[k], ', '.join(
             'cap' if x is None else x if x == 'err' else '%.3f' % x for x in v)))
     w('</details>')

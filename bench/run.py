@@ -35,6 +35,7 @@ This file is the command line; the rest is in modules beside it:
 """
 
 import argparse
+import json
 import atexit
 import os
 import resource
@@ -183,6 +184,11 @@ def main():
         RES.close()
     if not b.results:
         sys.exit(1)
+    # The samples first: a report that fails must not cost the runs.
+    samples = os.path.join(args.workdir, 'samples.json')
+    with open(samples, 'w') as f:
+        json.dump({'%s %s' % k: v for k, v in b.results.items()}, f, indent=1)
+    log('samples written to ' + samples)
     text = report(b, cmdline)
     print(text)
     if args.out:
