@@ -165,7 +165,9 @@ int Run(DaemonSettings settings) {
   std::vector<NamedFd> passed = TakeSystemdDescriptors();
   // Where mounts are kept while the daemon restarts: its keeper's, or
   // systemd's descriptor store; none, and mounts end with the daemon.
-  std::unique_ptr<DescriptorStore> store = KeeperClient::FromEnvironment();
+  std::unique_ptr<KeeperClient> keeper_client = KeeperClient::FromEnvironment();
+  KeeperClient* keeper = keeper_client.get();
+  std::unique_ptr<DescriptorStore> store = std::move(keeper_client);
   if (store == nullptr && absl::GetFlag(FLAGS_systemd_fd_store)) {
     store = std::make_unique<SystemdFdStore>(&passed);
   }
@@ -286,6 +288,13 @@ int Run(DaemonSettings settings) {
     absl::StrAppend(&ready, " (", static_failed, " static mounts failed)");
   }
   notifier.Ready(ready);
+  if (keeper != nullptr) {
+    absl::Status told = keeper->Ready();
+    if (!told.ok()) {
+      Log("cannot tell the keeper the daemon serves: %s",
+          std::string(told.message()).c_str());
+    }
+  }
   absl::Duration watchdog =
       notifier.StartWatchdog([&manager] { manager.List(); });
   if (watchdog > absl::ZeroDuration()) {

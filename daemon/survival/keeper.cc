@@ -194,6 +194,7 @@ std::optional<int> Keeper::DaemonExited(int wait_status) {
       absl::FromChrono(Clock::now() - daemon_started_);
   daemon_pid_ = 0;
   DrainRequests();
+  const bool served = kept_.TakeReady();
   if (stopping_) {
     Log("keeper: daemon pid %d %s; stopping", pid, DescribeExit(wait_status));
     return 0;
@@ -207,7 +208,7 @@ std::optional<int> Keeper::DaemonExited(int wait_status) {
     start_at_ = Clock::now();
     return std::nullopt;
   }
-  absl::Duration wait = backoff_.AfterCrash(ran_for);
+  absl::Duration wait = backoff_.AfterCrash(ran_for, served);
   Log("keeper: daemon pid %d %s; restarting in %s", pid,
       DescribeExit(wait_status), absl::FormatDuration(wait));
   start_at_ = Clock::now() + absl::ToChronoNanoseconds(wait);

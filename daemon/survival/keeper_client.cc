@@ -76,6 +76,8 @@ absl::Status KeeperClient::Remove(const std::string& key) {
   return Call(absl::StrCat(kKeeperDel, " ", key), {});
 }
 
+absl::Status KeeperClient::Ready() { return Call(kKeeperReady, {}); }
+
 absl::StatusOr<std::vector<KeeperClient::Entry>> KeeperClient::TakeAll() {
   absl::MutexLock lock(&mu_);
   const Deadline deadline =

@@ -56,6 +56,11 @@ class KeeperClient : public DescriptorStore {
   // Has the keeper close what it keeps under `key` (OK if nothing).
   absl::Status Remove(const std::string& key) override;
 
+  // Tells the keeper the daemon serves: should it crash now, it is
+  // restarted at once (a daemon that dies before this is restarted ever
+  // more slowly: it may be one that cannot start).
+  absl::Status Ready();
+
   using Entry = DescriptorStore::Entry;
   // Everything the keeper keeps, in key order, as copies: the keeper keeps
   // its own until they are replaced or removed.

@@ -48,6 +48,9 @@ inline constexpr size_t kMaxKeeperHeader = 256;
 inline constexpr char kKeeperPut[] = "PUT";
 inline constexpr char kKeeperDel[] = "DEL";
 inline constexpr char kKeeperGet[] = "GET";
+// The daemon serves (it took its mounts back): a crash from now on is not
+// one of a daemon that cannot start, and is restarted at once.
+inline constexpr char kKeeperReady[] = "READY";
 inline constexpr char kKeeperOk[] = "OK";
 inline constexpr char kKeeperErr[] = "ERR";
 inline constexpr char kKeeperEntry[] = "ENTRY";

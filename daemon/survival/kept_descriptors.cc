@@ -47,6 +47,13 @@ std::vector<KeptDescriptors::Reply> KeptDescriptors::Handle(
     replies.push_back({kKeeperEnd, {}});
     return replies;
   }
+  if (verb == kKeeperReady) {
+    if (!key.empty() || !fds.empty()) {
+      return {Refuse("READY takes no argument and no descriptors")};
+    }
+    ready_ = true;
+    return {Ok()};
+  }
   return {Refuse(absl::StrCat("unknown request ", verb))};
 }
 

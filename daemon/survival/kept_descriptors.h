@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -44,11 +45,15 @@ class KeptDescriptors {
 
   size_t size() const { return entries_.size(); }
 
+  // Whether the daemon said READY since the last call (which clears it).
+  bool TakeReady() { return std::exchange(ready_, false); }
+
  private:
   Reply Put(const std::string& key, std::vector<UniqueFd> fds);
 
   // Ordered: GET answers in key order.
   std::map<std::string, std::vector<UniqueFd>> entries_;
+  bool ready_ = false;
 };
 
 // Receives one request on `socket` (waiting at most `wait`), handles it and

@@ -2,9 +2,10 @@
 // once would spin on a daemon that dies at start (a bad configuration, a
 // broken upgrade), forever would leave the mounts without a server.
 //
-// The first crash waits kFirst; each crash of a daemon that ran less than
-// kSteady waits twice the last wait, up to kLongest; a daemon that ran
-// kSteady or more starts the count again.
+// The first crash waits kFirst; each crash of a daemon that never said it
+// served and ran less than kSteady waits twice the last wait, up to
+// kLongest; a daemon that served (READY), or ran kSteady or more, starts
+// the count again: its mounts' programs wait, so it comes back at once.
 //
 // Thread use: like any value type (one owner).
 
@@ -22,8 +23,8 @@ class RestartBackoff {
   static constexpr absl::Duration kSteady = absl::Seconds(10);
 
   // The wait before restarting a daemon that crashed after running
-  // `ran_for`.
-  absl::Duration AfterCrash(absl::Duration ran_for);
+  // `ran_for`; `served`: it had said it served.
+  absl::Duration AfterCrash(absl::Duration ran_for, bool served = false);
 
  private:
   absl::Duration next_ = kFirst;

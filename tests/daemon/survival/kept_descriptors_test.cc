@@ -143,6 +143,18 @@ TEST(KeptDescriptorsTest, MalformedAndUnknownRequestsAreRefused) {
   EXPECT_EQ(kept.size(), 0u);
 }
 
+TEST(KeptDescriptorsTest, ReadyIsRememberedUntilTaken) {
+  KeptDescriptors kept;
+  EXPECT_FALSE(kept.TakeReady());
+  std::vector<KeptDescriptors::Reply> r = kept.Handle("READY", {});
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].header, "OK");
+  EXPECT_TRUE(kept.TakeReady());
+  EXPECT_FALSE(kept.TakeReady());
+  EXPECT_EQ(kept.Handle("READY now", {})[0].header.substr(0, 3), "ERR");
+  EXPECT_FALSE(kept.TakeReady());
+}
+
 TEST(KeptDescriptorsTest, EverythingClosesWithTheObject) {
   Pipe p = MakePipe();
   {

@@ -29,5 +29,17 @@ TEST(RestartBackoffTest, StartsOverAfterADaemonThatRanLongEnough) {
   EXPECT_EQ(backoff.AfterCrash(absl::Hours(1)), absl::Milliseconds(100));
 }
 
+TEST(RestartBackoffTest, ADaemonThatServedComesBackAtOnce) {
+  // Killed again and again, each time after it had taken its mounts back
+  // and said so: its mounts' programs wait, so no crash makes it slower.
+  RestartBackoff backoff;
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(backoff.AfterCrash(absl::Seconds(2), /*served=*/true),
+              absl::Milliseconds(100));
+  }
+  // One that dies before serving backs off again.
+  EXPECT_EQ(backoff.AfterCrash(absl::Milliseconds(5)), absl::Milliseconds(200));
+}
+
 }  // namespace
 }  // namespace fusehost
