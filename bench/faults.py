@@ -231,12 +231,7 @@ def start_relay(target_port, log):
 
 def daemon_pid(keeper):
     """The keeper's child, or 0."""
-    try:
-        with open("/proc/%d/task/%d/children" % (keeper.pid, keeper.pid)) as f:
-            children = f.read().split()
-    except OSError:
-        return 0
-    return int(children[0]) if children else 0
+    return fhlib.child_pid(keeper.pid)
 
 
 def replace_daemon(keeper, sig):

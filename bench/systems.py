@@ -426,13 +426,7 @@ class KeptHostd(Hostd):
 
     def daemon_pid(self):
         # The keeper's child (its memory figures are the daemon's).
-        pid = self.daemon.pid
-        try:
-            with open('/proc/%d/task/%d/children' % (pid, pid)) as f:
-                children = f.read().split()
-        except OSError:
-            children = []
-        return int(children[0]) if children else pid
+        return fhlib.child_pid(self.daemon.pid) or self.daemon.pid
 
 
 class PyHostd(Hostd):

@@ -375,7 +375,9 @@ void RequestHandlers::OpenDirHandle(const Request& req, DirHandle* handle,
   // nothing of it may be held (its lock included) while replying.
   if (cached) {
     // The walker is here: the level below may be fetched ahead.
-    options_.coherence->DirectoryOpened(handle->path, NewOp(*req).caller());
+    if (options_.coherence->FetchesListingsAhead()) {
+      options_.coherence->DirectoryOpened(handle->path, NewOp(*req).caller());
+    }
     opened(handle);
     return;
   }

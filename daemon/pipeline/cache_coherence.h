@@ -65,6 +65,9 @@ class CacheCoherence {
   // The notice stream (re)opened: notices may have been lost while it was
   // down, so nothing cached before can be trusted.
   virtual void NoticesMayHaveBeenLost() = 0;
+  // Whether DirectoryOpened does anything: the caller (whose groups are
+  // looked up) is only made for it then.
+  virtual bool FetchesListingsAhead() const { return false; }
   // Directory `path` was opened by `caller` with its listing from the
   // cache: its subdirectories' listings may be fetched ahead.
   virtual void DirectoryOpened(const std::string& path,

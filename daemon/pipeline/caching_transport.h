@@ -95,6 +95,7 @@ class CachingTransport : public OpTransport, public CacheCoherence {
   void OtherNamesChanged(const std::vector<std::string>& paths) override;
   void ApplyNotice(const v1::Invalidation& notice) override;
   void NoticesMayHaveBeenLost() override;
+  bool FetchesListingsAhead() const override { return prefetcher_ != nullptr; }
   void DirectoryOpened(const std::string& path,
                        const v1::Caller& caller) override;
   bool AwaitListing(const std::string& path,

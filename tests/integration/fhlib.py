@@ -485,6 +485,18 @@ def is_mounted(mountpoint):
     return mount_entry(mountpoint) is not None
 
 
+def child_pid(pid):
+    """The first child of process `pid` (a keeper's daemon), or 0. Read from
+    /proc: no fork, which a process holding files on a mount must not do
+    while no daemon serves it."""
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            children = f.read().split()
+    except OSError:
+        return 0
+    return int(children[0]) if children else 0
+
+
 def wait_until(pred, timeout, interval=0.1):
     deadline = time.monotonic() + timeout
     while True:

@@ -42,16 +42,8 @@ class KeptDaemon(Daemon):
         return self
 
     def daemon_pid(self):
-        """The keeper's child, or 0. Read from /proc: no fork, which a
-        test holding files on a mount must not do while no daemon serves
-        it."""
-        try:
-            with open("/proc/%d/task/%d/children" %
-                      (self.proc.pid, self.proc.pid)) as f:
-                children = f.read().split()
-        except OSError:
-            return 0
-        return int(children[0]) if children else 0
+        """The keeper's child, or 0."""
+        return fhlib.child_pid(self.proc.pid)
 
     def replace_daemon(self, sig, timeout=20):
         """Signals the daemon (SIGKILL) or the keeper (SIGUSR2: hand-over)

@@ -44,6 +44,7 @@ class PrefetchingCoherence : public CacheCoherence {
   }
   void ApplyNotice(const v1::Invalidation&) override {}
   void NoticesMayHaveBeenLost() override {}
+  bool FetchesListingsAhead() const override { return true; }
   void DirectoryOpened(const std::string& path,
                        const v1::Caller& caller) override {
     opened.push_back(path);
