@@ -10,6 +10,8 @@ unmounted, and what memory its processes used.
   hostd    fuse-hostd + examples/loopback's loopback_fs on a Unix socket
   kept     the same, with fuse-hostd under its keeper (--supervise): the
            mount journals its state so that it survives the daemon
+  wbhostd  hostd with the mount option write_behind: chmod, chown, utimens
+           and unlink answered by the daemon, sent to the backend after
   pyhostd  fuse-hostd + examples/python/loopback.py (the Python SDK) on a
            Unix socket
   nodehostd  fuse-hostd + examples/node/loopback.js (the Node.js SDK) on a
@@ -30,7 +32,7 @@ from common import (BENCH_DIR, PY, RES, TLS_NAME, fhlib, free_port,
 REPO_DIR = os.path.dirname(BENCH_DIR)
 
 SYSTEMS = ['tmpfs', 'pll', 'pt', 'fusepy', 'fusepyhostd', 'sshfs', 'hostd',
-           'kept', 'pyhostd', 'nodehostd']
+           'wbhostd', 'kept', 'pyhostd', 'nodehostd']
 LABELS = {
     'tmpfs': 'tmpfs',
     'pll': 'passthrough_ll cache=always',
@@ -39,20 +41,23 @@ LABELS = {
     'fusepyhostd': 'fusepy_loopback.py through fuse-hostd',
     'sshfs': 'sshfs',
     'hostd': 'fuse-hostd',
+    'wbhostd': 'fuse-hostd write_behind',
     'kept': 'fuse-hostd under its keeper',
     'pyhostd': 'fuse-hostd + Python loopback',
     'nodehostd': 'fuse-hostd + Node loopback',
 }
 # Shorter names for ratio headers and target lines.
-SHORT = dict(LABELS, pll='passthrough_ll', kept='kept', pyhostd='Python loopback',
+SHORT = dict(LABELS, pll='passthrough_ll', kept='kept',
+             wbhostd='write_behind', pyhostd='Python loopback',
              nodehostd='Node loopback', fusepyhostd='fusepy port')
 # Systems that need fuse-hostd built (the fusepy port mounts itself through
 # a daemon of its own, like the SDK systems).
-NEEDS_HOSTD = ('hostd', 'kept', 'pyhostd', 'nodehostd', 'fusepyhostd')
+NEEDS_HOSTD = ('hostd', 'wbhostd', 'kept', 'pyhostd', 'nodehostd',
+               'fusepyhostd')
 NEEDS_PYTHON_SDK = ('pyhostd', 'fusepyhostd')
-RELAY_SYSTEMS = ['sshfs', 'hostd', 'pyhostd', 'nodehostd']
+RELAY_SYSTEMS = ['sshfs', 'hostd', 'wbhostd', 'pyhostd', 'nodehostd']
 # The systems that run fuse-hostd (each its own daemon).
-HOSTD_SYSTEMS = ('hostd', 'kept', 'pyhostd', 'nodehostd')
+HOSTD_SYSTEMS = ('hostd', 'wbhostd', 'kept', 'pyhostd', 'nodehostd')
 # The systems whose backend is a process of an SDK (its memory is reported
 # next to its daemon's).
 SDK_SYSTEMS = ('pyhostd', 'nodehostd')
@@ -255,6 +260,7 @@ class Hostd(System):
     backend_name = 'loopback_fs'   # log names, messages
     daemon_log = 'fuse-hostd'
     daemon_flags = ()
+    mount_opts = ''   # options of this system's own, before --hostd-opts
 
     def backend_cmd(self, listen):
         return [self.b.bin('loopback_fs'), '--listen=' + listen,
@@ -325,8 +331,8 @@ class Hostd(System):
     def _mount_addr(self, addr, transport_opts=''):
         self.ensure_daemon('before mounting %s' % addr)
         args = ['mount', addr, self.mnt]
-        opts = ','.join(o for o in (transport_opts, self.b.args.hostd_opts)
-                        if o)
+        opts = ','.join(o for o in (transport_opts, self.mount_opts,
+                                    self.b.args.hostd_opts) if o)
         if opts:
             args += ['-o', opts]
         RES.mounts.append(self.mnt)
@@ -429,6 +435,13 @@ class KeptHostd(Hostd):
         return fhlib.child_pid(self.daemon.pid) or self.daemon.pid
 
 
+class WriteBehindHostd(Hostd):
+    """hostd with write-behind on: what answering changes early saves."""
+    key = 'wbhostd'
+    daemon_log = 'fuse-hostd-wb'
+    mount_opts = 'write_behind'
+
+
 class PyHostd(Hostd):
     """fuse-hostd + the Python SDK's loopback example, served on a socket
     (the package and the example are copies made by build_binaries)."""
@@ -485,5 +498,5 @@ class NodeHostd(PyHostd):
 
 SYSTEM_CLASSES = {c.key: c for c in
                   (Tmpfs, PassthroughLL, Passthrough, Fusepy, FusepyHostd,
-                   Sshfs, Hostd, KeptHostd,
+                   Sshfs, Hostd, WriteBehindHostd, KeptHostd,
                    PyHostd, NodeHostd)}

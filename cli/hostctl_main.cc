@@ -118,6 +118,11 @@ int Stats(ControlClient& client, const std::string& mountpoint) {
            static_cast<unsigned long long>(m.backing_files()));
     printf("  listings         %llu fetched ahead\n",
            static_cast<unsigned long long>(m.listings_prefetched()));
+    printf("  write-behind     %llu answered early, %llu refused later, "
+           "%llu queued now\n",
+           static_cast<unsigned long long>(m.written_behind()),
+           static_cast<unsigned long long>(m.write_behind_failed()),
+           static_cast<unsigned long long>(m.write_behind_queued()));
     printf("  %-12s %12s %12s\n", "CACHE", "HITS", "MISSES");
     for (const v1::CacheStats& c : m.caches()) {
       printf("  %-12s %12llu %12llu\n", c.cache().c_str(),

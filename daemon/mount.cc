@@ -208,10 +208,28 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
     cache_options.max_entries = m->options_.cache_entries;
     m->cache_ = std::make_unique<MetadataCache>(cache_options);
   }
+  OpTransport* below_cache = m->batcher_.get();
+  if (m->options_.write_behind && m->cache_ != nullptr) {
+    WriteBehind::Options wb;
+    wb.next = m->batcher_.get();
+    wb.cache = m->cache_.get();
+    wb.log_name = m->spec_.mountpoint;
+    // What an early answer made the caches believe is forgotten.
+    wb.on_failure = [self](const std::vector<std::string>& paths) {
+      for (const std::string& path : paths) {
+        v1::Invalidation notice;
+        notice.set_kind(v1::Invalidation::CHANGED);
+        notice.set_path(path);
+        self->caching_->ApplyNotice(notice);
+      }
+    };
+    m->write_behind_ = std::make_unique<WriteBehind>(std::move(wb));
+    below_cache = m->write_behind_.get();
+  }
   CachingTransport::Options caching;
   caching.policy = m->policy_;
   caching.cache = m->cache_.get();
-  caching.next = m->batcher_.get();
+  caching.next = below_cache;
   caching.stats = &m->stats_;
   caching.prefetch_listings = m->options_.prefetch_listings.value_or(
       m->spec_.dialer == nullptr ? 64 : 0);
@@ -449,6 +467,11 @@ MountStats::Snapshot Mount::Snap() const {
   }
   if (root_ != nullptr) s.daemon_opens = root_->opened();
   if (caching_ != nullptr) s.listings_prefetched = caching_->listings_prefetched();
+  if (write_behind_ != nullptr) {
+    s.written_behind = write_behind_->deferred();
+    s.write_behind_failed = write_behind_->failed();
+    s.write_behind_queued = write_behind_->queued();
+  }
   return s;
 }
 
@@ -486,6 +509,11 @@ void Mount::Shutdown() {
     }
     session_->Stop();
   }
+  if (write_behind_ != nullptr &&
+      !write_behind_->Drain(absl::Now() + options_.call_timeout)) {
+    Log("%s: write-behind: %zu operations were not sent before the end",
+        spec_.mountpoint.c_str(), write_behind_->queued());
+  }
   if (channel_ != nullptr) {
     // Releases answered at once may still be on their way: no reply may
     // reach the layers destroyed before the channel (the greeter, the root
@@ -499,7 +527,10 @@ void Mount::Shutdown() {
 bool Mount::Quiesce(absl::Time deadline) {
   if (session_ == nullptr) return true;
   const bool answered = session_->Quiesce(deadline);
-  return answered && state_ != nullptr;
+  // Queued changes live only in this daemon: they go before it does.
+  const bool sent =
+      write_behind_ == nullptr || write_behind_->Drain(deadline);
+  return answered && sent && state_ != nullptr;
 }
 
 Mount::~Mount() { Shutdown(); }

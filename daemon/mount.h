@@ -38,6 +38,7 @@
 #include "daemon/pipeline/invalidation_listener.h"
 #include "daemon/pipeline/metadata_cache.h"
 #include "daemon/pipeline/reply_validator.h"
+#include "daemon/pipeline/write_behind.h"
 #include "daemon/stats/mount_stats.h"
 #include "daemon/survival/descriptor_store.h"
 #include "daemon/survival/mount_state.h"
@@ -174,6 +175,7 @@ class Mount {
   std::unique_ptr<ReplyValidator> validator_;
   std::unique_ptr<Batcher> batcher_;
   std::unique_ptr<MetadataCache> cache_;  // null with cache_entries=0
+  std::unique_ptr<WriteBehind> write_behind_;  // null without write_behind
   std::unique_ptr<CachingTransport> caching_;
   std::unique_ptr<NodeTable> nodes_;
   std::unique_ptr<MemoryBudget> listing_budget_;

@@ -51,6 +51,15 @@ constexpr Family kDaemonOpens = {
 constexpr Family kListingsPrefetched = {
     "fusehostd_listings_prefetched_total", "counter",
     "Directory listings fetched ahead of a walker."};
+constexpr Family kWrittenBehind = {
+    "fusehostd_written_behind_total", "counter",
+    "Changes answered before the backend ran them (write_behind)."};
+constexpr Family kWriteBehindFailed = {
+    "fusehostd_write_behind_failed_total", "counter",
+    "Changes answered early that the backend then refused."};
+constexpr Family kWriteBehindQueued = {
+    "fusehostd_write_behind_queued", "gauge",
+    "Operations waiting in the write-behind queue or in flight."};
 constexpr Family kPassthroughRefused = {
     "fusehostd_passthrough_refused_total", "counter",
     "Descriptors from the backend the daemon refused to pass through."};
@@ -154,6 +163,9 @@ std::string RenderMetrics(const std::vector<MountStatsEntry>& mounts) {
       {&kPassthroughOpens, &MountStats::Snapshot::passthrough_opens},
       {&kDaemonOpens, &MountStats::Snapshot::daemon_opens},
       {&kListingsPrefetched, &MountStats::Snapshot::listings_prefetched},
+      {&kWrittenBehind, &MountStats::Snapshot::written_behind},
+      {&kWriteBehindFailed, &MountStats::Snapshot::write_behind_failed},
+      {&kWriteBehindQueued, &MountStats::Snapshot::write_behind_queued},
       {&kPassthroughRefused, &MountStats::Snapshot::passthrough_refused},
       {&kBackingFiles, &MountStats::Snapshot::backing_files}};
   for (const auto& [family, field] : per_mount) {

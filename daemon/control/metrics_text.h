@@ -14,6 +14,9 @@
 //   fusehostd_passthrough_opens_total      counter
 //   fusehostd_daemon_opens_total           counter
 //   fusehostd_listings_prefetched_total    counter
+//   fusehostd_written_behind_total         counter
+//   fusehostd_write_behind_failed_total    counter
+//   fusehostd_write_behind_queued          gauge
 //   fusehostd_passthrough_refused_total    counter
 //   fusehostd_backing_files                gauge
 //

@@ -44,10 +44,12 @@ void RequestHandlers::Getattr(Request req, uint64_t node,
   std::optional<uint64_t> fh;
   if (!AttrTarget(req, node, kernel_fh, &path, &fh)) return;
   // Writes through a backing file never pass the daemon: its cached size
-  // and times may be old, so drop them and ask the backend (by path: an
-  // open handle may be on its way to being released).
-  if (!fh && WritesBypassDaemon(node)) {
-    options_.coherence->OtherNamesChanged({path});
+  // and times may be old. They are taken from the backing file where the
+  // daemon holds it (then the cache answers, by path), else dropped, and
+  // the backend is asked (by path: an open handle may be on its way to
+  // being released).
+  if (WritesBypassDaemon(node) && LearnWrittenAround(node, path)) {
+    fh.reset();
   }
   v1::Op op = NewOp(*req);
   op.mutable_getattr()->set_path(path);
@@ -141,6 +143,10 @@ void RequestHandlers::RunSetattr(Request req, uint64_t node,
   chain->req = req;
   chain->node = node;
   const std::string& path = chain->path;
+  // Writes through a backing file never pass the daemon: the cached size
+  // and times may be old, and nothing may be answered from them
+  // (write-behind would) until they are the backing file's.
+  if (WritesBypassDaemon(node)) LearnWrittenAround(node, path);
   const std::optional<uint64_t>& fh = chain->fh;
   const v1::Op base = NewOp(*req);  // caller info, read once
   if (fields & kSetMode) {

@@ -74,6 +74,15 @@ bool RequestHandlers::WritesBypassDaemon(uint64_t node) const {
          options_.backing->WritablePassthrough(node);
 }
 
+bool RequestHandlers::LearnWrittenAround(uint64_t node,
+                                         const std::string& path) {
+  if (path.empty()) return false;
+  struct stat st;
+  const bool known = options_.backing->StatWritten(node, &st);
+  options_.coherence->WrittenAround(path, known ? &st : nullptr);
+  return known;
+}
+
 void RequestHandlers::AfterPassthroughWrites(uint64_t node) {
   if (!WritesBypassDaemon(node)) return;
   // The kernel dropped the node's own attributes with each write; the
@@ -81,7 +90,7 @@ void RequestHandlers::AfterPassthroughWrites(uint64_t node) {
   // links, each a node of its own), are as stale as a forwarded write
   // would have left them.
   if (std::optional<std::string> p = options_.nodes->PathOf(node)) {
-    if (!p->empty()) options_.coherence->OtherNamesChanged({*p});
+    LearnWrittenAround(node, *p);
   }
   std::vector<uint64_t> siblings = StaleSiblings(node);
   if (!siblings.empty()) options_.invalidator->DropAttrsNow(siblings);

@@ -320,6 +320,10 @@ class RequestHandlers {
   // Drops what the daemon and the kernel cache about `node`'s attributes
   // if it may have been written through its backing file.
   void AfterPassthroughWrites(uint64_t node);
+  // The cached size and times of `path` (node `node`, open for passthrough
+  // writing) replaced by its backing file's; true if the daemon holds that
+  // file, else they are dropped.
+  bool LearnWrittenAround(uint64_t node, const std::string& path);
 
   // ---- open_by_daemon.cc -----------------------------------------------------
   // Answers a read-only open of `path` itself when it can (see Options.root);

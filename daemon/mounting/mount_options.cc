@@ -188,6 +188,10 @@ absl::StatusOr<MountOptions> ParseMountOptions(absl::string_view text) {
       } else {
         opts.tls_server_name = std::string(value);
       }
+    } else if (key == "write_behind") {
+      st = SetFlag(key, has_value, &opts.write_behind, true);
+    } else if (key == "no_write_behind") {
+      st = SetFlag(key, has_value, &opts.write_behind, false);
     } else if (key == "daemon_opens") {
       st = SetAutoOrOff(key, value, &opts.daemon_opens);
     } else if (key == "passthrough") {
@@ -196,6 +200,16 @@ absl::StatusOr<MountOptions> ParseMountOptions(absl::string_view text) {
       opts.backend_options.emplace_back(item);
     }
     if (!st.ok()) return st;
+  }
+  if (opts.write_behind && !opts.default_permissions) {
+    return absl::InvalidArgumentError(
+        "option write_behind needs default_permissions: changes answered "
+        "early skip the backend's own permission checks");
+  }
+  if (opts.write_behind && opts.cache_entries == 0) {
+    return absl::InvalidArgumentError(
+        "option write_behind needs the daemon's cache (cache_entries=0 "
+        "turns it off)");
   }
   absl::Status tls = CheckTlsOptions(opts);
   if (!tls.ok()) return tls;

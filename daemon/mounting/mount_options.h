@@ -73,6 +73,10 @@ struct MountOptions {
   // (pipeline/listing_prefetcher.h); 0: none. Unset: 64 for a backend
   // reached over TCP, where each round trip costs, none for a local one.
   std::optional<size_t> prefetch_listings;
+  // Write-behind (pipeline/write_behind.h): chmod, chown, utimens and
+  // unlink answered from the daemon's cache and sent to the backend after.
+  // Needs default_permissions and the cache.
+  bool write_behind = false;
   // Options for the backend, as given.
   std::vector<std::string> backend_options;
 };

@@ -1,6 +1,7 @@
 #include "daemon/passthrough/backing_files.h"
 
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
@@ -81,7 +82,10 @@ BackingFiles::Decision BackingFiles::Open(uint64_t fh, uint64_t node,
     f.kind = Kind::kPassthrough;
     passed_through_.fetch_add(1);
     ++n.passthrough;
-    if (writable) ++n.writable;
+    if (writable) {
+      ++n.writable;
+      if (!n.written.valid()) n.written = std::move(fd);
+    }
   } else if (n.passthrough > 0 || direct_io) {
     f.kind = Kind::kDirect;
     d.direct_io = true;
@@ -99,7 +103,7 @@ void BackingFiles::Drop(const File& f) {
   switch (f.kind) {
     case Kind::kPassthrough:
       --n.passthrough;
-      if (f.writable) --n.writable;
+      if (f.writable && --n.writable == 0) n.written.reset();
       if (n.passthrough == 0 && n.backing_id > 0) {
         Unregister(n.backing_id);
         n.backing_id = 0;
@@ -137,6 +141,13 @@ bool BackingFiles::WritablePassthrough(uint64_t node) const {
   absl::MutexLock lock(&mu_);
   auto it = nodes_.find(node);
   return it != nodes_.end() && it->second.writable > 0;
+}
+
+bool BackingFiles::StatWritten(uint64_t node, struct stat* st) const {
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(node);
+  return it != nodes_.end() && it->second.written.valid() &&
+         fstat(it->second.written.get(), st) == 0;
 }
 
 size_t BackingFiles::registered() const {

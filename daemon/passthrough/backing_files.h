@@ -70,7 +70,9 @@ class BackingFiles {
   // Open `fh` of `node` is about to be answered. `fd`: the backend's
   // descriptor, checked (CheckBackingDescriptor), with its fstat `st`, or
   // invalid. `direct_io`: what the backend asked for. The descriptor is
-  // closed before this returns (the kernel keeps what it registered).
+  // closed before this returns (the kernel keeps what it registered),
+  // unless it is the first of a writable passthrough open of the node: that
+  // one is kept for StatWritten while such opens last.
   Decision Open(uint64_t fh, uint64_t node, UniqueFd fd, const struct stat& st,
                 bool writable, bool direct_io);
   // The reply for `fh` went out without the backing id (as direct I/O).
@@ -80,6 +82,10 @@ class BackingFiles {
   // Some passthrough open of `node` may write: the daemon does not see its
   // writes.
   bool WritablePassthrough(uint64_t node) const;
+  // fstat of the backing file of `node`'s writable passthrough opens: its
+  // size and times, which writes the daemon does not see changed. False if
+  // there is none (or fstat failed).
+  bool StatWritten(uint64_t node, struct stat* st) const;
 
   // A descriptor the backend sent was refused (wrong type or mode).
   void CountRefused() { refused_.fetch_add(1); }
@@ -102,6 +108,7 @@ class BackingFiles {
     int passthrough = 0;  // opens using backing_id
     int writable = 0;     // of those, opened for writing
     int cached = 0;       // opens through the page cache
+    UniqueFd written;     // the backing file, while `writable` > 0
   };
 
   int32_t Register(int fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

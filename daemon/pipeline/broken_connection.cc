@@ -26,6 +26,10 @@ bool Repeatable(const v1::Op& op) {
     case v1::Op::kLseek:
     case v1::Op::kRelease:
     case v1::Op::kReleasedir:
+    // Changes to a value given in full: a second run sets the same.
+    case v1::Op::kChmod:
+    case v1::Op::kChown:
+    case v1::Op::kUtimens:
       return true;
     case v1::Op::kOpen:
       return (op.open().flags() & (O_CREAT | O_TRUNC)) == 0;

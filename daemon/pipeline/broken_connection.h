@@ -16,9 +16,11 @@ namespace fusehost {
 // flight. False for an invalid descriptor.
 bool PeerHungUp(const UniqueFd& peer);
 
-// Ops that change nothing, so that sending them again is harmless: getattr,
-// readlink, read, opendir, readdir, statfs, getxattr, listxattr, access,
-// lseek, release(dir), and an open without O_CREAT or O_TRUNC.
+// Ops that sending again is harmless for: those that change nothing
+// (getattr, readlink, read, opendir, readdir, statfs, getxattr, listxattr,
+// access, lseek, release(dir), an open without O_CREAT or O_TRUNC), and
+// those that set a value given in full (chmod, chown, utimens), which
+// write-behind sends long after answering them.
 bool Repeatable(const v1::Op& op);
 
 }  // namespace fusehost

@@ -17,6 +17,8 @@
 #ifndef FUSE_HOSTD_DAEMON_PIPELINE_CACHE_COHERENCE_H_
 #define FUSE_HOSTD_DAEMON_PIPELINE_CACHE_COHERENCE_H_
 
+#include <sys/stat.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -60,6 +62,14 @@ class CacheCoherence {
   // The kernel layer learned that these names of one hard-linked file (each
   // a node of its own in the kernel) no longer show its current attributes.
   virtual void OtherNamesChanged(const std::vector<std::string>& paths) = 0;
+  // The file at `path` was written where the daemon does not see it (a
+  // passthrough open). `backing`, if known, is its backing file's fstat:
+  // its size, blocks and times replace the cached ones; without it they
+  // are dropped.
+  virtual void WrittenAround(const std::string& path,
+                             const struct stat* backing) {
+    OtherNamesChanged({path});
+  }
   // A backend notice (already validated): drops what both caches hold.
   virtual void ApplyNotice(const v1::Invalidation& notice) = 0;
   // The notice stream (re)opened: notices may have been lost while it was

@@ -589,6 +589,27 @@ void CachingTransport::OtherNamesChanged(const std::vector<std::string>& paths) 
   for (const std::string& p : paths) options_.cache->DropAttr(p);
 }
 
+void CachingTransport::WrittenAround(const std::string& path,
+                                     const struct stat* backing) {
+  MetadataCache* cache = options_.cache;
+  if (cache == nullptr || path.empty()) return;
+  v1::Attr attr;
+  if (backing == nullptr ||
+      cache->GetAttr(path, &attr) != MetadataCache::AttrLookup::kHit ||
+      attr.ttl_ms() == 0) {
+    cache->DropAttr(path);
+    return;
+  }
+  // The rest (owner, mode, links) changes only through the daemon.
+  attr.set_size(backing->st_size);
+  attr.set_blocks(backing->st_blocks);
+  attr.mutable_mtime()->set_sec(backing->st_mtim.tv_sec);
+  attr.mutable_mtime()->set_nsec(backing->st_mtim.tv_nsec);
+  attr.mutable_ctime()->set_sec(backing->st_ctim.tv_sec);
+  attr.mutable_ctime()->set_nsec(backing->st_ctim.tv_nsec);
+  cache->UpdateAttr(path, attr, absl::Milliseconds(attr.ttl_ms()));
+}
+
 void CachingTransport::ApplyNotice(const v1::Invalidation& notice) {
   const std::string& path = notice.path();
   const std::string parent = ParentPath(path);

@@ -123,6 +123,12 @@ class MountStats {
     // Directory listings fetched ahead of the walker
     // (pipeline/listing_prefetcher.h).
     uint64_t listings_prefetched = 0;
+    // Write-behind (mount option write_behind): changes answered before
+    // the backend ran them, those the backend then refused, and ops queued
+    // or in flight now.
+    uint64_t written_behind = 0;
+    uint64_t write_behind_failed = 0;
+    uint64_t write_behind_queued = 0;
   };
 
   // A kernel request answered after `latency`, with `posix_errno` (0: ok).

@@ -185,6 +185,17 @@ TEST(MountOptionsTest, ReadAhead) {
   }
 }
 
+TEST(MountOptionsTest, WriteBehind) {
+  EXPECT_FALSE(Parse("").write_behind);
+  EXPECT_TRUE(Parse("write_behind").write_behind);
+  EXPECT_FALSE(Parse("write_behind,no_write_behind").write_behind);
+  ExpectRejected("write_behind=1", "write_behind");
+  // Early answers skip the backend's permission checks and come from the
+  // cache: both must be there.
+  ExpectRejected("write_behind,no_default_permissions", "default_permissions");
+  ExpectRejected("write_behind,cache_entries=0", "cache_entries=0");
+}
+
 TEST(MountOptionsTest, UnknownOptionsAreKeptInOrderForBackend) {
   MountOptions opts =
       Parse("zeta,ro,cache=none,,alpha=1=2,fsname=x,user=bob,zeta");

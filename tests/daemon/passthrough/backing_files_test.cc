@@ -74,6 +74,33 @@ TEST_F(BackingFilesTest, OpensOfOneNodeShareTheId) {
   EXPECT_TRUE(live_.empty());
 }
 
+TEST_F(BackingFilesTest, TheBackingFileOfWritersIsKeptForItsSize) {
+  char name[] = "/tmp/backing_files_test.XXXXXX";
+  UniqueFd file(mkstemp(name));
+  ASSERT_TRUE(file.valid());
+  unlink(name);
+  struct stat st;
+  ASSERT_EQ(fstat(file.get(), &st), 0);
+  // A reader's descriptor is not kept.
+  backing_->Open(10, 1, UniqueFd(dup(file.get())), st, false, false);
+  EXPECT_FALSE(backing_->StatWritten(1, &st));
+  backing_->Open(11, 1, UniqueFd(dup(file.get())), st, true, false);
+  backing_->Open(12, 1, UniqueFd(dup(file.get())), st, true, false);
+  // Writes the daemon never sees show in the kept descriptor's fstat.
+  ASSERT_EQ(pwrite(file.get(), "hello", 5, 0), 5);
+  struct stat seen;
+  ASSERT_TRUE(backing_->StatWritten(1, &seen));
+  EXPECT_EQ(seen.st_size, 5);
+  EXPECT_FALSE(backing_->StatWritten(2, &seen));
+  // Kept while a writer is left, closed with the last one.
+  backing_->Release(11);
+  EXPECT_TRUE(backing_->StatWritten(1, &seen));
+  backing_->Release(12);
+  EXPECT_FALSE(backing_->StatWritten(1, &seen));
+  backing_->Release(10);
+  EXPECT_TRUE(live_.empty());
+}
+
 TEST_F(BackingFilesTest, AnotherFileForTheSameNodeIsForwardedAsDirectIo) {
   backing_->Open(10, 1, Fd(), StatOf(1, 100), false, false);
   auto d = backing_->Open(11, 1, Fd(), StatOf(1, 200), false, false);

@@ -1,0 +1,397 @@
+#include "daemon/pipeline/write_behind.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <utility>
+
+#include "common/log_line.h"
+#include "common/paths.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
+
+namespace fusehost {
+namespace {
+
+// Ops of one message, at most: what a message of the batcher holds.
+constexpr size_t kMaxOpsPerMessage = 64;
+// Queued ops looked at for one message: an op may overtake earlier ones
+// that touch nothing it touches.
+constexpr size_t kLookAhead = 256;
+// Failures logged one by one per mount; the rest are only counted.
+constexpr uint64_t kFailuresLogged = 20;
+
+// `below` lies beneath `dir`.
+bool IsBelow(const std::string& below, const std::string& dir) {
+  if (dir == "/") return below.size() > 1;
+  return below.size() > dir.size() && below[dir.size()] == '/' &&
+         below.compare(0, dir.size(), dir) == 0;
+}
+
+bool Related(const std::string& a, const std::string& b) {
+  return a == b || IsBelow(a, b) || IsBelow(b, a);
+}
+
+v1::Timespec ProtoTime(absl::Time t) {
+  v1::Timespec ts;
+  const int64_t ns = absl::ToUnixNanos(t);
+  ts.set_sec(ns / 1000000000);
+  ts.set_nsec(static_cast<uint32_t>(ns % 1000000000));
+  return ts;
+}
+
+void ApplyTimeSet(const v1::TimeSet& set, const v1::Timespec& now,
+                  v1::Timespec* out) {
+  switch (set.kind()) {
+    case v1::TimeSet::NOW:
+      *out = now;
+      break;
+    case v1::TimeSet::SET:
+      *out = set.time();
+      break;
+    default:
+      break;
+  }
+}
+
+bool IsDeferrable(const v1::Op& op) {
+  return op.has_chmod() || op.has_chown() || op.has_utimens() ||
+         op.has_unlink();
+}
+
+
+}  // namespace
+
+bool WriteBehind::Clash(const Keys& a, const Keys& b) {
+  for (uint64_t h : a.handles) {
+    for (uint64_t other : b.handles) {
+      if (h == other) return true;
+    }
+  }
+  for (const std::string& p : a.paths) {
+    for (const std::string& other : b.paths) {
+      if (Related(p, other)) return true;
+    }
+  }
+  return false;
+}
+
+WriteBehind::WriteBehind(Options options) : options_(std::move(options)) {}
+
+WriteBehind::Keys WriteBehind::KeysOf(const v1::Op& op) {
+  namespace pb = google::protobuf;
+  Keys keys;
+  keys.barrier = op.has_fsync() || op.has_fsyncdir();
+  const pb::OneofDescriptor* oneof = op.GetDescriptor()->FindOneofByName("op");
+  const pb::FieldDescriptor* field =
+      op.GetReflection()->GetOneofFieldDescriptor(op, oneof);
+  if (field == nullptr) return keys;
+  const pb::Message& request = op.GetReflection()->GetMessage(op, field);
+  const pb::Descriptor* d = request.GetDescriptor();
+  const pb::Reflection* r = request.GetReflection();
+  // Every request names what it acts on in fields called so (symlink's
+  // `target` is not a path of the mount).
+  for (int i = 0; i < d->field_count(); ++i) {
+    const pb::FieldDescriptor* f = d->field(i);
+    if (f->is_repeated()) continue;
+    const std::string& name = f->name();
+    if (f->type() == pb::FieldDescriptor::TYPE_BYTES &&
+        (name == "path" || name == "old_path" || name == "new_path" ||
+         name == "path_in" || name == "path_out")) {
+      std::string path = r->GetString(request, f);
+      if (!path.empty()) keys.paths.push_back(std::move(path));
+    } else if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_UINT64 &&
+               (name == "fh" || name == "fh_in" || name == "fh_out")) {
+      const bool set = f->has_presence() ? r->HasField(request, f)
+                                         : r->GetUInt64(request, f) != 0;
+      if (set) keys.handles.push_back(r->GetUInt64(request, f));
+    }
+  }
+  return keys;
+}
+
+bool WriteBehind::Answer(const v1::Op& op, v1::OpResult* result) {
+  MetadataCache* cache = options_.cache;
+  if (cache == nullptr) return false;
+  const v1::Timespec now = ProtoTime(options_.now());
+  if (op.has_unlink()) {
+    const std::string& path = op.unlink().path();
+    if (path.empty() || path == "/") return false;
+    v1::Attr file, dir;
+    if (cache->GetAttr(path, &file) != MetadataCache::AttrLookup::kHit ||
+        S_ISDIR(file.mode()) ||
+        cache->GetAttr(ParentPath(path), &dir) !=
+            MetadataCache::AttrLookup::kHit) {
+      return false;
+    }
+    *dir.mutable_mtime() = now;
+    *dir.mutable_ctime() = now;
+    dir.set_ttl_ms(0);
+    *result->mutable_parent_attr() = std::move(dir);
+    result->mutable_empty();
+    return true;
+  }
+  const std::string& path = op.has_chmod()   ? op.chmod().path()
+                            : op.has_chown() ? op.chown().path()
+                                             : op.utimens().path();
+  v1::Attr attr;
+  if (path.empty() ||
+      cache->GetAttr(path, &attr) != MetadataCache::AttrLookup::kHit) {
+    return false;
+  }
+  if (op.has_chmod()) {
+    attr.set_mode((attr.mode() & S_IFMT) | (op.chmod().mode() & 07777));
+  } else if (op.has_chown()) {
+    // Which set-id bits a chown drops is the backend's to decide.
+    if (!S_ISDIR(attr.mode()) && (attr.mode() & (S_ISUID | S_ISGID))) {
+      return false;
+    }
+    if (op.chown().has_uid()) attr.set_uid(op.chown().uid());
+    if (op.chown().has_gid()) attr.set_gid(op.chown().gid());
+  } else {
+    ApplyTimeSet(op.utimens().atime(), now, attr.mutable_atime());
+    ApplyTimeSet(op.utimens().mtime(), now, attr.mutable_mtime());
+  }
+  *attr.mutable_ctime() = now;
+  attr.set_ttl_ms(0);
+  *result->mutable_entry()->mutable_attr() = std::move(attr);
+  return true;
+}
+
+bool WriteBehind::ConflictsLocked(const Keys& keys) const {
+  if (pending_ == 0) return false;
+  if (keys.barrier) return true;
+  for (uint64_t h : keys.handles) {
+    if (handles_.contains(h)) return true;
+  }
+  for (const std::string& p : keys.paths) {
+    // The path itself, or one above it.
+    for (std::string up = p;; up = ParentPath(up)) {
+      if (paths_.count(up) != 0) return true;
+      if (up == "/") break;
+    }
+    // One below it.
+    if (p == "/") return !paths_.empty();
+    auto it = paths_.lower_bound(p + "/");
+    if (it != paths_.end() && IsBelow(it->first, p)) return true;
+  }
+  return false;
+}
+
+void WriteBehind::IndexLocked(const Keys& keys, int delta) {
+  for (const std::string& p : keys.paths) {
+    int& n = paths_[p];
+    n += delta;
+    if (n == 0) paths_.erase(p);
+  }
+  for (uint64_t h : keys.handles) {
+    int& n = handles_[h];
+    n += delta;
+    if (n == 0) handles_.erase(h);
+  }
+}
+
+OpTransport::Done WriteBehind::Deferred(const v1::Op& op) {
+  Keys keys = KeysOf(op);
+  std::vector<std::string> paths = keys.paths;
+  // An unlink answered early also changed its directory.
+  if (op.has_unlink()) paths.push_back(ParentPath(op.unlink().path()));
+  const char* what = op.has_unlink()  ? "unlink"
+                     : op.has_chmod() ? "chmod"
+                     : op.has_chown() ? "chown"
+                                      : "utimens";
+  return [this, paths = std::move(paths), what](const v1::OpResult& result) {
+    const int err = result.posix_errno();
+    if (err == 0) return;
+    const uint64_t n = ++failed_;
+    {
+      absl::MutexLock lock(&mu_);
+      if (unreported_errno_ == 0) unreported_errno_ = err;
+    }
+    if (n <= kFailuresLogged) {
+      Log("%s: write-behind: %s of %s failed at the backend: %s%s",
+          options_.log_name.c_str(), what,
+          paths.empty() ? "?" : paths.front().c_str(), std::strerror(err),
+          n == kFailuresLogged ? " (further failures are only counted)" : "");
+    }
+    if (options_.on_failure) options_.on_failure(paths);
+  };
+}
+
+OpTransport::Done WriteBehind::Syncing(Done done) {
+  return [this, done = std::move(done)](const v1::OpResult& result) {
+    int err = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      std::swap(err, unreported_errno_);
+    }
+    if (err != 0 && result.posix_errno() == 0) {
+      done(ErrorResult(result.id(), err));
+      return;
+    }
+    if (err != 0) {  // the sync's own error goes first; keep the other
+      absl::MutexLock lock(&mu_);
+      if (unreported_errno_ == 0) unreported_errno_ = err;
+    }
+    done(result);
+  };
+}
+
+void WriteBehind::Send(v1::Op op, Done done) {
+  if (op.has_fsync() || op.has_fsyncdir()) done = Syncing(std::move(done));
+  const bool deferrable = IsDeferrable(op);
+  enum { kForward, kQueued, kAnswered } how = kForward;
+  v1::OpResult early;
+  {
+    absl::MutexLock lock(&mu_);
+    // The common case of reads, nothing queued: no keys to work out.
+    if (pending_ != 0 || deferrable) {
+      Keys keys = KeysOf(op);
+      if (deferrable && deferred_queued_ < options_.max_queued &&
+          Answer(op, &early)) {
+        how = kAnswered;
+        early.set_id(op.id());
+        // It serves no kernel request any more: no deadline to miss.
+        op.set_deadline_unix_ms(0);
+        Done deferred = Deferred(op);
+        ++deferred_queued_;
+        ++deferred_;
+        QueueLocked(PendingOp{std::move(op), std::move(deferred), nullptr},
+                    std::move(keys), /*deferred=*/true);
+      } else if (ConflictsLocked(keys)) {
+        how = kQueued;
+        QueueLocked(PendingOp{std::move(op), std::move(done), nullptr},
+                    std::move(keys), /*deferred=*/false);
+      }
+    }
+  }
+  if (how == kForward) {
+    options_.next->Send(std::move(op), std::move(done));
+    return;
+  }
+  if (how == kAnswered) done(early);
+  Pump();
+}
+
+void WriteBehind::QueueLocked(PendingOp op, Keys keys, bool deferred) {
+  IndexLocked(keys, +1);
+  ++pending_;
+  queue_.push_back(Queued{std::move(op), std::move(keys), deferred});
+}
+
+void WriteBehind::SendAll(std::vector<PendingOp> ops) {
+  std::vector<PendingOp> go_on;
+  for (PendingOp& p : ops) {
+    bool queued = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (pending_ != 0 && !IsDeferrable(p.op)) {
+        Keys keys = KeysOf(p.op);
+        if (ConflictsLocked(keys)) {
+          QueueLocked(std::move(p), std::move(keys), /*deferred=*/false);
+          queued = true;
+        }
+      }
+    }
+    if (queued) continue;
+    if (IsDeferrable(p.op)) {
+      Send(std::move(p.op), std::move(p.done));
+    } else {
+      go_on.push_back(std::move(p));
+    }
+  }
+  if (!go_on.empty()) options_.next->SendAll(std::move(go_on));
+  Pump();
+}
+
+void WriteBehind::Pump() {
+  std::vector<PendingOp> message;
+  {
+    absl::MutexLock lock(&mu_);
+    if (in_flight_ || queue_.empty()) return;
+    // Ops that stay queued ahead of those looked at, and those taken: an op
+    // may go only if it touches none of them.
+    std::vector<const Keys*> ahead;
+    auto remaining = std::make_shared<size_t>(0);
+    size_t looked = 0;
+    for (auto it = queue_.begin();
+         it != queue_.end() && message.size() < kMaxOpsPerMessage &&
+         looked < kLookAhead;
+         ++looked) {
+      Queued& q = *it;
+      if (q.keys.barrier) {
+        // Alone, after everything before it.
+        if (!ahead.empty()) break;
+      }
+      bool clash = false;
+      for (const Keys* a : ahead) clash = clash || Clash(*a, q.keys);
+      if (clash) {
+        ahead.push_back(&q.keys);
+        ++it;
+        continue;
+      }
+      const bool barrier = q.keys.barrier;
+      auto keys = std::make_shared<Keys>(std::move(q.keys));
+      ahead.push_back(keys.get());
+      message.push_back(PendingOp{
+          std::move(q.op.op),
+          [this, keys, remaining, deferred = q.deferred,
+           done = std::move(q.op.done)](const v1::OpResult& result) {
+            bool last = false;
+            {
+              absl::MutexLock lock(&mu_);
+              IndexLocked(*keys, -1);
+              --pending_;
+              if (deferred) --deferred_queued_;
+              last = --*remaining == 0;
+              if (last) in_flight_ = false;
+            }
+            done(result);
+            if (last) Pump();
+          },
+          std::move(q.op.check)});
+      it = queue_.erase(it);
+      if (barrier) break;
+    }
+    *remaining = message.size();
+    in_flight_ = true;
+  }
+  options_.next->SendAll(std::move(message));
+}
+
+void WriteBehind::CancelAll() {
+  std::list<Queued> dropped;
+  {
+    absl::MutexLock lock(&mu_);
+    dropped.swap(queue_);
+    for (Queued& q : dropped) {
+      IndexLocked(q.keys, -1);
+      --pending_;
+      if (q.deferred) --deferred_queued_;
+    }
+  }
+  for (Queued& q : dropped) q.op.done(ErrorResult(q.op.op.id(), ECANCELED));
+  options_.next->CancelAll();
+}
+
+bool WriteBehind::Drain(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return pending_ == 0;
+  };
+  return mu_.AwaitWithDeadline(absl::Condition(&idle), deadline);
+}
+
+void WriteBehind::WaitIdle() {
+  Drain(absl::InfiniteFuture());
+  options_.next->WaitIdle();
+}
+
+size_t WriteBehind::queued() const {
+  absl::MutexLock lock(&mu_);
+  return pending_;
+}
+
+}  // namespace fusehost

@@ -1,0 +1,135 @@
+// Write-behind (mount option write_behind): changes the daemon can answer
+// from its own cached state are answered at once and sent to the backend
+// afterwards, in order, several to a message.
+//
+// Answered at once ("deferred"):
+//   chmod, chown, utimens  of a path whose attributes are cached: the reply
+//                          is those attributes with the change applied and
+//                          ctime (and a NOW time) from the daemon's clock;
+//                          not a chown of a set-id file (the backend decides
+//                          which bits it drops);
+//   unlink                 of a cached non-directory whose directory's
+//                          attributes are cached too (they get new times).
+// Everything else goes on as before, except that an op touching what a
+// queued op touches waits behind it, and fsync and fsyncdir wait for every
+// queued op. Two ops touch the same thing when they name the same open
+// handle, or paths of which one is the other or lies below it.
+//
+// Order: one message at a time. A message takes queued ops in the order
+// they came, passing over any that touches what an op before it (taken or
+// left queued) touches: no op overtakes one it depends on, and no two ops
+// of a message touch the same thing (a backend may run a message's ops in
+// any order). fsync and fsyncdir go alone, after everything before them.
+//
+// Errors: a deferred op the backend refuses (or that is lost with the
+// connection) is logged and counted, and `on_failure` is told its paths, so
+// that the caches forget what the early answer made them believe. The first
+// such error is returned by the next fsync or fsyncdir on the mount, as
+// syncfs(2) reports a filesystem's writeback errors.
+//
+// Correct only where the kernel checks permissions (default_permissions):
+// an early answer skips the backend's own checks, which still run later.
+//
+// Thread-safe.
+
+#ifndef FUSE_HOSTD_DAEMON_PIPELINE_WRITE_BEHIND_H_
+#define FUSE_HOSTD_DAEMON_PIPELINE_WRITE_BEHIND_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "daemon/pipeline/metadata_cache.h"
+#include "daemon/pipeline/op_transport.h"
+
+namespace fusehost {
+
+class WriteBehind : public OpTransport {
+ public:
+  struct Options {
+    OpTransport* next = nullptr;     // must outlive this
+    MetadataCache* cache = nullptr;  // must outlive this; the answers' source
+    // Deferred ops queued at most; beyond, changes wait for their answer.
+    size_t max_queued = 1024;
+    // A deferred op failed at the backend: the paths it named.
+    std::function<void(const std::vector<std::string>& paths)> on_failure;
+    std::string log_name;
+    // The daemon's clock, for the times an early answer sets. Tests swap it.
+    std::function<absl::Time()> now = [] { return absl::Now(); };
+  };
+
+  explicit WriteBehind(Options options);
+
+  void Send(v1::Op op, Done done) override;
+  void SendAll(std::vector<PendingOp> ops) override;
+  void CancelAll() override;
+  // Waits for the queue to be sent and answered, then for the next layer.
+  void WaitIdle() override;
+
+  // Waits until every queued op is answered, at most until `deadline`.
+  // False if some were still queued then.
+  bool Drain(absl::Time deadline);
+
+  uint64_t deferred() const { return deferred_.load(); }
+  uint64_t failed() const { return failed_.load(); }
+  size_t queued() const;
+
+ private:
+  // What an op touches.
+  struct Keys {
+    std::vector<std::string> paths;
+    std::vector<uint64_t> handles;
+    bool barrier = false;  // fsync, fsyncdir: waits for everything
+  };
+  struct Queued {
+    PendingOp op;
+    Keys keys;
+    bool deferred;  // answered early
+  };
+
+  static Keys KeysOf(const v1::Op& op);
+  // `a` and `b` touch the same thing.
+  static bool Clash(const Keys& a, const Keys& b);
+  void QueueLocked(PendingOp op, Keys keys, bool deferred)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The early answer for `op`, or false if it must wait for the backend.
+  bool Answer(const v1::Op& op, v1::OpResult* result);
+  bool ConflictsLocked(const Keys& keys) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void IndexLocked(const Keys& keys, int delta)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `done` of a deferred op: records a failure.
+  Done Deferred(const v1::Op& op);
+  // `done` of fsync/fsyncdir: reports a recorded failure.
+  Done Syncing(Done done);
+  // Sends the next message if none is in flight. Called without mu_.
+  void Pump();
+
+  const Options options_;
+  std::atomic<uint64_t> deferred_{0};
+  std::atomic<uint64_t> failed_{0};
+  mutable absl::Mutex mu_;
+  std::list<Queued> queue_ ABSL_GUARDED_BY(mu_);  // stable addresses
+  bool in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  // Paths and handles of the queued and in-flight ops, with counts.
+  std::map<std::string, int> paths_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, int> handles_ ABSL_GUARDED_BY(mu_);
+  // Queued deferred ops (bounded by max_queued).
+  size_t deferred_queued_ ABSL_GUARDED_BY(mu_) = 0;
+  // Ops queued or in flight.
+  size_t pending_ ABSL_GUARDED_BY(mu_) = 0;
+  // First failure of a deferred op not yet reported by an fsync.
+  int unreported_errno_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace fusehost
+
+#endif  // FUSE_HOSTD_DAEMON_PIPELINE_WRITE_BEHIND_H_

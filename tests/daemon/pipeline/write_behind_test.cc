@@ -1,0 +1,977 @@
+// WriteBehind over a real MetadataCache and a fake next layer that records
+// each call (Send or SendAll, with the ops that came together) and lets the
+// test answer the ops by hand.
+
+#include "daemon/pipeline/write_behind.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "daemon/pipeline/metadata_cache.h"
+#include "daemon/pipeline/op_transport.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
+#include "gtest/gtest.h"
+#include "proto/filesystem.pb.h"
+#include "tests/daemon/testing/counting_transport.h"
+
+namespace fusehost {
+namespace {
+
+using Strings = std::vector<std::string>;
+
+// "chmod /a": the op's kind and path.
+std::string Describe(const v1::Op& op) {
+  namespace pb = google::protobuf;
+  const pb::FieldDescriptor* kind = op.GetReflection()->GetOneofFieldDescriptor(
+      op, op.GetDescriptor()->FindOneofByName("op"));
+  if (kind == nullptr) return "?";
+  const pb::Message& request = op.GetReflection()->GetMessage(op, kind);
+  const pb::FieldDescriptor* path =
+      request.GetDescriptor()->FindFieldByName("path");
+  if (path == nullptr) return kind->name();
+  return kind->name() + " " + request.GetReflection()->GetString(request, path);
+}
+
+// The next layer: records every call; Complete* answers its ops.
+class FakeNext : public CountingTransport {
+ public:
+  void Send(v1::Op op, Done done) override {
+    std::vector<PendingOp> ops;
+    ops.push_back(PendingOp{std::move(op), std::move(done), nullptr});
+    Record(/*all=*/false, std::move(ops));
+  }
+  void SendAll(std::vector<PendingOp> ops) override {
+    Record(/*all=*/true, std::move(ops));
+  }
+
+  size_t calls() {
+    absl::MutexLock lock(&mu_);
+    return calls_.size();
+  }
+  // Call i came through SendAll (else Send).
+  bool all(size_t i) {
+    absl::MutexLock lock(&mu_);
+    return calls_.at(i).all;
+  }
+  // The ops of call i, described.
+  Strings ops(size_t i) {
+    absl::MutexLock lock(&mu_);
+    Strings out;
+    for (const PendingOp& p : calls_.at(i).ops) out.push_back(Describe(p.op));
+    return out;
+  }
+  v1::Op op(size_t i, size_t j) {
+    absl::MutexLock lock(&mu_);
+    return calls_.at(i).ops.at(j).op;
+  }
+  // Answers op j of call i with `result` (its id set to the op's). Without
+  // the lock: the completion may send again.
+  void CompleteOp(size_t i, size_t j, v1::OpResult result) {
+    Done done;
+    {
+      absl::MutexLock lock(&mu_);
+      ASSERT_LT(i, calls_.size());
+      ASSERT_LT(j, calls_[i].ops.size());
+      PendingOp& p = calls_[i].ops[j];
+      ASSERT_TRUE(p.done) << "op " << j << " of call " << i
+                          << " answered twice";
+      done = std::move(p.done);
+      p.done = nullptr;
+      result.set_id(p.op.id());
+    }
+    done(result);
+  }
+  // From now on every call is answered with success inside Send/SendAll
+  // itself, as a layer that answers from its own state may.
+  void AnswerAtOnce() {
+    absl::MutexLock lock(&mu_);
+    at_once_ = true;
+  }
+  // Answers every op of call i with `posix_errno` (0: success, empty).
+  void Complete(size_t i, int posix_errno = 0) {
+    size_t n;
+    {
+      absl::MutexLock lock(&mu_);
+      ASSERT_LT(i, calls_.size());
+      n = calls_[i].ops.size();
+    }
+    for (size_t j = 0; j < n; ++j) {
+      v1::OpResult result;
+      result.set_posix_errno(posix_errno);
+      if (posix_errno == 0) result.mutable_empty();
+      CompleteOp(i, j, result);
+    }
+  }
+
+ private:
+  struct Call {
+    bool all;
+    std::vector<PendingOp> ops;
+  };
+  void Record(bool all, std::vector<PendingOp> ops) {
+    size_t i;
+    {
+      absl::MutexLock lock(&mu_);
+      calls_.push_back(Call{all, std::move(ops)});
+      i = calls_.size() - 1;
+      if (!at_once_) return;
+    }
+    Complete(i);
+  }
+
+  absl::Mutex mu_;
+  std::vector<Call> calls_ ABSL_GUARDED_BY(mu_);
+  bool at_once_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// The daemon's clock, as the layer sees it.
+const absl::Time kNow = absl::FromUnixNanos(int64_t{1800000000} * 1000000000 +
+                                            456);
+
+v1::Timespec Ts(int64_t sec, uint32_t nsec) {
+  v1::Timespec ts;
+  ts.set_sec(sec);
+  ts.set_nsec(nsec);
+  return ts;
+}
+const v1::Timespec kNowTs = Ts(1800000000, 456);
+
+v1::Attr AttrOf(uint64_t ino, uint32_t mode) {
+  v1::Attr attr;
+  attr.set_ino(ino);
+  attr.set_mode(mode);
+  attr.set_nlink(S_ISDIR(mode) ? 2 : 1);
+  attr.set_uid(1000);
+  attr.set_gid(100);
+  attr.set_size(ino * 10);
+  attr.set_blocks(8);
+  attr.set_blksize(4096);
+  *attr.mutable_atime() = Ts(1600000000, 1);
+  *attr.mutable_mtime() = Ts(1600000001, 2);
+  *attr.mutable_ctime() = Ts(1600000002, 3);
+  return attr;
+}
+
+v1::Op ChmodOp(const std::string& path, uint32_t mode,
+               std::optional<uint64_t> fh = std::nullopt) {
+  v1::Op op;
+  op.mutable_chmod()->set_path(path);
+  op.mutable_chmod()->set_mode(mode);
+  if (fh) op.mutable_chmod()->set_fh(*fh);
+  return op;
+}
+v1::Op ChownOp(const std::string& path, std::optional<uint32_t> uid,
+               std::optional<uint32_t> gid) {
+  v1::Op op;
+  op.mutable_chown()->set_path(path);
+  if (uid) op.mutable_chown()->set_uid(*uid);
+  if (gid) op.mutable_chown()->set_gid(*gid);
+  return op;
+}
+v1::TimeSet Omit() { return v1::TimeSet(); }
+v1::TimeSet Now() {
+  v1::TimeSet set;
+  set.set_kind(v1::TimeSet::NOW);
+  return set;
+}
+v1::TimeSet Set(int64_t sec, uint32_t nsec) {
+  v1::TimeSet set;
+  set.set_kind(v1::TimeSet::SET);
+  *set.mutable_time() = Ts(sec, nsec);
+  return set;
+}
+v1::Op UtimensOp(const std::string& path, v1::TimeSet atime,
+                 v1::TimeSet mtime) {
+  v1::Op op;
+  op.mutable_utimens()->set_path(path);
+  *op.mutable_utimens()->mutable_atime() = std::move(atime);
+  *op.mutable_utimens()->mutable_mtime() = std::move(mtime);
+  return op;
+}
+v1::Op UnlinkOp(const std::string& path) {
+  v1::Op op;
+  op.mutable_unlink()->set_path(path);
+  return op;
+}
+v1::Op GetattrOp(const std::string& path) {
+  v1::Op op;
+  op.mutable_getattr()->set_path(path);
+  return op;
+}
+v1::Op ReleaseOp(const std::string& path, uint64_t fh) {
+  v1::Op op;
+  op.mutable_release()->set_path(path);
+  op.mutable_release()->set_fh(fh);
+  return op;
+}
+v1::Op FsyncOp(const std::string& path, uint64_t fh) {
+  v1::Op op;
+  op.mutable_fsync()->set_path(path);
+  op.mutable_fsync()->set_fh(fh);
+  return op;
+}
+v1::Op FsyncdirOp(const std::string& path, uint64_t fh) {
+  v1::Op op;
+  op.mutable_fsyncdir()->set_path(path);
+  op.mutable_fsyncdir()->set_fh(fh);
+  return op;
+}
+
+// What one op's `done` was given.
+struct Reply {
+  uint64_t id = 0;
+  int calls = 0;
+  v1::OpResult result;
+
+  bool answered() const { return calls > 0; }
+  int posix_errno() const { return result.posix_errno(); }
+};
+
+class WriteBehindTest : public ::testing::Test {
+ protected:
+  WriteBehindTest() : cache_(MetadataCache::Options()) {}
+
+  void Make(size_t max_queued = 1024) {
+    WriteBehind::Options options;
+    options.next = &next_;
+    options.cache = &cache_;
+    options.max_queued = max_queued;
+    options.log_name = "/mnt/test";
+    options.on_failure = [this](const Strings& paths) {
+      absl::MutexLock lock(&mu_);
+      failures_.push_back(paths);
+    };
+    options.now = [] { return kNow; };
+    wb_ = std::make_unique<WriteBehind>(std::move(options));
+  }
+
+  void Put(const std::string& path, uint64_t ino, uint32_t mode) {
+    cache_.PutAttr(path, AttrOf(ino, mode), absl::Hours(1), cache_.epoch());
+  }
+  void PutFile(const std::string& path, uint64_t ino,
+               uint32_t mode = S_IFREG | 0644) {
+    Put(path, ino, mode);
+  }
+  void PutDir(const std::string& path, uint64_t ino,
+              uint32_t mode = S_IFDIR | 0755) {
+    Put(path, ino, mode);
+  }
+  // The cached attributes of `path`, as an early answer starts from them.
+  v1::Attr Cached(const std::string& path) {
+    v1::Attr attr;
+    EXPECT_EQ(cache_.GetAttr(path, &attr), MetadataCache::AttrLookup::kHit)
+        << path;
+    attr.clear_ttl_ms();
+    return attr;
+  }
+
+  // Sends `op` (numbered, with a kernel deadline) through the layer.
+  Reply* Send(v1::Op op) {
+    Reply* reply = NewReply(&op);
+    wb_->Send(std::move(op), Recorder(reply));
+    return reply;
+  }
+  // Sends `ops` together through SendAll.
+  std::vector<Reply*> SendAll(std::vector<v1::Op> ops) {
+    std::vector<Reply*> replies;
+    std::vector<PendingOp> pending;
+    for (v1::Op& op : ops) {
+      replies.push_back(NewReply(&op));
+      pending.push_back(
+          PendingOp{std::move(op), Recorder(replies.back()), nullptr});
+    }
+    wb_->SendAll(std::move(pending));
+    return replies;
+  }
+
+  std::vector<Strings> failures() {
+    absl::MutexLock lock(&mu_);
+    return failures_;
+  }
+
+  static constexpr int64_t kDeadlineMs = int64_t{4000000000} * 1000;
+
+  FakeNext next_;
+  MetadataCache cache_;
+  std::unique_ptr<WriteBehind> wb_;
+
+ private:
+  Reply* NewReply(v1::Op* op) {
+    op->set_id(++last_id_);
+    op->set_deadline_unix_ms(kDeadlineMs);
+    replies_.push_back(std::make_unique<Reply>());
+    replies_.back()->id = op->id();
+    return replies_.back().get();
+  }
+  OpTransport::Done Recorder(Reply* reply) {
+    return [reply](const v1::OpResult& result) {
+      ++reply->calls;
+      reply->result = result;
+    };
+  }
+
+  uint64_t last_id_ = 100;
+  std::vector<std::unique_ptr<Reply>> replies_;
+  absl::Mutex mu_;
+  std::vector<Strings> failures_ ABSL_GUARDED_BY(mu_);
+};
+
+// Attributes compare readably.
+#define EXPECT_ATTR_EQ(got, want) \
+  EXPECT_EQ((got).DebugString(), (want).DebugString())
+
+// --- early answers -------------------------------------------------------
+
+TEST_F(WriteBehindTest, ChmodOfACachedPathIsAnsweredAtOnce) {
+  Make();
+  PutFile("/f", 5);
+  v1::Attr want = Cached("/f");
+  want.set_mode(S_IFREG | 04700);
+  *want.mutable_ctime() = kNowTs;
+
+  // Type bits in the request are not the file's to change.
+  Reply* r = Send(ChmodOp("/f", S_IFDIR | 04700));
+  ASSERT_TRUE(r->answered());
+  EXPECT_EQ(r->calls, 1);
+  EXPECT_EQ(r->result.id(), r->id);
+  EXPECT_EQ(r->posix_errno(), 0);
+  ASSERT_TRUE(r->result.has_entry());
+  EXPECT_ATTR_EQ(r->result.entry().attr(), want);
+  EXPECT_EQ(wb_->deferred(), 1u);
+
+  // It still goes to the backend, in a message of its own, with no
+  // deadline (no kernel request waits for it).
+  ASSERT_EQ(next_.calls(), 1u);
+  EXPECT_TRUE(next_.all(0));
+  EXPECT_EQ(next_.ops(0), Strings{"chmod /f"});
+  EXPECT_EQ(next_.op(0, 0).id(), r->id);
+  EXPECT_EQ(next_.op(0, 0).deadline_unix_ms(), 0);
+  EXPECT_EQ(next_.op(0, 0).chmod().mode(), uint32_t{S_IFDIR | 04700});
+  EXPECT_EQ(wb_->queued(), 1u);
+
+  // The backend's answer is not passed on a second time.
+  next_.Complete(0);
+  EXPECT_EQ(r->calls, 1);
+  EXPECT_EQ(wb_->queued(), 0u);
+  EXPECT_EQ(wb_->failed(), 0u);
+  // The cache itself is not the layer's to change.
+  EXPECT_EQ(Cached("/f").mode(), uint32_t{S_IFREG | 0644});
+}
+
+TEST_F(WriteBehindTest, ChownOfACachedPathIsAnsweredAtOnce) {
+  Make();
+  PutFile("/f", 5);
+  // A set-gid directory: only files have set-id bits a chown may drop.
+  PutDir("/sgid", 6, S_IFDIR | 02775);
+
+  v1::Attr want = Cached("/f");
+  want.set_uid(2000);  // the gid is left as it was
+  *want.mutable_ctime() = kNowTs;
+  Reply* r = Send(ChownOp("/f", 2000, std::nullopt));
+  ASSERT_TRUE(r->answered());
+  EXPECT_EQ(r->posix_errno(), 0);
+  EXPECT_ATTR_EQ(r->result.entry().attr(), want);
+
+  want = Cached("/sgid");
+  want.set_gid(300);
+  *want.mutable_ctime() = kNowTs;
+  Reply* dir = Send(ChownOp("/sgid", std::nullopt, 300));
+  ASSERT_TRUE(dir->answered());
+  EXPECT_ATTR_EQ(dir->result.entry().attr(), want);
+
+  EXPECT_EQ(wb_->deferred(), 2u);
+  EXPECT_EQ(next_.calls(), 1u);  // the second waits for the first message
+  EXPECT_EQ(next_.ops(0), Strings{"chown /f"});
+}
+
+TEST_F(WriteBehindTest, UtimensAppliesSetNowAndOmit) {
+  Make();
+  PutFile("/f", 5);
+  PutFile("/g", 6);
+
+  // atime set, mtime to the daemon's now.
+  v1::Attr want = Cached("/f");
+  *want.mutable_atime() = Ts(12345, 678);
+  *want.mutable_mtime() = kNowTs;
+  *want.mutable_ctime() = kNowTs;
+  Reply* r = Send(UtimensOp("/f", Set(12345, 678), Now()));
+  ASSERT_TRUE(r->answered());
+  EXPECT_EQ(r->posix_errno(), 0);
+  EXPECT_ATTR_EQ(r->result.entry().attr(), want);
+
+  // atime left alone, mtime set.
+  want = Cached("/g");
+  *want.mutable_mtime() = Ts(99, 1);
+  *want.mutable_ctime() = kNowTs;
+  Reply* g = Send(UtimensOp("/g", Omit(), Set(99, 1)));
+  ASSERT_TRUE(g->answered());
+  EXPECT_ATTR_EQ(g->result.entry().attr(), want);
+
+  // atime to now, mtime left alone.
+  want = Cached("/g");
+  *want.mutable_atime() = kNowTs;
+  *want.mutable_ctime() = kNowTs;
+  Reply* g2 = Send(UtimensOp("/g", Now(), Omit()));
+  ASSERT_TRUE(g2->answered());
+  EXPECT_ATTR_EQ(g2->result.entry().attr(), want);
+  EXPECT_EQ(wb_->deferred(), 3u);
+}
+
+TEST_F(WriteBehindTest, ChownOfASetIdFileWaitsForTheBackend) {
+  Make();
+  PutFile("/suid", 5, S_IFREG | 04755);
+  PutFile("/sgid", 6, S_IFREG | 02755);
+
+  Reply* r = Send(ChownOp("/suid", 0, 0));
+  EXPECT_FALSE(r->answered());
+  ASSERT_EQ(next_.calls(), 1u);
+  EXPECT_FALSE(next_.all(0));  // forwarded as it came
+  EXPECT_EQ(next_.ops(0), Strings{"chown /suid"});
+  EXPECT_EQ(next_.op(0, 0).deadline_unix_ms(), kDeadlineMs);
+
+  Reply* g = Send(ChownOp("/sgid", std::nullopt, 0));
+  EXPECT_FALSE(g->answered());
+  ASSERT_EQ(next_.calls(), 2u);
+  EXPECT_EQ(next_.ops(1), Strings{"chown /sgid"});
+  EXPECT_EQ(wb_->deferred(), 0u);
+  EXPECT_EQ(wb_->queued(), 0u);
+
+  // The backend's answer (set-uid dropped) is what the caller gets.
+  v1::OpResult backend;
+  *backend.mutable_entry()->mutable_attr() = AttrOf(5, S_IFREG | 0755);
+  next_.CompleteOp(0, 0, backend);
+  ASSERT_TRUE(r->answered());
+  EXPECT_EQ(r->result.id(), r->id);
+  EXPECT_EQ(r->result.entry().attr().mode(), uint32_t{S_IFREG | 0755});
+  next_.Complete(1, EPERM);
+  ASSERT_TRUE(g->answered());
+  EXPECT_EQ(g->posix_errno(), EPERM);
+  EXPECT_EQ(wb_->failed(), 0u);  // not a deferred op's failure
+}
+
+TEST_F(WriteBehindTest, ChangesOfUncachedPathsWaitForTheBackend) {
+  Make();
+  Reply* chmod = Send(ChmodOp("/nowhere", 0600));
+  Reply* chown = Send(ChownOp("/nowhere", 1, 1));
+  Reply* utimens = Send(UtimensOp("/nowhere", Now(), Now()));
+  EXPECT_FALSE(chmod->answered());
+  EXPECT_FALSE(chown->answered());
+  EXPECT_FALSE(utimens->answered());
+  ASSERT_EQ(next_.calls(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_FALSE(next_.all(i));
+  EXPECT_EQ(wb_->deferred(), 0u);
+  next_.Complete(0, ENOENT);
+  EXPECT_EQ(chmod->posix_errno(), ENOENT);
+}
+
+TEST_F(WriteBehindTest, UnlinkOfACachedFileAnswersWithNewParentTimes) {
+  Make();
+  PutDir("/d", 2);
+  PutFile("/d/a", 5);
+  v1::Attr want = Cached("/d");
+  *want.mutable_mtime() = kNowTs;
+  *want.mutable_ctime() = kNowTs;
+
+  Reply* r = Send(UnlinkOp("/d/a"));
+  ASSERT_TRUE(r->answered());
+  EXPECT_EQ(r->posix_errno(), 0);
+  EXPECT_EQ(r->result.id(), r->id);
+  EXPECT_TRUE(r->result.has_empty());
+  ASSERT_TRUE(r->result.has_parent_attr());
+  EXPECT_ATTR_EQ(r->result.parent_attr(), want);
+  EXPECT_EQ(wb_->deferred(), 1u);
+
+  ASSERT_EQ(next_.calls(), 1u);
+  EXPECT_TRUE(next_.all(0));
+  EXPECT_EQ(next_.ops(0), Strings{"unlink /d/a"});
+  next_.Complete(0);
+  EXPECT_EQ(r->calls, 1);
+}
+
+TEST_F(WriteBehindTest, UnlinkOfADirectoryOrAnUncachedPathWaits) {
+  Make();
+  PutDir("/d", 2);
+  PutDir("/d/sub", 3);
+  PutFile("/e/f", 4);  // its directory is not cached
+
+  Reply* dir = Send(UnlinkOp("/d/sub"));
+  Reply* uncached = Send(UnlinkOp("/d/nothing"));
+  Reply* no_parent = Send(UnlinkOp("/e/f"));
+  EXPECT_FALSE(dir->answered());
+  EXPECT_FALSE(uncached->answered());
+  EXPECT_FALSE(no_parent->answered());
+  EXPECT_EQ(wb_->deferred(), 0u);
+  ASSERT_EQ(next_.calls(), 3u);
+  EXPECT_EQ(next_.ops(0), Strings{"unlink /d/sub"});
+  EXPECT_EQ(next_.ops(1), Strings{"unlink /d/nothing"});
+  EXPECT_EQ(next_.ops(2), Strings{"unlink /e/f"});
+  for (size_t i = 0; i < 3; ++i) EXPECT_FALSE(next_.all(i));
+
+  next_.Complete(0, EISDIR);
+  next_.Complete(1, ENOENT);
+  next_.Complete(2);
+  EXPECT_EQ(dir->posix_errno(), EISDIR);
+  EXPECT_EQ(uncached->posix_errno(), ENOENT);
+  ASSERT_TRUE(no_parent->answered());
+  EXPECT_EQ(no_parent->posix_errno(), 0);
+  EXPECT_EQ(wb_->failed(), 0u);
+}
+
+// --- order ---------------------------------------------------------------
+
+TEST_F(WriteBehindTest, ChangesOfOnePathGoInSeparateMessagesInOrder) {
+  Make();
+  PutFile("/x", 1);
+  PutFile("/f", 5);
+
+  Send(ChmodOp("/x", 0600));  // in flight: what follows queues
+  Send(ChmodOp("/f", 0600));
+  Send(UtimensOp("/f", Now(), Now()));
+  Send(ChmodOp("/f", 0640));
+  ASSERT_EQ(next_.calls(), 1u);
+  EXPECT_EQ(wb_->queued(), 4u);
+
+  next_.Complete(0);
+  ASSERT_EQ(next_.calls(), 2u);
+  EXPECT_EQ(next_.ops(1), Strings{"chmod /f"});
+  EXPECT_EQ(next_.op(1, 0).chmod().mode(), 0600u);
+  next_.Complete(1);
+  ASSERT_EQ(next_.calls(), 3u);
+  EXPECT_EQ(next_.ops(2), Strings{"utimens /f"});
+  next_.Complete(2);
+  ASSERT_EQ(next_.calls(), 4u);
+  EXPECT_TRUE(next_.all(3));
+  EXPECT_EQ(next_.ops(3), Strings{"chmod /f"});
+  EXPECT_EQ(next_.op(3, 0).chmod().mode(), 0640u);
+  next_.Complete(3);
+  EXPECT_EQ(next_.calls(), 4u);
+  EXPECT_EQ(wb_->queued(), 0u);
+}
+
+TEST_F(WriteBehindTest, SecondChangeOfAPathWaitsForTheFirstsMessage) {
+  Make();
+  PutFile("/f", 5);
+  Reply* first = Send(ChmodOp("/f", 0600));
+  Reply* second = Send(ChmodOp("/f", 0640));
+  EXPECT_TRUE(first->answered());
+  EXPECT_TRUE(second->answered());
+  ASSERT_EQ(next_.calls(), 1u);
+  EXPECT_EQ(next_.op(0, 0).chmod().mode(), 0600u);
+  next_.Complete(0);
+  ASSERT_EQ(next_.calls(), 2u);
+  EXPECT_TRUE(next_.all(1));
+  EXPECT_EQ(next_.op(1, 0).chmod().mode(), 0640u);
+}
+
+TEST_F(WriteBehindTest, UnrelatedChangesShareAMessageAndDependentsWait) {
+  Make();
+  PutFile("/x", 1);
+  PutDir("/d", 2);
+  PutFile("/d/a", 3);
+  PutFile("/d/b", 4);
+
+  Send(ChmodOp("/x", 0600));  // in flight
+  Reply* a = Send(UnlinkOp("/d/a"));
+  Reply* b = Send(UnlinkOp("/d/b"));
+  EXPECT_TRUE(a->answered());
+  EXPECT_TRUE(b->answered());
+  // The directory's attributes wait for the unlinks that change them.
+  Reply* dir = Send(GetattrOp("/d"));
+  EXPECT_FALSE(dir->answered());
+  // What is unrelated goes on at once.
+  Reply* e = Send(GetattrOp("/e"));
+  ASSERT_EQ(next_.calls(), 2u);
+  EXPECT_FALSE(next_.all(1));
+  EXPECT_EQ(next_.ops(1), Strings{"getattr /e"});
+  EXPECT_EQ(next_.op(1, 0).deadline_unix_ms(), kDeadlineMs);
+  next_.Complete(1);
+  EXPECT_TRUE(e->answered());
+
+  next_.Complete(0);
+  ASSERT_EQ(next_.calls(), 3u);
+  EXPECT_TRUE(next_.all(2));
+  EXPECT_EQ(next_.ops(2), (Strings{"unlink /d/a", "unlink /d/b"}));
+  EXPECT_FALSE(dir->answered());
+
+  // The unlinks may finish in either order; the getattr goes after both.
+  next_.CompleteOp(2, 1, v1::OpResult());
+  EXPECT_EQ(next_.calls(), 3u);
+  next_.CompleteOp(2, 0, v1::OpResult());
+  ASSERT_EQ(next_.calls(), 4u);
+  EXPECT_EQ(next_.ops(3), Strings{"getattr /d"});
+  EXPECT_EQ(next_.op(3, 0).id(), dir->id);
+  EXPECT_FALSE(dir->answered());
+
+  v1::OpResult backend;
+  *backend.mutable_getattr()->mutable_attr() = AttrOf(42, S_IFDIR | 0700);
+  next_.CompleteOp(3, 0, backend);
+  ASSERT_TRUE(dir->answered());
+  EXPECT_EQ(dir->result.id(), dir->id);
+  EXPECT_EQ(dir->result.getattr().attr().ino(), 42u);
+  EXPECT_EQ(wb_->queued(), 0u);
+}
+
+TEST_F(WriteBehindTest, AnOpAboveAnUnlinkInFlightWaitsForIt) {
+  Make();
+  PutDir("/d", 2);
+  PutFile("/d/a", 3);
+  Send(UnlinkOp("/d/a"));
+  ASSERT_EQ(next_.calls(), 1u);  // in flight
+
+  Reply* dir = Send(GetattrOp("/d"));
+  // A sibling name, not below /d (sent before the getattr of "/", which
+  // it would have to wait for once that is queued).
+  Reply* other = Send(GetattrOp("/da"));
+  ASSERT_EQ(next_.calls(), 2u);
+  EXPECT_FALSE(next_.all(1));
+  EXPECT_EQ(next_.ops(1), Strings{"getattr /da"});
+  Reply* root = Send(GetattrOp("/"));
+  Reply* self = Send(GetattrOp("/d/a"));
+  EXPECT_EQ(next_.calls(), 2u);
+  EXPECT_FALSE(dir->answered());
+
+  next_.Complete(0);
+  // The three touch one another (and /d/a), so one message each.
+  ASSERT_EQ(next_.calls(), 3u);
+  EXPECT_TRUE(next_.all(2));
+  EXPECT_EQ(next_.ops(2), Strings{"getattr /d"});
+  next_.Complete(2, EIO);
+  EXPECT_EQ(dir->posix_errno(), EIO);
+  ASSERT_EQ(next_.calls(), 4u);
+  EXPECT_EQ(next_.ops(3), Strings{"getattr /"});
+  next_.Complete(3);
+  ASSERT_EQ(next_.calls(), 5u);
+  EXPECT_EQ(next_.ops(4), Strings{"getattr /d/a"});
+  next_.Complete(4, ENOENT);
+  EXPECT_TRUE(root->answered());
+  EXPECT_EQ(self->posix_errno(), ENOENT);
+  EXPECT_FALSE(other->answered());
+  next_.Complete(1);
+  EXPECT_TRUE(other->answered());
+}
+
+TEST_F(WriteBehindTest, SendAllHoldsBackOnlyWhatTouchesTheQueue) {
+  Make();
+  PutDir("/d", 2);
+  PutFile("/d/a", 3);
+  PutFile("/g", 4);
+  Send(UnlinkOp("/d/a"));
+  ASSERT_EQ(next_.calls(), 1u);
+
+  std::vector<Reply*> r = SendAll(
+      {GetattrOp("/d"), GetattrOp("/e"), ChmodOp("/g", 0600), GetattrOp("/f")});
+  EXPECT_FALSE(r[0]->answered());
+  EXPECT_TRUE(r[2]->answered());  // deferred, queued
+  ASSERT_EQ(next_.calls(), 2u);
+  EXPECT_TRUE(next_.all(1));
+  EXPECT_EQ(next_.ops(1), (Strings{"getattr /e", "getattr /f"}));
+
+  next_.Complete(0);
+  ASSERT_EQ(next_.calls(), 3u);
+  // The chmod of /g touches nothing of the getattr of /d.
+  EXPECT_EQ(next_.ops(2), (Strings{"getattr /d", "chmod /g"}));
+  next_.Complete(2);
+  EXPECT_TRUE(r[0]->answered());
+  EXPECT_EQ(wb_->queued(), 0u);
+}
+
+TEST_F(WriteBehindTest, AMessagePassesOverWhatWaitsButNothingOvertakesIt) {
+  Make();
+  PutFile("/x", 1);
+  PutFile("/a", 2);
+  PutFile("/b", 3);
+  Send(ChmodOp("/x", 0600));  // in flight
+  Send(ChmodOp("/a", 0600));
+  Send(ChmodOp("/a", 0640, /*fh=*/7));  // waits for the first
+  Send(ChmodOp("/b", 0600));            // touches neither
+  Reply* release = Send(ReleaseOp("/c", 7));  // waits for the second
+  ASSERT_EQ(next_.calls(), 1u);
+
+  next_.Complete(0);
+  ASSERT_EQ(next_.calls(), 2u);
+  EXPECT_EQ(next_.ops(1), (Strings{"chmod /a", "chmod /b"}));
+  EXPECT_EQ(next_.op(1, 0).chmod().mode(), 0600u);
+  next_.Complete(1);
+  ASSERT_EQ(next_.calls(), 3u);
+  EXPECT_EQ(next_.ops(2), Strings{"chmod /a"});
+  EXPECT_EQ(next_.op(2, 0).chmod().mode(), 0640u);
+  EXPECT_FALSE(release->answered());
+  next_.Complete(2);
+  ASSERT_EQ(next_.calls(), 4u);
+  EXPECT_EQ(next_.ops(3), Strings{"release /c"});
+  next_.Complete(3);
+  EXPECT_TRUE(release->answered());
+  EXPECT_EQ(wb_->queued(), 0u);
+}
+
+// --- handles -------------------------------------------------------------
+
+TEST_F(WriteBehindTest, AnOpOnAHandleWaitsBehindAChangeThroughIt) {
+  Make();
+  PutFile("/x", 1);
+  PutFile("/a", 2);
+  Send(ChmodOp("/x", 0600));  // in flight
+  Reply* chmod = Send(ChmodOp("/a", 0600, /*fh=*/7));
+  EXPECT_TRUE(chmod->answered());
+  // Another path, but the same open file.
+  Reply* release = Send(ReleaseOp("/b", 7));
+  Reply* other = Send(ReleaseOp("/c", 8));
+  EXPECT_FALSE(release->answered());
+  ASSERT_EQ(next_.calls(), 2u);
+  EXPECT_FALSE(next_.all(1));
+  EXPECT_EQ(next_.ops(1), Strings{"release /c"});
+  next_.Complete(1);
+  EXPECT_TRUE(other->answered());
+
+  next_.Complete(0);
+  ASSERT_EQ(next_.calls(), 3u);
+  EXPECT_EQ(next_.ops(2), Strings{"chmod /a"});  // not with the release
+  EXPECT_EQ(next_.op(2, 0).chmod().fh(), 7u);
+  EXPECT_FALSE(release->answered());
+  next_.Complete(2);
+  ASSERT_EQ(next_.calls(), 4u);
+  EXPECT_EQ(next_.ops(3), Strings{"release /b"});
+  next_.Complete(3);
+  EXPECT_TRUE(release->answered());
+  EXPECT_EQ(release->result.id(), release->id);
+}
+
+// --- fsync and errors ----------------------------------------------------
+
+TEST_F(WriteBehindTest, FsyncWaitsForEverythingQueuedAndGoesAlone) {
+  Make();
+  PutFile("/a", 1);
+  PutFile("/b", 2);
+  PutFile("/c", 3);
+  Send(ChmodOp("/a", 0600));  // in flight
+  Send(ChmodOp("/b", 0600));
+  Reply* sync = Send(FsyncOp("/z", 9));  // touches nothing queued, yet waits
+  Send(ChmodOp("/c", 0600));
+  EXPECT_FALSE(sync->answered());
+  ASSERT_EQ(next_.calls(), 1u);
+
+  next_.Complete(0);
+  ASSERT_EQ(next_.calls(), 2u);
+  EXPECT_EQ(next_.ops(1), Strings{"chmod /b"});
+  next_.Complete(1);
+  ASSERT_EQ(next_.calls(), 3u);
+  EXPECT_EQ(next_.ops(2), Strings{"fsync /z"});
+  EXPECT_FALSE(sync->answered());
+  next_.Complete(2);
+  ASSERT_TRUE(sync->answered());
+  EXPECT_EQ(sync->posix_errno(), 0);
+  ASSERT_EQ(next_.calls(), 4u);
+  EXPECT_EQ(next_.ops(3), Strings{"chmod /c"});
+
+  // With nothing queued, an fsync goes on at once.
+  next_.Complete(3);
+  Reply* idle = Send(FsyncdirOp("/", 10));
+  ASSERT_EQ(next_.calls(), 5u);
+  EXPECT_FALSE(next_.all(4));
+  next_.Complete(4);
+  EXPECT_EQ(idle->posix_errno(), 0);
+}
+
+TEST_F(WriteBehindTest, AFailedChangeIsReportedOnceByTheNextFsync) {
+  Make();
+  PutDir("/d", 2);
+  PutFile("/d/a", 3);
+  Reply* unlink = Send(UnlinkOp("/d/a"));
+  ASSERT_TRUE(unlink->answered());
+  next_.Complete(0, EACCES);
+  EXPECT_EQ(unlink->calls, 1);  // told success already; not again
+  EXPECT_EQ(unlink->posix_errno(), 0);
+  EXPECT_EQ(wb_->failed(), 1u);
+  // The caches are told what the early answer made them believe.
+  EXPECT_EQ(failures(), std::vector<Strings>{(Strings{"/d/a", "/d"})});
+
+  Reply* sync = Send(FsyncOp("/elsewhere", 4));
+  ASSERT_EQ(next_.calls(), 2u);
+  next_.Complete(1);  // the backend says 0
+  EXPECT_EQ(sync->posix_errno(), EACCES);
+  EXPECT_EQ(sync->result.id(), sync->id);
+
+  Reply* again = Send(FsyncOp("/elsewhere", 4));
+  ASSERT_EQ(next_.calls(), 3u);
+  next_.Complete(2);
+  EXPECT_EQ(again->posix_errno(), 0);
+}
+
+TEST_F(WriteBehindTest, AnFsyncQueuedBehindAFailingChangeReportsIt) {
+  Make();
+  PutFile("/f", 5);
+  Send(ChmodOp("/f", 0600, /*fh=*/3));
+  Reply* sync = Send(FsyncdirOp("/", 4));
+  ASSERT_EQ(next_.calls(), 1u);
+  next_.Complete(0, EPERM);
+  EXPECT_EQ(failures(), std::vector<Strings>{Strings{"/f"}});
+  ASSERT_EQ(next_.calls(), 2u);
+  EXPECT_EQ(next_.ops(1), Strings{"fsyncdir /"});
+  next_.Complete(1);
+  EXPECT_EQ(sync->posix_errno(), EPERM);
+}
+
+TEST_F(WriteBehindTest, AnFsyncsOwnErrorComesFirstAndKeepsTheOther) {
+  Make();
+  PutFile("/f", 5);
+  PutFile("/g", 6);
+  Send(ChmodOp("/f", 0600));
+  next_.Complete(0, EACCES);
+  Send(ChmodOp("/g", 0600));
+  next_.Complete(1, EROFS);  // the first failure is the one reported
+  EXPECT_EQ(wb_->failed(), 2u);
+  EXPECT_EQ(failures(), (std::vector<Strings>{Strings{"/f"}, Strings{"/g"}}));
+
+  Reply* sync = Send(FsyncOp("/f", 1));
+  next_.Complete(2, EIO);
+  EXPECT_EQ(sync->posix_errno(), EIO);
+  Reply* again = Send(FsyncOp("/f", 1));
+  next_.Complete(3);
+  EXPECT_EQ(again->posix_errno(), EACCES);
+  Reply* clean = Send(FsyncOp("/f", 1));
+  next_.Complete(4);
+  EXPECT_EQ(clean->posix_errno(), 0);
+}
+
+// --- bounds, draining, cancelling ----------------------------------------
+
+TEST_F(WriteBehindTest, BeyondMaxQueuedChangesWaitForTheirAnswer) {
+  Make(/*max_queued=*/2);
+  PutFile("/a", 1);
+  PutFile("/b", 2);
+  PutFile("/c", 3);
+  PutFile("/e", 4);
+  Reply* a = Send(ChmodOp("/a", 0600));  // in flight, still counted
+  Reply* b = Send(ChmodOp("/b", 0600));  // queued
+  Reply* c = Send(ChmodOp("/c", 0600));
+  EXPECT_TRUE(a->answered());
+  EXPECT_TRUE(b->answered());
+  EXPECT_FALSE(c->answered());
+  EXPECT_EQ(wb_->deferred(), 2u);
+  ASSERT_EQ(next_.calls(), 2u);
+  EXPECT_FALSE(next_.all(1));
+  EXPECT_EQ(next_.ops(1), Strings{"chmod /c"});
+  next_.Complete(1);
+  ASSERT_TRUE(c->answered());
+  EXPECT_EQ(c->posix_errno(), 0);
+
+  // A finished message makes room again.
+  next_.Complete(0);
+  ASSERT_EQ(next_.calls(), 3u);
+  EXPECT_EQ(next_.ops(2), Strings{"chmod /b"});
+  Reply* e = Send(ChmodOp("/e", 0600));
+  EXPECT_TRUE(e->answered());
+  EXPECT_EQ(wb_->deferred(), 3u);
+}
+
+TEST_F(WriteBehindTest, DrainWaitsForWhatIsInFlight) {
+  Make();
+  PutFile("/f", 5);
+  EXPECT_TRUE(wb_->Drain(absl::Now()));  // nothing to wait for
+  Send(ChmodOp("/f", 0600));
+  EXPECT_FALSE(wb_->Drain(absl::Now() + absl::Milliseconds(20)));
+  EXPECT_EQ(wb_->queued(), 1u);
+
+  // A completion on another thread wakes a waiting Drain.
+  std::thread backend([this] {
+    absl::SleepFor(absl::Milliseconds(30));
+    next_.Complete(0);
+  });
+  EXPECT_TRUE(wb_->Drain(absl::Now() + absl::Seconds(30)));
+  backend.join();
+  EXPECT_EQ(wb_->queued(), 0u);
+
+  wb_->WaitIdle();
+  EXPECT_EQ(next_.waits(), 1);
+}
+
+TEST_F(WriteBehindTest, CancelAllFailsWhatIsQueued) {
+  Make();
+  PutFile("/x", 1);
+  PutFile("/a", 2);
+  Send(ChmodOp("/x", 0600));  // in flight
+  Reply* chmod = Send(ChmodOp("/a", 0600));
+  Reply* waiting = Send(GetattrOp("/x"));
+  EXPECT_TRUE(chmod->answered());
+  EXPECT_FALSE(waiting->answered());
+  EXPECT_EQ(wb_->queued(), 3u);
+
+  wb_->CancelAll();
+  EXPECT_EQ(next_.cancels(), 1);
+  ASSERT_TRUE(waiting->answered());
+  EXPECT_EQ(waiting->posix_errno(), ECANCELED);
+  EXPECT_EQ(waiting->result.id(), waiting->id);
+  EXPECT_EQ(chmod->calls, 1);  // answered once, early
+  // The dropped change never reached the backend: a failure like any.
+  EXPECT_EQ(wb_->failed(), 1u);
+  EXPECT_EQ(failures(), std::vector<Strings>{Strings{"/a"}});
+  EXPECT_EQ(wb_->queued(), 1u);  // the message in flight is the next layer's
+  EXPECT_FALSE(wb_->Drain(absl::Now()));
+
+  next_.Complete(0, ECANCELED);
+  EXPECT_EQ(wb_->queued(), 0u);
+  EXPECT_TRUE(wb_->Drain(absl::Now()));
+  EXPECT_EQ(next_.calls(), 1u);  // nothing left to send
+  EXPECT_EQ(wb_->failed(), 2u);
+
+  Reply* sync = Send(FsyncOp("/a", 1));
+  next_.Complete(1);
+  EXPECT_EQ(sync->posix_errno(), ECANCELED);
+}
+
+TEST_F(WriteBehindTest, ANextLayerThatAnswersInsideSendAllIsFine) {
+  Make();
+  next_.AnswerAtOnce();
+  PutDir("/d", 1);
+  PutFile("/d/a", 2);
+  PutFile("/d/b", 3);
+  Reply* chmod = Send(ChmodOp("/d/a", 0600));
+  Reply* again = Send(ChmodOp("/d/a", 0640));
+  Reply* unlink = Send(UnlinkOp("/d/b"));
+  Reply* sync = Send(FsyncOp("/d/a", 1));
+  for (Reply* r : {chmod, again, unlink, sync}) {
+    ASSERT_TRUE(r->answered());
+    EXPECT_EQ(r->calls, 1);
+    EXPECT_EQ(r->posix_errno(), 0);
+  }
+  EXPECT_EQ(next_.calls(), 4u);
+  EXPECT_EQ(wb_->queued(), 0u);
+  EXPECT_TRUE(wb_->Drain(absl::Now()));
+  EXPECT_EQ(wb_->deferred(), 3u);
+}
+
+TEST_F(WriteBehindTest, DeferredCountsEarlyAnswersOnly) {
+  Make();
+  PutDir("/d", 1);
+  PutFile("/d/a", 2);
+  PutFile("/d/b", 3);
+  PutFile("/s", 4, S_IFREG | 04755);
+  EXPECT_EQ(wb_->deferred(), 0u);
+  Send(ChmodOp("/d/a", 0600));
+  Send(UtimensOp("/d/b", Now(), Now()));
+  Send(ChownOp("/s", 1, 1));        // set-uid: not early
+  Send(ChmodOp("/uncached", 0600));  // not cached: not early
+  Send(GetattrOp("/d"));             // not a change at all
+  Send(UnlinkOp("/d/b"));
+  EXPECT_EQ(wb_->deferred(), 3u);
+  // Answering each call in turn sends the rest.
+  for (size_t i = 0; i < next_.calls(); ++i) next_.Complete(i);
+  EXPECT_EQ(wb_->queued(), 0u);
+  EXPECT_EQ(wb_->deferred(), 3u);
+  EXPECT_EQ(wb_->failed(), 0u);
+}
+
+}  // namespace
+}  // namespace fusehost
