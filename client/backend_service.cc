@@ -89,6 +89,7 @@ grpc::Status BackendService::Init(grpc::ServerContext* /*context*/,
   reply->set_posix_locks(result.posix_locks);
   reply->set_flock_locks(result.flock_locks);
   reply->set_ioctl(result.ioctl);
+  reply->set_runs_batches_in_order(true);
   reply->set_posix_acl(result.posix_acl && request->posix_acl_capable());
   reply->set_default_ttl_ms(result.default_ttl_ms);
   reply->set_name(fs_.Name());
@@ -128,11 +129,12 @@ grpc::Status BackendService::Execute(grpc::ServerContext* /*context*/,
   // never resized while ops run.
   reply->mutable_results()->Reserve(size);
   for (int i = 0; i < size; ++i) reply->add_results();
-  if (size <= 1) {
-    // The common case for latency-bound requests: no hand-off.
-    if (size == 1) {
-      dispatcher_.Dispatch(batch->mount_id(), batch->ops(0),
-                           reply->mutable_results(0));
+  if (size <= 1 || batch->in_order()) {
+    // The common case for latency-bound requests, and changes sent after
+    // their answer that must reach the filesystem in order: no hand-off.
+    for (int i = 0; i < size; ++i) {
+      dispatcher_.Dispatch(batch->mount_id(), batch->ops(i),
+                           reply->mutable_results(i));
     }
     return grpc::Status::OK;
   }

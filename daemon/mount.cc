@@ -214,6 +214,7 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
     wb.next = m->batcher_.get();
     wb.cache = m->cache_.get();
     wb.log_name = m->spec_.mountpoint;
+    wb.in_order = reply->runs_batches_in_order();
     // What an early answer made the caches believe is forgotten.
     wb.on_failure = [self](const std::vector<std::string>& paths) {
       for (const std::string& path : paths) {
@@ -250,6 +251,12 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
   session.kernel_checks_permissions =
       m->options_.default_permissions || reply->posix_acl();
   session.posix_acl = reply->posix_acl();
+  if (m->write_behind_ != nullptr) {
+    session.settle = [wb = m->write_behind_.get()](
+                         std::function<void(int)> then) {
+      wb->Settle(std::move(then));
+    };
+  }
   session.log_name = m->spec_.mountpoint;
   m->listing_budget_ = std::make_unique<MemoryBudget>(kListingBytesPerMount,
                                                       m->spec_.listing_budget);

@@ -599,7 +599,13 @@ void RequestHandlers::Fsyncdir(Request req, uint64_t node, uint64_t fh,
                                bool datasync) {
   WithDirHandle(req, node, fh, [=](DirHandle* h) {
     if (!h->backend_open) {
-      req->ReplyError(0);  // nothing of the backend's is open to sync
+      // Nothing of the backend's is open to sync, but changes answered
+      // early must have reached it, and their errors are reported here.
+      if (options_.settle) {
+        options_.settle([req](int posix_errno) { req->ReplyError(posix_errno); });
+      } else {
+        req->ReplyError(0);
+      }
       return;
     }
     v1::Op op = NewOp(*req);

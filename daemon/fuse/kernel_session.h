@@ -52,6 +52,8 @@ class KernelSession : private KernelNotify {
     KernelTimeouts timeouts;
     // The kernel checks permissions (default_permissions).
     bool kernel_checks_permissions = true;
+    // Write-behind's settle (RequestHandlers::Options::settle), if any.
+    std::function<void(std::function<void(int)>)> settle;
     // Bounds what open directories' listings hold (may be null).
     MemoryBudget* listing_budget = nullptr;
     // The backend's time for each kernel request, from its arrival.

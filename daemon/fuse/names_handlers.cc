@@ -145,8 +145,16 @@ void RequestHandlers::RunSetattr(Request req, uint64_t node,
   const std::string& path = chain->path;
   // Writes through a backing file never pass the daemon: the cached size
   // and times may be old, and nothing may be answered from them
-  // (write-behind would) until they are the backing file's.
-  if (WritesBypassDaemon(node)) LearnWrittenAround(node, path);
+  // (write-behind would) until they are the backing file's. A change of
+  // times waits for the backend: a write through the backing file after an
+  // early answer would reach the file before the change it follows.
+  if (WritesBypassDaemon(node)) {
+    if (fields & (kSetAtime | kSetMtime)) {
+      options_.coherence->WrittenAround(path, nullptr);
+    } else {
+      LearnWrittenAround(node, path);
+    }
+  }
   const std::optional<uint64_t>& fh = chain->fh;
   const v1::Op base = NewOp(*req);  // caller info, read once
   if (fields & kSetMode) {

@@ -115,6 +115,10 @@ class RequestHandlers {
     // The kernel checks permissions itself (mount option
     // default_permissions).
     bool kernel_checks_permissions = true;
+    // With write-behind: runs its argument with the errno an fsync must
+    // report once every change queued before has been answered
+    // (WriteBehind::Settle). Empty without it.
+    std::function<void(std::function<void(int)>)> settle;
     // What the listings open directories hold may take (null: no bound).
     // A page that does not fit fails the readdir with ENOMEM.
     MemoryBudget* listing_budget = nullptr;

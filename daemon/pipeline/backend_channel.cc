@@ -168,23 +168,25 @@ void BackendChannel::Destroy() {
 void BackendChannel::Send(v1::Op op, Done done) {
   std::vector<PendingOp> ops;
   ops.push_back(PendingOp{std::move(op), std::move(done)});
-  SendBatch(std::move(ops), nullptr);
+  SendBatch(std::move(ops), nullptr, /*in_order=*/false);
 }
 
 void BackendChannel::SendBatch(std::vector<PendingOp> ops,
-                               std::function<void()> sent) {
+                               std::function<void()> sent, bool in_order) {
   std::vector<RoutedOp> routed;
   routed.reserve(ops.size());
   for (PendingOp& p : ops) routed.push_back(RoutedOp{std::move(p), 0});
-  Route(std::move(routed), std::move(sent));
+  Route(std::move(routed), std::move(sent), in_order);
 }
 
 void BackendChannel::Route(std::vector<RoutedOp> ops,
-                           std::function<void()> sent) {
-  // Tokens back to the backend's handles; a stale one never leaves.
+                           std::function<void()> sent, bool in_order) {
+  // Tokens back to the backend's handles; a stale one never leaves (it is
+  // reopened first and goes on alone, after the rest of an in-order batch).
   auto owned = std::make_unique<Call>();
   Call* call = owned.get();
   call->request.set_mount_id(options_.mount_id);
+  call->request.set_in_order(in_order);
   for (RoutedOp& r : ops) {
     HandleRoute route = handles_.Resolve(&r.pending.op);
     if (route.kind == HandleRoute::kReopen) {
@@ -322,6 +324,7 @@ bool BackendChannel::RetryOnNewConnection(Call* call,
   auto owned = std::make_unique<Call>();
   Call* next = owned.get();
   next->request.set_mount_id(call->request.mount_id());
+  next->request.set_in_order(call->request.in_order());
   next->retries = call->retries + 1;
   next->reopened = std::move(call->reopened);
   std::vector<int> lost;

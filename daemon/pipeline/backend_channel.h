@@ -116,7 +116,8 @@ class BackendChannel : public OpTransport, public BatchSink {
 
   // One op, one message.
   void Send(v1::Op op, Done done) override;
-  void SendBatch(std::vector<PendingOp> ops, std::function<void()> sent) override;
+  void SendBatch(std::vector<PendingOp> ops, std::function<void()> sent,
+                 bool in_order) override;
 
   void CancelAll() override;
   void WaitIdle() override;
@@ -133,7 +134,9 @@ class BackendChannel : public OpTransport, public BatchSink {
   struct Call;
   // Resolves the handles of `ops`, reopening stale ones first, and sends
   // those ready as one message.
-  void Route(std::vector<RoutedOp> ops, std::function<void()> sent);
+  // `in_order`: Batch.in_order.
+  void Route(std::vector<RoutedOp> ops, std::function<void()> sent,
+             bool in_order = false);
   // Sends the op that reopens a handle (handle_reopener.h).
   void SendReopen(v1::Op op,
                   std::function<void(const v1::OpResult&, uint64_t)> done);

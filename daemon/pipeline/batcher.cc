@@ -45,8 +45,20 @@ void Batcher::SendAll(std::vector<PendingOp> ops) {
       absl::MutexLock lock(&mu_);
       ++in_flight_;  // given back by MessageDone, like any message
     }
-    sink_->SendBatch(std::move(message), [this] { MessageDone(); });
+    sink_->SendBatch(std::move(message), [this] { MessageDone(); },
+                     /*in_order=*/false);
   }
+}
+
+void Batcher::SendInOrder(std::vector<PendingOp> ops) {
+  if (ops.empty()) return;
+  for (size_t i = 0; i < ops.size(); ++i) ops[i].op.set_id(i + 1);
+  {
+    absl::MutexLock lock(&mu_);
+    ++in_flight_;  // given back by MessageDone, like any message
+  }
+  sink_->SendBatch(std::move(ops), [this] { MessageDone(); },
+                   /*in_order=*/true);
 }
 
 void Batcher::SendQueued() {
@@ -78,7 +90,8 @@ void Batcher::SendQueued() {
   // Ops get ids unique within their message, so each message numbers its
   // own.
   for (size_t i = 0; i < batch.size(); ++i) batch[i].op.set_id(i + 1);
-  sink_->SendBatch(std::move(batch), [this] { MessageDone(); });
+  sink_->SendBatch(std::move(batch), [this] { MessageDone(); },
+                   /*in_order=*/false);
 }
 
 void Batcher::MessageDone() {

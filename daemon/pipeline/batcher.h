@@ -42,6 +42,8 @@ class Batcher : public OpTransport {
 
   void Send(v1::Op op, Done done) override;
   void SendAll(std::vector<PendingOp> ops) override;
+  // One message, however many ops (the caller keeps it to max_ops).
+  void SendInOrder(std::vector<PendingOp> ops) override;
   void CancelAll() override;
   void WaitIdle() override;
 

@@ -605,8 +605,15 @@ void CachingTransport::WrittenAround(const std::string& path,
   attr.set_blocks(backing->st_blocks);
   attr.mutable_mtime()->set_sec(backing->st_mtim.tv_sec);
   attr.mutable_mtime()->set_nsec(backing->st_mtim.tv_nsec);
-  attr.mutable_ctime()->set_sec(backing->st_ctim.tv_sec);
-  attr.mutable_ctime()->set_nsec(backing->st_ctim.tv_nsec);
+  // A change answered early (write-behind) may have moved ctime past the
+  // backing file's: it never goes back.
+  const std::pair<int64_t, int64_t> backing_ctime(backing->st_ctim.tv_sec,
+                                                  backing->st_ctim.tv_nsec);
+  if (backing_ctime > std::pair<int64_t, int64_t>(attr.ctime().sec(),
+                                                  attr.ctime().nsec())) {
+    attr.mutable_ctime()->set_sec(backing->st_ctim.tv_sec);
+    attr.mutable_ctime()->set_nsec(backing->st_ctim.tv_nsec);
+  }
   cache->UpdateAttr(path, attr, absl::Milliseconds(attr.ttl_ms()));
 }
 

@@ -10,6 +10,7 @@
 #define FUSE_HOSTD_DAEMON_PIPELINE_OP_TRANSPORT_H_
 
 #include <functional>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -41,10 +42,29 @@ class OpTransport {
   virtual void SendAll(std::vector<PendingOp> ops) {
     for (PendingOp& p : ops) Send(std::move(p.op), std::move(p.done));
   }
+  // Sends ops that the backend must run one after the other, in this order
+  // (changes answered early, which may act on the same file). A layer that
+  // can sends them as one message the backend runs in order; this default
+  // sends each once the one before is answered.
+  virtual void SendInOrder(std::vector<PendingOp> ops) {
+    SendFrom(this, std::make_shared<std::vector<PendingOp>>(std::move(ops)),
+             0);
+  }
   // Cancels every op in flight: their callbacks run soon with ECANCELED.
   virtual void CancelAll() = 0;
   // Blocks until no op is in flight.
   virtual void WaitIdle() = 0;
+
+ private:
+  static void SendFrom(OpTransport* t,
+                       std::shared_ptr<std::vector<PendingOp>> ops, size_t i) {
+    if (i == ops->size()) return;
+    PendingOp& p = (*ops)[i];
+    t->Send(std::move(p.op), [t, ops, i](const v1::OpResult& result) {
+      (*ops)[i].done(result);
+      SendFrom(t, ops, i + 1);
+    });
+  }
 };
 
 // Where a batcher delivers: sends several ops as one message.
@@ -52,9 +72,10 @@ class BatchSink {
  public:
   virtual ~BatchSink() = default;
   // `done` of every op runs exactly once; `sent` runs once after all of them
-  // (the message is finished).
-  virtual void SendBatch(std::vector<PendingOp> ops,
-                         std::function<void()> sent) = 0;
+  // (the message is finished). `in_order`: the backend runs them one after
+  // the other (Batch.in_order).
+  virtual void SendBatch(std::vector<PendingOp> ops, std::function<void()> sent,
+                         bool in_order) = 0;
 };
 
 // A result carrying only an errno.

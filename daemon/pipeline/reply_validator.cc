@@ -334,14 +334,14 @@ OpTransport::Done ReplyValidator::Checked(const v1::Op& op, Done done) {
 }
 
 void ReplyValidator::SendBatch(std::vector<PendingOp> ops,
-                               std::function<void()> sent) {
+                               std::function<void()> sent, bool in_order) {
   for (PendingOp& p : ops) {
     p.check = [this, expect = ReplyExpectation::Of(p.op)](v1::OpResult* r) {
       std::vector<std::string> problems = ValidateResult(expect, r);
       if (!problems.empty()) Report("reply", problems);
     };
   }
-  options_.sink->SendBatch(std::move(ops), std::move(sent));
+  options_.sink->SendBatch(std::move(ops), std::move(sent), in_order);
 }
 
 void ReplyValidator::Send(v1::Op op, Done done) {

@@ -97,8 +97,8 @@ class ReplyValidator : public OpTransport, public BatchSink {
 
   explicit ReplyValidator(Options options);
 
-  void SendBatch(std::vector<PendingOp> ops,
-                 std::function<void()> sent) override;
+  void SendBatch(std::vector<PendingOp> ops, std::function<void()> sent,
+                 bool in_order) override;
   void Send(v1::Op op, Done done) override;
   void CancelAll() override { options_.transport->CancelAll(); }
   void WaitIdle() override { options_.transport->WaitIdle(); }

@@ -220,27 +220,76 @@ OpTransport::Done WriteBehind::Deferred(const v1::Op& op) {
   };
 }
 
-OpTransport::Done WriteBehind::Syncing(Done done) {
-  return [this, done = std::move(done)](const v1::OpResult& result) {
+int WriteBehind::TakeErrorLocked() {
+  int err = 0;
+  std::swap(err, unreported_errno_);
+  return err;
+}
+
+OpTransport::Done WriteBehind::Syncing(const v1::Op& op, Done done) {
+  std::atomic<bool>* unsupported = op.has_fsync() ? &no_fsync_ : &no_fsyncdir_;
+  return [this, unsupported, done = std::move(done)](
+             const v1::OpResult& result) {
+    int own = result.posix_errno();
+    if (own == ENOSYS) {
+      // Nothing to sync at the backend; what counts is that the queue is
+      // through.
+      unsupported->store(true);
+      own = 0;
+    }
     int err = 0;
     {
       absl::MutexLock lock(&mu_);
-      std::swap(err, unreported_errno_);
+      err = TakeErrorLocked();
+      // The sync's own error goes first; the other waits for the next.
+      if (err != 0 && own != 0) std::swap(err, unreported_errno_);
     }
-    if (err != 0 && result.posix_errno() == 0) {
+    if (own != 0) {
+      done(result);
+    } else if (err != 0) {
       done(ErrorResult(result.id(), err));
-      return;
+    } else {
+      v1::OpResult ok = result;
+      ok.set_posix_errno(0);
+      done(ok);
     }
-    if (err != 0) {  // the sync's own error goes first; keep the other
-      absl::MutexLock lock(&mu_);
-      if (unreported_errno_ == 0) unreported_errno_ = err;
-    }
-    done(result);
   };
 }
 
+void WriteBehind::Settle(std::function<void(int)> then) {
+  int err = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (pending_ != 0) {
+      Keys keys;
+      keys.barrier = true;
+      QueueLocked(PendingOp{}, std::move(keys), /*deferred=*/false);
+      queue_.back().settled = std::move(then);
+      then = nullptr;
+    } else {
+      err = TakeErrorLocked();
+    }
+  }
+  if (then) {
+    then(err);
+  } else {
+    Pump();
+  }
+}
+
 void WriteBehind::Send(v1::Op op, Done done) {
-  if (op.has_fsync() || op.has_fsyncdir()) done = Syncing(std::move(done));
+  if (op.has_fsync() || op.has_fsyncdir()) {
+    if ((op.has_fsync() ? no_fsync_ : no_fsyncdir_).load()) {
+      // The backend has no fsync: waiting for the queue is all there is.
+      Settle([id = op.id(), done = std::move(done)](int err) {
+        v1::OpResult result = ErrorResult(id, err);
+        if (err == 0) result.mutable_empty();
+        done(result);
+      });
+      return;
+    }
+    done = Syncing(op, std::move(done));
+  }
   const bool deferrable = IsDeferrable(op);
   enum { kForward, kQueued, kAnswered } how = kForward;
   v1::OpResult early;
@@ -308,9 +357,18 @@ void WriteBehind::SendAll(std::vector<PendingOp> ops) {
 
 void WriteBehind::Pump() {
   std::vector<PendingOp> message;
+  // Settle()s reached, with the error each reports.
+  std::vector<std::pair<std::function<void(int)>, int>> settled;
   {
     absl::MutexLock lock(&mu_);
-    if (in_flight_ || queue_.empty()) return;
+    if (in_flight_) return;
+    while (!queue_.empty() && queue_.front().settled) {
+      IndexLocked(queue_.front().keys, -1);
+      --pending_;
+      settled.emplace_back(std::move(queue_.front().settled),
+                           TakeErrorLocked());
+      queue_.pop_front();
+    }
     // Ops that stay queued ahead of those looked at, and those taken: an op
     // may go only if it touches none of them.
     std::vector<const Keys*> ahead;
@@ -321,16 +379,20 @@ void WriteBehind::Pump() {
          looked < kLookAhead;
          ++looked) {
       Queued& q = *it;
-      if (q.keys.barrier) {
-        // Alone, after everything before it.
-        if (!ahead.empty()) break;
-      }
-      bool clash = false;
-      for (const Keys* a : ahead) clash = clash || Clash(*a, q.keys);
-      if (clash) {
-        ahead.push_back(&q.keys);
-        ++it;
-        continue;
+      // A Settle() waits for what is before it, sent or not.
+      if (q.settled) break;
+      // A backend that runs the message in order keeps the queue's order
+      // itself: everything goes as it came.
+      if (!options_.in_order) {
+        // fsync, fsyncdir: alone, after everything before them.
+        if (q.keys.barrier && !ahead.empty()) break;
+        bool clash = false;
+        for (const Keys* a : ahead) clash = clash || Clash(*a, q.keys);
+        if (clash) {
+          ahead.push_back(&q.keys);
+          ++it;
+          continue;
+        }
       }
       const bool barrier = q.keys.barrier;
       auto keys = std::make_shared<Keys>(std::move(q.keys));
@@ -353,12 +415,18 @@ void WriteBehind::Pump() {
           },
           std::move(q.op.check)});
       it = queue_.erase(it);
-      if (barrier) break;
+      if (barrier && !options_.in_order) break;
     }
     *remaining = message.size();
-    in_flight_ = true;
+    in_flight_ = !message.empty();
   }
-  options_.next->SendAll(std::move(message));
+  for (auto& [then, err] : settled) then(err);
+  if (message.empty()) return;
+  if (options_.in_order) {
+    options_.next->SendInOrder(std::move(message));
+  } else {
+    options_.next->SendAll(std::move(message));
+  }
 }
 
 void WriteBehind::CancelAll() {
@@ -372,7 +440,13 @@ void WriteBehind::CancelAll() {
       if (q.deferred) --deferred_queued_;
     }
   }
-  for (Queued& q : dropped) q.op.done(ErrorResult(q.op.op.id(), ECANCELED));
+  for (Queued& q : dropped) {
+    if (q.settled) {
+      q.settled(ECANCELED);
+    } else {
+      q.op.done(ErrorResult(q.op.op.id(), ECANCELED));
+    }
+  }
   options_.next->CancelAll();
 }
 

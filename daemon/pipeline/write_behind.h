@@ -15,17 +15,21 @@
 // queued op. Two ops touch the same thing when they name the same open
 // handle, or paths of which one is the other or lies below it.
 //
-// Order: one message at a time. A message takes queued ops in the order
-// they came, passing over any that touches what an op before it (taken or
-// left queued) touches: no op overtakes one it depends on, and no two ops
-// of a message touch the same thing (a backend may run a message's ops in
-// any order). fsync and fsyncdir go alone, after everything before them.
+// Order: one message at a time. To a backend that runs a message's ops in
+// order (InitReply.runs_batches_in_order), a message is the front of the
+// queue as it stands (SendInOrder). To another, a message takes queued ops
+// in the order they came, passing over any that touches what an op before
+// it (taken or left queued) touches: no op overtakes one it depends on, and
+// no two ops of a message touch the same thing (the backend may run them in
+// any order); fsync and fsyncdir go alone, after everything before them.
 //
 // Errors: a deferred op the backend refuses (or that is lost with the
 // connection) is logged and counted, and `on_failure` is told its paths, so
 // that the caches forget what the early answer made them believe. The first
-// such error is returned by the next fsync or fsyncdir on the mount, as
-// syncfs(2) reports a filesystem's writeback errors.
+// such error is returned by the next fsync or fsyncdir on the mount (or
+// Settle), as syncfs(2) reports a filesystem's writeback errors. A backend
+// without fsync (ENOSYS) has it answered 0 once the queue is through: the
+// kernel would stop asking after ENOSYS, and errors would go unreported.
 //
 // Correct only where the kernel checks permissions (default_permissions):
 // an early answer skips the backend's own checks, which still run later.
@@ -60,6 +64,8 @@ class WriteBehind : public OpTransport {
     MetadataCache* cache = nullptr;  // must outlive this; the answers' source
     // Deferred ops queued at most; beyond, changes wait for their answer.
     size_t max_queued = 1024;
+    // The backend runs a message's ops in order (Batch.in_order).
+    bool in_order = false;
     // A deferred op failed at the backend: the paths it named.
     std::function<void(const std::vector<std::string>& paths)> on_failure;
     std::string log_name;
@@ -74,6 +80,11 @@ class WriteBehind : public OpTransport {
   void CancelAll() override;
   // Waits for the queue to be sent and answered, then for the next layer.
   void WaitIdle() override;
+
+  // Runs `then` once every op queued before has been answered, with the
+  // error an fsync would report (0 if none). For an fsyncdir the daemon
+  // answers itself (a directory the backend never opened).
+  void Settle(std::function<void(int posix_errno)> then);
 
   // Waits until every queued op is answered, at most until `deadline`.
   // False if some were still queued then.
@@ -94,6 +105,8 @@ class WriteBehind : public OpTransport {
     PendingOp op;
     Keys keys;
     bool deferred;  // answered early
+    // Not an op: `settled` runs when it reaches the front (Settle).
+    std::function<void(int)> settled;
   };
 
   static Keys KeysOf(const v1::Op& op);
@@ -108,14 +121,19 @@ class WriteBehind : public OpTransport {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `done` of a deferred op: records a failure.
   Done Deferred(const v1::Op& op);
-  // `done` of fsync/fsyncdir: reports a recorded failure.
-  Done Syncing(Done done);
+  // `done` of fsync/fsyncdir `op`: reports a recorded failure.
+  Done Syncing(const v1::Op& op, Done done);
   // Sends the next message if none is in flight. Called without mu_.
   void Pump();
+  // The unreported error, taken.
+  int TakeErrorLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   std::atomic<uint64_t> deferred_{0};
   std::atomic<uint64_t> failed_{0};
+  // The backend answered ENOSYS to fsync / fsyncdir: answered here since.
+  std::atomic<bool> no_fsync_{false};
+  std::atomic<bool> no_fsyncdir_{false};
   mutable absl::Mutex mu_;
   std::list<Queued> queue_ ABSL_GUARDED_BY(mu_);  // stable addresses
   bool in_flight_ ABSL_GUARDED_BY(mu_) = false;

@@ -17,7 +17,11 @@
 //   getattr is cheap, the result carries the directory's attributes.
 //
 // The ops of a batch all start at once (the protocol lets a backend run
-// them in any order); the reply goes out when the last has answered.
+// them in any order); the reply goes out when the last has answered. A
+// batch with in_order (changes the daemon answered early, which must reach
+// the filesystem as they were made) runs its ops one after the other in the
+// order given: each starts when the previous one has answered, whatever its
+// answer (InitReply.runs_batches_in_order says this SDK does so).
 
 const { ERRNO } = require('./errno')
 const { load } = require('./protocol')
@@ -48,6 +52,13 @@ class Dispatcher {
   async execute (batch) {
     const ops = batch.ops || []
     const mountId = batch.mount_id || '0'
+    if (batch.in_order) {
+      // run() never rejects: a failed op answers its errno and the next
+      // one runs all the same.
+      const results = []
+      for (const op of ops) results.push(await this.run(op, mountId))
+      return { results, instance: this.instance }
+    }
     const results = await Promise.all(ops.map((op) => this.run(op, mountId)))
     return { results, instance: this.instance }
   }

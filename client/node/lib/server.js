@@ -60,6 +60,8 @@ class Service {
       flock_locks: bound.has('flock'),
       // Without it the daemon answers ENOTTY itself, sparing a round trip.
       ioctl: bound.has('ioctl'),
+      // The Dispatcher honours Batch.in_order.
+      runs_batches_in_order: true,
       name: this.name,
       default_ttl_ms: this.defaultTtlMs,
       instance: this.dispatcher.instance

@@ -30,10 +30,14 @@ namespace {
 // cancels and waits on.
 class FakeSink : public BatchSink, public CountingTransport {
  public:
-  void SendBatch(std::vector<PendingOp> ops,
-                 std::function<void()> sent) override {
+  void SendBatch(std::vector<PendingOp> ops, std::function<void()> sent,
+                 bool in_order) override {
     absl::MutexLock lock(&mu_);
-    messages_.push_back(Message{std::move(ops), std::move(sent)});
+    messages_.push_back(Message{std::move(ops), std::move(sent), in_order});
+  }
+  bool InOrder(size_t i) {
+    absl::MutexLock lock(&mu_);
+    return messages_[i].in_order;
   }
   void Send(v1::Op, Done) override { ADD_FAILURE() << "Send on the sink"; }
 
@@ -96,6 +100,7 @@ class FakeSink : public BatchSink, public CountingTransport {
   struct Message {
     std::vector<PendingOp> ops;
     std::function<void()> sent;
+    bool in_order;
   };
   absl::Mutex mu_;
   std::vector<Message> messages_ ABSL_GUARDED_BY(mu_);
@@ -348,6 +353,25 @@ TEST_F(BatcherTest, SendAllGoesOutAtOnceInFullMessages) {
   EXPECT_EQ(sink_.FinishAll(), 1);
   batcher_->WaitIdle();
 }
+
+TEST_F(BatcherTest, SendInOrderIsOneMessageTheBackendRunsInOrder) {
+  Make(Limits(/*max_in_flight=*/1, /*max_ops=*/3));
+  SendGetattrs(0, 1);  // the window is full: SendInOrder does not wait
+  std::vector<PendingOp> group;
+  for (int i = 10; i < 15; ++i) {
+    group.push_back(PendingOp{GetattrOp(absl::StrCat("/", i)),
+                              [](const v1::OpResult&) {}, nullptr});
+  }
+  batcher_->SendInOrder(std::move(group));
+  ASSERT_EQ(sink_.messages(), 2u);
+  EXPECT_FALSE(sink_.InOrder(0));
+  EXPECT_TRUE(sink_.InOrder(1));
+  EXPECT_EQ(sink_.Paths(1), (Paths{"/10", "/11", "/12", "/13", "/14"}));
+  EXPECT_EQ(sink_.Ids(1), (std::vector<uint64_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(sink_.FinishAll(), 2);
+  batcher_->WaitIdle();
+}
+
 
 }  // namespace
 }  // namespace fusehost

@@ -309,8 +309,8 @@ class RecordingSink : public CountingTransport, public BatchSink {
   void Send(v1::Op op, Done done) override {
     ops.push_back(PendingOp{std::move(op), std::move(done)});
   }
-  void SendBatch(std::vector<PendingOp> batch,
-                 std::function<void()> sent) override {
+  void SendBatch(std::vector<PendingOp> batch, std::function<void()> sent,
+                 bool /*in_order*/) override {
     for (PendingOp& p : batch) ops.push_back(std::move(p));
     sent();
   }
@@ -344,7 +344,7 @@ TEST(ReplyValidator, RepairsResultsOnTheirWayUpAndCountsThem) {
   batch.push_back(
       PendingOp{getattr, [&](const v1::OpResult& r) { results[1] = r; }});
   bool sent = false;
-  validator.SendBatch(std::move(batch), [&] { sent = true; });
+  validator.SendBatch(std::move(batch), [&] { sent = true; }, false);
   EXPECT_TRUE(sent);
   ASSERT_EQ(channel.ops.size(), 2u);
 

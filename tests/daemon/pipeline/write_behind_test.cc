@@ -55,15 +55,23 @@ class FakeNext : public CountingTransport {
   void SendAll(std::vector<PendingOp> ops) override {
     Record(/*all=*/true, std::move(ops));
   }
+  void SendInOrder(std::vector<PendingOp> ops) override {
+    Record(/*all=*/true, std::move(ops), /*in_order=*/true);
+  }
 
   size_t calls() {
     absl::MutexLock lock(&mu_);
     return calls_.size();
   }
-  // Call i came through SendAll (else Send).
+  // Call i came through SendAll or SendInOrder (else Send).
   bool all(size_t i) {
     absl::MutexLock lock(&mu_);
     return calls_.at(i).all;
+  }
+  // Call i came through SendInOrder.
+  bool in_order(size_t i) {
+    absl::MutexLock lock(&mu_);
+    return calls_.at(i).in_order;
   }
   // The ops of call i, described.
   Strings ops(size_t i) {
@@ -119,12 +127,13 @@ class FakeNext : public CountingTransport {
   struct Call {
     bool all;
     std::vector<PendingOp> ops;
+    bool in_order;
   };
-  void Record(bool all, std::vector<PendingOp> ops) {
+  void Record(bool all, std::vector<PendingOp> ops, bool in_order = false) {
     size_t i;
     {
       absl::MutexLock lock(&mu_);
-      calls_.push_back(Call{all, std::move(ops)});
+      calls_.push_back(Call{all, std::move(ops), in_order});
       i = calls_.size() - 1;
       if (!at_once_) return;
     }
@@ -243,11 +252,12 @@ class WriteBehindTest : public ::testing::Test {
  protected:
   WriteBehindTest() : cache_(MetadataCache::Options()) {}
 
-  void Make(size_t max_queued = 1024) {
+  void Make(size_t max_queued = 1024, bool in_order = false) {
     WriteBehind::Options options;
     options.next = &next_;
     options.cache = &cache_;
     options.max_queued = max_queued;
+    options.in_order = in_order;
     options.log_name = "/mnt/test";
     options.on_failure = [this](const Strings& paths) {
       absl::MutexLock lock(&mu_);
@@ -971,6 +981,84 @@ TEST_F(WriteBehindTest, DeferredCountsEarlyAnswersOnly) {
   EXPECT_EQ(wb_->queued(), 0u);
   EXPECT_EQ(wb_->deferred(), 3u);
   EXPECT_EQ(wb_->failed(), 0u);
+}
+
+TEST_F(WriteBehindTest, ABackendThatKeepsOrderGetsTheQueueAsItStands) {
+  Make(1024, /*in_order=*/true);
+  PutFile("/f", 2);
+  PutFile("/g", 3);
+  Reply* first = Send(ChmodOp("/f", 0600));
+  ASSERT_TRUE(first->answered());
+  ASSERT_EQ(next_.calls(), 1u);
+  EXPECT_TRUE(next_.in_order(0));
+  // Changes of one file, and a read of it, behind the one in flight.
+  Reply* chown = Send(ChownOp("/f", 7, std::nullopt));
+  Reply* times = Send(UtimensOp("/f", Omit(), Set(5, 6)));
+  Reply* other = Send(ChmodOp("/g", 0640));
+  Reply* read = Send(GetattrOp("/f"));
+  EXPECT_TRUE(chown->answered() && times->answered() && other->answered());
+  EXPECT_FALSE(read->answered());
+  ASSERT_EQ(next_.calls(), 1u);
+  next_.Complete(0);
+  // One message, in the order they came: the backend runs it so.
+  ASSERT_EQ(next_.calls(), 2u);
+  EXPECT_TRUE(next_.in_order(1));
+  EXPECT_EQ(next_.ops(1),
+            (Strings{"chown /f", "utimens /f", "chmod /g", "getattr /f"}));
+  next_.Complete(1);
+  EXPECT_TRUE(read->answered());
+  EXPECT_TRUE(wb_->Drain(absl::Now()));
+}
+
+TEST_F(WriteBehindTest, SettleWaitsForTheQueueAndReportsItsError) {
+  Make();
+  PutFile("/a", 2);
+  int settled = -1;
+  wb_->Settle([&](int err) { settled = err; });
+  EXPECT_EQ(settled, 0);  // nothing queued
+  Send(ChmodOp("/a", 0600));
+  ASSERT_EQ(next_.calls(), 1u);
+  Reply* later = Send(ChmodOp("/a", 0640));
+  settled = -1;
+  wb_->Settle([&](int err) { settled = err; });
+  EXPECT_EQ(settled, -1);
+  next_.Complete(0, EACCES);
+  // The second chmod went on; the Settle waits for it too, sends nothing.
+  EXPECT_EQ(settled, -1);
+  ASSERT_EQ(next_.calls(), 2u);
+  EXPECT_EQ(next_.ops(1), (Strings{"chmod /a"}));
+  next_.Complete(1);
+  EXPECT_EQ(settled, EACCES);
+  EXPECT_TRUE(later->answered());
+  settled = -1;
+  wb_->Settle([&](int err) { settled = err; });
+  EXPECT_EQ(settled, 0);  // reported once
+  EXPECT_EQ(next_.calls(), 2u);
+}
+
+TEST_F(WriteBehindTest, ABackendWithoutFsyncHasItAnsweredOnceTheQueueIsThrough) {
+  Make();
+  PutFile("/a", 2);
+  Reply* first = Send(FsyncOp("/a", 9));
+  ASSERT_EQ(next_.calls(), 1u);
+  next_.Complete(0, ENOSYS);
+  // Not ENOSYS: the kernel would stop sending fsync, and errors of changes
+  // answered early would never be reported.
+  EXPECT_EQ(first->posix_errno(), 0);
+  Send(ChmodOp("/a", 0600));
+  ASSERT_EQ(next_.calls(), 2u);
+  Reply* second = Send(FsyncOp("/a", 9));
+  EXPECT_FALSE(second->answered());
+  next_.Complete(1, EPERM);
+  EXPECT_EQ(second->posix_errno(), EPERM);
+  // No fsync ever went to the backend again.
+  EXPECT_EQ(next_.calls(), 2u);
+  Reply* third = Send(FsyncOp("/a", 9));
+  EXPECT_EQ(third->posix_errno(), 0);
+  EXPECT_EQ(next_.calls(), 2u);
+  // An fsyncdir is asked of the backend as before.
+  Send(FsyncdirOp("/", 4));
+  EXPECT_EQ(next_.calls(), 3u);
 }
 
 }  // namespace

@@ -7,6 +7,12 @@ time, so one slow op (a network call) does not hold up the rest, and cheap
 ops never wait for a thread switch. Results keep the ops' order, each in a
 slot made before any thread writes one.
 
+A batch with `in_order` (changes the daemon answered early and sends after
+their answer, which must reach the filesystem as they were made) runs on
+the receiving thread alone, one op after the other in the order given, each
+whatever the previous one's result (InitReply.runs_batches_in_order says
+this SDK does so).
+
 Threads: BatchRunner.execute may be called from any number of threads at
 once (gRPC's handler threads); helpers come from one shared pool of
 `threads`. With `nothreads` (mfusepy's nothreads=True) everything runs on
@@ -73,7 +79,10 @@ class BatchRunner:
         results = reply.results
         run = self._run
         mount_id = batch.mount_id
-        if n <= 1 or self._serial:
+        if n <= 1 or self._serial or batch.in_order:
+            # No hand-off: one op, nothreads, or ops that must run one after
+            # the other in the order given (a failed op does not stop the
+            # rest: run() answers every op, whatever it raises).
             for op in ops:
                 run(op, results.add(), mount_id)
             return reply

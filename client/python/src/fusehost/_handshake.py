@@ -54,6 +54,8 @@ def init_reply(dispatcher, request, name):
         posix_errno=err, protocol_version=PROTOCOL_VERSION,
         posix_locks=dispatcher.posix_locks,
         flock_locks=dispatcher.flock_locks, ioctl=dispatcher.ioctl,
+        # BatchRunner honours Batch.in_order.
+        runs_batches_in_order=True,
         name=name,
         default_ttl_ms=dispatcher.default_ttl_ms,
         instance=dispatcher.instance,

@@ -2,9 +2,10 @@
 FileSystem servicer, the server it runs on, and serve().
 
 The servicer hands each call to the module that owns its concern: Execute
-to _batch.py (a batch's ops, run concurrently) and through it to
-_dispatch.py (one op), Init and Destroy to _handshake.py, and the
-Invalidations stream takes the filesystem's notices from _invalidations.py.
+to _batch.py (a batch's ops, run concurrently, or one after the other when
+the batch asks) and through it to _dispatch.py (one op), Init and Destroy
+to _handshake.py, and the Invalidations stream takes the filesystem's
+notices from _invalidations.py.
 
 Threads: gRPC runs each call on a thread of `Servicer.workers` (see
 _workers.py). An Invalidations stream holds its thread for as long as its

@@ -1,0 +1,157 @@
+'use strict'
+// Batches the daemon asks to run in order (Batch.in_order in
+// proto/filesystem.proto): this SDK runs their ops one after the other, in
+// the order given, each whatever the previous one's answer, and says so in
+// its InitReply (runs_batches_in_order). Other batches still start all
+// their ops at once.
+//
+// Each batch goes, as the bytes gRPC would carry, to the Service's Execute
+// handler (as conformance.test.js sends them), and Init likewise; nothing
+// is mounted.
+
+const test = require('node:test')
+const assert = require('node:assert')
+
+const Fuse = require('../')
+const { Bound } = require('../lib/bound')
+const { Dispatcher } = require('../lib/dispatch')
+const { InvalidationHub } = require('../lib/invalidations')
+const { Service } = require('../lib/server')
+const { load } = require('../lib/protocol')
+
+const SET = 2 // TimeSet.Kind
+const FILE = { mode: 0o100644, size: 0, mtime: new Date(5000), atime: new Date(5000), ctime: new Date(5000) }
+// How long each recorded change takes: long enough that ops started at
+// once would overlap.
+const SLOW_MS = 30
+
+// A fuse-native filesystem whose chmod, chown and utimens record when they
+// start and end, each answering after SLOW_MS; those named in `failing`
+// answer EPERM. `meet`: each change first waits until `meet` changes have
+// started (so that a batch finishes only if its ops run at once), failing
+// with EIO if they have not within a second.
+function recording ({ failing = [], meet = 0 } = {}) {
+  const fs = { events: [], running: 0, overlapped: false, met: false }
+  const waiting = []
+  let started = 0
+  const change = (name) => (path, ...args) => {
+    const cb = args[args.length - 1]
+    const go = () => {
+      fs.running++
+      if (fs.running > 1) fs.overlapped = true
+      fs.events.push(['start', name, path])
+      setTimeout(() => {
+        fs.running--
+        fs.events.push(['end', name, path])
+        cb(failing.includes(name) ? Fuse.EPERM : 0)
+      }, SLOW_MS)
+    }
+    if (!meet) return go()
+    started++
+    if (started === meet) {
+      fs.met = true
+      for (const wake of waiting.splice(0)) wake()
+      return go()
+    }
+    const timer = setTimeout(() => cb(Fuse.EIO), 1000)
+    waiting.push(() => { clearTimeout(timer); go() })
+  }
+  fs.ops = {
+    getattr: (path, cb) => cb(0, FILE),
+    chmod: change('chmod'),
+    chown: change('chown'),
+    utimens: change('utimens')
+  }
+  return fs
+}
+
+const REQUESTS = {
+  chmod: (path) => ({ chmod: { path, mode: 0o600 } }),
+  chown: (path) => ({ chown: { path, uid: 1000 } }),
+  utimens: (path) => ({
+    utimens: { path, atime: { kind: SET, time: { sec: '7' } }, mtime: { kind: SET, time: { sec: '7' } } }
+  })
+}
+
+function serviceFor (ops) {
+  const bound = new Bound(ops, { log: () => {} })
+  return new Service(new Dispatcher(bound, '5'), new InvalidationHub(), { name: 'in-order' })
+}
+
+// Calls unary handler `name` as gRPC does: the request serialized and
+// deserialized on the way in, the reply on the way out.
+function call (service, name, request) {
+  const method = load().FileSystem.service[name]
+  const decoded = method.requestDeserialize(method.requestSerialize(request))
+  return new Promise((resolve, reject) => {
+    service.handlers()[name]({ request: decoded }, (err, reply) => {
+      if (err) reject(new Error(err.details || String(err)))
+      else resolve(method.responseDeserialize(method.responseSerialize(reply)))
+    })
+  })
+}
+
+// The results of one batch of `names` ops on /f (ids 1, 2, ...).
+async function execute (fs, names, inOrder) {
+  const path = Buffer.from('/f')
+  const batch = {
+    mount_id: '1',
+    in_order: inOrder,
+    ops: names.map((name, i) => ({ id: String(i + 1), ...REQUESTS[name](path) }))
+  }
+  const reply = await call(serviceFor(fs.ops), 'Execute', batch)
+  assert.strictEqual(String(reply.instance), '5')
+  return reply.results
+}
+
+function sequential (names) {
+  return names.flatMap((name) => [['start', name, '/f'], ['end', name, '/f']])
+}
+
+const errnos = (results) => results.map((r) => [String(r.id), r.posix_errno || 0])
+
+test('an in-order batch runs its ops one after the other, in the order given', async () => {
+  for (const names of [['chmod', 'chown', 'utimens'], ['utimens', 'chown', 'chmod']]) {
+    const fs = recording()
+    const results = await execute(fs, names, true)
+    assert.deepStrictEqual(fs.events, sequential(names))
+    assert.strictEqual(fs.overlapped, false)
+    assert.deepStrictEqual(errnos(results), [['1', 0], ['2', 0], ['3', 0]])
+    for (const r of results) assert.strictEqual(r.result, 'entry')
+  }
+})
+
+test('a failed op does not stop the rest of an in-order batch', async () => {
+  const fs = recording({ failing: ['chown'] })
+  const names = ['chmod', 'chown', 'utimens']
+  const results = await execute(fs, names, true)
+  assert.deepStrictEqual(fs.events, sequential(names))
+  assert.strictEqual(fs.overlapped, false)
+  assert.deepStrictEqual(errnos(results), [['1', 0], ['2', 1], ['3', 0]])
+  assert.strictEqual(results[0].result, 'entry')
+  assert.strictEqual(results[1].result, undefined)
+  assert.strictEqual(results[2].result, 'entry')
+})
+
+test('the first and last op failing do not stop an in-order batch', async () => {
+  const fs = recording({ failing: ['chmod', 'utimens'] })
+  const names = ['chmod', 'chown', 'utimens', 'chmod']
+  const results = await execute(fs, names, true)
+  assert.deepStrictEqual(fs.events, sequential(names))
+  assert.deepStrictEqual(errnos(results), [['1', 1], ['2', 0], ['3', 1], ['4', 1]])
+})
+
+test('a batch without in_order still starts its ops at once', async () => {
+  const fs = recording({ meet: 3 })
+  const results = await execute(fs, ['chmod', 'chown', 'utimens'], false)
+  assert.strictEqual(fs.met, true)
+  assert.strictEqual(fs.overlapped, true)
+  assert.deepStrictEqual(errnos(results), [['1', 0], ['2', 0], ['3', 0]])
+  assert.deepStrictEqual(fs.events.slice(0, 3).map((e) => e[0]), ['start', 'start', 'start'])
+})
+
+test('the InitReply says batches run in order', async () => {
+  const reply = await call(serviceFor(recording().ops), 'Init', { mount_id: '1' })
+  assert.strictEqual(reply.posix_errno || 0, 0)
+  assert.strictEqual(reply.runs_batches_in_order, true)
+})
