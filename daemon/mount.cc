@@ -165,11 +165,13 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
   if (m->inbox_ == nullptr) greeter.request.clear_passthrough_socket();
   greeter.first_reply = *reply;
   greeter.log_name = m->spec_.mountpoint;
-  if (m->root_ != nullptr) {
-    greeter.on_greeted = [self](const v1::InitReply& r) {
-      self->AdoptRootDirectory(r);
-    };
-  }
+  greeter.on_greeted = [self](const v1::InitReply& r) {
+    if (self->root_ != nullptr) self->AdoptRootDirectory(r);
+    // Another build of the backend may run messages in order or not.
+    if (self->write_behind_ != nullptr) {
+      self->write_behind_->SetInOrder(r.runs_batches_in_order());
+    }
+  };
   m->greeter_ = std::make_unique<BackendGreeter>(std::move(greeter));
 
   KernelMountRequest request;

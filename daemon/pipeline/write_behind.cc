@@ -78,7 +78,8 @@ bool WriteBehind::Clash(const Keys& a, const Keys& b) {
   return false;
 }
 
-WriteBehind::WriteBehind(Options options) : options_(std::move(options)) {}
+WriteBehind::WriteBehind(Options options)
+    : options_(std::move(options)), in_order_(options_.in_order) {}
 
 WriteBehind::Keys WriteBehind::KeysOf(const v1::Op& op) {
   namespace pb = google::protobuf;
@@ -357,11 +358,13 @@ void WriteBehind::SendAll(std::vector<PendingOp> ops) {
 
 void WriteBehind::Pump() {
   std::vector<PendingOp> message;
+  bool in_order = false;
   // Settle()s reached, with the error each reports.
   std::vector<std::pair<std::function<void(int)>, int>> settled;
   {
     absl::MutexLock lock(&mu_);
     if (in_flight_) return;
+    in_order = in_order_.load();
     while (!queue_.empty() && queue_.front().settled) {
       IndexLocked(queue_.front().keys, -1);
       --pending_;
@@ -383,7 +386,7 @@ void WriteBehind::Pump() {
       if (q.settled) break;
       // A backend that runs the message in order keeps the queue's order
       // itself: everything goes as it came.
-      if (!options_.in_order) {
+      if (!in_order) {
         // fsync, fsyncdir: alone, after everything before them.
         if (q.keys.barrier && !ahead.empty()) break;
         bool clash = false;
@@ -415,14 +418,14 @@ void WriteBehind::Pump() {
           },
           std::move(q.op.check)});
       it = queue_.erase(it);
-      if (barrier && !options_.in_order) break;
+      if (barrier && !in_order) break;
     }
     *remaining = message.size();
     in_flight_ = !message.empty();
   }
   for (auto& [then, err] : settled) then(err);
   if (message.empty()) return;
-  if (options_.in_order) {
+  if (in_order) {
     options_.next->SendInOrder(std::move(message));
   } else {
     options_.next->SendAll(std::move(message));

@@ -90,6 +90,10 @@ class WriteBehind : public OpTransport {
   // False if some were still queued then.
   bool Drain(absl::Time deadline);
 
+  // Whether the backend runs a message's ops in order (a restarted backend
+  // may say otherwise than the first).
+  void SetInOrder(bool in_order) { in_order_.store(in_order); }
+
   uint64_t deferred() const { return deferred_.load(); }
   uint64_t failed() const { return failed_.load(); }
   size_t queued() const;
@@ -129,6 +133,7 @@ class WriteBehind : public OpTransport {
   int TakeErrorLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
+  std::atomic<bool> in_order_;
   std::atomic<uint64_t> deferred_{0};
   std::atomic<uint64_t> failed_{0};
   // The backend answered ENOSYS to fsync / fsyncdir: answered here since.
