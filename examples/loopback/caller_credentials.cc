@@ -4,6 +4,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -42,6 +43,44 @@ int SetThreadGroups(const std::vector<gid_t>& groups) {
   return 0;
 }
 
+// The calling thread's own identity, which every guard restores: read once
+// per thread, since nothing else changes it.
+struct OwnIdentity {
+  bool known = false;
+  bool readable = false;
+  uid_t fsuid = 0;
+  gid_t fsgid = 0;
+  std::vector<gid_t> groups;  // sorted, without repeats
+};
+
+void SortedSet(std::vector<gid_t>* groups) {
+  std::sort(groups->begin(), groups->end());
+  groups->erase(std::unique(groups->begin(), groups->end()), groups->end());
+}
+
+const OwnIdentity& Own() {
+  thread_local OwnIdentity own;
+  if (!own.known) {
+    own.fsuid = CurrentFsuid();
+    own.fsgid = CurrentFsgid();
+    own.readable = ThreadGroups(&own.groups) == 0;
+    SortedSet(&own.groups);
+    own.known = true;
+  }
+  return own;
+}
+
+// The thread acts as `ctx` already: switching would change nothing.
+bool IsOwn(const Context& ctx) {
+  const OwnIdentity& own = Own();
+  if (!own.readable || ctx.uid != own.fsuid || ctx.gid != own.fsgid) {
+    return false;
+  }
+  std::vector<gid_t> groups = ctx.groups;
+  SortedSet(&groups);
+  return groups == own.groups;
+}
+
 [[noreturn]] void DieRestoring(const char* what) {
   std::fprintf(stderr,
                "loopback_fs: cannot restore the thread's %s after an "
@@ -71,7 +110,9 @@ bool CallerCredentials::ProcessCanSwitch() {
 }
 
 CallerCredentials::CallerCredentials(const Context& ctx, bool enabled) {
-  if (!enabled) return;
+  // A caller who is the backend's own user (root, for most root backends'
+  // callers) costs no system call.
+  if (!enabled || IsOwn(ctx)) return;
   // Groups and fsgid first, fsuid last, restored in reverse: the usual rule
   // of changing the user id last. (Leaving fsuid 0 drops only the filesystem
   // capabilities, not CAP_SETGID, so the order is not strictly needed; keeping

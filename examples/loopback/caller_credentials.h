@@ -33,6 +33,10 @@ namespace examples {
 // raises them again on restore, so a root backend really gets the caller's
 // rights, not root's.
 //
+// A caller with the thread's own identity (same fsuid, fsgid and set of
+// groups; the thread's own is read once per thread) is not switched to: the
+// twelve system calls of a switch and its restore would change nothing.
+//
 // Thread use: affects only the thread that creates it; it must be destroyed on
 // that same thread (keep it on the stack). Guards must not be nested.
 class CallerCredentials {

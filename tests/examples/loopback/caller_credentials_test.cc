@@ -3,6 +3,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <future>
 #include <ostream>
 #include <thread>
@@ -90,6 +91,30 @@ TEST_F(SwitchingTest, SwitchesOnlyThisThreadAndRestores) {
     go.set_value();
     other.join();
     EXPECT_EQ(other_during, before_);
+  }
+  EXPECT_EQ(ThreadIdentity(), before_);
+}
+
+TEST_F(SwitchingTest, TheThreadsOwnIdentityNeedsNoSwitch) {
+  // The same groups in another order, repeated: the same identity.
+  std::vector<gid_t> groups = before_.groups;
+  std::reverse(groups.begin(), groups.end());
+  if (!groups.empty()) groups.push_back(groups.front());
+  {
+    CallerCredentials creds(Caller(before_.fsuid, before_.fsgid, groups),
+                            /*enabled=*/true);
+    ASSERT_EQ(creds.error(), 0);
+    EXPECT_EQ(ThreadIdentity(), before_);
+  }
+  EXPECT_EQ(ThreadIdentity(), before_);
+  // Same ids, one more group: switched, and restored.
+  groups.push_back(4242);
+  {
+    CallerCredentials creds(Caller(before_.fsuid, before_.fsgid, groups),
+                            /*enabled=*/true);
+    ASSERT_EQ(creds.error(), 0);
+    std::vector<gid_t> now = ThreadIdentity().groups;
+    EXPECT_NE(std::find(now.begin(), now.end(), 4242), now.end());
   }
   EXPECT_EQ(ThreadIdentity(), before_);
 }
