@@ -90,7 +90,7 @@ void RequestHandlers::AfterPassthroughWrites(uint64_t node) {
   // links, each a node of its own), are as stale as a forwarded write
   // would have left them.
   if (std::optional<std::string> p = options_.nodes->PathOf(node)) {
-    LearnWrittenAround(node, *p);
+    if (!p->empty()) options_.coherence->OtherNamesChanged({*p});
   }
   std::vector<uint64_t> siblings = StaleSiblings(node);
   if (!siblings.empty()) options_.invalidator->DropAttrsNow(siblings);

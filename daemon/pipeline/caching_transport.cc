@@ -593,28 +593,12 @@ void CachingTransport::WrittenAround(const std::string& path,
                                      const struct stat* backing) {
   MetadataCache* cache = options_.cache;
   if (cache == nullptr || path.empty()) return;
-  v1::Attr attr;
-  if (backing == nullptr ||
-      cache->GetAttr(path, &attr) != MetadataCache::AttrLookup::kHit ||
-      attr.ttl_ms() == 0) {
+  // In place, under the cache's lock: a copy read, changed and stored back
+  // could bring back what a concurrent change (an unlink of another name,
+  // which changes the link count) dropped meanwhile.
+  if (backing == nullptr || !cache->UpdateWritten(path, *backing)) {
     cache->DropAttr(path);
-    return;
   }
-  // The rest (owner, mode, links) changes only through the daemon.
-  attr.set_size(backing->st_size);
-  attr.set_blocks(backing->st_blocks);
-  attr.mutable_mtime()->set_sec(backing->st_mtim.tv_sec);
-  attr.mutable_mtime()->set_nsec(backing->st_mtim.tv_nsec);
-  // A change answered early (write-behind) may have moved ctime past the
-  // backing file's: it never goes back.
-  const std::pair<int64_t, int64_t> backing_ctime(backing->st_ctim.tv_sec,
-                                                  backing->st_ctim.tv_nsec);
-  if (backing_ctime > std::pair<int64_t, int64_t>(attr.ctime().sec(),
-                                                  attr.ctime().nsec())) {
-    attr.mutable_ctime()->set_sec(backing->st_ctim.tv_sec);
-    attr.mutable_ctime()->set_nsec(backing->st_ctim.tv_nsec);
-  }
-  cache->UpdateAttr(path, attr, absl::Milliseconds(attr.ttl_ms()));
 }
 
 void CachingTransport::ApplyNotice(const v1::Invalidation& notice) {

@@ -435,6 +435,31 @@ void MetadataCache::UpdateAttr(absl::string_view path, const v1::Attr& attr,
   Recharge(path, e);
 }
 
+bool MetadataCache::UpdateWritten(absl::string_view path,
+                                  const struct stat& backing) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(path);
+  if (it == entries_.end() || it->second.state != Entry::kAttr ||
+      it->second.attr_expiry <= NowNanos()) {
+    return false;
+  }
+  ++epoch_;
+  CompactAttr& a = it->second.attr;
+  a.size = backing.st_size;
+  a.blocks = backing.st_blocks;
+  a.mtime_sec = backing.st_mtim.tv_sec;
+  a.mtime_nsec = backing.st_mtim.tv_nsec;
+  // A change answered early (write-behind) may have moved ctime past the
+  // backing file's: it never goes back.
+  if (std::make_pair(static_cast<int64_t>(backing.st_ctim.tv_sec),
+                     static_cast<uint32_t>(backing.st_ctim.tv_nsec)) >
+      std::make_pair(a.ctime_sec, a.ctime_nsec)) {
+    a.ctime_sec = backing.st_ctim.tv_sec;
+    a.ctime_nsec = backing.st_ctim.tv_nsec;
+  }
+  return true;
+}
+
 void MetadataCache::DropAttr(absl::string_view path) {
   absl::MutexLock lock(&mu_);
   ++epoch_;

@@ -24,6 +24,8 @@
 #ifndef FUSE_HOSTD_DAEMON_PIPELINE_METADATA_CACHE_H_
 #define FUSE_HOSTD_DAEMON_PIPELINE_METADATA_CACHE_H_
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstdint>
 #include <memory>
@@ -136,6 +138,12 @@ class MetadataCache {
                   absl::Duration ttl);
   // Forgets the attributes (and negative state) of `path`.
   void DropAttr(absl::string_view path);
+  // A file written where the daemon does not see it (passthrough): the size,
+  // blocks and mtime of `path`'s cached attributes become `backing`'s, and
+  // ctime too unless it is older, in place and at once, so that nothing
+  // dropped meanwhile comes back. False, and nothing changed, if `path`'s
+  // attributes are not cached.
+  bool UpdateWritten(absl::string_view path, const struct stat& backing);
   // Forgets the listing of directory `path`.
   void DropListing(absl::string_view path);
   // A name appeared in or left directory `dir` (through the daemon): edits a
