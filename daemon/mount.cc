@@ -208,6 +208,8 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
   if (m->options_.cache_entries > 0) {
     MetadataCache::Options cache_options;
     cache_options.max_entries = m->options_.cache_entries;
+    cache_options.max_bytes =
+        MetadataCache::MaxBytesFor(m->options_.cache_entries);
     m->cache_ = std::make_unique<MetadataCache>(cache_options);
   }
   OpTransport* below_cache = m->batcher_.get();

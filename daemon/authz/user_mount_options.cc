@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "daemon/mounting/mount_options.h"
 
 namespace fusehost {
 namespace {
@@ -33,6 +34,7 @@ std::string RefusalFor(absl::string_view key) {
 absl::StatusOr<std::string> CheckUserMountOptions(
     absl::string_view options, const UserOptionRules& rules) {
   std::vector<std::string> out;
+  bool cache_entries_given = false;
   for (absl::string_view item : absl::StrSplit(options, ',', absl::SkipEmpty())) {
     size_t eq = item.find('=');
     absl::string_view key = item.substr(0, eq);
@@ -46,6 +48,7 @@ absl::StatusOr<std::string> CheckUserMountOptions(
           "option allow_other is not allowed: ", rules.allow_other_refusal));
     }
     if (key == "cache_entries" && eq != absl::string_view::npos) {
+      cache_entries_given = true;
       size_t n;
       if (absl::SimpleAtoi(item.substr(eq + 1), &n) &&
           n > rules.max_cache_entries) {
@@ -57,6 +60,12 @@ absl::StatusOr<std::string> CheckUserMountOptions(
     // Everything else is one of the safe daemon options or goes to the
     // backend (which runs as the user); ParseMountOptions checks values.
     out.emplace_back(item);
+  }
+  // The default is for root's mounts; a user's is held to the cap too,
+  // visibly (it shows in the mount's options).
+  if (!cache_entries_given &&
+      rules.max_cache_entries < MountOptions::kDefaultCacheEntries) {
+    out.emplace_back(absl::StrCat("cache_entries=", rules.max_cache_entries));
   }
   out.emplace_back("nosuid");
   out.emplace_back("nodev");

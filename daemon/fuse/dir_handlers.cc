@@ -155,7 +155,7 @@ struct RequestHandlers::DirHandle {
     for (; cursor_index < index; ++cursor_index) ++cursor;
     const auto& [name, le] = *cursor;
     *out = Entry();
-    out->name = name;
+    out->name = name.str();
     out->ino = le.ino;
     out->type = le.type;
     if (plus || le.ino == 0) {

@@ -4,19 +4,44 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
 #include <vector>
 
+#include "absl/hash/hash.h"
+
 namespace fusehost {
+
+size_t NodeTable::ChildHash::operator()(const ChildKey& key) const {
+  return absl::Hash<std::pair<uint64_t, absl::string_view>>{}(
+      {key.parent, key.name});
+}
+
+size_t NodeTable::ChildHash::operator()(uint64_t id) const {
+  return (*this)(ChildEq{nodes}.KeyOf(id));
+}
+
+NodeTable::ChildKey NodeTable::ChildEq::KeyOf(uint64_t id) const {
+  // Only attached nodes are in children_; a missing one cannot be (and
+  // hashes as no name at all).
+  auto it = nodes->find(id);
+  if (it == nodes->end()) return ChildKey{0, {}};
+  return ChildKey{it->second.parent, it->second.name.view()};
+}
+
+bool NodeTable::ChildEq::operator()(uint64_t id, const ChildKey& key) const {
+  ChildKey mine = KeyOf(id);
+  return mine.parent == key.parent && mine.name == key.name;
+}
 
 NodeTable::NodeTable() {
   absl::MutexLock lock(&mu_);
   // The kernel never forgets the root; one permanent reference keeps it.
-  nodes_[kRootId] = Node{0, "", 1};
+  nodes_[kRootId] = Node{0, 1, ""};
 }
 
 std::optional<std::string> NodeTable::PathOfLocked(uint64_t id) const {
   if (id == kRootId) return std::string("/");
-  std::vector<const std::string*> parts;
+  std::vector<absl::string_view> parts;
   uint64_t cur = id;
   while (cur != kRootId) {
     auto it = nodes_.find(cur);
@@ -27,13 +52,13 @@ std::optional<std::string> NodeTable::PathOfLocked(uint64_t id) const {
       return std::string();
     }
     if (it->second.parent == 0) return std::string();  // detached
-    parts.push_back(&it->second.name);
+    parts.push_back(it->second.name.view());
     cur = it->second.parent;
   }
   std::string path;
   for (auto p = parts.rbegin(); p != parts.rend(); ++p) {
     path += '/';
-    path += **p;
+    path.append(p->data(), p->size());
   }
   return path;
 }
@@ -60,9 +85,8 @@ uint64_t NodeTable::Find(const std::string& path) const {
   while (pos < path.size()) {
     size_t end = path.find('/', pos);
     if (end == std::string::npos) end = path.size();
-    auto it = children_.find(Key(id, path.substr(pos, end - pos)));
-    if (it == children_.end()) return 0;
-    id = it->second;
+    id = ChildLocked(id, absl::string_view(path).substr(pos, end - pos));
+    if (id == 0) return 0;
     pos = end + 1;
   }
   return id;
@@ -76,7 +100,7 @@ std::vector<NodeTable::Link> NodeTable::LinksBelow(uint64_t id) const {
     // Walk up: is `id` an ancestor?
     for (uint64_t up = node.parent; up != 0;) {
       if (up == id) {
-        out.push_back(Link{child, node.parent, node.name});
+        out.push_back(Link{child, node.parent, node.name.str()});
         break;
       }
       if (up == kRootId) break;
@@ -91,11 +115,8 @@ std::vector<NodeTable::Link> NodeTable::LinksBelow(uint64_t id) const {
 uint64_t NodeTable::AddLookup(uint64_t parent, const std::string& name) {
   absl::MutexLock lock(&mu_);
   if (!nodes_.contains(parent)) return 0;
-  auto it = children_.find(Key(parent, name));
-  uint64_t id;
-  if (it != children_.end()) {
-    id = it->second;
-  } else {
+  uint64_t id = ChildLocked(parent, name);
+  if (id == 0) {
     id = next_id_++;
     nodes_[id] = Node{};
     AttachLocked(id, parent, name);
@@ -120,17 +141,15 @@ void NodeTable::Forget(uint64_t id, uint64_t count) {
   it->second.lookups -= count;
   if (changes_ != nullptr) changes_->Forgot(id, count);
   if (it->second.lookups == 0) {
-    DetachLocked(id);
-    UntrackLocked(id, it->second);
-    nodes_.erase(id);
+    EraseLocked(id);
   }
 }
 
 void NodeTable::Remove(uint64_t parent, const std::string& name) {
   absl::MutexLock lock(&mu_);
-  auto it = children_.find(Key(parent, name));
-  if (it == children_.end()) return;
-  DetachLocked(it->second);
+  uint64_t id = ChildLocked(parent, name);
+  if (id == 0) return;
+  DetachLocked(id);
   if (changes_ != nullptr) changes_->Removed(parent, name);
 }
 
@@ -138,10 +157,8 @@ void NodeTable::Rename(uint64_t old_parent, const std::string& old_name,
                        uint64_t new_parent, const std::string& new_name,
                        bool exchange) {
   absl::MutexLock lock(&mu_);
-  auto src = children_.find(Key(old_parent, old_name));
-  auto dst = children_.find(Key(new_parent, new_name));
-  uint64_t src_id = src == children_.end() ? 0 : src->second;
-  uint64_t dst_id = dst == children_.end() ? 0 : dst->second;
+  uint64_t src_id = ChildLocked(old_parent, old_name);
+  uint64_t dst_id = ChildLocked(new_parent, new_name);
   if (src_id) DetachLocked(src_id);
   if (dst_id) DetachLocked(dst_id);
   if (src_id) AttachLocked(src_id, new_parent, new_name);
@@ -153,21 +170,23 @@ void NodeTable::Rename(uint64_t old_parent, const std::string& old_name,
 
 void NodeTable::NoteInode(uint64_t id, uint64_t backend_ino, bool multi_link) {
   absl::MutexLock lock(&mu_);
-  auto it = nodes_.find(id);
-  if (it == nodes_.end()) return;
-  Node& node = it->second;
-  if (node.backend_ino == backend_ino && multi_link) return;  // known
-  UntrackLocked(id, node);
+  if (!nodes_.contains(id)) return;
+  auto known = backend_ino_.find(id);
+  if (multi_link && known != backend_ino_.end() &&
+      known->second == backend_ino) {
+    return;
+  }
+  UntrackLocked(id);
   if (!multi_link || backend_ino == 0) return;
-  node.backend_ino = backend_ino;
+  backend_ino_[id] = backend_ino;
   by_backend_ino_[backend_ino].push_back(id);
 }
 
 std::vector<uint64_t> NodeTable::Siblings(uint64_t id) const {
   absl::ReaderMutexLock lock(&mu_);
-  auto it = nodes_.find(id);
-  if (it == nodes_.end() || it->second.backend_ino == 0) return {};
-  auto group = by_backend_ino_.find(it->second.backend_ino);
+  auto it = backend_ino_.find(id);
+  if (it == backend_ino_.end()) return {};
+  auto group = by_backend_ino_.find(it->second);
   if (group == by_backend_ino_.end()) return {};
   std::vector<uint64_t> out;
   for (uint64_t other : group->second) {
@@ -176,33 +195,41 @@ std::vector<uint64_t> NodeTable::Siblings(uint64_t id) const {
   return out;
 }
 
-void NodeTable::UntrackLocked(uint64_t id, Node& node) {
-  if (node.backend_ino == 0) return;
-  auto group = by_backend_ino_.find(node.backend_ino);
+void NodeTable::UntrackLocked(uint64_t id) {
+  auto it = backend_ino_.find(id);
+  if (it == backend_ino_.end()) return;
+  auto group = by_backend_ino_.find(it->second);
   if (group != by_backend_ino_.end()) {
     auto& v = group->second;
     v.erase(std::remove(v.begin(), v.end(), id), v.end());
     if (v.empty()) by_backend_ino_.erase(group);
   }
-  node.backend_ino = 0;
+  backend_ino_.erase(it);
+}
+
+void NodeTable::EraseLocked(uint64_t id) {
+  DetachLocked(id);
+  UntrackLocked(id);
+  open_handles_.erase(id);
+  nodes_.erase(id);
 }
 
 void NodeTable::AddOpenHandle(uint64_t id, uint64_t fh) {
   absl::MutexLock lock(&mu_);
-  auto it = nodes_.find(id);
-  if (it == nodes_.end()) return;
-  it->second.open_handles.push_back(fh);
+  if (!nodes_.contains(id)) return;
+  open_handles_[id].push_back(fh);
   if (changes_ != nullptr) changes_->HandleChanged(id, fh, /*open=*/true);
 }
 
 void NodeTable::RemoveOpenHandle(uint64_t id, uint64_t fh) {
   absl::MutexLock lock(&mu_);
-  auto it = nodes_.find(id);
-  if (it == nodes_.end()) return;
-  std::vector<uint64_t>& handles = it->second.open_handles;
+  auto it = open_handles_.find(id);
+  if (it == open_handles_.end()) return;
+  std::vector<uint64_t>& handles = it->second;
   for (auto h = handles.begin(); h != handles.end(); ++h) {
     if (*h == fh) {
       handles.erase(h);
+      if (handles.empty()) open_handles_.erase(it);
       if (changes_ != nullptr) changes_->HandleChanged(id, fh, /*open=*/false);
       return;
     }
@@ -211,9 +238,9 @@ void NodeTable::RemoveOpenHandle(uint64_t id, uint64_t fh) {
 
 std::optional<uint64_t> NodeTable::AnyOpenHandle(uint64_t id) const {
   absl::ReaderMutexLock lock(&mu_);
-  auto it = nodes_.find(id);
-  if (it == nodes_.end() || it->second.open_handles.empty()) return std::nullopt;
-  return it->second.open_handles.front();
+  auto it = open_handles_.find(id);
+  if (it == open_handles_.end() || it->second.empty()) return std::nullopt;
+  return it->second.front();
 }
 
 void NodeTable::SetChanges(Changes* changes) {
@@ -230,8 +257,8 @@ void NodeTable::Restore(uint64_t id, uint64_t parent, const std::string& name,
     nodes_[id] = Node{};
     if (parent != 0) {
       // A name recorded twice (a torn journal) keeps the later node.
-      auto held = children_.find(Key(parent, name));
-      if (held != children_.end()) DetachLocked(held->second);
+      uint64_t held = ChildLocked(parent, name);
+      if (held != 0) DetachLocked(held);
       AttachLocked(id, parent, name);
     }
     it = nodes_.find(id);
@@ -263,8 +290,11 @@ void NodeTable::Snapshot(
   nodes.reserve(nodes_.size());
   for (const auto& [id, node] : nodes_) {
     if (id == kRootId) continue;
-    nodes.push_back(
-        Saved{id, node.parent, node.name, node.lookups, node.open_handles});
+    auto handles = open_handles_.find(id);
+    nodes.push_back(Saved{id, node.parent, node.name.str(), node.lookups,
+                          handles == open_handles_.end()
+                              ? std::vector<uint64_t>()
+                              : handles->second});
   }
   with(nodes, next_id_);
 }
@@ -274,12 +304,18 @@ size_t NodeTable::size() const {
   return nodes_.size();
 }
 
+uint64_t NodeTable::ChildLocked(uint64_t parent, absl::string_view name) const {
+  auto it = children_.find(ChildKey{parent, name});
+  return it == children_.end() ? 0 : *it;
+}
+
 void NodeTable::DetachLocked(uint64_t id) {
   Node& node = nodes_[id];
   if (node.parent == 0) return;
-  children_.erase(Key(node.parent, node.name));
+  // Erased while the node still has the name it is hashed by.
+  children_.erase(id);
   node.parent = 0;
-  node.name.clear();
+  node.name = CompactString();
 }
 
 void NodeTable::AttachLocked(uint64_t id, uint64_t parent,
@@ -287,7 +323,7 @@ void NodeTable::AttachLocked(uint64_t id, uint64_t parent,
   Node& node = nodes_[id];
   node.parent = parent;
   node.name = name;
-  children_[Key(parent, name)] = id;
+  children_.insert(id);
 }
 
 }  // namespace fusehost

@@ -21,8 +21,11 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "common/compact_string.h"
 
 namespace fusehost {
 
@@ -140,15 +143,47 @@ class NodeTable {
   void RestoreNextId(uint64_t next_id);
 
  private:
+  // What every node costs: kept small, since a listed tree has one per file.
+  // Open handles and hard-link inode numbers, which few nodes have, are kept
+  // beside the table (open_handles_, backend_ino_).
   struct Node {
     uint64_t parent = 0;  // 0 when detached (no name)
-    std::string name;
     uint64_t lookups = 0;
-    std::vector<uint64_t> open_handles;
-    uint64_t backend_ino = 0;  // set while tracked as a hard link
+    CompactString name;
   };
-  void UntrackLocked(uint64_t id, Node& node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  using Key = std::pair<uint64_t, std::string>;
+  using Nodes = absl::flat_hash_map<uint64_t, Node>;
+
+  // children_ holds node ids only and finds them by (parent, name) through
+  // nodes_, so that a name is stored once, in its node. Both functors accept
+  // an id (hashed and compared by its node's parent and name) or a ChildKey.
+  struct ChildKey {
+    uint64_t parent;
+    absl::string_view name;
+  };
+  struct ChildHash {
+    using is_transparent = void;
+    const Nodes* nodes;
+    size_t operator()(const ChildKey& key) const;
+    size_t operator()(uint64_t id) const;
+  };
+  struct ChildEq {
+    using is_transparent = void;
+    const Nodes* nodes;
+    ChildKey KeyOf(uint64_t id) const;
+    bool operator()(uint64_t a, uint64_t b) const { return a == b; }
+    bool operator()(uint64_t id, const ChildKey& key) const;
+    bool operator()(const ChildKey& key, uint64_t id) const {
+      return (*this)(id, key);
+    }
+  };
+  using Children = absl::flat_hash_set<uint64_t, ChildHash, ChildEq>;
+
+  // The node named (parent, name), or 0.
+  uint64_t ChildLocked(uint64_t parent, absl::string_view name) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void UntrackLocked(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Erases `id` with everything kept beside it.
+  void EraseLocked(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   void DetachLocked(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AttachLocked(uint64_t id, uint64_t parent, const std::string& name)
@@ -159,8 +194,14 @@ class NodeTable {
   mutable absl::Mutex mu_;
   Changes* changes_ ABSL_GUARDED_BY(mu_) = nullptr;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = kRootId + 1;
-  absl::flat_hash_map<uint64_t, Node> nodes_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<Key, uint64_t> children_ ABSL_GUARDED_BY(mu_);
+  Nodes nodes_ ABSL_GUARDED_BY(mu_);
+  Children children_ ABSL_GUARDED_BY(mu_){0, ChildHash{&nodes_},
+                                          ChildEq{&nodes_}};
+  // Nodes with open handles: their handles, oldest first.
+  absl::flat_hash_map<uint64_t, std::vector<uint64_t>> open_handles_
+      ABSL_GUARDED_BY(mu_);
+  // Hard links: node -> backend inode number, and back.
+  absl::flat_hash_map<uint64_t, uint64_t> backend_ino_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, std::vector<uint64_t>> by_backend_ino_
       ABSL_GUARDED_BY(mu_);
 };

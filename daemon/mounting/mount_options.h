@@ -42,7 +42,9 @@ struct MountOptions {
   std::optional<absl::Duration> entry_timeout;
   std::optional<absl::Duration> negative_timeout;
   // Paths the daemon's metadata cache may hold (0: no daemon-side cache).
-  size_t cache_entries = 100000;
+  // The default holds a tree of a million files.
+  static constexpr size_t kDefaultCacheEntries = 1000000;
+  size_t cache_entries = kDefaultCacheEntries;
   // Deadline of each backend call.
   absl::Duration call_timeout = absl::Seconds(30);
   // Largest write the kernel sends in one request (0: libfuse's default).

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/container/btree_map.h"
+#include "common/compact_string.h"
 
 namespace fusehost {
 
@@ -23,7 +24,7 @@ struct ListingEntry {
 // Name -> entry. Ordered and searchable: creations and removals through the
 // daemon edit a cached listing in place, and a lookup of a name that is not
 // in a fresh listing is answered ENOENT without asking the backend.
-using Listing = absl::btree_map<std::string, ListingEntry>;
+using Listing = absl::btree_map<CompactString, ListingEntry, CompactStringLess>;
 
 }  // namespace fusehost
 

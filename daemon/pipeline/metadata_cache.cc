@@ -58,7 +58,6 @@ void Unshare(std::shared_ptr<Listing>& listing) {
 CompactAttr CompactAttr::FromProto(const v1::Attr& a) {
   CompactAttr c;
   c.ino = a.ino();
-  c.rdev = a.rdev();
   c.size = a.size();
   c.blocks = a.blocks();
   c.atime_sec = a.atime().sec();
@@ -77,7 +76,6 @@ CompactAttr CompactAttr::FromProto(const v1::Attr& a) {
 
 void CompactAttr::ToProto(v1::Attr* a) const {
   a->set_ino(ino);
-  a->set_rdev(rdev);
   a->set_size(size);
   a->set_blocks(blocks);
   a->mutable_atime()->set_sec(atime_sec);
@@ -93,11 +91,26 @@ void CompactAttr::ToProto(v1::Attr* a) const {
   a->mutable_ctime()->set_nsec(ctime_nsec);
 }
 
+void MetadataCache::Entry::SetAttr(const v1::Attr& a) {
+  attr = CompactAttr::FromProto(a);
+  if (a.rdev() != 0) {
+    MakeExtra().rdev = a.rdev();
+  } else if (extra != nullptr) {
+    extra->rdev = 0;
+    TrimExtra();
+  }
+}
+
+void MetadataCache::Entry::AttrToProto(v1::Attr* a) const {
+  attr.ToProto(a);
+  a->set_rdev(extra != nullptr ? extra->rdev : 0);
+}
+
 void MetadataCache::NoteXattrNames(Entry& e, const v1::Attr& attr) {
   if (!attr.xattr_names_known()) return;
   // The names are as fresh as the attributes they came with.
+  e.ClearXattrs();
   e.xattr_expiry = e.attr_expiry;
-  e.xattrs.reset();
   e.no_xattrs = attr.xattr_names().empty();
   if (e.no_xattrs) return;  // the common case costs no allocation
   std::string list;
@@ -112,8 +125,12 @@ void MetadataCache::NoteXattrNames(Entry& e, const v1::Attr& attr) {
     e.xattr_expiry = 0;
     return;
   }
-  e.xattrs = std::make_unique<absl::flat_hash_map<std::string, Entry::XattrAnswer>>();
-  (*e.xattrs)[""].value = std::move(list);
+  e.MakeExtra().xattrs[""].value = std::move(list);
+}
+
+size_t MetadataCache::MaxBytesFor(size_t max_entries) {
+  constexpr size_t kPerEntry = 384;
+  return std::max(size_t{64} << 20, max_entries * kPerEntry);
 }
 
 MetadataCache::MetadataCache(Options options) : options_(options) {}
@@ -135,7 +152,7 @@ MetadataCache::AttrLookup MetadataCache::GetAttr(absl::string_view path,
   if (e.attr_expiry <= now) return AttrLookup::kMiss;
   e.referenced = true;
   if (e.state == Entry::kNegative) return AttrLookup::kNegative;
-  e.attr.ToProto(attr);
+  e.AttrToProto(attr);
   attr->set_ttl_ms(MillisLeft(e.attr_expiry, now));
   return AttrLookup::kHit;
 }
@@ -147,7 +164,7 @@ void MetadataCache::PutAttr(absl::string_view path, const v1::Attr& attr,
   if (epoch != epoch_) return;
   Entry& e = EntryFor(path);
   e.state = Entry::kAttr;
-  e.attr = CompactAttr::FromProto(attr);
+  e.SetAttr(attr);
   e.attr_expiry = ExpiryAfter(ttl);
   NoteXattrNames(e, attr);
   Recharge(path, e);
@@ -167,11 +184,11 @@ void MetadataCache::PutNegative(absl::string_view path, absl::Duration ttl,
 std::optional<std::string> MetadataCache::GetSymlink(absl::string_view path) {
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(path);
-  if (it == entries_.end() || it->second.symlink_expiry <= NowNanos()) {
+  if (it == entries_.end() || it->second.symlink_expiry() <= NowNanos()) {
     return std::nullopt;
   }
   it->second.referenced = true;
-  return it->second.symlink;
+  return it->second.extra->symlink;
 }
 
 void MetadataCache::PutSymlink(absl::string_view path,
@@ -181,30 +198,30 @@ void MetadataCache::PutSymlink(absl::string_view path,
   absl::MutexLock lock(&mu_);
   if (epoch != epoch_) return;
   Entry& e = EntryFor(path);
-  e.symlink = target;
-  e.symlink_expiry = ExpiryAfter(ttl);
+  e.MakeExtra().symlink = target;
+  e.extra->symlink_expiry = ExpiryAfter(ttl);
   Recharge(path, e);
 }
 
 std::optional<Listing> MetadataCache::GetListing(absl::string_view path) {
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(path);
-  if (it == entries_.end() || it->second.listing_expiry <= NowNanos()) {
+  if (it == entries_.end() || it->second.listing_expiry() <= NowNanos()) {
     return std::nullopt;
   }
   it->second.referenced = true;
-  return *it->second.listing;
+  return *it->second.extra->listing;
 }
 
 std::shared_ptr<const Listing> MetadataCache::ShareListing(
     absl::string_view path) {
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(path);
-  if (it == entries_.end() || it->second.listing_expiry <= NowNanos()) {
+  if (it == entries_.end() || it->second.listing_expiry() <= NowNanos()) {
     return nullptr;
   }
   it->second.referenced = true;
-  return it->second.listing;
+  return it->second.extra->listing;
 }
 
 void MetadataCache::PutListing(absl::string_view path, Listing listing,
@@ -215,9 +232,10 @@ void MetadataCache::PutListing(absl::string_view path, Listing listing,
   absl::MutexLock lock(&mu_);
   if (epoch != epoch_) return;
   Entry& e = EntryFor(path);
-  e.listing = std::make_shared<Listing>(std::move(listing));
-  e.listing_bytes = bytes;
-  e.listing_expiry = ExpiryAfter(ttl);
+  Extra& x = e.MakeExtra();
+  x.listing = std::make_shared<Listing>(std::move(listing));
+  x.listing_bytes = bytes;
+  x.listing_expiry = ExpiryAfter(ttl);
   Recharge(path, e);
 }
 
@@ -233,8 +251,8 @@ std::vector<std::string> MetadataCache::UncachedPathsIn(absl::string_view dir,
   std::vector<std::string> paths;
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(dir);
-  if (it == entries_.end() || it->second.listing_expiry == 0) return paths;
-  const Listing& listing = *it->second.listing;
+  if (it == entries_.end() || it->second.listing_expiry() == 0) return paths;
+  const Listing& listing = *it->second.extra->listing;
   const int64_t now = NowNanos();
   // Names already cached are passed over, a bounded number of them: the
   // lock is held.
@@ -255,11 +273,11 @@ bool MetadataCache::ListingKnows(absl::string_view dir, absl::string_view name,
                                  bool* present) {
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(dir);
-  if (it == entries_.end() || it->second.listing_expiry <= NowNanos()) {
+  if (it == entries_.end() || it->second.listing_expiry() <= NowNanos()) {
     return false;
   }
   it->second.referenced = true;
-  *present = it->second.listing->contains(name);
+  *present = it->second.extra->listing->contains(name);
   return true;
 }
 
@@ -268,11 +286,12 @@ void MetadataCache::ListingAdd(absl::string_view dir, absl::string_view name,
   absl::MutexLock lock(&mu_);
   ++epoch_;
   auto it = entries_.find(dir);
-  if (it == entries_.end() || it->second.listing_expiry == 0) return;
+  if (it == entries_.end() || it->second.listing_expiry() == 0) return;
   Entry& e = it->second;
-  Unshare(e.listing);
-  auto [slot, added] = e.listing->insert_or_assign(std::string(name), entry);
-  if (added) e.listing_bytes += ListedNameBytes(name);
+  Extra& x = *e.extra;
+  Unshare(x.listing);
+  auto [slot, added] = x.listing->insert_or_assign(std::string(name), entry);
+  if (added) x.listing_bytes += ListedNameBytes(name);
   Recharge(dir, e);
 }
 
@@ -281,11 +300,12 @@ void MetadataCache::ListingRemove(absl::string_view dir,
   absl::MutexLock lock(&mu_);
   ++epoch_;
   auto it = entries_.find(dir);
-  if (it == entries_.end() || it->second.listing_expiry == 0) return;
+  if (it == entries_.end() || it->second.listing_expiry() == 0) return;
   Entry& e = it->second;
-  Unshare(e.listing);
-  if (e.listing->erase(std::string(name)) > 0) {
-    e.listing_bytes -= std::min(e.listing_bytes, ListedNameBytes(name));
+  Extra& x = *e.extra;
+  Unshare(x.listing);
+  if (x.listing->erase(std::string(name)) > 0) {
+    x.listing_bytes -= std::min(x.listing_bytes, ListedNameBytes(name));
   }
   Recharge(dir, e);
 }
@@ -296,9 +316,10 @@ void MetadataCache::PutNewDirectory(absl::string_view path,
   absl::MutexLock lock(&mu_);
   ++epoch_;
   Entry& e = EntryFor(path);
-  e.listing = std::make_shared<Listing>();
-  e.listing_bytes = 0;
-  e.listing_expiry = ExpiryAfter(ttl);
+  Extra& x = e.MakeExtra();
+  x.listing = std::make_shared<Listing>();
+  x.listing_bytes = 0;
+  x.listing_expiry = ExpiryAfter(ttl);
   Recharge(path, e);
 }
 
@@ -322,10 +343,10 @@ MetadataCache::AttrLookup MetadataCache::GetXattr(absl::string_view path,
     return AttrLookup::kMiss;
   }
   Entry& e = it->second;
-  const Entry::XattrAnswer* answer = nullptr;
-  if (e.xattrs != nullptr) {
-    auto x = e.xattrs->find(name);
-    if (x != e.xattrs->end()) answer = &x->second;
+  const Extra::XattrAnswer* answer = nullptr;
+  if (e.extra != nullptr) {
+    auto x = e.extra->xattrs.find(name);
+    if (x != e.extra->xattrs.end()) answer = &x->second;
   }
   if (answer == nullptr) {
     // What the name list (the listxattr answer) implies. trusted.* names
@@ -341,9 +362,9 @@ MetadataCache::AttrLookup MetadataCache::GetXattr(absl::string_view path,
       if (negative_errno != nullptr) *negative_errno = ENODATA;
       return AttrLookup::kNegative;
     }
-    if (e.xattrs == nullptr) return AttrLookup::kMiss;
-    auto list = e.xattrs->find("");
-    if (list == e.xattrs->end() || list->second.negative_errno != 0 ||
+    if (e.extra == nullptr) return AttrLookup::kMiss;
+    auto list = e.extra->xattrs.find("");
+    if (list == e.extra->xattrs.end() || list->second.negative_errno != 0 ||
         ListHas(list->second.value, name)) {
       return AttrLookup::kMiss;
     }
@@ -370,20 +391,18 @@ void MetadataCache::PutXattr(absl::string_view path, absl::string_view name,
   Entry& e = EntryFor(path);
   if (e.xattr_expiry <= NowNanos()) {
     // Expired answers go together; the new ones live for `ttl`.
-    e.xattrs.reset();
-    e.no_xattrs = false;
+    e.ClearXattrs();
     e.xattr_expiry = ExpiryAfter(ttl);
   }
-  if (e.xattrs == nullptr) {
-    e.xattrs = std::make_unique<absl::flat_hash_map<std::string, Entry::XattrAnswer>>();
-  }
+  auto& xattrs = e.MakeExtra().xattrs;
   // A caller asking for ever new names must not grow one path's answers
   // without end; the usual few (capabilities, ACLs, labels) fit.
-  if (e.xattrs->size() >= kMaxXattrAnswers && !e.xattrs->contains(name)) {
+  if (xattrs.size() >= kMaxXattrAnswers && !xattrs.contains(name)) {
+    e.TrimExtra();
     EraseIfEmpty(entries_.find(path));
     return;
   }
-  Entry::XattrAnswer& answer = (*e.xattrs)[std::string(name)];
+  Extra::XattrAnswer& answer = xattrs[std::string(name)];
   answer.negative_errno = value != nullptr ? 0 : negative_errno;
   answer.value = value != nullptr ? *value : std::string();
   Recharge(path, e);
@@ -409,9 +428,7 @@ void MetadataCache::DropXattrs(absl::string_view path) {
   ++epoch_;
   auto it = entries_.find(path);
   if (it == entries_.end()) return;
-  it->second.xattr_expiry = 0;
-  it->second.xattrs.reset();
-  it->second.no_xattrs = false;
+  it->second.ClearXattrs();
   EraseIfEmpty(it);
 }
 
@@ -429,7 +446,7 @@ void MetadataCache::UpdateAttr(absl::string_view path, const v1::Attr& attr,
   }
   Entry& e = EntryFor(path);
   e.state = Entry::kAttr;
-  e.attr = CompactAttr::FromProto(attr);
+  e.SetAttr(attr);
   e.attr_expiry = ExpiryAfter(ttl);
   NoteXattrNames(e, attr);
   Recharge(path, e);
@@ -474,9 +491,12 @@ void MetadataCache::DropListing(absl::string_view path) {
   ++epoch_;
   auto it = entries_.find(path);
   if (it == entries_.end()) return;
-  it->second.listing_expiry = 0;
-  it->second.listing.reset();
-  it->second.listing_bytes = 0;
+  if (Extra* x = it->second.extra.get()) {
+    x->listing_expiry = 0;
+    x->listing.reset();
+    x->listing_bytes = 0;
+    it->second.TrimExtra();
+  }
   EraseIfEmpty(it);
 }
 
@@ -522,7 +542,8 @@ void MetadataCache::Rename(absl::string_view from, absl::string_view to,
     auto [lo, hi] = ChildKeyRange(path);
     auto first = entries_.lower_bound(lo), last = entries_.lower_bound(hi);
     for (auto it = first; it != last; ++it) {
-      out.emplace_back(it->first.substr(path.size()), std::move(it->second));
+      out.emplace_back(it->first.view().substr(path.size()),
+                       std::move(it->second));
     }
     EraseRange(first, last);
     return out;
@@ -559,7 +580,7 @@ std::vector<std::string> MetadataCache::PathsWithIno(uint64_t ino,
   for (const auto& [path, e] : entries_) {
     if (e.state == Entry::kAttr && e.attr.ino == ino && path != except &&
         !S_ISDIR(e.attr.mode)) {
-      out.push_back(path);
+      out.push_back(path.str());
     }
   }
   return out;
@@ -602,7 +623,7 @@ MetadataCache::Entry& MetadataCache::EntryFor(absl::string_view path) {
   auto it = entries_.find(path);
   if (it != entries_.end()) return it->second;
   if (entries_.size() >= options_.max_entries) EvictLocked();
-  return entries_[std::string(path)];
+  return entries_[CompactString(path)];
 }
 
 void MetadataCache::EraseIfEmpty(Map::iterator it) {
@@ -617,22 +638,24 @@ void MetadataCache::EraseIfEmpty(Map::iterator it) {
 MetadataCache::Map::iterator MetadataCache::EraseRange(Map::iterator first,
                                                        Map::iterator last) {
   for (auto it = first; it != last; ++it) {
-    bytes_ -= std::min(bytes_, it->second.charged);
+    bytes_ -= std::min<size_t>(bytes_, it->second.charged);
   }
   return entries_.erase(first, last);
 }
 
 void MetadataCache::Recharge(absl::string_view path, Entry& e) {
   // The entry, its key and its share of the tree, plus what it points to.
-  size_t bytes = path.size() + sizeof(Entry) + 64 + e.symlink.capacity() +
-                 e.listing_bytes;
-  if (e.xattrs != nullptr) {
-    for (const auto& [name, answer] : *e.xattrs) {
+  size_t bytes = path.size() + sizeof(Entry) + 64;
+  if (const Extra* x = e.extra.get()) {
+    bytes += sizeof(Extra) + x->symlink.capacity() + x->listing_bytes;
+    for (const auto& [name, answer] : x->xattrs) {
       bytes += name.size() + answer.value.capacity() + 64;
     }
   }
-  bytes_ = bytes_ - std::min(bytes_, e.charged) + bytes;
-  e.charged = bytes;
+  // A listing is at most an eighth of max_bytes; nothing near 4 GiB.
+  bytes = std::min<size_t>(bytes, UINT32_MAX);
+  bytes_ = bytes_ - std::min<size_t>(bytes_, e.charged) + bytes;
+  e.charged = static_cast<uint32_t>(bytes);
   if (bytes_ > options_.max_bytes) EvictLocked();
 }
 
@@ -653,8 +676,8 @@ void MetadataCache::EvictLocked() {
     auto it = entries_.lower_bound(clock_hand_);
     while (it != entries_.end() && over()) {
       Entry& e = it->second;
-      bool expired = e.attr_expiry <= now && e.symlink_expiry <= now &&
-                     e.listing_expiry <= now && e.xattr_expiry <= now;
+      bool expired = e.attr_expiry <= now && e.symlink_expiry() <= now &&
+                     e.listing_expiry() <= now && e.xattr_expiry <= now;
       if (e.referenced && !expired) {
         e.referenced = false;
         ++it;
@@ -662,7 +685,7 @@ void MetadataCache::EvictLocked() {
         it = EraseRange(it, std::next(it));
       }
     }
-    clock_hand_ = it == entries_.end() ? std::string() : it->first;
+    clock_hand_ = it == entries_.end() ? std::string() : it->first.str();
   }
 }
 

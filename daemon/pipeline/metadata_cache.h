@@ -39,15 +39,17 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/compact_string.h"
 #include "daemon/pipeline/listing.h"
 #include "proto/filesystem.pb.h"
 
 namespace fusehost {
 
-// Attributes in 88 bytes, instead of a protobuf message with three
-// separately allocated timestamps.
+// Attributes in 80 bytes, instead of a protobuf message with three
+// separately allocated timestamps. The device number, which only device
+// files have, is kept apart (MetadataCache's Extra).
 struct CompactAttr {
-  uint64_t ino = 0, rdev = 0, size = 0, blocks = 0;
+  uint64_t ino = 0, size = 0, blocks = 0;
   int64_t atime_sec = 0, mtime_sec = 0, ctime_sec = 0;
   uint32_t mode = 0, nlink = 0, uid = 0, gid = 0, blksize = 0;
   uint32_t atime_nsec = 0, mtime_nsec = 0, ctime_nsec = 0;
@@ -63,6 +65,10 @@ class MetadataCache {
     size_t max_entries = 100000;
     size_t max_bytes = size_t{64} << 20;
   };
+  // A byte bound that lets `max_entries` entries of an ordinary tree fit
+  // (what each is counted for, its path and its name in its directory's
+  // listing, is about 300 bytes), and 64 MiB at least.
+  static size_t MaxBytesFor(size_t max_entries);
 
   enum class AttrLookup { kMiss, kHit, kNegative };
 
@@ -178,39 +184,84 @@ class MetadataCache {
   static size_t ListingBytes(const Listing& listing);
 
  private:
-  struct Entry {
-    enum State : uint8_t { kNone, kAttr, kNegative };
-    State state = kNone;
-    bool referenced = false;
-    int64_t attr_expiry = 0;  // absl::ToUnixNanos
-    CompactAttr attr;
+  // What only some paths have: a symlink target, a directory's listing,
+  // answers about extended attributes beyond "there are none". Kept apart
+  // so that the entry of a plain file stays small.
+  struct Extra {
+    uint64_t rdev = 0;  // of a device file's cached attributes
     int64_t symlink_expiry = 0;  // 0: no target cached
     std::string symlink;
     int64_t listing_expiry = 0;  // 0: no listing cached
     std::shared_ptr<Listing> listing;  // copied before a change if shared
-    // Most files have no extended attributes but are asked for a few
-    // (security.capability on every write, ACLs on `ls -l`): remember the
-    // answers, absent ones as nullopt.
-    int64_t xattr_expiry = 0;  // 0: none cached
+    size_t listing_bytes = 0;  // what the listing is counted for
+    // Answers per name ("" for the listxattr answer), absent ones with
+    // their errno. Valid until the entry's xattr_expiry.
     struct XattrAnswer {
       int negative_errno = 0;  // 0: `value` is the attribute's value
       std::string value;
     };
-    std::unique_ptr<absl::flat_hash_map<std::string, XattrAnswer>> xattrs;
-    // Until xattr_expiry: the backend listed the file's names and there
-    // were none, so every name but trusted.* is absent.
-    bool no_xattrs = false;
-    // What this entry is counted for in bytes_ (see Recharge), and the
-    // part of it its listing takes (kept as the listing is edited).
-    size_t charged = 0;
-    size_t listing_bytes = 0;
+    absl::flat_hash_map<std::string, XattrAnswer> xattrs;
 
     bool empty() const {
-      return state == kNone && symlink_expiry == 0 && listing_expiry == 0 &&
-             xattr_expiry == 0;
+      return rdev == 0 && symlink_expiry == 0 && listing_expiry == 0 &&
+             xattrs.empty();
     }
   };
-  using Map = absl::btree_map<std::string, Entry>;
+
+  // One path. Every file of a listed tree has one, so it is kept to what
+  // a plain file needs: its attributes and whether it has extended
+  // attributes.
+  struct Entry {
+    enum State : uint8_t { kNone, kAttr, kNegative };
+    CompactAttr attr;
+    int64_t attr_expiry = 0;  // absl::ToUnixNanos
+    // Most files have no extended attributes but are asked for a few
+    // (security.capability on every write, ACLs on `ls -l`): answers are
+    // valid until xattr_expiry (0: none cached). With no_xattrs the backend
+    // listed the file's names and there were none, so every name but
+    // trusted.* is absent, at no allocation.
+    int64_t xattr_expiry = 0;
+    std::unique_ptr<Extra> extra;  // null: none of it
+    // What this entry is counted for in bytes_ (see Recharge).
+    uint32_t charged = 0;
+    State state = kNone;
+    bool referenced = false;
+    bool no_xattrs = false;
+
+    int64_t symlink_expiry() const {
+      return extra ? extra->symlink_expiry : 0;
+    }
+    int64_t listing_expiry() const {
+      return extra ? extra->listing_expiry : 0;
+    }
+    // The extra part, made if missing.
+    Extra& MakeExtra() {
+      if (!extra) extra = std::make_unique<Extra>();
+      return *extra;
+    }
+    // Frees the extra part once nothing is left in it.
+    void TrimExtra() {
+      if (extra && extra->empty()) extra.reset();
+    }
+    // Forgets the extended attribute answers.
+    void ClearXattrs() {
+      xattr_expiry = 0;
+      no_xattrs = false;
+      if (extra) {
+        extra->xattrs.clear();
+        TrimExtra();
+      }
+    }
+    bool empty() const {
+      return state == kNone && xattr_expiry == 0 && extra == nullptr;
+    }
+    // The attributes, as stored and as answered.
+    void SetAttr(const v1::Attr& a);
+    void AttrToProto(v1::Attr* a) const;
+  };
+  // Keyed by CompactString: a path takes 16 bytes where std::string takes
+  // 32, in an entry every file of a listed tree has.
+  using Map = absl::btree_map<CompactString, Entry, CompactStringLess>;
 
   // Whether `path` has attributes or an absence cached, still valid.
   bool AttrCachedLocked(absl::string_view path, int64_t now)

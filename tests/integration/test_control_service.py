@@ -251,9 +251,10 @@ def test_stats_and_list(mounts, users, user_bins):
     # "/" and "/f" at least; the default limit.
     cached = re.search(r"cache entries\s+(\d+) \(limit (\d+)\)", out)
     assert cached and int(cached.group(1)) >= 2, out
-    assert int(cached.group(2)) == 100000, out
+    assert int(cached.group(2)) == 1000000, out
+    # 384 bytes per entry of the limit (MetadataCache::MaxBytesFor).
     held = re.search(r"cache entries.*, (\d+) KiB \(limit (\d+) KiB\)", out)
-    assert held and int(held.group(1)) < int(held.group(2)) == 65536, out
+    assert held and int(held.group(1)) < int(held.group(2)) == 375000, out
     # All mounts: the same block for each.
     m2 = mounts.mount("memory", daemon=d)
     out = Ctl(d, user_bins)(users.root, "stats").check().stdout

@@ -99,7 +99,7 @@ TEST_F(AuthorizerTest, TcpBackendsOnlyIfAllowed) {
   ASSERT_TRUE(g.ok()) << g.status();
   EXPECT_TRUE(g->mountpoint_fd.valid());
   EXPECT_EQ(g->mountpoint, mnt_);
-  EXPECT_EQ(g->options, "ro,nosuid,nodev");
+  EXPECT_EQ(g->options, "ro,cache_entries=100000,nosuid,nodev");
   EXPECT_EQ(g->owner_uid, kNobody);
   EXPECT_EQ(g->owner_gid, kNogroup);
   EXPECT_TRUE(g->backend_socket.empty());
@@ -123,7 +123,7 @@ TEST_F(AuthorizerTest, PlainTcpOnlyIfAllowedToo) {
   g = Authorizer(policy_).AuthorizeMount(Nobody(), "localhost:1", mnt_,
                                          "insecure");
   ASSERT_TRUE(g.ok()) << g.status();
-  EXPECT_EQ(g->options, "insecure,nosuid,nodev");
+  EXPECT_EQ(g->options, "insecure,cache_entries=100000,nosuid,nodev");
 }
 
 TEST_F(AuthorizerTest, MountpointChecksRunAsTheUser) {

@@ -14,12 +14,13 @@ TEST(UserMountOptionsTest, SafeOptionsPassAndNosuidNodevAreAdded) {
   EXPECT_EQ(*o,
             "ro,noexec,fsname=mine,subtype=photos,attr_timeout=3,timeout=5,"
             "no_default_permissions,cache_entries=10,nosuid,nodev");
-  EXPECT_EQ(*CheckUserMountOptions("", UserOptionRules()), "nosuid,nodev");
+  EXPECT_EQ(*CheckUserMountOptions("", UserOptionRules()),
+            "cache_entries=100000,nosuid,nodev");
 }
 
 TEST(UserMountOptionsTest, BackendOptionsPass) {
   EXPECT_EQ(*CheckUserMountOptions("compress,level=3", UserOptionRules()),
-            "compress,level=3,nosuid,nodev");
+            "compress,level=3,cache_entries=100000,nosuid,nodev");
 }
 
 TEST(UserMountOptionsTest, SuidAndDevAreRefused) {
@@ -47,7 +48,7 @@ TEST(UserMountOptionsTest, AllowOtherFollowsTheRules) {
   EXPECT_EQ(r.status().message(), "option allow_other is not allowed: because");
   rules.allow_other_permitted = true;
   EXPECT_EQ(*CheckUserMountOptions("allow_other", rules),
-            "allow_other,nosuid,nodev");
+            "allow_other,cache_entries=100000,nosuid,nodev");
 }
 
 TEST(UserMountOptionsTest, CacheEntriesAreCapped) {
@@ -56,6 +57,9 @@ TEST(UserMountOptionsTest, CacheEntriesAreCapped) {
   EXPECT_TRUE(CheckUserMountOptions("cache_entries=100", rules).ok());
   EXPECT_TRUE(absl::IsPermissionDenied(
       CheckUserMountOptions("cache_entries=101", rules).status()));
+  // Not asked for: the cap, not the default for root's mounts, and shown.
+  EXPECT_EQ(*CheckUserMountOptions("ro", rules),
+            "ro,cache_entries=100,nosuid,nodev");
 }
 
 }  // namespace

@@ -46,7 +46,7 @@ TEST(MountOptionsTest, Defaults) {
     EXPECT_EQ(opts.entry_timeout, std::nullopt);
     EXPECT_EQ(opts.attr_timeout, std::nullopt);
     EXPECT_EQ(opts.negative_timeout, std::nullopt);
-    EXPECT_EQ(opts.cache_entries, 100000u);
+    EXPECT_EQ(opts.cache_entries, 1000000u);
     EXPECT_EQ(opts.call_timeout, absl::Seconds(30));
     EXPECT_EQ(opts.max_write, 0u);
     EXPECT_THAT(opts.backend_options, IsEmpty());

@@ -293,7 +293,7 @@ class CachingTransportTest : public ::testing::Test {
     std::optional<Listing> listing = cache_->GetListing(dir);
     if (!listing) return std::nullopt;
     std::vector<std::string> names;
-    for (const auto& [name, entry] : *listing) names.push_back(name);
+    for (const auto& [name, entry] : *listing) names.push_back(name.str());
     return names;
   }
 

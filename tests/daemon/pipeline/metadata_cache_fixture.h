@@ -48,7 +48,7 @@ inline Listing ListingOf(const std::vector<std::string>& names) {
 
 inline std::vector<std::string> NamesOf(const Listing& listing) {
   std::vector<std::string> names;
-  for (const auto& [name, entry] : listing) names.push_back(name);
+  for (const auto& [name, entry] : listing) names.push_back(name.str());
   return names;
 }
 

@@ -42,6 +42,22 @@ TEST_F(MetadataCacheTest, AttrRoundTripsWithTimeLeft) {
   EXPECT_EQ(cache_.GetAttr("/other", &out), AttrLookup::kMiss);
 }
 
+// A device number is kept apart from the other attributes: it comes back,
+// and goes when new attributes have none.
+TEST_F(MetadataCacheTest, DeviceNumberComesBackAndGoes) {
+  v1::Attr dev = AttrOf(7, S_IFCHR | 0600);
+  dev.set_rdev(0x0105);
+  cache_.PutAttr("/null", dev, kLong, cache_.epoch());
+  cache_.PutSymlink("/null", "kept beside", kLong, cache_.epoch());
+  v1::Attr out;
+  ASSERT_EQ(cache_.GetAttr("/null", &out), AttrLookup::kHit);
+  EXPECT_EQ(out.rdev(), 0x0105u);
+  cache_.UpdateAttr("/null", AttrOf(7, S_IFREG | 0600), kLong);
+  ASSERT_EQ(cache_.GetAttr("/null", &out), AttrLookup::kHit);
+  EXPECT_EQ(out.rdev(), 0u);
+  EXPECT_EQ(cache_.GetSymlink("/null"), "kept beside");
+}
+
 TEST_F(MetadataCacheTest, EverythingExpiresAfterItsLifetime) {
   uint64_t epoch = cache_.epoch();
   cache_.PutAttr("/f", AttrOf(1), kShort, epoch);
