@@ -97,7 +97,7 @@ RATIO_COLS = [('hostd', 'pll'), ('hostd', 'tmpfs'), ('wbhostd', 'pll'),
 # a Python filesystem through the daemon beats the same one under fusepy.
 _PY = {('fusepy', 'hostd'): ('>=', 20), ('fusepy', 'pyhostd'): ('>=', 5),
        ('fusepyhostd', 'fusepy'): ('<=', 0.5)}
-_FIND = dict(_PY, **{('hostd', 'pll'): ('<=', 0.6)})
+_FIND = {**_PY, ('hostd', 'pll'): ('<=', 0.6)}
 # The daemon's memory per cached entry (cache, inode table, allocator).
 MAX_BYTES_PER_ENTRY = 300
 PER_ENTRY_TARGET = '≤ %d B per cached entry' % MAX_BYTES_PER_ENTRY
@@ -106,7 +106,7 @@ TARGETS = {
     'find_first': _FIND,
     'find_dropped': _FIND,
     'find_warm': _FIND,
-    'ls_lR': dict(_PY, **{('hostd', 'pll'): ('<=', 1.2)}),
+    'ls_lR': {**_PY, ('hostd', 'pll'): ('<=', 1.2)},
     # With kernel passthrough (the loopbacks hand over their descriptors):
     # file data within 1.5x of the tmpfs itself and at least as fast as
     # passthrough_ll, the Python loopback's as fast as the C++ one's (1.2:
