@@ -7,6 +7,7 @@
 
 #include <climits>
 #include <string>
+#include <utility>
 
 #include "absl/strings/string_view.h"
 
@@ -40,6 +41,23 @@ inline std::string ChildPathOf(absl::string_view dir, absl::string_view name) {
   if (out != "/") out += '/';
   out.append(name.data(), name.size());
   return out;
+}
+
+// Whether `path` lies strictly below directory `dir`: ("/a/b", "/a") and
+// ("/a", "/") are, ("/ab", "/a") and ("/a", "/a") are not.
+inline bool IsBelow(absl::string_view path, absl::string_view dir) {
+  if (dir == "/") return path.size() > 1;
+  return path.size() > dir.size() && path[dir.size()] == '/' &&
+         path.substr(0, dir.size()) == dir;
+}
+
+// The keys strictly below directory `dir` in an ordered map of paths are
+// those in [first, second): everything that starts with `dir` + "/" ("/"
+// itself prefixes every key). '0' is the character after '/'.
+inline std::pair<std::string, std::string> BelowKeyRange(
+    absl::string_view dir) {
+  std::string base(dir == "/" ? "" : dir);
+  return {base + "/", base + "0"};
 }
 
 }  // namespace fusehost

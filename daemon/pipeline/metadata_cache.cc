@@ -1,56 +1,27 @@
 #include "daemon/pipeline/metadata_cache.h"
 
+// Attributes, absences and symlink targets; what moves and drops entries;
+// the bounds and eviction. Listings are in metadata_cache_listings.cc,
+// extended attributes in metadata_cache_xattrs.cc.
+
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <iterator>
 #include <utility>
 
-#include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "common/paths.h"
+#include "daemon/pipeline/metadata_cache_clock.h"
 
 namespace fusehost {
 namespace {
 
-int64_t NowNanos() { return absl::ToUnixNanos(absl::Now()); }
-
-// Expiry time for a lifetime; positive lifetimes only.
-int64_t ExpiryAfter(absl::Duration ttl) {
-  return absl::ToUnixNanos(absl::Now() + ttl);
-}
+using metadata_cache_clock::ExpiryAfter;
+using metadata_cache_clock::NowNanos;
 
 uint32_t MillisLeft(int64_t expiry, int64_t now) {
   int64_t ms = (expiry - now) / 1000000;
   return static_cast<uint32_t>(std::clamp<int64_t>(ms, 1, UINT32_MAX));
-}
-
-// Keys below `path`: everything starting with `path` + "/" ("/" itself
-// prefixes every key). '0' is the character after '/'.
-std::pair<std::string, std::string> ChildKeyRange(absl::string_view path) {
-  std::string base(path == "/" ? "" : path);
-  return {base + "/", base + "0"};
-}
-
-// Whether the listxattr answer `list` (names, each ending in NUL) has
-// `name`.
-bool ListHas(absl::string_view list, absl::string_view name) {
-  for (absl::string_view n : absl::StrSplit(list, '\0', absl::SkipEmpty())) {
-    if (n == name) return true;
-  }
-  return false;
-}
-
-// What one listed name costs: its bytes, the string and entry beside them,
-// and a share of the tree's node.
-size_t ListedNameBytes(absl::string_view name) {
-  return name.size() + sizeof(std::string) + sizeof(ListingEntry) + 16;
-}
-
-// Open directories may hold the listing: they keep the version they got.
-void Unshare(std::shared_ptr<Listing>& listing) {
-  if (listing.use_count() > 1) listing = std::make_shared<Listing>(*listing);
 }
 
 }  // namespace
@@ -104,28 +75,6 @@ void MetadataCache::Entry::SetAttr(const v1::Attr& a) {
 void MetadataCache::Entry::AttrToProto(v1::Attr* a) const {
   attr.ToProto(a);
   a->set_rdev(extra != nullptr ? extra->rdev : 0);
-}
-
-void MetadataCache::NoteXattrNames(Entry& e, const v1::Attr& attr) {
-  if (!attr.xattr_names_known()) return;
-  // The names are as fresh as the attributes they came with.
-  e.ClearXattrs();
-  e.xattr_expiry = e.attr_expiry;
-  e.no_xattrs = attr.xattr_names().empty();
-  if (e.no_xattrs) return;  // the common case costs no allocation
-  std::string list;
-  for (const std::string& name : attr.xattr_names()) {
-    if (name.empty() || name.find('\0') != std::string::npos) {
-      e.xattr_expiry = 0;  // a malformed list tells nothing
-      return;
-    }
-    absl::StrAppend(&list, name, absl::string_view("\0", 1));
-  }
-  if (list.size() > kMaxCachedXattr) {
-    e.xattr_expiry = 0;
-    return;
-  }
-  e.MakeExtra().xattrs[""].value = std::move(list);
 }
 
 size_t MetadataCache::MaxBytesFor(size_t max_entries) {
@@ -203,233 +152,10 @@ void MetadataCache::PutSymlink(absl::string_view path,
   Recharge(path, e);
 }
 
-std::optional<Listing> MetadataCache::GetListing(absl::string_view path) {
-  absl::MutexLock lock(&mu_);
-  auto it = entries_.find(path);
-  if (it == entries_.end() || it->second.listing_expiry() <= NowNanos()) {
-    return std::nullopt;
-  }
-  it->second.referenced = true;
-  return *it->second.extra->listing;
-}
-
-std::shared_ptr<const Listing> MetadataCache::ShareListing(
-    absl::string_view path) {
-  absl::MutexLock lock(&mu_);
-  auto it = entries_.find(path);
-  if (it == entries_.end() || it->second.listing_expiry() <= NowNanos()) {
-    return nullptr;
-  }
-  it->second.referenced = true;
-  return it->second.extra->listing;
-}
-
-void MetadataCache::PutListing(absl::string_view path, Listing listing,
-                               absl::Duration ttl, uint64_t epoch) {
-  if (ttl <= absl::ZeroDuration()) return;
-  size_t bytes = ListingBytes(listing);
-  if (bytes > options_.max_bytes / 8) return;  // would crowd out the rest
-  absl::MutexLock lock(&mu_);
-  if (epoch != epoch_) return;
-  Entry& e = EntryFor(path);
-  Extra& x = e.MakeExtra();
-  x.listing = std::make_shared<Listing>(std::move(listing));
-  x.listing_bytes = bytes;
-  x.listing_expiry = ExpiryAfter(ttl);
-  Recharge(path, e);
-}
-
 bool MetadataCache::AttrCachedLocked(absl::string_view path, int64_t now) {
   auto it = entries_.find(path);
   return it != entries_.end() && it->second.state != Entry::kNone &&
          it->second.attr_expiry > now;
-}
-
-std::vector<std::string> MetadataCache::UncachedPathsIn(absl::string_view dir,
-                                                       absl::string_view name,
-                                                       size_t max) {
-  std::vector<std::string> paths;
-  absl::MutexLock lock(&mu_);
-  auto it = entries_.find(dir);
-  if (it == entries_.end() || it->second.listing_expiry() == 0) return paths;
-  const Listing& listing = *it->second.extra->listing;
-  const int64_t now = NowNanos();
-  // Names already cached are passed over, a bounded number of them: the
-  // lock is held.
-  const size_t looks = std::min(listing.size(), 4 * max);
-  auto next = listing.upper_bound(name);
-  for (size_t looked = 0; looked < looks && paths.size() < max; ++looked) {
-    if (next == listing.end()) next = listing.begin();  // round to the start
-    if (next->first != name) {
-      std::string child = ChildPathOf(dir, next->first);
-      if (!AttrCachedLocked(child, now)) paths.push_back(std::move(child));
-    }
-    ++next;
-  }
-  return paths;
-}
-
-bool MetadataCache::ListingKnows(absl::string_view dir, absl::string_view name,
-                                 bool* present) {
-  absl::MutexLock lock(&mu_);
-  auto it = entries_.find(dir);
-  if (it == entries_.end() || it->second.listing_expiry() <= NowNanos()) {
-    return false;
-  }
-  it->second.referenced = true;
-  *present = it->second.extra->listing->contains(name);
-  return true;
-}
-
-void MetadataCache::ListingAdd(absl::string_view dir, absl::string_view name,
-                               ListingEntry entry) {
-  absl::MutexLock lock(&mu_);
-  ++epoch_;
-  auto it = entries_.find(dir);
-  if (it == entries_.end() || it->second.listing_expiry() == 0) return;
-  Entry& e = it->second;
-  Extra& x = *e.extra;
-  Unshare(x.listing);
-  auto [slot, added] = x.listing->insert_or_assign(std::string(name), entry);
-  if (added) x.listing_bytes += ListedNameBytes(name);
-  Recharge(dir, e);
-}
-
-void MetadataCache::ListingRemove(absl::string_view dir,
-                                  absl::string_view name) {
-  absl::MutexLock lock(&mu_);
-  ++epoch_;
-  auto it = entries_.find(dir);
-  if (it == entries_.end() || it->second.listing_expiry() == 0) return;
-  Entry& e = it->second;
-  Extra& x = *e.extra;
-  Unshare(x.listing);
-  if (x.listing->erase(std::string(name)) > 0) {
-    x.listing_bytes -= std::min(x.listing_bytes, ListedNameBytes(name));
-  }
-  Recharge(dir, e);
-}
-
-void MetadataCache::PutNewDirectory(absl::string_view path,
-                                    absl::Duration ttl) {
-  if (ttl <= absl::ZeroDuration()) return;
-  absl::MutexLock lock(&mu_);
-  ++epoch_;
-  Entry& e = EntryFor(path);
-  Extra& x = e.MakeExtra();
-  x.listing = std::make_shared<Listing>();
-  x.listing_bytes = 0;
-  x.listing_expiry = ExpiryAfter(ttl);
-  Recharge(path, e);
-}
-
-MetadataCache::AttrLookup MetadataCache::GetXattr(absl::string_view path,
-                                                  absl::string_view name,
-                                                  std::string* value,
-                                                  int* negative_errno) {
-  absl::MutexLock lock(&mu_);
-  if (!name.empty()) {
-    auto u = unsupported_xattrs_.find(name);
-    if (u != unsupported_xattrs_.end()) {
-      if (u->second > NowNanos()) {
-        if (negative_errno != nullptr) *negative_errno = EOPNOTSUPP;
-        return AttrLookup::kNegative;
-      }
-      unsupported_xattrs_.erase(u);
-    }
-  }
-  auto it = entries_.find(path);
-  if (it == entries_.end() || it->second.xattr_expiry <= NowNanos()) {
-    return AttrLookup::kMiss;
-  }
-  Entry& e = it->second;
-  const Extra::XattrAnswer* answer = nullptr;
-  if (e.extra != nullptr) {
-    auto x = e.extra->xattrs.find(name);
-    if (x != e.extra->xattrs.end()) answer = &x->second;
-  }
-  if (answer == nullptr) {
-    // What the name list (the listxattr answer) implies. trusted.* names
-    // are left out of lists given to unprivileged callers, so their absence
-    // from a list proves nothing.
-    if (absl::StartsWith(name, "trusted.")) return AttrLookup::kMiss;
-    if (e.no_xattrs) {
-      e.referenced = true;
-      if (name.empty()) {
-        value->clear();
-        return AttrLookup::kHit;
-      }
-      if (negative_errno != nullptr) *negative_errno = ENODATA;
-      return AttrLookup::kNegative;
-    }
-    if (e.extra == nullptr) return AttrLookup::kMiss;
-    auto list = e.extra->xattrs.find("");
-    if (list == e.extra->xattrs.end() || list->second.negative_errno != 0 ||
-        ListHas(list->second.value, name)) {
-      return AttrLookup::kMiss;
-    }
-    e.referenced = true;
-    if (negative_errno != nullptr) *negative_errno = ENODATA;
-    return AttrLookup::kNegative;
-  }
-  e.referenced = true;
-  if (answer->negative_errno != 0) {
-    if (negative_errno != nullptr) *negative_errno = answer->negative_errno;
-    return AttrLookup::kNegative;
-  }
-  *value = answer->value;
-  return AttrLookup::kHit;
-}
-
-void MetadataCache::PutXattr(absl::string_view path, absl::string_view name,
-                             const std::string* value, absl::Duration ttl,
-                             uint64_t epoch, int negative_errno) {
-  if (ttl <= absl::ZeroDuration()) return;
-  if (value != nullptr && value->size() > kMaxCachedXattr) return;
-  absl::MutexLock lock(&mu_);
-  if (epoch != epoch_) return;
-  Entry& e = EntryFor(path);
-  if (e.xattr_expiry <= NowNanos()) {
-    // Expired answers go together; the new ones live for `ttl`.
-    e.ClearXattrs();
-    e.xattr_expiry = ExpiryAfter(ttl);
-  }
-  auto& xattrs = e.MakeExtra().xattrs;
-  // A caller asking for ever new names must not grow one path's answers
-  // without end; the usual few (capabilities, ACLs, labels) fit.
-  if (xattrs.size() >= kMaxXattrAnswers && !xattrs.contains(name)) {
-    e.TrimExtra();
-    EraseIfEmpty(entries_.find(path));
-    return;
-  }
-  Extra::XattrAnswer& answer = xattrs[std::string(name)];
-  answer.negative_errno = value != nullptr ? 0 : negative_errno;
-  answer.value = value != nullptr ? *value : std::string();
-  Recharge(path, e);
-}
-
-void MetadataCache::PutUnsupportedXattr(absl::string_view name,
-                                        absl::Duration ttl) {
-  if (ttl <= absl::ZeroDuration() || name.empty()) return;
-  absl::MutexLock lock(&mu_);
-  // Bounded: a backend answering EOPNOTSUPP to every name asked would
-  // otherwise grow it without end.
-  if (unsupported_xattrs_.size() >= 64) unsupported_xattrs_.clear();
-  unsupported_xattrs_[std::string(name)] = ExpiryAfter(ttl);
-}
-
-void MetadataCache::XattrSupported(absl::string_view name) {
-  absl::MutexLock lock(&mu_);
-  unsupported_xattrs_.erase(name);
-}
-
-void MetadataCache::DropXattrs(absl::string_view path) {
-  absl::MutexLock lock(&mu_);
-  ++epoch_;
-  auto it = entries_.find(path);
-  if (it == entries_.end()) return;
-  it->second.ClearXattrs();
-  EraseIfEmpty(it);
 }
 
 void MetadataCache::UpdateAttr(absl::string_view path, const v1::Attr& attr,
@@ -486,20 +212,6 @@ void MetadataCache::DropAttr(absl::string_view path) {
   EraseIfEmpty(it);
 }
 
-void MetadataCache::DropListing(absl::string_view path) {
-  absl::MutexLock lock(&mu_);
-  ++epoch_;
-  auto it = entries_.find(path);
-  if (it == entries_.end()) return;
-  if (Extra* x = it->second.extra.get()) {
-    x->listing_expiry = 0;
-    x->listing.reset();
-    x->listing_bytes = 0;
-    it->second.TrimExtra();
-  }
-  EraseIfEmpty(it);
-}
-
 void MetadataCache::DropSubtree(absl::string_view path) {
   absl::MutexLock lock(&mu_);
   ++epoch_;
@@ -510,7 +222,7 @@ void MetadataCache::DropSubtree(absl::string_view path) {
   }
   auto self = entries_.find(path);
   if (self != entries_.end()) EraseRange(self, std::next(self));
-  auto [lo, hi] = ChildKeyRange(path);
+  auto [lo, hi] = BelowKeyRange(path);
   EraseRange(entries_.lower_bound(lo), entries_.lower_bound(hi));
 }
 
@@ -539,7 +251,7 @@ void MetadataCache::Rename(absl::string_view from, absl::string_view to,
       out.emplace_back("", std::move(self->second));
       EraseRange(self, std::next(self));
     }
-    auto [lo, hi] = ChildKeyRange(path);
+    auto [lo, hi] = BelowKeyRange(path);
     auto first = entries_.lower_bound(lo), last = entries_.lower_bound(hi);
     for (auto it = first; it != last; ++it) {
       out.emplace_back(it->first.view().substr(path.size()),
@@ -611,12 +323,6 @@ size_t MetadataCache::size() const {
 size_t MetadataCache::bytes() const {
   absl::MutexLock lock(&mu_);
   return bytes_;
-}
-
-size_t MetadataCache::ListingBytes(const Listing& listing) {
-  size_t bytes = 0;
-  for (const auto& [name, entry] : listing) bytes += ListedNameBytes(name);
-  return bytes;
 }
 
 MetadataCache::Entry& MetadataCache::EntryFor(absl::string_view path) {

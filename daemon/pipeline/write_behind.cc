@@ -24,12 +24,6 @@ constexpr size_t kLookAhead = 256;
 constexpr uint64_t kFailuresLogged = 20;
 
 // `below` lies beneath `dir`.
-bool IsBelow(const std::string& below, const std::string& dir) {
-  if (dir == "/") return below.size() > 1;
-  return below.size() > dir.size() && below[dir.size()] == '/' &&
-         below.compare(0, dir.size(), dir) == 0;
-}
-
 bool Related(const std::string& a, const std::string& b) {
   return a == b || IsBelow(a, b) || IsBelow(b, a);
 }
