@@ -36,6 +36,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -280,6 +281,10 @@ class MetadataCache {
   std::pair<Map::iterator, Map::iterator> SubtreeRange(absl::string_view path)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs `edit` on the cached listing of `dir` (unshared first) and counts
+  // the entry anew; nothing if there is none. Bumps the epoch either way.
+  void EditListing(absl::string_view dir, absl::FunctionRef<void(Extra&)> edit)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Records the name list an Attr may carry (Attr.xattr_names) as the
   // listxattr answer, valid as long as the attributes.
   static void NoteXattrNames(Entry& e, const v1::Attr& attr);

@@ -100,33 +100,33 @@ bool MetadataCache::ListingKnows(absl::string_view dir, absl::string_view name,
   return true;
 }
 
-void MetadataCache::ListingAdd(absl::string_view dir, absl::string_view name,
-                               ListingEntry entry) {
+void MetadataCache::EditListing(absl::string_view dir,
+                                absl::FunctionRef<void(Extra&)> edit) {
   absl::MutexLock lock(&mu_);
   ++epoch_;
   auto it = entries_.find(dir);
   if (it == entries_.end() || it->second.listing_expiry() == 0) return;
   Entry& e = it->second;
-  Extra& x = *e.extra;
-  Unshare(x.listing);
-  auto [slot, added] = x.listing->insert_or_assign(std::string(name), entry);
-  if (added) x.listing_bytes += ListedNameBytes(name);
+  Unshare(e.extra->listing);
+  edit(*e.extra);
   Recharge(dir, e);
+}
+
+void MetadataCache::ListingAdd(absl::string_view dir, absl::string_view name,
+                               ListingEntry entry) {
+  EditListing(dir, [&](Extra& x) {
+    auto [slot, added] = x.listing->insert_or_assign(CompactString(name), entry);
+    if (added) x.listing_bytes += ListedNameBytes(name);
+  });
 }
 
 void MetadataCache::ListingRemove(absl::string_view dir,
                                   absl::string_view name) {
-  absl::MutexLock lock(&mu_);
-  ++epoch_;
-  auto it = entries_.find(dir);
-  if (it == entries_.end() || it->second.listing_expiry() == 0) return;
-  Entry& e = it->second;
-  Extra& x = *e.extra;
-  Unshare(x.listing);
-  if (x.listing->erase(std::string(name)) > 0) {
-    x.listing_bytes -= std::min(x.listing_bytes, ListedNameBytes(name));
-  }
-  Recharge(dir, e);
+  EditListing(dir, [&](Extra& x) {
+    if (x.listing->erase(name) > 0) {
+      x.listing_bytes -= std::min(x.listing_bytes, ListedNameBytes(name));
+    }
+  });
 }
 
 void MetadataCache::PutNewDirectory(absl::string_view path,
