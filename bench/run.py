@@ -108,8 +108,9 @@ def main():
                     help='workloads or groups, comma-separated: ' +
                     ','.join(WORKLOADS + sorted(GROUPS)))
     ap.add_argument('--files', type=int, default=None,
-                    help='files in the tree, spread over 100 directories (20 '
-                    'with --quick); default 20000 (2000 with --quick)')
+                    help='files in the tree, 200 to a directory (100 '
+                    'directories at least; 20 with --quick); default 20000 '
+                    '(2000 with --quick)')
     ap.add_argument('--out', help='also write the report (markdown) here')
     ap.add_argument('--cap', type=float, default=None,
                     help='seconds one command may take before it is recorded '

@@ -33,10 +33,13 @@ class Tree:
         self.src = os.path.join(self.tmpfs, 'src')
         self.tarball = os.path.join(self.tmpfs, 'untar.tar')
         q = args.quick
-        self.ndirs = 20 if q else 100
         self.nfiles = args.files or (2000 if q else 20000)
+        # 200 files a directory (100 directories at least): 20,000 files
+        # are 100 x 200, 200,000 are 1,000 x 200.
+        self.ndirs = 20 if q else max(100, self.nfiles // 200)
         fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        if self.nfiles + self.ndirs + 500 > fd_limit:
+        keeps_fds = bool({'pll', 'pt'} & set(args.only))
+        if keeps_fds and self.nfiles + self.ndirs + 500 > fd_limit:
             # passthrough_ll holds an O_PATH fd for every inode it knows.
             cut = (fd_limit - self.ndirs - 500) // self.ndirs * self.ndirs
             self.notes = ['tree cut from %d to %d files: the open-file '
