@@ -19,7 +19,10 @@ EOF is forwarded (after the same delay) as a half-close. Python's own cost
 Prints "listening on PORT" on stdout once it accepts connections. Stops on
 SIGTERM/SIGINT. SIGUSR1 cuts every connection it relays (both sides see the
 connection reset), as a network that drops would: bench/faults.py's
-connection-cut fault.
+connection-cut fault. SIGUSR2 makes every connection it relays now a black
+hole instead: both stay open and nothing more crosses them either way, as
+with a peer host that went away without a word; connections accepted later
+are relayed as usual.
 """
 
 import argparse
@@ -33,9 +36,18 @@ import time
 
 _CHUNK = 256 * 1024
 
-# The sockets of every connection relayed now, for SIGUSR1.
+# The sockets of every connection relayed now, for SIGUSR1, and a flag per
+# connection, for SIGUSR2.
 _live = set()
+_live_silenced = set()
 _live_lock = threading.Lock()
+
+
+def silence_all(*_):
+    with _live_lock:
+        flags = list(_live_silenced)
+    for f in flags:
+        f.set()
 
 
 def cut_all(*_):
@@ -62,13 +74,15 @@ def _pump_in(src, q):
         q.put((time.monotonic(), b''))
 
 
-def _pump_out(dst, q, delay):
+def _pump_out(dst, q, delay, silenced):
     try:
         while True:
             arrived, data = q.get()
             wait = arrived + delay - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
+            if silenced.is_set():
+                continue  # dropped, EOF included: the socket stays open
             if not data:
                 dst.shutdown(socket.SHUT_WR)
                 return
@@ -85,19 +99,24 @@ def _relay(client, target, delay):
         return
     for s in (client, upstream):
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    silenced = threading.Event()
     with _live_lock:
         _live.update((client, upstream))
+        _live_silenced.add(silenced)
     threads = []
     for src, dst in ((client, upstream), (upstream, client)):
         q = queue.SimpleQueue()
         threads.append(threading.Thread(target=_pump_in, args=(src, q), daemon=True))
-        threads.append(threading.Thread(target=_pump_out, args=(dst, q, delay), daemon=True))
+        threads.append(threading.Thread(target=_pump_out,
+                                        args=(dst, q, delay, silenced),
+                                        daemon=True))
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     with _live_lock:
         _live.difference_update((client, upstream))
+        _live_silenced.discard(silenced)
     client.close()
     upstream.close()
 
@@ -187,6 +206,7 @@ def main():
         ap.error('--target is required')
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGUSR1, cut_all)
+    signal.signal(signal.SIGUSR2, silence_all)
     ls = _listen(_parse(args.listen))
     print('listening on %d' % ls.getsockname()[1], flush=True)
     try:

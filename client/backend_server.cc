@@ -134,6 +134,11 @@ absl::StatusOr<std::unique_ptr<BackendServer>> BackendServer::Start(
   // Each call is a new HTTP/2 stream, whose flow-control window starts
   // small; a 1 MiB write would wait for window updates on the way in.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
+  // The daemon pings a TCP connection every few seconds, idle or not, to
+  // learn that a backend host went away (mount option keepalive=); gRPC's
+  // default server policy would answer such pings with GOAWAY.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   // The handler threads gRPC keeps: a thread that has run a call goes back
   // to waiting for the next one as long as fewer than MAX_POLLERS wait, and
   // ends otherwise; a thread that takes a call while fewer than MIN_POLLERS

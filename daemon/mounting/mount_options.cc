@@ -152,6 +152,13 @@ absl::StatusOr<MountOptions> ParseMountOptions(absl::string_view text) {
       if (st.ok() && opts.call_timeout < absl::Milliseconds(10)) {
         st = absl::InvalidArgumentError("option timeout= must be at least 0.01");
       }
+    } else if (key == "keepalive") {
+      st = ParseSeconds(key, value, &opts.keepalive);
+      if (st.ok() && opts.keepalive != absl::ZeroDuration() &&
+          opts.keepalive < absl::Seconds(1)) {
+        st = absl::InvalidArgumentError(
+            "option keepalive= must be 0 (off) or at least 1");
+      }
     } else if (key == "prefetch_listings") {
       size_t n = 0;
       if (!absl::SimpleAtoi(value, &n) || n > 4096) {

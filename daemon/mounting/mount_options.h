@@ -47,6 +47,11 @@ struct MountOptions {
   size_t cache_entries = kDefaultCacheEntries;
   // Deadline of each backend call.
   absl::Duration call_timeout = absl::Seconds(30);
+  // TCP backends: a connection that has not answered a ping within this
+  // long of its last sign of life, plus as long again, is dead, and the
+  // next call makes a new one (a backend host that went away without
+  // closing its connections). Zero: no pings.
+  absl::Duration keepalive = absl::Seconds(10);
   // Largest write the kernel sends in one request (0: libfuse's default).
   unsigned max_write = 0;
   // The kernel's read-ahead window in KiB, which bounds the size of read

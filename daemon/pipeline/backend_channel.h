@@ -84,6 +84,11 @@ class BackendChannel : public OpTransport, public BatchSink {
     uint64_t mount_id = 0;
     // Deadline of each Execute call.
     absl::Duration call_timeout = absl::Seconds(30);
+    // Connections gRPC makes (TCP): ping after this long without a sign of
+    // life and give the connection up if the ping is not answered within as
+    // long again. Zero: no pings. (A Unix socket's peer that goes away
+    // closes it.)
+    absl::Duration keepalive = absl::ZeroDuration();
     // Deadline of Init.
     absl::Duration init_timeout = absl::Seconds(5);
     // Deadline of Destroy: short, since it runs while the daemon stops.

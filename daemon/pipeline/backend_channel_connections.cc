@@ -25,7 +25,8 @@ constexpr int kStreamWindowBytes = 8 << 20;
 // Least time between two TLS channels of one mount.
 constexpr absl::Duration kRemakeSpacing = absl::Milliseconds(250);
 
-grpc::ChannelArguments ChannelArgs(const std::string& server_name = "") {
+grpc::ChannelArguments ChannelArgs(absl::Duration keepalive,
+                                   const std::string& server_name = "") {
   grpc::ChannelArguments args;
   // The name checked against the backend's certificate.
   if (!server_name.empty()) args.SetSslTargetNameOverride(server_name);
@@ -48,6 +49,19 @@ grpc::ChannelArguments ChannelArgs(const std::string& server_name = "") {
   // A connection the daemon made itself cannot be remade by gRPC: it must
   // not drop it for being idle.
   args.SetInt(GRPC_ARG_CLIENT_IDLE_TIMEOUT_MS, INT_MAX);
+  // A backend host that stops answering (powered off, cut off) closes
+  // nothing: without pings its connection would look alive until TCP gives
+  // up, many minutes later, and every call on it would wait out its
+  // deadline. Pinged, it is given up after two periods and remade. Also
+  // while idle, so that a dead connection is known before the next call.
+  if (keepalive > absl::ZeroDuration()) {
+    const int ms = static_cast<int>(
+        std::min<int64_t>(absl::ToInt64Milliseconds(keepalive), INT_MAX));
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, ms);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, ms);
+    args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  }
   return args;
 }
 
@@ -65,7 +79,8 @@ std::shared_ptr<BackendChannel::Connection> MakeConnection(
 std::shared_ptr<BackendChannel::Connection>
 BackendChannel::InsecureTcpConnection() {
   return MakeConnection(grpc::CreateCustomChannel(
-      options_.target, grpc::InsecureChannelCredentials(), ChannelArgs()));
+      options_.target, grpc::InsecureChannelCredentials(),
+      ChannelArgs(options_.keepalive)));
 }
 
 absl::StatusOr<std::shared_ptr<BackendChannel::Connection>>
@@ -79,7 +94,8 @@ BackendChannel::Connect() {
       options_.credentials();
   if (!credentials.ok()) return credentials.status();
   return MakeConnection(grpc::CreateCustomChannel(
-      options_.target, *credentials, ChannelArgs(options_.server_name)));
+      options_.target, *credentials,
+      ChannelArgs(options_.keepalive, options_.server_name)));
 }
 
 std::shared_ptr<BackendChannel::Connection> BackendChannel::LiveLocked() {
@@ -177,8 +193,10 @@ void BackendChannel::DialLoop() {
 std::shared_ptr<BackendChannel::Connection> BackendChannel::Adopt(UniqueFd fd) {
   UniqueFd peer(fcntl(fd.get(), F_DUPFD_CLOEXEC, 0));
   std::shared_ptr<Connection> conn = MakeConnection(
-      grpc::CreateCustomInsecureChannelFromFd(options_.target, fd.release(),
-                                              ChannelArgs()));
+      grpc::CreateCustomInsecureChannelFromFd(
+          options_.target, fd.release(),
+          // A Unix socket: its peer going away closes it; no pings.
+          ChannelArgs(absl::ZeroDuration())));
   conn->peer = std::move(peer);  // invalid if dup failed: never checked
   return conn;
 }

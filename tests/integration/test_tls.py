@@ -8,7 +8,9 @@ may do."""
 
 import os
 import shutil
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -402,6 +404,46 @@ def test_network_drop_and_return(mounts, pki):
         fhlib.tail(d.log, mounts.daemon_log_start)
     ops.ok([("write_file", "g", b"after")])
     assert "CN=%s;" % NAME in identity_in_list(d, mp)
+
+
+@pytest.mark.parametrize("sdk", ["cpp", "python"])
+def test_silent_backend_host_is_given_up_and_reconnected(mounts, pki, sdk):
+    """The relay turns every connection it carries into a black hole (a
+    backend host that went away without closing anything; connections made
+    after it work). With keepalive=1 the daemon's pings go unanswered, it
+    gives the connection up within about two seconds and sends the
+    operation again on a new one: a lookup that was waiting succeeds,
+    where without pings it would wait for the whole call deadline (60 s
+    here) and fail. Both SDKs answer the pings of an idle connection
+    without calling it abuse (gRPC's default server policy)."""
+    root = mounts.mkdir("backing")
+    make = (cpp_loopback(mounts.bins, root, *pki.server) if sdk == "cpp"
+            else py_loopback(root, *pki.server))
+    b = TcpBackend(mounts, "silent-" + sdk, make,
+                   env=pyfhlib.python_env() if sdk == "python" else None)
+    b.start()
+    relay = relay_to(mounts, b)
+    d = mounts.daemon
+    mp, r = mount_tcp(mounts, d, relay, tls_options(pki) +
+                      ",keepalive=1,timeout=60")
+    assert r.returncode == 0, (r, fhlib.tail(d.log))
+    ops = mounts.ops(cwd=mp)
+    ops.ok([("write_file", "f", b"before")])
+    # Idle for several ping periods: pings answered, nothing given up.
+    time.sleep(4)
+    assert ops.one(("read_file", "f")) == b"before"
+    relay.proc.send_signal(signal.SIGUSR2)
+    with open(os.path.join(root, "new"), "wb") as f:
+        f.write(b"made behind the mount's back")
+    start = time.monotonic()
+    got = ops.one(("read_file", "new"))
+    took = time.monotonic() - start
+    assert got == b"made behind the mount's back", \
+        (got, fhlib.tail(d.log, mounts.daemon_log_start))
+    assert took < 15, took
+    ops.ok([("write_file", "g", b"after")])
+    with open(os.path.join(root, "g"), "rb") as f:
+        assert f.read() == b"after"
 
 
 @pytest.mark.parametrize("sdk", ["cpp", "python"])

@@ -163,7 +163,11 @@ function socketPath (address) {
 function startServer (service, address) {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': MESSAGE_LIMIT,
-    'grpc.max_send_message_length': MESSAGE_LIMIT
+    'grpc.max_send_message_length': MESSAGE_LIMIT,
+    // The daemon pings TCP connections every few seconds, idle or not
+    // (mount option keepalive=); answer them rather than refuse them.
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.http2.max_ping_strikes': 0
   })
   server.addService(load().FileSystem.service, service.handlers())
   const sock = socketPath(address)

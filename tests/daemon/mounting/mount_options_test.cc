@@ -144,6 +144,11 @@ TEST(MountOptionsTest, Timeouts) {
   EXPECT_FALSE(ParseMountOptions("cache_entries=-1").ok());
   EXPECT_FALSE(ParseMountOptions("cache_entries=lots").ok());
   EXPECT_EQ(Parse("timeout=0.25").call_timeout, absl::Milliseconds(250));
+  EXPECT_EQ(Parse("").keepalive, absl::Seconds(10));
+  EXPECT_EQ(Parse("keepalive=3").keepalive, absl::Seconds(3));
+  EXPECT_EQ(Parse("keepalive=0").keepalive, absl::ZeroDuration());
+  EXPECT_FALSE(ParseMountOptions("keepalive=0.5").ok());
+  EXPECT_FALSE(ParseMountOptions("keepalive=soon").ok());
 }
 
 TEST(MountOptionsTest, BadTimeoutsAreRejected) {

@@ -201,7 +201,12 @@ def start_server(servicer, address, credentials=None):
         servicer.workers,
         options=[("grpc.max_receive_message_length", _MESSAGE_LIMIT),
                  ("grpc.max_send_message_length", _MESSAGE_LIMIT),
-                 ("grpc.so_reuseport", 0)])
+                 ("grpc.so_reuseport", 0),
+                 # The daemon pings TCP connections every few seconds, idle
+                 # or not (mount option keepalive=); gRPC's default server
+                 # policy would answer such pings with GOAWAY.
+                 ("grpc.keepalive_permit_without_calls", 1),
+                 ("grpc.http2.max_ping_strikes", 0)])
     pb_grpc.add_FileSystemServicer_to_server(servicer, server)
     sock = address[len("unix:"):] if address.startswith("unix:") else None
     if sock is not None and sock.startswith("//"):
