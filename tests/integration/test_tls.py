@@ -110,6 +110,17 @@ def relay_to(mounts, backend):
     return relay.start()
 
 
+def sdk_loopback_behind_relay(mounts, sdk, name, root, cert, key):
+    """The C++ or Python loopback of `root`, serving TLS with (cert, key),
+    started behind relay_to()'s relay: (backend, relay)."""
+    make = (cpp_loopback(mounts.bins, root, cert, key) if sdk == "cpp"
+            else py_loopback(root, cert, key))
+    b = TcpBackend(mounts, name, make,
+                   env=pyfhlib.python_env() if sdk == "python" else None)
+    b.start()
+    return b, relay_to(mounts, b)
+
+
 def tls_options(pki, ca=None, name=NAME, client=None):
     opts = ["tls_ca=" + (ca or pki.ca)]
     if name:
@@ -417,12 +428,8 @@ def test_silent_backend_host_is_given_up_and_reconnected(mounts, pki, sdk):
     here) and fail. Both SDKs answer the pings of an idle connection
     without calling it abuse (gRPC's default server policy)."""
     root = mounts.mkdir("backing")
-    make = (cpp_loopback(mounts.bins, root, *pki.server) if sdk == "cpp"
-            else py_loopback(root, *pki.server))
-    b = TcpBackend(mounts, "silent-" + sdk, make,
-                   env=pyfhlib.python_env() if sdk == "python" else None)
-    b.start()
-    relay = relay_to(mounts, b)
+    _, relay = sdk_loopback_behind_relay(mounts, sdk, "silent-" + sdk, root,
+                                         *pki.server)
     d = mounts.daemon
     mp, r = mount_tcp(mounts, d, relay, tls_options(pki) +
                       ",keepalive=1,timeout=60")
@@ -456,12 +463,8 @@ def test_backend_takes_renewed_certificate_without_restart(mounts, pki, sdk,
     shutil.copyfile(pki.server[1], key)
     os.chmod(key, 0o600)
     root = mounts.mkdir("backing")
-    make = (cpp_loopback(mounts.bins, root, cert, key) if sdk == "cpp"
-            else py_loopback(root, cert, key))
-    b = TcpBackend(mounts, "tls-" + sdk, make,
-                   env=pyfhlib.python_env() if sdk == "python" else None)
-    b.start()
-    relay = relay_to(mounts, b)
+    b, relay = sdk_loopback_behind_relay(mounts, sdk, "tls-" + sdk, root, cert,
+                                         key)
     d = mounts.daemon
     mp, r = mount_tcp(mounts, d, relay, tls_options(pki) +
                       ",cache_entries=0,attr_timeout=0,entry_timeout=0")
