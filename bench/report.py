@@ -155,6 +155,7 @@ def report(b, cmdline):
     header(out.append, b, cmdline)
     table(out.append, b, verdicts)
     memory(out.append, b, verdicts)
+    relay_stats(out.append, b)
     ending(out.append, b, verdicts)
     return '\n'.join(out) + '\n'
 
@@ -319,13 +320,28 @@ def memory(w, b, verdicts):
         w('')
         w(line)
     if texts:
-        w('')
-        w('<details><summary>fuse-hostctl stats (last sample)</summary>')
-        w('')
-        w('```')
-        w(texts[-1].rstrip())
-        w('```')
-        w('</details>')
+        stats_block(w, 'fuse-hostctl stats (last sample)', texts[-1])
+
+
+def stats_block(w, summary, text):
+    """`text` verbatim, folded under `summary`."""
+    w('')
+    w('<details><summary>%s</summary>' % summary)
+    w('')
+    w('```')
+    w(text.rstrip())
+    w('```')
+    w('</details>')
+
+
+def relay_stats(w, b):
+    """The daemon's own counts after each system's relay rows."""
+    for k, sysm in b.systems.items():
+        for rtt, text in sorted(getattr(sysm, 'relay_stats', {}).items()):
+            if not text:
+                continue
+            stats_block(w, 'fuse-hostctl stats of %s after the relay rows '
+                        'at +%g ms (last run)' % (LABELS[k], rtt), text)
 
 
 def ending(w, b, verdicts):

@@ -290,6 +290,7 @@ class Hostd(System):
         self.relay_ports = {}  # added latency (ms) -> relay port
         self.samples = []   # (VmRSS with the tree cached, stats text)
         self.baselines = []  # the same right after each mount
+        self.relay_stats = {}  # added latency (ms) -> stats text, last run
 
     def _start_daemon(self):
         if os.path.exists(self.ctl):
@@ -387,13 +388,17 @@ class Hostd(System):
         """Daemon RSS and `fuse-hostctl stats`: right after mounting
         (`baseline`) or while the tree is cached."""
         rss = proc_status(self.daemon_pid(), 'VmRSS')
-        text = None
+        (self.baselines if baseline else self.samples).append(
+            (rss, self.stats_text()))
+
+    def stats_text(self):
+        """`fuse-hostctl stats` of the mount (of all mounts if that
+        fails), or None."""
         for args in (['stats', self.mnt], ['stats']):
             r = self.hostctl(*args, check=False)
             if r.returncode == 0:
-                text = r.stdout.decode(errors='replace')
-                break
-        (self.baselines if baseline else self.samples).append((rss, text))
+                return r.stdout.decode(errors='replace')
+        return None
 
     def note_rss(self):
         # The daemon outlives mounts; it may also die: keep the largest seen.

@@ -177,4 +177,8 @@ def run_relay_workloads(b, s, rtt):
         b.timed(s.key, key('relay_rm'),
                 ['rm', '-rf', os.path.join(scratch, 'pkg')])
         shutil.rmtree(scratch, ignore_errors=True)
+    if hasattr(s, 'relay_stats'):
+        # What the daemon did for the relay rows: messages, ops per
+        # message, cache hits, listings fetched ahead.
+        s.relay_stats[rtt] = s.stats_text()
     s.unmount()
