@@ -72,6 +72,11 @@ void RequestHandlers::SendCreating(const Request& req, v1::Op op,
                  ReplyEntry(req, parent, name, attr);
                  return;
                }
+               // A link: the old node is one more name of this file now,
+               // even if all it last heard was one link. Known as such, an
+               // unlink through it right away drops the other names'
+               // attributes before its reply.
+               NoteInode(stale, attr);
                std::vector<uint64_t> nodes = StaleSiblings(stale);
                nodes.push_back(stale);
                AfterSiblingsDropped(nodes, [this, req, parent, name, attr] {
