@@ -247,6 +247,29 @@ TEST_F(HandlerTest, LinkDropsTheOtherNamesAttributesBeforeAnswering) {
   EXPECT_EQ(pipeline_.other_names, std::vector<std::string>{"/b"});
 }
 
+// The old name last heard of one link; after the link it is one of two
+// names, so an unlink through it drops the new name's attributes.
+TEST_F(HandlerTest, UnlinkRightAfterLinkDropsTheNewNamesAttributes) {
+  uint64_t a = Known(kRoot, "a", FileAttr(5));
+  auto link = Req(KernelOp::kLink);
+  handlers_->Link(link, a, kRoot, "b");
+  pipeline_.Answer(1, EntryResult(FileAttr(5, S_IFREG | 0644, 2)));
+  ASSERT_EQ(link->kind, Kind::kEntry);
+  uint64_t b = nodes_.Find("/b");
+  ASSERT_NE(b, 0u);
+  notify_.nodes.clear();
+  pipeline_.other_names.clear();
+
+  auto unlink = Req(KernelOp::kUnlink);
+  handlers_->Unlink(unlink, kRoot, "a");
+  pipeline_.Answer(2, Ok());
+  EXPECT_EQ(unlink->err, 0);
+  std::vector<uint64_t> dropped;
+  for (const auto& [node, data] : notify_.nodes) dropped.push_back(node);
+  EXPECT_NE(std::find(dropped.begin(), dropped.end(), b), dropped.end());
+  EXPECT_EQ(pipeline_.other_names, std::vector<std::string>{"/b"});
+}
+
 TEST_F(HandlerTest, ReadlinkAnswersTheTarget) {
   uint64_t node = Known(kRoot, "l", FileAttr(5, S_IFLNK | 0777));
   auto req = Req(KernelOp::kReadlink);
