@@ -19,6 +19,7 @@ import stat
 
 import pytest
 
+import daemon_stats
 import fhlib
 from fhlib import is_mounted, run_cmd
 from pyfhlib import py_mounts  # noqa: F401  (fixture)
@@ -41,6 +42,19 @@ def write_behind_stats(m):
                       r"later, (\d+) queued now", out)
     assert found, "no write-behind line in stats:\n" + out
     return WriteBehindStats(*(int(x) for x in found.groups()))
+
+
+def cached(ops, m, *paths):
+    """Stats `paths` once the kernel's releases of the files just written
+    have reached the daemon (no backing file left). A release comes after
+    close(2) returns and drops what the daemon caches of a file written
+    through its backing file: a stat made before it would be forgotten, and
+    a change of that file would wait for the backend instead of being
+    answered early."""
+    assert fhlib.wait_until(
+        lambda: daemon_stats.passthrough_stats(m)[2] == 0, 10), \
+        daemon_stats.passthrough_stats(m)
+    ops.ok([("stat", p) for p in paths])
 
 
 def fsync(ops, path, directory=False):
@@ -276,6 +290,7 @@ def test_a_reader_on_the_mount_sees_each_change_at_once(mounts, users):
     root.ok([("write_file", "f", b"contents", 0o644),
              ("write_file", "g", b"doomed", 0o644),
              ("stat", "f"), ("stat", "g"), ("listdir", ".")])
+    cached(root, m, "f", "g", ".")
     f, g = os.path.join(m.path, "f"), os.path.join(m.path, "g")
     before = write_behind_stats(m)
 
@@ -314,6 +329,7 @@ def test_many_chmods_of_one_file_end_with_the_last(mounts):
     m = mounts.mount("loopback", options=OPTIONS)
     ops = mounts.ops(cwd=m.path)
     ops.ok([("write_file", "f", b"x", 0o644), ("stat", "f")])
+    cached(ops, m, "f")
     before = write_behind_stats(m)
     modes = [0o600, 0o640, 0o604, 0o644, 0o660, 0o606, 0o700, 0o755, 0o711,
              0o750, 0o705, 0o664, 0o646, 0o666, 0o400, 0o444, 0o641]
@@ -329,6 +345,7 @@ def test_unlink_then_create_of_one_name_keeps_the_new_file(mounts):
     ops = mounts.ops(cwd=m.path)
     ops.ok([("write_file", "g", b"the old contents", 0o644), ("stat", "g"),
             ("listdir", ".")])
+    cached(ops, m, "g", ".")
     before = write_behind_stats(m)
     ops.ok([("unlink", "g"), ("write_file", "g", b"new", 0o600)])
     assert write_behind_stats(m).early >= before.early + 1
@@ -347,6 +364,7 @@ def test_rename_over_a_name_after_queued_chmods(mounts):
     ops.ok([("write_file", "src", b"the source", 0o644),
             ("write_file", "dst", b"the target", 0o644),
             ("stat", "src"), ("stat", "dst")])
+    cached(ops, m, "src", "dst", ".")
     before = write_behind_stats(m)
     ops.ok([("chmod", "dst", 0o666), ("chmod", "src", 0o600),
             ("rename", "src", "dst")])
@@ -396,6 +414,7 @@ def test_unlinking_one_of_two_hard_links_leaves_one_link(mounts):
     m = mounts.mount("loopback", options=OPTIONS)
     ops = mounts.ops(cwd=m.path)
     ops.ok([("write_file", "one", b"shared", 0o644), ("link", "one", "two")])
+    cached(ops, m, ".")
     r = ops.ok([("stat", "one"), ("stat", "two"), ("listdir", ".")])
     assert r[0]["nlink"] == 2 and r[1]["nlink"] == 2, r
     before = write_behind_stats(m)
@@ -414,6 +433,7 @@ def test_a_chmod_moves_ctime(mounts):
     m = mounts.mount("loopback", options=OPTIONS)
     ops = mounts.ops(cwd=m.path)
     ops.ok([("write_file", "f", b"x", 0o644)])
+    cached(ops, m, "f")
     first = ops.one(("stat", "f"))
     before = write_behind_stats(m)
     assert ops.one(("chmod", "f", 0o604)) is True
@@ -431,6 +451,7 @@ def test_utime_with_explicit_values_gives_exactly_those(mounts):
     ops = mounts.ops(cwd=m.path)
     ops.ok([("write_file", "f", b"x", 0o644), ("write_file", "other", b"o"),
             ("stat", "f")])
+    cached(ops, m, "f")
     before = write_behind_stats(m)
     atime, mtime = (1234567890, 123456789), (1000000000, 5)
     assert ops.one(("utimensat", "f", list(atime), list(mtime))) is True
@@ -482,6 +503,7 @@ def test_a_refused_change_is_reported_by_the_next_fsync(py_mounts):  # noqa: F81
     ops.ok([("write_file", "refuse-me", b"x", 0o644),
             ("write_file", "other", b"y", 0o644),
             ("stat", "refuse-me"), ("stat", "other")])
+    cached(ops, m, "refuse-me", "other")
     before = write_behind_stats(m)
     # Answered early: 0, before the backend has seen it.
     assert ops.one(("chmod", "refuse-me", 0o600)) is True
@@ -515,6 +537,7 @@ def test_a_refused_change_is_reported_by_fsync_of_a_listed_directory(
             ("write_file", "d/refuse-this", b"x"), ("write_file", "y/z", b"z"),
             ("stat", "d/refuse-this"), ("listdir", "."), ("listdir", "d"),
             ("listdir", "y")])
+    cached(ops, m, "d/refuse-this")
     assert ops.one(("chmod", "d/refuse-this", 0o600)) is True
     assert fsync(ops, "y", directory=True) == "EACCES"
     assert fsync(ops, "y", directory=True) is True
@@ -532,6 +555,7 @@ def test_a_refused_change_is_reported_by_a_backend_without_fsync(
     ops = py_mounts.ops(cwd=m.path)
     ops.ok([("write_file", "refuse-me", b"x", 0o644),
             ("write_file", "other", b"y", 0o644), ("stat", "refuse-me")])
+    cached(ops, m, "refuse-me")
     assert ops.one(("chmod", "refuse-me", 0o600)) is True
     r = ops.run([("open", "other", ["O_RDONLY"], 0, "h"), ("fsync", "h"),
                  ("fsync", "h"), ("close", "h")])
@@ -549,6 +573,7 @@ def test_a_backend_killed_with_a_change_queued(mounts):
     ops = mounts.ops()
     f = os.path.join(m.path, "f")
     ops.ok([("write_file", f, b"data", 0o644), ("stat", f)])
+    cached(ops, m, f)
     before = write_behind_stats(m)
     stop_backend(m)
     try:
