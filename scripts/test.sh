@@ -108,7 +108,10 @@ fi
 bazel_tests() {
   local log="$LOGDIR/$1.log"
   shift
-  bazel test "${BAZEL_FLAGS[@]}" --test_summary=short "$@" 2>&1 | tee "$log" >&2
+  # --nocache_test_results: every run runs every test, so that running the
+  # command again is a real second try (a test that fails now and then shows).
+  bazel test "${BAZEL_FLAGS[@]}" --nocache_test_results --test_summary=short "$@" \
+    2>&1 | tee "$log" >&2
   local rc=${PIPESTATUS[0]}
   # Bazel's summary: one line per test target, e.g.
   #   //tests/daemon/fuse:node_table_test            PASSED in 0.1s

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Runs the README's test command (scripts/test.sh) in a fresh, minimal Debian
+# bookworm tree, several times in a row, and prints one line per run.
+#
+# What it shows: that scripts/setup.sh installs everything the suite needs on
+# a system that starts with nothing but Debian's essential packages (no man,
+# no sudo, no compilers), and whether any test fails now and then. The tree is
+# made with `debootstrap --variant=minbase`, the repository is cloned into it
+# at one commit, and every run is `chroot TREE ./scripts/test.sh` with
+# /proc, /sys and /dev (so /dev/fuse) of this machine bound into it.
+#
+#   scripts/fresh-tree-test.sh [--runs N] [--tree DIR] [--commit REV]
+#
+#   --runs N      how many runs in a row (default 5)
+#   --tree DIR    where the tree goes (default /var/tmp/fuse-hostd-tree); an
+#                 existing DIR is removed first, so every call starts fresh
+#   --commit REV  what to test (default HEAD of this repository)
+#
+# Needs root and a network path to deb.debian.org (as the setup script does).
+# Logs: TREE/logs/runN.log. Exits non-zero if any run failed.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RUNS=5
+TREE=/var/tmp/fuse-hostd-tree
+COMMIT=HEAD
+
+while (( $# > 0 )); do
+  case "$1" in
+    --runs) RUNS=$2; shift 2 ;;
+    --tree) TREE=$2; shift 2 ;;
+    --commit) COMMIT=$2; shift 2 ;;
+    *) echo "usage: $0 [--runs N] [--tree DIR] [--commit REV]" >&2; exit 2 ;;
+  esac
+done
+
+if (( EUID != 0 )); then
+  echo "$0: must run as root (debootstrap, chroot and the suite need it)" >&2
+  exit 2
+fi
+if [[ ! $RUNS =~ ^[1-9][0-9]*$ ]]; then
+  echo "$0: --runs must be a positive number, not '$RUNS'" >&2
+  exit 2
+fi
+SHA=$(git -C "$REPO" rev-parse --verify "$COMMIT^{commit}")
+
+# The binds into the tree. /dev and /sys are bound recursively and made slaves,
+# so that unmounting them from the tree never unmounts anything of this
+# machine's.
+unmount_tree() {
+  local m
+  for m in dev sys proc; do
+    if mountpoint -q "$TREE/$m"; then
+      umount -R -l "$TREE/$m" || true
+    fi
+  done
+}
+trap unmount_tree EXIT
+
+if ! command -v debootstrap >/dev/null; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap
+fi
+
+if [[ -e $TREE ]]; then
+  unmount_tree
+  # Leftover mounts under the tree (a FUSE mount of an interrupted run) would
+  # make rm fail or reach into them: refuse rather than guess.
+  if grep -q " $TREE/" /proc/self/mountinfo; then
+    echo "$0: something is still mounted under $TREE; unmount it first" >&2
+    exit 1
+  fi
+  rm -rf --one-file-system "$TREE"
+fi
+
+echo "making a minimal bookworm tree in $TREE"
+debootstrap --variant=minbase bookworm "$TREE" http://deb.debian.org/debian \
+  > "$TREE.debootstrap.log" 2>&1 || {
+  echo "$0: debootstrap failed; see $TREE.debootstrap.log" >&2
+  exit 1
+}
+cp /etc/resolv.conf "$TREE/etc/resolv.conf"
+mkdir -p "$TREE/logs"
+git clone -q --no-hardlinks "$REPO" "$TREE/root/fuse-hostd"
+git -C "$TREE/root/fuse-hostd" checkout -q "$SHA"
+
+mount -t proc proc "$TREE/proc"
+mount --rbind /sys "$TREE/sys"
+mount --make-rslave "$TREE/sys"
+mount --rbind /dev "$TREE/dev"
+mount --make-rslave "$TREE/dev"
+
+failed_runs=0
+for (( run = 1; run <= RUNS; run++ )); do
+  start=$(date +%s)
+  rc=0
+  chroot "$TREE" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    bash -c 'cd /root/fuse-hostd && ./scripts/test.sh' \
+    > "$TREE/logs/run$run.log" 2>&1 || rc=$?
+  (( rc == 0 )) || failed_runs=$((failed_runs + 1))
+  echo "run $run at ${SHA:0:7}: exit $rc, $(( ($(date +%s) - start) / 60 )) min:" \
+    "$(tail -n 1 "$TREE/logs/run$run.log")"
+done
+
+# The suite leaves Bazel's server running in the tree; it holds the tree's
+# files open.
+chroot "$TREE" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+  bash -c 'cd /root/fuse-hostd && bazel shutdown' >/dev/null 2>&1 || true
+
+echo "$RUNS runs, $failed_runs failed (logs in $TREE/logs)"
+(( failed_runs == 0 ))
