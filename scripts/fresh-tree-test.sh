@@ -80,6 +80,18 @@ debootstrap --variant=minbase bookworm "$TREE" http://deb.debian.org/debian \
   exit 1
 }
 cp /etc/resolv.conf "$TREE/etc/resolv.conf"
+# The tree trusts what this machine's administrator added to its trust store
+# (a network whose HTTPS goes through a proxy with its own CA, for npm's
+# registry): the certificates in /usr/local/share/ca-certificates, for the
+# tree's own ca-certificates package if one gets installed, and as one bundle
+# for Node.js, which reads only its built-in roots and NODE_EXTRA_CA_CERTS.
+EXTRA_CA=()
+if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+  mkdir -p "$TREE/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$TREE/usr/local/share/ca-certificates/"
+  cat /usr/local/share/ca-certificates/*.crt > "$TREE/etc/machine-local-ca.pem"
+  EXTRA_CA=(NODE_EXTRA_CA_CERTS=/etc/machine-local-ca.pem)
+fi
 mkdir -p "$TREE/logs"
 git clone -q --no-hardlinks "$REPO" "$TREE/root/fuse-hostd"
 git -C "$TREE/root/fuse-hostd" checkout -q "$SHA"
@@ -94,7 +106,7 @@ failed_runs=0
 for (( run = 1; run <= RUNS; run++ )); do
   start=$(date +%s)
   rc=0
-  chroot "$TREE" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+  chroot "$TREE" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 "${EXTRA_CA[@]}" \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     bash -c 'cd /root/fuse-hostd && ./scripts/test.sh' \
     > "$TREE/logs/run$run.log" 2>&1 || rc=$?
