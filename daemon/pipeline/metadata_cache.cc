@@ -112,9 +112,11 @@ void MetadataCache::PutAttr(absl::string_view path, const v1::Attr& attr,
   absl::MutexLock lock(&mu_);
   if (epoch != epoch_) return;
   Entry& e = EntryFor(path);
+  Unlink(path, e);
   e.state = Entry::kAttr;
   e.SetAttr(attr);
   e.attr_expiry = ExpiryAfter(ttl);
+  Link(path, e);
   NoteXattrNames(e, attr);
   Recharge(path, e);
 }
@@ -125,6 +127,7 @@ void MetadataCache::PutNegative(absl::string_view path, absl::Duration ttl,
   absl::MutexLock lock(&mu_);
   if (epoch != epoch_) return;
   Entry& e = EntryFor(path);
+  Unlink(path, e);
   e.state = Entry::kNegative;
   e.attr_expiry = ExpiryAfter(ttl);
   Recharge(path, e);
@@ -165,15 +168,18 @@ void MetadataCache::UpdateAttr(absl::string_view path, const v1::Attr& attr,
   if (ttl <= absl::ZeroDuration()) {
     auto it = entries_.find(path);
     if (it != entries_.end()) {
+      Unlink(path, it->second);
       it->second.state = Entry::kNone;
       EraseIfEmpty(it);
     }
     return;
   }
   Entry& e = EntryFor(path);
+  Unlink(path, e);
   e.state = Entry::kAttr;
   e.SetAttr(attr);
   e.attr_expiry = ExpiryAfter(ttl);
+  Link(path, e);
   NoteXattrNames(e, attr);
   Recharge(path, e);
 }
@@ -208,6 +214,7 @@ void MetadataCache::DropAttr(absl::string_view path) {
   ++epoch_;
   auto it = entries_.find(path);
   if (it == entries_.end()) return;
+  Unlink(path, it->second);
   it->second.state = Entry::kNone;
   EraseIfEmpty(it);
 }
@@ -217,6 +224,7 @@ void MetadataCache::DropSubtree(absl::string_view path) {
   ++epoch_;
   if (path == "/") {
     entries_.clear();
+    hard_links_.clear();
     bytes_ = 0;
     return;
   }
@@ -232,6 +240,7 @@ void MetadataCache::MarkRemoved(absl::string_view path,
   if (negative_ttl <= absl::ZeroDuration()) return;
   absl::MutexLock lock(&mu_);
   Entry& e = EntryFor(path);
+  Unlink(path, e);
   e.state = Entry::kNegative;
   e.attr_expiry = ExpiryAfter(negative_ttl);
   Recharge(path, e);
@@ -248,12 +257,14 @@ void MetadataCache::Rename(absl::string_view from, absl::string_view to,
     std::vector<std::pair<std::string, Entry>> out;
     auto self = entries_.find(path);
     if (self != entries_.end()) {
+      Unlink(self->first, self->second);
       out.emplace_back("", std::move(self->second));
       EraseRange(self, std::next(self));
     }
     auto [lo, hi] = BelowKeyRange(path);
     auto first = entries_.lower_bound(lo), last = entries_.lower_bound(hi);
     for (auto it = first; it != last; ++it) {
+      Unlink(it->first, it->second);
       out.emplace_back(it->first.view().substr(path.size()),
                        std::move(it->second));
     }
@@ -268,6 +279,7 @@ void MetadataCache::Rename(absl::string_view from, absl::string_view to,
                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     entry.charged = 0;  // uncounted when taken out
     Entry& e = entries_[key] = std::move(entry);
+    Link(key, e);
     Recharge(key, e);
   };
   for (auto& [suffix, entry] : from_entries) {
@@ -285,17 +297,39 @@ std::vector<std::string> MetadataCache::PathsWithIno(uint64_t ino,
                                                      absl::string_view except) {
   absl::MutexLock lock(&mu_);
   std::vector<std::string> out;
+  auto it = hard_links_.find(ino);
+  if (it == hard_links_.end()) return out;
+  for (const CompactString& path : it->second) {
+    if (path != except) out.push_back(path.str());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void MetadataCache::Link(absl::string_view path, Entry& e) {
   // Only files share an inode between names: a directory's link count
   // counts its subdirectories, and 0 is no inode number at all (a backend
   // that does not report them), so neither identifies a hard link.
-  if (ino == 0) return out;
-  for (const auto& [path, e] : entries_) {
-    if (e.state == Entry::kAttr && e.attr.ino == ino && path != except &&
-        !S_ISDIR(e.attr.mode)) {
-      out.push_back(path.str());
-    }
+  if (e.linked || e.state != Entry::kAttr || e.attr.nlink <= 1 ||
+      e.attr.ino == 0 || S_ISDIR(e.attr.mode)) {
+    return;
   }
-  return out;
+  hard_links_[e.attr.ino].emplace_back(path);
+  e.linked = true;
+}
+
+void MetadataCache::Unlink(absl::string_view path, Entry& e) {
+  if (!e.linked) return;
+  e.linked = false;
+  auto it = hard_links_.find(e.attr.ino);
+  if (it == hard_links_.end()) return;
+  std::vector<CompactString>& paths = it->second;
+  auto p = std::find(paths.begin(), paths.end(), path);
+  if (p != paths.end()) {
+    *p = std::move(paths.back());
+    paths.pop_back();
+  }
+  if (paths.empty()) hard_links_.erase(it);
 }
 
 bool MetadataCache::GetIno(absl::string_view path, uint64_t* ino,
@@ -312,6 +346,7 @@ void MetadataCache::Clear() {
   absl::MutexLock lock(&mu_);
   ++epoch_;
   entries_.clear();
+  hard_links_.clear();
   bytes_ = 0;
 }
 
@@ -345,6 +380,7 @@ MetadataCache::Map::iterator MetadataCache::EraseRange(Map::iterator first,
                                                        Map::iterator last) {
   for (auto it = first; it != last; ++it) {
     bytes_ -= std::min<size_t>(bytes_, it->second.charged);
+    Unlink(it->first, it->second);
   }
   return entries_.erase(first, last);
 }

@@ -169,8 +169,9 @@ class MetadataCache {
   // there); with `exchange` the two subtrees swap.
   void Rename(absl::string_view from, absl::string_view to, bool exchange);
   // Paths other than `except` whose cached attributes have inode number
-  // `ino` (hard links of one file): never directories, none for ino 0. A scan: only called for files whose
-  // link count is above one.
+  // `ino` and a link count above one (hard links of one file), in order:
+  // never directories, none for ino 0. From an index of such paths, so its
+  // cost does not grow with the cache.
   std::vector<std::string> PathsWithIno(uint64_t ino, absl::string_view except);
   // Backend's inode number of cached `path`, with its link count.
   bool GetIno(absl::string_view path, uint64_t* ino, uint32_t* nlink);
@@ -228,6 +229,8 @@ class MetadataCache {
     State state = kNone;
     bool referenced = false;
     bool no_xattrs = false;
+    // In hard_links_ under its key and attr.ino (see Link).
+    bool linked = false;
 
     int64_t symlink_expiry() const {
       return extra ? extra->symlink_expiry : 0;
@@ -281,6 +284,13 @@ class MetadataCache {
   std::pair<Map::iterator, Map::iterator> SubtreeRange(absl::string_view path)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Keep hard_links_ true: Unlink before anything changes an entry's state
+  // or attributes (or erases it), Link after (Link adds it only if it is a
+  // file with cached attributes, an inode number and several links).
+  void Unlink(absl::string_view path, Entry& e)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Link(absl::string_view path, Entry& e)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs `edit` on the cached listing of `dir` (unshared first) and counts
   // the entry anew; nothing if there is none. Bumps the epoch either way.
   void EditListing(absl::string_view dir, absl::FunctionRef<void(Extra&)> edit)
@@ -295,6 +305,11 @@ class MetadataCache {
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
   size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::string clock_hand_ ABSL_GUARDED_BY(mu_);
+  // The paths of Entry::linked entries, by inode number: what
+  // PathsWithIno answers, without a scan of every entry. Only files with
+  // several names are in it, so it is small beside entries_.
+  absl::flat_hash_map<uint64_t, std::vector<CompactString>> hard_links_
+      ABSL_GUARDED_BY(mu_);
   // PutUnsupportedXattr: name -> expiry (absl::ToUnixNanos). A handful.
   absl::flat_hash_map<std::string, int64_t> unsupported_xattrs_
       ABSL_GUARDED_BY(mu_);

@@ -6,6 +6,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -278,6 +279,101 @@ TEST_F(MetadataCacheTest, PathsWithInoAndGetIno) {
   EXPECT_EQ(nlink, 2u);
   EXPECT_FALSE(cache_.GetIno("/n", &ino, &nlink));
   EXPECT_FALSE(cache_.GetIno("/missing", &ino, &nlink));
+}
+
+TEST_F(MetadataCacheTest, PathsWithInoFollowsChangesRenamesAndDrops) {
+  Put("/a", 5, 2);
+  Put("/d/b", 5, 2);
+  // The link count falls to one: no longer a hard link of anything.
+  Put("/a", 5, 1);
+  EXPECT_TRUE(cache_.PathsWithIno(5, "/d/b").empty());
+  Put("/a", 5, 2);
+  // Another file now has the name.
+  Put("/a", 8, 2);
+  EXPECT_TRUE(cache_.PathsWithIno(5, "/d/b").empty());
+  EXPECT_EQ(cache_.PathsWithIno(8, ""), std::vector<std::string>{"/a"});
+  // Names move with their directory.
+  cache_.Rename("/d", "/e", false);
+  EXPECT_EQ(cache_.PathsWithIno(5, ""), std::vector<std::string>{"/e/b"});
+  cache_.Rename("/a", "/e/b", true);  // exchange
+  EXPECT_EQ(cache_.PathsWithIno(5, ""), std::vector<std::string>{"/a"});
+  EXPECT_EQ(cache_.PathsWithIno(8, ""), std::vector<std::string>{"/e/b"});
+  cache_.PutNegative("/a", kLong, cache_.epoch());
+  EXPECT_TRUE(cache_.PathsWithIno(5, "").empty());
+  cache_.MarkRemoved("/e", kLong);
+  EXPECT_TRUE(cache_.PathsWithIno(8, "").empty());
+}
+
+// PathsWithIno answers from an index kept beside the entries: after any
+// sequence of changes (evictions included) it must say what a scan of the
+// entries would.
+TEST(MetadataCacheLinks, PathsWithInoAgreesWithTheEntriesAfterRandomChanges) {
+  MetadataCache cache({.max_entries = 12, .max_bytes = size_t{64} << 20});
+  // Renames swap top-level names of one kind, so every path stays in
+  // `universe`.
+  std::vector<std::string> dirs = {"/d0", "/d1", "/d2"};
+  std::vector<std::string> files = {"/f0", "/f1", "/f2"};
+  std::vector<std::string> universe = files;
+  for (const std::string& d : dirs) {
+    universe.push_back(d);
+    for (const std::string& f : files) universe.push_back(d + f);
+  }
+  uint32_t seed = 12345;
+  auto next = [&seed](uint32_t n) {
+    seed = seed * 1103515245u + 12345u;
+    return (seed >> 8) % n;
+  };
+  for (int step = 0; step < 20000; ++step) {
+    const std::string& path = universe[next(universe.size())];
+    switch (next(9)) {
+      case 0:
+      case 1:
+      case 2: {
+        uint32_t mode = next(4) == 0 ? (S_IFDIR | 0755) : (S_IFREG | 0644);
+        cache.PutAttr(path, AttrOf(next(4), mode, 1 + next(3)), kLong,
+                      cache.epoch());
+        break;
+      }
+      case 3:
+        cache.UpdateAttr(path, AttrOf(next(4), S_IFREG | 0644, 1 + next(3)),
+                         next(5) == 0 ? absl::ZeroDuration() : kLong);
+        break;
+      case 4:
+        cache.DropAttr(path);
+        break;
+      case 5:
+        cache.PutNegative(path, kLong, cache.epoch());
+        break;
+      case 6:
+        if (next(4) == 0) {
+          cache.DropSubtree(path);
+        } else {
+          cache.MarkRemoved(path, next(2) == 0 ? kLong : absl::ZeroDuration());
+        }
+        break;
+      default: {
+        const std::vector<std::string>& kind = next(2) == 0 ? dirs : files;
+        const std::string& from = kind[next(3)];
+        const std::string& to = kind[next(3)];
+        if (from != to) cache.Rename(from, to, next(2) == 0);
+        break;
+      }
+    }
+    if (step % 500 == 0 && next(2) == 0) cache.Clear();
+    for (uint64_t ino = 0; ino < 4; ++ino) {
+      std::vector<std::string> want;
+      for (const std::string& p : universe) {
+        v1::Attr attr;
+        if (ino != 0 && cache.GetAttr(p, &attr) == AttrLookup::kHit &&
+            attr.ino() == ino && attr.nlink() > 1 && !S_ISDIR(attr.mode())) {
+          want.push_back(p);
+        }
+      }
+      std::sort(want.begin(), want.end());
+      ASSERT_EQ(cache.PathsWithIno(ino, ""), want)
+          << "ino " << ino << " after step " << step;
+    }
+  }
 }
 
 }  // namespace
