@@ -120,7 +120,9 @@ bool DescriptorInbox::Drain(const Connection& conn) {
     msg.msg_controllen = sizeof(control);
     ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0) return errno == EAGAIN || errno == EINTR;
-    if (n == 0) return false;  // the backend closed its end
+    // Descriptors that came are ours now, even with no data (a zero-length
+    // message, which reads as 0 like the end of the connection): every one
+    // is taken into `fds` before anything else, so none can leak.
     std::vector<UniqueFd> fds;
     for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
          c = CMSG_NXTHDR(&msg, c)) {
@@ -132,6 +134,7 @@ bool DescriptorInbox::Drain(const Connection& conn) {
         fds.emplace_back(received);
       }
     }
+    if (n == 0 && fds.empty()) return false;  // the backend closed its end
     bool well_formed = n == sizeof(tag) && fds.size() == 1 && tag != 0 &&
                        (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) == 0;
     if (!well_formed) {

@@ -273,14 +273,14 @@ TEST_F(OpDispatcherTest, CreateReturnsHandleAndAttr) {
 TEST_F(OpDispatcherTest, HostileErrnoBecomesEio) {
   v1::Op op;
   op.mutable_getattr()->set_path("/f");
-  for (int hostile : {-5, 99999, 4096, -2147483647 - 1}) {
+  for (int hostile : {-5, 99999, 4096, 512, -2147483647 - 1}) {
     EXPECT_CALL(fs_, Getattr(_, "/f", _, _)).WillOnce(Return(hostile));
     EXPECT_EQ(Run(op).posix_errno(), EIO) << hostile;
   }
   EXPECT_CALL(fs_, Getattr(_, "/f", _, _)).WillOnce(Return(ENOENT));
   EXPECT_EQ(Run(op).posix_errno(), ENOENT);
-  EXPECT_CALL(fs_, Getattr(_, "/f", _, _)).WillOnce(Return(4095));
-  EXPECT_EQ(Run(op).posix_errno(), 4095);
+  EXPECT_CALL(fs_, Getattr(_, "/f", _, _)).WillOnce(Return(511));
+  EXPECT_EQ(Run(op).posix_errno(), 511);
 }
 
 TEST_F(OpDispatcherTest, FailedResultCarriesNothingButIdAndErrno) {

@@ -23,6 +23,8 @@ everything else is ENOENT. Misbehaviours:
   --ttl-ms MS                InitReply.default_ttl_ms
   --flood-notices N          send N invalidation notices as fast as it can
   --bad-attrs                attributes with no file type, names with "/"
+  --errno N                  reads and flushes of /file* fail with errno N,
+                             whatever it is
   --instance ID              the instance id it reports (see the protocol)
 
 Run: PYTHONPATH=<bazel-bin>/client/python python3 hostile_backend.py
@@ -112,6 +114,10 @@ class Hostile(pb_grpc.FileSystemServicer):
             self.stop.wait()
         if kind == "read" and self.args.hang_reads:
             self.stop.wait()
+        if (self.args.errno and kind in ("read", "flush") and
+                path.startswith(b"/file")):
+            r.posix_errno = self.args.errno
+            return r
         if kind == "getattr" and path.startswith(b"/file"):
             r.getattr.attr.CopyFrom(TREE[b"/file"])
         elif kind == "getattr" and path.startswith(b"/dir"):
@@ -187,6 +193,7 @@ def main():
     ap.add_argument("--ttl-ms", type=int, default=0)
     ap.add_argument("--flood-notices", type=int, default=0)
     ap.add_argument("--bad-attrs", action="store_true")
+    ap.add_argument("--errno", type=int, default=0)
     ap.add_argument("--instance", type=int, default=0)
     args = ap.parse_args()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),

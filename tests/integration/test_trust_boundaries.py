@@ -328,6 +328,36 @@ def test_a_killed_process_does_not_wait_for_a_hung_backend(env):
         time.monotonic() - t0)
 
 
+@pytest.mark.parametrize("err", [512, 516, 4095])
+def test_errnos_the_kernel_refuses_become_eio(env, err):
+    # From 512 on are the kernel's internal restart codes (ERESTARTSYS, ...):
+    # /dev/fuse refuses a reply carrying one, so a daemon that passed it on
+    # would leave the request unanswered, and close(2) waits for its FLUSH
+    # without end, unkillable. EIO instead, at once.
+    mnt, _ = _hostile_mount(env, "--errno", str(err))
+    script = ("import os, sys\n"
+              "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+              "for call in (lambda: os.pread(fd, 4, 0), lambda: os.close(fd)):\n"
+              "    try:\n"
+              "        call()\n"
+              "        print('ok')\n"
+              "    except OSError as e:\n"
+              "        print(e.errno)\n")
+    p = subprocess.Popen(env.a.prefix() + ["/usr/bin/python3", "-c", script,
+                                           os.path.join(mnt, "file")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        out, err_text = p.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        # Stuck in the kernel: only ending the FUSE connection frees it.
+        fhlib.force_unmount(mnt)
+        p.communicate(timeout=20)
+        pytest.fail("a read or close of a file whose backend answered errno "
+                    "%d never returned" % err)
+    assert out.split() == ["5", "5"], (out, err_text)
+
+
 @pytest.mark.parametrize("how", ["--repeat-page", "--endless-listing"])
 def test_a_listing_that_never_ends_fails(env, how):
     mnt, _ = _hostile_mount(env, how)

@@ -109,6 +109,33 @@ TEST_F(DescriptorInboxTest, MalformedMessagesAreDropped) {
   close(s);
 }
 
+int OpenDescriptors() {
+  int n = 0;
+  for (int fd = 0; fd < 4096; ++fd) {
+    if (fcntl(fd, F_GETFD) != -1) ++n;
+  }
+  return n;
+}
+
+// A message with descriptors and no data reads as 0 bytes, like the end of
+// the connection: its descriptors must still be closed, however often it
+// comes.
+TEST_F(DescriptorInboxTest, DescriptorsOfAnEmptyMessageAreClosed) {
+  MakeInbox(/*accept_peer=*/true);
+  int s = Connect(inbox_->socket_path());
+  ASSERT_TRUE(SendRaw(s, Tag(1), {file_fd_}));
+  ASSERT_TRUE(inbox_->Take(1).valid());  // the inbox has its end now
+  const int before = OpenDescriptors();
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(SendRaw(s, "", {file_fd_, file_fd_, file_fd_, file_fd_}));
+  }
+  ASSERT_TRUE(SendRaw(s, Tag(5), {file_fd_}));
+  EXPECT_TRUE(inbox_->Take(5).valid());  // after them, on the same connection
+  EXPECT_EQ(OpenDescriptors(), before);
+  EXPECT_EQ(inbox_->dropped(), 200u);
+  close(s);
+}
+
 TEST_F(DescriptorInboxTest, TwoDescriptorsForOneTagAreBothDropped) {
   MakeInbox(/*accept_peer=*/true);
   int s = Connect(inbox_->socket_path());
