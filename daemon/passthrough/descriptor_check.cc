@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/passthrough/local_filesystem.h"
 
 namespace fusehost {
 namespace {
@@ -42,6 +43,9 @@ absl::Status CheckBackingDescriptor(int fd, int open_flags, struct stat* st) {
   }
   if (!S_ISREG(st->st_mode)) {
     return absl::InvalidArgumentError("not a regular file");
+  }
+  if (absl::Status local = CheckLocalStorageFilesystem(fd); !local.ok()) {
+    return local;
   }
   int want = open_flags & O_ACCMODE;
   int have = fl & O_ACCMODE;

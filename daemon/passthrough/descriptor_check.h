@@ -11,7 +11,9 @@
 // Nor are set-user-ID or set-group-ID files: the kernel writes the backing
 // file with the daemon's privileges, so the bits a write by someone else
 // must clear would stay (forwarded writes reach the backend, which clears
-// them).
+// them). And the file must be on a storage filesystem of this machine
+// (local_filesystem.h): a pseudo filesystem's file (/proc/sys) may check
+// the credentials of each read or write, which would be the daemon's.
 //
 // Thread-safe: a pure function of the descriptor.
 

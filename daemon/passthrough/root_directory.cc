@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <linux/openat2.h>
-#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -14,22 +13,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log_line.h"
+#include "daemon/passthrough/local_filesystem.h"
 
 namespace fusehost {
 namespace {
-
-// Filesystems whose opens may wait on another process or the network.
-constexpr uint32_t kRemoteFilesystems[] = {
-    0x65735546,  // FUSE
-    0x6969,      // NFS
-    0x517B,      // SMB
-    0xFF534D42,  // CIFS
-    0xFE534D42,  // SMB2
-    0x00C36400,  // Ceph
-    0x5346414F,  // AFS
-    0x01021997,  // 9p
-    0x73757245,  // Coda
-};
 
 std::vector<gid_t> ThreadGroups() {
   long n = syscall(SYS_getgroups, 0, nullptr);
@@ -154,18 +141,12 @@ absl::Status RootDirectory::Adopt(UniqueFd dir,
   if (!dir.valid() || fstat(dir.get(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return absl::InvalidArgumentError("not a directory");
   }
-  struct statfs fs;
-  if (fstatfs(dir.get(), &fs) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("fstatfs: ", std::strerror(errno)));
-  }
-  const uint32_t type = static_cast<uint32_t>(fs.f_type);
-  for (uint32_t remote : kRemoteFilesystems) {
-    if (type == remote) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("on a FUSE or network filesystem (type 0x",
-                       absl::Hex(type), ")"));
-    }
+  // The daemon opens files beneath it with root's effective user and
+  // capabilities: only where permissions are checked at open, against the
+  // filesystem user (local_filesystem.h).
+  if (absl::Status local = CheckLocalStorageFilesystem(dir.get());
+      !local.ok()) {
+    return local;
   }
   auto adopted = std::make_shared<Adopted>();
   adopted->dir = std::move(dir);

@@ -18,9 +18,11 @@
 // Whatever fails leaves the open to the backend, which answers with its
 // own errno.
 //
-// A directory on a FUSE or network filesystem is refused when handed over:
-// an open there may wait on another process or on the network, holding a
-// thread of the mount's kernel session meanwhile.
+// Only a directory on a storage filesystem of this machine is adopted
+// (local_filesystem.h): on a pseudo filesystem such as /proc/sys,
+// permissions follow the effective user (root's, here), and on a FUSE or
+// network filesystem an open may wait on another process or the network,
+// holding a thread of the mount's kernel session meanwhile.
 //
 // Thread-safe.
 

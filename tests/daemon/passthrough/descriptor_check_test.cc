@@ -97,5 +97,22 @@ TEST_F(DescriptorCheckTest, DevicesAreRefused) {
   close(null);
 }
 
+// A /proc/sys file checks the credentials of each read and write, which
+// for a passthrough file are the daemon's (root's): never passed through,
+// though a regular file opened the way the caller asks.
+TEST_F(DescriptorCheckTest, FilesOfPseudoFilesystemsAreRefused) {
+  for (const char* path : {"/proc/sys/kernel/ostype", "/proc/self/status",
+                           "/sys/kernel/uevent_seqnum"}) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0) << path;
+    struct stat st;
+    absl::Status s = CheckBackingDescriptor(fd, O_RDONLY, &st);
+    close(fd);
+    EXPECT_FALSE(s.ok()) << path;
+    EXPECT_NE(s.message().find("not local storage"), std::string::npos)
+        << path << ": " << s;
+  }
+}
+
 }  // namespace
 }  // namespace fusehost

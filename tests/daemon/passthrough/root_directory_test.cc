@@ -138,5 +138,20 @@ TEST_F(RootDirectoryTest, OnlyADirectoryIsAdoptedAndADroppedOneIsNotUsed) {
   EXPECT_FALSE(root.OpenForReading("/public", root_user_, &st).valid());
 }
 
+// The daemon opens files beneath an adopted directory with root's
+// effective user: /proc/sys checks that one, not the filesystem user, so a
+// backend sending it would lend its user root's read rights.
+TEST_F(RootDirectoryTest, DirectoriesOfPseudoFilesystemsAreNotAdopted) {
+  RootDirectory root;
+  for (const char* path : {"/proc/sys", "/proc", "/sys"}) {
+    UniqueFd dir(open(path, O_PATH | O_DIRECTORY));
+    ASSERT_TRUE(dir.valid()) << path;
+    absl::Status s = root.Adopt(std::move(dir), std::nullopt);
+    EXPECT_FALSE(s.ok()) << path;
+    EXPECT_FALSE(root.adopted()) << path;
+  }
+  ASSERT_TRUE(root.Adopt(RootFd(), std::nullopt).ok());  // ext4 or tmpfs
+}
+
 }  // namespace
 }  // namespace fusehost
