@@ -138,6 +138,8 @@ struct RequestHandlers::DirHandle {
   int barren_pages ABSL_GUARDED_BY(mu) = 0;
   // Some entries were handed to the kernel: offset 0 now means rewinddir.
   bool started ABSL_GUARDED_BY(mu) = false;
+  // The kernel released it: an answer still on its way keeps nothing.
+  bool released ABSL_GUARDED_BY(mu) = false;
 
   size_t size() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     return cached ? cached->size() : entries.size();
@@ -250,22 +252,22 @@ struct RequestHandlers::DirHandle {
   }
 };
 
-RequestHandlers::DirHandle* RequestHandlers::DirHandleOf(uint64_t fh) {
+RequestHandlers::DirHandlePtr RequestHandlers::DirHandleOf(uint64_t fh) {
   absl::MutexLock lock(&dirs_mu_);
   auto it = dirs_.find(fh);
   return it == dirs_.end() ? nullptr : it->second;
 }
 
 std::optional<uint64_t> RequestHandlers::DirBackendHandle(uint64_t fh) {
-  const DirHandle* h = DirHandleOf(fh);
+  DirHandlePtr h = DirHandleOf(fh);
   if (h == nullptr || !h->backend_open) return std::nullopt;
   return h->backend_fh;
 }
 
 void RequestHandlers::WithDirHandle(const Request& req, uint64_t node,
                                     uint64_t fh,
-                                    std::function<void(DirHandle*)> then) {
-  if (DirHandle* h = DirHandleOf(fh)) {
+                                    std::function<void(const DirHandlePtr&)> then) {
+  if (DirHandlePtr h = DirHandleOf(fh)) {
     then(h);
     return;
   }
@@ -274,10 +276,11 @@ void RequestHandlers::WithDirHandle(const Request& req, uint64_t node,
 
 void RequestHandlers::ReopenDirHandle(const Request& req, uint64_t node,
                                       uint64_t fh,
-                                      std::function<void(DirHandle*)> then) {
+                                      std::function<void(const DirHandlePtr&)> then) {
   OpenDir(req, node, O_RDONLY | O_DIRECTORY,
-          [this, fh, then = std::move(then)](DirHandle* handle) {
-            DirHandle* held = nullptr;
+          [this, fh, then = std::move(then)](const DirHandlePtr& opened) {
+            DirHandlePtr handle = opened;
+            DirHandlePtr held;
             {
               absl::MutexLock lock(&dirs_mu_);
               auto [it, added] = dirs_.try_emplace(fh, handle);
@@ -308,7 +311,8 @@ bool RequestHandlers::FillFromCache(DirHandle* h)
   return true;
 }
 
-void RequestHandlers::ReplyOpendir(const Request& req, DirHandle* handle) {
+void RequestHandlers::ReplyOpendir(const Request& req,
+                                   const DirHandlePtr& handle) {
   KernelOpenReply open;
   {
     absl::MutexLock lock(&dirs_mu_);
@@ -326,7 +330,7 @@ void RequestHandlers::ReplyOpendir(const Request& req, DirHandle* handle) {
   if (!req->ReplyOpen(open)) ReleaseDirHandle(handle);
 }
 
-void RequestHandlers::ReleaseDirHandle(DirHandle* handle) {
+void RequestHandlers::ReleaseDirHandle(const DirHandlePtr& handle) {
   if (handle->id != 0) {
     absl::MutexLock lock(&dirs_mu_);
     auto it = dirs_.find(handle->id);
@@ -335,6 +339,7 @@ void RequestHandlers::ReleaseDirHandle(DirHandle* handle) {
   if (handle->handed_bare.load()) NoteListingReleased(handle->node);
   {
     absl::MutexLock lock(&handle->mu);
+    handle->released = true;
     handle->Clear();  // gives its bytes back to the budget
   }
   if (handle->backend_open) {
@@ -343,33 +348,36 @@ void RequestHandlers::ReleaseDirHandle(DirHandle* handle) {
     op.mutable_releasedir()->set_fh(handle->backend_fh);
     Send(std::move(op), [](const v1::OpResult&) {});
   }
-  delete handle;
+  // Freed when the last answer still holding it is done.
 }
 
 void RequestHandlers::Opendir(Request req, uint64_t node, int flags) {
   OpenDir(req, node, flags,
-          [this, req](DirHandle* handle) { ReplyOpendir(req, handle); });
+          [this, req](const DirHandlePtr& handle) {
+            ReplyOpendir(req, handle);
+          });
 }
 
 void RequestHandlers::OpenDir(const Request& req, uint64_t node, int flags,
-                              std::function<void(DirHandle*)> opened) {
+                              std::function<void(const DirHandlePtr&)> opened) {
   std::optional<std::string> path = NamedPath(req, node);
   if (!path) return;
-  auto* handle = new DirHandle;
+  auto handle = std::make_shared<DirHandle>();
   handle->path = *path;
   handle->node = node;
   handle->budget = options_.listing_budget;
-  OpenDirHandle(req, handle, flags, std::move(opened), /*may_wait=*/true);
+  OpenDirHandle(req, std::move(handle), flags, std::move(opened),
+                /*may_wait=*/true);
 }
 
-void RequestHandlers::OpenDirHandle(const Request& req, DirHandle* handle,
+void RequestHandlers::OpenDirHandle(const Request& req, DirHandlePtr handle,
                                     int flags,
-                                    std::function<void(DirHandle*)> opened,
+                                    std::function<void(const DirHandlePtr&)> opened,
                                     bool may_wait) {
   bool cached;
   {
     absl::MutexLock lock(&handle->mu);
-    cached = FillFromCache(handle);
+    cached = FillFromCache(handle.get());
   }
   // After the reply the kernel may release the handle at any moment, so
   // nothing of it may be held (its lock included) while replying.
@@ -396,7 +404,6 @@ void RequestHandlers::OpenDirHandle(const Request& req, DirHandle* handle,
   Send(std::move(op), [req, handle, opened = std::move(opened)](
                           const v1::OpResult& res) {
     if (res.posix_errno() != 0) {
-      delete handle;
       req->ReplyError(res.posix_errno());
       return;
     }
@@ -431,7 +438,7 @@ void RequestHandlers::NoteListingReleased(uint64_t dir) {
 }
 
 bool RequestHandlers::FetchAttrsAhead(const Request& req, uint64_t dir,
-                                      DirHandle* h, size_t first,
+                                      DirHandlePtr h, size_t first,
                                       std::function<void()> then) {
   if (!callers_stat_listings_.load()) return false;
   std::vector<PendingOp> ops;
@@ -466,7 +473,8 @@ bool RequestHandlers::FetchAttrsAhead(const Request& req, uint64_t dir,
         absl::MutexLock lock(&h->mu);
         // The kernel serializes readdir on one open directory, so the
         // entries stay put; the name check is a second guard.
-        if (i < h->entries.size() && h->entries[i].name == name) {
+        if (!h->released && i < h->entries.size() &&
+            h->entries[i].name == name) {
           h->KeepAttr(&h->entries[i], r.getattr().attr());
         }
       }
@@ -481,8 +489,17 @@ bool RequestHandlers::FetchAttrsAhead(const Request& req, uint64_t dir,
 }
 
 void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
-                                      DirHandle* h, bool plus, size_t size,
+                                      DirHandlePtr h, bool plus, size_t size,
                                       off_t offset) {
+  {
+    absl::MutexLock lock(&h->mu);
+    // Released while this readdir waited (the kernel abandoned it): its
+    // answer went out already, and nothing more may be added to the handle.
+    if (h->released) {
+      req->ReplyError(EBADF);
+      return;
+    }
+  }
   if (plus && options_.coherence != nullptr &&
       FetchAttrsAhead(req, dir, h, offset >= 2 ? offset - 2 : 0,
                       [this, req, dir, h, size, offset] {
@@ -553,6 +570,10 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
          DirHandle::Page page;
          {
            absl::MutexLock lock(&h->mu);
+           if (h->released) {
+             req->ReplyError(EBADF);
+             return;
+           }
            page = h->AddPage(res.readdir());
          }
          if (page == DirHandle::Page::kEndless) {
@@ -573,13 +594,13 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
 
 void RequestHandlers::Readdir(Request req, uint64_t node, uint64_t fh,
                               size_t size, off_t offset, bool plus) {
-  WithDirHandle(req, node, fh, [=](DirHandle* h) {
+  WithDirHandle(req, node, fh, [=](const DirHandlePtr& h) {
     if (offset == 0) {
       absl::MutexLock lock(&h->mu);
       if (h->started) {
         // rewinddir: a fresh pass sees a fresh listing.
         h->started = false;
-        if (!FillFromCache(h) && h->backend_open) h->Clear();
+        if (!FillFromCache(h.get()) && h->backend_open) h->Clear();
         // Without a backend handle the old snapshot is all there is.
       }
     }
@@ -591,13 +612,13 @@ void RequestHandlers::Releasedir(Request req, uint64_t fh) {
   // The kernel does not wait for anything here; the backend learns of it in
   // the background. A handle of a previous daemon that was never reopened
   // has nothing here to release.
-  if (DirHandle* h = DirHandleOf(fh)) ReleaseDirHandle(h);
+  if (DirHandlePtr h = DirHandleOf(fh)) ReleaseDirHandle(h);
   req->ReplyError(0);
 }
 
 void RequestHandlers::Fsyncdir(Request req, uint64_t node, uint64_t fh,
                                bool datasync) {
-  WithDirHandle(req, node, fh, [=](DirHandle* h) {
+  WithDirHandle(req, node, fh, [=](const DirHandlePtr& h) {
     if (!h->backend_open) {
       // Nothing of the backend's is open to sync, but changes answered
       // early must have reached it, and their errors are reported here.

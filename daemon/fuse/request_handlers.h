@@ -237,6 +237,10 @@ class RequestHandlers {
 
  private:
   struct DirHandle;
+  // Shared: a readdir the kernel abandoned (answered EINTR) may still wait
+  // for the backend when the kernel releases the directory, and its answer
+  // must find the handle (marked released) rather than freed memory.
+  using DirHandlePtr = std::shared_ptr<DirHandle>;
   struct SetattrChain;
   void RunSetattr(Request req, uint64_t node, const struct stat& attr,
                   int fields, std::optional<uint64_t> kernel_fh);
@@ -338,15 +342,15 @@ class RequestHandlers {
   // ---- dir_handlers.cc -------------------------------------------------------
   // The open directory the kernel's handle `fh` names; null if this daemon
   // did not open it (a resumed mount's handle of the daemon before).
-  DirHandle* DirHandleOf(uint64_t fh);
+  DirHandlePtr DirHandleOf(uint64_t fh);
   // Opens `node`'s directory again for a handle `fh` of a previous daemon
   // (as Opendir does, for the request's caller), then runs `then` with it;
   // answers the request with the error if it cannot.
   void ReopenDirHandle(const Request& req, uint64_t node, uint64_t fh,
-                       std::function<void(DirHandle*)> then);
+                       std::function<void(const DirHandlePtr&)> then);
   // DirHandleOf, or ReopenDirHandle when unknown.
   void WithDirHandle(const Request& req, uint64_t node, uint64_t fh,
-                     std::function<void(DirHandle*)> then);
+                     std::function<void(const DirHandlePtr&)> then);
   // The backend's handle of an open directory; none when the backend was
   // not asked to open it (its listing came from the cache).
   std::optional<uint64_t> DirBackendHandle(uint64_t fh);
@@ -355,19 +359,22 @@ class RequestHandlers {
   // and runs `opened` with it, not yet known to the kernel; answers the
   // request with the error if it cannot.
   void OpenDir(const Request& req, uint64_t node, int flags,
-               std::function<void(DirHandle*)> opened);
+               std::function<void(const DirHandlePtr&)> opened);
   // OpenDir's work for a new `handle`; `may_wait`: a listing being fetched
   // ahead may be waited for (once).
-  void OpenDirHandle(const Request& req, DirHandle* handle, int flags,
-                     std::function<void(DirHandle*)> opened, bool may_wait);
-  void ReplyOpendir(const Request& req, DirHandle* handle);
-  void ReleaseDirHandle(DirHandle* handle);
+  void OpenDirHandle(const Request& req, DirHandlePtr handle, int flags,
+                     std::function<void(const DirHandlePtr&)> opened, bool may_wait);
+  void ReplyOpendir(const Request& req, const DirHandlePtr& handle);
+  // The kernel released the handle (or never got it): gives its listing's
+  // bytes back, tells the backend, and marks it released for answers still
+  // on their way.
+  void ReleaseDirHandle(const DirHandlePtr& handle);
   // Readdirplus: fetches attributes of up to a few hundred names from
   // entries[first] on that came without them, then runs `then`. False (and
   // `then` not run) when there is nothing to fetch.
-  bool FetchAttrsAhead(const Request& req, uint64_t dir, DirHandle* h,
+  bool FetchAttrsAhead(const Request& req, uint64_t dir, DirHandlePtr h,
                        size_t first, std::function<void()> then);
-  void ContinueReaddir(const Request& req, uint64_t dir, DirHandle* h,
+  void ContinueReaddir(const Request& req, uint64_t dir, DirHandlePtr h,
                        bool plus, size_t size, off_t offset);
 
   // ---- xattr_handlers.cc -----------------------------------------------------
@@ -390,7 +397,7 @@ class RequestHandlers {
 
   // Open directories by the handle the kernel holds for them.
   absl::Mutex dirs_mu_;
-  absl::flat_hash_map<uint64_t, DirHandle*> dirs_ ABSL_GUARDED_BY(dirs_mu_);
+  absl::flat_hash_map<uint64_t, DirHandlePtr> dirs_ ABSL_GUARDED_BY(dirs_mu_);
   uint64_t next_dir_ ABSL_GUARDED_BY(dirs_mu_);
 
   const Options options_;

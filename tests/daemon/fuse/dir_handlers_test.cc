@@ -174,6 +174,51 @@ TEST_F(DirHandlerTest, OpenListingsAreChargedWhatTheyHoldAndGiveItBack) {
   EXPECT_EQ(budget.used(), 0u);
 }
 
+// A readdir the kernel abandoned (answered EINTR when its caller was
+// interrupted) may still wait for the backend when the caller closes the
+// directory. The backend's late answer must find the released handle, keep
+// nothing in it, and charge nothing to the budget (under AddressSanitizer,
+// a handle freed at release made this a use after free).
+TEST_F(DirHandlerTest, AnAnswerAfterTheReleaseKeepsNothing) {
+  MemoryBudget budget(1 << 20);
+  listing_budget_ = &budget;
+  SetTimeouts(KernelTimeouts{});
+  uint64_t fh = OpenRoot();
+  auto req = Req(KernelOp::kReaddir);
+  handlers_->Readdir(req, kRoot, fh, 4096, 2, false);
+  const size_t readdir = sent() - 1;
+  ASSERT_TRUE(pipeline_.op(readdir).has_readdir());
+  Release(Req(KernelOp::kReleasedir), fh);
+  pipeline_.Answer(sent() - 1, Ok());  // the releasedir
+  pipeline_.Answer(readdir, Page({"a", "b", "c"}, true));
+  EXPECT_EQ(req->err, EBADF);
+  EXPECT_EQ(budget.used(), 0u);
+
+  // The same for readdirplus's attributes fetched ahead.
+  fh = OpenRoot();
+  v1::OpResult bare;
+  for (const char* name : {"x", "y"}) {
+    bare.mutable_readdir()->add_entries()->set_name(name);
+  }
+  bare.mutable_readdir()->set_eof(true);
+  TeachThatCallersLookUp();
+  auto plus = Req(KernelOp::kReaddirplus);
+  size_t before = sent();
+  handlers_->Readdir(plus, kRoot, fh, 4096, 2, true);
+  pipeline_.Answer(before, bare);
+  ASSERT_GT(sent(), before + 1) << "no attributes fetched ahead";
+  Release(Req(KernelOp::kReleasedir), fh);
+  for (size_t i = before + 1; i < sent(); ++i) {
+    if (pipeline_.op(i).has_getattr()) {
+      v1::OpResult r;
+      *r.mutable_getattr()->mutable_attr() = FileAttr(7);
+      pipeline_.Answer(i, r);
+    }
+  }
+  EXPECT_EQ(plus->err, EBADF);
+  EXPECT_EQ(budget.used(), 0u);
+}
+
 TEST_F(DirHandlerTest, ResumableListingsContinueFromTheLastCookie) {
   uint64_t fh = OpenRoot();
   Read(fh, 0, 4096, false);
