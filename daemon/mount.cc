@@ -507,6 +507,14 @@ void Mount::Shutdown() {
     state_.reset();
   }
   if (listener_ != nullptr) listener_->Stop();
+  // Changes answered early live only in this daemon: they go to the backend
+  // before anything is stopped (stopping the session cancels whatever is
+  // still queued below it). Bounded by the mount's timeout=.
+  if (write_behind_ != nullptr &&
+      !write_behind_->Drain(absl::Now() + options_.call_timeout)) {
+    Log("%s: write-behind: %zu operations were not sent before the end",
+        spec_.mountpoint.c_str(), write_behind_->queued());
+  }
   if (greeter_ != nullptr) greeter_->Stop();
   if (session_ != nullptr) {
     if (!session_->session_ended()) {
@@ -520,11 +528,6 @@ void Mount::Shutdown() {
       AbortFuseConnection(identity_.device);
     }
     session_->Stop();
-  }
-  if (write_behind_ != nullptr &&
-      !write_behind_->Drain(absl::Now() + options_.call_timeout)) {
-    Log("%s: write-behind: %zu operations were not sent before the end",
-        spec_.mountpoint.c_str(), write_behind_->queued());
   }
   if (channel_ != nullptr) {
     // Releases answered at once may still be on their way: no reply may

@@ -133,6 +133,8 @@ class Mount {
   // spec().mountpoint when it is no longer attached.
   std::string CurrentMountpoint() const;
   const std::string& backend_name() const { return backend_name_; }
+  // The longest Shutdown may wait for the backend (queued changes sent).
+  absl::Duration ShutdownWait() const { return options_.call_timeout; }
   // "insecure" (plain TCP), the TLS backend's pinned identity
   // (peer_identity.h), or "" (Unix socket).
   std::string BackendIdentity() const;

@@ -303,6 +303,7 @@ absl::Status MountManager::Unmount(const std::string& mountpoint, bool lazy,
     }
     ++mounts_[id].in_use;
   }
+  const absl::Duration shutdown_wait = m->ShutdownWait();
   // The session may end (and the reaper take the entry) as soon as umount2
   // returns, before Mount::Unmount does: in_use keeps the Mount alive.
   absl::Status st = m->Unmount(lazy);
@@ -314,13 +315,15 @@ absl::Status MountManager::Unmount(const std::string& mountpoint, bool lazy,
   Log("unmounted %s%s", mountpoint.c_str(),
           lazy ? " (lazy)" : "");
   if (!lazy) {
-    // Without open files the session ends at once; wait so that a following
-    // `list` no longer shows the mount.
+    // Without open files the session ends at once; wait until the mount is
+    // shut down, so that a following `list` no longer shows it and the
+    // changes answered early (write_behind) reached the backend.
     absl::MutexLock lock(&mu_);
     auto reaped = [this, id]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      return mounts_.count(id) == 0;
+      return mounts_.count(id) == 0 && !shutting_down_.contains(id);
     };
-    mu_.AwaitWithTimeout(absl::Condition(&reaped), absl::Seconds(5));
+    mu_.AwaitWithTimeout(absl::Condition(&reaped),
+                         absl::Seconds(5) + shutdown_wait);
   }
   return absl::OkStatus();
 }
@@ -388,6 +391,7 @@ void MountManager::OnSessionEnd(uint64_t mount_id) {
 void MountManager::ReaperLoop() {
   for (;;) {
     Entry e;
+    uint64_t id;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
@@ -396,18 +400,21 @@ void MountManager::ReaperLoop() {
           },
           this));
       if (ended_.empty()) return;  // stopping, nothing left to reap
-      uint64_t id = ended_.front();
+      id = ended_.front();
       ended_.pop_front();
       AwaitUnusedLocked(id);
       auto it = mounts_.find(id);
       if (it == mounts_.end()) continue;
       e = std::move(it->second);
       mounts_.erase(it);
+      shutting_down_.insert(id);
       WriteRecordLocked();
     }
     Log("mount %s ended",
             e.mount->spec().mountpoint.c_str());
     e.mount->Shutdown();  // joins the session's loop thread; never under mu_
+    absl::MutexLock lock(&mu_);
+    shutting_down_.erase(id);
   }
 }
 

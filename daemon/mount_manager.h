@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -142,6 +143,9 @@ class MountManager {
   // Mountpoints with a Mount() in progress, so two requests cannot race.
   absl::flat_hash_map<std::string, Pending> pending_ ABSL_GUARDED_BY(mu_);
   std::deque<uint64_t> ended_ ABSL_GUARDED_BY(mu_);
+  // Taken from mounts_ by the reaper and not yet shut down (queued changes
+  // still being sent): an unmount waits for that too.
+  absl::flat_hash_set<uint64_t> shutting_down_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread reaper_;
 };

@@ -16,6 +16,8 @@ import os
 import re
 import signal
 import stat
+import threading
+import time
 
 import pytest
 
@@ -611,6 +613,38 @@ def test_a_backend_killed_with_a_change_queued(mounts):
     with open(os.path.join(m.backing, "g"), "rb") as fh:
         assert fh.read() == b"after the restart"
     assert perm(os.path.join(m.backing, "g")) == 0o640
+
+
+def test_an_unmount_sends_the_queued_changes_first(mounts):
+    # The backend is stopped while three chmods are answered early: they
+    # wait in the daemon. An unmount must send them before it lets go of
+    # the backend, not drop them (a program that chmods and unmounts would
+    # otherwise lose its changes without a word).
+    m = mounts.mount("loopback", options=OPTIONS)
+    ops = mounts.ops()
+    names = ["f1", "f2", "f3"]
+    paths = [os.path.join(m.path, n) for n in names]
+    ops.ok([("write_file", p, b"data", 0o644) for p in paths])
+    cached(ops, m, *paths)
+    stop_backend(m)
+    resumed = False
+    try:
+        assert ops.run([("chmod", p, 0o600) for p in paths],
+                       timeout=20) == [True] * 3
+        assert write_behind_stats(m).queued == 3
+        unmount = threading.Thread(
+            target=lambda: m.daemon.unmount(m.path, timeout=60))
+        unmount.start()
+        time.sleep(1)  # the unmount is waiting for the stopped backend
+        m.backend.signal(signal.SIGCONT)
+        resumed = True
+        unmount.join(60)
+        assert not unmount.is_alive()
+    finally:
+        if not resumed:
+            m.backend.signal(signal.SIGCONT)
+    assert fhlib.wait_until(lambda: not is_mounted(m.path), 20)
+    assert [perm(os.path.join(m.backing, n)) for n in names] == [0o600] * 3
 
 
 # --- 7. the options write_behind needs -------------------------------------------------
