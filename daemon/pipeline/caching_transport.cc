@@ -342,26 +342,42 @@ void CachingTransport::SendReaddir(v1::Op op, Done done, bool prefetched) {
 void CachingTransport::SendMutation(v1::Op op, Done done) {
   // What a rename or unlink replaces may be one of several hard links; its
   // inode number is only known before the name goes away.
-  uint64_t replaced_ino = 0;
-  uint32_t replaced_nlink = 0;
+  NamesBefore before;
   if (op.has_unlink()) {
-    options_.cache->GetIno(op.unlink().path(), &replaced_ino, &replaced_nlink);
+    options_.cache->GetIno(op.unlink().path(), &before.replaced_ino,
+                           &before.replaced_nlink);
   } else if (op.has_rename()) {
-    options_.cache->GetIno(op.rename().new_path(), &replaced_ino,
-                           &replaced_nlink);
+    options_.cache->GetIno(op.rename().new_path(), &before.replaced_ino,
+                           &before.replaced_nlink);
+    // Only a file with several names can be renamed onto another of its
+    // names, and only if the target exists (or may).
+    v1::Attr source, target;
+    const auto source_known = options_.cache->GetAttr(op.rename().old_path(),
+                                                      &source);
+    const auto target_known = options_.cache->GetAttr(op.rename().new_path(),
+                                                      &target);
+    const bool source_single =
+        source_known == MetadataCache::AttrLookup::kHit &&
+        (S_ISDIR(source.mode()) || source.nlink() == 1);
+    const bool different =
+        target_known == MetadataCache::AttrLookup::kNegative ||
+        (source_known == MetadataCache::AttrLookup::kHit &&
+         target_known == MetadataCache::AttrLookup::kHit &&
+         source.ino() != 0 && source.ino() != target.ino());
+    before.maybe_same_file = !source_single && !different;
   } else if (op.has_link()) {
-    options_.cache->GetIno(op.link().old_path(), &replaced_ino,
-                           &replaced_nlink);
+    options_.cache->GetIno(op.link().old_path(), &before.replaced_ino,
+                           &before.replaced_nlink);
   }
   auto shared_op = std::make_shared<v1::Op>(std::move(op));
   v1::Op to_send = *shared_op;
   Forward(
       std::move(to_send),
-      [this, shared_op, replaced_ino, replaced_nlink,
+      [this, shared_op, before,
        done = std::move(done)](const v1::OpResult& result) {
         if (result.posix_errno() == 0 || OutcomeUnknown(result.posix_errno()) ||
             result.posix_errno() == ENOENT) {
-          ApplyMutation(*shared_op, result, replaced_ino, replaced_nlink);
+          ApplyMutation(*shared_op, result, before);
         }
         const v1::Attr* attr = ResultAttr(result);
         if (attr == nullptr || attr->ttl_ms() != 0) {
@@ -414,8 +430,9 @@ void CachingTransport::ParentChanged(const std::string& dir,
 
 void CachingTransport::ApplyMutation(const v1::Op& op,
                                      const v1::OpResult& result,
-                                     uint64_t replaced_ino,
-                                     uint32_t replaced_nlink) {
+                                     const NamesBefore& before) {
+  const uint64_t replaced_ino = before.replaced_ino;
+  const uint32_t replaced_nlink = before.replaced_nlink;
   MetadataCache* cache = options_.cache;
   const bool ok = result.posix_errno() == 0;
   const absl::Duration negative = options_.policy.negative_ttl;
@@ -499,8 +516,15 @@ void CachingTransport::ApplyMutation(const v1::Op& op,
       if (ok) {
         bool exchange = op.rename().flags() & RENAME_EXCHANGE;
         cache->Rename(from, to, exchange);
-        if (!exchange && negative > absl::ZeroDuration()) {
+        // A rename onto another name of the same file changes nothing
+        // (rename(2) succeeds and both names stay). Each name is a node of
+        // its own in the kernel, so the kernel cannot tell: `from` is
+        // remembered as absent only when it cannot be such a rename.
+        if (!exchange && !before.maybe_same_file &&
+            negative > absl::ZeroDuration()) {
           cache->MarkRemoved(from, negative);
+        } else if (!exchange) {
+          cache->DropSubtree(from);
         }
       } else {
         cache->DropSubtree(from);

@@ -137,8 +137,17 @@ class CachingTransport : public OpTransport, public CacheCoherence {
   void SendXattrRead(v1::Op op, Done done);
   // Forwards a mutation and applies the coherence rules to its result.
   void SendMutation(v1::Op op, Done done);
+  // What the cache knew before a mutation was sent: the inode number and
+  // link count of the name it replaces or links (0 when not cached), and
+  // for a rename, whether the name it moves may be a hard link of the name
+  // it replaces.
+  struct NamesBefore {
+    uint64_t replaced_ino = 0;
+    uint32_t replaced_nlink = 0;
+    bool maybe_same_file = false;
+  };
   void ApplyMutation(const v1::Op& op, const v1::OpResult& result,
-                     uint64_t replaced_ino, uint32_t replaced_nlink);
+                     const NamesBefore& before);
   // Directory `dir` gained or lost a name: caches its attributes afterwards
   // if the backend sent them (OpResult.parent_attr), else forgets them.
   void ParentChanged(const std::string& dir, const v1::Attr& attr);

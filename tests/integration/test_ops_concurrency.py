@@ -151,6 +151,25 @@ def test_unlink_right_after_link_shows_through_the_other_name(root_fs):
     assert (r[1]["nlink"], r[3]["nlink"], r[5]["nlink"]) == (1, 2, 1), r
 
 
+def test_rename_onto_another_name_of_the_same_file_keeps_both(root_fs):
+    """rename(2) of one hard link onto another of the same file does
+    nothing and succeeds: both names stay. Each name is a node of its own
+    in the kernel, so the rename reaches the daemon, which must not then
+    remember the first name as gone."""
+    r = root_fs.ops.run([
+        ("write_file", "a", b"x"),
+        ("link", "a", "b"),
+        ("stat", "a"), ("stat", "b"),
+        ("rename", "a", "b"),
+        ("stat", "a"), ("stat", "b"),
+        ("listdir", "."),
+    ])
+    assert r[4] is True, r
+    assert isinstance(r[5], dict) and r[5]["nlink"] == 2, r
+    assert r[6]["nlink"] == 2 and r[5]["ino"] == r[6]["ino"], r
+    assert sorted(r[7]) == ["a", "b"], r
+
+
 def test_hardlink_coherence_repeated(root_fs):
     """Hard links are one file: a change through one name (a new link, a
     write, an unlink) shows at once through the others. Repeated, because
