@@ -107,6 +107,17 @@ WriteBehind::Keys WriteBehind::KeysOf(const v1::Op& op) {
   return keys;
 }
 
+namespace {
+
+// A file with several names: each is a node of its own in the kernel and a
+// path of its own here, so a change queued under one name would not hold
+// back an op under another (getattr, a write, a truncate) that must see it.
+bool HasOtherNames(const v1::Attr& attr) {
+  return !S_ISDIR(attr.mode()) && attr.nlink() > 1;
+}
+
+}  // namespace
+
 bool WriteBehind::Answer(const v1::Op& op, v1::OpResult* result) {
   MetadataCache* cache = options_.cache;
   if (cache == nullptr) return false;
@@ -116,7 +127,7 @@ bool WriteBehind::Answer(const v1::Op& op, v1::OpResult* result) {
     if (path.empty() || path == "/") return false;
     v1::Attr file, dir;
     if (cache->GetAttr(path, &file) != MetadataCache::AttrLookup::kHit ||
-        S_ISDIR(file.mode()) ||
+        S_ISDIR(file.mode()) || HasOtherNames(file) ||
         cache->GetAttr(ParentPath(path), &dir) !=
             MetadataCache::AttrLookup::kHit) {
       return false;
@@ -133,7 +144,8 @@ bool WriteBehind::Answer(const v1::Op& op, v1::OpResult* result) {
                                              : op.utimens().path();
   v1::Attr attr;
   if (path.empty() ||
-      cache->GetAttr(path, &attr) != MetadataCache::AttrLookup::kHit) {
+      cache->GetAttr(path, &attr) != MetadataCache::AttrLookup::kHit ||
+      HasOtherNames(attr)) {
     return false;
   }
   if (op.has_chmod()) {

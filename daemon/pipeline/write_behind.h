@@ -9,7 +9,9 @@
 //                          not a chown of a set-id file (the backend decides
 //                          which bits it drops);
 //   unlink                 of a cached non-directory whose directory's
-//                          attributes are cached too (they get new times).
+//                          attributes are cached too (they get new times);
+// never of a file with several names (hard links): ops are ordered by path,
+// and another name's ops would not wait for the change.
 // Everything else goes on as before, except that an op touching what a
 // queued op touches waits behind it, and fsync and fsyncdir wait for every
 // queued op. Two ops touch the same thing when they name the same open

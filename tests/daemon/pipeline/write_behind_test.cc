@@ -539,6 +539,24 @@ TEST_F(WriteBehindTest, UnlinkOfADirectoryOrAnUncachedPathWaits) {
   EXPECT_EQ(wb_->failed(), 0u);
 }
 
+// Each name of a hard-linked file is a path of its own: a change queued
+// under one would not hold back ops under the others.
+TEST_F(WriteBehindTest, NoChangeOfAFileWithSeveralNamesIsAnsweredEarly) {
+  Make();
+  PutDir("/d", 2);
+  v1::Attr linked = AttrOf(5, S_IFREG | 0644);
+  linked.set_nlink(2);
+  cache_.PutAttr("/d/a", linked, absl::Hours(1), cache_.epoch());
+  Reply* chmod = Send(ChmodOp("/d/a", 0600));
+  Reply* chown = Send(ChownOp("/d/a", 1, 1));
+  Reply* utimens = Send(UtimensOp("/d/a", Now(), Now()));
+  Reply* unlink = Send(UnlinkOp("/d/a"));
+  for (Reply* r : {chmod, chown, utimens, unlink}) {
+    EXPECT_FALSE(r->answered());
+  }
+  EXPECT_EQ(wb_->deferred(), 0u);
+}
+
 // --- order ---------------------------------------------------------------
 
 TEST_F(WriteBehindTest, ChangesOfOnePathGoInSeparateMessagesInOrder) {
