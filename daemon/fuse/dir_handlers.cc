@@ -508,6 +508,7 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
     return;
   }
   DirentBuffer buf(size, plus);
+  std::vector<uint64_t> referenced;  // lookups the buffer hands the kernel
   bool need_more = false;
   uint64_t cookie = 0;
   {
@@ -540,6 +541,7 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
       if (plus && e != nullptr && e->attr != nullptr) {
         uint64_t id = options_.nodes->AddLookup(dir, e->name);
         if (id != 0) {
+          referenced.push_back(id);
           NoteInode(id, *e->attr);
           entry.node = id;
           if (entry.attr.st_ino == 0 || entry.attr.st_ino == kUnknownIno) {
@@ -556,7 +558,10 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
   }
   if (plus && h->handed_bare.load()) NoteBareListing(dir);
   if (!need_more) {
-    req->ReplyData(buf.Take());
+    if (!req->ReplyData(buf.Take())) {
+      // Abandoned meanwhile: the kernel never got these references.
+      for (uint64_t id : referenced) options_.nodes->Forget(id, 1);
+    }
     return;
   }
   v1::Op op = NewOp(*req);

@@ -65,8 +65,8 @@ bool KernelRequest::ReplyCreate(const KernelEntry& entry,
   return Finish(0) && SendCreate(entry, open) == 0;
 }
 
-void KernelRequest::ReplyData(absl::string_view data) {
-  if (Finish(0)) SendData(data);
+bool KernelRequest::ReplyData(absl::string_view data) {
+  return Finish(0) && SendData(data) == 0;
 }
 
 void KernelRequest::ReplyWritten(size_t count) {

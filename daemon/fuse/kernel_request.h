@@ -94,7 +94,9 @@ class KernelRequest {
   bool ReplyOpen(const KernelOpenReply& open);
   bool ReplyCreate(const KernelEntry& entry, const KernelOpenReply& open);
   // File data, a readdir buffer or an xattr value.
-  void ReplyData(absl::string_view data);
+  // False if the kernel did not take it (the request was abandoned):
+  // lookup references a readdirplus buffer hands out were never received.
+  bool ReplyData(absl::string_view data);
   // Bytes written (write, copy_file_range).
   void ReplyWritten(size_t count);
   void ReplyStatfs(const struct statvfs& st);

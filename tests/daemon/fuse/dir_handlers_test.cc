@@ -219,6 +219,22 @@ TEST_F(DirHandlerTest, AnAnswerAfterTheReleaseKeepsNothing) {
   EXPECT_EQ(budget.used(), 0u);
 }
 
+// A readdirplus buffer hands the kernel a lookup reference per entry with
+// attributes. If the kernel does not take the buffer (the request was
+// abandoned while the page was on its way), it never got them: none may be
+// left counted.
+TEST_F(DirHandlerTest, ReferencesOfAReaddirplusTheKernelDidNotTakeAreGiven) {
+  uint64_t fh = OpenRoot();
+  const size_t nodes_before = nodes_.size();
+  auto req = Req(KernelOp::kReaddirplus);
+  req->refuse = true;
+  handlers_->Readdir(req, kRoot, fh, 4096, 2, true);
+  pipeline_.Answer(sent() - 1, Page({"a", "b", "c"}, true));
+  EXPECT_EQ(req->kind, FakeRequest::Kind::kData);
+  EXPECT_EQ(nodes_.size(), nodes_before);
+  EXPECT_EQ(nodes_.Find("/a"), 0u);
+}
+
 TEST_F(DirHandlerTest, ResumableListingsContinueFromTheLastCookie) {
   uint64_t fh = OpenRoot();
   Read(fh, 0, 4096, false);

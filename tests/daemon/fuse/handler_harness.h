@@ -55,8 +55,8 @@ class FakeRequest : public KernelRequest {
   size_t count = 0;  // written, xattr size
   off_t offset = 0;  // lseek's offset, ioctl's result
   struct flock lock = {};
-  // The kernel does not take the next entry/open/create reply (as if the
-  // request were interrupted).
+  // The kernel does not take the next entry/open/create/data reply (as if
+  // the request were interrupted).
   bool refuse = false;
 
  protected:
@@ -86,7 +86,7 @@ class FakeRequest : public KernelRequest {
   }
   int SendData(absl::string_view d) override {
     data = std::string(d);
-    return Set(Kind::kData, 0);
+    return Taken(Kind::kData);
   }
   int SendWritten(size_t n) override {
     count = n;
