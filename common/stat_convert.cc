@@ -76,6 +76,31 @@ void StatvfsFromProto(const v1::StatfsReply& reply, struct statvfs* out) {
   out->f_namemax = reply.namemax() ? reply.namemax() : 255;
 }
 
+uint32_t CreatedFileType(const v1::Op& op) {
+  switch (op.op_case()) {
+    case v1::Op::kCreate:
+      return S_IFREG;
+    case v1::Op::kMkdir:
+      return S_IFDIR;
+    case v1::Op::kSymlink:
+      return S_IFLNK;
+    case v1::Op::kMknod:
+      // mknod(2) with no type bits makes a regular file.
+      return (op.mknod().mode() & S_IFMT) != 0 ? (op.mknod().mode() & S_IFMT)
+                                               : S_IFREG;
+    case v1::Op::kLink:
+      return kNotADirectory;
+    default:
+      return 0;
+  }
+}
+
+bool FileTypeFits(uint32_t created_type, uint32_t mode) {
+  if (created_type == 0) return true;
+  if (created_type == kNotADirectory) return !S_ISDIR(mode);
+  return (mode & S_IFMT) == created_type;
+}
+
 int SanitizeErrno(int posix_errno) {
   if (posix_errno == 0) return 0;
   if (posix_errno < 0 || posix_errno > kMaxErrno) return EIO;

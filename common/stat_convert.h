@@ -24,6 +24,15 @@ void StatFromProto(const v1::Attr& attr, struct stat* out);
 void StatvfsToProto(const struct statvfs& st, v1::StatfsReply* out);
 void StatvfsFromProto(const v1::StatfsReply& reply, struct statvfs* out);
 
+// The file type (S_IFMT bits) the name an op makes must have: create,
+// mknod, mkdir, symlink; kNotADirectory for link; 0 for other ops (any).
+// The kernel refuses an entry of another type without a FORGET or RELEASE,
+// so the reference and open handle of such a reply would never come back.
+inline constexpr uint32_t kNotADirectory = ~0u;
+uint32_t CreatedFileType(const v1::Op& op);
+// Whether mode `mode` is what CreatedFileType asked for.
+bool FileTypeFits(uint32_t created_type, uint32_t mode);
+
 // Largest errno value accepted on the wire; anything outside 1..kMaxErrno
 // (other than 0) is replaced by EIO.
 inline constexpr int kMaxErrno = v1::LIMIT_MAX_ERRNO;

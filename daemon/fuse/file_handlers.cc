@@ -78,6 +78,12 @@ void RequestHandlers::Create(Request req, uint64_t parent, std::string name,
                  options_.nodes->Forget(e.node, 1);
                  ReleaseOrphan(path, open.fh, flags);
                }
+             },
+             S_IFREG,
+             // No attributes, or not a regular file's: the kernel never
+             // gets the handle, so the backend's open is closed here.
+             [this, path, fh = open.fh, flags] {
+               ReleaseOrphan(path, fh, flags);
              });
   });
 }

@@ -61,8 +61,10 @@ void RequestHandlers::SendSimple(const Request& req, v1::Op op,
 void RequestHandlers::SendCreating(const Request& req, v1::Op op,
                                    uint64_t parent, std::string name,
                                    std::string path, uint64_t stale) {
+  const uint32_t created_type = CreatedFileType(op);
   Send(std::move(op), [this, req, parent, name = std::move(name),
-                       path = std::move(path), stale](const v1::OpResult& res) {
+                       path = std::move(path), stale,
+                       created_type](const v1::OpResult& res) {
     if (Failed(req, res)) return;
     const v1::Attr* known =
         res.entry().has_attr() ? &res.entry().attr() : nullptr;
@@ -82,7 +84,8 @@ void RequestHandlers::SendCreating(const Request& req, v1::Op op,
                AfterSiblingsDropped(nodes, [this, req, parent, name, attr] {
                  ReplyEntry(req, parent, name, attr);
                });
-             });
+             },
+             created_type);
   });
 }
 
@@ -225,19 +228,34 @@ void RequestHandlers::ReplyEntry(const Request& req, uint64_t parent,
 
 void RequestHandlers::WithAttr(const Request& req, const std::string& path,
                                std::optional<uint64_t> fh,
-                               const v1::Attr* known, Then then) {
+                               const v1::Attr* known, Then then,
+                               uint32_t created_type,
+                               std::function<void()> failed) {
+  auto use = [req, then = std::move(then), created_type,
+              failed](const v1::Attr& attr) {
+    if (!FileTypeFits(created_type, attr.mode())) {
+      req->ReplyError(EIO);
+      if (failed) failed();
+      return;
+    }
+    then(attr);
+  };
   if (known != nullptr) {
-    then(*known);
+    use(*known);
     return;
   }
   v1::Op op = NewOp(*req);
   v1::GetattrRequest* r = op.mutable_getattr();
   r->set_path(path);
   if (fh) r->set_fh(*fh);
-  Send(std::move(op),
-       [req, then = std::move(then)](const v1::OpResult& res) {
-         if (!Failed(req, res)) then(res.getattr().attr());
-       });
+  Send(std::move(op), [req, use = std::move(use),
+                       failed = std::move(failed)](const v1::OpResult& res) {
+    if (Failed(req, res)) {
+      if (failed) failed();
+      return;
+    }
+    use(res.getattr().attr());
+  });
 }
 
 // ---- open files ------------------------------------------------------------------

@@ -296,9 +296,14 @@ class RequestHandlers {
   void ReplyEntry(const Request& req, uint64_t parent, const std::string& name,
                   const v1::Attr& attr);
   // Calls `then` with the attributes of `path`: `known` when the backend
-  // sent them, else by asking it; answers with the error otherwise.
+  // sent them, else by asking it; answers with the error otherwise (EIO
+  // for attributes of another type than `created_type`, CreatedFileType
+  // in stat_convert.h), and then runs `failed` if given (what the op made
+  // that the kernel will never release).
   void WithAttr(const Request& req, const std::string& path,
-                std::optional<uint64_t> fh, const v1::Attr* known, Then then);
+                std::optional<uint64_t> fh, const v1::Attr* known, Then then,
+                uint32_t created_type = 0,
+                std::function<void()> failed = nullptr);
   // Drops the kernel's attributes of `nodes`, then runs `reply`.
   void AfterSiblingsDropped(const std::vector<uint64_t>& nodes,
                             const std::function<void()>& reply);

@@ -169,11 +169,21 @@ bool CheckPayload(const ReplyExpectation& expect, v1::OpResult* r,
           !KeepOptionalAttr(r->mutable_entry()->mutable_attr(), problems)) {
         r->mutable_entry()->clear_attr();
       }
+      if (r->entry().has_attr() &&
+          !FileTypeFits(expect.created_type, r->entry().attr().mode())) {
+        problems->push_back("a new name of another file type than made");
+        return false;
+      }
       return true;
     case v1::OpResult::kCreate:
       if (r->create().has_attr() &&
           !KeepOptionalAttr(r->mutable_create()->mutable_attr(), problems)) {
         r->mutable_create()->clear_attr();
+      }
+      if (r->create().has_attr() &&
+          !FileTypeFits(expect.created_type, r->create().attr().mode())) {
+        problems->push_back("a new name of another file type than made");
+        return false;
       }
       if (r->create().open().has_contents()) {
         r->mutable_create()->mutable_open()->clear_contents();  // opens only
@@ -270,6 +280,7 @@ ReplyExpectation ReplyExpectation::Of(const v1::Op& op) {
     case v1::Op::kLock: e.getlk = op.lock().cmd() == F_GETLK; break;
     default: break;
   }
+  e.created_type = CreatedFileType(op);
   return e;
 }
 

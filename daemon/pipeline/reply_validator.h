@@ -63,6 +63,8 @@ struct ReplyExpectation {
   uint64_t size = 0;
   // lock: F_GETLK needs the lock in the reply; F_SETLK(W) returns nothing.
   bool getlk = false;
+  // What the name an op makes must be (CreatedFileType, stat_convert.h).
+  uint32_t created_type = 0;
 
   static ReplyExpectation Of(const v1::Op& op);
 };

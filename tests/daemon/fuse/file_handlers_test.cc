@@ -164,6 +164,44 @@ TEST_F(HandlerTest, ACreateTheKernelDidNotTakeIsUndone) {
   EXPECT_EQ(nodes_.Find("/n"), 0u);
 }
 
+// What the kernel never receives it never releases: a create whose
+// attributes could not be had, or are of another file type (which the
+// kernel refuses), has its backend handle released here.
+TEST_F(HandlerTest, ACreateWithoutUsableAttributesReleasesItsHandle) {
+  auto failed = Req(KernelOp::kCreate);
+  handlers_->Create(failed, kRoot, "n", S_IFREG | 0600, O_CREAT | O_WRONLY);
+  v1::OpResult r;
+  r.mutable_create()->mutable_open()->set_fh(12);
+  pipeline_.Answer(0, r);  // no attributes: asked for
+  ASSERT_EQ(sent(), 2u);
+  pipeline_.Answer(1, Errno(ESTALE));
+  EXPECT_EQ(failed->err, ESTALE);
+  ASSERT_EQ(sent(), 3u);
+  EXPECT_EQ(pipeline_.op(2).release().fh(), 12u);
+
+  auto directory = Req(KernelOp::kCreate);
+  handlers_->Create(directory, kRoot, "m", S_IFREG | 0600, O_CREAT | O_WRONLY);
+  r.mutable_create()->mutable_open()->set_fh(13);
+  pipeline_.Answer(3, r);
+  ASSERT_EQ(sent(), 5u);
+  pipeline_.Answer(4, GetattrResult(FileAttr(41, S_IFDIR | 0755, 2)));
+  EXPECT_EQ(directory->err, EIO);
+  ASSERT_EQ(sent(), 6u);
+  EXPECT_EQ(pipeline_.op(5).release().fh(), 13u);
+  EXPECT_EQ(nodes_.Find("/n"), 0u);
+  EXPECT_EQ(nodes_.Find("/m"), 0u);
+}
+
+TEST_F(HandlerTest, AMkdirAnsweredWithAFileFailsAndKeepsNoNode) {
+  auto req = Req(KernelOp::kMkdir);
+  handlers_->Mkdir(req, kRoot, "d", 0755);
+  pipeline_.Answer(0, v1::OpResult());  // no attributes: asked for
+  ASSERT_EQ(sent(), 2u);
+  pipeline_.Answer(1, GetattrResult(FileAttr(42)));
+  EXPECT_EQ(req->err, EIO);
+  EXPECT_EQ(nodes_.Find("/d"), 0u);
+}
+
 TEST_F(HandlerTest, AWriteToAHardLinkDropsTheOtherNamesFirst) {
   uint64_t a = Known(kRoot, "a", FileAttr(5, S_IFREG | 0644, 2));
   uint64_t b = Known(kRoot, "b", FileAttr(5, S_IFREG | 0644, 2));

@@ -145,6 +145,55 @@ TEST(ValidateResult, OptionalAttrsWithoutAFileTypeAreDropped) {
 
 // Checking an optional field must not create it: an empty parent_attr would
 // read as "the backend sent directory attributes" further up.
+// The kernel refuses a new entry of another type than the op made, and
+// then neither forgets its node nor releases its handle.
+TEST(ValidateResult, ANewNameOfAnotherFileTypeIsEio) {
+  struct Case {
+    v1::Op op;
+    uint32_t mode;
+    bool fits;
+  };
+  auto op = [](auto set) {
+    v1::Op o;
+    set(&o);
+    return o;
+  };
+  std::vector<Case> cases = {
+      {op([](v1::Op* o) { o->mutable_mkdir()->set_path("/d"); }),
+       S_IFREG | 0644, false},
+      {op([](v1::Op* o) { o->mutable_mkdir()->set_path("/d"); }),
+       S_IFDIR | 0755, true},
+      {op([](v1::Op* o) { o->mutable_symlink()->set_path("/l"); }),
+       S_IFDIR | 0755, false},
+      {op([](v1::Op* o) { o->mutable_mknod()->set_mode(S_IFIFO | 0644); }),
+       S_IFIFO | 0644, true},
+      {op([](v1::Op* o) { o->mutable_mknod()->set_mode(0644); }),
+       S_IFREG | 0644, true},
+      {op([](v1::Op* o) { o->mutable_mknod()->set_mode(S_IFIFO | 0644); }),
+       S_IFREG | 0644, false},
+      {op([](v1::Op* o) { o->mutable_link()->set_new_path("/b"); }),
+       S_IFDIR | 0755, false},
+      {op([](v1::Op* o) { o->mutable_link()->set_new_path("/b"); }),
+       S_IFLNK | 0777, true},
+  };
+  for (const Case& c : cases) {
+    v1::OpResult r;
+    r.set_id(1);
+    *r.mutable_entry()->mutable_attr() = FileAttr(c.mode);
+    std::vector<std::string> problems =
+        ValidateResult(ReplyExpectation::Of(c.op), &r);
+    EXPECT_EQ(r.posix_errno() == 0, c.fits) << c.op.ShortDebugString();
+    EXPECT_EQ(problems.empty(), c.fits) << c.op.ShortDebugString();
+  }
+  v1::Op create;
+  create.mutable_create()->set_path("/f");
+  v1::OpResult r;
+  r.mutable_create()->mutable_open()->set_fh(3);
+  *r.mutable_create()->mutable_attr() = FileAttr(S_IFDIR | 0755);
+  ValidateResult(ReplyExpectation::Of(create), &r);
+  EXPECT_EQ(r.posix_errno(), EIO);
+}
+
 TEST(ValidateResult, AbsentOptionalAttrsStayAbsent) {
   v1::OpResult r;
   r.mutable_read()->set_data("hello");
