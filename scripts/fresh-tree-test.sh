@@ -48,7 +48,19 @@ SHA=$(git -C "$REPO" rev-parse --verify "$COMMIT^{commit}")
 # so that unmounting them from the tree never unmounts anything of this
 # machine's.
 unmount_tree() {
-  local m
+  local m p
+  # Whatever still runs in the tree (an interrupted run's daemons, Bazel's
+  # server) goes first: it holds the tree's mounts and files.
+  for p in /proc/[0-9]*; do
+    if [[ $(readlink "$p/root" 2>/dev/null) == "$TREE" ]]; then
+      kill -9 "${p#/proc/}" 2>/dev/null || true
+    fi
+  done
+  # Mounts an interrupted run left in the tree's /tmp (the suite's own).
+  while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done < <(awk -v t="$TREE/tmp/" 'index($5, t) == 1 {print $5}' \
+             /proc/self/mountinfo)
   for m in dev sys proc; do
     if mountpoint -q "$TREE/$m"; then
       umount -R -l "$TREE/$m" || true
