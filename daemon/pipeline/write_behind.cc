@@ -383,6 +383,7 @@ void WriteBehind::Pump() {
     std::vector<const Keys*> ahead;
     auto remaining = std::make_shared<size_t>(0);
     size_t looked = 0;
+    bool message_deferred = false;
     for (auto it = queue_.begin();
          it != queue_.end() && message.size() < kMaxOpsPerMessage &&
          looked < kLookAhead;
@@ -390,6 +391,12 @@ void WriteBehind::Pump() {
       Queued& q = *it;
       // A Settle() waits for what is before it, sent or not.
       if (q.settled) break;
+      // Changes answered early and kernel requests that waited behind them
+      // go in messages of their own: a message's deadline is its earliest
+      // op's, and a request that waited long must not cut short the
+      // changes (nor they hold the request past its own).
+      if (!message.empty() && q.deferred != message_deferred) break;
+      message_deferred = q.deferred;
       // A backend that runs the message in order keeps the queue's order
       // itself: everything goes as it came.
       if (!in_order) {

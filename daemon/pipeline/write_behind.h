@@ -24,6 +24,11 @@
 // it (taken or left queued) touches: no op overtakes one it depends on, and
 // no two ops of a message touch the same thing (the backend may run them in
 // any order); fsync and fsyncdir go alone, after everything before them.
+// Changes answered early and kernel requests that waited behind them never
+// share a message: a message's deadline is its earliest op's, and the
+// changes, which no one waits for, must not time out with a request that
+// waited long (the backend would go on running them while the next
+// message overtook them).
 //
 // Errors: a deferred op the backend refuses (or that is lost with the
 // connection) is logged and counted, and `on_failure` is told its paths, so
