@@ -55,6 +55,29 @@ bool IsDeferrable(const v1::Op& op) {
          op.has_unlink();
 }
 
+// Ops that change nothing a later early answer is computed from.
+bool ReadsOnly(const v1::Op& op) {
+  switch (op.op_case()) {
+    case v1::Op::kGetattr:
+    case v1::Op::kReadlink:
+    case v1::Op::kRead:
+    case v1::Op::kOpendir:
+    case v1::Op::kReaddir:
+    case v1::Op::kStatfs:
+    case v1::Op::kGetxattr:
+    case v1::Op::kListxattr:
+    case v1::Op::kAccess:
+    case v1::Op::kLseek:
+    case v1::Op::kRelease:
+    case v1::Op::kReleasedir:
+    case v1::Op::kFlush:
+    case v1::Op::OP_NOT_SET:  // a Settle() waiting in the queue
+      return true;
+    default:
+      return false;
+  }
+}
+
 
 }  // namespace
 
@@ -167,37 +190,43 @@ bool WriteBehind::Answer(const v1::Op& op, v1::OpResult* result) {
   return true;
 }
 
-bool WriteBehind::ConflictsLocked(const Keys& keys) const {
-  if (pending_ == 0) return false;
+bool WriteBehind::Touched::Conflicts(const Keys& keys) const {
+  if (ops == 0) return false;
   if (keys.barrier) return true;
   for (uint64_t h : keys.handles) {
-    if (handles_.contains(h)) return true;
+    if (handles.contains(h)) return true;
   }
   for (const std::string& p : keys.paths) {
     // The path itself, or one above it.
     for (std::string up = p;; up = ParentPath(up)) {
-      if (paths_.count(up) != 0) return true;
+      if (paths.count(up) != 0) return true;
       if (up == "/") break;
     }
     // One below it.
-    if (p == "/") return !paths_.empty();
-    auto it = paths_.lower_bound(p + "/");
-    if (it != paths_.end() && IsBelow(it->first, p)) return true;
+    if (p == "/") return !paths.empty();
+    auto it = paths.lower_bound(p + "/");
+    if (it != paths.end() && IsBelow(it->first, p)) return true;
   }
   return false;
 }
 
-void WriteBehind::IndexLocked(const Keys& keys, int delta) {
+void WriteBehind::Touched::Add(const Keys& keys, int delta) {
+  ops += delta;
   for (const std::string& p : keys.paths) {
-    int& n = paths_[p];
+    int& n = paths[p];
     n += delta;
-    if (n == 0) paths_.erase(p);
+    if (n == 0) paths.erase(p);
   }
   for (uint64_t h : keys.handles) {
-    int& n = handles_[h];
+    int& n = handles[h];
     n += delta;
-    if (n == 0) handles_.erase(h);
+    if (n == 0) handles.erase(h);
   }
+}
+
+void WriteBehind::IndexLocked(const Keys& keys, int delta, bool changing) {
+  all_.Add(keys, delta);
+  if (changing) waiting_.Add(keys, delta);
 }
 
 OpTransport::Done WriteBehind::Deferred(const v1::Op& op) {
@@ -306,7 +335,7 @@ void WriteBehind::Send(v1::Op op, Done done) {
     if (pending_ != 0 || deferrable) {
       Keys keys = KeysOf(op);
       if (deferrable && deferred_queued_ < options_.max_queued &&
-          Answer(op, &early)) {
+          !waiting_.Conflicts(keys) && Answer(op, &early)) {
         how = kAnswered;
         early.set_id(op.id());
         // It serves no kernel request any more: no deadline to miss.
@@ -332,9 +361,10 @@ void WriteBehind::Send(v1::Op op, Done done) {
 }
 
 void WriteBehind::QueueLocked(PendingOp op, Keys keys, bool deferred) {
-  IndexLocked(keys, +1);
+  const bool changing = !deferred && !ReadsOnly(op.op);
+  IndexLocked(keys, +1, changing);
   ++pending_;
-  queue_.push_back(Queued{std::move(op), std::move(keys), deferred});
+  queue_.push_back(Queued{std::move(op), std::move(keys), deferred, changing});
 }
 
 void WriteBehind::SendAll(std::vector<PendingOp> ops) {
@@ -372,7 +402,7 @@ void WriteBehind::Pump() {
     if (in_flight_) return;
     in_order = in_order_.load();
     while (!queue_.empty() && queue_.front().settled) {
-      IndexLocked(queue_.front().keys, -1);
+      IndexLocked(queue_.front().keys, -1, queue_.front().changing);
       --pending_;
       settled.emplace_back(std::move(queue_.front().settled),
                            TakeErrorLocked());
@@ -415,12 +445,12 @@ void WriteBehind::Pump() {
       ahead.push_back(keys.get());
       message.push_back(PendingOp{
           std::move(q.op.op),
-          [this, keys, remaining, deferred = q.deferred,
+          [this, keys, remaining, deferred = q.deferred, changing = q.changing,
            done = std::move(q.op.done)](const v1::OpResult& result) {
             bool last = false;
             {
               absl::MutexLock lock(&mu_);
-              IndexLocked(*keys, -1);
+              IndexLocked(*keys, -1, changing);
               --pending_;
               if (deferred) --deferred_queued_;
               last = --*remaining == 0;
@@ -451,7 +481,7 @@ void WriteBehind::CancelAll() {
     absl::MutexLock lock(&mu_);
     dropped.swap(queue_);
     for (Queued& q : dropped) {
-      IndexLocked(q.keys, -1);
+      IndexLocked(q.keys, -1, q.changing);
       --pending_;
       if (q.deferred) --deferred_queued_;
     }

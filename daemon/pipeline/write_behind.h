@@ -116,6 +116,8 @@ class WriteBehind : public OpTransport {
     PendingOp op;
     Keys keys;
     bool deferred;  // answered early
+    // A kernel request that changes something (counted in waiting_).
+    bool changing = false;
     // Not an op: `settled` runs when it reaches the front (Settle).
     std::function<void(int)> settled;
   };
@@ -127,8 +129,21 @@ class WriteBehind : public OpTransport {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The early answer for `op`, or false if it must wait for the backend.
   bool Answer(const v1::Op& op, v1::OpResult* result);
-  bool ConflictsLocked(const Keys& keys) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  void IndexLocked(const Keys& keys, int delta)
+  // What a set of queued and in-flight ops touches, with counts.
+  struct Touched {
+    std::map<std::string, int> paths;
+    absl::flat_hash_map<uint64_t, int> handles;
+    size_t ops = 0;
+
+    void Add(const Keys& keys, int delta);
+    bool Conflicts(const Keys& keys) const;
+  };
+  // Whether `keys` touch what a queued or in-flight op touches.
+  bool ConflictsLocked(const Keys& keys) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return pending_ != 0 && all_.Conflicts(keys);
+  }
+  // Counts an op in or out of the indexes (`changing`: waiting_ too).
+  void IndexLocked(const Keys& keys, int delta, bool changing)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `done` of a deferred op: records a failure.
   Done Deferred(const v1::Op& op);
@@ -149,9 +164,13 @@ class WriteBehind : public OpTransport {
   mutable absl::Mutex mu_;
   std::list<Queued> queue_ ABSL_GUARDED_BY(mu_);  // stable addresses
   bool in_flight_ ABSL_GUARDED_BY(mu_) = false;
-  // Paths and handles of the queued and in-flight ops, with counts.
-  std::map<std::string, int> paths_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<uint64_t, int> handles_ ABSL_GUARDED_BY(mu_);
+  // What the queued and in-flight ops touch; and those of them that are
+  // changes waiting for their answer (kernel requests, not answered early):
+  // a change touching one of those is not answered early either, or it
+  // would be answered as if that request (a rename of its directory, say)
+  // had not happened, and reach the backend after it.
+  Touched all_ ABSL_GUARDED_BY(mu_);
+  Touched waiting_ ABSL_GUARDED_BY(mu_);
   // Queued deferred ops (bounded by max_queued).
   size_t deferred_queued_ ABSL_GUARDED_BY(mu_) = 0;
   // Ops queued or in flight.

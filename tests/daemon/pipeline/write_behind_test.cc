@@ -557,6 +557,31 @@ TEST_F(WriteBehindTest, NoChangeOfAFileWithSeveralNamesIsAnsweredEarly) {
   EXPECT_EQ(wb_->deferred(), 0u);
 }
 
+// A rename of /d waits behind a queued change below it. A change of
+// another name below /d, answered early now, would be answered as if the
+// rename had not happened and reach the backend after it (at a path that
+// is gone): it waits for its answer too.
+TEST_F(WriteBehindTest, NoEarlyAnswerUnderARequestThatWaits) {
+  Make();
+  PutDir("/d", 2);
+  PutFile("/d/a", 3);
+  PutFile("/d/b", 4);
+  PutFile("/g", 5);
+  Reply* first = Send(ChmodOp("/d/a", 0600));
+  ASSERT_TRUE(first->answered());
+  v1::Op rename;
+  rename.mutable_rename()->set_old_path("/d");
+  rename.mutable_rename()->set_new_path("/e");
+  Reply* moved = Send(rename);
+  EXPECT_FALSE(moved->answered());
+  Reply* below = Send(ChmodOp("/d/b", 0600));
+  EXPECT_FALSE(below->answered());
+  Reply* elsewhere = Send(ChmodOp("/g", 0600));
+  EXPECT_TRUE(elsewhere->answered());
+  EXPECT_EQ(wb_->deferred(), 2u);
+  EXPECT_EQ(wb_->queued(), 4u);
+}
+
 // --- order ---------------------------------------------------------------
 
 TEST_F(WriteBehindTest, ChangesOfOnePathGoInSeparateMessagesInOrder) {
