@@ -241,11 +241,9 @@ OpTransport::Done WriteBehind::Deferred(const v1::Op& op) {
   return [this, paths = std::move(paths), what](const v1::OpResult& result) {
     const int err = result.posix_errno();
     if (err == 0) return;
+    // The error itself was recorded for the next fsync with the op's end
+    // (Pump), under the same lock.
     const uint64_t n = ++failed_;
-    {
-      absl::MutexLock lock(&mu_);
-      if (unreported_errno_ == 0) unreported_errno_ = err;
-    }
     if (n <= kFailuresLogged) {
       Log("%s: write-behind: %s of %s failed at the backend: %s%s",
           options_.log_name.c_str(), what,
@@ -450,6 +448,12 @@ void WriteBehind::Pump() {
             bool last = false;
             {
               absl::MutexLock lock(&mu_);
+              // Recorded before the op stops counting as pending, so that
+              // an fsync that finds the queue empty finds its error too.
+              if (deferred && result.posix_errno() != 0 &&
+                  unreported_errno_ == 0) {
+                unreported_errno_ = result.posix_errno();
+              }
               IndexLocked(*keys, -1, changing);
               --pending_;
               if (deferred) --deferred_queued_;
@@ -483,7 +487,10 @@ void WriteBehind::CancelAll() {
     for (Queued& q : dropped) {
       IndexLocked(q.keys, -1, q.changing);
       --pending_;
-      if (q.deferred) --deferred_queued_;
+      if (q.deferred) {
+        --deferred_queued_;
+        if (unreported_errno_ == 0) unreported_errno_ = ECANCELED;
+      }
     }
   }
   for (Queued& q : dropped) {
