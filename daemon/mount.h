@@ -90,10 +90,13 @@ struct KeptMount {
 // dialer, budget and callbacks are the caller's to add.
 MountSpec SpecOfSaved(const state::SavedMount& saved);
 
-// What the listings of one mount's open directories may hold, and all
-// mounts' together (MountManager). Listings the daemon's cache holds are
-// shared by open directories and not counted here.
+// What the listings of one mount's open directories may hold, all of one
+// user's mounts together (root's excepted), and all mounts' together
+// (MountManager): one user's backends cannot take what the others' need.
+// Listings the daemon's cache holds are shared by open directories and not
+// counted here.
 inline constexpr size_t kListingBytesPerMount = 64 << 20;
+inline constexpr size_t kListingBytesPerUser = 64 << 20;
 inline constexpr size_t kListingBytesTotal = 256 << 20;
 
 // Cache lifetimes from the mount options and what the backend asked for.

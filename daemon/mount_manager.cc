@@ -142,7 +142,7 @@ absl::StatusOr<std::unique_ptr<fusehost::Mount>> MountManager::ResumeOne(
     spec.dialer = DialerFor(saved.backend(), saved.socket_path(),
                             std::move(connect_as), backend_uid);
   }
-  spec.listing_budget = &listing_budget_;
+  spec.listing_budget = ListingBudgetOf(spec.owner_uid);
   spec.on_session_end = [this](uint64_t mount_id) { OnSessionEnd(mount_id); };
   spec.store = options_.store;
   KeptMount mount;
@@ -248,7 +248,7 @@ absl::StatusOr<uint64_t> MountManager::Mount(const std::string& backend,
   }
   spec.backend = backend;
   spec.tls_reader = grant.tls_reader;
-  spec.listing_budget = &listing_budget_;
+  spec.listing_budget = ListingBudgetOf(grant.owner_uid);
   spec.mountpoint = mountpoint;
   spec.mountpoint_fd = grant.mountpoint_fd.get();
   spec.options_text = options_.default_options.empty()
@@ -381,6 +381,17 @@ void MountManager::AwaitUnusedLocked(uint64_t id) {
     return it == mounts_.end() || it->second.in_use == 0;
   };
   mu_.Await(absl::Condition(&unused));
+}
+
+MemoryBudget* MountManager::ListingBudgetOf(uid_t owner) {
+  if (owner == 0) return &listing_budget_;
+  absl::MutexLock lock(&mu_);
+  std::unique_ptr<MemoryBudget>& budget = user_listing_budgets_[owner];
+  if (budget == nullptr) {
+    budget = std::make_unique<MemoryBudget>(kListingBytesPerUser,
+                                            &listing_budget_);
+  }
+  return budget.get();
 }
 
 void MountManager::OnSessionEnd(uint64_t mount_id) {

@@ -137,6 +137,12 @@ class MountManager {
   // What all mounts' open directories may hold (mount.h). Declared before
   // the mounts, which draw on it, so that it outlives them.
   MemoryBudget listing_budget_{kListingBytesTotal};
+  // Each user's share of it (kListingBytesPerUser), made at their first
+  // mount and kept: as many as users who ever mounted, each a few words.
+  std::map<uid_t, std::unique_ptr<MemoryBudget>> user_listing_budgets_
+      ABSL_GUARDED_BY(mu_);
+  // The budget a mount of `owner` draws on.
+  MemoryBudget* ListingBudgetOf(uid_t owner) ABSL_LOCKS_EXCLUDED(mu_);
   mutable absl::Mutex mu_;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, Entry> mounts_ ABSL_GUARDED_BY(mu_);

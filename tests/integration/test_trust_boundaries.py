@@ -41,9 +41,10 @@ def user_python(session_tmp):
     return d
 
 
-def hostile(e, user, *flags, name="hostile"):
-    """hostile_backend.py run as `user`, listening in their home."""
-    sock = os.path.join(e.home, name + ".sock")
+def hostile(e, user, *flags, name="hostile", home=None):
+    """hostile_backend.py run as `user`, listening in their home (fhtest_a's
+    unless `home`)."""
+    sock = os.path.join(home or e.home, name + ".sock")
     p = pyfhlib.PyProcess(e.mounts.bins, e.mounts.dir, name,
                           [os.path.join(e.user_python, "hostile_backend.py"),
                            "--listen", "unix:" + sock] + list(flags),
@@ -566,11 +567,11 @@ def _rss_kib(pid):
         return int([l for l in f if l.startswith("VmRSS:")][0].split()[1])
 
 
-def _open_many(env, path, n):
-    """Opens and reads `path` n times as fhtest_a, keeping every directory
-    open; returns (process, how many readdirs got ENOMEM)."""
+def _open_many(env, path, n, user=None):
+    """Opens and reads `path` n times as `user` (fhtest_a), keeping every
+    directory open; returns (process, how many readdirs got ENOMEM)."""
     p = subprocess.Popen(
-        env.a.prefix() + ["/usr/bin/python3", "-c", OPEN_DIRECTORIES, path,
+        (user or env.a).prefix() + ["/usr/bin/python3", "-c", OPEN_DIRECTORIES, path,
                           str(n)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     line = p.stdout.readline()
@@ -598,6 +599,42 @@ def test_open_directories_cannot_grow_the_daemon_without_bound(env):
     finally:
         p.kill()
         p.wait()
+
+
+def test_one_users_open_directories_leave_room_for_the_others(env):
+    # All of one user's mounts share 64 MiB of open listings (each mount
+    # has 64 MiB of its own, all mounts 256 MiB): fhtest_a's second mount
+    # is refused what the first one holds, and fhtest_b, with a mount of
+    # their own, is refused nothing. About 6 MiB per open directory here.
+    home_b = user_dir(env.mounts, env.b, "home_b")
+
+    def mount(user, home, name):
+        d = user_dir(env.mounts, user, os.path.basename(home) + "/" + name)
+        backend = hostile(env, user, "--huge-reply", str(4 << 20), name=name,
+                          home=home)
+        res = env.ctl(user, "mount", backend.addr, d, "-o", "attr_timeout=0")
+        assert res.returncode == 0, res
+        track_mount(env.mounts, env.daemon, d)
+        return d
+
+    first = mount(env.a, env.home, "one")
+    second = mount(env.a, env.home, "two")
+    third = mount(env.b, home_b, "three")
+    openers = []
+    try:
+        p, nomem = _open_many(env, first, 8)
+        openers.append(p)
+        assert nomem == 0, "the first mount was refused %d listings" % nomem
+        p, nomem = _open_many(env, second, 8)
+        openers.append(p)
+        assert nomem > 0, "one user's two mounts held 16 big listings"
+        p, nomem = _open_many(env, third, 8, user=env.b)
+        openers.append(p)
+        assert nomem == 0, "another user was refused %d listings" % nomem
+    finally:
+        for p in openers:
+            p.kill()
+            p.wait()
 
 
 def test_open_directories_share_a_cached_listing(env):
