@@ -59,20 +59,29 @@ void BackendGreeter::Run() {
     }
     absl::StatusOr<v1::InitReply> reply =
         options_.channel->Init(options_.request);
+    // A backend that reports a new run with every reply must not fill the
+    // log: the first lines of each mount are logged, the rest only counted
+    // (greeted()).
+    const bool log = ++logged_ <= kGreetingsLogged;
+    if (log && logged_ == kGreetingsLogged) {
+      Log("%s: the backend reported %llu new runs; further ones are not "
+          "logged", options_.log_name.c_str(),
+          static_cast<unsigned long long>(logged_));
+    }
     if (!reply.ok()) {
-      Log("%s: the backend's new run (instance %llu) did not answer Init: %s",
+      if (log) Log("%s: the backend's new run (instance %llu) did not answer Init: %s",
           options_.log_name.c_str(), static_cast<unsigned long long>(instance),
           std::string(reply.status().message()).c_str());
       continue;
     }
-    if (reply->posix_errno() != 0) {
+    if (reply->posix_errno() != 0 && log) {
       Log("%s: the backend's new run refused the mount (%s); its operations "
           "go on being sent to it",
           options_.log_name.c_str(), std::strerror(reply->posix_errno()));
     }
     if (options_.on_greeted) options_.on_greeted(*reply);
     std::string differ = Differences(*reply);
-    if (!differ.empty()) {
+    if (!differ.empty() && log) {
       Log("%s: the backend's new run answers Init differently (%s); the "
           "mount keeps what it was made with",
           options_.log_name.c_str(), differ.c_str());

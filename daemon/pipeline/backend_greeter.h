@@ -66,6 +66,9 @@ class BackendGreeter {
   uint64_t greeted_instance_ ABSL_GUARDED_BY(mu_);
   uint64_t newest_instance_ ABSL_GUARDED_BY(mu_);
   uint64_t greeted_ ABSL_GUARDED_BY(mu_) = 0;
+  // Greetings logged about (only the greeting thread touches it).
+  static constexpr uint64_t kGreetingsLogged = 20;
+  uint64_t logged_ = 0;
   std::thread thread_;
 };
 
