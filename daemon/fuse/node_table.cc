@@ -92,6 +92,18 @@ uint64_t NodeTable::Find(const std::string& path) const {
   return id;
 }
 
+bool NodeTable::WouldCycleLocked(uint64_t id, uint64_t parent) const {
+  // At most one step per node: a longer walk is a cycle already there.
+  for (size_t steps = 0; steps <= nodes_.size(); ++steps) {
+    if (parent == id) return true;
+    if (parent == kRootId || parent == 0) return false;
+    auto it = nodes_.find(parent);
+    if (it == nodes_.end()) return false;
+    parent = it->second.parent;
+  }
+  return true;
+}
+
 std::vector<NodeTable::Link> NodeTable::LinksBelow(uint64_t id) const {
   absl::ReaderMutexLock lock(&mu_);
   std::vector<Link> out;
@@ -159,6 +171,10 @@ void NodeTable::Rename(uint64_t old_parent, const std::string& old_name,
   absl::MutexLock lock(&mu_);
   uint64_t src_id = ChildLocked(old_parent, old_name);
   uint64_t dst_id = ChildLocked(new_parent, new_name);
+  // The kernel never moves a directory below itself; a replayed journal
+  // that says so is not followed (a cycle would make PathOf loop).
+  if (src_id && WouldCycleLocked(src_id, new_parent)) return;
+  if (exchange && dst_id && WouldCycleLocked(dst_id, old_parent)) return;
   if (src_id) DetachLocked(src_id);
   if (dst_id) DetachLocked(dst_id);
   if (src_id) AttachLocked(src_id, new_parent, new_name);
@@ -255,7 +271,9 @@ void NodeTable::Restore(uint64_t id, uint64_t parent, const std::string& name,
   auto it = nodes_.find(id);
   if (it == nodes_.end()) {
     nodes_[id] = Node{};
-    if (parent != 0) {
+    // A record that would make a node its own ancestor (a damaged journal)
+    // leaves it detached.
+    if (parent != 0 && !WouldCycleLocked(id, parent)) {
       // A name recorded twice (a torn journal) keeps the later node.
       uint64_t held = ChildLocked(parent, name);
       if (held != 0) DetachLocked(held);

@@ -188,6 +188,9 @@ class NodeTable {
   void DetachLocked(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AttachLocked(uint64_t id, uint64_t parent, const std::string& name)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether attaching `id` below `parent` would make it its own ancestor.
+  bool WouldCycleLocked(uint64_t id, uint64_t parent) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   std::optional<std::string> PathOfLocked(uint64_t id) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
 

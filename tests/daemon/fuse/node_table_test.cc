@@ -271,5 +271,23 @@ TEST(NodeTableConcurrencyTest, ConcurrentLookupsAndForgetsKeepCountsConsistent) 
   EXPECT_EQ(table.size(), 2u);
 }
 
+// A damaged journal may say a node is its own ancestor: replayed as
+// written, PathOf would walk the cycle for ever (holding the table's lock).
+TEST(NodeTableJournal, RecordsThatWouldMakeACycleAreNotFollowed) {
+  NodeTable t;
+  t.Restore(7, 7, "self", 1);         // its own parent
+  EXPECT_EQ(t.PathOf(7), std::string());  // detached
+  t.Restore(8, 9, "a", 1);            // parent not known yet
+  t.Restore(9, 8, "b", 1);            // would close 8 -> 9 -> 8
+  EXPECT_TRUE(t.PathOf(8).has_value());
+  EXPECT_TRUE(t.PathOf(9).has_value());
+  // A directory moved below itself.
+  t.Restore(10, NodeTable::kRootId, "d", 1);
+  t.Restore(11, 10, "sub", 1);
+  t.Rename(NodeTable::kRootId, "d", 11, "d", /*exchange=*/false);
+  EXPECT_EQ(t.PathOf(10), "/d");
+  EXPECT_EQ(t.PathOf(11), "/d/sub");
+}
+
 }  // namespace
 }  // namespace fusehost
