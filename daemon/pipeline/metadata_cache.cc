@@ -72,6 +72,21 @@ void MetadataCache::Entry::SetAttr(const v1::Attr& a) {
   }
 }
 
+void MetadataCache::Entry::ForgetAttr(State now) {
+  state = now;
+  if (extra == nullptr) return;
+  extra->rdev = 0;
+  if (now == kNegative) {
+    extra->symlink_expiry = 0;
+    std::string().swap(extra->symlink);
+    extra->listing_expiry = 0;
+    extra->listing.reset();
+    extra->listing_bytes = 0;
+    extra->xattrs.clear();
+  }
+  TrimExtra();
+}
+
 void MetadataCache::Entry::AttrToProto(v1::Attr* a) const {
   attr.ToProto(a);
   a->set_rdev(extra != nullptr ? extra->rdev : 0);
@@ -128,7 +143,9 @@ void MetadataCache::PutNegative(absl::string_view path, absl::Duration ttl,
   if (epoch != epoch_) return;
   Entry& e = EntryFor(path);
   Unlink(path, e);
-  e.state = Entry::kNegative;
+  e.ForgetAttr(Entry::kNegative);
+  e.xattr_expiry = 0;
+  e.no_xattrs = false;
   e.attr_expiry = ExpiryAfter(ttl);
   Recharge(path, e);
 }
@@ -169,7 +186,7 @@ void MetadataCache::UpdateAttr(absl::string_view path, const v1::Attr& attr,
     auto it = entries_.find(path);
     if (it != entries_.end()) {
       Unlink(path, it->second);
-      it->second.state = Entry::kNone;
+      it->second.ForgetAttr(Entry::kNone);
       EraseIfEmpty(it);
     }
     return;
@@ -215,12 +232,16 @@ void MetadataCache::DropAttr(absl::string_view path) {
   auto it = entries_.find(path);
   if (it == entries_.end()) return;
   Unlink(path, it->second);
-  it->second.state = Entry::kNone;
+  it->second.ForgetAttr(Entry::kNone);
   EraseIfEmpty(it);
 }
 
 void MetadataCache::DropSubtree(absl::string_view path) {
   absl::MutexLock lock(&mu_);
+  DropSubtreeLocked(path);
+}
+
+void MetadataCache::DropSubtreeLocked(absl::string_view path) {
   ++epoch_;
   if (path == "/") {
     entries_.clear();
@@ -236,9 +257,11 @@ void MetadataCache::DropSubtree(absl::string_view path) {
 
 void MetadataCache::MarkRemoved(absl::string_view path,
                                 absl::Duration negative_ttl) {
-  DropSubtree(path);
-  if (negative_ttl <= absl::ZeroDuration()) return;
+  // One step: an answer stored between the drop and the mark would be
+  // overwritten by the mark.
   absl::MutexLock lock(&mu_);
+  DropSubtreeLocked(path);
+  if (negative_ttl <= absl::ZeroDuration()) return;
   Entry& e = EntryFor(path);
   Unlink(path, e);
   e.state = Entry::kNegative;

@@ -261,6 +261,10 @@ class MetadataCache {
     }
     // The attributes, as stored and as answered.
     void SetAttr(const v1::Attr& a);
+    // The attributes are forgotten (kNone), or the path is known absent
+    // (kNegative: then nothing else about it holds either). Frees what
+    // only they needed, so that an entry left with nothing is erased.
+    void ForgetAttr(State now);
     void AttrToProto(v1::Attr* a) const;
   };
   // Keyed by CompactString: a path takes 16 bytes where std::string takes
@@ -287,6 +291,9 @@ class MetadataCache {
   // Keep hard_links_ true: Unlink before anything changes an entry's state
   // or attributes (or erases it), Link after (Link adds it only if it is a
   // file with cached attributes, an inode number and several links).
+  // DropSubtree's work, under the lock.
+  void DropSubtreeLocked(absl::string_view path)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Unlink(absl::string_view path, Entry& e)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Link(absl::string_view path, Entry& e)

@@ -59,6 +59,30 @@ TEST_F(MetadataCacheTest, DeviceNumberComesBackAndGoes) {
   EXPECT_EQ(cache_.GetSymlink("/null"), "kept beside");
 }
 
+// A device file's entry keeps its number beside the attributes: dropping
+// the attributes drops it too, and leaves no entry behind.
+TEST_F(MetadataCacheTest, ADroppedDeviceFileLeavesNoEntry) {
+  v1::Attr dev = AttrOf(7, S_IFCHR | 0600);
+  dev.set_rdev(0x0105);
+  cache_.PutAttr("/null", dev, kLong, cache_.epoch());
+  const size_t empty_bytes = 0;
+  cache_.DropAttr("/null");
+  EXPECT_EQ(cache_.size(), 0u);
+  EXPECT_EQ(cache_.bytes(), empty_bytes);
+}
+
+// A path known absent has no listing, target or extended attributes.
+TEST_F(MetadataCacheTest, APathKnownAbsentKeepsNothingElse) {
+  PutList("/d", {"a"});
+  cache_.PutSymlink("/d", "t", kLong, cache_.epoch());
+  PutX("/d", "user.x", "v");
+  cache_.PutNegative("/d", kLong, cache_.epoch());
+  EXPECT_FALSE(HasListing("/d"));
+  EXPECT_EQ(cache_.GetSymlink("/d"), std::nullopt);
+  EXPECT_EQ(Xattr("/d", "user.x"), AttrLookup::kMiss);
+  EXPECT_EQ(InoOf("/d"), -1);
+}
+
 TEST_F(MetadataCacheTest, EverythingExpiresAfterItsLifetime) {
   uint64_t epoch = cache_.epoch();
   cache_.PutAttr("/f", AttrOf(1), kShort, epoch);
