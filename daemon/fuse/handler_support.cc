@@ -69,7 +69,7 @@ void RequestHandlers::SendCreating(const Request& req, v1::Op op,
     const v1::Attr* known =
         res.entry().has_attr() ? &res.entry().attr() : nullptr;
     WithAttr(req, path, std::nullopt, known,
-             [this, req, parent, name, stale](const v1::Attr& attr) {
+             [this, req, parent, name, path, stale](const v1::Attr& attr) {
                if (stale == 0) {
                  ReplyEntry(req, parent, name, attr);
                  return;
@@ -79,7 +79,7 @@ void RequestHandlers::SendCreating(const Request& req, v1::Op op,
                // unlink through it right away drops the other names'
                // attributes before its reply.
                NoteInode(stale, attr);
-               std::vector<uint64_t> nodes = StaleSiblings(stale);
+               std::vector<uint64_t> nodes = StaleSiblings(stale, path);
                nodes.push_back(stale);
                AfterSiblingsDropped(nodes, [this, req, parent, name, attr] {
                  ReplyEntry(req, parent, name, attr);
@@ -168,15 +168,23 @@ void RequestHandlers::NoteInode(uint64_t node, const v1::Attr& attr) {
                             !S_ISDIR(attr.mode()) && attr.nlink() > 1);
 }
 
-std::vector<uint64_t> RequestHandlers::StaleSiblings(uint64_t node) {
+std::vector<uint64_t> RequestHandlers::StaleSiblings(
+    uint64_t node, const std::optional<std::string>& keep) {
   std::vector<uint64_t> siblings = options_.nodes->Siblings(node);
-  if (siblings.empty() || options_.coherence == nullptr) return siblings;
-  std::vector<std::string> paths;
-  for (uint64_t sibling : siblings) {
-    std::optional<std::string> path = options_.nodes->PathOf(sibling);
-    if (path && !path->empty()) paths.push_back(*std::move(path));
+  if (options_.coherence == nullptr) return siblings;
+  if (!siblings.empty()) {
+    std::vector<std::string> paths;
+    for (uint64_t sibling : siblings) {
+      std::optional<std::string> path = options_.nodes->PathOf(sibling);
+      if (path && !path->empty()) paths.push_back(*std::move(path));
+    }
+    options_.coherence->OtherNamesChanged(paths);
   }
-  options_.coherence->OtherNamesChanged(paths);
+  // The names the kernel forgot may still be in the daemon's cache.
+  if (uint64_t ino = options_.nodes->BackendIno(node)) {
+    options_.coherence->NamesOfFileChanged(
+        ino, keep ? *keep : options_.nodes->PathOf(node).value_or(""));
+  }
   return siblings;
 }
 

@@ -211,6 +211,12 @@ std::vector<uint64_t> NodeTable::Siblings(uint64_t id) const {
   return out;
 }
 
+uint64_t NodeTable::BackendIno(uint64_t id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = backend_ino_.find(id);
+  return it == backend_ino_.end() ? 0 : it->second;
+}
+
 void NodeTable::UntrackLocked(uint64_t id) {
   auto it = backend_ino_.find(id);
   if (it == backend_ino_.end()) return;

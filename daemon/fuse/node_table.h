@@ -87,6 +87,8 @@ class NodeTable {
   // than one link are tracked.
   void NoteInode(uint64_t id, uint64_t backend_ino, bool multi_link);
   std::vector<uint64_t> Siblings(uint64_t id) const;
+  // The backend inode number NoteInode() tracks `id` by; 0 if untracked.
+  uint64_t BackendIno(uint64_t id) const;
 
   // Open file handles per node, so that attribute requests on a file whose
   // name is gone (fstat after unlink: the kernel sends no handle) can still

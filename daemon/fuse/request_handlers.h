@@ -285,8 +285,11 @@ class RequestHandlers {
   static void ToStat(const v1::Attr& attr, uint64_t node, struct stat* st);
   void NoteInode(uint64_t node, const v1::Attr& attr);
   // Hard links: the other names (nodes) of `node`'s file, whose attributes
-  // the daemon's cache forgets; the caller drops the kernel's.
-  std::vector<uint64_t> StaleSiblings(uint64_t node);
+  // the daemon's cache forgets (with every other name of the file it
+  // holds, but `keep`: by default `node`'s own path); the caller drops the
+  // kernel's.
+  std::vector<uint64_t> StaleSiblings(
+      uint64_t node, const std::optional<std::string>& keep = std::nullopt);
 
   void ReplyAttr(const Request& req, uint64_t node, const v1::Attr& attr);
   // Takes a lookup reference on (parent, name) and fills `e`; false (and an

@@ -62,6 +62,14 @@ class CacheCoherence {
   // The kernel layer learned that these names of one hard-linked file (each
   // a node of its own in the kernel) no longer show its current attributes.
   virtual void OtherNamesChanged(const std::vector<std::string>& paths) = 0;
+  // The link count or contents of the file numbered `backend_ino` changed:
+  // every name of it the daemon's cache holds, but `except`, no longer
+  // shows its attributes. The kernel layer knows only the names the kernel
+  // holds; the cache may hold others (the kernel forgot them), and cannot
+  // always tell which file a name was (an unlink of a name whose
+  // attributes it had dropped).
+  virtual void NamesOfFileChanged(uint64_t backend_ino,
+                                  const std::string& except) {}
   // The file at `path` was written where the daemon does not see it (a
   // passthrough open). `backing`, if known, is its backing file's fstat:
   // its size, blocks and times replace the cached ones; without it they

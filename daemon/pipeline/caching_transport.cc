@@ -500,9 +500,15 @@ void CachingTransport::ApplyMutation(const v1::Op& op,
       return;
     case v1::Op::kLink:
       created(op.link().new_path(), 0);
-      // The link count of every name of the file changed.
+      // The link count of every name of the file changed. The new name's
+      // attributes say which file it is, where the old name may no longer
+      // be cached.
       cache->DropAttr(op.link().old_path());
-      if (replaced_ino != 0) UpdateLinks(replaced_ino, op.link().new_path(), attr);
+      if (attr != nullptr && attr->ino() != 0) {
+        UpdateLinks(attr->ino(), op.link().new_path(), attr);
+      } else if (replaced_ino != 0) {
+        UpdateLinks(replaced_ino, op.link().new_path(), attr);
+      }
       return;
     case v1::Op::kUnlink:
       removed(op.unlink().path());
@@ -611,6 +617,12 @@ std::optional<v1::Attr> CachingTransport::CachedAttr(const std::string& path) {
 void CachingTransport::OtherNamesChanged(const std::vector<std::string>& paths) {
   if (options_.cache == nullptr) return;
   for (const std::string& p : paths) options_.cache->DropAttr(p);
+}
+
+void CachingTransport::NamesOfFileChanged(uint64_t backend_ino,
+                                          const std::string& except) {
+  if (options_.cache == nullptr || backend_ino == 0) return;
+  UpdateLinks(backend_ino, except, nullptr);
 }
 
 void CachingTransport::WrittenAround(const std::string& path,

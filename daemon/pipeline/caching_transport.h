@@ -93,6 +93,8 @@ class CachingTransport : public OpTransport, public CacheCoherence {
       const std::string& path) override;
   std::optional<v1::Attr> CachedAttr(const std::string& path) override;
   void OtherNamesChanged(const std::vector<std::string>& paths) override;
+  void NamesOfFileChanged(uint64_t backend_ino,
+                          const std::string& except) override;
   void WrittenAround(const std::string& path,
                      const struct stat* backing) override;
   void ApplyNotice(const v1::Invalidation& notice) override;

@@ -170,6 +170,38 @@ def test_rename_onto_another_name_of_the_same_file_keeps_both(root_fs):
     assert sorted(r[7]) == ["a", "b"], r
 
 
+def _forget_unused_kernel_nodes():
+    """Makes the kernel drop the dentries and inodes nothing uses, as memory
+    pressure would: the daemon gets FORGETs for them, and its node table no
+    longer knows those names of a hard-linked file."""
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("2")
+
+
+def test_names_the_kernel_forgot_keep_no_stale_link_count(root_fs):
+    """A hard link's other name, forgotten by the kernel, may still be in the
+    daemon's cache; a link or an unlink through a name whose attributes the
+    daemon had dropped (a write and fsync through it, on a passthrough
+    backend) must not leave it showing the old link count."""
+    fs = root_fs
+    append = ("open", "a", ["O_WRONLY", "O_APPEND"])
+    r = fs.ops.run([("write_file", "a", b"x"), ("link", "a", "b"),
+                    ("stat", "b")])
+    assert r[2]["nlink"] == 2, r
+    _forget_unused_kernel_nodes()
+    r = fs.ops.run([append, ("write", "a", b"y"), ("fsync", "a"),
+                    ("close", "a"), ("link", "a", "c"), ("stat", "b")])
+    assert r[5]["nlink"] == 3, "after a link, another name showed %r" % r[5]
+    _forget_unused_kernel_nodes()
+    r = fs.ops.run([append, ("write", "a", b"z"), ("fsync", "a"),
+                    ("close", "a"), ("unlink", "a"), ("stat", "b"),
+                    ("stat", "c")])
+    assert (r[5]["nlink"], r[6]["nlink"]) == (2, 2), (
+        "after an unlink, the other names showed %r" % r[5:])
+    assert (r[5]["size"], r[6]["size"]) == (3, 3), r[5:]
+
+
 def test_hardlink_coherence_repeated(root_fs):
     """Hard links are one file: a change through one name (a new link, a
     write, an unlink) shows at once through the others. Repeated, because

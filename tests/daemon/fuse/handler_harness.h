@@ -161,6 +161,10 @@ class FakePipeline : public CountingTransport, public CacheCoherence {
   void OtherNamesChanged(const std::vector<std::string>& paths) override {
     other_names.insert(other_names.end(), paths.begin(), paths.end());
   }
+  void NamesOfFileChanged(uint64_t backend_ino,
+                          const std::string& except) override {
+    files_changed.emplace_back(backend_ino, except);
+  }
   void ApplyNotice(const v1::Invalidation&) override {}
   void NoticesMayHaveBeenLost() override {}
 
@@ -169,6 +173,8 @@ class FakePipeline : public CountingTransport, public CacheCoherence {
   std::string cached_path;  // the one directory with a cached listing
   Listing cached_listing;
   std::vector<std::string> other_names;
+  // NamesOfFileChanged calls: (backend inode number, name kept).
+  std::vector<std::pair<uint64_t, std::string>> files_changed;
   std::map<std::string, v1::Attr> cached_attrs;  // what CachedAttr knows
 };
 

@@ -270,6 +270,26 @@ TEST_F(HandlerTest, UnlinkRightAfterLinkDropsTheNewNamesAttributes) {
   EXPECT_EQ(pipeline_.other_names, std::vector<std::string>{"/b"});
 }
 
+// The kernel forgot the file's other names (no siblings in the table); the
+// daemon's cache may still hold them, and learns which file lost a link.
+TEST_F(HandlerTest, UnlinkOfAHardLinkTellsTheCacheWhichFileChanged) {
+  Known(kRoot, "a", FileAttr(5, S_IFREG | 0644, 3));
+  auto unlink = Req(KernelOp::kUnlink);
+  handlers_->Unlink(unlink, kRoot, "a");
+  pipeline_.Answer(1, Ok());
+  EXPECT_EQ(unlink->err, 0);
+  using Changed = std::vector<std::pair<uint64_t, std::string>>;
+  EXPECT_EQ(pipeline_.files_changed, (Changed{{5, "/a"}}));
+  // A link keeps the new name's fresh attributes.
+  uint64_t b = Known(kRoot, "b", FileAttr(6, S_IFREG | 0644, 2));
+  pipeline_.files_changed.clear();
+  auto link = Req(KernelOp::kLink);
+  handlers_->Link(link, b, kRoot, "c");
+  pipeline_.Answer(3, EntryResult(FileAttr(6, S_IFREG | 0644, 3)));
+  ASSERT_EQ(link->kind, Kind::kEntry);
+  EXPECT_EQ(pipeline_.files_changed, (Changed{{6, "/c"}}));
+}
+
 TEST_F(HandlerTest, ReadlinkAnswersTheTarget) {
   uint64_t node = Known(kRoot, "l", FileAttr(5, S_IFLNK | 0777));
   auto req = Req(KernelOp::kReadlink);

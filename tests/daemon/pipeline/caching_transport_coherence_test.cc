@@ -87,6 +87,35 @@ TEST_F(CachingTransportTest, OtherNamesChangedForgetsTheirAttributes) {
   EXPECT_EQ(Cached("/b"), AttrLookup::kMiss);
 }
 
+// The old name's attributes were dropped (a notice, a release): the new
+// name's attributes say which file it is.
+TEST_F(CachingTransportTest, ALinkUpdatesTheFilesOtherNamesWithoutTheOldOnes) {
+  Seed("/b", AttrOf(7, S_IFREG | 0644, 2));
+  Roundtrip(LinkOp("/a", "/c"), EntryReply(AttrOf(7, S_IFREG | 0644, 3)));
+  v1::Attr b;
+  if (Cached("/b", &b) == AttrLookup::kHit) {
+    EXPECT_EQ(b.nlink(), 3u) << "a name of the file kept the old link count";
+  }
+  EXPECT_EQ(kernel_.paths, Names{"/b"});
+}
+
+// The kernel layer knows the file an unlinked name was, where the daemon's
+// cache may no longer hold it; names the kernel forgot are dropped too.
+TEST_F(CachingTransportTest, NamesOfFileChangedDropsEveryCachedNameButOne) {
+  Seed("/a", AttrOf(7, S_IFREG | 0644, 3));
+  Seed("/b", AttrOf(7, S_IFREG | 0644, 3));
+  Seed("/d/c", AttrOf(7, S_IFREG | 0644, 3));
+  Seed("/other", AttrOf(8, S_IFREG | 0644, 2));
+  transport_->NamesOfFileChanged(7, "/a");
+  EXPECT_EQ(Cached("/a"), AttrLookup::kHit);
+  EXPECT_EQ(Cached("/b"), AttrLookup::kMiss);
+  EXPECT_EQ(Cached("/d/c"), AttrLookup::kMiss);
+  EXPECT_EQ(Cached("/other"), AttrLookup::kHit);
+  EXPECT_EQ(kernel_.paths, (Names{"/b", "/d/c"}));
+  transport_->NamesOfFileChanged(0, "");  // no number: nothing to match
+  EXPECT_EQ(Cached("/a"), AttrLookup::kHit);
+}
+
 TEST(CachingTransportWithoutCache, ForwardsEverythingAndPassesNoticesOn) {
   FakeBackend backend;
   CachingTransport::Options options;

@@ -113,6 +113,12 @@ inline v1::Op MkdirOp(const std::string& path) {
 inline v1::Op UnlinkOp(const std::string& path) {
   return MakeOp([&](v1::Op& op) { op.mutable_unlink()->set_path(path); });
 }
+inline v1::Op LinkOp(const std::string& from, const std::string& to) {
+  return MakeOp([&](v1::Op& op) {
+    op.mutable_link()->set_old_path(from);
+    op.mutable_link()->set_new_path(to);
+  });
+}
 inline v1::Op RenameOp(const std::string& from, const std::string& to,
                        uint32_t flags = 0) {
   return MakeOp([&](v1::Op& op) {
