@@ -292,12 +292,21 @@ void RequestHandlers::Rename(Request req, uint64_t parent, std::string name,
   op.mutable_rename()->set_old_path(*old_path);
   op.mutable_rename()->set_new_path(*new_path);
   op.mutable_rename()->set_flags(flags);
-  NodeTable* nodes = options_.nodes;
   SendSimple(req, std::move(op),
-             [nodes, parent, name = std::move(name), new_parent,
-              new_name = std::move(new_name), flags] {
-               nodes->Rename(parent, name, new_parent, new_name,
-                             (flags & RENAME_EXCHANGE) != 0);
+             [this, parent, name = std::move(name), new_parent,
+              new_name = std::move(new_name), new_path = *new_path, flags] {
+               const bool exchange = (flags & RENAME_EXCHANGE) != 0;
+               // A file replaced by the rename lost a link: its other names
+               // show the old count until dropped (before the reply).
+               std::vector<uint64_t> stale;
+               if (!exchange) {
+                 if (uint64_t replaced = options_.nodes->Find(new_path)) {
+                   stale = StaleSiblings(replaced);
+                 }
+               }
+               options_.nodes->Rename(parent, name, new_parent, new_name,
+                                      exchange);
+               if (!stale.empty()) options_.invalidator->DropAttrsNow(stale);
              });
 }
 

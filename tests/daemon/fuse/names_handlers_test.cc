@@ -290,6 +290,31 @@ TEST_F(HandlerTest, UnlinkOfAHardLinkTellsTheCacheWhichFileChanged) {
   EXPECT_EQ(pipeline_.files_changed, (Changed{{6, "/c"}}));
 }
 
+// A rename onto a name of a hard-linked file takes a link from it.
+TEST_F(HandlerTest, RenameOntoAHardLinkTellsTheCacheWhichFileChanged) {
+  Known(kRoot, "a", FileAttr(5));
+  uint64_t b = Known(kRoot, "b", FileAttr(6, S_IFREG | 0644, 2));
+  uint64_t c = Known(kRoot, "c", FileAttr(6, S_IFREG | 0644, 2));
+  auto rename = Req(KernelOp::kRename);
+  handlers_->Rename(rename, kRoot, "a", kRoot, "b", 0);
+  pipeline_.Answer(3, Ok());
+  EXPECT_EQ(rename->err, 0);
+  using Changed = std::vector<std::pair<uint64_t, std::string>>;
+  EXPECT_EQ(pipeline_.files_changed, (Changed{{6, "/b"}}));
+  EXPECT_EQ(pipeline_.other_names, std::vector<std::string>{"/c"});
+  std::vector<uint64_t> dropped;
+  for (const auto& [node, data] : notify_.nodes) dropped.push_back(node);
+  EXPECT_EQ(dropped, std::vector<uint64_t>{c});
+  EXPECT_EQ(nodes_.PathOf(b), "");  // replaced: detached
+  // An exchange changes no link count.
+  pipeline_.files_changed.clear();
+  auto exchange = Req(KernelOp::kRename);
+  handlers_->Rename(exchange, kRoot, "b", kRoot, "c", RENAME_EXCHANGE);
+  pipeline_.Answer(4, Ok());
+  EXPECT_EQ(exchange->err, 0);
+  EXPECT_TRUE(pipeline_.files_changed.empty());
+}
+
 TEST_F(HandlerTest, ReadlinkAnswersTheTarget) {
   uint64_t node = Known(kRoot, "l", FileAttr(5, S_IFLNK | 0777));
   auto req = Req(KernelOp::kReadlink);
