@@ -393,19 +393,28 @@ def main():
         for sdk in args.sdk or ["cpp", "python"]:
             work = tempfile.mkdtemp(prefix="faults-")
             os.chmod(work, 0o755)
+            this_ok = False
             try:
                 failed, mismatches, written_ok = run_sdk(sdk, fault, args, work)
-                ok = ok and mismatches == 0 and written_ok
+                this_ok = mismatches == 0 and written_ok
                 if fault.startswith("daemon-"):
                     # Not one failed call.
-                    ok = ok and sum(failed.values()) == 0
+                    this_ok = this_ok and sum(failed.values()) == 0
                 elif fault in ("backend-kill", "connection-cut"):
                     # No failed read; a write or fsync in flight may fail
                     # with EIO (it may not have been applied), and is
                     # written again.
-                    ok = ok and failed["find"] == 0 and failed["cat"] == 0
+                    this_ok = (this_ok and failed["find"] == 0
+                               and failed["cat"] == 0)
             finally:
-                shutil.rmtree(work, ignore_errors=True)
+                ok = ok and this_ok
+                if this_ok:
+                    shutil.rmtree(work, ignore_errors=True)
+                else:
+                    # The daemon's, the backend's and the workloads' logs
+                    # say what happened.
+                    shutil.rmtree(work + "/root", ignore_errors=True)
+                    print("logs kept in " + work)
     print("\n" + ("PASS" if ok else "FAIL"))
     return 0 if ok else 1
 

@@ -82,6 +82,9 @@ ssize_t KernelSession::DropInitReply(int fd, const struct iovec* iov,
         "callers to give up: %s",
         options_.log_name.c_str(), std::string(resent.message()).c_str());
   }
+  // Only now may the other threads read: before, libfuse would answer
+  // their requests with EIO, and the resend would requeue them.
+  replay_->Answered();
   return static_cast<ssize_t>(reply.size());
 }
 

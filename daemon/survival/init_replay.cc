@@ -32,16 +32,28 @@ InitReplay::InitReplay(std::string saved)
       }()) {}
 
 bool InitReplay::Take(void* buf, size_t len, ssize_t* n) {
-  if (taken_.load(std::memory_order_acquire)) return false;
-  if (taken_.exchange(true)) return false;
-  if (len < saved_.size()) {
-    *n = -1;
-    errno = EINVAL;
+  if (answered_.load(std::memory_order_acquire)) return false;
+  if (!taken_.exchange(true)) {
+    if (len < saved_.size()) {
+      // libfuse ends the session on this error: nothing to wait for.
+      Answered();
+      *n = -1;
+      errno = EINVAL;
+      return true;
+    }
+    std::memcpy(buf, saved_.data(), saved_.size());
+    *n = static_cast<ssize_t>(saved_.size());
     return true;
   }
-  std::memcpy(buf, saved_.data(), saved_.size());
-  *n = static_cast<ssize_t>(saved_.size());
-  return true;
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(&answered_locked_));
+  return false;
+}
+
+void InitReplay::Answered() {
+  absl::MutexLock lock(&mu_);
+  answered_locked_ = true;
+  answered_.store(true, std::memory_order_release);
 }
 
 bool InitReplay::IsReplyToSaved(const struct iovec* iov, int count) const {

@@ -6,6 +6,12 @@
 // the kernel to send again whatever the dead daemon read and never
 // answered.
 //
+// No other thread may read the device until that reply: libfuse answers
+// every request it sees before it has processed INIT with EIO (and libfuse
+// starts a second reader as soon as the first has a request), and the
+// resend requeues every request read and not answered, a new reader's
+// included, which would then be served twice.
+//
 // Thread-safe: the device is read and written on many threads.
 
 #ifndef FUSE_HOSTD_DAEMON_SURVIVAL_INIT_REPLAY_H_
@@ -33,17 +39,26 @@ class InitReplay {
   explicit InitReplay(std::string saved);
 
   // The first call copies the saved request into `buf` and returns true
-  // with its size in *n; later calls return false (read the device).
+  // with its size in *n. Later calls wait until Answered(), then return
+  // false (read the device).
   bool Take(void* buf, size_t len, ssize_t* n);
 
   // True for the reply to the saved request (by its `unique`), which must
   // not reach the kernel.
   bool IsReplyToSaved(const struct iovec* iov, int count) const;
 
+  // libfuse has processed the saved request (its reply was dropped) and the
+  // unanswered requests were sent again: the device may be read.
+  void Answered();
+
  private:
   const std::string saved_;
   const uint64_t unique_;
   std::atomic<bool> taken_{false};
+  // Answered(): read without the lock once true.
+  std::atomic<bool> answered_{false};
+  absl::Mutex mu_;
+  bool answered_locked_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // FUSE_NOTIFY_RESEND (kernel 6.9+): the kernel queues again every request

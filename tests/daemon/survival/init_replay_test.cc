@@ -1,5 +1,6 @@
 // InitReplay: a saved FUSE_INIT is the first read of a resumed session, and
-// only the first; the session's reply to it is recognized by its unique.
+// only the first, and no other read gets to the device before it is
+// answered; the session's reply to it is recognized by its unique.
 
 #include "daemon/survival/init_replay.h"
 
@@ -15,6 +16,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "tests/daemon/survival/descriptor_probes.h"
 
@@ -79,6 +82,7 @@ TEST(InitReplayTest, TakeGivesTheSavedRequestOnce) {
   ASSERT_TRUE(replay.Take(buf.data(), buf.size(), &n));
   ASSERT_EQ(n, static_cast<ssize_t>(saved.size()));
   EXPECT_EQ(std::string(buf.data(), n), saved);
+  replay.Answered();
   n = 0;
   EXPECT_FALSE(replay.Take(buf.data(), buf.size(), &n));
   EXPECT_EQ(n, 0);
@@ -93,11 +97,48 @@ TEST(InitReplayTest, OfManyReadersOnlyOneTakesIt) {
     readers.emplace_back([&] {
       char buf[512];
       ssize_t n = 0;
-      if (replay.Take(buf, sizeof(buf), &n)) taken.fetch_add(1);
+      if (replay.Take(buf, sizeof(buf), &n)) {
+        taken.fetch_add(1);
+        replay.Answered();
+      }
     });
   }
   for (std::thread& t : readers) t.join();
   EXPECT_EQ(taken.load(), 1);
+}
+
+// libfuse answers whatever it reads before it has processed INIT with EIO:
+// a second reader must not get to the device before the saved INIT is
+// answered.
+TEST(InitReplayTest, OtherReadersWaitUntilTheSavedRequestIsAnswered) {
+  InitReplay replay(Init(42));
+  char buf[512];
+  ssize_t n = 0;
+  ASSERT_TRUE(replay.Take(buf, sizeof(buf), &n));
+  absl::Notification returned;
+  bool took = true;
+  std::thread second([&] {
+    char other[512];
+    ssize_t m = 0;
+    took = replay.Take(other, sizeof(other), &m);
+    returned.Notify();
+  });
+  EXPECT_FALSE(returned.WaitForNotificationWithTimeout(absl::Milliseconds(200)));
+  replay.Answered();
+  second.join();
+  EXPECT_TRUE(returned.HasBeenNotified());
+  EXPECT_FALSE(took);
+}
+
+TEST(InitReplayTest, ABufferTooSmallForTheRequestLeavesNobodyWaiting) {
+  const std::string saved = Init(42);
+  InitReplay replay(saved);
+  std::vector<char> small(saved.size() - 1);
+  ssize_t n = 0;
+  ASSERT_TRUE(replay.Take(small.data(), small.size(), &n));
+  EXPECT_EQ(n, -1);
+  EXPECT_EQ(errno, EINVAL);
+  EXPECT_FALSE(replay.Take(small.data(), small.size(), &n));
 }
 
 TEST(InitReplayTest, OnlyTheReplyToTheSavedRequestIsRecognized) {
