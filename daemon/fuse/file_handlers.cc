@@ -15,14 +15,22 @@ void RequestHandlers::Open(Request req, uint64_t node, int flags) {
   std::optional<std::string> path = NamedPath(req, node);
   if (!path) return;
   if (OpenHere(req, node, flags, *path)) return;
+  const bool truncates = (flags & O_TRUNC) != 0;
+  if (truncates) ForgetContents(node);
   v1::Op op = NewOp(*req);
   const uint64_t tag = PassthroughTag();
   op.mutable_open()->set_path(*path);
   op.mutable_open()->set_flags(flags);
   op.mutable_open()->set_passthrough_tag(tag);
-  Send(std::move(op), [this, req, node, flags, tag,
+  Send(std::move(op), [this, req, node, flags, tag, truncates,
                        path = *path](const v1::OpResult& res) {
     if (Failed(req, res)) return;
+    // The kernel drops the truncated node's own size and pages; the file's
+    // other names (hard links) are nodes of their own.
+    if (truncates) {
+      std::vector<uint64_t> siblings = StaleSiblings(node);
+      if (!siblings.empty()) options_.invalidator->DropAttrsNow(siblings);
+    }
     KernelOpenReply open = OpenReplyOf(res.open());
     options_.nodes->AddOpenHandle(node, open.fh);
     // Kept before the reply: the kernel's first read follows it.
@@ -176,7 +184,7 @@ void RequestHandlers::Fallocate(Request req, uint64_t node,
   r->set_mode(mode);
   r->set_offset(offset);
   r->set_length(length);
-  SendSimple(req, std::move(op));
+  SendChangingFile(req, std::move(op), node);
 }
 
 void RequestHandlers::CopyFileRange(Request req, uint64_t node_in,
@@ -195,8 +203,11 @@ void RequestHandlers::CopyFileRange(Request req, uint64_t node_in,
   r->set_offset_out(offset_out);
   r->set_length(length);
   r->set_flags(flags);
-  Send(std::move(op), [req](const v1::OpResult& res) {
-    if (!Failed(req, res)) req->ReplyWritten(res.copy_file_range().size());
+  Send(std::move(op), [this, req, node_out](const v1::OpResult& res) {
+    if (Failed(req, res)) return;
+    size_t written = res.copy_file_range().size();
+    AfterSiblingsDropped(StaleSiblings(node_out),
+                         [req, written] { req->ReplyWritten(written); });
   });
 }
 

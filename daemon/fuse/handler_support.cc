@@ -58,6 +58,14 @@ void RequestHandlers::SendSimple(const Request& req, v1::Op op,
   });
 }
 
+void RequestHandlers::SendChangingFile(const Request& req, v1::Op op,
+                                       uint64_t node) {
+  Send(std::move(op), [this, req, node](const v1::OpResult& res) {
+    if (Failed(req, res)) return;
+    AfterSiblingsDropped(StaleSiblings(node), [req] { req->ReplyError(0); });
+  });
+}
+
 void RequestHandlers::SendCreating(const Request& req, v1::Op op,
                                    uint64_t parent, std::string name,
                                    std::string path, uint64_t stale) {

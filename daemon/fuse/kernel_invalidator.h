@@ -57,6 +57,7 @@ class KernelInvalidator : public KernelCacheNotifier {
   void PathChanged(const std::string& path) override;
   void SubtreeChanged(const std::string& path) override;
   void DirectoryChanged(const std::string& path) override;
+  uint64_t HardLinkedFileAt(const std::string& path) override;
 
   // By node, queued.
   void NodeChanged(uint64_t node, bool data);

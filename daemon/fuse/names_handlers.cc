@@ -86,11 +86,29 @@ struct RequestHandlers::SetattrChain
     }
     auto self = shared_from_this();
     h->Send(std::move(ops[next++]), [self](const v1::OpResult& res) {
-      if (Failed(self->req, res)) return;
+      if (res.posix_errno() != 0) {
+        self->Fail(res.posix_errno());
+        return;
+      }
       self->have_attr = res.entry().has_attr();
       if (self->have_attr) self->last_attr = res.entry().attr();
       self->Run();
     });
+  }
+
+  void Fail(int posix_errno) {
+    RequestHandlers* h = handlers;
+    if (next == 1) {
+      req->ReplyError(posix_errno);
+      return;
+    }
+    // The ops before this one took effect (a chmod before a failed
+    // truncate): the kernel keeps a node's attributes after a failed
+    // setattr, and the file's other names knew nothing of it either.
+    std::vector<uint64_t> stale = h->StaleSiblings(node);
+    stale.push_back(node);
+    h->AfterSiblingsDropped(
+        stale, [req = req, posix_errno] { req->ReplyError(posix_errno); });
   }
 };
 

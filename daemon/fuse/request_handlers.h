@@ -255,6 +255,10 @@ class RequestHandlers {
   // `on_success` runs first (node table bookkeeping).
   void SendSimple(const Request& req, v1::Op op,
                   std::function<void()> on_success = nullptr);
+  // Sends an op that changes the file behind `node` and answers with its
+  // errno; on success, the file's other names (hard links) stop showing
+  // its old attributes first.
+  void SendChangingFile(const Request& req, v1::Op op, uint64_t node);
   // Sends an op that creates `name` in `parent` and answers with its entry.
   // With `stale` (a node whose link count the op changed) the kernel drops
   // that node's and its siblings' attributes first.

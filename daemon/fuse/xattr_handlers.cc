@@ -40,7 +40,7 @@ void RequestHandlers::Setxattr(Request req, uint64_t node, std::string name,
   r->set_name(std::move(name));
   r->set_value(value.data(), value.size());
   r->set_flags(flags);
-  SendSimple(req, std::move(op));
+  SendChangingFile(req, std::move(op), node);
 }
 
 void RequestHandlers::ReplyXattr(const Request& req, size_t size,
@@ -87,7 +87,7 @@ void RequestHandlers::Removexattr(Request req, uint64_t node,
   v1::Op op = NewOp(*req);
   op.mutable_removexattr()->set_path(*path);
   op.mutable_removexattr()->set_name(std::move(name));
-  SendSimple(req, std::move(op));
+  SendChangingFile(req, std::move(op), node);
 }
 
 }  // namespace fusehost

@@ -37,14 +37,19 @@ namespace fusehost {
 class KernelCacheNotifier {
  public:
   virtual ~KernelCacheNotifier() = default;
-  // The attributes and data of `path`, and its name in its parent (it may be
-  // gone, or exist now where the kernel cached its absence). Paths the
-  // kernel does not know are skipped.
+  // The attributes and data of `path` (and of the file's other names, if
+  // it is hard-linked), and its name in its parent (it may be gone, or
+  // exist now where the kernel cached its absence). Paths the kernel does
+  // not know are skipped.
   virtual void PathChanged(const std::string& path) = 0;
   // Everything the kernel knows at or below `path`.
   virtual void SubtreeChanged(const std::string& path) = 0;
   // Directory `path`'s attributes and listing (a name in it changed).
   virtual void DirectoryChanged(const std::string& path) = 0;
+  // The backend's inode number of the file the kernel knows at `path`, if
+  // it is known to have several names; else 0. The daemon's cache may have
+  // dropped that name, where the kernel still holds it.
+  virtual uint64_t HardLinkedFileAt(const std::string& path) { return 0; }
 };
 
 // What the rest of the daemon may ask of, or tell, the daemon's cache.
@@ -62,9 +67,9 @@ class CacheCoherence {
   // The kernel layer learned that these names of one hard-linked file (each
   // a node of its own in the kernel) no longer show its current attributes.
   virtual void OtherNamesChanged(const std::vector<std::string>& paths) = 0;
-  // The link count or contents of the file numbered `backend_ino` changed:
-  // every name of it the daemon's cache holds, but `except`, no longer
-  // shows its attributes. The kernel layer knows only the names the kernel
+  // The link count, contents or extended attributes of the file numbered
+  // `backend_ino` changed: every name of it the daemon's cache holds, but
+  // `except`, no longer shows its attributes. The kernel layer knows only the names the kernel
   // holds; the cache may hold others (the kernel forgot them), and cannot
   // always tell which file a name was (an unlink of a name whose
   // attributes it had dropped).

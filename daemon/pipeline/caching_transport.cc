@@ -413,6 +413,11 @@ void CachingTransport::UpdateLinks(uint64_t ino, const std::string& except,
     } else {
       cache->DropAttr(p);
     }
+    // Extended attributes are cached per name too, and a change may have
+    // been one of them (setxattr, the ACL that chmod rewrites, an ioctl, a
+    // backend's CHANGED notice). Other names of a file are rare enough to
+    // drop theirs whatever the change was.
+    cache->DropXattrs(p);
     // The kernel caches attributes per name.
     if (kernel != nullptr) kernel->PathChanged(p);
   }
@@ -641,6 +646,18 @@ void CachingTransport::ApplyNotice(const v1::Invalidation& notice) {
   const std::string& path = notice.path();
   const std::string parent = ParentPath(path);
   if (MetadataCache* cache = options_.cache) {
+    // A hard-linked file changed, or lost a link, through this name: its
+    // other names show the same inode. Which file it was is only known
+    // before the name is dropped, from the cache or else from the kernel,
+    // which may hold the name the cache dropped (after a link through it).
+    uint64_t ino = 0;
+    uint32_t nlink = 0;
+    bool linked = cache->GetIno(path, &ino, &nlink) && nlink > 1;
+    if (!linked) {
+      KernelCacheNotifier* kernel = kernel_.load();
+      ino = kernel != nullptr ? kernel->HardLinkedFileAt(path) : 0;
+      linked = ino != 0;
+    }
     if (notice.kind() == v1::Invalidation::CHANGED) {
       cache->DropAttr(path);
       cache->DropListing(path);
@@ -650,6 +667,7 @@ void CachingTransport::ApplyNotice(const v1::Invalidation& notice) {
     }
     cache->DropAttr(parent);
     cache->DropListing(parent);
+    if (linked) UpdateLinks(ino, path, nullptr);
   }
   KernelCacheNotifier* kernel = kernel_.load();
   if (kernel == nullptr) return;

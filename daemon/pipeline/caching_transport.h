@@ -20,9 +20,11 @@
 //   setxattr/removexattr/open+O_TRUNC attrs dropped (and extended attributes,
 //                                    for setxattr/removexattr/chmod)
 // Hard links: when a change affects a file with more than one link, every
-// other cached path of the same inode is updated too, and the kernel is told
-// to drop what it caches for those paths.
-// Backend notices (ApplyNotice) drop the path in both caches.
+// other cached path of the same inode is updated too (its extended
+// attributes dropped), and the kernel is told to drop what it caches for
+// those paths.
+// Backend notices (ApplyNotice) drop the path in both caches, and the other
+// cached names of a hard-linked file.
 // An operation that failed in transport (deadline, lost connection) may or
 // may not have happened: everything it could have touched is dropped.
 //
@@ -153,8 +155,9 @@ class CachingTransport : public OpTransport, public CacheCoherence {
   // Directory `dir` gained or lost a name: caches its attributes afterwards
   // if the backend sent them (OpResult.parent_attr), else forgets them.
   void ParentChanged(const std::string& dir, const v1::Attr& attr);
-  // Drops the cached attrs of the other names of inode `ino`, and tells the
-  // kernel adapter; `attr` (if non-null) is stored for them instead.
+  // Drops the cached attrs and xattrs of the other names of inode `ino`,
+  // and tells the kernel adapter; `attr` (if non-null) is stored for them
+  // instead of dropping the attrs.
   void UpdateLinks(uint64_t ino, const std::string& except,
                    const v1::Attr* attr);
   absl::Duration AttrTtl(const v1::Attr& attr) const;

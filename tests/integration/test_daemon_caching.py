@@ -204,6 +204,34 @@ def test_own_changes_keep_the_cache(mounts):
         lambda: ops.one(("stat", "d/f5"))["size"] == 12, 5, 0.02)
 
 
+def test_a_change_behind_the_mount_reaches_every_name_of_the_file(mounts):
+    """The loopback's notices name the path that changed; the file's other
+    names (hard links, cached for a minute with notices on) show the change
+    too: an append, an extended attribute and an unlink behind the mount,
+    each through one name. Which file a notice is about must be known to
+    one of the two caches: at first only to the kernel (the link dropped
+    the name's attributes from the daemon's cache), at the end only to the
+    daemon's (a notice made the kernel forget the name; a stat brought it
+    back)."""
+    m = mounts.mount("loopback")
+    ops = mounts.ops(cwd=m.path)
+    r = ops.run([("write_file", "a", b"abc"), ("link", "a", "b"),
+                 ("stat", "b"), ("getxattr", "b", "user.k")])
+    assert (r[2]["nlink"], r[2]["size"], r[3]) == (2, 3, "ENODATA"), r
+    with open(os.path.join(m.backing, "a"), "ab") as f:
+        f.write(b"def")
+    assert wait_until(lambda: ops.one(("stat", "b"))["size"] == 6, 5, 0.02), (
+        ops.one(("stat", "b")))
+    os.setxattr(os.path.join(m.backing, "a"), "user.k", b"v")
+    assert wait_until(
+        lambda: ops.one(("getxattr", "b", "user.k")) == b"v", 5, 0.02)
+    assert ops.one(("stat", "a"))["nlink"] == 2
+    os.unlink(os.path.join(m.backing, "a"))
+    assert wait_until(lambda: ops.one(("stat", "b"))["nlink"] == 1, 5, 0.02), (
+        ops.one(("stat", "b")))
+    assert ops.one(("stat", "a")) == "ENOENT"
+
+
 def test_xattr_names_come_with_listings(mounts):
     """loopback lists each entry's xattr names in readdir, so getxattr of
     a name a file lacks (ls -l asks every file for its ACL) and listxattr

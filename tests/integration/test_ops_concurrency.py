@@ -202,6 +202,48 @@ def test_names_the_kernel_forgot_keep_no_stale_link_count(root_fs):
     assert (r[5]["size"], r[6]["size"]) == (3, 3), r[5:]
 
 
+def test_every_change_through_one_hard_link_shows_through_the_other(root_fs):
+    """Each name of a hard-linked file is a node of its own in the kernel and
+    a path of its own in the daemon's cache, each with the file's attributes
+    and extended attributes: a change through one name (fallocate, a copy
+    into it, a truncating open, an extended attribute set or removed) shows
+    at once through the other, whose attributes were cached just before."""
+    fs = root_fs
+    r = fs.ops.run([("write_file", "a", b"abc"),
+                    ("write_file", "src", b"0123456789"),
+                    ("link", "a", "b"), ("stat", "b"),
+                    ("getxattr", "b", "user.k")])
+    assert (r[3]["nlink"], r[3]["size"], r[4]) == (2, 3, "ENODATA"), r
+
+    def through_a_then_b(changes, *b_checks):
+        # b's attributes freshly cached in both caches (within the same
+        # process, well inside their lifetime), then the change through a.
+        r = fs.ops.run([("stat", "b"), ("listxattr", "b")] + changes +
+                       [("stat", "b")] + list(b_checks))
+        return r[2:]
+
+    r = through_a_then_b([("open", "a", ["O_RDWR"]),
+                          ("posix_fallocate", "a", 0, 8192),
+                          ("close", "a")])
+    assert r[1] is True and r[3]["size"] == 8192, "after fallocate: %r" % r
+    r = through_a_then_b([("open", "a", ["O_WRONLY", "O_TRUNC"]),
+                          ("close", "a")], ("read_file", "b"))
+    assert (r[2]["size"], r[3]) == (0, b""), "after O_TRUNC: %r" % r
+    r = through_a_then_b([("open", "src", ["O_RDONLY"]),
+                          ("open", "a", ["O_WRONLY"]),
+                          ("copy_file_range", "src", "a", 10, 0, 0),
+                          ("close", "a"), ("close", "src")],
+                         ("read_file", "b"))
+    assert r[2] == 10 and (r[5]["size"], r[6]) == (10, b"0123456789"), (
+        "after copy_file_range: %r" % r)
+    r = through_a_then_b([("setxattr", "a", "user.k", b"v")],
+                         ("getxattr", "b", "user.k"), ("listxattr", "b"))
+    assert (r[2], r[3]) == (b"v", ["user.k"]), "after setxattr: %r" % r
+    r = through_a_then_b([("removexattr", "a", "user.k")],
+                         ("getxattr", "b", "user.k"), ("listxattr", "b"))
+    assert (r[2], r[3]) == ("ENODATA", []), "after removexattr: %r" % r
+
+
 def test_hardlink_coherence_repeated(root_fs):
     """Hard links are one file: a change through one name (a new link, a
     write, an unlink) shows at once through the others. Repeated, because

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <functional>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/daemon/fuse/handler_harness.h"
@@ -214,6 +216,92 @@ TEST_F(HandlerTest, AWriteToAHardLinkDropsTheOtherNamesFirst) {
   ASSERT_EQ(notify_.nodes.size(), 1u);
   EXPECT_EQ(notify_.nodes[0], std::make_pair(b, false));
   EXPECT_EQ(pipeline_.other_names, std::vector<std::string>{"/b"});
+}
+
+// Each name of a hard-linked file is a node of its own in the kernel: every
+// change of the file through one name drops the others' attributes before
+// the reply, and tells the daemon's cache which file changed.
+TEST_F(HandlerTest, EveryChangeThroughAHardLinkDropsTheOtherNamesFirst) {
+  struct Change {
+    const char* what;
+    std::function<void(RequestHandlers*, Request, uint64_t)> run;
+    v1::OpResult result;
+    Kind reply;
+  };
+  v1::OpResult copied;
+  copied.mutable_copy_file_range()->set_size(4);
+  const std::vector<Change> changes = {
+      {"fallocate",
+       [](RequestHandlers* h, Request r, uint64_t n) {
+         h->Fallocate(r, n, File(3, O_WRONLY), 0, 0, 4096);
+       },
+       Ok(), Kind::kError},
+      {"copy_file_range into it",
+       [](RequestHandlers* h, Request r, uint64_t n) {
+         h->CopyFileRange(r, n, 0, File(3), n, 8, File(3, O_RDWR), 4, 0);
+       },
+       copied, Kind::kWritten},
+      {"setxattr",
+       [](RequestHandlers* h, Request r, uint64_t n) {
+         h->Setxattr(r, n, "system.posix_acl_access", "acl", 0);
+       },
+       Ok(), Kind::kError},
+      {"removexattr",
+       [](RequestHandlers* h, Request r, uint64_t n) {
+         h->Removexattr(r, n, "user.a");
+       },
+       Ok(), Kind::kError},
+      {"open with O_TRUNC",
+       [](RequestHandlers* h, Request r, uint64_t n) {
+         h->Open(r, n, O_WRONLY | O_TRUNC);
+       },
+       OpenResult(4), Kind::kOpen},
+  };
+  uint64_t a = Known(kRoot, "a", FileAttr(5, S_IFREG | 0644, 2));
+  uint64_t b = Known(kRoot, "b", FileAttr(5, S_IFREG | 0644, 2));
+  for (const Change& change : changes) {
+    SCOPED_TRACE(change.what);
+    notify_.nodes.clear();
+    pipeline_.files_changed.clear();
+    pipeline_.other_names.clear();
+    auto req = Req(KernelOp::kWrite);
+    change.run(handlers_.get(), req, a);
+    ASSERT_EQ(notify_.nodes.size(), 0u) << "dropped before the backend's answer";
+    pipeline_.Answer(sent() - 1, change.result);
+    EXPECT_EQ(req->kind, change.reply);
+    if (change.reply == Kind::kError) EXPECT_EQ(req->err, 0);
+    EXPECT_EQ(notify_.nodes,
+              (std::vector<std::pair<uint64_t, bool>>{{b, false}}));
+    EXPECT_EQ(pipeline_.other_names, std::vector<std::string>{"/b"});
+    EXPECT_EQ(pipeline_.files_changed,
+              (std::vector<std::pair<uint64_t, std::string>>{{5, "/a"}}));
+  }
+  // An open that truncates nothing changes nothing.
+  notify_.nodes.clear();
+  auto plain = Req(KernelOp::kOpen);
+  handlers_->Open(plain, a, O_WRONLY);
+  pipeline_.Answer(sent() - 1, OpenResult(6));
+  EXPECT_EQ(plain->kind, Kind::kOpen);
+  EXPECT_TRUE(notify_.nodes.empty());
+}
+
+// A truncating open forgets the contents an earlier open of the file kept
+// for its first read: they are the file's old bytes.
+TEST_F(HandlerTest, ATruncatingOpenForgetsContentsKeptForAnotherHandle) {
+  uint64_t node = Known(kRoot, "f", FileAttr(5));
+  auto first = Req(KernelOp::kOpen);
+  handlers_->Open(first, node, O_RDONLY);
+  v1::OpResult with_contents = OpenResult(3);
+  with_contents.mutable_open()->set_contents("old bytes");
+  pipeline_.Answer(1, with_contents);
+  ASSERT_EQ(first->kind, Kind::kOpen);
+  handlers_->Open(Req(KernelOp::kOpen), node, O_WRONLY | O_TRUNC);
+  pipeline_.Answer(2, OpenResult(4));
+  auto read = Req(KernelOp::kRead);
+  handlers_->Read(read, node, File(3), 4096, 0);
+  ASSERT_EQ(sent(), 4u) << "answered from contents kept before the truncation";
+  pipeline_.Answer(3, v1::OpResult());
+  EXPECT_EQ(read->kind, Kind::kData);
 }
 
 TEST_F(HandlerTest, LocksCarryTheirOwnerAndRange) {

@@ -76,5 +76,32 @@ TEST(KernelInvalidator, AFloodBecomesOneSweep) {
   (void)b;
 }
 
+// Each name of a hard-linked file is a node of its own in the kernel, with
+// its own copy of the file's attributes: a change by path reaches them all.
+TEST(KernelInvalidator, APathChangeReachesTheFilesOtherNames) {
+  NodeTable nodes;
+  uint64_t a = nodes.AddLookup(NodeTable::kRootId, "a");
+  uint64_t d = nodes.AddLookup(NodeTable::kRootId, "d");
+  uint64_t c = nodes.AddLookup(d, "c");
+  uint64_t single = nodes.AddLookup(NodeTable::kRootId, "single");
+  nodes.NoteInode(a, 7, /*multi_link=*/true);
+  nodes.NoteInode(c, 7, /*multi_link=*/true);
+  nodes.NoteInode(single, 8, /*multi_link=*/false);
+  Recorder notify;
+  KernelInvalidator inval(&nodes, &notify);
+  EXPECT_EQ(inval.HardLinkedFileAt("/d/c"), 7u);
+  EXPECT_EQ(inval.HardLinkedFileAt("/single"), 0u);
+  EXPECT_EQ(inval.HardLinkedFileAt("/unknown"), 0u);
+  inval.PathChanged("/a");
+  inval.PathChanged("/single");
+  EXPECT_EQ(inval.queued(), 5u);  // a, c, their names; single, its name
+  inval.Start();
+  ASSERT_TRUE(notify.AwaitTotal(5));
+  inval.Stop();
+  absl::MutexLock lock(&notify.mu);
+  using Nodes = std::vector<std::pair<uint64_t, bool>>;
+  EXPECT_EQ(notify.nodes, (Nodes{{a, true}, {c, true}, {single, true}}));
+}
+
 }  // namespace
 }  // namespace fusehost

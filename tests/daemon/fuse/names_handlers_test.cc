@@ -111,6 +111,17 @@ TEST_F(HandlerTest, SetattrRunsItsOpsInOrderAndStopsAtTheFirstFailure) {
   pipeline_.Answer(2, Errno(EFBIG));
   EXPECT_EQ(req->err, EFBIG);
   EXPECT_EQ(sent(), 3u) << "utimens sent after a failure";
+  // The chmod took effect: the kernel, which keeps a node's attributes
+  // after a failed setattr, is told to drop them.
+  EXPECT_EQ(notify_.nodes,
+            (std::vector<std::pair<uint64_t, bool>>{{node, false}}));
+  // A setattr whose first op fails changed nothing.
+  notify_.nodes.clear();
+  auto none = Req(KernelOp::kSetattr);
+  handlers_->Setattr(none, node, st, kSetMode | kSetSize, std::nullopt);
+  pipeline_.Answer(3, Errno(EPERM));
+  EXPECT_EQ(none->err, EPERM);
+  EXPECT_TRUE(notify_.nodes.empty());
 }
 
 TEST_F(HandlerTest, SetattrAnswersWithTheLastAttributesOrAsksForThem) {

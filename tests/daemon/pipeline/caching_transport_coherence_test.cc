@@ -19,6 +19,13 @@
 namespace fusehost {
 namespace {
 
+v1::Invalidation Notice(v1::Invalidation::Kind kind, const std::string& path) {
+  v1::Invalidation notice;
+  notice.set_kind(kind);
+  notice.set_path(path);
+  return notice;
+}
+
 // --- coherence: what the rest of the daemon asks and tells ----------------------
 
 TEST_F(CachingTransportTest, ChangedNoticeDropsThePathAndItsParent) {
@@ -26,10 +33,7 @@ TEST_F(CachingTransportTest, ChangedNoticeDropsThePathAndItsParent) {
   SeedListing("/d", {"f"});
   Seed("/d/f", AttrOf(5));
   Seed("/other", AttrOf(6));
-  v1::Invalidation notice;
-  notice.set_kind(v1::Invalidation::CHANGED);
-  notice.set_path("/d/f");
-  transport_->ApplyNotice(notice);
+  transport_->ApplyNotice(Notice(v1::Invalidation::CHANGED, "/d/f"));
   EXPECT_EQ(Cached("/d/f"), AttrLookup::kMiss);
   EXPECT_EQ(Cached("/d"), AttrLookup::kMiss);
   EXPECT_EQ(ListingNames("/d"), std::nullopt);
@@ -39,14 +43,43 @@ TEST_F(CachingTransportTest, ChangedNoticeDropsThePathAndItsParent) {
   EXPECT_TRUE(kernel_.subtrees.empty());
 }
 
+// Another client changed, or unlinked, one name of a hard-linked file: the
+// file's other names show the same inode (its link count, its times, its
+// extended attributes).
+TEST_F(CachingTransportTest, ANoticeOnAHardLinkReachesTheFilesOtherNames) {
+  for (auto kind : {v1::Invalidation::CHANGED, v1::Invalidation::REMOVED}) {
+    SCOPED_TRACE(v1::Invalidation::Kind_Name(kind));
+    Init(DefaultPolicy());  // an empty cache
+    kernel_ = RecordingKernel();
+    Seed("/a", AttrOf(7, S_IFREG | 0644, 2));
+    Seed("/d/b", AttrOf(7, S_IFREG | 0644, 2));
+    Seed("/other", AttrOf(8, S_IFREG | 0644, 2));
+    Roundtrip(GetxattrOp("/d/b", "user.x"), XattrReply("old"));
+    transport_->ApplyNotice(Notice(kind, "/a"));
+    EXPECT_EQ(Cached("/d/b"), AttrLookup::kMiss);
+    EXPECT_EQ(Cached("/other"), AttrLookup::kHit);
+    Roundtrip(GetxattrOp("/d/b", "user.x"), XattrReply("new"));
+    EXPECT_EQ(kernel_.paths, (Names{"/d/b", "/a"}));
+  }
+}
+
+// A link through /a drops /a's cached attributes (its link count changed),
+// so the cache no longer knows which file /a is; the kernel still does.
+TEST_F(CachingTransportTest, ANoticeOnANameTheCacheDroppedAsksTheKernel) {
+  Seed("/b", AttrOf(7, S_IFREG | 0644, 2));
+  Seed("/other", AttrOf(8, S_IFREG | 0644, 2));
+  kernel_.linked_files["/a"] = 7;
+  transport_->ApplyNotice(Notice(v1::Invalidation::REMOVED, "/a"));
+  EXPECT_EQ(Cached("/b"), AttrLookup::kMiss);
+  EXPECT_EQ(Cached("/other"), AttrLookup::kHit);
+  EXPECT_EQ(kernel_.paths, (Names{"/b", "/a"}));
+}
+
 TEST_F(CachingTransportTest, SubtreeNoticeDropsEverythingBelow) {
   Seed("/d/a", AttrOf(5));
   Seed("/d/a/b", AttrOf(6));
   Seed("/d/ab", AttrOf(7));
-  v1::Invalidation notice;
-  notice.set_kind(v1::Invalidation::SUBTREE);
-  notice.set_path("/d/a");
-  transport_->ApplyNotice(notice);
+  transport_->ApplyNotice(Notice(v1::Invalidation::SUBTREE, "/d/a"));
   EXPECT_EQ(Cached("/d/a"), AttrLookup::kMiss);
   EXPECT_EQ(Cached("/d/a/b"), AttrLookup::kMiss);
   EXPECT_EQ(Cached("/d/ab"), AttrLookup::kHit);  // a sibling, not below

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -229,7 +230,13 @@ class RecordingKernel : public KernelCacheNotifier {
   void DirectoryChanged(const std::string& path) override {
     directories.push_back(path);
   }
+  uint64_t HardLinkedFileAt(const std::string& path) override {
+    auto it = linked_files.find(path);
+    return it == linked_files.end() ? 0 : it->second;
+  }
   std::vector<std::string> paths, subtrees, directories;
+  // What HardLinkedFileAt answers: path -> backend inode number.
+  std::map<std::string, uint64_t> linked_files;
 };
 
 class CachingTransportTest : public ::testing::Test {

@@ -123,6 +123,31 @@ TEST_F(CachingTransportTest, ChmodStoresReturnedAttrsAndDropsXattrs) {
   Roundtrip(GetxattrOp("/f", "system.posix_acl_access"), XattrReply("acl2"));
 }
 
+// Extended attributes are cached per name: a change through one name of a
+// hard-linked file drops them for its other names too.
+TEST_F(CachingTransportTest, AnXattrChangeThroughAHardLinkReachesTheOtherNames) {
+  auto setxattr = MakeOp([](v1::Op& op) {
+    op.mutable_setxattr()->set_path("/a");
+    op.mutable_setxattr()->set_name("system.posix_acl_access");
+    op.mutable_setxattr()->set_value("acl2");
+  });
+  auto removexattr = MakeOp([](v1::Op& op) {
+    op.mutable_removexattr()->set_path("/a");
+    op.mutable_removexattr()->set_name("system.posix_acl_access");
+  });
+  for (const v1::Op& change :
+       {setxattr, removexattr, ChmodOp("/a", 0600)}) {
+    SCOPED_TRACE(change.ShortDebugString());
+    Init(DefaultPolicy());  // an empty cache
+    Seed("/a", AttrOf(7, S_IFREG | 0644, 2));
+    Seed("/b", AttrOf(7, S_IFREG | 0644, 2));
+    Roundtrip(GetxattrOp("/b", "system.posix_acl_access"), XattrReply("acl"));
+    Local(GetxattrOp("/b", "system.posix_acl_access"));  // cached
+    Roundtrip(change, Ok());
+    Roundtrip(GetxattrOp("/b", "system.posix_acl_access"), XattrReply("acl2"));
+  }
+}
+
 TEST_F(CachingTransportTest, ChmodWithoutReturnedAttrsDropsThem) {
   Seed("/f", AttrOf(5));
   Roundtrip(ChmodOp("/f", 0600), Ok());
