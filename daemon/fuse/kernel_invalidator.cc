@@ -74,14 +74,7 @@ void KernelInvalidator::EntryChanged(uint64_t parent, std::string name) {
 
 void KernelInvalidator::PathChanged(const std::string& path) {
   uint64_t node = nodes_->Find(path);
-  if (node != 0) {
-    NodeChanged(node, /*data=*/true);
-    // Each name of a hard-linked file is a node of its own in the kernel,
-    // with its own copy of the file's attributes and pages.
-    for (uint64_t sibling : nodes_->Siblings(node)) {
-      NodeChanged(sibling, /*data=*/true);
-    }
-  }
+  if (node != 0) NodeChanged(node, /*data=*/true);
   if (path == "/") return;
   // The name itself: it may be gone, or exist now where the kernel cached
   // its absence.
@@ -107,6 +100,14 @@ void KernelInvalidator::DirectoryChanged(const std::string& path) {
 uint64_t KernelInvalidator::HardLinkedFileAt(const std::string& path) {
   uint64_t node = nodes_->Find(path);
   return node == 0 ? 0 : nodes_->BackendIno(node);
+}
+
+void KernelInvalidator::HardLinksChanged(const std::string& path) {
+  uint64_t node = nodes_->Find(path);
+  if (node == 0) return;
+  for (uint64_t sibling : nodes_->Siblings(node)) {
+    NodeChanged(sibling, /*data=*/true);
+  }
 }
 
 void KernelInvalidator::DropAttrsNow(const std::vector<uint64_t>& nodes) {

@@ -58,6 +58,7 @@ class KernelInvalidator : public KernelCacheNotifier {
   void SubtreeChanged(const std::string& path) override;
   void DirectoryChanged(const std::string& path) override;
   uint64_t HardLinkedFileAt(const std::string& path) override;
+  void HardLinksChanged(const std::string& path) override;
 
   // By node, queued.
   void NodeChanged(uint64_t node, bool data);

@@ -37,10 +37,9 @@ namespace fusehost {
 class KernelCacheNotifier {
  public:
   virtual ~KernelCacheNotifier() = default;
-  // The attributes and data of `path` (and of the file's other names, if
-  // it is hard-linked), and its name in its parent (it may be gone, or
-  // exist now where the kernel cached its absence). Paths the kernel does
-  // not know are skipped.
+  // The attributes and data of `path`, and its name in its parent (it may
+  // be gone, or exist now where the kernel cached its absence). Paths the
+  // kernel does not know are skipped.
   virtual void PathChanged(const std::string& path) = 0;
   // Everything the kernel knows at or below `path`.
   virtual void SubtreeChanged(const std::string& path) = 0;
@@ -50,6 +49,9 @@ class KernelCacheNotifier {
   // it is known to have several names; else 0. The daemon's cache may have
   // dropped that name, where the kernel still holds it.
   virtual uint64_t HardLinkedFileAt(const std::string& path) { return 0; }
+  // The attributes and data of the file's other names (hard links, each a
+  // node of its own in the kernel), if the kernel knows `path` as one.
+  virtual void HardLinksChanged(const std::string& path) {}
 };
 
 // What the rest of the daemon may ask of, or tell, the daemon's cache.

@@ -675,6 +675,9 @@ void CachingTransport::ApplyNotice(const v1::Invalidation& notice) {
     kernel->SubtreeChanged(path);
   } else {
     kernel->PathChanged(path);
+    // The nodes of the file's other names the kernel holds, cached or not
+    // in the daemon's cache (those that are were dropped above).
+    kernel->HardLinksChanged(path);
   }
   // The parent's listing and times changed too.
   if (path != "/") kernel->DirectoryChanged(parent);

@@ -23,8 +23,8 @@
 // other cached path of the same inode is updated too (its extended
 // attributes dropped), and the kernel is told to drop what it caches for
 // those paths.
-// Backend notices (ApplyNotice) drop the path in both caches, and the other
-// cached names of a hard-linked file.
+// Backend notices (ApplyNotice) drop the path in both caches, and a
+// hard-linked file's other names in both.
 // An operation that failed in transport (deadline, lost connection) may or
 // may not have happened: everything it could have touched is dropped.
 //

@@ -185,8 +185,7 @@ void MetadataCache::UpdateAttr(absl::string_view path, const v1::Attr& attr,
   if (ttl <= absl::ZeroDuration()) {
     auto it = entries_.find(path);
     if (it != entries_.end()) {
-      Unlink(path, it->second);
-      it->second.ForgetAttr(Entry::kNone);
+      ForgetAttrLocked(path, it->second);
       EraseIfEmpty(it);
     }
     return;
@@ -231,9 +230,18 @@ void MetadataCache::DropAttr(absl::string_view path) {
   ++epoch_;
   auto it = entries_.find(path);
   if (it == entries_.end()) return;
-  Unlink(path, it->second);
-  it->second.ForgetAttr(Entry::kNone);
+  ForgetAttrLocked(path, it->second);
   EraseIfEmpty(it);
+}
+
+void MetadataCache::ForgetAttrLocked(absl::string_view path, Entry& e) {
+  // A hard-linked name's extended attributes go with its attributes: once
+  // out of hard_links_, a change through another name could not reach
+  // them. (A file with one name keeps them: the kernel asks for
+  // security.capability before each write, whatever its attributes.)
+  if (e.linked) e.ClearXattrs();
+  Unlink(path, e);
+  e.ForgetAttr(Entry::kNone);
 }
 
 void MetadataCache::DropSubtree(absl::string_view path) {

@@ -5,6 +5,8 @@ test_ops_*.py are written: see ops_checks.py."""
 
 import os
 
+import pytest
+
 
 # --- locks -------------------------------------------------------------------
 
@@ -202,12 +204,17 @@ def test_names_the_kernel_forgot_keep_no_stale_link_count(root_fs):
     assert (r[5]["size"], r[6]["size"]) == (3, 3), r[5:]
 
 
-def test_every_change_through_one_hard_link_shows_through_the_other(root_fs):
+@pytest.mark.parametrize("kernel_forgets", [False, True],
+                         ids=["kernel-keeps-names", "kernel-forgets-names"])
+def test_every_change_through_one_hard_link_shows_through_the_other(
+        root_fs, kernel_forgets):
     """Each name of a hard-linked file is a node of its own in the kernel and
     a path of its own in the daemon's cache, each with the file's attributes
     and extended attributes: a change through one name (fallocate, a copy
     into it, a truncating open, an extended attribute set or removed) shows
-    at once through the other, whose attributes were cached just before."""
+    at once through the other, whose attributes were cached just before.
+    Also when the kernel forgot the names in between (memory pressure), so
+    that only the daemon's cache knows b was asked about."""
     fs = root_fs
     r = fs.ops.run([("write_file", "a", b"abc"),
                     ("write_file", "src", b"0123456789"),
@@ -216,11 +223,15 @@ def test_every_change_through_one_hard_link_shows_through_the_other(root_fs):
     assert (r[3]["nlink"], r[3]["size"], r[4]) == (2, 3, "ENODATA"), r
 
     def through_a_then_b(changes, *b_checks):
-        # b's attributes freshly cached in both caches (within the same
-        # process, well inside their lifetime), then the change through a.
-        r = fs.ops.run([("stat", "b"), ("listxattr", "b")] + changes +
-                       [("stat", "b")] + list(b_checks))
-        return r[2:]
+        # b's attributes freshly cached in both caches (well inside their
+        # lifetime), then the change through a.
+        before = [("stat", "b"), ("listxattr", "b")]
+        if kernel_forgets:
+            fs.ops.run(before)
+            _forget_unused_kernel_nodes()
+            before = []
+        r = fs.ops.run(before + changes + [("stat", "b")] + list(b_checks))
+        return r[len(before):]
 
     r = through_a_then_b([("open", "a", ["O_RDWR"]),
                           ("posix_fallocate", "a", 0, 8192),

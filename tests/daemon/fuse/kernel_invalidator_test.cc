@@ -77,8 +77,9 @@ TEST(KernelInvalidator, AFloodBecomesOneSweep) {
 }
 
 // Each name of a hard-linked file is a node of its own in the kernel, with
-// its own copy of the file's attributes: a change by path reaches them all.
-TEST(KernelInvalidator, APathChangeReachesTheFilesOtherNames) {
+// its own copy of the file's attributes: a backend's notice about one name
+// reaches them all.
+TEST(KernelInvalidator, HardLinksChangedReachesTheFilesOtherNames) {
   NodeTable nodes;
   uint64_t a = nodes.AddLookup(NodeTable::kRootId, "a");
   uint64_t d = nodes.AddLookup(NodeTable::kRootId, "d");
@@ -92,15 +93,18 @@ TEST(KernelInvalidator, APathChangeReachesTheFilesOtherNames) {
   EXPECT_EQ(inval.HardLinkedFileAt("/d/c"), 7u);
   EXPECT_EQ(inval.HardLinkedFileAt("/single"), 0u);
   EXPECT_EQ(inval.HardLinkedFileAt("/unknown"), 0u);
-  inval.PathChanged("/a");
-  inval.PathChanged("/single");
-  EXPECT_EQ(inval.queued(), 5u);  // a, c, their names; single, its name
+  inval.HardLinksChanged("/a");
+  inval.HardLinksChanged("/single");
+  inval.HardLinksChanged("/unknown");
+  EXPECT_EQ(inval.queued(), 1u);  // c
+  inval.PathChanged("/a");  // a and its name only: not a's other names
+  EXPECT_EQ(inval.queued(), 3u);
   inval.Start();
-  ASSERT_TRUE(notify.AwaitTotal(5));
+  ASSERT_TRUE(notify.AwaitTotal(3));
   inval.Stop();
   absl::MutexLock lock(&notify.mu);
   using Nodes = std::vector<std::pair<uint64_t, bool>>;
-  EXPECT_EQ(notify.nodes, (Nodes{{a, true}, {c, true}, {single, true}}));
+  EXPECT_EQ(notify.nodes, (Nodes{{c, true}, {a, true}}));
 }
 
 }  // namespace

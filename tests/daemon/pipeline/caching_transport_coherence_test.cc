@@ -60,6 +60,7 @@ TEST_F(CachingTransportTest, ANoticeOnAHardLinkReachesTheFilesOtherNames) {
     EXPECT_EQ(Cached("/other"), AttrLookup::kHit);
     Roundtrip(GetxattrOp("/d/b", "user.x"), XattrReply("new"));
     EXPECT_EQ(kernel_.paths, (Names{"/d/b", "/a"}));
+    EXPECT_EQ(kernel_.hard_links, Names{"/a"});  // names the cache lacks
   }
 }
 

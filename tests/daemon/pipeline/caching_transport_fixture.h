@@ -234,7 +234,10 @@ class RecordingKernel : public KernelCacheNotifier {
     auto it = linked_files.find(path);
     return it == linked_files.end() ? 0 : it->second;
   }
-  std::vector<std::string> paths, subtrees, directories;
+  void HardLinksChanged(const std::string& path) override {
+    hard_links.push_back(path);
+  }
+  std::vector<std::string> paths, subtrees, directories, hard_links;
   // What HardLinkedFileAt answers: path -> backend inode number.
   std::map<std::string, uint64_t> linked_files;
 };

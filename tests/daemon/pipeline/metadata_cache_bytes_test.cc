@@ -17,13 +17,15 @@ namespace {
 
 constexpr absl::Duration kLong = absl::Seconds(60);
 
-v1::Attr DirAttr(uint64_t ino) {
+v1::Attr AttrWith(uint64_t ino, uint32_t mode, uint32_t nlink) {
   v1::Attr attr;
   attr.set_ino(ino);
-  attr.set_mode(S_IFDIR | 0755);
-  attr.set_nlink(2);
+  attr.set_mode(mode);
+  attr.set_nlink(nlink);
   return attr;
 }
+v1::Attr DirAttr(uint64_t ino) { return AttrWith(ino, S_IFDIR | 0755, 2); }
+v1::Attr FileAttr(uint64_t ino) { return AttrWith(ino, S_IFREG | 0644, 1); }
 
 // `count` names of `name_bytes` bytes each.
 Listing ListingOf(int count, size_t name_bytes) {
@@ -102,6 +104,8 @@ TEST(MetadataCacheBytes, ManyBigAnswersStayWithinTheBound) {
   for (int i = 0; i < 1000; ++i) {
     std::string path = absl::StrCat("/f", i);
     cache.PutSymlink(path, target, kLong, cache.epoch());
+    cache.PutAttr(path, FileAttr(i + 2), kLong,
+                  cache.epoch());
     cache.PutXattr(path, "user.v", &value, kLong, cache.epoch());
     ASSERT_LE(cache.bytes(), bound) << "after file " << i;
   }
@@ -112,6 +116,7 @@ TEST(MetadataCacheBytes, ManyBigAnswersStayWithinTheBound) {
 TEST(MetadataCacheBytes, OnePathKeepsAFewExtendedAttributeAnswers) {
   MetadataCache cache{MetadataCache::Options()};
   std::string value = "v";
+  cache.PutAttr("/f", FileAttr(2), kLong, cache.epoch());
   for (size_t i = 0; i < 10 * MetadataCache::kMaxXattrAnswers; ++i) {
     cache.PutXattr("/f", absl::StrCat("user.n", i), &value, kLong,
                    cache.epoch());

@@ -21,6 +21,7 @@ namespace {
 
 TEST_F(MetadataCacheTest, Xattrs) {
   EXPECT_EQ(Xattr("/f", "user.a"), AttrLookup::kMiss);
+  Put("/f", 3);
   PutX("/f", "user.a", "value");
   PutX("/f", "security.capability", std::nullopt);
   PutX("/f", "", std::string("user.a\0", 7));  // the listxattr answer
@@ -90,6 +91,7 @@ TEST_F(MetadataCacheTest, NameListInAttrAnswersAbsentNames) {
 }
 
 TEST_F(MetadataCacheTest, XattrAbsenceKeepsItsErrno) {
+  Put("/f", 3);
   cache_.PutXattr("/f", "security.selinux", nullptr, absl::Seconds(10),
                   cache_.epoch(), EOPNOTSUPP);
   cache_.PutXattr("/f", "user.none", nullptr, absl::Seconds(10), cache_.epoch());
@@ -135,13 +137,16 @@ TEST_F(MetadataCacheTest, DropXattrsKeepsAttributes) {
   EXPECT_EQ(Xattr("/f", "user.a"), AttrLookup::kMiss);
   EXPECT_EQ(Xattr("/f", "user.b"), AttrLookup::kMiss);
   EXPECT_EQ(InoOf("/f"), 3);
-  // An entry that held only extended attributes goes away.
+  // Answers for a path whose attributes are not cached are not kept: a
+  // hard-linked file's other names are found by the inode number in them.
   PutX("/x", "user.a", "v");
+  EXPECT_EQ(Xattr("/x", "user.a"), AttrLookup::kMiss);
   cache_.DropXattrs("/x");
   EXPECT_EQ(cache_.size(), 1u);
 }
 
 TEST_F(MetadataCacheTest, LargeXattrValuesAreNotKept) {
+  Put("/f", 3);
   PutX("/f", "user.max", std::string(MetadataCache::kMaxCachedXattr, 'x'));
   PutX("/f", "user.big",
        std::string(MetadataCache::kMaxCachedXattr + 1, 'x'));
@@ -150,5 +155,27 @@ TEST_F(MetadataCacheTest, LargeXattrValuesAreNotKept) {
   EXPECT_EQ(value.size(), MetadataCache::kMaxCachedXattr);
   EXPECT_EQ(Xattr("/f", "user.big"), AttrLookup::kMiss);
 }
+// Other names of a hard-linked file are found by the inode number in their
+// attributes: a name whose attributes are dropped can no longer be reached
+// when the file changes through another name, so its extended attribute
+// answers go with them. A file with one name keeps its answers.
+TEST_F(MetadataCacheTest, AHardLinkedNameLosesItsXattrsWithItsAttributes) {
+  Put("/a", 5, 2);
+  Put("/b", 5, 2);
+  Put("/single", 6, 1);
+  PutX("/b", "user.k", "v");
+  PutX("/single", "user.k", "v");
+  cache_.DropAttr("/b");
+  cache_.DropAttr("/single");
+  EXPECT_EQ(Xattr("/b", "user.k"), AttrLookup::kMiss);
+  EXPECT_EQ(Xattr("/single", "user.k"), AttrLookup::kHit);
+
+  // Likewise when new attributes come with no lifetime.
+  Put("/b", 5, 2);
+  PutX("/b", "user.k", "v");
+  cache_.UpdateAttr("/b", AttrOf(5, S_IFREG | 0644, 2), absl::ZeroDuration());
+  EXPECT_EQ(Xattr("/b", "user.k"), AttrLookup::kMiss);
+}
+
 }  // namespace
 }  // namespace fusehost
