@@ -508,12 +508,17 @@ void CachingTransport::ApplyMutation(const v1::Op& op,
       // The link count of every name of the file changed. The new name's
       // attributes say which file it is, where the old name may no longer
       // be cached.
-      cache->DropAttr(op.link().old_path());
       if (attr != nullptr && attr->ino() != 0) {
         UpdateLinks(attr->ino(), op.link().new_path(), attr);
       } else if (replaced_ino != 0) {
         UpdateLinks(replaced_ino, op.link().new_path(), attr);
       }
+      // The old name's attributes go. Its extended attribute answers too:
+      // cached while the file had one name, it is outside the cache's index
+      // of hard links, where a later change through the new name would not
+      // find them.
+      cache->DropAttr(op.link().old_path());
+      cache->DropXattrs(op.link().old_path());
       return;
     case v1::Op::kUnlink:
       removed(op.unlink().path());
@@ -621,7 +626,13 @@ std::optional<v1::Attr> CachingTransport::CachedAttr(const std::string& path) {
 
 void CachingTransport::OtherNamesChanged(const std::vector<std::string>& paths) {
   if (options_.cache == nullptr) return;
-  for (const std::string& p : paths) options_.cache->DropAttr(p);
+  for (const std::string& p : paths) {
+    options_.cache->DropAttr(p);
+    // The change may have been an extended attribute, and a name outside
+    // the cache's index of hard links (cached when the file had one name)
+    // is reached only here.
+    options_.cache->DropXattrs(p);
+  }
 }
 
 void CachingTransport::NamesOfFileChanged(uint64_t backend_ino,

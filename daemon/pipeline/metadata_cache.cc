@@ -185,7 +185,7 @@ void MetadataCache::UpdateAttr(absl::string_view path, const v1::Attr& attr,
   if (ttl <= absl::ZeroDuration()) {
     auto it = entries_.find(path);
     if (it != entries_.end()) {
-      ForgetAttrLocked(path, it->second);
+      it->second.ForgetAttr(Entry::kNone);
       EraseIfEmpty(it);
     }
     return;
@@ -230,18 +230,13 @@ void MetadataCache::DropAttr(absl::string_view path) {
   ++epoch_;
   auto it = entries_.find(path);
   if (it == entries_.end()) return;
-  ForgetAttrLocked(path, it->second);
+  // Which file the name was stays (ForgetAttr keeps the inode number), and
+  // a hard-linked name keeps its place in hard_links_ while the entry
+  // lives: its extended attribute answers, which outlive the attributes
+  // (the kernel asks for security.capability before every write), must
+  // stay reachable by a change through another name.
+  it->second.ForgetAttr(Entry::kNone);
   EraseIfEmpty(it);
-}
-
-void MetadataCache::ForgetAttrLocked(absl::string_view path, Entry& e) {
-  // A hard-linked name's extended attributes go with its attributes: once
-  // out of hard_links_, a change through another name could not reach
-  // them. (A file with one name keeps them: the kernel asks for
-  // security.capability before each write, whatever its attributes.)
-  if (e.linked) e.ClearXattrs();
-  Unlink(path, e);
-  e.ForgetAttr(Entry::kNone);
 }
 
 void MetadataCache::DropSubtree(absl::string_view path) {
@@ -340,8 +335,10 @@ std::vector<std::string> MetadataCache::PathsWithIno(uint64_t ino,
 void MetadataCache::Link(absl::string_view path, Entry& e) {
   // Only files share an inode between names: a directory's link count
   // counts its subdirectories, and 0 is no inode number at all (a backend
-  // that does not report them), so neither identifies a hard link.
-  if (e.linked || e.state != Entry::kAttr || e.attr.nlink <= 1 ||
+  // that does not report them), so neither identifies a hard link. An
+  // entry whose attributes were dropped still knows its file (a rename
+  // moves such entries too).
+  if (e.linked || e.state == Entry::kNegative || e.attr.nlink <= 1 ||
       e.attr.ino == 0 || S_ISDIR(e.attr.mode)) {
     return;
   }
@@ -367,7 +364,12 @@ bool MetadataCache::GetIno(absl::string_view path, uint64_t* ino,
                            uint32_t* nlink) {
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(path);
-  if (it == entries_.end() || it->second.state != Entry::kAttr) return false;
+  // A hard-linked name whose attributes were dropped still says which file
+  // it is.
+  if (it == entries_.end() ||
+      !(it->second.state == Entry::kAttr || it->second.linked)) {
+    return false;
+  }
   *ino = it->second.attr.ino;
   *nlink = it->second.attr.nlink;
   return true;

@@ -121,8 +121,7 @@ class MetadataCache {
   AttrLookup GetXattr(absl::string_view path, absl::string_view name,
                       std::string* value, int* negative_errno = nullptr);
   // `value` null records absence, answered with `negative_errno`. Values
-  // above kMaxCachedXattr bytes are not kept, nor answers for a path whose
-  // attributes are not cached.
+  // above kMaxCachedXattr bytes are not kept.
   void PutXattr(absl::string_view path, absl::string_view name,
                 const std::string* value, absl::Duration ttl, uint64_t epoch,
                 int negative_errno = ENODATA);
@@ -174,7 +173,8 @@ class MetadataCache {
   // never directories, none for ino 0. From an index of such paths, so its
   // cost does not grow with the cache.
   std::vector<std::string> PathsWithIno(uint64_t ino, absl::string_view except);
-  // Backend's inode number of cached `path`, with its link count.
+  // Backend's inode number of cached `path`, with its link count (also for
+  // a hard-linked name whose attributes were dropped).
   bool GetIno(absl::string_view path, uint64_t* ino, uint32_t* nlink);
   void Clear();
 
@@ -274,10 +274,6 @@ class MetadataCache {
 
   // Whether `path` has attributes or an absence cached, still valid.
   bool AttrCachedLocked(absl::string_view path, int64_t now)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Drops `e`'s attributes (and, for a hard-linked name, its extended
-  // attributes); the entry stays.
-  void ForgetAttrLocked(absl::string_view path, Entry& e)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The entry for `path`, created if needed (may evict others).
   Entry& EntryFor(absl::string_view path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -116,13 +116,7 @@ void MetadataCache::PutXattr(absl::string_view path, absl::string_view name,
   if (value != nullptr && value->size() > kMaxCachedXattr) return;
   absl::MutexLock lock(&mu_);
   if (epoch != epoch_) return;
-  // Only beside the file's attributes: a change through another name of a
-  // hard-linked file finds this name by the inode number in them (see
-  // ForgetAttrLocked). The kernel asks after it looked the name up, which
-  // cached them.
-  auto known = entries_.find(path);
-  if (known == entries_.end() || known->second.state != Entry::kAttr) return;
-  Entry& e = known->second;
+  Entry& e = EntryFor(path);
   if (e.xattr_expiry <= NowNanos()) {
     // Expired answers go together; the new ones live for `ttl`.
     e.ClearXattrs();

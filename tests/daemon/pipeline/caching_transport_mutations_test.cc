@@ -148,6 +148,44 @@ TEST_F(CachingTransportTest, AnXattrChangeThroughAHardLinkReachesTheOtherNames) 
   }
 }
 
+// A name whose attributes a write dropped keeps its extended attribute
+// answers (asked before every write), and a change through another name
+// still reaches them.
+TEST_F(CachingTransportTest, AnXattrChangeReachesANameWithoutCachedAttributes) {
+  Seed("/a", AttrOf(7, S_IFREG | 0644, 2));
+  Seed("/b", AttrOf(7, S_IFREG | 0644, 2));
+  Roundtrip(GetxattrOp("/b", "user.k"), XattrReply("v"));
+  Roundtrip(WriteOp("/b"), Ok());
+  EXPECT_EQ(Cached("/b"), AttrLookup::kMiss);
+  Local(GetxattrOp("/b", "user.k"));  // still cached
+  auto setxattr = MakeOp([](v1::Op& op) {
+    op.mutable_setxattr()->set_path("/a");
+    op.mutable_setxattr()->set_name("user.k");
+    op.mutable_setxattr()->set_value("w");
+  });
+  Roundtrip(setxattr, Ok());
+  // As the kernel layer does after every change (StaleSiblings): the write
+  // dropped /a's entry, so only the file's inode number finds /b.
+  transport_->NamesOfFileChanged(7, "/a");
+  Roundtrip(GetxattrOp("/b", "user.k"), XattrReply("w"));
+}
+
+// A file cached with one name is outside the index of hard links: a link
+// drops its old name's extended attribute answers, which a change through
+// the new name could not find.
+TEST_F(CachingTransportTest, ALinkDropsTheOldNamesXattrAnswers) {
+  Seed("/f", AttrOf(9));
+  Roundtrip(GetxattrOp("/f", "user.k"), XattrReply("v"));
+  Roundtrip(LinkOp("/f", "/g"), EntryReply(AttrOf(9, S_IFREG | 0644, 2)));
+  auto setxattr = MakeOp([](v1::Op& op) {
+    op.mutable_setxattr()->set_path("/g");
+    op.mutable_setxattr()->set_name("user.k");
+    op.mutable_setxattr()->set_value("w");
+  });
+  Roundtrip(setxattr, Ok());
+  Roundtrip(GetxattrOp("/f", "user.k"), XattrReply("w"));
+}
+
 TEST_F(CachingTransportTest, ChmodWithoutReturnedAttrsDropsThem) {
   Seed("/f", AttrOf(5));
   Roundtrip(ChmodOp("/f", 0600), Ok());

@@ -137,10 +137,8 @@ TEST_F(MetadataCacheTest, DropXattrsKeepsAttributes) {
   EXPECT_EQ(Xattr("/f", "user.a"), AttrLookup::kMiss);
   EXPECT_EQ(Xattr("/f", "user.b"), AttrLookup::kMiss);
   EXPECT_EQ(InoOf("/f"), 3);
-  // Answers for a path whose attributes are not cached are not kept: a
-  // hard-linked file's other names are found by the inode number in them.
+  // An entry that held only extended attributes goes away.
   PutX("/x", "user.a", "v");
-  EXPECT_EQ(Xattr("/x", "user.a"), AttrLookup::kMiss);
   cache_.DropXattrs("/x");
   EXPECT_EQ(cache_.size(), 1u);
 }
@@ -155,26 +153,31 @@ TEST_F(MetadataCacheTest, LargeXattrValuesAreNotKept) {
   EXPECT_EQ(value.size(), MetadataCache::kMaxCachedXattr);
   EXPECT_EQ(Xattr("/f", "user.big"), AttrLookup::kMiss);
 }
-// Other names of a hard-linked file are found by the inode number in their
-// attributes: a name whose attributes are dropped can no longer be reached
-// when the file changes through another name, so its extended attribute
-// answers go with them. A file with one name keeps its answers.
-TEST_F(MetadataCacheTest, AHardLinkedNameLosesItsXattrsWithItsAttributes) {
+// Other names of a hard-linked file are found by their inode number: a
+// name whose attributes are dropped keeps its place in that index while its
+// extended attribute answers live, so a change through another name still
+// reaches them.
+TEST_F(MetadataCacheTest, AHardLinkedNameStaysFoundWhenItsAttributesAreDropped) {
   Put("/a", 5, 2);
   Put("/b", 5, 2);
-  Put("/single", 6, 1);
   PutX("/b", "user.k", "v");
-  PutX("/single", "user.k", "v");
   cache_.DropAttr("/b");
-  cache_.DropAttr("/single");
-  EXPECT_EQ(Xattr("/b", "user.k"), AttrLookup::kMiss);
-  EXPECT_EQ(Xattr("/single", "user.k"), AttrLookup::kHit);
-
-  // Likewise when new attributes come with no lifetime.
-  Put("/b", 5, 2);
-  PutX("/b", "user.k", "v");
-  cache_.UpdateAttr("/b", AttrOf(5, S_IFREG | 0644, 2), absl::ZeroDuration());
-  EXPECT_EQ(Xattr("/b", "user.k"), AttrLookup::kMiss);
+  EXPECT_EQ(Xattr("/b", "user.k"), AttrLookup::kHit);
+  EXPECT_EQ(cache_.PathsWithIno(5, "/a"), std::vector<std::string>{"/b"});
+  uint64_t ino = 0;
+  uint32_t nlink = 0;
+  ASSERT_TRUE(cache_.GetIno("/b", &ino, &nlink));
+  EXPECT_EQ(ino, 5u);
+  EXPECT_EQ(nlink, 2u);
+  // Likewise when new attributes come with no lifetime, and after a rename.
+  PutX("/a", "user.k", "v");
+  cache_.UpdateAttr("/a", AttrOf(5, S_IFREG | 0644, 2), absl::ZeroDuration());
+  cache_.Rename("/b", "/c", /*exchange=*/false);
+  EXPECT_EQ(cache_.PathsWithIno(5, ""),
+            (std::vector<std::string>{"/a", "/c"}));
+  // Gone once nothing of the entry is left.
+  cache_.DropXattrs("/c");
+  EXPECT_EQ(cache_.PathsWithIno(5, ""), std::vector<std::string>{"/a"});
 }
 
 }  // namespace
