@@ -161,6 +161,8 @@ class CachingTransport : public OpTransport, public CacheCoherence {
   void UpdateLinks(uint64_t ino, const std::string& except,
                    const v1::Attr* attr);
   absl::Duration AttrTtl(const v1::Attr& attr) const;
+  // A lifetime as Attr.ttl_ms.
+  static uint32_t ToMillis(absl::Duration d);
   void NoCapabilities(const std::string& path);
   void Record(CacheKind kind, bool hit);
 
