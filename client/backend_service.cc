@@ -90,6 +90,7 @@ grpc::Status BackendService::Init(grpc::ServerContext* /*context*/,
   reply->set_flock_locks(result.flock_locks);
   reply->set_ioctl(result.ioctl);
   reply->set_runs_batches_in_order(true);
+  reply->set_lists_by_path(result.lists_by_path);
   reply->set_posix_acl(result.posix_acl && request->posix_acl_capable());
   reply->set_default_ttl_ms(result.default_ttl_ms);
   reply->set_name(fs_.Name());

@@ -148,6 +148,12 @@ struct InitResult {
   // operation needs the filesystem's handle (a lock, lseek, ioctl).
   int root_directory_fd = -1;
   bool root_opens_as_caller = false;
+  // Readdir works without Opendir: called with fi.fh == 0 it lists `path`
+  // as Opendir followed by Readdir would (the same permission checks and
+  // errors), and Opendir and Releasedir do nothing fuse-hostd must wait
+  // for. fuse-hostd then lists a directory it has not cached with one
+  // Readdir instead of three calls.
+  bool lists_by_path = false;
 };
 
 struct MountInfo {

@@ -166,8 +166,10 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
   if (m->inbox_ == nullptr) greeter.request.clear_passthrough_socket();
   greeter.first_reply = *reply;
   greeter.log_name = m->spec_.mountpoint;
+  m->lists_by_path_.store(reply->lists_by_path());
   greeter.on_greeted = [self](const v1::InitReply& r) {
     if (self->root_ != nullptr) self->AdoptRootDirectory(r);
+    self->lists_by_path_.store(r.lists_by_path());
     // Another build of the backend may run messages in order or not.
     if (self->write_behind_ != nullptr) {
       self->write_behind_->SetInOrder(r.runs_batches_in_order());
@@ -237,8 +239,11 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
   caching.cache = m->cache_.get();
   caching.next = below_cache;
   caching.stats = &m->stats_;
+  // Ahead of the walker where a listing's round trip costs: over TCP, and
+  // where a listing fetched ahead is one readdir rather than three messages.
   caching.prefetch_listings = m->options_.prefetch_listings.value_or(
-      m->spec_.dialer == nullptr ? 64 : 0);
+      m->spec_.dialer == nullptr || reply->lists_by_path() ? 64 : 0);
+  caching.lists_by_path = &m->lists_by_path_;
   m->caching_ = std::make_unique<CachingTransport>(std::move(caching));
 
   KernelSession::Options session;
@@ -270,6 +275,7 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
   session.posix_locks = reply->posix_locks();
   session.flock_locks = reply->flock_locks();
   session.ioctl = reply->ioctl();
+  session.lists_by_path = &m->lists_by_path_;
   if (m->options_.read_ahead_kb != 0) {
     session.after_init = [self] {
       absl::Status st =

@@ -182,6 +182,9 @@ class Mount {
   std::unique_ptr<MetadataCache> cache_;  // null with cache_entries=0
   std::unique_ptr<WriteBehind> write_behind_;  // null without write_behind
   std::unique_ptr<CachingTransport> caching_;
+  // The backend lists directories by path (InitReply.lists_by_path), as
+  // its latest run answered.
+  std::atomic<bool> lists_by_path_{false};
   std::unique_ptr<NodeTable> nodes_;
   std::unique_ptr<MemoryBudget> listing_budget_;
   std::unique_ptr<DescriptorInbox> inbox_;  // null without passthrough

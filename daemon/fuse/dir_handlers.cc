@@ -116,6 +116,9 @@ struct RequestHandlers::DirHandle {
 
   bool backend_open = false;
   uint64_t backend_fh = 0;
+  // Opened without the backend, which lists by path (with fh 0): a fresh
+  // pass after rewinddir asks it again.
+  bool by_path = false;
   std::string path;  // at opendir time; for re-reading a cached listing
   absl::Mutex mu;
   // A listing from the daemon's cache, shared read-only, with a cursor at
@@ -398,6 +401,10 @@ void RequestHandlers::OpenDirHandle(const Request& req, DirHandlePtr handle,
           })) {
     return;
   }
+  if (options_.lists_by_path != nullptr && options_.lists_by_path->load()) {
+    ListOnOpen(req, std::move(handle), std::move(opened));
+    return;
+  }
   v1::Op op = NewOp(*req);
   op.mutable_opendir()->set_path(handle->path);
   op.mutable_opendir()->set_flags(flags);
@@ -411,6 +418,51 @@ void RequestHandlers::OpenDirHandle(const Request& req, DirHandlePtr handle,
     handle->backend_fh = res.opendir().fh();
     opened(handle);
   });
+}
+
+void RequestHandlers::ListOnOpen(
+    const Request& req, DirHandlePtr handle,
+    std::function<void(const DirHandlePtr&)> opened) {
+  // One message where there would be three (opendir, readdir, releasedir),
+  // sent now rather than at the first readdir so that a directory the
+  // caller may not read, or that is gone, fails the opendir as it would
+  // have.
+  handle->by_path = true;
+  v1::Op op = NewOp(*req);
+  op.mutable_readdir()->set_path(handle->path);
+  Send(std::move(op), [this, req, handle, opened = std::move(opened)](
+                          const v1::OpResult& res) {
+    if (Failed(req, res)) return;
+    DirHandle::Page page = DirHandle::Page::kAdded;
+    {
+      absl::MutexLock lock(&handle->mu);
+      // A whole listing went into the cache on its way here: shared from
+      // there. Otherwise (no cache, a resumable listing) the handle keeps
+      // the page, and asks for the next ones by path.
+      if (!FillFromCache(handle.get())) page = handle->AddPage(res.readdir());
+    }
+    if (PageRefused(req, *handle, static_cast<int>(page))) return;
+    opened(handle);
+  });
+}
+
+bool RequestHandlers::PageRefused(const Request& req, const DirHandle& h,
+                                  int page) {
+  switch (static_cast<DirHandle::Page>(page)) {
+    case DirHandle::Page::kAdded:
+      return false;
+    case DirHandle::Page::kEndless:
+      Log("%s: the backend's listing does not end (it repeats itself or grew "
+          "past %zu entries): EIO", h.path, kMaxEntries);
+      req->ReplyError(EIO);
+      return true;
+    case DirHandle::Page::kNoRoom:
+      // Open directories of this mount (or of all) hold as much as the
+      // daemon allows them.
+      req->ReplyError(ENOMEM);
+      return true;
+  }
+  return false;
 }
 
 void RequestHandlers::NoteBareListing(uint64_t dir) {
@@ -581,18 +633,7 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
            }
            page = h->AddPage(res.readdir());
          }
-         if (page == DirHandle::Page::kEndless) {
-           Log("%s: the backend's listing does not end (it repeats itself "
-               "or grew past %zu entries): EIO", h->path, kMaxEntries);
-           req->ReplyError(EIO);
-           return;
-         }
-         if (page == DirHandle::Page::kNoRoom) {
-           // Open directories of this mount (or of all) hold as much as
-           // the daemon allows them.
-           req->ReplyError(ENOMEM);
-           return;
-         }
+         if (PageRefused(req, *h, static_cast<int>(page))) return;
          ContinueReaddir(req, dir, h, plus, size, offset);
        });
 }
@@ -605,8 +646,11 @@ void RequestHandlers::Readdir(Request req, uint64_t node, uint64_t fh,
       if (h->started) {
         // rewinddir: a fresh pass sees a fresh listing.
         h->started = false;
-        if (!FillFromCache(h.get()) && h->backend_open) h->Clear();
-        // Without a backend handle the old snapshot is all there is.
+        if (!FillFromCache(h.get()) && (h->backend_open || h->by_path)) {
+          h->Clear();
+        }
+        // Without a backend handle or listing by path, the old snapshot is
+        // all there is.
       }
     }
     ContinueReaddir(req, node, h, plus, size, offset);

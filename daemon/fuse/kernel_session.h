@@ -66,6 +66,8 @@ class KernelSession : private KernelNotify {
     bool flock_locks = false;
     // The backend implements ioctl; without it the daemon answers ENOTTY.
     bool ioctl = false;
+    // See RequestHandlers::Options (must outlive the session; may be null).
+    const std::atomic<bool>* lists_by_path = nullptr;
     // The backend asked the kernel to enforce the POSIX ACLs it stores
     // (InitReply.posix_acl); the kernel then checks permissions itself.
     bool posix_acl = false;

@@ -132,6 +132,11 @@ class RequestHandlers {
     // The backend keeps POSIX locks (InitReply.posix_locks); otherwise the
     // kernel does.
     bool backend_posix_locks = false;
+    // The backend lists directories by path (InitReply.lists_by_path, which
+    // a restarted backend may answer differently); null: it does not. Then
+    // an opendir whose listing is not cached sends a readdir, not an
+    // opendir, and the handle holds nothing of the backend's.
+    const std::atomic<bool>* lists_by_path = nullptr;
     // Passthrough (both null: none): where the backend's descriptors
     // arrive, and the backing files registered from them.
     DescriptorInbox* inbox = nullptr;
@@ -376,6 +381,14 @@ class RequestHandlers {
   // ahead may be waited for (once).
   void OpenDirHandle(const Request& req, DirHandlePtr handle, int flags,
                      std::function<void(const DirHandlePtr&)> opened, bool may_wait);
+  // OpenDirHandle for a backend that lists by path: the listing is fetched
+  // instead of opening the directory at the backend.
+  void ListOnOpen(const Request& req, DirHandlePtr handle,
+                  std::function<void(const DirHandlePtr&)> opened);
+  // Answers the request with the error for a page of `h`'s listing the
+  // handle refused (DirHandle::Page, as an int: the type is private to
+  // dir_handlers.cc); false for a page it took.
+  static bool PageRefused(const Request& req, const DirHandle& h, int page);
   void ReplyOpendir(const Request& req, const DirHandlePtr& handle);
   // The kernel released the handle (or never got it): gives its listing's
   // bytes back, tells the backend, and marks it released for answers still

@@ -78,7 +78,9 @@ struct MountOptions {
   bool daemon_opens = true;
   // Subdirectories of a listing whose own listings are fetched ahead
   // (pipeline/listing_prefetcher.h); 0: none. Unset: 64 for a backend
-  // reached over TCP, where each round trip costs, none for a local one.
+  // reached over TCP, where each round trip costs, or one that lists by path
+  // (a listing fetched ahead is then one message), none for another local
+  // one.
   std::optional<size_t> prefetch_listings;
   // Write-behind (pipeline/write_behind.h): chmod, chown, utimens and
   // unlink answered from the daemon's cache and sent to the backend after.

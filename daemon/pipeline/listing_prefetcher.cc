@@ -112,6 +112,17 @@ void ListingPrefetcher::Pump() {
 }
 
 void ListingPrefetcher::Run(Job job) {
+  if (options_.lists_by_path != nullptr && options_.lists_by_path->load()) {
+    v1::Op read;
+    *read.mutable_caller() = job.caller;
+    read.mutable_readdir()->set_path(job.path);
+    options_.send_readdir(std::move(read),
+                          [this, job](const v1::OpResult& listed) {
+                            Counted(listed);
+                            Finished(job.path);
+                          });
+    return;
+  }
   v1::Op open;
   *open.mutable_caller() = job.caller;
   open.mutable_opendir()->set_path(job.path);
@@ -128,10 +139,7 @@ void ListingPrefetcher::Run(Job job) {
     read.mutable_readdir()->set_fh(fh);
     options_.send_readdir(
         std::move(read), [this, job, fh](const v1::OpResult& listed) {
-          // Counted when it could be cached: a whole listing.
-          if (listed.posix_errno() == 0 && listed.readdir().eof()) {
-            fetched_.fetch_add(1);
-          }
+          Counted(listed);
           v1::Op release;
           release.mutable_releasedir()->set_path(job.path);
           release.mutable_releasedir()->set_fh(fh);
@@ -139,6 +147,13 @@ void ListingPrefetcher::Run(Job job) {
           Finished(job.path);
         });
   });
+}
+
+void ListingPrefetcher::Counted(const v1::OpResult& listed) {
+  // Counted when it could be cached: a whole listing.
+  if (listed.posix_errno() == 0 && listed.readdir().eof()) {
+    fetched_.fetch_add(1);
+  }
 }
 
 void ListingPrefetcher::Finished(const std::string& path) {

@@ -4,7 +4,8 @@
 //
 // When a directory's listing is handed out (Listed), each subdirectory in
 // it whose listing the cache lacks is opened, read and released at the
-// backend, as the caller who listed its parent, up to `max_in_flight` at a
+// backend (only read, for a backend that lists by path), as the caller who
+// listed its parent, up to `max_in_flight` at a
 // time; the listings land in the daemon's cache like any other. Only one
 // level ahead: a prefetched listing fetches nothing itself, but when the
 // walker opens that directory and gets the listing, the next level starts.
@@ -48,6 +49,9 @@ class ListingPrefetcher {
     MetadataCache* cache = nullptr;
     size_t per_listing = 64;
     size_t max_in_flight = 16;
+    // The backend lists directories by path (InitReply.lists_by_path): a
+    // listing is then fetched with its readdir alone. Null: it does not.
+    const std::atomic<bool>* lists_by_path = nullptr;
   };
   static constexpr size_t kMaxQueued = 4096;
 
@@ -77,6 +81,8 @@ class ListingPrefetcher {
   bool CacheHasRoom() const;
   void Run(Job job);
   void Finished(const std::string& path);
+  // Counts a listing fetched.
+  void Counted(const v1::OpResult& listed);
 
   const Options options_;
   absl::Mutex mu_;

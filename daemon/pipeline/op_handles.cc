@@ -4,14 +4,15 @@ namespace fusehost {
 namespace {
 
 // Every request with a handle, as (field accessor) pairs. Requests whose
-// handle is optional report none when it is not set.
+// handle is optional report none when it is not set; a readdir reports none
+// for handle 0 (a backend that lists by path, InitReply.lists_by_path, gets
+// readdirs no opendir came before).
 #define FUSE_HOSTD_EACH_HANDLE_OP(X) \
   X(kRead, read)                     \
   X(kWrite, write)                   \
   X(kFlush, flush)                   \
   X(kRelease, release)               \
   X(kFsync, fsync)                   \
-  X(kReaddir, readdir)               \
   X(kReleasedir, releasedir)         \
   X(kFsyncdir, fsyncdir)             \
   X(kLock, lock)                     \
@@ -25,6 +26,8 @@ namespace {
   X(kTruncate, truncate)                      \
   X(kUtimens, utimens)                        \
   X(kIoctl, ioctl)
+#define FUSE_HOSTD_EACH_ZERO_IS_NONE_HANDLE_OP(X) \
+  X(kReaddir, readdir)
 
 const std::string& NoPath() {
   static const std::string* const empty = new std::string();
@@ -48,10 +51,19 @@ OpHandles HandlesOf(const v1::Op& op) {
       h.count = 1;                          \
     }                                       \
     break;
+#define FUSE_HOSTD_READ_NONZERO(kind, req) \
+  case v1::Op::kind:                       \
+    if (op.req().fh() != 0) {              \
+      h.fh[0] = op.req().fh();             \
+      h.count = 1;                         \
+    }                                      \
+    break;
     FUSE_HOSTD_EACH_HANDLE_OP(FUSE_HOSTD_READ)
     FUSE_HOSTD_EACH_OPTIONAL_HANDLE_OP(FUSE_HOSTD_READ_OPTIONAL)
+    FUSE_HOSTD_EACH_ZERO_IS_NONE_HANDLE_OP(FUSE_HOSTD_READ_NONZERO)
 #undef FUSE_HOSTD_READ
 #undef FUSE_HOSTD_READ_OPTIONAL
+#undef FUSE_HOSTD_READ_NONZERO
     case v1::Op::kCopyFileRange:
       h.fh[0] = op.copy_file_range().fh_in();
       h.fh[1] = op.copy_file_range().fh_out();
@@ -72,6 +84,7 @@ void SetHandles(v1::Op* op, const OpHandles& h) {
     break;
     FUSE_HOSTD_EACH_HANDLE_OP(FUSE_HOSTD_WRITE)
     FUSE_HOSTD_EACH_OPTIONAL_HANDLE_OP(FUSE_HOSTD_WRITE)
+    FUSE_HOSTD_EACH_ZERO_IS_NONE_HANDLE_OP(FUSE_HOSTD_WRITE)
 #undef FUSE_HOSTD_WRITE
     case v1::Op::kCopyFileRange:
       op->mutable_copy_file_range()->set_fh_in(h.fh[0]);
@@ -89,6 +102,7 @@ const std::string& HandlePathOf(const v1::Op& op, int i) {
     return op.req().path();
     FUSE_HOSTD_EACH_HANDLE_OP(FUSE_HOSTD_PATH)
     FUSE_HOSTD_EACH_OPTIONAL_HANDLE_OP(FUSE_HOSTD_PATH)
+    FUSE_HOSTD_EACH_ZERO_IS_NONE_HANDLE_OP(FUSE_HOSTD_PATH)
 #undef FUSE_HOSTD_PATH
     case v1::Op::kCopyFileRange:
       return i == 0 ? op.copy_file_range().path_in()
@@ -104,5 +118,6 @@ bool EndsHandle(const v1::Op& op) {
 
 #undef FUSE_HOSTD_EACH_HANDLE_OP
 #undef FUSE_HOSTD_EACH_OPTIONAL_HANDLE_OP
+#undef FUSE_HOSTD_EACH_ZERO_IS_NONE_HANDLE_OP
 
 }  // namespace fusehost

@@ -232,6 +232,8 @@ InitResult LoopbackFs::Init(const MountInfo& /*mount*/) {
   // Its read-only Open only opens the file: fuse-hostd may do that itself.
   result.root_directory_fd = root_fd_;
   result.root_opens_as_caller = act_as_caller_;
+  // Readdir opens the directory itself when it gets no handle.
+  result.lists_by_path = true;
   return result;
 }
 

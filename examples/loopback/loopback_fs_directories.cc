@@ -31,13 +31,22 @@ int LoopbackFs::Opendir(const Context& ctx, const std::string& path,
   });
 }
 
-int LoopbackFs::Readdir(const Context& ctx, const std::string& /*path*/,
+int LoopbackFs::Readdir(const Context& ctx, const std::string& path,
                         off_t offset, const FileInfo& fi,
                         std::vector<DirEntry>* entries, bool* eof) {
   *eof = true;
   // Every entry is handed out with offset 0, so a non-zero cookie can only
   // mean "after the end".
   if (offset != 0) return 0;
+  if (fi.fh == 0) {
+    // Listed by path (InitResult::lists_by_path): opened here, as Opendir
+    // would, for this one listing.
+    FileInfo opened;
+    if (int err = Opendir(ctx, path, &opened)) return err;
+    int err = Readdir(ctx, path, offset, opened, entries, eof);
+    Releasedir(ctx, path, opened);
+    return err;
+  }
   return AtFd(ctx, fi, [&](int fd) {
     std::vector<RawEntry> raw;
     {

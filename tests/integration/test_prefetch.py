@@ -1,8 +1,12 @@
 """Listings fetched ahead (mount option prefetch_listings=, on by default
-for backends reached over TCP): a walk gets the same answers as the tree
-itself, the daemon counts the listings it fetched ahead, a change made
-while they are cached is seen, and a local mount fetches nothing ahead
-unless asked."""
+for backends reached over TCP and for backends that list by path): a walk
+gets the same answers as the tree itself, the daemon counts the listings it
+fetched ahead, a change made while they are cached is seen, and a local
+backend that opens its directories fetches nothing ahead unless asked.
+
+And listing by path (InitReply.lists_by_path, which the C++ loopback
+declares): a directory the daemon has not cached costs one backend message,
+and a directory the caller may not read still fails at opendir."""
 
 import os
 import re
@@ -11,6 +15,7 @@ import pytest
 
 import conftest
 import fhlib
+from pyfhlib import py_mounts  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("needs_daemon")
 
@@ -58,11 +63,63 @@ class TcpLoopback:
         fhlib.stop_process(self.proc, timeout=5)
 
 
-def test_a_walk_over_a_local_mount_fetches_nothing_ahead_by_default(mounts):
-    m = mounts.mount("loopback")
+def test_a_local_backend_that_opens_directories_fetches_nothing_ahead(
+        py_mounts):
+    # The Python loopback opens its directories (opendir), so each listing
+    # fetched ahead would cost three messages.
+    m = py_mounts.mount("loopback")
     make_tree(m.backing)
     assert walk(m.path) == walk(m.backing)
     assert prefetched(m) == 0
+
+
+def test_a_local_backend_that_lists_by_path_fetches_ahead_by_default(mounts):
+    m = mounts.mount("loopback")
+    make_tree(m.backing)
+    assert walk(m.path) == walk(m.backing)
+    assert prefetched(m) >= 8
+
+
+def backend_messages(m):
+    out = m.daemon.ctl("stats", m.path).check().stdout
+    found = re.search(r"backend\s+(\d+) messages", out)
+    assert found, "no backend line in stats:\n" + out
+    return int(found.group(1))
+
+
+def test_listing_a_directory_by_path_costs_one_message(mounts):
+    # Made before the mount: the backend's notices of a tree made under it
+    # would send the kernel back to the backend.
+    root = mounts.mkdir("by_path")
+    make_tree(root, dirs=1, subdirs=3, files=5)
+    m = mounts.mount("loopback", options="allow_other,prefetch_listings=0",
+                     root=root)
+    top = os.path.join(m.path, "d0")
+    assert sorted(os.listdir(top)) == ["s0", "s1", "s2"]
+    for s in range(3):
+        os.stat(os.path.join(top, "s%d" % s))  # looked up: no message later
+    before = backend_messages(m)
+    for s in range(3):
+        listed = os.listdir(os.path.join(top, "s%d" % s))
+        assert sorted(listed) == ["f%d" % f for f in range(5)]
+    # One readdir each: no opendir, no releasedir.
+    assert backend_messages(m) - before == 3, \
+        m.daemon.ctl("stats", m.path).check().stdout
+
+
+def test_a_directory_the_caller_may_not_read_fails_at_opendir(mounts):
+    m = mounts.mount("loopback", options="allow_other,prefetch_listings=0")
+    closed = os.path.join(m.backing, "closed")
+    os.mkdir(closed)
+    os.chmod(closed, 0o711)  # search, but no read, for others
+    open(os.path.join(closed, "inside"), "w").close()
+    path = os.path.join(m.path, "closed")
+    ops = mounts.ops(mounts.users.a)
+    opened, inside = ops.run([("open", path, os.O_RDONLY | os.O_DIRECTORY),
+                              ("stat", os.path.join(path, "inside"))])
+    # open(2) itself fails, not a later getdents.
+    assert opened == "EACCES", opened
+    assert not fhlib.is_err(inside), inside
 
 
 def test_a_walk_fetches_the_next_level_ahead(mounts):

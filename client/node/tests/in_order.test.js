@@ -13,11 +13,7 @@ const test = require('node:test')
 const assert = require('node:assert')
 
 const Fuse = require('../')
-const { Bound } = require('../lib/bound')
-const { Dispatcher } = require('../lib/dispatch')
-const { InvalidationHub } = require('../lib/invalidations')
-const { Service } = require('../lib/server')
-const { load } = require('../lib/protocol')
+const { serviceFor, call } = require('./service_harness')
 
 const SET = 2 // TimeSet.Kind
 const FILE = { mode: 0o100644, size: 0, mtime: new Date(5000), atime: new Date(5000), ctime: new Date(5000) }
@@ -70,24 +66,6 @@ const REQUESTS = {
   chown: (path) => ({ chown: { path, uid: 1000 } }),
   utimens: (path) => ({
     utimens: { path, atime: { kind: SET, time: { sec: '7' } }, mtime: { kind: SET, time: { sec: '7' } } }
-  })
-}
-
-function serviceFor (ops) {
-  const bound = new Bound(ops, { log: () => {} })
-  return new Service(new Dispatcher(bound, '5'), new InvalidationHub(), { name: 'in-order' })
-}
-
-// Calls unary handler `name` as gRPC does: the request serialized and
-// deserialized on the way in, the reply on the way out.
-function call (service, name, request) {
-  const method = load().FileSystem.service[name]
-  const decoded = method.requestDeserialize(method.requestSerialize(request))
-  return new Promise((resolve, reject) => {
-    service.handlers()[name]({ request: decoded }, (err, reply) => {
-      if (err) reject(new Error(err.details || String(err)))
-      else resolve(method.responseDeserialize(method.responseSerialize(reply)))
-    })
   })
 }
 

@@ -419,6 +419,82 @@ TEST_F(DirHandlerTest, RewinddirReadsAFreshListing) {
   EXPECT_EQ(Names(entries), (std::vector<std::string>{"a", "new"}));
 }
 
+// --- a backend that lists by path (InitReply.lists_by_path) ------------------
+
+TEST_F(DirHandlerTest, ABackendThatListsByPathGetsOneReaddirAtOpendir) {
+  lists_by_path_ = true;
+  auto open = Req(KernelOp::kOpendir);
+  handlers_->Opendir(open, kRoot, 0);
+  ASSERT_EQ(sent(), 1u);
+  EXPECT_EQ(pipeline_.op(0).readdir().path(), "/");
+  EXPECT_EQ(pipeline_.op(0).readdir().fh(), 0u);
+  EXPECT_EQ(pipeline_.op(0).readdir().offset(), 0u);
+  EXPECT_EQ(open->kind, Kind::kNone) << "answered before the listing came";
+  pipeline_.Answer(0, Page({"a", "b"}, true));
+  ASSERT_EQ(open->kind, Kind::kOpen);
+  const uint64_t fh = open->open.fh;
+  std::vector<Dirent> entries = Read(fh, 0, 4096, true);
+  EXPECT_EQ(Names(entries), (std::vector<std::string>{".", "..", "a", "b"}));
+  EXPECT_NE(entries[2].node, 0u) << "no attributes from the listing";
+  // Nothing was opened at the backend: nothing to release or sync there.
+  auto fsync = Req(KernelOp::kFsyncdir);
+  handlers_->Fsyncdir(fsync, kRoot, fh, false);
+  EXPECT_EQ(fsync->err, 0);
+  auto release = Req(KernelOp::kReleasedir);
+  handlers_->Releasedir(release, fh);
+  EXPECT_EQ(release->err, 0);
+  EXPECT_EQ(sent(), 1u);
+}
+
+TEST_F(DirHandlerTest, AListingByPathThatFailsFailsTheOpendir) {
+  lists_by_path_ = true;
+  auto open = Req(KernelOp::kOpendir);
+  handlers_->Opendir(open, kRoot, 0);
+  pipeline_.Answer(0, Errno(EACCES));
+  EXPECT_EQ(open->kind, Kind::kError);
+  EXPECT_EQ(open->err, EACCES);
+  EXPECT_EQ(sent(), 1u);
+}
+
+TEST_F(DirHandlerTest, AResumableListingByPathAsksForItsNextPagesByPath) {
+  lists_by_path_ = true;
+  auto open = Req(KernelOp::kOpendir);
+  handlers_->Opendir(open, kRoot, 0);
+  pipeline_.Answer(0, Page({"a", "b"}, false, /*first_cookie=*/10));
+  ASSERT_EQ(open->kind, Kind::kOpen);
+  const uint64_t fh = open->open.fh;
+  std::vector<Dirent> first = Read(fh, 2, 4096, false);
+  EXPECT_EQ(Names(first), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(sent(), 1u);
+  v1::OpResult last = Page({"c"}, true, /*first_cookie=*/12);
+  std::vector<Dirent> rest = Read(fh, first.back().next, 4096, false, &last);
+  EXPECT_EQ(Names(rest), (std::vector<std::string>{"c"}));
+  ASSERT_EQ(sent(), 2u);
+  EXPECT_EQ(pipeline_.op(1).readdir().fh(), 0u);
+  EXPECT_EQ(pipeline_.op(1).readdir().offset(), 12u);
+  EXPECT_EQ(pipeline_.op(1).readdir().path(), "/");
+  handlers_->Releasedir(Req(KernelOp::kReleasedir), fh);
+  EXPECT_EQ(sent(), 2u);
+}
+
+TEST_F(DirHandlerTest, RewinddirOfAListingByPathAsksAgain) {
+  lists_by_path_ = true;
+  auto open = Req(KernelOp::kOpendir);
+  handlers_->Opendir(open, kRoot, 0);
+  pipeline_.Answer(0, Page({"a"}, true));
+  ASSERT_EQ(open->kind, Kind::kOpen);
+  const uint64_t fh = open->open.fh;
+  Read(fh, 0, 4096, false);
+  Read(fh, 2, 4096, false);
+  Read(fh, 0, 4096, false);
+  v1::OpResult again = Page({"a", "new"}, true);
+  std::vector<Dirent> entries = Read(fh, 2, 4096, false, &again);
+  EXPECT_EQ(Names(entries), (std::vector<std::string>{"a", "new"}));
+  EXPECT_EQ(pipeline_.op(1).readdir().fh(), 0u);
+  handlers_->Releasedir(Req(KernelOp::kReleasedir), fh);
+  EXPECT_EQ(sent(), 2u);
+}
+
 TEST_F(DirHandlerTest, AFailedOpendirAnswersItsErrno) {
   auto req = Req(KernelOp::kOpendir);
   handlers_->Opendir(req, kRoot, 0);

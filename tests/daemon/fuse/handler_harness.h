@@ -8,6 +8,7 @@
 #ifndef FUSE_HOSTD_TESTS_DAEMON_FUSE_HANDLER_HARNESS_H_
 #define FUSE_HOSTD_TESTS_DAEMON_FUSE_HANDLER_HARNESS_H_
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -243,6 +244,7 @@ class HandlerTest : public ::testing::Test {
     options.timeouts = timeouts;
     options.backend_ioctl = backend_ioctl;
     options.listing_budget = listing_budget_;
+    options.lists_by_path = &lists_by_path_;
     handlers_ = std::make_unique<RequestHandlers>(options);
   }
 
@@ -263,6 +265,8 @@ class HandlerTest : public ::testing::Test {
   // What open directories may hold (none by default: unbounded); set before
   // Rebuild.
   MemoryBudget* listing_budget_ = nullptr;
+  // The backend lists directories by path (may change at any time).
+  std::atomic<bool> lists_by_path_{false};
 
   NodeTable nodes_;
   FakePipeline pipeline_;

@@ -197,6 +197,21 @@ TEST(HandleMap, AnIoctlsOptionalHandleIsResolvedWhenSet) {
   EXPECT_EQ(without.handle_instance(), 0u);
 }
 
+TEST(HandleMap, AReaddirWithoutAHandleListsByPath) {
+  HandleMap map;
+  map.SawInstance(7);
+  v1::Op by_path;  // InitReply.lists_by_path: no opendir came before
+  by_path.mutable_readdir()->set_path("/d");
+  ASSERT_EQ(map.Resolve(&by_path).kind, HandleRoute::kSend);
+  EXPECT_EQ(by_path.readdir().fh(), 0u);
+  EXPECT_EQ(by_path.handle_instance(), 0u);
+  const uint64_t token = Open(map, 3, 7);
+  v1::Op opened;
+  opened.mutable_readdir()->set_fh(token);
+  ASSERT_EQ(map.Resolve(&opened).kind, HandleRoute::kSend);
+  EXPECT_EQ(opened.readdir().fh(), 3u);
+}
+
 // Sends `op` on `token` through the map and has the backend answer it with
 // `posix_errno`; returns the errno the kernel gets.
 int Answered(HandleMap& map, v1::Op op, int posix_errno) {

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <memory>
@@ -81,6 +82,7 @@ class ListingPrefetcherTest : public ::testing::Test {
     options.cache = cache_.get();
     options.per_listing = per_listing;
     options.max_in_flight = max_in_flight;
+    options.lists_by_path = &lists_by_path_;
     prefetcher_ = std::make_unique<ListingPrefetcher>(std::move(options));
   }
 
@@ -137,6 +139,7 @@ class ListingPrefetcherTest : public ::testing::Test {
     return over;
   }
 
+  std::atomic<bool> lists_by_path_{false};
   FakeBackend backend_;   // opendir and releasedir
   FakeBackend readdirs_;  // readdir
   std::unique_ptr<MetadataCache> cache_;
@@ -144,6 +147,25 @@ class ListingPrefetcherTest : public ::testing::Test {
 };
 
 // --- what is fetched, and how ------------------------------------------------
+
+TEST_F(ListingPrefetcherTest, ABackendThatListsByPathIsOnlyAskedForTheListing) {
+  lists_by_path_ = true;
+  prefetcher_->Listed("/d", ListingOf({"a", "b"}, {"f"}), Walker());
+  EXPECT_EQ(backend_.sent(), 0u) << "opened at the backend";
+  ASSERT_EQ(readdirs_.sent(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    const v1::Op op = readdirs_.op(i);
+    EXPECT_EQ(op.readdir().path(), i == 0 ? "/d/a" : "/d/b");
+    EXPECT_EQ(op.readdir().fh(), 0u);
+    EXPECT_EQ(op.caller().DebugString(), Walker().DebugString());
+  }
+  std::shared_ptr<bool> over = Await("/d/a");
+  readdirs_.Answer(0, ReaddirReply({}));
+  EXPECT_TRUE(*over);
+  readdirs_.Answer(1, Errno(EACCES));
+  EXPECT_EQ(prefetcher_->fetched(), 1u);
+  EXPECT_EQ(backend_.sent(), 0u) << "released at the backend";
+}
 
 TEST_F(ListingPrefetcherTest, OpensOnlyTheSubdirectoriesAsTheCaller) {
   Listing listing = ListingOf({"a", "b"}, {"f", "g"});

@@ -156,6 +156,11 @@ class BoundOperations:
         self.posix_locks = self.f_lock is not None
         self.flock_locks = self.f_flock is not None
         self.ioctl = self.f_ioctl is not None
+        # Without opendir and releasedir, readdir gets handle 0 anyway: the
+        # daemon may list a directory with readdir alone
+        # (InitReply.lists_by_path).
+        self.lists_by_path = self.f_opendir is None and \
+            self.f_releasedir is None
 
     def _fn(self, name):
         """The callable for operation `name`, or None if not implemented."""

@@ -56,6 +56,7 @@ def init_reply(dispatcher, request, name):
         flock_locks=dispatcher.flock_locks, ioctl=dispatcher.ioctl,
         # BatchRunner honours Batch.in_order.
         runs_batches_in_order=True,
+        lists_by_path=b.lists_by_path,
         name=name,
         default_ttl_ms=dispatcher.default_ttl_ms,
         instance=dispatcher.instance,
