@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "client/server_tls.h"
+#include "common/payload_heap.h"
 
 namespace fusehost {
 namespace {
@@ -117,6 +118,8 @@ absl::StatusOr<std::unique_ptr<BackendServer>> BackendServer::Start(
     if (!prepared.ok()) return prepared;
   }
 
+  // File data passes through here (reads, and writes without passthrough).
+  KeepPayloadsInHeap();
   const int threads = ThreadCount(options.threads);
   BackendService::Options service_options;
   service_options.threads = threads;

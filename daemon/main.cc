@@ -35,6 +35,7 @@
 
 #include "absl/flags/flag.h"
 #include "common/log_line.h"
+#include "common/payload_heap.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
@@ -359,6 +360,8 @@ int main(int argc, char** argv) {
   // update on each lock, on every request. The daemon's tests run the same
   // code with it on.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // Read and write payloads pass through here without passthrough.
+  fusehost::KeepPayloadsInHeap();
   if (rest.size() > 1) {
     fusehost::Log("unexpected argument '%s' (see --help)",
             rest[1]);

@@ -26,6 +26,7 @@ import grpc
 from . import _handshake
 from . import _passthrough
 from . import _invalidations
+from . import _payload_heap
 from . import _tls
 from . import _workers
 from ._batch import BatchRunner
@@ -197,6 +198,7 @@ def start_server(servicer, address, credentials=None):
     `credentials` (_tls.server_credentials). A Unix socket is made
     owner-only (0600): whoever can connect can send operations in any
     caller's name. Stop it with stop_server()."""
+    _payload_heap.keep_payloads_in_heap()
     server = grpc.server(
         servicer.workers,
         options=[("grpc.max_receive_message_length", _MESSAGE_LIMIT),

@@ -1,0 +1,24 @@
+#include "common/payload_heap.h"
+
+#include <malloc.h>
+
+#include <cstdlib>
+
+namespace fusehost {
+namespace {
+
+// Above the largest payload with its framing (the daemon asks at most 1 MiB
+// per read or write); glibc allows up to 32 MiB here.
+constexpr int kMmapThreshold = 32 << 20;
+// Free memory at the top of a heap beyond this goes back to the kernel.
+constexpr int kTrimThreshold = 64 << 20;
+
+}  // namespace
+
+void KeepPayloadsInHeap() {
+  if (std::getenv("GLIBC_TUNABLES") != nullptr) return;
+  mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
+  mallopt(M_TRIM_THRESHOLD, kTrimThreshold);
+}
+
+}  // namespace fusehost
