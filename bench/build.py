@@ -16,6 +16,8 @@ from common import REPO, fhlib, log, run
 
 EXAMPLES = '/usr/share/doc/libfuse3-dev/examples'
 HOSTD_BINARIES = ['fuse-hostd', 'fuse-hostctl', 'loopback_fs']
+# Built with them; taken from --hostd-bin-dir only if there.
+OPTIONAL_BINARIES = ['roundtrip']
 
 
 def build_libfuse_examples(b):
@@ -41,7 +43,8 @@ def build_hostd(b, need_python):
         d = args.hostd_bin_dir
         # A flat directory or a bazel-bin tree.
         src = {n: os.path.join(d, n) if os.path.exists(os.path.join(d, n))
-               else fhlib.binary_path(d, n) for n in HOSTD_BINARIES}
+               else fhlib.binary_path(d, n)
+               for n in HOSTD_BINARIES + OPTIONAL_BINARIES}
         pkg = os.path.join(d, 'fusehost')
         if not os.path.isdir(pkg):
             pkg = os.path.join(d, 'client', 'python', 'fusehost')
@@ -56,7 +59,8 @@ def build_hostd(b, need_python):
             archive = run(['git', '-C', REPO, 'archive', 'HEAD']).stdout
             run(['tar', 'x', '-C', ws], input=archive)
             base += '-head'
-        targets = [fhlib.bazel_target(n) for n in HOSTD_BINARIES]
+        targets = [fhlib.bazel_target(n)
+                   for n in HOSTD_BINARIES + OPTIONAL_BINARIES]
         if need_python:
             # The importable package: the SDK's modules plus the
             # generated protocol modules (nothing generated is checked in).
@@ -78,7 +82,8 @@ def build_hostd(b, need_python):
         out = run(bazel + ['info', '-c', 'opt', 'bazel-bin'],
                   cwd=ws).stdout.decode().strip()
         run(bazel + ['shutdown'], cwd=ws, check=False)
-        src = {n: fhlib.binary_path(out, n) for n in HOSTD_BINARIES}
+        src = {n: fhlib.binary_path(out, n)
+               for n in HOSTD_BINARIES + OPTIONAL_BINARIES}
         pkg = os.path.join(out, 'client', 'python', 'fusehost')
         b.build_desc = 'bazel build -c opt of the %s' % (
             'work tree' if args.hostd_source == 'worktree'
@@ -86,6 +91,9 @@ def build_hostd(b, need_python):
     for n in HOSTD_BINARIES:
         # Copies: a rebuild in the workspace mid-run changes nothing here.
         shutil.copy(src[n], b.bin(n))
+    for n in OPTIONAL_BINARIES:
+        if os.path.exists(src[n]):
+            shutil.copy(src[n], b.bin(n))
     if need_python:
         copy_python(b, pkg, os.path.join(ws, 'examples', 'python'))
 

@@ -12,6 +12,7 @@ import subprocess
 import time
 
 import build
+import roundtrip
 from common import (BENCH_DIR, PY, RES, TLS_NAME, drop_caches, is_mounted,
                     log, run, wait_for)
 from systems import (LABELS, NEEDS_HOSTD, NEEDS_PYTHON_SDK,
@@ -28,6 +29,7 @@ class Bench:
         self.tree = Tree(args, self.work)
         self.cap = args.cap
         self.results = {}   # (system, workload) -> [seconds | None (capped) | 'err']
+        self.roundtrip = []  # roundtrip.measure's rows
         self.errors = {}    # (system, workload) -> first error text
         self.notes_early = self.tree.notes  # said at the top of the report
         self.notes = list(self.notes_early)
@@ -189,6 +191,9 @@ class Bench:
             s.note_rss()
         if 'hostd' in self.systems:
             self.hostd_info = self.systems['hostd'].final_rss()
+        # Last, when nothing else runs: what one backend message costs.
+        if a.roundtrip_calls > 0 and set(NEEDS_HOSTD) & set(a.only):
+            roundtrip.measure(self, a.roundtrip_calls)
 
     def broken(self):
         return {n.split(':')[0] for n in self.notes if ': broke' in n}

@@ -155,6 +155,7 @@ def report(b, cmdline):
     header(out.append, b, cmdline)
     table(out.append, b, verdicts)
     memory(out.append, b, verdicts)
+    roundtrip_table(out.append, b)
     relay_stats(out.append, b)
     ending(out.append, b, verdicts)
     return '\n'.join(out) + '\n'
@@ -332,6 +333,24 @@ def stats_block(w, summary, text):
     w(text.rstrip())
     w('```')
     w('</details>')
+
+
+def roundtrip_table(w, b):
+    """The backend round trip itself (bench/roundtrip.py), per SDK."""
+    if not b.roundtrip:
+        return
+    w('')
+    w('## The backend round trip')
+    w('')
+    w('One message at a time, straight to each SDK\'s loopback on a Unix '
+      'socket (no kernel, no daemon), %d calls per getattr row, a tenth of '
+      'that for reads; µs.' % b.args.roundtrip_calls)
+    w('')
+    w('| SDK | message | p50 | p90 | p99 |')
+    w('|---|---|---|---|---|')
+    for sdk, label, p in b.roundtrip:
+        cells = ['%.0f' % x for x in p] if p else ['failed'] * 3
+        w('| %s | %s | %s |' % (sdk, label, ' | '.join(cells)))
 
 
 def relay_stats(w, b):

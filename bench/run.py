@@ -136,6 +136,9 @@ def main():
                     default='worktree',
                     help='build fuse-hostd from the work tree as it is (default) '
                     'or from the committed HEAD (git archive)')
+    ap.add_argument('--roundtrip-calls', type=int, default=5000,
+                    help='calls per round-trip probe (the backend round trip '
+                    'without kernel or daemon, bench/roundtrip.py); 0: none')
     ap.add_argument('--bazel-output-base', default='/root/.cache/fhbench/bazel',
                     help='private bazel output base for the -c opt build')
     ap.add_argument('--workdir', default='/tmp/fhbench')

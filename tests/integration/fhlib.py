@@ -65,6 +65,7 @@ BINARY_PACKAGES = {
     "mount.fuse.hostd": "cli",
     "memory_fs": "examples/memory",
     "loopback_fs": "examples/loopback",
+    "roundtrip": "bench/roundtrip",
 }
 
 
