@@ -433,13 +433,15 @@ void RequestHandlers::ListOnOpen(
   Send(std::move(op), [this, req, handle, opened = std::move(opened)](
                           const v1::OpResult& res) {
     if (Failed(req, res)) return;
-    DirHandle::Page page = DirHandle::Page::kAdded;
+    DirHandle::Page page;
     {
       absl::MutexLock lock(&handle->mu);
-      // A whole listing went into the cache on its way here: shared from
-      // there. Otherwise (no cache, a resumable listing) the handle keeps
-      // the page, and asks for the next ones by path.
-      if (!FillFromCache(handle.get())) page = handle->AddPage(res.readdir());
+      // Kept by the handle, as a page read through a backend handle is,
+      // not shared from the cache (where a whole listing went on its way
+      // here): names that came without attributes are fetched together
+      // before a readdirplus hands them out (FetchAttrsAhead), which a
+      // cached listing leaves to the kernel's lookups.
+      page = handle->AddPage(res.readdir());
     }
     if (PageRefused(req, *handle, static_cast<int>(page))) return;
     opened(handle);

@@ -446,6 +446,40 @@ TEST_F(DirHandlerTest, ABackendThatListsByPathGetsOneReaddirAtOpendir) {
   EXPECT_EQ(sent(), 1u);
 }
 
+TEST_F(DirHandlerTest, NamesListedByPathWithoutAttributesAreFetchedTogether) {
+  size_t base = TeachThatCallersLookUp();
+  lists_by_path_ = true;
+  auto open = Req(KernelOp::kOpendir);
+  handlers_->Opendir(open, kRoot, 0);
+  ASSERT_EQ(sent(), base + 1);
+  // The caching layer keeps the listing on its way here, names only.
+  pipeline_.cached_path = "/";
+  pipeline_.cached_listing["n1"] = ListingEntry{S_IFREG, 0};
+  pipeline_.cached_listing["n2"] = ListingEntry{S_IFREG, 0};
+  v1::OpResult page;
+  for (const char* name : {"n1", "n2"}) {
+    page.mutable_readdir()->add_entries()->set_name(name);
+  }
+  page.mutable_readdir()->set_eof(true);
+  pipeline_.Answer(base, page);
+  ASSERT_EQ(open->kind, Kind::kOpen);
+  auto req = Req(KernelOp::kReaddirplus);
+  handlers_->Readdir(req, kRoot, open->open.fh, 4096, 2, true);
+  // Fetched in one group before the answer, not left to the kernel's
+  // lookups one by one.
+  ASSERT_EQ(pipeline_.groups, (std::vector<size_t>{2}));
+  for (size_t i = base + 1; i < base + 3; ++i) {
+    v1::OpResult r;
+    *r.mutable_getattr()->mutable_attr() = FileAttr(10 + i);
+    pipeline_.Answer(i, r);
+  }
+  ASSERT_EQ(req->kind, Kind::kData);
+  std::vector<Dirent> entries = Decode(req->data, true);
+  ASSERT_EQ(entries.size(), 2u);
+  for (const Dirent& e : entries) EXPECT_NE(e.node, 0u) << e.name;
+  handlers_->Releasedir(Req(KernelOp::kReleasedir), open->open.fh);
+}
+
 TEST_F(DirHandlerTest, AListingByPathThatFailsFailsTheOpendir) {
   lists_by_path_ = true;
   auto open = Req(KernelOp::kOpendir);
