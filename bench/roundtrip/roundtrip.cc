@@ -23,6 +23,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/synchronization/notification.h"
+#include "common/payload_heap.h"
 #include "proto/filesystem.grpc.pb.h"
 
 ABSL_FLAG(std::string, target, "", "the backend: unix:/path or host:port (plain)");
@@ -81,6 +82,8 @@ double Percentile(const std::vector<double>& sorted, double p) {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  // As the daemon does (daemon/main.cc).
+  fusehost::KeepPayloadsInHeap();
   const std::string target = absl::GetFlag(FLAGS_target);
   const std::string api = absl::GetFlag(FLAGS_api);
   if (target.empty() || (api != "callback" && api != "sync")) {

@@ -16,8 +16,9 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 # Above any payload with its framing; glibc allows up to 32 MiB.
 _MMAP_THRESHOLD = 32 << 20
-# Free memory at the top of a heap beyond this goes back to the kernel.
-_TRIM_THRESHOLD = 64 << 20
+# Free memory at the top of a heap beyond this goes back to the kernel: room
+# for the copies of a few payloads in flight.
+_TRIM_THRESHOLD = 8 << 20
 
 
 def keep_payloads_in_heap():
