@@ -10,6 +10,8 @@ over a small directory, and reports p50, p90 and p99 of
 
 The C++ SDK is examples/loopback's loopback_fs, the Python SDK
 examples/python/loopback.py: the same backends as the fuse-hostd columns.
+The Python one is measured twice: on gRPC's C++ server (the SDK's own) and
+on grpcio's (FUSEHOST_NATIVE_SERVER=0), for comparison.
 """
 
 import os
@@ -46,9 +48,14 @@ def measure(b, calls):
     if getattr(b, 'py_package', None):
         env = dict(os.environ, PYTHONPATH=b.py_package, PYTHONUNBUFFERED='1')
         env.pop('PYTHONHOME', None)
-        sdks.append(('Python (loopback.py)',
-                     [PY, os.path.join(b.py_examples, 'loopback.py'), src],
+        cmd = [PY, os.path.join(b.py_examples, 'loopback.py'), src]
+        sdks.append(('Python (loopback.py)', cmd,
                      lambda sock: ['--listen', 'unix:' + sock], env))
+        # The same on grpcio's own server, which the SDK used before it
+        # served on gRPC's C++ server (client/python/native).
+        sdks.append(('Python, grpcio\'s server', cmd,
+                     lambda sock: ['--listen', 'unix:' + sock],
+                     dict(env, FUSEHOST_NATIVE_SERVER='0')))
     for n, (sdk, cmd, listen, env) in enumerate(sdks):
         sock = os.path.join(b.work, 'run', 'roundtrip%d.sock' % n)
         if os.path.exists(sock):

@@ -13,6 +13,8 @@ PACKAGES=(
   # command that makes the tests' certificates
   libssl-dev openssl
   python3-grpcio python3-protobuf python3-pytest python3-pytest-timeout
+  # the Python SDK's C++ server extension (client/python/native)
+  python3-dev
   attr acl util-linux passwd tar diffutils coreutils
   kmod procps g++
   # ss: the backend-restart tests see what a stopped backend was sent

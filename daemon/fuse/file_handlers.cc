@@ -2,6 +2,7 @@
 // ioctl_handler.cc).
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -22,6 +23,7 @@ void RequestHandlers::Open(Request req, uint64_t node, int flags) {
   op.mutable_open()->set_path(*path);
   op.mutable_open()->set_flags(flags);
   op.mutable_open()->set_passthrough_tag(tag);
+  op.mutable_open()->set_contents_up_to(ContentsWanted(flags, *path));
   Send(std::move(op), [this, req, node, flags, tag, truncates,
                        path = *path](const v1::OpResult& res) {
     if (Failed(req, res)) return;
@@ -48,6 +50,20 @@ void RequestHandlers::Open(Request req, uint64_t node, int flags) {
       ReleaseOrphan(path, open.fh, flags);
     }
   });
+}
+
+uint32_t RequestHandlers::ContentsWanted(int flags,
+                                         const std::string& path) const {
+  // Only a read-only open's first read is answered from the contents, and
+  // only a size the cache holds keeps a large file from being read in vain.
+  if ((flags & O_ACCMODE) != O_RDONLY || options_.coherence == nullptr) {
+    return 0;
+  }
+  std::optional<v1::Attr> attr = options_.coherence->CachedAttr(path);
+  if (!attr || !S_ISREG(attr->mode()) || attr->size() > kOpenContentsWanted) {
+    return 0;
+  }
+  return kOpenContentsWanted;
 }
 
 void RequestHandlers::Create(Request req, uint64_t parent, std::string name,

@@ -26,6 +26,10 @@
 
 namespace fusehost {
 
+// The largest file the daemon asks a backend for whole with its open
+// (OpenRequest.contents_up_to), when its cache holds the file's size.
+inline constexpr uint32_t kOpenContentsWanted = 64 << 10;
+
 class OpenContents {
  public:
   // Contents beyond `max_bytes` in all are not kept (their reads go to the

@@ -323,6 +323,10 @@ class RequestHandlers {
   // The file behind `node` changed through the daemon: contents kept from
   // an open of it, through this name or any other (hard links), are stale.
   void ForgetContents(uint64_t node);
+  // OpenRequest.contents_up_to of an open of `path` with `flags`: the
+  // largest file whose contents the daemon would take with the reply, 0
+  // when it would take none or does not know the file's size.
+  uint32_t ContentsWanted(int flags, const std::string& path) const;
   // The kernel never releases a handle whose open it did not get.
   void ReleaseOrphan(const std::string& path, uint64_t fh, int flags);
 

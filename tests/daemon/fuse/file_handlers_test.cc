@@ -83,6 +83,31 @@ TEST_F(HandlerTest, SmallFileContentsAnswerTheFirstReadOnly) {
   EXPECT_EQ(second->data, "hello");
 }
 
+// A backend that cannot tell a file's size cheaply (the Python SDK) learns
+// from the open that the daemon would take the file whole with the reply:
+// only for read-only opens of regular files whose cached size is small.
+TEST_F(HandlerTest, ReadOnlyOpensOfSmallCachedFilesAskForTheirContents) {
+  v1::Attr small_attr = FileAttr(5);
+  v1::Attr big_attr = FileAttr(6);
+  big_attr.set_size(kOpenContentsWanted + 1);
+  uint64_t small = Known(kRoot, "small", small_attr);
+  uint64_t big = Known(kRoot, "big", big_attr);
+  uint64_t unknown = Known(kRoot, "unknown", FileAttr(7));
+  pipeline_.cached_attrs["/small"] = small_attr;
+  pipeline_.cached_attrs["/big"] = big_attr;
+  handlers_->Open(Req(KernelOp::kOpen), small, O_RDONLY);
+  handlers_->Open(Req(KernelOp::kOpen), small, O_RDWR);
+  handlers_->Open(Req(KernelOp::kOpen), big, O_RDONLY);
+  handlers_->Open(Req(KernelOp::kOpen), unknown, O_RDONLY);
+  ASSERT_EQ(sent(), 7u);  // three lookups, four opens
+  EXPECT_EQ(pipeline_.op(3).open().contents_up_to(),
+            kOpenContentsWanted);
+  EXPECT_EQ(pipeline_.op(4).open().contents_up_to(), 0u) << "opened to write";
+  EXPECT_EQ(pipeline_.op(5).open().contents_up_to(), 0u) << "too large";
+  EXPECT_EQ(pipeline_.op(6).open().contents_up_to(), 0u) << "size not cached";
+  for (size_t i = 3; i < 7; ++i) pipeline_.Answer(i, OpenResult(i));
+}
+
 TEST_F(HandlerTest, AWriteForgetsContentsKeptForAnyHandleOfTheFile) {
   uint64_t node = Known(kRoot, "f", FileAttr(5));
   handlers_->Open(Req(KernelOp::kOpen), node, O_RDONLY);

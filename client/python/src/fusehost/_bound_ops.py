@@ -17,6 +17,7 @@ import inspect
 import logging
 
 from . import _convert
+from ._does_nothing import does_nothing
 from ._operations import Operations, is_implemented
 
 log = logging.getLogger("fuse")
@@ -155,6 +156,11 @@ class BoundOperations:
                       for name in ("chmod", "chown", "utimens")}
         self.posix_locks = self.f_lock is not None
         self.flock_locks = self.f_flock is not None
+        # Opens then say so (OpenReply.noflush) and the kernel sends no
+        # FLUSH on close. A FLUSH also releases the closer's POSIX locks,
+        # which only matters when the filesystem keeps them itself.
+        self.flush_does_nothing = not self.posix_locks and (
+            self.f_flush is None or does_nothing(getattr(ops, "flush")))
         self.ioctl = self.f_ioctl is not None
         # Without opendir and releasedir, readdir gets handle 0 anyway: the
         # daemon may list a directory with readdir alone

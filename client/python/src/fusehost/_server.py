@@ -7,8 +7,9 @@ the batch asks) and through it to _dispatch.py (one op), Init and Destroy
 to _handshake.py, and the Invalidations stream takes the filesystem's
 notices from _invalidations.py.
 
-Threads: gRPC runs each call on a thread of `Servicer.workers` (see
-_workers.py). An Invalidations stream holds its thread for as long as its
+Threads: on gRPC's C++ server (_native.py) each call runs on the gRPC
+thread that received it; on grpcio's, on a thread of `Servicer.workers`
+(see _workers.py). An Invalidations stream holds its thread for as long as its
 mount lasts; the pool grows by one thread per open stream, so streams never
 take threads from operations. end_streams(), shutdown() and stop_server()
 may be called from any thread. serve() must run on the main thread to catch
@@ -26,6 +27,7 @@ import grpc
 from . import _handshake
 from . import _passthrough
 from . import _invalidations
+from . import _native
 from . import _payload_heap
 from . import _tls
 from . import _workers
@@ -194,12 +196,14 @@ class Servicer(pb_grpc.FileSystemServicer):
 
 def start_server(servicer, address, credentials=None):
     """Starts a gRPC server for `servicer` on `address` ("unix:/path" or
-    "host:port"), running its handlers on `servicer.workers`, with TLS if
-    `credentials` (_tls.server_credentials). A Unix socket is made
-    owner-only (0600): whoever can connect can send operations in any
+    "host:port"): gRPC's C++ server (_native.py) unless TLS or the
+    environment says otherwise, else grpcio's, running its handlers on
+    `servicer.workers`, with TLS if `credentials`
+    (_tls.server_credentials). A Unix socket is made owner-only (0600): whoever can connect can send operations in any
     caller's name. Stop it with stop_server()."""
     _payload_heap.keep_payloads_in_heap()
-    server = grpc.server(
+    native = credentials is None and _native.available()
+    server = None if native else grpc.server(
         servicer.workers,
         options=[("grpc.max_receive_message_length", _MESSAGE_LIMIT),
                  ("grpc.max_send_message_length", _MESSAGE_LIMIT),
@@ -209,7 +213,8 @@ def start_server(servicer, address, credentials=None):
                  # policy would answer such pings with GOAWAY.
                  ("grpc.keepalive_permit_without_calls", 1),
                  ("grpc.http2.max_ping_strikes", 0)])
-    pb_grpc.add_FileSystemServicer_to_server(servicer, server)
+    if server is not None:
+        pb_grpc.add_FileSystemServicer_to_server(servicer, server)
     sock = address[len("unix:"):] if address.startswith("unix:") else None
     if sock is not None and sock.startswith("//"):
         sock = sock[2:]
@@ -222,6 +227,14 @@ def start_server(servicer, address, credentials=None):
             pass
     old_umask = os.umask(0o177) if sock is not None else None
     try:
+        if native:
+            try:
+                # The same threads as grpcio's server would have.
+                return _native.NativeServer(
+                    servicer, address, servicer.dispatcher.options.threads + 2,
+                    _MESSAGE_LIMIT)
+            except RuntimeError as e:
+                raise FuseHostError("cannot listen on %s: %s" % (address, e))
         try:
             if credentials is None:
                 port = server.add_insecure_port(address)

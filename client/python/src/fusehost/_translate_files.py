@@ -18,11 +18,16 @@ Threads: no state of their own; they run concurrently on any thread.
 """
 
 import errno
+import logging
+import os
 
 from . import _context
 from . import _convert
 from ._bound_ops import status
 from ._passthrough import Passthrough
+from ._proto import pb
+
+log = logging.getLogger("fuse")
 
 # Items per reply of a resumable (readdir_with_offset) listing.
 READDIR_PAGE = 1024
@@ -48,6 +53,7 @@ def _offer(b, reply, passthrough, tag):
 def _fill_open(b, reply, fh, fi):
     reply.SetInParent()
     reply.fh = fh & _U64
+    reply.noflush = b.flush_does_nothing
     options = b.options
     if fi is not None:
         reply.direct_io = bool(fi.direct_io) or options.direct_io
@@ -77,7 +83,30 @@ def open_op(b, req, result):
         fi.fh = fh
     _fill_open(b, result.open, fh, fi)
     _offer(b, result.open, passthrough, req.passthrough_tag)
+    if (req.contents_up_to and passthrough is None and
+            not result.open.direct_io and
+            (req.flags & os.O_ACCMODE) == os.O_RDONLY):
+        _read_whole(b, req, fh, result.open)
     return 0
+
+
+def _read_whole(b, req, fh, reply):
+    """Puts the file into the open's reply when it is at most
+    req.contents_up_to bytes (the daemon's cached size says it should be):
+    the kernel's first read, which follows at once, then costs no round
+    trip. One byte more is asked for, so a file that grew is seen and left
+    to the reads. Nothing is sent if the read fails: the kernel's own read
+    will tell."""
+    want = req.contents_up_to
+    scratch = pb.OpResult()
+    try:
+        err = read(b, pb.ReadRequest(path=req.path, fh=fh, offset=0,
+                                     size=want + 1), scratch)
+    except Exception:
+        log.debug("reading %r whole at open failed", req.path, exc_info=True)
+        return
+    if not err and len(scratch.read.data) <= want:
+        reply.contents = scratch.read.data
 
 
 def create(b, req, result):

@@ -1,0 +1,411 @@
+// fusehost._native_server: the Python SDK's gRPC server, on gRPC's C++
+// synchronous server instead of grpcio's Python one.
+//
+// grpcio's server hands every call from its polling thread to a pool
+// thread, which asks the polling thread for the request message and waits
+// for it: each call crosses threads (and the GIL) several times. On the
+// machines measured that made a Python backend's round trip several times
+// the C++ SDK's. Here gRPC's C++ threads receive the call; the handler
+// takes the GIL only to run the servicer's Python code, with the request
+// and reply as serialized bytes (Python parses and builds the messages, so
+// no C++ protobuf code is linked and the process holds one copy of each
+// descriptor).
+//
+// The Python side (_native.py) passes two callables:
+//   unary(method, request: bytes) -> bytes   method: 0 Init, 1 Destroy,
+//                                            2 Execute
+//   stream(request: bytes, alive, send_headers) -> iterator
+//     for Invalidations: yields each notice as bytes, then one final
+//     (status code, details) tuple. alive() says whether the call is still
+//     on; send_headers() sends the initial metadata at once (False if the
+//     call is gone).
+// A Python exception from either fails the call with INTERNAL.
+//
+// Module functions: start(address, unary, stream, threads, max_message)
+// returns a capsule holding the server (raises OSError when it cannot
+// listen); stop(capsule, grace_seconds, wait_seconds=3) shuts it down:
+// calls in progress get grace_seconds, and are waited for wait_seconds
+// more; it returns whether they all ended. Both must be called with the
+// GIL held (as Python calls them); stop releases it while it waits.
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/rpc_service_method.h>
+#include <grpcpp/support/method_handler.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace {
+
+constexpr char kService[] = "/fusehost.v1.FileSystem/";
+
+// Holds the GIL for its scope, from any thread.
+class Gil {
+ public:
+  Gil() : state_(PyGILState_Ensure()) {}
+  ~Gil() { PyGILState_Release(state_); }
+  Gil(const Gil&) = delete;
+  Gil& operator=(const Gil&) = delete;
+
+ private:
+  PyGILState_STATE state_;
+};
+
+// A strong reference, released under the GIL.
+class PyRef {
+ public:
+  explicit PyRef(PyObject* o = nullptr) : o_(o) {}
+  ~PyRef() { Py_XDECREF(o_); }
+  PyRef(const PyRef&) = delete;
+  PyRef& operator=(const PyRef&) = delete;
+  PyObject* get() const { return o_; }
+  explicit operator bool() const { return o_ != nullptr; }
+
+ private:
+  PyObject* o_;
+};
+
+std::string Flatten(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  std::string out;
+  if (!buffer.Dump(&slices).ok()) return out;
+  out.reserve(buffer.Length());
+  for (const grpc::Slice& s : slices) {
+    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return out;
+}
+
+grpc::ByteBuffer BufferOf(const char* data, size_t size) {
+  grpc::Slice slice(data, size);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+// The message of the pending Python exception (clears it), for a status.
+std::string TakePythonError() {
+  PyObject *type, *value, *traceback;
+  PyErr_Fetch(&type, &value, &traceback);
+  PyErr_NormalizeException(&type, &value, &traceback);
+  std::string text = "backend raised an exception";
+  if (value != nullptr) {
+    PyRef s(PyObject_Str(value));
+    const char* utf8 = s ? PyUnicode_AsUTF8(s.get()) : nullptr;
+    if (utf8 != nullptr) text += std::string(": ") + utf8;
+  }
+  PyErr_Clear();
+  Py_XDECREF(type);
+  Py_XDECREF(value);
+  Py_XDECREF(traceback);
+  return text;
+}
+
+// The FileSystem service with every message left serialized.
+class RawService final : public grpc::Service {
+ public:
+  RawService(PyObject* unary, PyObject* stream) : unary_(unary), stream_(stream) {
+    Py_INCREF(unary_);
+    Py_INCREF(stream_);
+    AddUnary("Init", 0);
+    AddUnary("Destroy", 1);
+    AddUnary("Execute", 2);
+    AddMethod(new grpc::internal::RpcServiceMethod(
+        Name("Invalidations"), grpc::internal::RpcMethod::SERVER_STREAMING,
+        new grpc::internal::ServerStreamingHandler<RawService, grpc::ByteBuffer,
+                                                   grpc::ByteBuffer>(
+            [](RawService* self, grpc::ServerContext* ctx,
+               const grpc::ByteBuffer* request,
+               grpc::ServerWriter<grpc::ByteBuffer>* writer) {
+              return self->Stream(ctx, request, writer);
+            },
+            this)));
+  }
+
+  // With the GIL held.
+  ~RawService() override {
+    Py_DECREF(unary_);
+    Py_DECREF(stream_);
+  }
+
+ private:
+  static const char* Name(const char* method) {
+    // RpcServiceMethod keeps the pointer: the names live as long as the
+    // process.
+    static std::vector<std::unique_ptr<std::string>>* names =
+        new std::vector<std::unique_ptr<std::string>>();
+    names->push_back(std::make_unique<std::string>(std::string(kService) + method));
+    return names->back()->c_str();
+  }
+
+  void AddUnary(const char* method, int index) {
+    AddMethod(new grpc::internal::RpcServiceMethod(
+        Name(method), grpc::internal::RpcMethod::NORMAL_RPC,
+        new grpc::internal::RpcMethodHandler<RawService, grpc::ByteBuffer,
+                                             grpc::ByteBuffer>(
+            [index](RawService* self, grpc::ServerContext*,
+                    const grpc::ByteBuffer* request, grpc::ByteBuffer* reply) {
+              return self->Unary(index, *request, reply);
+            },
+            this)));
+  }
+
+  grpc::Status Unary(int method, const grpc::ByteBuffer& request,
+                     grpc::ByteBuffer* reply) {
+    std::string in = Flatten(request);
+    Gil gil;
+    PyRef out(PyObject_CallFunction(unary_, "iy#", method, in.data(),
+                                    static_cast<Py_ssize_t>(in.size())));
+    char* data = nullptr;
+    Py_ssize_t size = 0;
+    if (!out || PyBytes_AsStringAndSize(out.get(), &data, &size) != 0) {
+      return grpc::Status(grpc::StatusCode::INTERNAL, TakePythonError());
+    }
+    *reply = BufferOf(data, static_cast<size_t>(size));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Stream(grpc::ServerContext* ctx, const grpc::ByteBuffer* request,
+                      grpc::ServerWriter<grpc::ByteBuffer>* writer) {
+    std::string in = Flatten(*request);
+    Gil gil;
+    // Owned by the capsule: Python may keep alive() and send_headers()
+    // past this call; they then say the call is over.
+    auto* call = new StreamCall{ctx, writer};
+    PyRef self(PyCapsule_New(call, nullptr, [](PyObject* capsule) {
+      delete static_cast<StreamCall*>(PyCapsule_GetPointer(capsule, nullptr));
+    }));
+    if (!self) {
+      delete call;
+      return grpc::Status(grpc::StatusCode::INTERNAL, TakePythonError());
+    }
+    grpc::Status status = Notices(self.get(), in, writer);
+    call->ctx = nullptr;
+    call->writer = nullptr;
+    return status;
+  }
+
+  // The Invalidations stream's loop; `self` is its StreamCall's capsule.
+  grpc::Status Notices(PyObject* self, const std::string& in,
+                       grpc::ServerWriter<grpc::ByteBuffer>* writer) {
+    PyRef alive(PyCFunction_New(&kAliveDef, self));
+    PyRef headers(PyCFunction_New(&kHeadersDef, self));
+    if (!alive || !headers) {
+      return grpc::Status(grpc::StatusCode::INTERNAL, TakePythonError());
+    }
+    PyRef items(PyObject_CallFunction(stream_, "y#OO", in.data(),
+                                      static_cast<Py_ssize_t>(in.size()),
+                                      alive.get(), headers.get()));
+    PyRef it(items ? PyObject_GetIter(items.get()) : nullptr);
+    if (!it) return grpc::Status(grpc::StatusCode::INTERNAL, TakePythonError());
+    grpc::Status status(grpc::StatusCode::INTERNAL,
+                        "notice stream ended without a status");
+    bool writing = true;
+    while (true) {
+      // Waits in Python (which lets the GIL go while it waits for notices).
+      PyRef item(PyIter_Next(it.get()));
+      if (!item) {
+        if (PyErr_Occurred()) {
+          status = grpc::Status(grpc::StatusCode::INTERNAL, TakePythonError());
+        }
+        break;
+      }
+      if (PyTuple_Check(item.get())) {
+        int code = 0;
+        const char* details = "";
+        if (!PyArg_ParseTuple(item.get(), "is", &code, &details)) {
+          status = grpc::Status(grpc::StatusCode::INTERNAL, TakePythonError());
+        } else {
+          status = grpc::Status(static_cast<grpc::StatusCode>(code), details);
+        }
+        continue;  // the iterator ends after it, and its cleanup runs
+      }
+      char* data = nullptr;
+      Py_ssize_t size = 0;
+      if (PyBytes_AsStringAndSize(item.get(), &data, &size) != 0) {
+        status = grpc::Status(grpc::StatusCode::INTERNAL, TakePythonError());
+        break;
+      }
+      if (!writing) continue;
+      grpc::ByteBuffer message = BufferOf(data, static_cast<size_t>(size));
+      bool ok;
+      Py_BEGIN_ALLOW_THREADS
+      ok = writer->Write(message);
+      Py_END_ALLOW_THREADS
+      if (!ok) writing = false;  // the call is gone: Python sees alive() false
+    }
+    return status;
+  }
+
+  struct StreamCall {
+    grpc::ServerContext* ctx;
+    grpc::ServerWriter<grpc::ByteBuffer>* writer;
+  };
+
+  static StreamCall* CallOf(PyObject* capsule) {
+    return static_cast<StreamCall*>(PyCapsule_GetPointer(capsule, nullptr));
+  }
+
+  static PyObject* Alive(PyObject* capsule, PyObject*) {
+    StreamCall* call = CallOf(capsule);
+    if (call == nullptr) return nullptr;
+    return PyBool_FromLong(call->ctx != nullptr && !call->ctx->IsCancelled());
+  }
+
+  static PyObject* SendHeaders(PyObject* capsule, PyObject*) {
+    StreamCall* call = CallOf(capsule);
+    if (call == nullptr) return nullptr;
+    if (call->writer == nullptr) Py_RETURN_FALSE;
+    Py_BEGIN_ALLOW_THREADS
+    call->writer->SendInitialMetadata();
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(!call->ctx->IsCancelled());
+  }
+
+  static PyMethodDef kAliveDef;
+  static PyMethodDef kHeadersDef;
+
+  PyObject* const unary_;
+  PyObject* const stream_;
+};
+
+PyMethodDef RawService::kAliveDef = {"alive", RawService::Alive, METH_NOARGS,
+                                     nullptr};
+PyMethodDef RawService::kHeadersDef = {"send_headers", RawService::SendHeaders,
+                                       METH_NOARGS, nullptr};
+
+struct NativeServer {
+  std::unique_ptr<RawService> service;
+  std::unique_ptr<grpc::Server> server;
+};
+
+constexpr char kCapsuleName[] = "fusehost._native_server.Server";
+
+// Stops s->server: calls in progress get until `grace` from now, and are
+// waited for `wait` seconds more (with the GIL released, which they need).
+// A handler that never returns (an operation stuck in the filesystem)
+// would keep grpc::Server::Shutdown waiting forever, so it runs on a
+// thread of its own; if that is not done in time, the service stays
+// allocated for the handlers still running, and false is returned. With
+// the GIL held.
+bool StopServer(NativeServer* s, double grace, double wait) {
+  if (s->server == nullptr) return true;
+  struct Stopping {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+  };
+  auto stopping = std::make_shared<Stopping>();
+  const auto deadline =
+      std::chrono::system_clock::now() +
+      std::chrono::microseconds(static_cast<int64_t>(grace * 1e6));
+  std::thread([server = std::move(s->server), stopping, deadline]() mutable {
+    server->Shutdown(deadline);
+    server->Wait();
+    server.reset();
+    std::lock_guard<std::mutex> lock(stopping->mu);
+    stopping->done = true;
+    stopping->cv.notify_all();
+  }).detach();
+  bool done;
+  Py_BEGIN_ALLOW_THREADS
+  std::unique_lock<std::mutex> lock(stopping->mu);
+  done = stopping->cv.wait_for(
+      lock, std::chrono::microseconds(static_cast<int64_t>((grace + wait) * 1e6)),
+      [&] { return stopping->done; });
+  Py_END_ALLOW_THREADS
+  if (!done) s->service.release();  // still in use by the stuck handlers
+  return done;
+}
+
+void DestroyCapsule(PyObject* capsule) {
+  auto* s = static_cast<NativeServer*>(PyCapsule_GetPointer(capsule, kCapsuleName));
+  if (s == nullptr) return;
+  StopServer(s, 0, 3);  // not stopped: calls in progress are cancelled
+  delete s;
+}
+
+PyObject* Start(PyObject*, PyObject* args) {
+  const char* address = nullptr;
+  PyObject* unary = nullptr;
+  PyObject* stream = nullptr;
+  int threads = 8;
+  int max_message = 256 << 20;
+  if (!PyArg_ParseTuple(args, "sOOii", &address, &unary, &stream, &threads,
+                        &max_message)) {
+    return nullptr;
+  }
+  if (!PyCallable_Check(unary) || !PyCallable_Check(stream)) {
+    PyErr_SetString(PyExc_TypeError, "unary and stream must be callable");
+    return nullptr;
+  }
+  auto s = std::make_unique<NativeServer>();
+  s->service = std::make_unique<RawService>(unary, stream);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(s->service.get());
+  builder.SetMaxReceiveMessageSize(max_message);
+  builder.SetMaxSendMessageSize(max_message);
+  // As the C++ SDK's server (client/backend_server.cc says why): a large
+  // write's stream window, pings without calls answered, and the handler
+  // threads kept rather than started per call.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS,
+                              threads < 1 ? 1 : threads);
+  Py_BEGIN_ALLOW_THREADS
+  s->server = builder.BuildAndStart();
+  Py_END_ALLOW_THREADS
+  if (s->server == nullptr || port == 0) {
+    if (s->server != nullptr) {
+      Py_BEGIN_ALLOW_THREADS
+      s->server->Shutdown();
+      Py_END_ALLOW_THREADS
+      s->server.reset();
+    }
+    PyErr_SetString(PyExc_OSError, "gRPC could not bind the address");
+    return nullptr;
+  }
+  PyObject* capsule = PyCapsule_New(s.get(), kCapsuleName, DestroyCapsule);
+  if (capsule != nullptr) s.release();
+  return capsule;
+}
+
+PyObject* Stop(PyObject*, PyObject* args) {
+  PyObject* capsule = nullptr;
+  double grace = 0;
+  double wait = 3;
+  if (!PyArg_ParseTuple(args, "Od|d", &capsule, &grace, &wait)) return nullptr;
+  auto* s = static_cast<NativeServer*>(PyCapsule_GetPointer(capsule, kCapsuleName));
+  if (s == nullptr) return nullptr;
+  return PyBool_FromLong(StopServer(s, grace, wait));
+}
+
+PyMethodDef kMethods[] = {
+    {"start", Start, METH_VARARGS,
+     "start(address, unary, stream, threads, max_message) -> server"},
+    {"stop", Stop, METH_VARARGS,
+     "stop(server, grace_seconds, wait_seconds=3) -> bool (all calls ended)"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyModuleDef kModule = {
+    PyModuleDef_HEAD_INIT, "_native_server",
+    "fuse-hostd backends served on gRPC's C++ server (see _native.py).", -1,
+    kMethods,
+};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit__native_server() { return PyModule_Create(&kModule); }
