@@ -28,18 +28,40 @@ function handleOf (fd) {
   return 0
 }
 
+const O_ACCMODE = 3
+const O_RDONLY = 0
+
 function openReply (b, fd) {
   const reply = { fh: handleOf(fd) }
   if (b.options.directIo) reply.direct_io = true
   if (b.options.kernelCache) reply.keep_cache = true
+  // Without flush, and with the kernel keeping POSIX locks, a close needs
+  // no FLUSH: the kernel then sends none (a round trip per close saved).
+  if (!b.has('flush') && !b.has('lock')) reply.noflush = true
   return reply
 }
 
 async function open (b, req) {
-  if (!b.has('open')) return { reply: { open: openReply(b, 0) } }
+  if (!b.has('open')) return { reply: { open: await withContents(b, req, openReply(b, 0)) } }
   const { errno, values } = await b.call('open', [b.path(req.path), req.flags || 0])
   if (errno) return { errno }
-  return { reply: { open: openReply(b, values[0]) } }
+  return { reply: { open: await withContents(b, req, openReply(b, values[0])) } }
+}
+
+// The daemon's cache says the file opened read-only is at most
+// req.contents_up_to bytes: one read of that much and a byte more, right
+// after the open, and the data goes with the open's reply when all of the
+// file came back, so the kernel's first read costs no round trip. Nothing
+// is sent if the read fails or the file grew: the kernel's reads will tell.
+async function withContents (b, req, reply) {
+  const want = req.contents_up_to || 0
+  if (!want || reply.direct_io || ((req.flags || 0) & O_ACCMODE) !== O_RDONLY) return reply
+  const r = await read(b, { path: req.path, fh: reply.fh, offset: 0, size: want + 1 })
+  if (typeof r === 'object' && r.reply && !r.errno) {
+    const data = (r.reply.read && r.reply.read.data) || Buffer.alloc(0)
+    if (data.length <= want) reply.contents = data
+  }
+  return reply
 }
 
 async function create (b, req) {
