@@ -48,17 +48,44 @@ namespace {
 
 constexpr char kService[] = "/fusehost.v1.FileSystem/";
 
-// Holds the GIL for its scope, from any thread.
+// Holds the GIL for its scope, on one of gRPC's threads.
+//
+// PyGILState_Ensure on a thread Python does not know makes a thread state,
+// and the matching Release deletes it: a thread state made and torn down
+// per call. Each thread here keeps the one it got at its first call (taken
+// with PyGILState_Ensure, so that code it runs may use the PyGILState
+// calls too), and the thread's exit releases it.
 class Gil {
  public:
-  Gil() : state_(PyGILState_Ensure()) {}
-  ~Gil() { PyGILState_Release(state_); }
+  Gil() {
+    ThreadState& t = thread_state_;
+    if (t.state == nullptr) {
+      t.gil = PyGILState_Ensure();
+      t.state = PyThreadState_Get();
+    } else {
+      PyEval_RestoreThread(t.state);
+    }
+  }
+  ~Gil() { PyEval_SaveThread(); }
   Gil(const Gil&) = delete;
   Gil& operator=(const Gil&) = delete;
 
  private:
-  PyGILState_STATE state_;
+  struct ThreadState {
+    PyThreadState* state = nullptr;
+    PyGILState_STATE gil;
+    ~ThreadState() {
+      // Not while the interpreter goes away: it deletes every thread
+      // state itself.
+      if (state == nullptr || _Py_IsFinalizing()) return;
+      PyEval_RestoreThread(state);
+      PyGILState_Release(gil);
+    }
+  };
+  static thread_local ThreadState thread_state_;
 };
+
+thread_local Gil::ThreadState Gil::thread_state_;
 
 // A strong reference, released under the GIL.
 class PyRef {
