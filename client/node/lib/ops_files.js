@@ -57,8 +57,8 @@ async function withContents (b, req, reply) {
   const want = req.contents_up_to || 0
   if (!want || reply.direct_io || ((req.flags || 0) & O_ACCMODE) !== O_RDONLY) return reply
   const r = await read(b, { path: req.path, fh: reply.fh, offset: 0, size: want + 1 })
-  if (typeof r === 'object' && r.reply && !r.errno) {
-    const data = (r.reply.read && r.reply.read.data) || Buffer.alloc(0)
+  if (r.reply) {  // read answers { errno } or { reply: { read } }
+    const data = r.reply.read.data || Buffer.alloc(0)
     if (data.length <= want) reply.contents = data
   }
   return reply

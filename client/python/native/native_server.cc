@@ -31,10 +31,18 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+// A thread that asks for the GIL while the interpreter finalizes is ended
+// by Python (pthread_exit, whose unwinding must reach the thread's start).
+// gRPC's handler templates, instantiated here, would otherwise catch it
+// with catch (...) and abort the process ("exception not rethrown"): that
+// happened at exit when an operation stop() had given up on woke up.
+#define GRPC_ALLOW_EXCEPTIONS 0
+
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/rpc_service_method.h>
 #include <grpcpp/support/method_handler.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -46,52 +54,79 @@
 
 namespace {
 
-constexpr char kService[] = "/fusehost.v1.FileSystem/";
-
 // Holds the GIL for its scope, on one of gRPC's threads.
 //
 // PyGILState_Ensure on a thread Python does not know makes a thread state,
 // and the matching Release deletes it: a thread state made and torn down
 // per call. Each thread here keeps the one it got at its first call (taken
 // with PyGILState_Ensure, so that code it runs may use the PyGILState
-// calls too), and the thread's exit releases it.
+// calls too). A thread that ends does not take the GIL to delete it: the
+// interpreter may be finalizing, and a thread that asks for the GIL then
+// is ended inside Python, which a thread already exiting cannot survive.
+// It leaves its state to be deleted by the next thread that holds the GIL
+// (Reap), or by the interpreter when it goes away.
 class Gil {
  public:
   Gil() {
     ThreadState& t = thread_state_;
     if (t.state == nullptr) {
-      t.gil = PyGILState_Ensure();
+      PyGILState_Ensure();
       t.state = PyThreadState_Get();
     } else {
       PyEval_RestoreThread(t.state);
     }
+    if (ended_count_.load(std::memory_order_relaxed) != 0) Reap();
   }
-  ~Gil() { PyEval_SaveThread(); }
+  // Not when Python ended this thread while it waited for the GIL (see
+  // GRPC_ALLOW_EXCEPTIONS above): the unwinding runs this without it.
+  ~Gil() {
+    if (PyGILState_Check()) PyEval_SaveThread();
+  }
   Gil(const Gil&) = delete;
   Gil& operator=(const Gil&) = delete;
+
+  // Deletes the thread states of threads that ended. With the GIL held.
+  static void Reap() {
+    std::vector<PyThreadState*> ended;
+    {
+      std::lock_guard<std::mutex> lock(ended_mu_);
+      ended.swap(ended_);
+      ended_count_.store(0, std::memory_order_relaxed);
+    }
+    for (PyThreadState* state : ended) {
+      PyThreadState_Clear(state);
+      PyThreadState_Delete(state);
+    }
+  }
 
  private:
   struct ThreadState {
     PyThreadState* state = nullptr;
-    PyGILState_STATE gil;
     ~ThreadState() {
-      // Not while the interpreter goes away: it deletes every thread
-      // state itself.
-      if (state == nullptr || _Py_IsFinalizing()) return;
-      PyEval_RestoreThread(state);
-      PyGILState_Release(gil);
+      if (state == nullptr) return;
+      std::lock_guard<std::mutex> lock(ended_mu_);
+      ended_.push_back(state);
+      ended_count_.store(ended_.size(), std::memory_order_relaxed);
     }
   };
   static thread_local ThreadState thread_state_;
+  static std::mutex ended_mu_;
+  static std::vector<PyThreadState*> ended_;
+  static std::atomic<size_t> ended_count_;
 };
 
 thread_local Gil::ThreadState Gil::thread_state_;
+std::mutex Gil::ended_mu_;
+std::vector<PyThreadState*> Gil::ended_;
+std::atomic<size_t> Gil::ended_count_{0};
 
 // A strong reference, released under the GIL.
 class PyRef {
  public:
   explicit PyRef(PyObject* o = nullptr) : o_(o) {}
-  ~PyRef() { Py_XDECREF(o_); }
+  ~PyRef() {
+    if (o_ != nullptr && PyGILState_Check()) Py_DECREF(o_);  // as ~Gil
+  }
   PyRef(const PyRef&) = delete;
   PyRef& operator=(const PyRef&) = delete;
   PyObject* get() const { return o_; }
@@ -141,11 +176,13 @@ class RawService final : public grpc::Service {
   RawService(PyObject* unary, PyObject* stream) : unary_(unary), stream_(stream) {
     Py_INCREF(unary_);
     Py_INCREF(stream_);
-    AddUnary("Init", 0);
-    AddUnary("Destroy", 1);
-    AddUnary("Execute", 2);
+    // RpcServiceMethod keeps the name's pointer: literals, never freed.
+    AddUnary("/fusehost.v1.FileSystem/Init", 0);
+    AddUnary("/fusehost.v1.FileSystem/Destroy", 1);
+    AddUnary("/fusehost.v1.FileSystem/Execute", 2);
     AddMethod(new grpc::internal::RpcServiceMethod(
-        Name("Invalidations"), grpc::internal::RpcMethod::SERVER_STREAMING,
+        "/fusehost.v1.FileSystem/Invalidations",
+        grpc::internal::RpcMethod::SERVER_STREAMING,
         new grpc::internal::ServerStreamingHandler<RawService, grpc::ByteBuffer,
                                                    grpc::ByteBuffer>(
             [](RawService* self, grpc::ServerContext* ctx,
@@ -163,18 +200,9 @@ class RawService final : public grpc::Service {
   }
 
  private:
-  static const char* Name(const char* method) {
-    // RpcServiceMethod keeps the pointer: the names live as long as the
-    // process.
-    static std::vector<std::unique_ptr<std::string>>* names =
-        new std::vector<std::unique_ptr<std::string>>();
-    names->push_back(std::make_unique<std::string>(std::string(kService) + method));
-    return names->back()->c_str();
-  }
-
   void AddUnary(const char* method, int index) {
     AddMethod(new grpc::internal::RpcServiceMethod(
-        Name(method), grpc::internal::RpcMethod::NORMAL_RPC,
+        method, grpc::internal::RpcMethod::NORMAL_RPC,
         new grpc::internal::RpcMethodHandler<RawService, grpc::ByteBuffer,
                                              grpc::ByteBuffer>(
             [index](RawService* self, grpc::ServerContext*,
@@ -349,6 +377,7 @@ bool StopServer(NativeServer* s, double grace, double wait) {
       [&] { return stopping->done; });
   Py_END_ALLOW_THREADS
   if (!done) s->service.release();  // still in use by the stuck handlers
+  Gil::Reap();  // the server's threads that ended
   return done;
 }
 

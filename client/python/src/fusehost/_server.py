@@ -9,9 +9,9 @@ notices from _invalidations.py.
 
 Threads: on gRPC's C++ server (_native.py) each call runs on the gRPC
 thread that received it; on grpcio's, on a thread of `Servicer.workers`
-(see _workers.py). An Invalidations stream holds its thread for as long as its
-mount lasts; the pool grows by one thread per open stream, so streams never
-take threads from operations. end_streams(), shutdown() and stop_server()
+(see _workers.py). An Invalidations stream holds its thread for as long as
+its mount lasts; grpcio's pool grows by one thread per open stream, so
+streams never take threads from operations. end_streams(), shutdown() and stop_server()
 may be called from any thread. serve() must run on the main thread to catch
 signals.
 """
@@ -199,8 +199,9 @@ def start_server(servicer, address, credentials=None):
     "host:port"): gRPC's C++ server (_native.py) unless TLS or the
     environment says otherwise, else grpcio's, running its handlers on
     `servicer.workers`, with TLS if `credentials`
-    (_tls.server_credentials). A Unix socket is made owner-only (0600): whoever can connect can send operations in any
-    caller's name. Stop it with stop_server()."""
+    (_tls.server_credentials). A Unix socket is made owner-only (0600):
+    whoever can connect can send operations in any caller's name. Stop it
+    with stop_server()."""
     _payload_heap.keep_payloads_in_heap()
     native = credentials is None and _native.available()
     server = None if native else grpc.server(
