@@ -53,6 +53,7 @@ ROWS = [
     ('find_dropped', 'find, after drop_caches', None),
     ('find_warm', 'find, warm (again at once)', None),
     ('ls_lR', 'ls -lR (warm)', None),
+    ('ls_lR_again', 'ls -lR, again at once', None),
     ('cat', 'cat N small files (after drop_caches)', None),
     ('seqread', 'sequential read (after drop_caches)', 'read'),
     ('seqwrite', 'sequential write + fsync', 'write'),
@@ -107,6 +108,7 @@ TARGETS = {
     'find_dropped': _FIND,
     'find_warm': _FIND,
     'ls_lR': {**_PY, ('hostd', 'pll'): ('<=', 1.2)},
+    'ls_lR_again': {**_PY, ('hostd', 'pll'): ('<=', 1.2)},
     # With kernel passthrough (the loopbacks hand over their descriptors):
     # file data within 1.5x of the tmpfs itself and at least as fast as
     # passthrough_ll, the Python loopback's as fast as the C++ one's (1.2:

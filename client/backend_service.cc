@@ -92,6 +92,9 @@ grpc::Status BackendService::Init(grpc::ServerContext* /*context*/,
   reply->set_runs_batches_in_order(true);
   reply->set_lists_by_path(result.lists_by_path);
   reply->set_posix_acl(result.posix_acl && request->posix_acl_capable());
+  for (const std::string& prefix : result.unsupported_xattr_prefixes) {
+    reply->add_unsupported_xattr_prefixes(prefix);
+  }
   reply->set_default_ttl_ms(result.default_ttl_ms);
   reply->set_name(fs_.Name());
   reply->set_instance(instance_);

@@ -130,6 +130,11 @@ struct InitResult {
   // default_permissions) with the ACLs it fetched, and applies the umask
   // to new files' modes; inheriting default ACLs is the filesystem's job.
   bool posix_acl = false;
+  // Extended attribute names the filesystem does not keep, by prefix (e.g.
+  // "security.selinux"): fuse-hostd answers them EOPNOTSUPP without asking
+  // and leaves them out of listxattr, so that programs such as ls -l learn
+  // at the first file that the mount has no such attribute. At most 16.
+  std::vector<std::string> unsupported_xattr_prefixes;
   // How long fuse-hostd and the kernel may cache attributes, listings,
   // symlink targets and negative lookups (0: fuse-hostd's default of 1 s
   // and no negative caching). A filesystem that only changes through the

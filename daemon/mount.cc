@@ -261,6 +261,9 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
   session.kernel_checks_permissions =
       m->options_.default_permissions || reply->posix_acl();
   session.posix_acl = reply->posix_acl();
+  session.unsupported_xattr_prefixes.assign(
+      reply->unsupported_xattr_prefixes().begin(),
+      reply->unsupported_xattr_prefixes().end());
   if (m->write_behind_ != nullptr) {
     session.settle = [wb = m->write_behind_.get()](
                          std::function<void(int)> then) {

@@ -531,6 +531,7 @@ RequestHandlers::Options HandlerOptions(const KernelSession::Options& o,
   h.listing_budget = o.listing_budget;
   h.backend_ioctl = o.ioctl;
   h.backend_posix_locks = o.posix_locks;
+  h.unsupported_xattrs = XattrExclusions(o.unsupported_xattr_prefixes);
   h.lists_by_path = o.lists_by_path;
   if (backing != nullptr) {
     h.inbox = o.passthrough_inbox;

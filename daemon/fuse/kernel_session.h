@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -71,6 +72,9 @@ class KernelSession : private KernelNotify {
     // The backend asked the kernel to enforce the POSIX ACLs it stores
     // (InitReply.posix_acl); the kernel then checks permissions itself.
     bool posix_acl = false;
+    // Extended attribute names the backend does not keep
+    // (InitReply.unsupported_xattr_prefixes).
+    std::vector<std::string> unsupported_xattr_prefixes;
     // Where log lines name the mount.
     std::string log_name;
     // The mounted /dev/fuse connection; the session takes ownership.

@@ -49,6 +49,7 @@
 #include "daemon/fuse/kernel_request.h"
 #include "daemon/fuse/node_table.h"
 #include "daemon/fuse/open_contents.h"
+#include "daemon/fuse/xattr_exclusions.h"
 #include "daemon/passthrough/backing_files.h"
 #include "daemon/passthrough/descriptor_inbox.h"
 #include "daemon/passthrough/root_directory.h"
@@ -132,6 +133,9 @@ class RequestHandlers {
     // The backend keeps POSIX locks (InitReply.posix_locks); otherwise the
     // kernel does.
     bool backend_posix_locks = false;
+    // Extended attribute names the backend does not keep
+    // (InitReply.unsupported_xattr_prefixes): answered EOPNOTSUPP here.
+    XattrExclusions unsupported_xattrs;
     // The backend lists directories by path (InitReply.lists_by_path, which
     // a restarted backend may answer differently); null: it does not. Then
     // an opendir whose listing is not cached sends a readdir, not an
@@ -407,8 +411,13 @@ class RequestHandlers {
                        bool plus, size_t size, off_t offset);
 
   // ---- xattr_handlers.cc -----------------------------------------------------
+  // `drop`: names to leave out of a listxattr answer.
   static void ReplyXattr(const Request& req, size_t size,
-                         const v1::OpResult& result);
+                         const v1::OpResult& result,
+                         const XattrExclusions* drop = nullptr);
+  // Answers EOPNOTSUPP, and returns true, for a name the backend does not
+  // keep.
+  bool Unsupported(const Request& req, absl::string_view name);
 
   // Whether callers of this mount look up what they list (ls -l, find
   // -printf %s), learned as readdirplus's "auto" mode does: directories

@@ -32,6 +32,7 @@ void RequestHandlers::Access(Request req, uint64_t node, int mask) {
 
 void RequestHandlers::Setxattr(Request req, uint64_t node, std::string name,
                                absl::string_view value, int flags) {
+  if (Unsupported(req, name)) return;
   std::optional<std::string> path = NamedPath(req, node);
   if (!path) return;
   v1::Op op = NewOp(*req);
@@ -43,12 +44,25 @@ void RequestHandlers::Setxattr(Request req, uint64_t node, std::string name,
   SendChangingFile(req, std::move(op), node);
 }
 
+bool RequestHandlers::Unsupported(const Request& req, absl::string_view name) {
+  if (!options_.unsupported_xattrs.Excludes(name)) return false;
+  req->ReplyError(EOPNOTSUPP);
+  return true;
+}
+
 void RequestHandlers::ReplyXattr(const Request& req, size_t size,
-                                 const v1::OpResult& res) {
+                                 const v1::OpResult& res,
+                                 const XattrExclusions* drop) {
   if (Failed(req, res)) return;
+  std::string filtered;
+  if (drop != nullptr && !drop->empty()) {
+    filtered = res.xattr().data();
+    drop->Filter(&filtered);
+  }
   // Size 0 asks for the length only; a value that does not fit the
   // caller's buffer is ERANGE.
-  const std::string& data = res.xattr().data();
+  const std::string& data =
+      drop != nullptr && !drop->empty() ? filtered : res.xattr().data();
   if (size == 0) {
     req->ReplyXattrSize(data.size());
   } else if (data.size() > size) {
@@ -60,6 +74,7 @@ void RequestHandlers::ReplyXattr(const Request& req, size_t size,
 
 void RequestHandlers::Getxattr(Request req, uint64_t node, std::string name,
                                size_t size) {
+  if (Unsupported(req, name)) return;
   std::optional<std::string> path = NamedPath(req, node);
   if (!path) return;
   v1::Op op = NewOp(*req);
@@ -76,12 +91,14 @@ void RequestHandlers::Listxattr(Request req, uint64_t node, size_t size) {
   v1::Op op = NewOp(*req);
   op.mutable_listxattr()->set_path(*path);
   op.mutable_listxattr()->set_size(size);
-  Send(std::move(op),
-       [req, size](const v1::OpResult& res) { ReplyXattr(req, size, res); });
+  Send(std::move(op), [this, req, size](const v1::OpResult& res) {
+    ReplyXattr(req, size, res, &options_.unsupported_xattrs);
+  });
 }
 
 void RequestHandlers::Removexattr(Request req, uint64_t node,
                                   std::string name) {
+  if (Unsupported(req, name)) return;
   std::optional<std::string> path = NamedPath(req, node);
   if (!path) return;
   v1::Op op = NewOp(*req);

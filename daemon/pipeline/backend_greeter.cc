@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -101,6 +102,11 @@ std::string BackendGreeter::Differences(const v1::InitReply& reply) const {
   compare(reply.flock_locks() == first.flock_locks(), "flock_locks");
   compare(reply.posix_acl() == first.posix_acl(), "posix_acl");
   compare(reply.ioctl() == first.ioctl(), "ioctl");
+  compare(std::equal(reply.unsupported_xattr_prefixes().begin(),
+                     reply.unsupported_xattr_prefixes().end(),
+                     first.unsupported_xattr_prefixes().begin(),
+                     first.unsupported_xattr_prefixes().end()),
+          "unsupported_xattr_prefixes");
   compare(reply.default_ttl_ms() == first.default_ttl_ms(), "default_ttl_ms");
   compare(reply.passthrough() == first.passthrough(), "passthrough");
   return absl::StrJoin(differ, ", ");

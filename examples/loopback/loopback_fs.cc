@@ -9,6 +9,7 @@
 #include <linux/magic.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -69,6 +70,15 @@ bool FlushIsNoOp(int fd) {
   }
 }
 
+// Whether the filesystem holding the directory `fd` keeps POSIX ACLs: it
+// answers a query for one (ENODATA when there is none) instead of
+// EOPNOTSUPP.
+bool KeepsAcls(int fd) {
+  return getxattr(ProcFdPath(fd).c_str(), "system.posix_acl_access", nullptr,
+                  0) >= 0 ||
+         errno == ENODATA;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<LoopbackFs>> LoopbackFs::New(
@@ -84,6 +94,8 @@ absl::StatusOr<std::unique_ptr<LoopbackFs>> LoopbackFs::New(
       new LoopbackFs(root_fd, act_as_caller, Openat2Works(root_fd),
                      options.forward_flock, FlushIsNoOp(root_fd)));
   fs->passthrough_ = options.passthrough;
+  fs->posix_acl_ = options.acl && KeepsAcls(root_fd);
+  fs->lsm_labels_ = options.lsm_labels;
   if (options.watch) {
     TreeWatcher::Options watch;
     // The directory root_fd refers to, even if the path changed meanwhile.
@@ -234,6 +246,11 @@ InitResult LoopbackFs::Init(const MountInfo& /*mount*/) {
   result.root_opens_as_caller = act_as_caller_;
   // Readdir opens the directory itself when it gets no handle.
   result.lists_by_path = true;
+  result.posix_acl = posix_acl_;
+  if (!lsm_labels_) {
+    result.unsupported_xattr_prefixes = {"security.selinux", "security.SMACK64",
+                                         "security.apparmor"};
+  }
   return result;
 }
 

@@ -99,6 +99,16 @@ class LoopbackFs : public FileSystem {
     // and the kernel can; Read and Write then only serve the opens they
     // could not take.
     bool passthrough = false;
+    // Have the kernel enforce and cache the POSIX ACLs of the files, when
+    // the directory's filesystem keeps them (InitResult::posix_acl): ls -l
+    // then asks each file for its ACL once per mount, not every time.
+    bool acl = false;
+    // Mirror the host's security labels (security.selinux, SMACK64,
+    // apparmor). Off, they are unsupported names (EOPNOTSUPP), which ls -l
+    // learns once per mount instead of asking every file: a label is the
+    // host's security module's business, and the module labels a FUSE
+    // mount itself rather than reading its files' attributes.
+    bool lsm_labels = false;
   };
 
   // Opens `options.root`. Fails with the errno of open(2) (see
@@ -251,6 +261,8 @@ class LoopbackFs : public FileSystem {
   // matters if the host tree changes under the mount.
   const bool have_openat2_;
   bool passthrough_ = false;  // set once, in New
+  bool posix_acl_ = false;    // set once, in New
+  bool lsm_labels_ = false;   // set once, in New
   // The backing filesystem's close does nothing Flush could report (see
   // FlushIsNoOp), so opens are marked noflush and close costs no round trip.
   const bool flush_is_no_op_;

@@ -42,6 +42,14 @@ ABSL_FLAG(bool, passthrough, true,
           "Hand fuse-hostd each opened file's descriptor, so that the kernel "
           "reads and writes it directly where it can (kernel >= 6.9).");
 
+ABSL_FLAG(bool, acl, true,
+          "Have the kernel enforce and cache the files' POSIX ACLs when "
+          "--root's filesystem keeps them.");
+ABSL_FLAG(bool, lsm_labels, false,
+          "Mirror the host's security labels (security.selinux, "
+          "security.SMACK64*, security.apparmor); otherwise they are "
+          "unsupported attribute names through the mount.");
+
 int main(int argc, char** argv) {
   std::optional<fusehost::ServeOptions> serve = fusehost::ParseServeFlags(
       argc, argv,
@@ -55,6 +63,8 @@ int main(int argc, char** argv) {
   options.forward_flock = absl::GetFlag(FLAGS_forward_flock);
   options.watch = absl::GetFlag(FLAGS_watch);
   options.passthrough = absl::GetFlag(FLAGS_passthrough);
+  options.acl = absl::GetFlag(FLAGS_acl);
+  options.lsm_labels = absl::GetFlag(FLAGS_lsm_labels);
   if (options.root.empty()) {
     std::fprintf(stderr,
                  "loopback_fs: --root is required (the directory to mirror)\n");

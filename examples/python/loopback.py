@@ -64,6 +64,8 @@ log = logging.getLogger("loopback")
 
 # How long the daemon and the kernel may cache while the tree is watched.
 WATCHED_TTL = 60
+# Extended attributes of the host's security modules.
+LSM_LABELS = ("security.selinux", "security.SMACK64", "security.apparmor")
 # What _changing gives when nothing is watched (reusable).
 _NOT_WATCHED = contextlib.nullcontext()
 
@@ -80,7 +82,7 @@ class Loopback(NameOperations, AttributeOperations, FileOperations,
     getattr_is_cheap = True  # an fstatat
 
     def __init__(self, root, act_as_caller=True, watch=True,
-                 passthrough=True):
+                 passthrough=True, acl=True, lsm_labels=False):
         # open and create answer with the host descriptor (see
         # loopback_files.py): the kernel then reads and writes the file
         # itself where fuse-hostd and the kernel can.
@@ -92,6 +94,16 @@ class Loopback(NameOperations, AttributeOperations, FileOperations,
             self.passthrough_root = self.root_fd
             self.passthrough_root_as_caller = self.switch
         self.gid = os.getegid()
+        # The kernel enforces and keeps the files' POSIX ACLs where the
+        # directory's filesystem has them: ls -l then asks each file for its
+        # ACL once per mount.
+        if acl and _keeps_acls(self.root_fd):
+            self.wanted_features = fuse.FUSE_CAP_POSIX_ACL
+        # The host's security labels are its security module's business
+        # (which labels a FUSE mount itself): unsupported names, which ls -l
+        # learns at the first file instead of asking each one.
+        if not lsm_labels:
+            self.unsupported_xattr_prefixes = LSM_LABELS
         self.have_openat2 = "openat2" in SYSCALLS and self._probe_openat2()
         self.handles = Handles()
         # Files open for writing with passthrough: the kernel writes them
@@ -204,6 +216,16 @@ class Loopback(NameOperations, AttributeOperations, FileOperations,
             "f_files", "f_ffree", "f_favail", "f_namemax")}
 
 
+def _keeps_acls(fd):
+    """Whether the filesystem of directory `fd` keeps POSIX ACLs (answers
+    a query for one rather than EOPNOTSUPP)."""
+    try:
+        os.getxattr("/proc/self/fd/%d" % fd, "system.posix_acl_access")
+    except OSError as e:
+        return e.errno == errno.ENODATA
+    return True
+
+
 def main():
     p = example_cli.parser(__doc__)
     p.add_argument("root", help="the directory to mirror")
@@ -214,11 +236,21 @@ def main():
                    action="store_false",
                    help="forward every read and write instead of handing "
                    "fuse-hostd the opened files' descriptors")
+    p.add_argument("--no-acl", dest="acl", action="store_false",
+                   help="do not have the kernel enforce and keep the files' "
+                   "POSIX ACLs")
+    p.add_argument("--lsm-labels", action="store_true",
+                   help="mirror the host's security labels "
+                   "(security.selinux, SMACK64, apparmor); otherwise they "
+                   "are unsupported names through the mount")
     args = example_cli.parse(p)
     # Modes arrive with the caller's umask applied.
     os.umask(0)
     example_cli.run(args, Loopback(args.root, watch=args.watch,
-                                      passthrough=args.passthrough), use_ino=True,
+                                      passthrough=args.passthrough,
+                                      acl=args.acl,
+                                      lsm_labels=args.lsm_labels),
+                    use_ino=True,
                     default_permissions=True, fsname=args.root)
 
 if __name__ == "__main__":

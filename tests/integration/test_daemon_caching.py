@@ -272,3 +272,58 @@ def test_xattr_names_come_with_listings(mounts):
     ops.ok([("removexattr", "plain", "user.new")])
     assert ops.run([("getxattr", "plain", "user.new"),
                     ("listxattr", "plain")]) == ["ENODATA", []]
+
+
+def test_ls_l_again_sends_no_getxattr(mounts):
+    """loopback hands the kernel its files' ACLs to keep (posix_acl; the
+    backing filesystem keeps ACLs) and declares the host's security labels
+    unsupported, so ls -l asks the daemon for each file's ACL once per
+    mount and for labels only until the first EOPNOTSUPP. A label on a
+    backing file is not shown through the mount."""
+    m = mounts.mount("loopback")
+    labeled = os.path.join(m.backing, "labeled")
+    open(labeled, "wb").close()
+    os.setxattr(labeled, "user.k", b"v")
+    os.setxattr(labeled, "security.selinux", b"system_u:object_r:tmp_t:s0\0")
+    ops = mounts.ops(cwd=m.path)
+    assert ops.run([("getxattr", "labeled", "security.selinux"),
+                    ("setxattr", "labeled", "security.selinux", b"x"),
+                    ("listxattr", "labeled")]) == ["ENOTSUP", "ENOTSUP",
+                                                   ["user.k"]]
+    assert os.getxattr(labeled, "security.selinux") == \
+        b"system_u:object_r:tmp_t:s0\0"
+
+    # Made through the mount: no change notice from the backing directory
+    # makes the kernel drop what it keeps of them.
+    ops.ok([("mkdir", "many", 0o755), ("create_many", "many", 40)])
+    many = os.path.join(m.path, "many")
+    first = kernel_requests(m, "getxattr")
+    assert "f00039" in run_cmd(["ls", "-l", many]).check().stdout
+    again = kernel_requests(m, "getxattr")
+    # The first ls asks each file for its ACL (the kernel keeps the answer).
+    assert again - first >= 40
+    assert "f00039" in run_cmd(["ls", "-l", many]).check().stdout
+    # The second: only the first file's label, which the daemon answers
+    # EOPNOTSUPP and this ls then asks no other file for.
+    assert kernel_requests(m, "getxattr") - again == 1
+
+
+def test_acls_kept_by_the_kernel_follow_changes_behind_the_mount(mounts,
+                                                                 users):
+    """An ACL set through the mount is enforced at once; one removed in the
+    backing directory stops being enforced as soon as the loopback's watch
+    reports it, although the kernel had kept it."""
+    m = mounts.mount("loopback")
+    with open(os.path.join(m.backing, "shared"), "wb") as f:
+        f.write(b"x")
+    os.chmod(os.path.join(m.backing, "shared"), 0o644)
+    as_a = mounts.ops(user=users.a, cwd=m.path)
+    assert as_a.one(("read_file", "shared")) == b"x"
+    run_cmd(["setfacl", "-m", "u:%s:---" % users.a.name,
+             os.path.join(m.path, "shared")]).check()
+    acl = run_cmd(["getfacl", "-c", os.path.join(m.path, "shared")]).check()
+    assert "user:%s:---" % users.a.name in acl.stdout
+    assert as_a.one(("read_file", "shared")) == "EACCES"
+    run_cmd(["setfacl", "-b", os.path.join(m.backing, "shared")]).check()
+    assert wait_until(
+        lambda: as_a.one(("read_file", "shared")) == b"x", 5, 0.05)

@@ -375,5 +375,44 @@ TEST_F(HandlerTest, XattrSizesAndRange) {
   EXPECT_EQ(fits->data, "12345");
 }
 
+TEST_F(HandlerTest, NamesTheBackendDoesNotKeepAreUnsupportedWithoutAMessage) {
+  // An empty prefix and one with a NUL would exclude every name: ignored.
+  unsupported_xattrs_ = XattrExclusions(
+      {"security.selinux", "", std::string("user\0", 5), "security.SMACK64"});
+  SetTimeouts(KernelTimeouts{.attr = absl::Seconds(2)});
+  uint64_t node = Known(kRoot, "f", FileAttr(5));
+  const size_t before = sent();
+  auto get = Req(KernelOp::kGetxattr);
+  handlers_->Getxattr(get, node, "security.selinux", 0);
+  EXPECT_EQ(get->err, EOPNOTSUPP);
+  auto set = Req(KernelOp::kSetxattr);
+  handlers_->Setxattr(set, node, "security.SMACK64EXEC", "x", 0);
+  EXPECT_EQ(set->err, EOPNOTSUPP);
+  auto remove = Req(KernelOp::kRemovexattr);
+  handlers_->Removexattr(remove, node, "security.selinux");
+  EXPECT_EQ(remove->err, EOPNOTSUPP);
+  EXPECT_EQ(sent(), before);
+
+  // Other names go to the backend, and lists lose the excluded ones, in
+  // their length too.
+  auto other = Req(KernelOp::kGetxattr);
+  handlers_->Getxattr(other, node, "user.a", 0);
+  EXPECT_EQ(sent(), before + 1);
+  pipeline_.Answer(before, Errno(ENODATA));
+  EXPECT_EQ(other->err, ENODATA);
+  v1::OpResult names;
+  names.mutable_xattr()->set_data(
+      std::string("user.a\0security.selinux\0security.capability\0", 44));
+  auto length = Req(KernelOp::kListxattr);
+  handlers_->Listxattr(length, node, 0);
+  pipeline_.Answer(before + 1, names);
+  EXPECT_EQ(length->kind, Kind::kXattrSize);
+  EXPECT_EQ(length->count, 27u);
+  auto list = Req(KernelOp::kListxattr);
+  handlers_->Listxattr(list, node, 27);
+  pipeline_.Answer(before + 2, names);
+  EXPECT_EQ(list->data, std::string("user.a\0security.capability\0", 27));
+}
+
 }  // namespace
 }  // namespace fusehost

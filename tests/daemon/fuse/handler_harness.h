@@ -245,6 +245,7 @@ class HandlerTest : public ::testing::Test {
     options.backend_ioctl = backend_ioctl;
     options.listing_budget = listing_budget_;
     options.lists_by_path = &lists_by_path_;
+    options.unsupported_xattrs = unsupported_xattrs_;
     handlers_ = std::make_unique<RequestHandlers>(options);
   }
 
@@ -265,6 +266,8 @@ class HandlerTest : public ::testing::Test {
   // What open directories may hold (none by default: unbounded); set before
   // Rebuild.
   MemoryBudget* listing_budget_ = nullptr;
+  // Extended attribute names the backend does not keep; set before Rebuild.
+  XattrExclusions unsupported_xattrs_;
   // The backend lists directories by path (may change at any time).
   std::atomic<bool> lists_by_path_{false};
 

@@ -120,6 +120,9 @@ class BoundOperations:
         # rather than every mount.
         self.default_ttl_ms = _convert.ttl_ms(getattr(ops, "default_ttl",
                                                       None))
+        self.unsupported_xattr_prefixes = _convert.xattr_prefixes(
+            getattr(ops, "unsupported_xattr_prefixes", ()), self.enc,
+            self.errors)
         self.fill_attr = _convert.make_attr_filler(self.use_ns,
                                                    options.use_ino)
         self.add_entries = _convert.make_entries_filler(

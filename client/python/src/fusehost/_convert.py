@@ -198,6 +198,26 @@ def stat_result_to_dict(st, use_ns=True):
 _U32 = (1 << 32) - 1
 
 
+def xattr_prefixes(prefixes, encoding, errors):
+    """InitReply.unsupported_xattr_prefixes of
+    Operations.unsupported_xattr_prefixes: a sequence of non-empty str (or
+    bytes), encoded as xattr names are."""
+    if isinstance(prefixes, (str, bytes)):
+        raise TypeError("unsupported_xattr_prefixes must be a sequence of "
+                        "names, not one name: %r" % (prefixes,))
+    out = []
+    for p in prefixes or ():
+        b = p.encode(encoding, errors) if isinstance(p, str) else p
+        if not isinstance(b, bytes) or not b or b"\0" in b or len(b) > 255:
+            raise ValueError("unsupported_xattr_prefixes: %r is not a "
+                             "prefix of extended attribute names" % (p,))
+        out.append(b)
+    if len(out) > 16:
+        raise ValueError("unsupported_xattr_prefixes: at most 16, not %d"
+                         % len(out))
+    return out
+
+
 def ttl_ms(seconds):
     """InitReply.default_ttl_ms of Operations.default_ttl: seconds (int or
     float) as milliseconds, rounded up so that a short lifetime never

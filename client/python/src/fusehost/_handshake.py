@@ -59,6 +59,7 @@ def init_reply(dispatcher, request, name):
         lists_by_path=b.lists_by_path,
         name=name,
         default_ttl_ms=dispatcher.default_ttl_ms,
+        unsupported_xattr_prefixes=b.unsupported_xattr_prefixes,
         instance=dispatcher.instance,
         posix_acl=bool(want & _features.FUSE_CAP_POSIX_ACL))
 

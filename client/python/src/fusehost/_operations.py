@@ -110,6 +110,13 @@ class Operations:
       passthrough_root_as_caller  True: those files are opened as the
                        caller of each open (a filesystem that acts as its
                        callers); else as this process's user.
+      unsupported_xattr_prefixes  (default ()) extended attribute names
+                       the filesystem does not keep, by prefix (str), e.g.
+                       ("security.selinux",): the daemon answers them
+                       EOPNOTSUPP without calling getxattr, setxattr or
+                       removexattr and leaves them out of listxattr, so
+                       that ls -l learns at the first file that the mount
+                       has none. At most 16.
     When files change other than through the mount, call notify_changed,
     notify_removed or notify_subtree_changed (see there).
     """
