@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/synchronization/blocking_counter.h"
@@ -42,17 +43,19 @@ uint64_t NewInstance() {
 // touches nothing but `next`.
 struct BatchRun {
   BatchRun(const OpDispatcher& dispatcher, const v1::Batch& batch,
-           v1::BatchResult& results)
+           v1::BatchResult& results, std::vector<int> indexes)
       : dispatcher(dispatcher),
         batch(batch),
         results(results),
-        size(batch.ops_size()),
+        indexes(std::move(indexes)),
+        size(static_cast<int>(this->indexes.size())),
         finished(size) {}
 
   // Runs unclaimed ops until there are none. Each op's result slot is
   // written by exactly one thread.
   void Drain() {
-    for (int i = next.fetch_add(1); i < size; i = next.fetch_add(1)) {
+    for (int k = next.fetch_add(1); k < size; k = next.fetch_add(1)) {
+      const int i = indexes[k];
       dispatcher.Dispatch(batch.mount_id(), batch.ops(i),
                           results.mutable_results(i));
       finished.DecrementCount();
@@ -62,6 +65,7 @@ struct BatchRun {
   const OpDispatcher& dispatcher;
   const v1::Batch& batch;
   v1::BatchResult& results;
+  const std::vector<int> indexes;  // of the ops to run
   const int size;
   std::atomic<int> next{0};
   absl::BlockingCounter finished;
@@ -90,6 +94,7 @@ grpc::Status BackendService::Init(grpc::ServerContext* /*context*/,
   reply->set_flock_locks(result.flock_locks);
   reply->set_ioctl(result.ioctl);
   reply->set_runs_batches_in_order(true);
+  reply->set_releases_after_reply(true);  // see Execute
   reply->set_lists_by_path(result.lists_by_path);
   reply->set_posix_acl(result.posix_acl && request->posix_acl_capable());
   for (const std::string& prefix : result.unsupported_xattr_prefixes) {
@@ -133,17 +138,40 @@ grpc::Status BackendService::Execute(grpc::ServerContext* /*context*/,
   // never resized while ops run.
   reply->mutable_results()->Reserve(size);
   for (int i = 0; i < size; ++i) reply->add_results();
-  if (size <= 1 || batch->in_order()) {
+  // A release that comes with other ops is answered at once and done after,
+  // so that their reply never waits for it (InitReply.releases_after_reply):
+  // the daemon sends releases, which nothing waits for, with later ops.
+  std::vector<int> now;
+  now.reserve(size);
+  for (int i = 0; i < size; ++i) {
+    const v1::Op& op = batch->ops(i);
+    // A release with another instance's handle is answered EBADF as usual.
+    const bool ours =
+        op.handle_instance() == 0 || op.handle_instance() == instance_;
+    if (size > 1 && !batch->in_order() && ours &&
+        (op.has_release() || op.has_releasedir())) {
+      reply->mutable_results(i)->set_id(op.id());
+      pool_.Schedule([this, mount_id = batch->mount_id(), op] {
+        v1::OpResult ignored;
+        dispatcher_.Dispatch(mount_id, op, &ignored);
+      });
+    } else {
+      now.push_back(i);
+    }
+  }
+  if (now.size() <= 1 || batch->in_order()) {
     // The common case for latency-bound requests, and changes sent after
     // their answer that must reach the filesystem in order: no hand-off.
-    for (int i = 0; i < size; ++i) {
+    for (int i : now) {
       dispatcher_.Dispatch(batch->mount_id(), batch->ops(i),
                            reply->mutable_results(i));
     }
     return grpc::Status::OK;
   }
-  auto run = std::make_shared<BatchRun>(dispatcher_, *batch, *reply);
-  const int helpers = std::min(size - 1, pool_.size());
+  const int helpers =
+      std::min(static_cast<int>(now.size()) - 1, pool_.size());
+  auto run =
+      std::make_shared<BatchRun>(dispatcher_, *batch, *reply, std::move(now));
   for (int i = 0; i < helpers; ++i) {
     pool_.Schedule([run] { run->Drain(); });
   }

@@ -291,6 +291,10 @@ class FileSystem {
                      struct statvfs* st);
   virtual int Flush(const Context& ctx, const std::string& path,
                     const FileInfo& fi);
+  // The last close of an open file. Its result reaches nobody (the kernel
+  // has answered the close already); it may run after later operations have
+  // started, and on a pool thread after the SDK replied for the operations
+  // sent with it (InitReply.releases_after_reply).
   virtual int Release(const Context& ctx, const std::string& path,
                       const FileInfo& fi);
   virtual int Fsync(const Context& ctx, const std::string& path, bool datasync,

@@ -19,6 +19,9 @@ namespace {
 
 // Deadline of reading one certificate file as the user.
 constexpr absl::Duration kTlsReadTimeout = absl::Seconds(10);
+// How long a release waits for another message to ride in: the next file's
+// open or create follows a close within microseconds.
+constexpr absl::Duration kHoldReleases = absl::Milliseconds(2);
 
 // How the channel reaches a TCP backend: TLS with the files of the
 // options, or plain TCP when asked for by name. Unix-socket backends take
@@ -206,8 +209,16 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
   validator.stats = &m->stats_;
   validator.log_name = m->spec_.mountpoint;
   m->validator_ = std::make_unique<ReplyValidator>(std::move(validator));
-  m->batcher_ = std::make_unique<Batcher>(
-      Batcher::Options(), m->validator_.get(), m->validator_.get());
+  Batcher::Options batching;
+  // A release nobody waits for rides with the next message (cat, untar:
+  // one message per file instead of two) where the backend does it after
+  // replying to the rest, unless the backend keeps flock locks, which a
+  // release unlocks for other callers.
+  if (reply->releases_after_reply() && !reply->flock_locks()) {
+    batching.hold_releases = kHoldReleases;
+  }
+  m->batcher_ = std::make_unique<Batcher>(batching, m->validator_.get(),
+                                          m->validator_.get());
   if (m->options_.cache_entries > 0) {
     MetadataCache::Options cache_options;
     cache_options.max_entries = m->options_.cache_entries;

@@ -18,11 +18,33 @@ size_t PayloadBytes(const v1::Op& op) {
 }  // namespace
 
 Batcher::Batcher(Options options, BatchSink* sink, OpTransport* transport)
-    : options_(options), sink_(sink), transport_(transport) {}
+    : options_(options), sink_(sink), transport_(transport) {
+  if (options_.hold_releases > absl::ZeroDuration()) {
+    timer_ = std::thread([this] { SendHeldWhenDue(); });
+  }
+}
+
+Batcher::~Batcher() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (timer_.joinable()) timer_.join();
+}
+
+bool Batcher::Holds(const v1::Op& op) const {
+  return options_.hold_releases > absl::ZeroDuration() &&
+         (op.has_release() || op.has_releasedir());
+}
 
 void Batcher::Send(v1::Op op, Done done) {
   {
     absl::MutexLock lock(&mu_);
+    if (Holds(op)) {
+      if (held_.empty()) held_since_ = absl::Now();
+      held_.push_back(PendingOp{std::move(op), std::move(done)});
+      return;  // the next message or the timer sends it
+    }
     queue_.push_back(PendingOp{std::move(op), std::move(done)});
     if (in_flight_ >= options_.max_in_flight) return;  // a completion sends it
     ++in_flight_;
@@ -83,6 +105,12 @@ void Batcher::SendQueued() {
       batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
+    // Held releases ride along.
+    while (!batch.empty() && !held_.empty() &&
+           static_cast<int>(batch.size()) < options_.max_ops) {
+      batch.push_back(std::move(held_.back()));
+      held_.pop_back();
+    }
     if (batch.empty()) --in_flight_;  // the slot taken is not needed
   }
   for (PendingOp& p : expired) p.done(ErrorResult(p.op.id(), ETIMEDOUT));
@@ -94,6 +122,42 @@ void Batcher::SendQueued() {
                    /*in_order=*/false);
 }
 
+bool Batcher::UnholdLocked() {
+  if (held_.empty()) return false;
+  for (PendingOp& p : held_) queue_.push_back(std::move(p));
+  held_.clear();
+  if (in_flight_ >= options_.max_in_flight) return false;  // a completion will
+  ++in_flight_;
+  return true;
+}
+
+void Batcher::SendHeldWhenDue() {
+  mu_.Lock();
+  while (!stopping_) {
+    if (held_.empty()) {
+      mu_.Await(absl::Condition(
+          +[](Batcher* b) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+            return b->stopping_ || !b->held_.empty();
+          },
+          this));
+      continue;
+    }
+    const absl::Time due = held_since_ + options_.hold_releases;
+    if (absl::Now() < due) {
+      // Woken early only to stop; a release that rode along meanwhile is
+      // seen as an empty hold on the next turn.
+      mu_.AwaitWithDeadline(absl::Condition(&stopping_), due);
+      continue;
+    }
+    if (UnholdLocked()) {
+      mu_.Unlock();
+      SendQueued();
+      mu_.Lock();
+    }
+  }
+  mu_.Unlock();
+}
+
 void Batcher::MessageDone() {
   // The finished message's slot passes straight to the queued ops, if any.
   SendQueued();
@@ -101,20 +165,29 @@ void Batcher::MessageDone() {
 
 void Batcher::CancelAll() {
   std::deque<PendingOp> queued;
+  std::vector<PendingOp> held;
   {
     absl::MutexLock lock(&mu_);
     queued.swap(queue_);
+    held.swap(held_);
   }
   for (PendingOp& p : queued) p.done(ErrorResult(p.op.id(), ECANCELED));
+  for (PendingOp& p : held) p.done(ErrorResult(p.op.id(), ECANCELED));
   transport_->CancelAll();
 }
 
 void Batcher::WaitIdle() {
+  bool send;
+  {
+    absl::MutexLock lock(&mu_);
+    send = UnholdLocked();  // no waiting for the timer
+  }
+  if (send) SendQueued();
   {
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(
         +[](Batcher* b) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-          return b->in_flight_ == 0 && b->queue_.empty();
+          return b->in_flight_ == 0 && b->queue_.empty() && b->held_.empty();
         },
         this));
   }

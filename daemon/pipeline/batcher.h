@@ -12,6 +12,11 @@
 // names) skips the wait: its ops go out at once in messages of `max_ops`,
 // beside whatever is in flight.
 //
+// Releases (of files and directories), which nothing waits for, may be held
+// (`hold_releases`): they then ride in the next message that goes out, or
+// go alone once held that long. cat or untar of many files then costs one
+// message per file where it cost two (the release, then the next open).
+//
 // Thread-safe.
 
 #ifndef FUSE_HOSTD_DAEMON_PIPELINE_BATCHER_H_
@@ -19,9 +24,12 @@
 
 #include <cstddef>
 #include <deque>
+#include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "daemon/pipeline/op_transport.h"
 
 namespace fusehost {
@@ -34,11 +42,17 @@ class Batcher : public OpTransport {
     // Payload bytes (write data) per message, so that big writes do not
     // wait behind each other in one message.
     size_t max_bytes = 4 << 20;
+    // How long a release may wait for another message to ride in; zero:
+    // sent as any op. Only for backends whose releases have no effect
+    // another caller can see at once (no flock locks kept by the backend,
+    // which a release unlocks).
+    absl::Duration hold_releases = absl::ZeroDuration();
   };
 
   // `sink` must outlive the batcher; `transport` is the same object seen as
   // an OpTransport, for cancellation.
   Batcher(Options options, BatchSink* sink, OpTransport* transport);
+  ~Batcher() override;
 
   void Send(v1::Op op, Done done) override;
   void SendAll(std::vector<PendingOp> ops) override;
@@ -51,6 +65,12 @@ class Batcher : public OpTransport {
   // Takes queued ops for one message; sends it if any. Called without mu_.
   void SendQueued();
   void MessageDone();
+  bool Holds(const v1::Op& op) const;
+  // Moves held releases to the queue; true if the caller must send it (a
+  // message slot was free and is now taken).
+  bool UnholdLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The timer: sends releases held for `hold_releases`.
+  void SendHeldWhenDue();
 
   const Options options_;
   BatchSink* const sink_;
@@ -58,6 +78,10 @@ class Batcher : public OpTransport {
   absl::Mutex mu_;
   std::deque<PendingOp> queue_ ABSL_GUARDED_BY(mu_);
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<PendingOp> held_ ABSL_GUARDED_BY(mu_);
+  absl::Time held_since_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread timer_;  // with hold_releases only
 };
 
 }  // namespace fusehost

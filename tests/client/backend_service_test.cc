@@ -54,6 +54,32 @@ class BatchFs : public FileSystem {
     return 0;
   }
 
+  // Release waits until OpenReleaseGate(); counts releases done.
+  int Release(const Context&, const std::string&, const FileInfo&) override {
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(&release_gate_open_),
+                         absl::Seconds(30));
+    ++released_;
+    return 0;
+  }
+  void OpenReleaseGate() {
+    absl::MutexLock lock(&mu_);
+    release_gate_open_ = true;
+  }
+  // Waits (up to 10 s) until `n` releases are done; how many are.
+  int AwaitReleased(int n) {
+    absl::MutexLock lock(&mu_);
+    auto done = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return released_ >= n;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(10));
+    return released_;
+  }
+  int released() {
+    absl::MutexLock lock(&mu_);
+    return released_;
+  }
+
   MountInfo last_mount() {
     absl::MutexLock lock(&mu_);
     return last_mount_;
@@ -68,6 +94,8 @@ class BatchFs : public FileSystem {
   int waiting_ ABSL_GUARDED_BY(mu_) = 0;
   MountInfo last_mount_ ABSL_GUARDED_BY(mu_);
   uint64_t destroyed_ ABSL_GUARDED_BY(mu_) = 0;
+  bool release_gate_open_ ABSL_GUARDED_BY(mu_) = false;
+  int released_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 v1::Op GetattrOp(uint64_t id, const std::string& path) {
@@ -75,6 +103,14 @@ v1::Op GetattrOp(uint64_t id, const std::string& path) {
   op.set_id(id);
   op.mutable_caller()->set_uid(static_cast<uint32_t>(id));
   op.mutable_getattr()->set_path(path);
+  return op;
+}
+
+v1::Op ReleaseOp(uint64_t id) {
+  v1::Op op;
+  op.set_id(id);
+  op.mutable_release()->set_path("/f");
+  op.mutable_release()->set_fh(7);
   return op;
 }
 
@@ -94,6 +130,7 @@ TEST(BackendServiceTest, InitPassesMountAndReportsFeatures) {
   EXPECT_TRUE(reply.posix_locks());
   EXPECT_FALSE(reply.flock_locks());
   EXPECT_EQ(reply.name(), "batch-fs");
+  EXPECT_TRUE(reply.releases_after_reply());
   MountInfo mount = fs.last_mount();
   EXPECT_EQ(mount.mount_id, 5u);
   EXPECT_EQ(mount.mountpoint, "/mnt/x");
@@ -203,6 +240,40 @@ TEST(BackendServiceTest, BatchFinishesWhenPoolIsBusy) {
   v1::BatchResult reply;
   ASSERT_TRUE(service.Execute(nullptr, &batch, &reply).ok());
   EXPECT_EQ(reply.results_size(), 50);
+}
+
+TEST(BackendServiceTest, ReleasesAmongOtherOpsAreAnsweredBeforeTheyRun) {
+  BatchFs fs;
+  BackendService service(fs, BackendService::Options());
+  v1::Batch batch;
+  *batch.add_ops() = GetattrOp(1, "/a");
+  *batch.add_ops() = ReleaseOp(2);
+  v1::BatchResult reply;
+  // The release cannot finish before the gate opens, yet the reply is
+  // complete: the getattr's answer does not wait for it.
+  ASSERT_TRUE(service.Execute(nullptr, &batch, &reply).ok());
+  ASSERT_EQ(reply.results_size(), 2);
+  std::set<uint64_t> ids;
+  for (const v1::OpResult& result : reply.results()) {
+    ids.insert(result.id());
+    EXPECT_EQ(result.posix_errno(), 0) << result.id();
+  }
+  EXPECT_EQ(ids, (std::set<uint64_t>{1, 2}));
+  EXPECT_EQ(fs.released(), 0);
+  fs.OpenReleaseGate();
+  EXPECT_EQ(fs.AwaitReleased(1), 1);
+
+  // Alone, or in a batch to run in order, a release runs before the reply.
+  v1::Batch alone;
+  *alone.add_ops() = ReleaseOp(3);
+  ASSERT_TRUE(service.Execute(nullptr, &alone, &reply).ok());
+  EXPECT_EQ(fs.released(), 2);
+  v1::Batch in_order;
+  in_order.set_in_order(true);
+  *in_order.add_ops() = ReleaseOp(4);
+  *in_order.add_ops() = GetattrOp(5, "/a");
+  ASSERT_TRUE(service.Execute(nullptr, &in_order, &reply).ok());
+  EXPECT_EQ(fs.released(), 3);
 }
 
 TEST(BackendServiceTest, EmptyAndSingleBatches) {

@@ -21,7 +21,9 @@
 // batch with in_order (changes the daemon answered early, which must reach
 // the filesystem as they were made) runs its ops one after the other in the
 // order given: each starts when the previous one has answered, whatever its
-// answer (InitReply.runs_batches_in_order says this SDK does so).
+// answer (InitReply.runs_batches_in_order says this SDK does so). A
+// release among other ops is answered at once and runs after
+// (InitReply.releases_after_reply).
 
 const { ERRNO } = require('./errno')
 const { load } = require('./protocol')
@@ -58,6 +60,20 @@ class Dispatcher {
       const results = []
       for (const op of ops) results.push(await this.run(op, mountId))
       return { results, instance: this.instance }
+    }
+    if (ops.length > 1) {
+      // A release that comes with other ops is answered at once and runs
+      // after (InitReply.releases_after_reply): the daemon sends releases,
+      // which nothing waits for, with later ops, whose reply must not wait
+      // for them. run() never rejects.
+      const results = ops.map((op) => {
+        const foreign = op.handle_instance && op.handle_instance !== '0' &&
+          op.handle_instance !== this.instance  // answered EBADF as usual
+        if ((op.op !== 'release' && op.op !== 'releasedir') || foreign) return this.run(op, mountId)
+        setImmediate(() => { this.run(op, mountId) })
+        return { id: op.id || '0' }
+      })
+      return { results: await Promise.all(results), instance: this.instance }
     }
     const results = await Promise.all(ops.map((op) => this.run(op, mountId)))
     return { results, instance: this.instance }

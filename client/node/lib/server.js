@@ -62,6 +62,8 @@ class Service {
       ioctl: bound.has('ioctl'),
       // The Dispatcher honours Batch.in_order.
       runs_batches_in_order: true,
+      // The Dispatcher answers releases among other ops at once.
+      releases_after_reply: true,
       // Without opendir and releasedir, readdir gets handle 0 anyway: the
       // daemon may list a directory with readdir alone.
       lists_by_path: !bound.has('opendir') && !bound.has('releasedir'),

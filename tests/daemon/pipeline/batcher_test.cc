@@ -93,6 +93,7 @@ class FakeSink : public BatchSink, public CountingTransport {
   }
 
   static std::string PathOf(const v1::Op& op) {
+    if (op.has_release()) return op.release().path();
     return op.has_write() ? op.write().path() : op.getattr().path();
   }
 
@@ -118,6 +119,12 @@ v1::Op WriteOp(const std::string& path, size_t bytes) {
   v1::Op op;
   op.mutable_write()->set_path(path);
   op.mutable_write()->set_data(std::string(bytes, 'x'));
+  return op;
+}
+
+v1::Op ReleaseOp(const std::string& path) {
+  v1::Op op;
+  op.mutable_release()->set_path(path);
   return op;
 }
 
@@ -325,6 +332,75 @@ TEST_F(BatcherTest, ConcurrentSendsDeliverEveryOpExactlyOnce) {
 
 // Ops that belong together go out at once, in messages of max_ops, even
 // while the window of messages in flight is full.
+Batcher::Options Holding(absl::Duration hold) {
+  Batcher::Options options;
+  options.hold_releases = hold;
+  return options;
+}
+
+TEST_F(BatcherTest, HeldReleasesRideInTheNextMessage) {
+  Make(Holding(absl::Hours(1)));  // the timer never fires here
+  Send(ReleaseOp("/r1"));
+  Send(ReleaseOp("/r2"));
+  EXPECT_EQ(sink_.messages(), 0u);
+  EXPECT_EQ(results().size(), 0u);
+  Send(GetattrOp("/g"));
+  ASSERT_EQ(sink_.messages(), 1u);
+  EXPECT_EQ(sink_.Paths(0), (Paths{"/g", "/r2", "/r1"}));
+  EXPECT_EQ(sink_.Ids(0), (std::vector<uint64_t>{1, 2, 3}));
+  ASSERT_TRUE(sink_.Finish(0));
+  EXPECT_EQ(results().size(), 3u);
+}
+
+TEST_F(BatcherTest, WithoutHoldingReleasesGoAsAnyOp) {
+  Make(Limits(4));
+  Send(ReleaseOp("/r"));
+  ASSERT_EQ(sink_.messages(), 1u);
+  EXPECT_EQ(sink_.Paths(0), Paths{"/r"});
+}
+
+TEST_F(BatcherTest, AHeldReleaseGoesAloneWhenNothingElseComes) {
+  Make(Holding(absl::Milliseconds(5)));
+  Send(ReleaseOp("/r"));
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (sink_.messages() == 0 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_EQ(sink_.messages(), 1u);
+  EXPECT_EQ(sink_.Paths(0), Paths{"/r"});
+  ASSERT_TRUE(sink_.Finish(0));
+  EXPECT_EQ(results().size(), 1u);
+}
+
+TEST_F(BatcherTest, WaitIdleSendsHeldReleasesWithoutWaitingForTheTimer) {
+  Make(Holding(absl::Hours(1)));
+  Send(ReleaseOp("/r"));
+  absl::Notification idle;
+  std::thread waiter([&] {
+    batcher_->WaitIdle();
+    idle.Notify();
+  });
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (sink_.messages() == 0 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_EQ(sink_.messages(), 1u);
+  EXPECT_FALSE(idle.HasBeenNotified());  // not idle before its answer
+  ASSERT_TRUE(sink_.Finish(0));
+  EXPECT_TRUE(idle.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  waiter.join();
+  EXPECT_EQ(results().size(), 1u);
+}
+
+TEST_F(BatcherTest, CancelAllFailsHeldReleases) {
+  Make(Holding(absl::Hours(1)));
+  Send(ReleaseOp("/r"));
+  batcher_->CancelAll();
+  using Result = std::pair<std::string, int>;
+  EXPECT_EQ(results(), (std::vector<Result>{{"/r", ECANCELED}}));
+  EXPECT_EQ(sink_.messages(), 0u);
+}
+
 TEST_F(BatcherTest, SendAllGoesOutAtOnceInFullMessages) {
   Make(Limits(/*max_in_flight=*/1, /*max_ops=*/3));
   SendGetattrs(0, 1);

@@ -71,18 +71,25 @@ class BatchRunner:
             max_workers=threads, thread_name_prefix="fusehost-helper")
 
     def execute(self, batch):
-        """The BatchResult of `batch`: one result per op, in op order, and
-        the backend instance."""
+        """The BatchResult of `batch`: one result per op (matched by id),
+        and the backend instance."""
         reply = pb.BatchResult(instance=self._instance)
-        ops = batch.ops
-        n = len(ops)
         results = reply.results
         run = self._run
         mount_id = batch.mount_id
-        if n <= 1 or self._serial or batch.in_order:
-            # No hand-off: one op, nothreads, or ops that must run one after
-            # the other in the order given (a failed op does not stop the
-            # rest: run() answers every op, whatever it raises).
+        ops = batch.ops
+        if self._serial or batch.in_order:
+            # nothreads, or ops that must run one after the other in the
+            # order given (a failed op does not stop the rest: run()
+            # answers every op, whatever it raises).
+            for op in ops:
+                run(op, results.add(), mount_id)
+            return reply
+        if len(ops) > 1:
+            ops = self._detach_releases(ops, results, mount_id)
+        n = len(ops)
+        if n <= 1:
+            # No hand-off for a lone op.
             for op in ops:
                 run(op, results.add(), mount_id)
             return reply
@@ -94,6 +101,24 @@ class BatchRunner:
         job.drain()
         job.wait()
         return reply
+
+    def _detach_releases(self, ops, results, mount_id):
+        """Answers the releases among `ops` at once and runs them on a
+        helper after (InitReply.releases_after_reply): the daemon sends
+        releases, which nothing waits for, with later ops, whose reply must
+        not wait for them. Returns the other ops."""
+        rest = []
+        instance = self._instance
+        for op in ops:
+            kind = op.WhichOneof("op")
+            # One with another instance's handle is answered EBADF as usual.
+            if (kind == "release" or kind == "releasedir") and (
+                    not op.handle_instance or op.handle_instance == instance):
+                results.add().id = op.id
+                self._helpers.submit(self._run, op, pb.OpResult(), mount_id)
+            else:
+                rest.append(op)
+        return rest
 
     def shutdown(self):
         """Lets the helper threads go (batches still running finish)."""

@@ -56,6 +56,9 @@ def init_reply(dispatcher, request, name):
         flock_locks=dispatcher.flock_locks, ioctl=dispatcher.ioctl,
         # BatchRunner honours Batch.in_order.
         runs_batches_in_order=True,
+        # BatchRunner answers releases that come with other ops at once and
+        # runs them after, unless nothreads.
+        releases_after_reply=not b.options.nothreads,
         lists_by_path=b.lists_by_path,
         name=name,
         default_ttl_ms=dispatcher.default_ttl_ms,

@@ -53,6 +53,11 @@ class Operations:
     `FuseOSError(errno.ENOENT)` (or any OSError) to fail an operation;
     methods that return a status may also return a negative errno.
 
+    release and releasedir, whose results reach nobody (the kernel has
+    answered the close already), may run after later operations started:
+    one sent with other operations runs on a helper thread after the SDK
+    replied for them (unless nothreads).
+
     Handles (what open, create and opendir return) belong to one backend
     instance: each serve() or FUSE() call picks a random instance number
     and tells the daemon, which says with every operation which instance
