@@ -84,6 +84,11 @@ struct FileInfo {
   // (has_contents). fuse-hostd answers the kernel's first read from it.
   bool has_contents = false;
   std::string contents;
+  // Input of Open: non-zero when fuse-hostd asks for the file whole with
+  // this read-only open (it knows the file is at most this many bytes):
+  // send it as `contents` if it still is, and the kernel's first read costs
+  // no round trip.
+  uint64_t contents_up_to = 0;
   uint64_t lock_owner = 0;    // input for Flush/Lock/Flock
   // Output of Open/Create, for filesystems whose files are local files and
   // that said InitResult::passthrough: the descriptor of the file just

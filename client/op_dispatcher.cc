@@ -208,6 +208,7 @@ int Open(FileSystem& fs, const Context& ctx, const v1::OpenRequest& req,
   FileInfo fi;
   fi.flags = static_cast<int>(req.flags());
   fi.passthrough_offered = sender != nullptr && req.passthrough_tag() != 0;
+  fi.contents_up_to = req.contents_up_to();
   int rc = fs.Open(ctx, req.path(), &fi);
   if (rc != 0) return rc;
   FillOpenReply(fi, result->mutable_open());

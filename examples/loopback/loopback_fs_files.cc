@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <string>
 #include <utility>
@@ -37,16 +38,20 @@ bool IsRegularFile(int fd) {
   return fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-// Files up to this size go whole with their read-only open.
+// Files up to this size go whole with their read-only open, unless the
+// daemon names its own bound (FileInfo::contents_up_to).
 constexpr off_t kWholeFileMax = 64 << 10;
 
 // Puts a small regular file whole into its open reply (FileInfo::contents),
 // so that the kernel's first read costs no round trip. Nothing if it is
 // larger, or grew while being read.
 void ReadWhole(int fd, FileInfo* fi) {
+  const off_t limit = fi->contents_up_to != 0
+                          ? static_cast<off_t>(std::min<uint64_t>(
+                                fi->contents_up_to, kWholeFileMax))
+                          : kWholeFileMax;
   struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-      st.st_size > kWholeFileMax) {
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > limit) {
     return;
   }
   // One byte more than the size: reading it means the file grew.

@@ -118,6 +118,24 @@ def test_small_files_come_with_their_open(mounts):
     assert r[4] == b"new", r
 
 
+def test_memory_backend_sends_small_files_whole_when_asked(mounts):
+    """The daemon asks for a file whole with its read-only open when its
+    cache holds the file's size and it is small (OpenRequest.contents_up_to,
+    FileInfo::contents_up_to in the C++ SDK); memory_fs then sends it, and
+    the kernel's first read costs no round trip."""
+    m = mounts.mount("memory")
+    ops = mounts.ops(cwd=m.path)
+    ops.ok([("write_file", "small", b"hello")])
+    assert ops.one(("stat", "small"))["size"] == 5
+    # The kernel must read the file again: drop its copy.
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("1")
+    before = backend_ops(m)
+    assert ops.one(("read_file", "small")) == b"hello"
+    time.sleep(0.2)  # the release goes in the background
+    assert backend_ops(m) - before == 2  # open and release: no read
+
+
 def test_listing_with_attributes_spares_lookups(mounts):
     """Every chunk of a listing comes with attributes (not only the first,
     as in the kernel's "auto" mode), so find needs no LOOKUP per name."""

@@ -53,6 +53,31 @@ TEST_F(MemoryFsTest, OpenWithTruncEmptiesFile) {
   EXPECT_EQ(Stat("/f").st_size, 0);
 }
 
+TEST_F(MemoryFsTest, ReadOnlyOpensSendSmallFilesWholeWhenAsked) {
+  MakeFile("/f", "hello");
+  FileInfo asked;
+  asked.flags = O_RDONLY;
+  asked.contents_up_to = 5;
+  ASSERT_EQ(fs_.Open(root_, "/f", &asked), 0);
+  EXPECT_TRUE(asked.has_contents);
+  EXPECT_EQ(asked.contents, "hello");
+  // Not asked, asked for less than the file (it grew), or not read-only.
+  FileInfo unasked;
+  unasked.flags = O_RDONLY;
+  ASSERT_EQ(fs_.Open(root_, "/f", &unasked), 0);
+  EXPECT_FALSE(unasked.has_contents);
+  FileInfo smaller;
+  smaller.flags = O_RDONLY;
+  smaller.contents_up_to = 4;
+  ASSERT_EQ(fs_.Open(root_, "/f", &smaller), 0);
+  EXPECT_FALSE(smaller.has_contents);
+  FileInfo writing;
+  writing.flags = O_RDWR;
+  writing.contents_up_to = 5;
+  ASSERT_EQ(fs_.Open(root_, "/f", &writing), 0);
+  EXPECT_FALSE(writing.has_contents);
+}
+
 TEST_F(MemoryFsTest, UnlinkedOpenFileStaysUsable) {
   FileInfo fi = CreateOpen("/f", root_);
   size_t written = 0;
