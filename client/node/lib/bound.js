@@ -10,6 +10,7 @@ const { ERRNO } = require('./errno')
 const { AttrPolicy } = require('./convert')
 const { invoke, timeoutFor } = require('./invoke')
 const { decode } = require('./names')
+const { onlyCallsBack } = require('./does_nothing')
 
 // The caller of the operation running, for Fuse.context(): each operation
 // runs inside it, and the callbacks and promises it starts keep it.
@@ -30,6 +31,8 @@ class Bound {
     this.cheapGetattr = Boolean(options.getattrIsCheap)
     this.log = options.log || ((text) => process.stderr.write('fusehost: ' + text + '\n'))
     this.timeouts = new Map()
+    // Opens then answer noflush (ops_files.js).
+    this.flushDoesNothing = !this.has('flush') || onlyCallsBack(this.ops.flush)
   }
 
   has (name) {

@@ -35,9 +35,10 @@ function openReply (b, fd) {
   const reply = { fh: handleOf(fd) }
   if (b.options.directIo) reply.direct_io = true
   if (b.options.kernelCache) reply.keep_cache = true
-  // Without flush, and with the kernel keeping POSIX locks, a close needs
-  // no FLUSH: the kernel then sends none (a round trip per close saved).
-  if (!b.has('flush') && !b.has('lock')) reply.noflush = true
+  // With no flush or one that only calls back (does_nothing.js), and with
+  // the kernel keeping POSIX locks, a close needs no FLUSH: the kernel then
+  // sends none (a round trip per close saved).
+  if (b.flushDoesNothing && !b.has('lock')) reply.noflush = true
   return reply
 }
 

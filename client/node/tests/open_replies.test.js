@@ -1,7 +1,7 @@
 'use strict'
 // What an open's reply tells the daemon beyond the handle
 // (proto/filesystem.proto, OpenReply): noflush for a filesystem without
-// flush that keeps no POSIX locks, and a small file whole when the daemon
+// flush (or whose flush only calls back) that keeps no POSIX locks, and a small file whole when the daemon
 // asks for it (OpenRequest.contents_up_to) on a read-only open. Nothing is
 // mounted.
 
@@ -38,15 +38,21 @@ async function open (ops, path, flags, upTo) {
   return r.open
 }
 
-test('a filesystem without flush answers noflush', async () => {
+test('a filesystem without flush, or whose flush only calls back, answers noflush', async () => {
   assert.strictEqual((await open(files().ops, '/5', 0, 0)).noflush, true)
+  const trivial = files({ flush: (path, fd, cb) => cb(0) }).ops
+  assert.strictEqual((await open(trivial, '/5', 0, 0)).noflush, true)
 })
 
-test('one with flush, or with POSIX locks, does not', async () => {
-  const flushing = files({ flush: (path, fd, cb) => cb(0) }).ops
+test('one whose flush does something, or with POSIX locks, does not', async () => {
+  let flushed = 0
+  const flushing = files({ flush: (path, fd, cb) => { flushed++; cb(0) } }).ops
   assert.ok(!(await open(flushing, '/5', 0, 0)).noflush)
   const locking = files({ lock: (...args) => args[args.length - 1](0) }).ops
   assert.ok(!(await open(locking, '/5', 0, 0)).noflush)
+  const trivialWithLocks = files({ flush: (path, fd, cb) => cb(0), lock: (...args) => args[args.length - 1](0) }).ops
+  assert.ok(!(await open(trivialWithLocks, '/5', 0, 0)).noflush)
+  assert.strictEqual(flushed, 0)
 })
 
 test('a small file comes whole with its read-only open when asked', async () => {
