@@ -1,0 +1,102 @@
+// Readdirplus over a listing whose names came without attributes: which
+// directories' callers look up what they list, and the attributes of the
+// next names to hand out fetched in one go (see dir_handlers.cc).
+
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/paths.h"
+#include "daemon/fuse/dir_handle.h"
+#include "daemon/fuse/request_handlers.h"
+
+namespace fusehost {
+namespace {
+
+// How many names ahead readdirplus fetches attributes for: several kernel
+// buffers' worth, so that one fetch serves a few requests.
+constexpr size_t kAttrFetchAhead = 256;
+
+}  // namespace
+
+void RequestHandlers::NoteBareListing(uint64_t dir) {
+  absl::MutexLock lock(&bare_mu_);
+  if (bare_listings_.size() >= 64 && !bare_listings_.contains(dir)) {
+    bare_listings_.clear();  // a few recent ones are all it takes
+  }
+  bare_listings_.try_emplace(dir, false);
+}
+
+void RequestHandlers::NoteLookupIn(uint64_t parent) {
+  absl::MutexLock lock(&bare_mu_);
+  auto it = bare_listings_.find(parent);
+  if (it == bare_listings_.end()) return;
+  it->second = true;
+  callers_stat_listings_.store(true);
+}
+
+void RequestHandlers::NoteListingReleased(uint64_t dir) {
+  absl::MutexLock lock(&bare_mu_);
+  auto it = bare_listings_.find(dir);
+  if (it == bare_listings_.end()) return;
+  if (!it->second) callers_stat_listings_.store(false);
+  bare_listings_.erase(it);
+}
+
+bool RequestHandlers::FetchAttrsAhead(const Request& req, uint64_t dir,
+                                      DirHandlePtr h, size_t first,
+                                      std::function<void()> then) {
+  if (!callers_stat_listings_.load()) return false;
+  std::vector<PendingOp> ops;
+  std::vector<size_t> which;
+  {
+    absl::MutexLock lock(&h->mu);
+    if (h->cached) return false;  // attributes come from the cache itself
+    const std::string& base = h->path.empty() ? HandlePath(dir) : h->path;
+    size_t end = std::min(h->entries.size(), first + kAttrFetchAhead);
+    for (size_t i = first; i < end; ++i) {
+      DirHandle::Entry& e = h->entries[i];
+      if (e.attr != nullptr || e.attr_asked) continue;
+      e.attr_asked = true;
+      std::string child = ChildPathOf(base, e.name);
+      if (std::optional<v1::Attr> a = options_.coherence->CachedAttr(child)) {
+        h->KeepAttr(&e, *std::move(a));
+        continue;
+      }
+      v1::Op op = NewOp(*req);
+      op.mutable_getattr()->set_path(std::move(child));
+      ops.push_back(PendingOp{std::move(op), nullptr, nullptr});
+      which.push_back(i);
+    }
+  }
+  if (ops.empty()) return false;
+  auto left = std::make_shared<std::atomic<size_t>>(ops.size());
+  auto done = std::make_shared<std::function<void()>>(std::move(then));
+  for (size_t k = 0; k < ops.size(); ++k) {
+    ops[k].done = [h, i = which[k], name = h->entries[which[k]].name, left,
+                   done](const v1::OpResult& r) {
+      if (r.posix_errno() == 0 && r.has_getattr()) {
+        absl::MutexLock lock(&h->mu);
+        // The kernel serializes readdir on one open directory, so the
+        // entries stay put; the name check is a second guard.
+        if (!h->released && i < h->entries.size() &&
+            h->entries[i].name == name) {
+          h->KeepAttr(&h->entries[i], r.getattr().attr());
+        }
+      }
+      // A name that failed (gone meanwhile), or whose attributes the
+      // listing budget cannot hold, is handed out without them: the kernel
+      // looks it up itself.
+      if (left->fetch_sub(1) == 1) (*done)();
+    };
+  }
+  SendAll(std::move(ops));
+  return true;
+}
+
+}  // namespace fusehost
