@@ -21,6 +21,9 @@
 namespace fusehost {
 namespace {
 
+// How often a gRPC thread waiting for calls wakes (see Serve).
+constexpr int kPollerWakeMs = 500;
+
 // The socket file of a "unix:" address (gRPC accepts "unix:path" and
 // "unix:///absolute/path"); "" for TCP and abstract ("unix-abstract:")
 // addresses, which leave nothing in the filesystem.
@@ -156,6 +159,12 @@ absl::StatusOr<std::unique_ptr<BackendServer>> BackendServer::Start(
       grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
   builder.SetSyncServerOption(
       grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, threads);
+  // How long a waiting thread sleeps between looks. grpc::Server::Shutdown
+  // waits for every waiting thread to look again before it returns, so
+  // gRPC's default of 10 s made stopping take up to that long now and then.
+  builder.SetSyncServerOption(
+      grpc::ServerBuilder::SyncServerOption::CQ_TIMEOUT_MSEC,
+      kPollerWakeMs);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     if (server != nullptr) server->Shutdown();

@@ -426,6 +426,10 @@ PyObject* Start(PyObject*, PyObject* args) {
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS,
                               threads < 1 ? 1 : threads);
+  // A waiting thread looks again this often: grpc::Server::Shutdown waits
+  // for each to, and gRPC's default of 10 s made stop() take up to that.
+  builder.SetSyncServerOption(
+      grpc::ServerBuilder::SyncServerOption::CQ_TIMEOUT_MSEC, 500);
   Py_BEGIN_ALLOW_THREADS
   s->server = builder.BuildAndStart();
   Py_END_ALLOW_THREADS
