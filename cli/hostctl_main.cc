@@ -118,6 +118,10 @@ int Stats(ControlClient& client, const std::string& mountpoint) {
            static_cast<unsigned long long>(m.backing_files()));
     printf("  listings         %llu fetched ahead\n",
            static_cast<unsigned long long>(m.listings_prefetched()));
+    printf("  small files      %llu fetched ahead, %llu opens answered "
+           "with them\n",
+           static_cast<unsigned long long>(m.contents_fetched_ahead()),
+           static_cast<unsigned long long>(m.opens_answered_ahead()));
     printf("  write-behind     %llu answered early, %llu refused later, "
            "%llu queued now\n",
            static_cast<unsigned long long>(m.written_behind()),

@@ -22,6 +22,9 @@ constexpr absl::Duration kTlsReadTimeout = absl::Seconds(10);
 // How long a release waits for another message to ride in: the next file's
 // open or create follows a close within microseconds.
 constexpr absl::Duration kHoldReleases = absl::Milliseconds(2);
+// Small files fetched ahead per fetch for a backend reached over TCP: a
+// directory of a few hundred in one round trip (at most 1 MiB of them).
+constexpr size_t kContentsAheadFiles = 256;
 
 // How the channel reaches a TCP backend: TLS with the files of the
 // options, or plain TCP when asked for by name. Unix-socket backends take
@@ -252,8 +255,10 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
   caching.stats = &m->stats_;
   // Ahead of the walker where a listing's round trip costs: over TCP, and
   // where a listing fetched ahead is one readdir rather than three messages.
+  // Over TCP a whole level of a few hundred directories is asked for at
+  // once: each one left out costs the walker a round trip of its own.
   caching.prefetch_listings = m->options_.prefetch_listings.value_or(
-      m->spec_.dialer == nullptr || reply->lists_by_path() ? 64 : 0);
+      m->spec_.dialer == nullptr ? 256 : reply->lists_by_path() ? 64 : 0);
   caching.lists_by_path = &m->lists_by_path_;
   m->caching_ = std::make_unique<CachingTransport>(std::move(caching));
 
@@ -305,6 +310,11 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
   session.passthrough_inbox = m->inbox_.get();
   session.root_directory = m->root_.get();
   session.handles = m->channel_->handles();
+  // Ahead of the reader where an open's round trip costs: over TCP (gRPC
+  // dials the backend itself).
+  session.contents_ahead_files = m->options_.prefetch_contents.value_or(
+      m->spec_.dialer == nullptr ? kContentsAheadFiles : 0);
+  session.contents_ahead_max_age = m->policy_.attr_ttl;
   if (m->spec_.store != nullptr) m->KeepState(km->fuse_fd, head.kernel_init);
   session.on_init_request = [self](std::string request) {
     if (self->state_ != nullptr) self->state_->KernelInitRead(std::move(request));
@@ -496,6 +506,8 @@ MountStats::Snapshot Mount::Snap() const {
     s.passthrough_opens = session_->passthrough_opens();
     s.passthrough_refused = session_->passthrough_refused();
     s.backing_files = session_->backing_ids();
+    s.contents_fetched_ahead = session_->contents_fetched_ahead();
+    s.opens_answered_ahead = session_->opens_answered_ahead();
   }
   if (root_ != nullptr) s.daemon_opens = root_->opened();
   if (caching_ != nullptr) s.listings_prefetched = caching_->listings_prefetched();

@@ -51,6 +51,12 @@ constexpr Family kDaemonOpens = {
 constexpr Family kListingsPrefetched = {
     "fusehostd_listings_prefetched_total", "counter",
     "Directory listings fetched ahead of a walker."};
+constexpr Family kContentsFetchedAhead = {
+    "fusehostd_contents_fetched_ahead_total", "counter",
+    "Small files whose contents were fetched ahead of their opens."};
+constexpr Family kOpensAnsweredAhead = {
+    "fusehostd_opens_answered_ahead_total", "counter",
+    "Opens the daemon answered with contents fetched ahead."};
 constexpr Family kWrittenBehind = {
     "fusehostd_written_behind_total", "counter",
     "Changes answered before the backend ran them (write_behind)."};
@@ -163,6 +169,8 @@ std::string RenderMetrics(const std::vector<MountStatsEntry>& mounts) {
       {&kPassthroughOpens, &MountStats::Snapshot::passthrough_opens},
       {&kDaemonOpens, &MountStats::Snapshot::daemon_opens},
       {&kListingsPrefetched, &MountStats::Snapshot::listings_prefetched},
+      {&kContentsFetchedAhead, &MountStats::Snapshot::contents_fetched_ahead},
+      {&kOpensAnsweredAhead, &MountStats::Snapshot::opens_answered_ahead},
       {&kWrittenBehind, &MountStats::Snapshot::written_behind},
       {&kWriteBehindFailed, &MountStats::Snapshot::write_behind_failed},
       {&kWriteBehindQueued, &MountStats::Snapshot::write_behind_queued},

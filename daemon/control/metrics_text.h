@@ -14,6 +14,8 @@
 //   fusehostd_passthrough_opens_total      counter
 //   fusehostd_daemon_opens_total           counter
 //   fusehostd_listings_prefetched_total    counter
+//   fusehostd_contents_fetched_ahead_total counter
+//   fusehostd_opens_answered_ahead_total   counter
 //   fusehostd_written_behind_total         counter
 //   fusehostd_write_behind_failed_total    counter
 //   fusehostd_write_behind_queued          gauge

@@ -16,16 +16,30 @@ void RequestHandlers::Open(Request req, uint64_t node, int flags) {
   std::optional<std::string> path = NamedPath(req, node);
   if (!path) return;
   if (OpenHere(req, node, flags, *path)) return;
+  OpenAtBackend(req, node, flags, *path, /*may_wait=*/true);
+}
+
+void RequestHandlers::OpenAtBackend(const Request& req, uint64_t node,
+                                    int flags, const std::string& path,
+                                    bool may_wait) {
+  if (OpenFetchedAhead(req, node, flags, path, may_wait)) return;
   const bool truncates = (flags & O_TRUNC) != 0;
   if (truncates) ForgetContents(node);
   v1::Op op = NewOp(*req);
   const uint64_t tag = PassthroughTag();
-  op.mutable_open()->set_path(*path);
+  const uint32_t wanted = ContentsWanted(flags, path);
+  op.mutable_open()->set_path(path);
   op.mutable_open()->set_flags(flags);
   op.mutable_open()->set_passthrough_tag(tag);
-  op.mutable_open()->set_contents_up_to(ContentsWanted(flags, *path));
+  op.mutable_open()->set_contents_up_to(wanted);
+  // A reader of one small file of a directory is likely to read the next
+  // ones: fetched after this open is sent, beside it.
+  std::optional<v1::Caller> reader;
+  if (wanted > 0 && contents_ahead_.enabled() && PlainReadOnly(flags)) {
+    reader = op.caller();
+  }
   Send(std::move(op), [this, req, node, flags, tag, truncates,
-                       path = *path](const v1::OpResult& res) {
+                       path](const v1::OpResult& res) {
     if (Failed(req, res)) return;
     // The kernel drops the truncated node's own size and pages; the file's
     // other names (hard links) are nodes of their own.
@@ -50,6 +64,7 @@ void RequestHandlers::Open(Request req, uint64_t node, int flags) {
       ReleaseOrphan(path, open.fh, flags);
     }
   });
+  if (reader) contents_ahead_.Opened(path, *reader);
 }
 
 uint32_t RequestHandlers::ContentsWanted(int flags,

@@ -10,7 +10,7 @@
 namespace fusehost {
 
 RequestHandlers::RequestHandlers(Options options)
-    : options_(std::move(options)) {
+    : options_(std::move(options)), contents_ahead_(ContentsAheadOptions(this)) {
   absl::MutexLock lock(&dirs_mu_);
   next_dir_ = options_.first_dir_handle;
 }

@@ -533,11 +533,13 @@ RequestHandlers::Options HandlerOptions(const KernelSession::Options& o,
   h.backend_posix_locks = o.posix_locks;
   h.unsupported_xattrs = XattrExclusions(o.unsupported_xattr_prefixes);
   h.lists_by_path = o.lists_by_path;
+  h.handles = o.handles;
+  h.contents_ahead_files = o.contents_ahead_files;
+  h.contents_ahead_max_age = o.contents_ahead_max_age;
   if (backing != nullptr) {
     h.inbox = o.passthrough_inbox;
     h.backing = backing;
     h.root = o.root_directory;
-    h.handles = o.handles;
   }
   h.first_dir_handle = o.first_dir_handle;
   return h;

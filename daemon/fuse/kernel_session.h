@@ -94,6 +94,10 @@ class KernelSession : private KernelNotify {
     // (see RequestHandlers::Options). Both must outlive the session.
     RootDirectory* root_directory = nullptr;
     HandleMap* handles = nullptr;
+    // Small files fetched ahead of their opens (RequestHandlers::Options);
+    // without passthrough.
+    size_t contents_ahead_files = 0;
+    absl::Duration contents_ahead_max_age = absl::Seconds(1);
     // Called once with the kernel's INIT request as read, so that a later
     // daemon can resume the connection (daemon/survival). May be empty.
     std::function<void(std::string)> on_init_request;
@@ -135,6 +139,13 @@ class KernelSession : private KernelNotify {
   uint64_t passthrough_opens() const;
   uint64_t passthrough_refused() const;
   size_t backing_ids() const;
+  // Small files fetched ahead of their opens, and opens answered with them.
+  uint64_t contents_fetched_ahead() const {
+    return handlers_.contents_fetched_ahead();
+  }
+  uint64_t opens_answered_ahead() const {
+    return handlers_.opens_answered_ahead();
+  }
 
   // libfuse's callbacks need the class; they are members of this nested
   // type in kernel_session.cc.

@@ -10,26 +10,13 @@
 #include "daemon/fuse/request_handlers.h"
 
 namespace fusehost {
-namespace {
-
-// O_LARGEFILE as the kernel sends it: the C library defines O_LARGEFILE as
-// 0 for 64-bit programs, but the kernel sets its own bit in every open.
-constexpr int kKernelLargeFile = 0100000;
-
-// Flags that ask nothing of an open but the opening: anything else (O_TRUNC,
-// O_DIRECT, O_NOATIME, O_PATH, ...) goes to the backend.
-constexpr int kPlainReadFlags = O_ACCMODE | kKernelLargeFile | O_NOFOLLOW |
-                                O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
-
-}  // namespace
 
 bool RequestHandlers::OpenHere(const Request& req, uint64_t node, int flags,
                                const std::string& path) {
   RootDirectory* root = options_.root;
   BackingFiles* backing = options_.backing;
   if (root == nullptr || options_.handles == nullptr || backing == nullptr ||
-      !backing->available() || (flags & O_ACCMODE) != O_RDONLY ||
-      (flags & ~kPlainReadFlags) != 0) {
+      !backing->available() || !PlainReadOnly(flags)) {
     return false;
   }
   v1::Caller caller;

@@ -14,6 +14,7 @@
 #ifndef FUSE_HOSTD_DAEMON_FUSE_OPEN_CONTENTS_H_
 #define FUSE_HOSTD_DAEMON_FUSE_OPEN_CONTENTS_H_
 
+#include <fcntl.h>
 #include <sys/types.h>
 
 #include <cstddef>
@@ -25,6 +26,18 @@
 #include "absl/synchronization/mutex.h"
 
 namespace fusehost {
+
+// O_LARGEFILE as the kernel sends it: the C library defines O_LARGEFILE as
+// 0 for 64-bit programs, but the kernel sets its own bit in every open.
+inline constexpr int kKernelLargeFile = 0100000;
+
+// An open that asks nothing but reading: read-only, and none of the flags
+// that ask more of an open (O_TRUNC, O_DIRECT, O_NOATIME, O_PATH, ...).
+inline bool PlainReadOnly(int flags) {
+  constexpr int kPlain = O_ACCMODE | kKernelLargeFile | O_NOFOLLOW |
+                         O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
+  return (flags & O_ACCMODE) == O_RDONLY && (flags & ~kPlain) == 0;
+}
 
 // The largest file the daemon asks a backend for whole with its open
 // (OpenRequest.contents_up_to), when its cache holds the file's size.

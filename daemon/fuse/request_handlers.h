@@ -22,6 +22,8 @@
 //   open_passthrough.cc opens answered with a backend's descriptor
 //   open_by_daemon.cc   read-only opens the daemon answers itself, beneath
 //                       a loopback backend's root directory
+//   open_fetched_ahead.cc  read-only opens answered with contents fetched
+//                       ahead (contents_ahead.h)
 //
 // Thread-safe: called concurrently from libfuse's worker threads.
 
@@ -45,6 +47,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/memory_budget.h"
+#include "daemon/fuse/contents_ahead.h"
 #include "daemon/fuse/kernel_invalidator.h"
 #include "daemon/fuse/kernel_request.h"
 #include "daemon/fuse/node_table.h"
@@ -151,6 +154,12 @@ class RequestHandlers {
     // backend has no handle for yet (HandleMap::IssueUnopened).
     RootDirectory* root = nullptr;
     HandleMap* handles = nullptr;
+    // Small files fetched ahead of their opens (contents_ahead.h), per
+    // fetch; 0: none. Needs `handles`, and is off with passthrough (the
+    // kernel reads a local backend's files itself). Fetched contents are
+    // served for at most `contents_ahead_max_age`.
+    size_t contents_ahead_files = 0;
+    absl::Duration contents_ahead_max_age = absl::Seconds(1);
     // The first directory handle this daemon hands out. A resumed mount's
     // kernel still holds the handles of the daemon before (each run starts
     // above the last, see daemon/survival): a handle this run does not
@@ -197,6 +206,9 @@ class RequestHandlers {
 
   // ---- files (file_handlers.cc) ---------------------------------------------
   void Open(Request req, uint64_t node, int flags);
+  // Files fetched ahead of their opens, and opens answered with them.
+  uint64_t contents_fetched_ahead() const { return contents_ahead_.fetched(); }
+  uint64_t opens_answered_ahead() const { return contents_ahead_.served(); }
   void Create(Request req, uint64_t parent, std::string name, mode_t mode,
               int flags);
   void Read(Request req, uint64_t node, const KernelFile& file, size_t size,
@@ -333,6 +345,19 @@ class RequestHandlers {
   uint32_t ContentsWanted(int flags, const std::string& path) const;
   // The kernel never releases a handle whose open it did not get.
   void ReleaseOrphan(const std::string& path, uint64_t fh, int flags);
+  // Sends an open to the backend (file_handlers.cc), unless contents were
+  // fetched ahead for it; `may_wait`: an open whose contents are on their
+  // way waits for them.
+  void OpenAtBackend(const Request& req, uint64_t node, int flags,
+                     const std::string& path, bool may_wait);
+
+  // ---- open_fetched_ahead.cc -------------------------------------------------
+  // Answers a plain read-only open with contents fetched ahead for the
+  // caller, or waits for them if they are on their way and `may_wait`
+  // (then OpenAtBackend runs again); false when it did neither.
+  bool OpenFetchedAhead(const Request& req, uint64_t node, int flags,
+                        const std::string& path, bool may_wait);
+  static ContentsAhead::Options ContentsAheadOptions(RequestHandlers* self);
 
   // ---- open_passthrough.cc ---------------------------------------------------
   // The tag an open or create offers the backend for its descriptor; 0 when
@@ -440,6 +465,7 @@ class RequestHandlers {
 
   const Options options_;
   OpenContents open_contents_;
+  ContentsAhead contents_ahead_;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> next_passthrough_tag_{1};
 };

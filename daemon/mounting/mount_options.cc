@@ -10,6 +10,20 @@
 namespace fusehost {
 namespace {
 
+// A count of `what` in 0..4096 (how much is fetched ahead).
+absl::Status ParseAheadCount(absl::string_view key, absl::string_view value,
+                             absl::string_view what,
+                             std::optional<size_t>* out) {
+  size_t n = 0;
+  if (!absl::SimpleAtoi(value, &n) || n > 4096) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "option ", key, "=", value, ": expected a number of ", what,
+        " in 0..4096"));
+  }
+  *out = n;
+  return absl::OkStatus();
+}
+
 // A timeout in (fractional) seconds, 0 .. one day.
 absl::Status ParseSeconds(absl::string_view key, absl::string_view value,
                           absl::Duration* out) {
@@ -160,14 +174,10 @@ absl::StatusOr<MountOptions> ParseMountOptions(absl::string_view text) {
             "option keepalive= must be 0 (off) or at least 1");
       }
     } else if (key == "prefetch_listings") {
-      size_t n = 0;
-      if (!absl::SimpleAtoi(value, &n) || n > 4096) {
-        st = absl::InvalidArgumentError(absl::StrCat(
-            "option prefetch_listings=", value,
-            ": expected a number of subdirectories in 0..4096"));
-      } else {
-        opts.prefetch_listings = n;
-      }
+      st = ParseAheadCount(key, value, "subdirectories",
+                           &opts.prefetch_listings);
+    } else if (key == "prefetch_contents") {
+      st = ParseAheadCount(key, value, "files", &opts.prefetch_contents);
     } else if (key == "read_ahead_kb") {
       if (!absl::SimpleAtoi(value, &opts.read_ahead_kb) ||
           opts.read_ahead_kb > 65536) {

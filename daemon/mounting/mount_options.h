@@ -82,6 +82,10 @@ struct MountOptions {
   // (a listing fetched ahead is then one message), none for another local
   // one.
   std::optional<size_t> prefetch_listings;
+  // Small files per fetch of contents ahead of their opens
+  // (fuse/contents_ahead.h); 0: none. Unset: 256 for a backend reached over
+  // TCP, none for a local one.
+  std::optional<size_t> prefetch_contents;
   // Write-behind (pipeline/write_behind.h): chmod, chown, utimens and
   // unlink answered from the daemon's cache and sent to the backend after.
   // Needs default_permissions and the cache.

@@ -123,6 +123,10 @@ class MountStats {
     // Directory listings fetched ahead of the walker
     // (pipeline/listing_prefetcher.h).
     uint64_t listings_prefetched = 0;
+    // Small files fetched ahead of their opens, and opens answered with
+    // them (fuse/contents_ahead.h).
+    uint64_t contents_fetched_ahead = 0;
+    uint64_t opens_answered_ahead = 0;
     // Write-behind (mount option write_behind): changes answered before
     // the backend ran them, those the backend then refused, and ops queued
     // or in flight now.

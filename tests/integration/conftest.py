@@ -280,6 +280,33 @@ class Backend:
         fhlib.stop_process(self.proc, timeout=grace)
 
 
+class TcpLoopback:
+    """loopback_fs on plain TCP (the mount says `insecure`)."""
+
+    def __init__(self, mounts, root, args=()):
+        self.root = root
+        self.port = fhlib.free_port()
+        self.addr = "127.0.0.1:%d" % self.port
+        self.log = mounts.path("tcp-loopback.log")
+        self.proc = fhlib.spawn_logged(
+            [mounts.bins.loopback, "--listen=" + self.addr, "--root=" + root]
+            + list(args), self.log, cwd="/")
+        assert fhlib.wait_ready(self.proc,
+                                lambda: fhlib.tcp_connectable(self.port), 20)
+
+    def mount(self, mounts, options):
+        """Mounts it at a new mountpoint (unmounted at teardown)."""
+        mp = mounts.mountpoint()
+        r = mounts.daemon.mount(self.addr, mp, options)
+        assert r.returncode == 0, r
+        m = Mount(mounts.daemon, None, mp, options)
+        mounts.mounts.append(m)
+        return m
+
+    def stop(self):
+        fhlib.stop_process(self.proc, timeout=5)
+
+
 class Mount:
     def __init__(self, daemon, backend, mountpoint, options):
         self.daemon = daemon

@@ -45,24 +45,6 @@ def prefetched(m):
     return int(found.group(1))
 
 
-class TcpLoopback:
-    """loopback_fs on plain TCP (the mount says `insecure`)."""
-
-    def __init__(self, mounts, root):
-        self.root = root
-        self.port = fhlib.free_port()
-        self.addr = "127.0.0.1:%d" % self.port
-        self.log = mounts.path("tcp-loopback.log")
-        self.proc = fhlib.spawn_logged(
-            [mounts.bins.loopback, "--listen=" + self.addr, "--root=" + root],
-            self.log, cwd="/")
-        assert fhlib.wait_ready(self.proc,
-                                lambda: fhlib.tcp_connectable(self.port), 20)
-
-    def stop(self):
-        fhlib.stop_process(self.proc, timeout=5)
-
-
 def test_a_local_backend_that_opens_directories_fetches_nothing_ahead(
         py_mounts):
     # The Python loopback opens its directories (opendir), so each listing
@@ -150,13 +132,10 @@ def test_a_change_after_a_listing_was_fetched_ahead_is_seen(mounts):
 def test_a_tcp_backend_fetches_ahead_by_default(mounts):
     root = mounts.mkdir("tcp_backing")
     make_tree(root)
-    backend = TcpLoopback(mounts, root)
+    backend = conftest.TcpLoopback(mounts, root)
     try:
-        mp = mounts.mountpoint()
-        r = mounts.daemon.mount(backend.addr, mp, "allow_other,insecure")
-        assert r.returncode == 0, r
-        m = conftest.Mount(mounts.daemon, None, mp, "insecure")
-        mounts.mounts.append(m)
+        m = backend.mount(mounts, "allow_other,insecure")
+        mp = m.path
         assert walk(mp) == walk(root)
         assert prefetched(m) >= 8
     finally:

@@ -44,6 +44,8 @@ class FakeRequest : public KernelRequest {
   }
 
   void FillCaller(v1::Caller* out) override { *out = caller_; }
+  // Who the request comes from (uid and gid 1000 unless changed).
+  v1::Caller& caller() { return caller_; }
 
   // What the reply was.
   Kind kind = Kind::kNone;
@@ -246,6 +248,8 @@ class HandlerTest : public ::testing::Test {
     options.listing_budget = listing_budget_;
     options.lists_by_path = &lists_by_path_;
     options.unsupported_xattrs = unsupported_xattrs_;
+    options.handles = handles_;
+    options.contents_ahead_files = contents_ahead_files_;
     handlers_ = std::make_unique<RequestHandlers>(options);
   }
 
@@ -268,6 +272,10 @@ class HandlerTest : public ::testing::Test {
   MemoryBudget* listing_budget_ = nullptr;
   // Extended attribute names the backend does not keep; set before Rebuild.
   XattrExclusions unsupported_xattrs_;
+  // Handle tokens (null: none), and small files fetched ahead per fetch;
+  // set before Rebuild.
+  HandleMap* handles_ = nullptr;
+  size_t contents_ahead_files_ = 0;
   // The backend lists directories by path (may change at any time).
   std::atomic<bool> lists_by_path_{false};
 

@@ -190,6 +190,19 @@ TEST(MountOptionsTest, ReadAhead) {
   }
 }
 
+TEST(MountOptionsTest, FetchedAhead) {
+  // Unset: the mount picks by where the backend is.
+  EXPECT_FALSE(Parse("").prefetch_listings.has_value());
+  EXPECT_FALSE(Parse("").prefetch_contents.has_value());
+  EXPECT_EQ(Parse("prefetch_listings=0").prefetch_listings, 0u);
+  EXPECT_EQ(Parse("prefetch_contents=4096").prefetch_contents, 4096u);
+  for (const char* key : {"prefetch_listings", "prefetch_contents"}) {
+    for (const char* value : {"4097", "-1", "abc", ""}) {
+      ExpectRejected(std::string(key) + "=" + value, key);
+    }
+  }
+}
+
 TEST(MountOptionsTest, WriteBehind) {
   EXPECT_FALSE(Parse("").write_behind);
   EXPECT_TRUE(Parse("write_behind").write_behind);

@@ -1,0 +1,224 @@
+#include "daemon/fuse/contents_ahead.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include "common/paths.h"
+
+namespace fusehost {
+
+struct ContentsAhead::Fetch {
+  absl::Mutex mu;
+  size_t waiting ABSL_GUARDED_BY(mu) = 0;
+  std::vector<PendingOp> releases ABSL_GUARDED_BY(mu);
+};
+
+bool ContentsAhead::Seen::operator==(const Seen& o) const {
+  return ino == o.ino && size == o.size && mtime_sec == o.mtime_sec &&
+         mtime_nsec == o.mtime_nsec && ctime_sec == o.ctime_sec &&
+         ctime_nsec == o.ctime_nsec;
+}
+
+ContentsAhead::Seen ContentsAhead::SeenOf(const v1::Attr& attr) {
+  Seen s;
+  s.ino = attr.ino();
+  s.size = attr.size();
+  s.mtime_sec = attr.mtime().sec();
+  s.mtime_nsec = attr.mtime().nsec();
+  s.ctime_sec = attr.ctime().sec();
+  s.ctime_nsec = attr.ctime().nsec();
+  return s;
+}
+
+bool ContentsAhead::SameCaller(const v1::Caller& a, const v1::Caller& b) {
+  if (a.uid() != b.uid() || a.gid() != b.gid() ||
+      a.groups_size() != b.groups_size()) {
+    return false;
+  }
+  for (int i = 0; i < a.groups_size(); ++i) {
+    if (a.groups(i) != b.groups(i)) return false;
+  }
+  return true;
+}
+
+ContentsAhead::ContentsAhead(Options options) : options_(std::move(options)) {}
+
+size_t ContentsAhead::kept_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return bytes_;
+}
+
+void ContentsAhead::Opened(const std::string& path, const v1::Caller& caller) {
+  if (!enabled()) return;
+  const std::string dir = ParentPath(path);
+  std::shared_ptr<const Listing> listing =
+      options_.coherence->CachedListing(dir);
+  if (listing == nullptr) return;
+  struct Wanted {
+    std::string path;
+    Seen seen;
+  };
+  std::vector<Wanted> wanted;
+  size_t bytes = 0;
+  size_t looked = 0;
+  // Names after this one: the order a shell's glob, ls and tar go in.
+  for (auto it = listing->upper_bound(BaseName(path));
+       it != listing->end() && wanted.size() < options_.files &&
+       looked < options_.scan;
+       ++it, ++looked) {
+    if (it->second.type != 0 && it->second.type != S_IFREG) continue;
+    std::string child = ChildPathOf(dir, it->first.view());
+    std::optional<v1::Attr> attr = options_.coherence->CachedAttr(child);
+    if (!attr || !S_ISREG(attr->mode()) || attr->size() > options_.largest) {
+      continue;
+    }
+    if (bytes + attr->size() > options_.fetch_bytes) break;
+    bytes += attr->size();
+    wanted.push_back(Wanted{std::move(child), SeenOf(*attr)});
+  }
+  if (wanted.empty()) return;
+
+  auto fetch = std::make_shared<Fetch>();
+  std::vector<PendingOp> ops;
+  {
+    absl::MutexLock lock(&mu_);
+    for (Wanted& w : wanted) {
+      if (kept_.contains(w.path)) continue;
+      if (!in_flight_.try_emplace(w.path, InFlight{w.seen, {}}).second) {
+        continue;
+      }
+      PendingOp p;
+      *p.op.mutable_caller() = caller;
+      v1::OpenRequest* open = p.op.mutable_open();
+      open->set_path(w.path);
+      open->set_flags(O_RDONLY);
+      open->set_contents_up_to(options_.largest);
+      p.done = [this, fetch, caller, path = w.path](const v1::OpResult& r) {
+        Arrived(path, caller, r);
+        std::vector<PendingOp> releases;
+        {
+          absl::MutexLock lock(&fetch->mu);
+          if (r.posix_errno() == 0) {
+            PendingOp release;
+            release.op.mutable_release()->set_path(path);
+            release.op.mutable_release()->set_fh(r.open().fh());
+            release.op.mutable_release()->set_flags(O_RDONLY);
+            release.done = [](const v1::OpResult&) {};
+            fetch->releases.push_back(std::move(release));
+          }
+          if (--fetch->waiting == 0) releases = std::move(fetch->releases);
+        }
+        if (!releases.empty()) options_.send_all(std::move(releases));
+      };
+      ops.push_back(std::move(p));
+    }
+  }
+  if (ops.empty()) return;
+  {
+    absl::MutexLock lock(&fetch->mu);
+    fetch->waiting = ops.size();
+  }
+  options_.send_all(std::move(ops));
+}
+
+void ContentsAhead::Arrived(const std::string& path, const v1::Caller& caller,
+                            const v1::OpResult& result) {
+  std::vector<std::function<void()>> waiting;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = in_flight_.find(path);
+    if (it == in_flight_.end()) return;
+    const Seen seen = it->second.seen;
+    waiting = std::move(it->second.waiting);
+    in_flight_.erase(it);
+    const v1::OpenReply& open = result.open();
+    // All of the file as its attributes said, to be read through the page
+    // cache: anything else is left to the backend's own open.
+    if (result.posix_errno() == 0 && open.has_contents() &&
+        open.contents().size() == seen.size && !open.direct_io() &&
+        !open.nonseekable() && RoomLocked(open.contents().size())) {
+      Kept k;
+      k.fetched.data = open.contents();
+      k.fetched.reply.set_keep_cache(open.keep_cache());
+      k.fetched.reply.set_noflush(open.noflush());
+      k.seen = seen;
+      k.caller = caller;
+      k.at = absl::Now();
+      k.seq = ++seq_;
+      bytes_ += k.fetched.data.size();
+      auto [at, inserted] = kept_.try_emplace(path);
+      if (!inserted) bytes_ -= at->second.fetched.data.size();
+      at->second = std::move(k);
+      order_.emplace_back(path, seq_);
+      fetched_.fetch_add(1);
+    }
+  }
+  for (auto& w : waiting) w();
+}
+
+bool ContentsAhead::RoomLocked(size_t bytes) {
+  if (bytes > options_.max_bytes) return false;
+  // The oldest go first: a reader that skipped them has moved on.
+  while (bytes_ + bytes > options_.max_bytes && !order_.empty()) {
+    auto it = kept_.find(order_.front().first);
+    if (it != kept_.end() && it->second.seq == order_.front().second) {
+      DropLocked(it);
+    }
+    order_.pop_front();
+  }
+  // Taken ones leave their place in the order behind: bounded here.
+  if (order_.size() > 2 * kept_.size() + 1024) {
+    std::deque<std::pair<std::string, uint64_t>> live;
+    for (auto& [path, seq] : order_) {
+      auto it = kept_.find(path);
+      if (it != kept_.end() && it->second.seq == seq) {
+        live.emplace_back(std::move(path), seq);
+      }
+    }
+    order_ = std::move(live);
+  }
+  return true;
+}
+
+void ContentsAhead::DropLocked(
+    absl::flat_hash_map<std::string, Kept>::iterator it) {
+  bytes_ -= it->second.fetched.data.size();
+  kept_.erase(it);
+}
+
+bool ContentsAhead::Take(const std::string& path, const v1::Caller& caller,
+                         Fetched* out) {
+  Kept k;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = kept_.find(path);
+    if (it == kept_.end() || !SameCaller(it->second.caller, caller)) {
+      return false;
+    }
+    k = std::move(it->second);
+    bytes_ -= k.fetched.data.size();
+    kept_.erase(it);
+  }
+  if (absl::Now() - k.at > options_.max_age) return false;
+  std::optional<v1::Attr> now = options_.coherence->CachedAttr(path);
+  if (!now || !(SeenOf(*now) == k.seen)) return false;
+  *out = std::move(k.fetched);
+  served_.fetch_add(1);
+  return true;
+}
+
+bool ContentsAhead::AwaitInFlight(const std::string& path,
+                                  std::function<void()> then) {
+  absl::MutexLock lock(&mu_);
+  auto it = in_flight_.find(path);
+  if (it == in_flight_.end()) return false;
+  it->second.waiting.push_back(std::move(then));
+  return true;
+}
+
+}  // namespace fusehost

@@ -1,0 +1,157 @@
+// Small files' contents fetched ahead of their opens, for a backend whose
+// round trips cost (one reached over the network).
+//
+// `cat *`, `grep -r`, `tar c` and `cp -r` open the files of a directory one
+// after the other, and each open is a round trip even when the file comes
+// whole with it (OpenRequest.contents_up_to). When a read-only open of a
+// small file has to go to the backend (Opened), the small regular files
+// listed after it in its directory's cached listing are opened at the
+// backend with their contents, in a few messages sent at once, and released
+// again. An open of one of them is then answered by the daemon (Take): the
+// kernel's first read comes from the fetched contents, and the backend opens
+// the file only if a later operation needs its handle
+// (HandleMap::IssueUnopened). An open of a file whose fetch is under way
+// waits for it (AwaitInFlight) instead of asking a second time.
+//
+// What a reader may see: fetched contents are served once, to the caller
+// they were fetched as (uid, gid and groups: the backend checked that
+// caller's access), and only while the daemon's cache still shows the
+// attributes the file had when they were fetched (inode number, size,
+// modification and change times). A change made through the daemon, or a
+// backend's notice of one made behind it, drops or changes those
+// attributes, so the contents are never older than the attributes the
+// daemon shows for the file. Unused contents are not served after
+// `max_age`, and the oldest go when `max_bytes` would be passed.
+//
+// Bounded: at most `files` files and `fetch_bytes` bytes (by their cached
+// sizes) per fetch, none larger than `largest`, and at most `scan` names of
+// the listing looked at.
+//
+// Thread-safe.
+
+#ifndef FUSE_HOSTD_DAEMON_FUSE_CONTENTS_AHEAD_H_
+#define FUSE_HOSTD_DAEMON_FUSE_CONTENTS_AHEAD_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "daemon/fuse/open_contents.h"
+#include "daemon/pipeline/cache_coherence.h"
+#include "daemon/pipeline/op_transport.h"
+
+namespace fusehost {
+
+class ContentsAhead {
+ public:
+  struct Options {
+    // Files per fetch; 0: nothing is fetched ahead.
+    size_t files = 0;
+    size_t fetch_bytes = 1 << 20;
+    size_t max_bytes = 16 << 20;
+    uint32_t largest = kOpenContentsWanted;
+    size_t scan = 1024;
+    absl::Duration max_age = absl::Seconds(1);
+    // Where the fetch's opens and releases go, as ops that belong together
+    // (OpTransport::SendAll); must outlive this object.
+    std::function<void(std::vector<PendingOp>)> send_all;
+    CacheCoherence* coherence = nullptr;
+  };
+
+  // A file's contents as fetched, and how the backend answered its open
+  // (keep_cache, noflush; its handle was released).
+  struct Fetched {
+    std::string data;
+    v1::OpenReply reply;
+  };
+
+  explicit ContentsAhead(Options options);
+  ContentsAhead(const ContentsAhead&) = delete;
+  ContentsAhead& operator=(const ContentsAhead&) = delete;
+
+  bool enabled() const {
+    return options_.files > 0 && options_.coherence != nullptr &&
+           options_.send_all != nullptr;
+  }
+
+  // A read-only open of `path` as `caller` went to the backend: fetches the
+  // small files listed after it in its directory.
+  void Opened(const std::string& path, const v1::Caller& caller);
+
+  // The contents fetched for `path` as `caller`, if they are still what the
+  // cache shows: moved into *out and forgotten here. Contents fetched for
+  // another caller are left for theirs.
+  bool Take(const std::string& path, const v1::Caller& caller, Fetched* out);
+
+  // If `path`'s contents are being fetched, runs `then` once that is over
+  // (whatever came of it) and returns true; otherwise false.
+  bool AwaitInFlight(const std::string& path, std::function<void()> then);
+
+  // Files fetched ahead, and opens answered with them.
+  uint64_t fetched() const { return fetched_.load(); }
+  uint64_t served() const { return served_.load(); }
+  // Bytes kept now.
+  size_t kept_bytes() const;
+
+ private:
+  // The attributes a file had when its contents were asked for.
+  struct Seen {
+    uint64_t ino = 0;
+    uint64_t size = 0;
+    int64_t mtime_sec = 0;
+    uint32_t mtime_nsec = 0;
+    int64_t ctime_sec = 0;
+    uint32_t ctime_nsec = 0;
+    bool operator==(const Seen& o) const;
+  };
+  static Seen SeenOf(const v1::Attr& attr);
+  static bool SameCaller(const v1::Caller& a, const v1::Caller& b);
+
+  struct Kept {
+    Fetched fetched;
+    Seen seen;
+    v1::Caller caller;
+    absl::Time at;
+    uint64_t seq = 0;  // its place in order_
+  };
+  struct InFlight {
+    Seen seen;
+    std::vector<std::function<void()>> waiting;
+  };
+  // One fetch's releases, sent together once every open is answered.
+  struct Fetch;
+
+  // The open of `path` (asked as `caller`) came back.
+  void Arrived(const std::string& path, const v1::Caller& caller,
+               const v1::OpResult& result);
+  // Makes room for `bytes`, dropping the oldest kept first; false if they
+  // could never fit.
+  bool RoomLocked(size_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DropLocked(absl::flat_hash_map<std::string, Kept>::iterator it)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const Options options_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Kept> kept_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, InFlight> in_flight_ ABSL_GUARDED_BY(mu_);
+  // Kept paths, oldest first, with the seq they were kept with (a path
+  // taken or kept again since is skipped).
+  std::deque<std::pair<std::string, uint64_t>> order_ ABSL_GUARDED_BY(mu_);
+  uint64_t seq_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<uint64_t> fetched_{0};
+  std::atomic<uint64_t> served_{0};
+};
+
+}  // namespace fusehost
+
+#endif  // FUSE_HOSTD_DAEMON_FUSE_CONTENTS_AHEAD_H_
