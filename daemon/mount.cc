@@ -22,9 +22,10 @@ constexpr absl::Duration kTlsReadTimeout = absl::Seconds(10);
 // How long a release waits for another message to ride in: the next file's
 // open or create follows a close within microseconds.
 constexpr absl::Duration kHoldReleases = absl::Milliseconds(2);
-// Small files fetched ahead per fetch for a backend reached over TCP: a
-// directory of a few hundred in one round trip (at most 1 MiB of them).
-constexpr size_t kContentsAheadFiles = 256;
+// Small files fetched ahead per window for a backend reached over TCP (at
+// most 1 MiB of them): one message; the next window goes out when the
+// reader is half-way through this one.
+constexpr size_t kContentsAheadFiles = 64;
 
 // How the channel reaches a TCP backend: TLS with the files of the
 // options, or plain TCP when asked for by name. Unix-socket backends take
@@ -259,6 +260,9 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
   // once: each one left out costs the walker a round trip of its own.
   caching.prefetch_listings = m->options_.prefetch_listings.value_or(
       m->spec_.dialer == nullptr ? 256 : reply->lists_by_path() ? 64 : 0);
+  // Far away, a level's listings are asked for together: each wave of them
+  // costs a round trip.
+  if (m->spec_.dialer == nullptr) caching.prefetch_in_flight = 64;
   caching.lists_by_path = &m->lists_by_path_;
   m->caching_ = std::make_unique<CachingTransport>(std::move(caching));
 

@@ -53,33 +53,133 @@ size_t ContentsAhead::kept_bytes() const {
   return bytes_;
 }
 
-void ContentsAhead::Opened(const std::string& path, const v1::Caller& caller) {
+size_t ContentsAhead::Distance(const Listing& listing, absl::string_view from,
+                               absl::string_view to, size_t cap) {
+  size_t d = 1;
+  for (auto it = listing.upper_bound(from); it != listing.end() && d <= cap;
+       ++it, ++d) {
+    if (it->first.view() == to) return d;
+  }
+  return 0;
+}
+
+bool ContentsAhead::NextDirectory(std::string* dir,
+                                  std::shared_ptr<const Listing>* listing) {
+  if (*dir == "/") return false;
+  const std::string parent = ParentPath(*dir);
+  std::shared_ptr<const Listing> siblings =
+      options_.coherence->CachedListing(parent);
+  if (siblings == nullptr) return false;
+  size_t looked = 0;
+  for (auto it = siblings->upper_bound(BaseName(*dir));
+       it != siblings->end() && looked < options_.scan; ++it, ++looked) {
+    if (it->second.type != S_IFDIR) continue;
+    std::string next = ChildPathOf(parent, it->first.view());
+    std::shared_ptr<const Listing> l = options_.coherence->CachedListing(next);
+    // Not listed: nothing known of its files yet.
+    if (l == nullptr) return false;
+    *dir = std::move(next);
+    *listing = std::move(l);
+    return true;
+  }
+  return false;
+}
+
+void ContentsAhead::Opened(const std::string& path, const v1::Caller& caller,
+                           bool answered) {
   if (!enabled()) return;
   const std::string dir = ParentPath(path);
+  const absl::string_view name = BaseName(path);
   std::shared_ptr<const Listing> listing =
       options_.coherence->CachedListing(dir);
   if (listing == nullptr) return;
+  Cursor c;
+  size_t stride = 1;
+  uint64_t window = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    // The reader's step, in names of the listing, from its last open in the
+    // same directory: 1 for `cat *`, more for one that skips.
+    if (dir == last_dir_) {
+      size_t d = Distance(*listing, last_name_, name, options_.scan / 4);
+      if (d > 0) stride_ = d;
+    }
+    last_dir_ = dir;
+    last_name_ = std::string(name);
+    stride = stride_;
+    if (!answered) {
+      // A file nothing was fetched for: a new window from here.
+      c.dir = dir;
+      c.name = last_name_;
+      window_left_ = 0;
+      window = ++window_;
+    } else if (window_left_ > 0 && --window_left_ <= options_.files / 2 &&
+               !window_end_.dir.empty()) {
+      // Half the window read: the next one, before the reader gets there.
+      c = window_end_;
+      window = window_;
+    } else {
+      return;
+    }
+  }
+  if (c.dir != dir) {
+    listing = options_.coherence->CachedListing(c.dir);
+    if (listing == nullptr) return;
+  }
   struct Wanted {
     std::string path;
     Seen seen;
   };
   std::vector<Wanted> wanted;
   size_t bytes = 0;
-  size_t looked = 0;
-  // Names after this one: the order a shell's glob, ls and tar go in.
-  for (auto it = listing->upper_bound(BaseName(path));
-       it != listing->end() && wanted.size() < options_.files &&
-       looked < options_.scan;
-       ++it, ++looked) {
-    if (it->second.type != 0 && it->second.type != S_IFREG) continue;
-    std::string child = ChildPathOf(dir, it->first.view());
-    std::optional<v1::Attr> attr = options_.coherence->CachedAttr(child);
-    if (!attr || !S_ISREG(attr->mode()) || attr->size() > options_.largest) {
-      continue;
+  size_t scanned = 0;
+  // Names after it, every `stride`-th: the order a shell's glob, ls, tar
+  // and grep -r go in (the daemon hands out listings in this order), on
+  // into the next directories of the parent (`cat */*`, a recursive
+  // reader), counting on across them.
+  for (int dirs = 0; dirs <= kMaxDirectories; ++dirs) {
+    if (c.at_end) {
+      std::string next = c.dir;
+      if (dirs == kMaxDirectories || !NextDirectory(&next, &listing)) break;
+      c.dir = std::move(next);
+      c.name.clear();
+      c.at_end = false;
     }
-    if (bytes + attr->size() > options_.fetch_bytes) break;
-    bytes += attr->size();
-    wanted.push_back(Wanted{std::move(child), SeenOf(*attr)});
+    bool full = false;
+    for (auto it = listing->upper_bound(c.name); it != listing->end(); ++it) {
+      if (wanted.size() >= options_.files || scanned >= options_.scan) {
+        full = true;
+        break;
+      }
+      ++scanned;
+      const bool taken = c.counted + 1 >= stride;
+      std::string child;
+      std::optional<v1::Attr> attr;
+      if (taken && (it->second.type == 0 || it->second.type == S_IFREG)) {
+        child = ChildPathOf(c.dir, it->first.view());
+        attr = options_.coherence->CachedAttr(child);
+      }
+      const bool small = attr && S_ISREG(attr->mode()) &&
+                         attr->size() <= options_.largest;
+      if (small && bytes + attr->size() > options_.fetch_bytes) {
+        full = true;  // left for the next window
+        break;
+      }
+      c.name = std::string(it->first.view());
+      c.counted = taken ? 0 : c.counted + 1;
+      if (!small) continue;
+      bytes += attr->size();
+      wanted.push_back(Wanted{std::move(child), SeenOf(*attr)});
+    }
+    if (full) break;
+    c.at_end = true;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (window == window_) {
+      window_end_ = std::move(c);
+      window_left_ += wanted.size();
+    }
   }
   if (wanted.empty()) return;
 

@@ -4,10 +4,14 @@
 // `cat *`, `grep -r`, `tar c` and `cp -r` open the files of a directory one
 // after the other, and each open is a round trip even when the file comes
 // whole with it (OpenRequest.contents_up_to). When a read-only open of a
-// small file has to go to the backend (Opened), the small regular files
-// listed after it in its directory's cached listing are opened at the
-// backend with their contents, in a few messages sent at once, and released
-// again. An open of one of them is then answered by the daemon (Take): the
+// small file has to go to the backend (Opened), a window of the small
+// regular files listed after it in its directory's cached listing is opened
+// at the backend with their contents, in one message sent beside it, and
+// released again; when the reader is half-way through the window, the next
+// one goes out. The window takes every step-th name, the step being the
+// reader's own from one open to the next in a directory (1 for `cat *`),
+// so that a reader that skips is not sent what it skips. An open of one of
+// them is then answered by the daemon (Take): the
 // kernel's first read comes from the fetched contents, and the backend opens
 // the file only if a later operation needs its handle
 // (HandleMap::IssueUnopened). An open of a file whose fetch is under way
@@ -24,7 +28,7 @@
 // `max_age`, and the oldest go when `max_bytes` would be passed.
 //
 // Bounded: at most `files` files and `fetch_bytes` bytes (by their cached
-// sizes) per fetch, none larger than `largest`, and at most `scan` names of
+// sizes) per window, none larger than `largest`, and at most `scan` names of
 // the listing looked at.
 //
 // Thread-safe.
@@ -37,16 +41,19 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "daemon/fuse/open_contents.h"
 #include "daemon/pipeline/cache_coherence.h"
+#include "daemon/pipeline/listing.h"
 #include "daemon/pipeline/op_transport.h"
 
 namespace fusehost {
@@ -54,7 +61,7 @@ namespace fusehost {
 class ContentsAhead {
  public:
   struct Options {
-    // Files per fetch; 0: nothing is fetched ahead.
+    // Files per window; 0: nothing is fetched ahead.
     size_t files = 0;
     size_t fetch_bytes = 1 << 20;
     size_t max_bytes = 16 << 20;
@@ -83,9 +90,13 @@ class ContentsAhead {
            options_.send_all != nullptr;
   }
 
-  // A read-only open of `path` as `caller` went to the backend: fetches the
-  // small files listed after it in its directory.
-  void Opened(const std::string& path, const v1::Caller& caller);
+  // A read-only open of small file `path` as `caller`, `answered` with
+  // contents fetched ahead or sent to the backend. Learns the reader's step
+  // through the directory; fetches the files listed after it (every step-th)
+  // when it went to the backend, or the next window when the reader is
+  // half-way through the last one.
+  void Opened(const std::string& path, const v1::Caller& caller,
+              bool answered);
 
   // The contents fetched for `path` as `caller`, if they are still what the
   // cache shows: moved into *out and forgotten here. Contents fetched for
@@ -114,6 +125,10 @@ class ContentsAhead {
     bool operator==(const Seen& o) const;
   };
   static Seen SeenOf(const v1::Attr& attr);
+  // How many names after `from` `to` comes in `listing`, if within `cap`;
+  // else 0.
+  static size_t Distance(const Listing& listing, absl::string_view from,
+                         absl::string_view to, size_t cap);
   static bool SameCaller(const v1::Caller& a, const v1::Caller& b);
 
   struct Kept {
@@ -129,6 +144,21 @@ class ContentsAhead {
   };
   // One fetch's releases, sent together once every open is answered.
   struct Fetch;
+  // A place in the walk through a directory's listing: just after `name`
+  // of `dir` (before its first name if empty), or past its last one
+  // (`at_end`), with the names passed since the last one taken.
+  struct Cursor {
+    std::string dir;
+    std::string name;
+    bool at_end = false;
+    size_t counted = 0;
+  };
+  // A window goes on into at most this many directories after the first.
+  static constexpr int kMaxDirectories = 8;
+  // The directory after *dir in its parent's cached listing, and its cached
+  // listing: false if there is none, or it is not listed yet.
+  bool NextDirectory(std::string* dir,
+                     std::shared_ptr<const Listing>* listing);
 
   // The open of `path` (asked as `caller`) came back.
   void Arrived(const std::string& path, const v1::Caller& caller,
@@ -148,6 +178,16 @@ class ContentsAhead {
   std::deque<std::pair<std::string, uint64_t>> order_ ABSL_GUARDED_BY(mu_);
   uint64_t seq_ ABSL_GUARDED_BY(mu_) = 0;
   size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // The reader: its last open (directory and name) and its step.
+  std::string last_dir_ ABSL_GUARDED_BY(mu_);
+  std::string last_name_ ABSL_GUARDED_BY(mu_);
+  size_t stride_ ABSL_GUARDED_BY(mu_) = 1;
+  // The window of files fetched ahead of it: where it ends (the next one
+  // starts there), how many of its files the reader has not opened yet,
+  // and its number (a window started since makes an older one's end moot).
+  Cursor window_end_ ABSL_GUARDED_BY(mu_);
+  size_t window_left_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t window_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<uint64_t> fetched_{0};
   std::atomic<uint64_t> served_{0};
 };

@@ -64,7 +64,7 @@ void RequestHandlers::OpenAtBackend(const Request& req, uint64_t node,
       ReleaseOrphan(path, open.fh, flags);
     }
   });
-  if (reader) contents_ahead_.Opened(path, *reader);
+  if (reader) contents_ahead_.Opened(path, *reader, /*answered=*/false);
 }
 
 uint32_t RequestHandlers::ContentsWanted(int flags,

@@ -50,6 +50,7 @@ bool RequestHandlers::OpenFetchedAhead(const Request& req, uint64_t node,
     options_.nodes->RemoveOpenHandle(node, open.fh);
     ReleaseOrphan(path, open.fh, flags);
   }
+  contents_ahead_.Opened(path, caller, /*answered=*/true);
   return true;
 }
 

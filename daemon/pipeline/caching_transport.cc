@@ -29,6 +29,7 @@ CachingTransport::CachingTransport(Options options)
     p.next = options_.next;
     p.cache = options_.cache;
     p.per_listing = options_.prefetch_listings;
+    p.max_in_flight = options_.prefetch_in_flight;
     p.lists_by_path = options_.lists_by_path;
     p.send_readdir = [this](v1::Op op, Done done) {
       SendReaddir(std::move(op), std::move(done), /*prefetched=*/true);

@@ -76,6 +76,8 @@ class CachingTransport : public OpTransport, public CacheCoherence {
     // Subdirectories of a listing whose listings are fetched ahead
     // (listing_prefetcher.h); 0: none.
     size_t prefetch_listings = 0;
+    // How many of them are fetched at a time.
+    size_t prefetch_in_flight = 16;
     // ListingPrefetcher::Options::lists_by_path (may be null).
     const std::atomic<bool>* lists_by_path = nullptr;
   };

@@ -211,6 +211,101 @@ TEST_F(ContentsAheadTest, ContentsOfAnotherSizeThanCachedAreNotKept) {
   EXPECT_EQ(sent(), before + 1);
 }
 
+TEST_F(ContentsAheadTest, AWindowGoesOnIntoTheNextDirectory) {
+  Listing root;
+  root.emplace("d", ListingEntry{S_IFDIR, 2});
+  root.emplace("d1", ListingEntry{S_IFREG, 3});  // not a directory
+  root.emplace("d2", ListingEntry{S_IFDIR, 4});
+  pipeline_.more_listings["/"] = root;
+  Listing d2;
+  for (const char* n : {"x", "y"}) {
+    d2.emplace(n, ListingEntry{S_IFREG, 0});
+    v1::Attr a = FileAttr(50);
+    a.set_size(5);
+    pipeline_.cached_attrs[std::string("/d2/") + n] = a;
+  }
+  pipeline_.more_listings["/d2"] = d2;
+  const size_t open_a = OpenFirst();
+  std::vector<std::string> paths;
+  for (size_t i = open_a + 1; i < sent(); ++i) {
+    paths.push_back(pipeline_.op(i).open().path());
+  }
+  EXPECT_EQ(paths, (std::vector<std::string>{"/d/b", "/d/c", "/d/e", "/d2/x",
+                                             "/d2/y"}));
+}
+
+// Files n00..n39 after e in /d; opens sent from `first` on answered with
+// contents as big as cached.
+class ContentsAheadWindowTest : public ContentsAheadTest {
+ protected:
+  ContentsAheadWindowTest() {
+    for (int i = 0; i < 40; ++i) AddFile(Name(i), 100 + i, 10);
+  }
+  static std::string Name(int i) {
+    return "n" + std::string(i < 10 ? "0" : "") + std::to_string(i);
+  }
+  std::vector<std::string> OpenedPaths(size_t first) {
+    std::vector<std::string> out;
+    for (size_t i = first; i < sent(); ++i) {
+      if (pipeline_.op(i).has_open()) out.push_back(pipeline_.op(i).open().path());
+    }
+    return out;
+  }
+  void AnswerOpens(size_t first) {
+    for (size_t i = first; i < sent(); ++i) {
+      if (!pipeline_.op(i).has_open() || !pipeline_.ops[i].done) continue;
+      const v1::Attr& a = pipeline_.cached_attrs[pipeline_.op(i).open().path()];
+      pipeline_.Answer(i, OpenWith(1000 + i, std::string(a.size(), 'x')));
+    }
+  }
+  // Opens /d/NAME: true if the daemon answered it without a message.
+  bool OpenHere(int i) {
+    uint64_t node =
+        Known(dir_, Name(i), pipeline_.cached_attrs["/d/" + Name(i)]);
+    const size_t before = sent();
+    auto open = Req(KernelOp::kOpen);
+    handlers_->Open(open, node, O_RDONLY);
+    if (open->kind == Kind::kOpen) return true;
+    // Sent to the backend: its open is the first op since.
+    EXPECT_EQ(pipeline_.op(before).open().path(), "/d/" + Name(i));
+    pipeline_.Answer(before, OpenWith(900 + i, std::string(10, 'x')));
+    return false;
+  }
+};
+
+TEST_F(ContentsAheadWindowTest, AReaderThatSkipsNamesIsNotSentThem) {
+  EXPECT_FALSE(OpenHere(0));
+  size_t first = sent();
+  // Nothing known of the reader yet: the next 8.
+  std::vector<std::string> want;
+  for (int i = 1; i <= 8; ++i) want.push_back("/d/" + Name(i));
+  EXPECT_EQ(OpenedPaths(first - 8), want);
+  AnswerOpens(first - 8);
+  EXPECT_TRUE(OpenHere(5));   // a step of 5
+  first = sent();
+  EXPECT_FALSE(OpenHere(10));
+  // Every fifth after n10, to the end of the listing.
+  want.clear();
+  for (int i = 15; i < 40; i += 5) want.push_back("/d/" + Name(i));
+  EXPECT_EQ(OpenedPaths(first + 2), want);  // after n10's lookup and open
+  AnswerOpens(first);
+  for (int i = 15; i < 40; i += 5) EXPECT_TRUE(OpenHere(i)) << i;
+}
+
+TEST_F(ContentsAheadWindowTest, TheNextWindowGoesOutHalfWayThroughThisOne) {
+  contents_ahead_files_ = 4;
+  Rebuild(KernelTimeouts(), /*backend_ioctl=*/false);
+  EXPECT_FALSE(OpenHere(0));
+  AnswerOpens(0);
+  EXPECT_TRUE(OpenHere(1));
+  size_t first = sent();
+  EXPECT_TRUE(OpenHere(2));  // two of four left: the next four go
+  EXPECT_EQ(OpenedPaths(first + 1),
+            (std::vector<std::string>{"/d/n05", "/d/n06", "/d/n07", "/d/n08"}));
+  AnswerOpens(first);
+  for (int i = 3; i <= 6; ++i) EXPECT_TRUE(OpenHere(i)) << i;
+}
+
 // The store itself: the oldest contents make room for new ones.
 TEST_F(ContentsAheadTest, TheOldestContentsGoFirstWhenFull) {
   ContentsAhead::Options o;
@@ -225,7 +320,7 @@ TEST_F(ContentsAheadTest, TheOldestContentsGoFirstWhenFull) {
   me.set_uid(1000);
   me.set_gid(1000);
   const size_t first = sent();
-  ahead.Opened("/d/a", me);
+  ahead.Opened("/d/a", me, /*answered=*/false);
   ASSERT_EQ(sent(), first + 3);
   AnswerFetch(first);  // b (20 bytes), c (30), then e (40): b and c go
   EXPECT_EQ(ahead.fetched(), 3u);
@@ -237,7 +332,7 @@ TEST_F(ContentsAheadTest, TheOldestContentsGoFirstWhenFull) {
   EXPECT_EQ(got.data, std::string(40, 'e'));
   EXPECT_EQ(ahead.kept_bytes(), 0u);
   // Fetched again once taken.
-  ahead.Opened("/d/a", me);
+  ahead.Opened("/d/a", me, /*answered=*/false);
   EXPECT_EQ(sent(), first + 9) << "three releases, three opens";
   AnswerTheRest();  // while `ahead` is there
 }

@@ -153,6 +153,10 @@ class FakePipeline : public CountingTransport, public CacheCoherence {
   // CacheCoherence.
   std::shared_ptr<const Listing> CachedListing(
       const std::string& path) override {
+    auto it = more_listings.find(path);
+    if (it != more_listings.end()) {
+      return std::make_shared<const Listing>(it->second);
+    }
     if (cached_path != path) return nullptr;
     return std::make_shared<const Listing>(cached_listing);
   }
@@ -175,6 +179,7 @@ class FakePipeline : public CountingTransport, public CacheCoherence {
   std::vector<size_t> groups;  // sizes of SendAll calls, in order
   std::string cached_path;  // the one directory with a cached listing
   Listing cached_listing;
+  std::map<std::string, Listing> more_listings;  // other cached directories
   std::vector<std::string> other_names;
   // NamesOfFileChanged calls: (backend inode number, name kept).
   std::vector<std::pair<uint64_t, std::string>> files_changed;
