@@ -85,14 +85,15 @@ bool ContentsAhead::NextDirectory(std::string* dir,
   return false;
 }
 
-void ContentsAhead::Opened(const std::string& path, const v1::Caller& caller,
-                           bool answered) {
-  if (!enabled()) return;
+std::vector<PendingOp> ContentsAhead::Opened(const std::string& path,
+                                             const v1::Caller& caller,
+                                             bool answered) {
+  if (!enabled()) return {};
   const std::string dir = ParentPath(path);
   const absl::string_view name = BaseName(path);
   std::shared_ptr<const Listing> listing =
       options_.coherence->CachedListing(dir);
-  if (listing == nullptr) return;
+  if (listing == nullptr) return {};
   Cursor c;
   size_t stride = 1;
   uint64_t window = 0;
@@ -119,12 +120,12 @@ void ContentsAhead::Opened(const std::string& path, const v1::Caller& caller,
       c = window_end_;
       window = window_;
     } else {
-      return;
+      return {};
     }
   }
   if (c.dir != dir) {
     listing = options_.coherence->CachedListing(c.dir);
-    if (listing == nullptr) return;
+    if (listing == nullptr) return {};
   }
   struct Wanted {
     std::string path;
@@ -181,7 +182,7 @@ void ContentsAhead::Opened(const std::string& path, const v1::Caller& caller,
       window_left_ += wanted.size();
     }
   }
-  if (wanted.empty()) return;
+  if (wanted.empty()) return {};
 
   auto fetch = std::make_shared<Fetch>();
   std::vector<PendingOp> ops;
@@ -218,12 +219,12 @@ void ContentsAhead::Opened(const std::string& path, const v1::Caller& caller,
       ops.push_back(std::move(p));
     }
   }
-  if (ops.empty()) return;
+  if (ops.empty()) return {};
   {
     absl::MutexLock lock(&fetch->mu);
     fetch->waiting = ops.size();
   }
-  options_.send_all(std::move(ops));
+  return ops;
 }
 
 void ContentsAhead::Arrived(const std::string& path, const v1::Caller& caller,

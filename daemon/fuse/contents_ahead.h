@@ -68,7 +68,7 @@ class ContentsAhead {
     uint32_t largest = kOpenContentsWanted;
     size_t scan = 1024;
     absl::Duration max_age = absl::Seconds(1);
-    // Where the fetch's opens and releases go, as ops that belong together
+    // Where a window's releases go, as ops that belong together
     // (OpTransport::SendAll); must outlive this object.
     std::function<void(std::vector<PendingOp>)> send_all;
     CacheCoherence* coherence = nullptr;
@@ -91,12 +91,15 @@ class ContentsAhead {
   }
 
   // A read-only open of small file `path` as `caller`, `answered` with
-  // contents fetched ahead or sent to the backend. Learns the reader's step
-  // through the directory; fetches the files listed after it (every step-th)
-  // when it went to the backend, or the next window when the reader is
-  // half-way through the last one.
-  void Opened(const std::string& path, const v1::Caller& caller,
-              bool answered);
+  // contents fetched ahead or about to go to the backend. Learns the
+  // reader's step through the directory; returns the opens of the files
+  // listed after it (every step-th) when it goes to the backend, or of the
+  // next window when the reader is half-way through the last one, for the
+  // caller to send together (OpTransport::SendAll) once it answered or sent
+  // this open. They count as on their way (AwaitInFlight) from now on, so a
+  // reader quicker than the caller still waits for them.
+  std::vector<PendingOp> Opened(const std::string& path,
+                                const v1::Caller& caller, bool answered);
 
   // The contents fetched for `path` as `caller`, if they are still what the
   // cache shows: moved into *out and forgotten here. Contents fetched for

@@ -33,10 +33,10 @@ void RequestHandlers::OpenAtBackend(const Request& req, uint64_t node,
   op.mutable_open()->set_passthrough_tag(tag);
   op.mutable_open()->set_contents_up_to(wanted);
   // A reader of one small file of a directory is likely to read the next
-  // ones: fetched after this open is sent, beside it.
-  std::optional<v1::Caller> reader;
-  if (wanted > 0 && contents_ahead_.enabled() && PlainReadOnly(flags)) {
-    reader = op.caller();
+  // ones: fetched beside this open, sent after it.
+  std::vector<PendingOp> window;
+  if (wanted > 0 && PlainReadOnly(flags)) {
+    window = contents_ahead_.Opened(path, op.caller(), /*answered=*/false);
   }
   Send(std::move(op), [this, req, node, flags, tag, truncates,
                        path](const v1::OpResult& res) {
@@ -64,7 +64,7 @@ void RequestHandlers::OpenAtBackend(const Request& req, uint64_t node,
       ReleaseOrphan(path, open.fh, flags);
     }
   });
-  if (reader) contents_ahead_.Opened(path, *reader, /*answered=*/false);
+  if (!window.empty()) SendAll(std::move(window));
 }
 
 uint32_t RequestHandlers::ContentsWanted(int flags,

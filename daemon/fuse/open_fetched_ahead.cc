@@ -37,6 +37,9 @@ bool RequestHandlers::OpenFetchedAhead(const Request& req, uint64_t node,
       OpenAtBackend(req, node, flags, path, /*may_wait=*/false);
     });
   }
+  // Before the reply: the reader may open the next file at once.
+  std::vector<PendingOp> window =
+      contents_ahead_.Opened(path, caller, /*answered=*/true);
   KernelOpenReply open = OpenReplyOf(fetched.reply);
   open.fh = options_.handles->IssueUnopened(flags, caller);
   // As the backend's own read-only open said; without that, a flush of
@@ -50,7 +53,7 @@ bool RequestHandlers::OpenFetchedAhead(const Request& req, uint64_t node,
     options_.nodes->RemoveOpenHandle(node, open.fh);
     ReleaseOrphan(path, open.fh, flags);
   }
-  contents_ahead_.Opened(path, caller, /*answered=*/true);
+  if (!window.empty()) SendAll(std::move(window));
   return true;
 }
 

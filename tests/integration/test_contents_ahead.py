@@ -98,6 +98,34 @@ def test_a_directory_of_small_files_is_read_in_a_few_messages(mounts,
     assert messages - messages0 <= 8, stats(m)
 
 
+def test_a_reader_that_skips_files_across_directories_is_followed(
+        mounts, tcp_mount):
+    # Every third file of three directories, in order (cat d*/f000 d*/f003
+    # ...): after its first files the reader's opens are the daemon's, and
+    # what it skips is not fetched.
+    root = mounts.mkdir("ahead_stride_backing")
+    for d in range(3):
+        os.makedirs(os.path.join(root, "d%d" % d))
+        for i in range(30):
+            with open(os.path.join(root, "d%d" % d, "f%03d" % i), "wb") as f:
+                f.write(contents(i))
+    # Windows of 4: f000 goes to the backend and brings f001-f004, f003 is
+    # answered and shows the step, f006 goes to the backend and brings every
+    # third file after it, and from then on each window goes out half-way
+    # through the last, on into d1 and d2.
+    m = tcp_mount(root, "allow_other,insecure,prefetch_contents=4")
+    fhlib.run_cmd(["ls", "-lR", m.path])
+    wanted = ["d%d/f%03d" % (d, i) for d in range(3) for i in range(0, 30, 3)]
+    for rel in wanted:
+        with open(os.path.join(m.path, rel), "rb") as f:
+            assert f.read() == contents(int(rel[-3:])), rel
+    fetched, answered, _ = counters(m)
+    assert answered == len(wanted) - 2, stats(m)
+    # Not sent: f001, f002 and f004 of the first window, and at most a
+    # window past the last file read.
+    assert fetched <= answered + 3 + 4, stats(m)
+
+
 def test_off_for_a_local_backend_and_when_asked(mounts, tcp_mount):
     m = mounts.mount("loopback")
     make_files(m.backing)

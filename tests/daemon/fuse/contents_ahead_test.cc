@@ -320,7 +320,7 @@ TEST_F(ContentsAheadTest, TheOldestContentsGoFirstWhenFull) {
   me.set_uid(1000);
   me.set_gid(1000);
   const size_t first = sent();
-  ahead.Opened("/d/a", me, /*answered=*/false);
+  pipeline_.SendAll(ahead.Opened("/d/a", me, /*answered=*/false));
   ASSERT_EQ(sent(), first + 3);
   AnswerFetch(first);  // b (20 bytes), c (30), then e (40): b and c go
   EXPECT_EQ(ahead.fetched(), 3u);
@@ -332,7 +332,7 @@ TEST_F(ContentsAheadTest, TheOldestContentsGoFirstWhenFull) {
   EXPECT_EQ(got.data, std::string(40, 'e'));
   EXPECT_EQ(ahead.kept_bytes(), 0u);
   // Fetched again once taken.
-  ahead.Opened("/d/a", me, /*answered=*/false);
+  pipeline_.SendAll(ahead.Opened("/d/a", me, /*answered=*/false));
   EXPECT_EQ(sent(), first + 9) << "three releases, three opens";
   AnswerTheRest();  // while `ahead` is there
 }
