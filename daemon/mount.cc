@@ -81,7 +81,7 @@ std::string Mount::BackendIdentity() const {
     std::string pinned = peer_identity_->Describe();
     return pinned.empty() ? "tls (not connected yet)" : pinned;
   }
-  return spec_.dialer == nullptr ? "insecure" : "";
+  return OverTcp() ? "insecure" : "";
 }
 
 absl::StatusOr<std::unique_ptr<Mount>> Mount::Create(MountSpec spec) {
@@ -259,10 +259,10 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
   // Over TCP a whole level of a few hundred directories is asked for at
   // once: each one left out costs the walker a round trip of its own.
   caching.prefetch_listings = m->options_.prefetch_listings.value_or(
-      m->spec_.dialer == nullptr ? 256 : reply->lists_by_path() ? 64 : 0);
+      m->OverTcp() ? 256 : reply->lists_by_path() ? 64 : 0);
   // Far away, a level's listings are asked for together: each wave of them
   // costs a round trip.
-  if (m->spec_.dialer == nullptr) caching.prefetch_in_flight = 64;
+  if (m->OverTcp()) caching.prefetch_in_flight = 64;
   caching.lists_by_path = &m->lists_by_path_;
   m->caching_ = std::make_unique<CachingTransport>(std::move(caching));
 
@@ -314,10 +314,9 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
   session.passthrough_inbox = m->inbox_.get();
   session.root_directory = m->root_.get();
   session.handles = m->channel_->handles();
-  // Ahead of the reader where an open's round trip costs: over TCP (gRPC
-  // dials the backend itself).
+  // Ahead of the reader where an open's round trip costs: over TCP.
   session.contents_ahead_files = m->options_.prefetch_contents.value_or(
-      m->spec_.dialer == nullptr ? kContentsAheadFiles : 0);
+      m->OverTcp() ? kContentsAheadFiles : 0);
   session.contents_ahead_max_age = m->policy_.attr_ttl;
   if (m->spec_.store != nullptr) m->KeepState(km->fuse_fd, head.kernel_init);
   session.on_init_request = [self](std::string request) {

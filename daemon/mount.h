@@ -148,6 +148,9 @@ class Mount {
   MountStats::Snapshot Snap() const;
 
  private:
+  // The backend is reached over TCP: gRPC dials it itself (a dialer
+  // reaches Unix sockets), and every round trip crosses a network.
+  bool OverTcp() const { return spec_.dialer == nullptr; }
   explicit Mount(MountSpec spec) : spec_(std::move(spec)) {}
 
   // Create and Resume: `kept` is null for a new mount.

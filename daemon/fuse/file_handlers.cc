@@ -22,10 +22,10 @@ void RequestHandlers::Open(Request req, uint64_t node, int flags) {
 void RequestHandlers::OpenAtBackend(const Request& req, uint64_t node,
                                     int flags, const std::string& path,
                                     bool may_wait) {
-  if (OpenFetchedAhead(req, node, flags, path, may_wait)) return;
+  v1::Op op = NewOp(*req);
+  if (OpenFetchedAhead(req, node, flags, path, may_wait, op.caller())) return;
   const bool truncates = (flags & O_TRUNC) != 0;
   if (truncates) ForgetContents(node);
-  v1::Op op = NewOp(*req);
   const uint64_t tag = PassthroughTag();
   const uint32_t wanted = ContentsWanted(flags, path);
   op.mutable_open()->set_path(path);

@@ -26,10 +26,9 @@ ContentsAhead::Options RequestHandlers::ContentsAheadOptions(
 
 bool RequestHandlers::OpenFetchedAhead(const Request& req, uint64_t node,
                                        int flags, const std::string& path,
-                                       bool may_wait) {
+                                       bool may_wait,
+                                       const v1::Caller& caller) {
   if (!contents_ahead_.enabled() || !PlainReadOnly(flags)) return false;
-  v1::Caller caller;
-  req->FillCaller(&caller);
   ContentsAhead::Fetched fetched;
   if (!contents_ahead_.Take(path, caller, &fetched)) {
     if (!may_wait) return false;
@@ -40,11 +39,11 @@ bool RequestHandlers::OpenFetchedAhead(const Request& req, uint64_t node,
   // Before the reply: the reader may open the next file at once.
   std::vector<PendingOp> window =
       contents_ahead_.Opened(path, caller, /*answered=*/true);
+  // noflush as the backend's own read-only open said; without it, a flush
+  // of the handle is still answered here while no lock was ever asked for
+  // (HandleMap::FlushesHere).
   KernelOpenReply open = OpenReplyOf(fetched.reply);
   open.fh = options_.handles->IssueUnopened(flags, caller);
-  // As the backend's own read-only open said; without that, a flush of
-  // the handle is still answered here while no lock was ever asked for
-  // (HandleMap::FlushesHere).
   options_.nodes->AddOpenHandle(node, open.fh);
   // Kept before the reply: the kernel's first read follows it.
   open_contents_.Keep(open.fh, node, std::move(fetched.data));

@@ -352,11 +352,13 @@ class RequestHandlers {
                      const std::string& path, bool may_wait);
 
   // ---- open_fetched_ahead.cc -------------------------------------------------
-  // Answers a plain read-only open with contents fetched ahead for the
-  // caller, or waits for them if they are on their way and `may_wait`
-  // (then OpenAtBackend runs again); false when it did neither.
+  // Answers a plain read-only open with contents fetched ahead for
+  // `caller` (the request's), or waits for them if they are on their way
+  // and `may_wait` (then OpenAtBackend runs again); false when it did
+  // neither.
   bool OpenFetchedAhead(const Request& req, uint64_t node, int flags,
-                        const std::string& path, bool may_wait);
+                        const std::string& path, bool may_wait,
+                        const v1::Caller& caller);
   static ContentsAhead::Options ContentsAheadOptions(RequestHandlers* self);
 
   // ---- open_passthrough.cc ---------------------------------------------------
