@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "common/paths.h"
 
@@ -299,33 +300,38 @@ void CachingTransport::SendReaddir(v1::Op op, Done done, bool prefetched) {
           done(result);
           return;
         }
-        v1::OpResult r = result;
-        v1::ReaddirReply* reply = r.mutable_readdir();
-        bool whole = from_start && reply->eof();
+        // Passed on as it came: an attribute without a lifetime of its own
+        // gets the mount's, here (AttrTtl) as in the kernel layer, so the
+        // listing need not be copied to say so.
+        const v1::ReaddirReply& reply = result.readdir();
+        bool whole = from_start && reply.eof();
         Listing listing;
-        for (v1::DirEntry& e : *reply->mutable_entries()) {
+        std::vector<std::string> subdirs;  // in the order the caller gets them
+        for (const v1::DirEntry& e : reply.entries()) {
           if (e.offset() != 0) whole = false;
           if (e.name() == "." || e.name() == "..") continue;
           ListingEntry le;
           le.type = e.has_attr() ? (e.attr().mode() & S_IFMT) : e.type();
           le.ino = e.has_attr() ? e.attr().ino() : 0;
           listing.emplace(e.name(), le);
+          if (prefetcher != nullptr && le.type == S_IFDIR) {
+            subdirs.push_back(e.name());
+          }
           if (e.has_attr()) {
-            absl::Duration ttl = AttrTtl(e.attr());
-            e.mutable_attr()->set_ttl_ms(ToMillis(ttl));
-            cache->PutAttr(ChildPathOf(path, e.name()), e.attr(), ttl, epoch);
+            cache->PutAttr(ChildPathOf(path, e.name()), e.attr(),
+                           AttrTtl(e.attr()), epoch);
           }
         }
         if (whole) {
           // Before the caller walks into the subdirectories.
-          if (prefetcher != nullptr) prefetcher->Listed(path, listing, caller);
-          uint32_t ms = reply->ttl_ms();
+          if (prefetcher != nullptr) prefetcher->Listed(path, subdirs, caller);
+          uint32_t ms = reply.ttl_ms();
           cache->PutListing(path, std::move(listing),
                             ms ? absl::Milliseconds(ms)
                                : options_.policy.listing_ttl,
                             epoch);
         }
-        done(r);
+        done(result);
       });
 }
 

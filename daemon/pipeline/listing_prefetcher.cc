@@ -27,18 +27,39 @@ bool ListingPrefetcher::CacheHasRoom() const {
   return options_.cache->size() < options_.cache->max_entries() / 4 * 3;
 }
 
+void ListingPrefetcher::Listed(const std::string& dir,
+                               const std::vector<std::string>& subdirs,
+                               const v1::Caller& caller) {
+  if (!CacheHasRoom()) return;
+  std::vector<std::string> wanted;
+  for (const std::string& name : subdirs) {
+    if (!Want(dir, name, &wanted)) break;
+  }
+  Enqueue(std::move(wanted), caller);
+}
+
 void ListingPrefetcher::Listed(const std::string& dir, const Listing& listing,
                                const v1::Caller& caller) {
-  MetadataCache* cache = options_.cache;
   if (!CacheHasRoom()) return;
   std::vector<std::string> wanted;
   for (const auto& [name, entry] : listing) {
-    if (wanted.size() >= options_.per_listing) break;
-    if (entry.type != S_IFDIR) continue;
-    std::string path = ChildPathOf(dir, name);
-    if (cache->ShareListing(path) != nullptr) continue;
-    wanted.push_back(std::move(path));
+    if (entry.type == S_IFDIR && !Want(dir, name, &wanted)) break;
   }
+  Enqueue(std::move(wanted), caller);
+}
+
+bool ListingPrefetcher::Want(const std::string& dir, absl::string_view name,
+                             std::vector<std::string>* wanted) const {
+  if (wanted->size() >= options_.per_listing) return false;
+  std::string path = ChildPathOf(dir, name);
+  if (options_.cache->ShareListing(path) == nullptr) {
+    wanted->push_back(std::move(path));
+  }
+  return true;
+}
+
+void ListingPrefetcher::Enqueue(std::vector<std::string> wanted,
+                                const v1::Caller& caller) {
   if (wanted.empty()) return;
   {
     absl::MutexLock lock(&mu_);

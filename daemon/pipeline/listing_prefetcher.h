@@ -31,6 +31,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "daemon/pipeline/listing.h"
 #include "daemon/pipeline/metadata_cache.h"
@@ -57,7 +58,15 @@ class ListingPrefetcher {
 
   explicit ListingPrefetcher(Options options);
 
-  // Directory `dir`'s listing was handed to `caller`.
+  // Directory `dir`'s listing was handed to `caller`, who gets its
+  // subdirectories in the order of `subdirs` (their names): they are
+  // fetched in that order, the one a walker visits them in. (A first
+  // listing reaches the kernel in the backend's order, tmpfs's newest
+  // first; fetched by name instead, the walker's first directory would
+  // come last.)
+  void Listed(const std::string& dir, const std::vector<std::string>& subdirs,
+              const v1::Caller& caller);
+  // The same for a listing handed out from the cache, in its name order.
   void Listed(const std::string& dir, const Listing& listing,
               const v1::Caller& caller);
 
@@ -79,6 +88,12 @@ class ListingPrefetcher {
   // Starts queued jobs while there is room.
   void Pump();
   bool CacheHasRoom() const;
+  // Adds `dir`/`name` to `wanted` unless its listing is cached; false,
+  // adding nothing, once `wanted` holds per_listing.
+  bool Want(const std::string& dir, absl::string_view name,
+            std::vector<std::string>* wanted) const;
+  // Queues `wanted` as `caller` and starts what there is room for.
+  void Enqueue(std::vector<std::string> wanted, const v1::Caller& caller);
   void Run(Job job);
   void Finished(const std::string& path);
   // Counts a listing fetched.

@@ -11,6 +11,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "common/paths.h"
 #include "common/stat_convert.h"
 
@@ -75,7 +76,10 @@ bool CheckReaddir(v1::ReaddirReply* reply, Problems* problems) {
     problems->push_back("a listing page over the size limit");
     return false;
   }
-  absl::flat_hash_set<std::string> seen;
+  // Views of the names in place: SwapElements below moves pointers, not
+  // the entries, and nothing is removed before the loop ends.
+  absl::flat_hash_set<absl::string_view> seen;
+  seen.reserve(entries->size());
   int kept = 0;
   for (int i = 0; i < entries->size(); ++i) {
     v1::DirEntry& e = (*entries)[i];

@@ -2,11 +2,17 @@
 
 #include "examples/loopback/host_calls.h"
 
+#include <fcntl.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <unistd.h>
+
+#include <atomic>
 
 #include "absl/strings/str_split.h"
+#include "examples/loopback/host_tree.h"
 
 namespace fusehost {
 namespace examples {
@@ -31,22 +37,40 @@ int FetchSized(absl::FunctionRef<ssize_t(char*, size_t)> fetch,
   }
 }
 
-bool ListXattrNames(const std::string& path, std::vector<std::string>* names) {
+namespace {
+
+// listxattrat(2)'s number, the same on every architecture (the generic
+// table); bookworm's headers predate it.
+constexpr long kListxattrat = 465;
+
+// False once the kernel (or a seccomp filter) refused listxattrat.
+std::atomic<bool> listxattrat_works{true};
+
+}  // namespace
+
+bool ListXattrNamesAt(int dir_fd, const char* name,
+                      std::vector<std::string>* names) {
+  std::string proc_path;  // the fallback's, made once it is needed
+  auto list_into = [&](char* buffer, size_t size) -> ssize_t {
+    if (listxattrat_works.load(std::memory_order_relaxed)) {
+      long got = syscall(kListxattrat, dir_fd, name, AT_SYMLINK_NOFOLLOW,
+                         buffer, size);
+      if (got >= 0 || (errno != ENOSYS && errno != EPERM)) return got;
+      listxattrat_works.store(false, std::memory_order_relaxed);
+    }
+    if (proc_path.empty()) proc_path = ProcFdPath(dir_fd, name);
+    return llistxattr(proc_path.c_str(), buffer, size);
+  };
   char small[1024];
   std::string list;
-  ssize_t got = llistxattr(path.c_str(), small, sizeof(small));
+  ssize_t got = list_into(small, sizeof(small));
   if (got >= 0) {
     list.assign(small, static_cast<size_t>(got));
-  } else if (errno != ERANGE || FetchSized(
-                                    [&](char* buffer, size_t size) {
-                                      return llistxattr(path.c_str(), buffer,
-                                                        size);
-                                    },
-                                    &list) != 0) {
+  } else if (errno != ERANGE || FetchSized(list_into, &list) != 0) {
     return false;
   }
-  for (absl::string_view name : absl::StrSplit(list, '\0', absl::SkipEmpty())) {
-    names->emplace_back(name);
+  for (absl::string_view entry : absl::StrSplit(list, '\0', absl::SkipEmpty())) {
+    names->emplace_back(entry);
   }
   return true;
 }

@@ -36,10 +36,13 @@ void ClearThreadUmask();
 int FetchSized(absl::FunctionRef<ssize_t(char*, size_t)> fetch,
                std::string* out);
 
-// The extended attribute names of `path` (not following a final symlink),
-// or false if they cannot be listed. One llistxattr(2) for the usual file
-// with few or no names.
-bool ListXattrNames(const std::string& path, std::vector<std::string>* names);
+// The extended attribute names of `name` in directory `dir_fd` (not
+// following a final symlink), or false if they cannot be listed. One
+// listxattrat(2) (Linux 6.13) for the usual file with few or no names; on an
+// older kernel, llistxattr(2) of its /proc/self/fd path, which costs twice
+// as much (a walk through /proc) and is a listing's largest cost per entry.
+bool ListXattrNamesAt(int dir_fd, const char* name,
+                      std::vector<std::string>* names);
 
 }  // namespace examples
 }  // namespace fusehost

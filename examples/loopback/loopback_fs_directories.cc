@@ -59,7 +59,7 @@ int LoopbackFs::Readdir(const Context& ctx, const std::string& path,
       if (fstatat(fd, r.name.c_str(), &entry.st, AT_SYMLINK_NOFOLLOW) == 0) {
         entry.has_attr = true;
         entry.xattr_names_known =
-            ListXattrNames(ProcFdPath(fd, r.name.c_str()), &entry.xattr_names);
+            ListXattrNamesAt(fd, r.name.c_str(), &entry.xattr_names);
       } else if (errno == ENOENT) {
         continue;  // removed since the directory was read
       } else {

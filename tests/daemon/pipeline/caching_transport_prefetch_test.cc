@@ -97,6 +97,17 @@ TEST_F(CachingTransportPrefetchTest, AWholeListingSendsForItsSubdirectories) {
   EXPECT_EQ(transport_->CachedListing("/d/s1"), nullptr);
 }
 
+TEST_F(CachingTransportPrefetchTest, FetchesInTheOrderTheBackendListed) {
+  // The kernel gets a first listing in the backend's order (tmpfs lists the
+  // newest first), and a walker visits the subdirectories in that order:
+  // fetched by name instead, its first directory would come last.
+  Roundtrip(ReaddirOp("/d"), ReaddirReply({{"s9", DirAttr(3)},
+                                           {"f", AttrOf(2)},
+                                           {"s10", DirAttr(4)},
+                                           {"s1", DirAttr(5)}}));
+  EXPECT_EQ(Opened(), (Names{"/d/s9", "/d/s10", "/d/s1"}));
+}
+
 TEST_F(CachingTransportPrefetchTest, APrefetchedListingIsCached) {
   ListD();
   size_t before = backend_.sent();

@@ -182,6 +182,11 @@ TEST_F(ListingPrefetcherTest, OpensOnlyTheSubdirectoriesAsTheCaller) {
   EXPECT_EQ(readdirs_.sent(), 0u);
 }
 
+TEST_F(ListingPrefetcherTest, FetchesSubdirectoriesInTheOrderGiven) {
+  prefetcher_->Listed("/d", Paths{"c", "a", "b"}, Walker());
+  EXPECT_EQ(Opened(), (Paths{"/d/c", "/d/a", "/d/b"}));
+}
+
 TEST_F(ListingPrefetcherTest, ChildrenOfTheRootHaveOneSlash) {
   prefetcher_->Listed("/", ListingOf({"top"}), Walker());
   EXPECT_EQ(Opened(), (Paths{"/top"}));

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -156,6 +157,31 @@ TEST_F(LoopbackFsTest, ReaddirListsEverythingWithAttributes) {
 
   EXPECT_EQ(fs_->Opendir(Self(), "/d/file", &fi), ENOTDIR);
   EXPECT_EQ(fs_->Opendir(Self(), "/none", &fi), ENOENT);
+}
+
+TEST_F(LoopbackFsTest, ReaddirSaysWhichExtendedAttributesEachEntryHas) {
+  ASSERT_EQ(fs_->Mkdir(Self(), "/d", 0755), 0);
+  MakeFile("/d/tagged", "x", 0644);
+  MakeFile("/d/plain", "x", 0644);
+  ASSERT_EQ(fs_->Symlink(Self(), "tagged", "/d/link"), 0);
+  ASSERT_EQ(setxattr(Host("/d/tagged").c_str(), "user.one", "1", 1, 0), 0)
+      << "the test directory's file system takes user.* attributes";
+  ASSERT_EQ(setxattr(Host("/d/tagged").c_str(), "user.two", "2", 1, 0), 0);
+
+  FileInfo fi;  // no handle: listed by path
+  std::vector<DirEntry> entries;
+  bool eof = false;
+  ASSERT_EQ(fs_->Readdir(Self(), "/d", 0, fi, &entries, &eof), 0);
+  ASSERT_EQ(entries.size(), 3u);
+  for (const DirEntry& e : entries) {
+    EXPECT_TRUE(e.xattr_names_known) << e.name;
+    if (e.name == "tagged") {
+      EXPECT_THAT(e.xattr_names, UnorderedElementsAre("user.one", "user.two"));
+    } else {
+      // The link's own (none), not its target's.
+      EXPECT_THAT(e.xattr_names, ::testing::IsEmpty()) << e.name;
+    }
+  }
 }
 
 TEST_F(LoopbackFsTest, ReaddirOfRemovedDirectory) {
