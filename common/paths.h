@@ -35,11 +35,19 @@ inline absl::string_view BaseName(absl::string_view path) {
   return slash == absl::string_view::npos ? path : path.substr(slash + 1);
 }
 
+// ("/", "x") -> "/x"; ("/a", "x") -> "/a/x", into *out (its storage reused:
+// a loop over a listing's names allocates once).
+inline void ChildPathInto(absl::string_view dir, absl::string_view name,
+                          std::string* out) {
+  out->assign(dir.data(), dir.size());
+  if (dir != "/") *out += '/';
+  out->append(name.data(), name.size());
+}
+
 // ("/", "x") -> "/x"; ("/a", "x") -> "/a/x".
 inline std::string ChildPathOf(absl::string_view dir, absl::string_view name) {
-  std::string out(dir);
-  if (out != "/") out += '/';
-  out.append(name.data(), name.size());
+  std::string out;
+  ChildPathInto(dir, name, &out);
   return out;
 }
 

@@ -66,6 +66,15 @@ class CacheCoherence {
   // The attributes the daemon's cache holds for `path`, if fresh. Never
   // asks the backend.
   virtual std::optional<v1::Attr> CachedAttr(const std::string& path) = 0;
+  // The same into *out, false on a miss: a caller that asks for many paths
+  // in a row reuses one message (its time fields are messages of their own)
+  // instead of building and copying one per path.
+  virtual bool CachedAttrInto(const std::string& path, v1::Attr* out) {
+    std::optional<v1::Attr> attr = CachedAttr(path);
+    if (!attr) return false;
+    *out = *std::move(attr);
+    return true;
+  }
   // The kernel layer learned that these names of one hard-linked file (each
   // a node of its own in the kernel) no longer show its current attributes.
   virtual void OtherNamesChanged(const std::vector<std::string>& paths) = 0;

@@ -98,6 +98,7 @@ class CachingTransport : public OpTransport, public CacheCoherence {
   std::shared_ptr<const Listing> CachedListing(
       const std::string& path) override;
   std::optional<v1::Attr> CachedAttr(const std::string& path) override;
+  bool CachedAttrInto(const std::string& path, v1::Attr* out) override;
   void OtherNamesChanged(const std::vector<std::string>& paths) override;
   void NamesOfFileChanged(uint64_t backend_ino,
                           const std::string& except) override;

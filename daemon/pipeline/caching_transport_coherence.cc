@@ -37,12 +37,17 @@ bool CachingTransport::AwaitListing(const std::string& path,
 }
 
 std::optional<v1::Attr> CachingTransport::CachedAttr(const std::string& path) {
-  if (options_.cache == nullptr || path.empty()) return std::nullopt;
   v1::Attr attr;
-  if (options_.cache->GetAttr(path, &attr) != MetadataCache::AttrLookup::kHit) {
-    return std::nullopt;
-  }
+  if (!CachedAttrInto(path, &attr)) return std::nullopt;
   return attr;
+}
+
+bool CachingTransport::CachedAttrInto(const std::string& path, v1::Attr* out) {
+  if (options_.cache == nullptr || path.empty()) return false;
+  // GetAttr sets every field but these (a reused message may hold them).
+  out->clear_xattr_names();
+  out->clear_xattr_names_known();
+  return options_.cache->GetAttr(path, out) == MetadataCache::AttrLookup::kHit;
 }
 
 void CachingTransport::OtherNamesChanged(const std::vector<std::string>& paths) {

@@ -24,6 +24,7 @@ struct Dirent {
   uint64_t ino;        // dirent's inode number
   uint64_t node;       // readdirplus: the node handed out (0: none)
   uint64_t next;       // offset to continue from
+  uint64_t size;       // readdirplus: the attributes' st_size
 };
 
 // Decodes a readdir(plus) reply buffer.
@@ -37,6 +38,7 @@ std::vector<Dirent> Decode(const std::string& buf, bool plus) {
       const auto* p = reinterpret_cast<const fuse_direntplus*>(buf.data() + pos);
       d = &p->dirent;
       e.node = p->entry_out.nodeid;
+      e.size = p->entry_out.attr.size;
       pos += FUSE_DIRENTPLUS_SIZE(p);
     } else {
       d = reinterpret_cast<const fuse_dirent*>(buf.data() + pos);
@@ -406,6 +408,36 @@ TEST_F(DirHandlerTest, ACachedListingSparesTheBackend) {
   EXPECT_EQ(fsync->err, 0);
   Release(Req(KernelOp::kReleasedir), open->open.fh);
   EXPECT_EQ(sent(), 0u);
+}
+
+TEST_F(DirHandlerTest, ACachedListingHandsOutEachEntrysOwnAttributes) {
+  // Entries of a cached listing are built in one reused place: one whose
+  // attributes the cache lacks must not show the previous entry's.
+  pipeline_.cached_path = "/";
+  pipeline_.cached_listing["a"] = ListingEntry{S_IFREG, 11};
+  pipeline_.cached_listing["b"] = ListingEntry{S_IFREG, 22};
+  pipeline_.cached_listing["c"] = ListingEntry{S_IFREG, 33};
+  v1::Attr a = FileAttr(11);
+  a.set_size(100);
+  v1::Attr c = FileAttr(33);
+  c.set_size(300);
+  pipeline_.cached_attrs["/a"] = a;
+  pipeline_.cached_attrs["/c"] = c;
+  auto open = Req(KernelOp::kOpendir);
+  handlers_->Opendir(open, kRoot, 0);
+  ASSERT_EQ(open->kind, Kind::kOpen);
+  std::vector<Dirent> entries = Read(open->open.fh, 2, 4096, true);
+  ASSERT_EQ(Names(entries), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_NE(entries[0].node, 0u);
+  EXPECT_EQ(entries[0].ino, 11u);
+  EXPECT_EQ(entries[0].size, 100u);
+  EXPECT_EQ(entries[1].node, 0u) << "handed out with a's attributes";
+  EXPECT_EQ(entries[1].ino, 22u);
+  EXPECT_NE(entries[2].node, 0u);
+  EXPECT_EQ(entries[2].ino, 33u);
+  EXPECT_EQ(entries[2].size, 300u);
+  EXPECT_EQ(nodes_.PathOf(entries[2].node), "/c");
+  Release(Req(KernelOp::kReleasedir), open->open.fh);
 }
 
 TEST_F(DirHandlerTest, RewinddirReadsAFreshListing) {
