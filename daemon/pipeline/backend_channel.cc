@@ -7,10 +7,10 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "google/protobuf/arena.h"
 #include "absl/strings/str_cat.h"
 #include "common/log_line.h"
 #include "daemon/pipeline/broken_connection.h"
+#include "google/protobuf/arena.h"
 
 namespace fusehost {
 namespace {
@@ -37,6 +37,14 @@ absl::Status StatusFromGrpc(const grpc::Status& s, absl::string_view what,
     default:
       return absl::UnknownError(msg);
   }
+}
+
+google::protobuf::ArenaOptions ArenaOptions() {
+  google::protobuf::ArenaOptions options;
+  // A page of a listing (a few hundred entries) in a few blocks.
+  options.start_block_size = 4096;
+  options.max_block_size = 64 * 1024;
+  return options;
 }
 
 int UnansweredErrno(const v1::Op& op, const grpc::Status& status, bool sent) {
@@ -66,18 +74,6 @@ int ErrnoForStatus(const grpc::Status& status) {
       return EIO;
   }
 }
-
-namespace {
-
-google::protobuf::ArenaOptions ArenaOptions() {
-  google::protobuf::ArenaOptions options;
-  // A page of a listing (a few hundred entries) in a few blocks.
-  options.start_block_size = 4096;
-  options.max_block_size = 64 * 1024;
-  return options;
-}
-
-}  // namespace
 
 struct BackendChannel::Call {
   grpc::ClientContext context;

@@ -48,18 +48,20 @@ std::atomic<bool> listxattrat_works{true};
 
 }  // namespace
 
+ssize_t ListxattrAt(int dir_fd, const char* name, char* list, size_t size) {
+  if (listxattrat_works.load(std::memory_order_relaxed)) {
+    long got =
+        syscall(kListxattrat, dir_fd, name, AT_SYMLINK_NOFOLLOW, list, size);
+    if (got >= 0 || (errno != ENOSYS && errno != EPERM)) return got;
+    listxattrat_works.store(false, std::memory_order_relaxed);
+  }
+  return llistxattr(ProcFdPath(dir_fd, name).c_str(), list, size);
+}
+
 bool ListXattrNamesAt(int dir_fd, const char* name,
                       std::vector<std::string>* names) {
-  std::string proc_path;  // the fallback's, made once it is needed
-  auto list_into = [&](char* buffer, size_t size) -> ssize_t {
-    if (listxattrat_works.load(std::memory_order_relaxed)) {
-      long got = syscall(kListxattrat, dir_fd, name, AT_SYMLINK_NOFOLLOW,
-                         buffer, size);
-      if (got >= 0 || (errno != ENOSYS && errno != EPERM)) return got;
-      listxattrat_works.store(false, std::memory_order_relaxed);
-    }
-    if (proc_path.empty()) proc_path = ProcFdPath(dir_fd, name);
-    return llistxattr(proc_path.c_str(), buffer, size);
+  auto list_into = [&](char* buffer, size_t size) {
+    return ListxattrAt(dir_fd, name, buffer, size);
   };
   char small[1024];
   std::string list;

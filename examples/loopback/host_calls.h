@@ -36,11 +36,15 @@ void ClearThreadUmask();
 int FetchSized(absl::FunctionRef<ssize_t(char*, size_t)> fetch,
                std::string* out);
 
+// llistxattr(2) of `name` in directory `dir_fd`: listxattrat(2) (Linux
+// 6.13), or on an older kernel (or under a seccomp filter that refuses it)
+// llistxattr(2) of its /proc/self/fd path, which costs twice as much (a walk
+// through /proc) and was a listing's largest cost per entry.
+ssize_t ListxattrAt(int dir_fd, const char* name, char* list, size_t size);
+
 // The extended attribute names of `name` in directory `dir_fd` (not
 // following a final symlink), or false if they cannot be listed. One
-// listxattrat(2) (Linux 6.13) for the usual file with few or no names; on an
-// older kernel, llistxattr(2) of its /proc/self/fd path, which costs twice
-// as much (a walk through /proc) and is a listing's largest cost per entry.
+// ListxattrAt for the usual file with few or no names.
 bool ListXattrNamesAt(int dir_fd, const char* name,
                       std::vector<std::string>* names);
 

@@ -46,10 +46,9 @@ int LoopbackFs::Getxattr(const Context& ctx, const std::string& path,
 int LoopbackFs::Listxattr(const Context& ctx, const std::string& path,
                           std::string* list) {
   return AtPath(ctx, path, [&](int dir, const char* file) {
-    const std::string at = ProcFdPath(dir, file);
     return FetchSized(
         [&](char* buffer, size_t size) {
-          return llistxattr(at.c_str(), buffer, size);
+          return ListxattrAt(dir, file, buffer, size);
         },
         list);
   });
