@@ -15,7 +15,9 @@ CPU 0 by their affinity, so that the share of the hand-overs shows:
 - `ls -lR` of a tree whose inodes the kernel has just made again (find after
   drop_caches): one getxattr request per file for its ACL, answered from the
   daemon's memory;
-- `find` after drop_caches: every listing answered from the daemon's memory.
+- `find` after drop_caches: every listing answered from the daemon's memory;
+- the context switches of the file system's threads per chmod (daemon and
+  backend apart): how many hand-overs one request makes.
 
 Not a test: it prints a table. As root, with /dev/fuse. The binaries are
 built as bench/run.py builds them (bazel -c opt in its private output base).
@@ -63,6 +65,21 @@ def pin_process(pid, cpus):
             os.sched_setaffinity(int(tid), cpus)
         except (ProcessLookupError, OSError):
             pass  # a thread that just ended
+
+
+def switches(pid):
+    """Context switches (voluntary and not) of every thread of `pid` so far."""
+    total = 0
+    for tid in os.listdir('/proc/%d/task' % pid):
+        try:
+            with open('/proc/%d/task/%s/status' % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith(('voluntary_ctxt_switches',
+                                        'nonvoluntary_ctxt_switches')):
+                        total += int(line.split()[1])
+        except OSError:
+            pass  # a thread that just ended
+    return total
 
 
 def timed(cmd, cpus):
@@ -129,8 +146,10 @@ def start_pll(s, src, mnt):
     return [p.pid]
 
 
-def measure(args, rows, label, pids, mnt, walks):
-    """Adds `label`'s rows, spread and on one CPU, medians of the runs."""
+def measure(args, rows, label, pids, names, mnt, walks):
+    """Adds `label`'s rows, spread and on one CPU, medians of the runs.
+    `pids`: the file system's processes, named by `names`, whose threads'
+    switches per chmod are counted too."""
     every = os.sched_getaffinity(0)
     tree = os.path.join(mnt, 'tree')
     find = ['find', tree, '-printf', '%s\n']
@@ -138,9 +157,13 @@ def measure(args, rows, label, pids, mnt, walks):
         for pid in pids:
             pin_process(pid, cpus)
         p50s, p90s, lslr, found = [], [], [], []
+        per_call = [[] for _ in pids]
         for _ in range(args.runs):
+            before = [switches(pid) for pid in pids]
             p50, p90 = chmod_round_trip(os.path.join(mnt, 'probe'),
                                         args.calls, cpus)
+            for i, pid in enumerate(pids):
+                per_call[i].append((switches(pid) - before[i]) / args.calls)
             p50s.append(p50)
             p90s.append(p90)
             if walks:
@@ -152,6 +175,9 @@ def measure(args, rows, label, pids, mnt, walks):
             statistics.median(p50s)
         rows.setdefault((label, 'chmod, p90 (µs)'), {})[mode] = \
             statistics.median(p90s)
+        for name, counts in zip(names, per_call):
+            rows.setdefault((label, 'thread switches per chmod, %s' % name),
+                            {})[mode] = statistics.median(counts)
         if walks:
             rows.setdefault((label, 'find after drop_caches (s)'), {})[
                 mode] = statistics.median(found)
@@ -184,10 +210,12 @@ def report(args, rows, files):
            '| file system | request | spread | one CPU | spread / one CPU |',
            '|---|---|---|---|---|']
     for (label, what), v in rows.items():
-        fmt = '%.0f' if 'µs' in what else '%.3f'
-        out.append('| %s | %s | %s | %s | %.2f |' % (
-            label, what, fmt % v['spread'], fmt % v['one CPU'],
-            v['spread'] / v['one CPU']))
+        fmt = ('%.0f' if 'µs' in what else
+               '%.1f' if 'switches' in what else '%.3f')
+        ratio = ('%.2f' % (v['spread'] / v['one CPU'])) if v['one CPU'] \
+            else '—'
+        out.append('| %s | %s | %s | %s | %s |' % (
+            label, what, fmt % v['spread'], fmt % v['one CPU'], ratio))
     return '\n'.join(out) + '\n'
 
 
@@ -226,13 +254,13 @@ def main():
         os.makedirs(mnt, exist_ok=True)
         log('passthrough_ll cache=always')
         pids = start_pll(s, src, mnt)
-        measure(args, rows, 'passthrough_ll cache=always', pids, mnt,
-                walks=False)
+        measure(args, rows, 'passthrough_ll cache=always', pids,
+                ['passthrough_ll'], mnt, walks=False)
         RES.unmount(mnt)
         log('fuse-hostd + loopback_fs')
         pids = start_hostd(s, src, mnt)
-        measure(args, rows, 'fuse-hostd + loopback_fs', pids, mnt,
-                walks=True)
+        measure(args, rows, 'fuse-hostd + loopback_fs', pids,
+                ['daemon', 'backend'], mnt, walks=True)
         text = report(args, rows, files)
         print(text)
         if args.out:

@@ -148,6 +148,11 @@ def grpc_backend():
     address = "unix:" + os.path.join(d, "backend.sock")
     server = _server.start_server(s, address)
     channel = grpc.insecure_channel(address)
+    # The client watches its connection, as the daemon does. A stopping
+    # server waits for its client to take in the GOAWAY it sends, and a
+    # grpcio channel with no call in flight reads its socket only when its
+    # backup poller runs, every 5 s: a stop would then seem to take 5 s.
+    channel.subscribe(lambda state: None)
     try:
         yield fs, s, server, pb_grpc.FileSystemStub(channel)
     finally:
