@@ -1,12 +1,7 @@
 // The credentials a backend serves with: plain for a Unix socket or a TCP
 // address without a certificate, TLS when ServeOptions names a certificate
 // and key, mutual TLS when it also names a CA for client certificates.
-//
-// gRPC's file watcher reads the files again every few seconds, so a
-// renewed certificate is served from the next connection on without a
-// restart. The files must exist and the key must be private (no access for
-// group or others) when serving starts: a mistake there is reported at
-// once rather than as failed handshakes later.
+// The files are checked and watched as tls_credentials.h says.
 //
 // Internal to the SDK. Thread-safe: pure functions.
 

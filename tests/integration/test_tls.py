@@ -110,13 +110,22 @@ def relay_to(mounts, backend):
     return relay.start()
 
 
+def sdk_env(sdk):
+    """The environment of a loopback: "cpp", "python", or "python-grpcio"
+    (the Python SDK on grpcio's server instead of gRPC's C++ server, which
+    it falls back to when its extension cannot be loaded)."""
+    if sdk == "cpp":
+        return None
+    return pyfhlib.python_env(extra={"FUSEHOST_NATIVE_SERVER": "0"}
+                              if sdk == "python-grpcio" else None)
+
+
 def sdk_loopback_behind_relay(mounts, sdk, name, root, cert, key):
     """The C++ or Python loopback of `root`, serving TLS with (cert, key),
     started behind relay_to()'s relay: (backend, relay)."""
     make = (cpp_loopback(mounts.bins, root, cert, key) if sdk == "cpp"
             else py_loopback(root, cert, key))
-    b = TcpBackend(mounts, name, make,
-                   env=pyfhlib.python_env() if sdk == "python" else None)
+    b = TcpBackend(mounts, name, make, env=sdk_env(sdk))
     b.start()
     return b, relay_to(mounts, b)
 
@@ -163,15 +172,14 @@ def round_trip(mounts, mp, root):
 
 # --- end to end ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("sdk", ["cpp", "python"])
+@pytest.mark.parametrize("sdk", ["cpp", "python", "python-grpcio"])
 @pytest.mark.parametrize("mutual", [False, True], ids=["tls", "mutual_tls"])
 def test_tls_end_to_end(mounts, pki, sdk, mutual):
     root = mounts.mkdir("backing")
     client_ca = pki.ca if mutual else None
     make = (cpp_loopback(mounts.bins, root, *pki.server, client_ca)
             if sdk == "cpp" else py_loopback(root, *pki.server, client_ca))
-    b = TcpBackend(mounts, "tls-" + sdk, make,
-                   env=pyfhlib.python_env() if sdk == "python" else None)
+    b = TcpBackend(mounts, "tls-" + sdk, make, env=sdk_env(sdk))
     b.start()
     d = mounts.daemon
     if mutual:
@@ -453,11 +461,12 @@ def test_silent_backend_host_is_given_up_and_reconnected(mounts, pki, sdk):
         assert f.read() == b"after"
 
 
-@pytest.mark.parametrize("sdk", ["cpp", "python"])
+@pytest.mark.parametrize("sdk", ["cpp", "python", "python-grpcio"])
 def test_backend_takes_renewed_certificate_without_restart(mounts, pki, sdk,
                                                            tmp_path):
-    """Both SDKs serve a certificate whose files were replaced from the
-    next connection on, without a restart."""
+    """Both SDKs (the Python one on either server) serve a certificate
+    whose files were replaced from the next connection on, without a
+    restart."""
     cert, key = str(tmp_path / "server.pem"), str(tmp_path / "server.key")
     shutil.copyfile(pki.server[0], cert)
     shutil.copyfile(pki.server[1], key)

@@ -21,9 +21,12 @@
 //     call is gone).
 // A Python exception from either fails the call with INTERNAL.
 //
-// Module functions: start(address, unary, stream, threads, max_message)
+// Module functions: start(address, unary, stream, threads, max_message,
+// tls_cert="", tls_key="", tls_client_ca="")
 // returns a capsule holding the server (raises OSError when it cannot
-// listen); stop(capsule, grace_seconds, wait_seconds=3) shuts it down:
+// listen, ValueError when a TLS file is missing or a key not private
+// (client/tls_credentials.h)); stop(capsule, grace_seconds,
+// wait_seconds=3) shuts it down:
 // calls in progress get grace_seconds, and are waited for wait_seconds
 // more; it returns whether they all ended. Both must be called with the
 // GIL held (as Python calls them); stop releases it while it waits.
@@ -53,6 +56,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "client/tls_credentials.h"
 
 namespace {
 
@@ -396,9 +400,28 @@ PyObject* Start(PyObject*, PyObject* args) {
   PyObject* stream = nullptr;
   int threads = 8;
   int max_message = 256 << 20;
-  if (!PyArg_ParseTuple(args, "sOOii", &address, &unary, &stream, &threads,
-                        &max_message)) {
+  const char* tls_cert = "";
+  const char* tls_key = "";
+  const char* tls_client_ca = "";
+  if (!PyArg_ParseTuple(args, "sOOii|sss", &address, &unary, &stream,
+                        &threads, &max_message, &tls_cert, &tls_key,
+                        &tls_client_ca)) {
     return nullptr;
+  }
+  // TLS as the C++ SDK serves it: the files checked now and watched for
+  // renewals (client/tls_credentials.h).
+  std::shared_ptr<grpc::ServerCredentials> credentials =
+      grpc::InsecureServerCredentials();
+  if (*tls_cert != '\0') {
+    absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> tls =
+        fusehost::TlsServerCredentialsFromFiles(tls_cert, tls_key,
+                                                tls_client_ca);
+    if (!tls.ok()) {
+      PyErr_SetString(PyExc_ValueError,
+                      std::string(tls.status().message()).c_str());
+      return nullptr;
+    }
+    credentials = *std::move(tls);
   }
   if (!PyCallable_Check(unary) || !PyCallable_Check(stream)) {
     PyErr_SetString(PyExc_TypeError, "unary and stream must be callable");
@@ -412,7 +435,7 @@ PyObject* Start(PyObject*, PyObject* args) {
   s->service = std::make_unique<RawService>(unary, stream);
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(address, credentials, &port);
   builder.RegisterService(s->service.get());
   builder.SetMaxReceiveMessageSize(max_message);
   builder.SetMaxSendMessageSize(max_message);

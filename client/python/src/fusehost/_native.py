@@ -8,9 +8,9 @@ the thread that received the call, which takes the GIL only for the
 servicer's code. The servicer is the same either way: messages cross as
 bytes and are parsed and built here.
 
-Used for Unix sockets and plain TCP. TLS stays on grpcio's server (its
-credentials are grpcio objects). FUSEHOST_NATIVE_SERVER=0 in the
-environment, or an extension that cannot be loaded, also means grpcio's.
+Used for Unix sockets, plain TCP and TLS (given the files' paths, watched
+for renewals as the C++ SDK watches them). FUSEHOST_NATIVE_SERVER=0 in the
+environment, or an extension that cannot be loaded, means grpcio's.
 
 Threads: the extension calls unary() and stream() from gRPC's threads, with
 the GIL held; NativeServer.stop() may be called from any Python thread.
@@ -116,11 +116,16 @@ class NativeServer:
     """A started server; the part of grpc.Server that start_server's
     callers use."""
 
-    def __init__(self, servicer, address, threads, max_message):
+    def __init__(self, servicer, address, threads, max_message, tls=None):
+        """`tls`: _tls.TlsFiles, or None for plain serving. Raises
+        RuntimeError when it cannot listen, ValueError for a TLS file."""
         unary, stream = _handlers(servicer)
+        tls_args = () if tls is None else (tls.cert, tls.key,
+                                           tls.client_ca or "")
         try:
             self._handle = _native_server.start(address, unary, stream,
-                                                threads, max_message)
+                                                threads, max_message,
+                                                *tls_args)
         except OSError as e:
             raise RuntimeError(str(e)) from e
         self._lock = threading.Lock()

@@ -194,16 +194,15 @@ class Servicer(pb_grpc.FileSystemServicer):
         self.workers.shutdown(wait=False)
 
 
-def start_server(servicer, address, credentials=None):
+def start_server(servicer, address, tls=None):
     """Starts a gRPC server for `servicer` on `address` ("unix:/path" or
-    "host:port"): gRPC's C++ server (_native.py) unless TLS or the
-    environment says otherwise, else grpcio's, running its handlers on
-    `servicer.workers`, with TLS if `credentials`
-    (_tls.server_credentials). A Unix socket is made owner-only (0600):
-    whoever can connect can send operations in any caller's name. Stop it
-    with stop_server()."""
+    "host:port"): gRPC's C++ server (_native.py) unless the environment
+    says otherwise, else grpcio's, running its handlers on
+    `servicer.workers`; with TLS if `tls` (_tls.tls_files). A Unix socket
+    is made owner-only (0600): whoever can connect can send operations in
+    any caller's name. Stop it with stop_server()."""
     _payload_heap.keep_payloads_in_heap()
-    native = credentials is None and _native.available()
+    native = _native.available()
     server = None if native else grpc.server(
         servicer.workers,
         options=[("grpc.max_receive_message_length", _MESSAGE_LIMIT),
@@ -233,14 +232,17 @@ def start_server(servicer, address, credentials=None):
                 # The same threads as grpcio's server would have.
                 return _native.NativeServer(
                     servicer, address, servicer.dispatcher.options.threads + 2,
-                    _MESSAGE_LIMIT)
+                    _MESSAGE_LIMIT, tls)
             except RuntimeError as e:
                 raise FuseHostError("cannot listen on %s: %s" % (address, e))
+            except ValueError as e:
+                raise FuseHostError("cannot serve on %s: %s" % (address, e))
         try:
-            if credentials is None:
+            if tls is None:
                 port = server.add_insecure_port(address)
             else:
-                port = server.add_secure_port(address, credentials)
+                port = server.add_secure_port(
+                    address, _tls.grpcio_credentials(tls))
         except RuntimeError as e:
             raise FuseHostError("cannot listen on %s: %s" % (address, e))
         if not port:
@@ -326,12 +328,11 @@ def serve(operations, address, raw_fi=False, encoding="utf-8",
         stop.set()
 
     try:
-        credentials = _tls.server_credentials(address, tls_cert, tls_key,
-                                              tls_client_ca)
+        tls = _tls.tls_files(address, tls_cert, tls_key, tls_client_ca)
     except ValueError as e:
         raise FuseHostError("cannot serve on %s: %s" % (address, e))
     servicer = make_backend(operations, raw_fi, encoding, opts, on_critical)
-    server = start_server(servicer, address, credentials)
+    server = start_server(servicer, address, tls)
     log.info("serving %s on %s", type(operations).__name__, address)
     previous = _install_stop_handlers(stop)
     try:

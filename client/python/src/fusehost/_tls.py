@@ -1,17 +1,23 @@
-"""Server credentials for serve(): TLS on a TCP address, with a
-certificate and key, and mutual TLS with a CA for client certificates.
+"""TLS for serve(): on a TCP address, with a certificate and key, and
+mutual TLS with a CA for client certificates.
 
 The files are read when serving starts (a missing file or a private key
-others may read is refused at once) and looked at again for every new
-connection: a renewed certificate is served from then on, without a
-restart.
+others may read is refused at once) and looked at again later: a renewed
+certificate is served from the next connection on, without a restart.
+gRPC's C++ server (_native.py) takes the files' paths and watches them as
+the C++ SDK does (client/tls_credentials.h); grpcio's server takes the
+credentials made here, which look at the files for every new connection.
 """
 
+import collections
 import os
 import stat
 import threading
 
 import grpc
+
+# The files of a TLS server; client_ca None: no client certificates asked.
+TlsFiles = collections.namedtuple("TlsFiles", "cert key client_ca")
 
 
 def _read(what, path, private=False):
@@ -72,10 +78,9 @@ class _Reloader:
                 return None
 
 
-def server_credentials(address, tls_cert=None, tls_key=None,
-                       tls_client_ca=None):
-    """None for plain serving, else the TLS credentials. Raises ValueError
-    with a message for the user."""
+def tls_files(address, tls_cert=None, tls_key=None, tls_client_ca=None):
+    """None for plain serving, else the TlsFiles, each read once now.
+    Raises ValueError with a message for the user."""
     if not (tls_cert or tls_key or tls_client_ca):
         return None
     if address.startswith("unix:"):
@@ -83,7 +88,14 @@ def server_credentials(address, tls_cert=None, tls_key=None,
                          "are checked by the kernel")
     if not (tls_cert and tls_key):
         raise ValueError("TLS needs both tls_cert and tls_key")
-    reloader = _Reloader(tls_cert, tls_key, tls_client_ca)
+    files = TlsFiles(tls_cert, tls_key, tls_client_ca or None)
+    _Reloader(*files)  # reads them all: a mistake is reported now
+    return files
+
+
+def grpcio_credentials(files):
+    """grpcio's server credentials for `files` (TlsFiles)."""
+    reloader = _Reloader(*files)
     return grpc.dynamic_ssl_server_credentials(
         reloader.initial, reloader.fetch,
-        require_client_authentication=bool(tls_client_ca))
+        require_client_authentication=files.client_ca is not None)
