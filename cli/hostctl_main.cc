@@ -122,6 +122,8 @@ int Stats(ControlClient& client, const std::string& mountpoint) {
            "with them\n",
            static_cast<unsigned long long>(m.contents_fetched_ahead()),
            static_cast<unsigned long long>(m.opens_answered_ahead()));
+    printf("  io_uring         %llu kernel requests taken from the rings\n",
+           static_cast<unsigned long long>(m.uring_requests()));
     printf("  write-behind     %llu answered early, %llu refused later, "
            "%llu queued now\n",
            static_cast<unsigned long long>(m.written_behind()),

@@ -318,12 +318,22 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
   session.contents_ahead_files = m->options_.prefetch_contents.value_or(
       m->OverTcp() ? kContentsAheadFiles : 0);
   session.contents_ahead_max_age = m->policy_.attr_ttl;
-  if (m->spec_.store != nullptr) m->KeepState(km->fuse_fd, head.kernel_init);
+  if (m->spec_.store != nullptr && m->options_.uring) {
+    // A request the daemon took from an io_uring queue cannot be sent
+    // again to its successor (FUSE_NOTIFY_RESEND covers /dev/fuse only):
+    // it would wait forever. Such a mount ends with its daemon instead.
+    Log("%s: uring: the mount ends with this daemon (requests held in "
+        "io_uring queues cannot be handed to a successor)",
+        m->spec_.mountpoint.c_str());
+  } else if (m->spec_.store != nullptr) {
+    m->KeepState(km->fuse_fd, head.kernel_init);
+  }
   session.on_init_request = [self](std::string request) {
     if (self->state_ != nullptr) self->state_->KernelInitRead(std::move(request));
   };
   session.resume_init = head.kernel_init;
   session.first_dir_handle = (m->generation_ << 40) + 1;
+  session.uring = m->options_.uring;
   session.on_session_end = [self] {
     if (self->spec_.on_session_end) self->spec_.on_session_end(self->spec_.mount_id);
   };
@@ -511,6 +521,7 @@ MountStats::Snapshot Mount::Snap() const {
     s.backing_files = session_->backing_ids();
     s.contents_fetched_ahead = session_->contents_fetched_ahead();
     s.opens_answered_ahead = session_->opens_answered_ahead();
+    s.uring_requests = session_->uring_requests();
   }
   if (root_ != nullptr) s.daemon_opens = root_->opened();
   if (caching_ != nullptr) s.listings_prefetched = caching_->listings_prefetched();

@@ -7,6 +7,8 @@ set -euo pipefail
 PACKAGES=(
   bazel-bootstrap bazel-rules-java
   libfuse3-dev fuse3
+  # FUSE over io_uring (mount option uring)
+  liburing-dev
   libgrpc++-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev
   libabsl-dev libgtest-dev libgmock-dev
   # TLS to TCP backends: libcrypto for certificate facts, and the openssl

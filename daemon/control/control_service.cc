@@ -214,6 +214,7 @@ grpc::Status ControlService::Stats(grpc::ServerContext* context,
     out->set_listings_prefetched(e.stats.listings_prefetched);
     out->set_contents_fetched_ahead(e.stats.contents_fetched_ahead);
     out->set_opens_answered_ahead(e.stats.opens_answered_ahead);
+    out->set_uring_requests(e.stats.uring_requests);
     out->set_written_behind(e.stats.written_behind);
     out->set_write_behind_failed(e.stats.write_behind_failed);
     out->set_write_behind_queued(e.stats.write_behind_queued);

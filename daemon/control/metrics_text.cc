@@ -57,6 +57,9 @@ constexpr Family kContentsFetchedAhead = {
 constexpr Family kOpensAnsweredAhead = {
     "fusehostd_opens_answered_ahead_total", "counter",
     "Opens the daemon answered with contents fetched ahead."};
+constexpr Family kUringRequests = {
+    "fusehostd_uring_requests_total", "counter",
+    "Kernel requests taken from the io_uring queues (mount option uring)."};
 constexpr Family kWrittenBehind = {
     "fusehostd_written_behind_total", "counter",
     "Changes answered before the backend ran them (write_behind)."};
@@ -171,6 +174,7 @@ std::string RenderMetrics(const std::vector<MountStatsEntry>& mounts) {
       {&kListingsPrefetched, &MountStats::Snapshot::listings_prefetched},
       {&kContentsFetchedAhead, &MountStats::Snapshot::contents_fetched_ahead},
       {&kOpensAnsweredAhead, &MountStats::Snapshot::opens_answered_ahead},
+      {&kUringRequests, &MountStats::Snapshot::uring_requests},
       {&kWrittenBehind, &MountStats::Snapshot::written_behind},
       {&kWriteBehindFailed, &MountStats::Snapshot::write_behind_failed},
       {&kWriteBehindQueued, &MountStats::Snapshot::write_behind_queued},

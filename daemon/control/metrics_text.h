@@ -16,6 +16,7 @@
 //   fusehostd_listings_prefetched_total    counter
 //   fusehostd_contents_fetched_ahead_total counter
 //   fusehostd_opens_answered_ahead_total   counter
+//   fusehostd_uring_requests_total         counter
 //   fusehostd_written_behind_total         counter
 //   fusehostd_write_behind_failed_total    counter
 //   fusehostd_write_behind_queued          gauge

@@ -622,6 +622,9 @@ void KernelSession::Stop() {
   // Backing ids go while the connection is still open (the kernel would
   // drop them with it anyway).
   if (backing_ != nullptr) backing_->CloseAll();
+  // Every reply is written: the rings may go.
+  uring_live_.store(nullptr);
+  uring_.reset();
   if (session_ != nullptr) {
     fuse_session_destroy(session_);  // closes the /dev/fuse fd
     session_ = nullptr;

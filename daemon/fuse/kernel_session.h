@@ -13,6 +13,9 @@
 #ifndef FUSE_HOSTD_DAEMON_FUSE_KERNEL_SESSION_H_
 #define FUSE_HOSTD_DAEMON_FUSE_KERNEL_SESSION_H_
 
+#include <sys/types.h>
+#include <sys/uio.h>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -21,15 +24,13 @@
 #include <thread>
 #include <vector>
 
-#include <sys/types.h>
-#include <sys/uio.h>
-
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "daemon/fuse/caller_groups.h"
 #include "daemon/fuse/kernel_invalidator.h"
 #include "daemon/fuse/node_table.h"
 #include "daemon/fuse/request_handlers.h"
+#include "daemon/fuse/uring_queues.h"
 #include "daemon/passthrough/backing_files.h"
 #include "daemon/passthrough/descriptor_inbox.h"
 #include "daemon/passthrough/reply_patcher.h"
@@ -107,6 +108,10 @@ class KernelSession : private KernelNotify {
     std::string resume_init;
     // See RequestHandlers::Options.
     uint64_t first_dir_handle = 1;
+    // Offer the kernel FUSE over io_uring (a queue per CPU, see
+    // uring_queues.h), with this many entries per queue, if it offers it.
+    bool uring = false;
+    size_t uring_depth = 16;
   };
 
   // Creates the session on the connection; nothing is served yet.
@@ -139,6 +144,8 @@ class KernelSession : private KernelNotify {
   uint64_t passthrough_opens() const;
   uint64_t passthrough_refused() const;
   size_t backing_ids() const;
+  // Requests taken from the io_uring queues (0 without them).
+  uint64_t uring_requests() const;
   // Small files fetched ahead of their opens, and opens answered with them.
   uint64_t contents_fetched_ahead() const {
     return handlers_.contents_fetched_ahead();
@@ -159,8 +166,7 @@ class KernelSession : private KernelNotify {
   void InvalidateEntry(uint64_t parent, const std::string& name) override;
 
   // Passthrough (kernel_session_device.cc). Null without an inbox.
-  static std::unique_ptr<ReplyPatcher> MakePassthroughPatcher(
-      const Options& o);
+  static std::unique_ptr<ReplyPatcher> MakePassthroughPatcher(const Options& o);
   static std::unique_ptr<BackingFiles> MakeBackingFiles(const Options& o,
                                                         ReplyPatcher* patcher);
   // libfuse reads and writes the device through these
@@ -174,6 +180,13 @@ class KernelSession : private KernelNotify {
   // written; the kernel is asked to resend what is unanswered instead.
   ssize_t DropInitReply(int fd, const struct iovec* iov, int count);
   [[noreturn]] static void ParkForHandOver();
+  // FUSE over io_uring (kernel_session_uring.cc): the INIT reply offers
+  // the rings if the kernel did and they could be made; once the kernel
+  // has the reply, they are registered.
+  void SawInitForUring(const void* request, size_t size);
+  bool IsInitReply(const struct iovec* iov, int count) const;
+  ssize_t WriteInitReply(int fd, struct iovec* iov, int count);
+  void ProcessRingRequest(char* request, size_t size);
   // Logs, once, whether the kernel took passthrough.
   void ReportPassthrough();
 
@@ -188,6 +201,13 @@ class KernelSession : private KernelNotify {
   // use them.
   std::unique_ptr<ReplyPatcher> patcher_;
   std::unique_ptr<BackingFiles> backing_;
+  // The io_uring queues, once registered (null before and without them);
+  // replies to their requests are committed there.
+  std::unique_ptr<UringQueues> uring_;
+  std::atomic<UringQueues*> uring_live_{nullptr};
+  std::atomic<uint64_t> init_unique_{0};
+  std::atomic<bool> uring_offered_{false};
+  std::atomic<bool> init_replied_{false};
   KernelInvalidator invalidator_;
   RequestHandlers handlers_;
   CallerGroups groups_;

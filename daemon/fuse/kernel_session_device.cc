@@ -50,9 +50,12 @@ ssize_t KernelSession::ReadDevice(int fd, void* buf, size_t len,
   if (self->quiescing_.load()) ParkForHandOver();
   if (n > 0 && !self->init_read_.load(std::memory_order_relaxed) &&
       IsInitRequest(buf, static_cast<size_t>(n)) &&
-      !self->init_read_.exchange(true) && self->options_.on_init_request) {
-    self->options_.on_init_request(
-        std::string(static_cast<const char*>(buf), static_cast<size_t>(n)));
+      !self->init_read_.exchange(true)) {
+    self->SawInitForUring(buf, static_cast<size_t>(n));
+    if (self->options_.on_init_request) {
+      self->options_.on_init_request(
+          std::string(static_cast<const char*>(buf), static_cast<size_t>(n)));
+    }
   }
   return n;
 }
@@ -60,9 +63,16 @@ ssize_t KernelSession::ReadDevice(int fd, void* buf, size_t len,
 ssize_t KernelSession::WriteDevice(int fd, struct iovec* iov, int count,
                                    void* userdata) {
   auto* self = static_cast<KernelSession*>(userdata);
+  if (UringQueues* uring = self->uring_live_.load(std::memory_order_acquire)) {
+    bool taken = false;
+    ssize_t n = uring->Reply(iov, count, &taken);
+    if (taken) return n;
+  }
   if (self->replay_ != nullptr && self->replay_->IsReplyToSaved(iov, count)) {
     return self->DropInitReply(fd, iov, count);
   }
+  if (self->IsInitReply(iov, count))
+    return self->WriteInitReply(fd, iov, count);
   if (self->patcher_ == nullptr) return writev(fd, iov, count);
   return WriteKernelReply(self->patcher_.get(), fd, iov, count);
 }

@@ -90,6 +90,9 @@ struct MountOptions {
   // unlink answered from the daemon's cache and sent to the backend after.
   // Needs default_permissions and the cache.
   bool write_behind = false;
+  // FUSE over io_uring (fuse/uring_queues.h): a queue per CPU served on
+  // that CPU, where the kernel offers it; /dev/fuse otherwise.
+  bool uring = false;
   // Options for the backend, as given.
   std::vector<std::string> backend_options;
 };

@@ -127,6 +127,8 @@ class MountStats {
     // them (fuse/contents_ahead.h).
     uint64_t contents_fetched_ahead = 0;
     uint64_t opens_answered_ahead = 0;
+    // Kernel requests taken from the io_uring queues (fuse/uring_queues.h).
+    uint64_t uring_requests = 0;
     // Write-behind (mount option write_behind): changes answered before
     // the backend ran them, those the backend then refused, and ops queued
     // or in flight now.

@@ -2,7 +2,7 @@
 the backend and the requests from the kernel, for the checks of round
 trips, caching and passthrough (test_daemon_caching.py,
 test_python_loopback.py, test_two_mounts.py, test_passthrough.py,
-test_backend_restart.py)."""
+test_backend_restart.py, test_prefetch.py, test_uring.py)."""
 
 import re
 
@@ -15,6 +15,15 @@ def backend_ops(m):
         if f[:1] == ["backend"]:
             return int(f[3])
     raise AssertionError("no backend line in stats:\n" + out)
+
+
+def counted(m, pattern):
+    """The number the first group of `pattern` (a regular expression)
+    finds in the stats of mount `m`."""
+    out = m.daemon.ctl("stats", m.path).check().stdout
+    found = re.search(pattern, out)
+    assert found, "no match for %r in stats:\n%s" % (pattern, out)
+    return int(found.group(1))
 
 
 def kernel_requests(m, op):

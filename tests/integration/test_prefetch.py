@@ -9,11 +9,11 @@ declares): a directory the daemon has not cached costs one backend message,
 and a directory the caller may not read still fails at opendir."""
 
 import os
-import re
 
 import pytest
 
 import conftest
+import daemon_stats
 import fhlib
 from pyfhlib import py_mounts  # noqa: F401
 
@@ -39,10 +39,7 @@ def walk(top):
 
 
 def prefetched(m):
-    out = m.daemon.ctl("stats", m.path).check().stdout
-    found = re.search(r"listings\s+(\d+) fetched ahead", out)
-    assert found, "no listings line in stats:\n" + out
-    return int(found.group(1))
+    return daemon_stats.counted(m, r"listings\s+(\d+) fetched ahead")
 
 
 def test_a_local_backend_that_opens_directories_fetches_nothing_ahead(
@@ -63,10 +60,7 @@ def test_a_local_backend_that_lists_by_path_fetches_ahead_by_default(mounts):
 
 
 def backend_messages(m):
-    out = m.daemon.ctl("stats", m.path).check().stdout
-    found = re.search(r"backend\s+(\d+) messages", out)
-    assert found, "no backend line in stats:\n" + out
-    return int(found.group(1))
+    return daemon_stats.counted(m, r"backend\s+(\d+) messages")
 
 
 def test_listing_a_directory_by_path_costs_one_message(mounts):
