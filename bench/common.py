@@ -92,7 +92,15 @@ class Resources:
         self.procs = []     # Popen, started in sessions of their own
         self.mounts = []    # FUSE mount points
         self.late_mounts = []  # the tmpfs: after the processes using it stop
+        self.params = {}    # kernel parameter file -> value before the bench
         self.closed = False
+
+    def set_param(self, path, value):
+        """Writes a kernel parameter (a /sys file); put back at close()."""
+        with open(path) as f:
+            self.params.setdefault(path, f.read().strip())
+        with open(path, 'w') as f:
+            f.write(value)
 
     def spawn(self, cmd, log_path, **kw):
         p = fhlib.spawn_logged(cmd, log_path, **kw)
@@ -127,6 +135,12 @@ class Resources:
                 print('cleanup: stop %s: %s' % (p.args[0], e), file=sys.stderr)
         for m in self.late_mounts:
             umount(m)
+        for path, value in self.params.items():
+            try:
+                with open(path, 'w') as f:
+                    f.write(value)
+            except OSError as e:
+                print('cleanup: %s: %s' % (path, e), file=sys.stderr)
 
 
 RES = Resources()

@@ -12,6 +12,9 @@ unmounted, and what memory its processes used.
            mount journals its state so that it survives the daemon
   wbhostd  hostd with the mount option write_behind: chmod, chown, utimens
            and unlink answered by the daemon, sent to the backend after
+  uhostd   hostd with the mount option uring: kernel requests through a
+           FUSE-over-io_uring queue per CPU (the fuse module's enable_uring
+           is set for the bench and put back after)
   pyhostd  fuse-hostd + examples/python/loopback.py (the Python SDK) on a
            Unix socket
   nodehostd  fuse-hostd + examples/node/loopback.js (the Node.js SDK) on a
@@ -32,7 +35,7 @@ from common import (BENCH_DIR, PY, RES, TLS_NAME, fhlib, free_port,
 REPO_DIR = os.path.dirname(BENCH_DIR)
 
 SYSTEMS = ['tmpfs', 'pll', 'pt', 'fusepy', 'fusepyhostd', 'sshfs', 'hostd',
-           'wbhostd', 'kept', 'pyhostd', 'nodehostd']
+           'uhostd', 'wbhostd', 'kept', 'pyhostd', 'nodehostd']
 LABELS = {
     'tmpfs': 'tmpfs',
     'pll': 'passthrough_ll cache=always',
@@ -41,6 +44,7 @@ LABELS = {
     'fusepyhostd': 'fusepy_loopback.py through fuse-hostd',
     'sshfs': 'sshfs',
     'hostd': 'fuse-hostd',
+    'uhostd': 'fuse-hostd uring',
     'wbhostd': 'fuse-hostd write_behind',
     'kept': 'fuse-hostd under its keeper',
     'pyhostd': 'fuse-hostd + Python loopback',
@@ -48,16 +52,16 @@ LABELS = {
 }
 # Shorter names for ratio headers and target lines.
 SHORT = dict(LABELS, pll='passthrough_ll', kept='kept',
-             wbhostd='write_behind', pyhostd='Python loopback',
+             wbhostd='write_behind', uhostd='uring', pyhostd='Python loopback',
              nodehostd='Node loopback', fusepyhostd='fusepy port')
 # Systems that need fuse-hostd built (the fusepy port mounts itself through
 # a daemon of its own, like the SDK systems).
-NEEDS_HOSTD = ('hostd', 'wbhostd', 'kept', 'pyhostd', 'nodehostd',
+NEEDS_HOSTD = ('hostd', 'uhostd', 'wbhostd', 'kept', 'pyhostd', 'nodehostd',
                'fusepyhostd')
 NEEDS_PYTHON_SDK = ('pyhostd', 'fusepyhostd')
 RELAY_SYSTEMS = ['sshfs', 'hostd', 'wbhostd', 'pyhostd', 'nodehostd']
 # The systems that run fuse-hostd (each its own daemon).
-HOSTD_SYSTEMS = ('hostd', 'wbhostd', 'kept', 'pyhostd', 'nodehostd')
+HOSTD_SYSTEMS = ('hostd', 'uhostd', 'wbhostd', 'kept', 'pyhostd', 'nodehostd')
 # The systems whose backend is a process of an SDK (its memory is reported
 # next to its daemon's).
 SDK_SYSTEMS = ('pyhostd', 'nodehostd')
@@ -447,6 +451,19 @@ class WriteBehindHostd(Hostd):
     mount_opts = 'write_behind'
 
 
+class UringHostd(Hostd):
+    """hostd with the mount option uring: what a queue per CPU saves."""
+    key = 'uhostd'
+    daemon_log = 'fuse-hostd-uring'
+    mount_opts = 'uring'
+    enable_uring = '/sys/module/fuse/parameters/enable_uring'
+
+    def setup(self):
+        # The kernel offers the rings only with the module parameter set.
+        RES.set_param(self.enable_uring, 'Y')
+        super().setup()
+
+
 class PyHostd(Hostd):
     """fuse-hostd + the Python SDK's loopback example, served on a socket
     (the package and the example are copies made by build_binaries)."""
@@ -503,5 +520,5 @@ class NodeHostd(PyHostd):
 
 SYSTEM_CLASSES = {c.key: c for c in
                   (Tmpfs, PassthroughLL, Passthrough, Fusepy, FusepyHostd,
-                   Sshfs, Hostd, WriteBehindHostd, KeptHostd,
+                   Sshfs, Hostd, UringHostd, WriteBehindHostd, KeptHostd,
                    PyHostd, NodeHostd)}
