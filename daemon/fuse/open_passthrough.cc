@@ -85,12 +85,19 @@ bool RequestHandlers::LearnWrittenAround(uint64_t node,
 
 void RequestHandlers::AfterPassthroughWrites(uint64_t node) {
   if (!WritesBypassDaemon(node)) return;
-  // The kernel dropped the node's own attributes with each write; the
-  // daemon's cache of its path, and the other names of the file (hard
-  // links, each a node of its own), are as stale as a forwarded write
-  // would have left them.
+  // The kernel dropped the node's own attributes with each write. The
+  // daemon's cache of its path takes the size and times the writes left
+  // from the backing file, held while such opens last (without it they are
+  // dropped): what else it knows of the file stays, so that a change after
+  // the close (rm after tar x, answered early with write_behind) needs no
+  // round trip first. The other names of the file (hard links, each a node
+  // of its own) are as stale as a forwarded write would have left them.
   if (std::optional<std::string> p = options_.nodes->PathOf(node)) {
-    if (!p->empty()) options_.coherence->OtherNamesChanged({*p});
+    if (!p->empty()) {
+      struct stat st;
+      const bool known = options_.backing->StatWritten(node, &st);
+      options_.coherence->WritesAroundDone(*p, known ? &st : nullptr);
+    }
   }
   std::vector<uint64_t> siblings = StaleSiblings(node);
   if (!siblings.empty()) options_.invalidator->DropAttrsNow(siblings);

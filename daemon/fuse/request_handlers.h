@@ -377,8 +377,9 @@ class RequestHandlers {
   // The daemon does not see passthrough writes: attributes of `node` that
   // it cached may be stale once a writable passthrough open of it exists.
   bool WritesBypassDaemon(uint64_t node) const;
-  // Drops what the daemon and the kernel cache about `node`'s attributes
-  // if it may have been written through its backing file.
+  // If `node` may have been written through its backing file: the
+  // daemon's cached size and times of it become the backing file's (or are
+  // dropped), and the kernel's attributes of its other names are dropped.
   void AfterPassthroughWrites(uint64_t node);
   // The cached size and times of `path` (node `node`, open for passthrough
   // writing) replaced by its backing file's; true if the daemon holds that

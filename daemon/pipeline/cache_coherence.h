@@ -94,6 +94,14 @@ class CacheCoherence {
                              const struct stat* backing) {
     OtherNamesChanged({path});
   }
+  // The same once such writes are over (the open is released or fsynced).
+  // A write may also have removed what the daemon does not see change:
+  // set-id bits (then the attributes are dropped all the same) and
+  // security.capability (its extended attribute answers are dropped).
+  virtual void WritesAroundDone(const std::string& path,
+                                const struct stat* backing) {
+    OtherNamesChanged({path});
+  }
   // A backend notice (already validated): drops what both caches hold.
   virtual void ApplyNotice(const v1::Invalidation& notice) = 0;
   // The notice stream (re)opened: notices may have been lost while it was

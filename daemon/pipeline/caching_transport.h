@@ -104,6 +104,8 @@ class CachingTransport : public OpTransport, public CacheCoherence {
                           const std::string& except) override;
   void WrittenAround(const std::string& path,
                      const struct stat* backing) override;
+  void WritesAroundDone(const std::string& path,
+                        const struct stat* backing) override;
   void ApplyNotice(const v1::Invalidation& notice) override;
   void NoticesMayHaveBeenLost() override;
   bool FetchesListingsAhead() const override { return prefetcher_ != nullptr; }

@@ -79,6 +79,21 @@ void CachingTransport::WrittenAround(const std::string& path,
   }
 }
 
+void CachingTransport::WritesAroundDone(const std::string& path,
+                                        const struct stat* backing) {
+  MetadataCache* cache = options_.cache;
+  if (cache == nullptr || path.empty()) return;
+  cache->DropXattrs(path);
+  // Kept only if no set-id bit the cache shows is gone from the backing
+  // file (a write drops them there).
+  v1::Attr cached;
+  const bool keep =
+      backing != nullptr &&
+      cache->GetAttr(path, &cached) == MetadataCache::AttrLookup::kHit &&
+      (cached.mode() & ~backing->st_mode & (S_ISUID | S_ISGID)) == 0;
+  if (!keep || !cache->UpdateWritten(path, *backing)) cache->DropAttr(path);
+}
+
 void CachingTransport::ApplyNotice(const v1::Invalidation& notice) {
   const std::string& path = notice.path();
   const std::string parent = ParentPath(path);

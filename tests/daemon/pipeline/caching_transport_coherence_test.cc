@@ -121,6 +121,48 @@ TEST_F(CachingTransportTest, OtherNamesChangedForgetsTheirAttributes) {
   EXPECT_EQ(Cached("/b"), AttrLookup::kMiss);
 }
 
+// A writable passthrough open was released: the size and times its
+// writes left come from the backing file; what else is cached of the file
+// stays, but its extended attribute answers (a write drops
+// security.capability) and, if a set-id bit went, everything.
+TEST_F(CachingTransportTest, WritesAroundDoneKeepsTheAttributesWithNewSize) {
+  v1::Attr attr = AttrOf(7, S_IFREG | 0640);
+  attr.set_uid(1234);
+  Seed("/f", attr);
+  Roundtrip(GetxattrOp("/f", "user.x"), XattrReply("old"));
+  struct stat backing = {};
+  backing.st_mode = S_IFREG | 0600;  // a chmod still queued: not taken
+  backing.st_size = 12345;
+  backing.st_blocks = 32;
+  backing.st_mtim = {1700000000, 5};
+  backing.st_ctim = {1700000001, 6};
+  transport_->WritesAroundDone("/f", &backing);
+  v1::Attr got;
+  ASSERT_EQ(Cached("/f", &got), AttrLookup::kHit);
+  EXPECT_EQ(got.size(), 12345u);
+  EXPECT_EQ(got.blocks(), 32u);
+  EXPECT_EQ(got.mtime().sec(), 1700000000);
+  EXPECT_EQ(got.mtime().nsec(), 5u);
+  EXPECT_EQ(got.ctime().sec(), 1700000001);
+  EXPECT_EQ(got.mode(), uint32_t{S_IFREG | 0640});
+  EXPECT_EQ(got.uid(), 1234u);
+  std::string value;
+  EXPECT_EQ(cache_->GetXattr("/f", "user.x", &value), AttrLookup::kMiss);
+
+  // Without the backing file's fstat, or with a set-id bit gone from it.
+  Seed("/g", AttrOf(8, S_IFREG | 0644));
+  transport_->WritesAroundDone("/g", nullptr);
+  EXPECT_EQ(Cached("/g"), AttrLookup::kMiss);
+  Seed("/suid", AttrOf(9, S_IFREG | 04755));
+  backing.st_mode = S_IFREG | 0755;
+  transport_->WritesAroundDone("/suid", &backing);
+  EXPECT_EQ(Cached("/suid"), AttrLookup::kMiss);
+  Seed("/kept", AttrOf(10, S_IFREG | 04755));
+  backing.st_mode = S_IFREG | 04755;
+  transport_->WritesAroundDone("/kept", &backing);
+  EXPECT_EQ(Cached("/kept"), AttrLookup::kHit);
+}
+
 // The old name's attributes were dropped (a notice, a release): the new
 // name's attributes say which file it is.
 TEST_F(CachingTransportTest, ALinkUpdatesTheFilesOtherNamesWithoutTheOldOnes) {
