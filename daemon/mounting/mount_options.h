@@ -86,8 +86,9 @@ struct MountOptions {
   // (fuse/contents_ahead.h); 0: none. Unset: 256 for a backend reached over
   // TCP, none for a local one.
   std::optional<size_t> prefetch_contents;
-  // Write-behind (pipeline/write_behind.h): chmod, chown, utimens and
-  // unlink answered from the daemon's cache and sent to the backend after.
+  // Write-behind (pipeline/write_behind.h): chmod, chown, utimens, unlink
+  // and rmdir (of a directory known empty) answered from the daemon's
+  // cache and sent to the backend after.
   // Needs default_permissions and the cache.
   bool write_behind = false;
   // FUSE over io_uring (fuse/uring_queues.h): a queue per CPU served on

@@ -112,6 +112,10 @@ class MetadataCache {
                                            size_t max);
   bool ListingKnows(absl::string_view dir, absl::string_view name,
                     bool* present);
+  // Whether directory `dir` has a fresh listing with no name in it: as far
+  // as the daemon knows, it is empty (a listing is kept only whole, and
+  // changes through the daemon edit it).
+  bool ListingEmpty(absl::string_view dir);
 
   // Extended attributes of `path`: kHit fills *value; kNegative means the
   // attribute does not exist (ENODATA). `name` "" stands for the listxattr

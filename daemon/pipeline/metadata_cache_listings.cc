@@ -100,6 +100,16 @@ bool MetadataCache::ListingKnows(absl::string_view dir, absl::string_view name,
   return true;
 }
 
+bool MetadataCache::ListingEmpty(absl::string_view dir) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(dir);
+  if (it == entries_.end() || it->second.listing_expiry() <= NowNanos()) {
+    return false;
+  }
+  it->second.referenced = true;
+  return it->second.extra->listing->empty();
+}
+
 void MetadataCache::EditListing(absl::string_view dir,
                                 absl::FunctionRef<void(Extra&)> edit) {
   absl::MutexLock lock(&mu_);

@@ -52,7 +52,7 @@ void ApplyTimeSet(const v1::TimeSet& set, const v1::Timespec& now,
 
 bool IsDeferrable(const v1::Op& op) {
   return op.has_chmod() || op.has_chown() || op.has_utimens() ||
-         op.has_unlink();
+         op.has_unlink() || op.has_rmdir();
 }
 
 // Ops that change nothing a later early answer is computed from.
@@ -145,18 +145,34 @@ bool WriteBehind::Answer(const v1::Op& op, v1::OpResult* result) {
   MetadataCache* cache = options_.cache;
   if (cache == nullptr) return false;
   const v1::Timespec now = ProtoTime(options_.now());
-  if (op.has_unlink()) {
-    const std::string& path = op.unlink().path();
+  if (op.has_unlink() || op.has_rmdir()) {
+    const std::string& path =
+        op.has_unlink() ? op.unlink().path() : op.rmdir().path();
     if (path.empty() || path == "/") return false;
-    v1::Attr file, dir;
-    if (cache->GetAttr(path, &file) != MetadataCache::AttrLookup::kHit ||
-        S_ISDIR(file.mode()) || HasOtherNames(file) ||
-        cache->GetAttr(ParentPath(path), &dir) !=
-            MetadataCache::AttrLookup::kHit) {
+    if (op.has_unlink()) {
+      v1::Attr file;
+      if (cache->GetAttr(path, &file) != MetadataCache::AttrLookup::kHit ||
+          S_ISDIR(file.mode()) || HasOtherNames(file)) {
+        return false;
+      }
+    } else if (!cache->ListingEmpty(path)) {
+      // A directory is known empty only from its listing, whole when it
+      // was fetched (or the directory made) and edited by every change
+      // through the daemon since, the unlinks answered early included.
+      // Without one, or with a name left in it, the backend decides
+      // (ENOTEMPTY).
+      return false;
+    }
+    v1::Attr dir;
+    if (cache->GetAttr(ParentPath(path), &dir) !=
+        MetadataCache::AttrLookup::kHit) {
       return false;
     }
     *dir.mutable_mtime() = now;
     *dir.mutable_ctime() = now;
+    // The removed directory's ".." no longer links to its parent, where
+    // the filesystem counts those (two links and one per subdirectory).
+    if (op.has_rmdir() && dir.nlink() > 2) dir.set_nlink(dir.nlink() - 1);
     dir.set_ttl_ms(0);
     *result->mutable_parent_attr() = std::move(dir);
     result->mutable_empty();
@@ -232,9 +248,11 @@ void WriteBehind::IndexLocked(const Keys& keys, int delta, bool changing) {
 OpTransport::Done WriteBehind::Deferred(const v1::Op& op) {
   Keys keys = KeysOf(op);
   std::vector<std::string> paths = keys.paths;
-  // An unlink answered early also changed its directory.
+  // An unlink or rmdir answered early also changed its directory.
   if (op.has_unlink()) paths.push_back(ParentPath(op.unlink().path()));
+  if (op.has_rmdir()) paths.push_back(ParentPath(op.rmdir().path()));
   const char* what = op.has_unlink()  ? "unlink"
+                     : op.has_rmdir() ? "rmdir"
                      : op.has_chmod() ? "chmod"
                      : op.has_chown() ? "chown"
                                       : "utimens";

@@ -10,6 +10,20 @@
 //                          which bits it drops);
 //   unlink                 of a cached non-directory whose directory's
 //                          attributes are cached too (they get new times);
+//   rmdir                  of a directory the daemon knows is empty: its
+//                          cached listing is fresh and holds no name (a
+//                          listing is kept only whole, and every change
+//                          through the daemon edits it: the unlinks
+//                          answered early took their names out), and its
+//                          directory's attributes are cached (they get new
+//                          times, and one link less where links count
+//                          subdirectories). A directory without such a
+//                          listing, or with a name left in it, goes to the
+//                          backend, which answers ENOTEMPTY for names the
+//                          daemon never knew. The kernel holds the
+//                          directory's lock from its rmdir to the answer,
+//                          so no name can be added through the mount
+//                          meanwhile;
 // never of a file with several names (hard links): ops are ordered by path,
 // and another name's ops would not wait for the change.
 // Everything else goes on as before, except that an op touching what a
@@ -31,8 +45,11 @@
 // message overtook them).
 //
 // Errors: a deferred op the backend refuses (or that is lost with the
-// connection) is logged and counted, and `on_failure` is told its paths, so
-// that the caches forget what the early answer made them believe. The first
+// connection) is logged and counted, and `on_failure` is told its paths
+// (for unlink and rmdir, the directory's too), so that the caches forget
+// what the early answer made them believe. An rmdir the backend refuses
+// (ENOTEMPTY: another client made a name in the directory after the
+// daemon listed it) is such an error too. The first
 // such error is returned by the next fsync or fsyncdir on the mount (or
 // Settle), as syncfs(2) reports a filesystem's writeback errors. A backend
 // without fsync (ENOSYS) has it answered 0 once the queue is through: the

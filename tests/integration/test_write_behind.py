@@ -1,6 +1,7 @@
 """Write-behind (mount option write_behind): chmod, chown, utimens and
-unlink of paths the daemon has cached are answered at once and sent to the
-backend afterwards, in order (daemon/pipeline/write_behind.h).
+unlink of paths the daemon has cached, and rmdir of directories it knows
+are empty, are answered at once and sent to the backend afterwards, in
+order (daemon/pipeline/write_behind.h).
 
 A tar round trip lands in the backing directory exactly as it was packed
 and the mount shows what the backing directory holds; readers on the mount
@@ -214,6 +215,51 @@ def test_a_tar_round_trip_lands_in_the_backing_directory(mounts, users):
     assert not mismatched, "after the extraction, stat through the mount " \
         "differed from the backing for %d names (name, mount, backing): %r" \
         % (len(mismatched), mismatched[:5])
+
+
+def test_rm_rf_after_tar_x_is_answered_early_and_empties_the_backing(
+        mounts):
+    """rm -rf of a tree just extracted (the benchmark's rm): every unlink
+    is answered early (the files' attributes outlive the close of their
+    writes through the backing file) and so is every rmdir (each directory
+    is known empty from its listing once its names were unlinked); the
+    backing directory ends up empty."""
+    m = mounts.mount("loopback", options=OPTIONS)
+    staging = mounts.mkdir("staging")
+    ndirs, per_dir = 4, 25
+    for d in range(ndirs):
+        sub = os.path.join(staging, "pkg", "sub%d" % d)
+        os.makedirs(sub)
+        for i in range(per_dir):
+            with open(os.path.join(sub, "file%02d" % i), "wb") as f:
+                f.write(b"%d;" % i * 300)
+    archive = mounts.path("pkg.tar")
+    run_cmd(["tar", "-cf", archive, "-C", staging, "pkg"], timeout=60).check()
+    run_cmd(["tar", "-xf", archive, "-C", m.path], timeout=120).check()
+    ops = mounts.ops()
+    # The closes' releases have reached the daemon.
+    assert fhlib.wait_until(
+        lambda: daemon_stats.passthrough_stats(m)[2] == 0, 10), \
+        daemon_stats.passthrough_stats(m)
+    before = write_behind_stats(m)
+    run_cmd(["rm", "-rf", os.path.join(m.path, "pkg")], timeout=120).check()
+    after = write_behind_stats(m)
+    assert after.early - before.early == ndirs * per_dir + ndirs + 1, \
+        (before, after)
+    assert ops.one(("listdir", m.path)) == []
+    assert fsync(ops, m.path, directory=True) is True
+    assert os.listdir(m.backing) == []
+    wb = write_behind_stats(m)
+    assert wb.refused == 0 and wb.queued == 0, wb
+    # The names can be made again at once.
+    r = ops.run([("mkdir", os.path.join(m.path, "pkg"), 0o755),
+                 ("mkdir", os.path.join(m.path, "pkg", "sub0"), 0o755),
+                 ("write_file", os.path.join(m.path, "pkg", "sub0", "f"),
+                  b"again")])
+    assert r == [True, True, True], r
+    assert fsync(ops, m.path, directory=True) is True
+    with open(os.path.join(m.backing, "pkg", "sub0", "f"), "rb") as f:
+        assert f.read() == b"again"
 
 
 def test_times_set_on_a_file_open_for_writing_are_kept(mounts):
@@ -476,6 +522,45 @@ def test_utime_with_explicit_values_gives_exactly_those(mounts):
     assert (b.st_atime_ns, b.st_mtime_ns) == (1500000000 * 10**9 + 7, want_m)
 
 
+def test_rmdir_of_a_directory_not_known_empty_gets_enotempty(mounts):
+    """An rmdir is answered early only for a directory the daemon knows is
+    empty. One holding a name the daemon never listed (made in the backing
+    directory: the directory was never listed through the mount, or was
+    listed empty before the name appeared), or one listed with a name left
+    in it, goes to the backend and fails there, at once."""
+    m = mounts.mount("loopback", options=OPTIONS)
+    ops = mounts.ops(cwd=m.path)
+    os.mkdir(os.path.join(m.backing, "unlisted"))
+    with open(os.path.join(m.backing, "unlisted", "x"), "wb") as f:
+        f.write(b"x")
+    ops.ok([("mkdir", "listed", 0o755), ("listdir", "listed"),
+            ("mkdir", "full", 0o755), ("write_file", "full/z", b"z"),
+            ("listdir", "full"), ("stat", "unlisted"), ("stat", "listed"),
+            ("stat", "full"), ("listdir", ".")])
+    with open(os.path.join(m.backing, "listed", "y"), "wb") as f:
+        f.write(b"y")
+    # The backend's notice of the new name has reached the mount.
+    assert fhlib.wait_until(
+        lambda: ops.one(("listdir", "listed")) == ["y"], 10)
+    before = write_behind_stats(m)
+    r = ops.run([("rmdir", "unlisted"), ("rmdir", "listed"),
+                 ("rmdir", "full")])
+    assert r == ["ENOTEMPTY"] * 3, r
+    assert write_behind_stats(m).early == before.early
+    assert sorted(os.listdir(m.backing)) == ["full", "listed", "unlisted"]
+    r = ops.run([("listdir", "unlisted"), ("listdir", "listed"),
+                 ("listdir", "full")])
+    assert r == [["x"], ["y"], ["z"]], r
+    # Emptied through the mount, each goes at once.
+    ops.ok([("unlink", "unlisted/x"), ("unlink", "listed/y"),
+            ("unlink", "full/z"), ("rmdir", "unlisted"), ("rmdir", "listed"),
+            ("rmdir", "full")])
+    assert ops.one(("listdir", ".")) == []
+    assert fsync(ops, m.path, directory=True) is True
+    assert os.listdir(m.backing) == []
+    assert write_behind_stats(m).refused == 0
+
+
 def test_unlink_of_a_directory_fails_and_leaves_it(mounts):
     m = mounts.mount("loopback", options=OPTIONS)
     ops = mounts.ops(cwd=m.path)
@@ -548,6 +633,37 @@ def test_a_refused_change_is_reported_by_fsync_of_a_listed_directory(
     assert fsync(ops, "y/z") is True
     assert ops.one(("stat", "d/refuse-this"))["perm"] == 0o644
     assert write_behind_stats(m).refused == 1
+
+
+def test_a_refused_rmdir_is_reported_by_the_next_fsync(
+        py_mounts):  # noqa: F811
+    """An rmdir answered early (the daemon made the directory and knows it
+    is empty) that the backend refuses (ENOTEMPTY: as if another client had
+    made a name in it) is reported by the next fsync, and the directory
+    shows through the mount again."""
+    m = refusing_mount(py_mounts)
+    ops = py_mounts.ops(cwd=m.path)
+    ops.ok([("mkdir", "refuse-d", 0o755), ("mkdir", "plain", 0o755),
+            ("write_file", "other", b"o", 0o644), ("stat", "refuse-d"),
+            ("stat", "plain"), ("stat", "."), ("listdir", ".")])
+    before = write_behind_stats(m)
+    # Both answered early: 0, before the backend has seen them.
+    assert ops.run([("rmdir", "refuse-d"), ("rmdir", "plain")]) == \
+        [True, True]
+    assert write_behind_stats(m).early == before.early + 2
+    r = ops.run([("open", "other", ["O_RDONLY"], 0, "h"), ("fsync", "h"),
+                 ("fsync", "h"), ("close", "h")])
+    assert r == [True, "ENOTEMPTY", True, True], r
+    wb = write_behind_stats(m)
+    assert wb.refused == before.refused + 1 and wb.queued == 0, wb
+    log = fhlib.tail(m.daemon.log, py_mounts.daemon_log_start, 200000)
+    assert "write-behind: rmdir of /refuse-d failed at the backend" in log, \
+        log
+    # The daemon and the kernel forgot the early answer.
+    r = ops.run([("stat", "refuse-d"), ("stat", "plain"), ("listdir", ".")])
+    assert stat.S_ISDIR(r[0]["mode"]), r
+    assert r[1] == "ENOENT", r
+    assert sorted(r[2]) == ["other", "refuse-d"], r
 
 
 def test_a_refused_change_is_reported_by_a_backend_without_fsync(

@@ -214,6 +214,11 @@ v1::Op UnlinkOp(const std::string& path) {
   op.mutable_unlink()->set_path(path);
   return op;
 }
+v1::Op RmdirOp(const std::string& path) {
+  v1::Op op;
+  op.mutable_rmdir()->set_path(path);
+  return op;
+}
 v1::Op GetattrOp(const std::string& path) {
   v1::Op op;
   op.mutable_getattr()->set_path(path);
@@ -537,6 +542,138 @@ TEST_F(WriteBehindTest, UnlinkOfADirectoryOrAnUncachedPathWaits) {
   ASSERT_TRUE(no_parent->answered());
   EXPECT_EQ(no_parent->posix_errno(), 0);
   EXPECT_EQ(wb_->failed(), 0u);
+}
+
+// rm -rf: a directory whose every name was unlinked early is known empty
+// from its listing; its rmdir is answered at once and goes behind them.
+TEST_F(WriteBehindTest, RmdirOfADirectoryKnownEmptyIsAnsweredAtOnce) {
+  Make();
+  v1::Attr top = AttrOf(1, S_IFDIR | 0755);
+  top.set_nlink(4);  // two subdirectories
+  cache_.PutAttr("/t", top, absl::Hours(1), cache_.epoch());
+  PutDir("/t/d", 2);
+  PutFile("/t/d/a", 3);
+  Listing listing;
+  listing.emplace("a", ListingEntry{S_IFREG, 3});
+  cache_.PutListing("/t/d", listing, absl::Hours(1), cache_.epoch());
+
+  Reply* unlink = Send(UnlinkOp("/t/d/a"));
+  ASSERT_TRUE(unlink->answered());
+  ASSERT_EQ(next_.calls(), 1u);  // in flight
+  // What the layer above does with the unlink's answer.
+  cache_.MarkRemoved("/t/d/a", absl::Hours(1));
+  cache_.ListingRemove("/t/d", "a");
+
+  v1::Attr want = Cached("/t");
+  *want.mutable_mtime() = kNowTs;
+  *want.mutable_ctime() = kNowTs;
+  want.set_nlink(3);
+  Reply* rmdir = Send(RmdirOp("/t/d"));
+  ASSERT_TRUE(rmdir->answered());
+  EXPECT_EQ(rmdir->posix_errno(), 0);
+  EXPECT_EQ(rmdir->result.id(), rmdir->id);
+  EXPECT_TRUE(rmdir->result.has_empty());
+  EXPECT_ATTR_EQ(rmdir->result.parent_attr(), want);
+  EXPECT_EQ(wb_->deferred(), 2u);
+
+  // It goes to the backend after the unlink it depends on.
+  EXPECT_EQ(next_.calls(), 1u);
+  next_.Complete(0);
+  ASSERT_EQ(next_.calls(), 2u);
+  EXPECT_TRUE(next_.all(1));
+  EXPECT_EQ(next_.ops(1), Strings{"rmdir /t/d"});
+  EXPECT_EQ(next_.op(1, 0).deadline_unix_ms(), 0);
+  next_.Complete(1);
+  EXPECT_EQ(rmdir->calls, 1);
+  EXPECT_EQ(wb_->queued(), 0u);
+
+  // A directory made through the daemon is known empty too; a parent that
+  // does not count its subdirectories in its links keeps its count.
+  PutDir("/t/new", 4);
+  cache_.PutNewDirectory("/t/new", absl::Hours(1));
+  PutDir("/flat", 5);
+  v1::Attr flat = AttrOf(5, S_IFDIR | 0755);
+  flat.set_nlink(1);
+  cache_.PutAttr("/flat", flat, absl::Hours(1), cache_.epoch());
+  cache_.PutNewDirectory("/flat/sub", absl::Hours(1));
+  Reply* made = Send(RmdirOp("/t/new"));
+  Reply* in_flat = Send(RmdirOp("/flat/sub"));
+  ASSERT_TRUE(made->answered());
+  ASSERT_TRUE(in_flat->answered());
+  EXPECT_EQ(in_flat->result.parent_attr().nlink(), 1u);
+  EXPECT_EQ(wb_->deferred(), 4u);
+}
+
+TEST_F(WriteBehindTest, RmdirOfADirectoryNotKnownEmptyWaits) {
+  Make();
+  PutDir("/d", 1);
+  // Attributes but no listing: what it holds is unknown.
+  PutDir("/d/unlisted", 2);
+  // A listing with a name left in it.
+  PutDir("/d/full", 3);
+  Listing full;
+  full.emplace("x", ListingEntry{S_IFREG, 9});
+  cache_.PutListing("/d/full", full, absl::Hours(1), cache_.epoch());
+  // Known empty, but its directory's attributes are not cached.
+  cache_.PutNewDirectory("/e/empty", absl::Hours(1));
+  // Known empty only until its listing expired.
+  cache_.PutNewDirectory("/d/expired", absl::Milliseconds(1));
+  absl::SleepFor(absl::Milliseconds(5));
+
+  Reply* unlisted = Send(RmdirOp("/d/unlisted"));
+  Reply* nonempty = Send(RmdirOp("/d/full"));
+  Reply* no_parent = Send(RmdirOp("/e/empty"));
+  Reply* expired = Send(RmdirOp("/d/expired"));
+  Reply* root = Send(RmdirOp("/"));
+  for (Reply* r : {unlisted, nonempty, no_parent, expired, root}) {
+    EXPECT_FALSE(r->answered());
+  }
+  EXPECT_EQ(wb_->deferred(), 0u);
+  ASSERT_EQ(next_.calls(), 5u);
+  for (size_t i = 0; i < 5; ++i) {
+    EXPECT_FALSE(next_.all(i));
+    EXPECT_EQ(next_.op(i, 0).deadline_unix_ms(), kDeadlineMs);
+  }
+  next_.Complete(0, ENOTEMPTY);
+  next_.Complete(1, ENOTEMPTY);
+  EXPECT_EQ(unlisted->posix_errno(), ENOTEMPTY);
+  EXPECT_EQ(nonempty->posix_errno(), ENOTEMPTY);
+  EXPECT_EQ(wb_->failed(), 0u);
+}
+
+// A create in the directory waits behind a queued unlink there: the
+// directory is not empty, whatever its listing said before.
+TEST_F(WriteBehindTest, NoEarlyRmdirAboveARequestThatWaits) {
+  Make();
+  PutDir("/d", 1);
+  PutDir("/d/sub", 2);
+  PutFile("/d/sub/a", 3);
+  cache_.PutNewDirectory("/d/sub", absl::Hours(1));
+  Reply* unlink = Send(UnlinkOp("/d/sub/a"));
+  ASSERT_TRUE(unlink->answered());
+  v1::Op create;
+  create.mutable_create()->set_path("/d/sub/a");
+  Reply* created = Send(create);
+  EXPECT_FALSE(created->answered());
+  Reply* rmdir = Send(RmdirOp("/d/sub"));
+  EXPECT_FALSE(rmdir->answered());
+  EXPECT_EQ(wb_->deferred(), 1u);
+}
+
+TEST_F(WriteBehindTest, ARefusedRmdirIsReportedWithItsDirectory) {
+  Make();
+  PutDir("/d", 1);
+  cache_.PutNewDirectory("/d/sub", absl::Hours(1));
+  Reply* rmdir = Send(RmdirOp("/d/sub"));
+  ASSERT_TRUE(rmdir->answered());
+  next_.Complete(0, ENOTEMPTY);
+  EXPECT_EQ(rmdir->calls, 1);
+  EXPECT_EQ(rmdir->posix_errno(), 0);
+  EXPECT_EQ(wb_->failed(), 1u);
+  EXPECT_EQ(failures(), std::vector<Strings>{(Strings{"/d/sub", "/d"})});
+  Reply* sync = Send(FsyncdirOp("/d", 4));
+  next_.Complete(1);
+  EXPECT_EQ(sync->posix_errno(), ENOTEMPTY);
 }
 
 // Each name of a hard-linked file is a path of its own: a change queued
