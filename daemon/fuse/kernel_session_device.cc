@@ -63,18 +63,31 @@ ssize_t KernelSession::ReadDevice(int fd, void* buf, size_t len,
 ssize_t KernelSession::WriteDevice(int fd, struct iovec* iov, int count,
                                    void* userdata) {
   auto* self = static_cast<KernelSession*>(userdata);
-  if (UringQueues* uring = self->uring_live_.load(std::memory_order_acquire)) {
-    bool taken = false;
-    ssize_t n = uring->Reply(iov, count, &taken);
-    if (taken) return n;
-  }
   if (self->replay_ != nullptr && self->replay_->IsReplyToSaved(iov, count)) {
     return self->DropInitReply(fd, iov, count);
   }
-  if (self->IsInitReply(iov, count))
+  if (self->IsInitReply(iov, count)) {
     return self->WriteInitReply(fd, iov, count);
-  if (self->patcher_ == nullptr) return writev(fd, iov, count);
-  return WriteKernelReply(self->patcher_.get(), fd, iov, count);
+  }
+  UringQueues* uring = self->uring_live_.load(std::memory_order_acquire);
+  if (uring == nullptr) {
+    if (self->patcher_ == nullptr) return writev(fd, iov, count);
+    return WriteKernelReply(self->patcher_.get(), fd, iov, count);
+  }
+  // Patched first (passthrough), then committed on the ring the request
+  // came from, or written to the device if it came from there.
+  char patched[kPatchableReplySize];
+  struct iovec one;
+  if (self->patcher_ != nullptr &&
+      PatchKernelReply(self->patcher_.get(), iov, count, patched,
+                       &one.iov_len)) {
+    one.iov_base = patched;
+    iov = &one;
+    count = 1;
+  }
+  bool taken = false;
+  ssize_t n = uring->Reply(iov, count, &taken);
+  return taken ? n : writev(fd, iov, count);
 }
 
 ssize_t KernelSession::DropInitReply(int fd, const struct iovec* iov,

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <sys/sysinfo.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -35,6 +36,26 @@ constexpr uint64_t kStopMark = 0;
 // The queue whose completions this thread is handling: its replies are
 // submitted together when the batch is done.
 thread_local void* serving_queue = nullptr;
+
+// Copies `size` bytes from `skip` bytes into the iovecs to `to`; false if
+// they hold fewer.
+bool Gather(const struct iovec* iov, int count, size_t skip, void* to,
+            size_t size) {
+  char* out = static_cast<char*>(to);
+  for (int i = 0; i < count && size > 0; ++i) {
+    size_t len = iov[i].iov_len;
+    if (skip >= len) {
+      skip -= len;
+      continue;
+    }
+    size_t n = std::min(len - skip, size);
+    std::memcpy(out, static_cast<const char*>(iov[i].iov_base) + skip, n);
+    out += n;
+    size -= n;
+    skip = 0;
+  }
+  return size == 0;
+}
 
 void* PageAlloc(size_t size) {
   void* p = std::aligned_alloc(kPage, (size + kPage - 1) / kPage * kPage);
@@ -265,9 +286,10 @@ void UringQueues::TakeRequest(Queue* q, Entry* e) {
 
 ssize_t UringQueues::Reply(const struct iovec* iov, int count, bool* taken) {
   *taken = false;
-  if (count < 1 || iov[0].iov_len != sizeof(OutHeader)) return -1;
+  // The reply's first bytes are its fuse_out_header, however libfuse (or
+  // the passthrough patcher) cut it into pieces.
   OutHeader out;
-  std::memcpy(&out, iov[0].iov_base, sizeof(out));
+  if (!Gather(iov, count, 0, &out, sizeof(out))) return -1;
   Entry* e = nullptr;
   {
     absl::MutexLock lock(&mu_);
@@ -277,8 +299,9 @@ ssize_t UringQueues::Reply(const struct iovec* iov, int count, bool* taken) {
     taken_.erase(it);
   }
   *taken = true;
-  size_t body = 0;
-  for (int i = 1; i < count; ++i) body += iov[i].iov_len;
+  size_t total = 0;
+  for (int i = 0; i < count; ++i) total += iov[i].iov_len;
+  size_t body = total - sizeof(out);
   if (body > options_.payload_size) {
     Log("%s: uring: a reply larger than the ring's buffer (%zu bytes): "
         "answered EIO",
@@ -286,19 +309,14 @@ ssize_t UringQueues::Reply(const struct iovec* iov, int count, bool* taken) {
     out.error = -EIO;
     body = 0;
   } else {
-    size_t at = 0;
-    for (int i = 1; i < count; ++i) {
-      std::memcpy(e->payload + at, iov[i].iov_base, iov[i].iov_len);
-      at += iov[i].iov_len;
-    }
+    Gather(iov, count, sizeof(out), e->payload, body);
   }
   out.len = static_cast<uint32_t>(sizeof(out) + body);
   std::memcpy(e->header->in_out, &out, sizeof(out));
   e->header->ring_ent_in_out.payload_sz = static_cast<uint32_t>(body);
   Queue* q = e->queue;
   absl::MutexLock lock(&q->mu);
-  if (q->closed) return static_cast<ssize_t>(out.len);
-  PushCommand(q, e, abi::kCmdCommitAndFetch, e->commit_id);
+  if (!q->closed) PushCommand(q, e, abi::kCmdCommitAndFetch, e->commit_id);
   return static_cast<ssize_t>(out.len);
 }
 

@@ -10,10 +10,6 @@ namespace {
 // The scope of the reply this thread is about to write, if any.
 thread_local OpenPatchScope* current_scope = nullptr;
 
-// Replies the patcher may change are all this small (INIT: 80 bytes,
-// CREATE: 160); larger ones are written as they are, without a copy.
-constexpr size_t kPatchableSize = 256;
-
 }  // namespace
 
 OpenPatchScope::OpenPatchScope(int32_t backing_id)
@@ -32,10 +28,20 @@ ssize_t ReadKernelRequest(ReplyPatcher* patcher, int fd, void* buf,
 
 ssize_t WriteKernelReply(ReplyPatcher* patcher, int fd,
                          const struct iovec* iov, int count) {
+  char reply[kPatchableReplySize];
+  size_t size = 0;
+  if (!PatchKernelReply(patcher, iov, count, reply, &size)) {
+    return writev(fd, iov, count);
+  }
+  return write(fd, reply, size);
+}
+
+bool PatchKernelReply(ReplyPatcher* patcher, const struct iovec* iov,
+                      int count, char (&reply)[kPatchableReplySize],
+                      size_t* size) {
   size_t total = 0;
   for (int i = 0; i < count; ++i) total += iov[i].iov_len;
-  if (total > kPatchableSize) return writev(fd, iov, count);
-  char reply[kPatchableSize];
+  if (total > kPatchableReplySize) return false;
   size_t at = 0;
   for (int i = 0; i < count; ++i) {
     std::memcpy(reply + at, iov[i].iov_base, iov[i].iov_len);
@@ -49,7 +55,8 @@ ssize_t WriteKernelReply(ReplyPatcher* patcher, int fd,
   ReplyPatcher::Outcome outcome =
       patcher->PatchReply(reply, total, backing_id);
   if (backing_id > 0) scope->outcome_ = outcome;
-  return write(fd, reply, total);
+  *size = total;
+  return true;
 }
 
 }  // namespace fusehost

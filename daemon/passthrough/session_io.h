@@ -29,6 +29,17 @@ ssize_t ReadKernelRequest(ReplyPatcher* patcher, int fd, void* buf,
 ssize_t WriteKernelReply(ReplyPatcher* patcher, int fd,
                          const struct iovec* iov, int count);
 
+// Replies the patcher may change are all this small (INIT: 80 bytes,
+// CREATE: 160); larger ones go as they are, without a copy.
+inline constexpr size_t kPatchableReplySize = 256;
+
+// The reply gathered into `reply` and patched where asked, for a writer of
+// its own (an io_uring queue's commit). False, with nothing done, if it is
+// too large to need patching.
+bool PatchKernelReply(ReplyPatcher* patcher, const struct iovec* iov,
+                      int count, char (&reply)[kPatchableReplySize],
+                      size_t* size);
+
 // While alive, the open or create reply this thread writes carries
 // `backing_id`; outcome() says what became of it.
 class OpenPatchScope {
@@ -42,8 +53,8 @@ class OpenPatchScope {
   ReplyPatcher::Outcome outcome() const { return outcome_; }
 
  private:
-  friend ssize_t WriteKernelReply(ReplyPatcher*, int, const struct iovec*,
-                                  int);
+  friend bool PatchKernelReply(ReplyPatcher*, const struct iovec*, int,
+                               char (&)[kPatchableReplySize], size_t*);
   int32_t backing_id_;
   ReplyPatcher::Outcome outcome_ = ReplyPatcher::Outcome::kUntouched;
   OpenPatchScope* outer_;

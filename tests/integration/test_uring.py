@@ -125,6 +125,27 @@ def test_files_trees_and_xattrs_pass_through_the_rings(mounts, enable_uring):
     assert uring_requests(m) - before >= 200, uring_requests(m)
 
 
+def test_opens_answered_with_a_backing_file_through_the_rings(
+        mounts, enable_uring):
+    # With passthrough (the default), the replies to opens and creates
+    # taken from a ring are patched (a backing file) before their commit.
+    root = mounts.mkdir("backing")
+    m = mounts.mount("loopback", options="allow_other,uring", root=root)
+    path = os.path.join(m.path, "f")
+    with open(path, "wb") as f:
+        f.write(b"through the backing file")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.unlink(path)
+        # Unlinked, it is read through the backing file the kernel holds.
+        assert os.pread(fd, 100, 0) == b"through the backing file"
+    finally:
+        os.close(fd)
+    opens, refused, _ = daemon_stats.passthrough_stats(m)
+    assert opens >= 2 and refused == 0, (opens, refused)
+    assert uring_requests(m) >= 4
+
+
 def test_a_killed_callers_ring_request_is_answered_at_once(mounts,
                                                             enable_uring):
     sock = mounts.path("hostile.sock")
