@@ -1,9 +1,12 @@
 #include "daemon/fuse/uring_queues.h"
 
 #include <liburing.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/eventfd.h>
 #include <sys/sysinfo.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -30,11 +33,12 @@ namespace abi = fuse_uring_abi;
 constexpr size_t kRoom = 4096;
 static_assert(kRoom >= kRingFrameRoom);
 constexpr size_t kPage = 4096;
-// user_data of the no-op that wakes a queue's thread to stop.
-constexpr uint64_t kStopMark = 0;
+// user_data of the poll of a queue's wake-up eventfd (an Entry's address
+// otherwise).
+constexpr uint64_t kWakeMark = 1;
 
-// The queue whose completions this thread is handling: its replies are
-// submitted together when the batch is done.
+// The queue whose thread this is: its replies are queued on the ring at
+// once, and submitted together when its batch is done.
 thread_local void* serving_queue = nullptr;
 
 // Copies `size` bytes from `skip` bytes into the iovecs to `to`; false if
@@ -75,15 +79,22 @@ struct UringQueues::Entry {
   uint64_t commit_id = 0;
 };
 
+// Only a queue's own thread submits to its ring. The kernel delivers the
+// next request to an entry as task work of the thread that submitted the
+// entry's last command: a commit submitted by a gRPC thread would make
+// that thread (asleep elsewhere) the one to wake for every later request
+// on the entry. Replies written on other threads are handed over through
+// `to_commit` and the eventfd the ring polls.
 struct UringQueues::Queue {
   int qid = 0;
   struct io_uring ring = {};
   bool ring_made = false;
   std::vector<Entry> entries;
   std::thread thread;
-  // The submission side of the ring: commits come from any thread.
+  int wake_fd = -1;
   absl::Mutex mu;
-  bool closed ABSL_GUARDED_BY(mu) = false;
+  std::vector<Entry*> to_commit ABSL_GUARDED_BY(mu);
+  bool stop ABSL_GUARDED_BY(mu) = false;
   // Registration refused at once (set by the queue's thread at start).
   int register_error = 0;
 };
@@ -122,16 +133,13 @@ absl::Status UringQueues::Register() {
       CPU_SET(queue->qid, &cpus);
       // Not fatal: the ring still works, from wherever this runs.
       sched_setaffinity(0, sizeof(cpus), &cpus);
-      {
-        absl::MutexLock lock(&queue->mu);
-        serving_queue = queue;  // one submission for all
-        for (Entry& e : queue->entries) {
-          PushCommand(queue, &e, abi::kCmdRegister, 0);
-        }
-        serving_queue = nullptr;
-        int submitted = io_uring_submit(&queue->ring);
-        if (submitted < 0) queue->register_error = -submitted;
+      serving_queue = queue;
+      for (Entry& e : queue->entries) {
+        PushCommand(queue, &e, abi::kCmdRegister, 0);
       }
+      ArmWake(queue);
+      int submitted = io_uring_submit(&queue->ring);
+      if (submitted < 0) queue->register_error = -submitted;
       struct io_uring_cqe* cqe = nullptr;
       if (queue->register_error == 0 &&
           io_uring_peek_cqe(&queue->ring, &cqe) == 0 && cqe->res < 0) {
@@ -166,7 +174,7 @@ absl::Status UringQueues::Setup(Queue* q) {
   struct io_uring_params params = {};
   // Commands carry their arguments in the SQE (80 bytes of it).
   params.flags = IORING_SETUP_SQE128 | IORING_SETUP_CQSIZE;
-  // One command per entry at most, and the stop's no-op.
+  // One command per entry at most, and the wake-up poll.
   params.cq_entries = static_cast<unsigned>(2 * depth + 2);
   int err = io_uring_queue_init_params(static_cast<unsigned>(depth + 2),
                                        &q->ring, &params);
@@ -175,6 +183,11 @@ absl::Status UringQueues::Setup(Queue* q) {
         absl::StrCat("io_uring_setup: ", std::strerror(-err)));
   }
   q->ring_made = true;
+  q->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (q->wake_fd < 0) {
+    return absl::UnavailableError(
+        absl::StrCat("eventfd: ", std::strerror(errno)));
+  }
   q->entries.resize(depth);
   for (Entry& e : q->entries) {
     e.queue = q;
@@ -188,6 +201,14 @@ absl::Status UringQueues::Setup(Queue* q) {
     e.iov[1] = {e.payload, options_.payload_size};
   }
   return absl::OkStatus();
+}
+
+void UringQueues::ArmWake(Queue* q) {
+  struct io_uring_sqe* sqe = io_uring_get_sqe(&q->ring);
+  if (sqe == nullptr) return;  // cannot happen: room for it is kept
+  std::memset(sqe, 0, 2 * sizeof(*sqe));
+  io_uring_prep_poll_multishot(sqe, q->wake_fd, POLLIN);
+  sqe->user_data = kWakeMark;
 }
 
 void UringQueues::PushCommand(Queue* q, Entry* e, uint32_t cmd_op,
@@ -214,12 +235,11 @@ void UringQueues::PushCommand(Queue* q, Entry* e, uint32_t cmd_op,
   req.commit_id = commit_id;
   std::memcpy(sqe->cmd, &req, sizeof(req));
   e->last_cmd = cmd_op;
-  // The queue's own thread submits after its batch, with its wait.
-  if (serving_queue != q) io_uring_submit(&q->ring);
 }
 
 void UringQueues::Serve(Queue* q) {
   size_t dead = 0;
+  std::vector<Entry*> commits;
   for (;;) {
     struct io_uring_cqe* cqe = nullptr;
     int err = io_uring_wait_cqe(&q->ring, &cqe);
@@ -229,14 +249,15 @@ void UringQueues::Serve(Queue* q) {
           options_.log_name.c_str(), q->qid, std::strerror(-err));
       return;
     }
-    bool stop = false;
     unsigned head;
     unsigned seen = 0;
-    serving_queue = q;
     io_uring_for_each_cqe(&q->ring, head, cqe) {
       ++seen;
-      if (cqe->user_data == kStopMark) {
-        stop = true;
+      if (cqe->user_data == kWakeMark) {
+        uint64_t n;
+        while (read(q->wake_fd, &n, sizeof(n)) > 0) {
+        }
+        if (!(cqe->flags & IORING_CQE_F_MORE)) ArmWake(q);
         continue;
       }
       auto* e =
@@ -244,7 +265,6 @@ void UringQueues::Serve(Queue* q) {
       if (cqe->res == 0) {
         TakeRequest(q, e);
       } else if (cqe->res == -EINTR || cqe->res == -EAGAIN) {
-        absl::MutexLock lock(&q->mu);
         PushCommand(q, e, e->last_cmd, e->commit_id);
       } else {
         // The connection is gone (ENOTCONN), or the ring is closing.
@@ -252,11 +272,17 @@ void UringQueues::Serve(Queue* q) {
       }
     }
     io_uring_cq_advance(&q->ring, seen);
-    serving_queue = nullptr;
+    bool stop = false;
     {
       absl::MutexLock lock(&q->mu);
-      if (io_uring_sq_ready(&q->ring) > 0) io_uring_submit(&q->ring);
+      commits.swap(q->to_commit);
+      stop = q->stop;
     }
+    for (Entry* e : commits) {
+      PushCommand(q, e, abi::kCmdCommitAndFetch, e->commit_id);
+    }
+    commits.clear();
+    if (io_uring_sq_ready(&q->ring) > 0) io_uring_submit(&q->ring);
     if (stop || dead == q->entries.size()) return;
   }
 }
@@ -272,7 +298,6 @@ void UringQueues::TakeRequest(Queue* q, Entry* e) {
     OutHeader out = {sizeof(OutHeader), -EIO, frame.unique};
     std::memcpy(e->header->in_out, &out, sizeof(out));
     e->header->ring_ent_in_out.payload_sz = 0;
-    absl::MutexLock lock(&q->mu);
     PushCommand(q, e, abi::kCmdCommitAndFetch, e->commit_id);
     return;
   }
@@ -315,34 +340,43 @@ ssize_t UringQueues::Reply(const struct iovec* iov, int count, bool* taken) {
   std::memcpy(e->header->in_out, &out, sizeof(out));
   e->header->ring_ent_in_out.payload_sz = static_cast<uint32_t>(body);
   Queue* q = e->queue;
-  absl::MutexLock lock(&q->mu);
-  if (!q->closed) PushCommand(q, e, abi::kCmdCommitAndFetch, e->commit_id);
+  if (serving_queue == q) {
+    // The queue's own thread: submitted with the rest of its batch.
+    PushCommand(q, e, abi::kCmdCommitAndFetch, e->commit_id);
+  } else {
+    bool wake = false;
+    {
+      absl::MutexLock lock(&q->mu);
+      wake = q->to_commit.empty();
+      q->to_commit.push_back(e);
+    }
+    const uint64_t one = 1;
+    if (wake && write(q->wake_fd, &one, sizeof(one)) < 0) {
+      Log("%s: uring: cannot wake the thread of CPU %d: %s",
+          options_.log_name.c_str(), q->qid, std::strerror(errno));
+    }
+  }
   return static_cast<ssize_t>(out.len);
 }
 
 UringQueues::~UringQueues() {
-  stopping_.store(true);
   for (auto& q : queues_) {
     if (!q->thread.joinable()) continue;
     {
       absl::MutexLock lock(&q->mu);
-      struct io_uring_sqe* sqe = io_uring_get_sqe(&q->ring);
-      if (sqe != nullptr) {
-        std::memset(sqe, 0, 2 * sizeof(*sqe));
-        io_uring_prep_nop(sqe);
-        sqe->user_data = kStopMark;
-        io_uring_submit(&q->ring);
-      }
+      q->stop = true;
+    }
+    const uint64_t one = 1;
+    if (write(q->wake_fd, &one, sizeof(one)) < 0) {
+      Log("%s: uring: cannot wake the thread of CPU %d to stop: %s",
+          options_.log_name.c_str(), q->qid, std::strerror(errno));
     }
     q->thread.join();
   }
   for (auto& q : queues_) {
-    {
-      absl::MutexLock lock(&q->mu);
-      q->closed = true;
-    }
     // Closing the ring cancels the commands still waiting for requests.
     if (q->ring_made) io_uring_queue_exit(&q->ring);
+    if (q->wake_fd >= 0) close(q->wake_fd);
     for (Entry& e : q->entries) {
       std::free(e.header);
       std::free(e.buffer);

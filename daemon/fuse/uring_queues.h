@@ -88,14 +88,14 @@ class UringQueues {
   absl::Status Setup(Queue* q);
   void Serve(Queue* q);
   void TakeRequest(Queue* q, Entry* e);
-  // Queues `e`'s command (register or commit); submits unless the queue's
-  // own thread will.
-  void PushCommand(Queue* q, Entry* e, uint32_t cmd_op, uint64_t commit_id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(q->mu);
+  // Puts `e`'s command (register or commit) on the ring; the queue's
+  // thread only, which submits after its batch.
+  void PushCommand(Queue* q, Entry* e, uint32_t cmd_op, uint64_t commit_id);
+  // Polls the queue's eventfd, by which other threads hand it replies.
+  void ArmWake(Queue* q);
 
   const Options options_;
   std::vector<std::unique_ptr<Queue>> queues_;
-  std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> requests_{0};
   absl::Mutex mu_;
   // Requests taken from a ring and not answered: unique -> entry.
