@@ -97,6 +97,7 @@ struct UringQueues::Queue {
   bool stop ABSL_GUARDED_BY(mu) = false;
   // Registration refused at once (set by the queue's thread at start).
   int register_error = 0;
+  bool entry_lost_logged = false;  // the queue's thread only
 };
 
 UringQueues::UringQueues(Options options) : options_(std::move(options)) {}
@@ -267,7 +268,15 @@ void UringQueues::Serve(Queue* q) {
       } else if (cqe->res == -EINTR || cqe->res == -EAGAIN) {
         PushCommand(q, e, e->last_cmd, e->commit_id);
       } else {
-        // The connection is gone (ENOTCONN), or the ring is closing.
+        // The connection is gone (ENOTCONN, ECONNABORTED), or the ring is
+        // closing (ECANCELED). Anything else loses the entry: said once.
+        if (cqe->res != -ENOTCONN && cqe->res != -ECONNABORTED &&
+            cqe->res != -ECANCELED && !q->entry_lost_logged) {
+          q->entry_lost_logged = true;
+          Log("%s: uring: the kernel refused a command of the ring of CPU "
+              "%d (%s): one entry fewer",
+              options_.log_name.c_str(), q->qid, std::strerror(-cqe->res));
+        }
         ++dead;
       }
     }
