@@ -19,6 +19,11 @@ CPU 0 by their affinity, so that the share of the hand-overs shows:
 - the context switches of the file system's threads per chmod (daemon and
   backend apart): how many hand-overs one request makes.
 
+fuse-hostd runs twice: as mounted by default, and with the mount option
+`uring` (FUSE over io_uring: a queue per CPU, each served by a daemon thread
+held on that CPU; the fuse module's enable_uring is set for it and put back
+at the end).
+
 Not a test: it prints a table. As root, with /dev/fuse. The binaries are
 built as bench/run.py builds them (bazel -c opt in its private output base).
 
@@ -58,13 +63,26 @@ class Setup:
 
 
 def pin_process(pid, cpus):
-    """Sets the affinity of every thread of `pid`; threads it starts later
-    inherit it from the thread that starts them."""
+    """Sets the affinity of every thread of `pid` (threads it starts later
+    inherit it from the thread that starts them); returns what each had."""
+    before = {}
     for tid in os.listdir('/proc/%d/task' % pid):
         try:
+            before[int(tid)] = os.sched_getaffinity(int(tid))
             os.sched_setaffinity(int(tid), cpus)
         except (ProcessLookupError, OSError):
             pass  # a thread that just ended
+    return before
+
+
+def unpin(before):
+    """Gives threads back the affinity pin_process() found (the daemon's
+    io_uring threads hold themselves on their CPUs)."""
+    for tid, cpus in before.items():
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except (ProcessLookupError, OSError):
+            pass
 
 
 def switches(pid):
@@ -117,7 +135,7 @@ def make_tree(src, files, dirs):
                 out.write(b'x' * 1024)
 
 
-def start_hostd(s, src, mnt):
+def start_hostd(s, src, mnt, opts=None):
     ctl = os.path.join(s.work, 'run', 'control.sock')
     sock = os.path.join(s.work, 'run', 'backend.sock')
     for p in (ctl, sock):
@@ -131,7 +149,7 @@ def start_hostd(s, src, mnt):
     wait_for(lambda: os.path.exists(sock), 15, 'loopback_fs', backend)
     RES.mounts.append(mnt)
     run([s.bin('fuse-hostctl'), '--control_socket=' + ctl, 'mount',
-         'unix:' + sock, mnt])
+         'unix:' + sock, mnt] + (['-o', opts] if opts else []))
     wait_for(lambda: os.path.isdir(os.path.join(mnt, 'tree')), 10,
              'the fuse-hostd mount')
     return [daemon.pid, backend.pid]
@@ -153,9 +171,11 @@ def measure(args, rows, label, pids, names, mnt, walks):
     every = os.sched_getaffinity(0)
     tree = os.path.join(mnt, 'tree')
     find = ['find', tree, '-printf', '%s\n']
+    pinned = {}
     for mode, cpus in (('spread', every), ('one CPU', CPU0)):
-        for pid in pids:
-            pin_process(pid, cpus)
+        if cpus != every:
+            for pid in pids:
+                pinned.update(pin_process(pid, cpus))
         p50s, p90s, lslr, found = [], [], [], []
         per_call = [[] for _ in pids]
         for _ in range(args.runs):
@@ -183,8 +203,7 @@ def measure(args, rows, label, pids, names, mnt, walks):
                 mode] = statistics.median(found)
             rows.setdefault((label, 'ls -lR, ACLs not cached (s)'), {})[
                 mode] = statistics.median(lslr)
-    for pid in pids:
-        pin_process(pid, every)
+    unpin(pinned)
 
 
 def environment():
@@ -260,6 +279,16 @@ def main():
         log('fuse-hostd + loopback_fs')
         pids = start_hostd(s, src, mnt)
         measure(args, rows, 'fuse-hostd + loopback_fs', pids,
+                ['daemon', 'backend'], mnt, walks=True)
+        RES.unmount(mnt)
+        for pid in pids:
+            RES.stop(next(p for p in RES.procs if p.pid == pid))
+        # The same with a queue per CPU (FUSE over io_uring), which the
+        # kernel offers only with the module parameter set.
+        log('fuse-hostd uring + loopback_fs')
+        RES.set_param('/sys/module/fuse/parameters/enable_uring', 'Y')
+        pids = start_hostd(s, src, mnt, opts='uring')
+        measure(args, rows, 'fuse-hostd uring + loopback_fs', pids,
                 ['daemon', 'backend'], mnt, walks=True)
         text = report(args, rows, files)
         print(text)

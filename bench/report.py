@@ -88,7 +88,7 @@ RATIO_COLS = [('hostd', 'pll'), ('hostd', 'tmpfs'), ('uhostd', 'pll'),
               ('pyhostd', 'hostd'),
               ('fusepy', 'hostd'), ('fusepy', 'pyhostd'),
               ('fusepyhostd', 'fusepy'), ('sshfs', 'hostd'),
-              ('sshfs', 'wbhostd')]
+              ('sshfs', 'uhostd'), ('sshfs', 'wbhostd')]
 
 # workload -> {(numerator, denominator): (kind, threshold)}
 #   '<='    time(num)/time(den) <= t

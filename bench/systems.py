@@ -60,7 +60,7 @@ SHORT = dict(LABELS, pll='passthrough_ll', kept='kept',
 NEEDS_HOSTD = ('hostd', 'uhostd', 'wbhostd', 'kept', 'pyhostd', 'nodehostd',
                'fusepyhostd')
 NEEDS_PYTHON_SDK = ('pyhostd', 'fusepyhostd')
-RELAY_SYSTEMS = ['sshfs', 'hostd', 'wbhostd', 'pyhostd', 'nodehostd']
+RELAY_SYSTEMS = ['sshfs', 'hostd', 'uhostd', 'wbhostd', 'pyhostd', 'nodehostd']
 # The systems that run fuse-hostd (each its own daemon).
 HOSTD_SYSTEMS = ('hostd', 'uhostd', 'wbhostd', 'kept', 'pyhostd', 'nodehostd')
 # The systems whose backend is a process of an SDK (its memory is reported
