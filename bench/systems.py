@@ -11,8 +11,9 @@ unmounted, and what memory its processes used.
   kept     the same, with fuse-hostd under its keeper (--supervise): the
            mount journals its state so that it survives the daemon
   wbhostd  hostd with the mount option write_behind: chmod, chown, utimens,
-           unlink and rmdir answered by the daemon, sent to the backend
-           after
+           unlink, rmdir, and create of a name known absent with that
+           file's writes, flush and release (not passed through), answered
+           by the daemon, sent to the backend after
   uhostd   hostd with the mount option uring: kernel requests through a
            FUSE-over-io_uring queue per CPU (the fuse module's enable_uring
            is set for the bench and put back after)

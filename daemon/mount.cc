@@ -237,6 +237,12 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
     wb.cache = m->cache_.get();
     wb.log_name = m->spec_.mountpoint;
     wb.in_order = reply->runs_batches_in_order();
+    // Creates are answered early with handle tokens of the daemon's own;
+    // where the backend keeps POSIX ACLs, only in directories known to
+    // have no default ACL.
+    wb.handles = m->channel_->handles();
+    wb.posix_acl = reply->posix_acl();
+    wb.acl_ttl = m->policy_.attr_ttl;
     // What an early answer made the caches believe is forgotten.
     wb.on_failure = [self](const std::vector<std::string>& paths) {
       for (const std::string& path : paths) {
@@ -288,6 +294,9 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
     session.settle = [wb = m->write_behind_.get()](
                          std::function<void(int)> then) {
       wb->Settle(std::move(then));
+    };
+    session.queued_at = [wb = m->write_behind_.get()](const std::string& p) {
+      return wb->Touches(p);
     };
   }
   session.log_name = m->spec_.mountpoint;

@@ -528,6 +528,7 @@ RequestHandlers::Options HandlerOptions(const KernelSession::Options& o,
   h.op_timeout = o.op_timeout;
   h.kernel_checks_permissions = o.kernel_checks_permissions;
   h.settle = o.settle;
+  h.queued_at = o.queued_at;
   h.listing_budget = o.listing_budget;
   h.backend_ioctl = o.ioctl;
   h.backend_posix_locks = o.posix_locks;

@@ -56,6 +56,8 @@ class KernelSession : private KernelNotify {
     bool kernel_checks_permissions = true;
     // Write-behind's settle (RequestHandlers::Options::settle), if any.
     std::function<void(std::function<void(int)>)> settle;
+    // Write-behind's Touches (RequestHandlers::Options::queued_at), if any.
+    std::function<bool(const std::string&)> queued_at;
     // Bounds what open directories' listings hold (may be null).
     MemoryBudget* listing_budget = nullptr;
     // The backend's time for each kernel request, from its arrival.

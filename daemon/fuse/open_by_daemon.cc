@@ -19,6 +19,9 @@ bool RequestHandlers::OpenHere(const Request& req, uint64_t node, int flags,
       !backing->available() || !PlainReadOnly(flags)) {
     return false;
   }
+  // A change answered early (write_behind) may not have reached the
+  // backend's file yet: the open waits behind it.
+  if (options_.queued_at && options_.queued_at(path)) return false;
   v1::Caller caller;
   req->FillCaller(&caller);
   UserIdentity who;

@@ -123,6 +123,10 @@ class RequestHandlers {
     // report once every change queued before has been answered
     // (WriteBehind::Settle). Empty without it.
     std::function<void(std::function<void(int)>)> settle;
+    // With write-behind: whether a queued change touches a path
+    // (WriteBehind::Touches), so that the backend's file there may not be
+    // what the mount shows yet. Empty without it.
+    std::function<bool(const std::string&)> queued_at;
     // What the listings open directories hold may take (null: no bound).
     // A page that does not fit fails the readdir with ENOMEM.
     MemoryBudget* listing_budget = nullptr;

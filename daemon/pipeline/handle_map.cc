@@ -159,6 +159,19 @@ bool HandleMap::ReopenOp(uint64_t token, const std::string& path,
   return true;
 }
 
+void HandleMap::Adopt(uint64_t token, uint64_t from) {
+  absl::MutexLock lock(&mu_);
+  auto to = handles_.find(token);
+  auto it = handles_.find(from);
+  if (to == handles_.end() || it == handles_.end() || token == from) return;
+  Handle& h = to->second;
+  h.fh = it->second.fh;
+  h.instance = it->second.instance;
+  h.unopened = false;
+  if (changes_ != nullptr) changes_->Reopened(token, h.fh, h.instance);
+  RetireLocked(it);
+}
+
 void HandleMap::Reopened(uint64_t token, uint64_t fh, uint64_t instance) {
   absl::MutexLock lock(&mu_);
   auto it = handles_.find(token);
@@ -179,6 +192,8 @@ void HandleMap::Lose(uint64_t token, int posix_errno) {
   auto it = handles_.find(token);
   if (it == handles_.end()) return;
   it->second.lost_errno = posix_errno;
+  // Nothing is to be opened any more: its ops fail.
+  it->second.unopened = false;
   if (changes_ != nullptr) changes_->Lost(token, posix_errno);
 }
 
@@ -225,7 +240,9 @@ void HandleMap::RestoreReopened(uint64_t token, uint64_t fh,
 void HandleMap::RestoreLost(uint64_t token, int posix_errno) {
   absl::MutexLock lock(&mu_);
   auto it = handles_.find(token);
-  if (it != handles_.end()) it->second.lost_errno = posix_errno;
+  if (it == handles_.end()) return;
+  it->second.lost_errno = posix_errno;
+  it->second.unopened = false;
 }
 
 void HandleMap::RestoreInstance(uint64_t instance) {

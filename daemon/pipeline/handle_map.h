@@ -95,6 +95,10 @@ class HandleMap {
                 int64_t deadline_unix_ms, v1::Op* op) const;
   // `token` now stands for handle `fh` of `instance`.
   void Reopened(uint64_t token, uint64_t fh, uint64_t instance);
+  // `token` (IssueUnopened) now stands for the handle token `from` stands
+  // for, which is retired: a create the daemon answered early (write_behind)
+  // reached the backend. Nothing happens if either is unknown.
+  void Adopt(uint64_t token, uint64_t from);
   // `token` cannot be reopened: its ops fail with `posix_errno` from now on.
   void Lose(uint64_t token, int posix_errno);
 

@@ -1,5 +1,6 @@
 #include "daemon/pipeline/write_behind.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -14,6 +15,11 @@
 
 namespace fusehost {
 namespace {
+
+constexpr char kDefaultAcl[] = "system.posix_acl_default";
+// Times a directory's default ACL is asked for in a row, while its answer
+// comes back to a cache that changed meanwhile.
+constexpr int kAclTries = 4;
 
 // Ops of one message, at most: what a message of the batcher holds.
 constexpr size_t kMaxOpsPerMessage = 64;
@@ -78,6 +84,9 @@ bool ReadsOnly(const v1::Op& op) {
   }
 }
 
+// The error of a deferred op that is no failure: a backend without flush
+// has nothing to write back at a close (the kernel would stop asking).
+int IgnoredErrno(const v1::Op& op) { return op.has_flush() ? ENOSYS : 0; }
 
 }  // namespace
 
@@ -141,9 +150,154 @@ bool HasOtherNames(const v1::Attr& attr) {
 
 }  // namespace
 
+bool WriteBehind::AnswerCreate(const v1::Op& op, v1::OpResult* result) {
+  MetadataCache* cache = options_.cache;
+  const v1::CreateRequest& c = op.create();
+  const std::string& path = c.path();
+  // Which set-id bits survive a create is the backend's to decide.
+  if (options_.handles == nullptr || path.empty() || path == "/" ||
+      ((c.mode() & S_IFMT) != 0 && !S_ISREG(c.mode())) ||
+      (c.mode() & (S_ISUID | S_ISGID)) != 0) {
+    return false;
+  }
+  const std::string parent = ParentPath(path);
+  v1::Attr dir;
+  if (cache->GetAttr(parent, &dir) != MetadataCache::AttrLookup::kHit ||
+      !S_ISDIR(dir.mode())) {
+    return false;
+  }
+  if (options_.posix_acl) {
+    // No default ACL: the umask the kernel applied decides.
+    int negative = 0;
+    std::string value;
+    const MetadataCache::AttrLookup acl =
+        cache->GetXattr(parent, kDefaultAcl, &value, &negative);
+    if (acl != MetadataCache::AttrLookup::kNegative || negative != ENODATA) {
+      if (acl == MetadataCache::AttrLookup::kMiss &&
+          acl_asked_.insert(parent).second) {
+        acl_unknown_ = parent;
+      }
+      return false;
+    }
+  }
+  // The name is known absent: the parent's listing is fresh (kept whole,
+  // and edited by every change through the daemon) and lacks it.
+  bool present = true;
+  if (!cache->ListingKnows(parent, BaseName(path), &present) || present) {
+    return false;
+  }
+  const v1::Timespec now = ProtoTime(options_.now());
+  v1::Attr attr;
+  // ino 0: the kernel's node id stands for it until the backend's
+  // attributes replace these.
+  attr.set_mode(S_IFREG | (c.mode() & 07777));
+  attr.set_nlink(1);
+  attr.set_uid(op.caller().uid());
+  attr.set_gid((dir.mode() & S_ISGID) != 0 ? dir.gid() : op.caller().gid());
+  attr.set_blksize(dir.blksize());
+  *attr.mutable_atime() = now;
+  *attr.mutable_mtime() = now;
+  *attr.mutable_ctime() = now;
+  *dir.mutable_mtime() = now;
+  *dir.mutable_ctime() = now;
+  dir.set_ttl_ms(0);
+  const uint64_t token =
+      options_.handles->IssueUnopened(c.flags(), op.caller());
+  created_.insert(token);
+  result->mutable_create()->mutable_open()->set_fh(token);
+  *result->mutable_create()->mutable_attr() = std::move(attr);
+  *result->mutable_parent_attr() = std::move(dir);
+  return true;
+}
+
+bool WriteBehind::AnswerOnCreated(const v1::Op& op, v1::OpResult* result) {
+  const uint64_t fh = op.has_write()   ? op.write().fh()
+                      : op.has_flush() ? op.flush().fh()
+                                       : op.release().fh();
+  if (!created_.contains(fh)) return false;
+  if (op.has_flush()) {
+    result->mutable_empty();
+    return true;
+  }
+  if (op.has_release()) {
+    created_.erase(fh);
+    result->mutable_empty();
+    return true;
+  }
+  const v1::WriteRequest& w = op.write();
+  if (deferred_bytes_ + w.data().size() > options_.max_queued_bytes) {
+    return false;
+  }
+  // The file's size and times after the write, for the cache and the
+  // kernel (a later early answer replies with them).
+  v1::Attr attr;
+  if (w.path().empty() ||
+      options_.cache->GetAttr(w.path(), &attr) !=
+          MetadataCache::AttrLookup::kHit ||
+      !S_ISREG(attr.mode()) || HasOtherNames(attr) ||
+      (attr.mode() & (S_ISUID | S_ISGID)) != 0) {
+    return false;
+  }
+  const uint64_t end = w.offset() + w.data().size();
+  if (end > attr.size()) attr.set_size(end);
+  attr.set_blocks((attr.size() + 511) / 512);
+  const v1::Timespec now = ProtoTime(options_.now());
+  *attr.mutable_mtime() = now;
+  *attr.mutable_ctime() = now;
+  attr.set_ttl_ms(0);
+  result->mutable_write()->set_size(w.data().size());
+  *result->mutable_write()->mutable_attr() = std::move(attr);
+  return true;
+}
+
+void WriteBehind::Created(uint64_t token, const v1::OpResult& result) {
+  if (result.posix_errno() == 0 && result.has_create()) {
+    options_.handles->Adopt(token, result.create().open().fh());
+  } else {
+    // Its writes, flushes and fsyncs fail so too; its release has nothing
+    // to release.
+    options_.handles->Lose(
+        token, result.posix_errno() != 0 ? result.posix_errno() : EIO);
+  }
+}
+
+void WriteBehind::AskDefaultAcl(const std::string& dir,
+                                const v1::Caller& caller, int tries) {
+  v1::Op op;
+  *op.mutable_caller() = caller;
+  op.mutable_getxattr()->set_path(dir);
+  op.mutable_getxattr()->set_name(kDefaultAcl);
+  // Kept only if nothing changed in the cache meanwhile.
+  const uint64_t epoch = options_.cache->epoch();
+  // Through this layer: behind any queued change of the directory.
+  Send(std::move(op), [this, dir, caller, epoch,
+                       tries](const v1::OpResult& result) {
+    const int err = result.posix_errno();
+    MetadataCache* cache = options_.cache;
+    if (err == 0 && result.has_xattr()) {
+      const std::string value = result.xattr().data();
+      cache->PutXattr(dir, kDefaultAcl, &value, options_.acl_ttl, epoch);
+    } else if (err == ENODATA) {
+      cache->PutXattr(dir, kDefaultAcl, nullptr, options_.acl_ttl, epoch);
+    }
+    // Something else changed in the cache meanwhile (the create that asked
+    // was answered, say): the answer was not kept, so ask again.
+    if ((err == 0 || err == ENODATA) && cache->epoch() != epoch && tries > 1) {
+      AskDefaultAcl(dir, caller, tries - 1);
+      return;
+    }
+    absl::MutexLock lock(&mu_);
+    acl_asked_.erase(dir);
+  });
+}
+
 bool WriteBehind::Answer(const v1::Op& op, v1::OpResult* result) {
   MetadataCache* cache = options_.cache;
   if (cache == nullptr) return false;
+  if (op.has_create()) return AnswerCreate(op, result);
+  if (op.has_write() || op.has_flush() || op.has_release()) {
+    return AnswerOnCreated(op, result);
+  }
   const v1::Timespec now = ProtoTime(options_.now());
   if (op.has_unlink() || op.has_rmdir()) {
     const std::string& path =
@@ -251,14 +405,22 @@ OpTransport::Done WriteBehind::Deferred(const v1::Op& op) {
   // An unlink or rmdir answered early also changed its directory.
   if (op.has_unlink()) paths.push_back(ParentPath(op.unlink().path()));
   if (op.has_rmdir()) paths.push_back(ParentPath(op.rmdir().path()));
-  const char* what = op.has_unlink()  ? "unlink"
-                     : op.has_rmdir() ? "rmdir"
-                     : op.has_chmod() ? "chmod"
-                     : op.has_chown() ? "chown"
-                                      : "utimens";
-  return [this, paths = std::move(paths), what](const v1::OpResult& result) {
+  // A create answered early made its directory show the name.
+  if (op.has_create()) paths.push_back(ParentPath(op.create().path()));
+  if (op.has_release()) return [](const v1::OpResult&) {};
+  const char* what = op.has_unlink()   ? "unlink"
+                     : op.has_rmdir()  ? "rmdir"
+                     : op.has_chmod()  ? "chmod"
+                     : op.has_chown()  ? "chown"
+                     : op.has_create() ? "create"
+                     : op.has_write()  ? "write"
+                     : op.has_flush()  ? "flush"
+                                       : "utimens";
+  const int ignored = IgnoredErrno(op);
+  return [this, paths = std::move(paths), what,
+          ignored](const v1::OpResult& result) {
     const int err = result.posix_errno();
-    if (err == 0) return;
+    if (err == 0 || err == ignored) return;
     // The error itself was recorded for the next fsync with the op's end
     // (Pump), under the same lock.
     const uint64_t n = ++failed_;
@@ -342,11 +504,18 @@ void WriteBehind::Send(v1::Op op, Done done) {
     }
     done = Syncing(op, std::move(done));
   }
-  const bool deferrable = IsDeferrable(op);
   enum { kForward, kQueued, kAnswered } how = kForward;
   v1::OpResult early;
+  std::string ask_acl;
+  v1::Caller caller;
   {
     absl::MutexLock lock(&mu_);
+    const uint64_t released = op.has_release() ? op.release().fh() : 0;
+    if (op.has_create() && options_.posix_acl) caller = op.caller();
+    const bool deferrable =
+        IsDeferrable(op) || (op.has_create() && options_.handles != nullptr) ||
+        (!created_.empty() &&
+         (op.has_write() || op.has_flush() || op.has_release()));
     // The common case of reads, nothing queued: no keys to work out.
     if (pending_ != 0 || deferrable) {
       Keys keys = KeysOf(op);
@@ -356,18 +525,39 @@ void WriteBehind::Send(v1::Op op, Done done) {
         early.set_id(op.id());
         // It serves no kernel request any more: no deadline to miss.
         op.set_deadline_unix_ms(0);
+        uint64_t created = 0;
+        if (op.has_create()) {
+          // The backend makes the file as the kernel asked, and hands no
+          // descriptor over: the file is not passed through.
+          created = early.create().open().fh();
+          keys.handles.push_back(created);
+          op.mutable_create()->set_passthrough_tag(0);
+        }
+        const size_t bytes = op.has_write() ? op.write().data().size() : 0;
+        const bool reports = !op.has_release();
+        const int ignored = IgnoredErrno(op);
         Done deferred = Deferred(op);
         ++deferred_queued_;
+        deferred_bytes_ += bytes;
         ++deferred_;
         QueueLocked(PendingOp{std::move(op), std::move(deferred), nullptr},
                     std::move(keys), /*deferred=*/true);
+        queue_.back().created = created;
+        queue_.back().bytes = bytes;
+        queue_.back().reports = reports;
+        queue_.back().ignored_errno = ignored;
       } else if (ConflictsLocked(keys)) {
         how = kQueued;
         QueueLocked(PendingOp{std::move(op), std::move(done), nullptr},
                     std::move(keys), /*deferred=*/false);
       }
     }
+    if (released != 0) created_.erase(released);
+    ask_acl.swap(acl_unknown_);
   }
+  // Asked before the create goes on: the answer is kept only if it comes
+  // back before the create's changes the cache.
+  if (!ask_acl.empty()) AskDefaultAcl(ask_acl, caller, kAclTries);
   if (how == kForward) {
     options_.next->Send(std::move(op), std::move(done));
     return;
@@ -457,23 +647,31 @@ void WriteBehind::Pump() {
         }
       }
       const bool barrier = q.keys.barrier;
+      // A create answered early ends its message: the ops after it that
+      // carry its token need the handle its answer brings.
+      const bool ends_message = q.created != 0;
       auto keys = std::make_shared<Keys>(std::move(q.keys));
       ahead.push_back(keys.get());
       message.push_back(PendingOp{
           std::move(q.op.op),
           [this, keys, remaining, deferred = q.deferred, changing = q.changing,
+           created = q.created, bytes = q.bytes, reports = q.reports,
+           ignored = q.ignored_errno,
            done = std::move(q.op.done)](const v1::OpResult& result) {
+            // Bound before the next message can carry its token.
+            if (created != 0) Created(created, result);
             bool last = false;
             {
               absl::MutexLock lock(&mu_);
               // Recorded before the op stops counting as pending, so that
               // an fsync that finds the queue empty finds its error too.
-              if (deferred && result.posix_errno() != 0 &&
-                  unreported_errno_ == 0) {
+              if (deferred && reports && result.posix_errno() != 0 &&
+                  result.posix_errno() != ignored && unreported_errno_ == 0) {
                 unreported_errno_ = result.posix_errno();
               }
               IndexLocked(*keys, -1, changing);
               --pending_;
+              deferred_bytes_ -= bytes;
               if (deferred) --deferred_queued_;
               last = --*remaining == 0;
               if (last) in_flight_ = false;
@@ -484,6 +682,7 @@ void WriteBehind::Pump() {
           std::move(q.op.check)});
       it = queue_.erase(it);
       if (barrier && !in_order) break;
+      if (ends_message) break;
     }
     *remaining = message.size();
     in_flight_ = !message.empty();
@@ -505,13 +704,17 @@ void WriteBehind::CancelAll() {
     for (Queued& q : dropped) {
       IndexLocked(q.keys, -1, q.changing);
       --pending_;
+      deferred_bytes_ -= q.bytes;
       if (q.deferred) {
         --deferred_queued_;
-        if (unreported_errno_ == 0) unreported_errno_ = ECANCELED;
+        if (q.reports && unreported_errno_ == 0) unreported_errno_ = ECANCELED;
       }
     }
   }
   for (Queued& q : dropped) {
+    if (q.created != 0) {
+      Created(q.created, ErrorResult(q.op.op.id(), ECANCELED));
+    }
     if (q.settled) {
       q.settled(ECANCELED);
     } else {
@@ -532,6 +735,13 @@ bool WriteBehind::Drain(absl::Time deadline) {
 void WriteBehind::WaitIdle() {
   Drain(absl::InfiniteFuture());
   options_.next->WaitIdle();
+}
+
+bool WriteBehind::Touches(const std::string& path) const {
+  Keys keys;
+  keys.paths.push_back(path);
+  absl::MutexLock lock(&mu_);
+  return ConflictsLocked(keys);
 }
 
 size_t WriteBehind::queued() const {

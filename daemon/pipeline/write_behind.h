@@ -24,12 +24,42 @@
 //                          directory's lock from its rmdir to the answer,
 //                          so no name can be added through the mount
 //                          meanwhile;
+//   create                 (Options::handles set) of a name known absent:
+//                          its directory's attributes are cached and its
+//                          fresh listing lacks the name, and (backend with
+//                          POSIX ACLs) the directory is known to have no
+//                          default ACL (else the create asks for it, as
+//                          the file's caller, to answer the next ones);
+//                          not with set-id mode bits. The reply: a regular
+//                          file of the request's mode (the kernel applied
+//                          the umask), the caller's uid, the caller's gid
+//                          or the directory's if it is set-gid, size 0,
+//                          one link, times from the daemon's clock, ino 0
+//                          (the kernel's node id stands for it until the
+//                          backend's attributes replace these), the
+//                          directory with new times; and a handle token
+//                          (HandleMap::IssueUnopened) with no backend
+//                          handle yet, so the file is not passed through.
+//                          The create goes to the backend as the kernel
+//                          asked it (flags, O_EXCL included, and mode), as
+//                          the last op of its message; its handle is bound
+//                          to the token (HandleMap::Adopt) before the next
+//                          message leaves. Refused, the token is lost
+//                          (HandleMap::Lose): the ops queued on it fail so;
+//   write, flush, release  through such a token: the write with the size
+//                          and times it leaves in the cached attributes, at
+//                          most max_queued_bytes of write data queued; a
+//                          flush's ENOSYS is no failure; a release's error
+//                          is not reported (the kernel ignores it);
 // never of a file with several names (hard links): ops are ordered by path,
 // and another name's ops would not wait for the change.
 // Everything else goes on as before, except that an op touching what a
-// queued op touches waits behind it, and fsync and fsyncdir wait for every
-// queued op. Two ops touch the same thing when they name the same open
-// handle, or paths of which one is the other or lies below it.
+// queued op touches waits behind it (a read of a file created early waits
+// for its create and writes to reach the backend; Touches keeps the daemon
+// from opening such a file beneath the backend's root itself), and fsync
+// and fsyncdir wait for every queued op. Two ops touch the same thing when
+// they name the same open handle, or paths of which one is the other or
+// lies below it.
 //
 // Order: one message at a time. To a backend that runs a message's ops in
 // order (InitReply.runs_batches_in_order), a message is the front of the
@@ -46,8 +76,9 @@
 //
 // Errors: a deferred op the backend refuses (or that is lost with the
 // connection) is logged and counted, and `on_failure` is told its paths
-// (for unlink and rmdir, the directory's too), so that the caches forget
-// what the early answer made them believe. An rmdir the backend refuses
+// (for unlink, rmdir and create, the directory's too), so that the caches
+// forget what the early answer made them believe (a name created early
+// disappears from the mount). An rmdir the backend refuses
 // (ENOTEMPTY: another client made a name in the directory after the
 // daemon listed it) is such an error too. The first
 // such error is returned by the next fsync or fsyncdir on the mount (or
@@ -74,8 +105,10 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "daemon/pipeline/handle_map.h"
 #include "daemon/pipeline/metadata_cache.h"
 #include "daemon/pipeline/op_transport.h"
 
@@ -88,6 +121,17 @@ class WriteBehind : public OpTransport {
     MetadataCache* cache = nullptr;  // must outlive this; the answers' source
     // Deferred ops queued at most; beyond, changes wait for their answer.
     size_t max_queued = 1024;
+    // Bytes of writes answered early queued at most; beyond, writes wait.
+    size_t max_queued_bytes = 64 << 20;
+    // Where creates answered early get their handle tokens (null: creates
+    // are not answered early).
+    HandleMap* handles = nullptr;
+    // The backend keeps POSIX ACLs: a directory's default ACL, not the
+    // umask, would decide a new file's mode. A create is answered early
+    // only in a directory the cache knows has none; the first create in
+    // another asks the backend (its answer kept for `acl_ttl`).
+    bool posix_acl = false;
+    absl::Duration acl_ttl = absl::Seconds(1);
     // The backend runs a message's ops in order (Batch.in_order).
     bool in_order = false;
     // A deferred op failed at the backend: the paths it named.
@@ -121,6 +165,10 @@ class WriteBehind : public OpTransport {
   uint64_t deferred() const { return deferred_.load(); }
   uint64_t failed() const { return failed_.load(); }
   size_t queued() const;
+  // Whether a queued or in-flight op touches `path` (one above or below
+  // it included): what the backend holds there may not be what the mount
+  // shows yet.
+  bool Touches(const std::string& path) const;
 
  private:
   // What an op touches.
@@ -137,6 +185,16 @@ class WriteBehind : public OpTransport {
     bool changing = false;
     // Not an op: `settled` runs when it reaches the front (Settle).
     std::function<void(int)> settled;
+    // A create answered early: the handle token it was answered with,
+    // which the backend's handle is bound to once it answers.
+    uint64_t created = 0;
+    // Bytes of write data it holds (max_queued_bytes).
+    size_t bytes = 0;
+    // A failure at the backend is reported by the next fsync (not for a
+    // release, whose errors no one sees).
+    bool reports = true;
+    // An errno of its answer that is no failure.
+    int ignored_errno = 0;
   };
 
   static Keys KeysOf(const v1::Op& op);
@@ -145,7 +203,21 @@ class WriteBehind : public OpTransport {
   void QueueLocked(PendingOp op, Keys keys, bool deferred)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The early answer for `op`, or false if it must wait for the backend.
-  bool Answer(const v1::Op& op, v1::OpResult* result);
+  bool Answer(const v1::Op& op, v1::OpResult* result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The early answers for create, and for write, flush and release of a
+  // file created so.
+  bool AnswerCreate(const v1::Op& op, v1::OpResult* result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool AnswerOnCreated(const v1::Op& op, v1::OpResult* result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A create answered early with `token` was answered by the backend.
+  void Created(uint64_t token, const v1::OpResult& result);
+  // Asks the backend for directory `dir`'s default ACL as `caller`, and
+  // keeps the answer in the cache (up to `tries` times, while the cache
+  // changed before the answer came).
+  void AskDefaultAcl(const std::string& dir, const v1::Caller& caller,
+                     int tries);
   // What a set of queued and in-flight ops touches, with counts.
   struct Touched {
     std::map<std::string, int> paths;
@@ -188,8 +260,16 @@ class WriteBehind : public OpTransport {
   // had not happened, and reach the backend after it.
   Touched all_ ABSL_GUARDED_BY(mu_);
   Touched waiting_ ABSL_GUARDED_BY(mu_);
-  // Queued deferred ops (bounded by max_queued).
+  // Queued deferred ops (bounded by max_queued), and their write bytes.
   size_t deferred_queued_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t deferred_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // Handle tokens of files created early whose release is not queued yet:
+  // their writes, flushes and release are answered early.
+  absl::flat_hash_set<uint64_t> created_ ABSL_GUARDED_BY(mu_);
+  // Directories whose default ACL a create needs to know (posix_acl), set
+  // by AnswerCreate, and those being asked for.
+  std::string acl_unknown_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> acl_asked_ ABSL_GUARDED_BY(mu_);
   // Ops queued or in flight.
   size_t pending_ ABSL_GUARDED_BY(mu_) = 0;
   // First failure of a deferred op not yet reported by an fsync.

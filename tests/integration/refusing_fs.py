@@ -6,6 +6,7 @@ next fsync.
 
 It is examples/python/memory.py's Memory, but for:
   chmod of a name starting with "refuse"   EACCES
+  create of a name starting with "nocreate" EACCES
   rmdir of a name starting with "refuse"   ENOTEMPTY (as if it held a name
                                            made by another client)
   fsync, fsyncdir                          0 (Memory has none: ENOSYS),
@@ -41,6 +42,11 @@ class Refusing(Memory):
         if refused(path):
             raise fuse.FuseOSError(errno.EACCES)
         return super().chmod(path, mode, fh)
+
+    def create(self, path, mode, flags=0):
+        if bool(path) and os.path.basename(path).startswith("nocreate"):
+            raise fuse.FuseOSError(errno.EACCES)
+        return super().create(path, mode, flags)
 
     def rmdir(self, path):
         if refused(path):

@@ -1,7 +1,8 @@
 """Write-behind (mount option write_behind): chmod, chown, utimens and
-unlink of paths the daemon has cached, and rmdir of directories it knows
-are empty, are answered at once and sent to the backend afterwards, in
-order (daemon/pipeline/write_behind.h).
+unlink of paths the daemon has cached, rmdir of directories it knows are
+empty, and creates of names it knows are absent (with the writes, flushes
+and release of the files so created) are answered at once and sent to the
+backend afterwards, in order (daemon/pipeline/write_behind.h).
 
 A tar round trip lands in the backing directory exactly as it was packed
 and the mount shows what the backing directory holds; readers on the mount
@@ -765,7 +766,207 @@ def test_an_unmount_sends_the_queued_changes_first(mounts):
     assert [perm(os.path.join(m.backing, n)) for n in names] == [0o600] * 3
 
 
-# --- 7. the options write_behind needs -------------------------------------------------
+# --- 7. creates answered early ----------------------------------------------------------
+
+def files_tree(top, users, files=60):
+    """`files` files directly under `top`, of varied sizes (some of several
+    writes), modes, owners and times."""
+    for i in range(files):
+        path = os.path.join(top, "f%03d" % i)
+        with open(path, "wb") as f:
+            f.write(hashlib.sha256(b"%d" % i).digest() *
+                    ((i * 977) % (300 if i % 10 else 20000)))
+        if i % 3 == 0:
+            os.chown(path, users.a.uid, users.a.gid)
+        os.chmod(path, FILE_MODES[i % len(FILE_MODES)])
+        os.utime(path, (BASE_TIME + 500 + i, BASE_TIME + i * 3607))
+
+
+def made_and_known(ops, m, d):
+    """Makes directory `d` on the mount, where the daemon then knows every
+    name and (the backend keeps POSIX ACLs) that it has no default ACL: the
+    first create in it asks the backend."""
+    prime = os.path.join(d, "prime")
+    ops.ok([("mkdir", d, 0o755), ("listdir", d), ("stat", d)])
+
+    def create_answered_early():
+        before = write_behind_stats(m).early
+        ops.ok([("write_file", prime, b""), ("unlink", prime)])
+        assert fsync(ops, d, directory=True) is True
+        # The create, the release and the unlink; else the unlink alone.
+        return write_behind_stats(m).early >= before + 3
+    assert fhlib.wait_until(create_answered_early, 10)
+
+
+def test_tar_x_into_a_directory_made_on_the_mount_waits_for_no_backend(
+        mounts, users):
+    """Into a directory the daemon knows is empty (made through the mount),
+    tar x of files needs no answer from the backend: it completes with the
+    backend stopped. A stat on the mount sees each file's size, mode, owner
+    and times at once; once the backend runs again, readers see the
+    contents, and after an fsync the backing directory holds exactly what
+    was packed."""
+    m = mounts.mount("loopback", options=OPTIONS)
+    staging = mounts.mkdir("staging-files")
+    files_tree(staging, users)
+    archive = mounts.path("files.tar")
+    names = sorted(os.listdir(staging))
+    run_cmd(["tar", "--numeric-owner", "-cf", archive, "-C", staging] +
+            names, timeout=60).check()
+    want = snapshot(staging)
+    x = os.path.join(m.path, "x")
+    ops = mounts.ops()
+    made_and_known(ops, m, x)
+    before = write_behind_stats(m)
+    stop_backend(m)
+    resumed = False
+    try:
+        run_cmd(["tar", "--numeric-owner", "-xf", archive, "-C", x],
+                timeout=60).check()
+        wb = write_behind_stats(m)
+        # A create, its writes, the times, owner and mode, and the release
+        # of every file.
+        assert wb.early >= before.early + 4 * len(names), (before, wb)
+        assert wb.queued > 0, wb
+        assert os.listdir(os.path.join(m.backing, "x")) == []
+        # Another process on the mount sees the attributes at once.
+        seen = ops.ok([("stat", os.path.join(x, n)) for n in names])
+        got = {n: {"perm": st["perm"], "uid": st["uid"], "gid": st["gid"],
+                   "size": st["size"], "mtime": st["mtime_ns"] // 10**9}
+               for n, st in zip(names, seen)}
+        assert got == {n: {k: want[n][k] for k in ("perm", "uid", "gid",
+                                                   "size", "mtime")}
+                       for n in names}
+        assert sorted(ops.one(("listdir", x))) == names
+        m.backend.signal(signal.SIGCONT)
+        resumed = True
+    finally:
+        if not resumed:
+            m.backend.signal(signal.SIGCONT)
+    # Readers of the contents wait for the queue, then see what was written.
+    sums = ops.ok([("sha256", os.path.join(x, n)) for n in names])
+    assert [s[0] for s in sums] == [want[n]["sha256"] for n in names]
+    assert fsync(ops, x, directory=True) is True
+    assert snapshot(os.path.join(m.backing, "x")) == want
+    wb = write_behind_stats(m)
+    assert wb.refused == 0 and wb.queued == 0, wb
+    # After the fsync, the mount shows what the backing holds.
+    seen = ops.ok([("stat", os.path.join(x, n)) for n in names])
+    for n, st in zip(names, seen):
+        b = os.lstat(os.path.join(m.backing, "x", n))
+        assert (st["perm"], st["uid"], st["gid"], st["size"],
+                st["mtime_ns"]) == (stat.S_IMODE(b.st_mode), b.st_uid,
+                                    b.st_gid, b.st_size, b.st_mtime_ns), n
+
+
+def test_a_reader_sees_a_file_created_early_while_it_is_written(mounts):
+    """A second process sees the file a first one created and writes, with
+    its size and contents, while the first still holds it open."""
+    m = mounts.mount("loopback", options=OPTIONS)
+    writer = mounts.ops()
+    reader = mounts.ops()
+    d = os.path.join(m.path, "d")
+    f = os.path.join(d, "new")
+    made_and_known(writer, m, d)
+    before = write_behind_stats(m)
+    written = []
+    # The writer holds the file open meanwhile: 4 s, then one more write.
+    thread = threading.Thread(target=lambda: written.append(writer.run(
+        [("open", f, ["O_WRONLY", "O_CREAT", "O_EXCL"], 0o640, "h"),
+         ("write", "h", b"first part;"), ("write", "h", b"second part"),
+         ("sleep", 4), ("write", "h", b"!"), ("close", "h")], timeout=30)))
+    thread.start()
+    try:
+        assert fhlib.wait_until(
+            lambda: write_behind_stats(m).early >= before.early + 3, 3), \
+            (before, write_behind_stats(m))
+        r = reader.run([("stat", f), ("read_file", f), ("listdir", d)])
+        st = r[0]
+        assert (st["perm"], st["size"], st["nlink"]) == (0o640, 22, 1), st
+        assert st["uid"] == os.getuid() and st["gid"] == os.getgid(), st
+        assert r[1:] == [b"first part;second part", ["new"]], r
+    finally:
+        thread.join(30)
+    assert written == [[True, 11, 11, True, 1, True]], written
+    assert reader.one(("read_file", f)) == b"first part;second part!"
+    assert fsync(reader, f) is True
+    with open(os.path.join(m.backing, "d", "new"), "rb") as fh:
+        assert fh.read() == b"first part;second part!"
+    assert perm(os.path.join(m.backing, "d", "new")) == 0o640
+    assert write_behind_stats(m).refused == 0
+
+
+def test_a_refused_create_is_reported_and_the_name_disappears(
+        py_mounts):  # noqa: F811
+    """A create answered early that the backend refuses is reported by the
+    next fsync, with the writes behind it; the name is gone from the
+    mount, and the mount goes on working."""
+    m = refusing_mount(py_mounts)
+    ops = py_mounts.ops(cwd=m.path)
+    ops.ok([("mkdir", "d", 0o755), ("write_file", "other", b"o", 0o644),
+            ("listdir", "d"), ("stat", "d")])
+    before = write_behind_stats(m)
+    # Answered early: the backend has not seen it yet.
+    assert ops.one(("write_file", "d/nocreate-me", b"data", 0o644)) is True
+    assert write_behind_stats(m).early > before.early
+    r = ops.run([("open", "other", ["O_RDONLY"], 0, "h"), ("fsync", "h"),
+                 ("fsync", "h"), ("close", "h")])
+    assert r == [True, "EACCES", True, True], r
+    wb = write_behind_stats(m)
+    assert wb.refused > before.refused and wb.queued == 0, wb
+    log = fhlib.tail(m.daemon.log, py_mounts.daemon_log_start, 200000)
+    assert "write-behind: create of /d/nocreate-me failed at the backend" \
+        in log, log
+    r = ops.run([("stat", "d/nocreate-me"), ("listdir", "d"),
+                 ("write_file", "d/fine", b"fine"), ("read_file", "d/fine")])
+    assert r == ["ENOENT", [], True, b"fine"], r
+
+
+def test_a_backend_killed_with_creates_and_writes_queued(mounts):
+    """Files created and written while the backend is stopped, which is
+    then killed: afterwards the mount shows what the backing holds, name
+    by name, and goes on working."""
+    m = mounts.mount("loopback", options=OPTIONS)
+    ops = mounts.ops()
+    d = os.path.join(m.path, "d")
+    made_and_known(ops, m, d)
+    names = ["k%d" % i for i in range(5)]
+    stop_backend(m)
+    try:
+        assert ops.run([("write_file", os.path.join(d, n), n.encode() * 100,
+                         0o600) for n in names], timeout=20) == [True] * 5
+        assert write_behind_stats(m).queued >= 5
+    finally:
+        kill_backend(m)
+    m.backend.start()
+
+    synced = fsync(ops, d, directory=True)
+    assert synced is True or isinstance(synced, fhlib.Err), synced
+    assert write_behind_stats(m).queued == 0
+    backing = sorted(os.listdir(os.path.join(m.backing, "d")))
+    assert sorted(ops.one(("listdir", d))) == backing
+    for n in names:
+        path = os.path.join(d, n)
+        r = ops.run([("stat", path), ("read_file", path)])
+        b = os.path.join(m.backing, "d", n)
+        if n in backing:
+            with open(b, "rb") as fh:
+                assert r[1] == fh.read(), (n, r)
+            assert r[0]["size"] == os.lstat(b).st_size, (n, r)
+        else:
+            assert r == ["ENOENT", "ENOENT"], (n, r)
+    if synced is True:
+        assert backing == names
+    # The mount goes on working, early answers included.
+    g = os.path.join(d, "after")
+    r = ops.run([("write_file", g, b"after the restart"), ("read_file", g)])
+    assert r == [True, b"after the restart"], r
+    assert fsync(ops, g) is True
+    with open(os.path.join(m.backing, "d", "after"), "rb") as fh:
+        assert fh.read() == b"after the restart"
+
+
+# --- 8. the options write_behind needs -------------------------------------------------
 
 @pytest.mark.parametrize("options", [
     "allow_other,write_behind,no_default_permissions",

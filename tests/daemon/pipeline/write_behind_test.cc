@@ -4,6 +4,7 @@
 
 #include "daemon/pipeline/write_behind.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -18,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "daemon/pipeline/handle_map.h"
 #include "daemon/pipeline/metadata_cache.h"
 #include "daemon/pipeline/op_transport.h"
 #include "google/protobuf/descriptor.h"
@@ -230,6 +232,32 @@ v1::Op ReleaseOp(const std::string& path, uint64_t fh) {
   op.mutable_release()->set_fh(fh);
   return op;
 }
+v1::Op CreateOp(const std::string& path, uint32_t mode, uint32_t uid = 1001,
+                uint32_t gid = 50) {
+  v1::Op op;
+  op.mutable_create()->set_path(path);
+  op.mutable_create()->set_mode(mode);
+  op.mutable_create()->set_flags(O_WRONLY | O_CREAT | O_EXCL);
+  op.mutable_create()->set_passthrough_tag(9);
+  op.mutable_caller()->set_uid(uid);
+  op.mutable_caller()->set_gid(gid);
+  return op;
+}
+v1::Op WriteOp(const std::string& path, uint64_t fh, uint64_t offset,
+               const std::string& data) {
+  v1::Op op;
+  op.mutable_write()->set_path(path);
+  op.mutable_write()->set_fh(fh);
+  op.mutable_write()->set_offset(offset);
+  op.mutable_write()->set_data(data);
+  return op;
+}
+v1::Op FlushOp(const std::string& path, uint64_t fh) {
+  v1::Op op;
+  op.mutable_flush()->set_path(path);
+  op.mutable_flush()->set_fh(fh);
+  return op;
+}
 v1::Op FsyncOp(const std::string& path, uint64_t fh) {
   v1::Op op;
   op.mutable_fsync()->set_path(path);
@@ -257,9 +285,13 @@ class WriteBehindTest : public ::testing::Test {
  protected:
   WriteBehindTest() : cache_(MetadataCache::Options()) {}
 
-  void Make(size_t max_queued = 1024, bool in_order = false) {
+  void Make(size_t max_queued = 1024, bool in_order = false,
+            bool creates = false, bool posix_acl = false) {
     WriteBehind::Options options;
     options.next = &next_;
+    if (creates) options.handles = &handles_;
+    options.posix_acl = posix_acl;
+    options.acl_ttl = absl::Hours(1);
     options.cache = &cache_;
     options.max_queued = max_queued;
     options.in_order = in_order;
@@ -320,6 +352,7 @@ class WriteBehindTest : public ::testing::Test {
 
   FakeNext next_;
   MetadataCache cache_;
+  HandleMap handles_;
   std::unique_ptr<WriteBehind> wb_;
 
  private:
@@ -1248,6 +1281,212 @@ TEST_F(WriteBehindTest, ABackendWithoutFsyncHasItAnsweredOnceTheQueueIsThrough) 
   // An fsyncdir is asked of the backend as before.
   Send(FsyncdirOp("/", 4));
   EXPECT_EQ(next_.calls(), 3u);
+}
+
+// --- creates answered early ------------------------------------------------
+
+// The backend's answer to a create: its handle `fh`, made a token as the
+// channel does (HandleMap::IssueTokens).
+v1::OpResult Created(HandleMap* handles, const v1::Op& create, uint64_t fh) {
+  v1::OpResult result;
+  result.mutable_create()->mutable_open()->set_fh(fh);
+  handles->IssueTokens(create, /*instance=*/0, &result);
+  return result;
+}
+
+// The handle `op` would carry to the backend, or the errno it is answered.
+uint64_t Resolved(HandleMap* handles, v1::Op op, int* posix_errno) {
+  HandleRoute route = handles->Resolve(&op);
+  *posix_errno = route.kind == HandleRoute::kAnswer ? route.posix_errno : 0;
+  if (route.kind == HandleRoute::kReopen) *posix_errno = -1;
+  return op.has_write() ? op.write().fh() : 0;
+}
+
+TEST_F(WriteBehindTest, ACreateOfANameKnownAbsentIsAnsweredAtOnce) {
+  Make(1024, /*in_order=*/true, /*creates=*/true);
+  PutDir("/d", 1, S_IFDIR | 02775);  // set-gid: new files get its group
+  cache_.PutNewDirectory("/d", absl::Hours(1));
+  v1::Attr dir = Cached("/d");
+
+  Reply* create = Send(CreateOp("/d/f", S_IFREG | 0640));
+  ASSERT_TRUE(create->answered());
+  EXPECT_EQ(create->posix_errno(), 0);
+  EXPECT_EQ(create->result.id(), create->id);
+  const v1::Attr& attr = create->result.create().attr();
+  EXPECT_EQ(attr.mode(), static_cast<uint32_t>(S_IFREG | 0640));
+  EXPECT_EQ(attr.uid(), 1001u);
+  EXPECT_EQ(attr.gid(), dir.gid());
+  EXPECT_EQ(attr.nlink(), 1u);
+  EXPECT_EQ(attr.size(), 0u);
+  EXPECT_EQ(attr.ino(), 0u);  // the kernel's node id stands for it
+  EXPECT_ATTR_EQ(attr.mtime(), kNowTs);
+  EXPECT_ATTR_EQ(attr.ctime(), kNowTs);
+  EXPECT_ATTR_EQ(create->result.parent_attr().mtime(), kNowTs);
+  const uint64_t token = create->result.create().open().fh();
+  ASSERT_NE(token, 0u);
+  EXPECT_TRUE(handles_.FlushesHere(token));  // the backend has no handle yet
+  // Sent at once, as the kernel asked, without a descriptor to hand over.
+  ASSERT_EQ(next_.calls(), 1u);
+  EXPECT_EQ(next_.ops(0), Strings{"create /d/f"});
+  EXPECT_EQ(next_.op(0, 0).create().flags(),
+            static_cast<uint32_t>(O_WRONLY | O_CREAT | O_EXCL));
+  EXPECT_EQ(next_.op(0, 0).create().passthrough_tag(), 0u);
+
+  // What the layer above keeps of the answer; then the file's writes,
+  // flush and release are answered at once too, the write with the size
+  // it leaves.
+  cache_.PutAttr("/d/f", attr, absl::Hours(1), cache_.epoch());
+  cache_.ListingAdd("/d", "f", ListingEntry{S_IFREG, 0});
+  Reply* write = Send(WriteOp("/d/f", token, 3, "hello"));
+  Reply* times = Send(UtimensOp("/d/f", Omit(), Set(5, 6)));
+  Reply* flush = Send(FlushOp("/d/f", token));
+  Reply* release = Send(ReleaseOp("/d/f", token));
+  ASSERT_TRUE(write->answered() && times->answered() && flush->answered() &&
+              release->answered());
+  EXPECT_EQ(write->result.write().size(), 5u);
+  EXPECT_EQ(write->result.write().attr().size(), 8u);
+  EXPECT_EQ(wb_->deferred(), 5u);
+  EXPECT_EQ(next_.calls(), 1u);  // all behind the create
+
+  // The backend's handle is bound to the token before the next message.
+  next_.CompleteOp(0, 0, Created(&handles_, next_.op(0, 0), 77));
+  int err = 0;
+  EXPECT_EQ(Resolved(&handles_, WriteOp("/d/f", token, 0, "x"), &err), 77u);
+  EXPECT_EQ(err, 0);
+  EXPECT_EQ(handles_.size(), 1u);  // the backend's token was retired
+  ASSERT_EQ(next_.calls(), 2u);
+  EXPECT_EQ(next_.ops(1), (Strings{"write /d/f", "utimens /d/f", "flush /d/f",
+                                   "release /d/f"}));
+  EXPECT_EQ(next_.op(1, 0).write().data(), "hello");
+  next_.Complete(1);
+  EXPECT_TRUE(wb_->Drain(absl::Now()));
+  EXPECT_EQ(wb_->failed(), 0u);
+}
+
+TEST_F(WriteBehindTest, ACreateEndsItsMessage) {
+  Make(1024, /*in_order=*/true, /*creates=*/true);
+  PutDir("/d", 1);
+  cache_.PutNewDirectory("/d", absl::Hours(1));
+  Reply* a = Send(CreateOp("/d/a", S_IFREG | 0644));
+  Reply* b = Send(CreateOp("/d/b", S_IFREG | 0644));
+  Reply* c = Send(CreateOp("/d/c", S_IFREG | 0644));
+  ASSERT_TRUE(a->answered() && b->answered() && c->answered());
+  ASSERT_EQ(next_.calls(), 1u);
+  next_.CompleteOp(0, 0, Created(&handles_, next_.op(0, 0), 1));
+  // The ops after a create that carry its token need its handle.
+  ASSERT_EQ(next_.calls(), 2u);
+  EXPECT_EQ(next_.ops(1), Strings{"create /d/b"});
+  next_.CompleteOp(1, 0, Created(&handles_, next_.op(1, 0), 2));
+  ASSERT_EQ(next_.calls(), 3u);
+  EXPECT_EQ(next_.ops(2), Strings{"create /d/c"});
+}
+
+TEST_F(WriteBehindTest, ACreateWaitsUnlessTheNameIsKnownAbsent) {
+  Make(1024, /*in_order=*/false, /*creates=*/true);
+  PutDir("/unlisted", 1);
+  PutDir("/listed", 2);
+  Listing listing;
+  listing.emplace("there", ListingEntry{S_IFREG, 3});
+  cache_.PutListing("/listed", listing, absl::Hours(1), cache_.epoch());
+  cache_.PutNewDirectory("/uncached", absl::Hours(1));
+
+  Reply* unlisted = Send(CreateOp("/unlisted/f", S_IFREG | 0644));
+  Reply* there = Send(CreateOp("/listed/there", S_IFREG | 0644));
+  Reply* setid = Send(CreateOp("/listed/s", S_IFREG | 02755));
+  Reply* no_dir = Send(CreateOp("/uncached/f", S_IFREG | 0644));
+  EXPECT_FALSE(unlisted->answered() || there->answered() || setid->answered() ||
+               no_dir->answered());
+  EXPECT_EQ(wb_->deferred(), 0u);
+  EXPECT_EQ(next_.calls(), 4u);  // forwarded, as without write-behind
+
+  // Without a handle map, no create is answered early.
+  Make(1024, false, /*creates=*/false);
+  Reply* plain = Send(CreateOp("/listed/new", S_IFREG | 0644));
+  EXPECT_FALSE(plain->answered());
+}
+
+TEST_F(WriteBehindTest, ARefusedCreateIsReportedAndFailsItsHandle) {
+  Make(1024, /*in_order=*/true, /*creates=*/true);
+  PutDir("/d", 1);
+  cache_.PutNewDirectory("/d", absl::Hours(1));
+  Reply* create = Send(CreateOp("/d/f", S_IFREG | 0644));
+  ASSERT_TRUE(create->answered());
+  const uint64_t token = create->result.create().open().fh();
+  cache_.PutAttr("/d/f", create->result.create().attr(), absl::Hours(1),
+                 cache_.epoch());
+  Reply* write = Send(WriteOp("/d/f", token, 0, "data"));
+  ASSERT_TRUE(write->answered());
+
+  v1::OpResult refused;
+  refused.set_posix_errno(EEXIST);  // another client made the name
+  next_.CompleteOp(0, 0, refused);
+  EXPECT_EQ(failures(), (std::vector<Strings>{Strings{"/d/f", "/d"}}));
+  int err = 0;
+  Resolved(&handles_, WriteOp("/d/f", token, 0, "x"), &err);
+  EXPECT_EQ(err, EEXIST);
+  // The write behind it fails so too; the next fsync reports the first.
+  ASSERT_EQ(next_.calls(), 2u);
+  next_.Complete(1, EEXIST);
+  EXPECT_EQ(wb_->failed(), 2u);
+  int reported = -1;
+  wb_->Settle([&](int e) { reported = e; });
+  EXPECT_EQ(reported, EEXIST);
+}
+
+TEST_F(WriteBehindTest, WritesBeyondTheByteBoundWaitBehindTheCreate) {
+  Make(1024, /*in_order=*/true, /*creates=*/true);
+  PutDir("/d", 1);
+  cache_.PutNewDirectory("/d", absl::Hours(1));
+  Reply* create = Send(CreateOp("/d/f", S_IFREG | 0644));
+  const uint64_t token = create->result.create().open().fh();
+  cache_.PutAttr("/d/f", create->result.create().attr(), absl::Hours(1),
+                 cache_.epoch());
+  const std::string big((64 << 20) - 1, 'x');
+  Reply* first = Send(WriteOp("/d/f", token, 0, big));
+  Reply* second = Send(WriteOp("/d/f", token, big.size(), "yz"));
+  EXPECT_TRUE(first->answered());
+  EXPECT_FALSE(second->answered());
+  next_.CompleteOp(0, 0, Created(&handles_, next_.op(0, 0), 5));
+  next_.Complete(1);
+  ASSERT_EQ(next_.calls(), 3u);
+  EXPECT_EQ(next_.ops(2), Strings{"write /d/f"});
+  next_.Complete(2);
+  EXPECT_TRUE(second->answered());
+}
+
+TEST_F(WriteBehindTest, WithAclsACreateWaitsUntilTheDirectoryHasNoDefaultAcl) {
+  Make(1024, /*in_order=*/true, /*creates=*/true, /*posix_acl=*/true);
+  PutDir("/d", 1);
+  cache_.PutNewDirectory("/d", absl::Hours(1));
+  // Its default ACL unknown: the create goes on, after a question.
+  Reply* first = Send(CreateOp("/d/a", S_IFREG | 0644, 1001, 50));
+  EXPECT_FALSE(first->answered());
+  ASSERT_EQ(next_.calls(), 2u);
+  EXPECT_EQ(next_.ops(0), Strings{"getxattr /d"});
+  EXPECT_EQ(next_.op(0, 0).getxattr().name(), "system.posix_acl_default");
+  EXPECT_EQ(next_.op(0, 0).caller().uid(), 1001u);
+  EXPECT_EQ(next_.ops(1), Strings{"create /d/a"});
+  // Asked once while the answer is on its way.
+  Reply* second = Send(CreateOp("/d/b", S_IFREG | 0644));
+  EXPECT_FALSE(second->answered());
+  ASSERT_EQ(next_.calls(), 3u);
+  EXPECT_EQ(next_.ops(2), Strings{"create /d/b"});
+  v1::OpResult none;
+  none.set_posix_errno(ENODATA);
+  next_.CompleteOp(0, 0, none);
+  Reply* third = Send(CreateOp("/d/c", S_IFREG | 0644));
+  EXPECT_TRUE(third->answered());
+
+  // A directory with a default ACL: its creates go on.
+  PutDir("/acl", 2);
+  cache_.PutNewDirectory("/acl", absl::Hours(1));
+  const std::string acl = "some ACL";
+  cache_.PutXattr("/acl", "system.posix_acl_default", &acl, absl::Hours(1),
+                  cache_.epoch());
+  const size_t calls = next_.calls();
+  Reply* in_acl = Send(CreateOp("/acl/f", S_IFREG | 0644));
+  EXPECT_FALSE(in_acl->answered());
+  EXPECT_EQ(next_.calls(), calls + 1);  // the create alone
 }
 
 }  // namespace
