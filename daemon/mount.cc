@@ -243,6 +243,9 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
     wb.handles = m->channel_->handles();
     wb.posix_acl = reply->posix_acl();
     wb.acl_ttl = m->policy_.attr_ttl;
+    // Its data is queued in the daemon, not in the kernel, and a flush
+    // would only release POSIX locks, which only such a backend keeps.
+    wb.noflush = !reply->posix_locks();
     // What an early answer made the caches believe is forgotten.
     wb.on_failure = [self](const std::vector<std::string>& paths) {
       for (const std::string& path : paths) {

@@ -205,6 +205,7 @@ bool WriteBehind::AnswerCreate(const v1::Op& op, v1::OpResult* result) {
       options_.handles->IssueUnopened(c.flags(), op.caller());
   created_.insert(token);
   result->mutable_create()->mutable_open()->set_fh(token);
+  result->mutable_create()->mutable_open()->set_noflush(options_.noflush);
   *result->mutable_create()->mutable_attr() = std::move(attr);
   *result->mutable_parent_attr() = std::move(dir);
   return true;

@@ -39,7 +39,8 @@
 //                          backend's attributes replace these), the
 //                          directory with new times; and a handle token
 //                          (HandleMap::IssueUnopened) with no backend
-//                          handle yet, so the file is not passed through.
+//                          handle yet, so the file is not passed through
+//                          (and no flush, with Options::noflush).
 //                          The create goes to the backend as the kernel
 //                          asked it (flags, O_EXCL included, and mode), as
 //                          the last op of its message; its handle is bound
@@ -132,6 +133,9 @@ class WriteBehind : public OpTransport {
     // another asks the backend (its answer kept for `acl_ttl`).
     bool posix_acl = false;
     absl::Duration acl_ttl = absl::Seconds(1);
+    // A file created early needs no flush at its close (the backend keeps
+    // no POSIX locks that a flush would release): the kernel skips it.
+    bool noflush = false;
     // The backend runs a message's ops in order (Batch.in_order).
     bool in_order = false;
     // A deferred op failed at the backend: the paths it named.

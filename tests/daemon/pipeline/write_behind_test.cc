@@ -1324,6 +1324,7 @@ TEST_F(WriteBehindTest, ACreateOfANameKnownAbsentIsAnsweredAtOnce) {
   EXPECT_ATTR_EQ(create->result.parent_attr().mtime(), kNowTs);
   const uint64_t token = create->result.create().open().fh();
   ASSERT_NE(token, 0u);
+  EXPECT_FALSE(create->result.create().open().noflush());
   EXPECT_TRUE(handles_.FlushesHere(token));  // the backend has no handle yet
   // Sent at once, as the kernel asked, without a descriptor to hand over.
   ASSERT_EQ(next_.calls(), 1u);
