@@ -82,7 +82,8 @@ def rows_of(b):
 
 # The ratio columns, (numerator, denominator) of times, each shown when
 # both systems ran.
-RATIO_COLS = [('hostd', 'pll'), ('hostd', 'tmpfs'), ('uhostd', 'pll'),
+RATIO_COLS = [('hostd', 'pll'), ('hostd', 'tmpfs'), ('xhostd', 'pll'),
+              ('hostd', 'xhostd'), ('uhostd', 'pll'),
               ('uhostd', 'hostd'), ('wbhostd', 'pll'),
               ('kept', 'hostd'),
               ('pyhostd', 'hostd'),

@@ -3,8 +3,10 @@
 time straight to each SDK's loopback, served on a Unix socket of its own
 over a small directory, and reports p50, p90 and p99 of
 
-  - a getattr of "/" (the smallest op there is), with gRPC's callback API
-    as the daemon sends it, and with a blocking call for comparison;
+  - a getattr of "/" (the smallest op there is): on one Session stream, as
+    the daemon sends it to a backend that serves Session (the C++ SDK);
+    with gRPC's callback API, a call per message, as it sends to the
+    others (the Python SDK); and with a blocking call for comparison;
   - a 1 MiB read of an open file (what a backend without passthrough pays
     per read request).
 
@@ -22,7 +24,8 @@ from common import PY, RES, log, run, wait_for
 READ_BYTES = 1 << 20
 # (label, probe arguments)
 PROBES = [
-    ('getattr, callback API (the daemon\'s way)', ['--op=getattr', '--api=callback']),
+    ('getattr, Session stream', ['--op=getattr', '--api=stream']),
+    ('getattr, callback API', ['--op=getattr', '--api=callback']),
     ('getattr, blocking call', ['--op=getattr', '--api=sync']),
     ('read of 1 MiB, callback API', ['--op=read', '--path=/big.bin',
                                      '--size=%d' % READ_BYTES, '--api=callback']),
@@ -66,6 +69,8 @@ def measure(b, calls):
         try:
             wait_for(lambda: os.path.exists(sock), 20, sdk + ' socket', proc)
             for label, extra in PROBES:
+                if '--api=stream' in extra and not sdk.startswith('C++'):
+                    continue  # only the C++ SDK serves Session
                 n_calls = calls if '--op=getattr' in extra else max(
                     100, calls // 10)
                 r = run([probe, '--target=unix:' + sock,

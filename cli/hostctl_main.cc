@@ -105,6 +105,8 @@ int Stats(ControlClient& client, const std::string& mountpoint) {
                : static_cast<double>(m.backend_ops()) / m.backend_messages(),
            static_cast<unsigned long long>(m.backend_errors()),
            static_cast<unsigned long long>(m.backend_invalid()));
+    printf("  session stream   %llu of the messages\n",
+           static_cast<unsigned long long>(m.backend_session_messages()));
     printf("  cache entries    %llu (limit %llu), %llu KiB (limit %llu KiB)\n",
            static_cast<unsigned long long>(m.cache_entries()),
            static_cast<unsigned long long>(m.cache_limit()),

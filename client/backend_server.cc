@@ -126,6 +126,7 @@ absl::StatusOr<std::unique_ptr<BackendServer>> BackendServer::Start(
   const int threads = ThreadCount(options.threads);
   BackendService::Options service_options;
   service_options.threads = threads;
+  service_options.session_threads = threads;
   auto service = std::make_unique<BackendService>(fs, service_options);
 
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =

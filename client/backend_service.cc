@@ -11,6 +11,7 @@
 
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/time/time.h"
+#include "client/session_runner.h"
 #include "common/stat_convert.h"
 
 namespace fusehost {
@@ -78,6 +79,7 @@ BackendService::BackendService(FileSystem& fs, const Options& options)
       instance_(options.instance != 0 ? options.instance : NewInstance()),
       dispatcher_(fs, instance_, &descriptors_),
       max_queued_invalidations_(options.max_queued_invalidations),
+      session_threads_(std::max(options.session_threads, 1)),
       pool_(std::max(options.threads, 1)) {}
 
 grpc::Status BackendService::Init(grpc::ServerContext* /*context*/,
@@ -95,6 +97,7 @@ grpc::Status BackendService::Init(grpc::ServerContext* /*context*/,
   reply->set_ioctl(result.ioctl);
   reply->set_runs_batches_in_order(true);
   reply->set_releases_after_reply(true);  // see Execute
+  reply->set_serves_session(true);
   reply->set_lists_by_path(result.lists_by_path);
   reply->set_posix_acl(result.posix_acl && request->posix_acl_capable());
   for (const std::string& prefix : result.unsupported_xattr_prefixes) {
@@ -184,6 +187,30 @@ grpc::Status BackendService::Execute(grpc::ServerContext* /*context*/,
   }
   run->Drain();
   run->finished.Wait();
+  return grpc::Status::OK;
+}
+
+grpc::Status BackendService::Session(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::BatchResult, v1::Batch>* stream) {
+  class Stream final : public SessionStream<v1::Batch, v1::BatchResult> {
+   public:
+    explicit Stream(grpc::ServerReaderWriter<v1::BatchResult, v1::Batch>* s)
+        : s_(s) {}
+    bool Read(v1::Batch* batch) override { return s_->Read(batch); }
+    bool Write(const v1::BatchResult& result) override {
+      return s_->Write(result);
+    }
+
+   private:
+    grpc::ServerReaderWriter<v1::BatchResult, v1::Batch>* s_;
+  } adapted(stream);
+  RunSession<v1::Batch, v1::BatchResult>(
+      adapted, session_threads_,
+      [this, context](const v1::Batch& batch, v1::BatchResult* result) {
+        Execute(context, &batch, result);
+        result->set_sequence(batch.sequence());
+      });
   return grpc::Status::OK;
 }
 

@@ -39,6 +39,8 @@ class BackendService final : public v1::FileSystem::Service {
     // Notices an Invalidations stream may have waiting before they collapse
     // into one SUBTREE("/").
     size_t max_queued_invalidations = InvalidationHub::kDefaultMaxQueued;
+    // Batches of one Session stream run at once, at most (session_runner.h).
+    int session_threads = 8;
     // For tests only: the backend instance to answer as (see instance()).
     // 0, the default and what Serve() uses, picks a random one. Tests that
     // compare replies with fixed expectations (the conformance runner) set
@@ -58,6 +60,12 @@ class BackendService final : public v1::FileSystem::Service {
   // failures are per op, in each result's posix_errno.
   grpc::Status Execute(grpc::ServerContext* context, const v1::Batch* batch,
                        v1::BatchResult* reply) override;
+  // Execute for each batch read from the stream, answered on it with the
+  // batch's sequence, until the client ends the stream. Occupies its
+  // handler thread, and up to session_threads - 1 more while batches run.
+  grpc::Status Session(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<v1::BatchResult, v1::Batch>* stream) override;
   // Writes the FileSystem's Notify* notices until the client cancels or
   // EndStreams runs. Sends the initial metadata as soon as the stream is
   // subscribed, so that a client that waits for it knows no later notice
@@ -86,6 +94,7 @@ class BackendService final : public v1::FileSystem::Service {
   DescriptorSender descriptors_;
   const OpDispatcher dispatcher_;
   const size_t max_queued_invalidations_;
+  const int session_threads_;
 
   absl::Mutex streams_mu_;
   bool streams_ended_ ABSL_GUARDED_BY(streams_mu_) = false;

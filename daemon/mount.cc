@@ -110,6 +110,7 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
   if (!transport.ok()) return transport;
   channel_options.mount_id = m->spec_.mount_id;
   channel_options.call_timeout = m->options_.call_timeout;
+  channel_options.session = m->options_.session;
   channel_options.keepalive = m->options_.keepalive;
   channel_options.stats = &m->stats_;
   Mount* self = m.get();

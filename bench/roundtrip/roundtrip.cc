@@ -29,7 +29,8 @@
 ABSL_FLAG(std::string, target, "", "the backend: unix:/path or host:port (plain)");
 ABSL_FLAG(int, calls, 20000, "timed calls (after 500 untimed ones)");
 ABSL_FLAG(std::string, api, "callback",
-          "callback: the daemon's way (stub->async()); sync: a blocking call");
+          "callback: the daemon's way (stub->async()); sync: a blocking call; "
+          "stream: one Session stream, a message each way per batch");
 ABSL_FLAG(int, ops, 1, "ops in each message");
 ABSL_FLAG(std::string, op, "getattr", "getattr (of /) or read");
 ABSL_FLAG(std::string, path, "", "--op=read: the file read");
@@ -41,6 +42,36 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 namespace v1 = fusehost::v1;
+
+// The Session stream of --api=stream, opened once.
+struct Session {
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::Batch, v1::BatchResult>> stream;
+};
+
+bool CheckResult(const v1::Batch& batch, const v1::BatchResult& result) {
+  if (result.results_size() != batch.ops_size()) return false;
+  for (const v1::OpResult& r : result.results()) {
+    if (r.posix_errno() != 0) {
+      std::fprintf(stderr, "op failed: errno %d\n", r.posix_errno());
+      return false;
+    }
+  }
+  return true;
+}
+
+bool StreamOnce(Session& session, v1::Batch& batch) {
+  batch.set_sequence(batch.sequence() + 1);
+  v1::BatchResult result;
+  if (!session.stream->Write(batch) || !session.stream->Read(&result)) {
+    grpc::Status status = session.stream->Finish();
+    std::fprintf(stderr, "Session failed: %s\n",
+                 status.error_message().c_str());
+    return false;
+  }
+  if (result.sequence() != batch.sequence()) return false;
+  return CheckResult(batch, result);
+}
 
 bool CallOnce(v1::FileSystem::Stub& stub, const v1::Batch& batch,
               bool callback) {
@@ -63,14 +94,7 @@ bool CallOnce(v1::FileSystem::Stub& stub, const v1::Batch& batch,
     std::fprintf(stderr, "Execute failed: %s\n", status.error_message().c_str());
     return false;
   }
-  if (result.results_size() != batch.ops_size()) return false;
-  for (const v1::OpResult& r : result.results()) {
-    if (r.posix_errno() != 0) {
-      std::fprintf(stderr, "op failed: errno %d\n", r.posix_errno());
-      return false;
-    }
-  }
-  return true;
+  return CheckResult(batch, result);
 }
 
 double Percentile(const std::vector<double>& sorted, double p) {
@@ -86,9 +110,11 @@ int main(int argc, char** argv) {
   fusehost::KeepPayloadsInHeap();
   const std::string target = absl::GetFlag(FLAGS_target);
   const std::string api = absl::GetFlag(FLAGS_api);
-  if (target.empty() || (api != "callback" && api != "sync")) {
-    std::fprintf(stderr, "usage: roundtrip --target=unix:/path "
-                         "[--calls=N] [--api=callback|sync] [--ops=N]\n");
+  if (target.empty() ||
+      (api != "callback" && api != "sync" && api != "stream")) {
+    std::fprintf(stderr,
+                 "usage: roundtrip --target=unix:/path "
+                 "[--calls=N] [--api=callback|sync|stream] [--ops=N]\n");
     return 2;
   }
   // The daemon's channel settings that matter here: a stream window large
@@ -159,17 +185,27 @@ int main(int argc, char** argv) {
       op->mutable_getattr()->set_path("/");
     }
   }
+  Session session;
+  if (api == "stream") session.stream = stub->Session(&session.context);
+  auto once = [&] {
+    return session.stream ? StreamOnce(session, batch)
+                          : CallOnce(*stub, batch, callback);
+  };
   for (int i = 0; i < 500; ++i) {
-    if (!CallOnce(*stub, batch, callback)) return 1;
+    if (!once()) return 1;
   }
   const int calls = std::max(1, absl::GetFlag(FLAGS_calls));
   std::vector<double> micros;
   micros.reserve(calls);
   for (int i = 0; i < calls; ++i) {
     Clock::time_point start = Clock::now();
-    if (!CallOnce(*stub, batch, callback)) return 1;
+    if (!once()) return 1;
     micros.push_back(
         std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+  }
+  if (session.stream) {
+    session.stream->WritesDone();
+    session.stream->Finish();
   }
   std::sort(micros.begin(), micros.end());
   std::printf("op=%s api=%s ops=%d calls=%d p50=%.1fus p90=%.1fus p99=%.1fus\n",

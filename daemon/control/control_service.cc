@@ -201,6 +201,7 @@ grpc::Status ControlService::Stats(grpc::ServerContext* context,
     }
     out->set_backend_messages(e.stats.backend_messages);
     out->set_backend_ops(e.stats.backend_ops);
+    out->set_backend_session_messages(e.stats.backend_session_messages);
     out->set_backend_errors(e.stats.backend_errors);
     out->set_backend_invalid(e.stats.backend_invalid);
     out->set_cache_entries(e.stats.cache_entries);

@@ -57,6 +57,9 @@ constexpr Family kContentsFetchedAhead = {
 constexpr Family kOpensAnsweredAhead = {
     "fusehostd_opens_answered_ahead_total", "counter",
     "Opens the daemon answered with contents fetched ahead."};
+constexpr Family kBackendSessionMessages = {
+    "fusehostd_backend_session_messages_total", "counter",
+    "Backend messages sent on the backend's Session stream."};
 constexpr Family kUringRequests = {
     "fusehostd_uring_requests_total", "counter",
     "Kernel requests taken from the io_uring queues (mount option uring)."};
@@ -168,6 +171,8 @@ std::string RenderMetrics(const std::vector<MountStatsEntry>& mounts) {
       {&kBackendMessages, &MountStats::Snapshot::backend_messages},
       {&kBackendOps, &MountStats::Snapshot::backend_ops},
       {&kBackendErrors, &MountStats::Snapshot::backend_errors},
+      {&kBackendSessionMessages,
+       &MountStats::Snapshot::backend_session_messages},
       {&kBackendInvalid, &MountStats::Snapshot::backend_invalid},
       {&kPassthroughOpens, &MountStats::Snapshot::passthrough_opens},
       {&kDaemonOpens, &MountStats::Snapshot::daemon_opens},

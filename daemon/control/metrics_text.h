@@ -10,6 +10,7 @@
 //   fusehostd_backend_messages_total       counter
 //   fusehostd_backend_ops_total            counter
 //   fusehostd_backend_errors_total         counter
+//   fusehostd_backend_session_messages_total counter
 //   fusehostd_backend_invalid_total        counter
 //   fusehostd_passthrough_opens_total      counter
 //   fusehostd_daemon_opens_total           counter

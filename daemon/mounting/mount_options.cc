@@ -209,6 +209,10 @@ absl::StatusOr<MountOptions> ParseMountOptions(absl::string_view text) {
       st = SetFlag(key, has_value, &opts.write_behind, true);
     } else if (key == "no_write_behind") {
       st = SetFlag(key, has_value, &opts.write_behind, false);
+    } else if (key == "session") {
+      st = SetFlag(key, has_value, &opts.session, true);
+    } else if (key == "no_session") {
+      st = SetFlag(key, has_value, &opts.session, false);
     } else if (key == "uring") {
       st = SetFlag(key, has_value, &opts.uring, true);
     } else if (key == "no_uring") {

@@ -94,6 +94,9 @@ struct MountOptions {
   // FUSE over io_uring (fuse/uring_queues.h): a queue per CPU served on
   // that CPU, where the kernel offers it; /dev/fuse otherwise.
   bool uring = false;
+  // Messages on the backend's Session stream when it serves one
+  // (pipeline/backend_session.h); false: an Execute call per message.
+  bool session = true;
   // Options for the backend, as given.
   std::vector<std::string> backend_options;
 };

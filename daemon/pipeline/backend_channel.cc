@@ -84,6 +84,11 @@ struct BackendChannel::Call {
   google::protobuf::Arena arena{ArenaOptions()};
   v1::BatchResult* response =
       google::protobuf::Arena::CreateMessage<v1::BatchResult>(&arena);
+  // Sent on a Session stream (of `conn`): the arena its result came in,
+  // which `response` then points into, and how to cancel it.
+  std::unique_ptr<google::protobuf::Arena> session_arena;
+  BackendSession* session = nullptr;
+  std::atomic<uint64_t> sequence{0};
   std::vector<Done> done;  // by op position in `request`
   std::vector<std::function<void(v1::OpResult*)>> check;  // likewise
   std::vector<OpHandles> tokens;  // likewise: what the op carried
@@ -161,6 +166,7 @@ absl::StatusOr<v1::InitReply> BackendChannel::Init(
   grpc::Status s = conn->stub->Init(&context, request, &reply);
   if (!s.ok()) return StatusFromGrpc(s, "Init on", options_.target);
   handles_.SawInstance(reply.instance());
+  serves_session_.store(options_.session && reply.serves_session());
   return reply;
 }
 
@@ -294,12 +300,102 @@ void BackendChannel::Start(Call* call, std::shared_ptr<Connection> conn) {
     call->started_connected =
         conn->channel->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_READY;
   }
+  Connection* on = conn.get();
   {
     absl::MutexLock lock(&mu_);
     call->conn = std::move(conn);
   }
+  if (StartOnSession(call, on)) return;
   stub->async()->Execute(&call->context, &call->request, call->response,
                          [this, call](grpc::Status s) { Finish(call, s); });
+}
+
+bool BackendChannel::StartOnSession(Call* call, Connection* conn) {
+  // Not from a session's own threads: the write could wait for flow
+  // control that only that session's reader frees.
+  if (!serves_session_.load() || BackendSession::OnSessionThread()) {
+    return false;
+  }
+  BackendSession* session = SessionOf(conn);  // with a use held
+  if (session == nullptr) return false;
+  {
+    absl::MutexLock lock(&mu_);
+    call->session = session;
+  }
+  // Once sent, `call` may be answered and gone at any moment.
+  const bool sent = session->Send(
+      &call->request, CallDeadline(*call),
+      [this, call](const grpc::Status& status,
+                   std::unique_ptr<google::protobuf::Arena> arena,
+                   v1::BatchResult* result) {
+        if (result != nullptr) {
+          call->session_arena = std::move(arena);
+          call->response = result;
+        }
+        if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+          // It said it serves Session, and does not: no batch of the
+          // stream ran, so this one goes again as an Execute call, as all
+          // later ones do.
+          serves_session_.store(false);
+          std::shared_ptr<Connection> conn;
+          {
+            absl::MutexLock lock(&mu_);
+            call->session = nullptr;
+            conn = call->conn;
+          }
+          Start(call, std::move(conn));
+          return;
+        }
+        Finish(call, status);
+      },
+      &call->sequence);
+  if (!sent) {
+    absl::MutexLock lock(&mu_);
+    call->session = nullptr;
+  }
+  session->Unuse();
+  return sent;
+}
+
+BackendSession* BackendChannel::SessionOf(Connection* conn) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (conn->session != nullptr && !conn->session->broken()) {
+      conn->session->Use();
+      return conn->session.get();
+    }
+    if (conn->opening_session) return nullptr;  // an Execute call meanwhile
+    conn->opening_session = true;
+  }
+  auto fresh =
+      std::make_unique<BackendSession>(conn->stub.get(), ArenaOptions());
+  std::vector<std::unique_ptr<BackendSession>> ended;
+  absl::MutexLock lock(&mu_);
+  conn->opening_session = false;
+  if (conn->session != nullptr) {
+    conn->broken_sessions.push_back(std::move(conn->session));
+  }
+  conn->session = std::move(fresh);
+  // Broken streams whose threads are over: their calls are answered, so
+  // nothing refers to them unless CancelAll is looking at those calls or a
+  // sender has not yet seen that they broke.
+  if (cancelling_ == 0) {
+    auto& old = conn->broken_sessions;
+    for (auto it = old.begin(); it != old.end();) {
+      if ((*it)->finished() && !(*it)->in_use()) {
+        ended.push_back(std::move(*it));
+        it = old.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  BackendSession* session = conn->session.get();
+  session->Use();
+  mu_.Unlock();
+  ended.clear();  // outside the lock: joins threads already over
+  mu_.Lock();
+  return session;
 }
 
 void BackendChannel::Fail(Call* call, int posix_errno) {
@@ -398,7 +494,10 @@ bool BackendChannel::RetryOnNewConnection(Call* call,
 void BackendChannel::Finish(Call* call, const grpc::Status& status) {
   if (RetryOnNewConnection(call, status)) return;
   const int n = call->request.ops_size();
-  if (options_.stats != nullptr) options_.stats->RecordBackendMessage(n, !status.ok());
+  if (options_.stats != nullptr) {
+    options_.stats->RecordBackendMessage(n, !status.ok(),
+                                         call->session != nullptr);
+  }
   // Match results to ops by id; the backend may answer in any order, and
   // anything missing, duplicated or unknown is its bug: EIO for those ops.
   absl::flat_hash_map<uint64_t, int> position;
@@ -484,20 +583,30 @@ void BackendChannel::Finish(Call* call, const grpc::Status& status) {
 }
 
 void BackendChannel::CancelAll() {
-  std::vector<Call*> calls;
+  // Each call sent, with the session it went on (null: an Execute call).
+  std::vector<std::pair<Call*, BackendSession*>> calls;
   std::vector<Call*> waiting;
   {
     absl::MutexLock lock(&mu_);
-    ++cancelling_;  // keeps every call alive until the loops below are done
+    // Keeps every call alive until the loops below are done, and every
+    // session too (SessionOf destroys none meanwhile).
+    ++cancelling_;
     for (auto& [call, since] : waiting_) waiting.push_back(call);
     waiting_.clear();
     for (auto& [call, owned] : in_flight_) {
-      if (call->conn != nullptr) calls.push_back(call);
+      if (call->conn != nullptr) calls.emplace_back(call, call->session);
     }
   }
-  // Outside the lock: TryCancel may run the completion (Finish) inline.
+  // Outside the lock: TryCancel and Cancel may run the completion (Finish)
+  // inline.
   for (Call* call : waiting) Fail(call, ECANCELED);
-  for (Call* call : calls) call->context.TryCancel();
+  for (auto& [call, session] : calls) {
+    if (session != nullptr) {
+      session->Cancel(call->sequence.load());
+    } else {
+      call->context.TryCancel();
+    }
+  }
   std::vector<std::unique_ptr<Call>> finished;
   {
     absl::MutexLock lock(&mu_);

@@ -36,6 +36,9 @@
 #ifndef FUSE_HOSTD_DAEMON_PIPELINE_BACKEND_CHANNEL_H_
 #define FUSE_HOSTD_DAEMON_PIPELINE_BACKEND_CHANNEL_H_
 
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -44,14 +47,13 @@
 #include <thread>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/unique_fd.h"
+#include "daemon/pipeline/backend_session.h"
 #include "daemon/pipeline/handle_map.h"
 #include "daemon/pipeline/handle_reopener.h"
 #include "daemon/pipeline/op_transport.h"
@@ -89,6 +91,9 @@ class BackendChannel : public OpTransport, public BatchSink {
     // long again. Zero: no pings. (A Unix socket's peer that goes away
     // closes it.)
     absl::Duration keepalive = absl::ZeroDuration();
+    // Send messages on the backend's Session stream when its Init says it
+    // serves one; false: an Execute call each.
+    bool session = true;
     // Deadline of Init.
     absl::Duration init_timeout = absl::Seconds(5);
     // Deadline of Destroy: short, since it runs while the daemon stops.
@@ -108,6 +113,13 @@ class BackendChannel : public OpTransport, public BatchSink {
     // backend hanging up, so that a message is not sent on a connection
     // already known to be dead (see LiveLocked).
     UniqueFd peer;
+    // The Session stream messages go on when the backend serves it, and
+    // the broken ones it replaced (a connection gRPC remakes outlives its
+    // streams). Guarded by the channel's mu_; ended with the connection,
+    // which is never released on a gRPC or session thread.
+    std::unique_ptr<BackendSession> session;
+    std::vector<std::unique_ptr<BackendSession>> broken_sessions;
+    bool opening_session = false;
   };
 
   explicit BackendChannel(Options options);
@@ -151,6 +163,12 @@ class BackendChannel : public OpTransport, public BatchSink {
   // When `call` stops waiting for an answer or a connection.
   absl::Time CallDeadline(const Call& call) const;
   void Start(Call* call, std::shared_ptr<Connection> conn);
+  // Sends `call` on `conn`'s Session stream (opened if needed); false when
+  // it must go as an Execute call instead.
+  bool StartOnSession(Call* call, Connection* conn);
+  // `conn`'s working Session stream, opened if there is none; null if one
+  // cannot be had now.
+  BackendSession* SessionOf(Connection* conn);
   void Finish(Call* call, const grpc::Status& status);
   // True when `call` is queued again for a new connection instead of
   // failing (call is then gone): its ops that change nothing go again, the
@@ -172,6 +190,9 @@ class BackendChannel : public OpTransport, public BatchSink {
   void DialLoop();
 
   const Options options_;
+  // The backend serves Session (InitReply.serves_session), and its
+  // streams have not been refused.
+  std::atomic<bool> serves_session_{false};
   // The kernel sees tokens, never the backend's handles (handle_map.h).
   HandleMap handles_;
   HandleReopener reopener_;

@@ -74,8 +74,12 @@ void MountStats::RecordRequest(KernelOp op, absl::Duration latency,
   if (posix_errno != 0) op_errors_[i].fetch_add(1, std::memory_order_relaxed);
 }
 
-void MountStats::RecordBackendMessage(int ops, bool transport_failed) {
+void MountStats::RecordBackendMessage(int ops, bool transport_failed,
+                                      bool on_session) {
   backend_messages_.fetch_add(1, std::memory_order_relaxed);
+  if (on_session) {
+    backend_session_messages_.fetch_add(1, std::memory_order_relaxed);
+  }
   backend_ops_.fetch_add(ops, std::memory_order_relaxed);
   if (transport_failed) backend_errors_.fetch_add(1, std::memory_order_relaxed);
 }
@@ -113,6 +117,8 @@ MountStats::Snapshot MountStats::Snap() const {
   }
   s.backend_messages = backend_messages_.load(std::memory_order_relaxed);
   s.backend_ops = backend_ops_.load(std::memory_order_relaxed);
+  s.backend_session_messages =
+      backend_session_messages_.load(std::memory_order_relaxed);
   s.backend_errors = backend_errors_.load(std::memory_order_relaxed);
   s.backend_invalid = backend_invalid_.load(std::memory_order_relaxed);
   return s;

@@ -104,6 +104,8 @@ class MountStats {
     uint64_t backend_messages = 0;
     uint64_t backend_ops = 0;
     uint64_t backend_errors = 0;  // messages that failed in transport
+    // Of backend_messages, those sent on the Session stream.
+    uint64_t backend_session_messages = 0;
     // Replies and notices the reply validator repaired or refused.
     uint64_t backend_invalid = 0;
     // Paths the daemon's metadata cache holds, and its limit (both 0 when
@@ -140,7 +142,9 @@ class MountStats {
   // A kernel request answered after `latency`, with `posix_errno` (0: ok).
   void RecordRequest(KernelOp op, absl::Duration latency, int posix_errno);
   // One message to the backend carrying `ops` operations.
-  void RecordBackendMessage(int ops, bool transport_failed);
+  // `on_session`: sent on the backend's Session stream, not an Execute call.
+  void RecordBackendMessage(int ops, bool transport_failed,
+                            bool on_session = false);
   void RecordCacheLookup(CacheKind kind, bool hit);
   // A backend reply or notice that had to be repaired or refused.
   void RecordInvalidReply();
@@ -158,6 +162,7 @@ class MountStats {
   std::atomic<uint64_t> backend_messages_{0};
   std::atomic<uint64_t> backend_ops_{0};
   std::atomic<uint64_t> backend_errors_{0};
+  std::atomic<uint64_t> backend_session_messages_{0};
   std::atomic<uint64_t> backend_invalid_{0};
 };
 

@@ -8,10 +8,12 @@ listing's names in one go before answering READDIRPLUS, in messages of
 many ops."""
 
 import os
+import re
 import stat
 
 import pytest
 
+from daemon_stats import counted
 from fhlib import port_fusepy_loopback, run_cmd
 from pyfhlib import py_mounts  # noqa: F401
 
@@ -173,3 +175,43 @@ def test_cat_of_small_files_costs_no_read_or_flush_round_trip(py_mounts):
     assert all(r[:2] == (str((64 << 10) + 1), "0") for r in small), calls
     # The large one was read by the kernel's requests.
     assert any(r[2] == "big" for r in reads), calls
+
+
+# --- the Session stream ------------------------------------------------------
+
+SESSION = r"session stream\s+(\d+) of the messages"
+MESSAGES = r"backend\s+(\d+) messages"
+
+
+@pytest.mark.parametrize("kind", ["loopback", "memory"])
+def test_cpp_backends_take_every_message_on_their_session_stream(mounts,
+                                                                 kind):
+    """The C++ SDK serves Session: files made, written, renamed, listed and
+    removed through the mount cost no Execute call."""
+    m = mounts.mount(kind)
+    ops = mounts.ops(cwd=m.path)
+    ops.ok([("mkdir", "d", 0o755), ("write_files", "d/f", 30, 100),
+            ("rename", "d/f0", "d/g"), ("listdir", "d")])
+    got = ops.run([("stat", "d/g"), ("stat", "d/f29")])
+    assert got[0]["size"] == 100 and got[1]["size"] == 100, got
+    ops.ok([("unlink", "d/g")])
+    messages = counted(m, MESSAGES)
+    assert messages >= 30
+    assert counted(m, SESSION) == messages
+
+
+def test_python_backend_gets_execute_calls(py_mounts):
+    """The Python SDK does not serve Session (its Init says so): every
+    message is an Execute call, and the mount works as before."""
+    script = ported_fusepy_loopback(py_mounts)
+    root = py_mounts.mkdir("execute-root")
+    for i in range(5):
+        with open(os.path.join(root, "f%d" % i), "w") as f:
+            f.write("x" * i)
+    mp = py_mounts.mountpoint()
+    py_mounts.python([script, root, mp], mountpoint=mp, name="fusepyexec")
+    res = run_cmd(["find", mp, "-printf", "%s %f\n"]).check()
+    assert "4 f4" in res.stdout.splitlines(), res.stdout
+    out = py_mounts.daemon.ctl("stats", mp).check().stdout
+    assert int(re.search(MESSAGES, out).group(1)) > 0, out
+    assert int(re.search(SESSION, out).group(1)) == 0, out

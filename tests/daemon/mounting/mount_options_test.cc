@@ -203,6 +203,13 @@ TEST(MountOptionsTest, FetchedAhead) {
   }
 }
 
+TEST(MountOptionsTest, Session) {
+  EXPECT_TRUE(Parse("").session);
+  EXPECT_FALSE(Parse("no_session").session);
+  EXPECT_TRUE(Parse("no_session,session").session);
+  ExpectRejected("session=1", "session");
+}
+
 TEST(MountOptionsTest, WriteBehind) {
   EXPECT_FALSE(Parse("").write_behind);
   EXPECT_TRUE(Parse("write_behind").write_behind);

@@ -27,6 +27,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/filesystem.grpc.pb.h"
+#include "tests/daemon/pipeline/in_process_backend.h"
 
 namespace fusehost {
 namespace {
@@ -131,58 +132,9 @@ v1::Op GetattrOp(uint64_t id, const std::string& path) {
   return op;
 }
 
-// Keeps gRPC's shared callback completion queue referenced for as long as it
-// lives. gRPC 1.51 here runs callback-API completions on that queue's own
-// threads and frees the queue when the last channel using it goes away. A
-// BackendChannel destroyed right after its last call completes lets that last
-// reference drop on one of those threads, which then shuts down (and fails to
-// join) itself and aborts the process (see BackendChannelLifetimeTest). With
-// one more channel holding the queue, the other tests are not at the mercy of
-// that race.
-class CallbackQueueKeeper {
- public:
-  explicit CallbackQueueKeeper(const std::string& unreachable_target)
-      : channel_(grpc::CreateChannel(unreachable_target,
-                                     grpc::InsecureChannelCredentials())) {
-    // One callback call makes the channel take its reference on the queue.
-    std::unique_ptr<v1::FileSystem::Stub> stub =
-        v1::FileSystem::NewStub(channel_);
-    grpc::ClientContext context;
-    v1::InitRequest request;
-    v1::InitReply reply;
-    absl::Notification done;
-    stub->async()->Init(&context, &request, &reply,
-                        [&done](grpc::Status) { done.Notify(); });
-    done.WaitForNotification();
-  }
-
- private:
-  std::shared_ptr<grpc::Channel> channel_;
-};
-
-// Each test gets a directory for its socket. Unix socket paths are limited to
-// 107 bytes; Bazel's TEST_TMPDIR is used when it is short enough, else a
-// fresh directory under /tmp.
-class BackendChannelTest : public ::testing::Test {
+class BackendChannelTest : public InProcessBackendTest {
  protected:
   static constexpr uint64_t kMountId = 17;
-
-  static void SetUpTestSuite() {
-    keeper_ = new CallbackQueueKeeper("unix:/nonexistent/fuse-hostd-test.sock");
-  }
-  static void TearDownTestSuite() {
-    delete keeper_;
-    keeper_ = nullptr;
-  }
-
-  void SetUp() override {
-    const char* tmp = std::getenv("TEST_TMPDIR");
-    std::string base = tmp != nullptr && std::strlen(tmp) < 80 ? tmp : "/tmp";
-    std::string dir = base + "/backend-channel-XXXXXX";
-    ASSERT_NE(mkdtemp(dir.data()), nullptr) << std::strerror(errno);
-    dir_ = dir;
-    target_ = "unix:" + dir_ + "/backend.sock";
-  }
 
   void TearDown() override {
     if (server_ != nullptr) {
@@ -190,12 +142,6 @@ class BackendChannelTest : public ::testing::Test {
       server_->Wait();
     }
     RemoveSocketDir();
-  }
-
-  // Connections made stay up without it.
-  void RemoveSocketDir() {
-    unlink((dir_ + "/backend.sock").c_str());
-    rmdir(dir_.c_str());
   }
 
   // Serves `service` on the socket; nullptr serves no service at all. (gRPC
@@ -242,17 +188,10 @@ class BackendChannelTest : public ::testing::Test {
     return SendAndWait(*channel, std::move(op));
   }
 
-  std::string dir_;
-  std::string target_;
   FakeBackend backend_;
   grpc::CallbackGenericService no_service_;
   std::unique_ptr<grpc::Server> server_;
-
- private:
-  static CallbackQueueKeeper* keeper_;
 };
-
-CallbackQueueKeeper* BackendChannelTest::keeper_ = nullptr;
 
 TEST_F(BackendChannelTest, ResultIsMatchedByOpId) {
   v1::OpResult result = ExecuteOne(
