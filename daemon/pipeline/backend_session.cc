@@ -55,13 +55,19 @@ bool BackendSession::finished() const {
 
 bool BackendSession::Send(v1::Batch* batch, absl::Time deadline, Done done,
                           std::atomic<uint64_t>* sequence) {
+  // The size with its sequence, which takes at most 11 bytes.
+  const size_t bytes = batch->ByteSizeLong() + 11;
   uint64_t seq;
   {
     absl::MutexLock lock(&mu_);
-    if (broken_ || stopping_) return false;
+    if (broken_ || stopping_ ||
+        unanswered_bytes_ + bytes > kMaxUnansweredBytes) {
+      return false;
+    }
+    unanswered_bytes_ += bytes;
     seq = ++next_sequence_;
     sequence->store(seq);
-    waiting_.emplace(seq, Waiting{std::move(done), deadline});
+    waiting_.emplace(seq, Waiting{std::move(done), deadline, bytes});
     deadlines_.emplace(deadline, seq);
   }
   batch->set_sequence(seq);
@@ -80,14 +86,16 @@ bool BackendSession::Send(v1::Batch* batch, absl::Time deadline, Done done,
   absl::MutexLock lock(&mu_);
   Waiting unsent;
   // Answered already if the broken stream failed it meanwhile.
-  return !Take(seq, &unsent);
+  if (!Take(seq, &unsent)) return true;
+  unanswered_bytes_ -= unsent.bytes;
+  return false;
 }
 
 void BackendSession::Cancel(uint64_t sequence) {
   Waiting w;
   {
     absl::MutexLock lock(&mu_);
-    if (!Take(sequence, &w)) return;
+    if (!Abandon(sequence, &w)) return;
   }
   w.done(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"), nullptr,
          nullptr);
@@ -99,6 +107,12 @@ bool BackendSession::Take(uint64_t sequence, Waiting* out) {
   deadlines_.erase({it->second.deadline, sequence});
   *out = std::move(it->second);
   waiting_.erase(it);
+  return true;
+}
+
+bool BackendSession::Abandon(uint64_t sequence, Waiting* out) {
+  if (!Take(sequence, out)) return false;
+  abandoned_.emplace(sequence, out->bytes);
   return true;
 }
 
@@ -123,8 +137,17 @@ void BackendSession::ReadLoop() {
     Waiting w;
     {
       absl::MutexLock lock(&mu_);
-      // Unknown: timed out, cancelled, or never sent.
-      if (!Take(result->sequence(), &w)) continue;
+      if (!Take(result->sequence(), &w)) {
+        // Late (timed out, cancelled): its bytes were read after all. Or
+        // never sent: dropped.
+        auto late = abandoned_.find(result->sequence());
+        if (late != abandoned_.end()) {
+          unanswered_bytes_ -= late->second;
+          abandoned_.erase(late);
+        }
+        continue;
+      }
+      unanswered_bytes_ -= w.bytes;
     }
     w.done(grpc::Status::OK, std::move(arena), result);
   }
@@ -166,7 +189,7 @@ void BackendSession::TimerLoop() {
     const absl::Time now = absl::Now();
     while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
       Waiting w;
-      if (Take(deadlines_.begin()->second, &w)) {
+      if (Abandon(deadlines_.begin()->second, &w)) {
         expired.push_back(std::move(w));
       } else {
         deadlines_.erase(deadlines_.begin());

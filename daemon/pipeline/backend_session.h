@@ -15,6 +15,15 @@
 // A result whose sequence is unknown (never sent, already answered, timed
 // out) is the backend's bug or a late answer, and is dropped.
 //
+// A write never waits for the backend: the bytes written and not yet
+// answered stay below half of HTTP/2's initial stream window, so flow
+// control never holds a write back. A batch that would pass that is
+// refused (Send returns false; the channel sends it as an Execute call,
+// which never blocks its caller). Bytes of a batch that timed out or was
+// cancelled stay counted until its late result comes: the backend may not
+// have read them. So a backend that stops reading its stream costs that
+// stream, not the daemon's threads.
+//
 // Each batch's `done` runs exactly once, on the reader thread (a result, a
 // broken stream), the timer thread (a deadline), or the caller's (Cancel,
 // the destructor). Callbacks must not write to this session: a Send from
@@ -30,6 +39,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -65,9 +75,9 @@ class BackendSession {
 
   // Writes `batch` (its sequence set here, and stored in *sequence before
   // the write) and returns true: `done` will run, maybe before Send returns.
-  // False when the stream is broken or the write failed before anyone else
-  // answered the batch: `done` will not run, and the batch must go another
-  // way.
+  // False when the stream is broken, the batch would pass the bound on
+  // unanswered bytes, or the write failed before anyone else answered the
+  // batch: `done` will not run, and the batch must go another way.
   bool Send(v1::Batch* batch, absl::Time deadline, Done done,
             std::atomic<uint64_t>* sequence);
 
@@ -92,12 +102,19 @@ class BackendSession {
   struct Waiting {
     Done done;
     absl::Time deadline;
+    size_t bytes = 0;
   };
+
+  // Below the 64 KiB initial HTTP/2 stream window, with room for framing.
+  static constexpr size_t kMaxUnansweredBytes = 32 * 1024;
 
   void ReadLoop();
   void TimerLoop();
   // Removes and returns the batch's entry if it is still waiting.
   bool Take(uint64_t sequence, Waiting* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Take, for a batch given up on before its result came.
+  bool Abandon(uint64_t sequence, Waiting* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Fails everything waiting, once the stream is broken.
   void FailAll(const grpc::Status& status);
 
@@ -111,6 +128,10 @@ class BackendSession {
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<uint64_t, Waiting> waiting_ ABSL_GUARDED_BY(mu_);
   std::set<std::pair<absl::Time, uint64_t>> deadlines_ ABSL_GUARDED_BY(mu_);
+  // Written and not answered with a result (see above), and of those the
+  // batches given up on (timed out, cancelled), by sequence.
+  size_t unanswered_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<uint64_t, size_t> abandoned_ ABSL_GUARDED_BY(mu_);
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int threads_running_ ABSL_GUARDED_BY(mu_) = 2;

@@ -213,6 +213,9 @@ TEST_F(BackendSessionTest, ManyMessagesAtOnceEachGetTheirOwnResult) {
     return grpc::Status::OK;
   });
   Start();
+  // The stream is open before the senders start (while it opens, messages
+  // go as Execute calls).
+  ASSERT_EQ(SendAndWait(GetattrOp(1)).posix_errno(), 0);
   constexpr int kThreads = 8;
   constexpr int kEach = 300;
   std::vector<std::thread> senders;
@@ -235,7 +238,47 @@ TEST_F(BackendSessionTest, ManyMessagesAtOnceEachGetTheirOwnResult) {
   channel_->WaitIdle();
   EXPECT_EQ(right.load(), kThreads * kEach);
   EXPECT_EQ(stats_.Snap().backend_session_messages,
-            static_cast<uint64_t>(kThreads * kEach));
+            static_cast<uint64_t>(kThreads * kEach + 1));
+}
+
+TEST_F(BackendSessionTest, ABackendThatStopsReadingNeverHoldsASenderBack) {
+  // Reads nothing: what is written fills the stream's flow-control window.
+  backend_.set_session([](grpc::ServerContext* context, Stream*) {
+    while (!context->IsCancelled()) absl::SleepFor(absl::Milliseconds(5));
+    return grpc::Status::OK;
+  });
+  Start(/*call_timeout=*/absl::Milliseconds(500));
+  // 4 messages of 8 KiB, then 100 of 60 KiB: about a hundred times the
+  // 64 KiB window HTTP/2 starts with.
+  constexpr int kMessages = 104;
+  std::vector<std::unique_ptr<Completion>> done;
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < kMessages; ++i) {
+    done.push_back(std::make_unique<Completion>());
+    v1::Op op = GetattrOp(i + 1);
+    op.mutable_getattr()->set_path("/" +
+                                   std::string(i < 4 ? 8000 : 60000, 'a'));
+    channel_->Send(std::move(op), done.back()->Callback());
+  }
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2)) << "a Send waited";
+  int executed = 0, timed_out = 0;
+  for (auto& c : done) {
+    ASSERT_TRUE(c->done.WaitForNotificationWithTimeout(kPatience));
+    if (c->result.posix_errno() == ETIMEDOUT) ++timed_out;
+    if (c->result.posix_errno() == 0) {
+      EXPECT_EQ(c->result.getattr().attr().size(), 1u);  // Execute's
+      ++executed;
+    }
+  }
+  EXPECT_EQ(executed + timed_out, kMessages);
+  EXPECT_GE(executed, 100);
+  EXPECT_GE(timed_out, 1);
+  // The backend never read those bytes: the stream stays full, and the
+  // next such message goes as an Execute call too.
+  v1::Op next = GetattrOp(99);
+  next.mutable_getattr()->set_path("/" + std::string(8000, 'a'));
+  EXPECT_EQ(SendAndWait(std::move(next)).getattr().attr().size(), 1u);
+  channel_->WaitIdle();
 }
 
 TEST_F(BackendSessionTest, ABackendThatDoesNotSayItServesSessionGetsExecute) {
