@@ -35,7 +35,7 @@ bool Related(const std::string& a, const std::string& b) {
 
 bool IsDeferrable(const v1::Op& op) {
   return op.has_chmod() || op.has_chown() || op.has_utimens() ||
-         op.has_unlink() || op.has_rmdir();
+         op.has_unlink() || op.has_rmdir() || op.has_rename();
 }
 
 // Ops that change nothing a later early answer is computed from.
@@ -163,9 +163,18 @@ OpTransport::Done WriteBehind::Deferred(const v1::Op& op) {
   if (op.has_rmdir()) paths.push_back(ParentPath(op.rmdir().path()));
   // A create answered early made its directory show the name.
   if (op.has_create()) paths.push_back(ParentPath(op.create().path()));
+  // A rename answered early moved a name out of one directory into
+  // another (or the same).
+  if (op.has_rename()) {
+    paths.push_back(ParentPath(op.rename().old_path()));
+    if (ParentPath(op.rename().new_path()) != paths.back()) {
+      paths.push_back(ParentPath(op.rename().new_path()));
+    }
+  }
   if (op.has_release()) return [](const v1::OpResult&) {};
   const char* what = op.has_unlink()   ? "unlink"
                      : op.has_rmdir()  ? "rmdir"
+                     : op.has_rename() ? "rename"
                      : op.has_chmod()  ? "chmod"
                      : op.has_chown()  ? "chown"
                      : op.has_create() ? "create"

@@ -52,8 +52,22 @@
 //                          most max_queued_bytes of write data queued; a
 //                          flush's ENOSYS is no failure; a release's error
 //                          is not reported (the kernel ignores it);
-// never of a file with several names (hard links): ops are ordered by path,
-// and another name's ops would not wait for the change.
+//   rename                 of a cached non-directory, with flags 0 or
+//                          RENAME_NOREPLACE, to a name known absent (its
+//                          directory's fresh listing lacks it) or, without
+//                          RENAME_NOREPLACE, over a cached non-directory,
+//                          both directories' attributes cached (they get
+//                          new times; no link count changes). What the
+//                          layers above keep is what a rename the backend
+//                          answered leaves (the old name absent, the new
+//                          name's attributes and both listings dropped).
+//                          A directory, RENAME_EXCHANGE and a target of
+//                          unknown kind go to the backend. Ops queued
+//                          before it name the old path, later ones the
+//                          new: both paths are its keys, so none passes it;
+// never of a file with several names (hard links; for a rename, neither the
+// file moved nor the one it replaces): ops are ordered by path, and another
+// name's ops would not wait for the change.
 // Everything else goes on as before, except that an op touching what a
 // queued op touches waits behind it (a read of a file created early waits
 // for its create and writes to reach the backend; Touches keeps the daemon
@@ -77,7 +91,8 @@
 //
 // Errors: a deferred op the backend refuses (or that is lost with the
 // connection) is logged and counted, and `on_failure` is told its paths
-// (for unlink, rmdir and create, the directory's too), so that the caches
+// (for unlink, rmdir and create, the directory's too; for rename, both
+// names and both directories), so that the caches
 // forget what the early answer made them believe (a name created early
 // disappears from the mount). An rmdir the backend refuses
 // (ENOTEMPTY: another client made a name in the directory after the
@@ -214,6 +229,9 @@ class WriteBehind : public OpTransport {
   bool AnswerCreate(const v1::Op& op, v1::OpResult* result)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool AnswerOnCreated(const v1::Op& op, v1::OpResult* result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The early answer for rename.
+  bool AnswerRename(const v1::Op& op, v1::OpResult* result)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A create answered early with `token` was answered by the backend.
   void Created(uint64_t token, const v1::OpResult& result);

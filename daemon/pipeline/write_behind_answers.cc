@@ -5,6 +5,7 @@
 #include "daemon/pipeline/write_behind.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -51,6 +52,21 @@ bool HasOtherNames(const v1::Attr& attr) {
   return !S_ISDIR(attr.mode()) && attr.nlink() > 1;
 }
 
+// The cached attributes of directory `dir` as a change of a name in it
+// leaves them: new mtime and ctime from `now`. False if they are not
+// cached.
+bool ChangedDirectory(MetadataCache* cache, const std::string& dir,
+                      const v1::Timespec& now, v1::Attr* attr) {
+  if (cache->GetAttr(dir, attr) != MetadataCache::AttrLookup::kHit ||
+      !S_ISDIR(attr->mode())) {
+    return false;
+  }
+  *attr->mutable_mtime() = now;
+  *attr->mutable_ctime() = now;
+  attr->set_ttl_ms(0);
+  return true;
+}
+
 }  // namespace
 
 bool WriteBehind::AnswerCreate(const v1::Op& op, v1::OpResult* result) {
@@ -64,11 +80,9 @@ bool WriteBehind::AnswerCreate(const v1::Op& op, v1::OpResult* result) {
     return false;
   }
   const std::string parent = ParentPath(path);
+  const v1::Timespec now = ProtoTime(options_.now());
   v1::Attr dir;
-  if (cache->GetAttr(parent, &dir) != MetadataCache::AttrLookup::kHit ||
-      !S_ISDIR(dir.mode())) {
-    return false;
-  }
+  if (!ChangedDirectory(cache, parent, now, &dir)) return false;
   if (options_.posix_acl) {
     // No default ACL: the umask the kernel applied decides.
     int negative = 0;
@@ -89,7 +103,6 @@ bool WriteBehind::AnswerCreate(const v1::Op& op, v1::OpResult* result) {
   if (!cache->ListingKnows(parent, BaseName(path), &present) || present) {
     return false;
   }
-  const v1::Timespec now = ProtoTime(options_.now());
   v1::Attr attr;
   // ino 0: the kernel's node id stands for it until the backend's
   // attributes replace these.
@@ -101,9 +114,6 @@ bool WriteBehind::AnswerCreate(const v1::Op& op, v1::OpResult* result) {
   *attr.mutable_atime() = now;
   *attr.mutable_mtime() = now;
   *attr.mutable_ctime() = now;
-  *dir.mutable_mtime() = now;
-  *dir.mutable_ctime() = now;
-  dir.set_ttl_ms(0);
   const uint64_t token =
       options_.handles->IssueUnopened(c.flags(), op.caller());
   created_.insert(token);
@@ -111,6 +121,53 @@ bool WriteBehind::AnswerCreate(const v1::Op& op, v1::OpResult* result) {
   result->mutable_create()->mutable_open()->set_noflush(options_.noflush);
   *result->mutable_create()->mutable_attr() = std::move(attr);
   *result->mutable_parent_attr() = std::move(dir);
+  return true;
+}
+
+bool WriteBehind::AnswerRename(const v1::Op& op, v1::OpResult* result) {
+  MetadataCache* cache = options_.cache;
+  const v1::RenameRequest& r = op.rename();
+  const std::string& from = r.old_path();
+  const std::string& to = r.new_path();
+  // RENAME_EXCHANGE and RENAME_WHITEOUT are the backend's; so is a move of
+  // a name onto itself, below itself or onto a directory above it.
+  if ((r.flags() & ~static_cast<uint32_t>(RENAME_NOREPLACE)) != 0 ||
+      from.empty() || to.empty() || from == "/" || to == "/" || from == to ||
+      IsBelow(to, from) || IsBelow(from, to)) {
+    return false;
+  }
+  // A file of one name: a directory moves a subtree (and links), and the
+  // other names of a hard-linked file would not wait for the rename.
+  v1::Attr moved;
+  if (cache->GetAttr(from, &moved) != MetadataCache::AttrLookup::kHit ||
+      S_ISDIR(moved.mode()) || HasOtherNames(moved)) {
+    return false;
+  }
+  // The target is known absent (its directory's fresh listing lacks it), or
+  // it is a cached file of one name, which the rename replaces (a directory
+  // there would make it fail, a hard link keep its other names' counts).
+  bool present = true;
+  if (!cache->ListingKnows(ParentPath(to), BaseName(to), &present) || present) {
+    v1::Attr replaced;
+    if ((r.flags() & RENAME_NOREPLACE) != 0 ||
+        cache->GetAttr(to, &replaced) != MetadataCache::AttrLookup::kHit ||
+        S_ISDIR(replaced.mode()) || HasOtherNames(replaced)) {
+      return false;
+    }
+  }
+  // Both directories get new times; a file moved between them changes
+  // neither's link count.
+  const v1::Timespec now = ProtoTime(options_.now());
+  v1::Attr new_dir, old_dir;
+  if (!ChangedDirectory(cache, ParentPath(to), now, &new_dir) ||
+      !ChangedDirectory(cache, ParentPath(from), now, &old_dir)) {
+    return false;
+  }
+  if (ParentPath(from) != ParentPath(to)) {
+    *result->mutable_old_parent_attr() = std::move(old_dir);
+  }
+  *result->mutable_parent_attr() = std::move(new_dir);
+  result->mutable_empty();
   return true;
 }
 
@@ -199,6 +256,7 @@ bool WriteBehind::Answer(const v1::Op& op, v1::OpResult* result) {
   MetadataCache* cache = options_.cache;
   if (cache == nullptr) return false;
   if (op.has_create()) return AnswerCreate(op, result);
+  if (op.has_rename()) return AnswerRename(op, result);
   if (op.has_write() || op.has_flush() || op.has_release()) {
     return AnswerOnCreated(op, result);
   }
@@ -222,16 +280,10 @@ bool WriteBehind::Answer(const v1::Op& op, v1::OpResult* result) {
       return false;
     }
     v1::Attr dir;
-    if (cache->GetAttr(ParentPath(path), &dir) !=
-        MetadataCache::AttrLookup::kHit) {
-      return false;
-    }
-    *dir.mutable_mtime() = now;
-    *dir.mutable_ctime() = now;
+    if (!ChangedDirectory(cache, ParentPath(path), now, &dir)) return false;
     // The removed directory's ".." no longer links to its parent, where
     // the filesystem counts those (two links and one per subdirectory).
     if (op.has_rmdir() && dir.nlink() > 2) dir.set_nlink(dir.nlink() - 1);
-    dir.set_ttl_ms(0);
     *result->mutable_parent_attr() = std::move(dir);
     result->mutable_empty();
     return true;

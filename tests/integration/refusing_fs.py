@@ -1,14 +1,15 @@
 #!/usr/bin/python3
 """An in-memory filesystem that refuses some changes, for the tests of the
-mount option write_behind (test_write_behind.py): a chmod or rmdir the
-daemon answered early that the backend then refuses must come back at the
-next fsync.
+mount option write_behind (test_write_behind.py): a chmod, rmdir or
+rename the daemon answered early that the backend then refuses must come
+back at the next fsync.
 
 It is examples/python/memory.py's Memory, but for:
   chmod of a name starting with "refuse"   EACCES
   create of a name starting with "nocreate" EACCES
   rmdir of a name starting with "refuse"   ENOTEMPTY (as if it held a name
                                            made by another client)
+  rename of a name starting with "refuse"  EACCES
   fsync, fsyncdir                          0 (Memory has none: ENOSYS),
                                            or with --without-fsync none
 Attributes may be cached for a minute (default_ttl), so that the daemon
@@ -52,6 +53,11 @@ class Refusing(Memory):
         if refused(path):
             raise fuse.FuseOSError(errno.ENOTEMPTY)
         return super().rmdir(path)
+
+    def rename(self, old, new, flags=0):
+        if refused(old):
+            raise fuse.FuseOSError(errno.EACCES)
+        return super().rename(old, new, flags)
 
     def fsync(self, path, datasync, fh):
         return 0

@@ -1,8 +1,9 @@
 """Write-behind (mount option write_behind): chmod, chown, utimens and
 unlink of paths the daemon has cached, rmdir of directories it knows are
-empty, and creates of names it knows are absent (with the writes, flushes
-and release of the files so created) are answered at once and sent to the
-backend afterwards, in order (daemon/pipeline/write_behind.h).
+empty, creates of names it knows are absent (with the writes, flushes and
+release of the files so created), and renames of files to names it knows
+are absent or over files it has cached are answered at once and sent to
+the backend afterwards, in order (daemon/pipeline/write_behind.h).
 
 A tar round trip lands in the backing directory exactly as it was packed
 and the mount shows what the backing directory holds; readers on the mount
@@ -587,6 +588,19 @@ def refusing_mount(py_mounts, *flags):
     return py_mounts.mount_backend(p, options=OPTIONS)
 
 
+def refusal_reported(py_mounts, m, ops, before, err, line):  # noqa: F811
+    """The one refusal since `before` (write_behind_stats) of a change
+    answered early: the next fsync (of the file "other") returns `err`,
+    the one after it 0; it is counted, and logged as `line`."""
+    r = ops.run([("open", "other", ["O_RDONLY"], 0, "h"), ("fsync", "h"),
+                 ("fsync", "h"), ("close", "h")])
+    assert r == [True, err, True, True], r
+    wb = write_behind_stats(m)
+    assert wb.refused == before.refused + 1 and wb.queued == 0, wb
+    log = fhlib.tail(m.daemon.log, py_mounts.daemon_log_start, 200000)
+    assert line in log, log
+
+
 def test_a_refused_change_is_reported_by_the_next_fsync(py_mounts):  # noqa: F811
     m = refusing_mount(py_mounts)
     ops = py_mounts.ops(cwd=m.path)
@@ -655,14 +669,8 @@ def test_a_refused_rmdir_is_reported_by_the_next_fsync(
     assert ops.run([("rmdir", "plain"), ("rmdir", "refuse-d")]) == \
         [True, True]
     assert write_behind_stats(m).early == before.early + 2
-    r = ops.run([("open", "other", ["O_RDONLY"], 0, "h"), ("fsync", "h"),
-                 ("fsync", "h"), ("close", "h")])
-    assert r == [True, "ENOTEMPTY", True, True], r
-    wb = write_behind_stats(m)
-    assert wb.refused == before.refused + 1 and wb.queued == 0, wb
-    log = fhlib.tail(m.daemon.log, py_mounts.daemon_log_start, 200000)
-    assert "write-behind: rmdir of /refuse-d failed at the backend" in log, \
-        log
+    refusal_reported(py_mounts, m, ops, before, "ENOTEMPTY",
+                     "write-behind: rmdir of /refuse-d failed at the backend")
     # The daemon and the kernel forgot the early answer.
     r = ops.run([("stat", "refuse-d"), ("stat", "plain"), ("listdir", ".")])
     assert stat.S_ISDIR(r[0]["mode"]), r
@@ -969,7 +977,192 @@ def test_a_backend_killed_with_creates_and_writes_queued(mounts):
         assert fh.read() == b"after the restart"
 
 
-# --- 8. the options write_behind needs -------------------------------------------------
+# --- 8. renames answered early -------------------------------------------------------
+
+def test_a_rename_is_answered_with_the_backend_stopped(mounts):
+    """A rename of a cached file to a name the daemon knows is absent is
+    answered while the backend is stopped; a reader on the mount finds the
+    old name gone at once, and the new name with the file's contents once
+    the backend runs again; after an fsync the backing directory holds
+    the same file under the new name."""
+    m = mounts.mount("loopback", options=OPTIONS)
+    ops = mounts.ops(cwd=m.path)
+    reader = mounts.ops(cwd=m.path)
+    ops.ok([("write_file", "src", b"moved contents", 0o640),
+            ("write_file", "other", b"o", 0o644), ("stat", "src"),
+            ("stat", "."), ("listdir", ".")])
+    cached(ops, m, "src", ".")
+    ops.ok([("listdir", ".")])
+    assert fsync(ops, m.path, directory=True) is True
+    ino = os.lstat(os.path.join(m.backing, "src")).st_ino
+    before = write_behind_stats(m)
+    stop_backend(m)
+    resumed = False
+    try:
+        assert ops.run([("rename", "src", "dst")], timeout=20) == [True]
+        wb = write_behind_stats(m)
+        assert wb.early == before.early + 1 and wb.queued >= 1, (before, wb)
+        assert reader.run([("stat", "src")], timeout=20) == ["ENOENT"]
+        assert sorted(os.listdir(m.backing)) == ["other", "src"]
+        m.backend.signal(signal.SIGCONT)
+        resumed = True
+    finally:
+        if not resumed:
+            m.backend.signal(signal.SIGCONT)
+    r = reader.run([("stat", "dst"), ("read_file", "dst"), ("stat", "src"),
+                    ("listdir", ".")])
+    assert r[0]["perm"] == 0o640 and r[0]["nlink"] == 1, r
+    assert r[1:3] == [b"moved contents", "ENOENT"], r
+    assert sorted(r[3]) == ["dst", "other"], r
+    assert fsync(ops, "other") is True
+    assert sorted(os.listdir(m.backing)) == ["dst", "other"]
+    b = os.lstat(os.path.join(m.backing, "dst"))
+    assert (b.st_ino, stat.S_IMODE(b.st_mode)) == (ino, 0o640)
+    with open(os.path.join(m.backing, "dst"), "rb") as f:
+        assert f.read() == b"moved contents"
+    wb = write_behind_stats(m)
+    assert wb.refused == 0 and wb.queued == 0, wb
+
+
+def test_a_rename_over_a_file_replaces_it(mounts):
+    """A rename over a cached file of one name (an editor's save) is
+    answered early: the replaced file is gone, from the mount and the
+    backing directory, but stays readable through a descriptor opened
+    before; the moved file keeps its one link. Over a file of two names
+    the rename waits for the backend, and the other name is left with one
+    link."""
+    m = mounts.mount("loopback", options=OPTIONS)
+    ops = mounts.ops(cwd=m.path)
+    ops.ok([("write_file", "new", b"new contents", 0o600),
+            ("write_file", "old", b"old contents", 0o644),
+            ("write_file", "a", b"linked", 0o644), ("link", "a", "b"),
+            ("write_file", "c", b"over the link", 0o644)])
+    cached(ops, m, "new", "old", "a", "b", "c", ".")
+    ino = os.lstat(os.path.join(m.backing, "new")).st_ino
+    before = write_behind_stats(m)
+    r = ops.run([("open", "old", ["O_RDONLY"], 0, "h"),
+                 ("rename", "new", "old"), ("read", "h", 100),
+                 ("close", "h")])
+    assert r == [True, True, b"old contents", True], r
+    assert write_behind_stats(m).early == before.early + 1
+    r = ops.run([("stat", "old"), ("read_file", "old"), ("stat", "new")])
+    assert (r[0]["perm"], r[0]["nlink"], r[0]["size"]) == (0o600, 1, 12), r
+    assert r[1:] == [b"new contents", "ENOENT"], r
+
+    # Over one of two names: the backend's answer, awaited.
+    before = write_behind_stats(m)
+    assert ops.one(("rename", "c", "b")) is True
+    assert write_behind_stats(m).early == before.early
+    r = ops.run([("stat", "a"), ("read_file", "b"), ("listdir", ".")])
+    assert r[0]["nlink"] == 1, r
+    assert r[1] == b"over the link", r
+    assert sorted(r[2]) == ["a", "b", "old"], r
+
+    assert fsync(ops, m.path, directory=True) is True
+    assert sorted(os.listdir(m.backing)) == ["a", "b", "old"]
+    b = os.lstat(os.path.join(m.backing, "old"))
+    assert (b.st_ino, b.st_nlink, stat.S_IMODE(b.st_mode)) == \
+        (ino, 1, 0o600)
+    with open(os.path.join(m.backing, "old"), "rb") as f:
+        assert f.read() == b"new contents"
+    assert os.lstat(os.path.join(m.backing, "a")).st_nlink == 1
+    assert write_behind_stats(m).refused == 0
+
+
+def test_create_write_rename_write_lands_byte_identical(mounts):
+    """Files created, written and renamed while the backend is stopped
+    (each in a directory the daemon knows, as a rename drops its
+    directory's listing, as one the backend answered does), then written
+    again under the new name once it runs: the backing directories end with
+    exactly what was written, under the new names, no old name left."""
+    m = mounts.mount("loopback", options=OPTIONS)
+    ops = mounts.ops()
+    writer = mounts.ops()
+    n = 8
+    dirs = [os.path.join(m.path, "d%d" % i) for i in range(n)]
+    for d in dirs:
+        made_and_known(ops, m, d)
+    renamed, rewritten, want = [], [], {}
+    for i, d in enumerate(dirs):
+        tmp, final = os.path.join(d, "tmp"), os.path.join(d, "final")
+        first = hashlib.sha256(b"first %d" % i).digest() * (1 + i * 37)
+        last = hashlib.sha256(b"last %d" % i).digest() * (1 + i * 11)
+        renamed += [("open", tmp, ["O_WRONLY", "O_CREAT", "O_EXCL"], 0o644,
+                     "h%d" % i), ("write", "h%d" % i, first),
+                    ("rename", tmp, final)]
+        rewritten += [("write", "h%d" % i, last), ("close", "h%d" % i)]
+        want[i] = first + last
+    before = write_behind_stats(m)
+    written = []
+    thread = threading.Thread(target=lambda: written.append(
+        writer.run(renamed + rewritten, timeout=60)))
+    stop_backend(m)
+    resumed = False
+    try:
+        # The creates, first writes and renames are answered early; the
+        # writes after a rename wait for the backend.
+        thread.start()
+        assert fhlib.wait_until(
+            lambda: write_behind_stats(m).early >= before.early + 3 * n, 10), \
+            (before, write_behind_stats(m))
+        for d in dirs:
+            assert os.listdir(os.path.join(m.backing, os.path.basename(d))) \
+                == []
+        m.backend.signal(signal.SIGCONT)
+        resumed = True
+    finally:
+        if not resumed:
+            m.backend.signal(signal.SIGCONT)
+        if thread.is_alive():
+            thread.join(60)
+    assert len(written) == 1 and \
+        not [x for x in written[0] if isinstance(x, fhlib.Err)], written
+    assert fsync(ops, m.path, directory=True) is True
+    for i, d in enumerate(dirs):
+        backing = os.path.join(m.backing, os.path.basename(d))
+        assert os.listdir(backing) == ["final"], i
+        with open(os.path.join(backing, "final"), "rb") as f:
+            assert f.read() == want[i], i
+    sums = ops.ok([("sha256", os.path.join(d, "final")) for d in dirs])
+    assert [s[0] for s in sums] == \
+        [hashlib.sha256(want[i]).hexdigest() for i in range(n)]
+    assert write_behind_stats(m).refused == 0
+
+
+def test_a_refused_rename_is_reported_and_both_names_show_the_backend(
+        py_mounts):  # noqa: F811
+    """A rename answered early that the backend refuses is reported by the
+    next fsync and logged; the mount forgets the early answer: the old
+    name is back, the new one gone."""
+    m = refusing_mount(py_mounts)
+    ops = py_mounts.ops(cwd=m.path)
+    ops.ok([("mkdir", "d", 0o755), ("write_file", "refuse-mv", b"x", 0o644),
+            ("write_file", "other", b"o", 0o644), ("stat", "refuse-mv"),
+            ("stat", "."), ("stat", "d"), ("listdir", "."), ("listdir", "d")])
+    before = write_behind_stats(m)
+    # Answered early: 0, before the backend has seen (and refused) it.
+    assert ops.one(("rename", "refuse-mv", "d/moved")) is True
+    assert write_behind_stats(m).early == before.early + 1
+    refusal_reported(
+        py_mounts, m, ops, before, "EACCES",
+        "write-behind: rename of /refuse-mv failed at the backend")
+    r = ops.run([("stat", "refuse-mv"), ("read_file", "refuse-mv"),
+                 ("stat", "d/moved"), ("listdir", "."), ("listdir", "d")])
+    assert r[0]["size"] == 1 and r[1] == b"x", r
+    assert r[2] == "ENOENT" and r[4] == [], r
+    assert sorted(r[3]) == ["d", "other", "refuse-mv"], r
+    # The mount goes on working, renames answered early included.
+    ops.ok([("stat", "other"), ("stat", "."), ("listdir", "d"), ("stat", "d")])
+    before = write_behind_stats(m)
+    assert ops.one(("rename", "other", "d/other")) is True
+    assert write_behind_stats(m).early == before.early + 1
+    assert fsync(ops, "d", directory=True) is True
+    assert write_behind_stats(m).refused == before.refused
+    assert ops.run([("stat", "other"), ("read_file", "d/other")]) == \
+        ["ENOENT", b"o"]
+
+
+# --- 9. the options write_behind needs -------------------------------------------------
 
 @pytest.mark.parametrize("options", [
     "allow_other,write_behind,no_default_permissions",
