@@ -70,20 +70,21 @@ class Session {
   }
 
  private:
-  bool ReadingFree() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !reading_ || ended_;
-  }
-
   // One thread's life: take the reading when it is free, read a batch,
   // pass the reading on, run the batch, answer it; again until the stream
   // ends.
   void Serve() {
     absl::MutexLock lock(&mu_);
     for (;;) {
+      // One idle thread is woken when the reading is free (a condition
+      // would wake them all).
       ++idle_;
-      mu_.Await(absl::Condition(this, &Session::ReadingFree));
+      while (reading_ && !ended_) reading_free_.Wait(&mu_);
       --idle_;
-      if (ended_) return;
+      if (ended_) {
+        reading_free_.SignalAll();
+        return;
+      }
       reading_ = true;
       mu_.Unlock();
       Batch batch;
@@ -92,8 +93,10 @@ class Session {
       reading_ = false;
       if (!read) {
         ended_ = true;
+        reading_free_.SignalAll();
         return;
       }
+      reading_free_.Signal();
       // Someone must be reading the next batch while this one runs.
       if (idle_ == 0 && threads_made_ + 1 < max_threads_) {
         ++threads_made_;
@@ -111,6 +114,7 @@ class Session {
       if (!written) {
         // The stream broke: the thread reading (if any) sees it too.
         ended_ = true;
+        reading_free_.SignalAll();
         return;
       }
     }
@@ -121,6 +125,7 @@ class Session {
   const std::function<void(const Batch&, Result*)>& run_;
   absl::Mutex write_mu_;
   absl::Mutex mu_;
+  absl::CondVar reading_free_;
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
   int idle_ ABSL_GUARDED_BY(mu_) = 0;
