@@ -4,9 +4,10 @@ time straight to each SDK's loopback, served on a Unix socket of its own
 over a small directory, and reports p50, p90 and p99 of
 
   - a getattr of "/" (the smallest op there is): on one Session stream, as
-    the daemon sends it to a backend that serves Session (the C++ SDK);
-    with gRPC's callback API, a call per message, as it sends to the
-    others (the Python SDK); and with a blocking call for comparison;
+    the daemon sends it to a backend that serves Session (the C++ SDK, and
+    the Python SDK on its own server); with gRPC's callback API, a call per
+    message, as it sends to the others (the Python SDK on grpcio's server);
+    and with a blocking call for comparison;
   - a 1 MiB read of an open file (what a backend without passthrough pays
     per read request).
 
@@ -46,20 +47,21 @@ def measure(b, calls):
     os.makedirs(src, exist_ok=True)
     with open(os.path.join(src, 'big.bin'), 'wb') as f:
         f.write(os.urandom(READ_BYTES))
+    # (label, command, its listen arguments, environment, serves Session)
     sdks = [('C++ (loopback_fs)', [b.bin('loopback_fs'), '--root=' + src],
-             lambda sock: ['--listen=unix:' + sock], None)]
+             lambda sock: ['--listen=unix:' + sock], None, True)]
     if getattr(b, 'py_package', None):
         env = dict(os.environ, PYTHONPATH=b.py_package, PYTHONUNBUFFERED='1')
         env.pop('PYTHONHOME', None)
         cmd = [PY, os.path.join(b.py_examples, 'loopback.py'), src]
         sdks.append(('Python (loopback.py)', cmd,
-                     lambda sock: ['--listen', 'unix:' + sock], env))
+                     lambda sock: ['--listen', 'unix:' + sock], env, True))
         # The same on grpcio's own server, which the SDK used before it
         # served on gRPC's C++ server (client/python/native).
         sdks.append(('Python, grpcio\'s server', cmd,
                      lambda sock: ['--listen', 'unix:' + sock],
-                     dict(env, FUSEHOST_NATIVE_SERVER='0')))
-    for n, (sdk, cmd, listen, env) in enumerate(sdks):
+                     dict(env, FUSEHOST_NATIVE_SERVER='0'), False))
+    for n, (sdk, cmd, listen, env, session) in enumerate(sdks):
         sock = os.path.join(b.work, 'run', 'roundtrip%d.sock' % n)
         if os.path.exists(sock):
             os.unlink(sock)
@@ -69,8 +71,8 @@ def measure(b, calls):
         try:
             wait_for(lambda: os.path.exists(sock), 20, sdk + ' socket', proc)
             for label, extra in PROBES:
-                if '--api=stream' in extra and not sdk.startswith('C++'):
-                    continue  # only the C++ SDK serves Session
+                if '--api=stream' in extra and not session:
+                    continue  # grpcio's server does not serve Session
                 n_calls = calls if '--op=getattr' in extra else max(
                     100, calls // 10)
                 r = run([probe, '--target=unix:' + sock,

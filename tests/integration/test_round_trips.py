@@ -200,18 +200,29 @@ def test_cpp_backends_take_every_message_on_their_session_stream(mounts,
     assert counted(m, SESSION) == messages
 
 
-def test_python_backend_gets_execute_calls(py_mounts):
-    """The Python SDK does not serve Session (its Init says so): every
-    message is an Execute call, and the mount works as before."""
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_python_backend_takes_messages_on_its_session_stream(py_mounts,
+                                                             native):
+    """The Python SDK serves Session on its own server (gRPC's C++ one):
+    every message goes on the stream. On grpcio's server
+    (FUSEHOST_NATIVE_SERVER=0), which does not serve it, Init says so and
+    every message is an Execute call. The mount works either way."""
     script = ported_fusepy_loopback(py_mounts)
-    root = py_mounts.mkdir("execute-root")
+    root = py_mounts.mkdir("session-root" + native)
     for i in range(5):
         with open(os.path.join(root, "f%d" % i), "w") as f:
             f.write("x" * i)
     mp = py_mounts.mountpoint()
-    py_mounts.python([script, root, mp], mountpoint=mp, name="fusepyexec")
+    py_mounts.python([script, root, mp], mountpoint=mp, name="fusepysession",
+                     env={"FUSEHOST_NATIVE_SERVER": native})
     res = run_cmd(["find", mp, "-printf", "%s %f\n"]).check()
     assert "4 f4" in res.stdout.splitlines(), res.stdout
+    with open(os.path.join(mp, "new"), "w") as f:
+        f.write("written")
+    with open(os.path.join(root, "new")) as f:
+        assert f.read() == "written"
     out = py_mounts.daemon.ctl("stats", mp).check().stdout
-    assert int(re.search(MESSAGES, out).group(1)) > 0, out
-    assert int(re.search(SESSION, out).group(1)) == 0, out
+    messages = int(re.search(MESSAGES, out).group(1))
+    assert messages > 0, out
+    on_stream = int(re.search(SESSION, out).group(1))
+    assert on_stream == (messages if native == "1" else 0), out

@@ -21,6 +21,16 @@
 //     call is gone).
 // A Python exception from either fails the call with INTERNAL.
 //
+// Session, the stream the daemon sends a connection's batches on when Init
+// says serves_session (_handshake.py does, on this server only): each
+// Batch runs as Execute does, the same unary(2, batch) call, and its result
+// is written with the batch's sequence (batch_sequence.h reads it from the
+// bytes and appends it). Batches run several at once as the C++ SDK's do,
+// with leader and followers (client/session_runner.h), on up to `threads`
+// threads per stream. A batch whose call raises is answered without op
+// results (the daemon fails its ops with EIO), the exception's message
+// written to stderr; bytes that are not a Batch cancel the stream.
+//
 // Module functions: start(address, unary, stream, threads, max_message,
 // tls_cert="", tls_key="", tls_client_ca="")
 // returns a capsule holding the server (raises OSError when it cannot
@@ -48,6 +58,8 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
+#include <cstdio>
 #include <mutex>
 #include <thread>
 #include <memory>
@@ -56,6 +68,8 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "client/python/native/batch_sequence.h"
+#include "client/session_runner.h"
 #include "client/tls_credentials.h"
 
 namespace {
@@ -153,9 +167,14 @@ std::string Flatten(const grpc::ByteBuffer& buffer) {
   return out;
 }
 
-grpc::ByteBuffer BufferOf(const char* data, size_t size) {
-  grpc::Slice slice(data, size);
-  return grpc::ByteBuffer(&slice, 1);
+// `data` followed by `suffix_size` bytes of `suffix`.
+grpc::ByteBuffer BufferOf(const char* data, size_t size,
+                          const uint8_t* suffix = nullptr,
+                          size_t suffix_size = 0) {
+  grpc::Slice slices[2] = {grpc::Slice(data, size), grpc::Slice()};
+  if (suffix_size == 0) return grpc::ByteBuffer(slices, 1);
+  slices[1] = grpc::Slice(suffix, suffix_size);
+  return grpc::ByteBuffer(slices, 2);
 }
 
 // The message of the pending Python exception (clears it), for a status.
@@ -179,13 +198,17 @@ std::string TakePythonError() {
 // The FileSystem service with every message left serialized.
 class RawService final : public grpc::Service {
  public:
-  RawService(PyObject* unary, PyObject* stream) : unary_(unary), stream_(stream) {
+  // unary()'s method number of Execute, which Session batches run as too.
+  static constexpr int kExecute = 2;
+
+  RawService(PyObject* unary, PyObject* stream, int session_threads)
+      : unary_(unary), stream_(stream), session_threads_(session_threads) {
     Py_INCREF(unary_);
     Py_INCREF(stream_);
     // RpcServiceMethod keeps the name's pointer: literals, never freed.
     AddUnary("/fusehost.v1.FileSystem/Init", 0);
     AddUnary("/fusehost.v1.FileSystem/Destroy", 1);
-    AddUnary("/fusehost.v1.FileSystem/Execute", 2);
+    AddUnary("/fusehost.v1.FileSystem/Execute", kExecute);
     AddMethod(new grpc::internal::RpcServiceMethod(
         "/fusehost.v1.FileSystem/Invalidations",
         grpc::internal::RpcMethod::SERVER_STREAMING,
@@ -196,6 +219,15 @@ class RawService final : public grpc::Service {
                grpc::ServerWriter<grpc::ByteBuffer>* writer) {
               return self->Stream(ctx, request, writer);
             },
+            this)));
+    AddMethod(new grpc::internal::RpcServiceMethod(
+        "/fusehost.v1.FileSystem/Session",
+        grpc::internal::RpcMethod::BIDI_STREAMING,
+        new grpc::internal::BidiStreamingHandler<RawService, grpc::ByteBuffer,
+                                                 grpc::ByteBuffer>(
+            [](RawService* self, grpc::ServerContext* ctx,
+               grpc::ServerReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>*
+                   stream) { return self->Session(ctx, stream); },
             this)));
   }
 
@@ -220,7 +252,13 @@ class RawService final : public grpc::Service {
 
   grpc::Status Unary(int method, const grpc::ByteBuffer& request,
                      grpc::ByteBuffer* reply) {
-    std::string in = Flatten(request);
+    return Call(method, Flatten(request), nullptr, 0, reply);
+  }
+
+  // unary(method, in), with the GIL taken for the call: its bytes followed
+  // by `suffix` in *reply, or INTERNAL with what Python raised.
+  grpc::Status Call(int method, const std::string& in, const uint8_t* suffix,
+                    size_t suffix_size, grpc::ByteBuffer* reply) {
     Gil gil;
     PyRef out(PyObject_CallFunction(unary_, "iy#", method, in.data(),
                                     static_cast<Py_ssize_t>(in.size())));
@@ -229,7 +267,57 @@ class RawService final : public grpc::Service {
     if (!out || PyBytes_AsStringAndSize(out.get(), &data, &size) != 0) {
       return grpc::Status(grpc::StatusCode::INTERNAL, TakePythonError());
     }
-    *reply = BufferOf(data, static_cast<size_t>(size));
+    *reply = BufferOf(data, static_cast<size_t>(size), suffix, suffix_size);
+    return grpc::Status::OK;
+  }
+
+  // Session: batches answered with Execute's results and their sequence,
+  // until the daemon ends the stream (or cancels it, or the server stops).
+  grpc::Status Session(
+      grpc::ServerContext* ctx,
+      grpc::ServerReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>* stream) {
+    using Stream = grpc::ServerReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>;
+    class Adapted final
+        : public fusehost::SessionStream<grpc::ByteBuffer, grpc::ByteBuffer> {
+     public:
+      explicit Adapted(Stream* s) : s_(s) {}
+      bool Read(grpc::ByteBuffer* batch) override { return s_->Read(batch); }
+      // No result (a batch that could not be read): the stream ends.
+      bool Write(const grpc::ByteBuffer& result) override {
+        return result.Valid() && s_->Write(result);
+      }
+
+     private:
+      Stream* const s_;
+    } adapted(stream);
+    fusehost::RunSession<grpc::ByteBuffer, grpc::ByteBuffer>(
+        adapted, session_threads_,
+        [this, ctx](const grpc::ByteBuffer& batch, grpc::ByteBuffer* result) {
+          const std::string in = Flatten(batch);
+          uint64_t sequence = 0;
+          if (!fusehost::BatchSequence(
+                  reinterpret_cast<const uint8_t*>(in.data()), in.size(),
+                  &sequence)) {
+            // Not a Batch: no result can say which one it answers. The
+            // reads and writes pending and to come fail, and the stream
+            // ends.
+            ctx->TryCancel();
+            return;
+          }
+          uint8_t field[fusehost::kSequenceFieldMax];
+          const size_t field_size = fusehost::SequenceField(sequence, field);
+          const grpc::Status status =
+              Call(kExecute, in, field, field_size, result);
+          if (!status.ok()) {
+            // No op results: the daemon fails the batch's ops (EIO), as
+            // it does those of an Execute call that fails.
+            std::fprintf(stderr, "fusehost: Session batch %llu: %s\n",
+                         static_cast<unsigned long long>(sequence),
+                         status.error_message().c_str());
+            *result =
+                BufferOf(reinterpret_cast<const char*>(field), field_size);
+          }
+        });
     return grpc::Status::OK;
   }
 
@@ -335,6 +423,7 @@ class RawService final : public grpc::Service {
 
   PyObject* const unary_;
   PyObject* const stream_;
+  const int session_threads_;
 };
 
 PyMethodDef RawService::kAliveDef = {"alive", RawService::Alive, METH_NOARGS,
@@ -432,7 +521,8 @@ PyObject* Start(PyObject*, PyObject* args) {
   // order in a global graph, which gRPC's locks of each call pay for.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   auto s = std::make_unique<NativeServer>();
-  s->service = std::make_unique<RawService>(unary, stream);
+  s->service =
+      std::make_unique<RawService>(unary, stream, threads < 1 ? 1 : threads);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(address, credentials, &port);

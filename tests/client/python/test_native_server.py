@@ -2,8 +2,11 @@
 _native_server extension), called over a real Unix socket with grpcio's
 client, as the daemon calls it: the handshake, batches, the notice stream
 (its headers sent before any notice, notices delivered, ended by the
-server's stop), a handler's exception as INTERNAL, the socket's mode, and
-FUSEHOST_NATIVE_SERVER=0 choosing grpcio's server.
+server's stop), the Session stream (each batch answered as Execute answers
+it, with its sequence, several at once), a handler's exception as INTERNAL
+(on the stream: a result without op results), the socket's mode, and
+FUSEHOST_NATIVE_SERVER=0 choosing grpcio's server, whose Init does not
+offer Session.
 
 Needs `bazel build //...`; runs as any user.
 """
@@ -129,10 +132,102 @@ def test_the_environment_can_ask_for_grpcios_server(monkeypatch):
     s = _Served()
     try:
         assert not isinstance(s.server, _native.NativeServer)
-        assert s.stub.Init(pb.InitRequest(mount_id=1),
-                           timeout=10).posix_errno == 0
+        reply = s.stub.Init(pb.InitRequest(mount_id=1), timeout=10)
+        assert reply.posix_errno == 0
+        # grpcio's server has no Session: Init must not offer it.
+        assert not reply.serves_session
+        with pytest.raises(grpc.RpcError) as e:
+            list(s.stub.Session(iter([pb.Batch(mount_id=1, sequence=1)]),
+                                timeout=10))
+        assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
     finally:
         s.close()
+
+
+# --- the Session stream -------------------------------------------------------
+
+def _getattrs(mount_id, sequence, paths):
+    return pb.Batch(mount_id=mount_id, sequence=sequence, ops=[
+        pb.Op(id=i + 1, getattr=pb.GetattrRequest(path=p))
+        for i, p in enumerate(paths)])
+
+
+def test_init_offers_session(served):
+    assert served.stub.Init(pb.InitRequest(mount_id=1),
+                            timeout=10).serves_session
+
+
+def test_session_answers_each_batch_as_execute_with_its_sequence(served):
+    sequences = list(range(1, 40)) + [128, 1 << 35, (1 << 64) - 1]
+    batches = [_getattrs(3, q, [b"/a", b"/b%d" % q]) for q in sequences]
+    results = list(served.stub.Session(iter(batches), timeout=30))
+    assert sorted(r.sequence for r in results) == sorted(sequences)
+    for r in results:
+        assert sorted(o.id for o in r.results) == [1, 2]
+        assert all(o.getattr.attr.size == 6 for o in r.results)
+        # What Execute answers, but for the sequence.
+        direct = served.stub.Execute(_getattrs(3, 0, [b"/a", b"/b"]),
+                                     timeout=10)
+        r.sequence = 0
+        assert r == direct
+
+
+def test_session_runs_batches_at_once():
+    """Batches of one stream do not wait for each other: three that each
+    wait until all three run are answered."""
+    met = threading.Barrier(3, timeout=10)
+
+    def meeting(servicer):
+        execute = servicer.Execute
+
+        def execute_together(batch, context):
+            met.wait()
+            return execute(batch, context)
+        servicer.Execute = execute_together
+    s = _Served(meeting)
+    try:
+        batches = [_getattrs(1, q, [b"/x"]) for q in (1, 2, 3)]
+        results = list(s.stub.Session(iter(batches), timeout=30))
+        assert sorted(r.sequence for r in results) == [1, 2, 3]
+        assert all(len(r.results) == 1 for r in results)
+    finally:
+        s.close()
+
+
+def test_a_batch_that_raises_is_answered_without_results_alone(capfd):
+    def broken(servicer):
+        execute = servicer.Execute
+
+        def execute_unless_mount_9(batch, context):
+            if batch.mount_id == 9:
+                raise ZeroDivisionError("no batch today")
+            return execute(batch, context)
+        servicer.Execute = execute_unless_mount_9
+    s = _Served(broken)
+    try:
+        batches = [_getattrs(9, 1, [b"/x"]), _getattrs(1, 2, [b"/y"])]
+        results = {r.sequence: r
+                   for r in s.stub.Session(iter(batches), timeout=30)}
+        assert sorted(results) == [1, 2]
+        assert len(results[1].results) == 0 and results[1].instance == 0
+        assert len(results[2].results) == 1
+        assert "no batch today" in capfd.readouterr().err
+    finally:
+        s.close()
+
+
+def test_bytes_that_are_no_batch_end_the_session(served):
+    raw = served.channel.stream_stream(
+        "/fusehost.v1.FileSystem/Session",
+        request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    good = _getattrs(1, 5, [b"/x"]).SerializeToString()
+    # A truncated field (length 9, one byte follows).
+    with pytest.raises(grpc.RpcError) as e:
+        list(raw(iter([good, b"\x5a\x09\x01"]), timeout=30))
+    assert e.value.code() == grpc.StatusCode.CANCELLED
+    # The server goes on.
+    assert served.stub.Init(pb.InitRequest(mount_id=1),
+                            timeout=10).posix_errno == 0
 
 
 def test_stopping_gives_up_on_a_call_that_never_ends():

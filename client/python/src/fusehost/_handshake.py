@@ -32,10 +32,12 @@ def new_instance():
             return instance
 
 
-def init_reply(dispatcher, request, name):
+def init_reply(dispatcher, request, name, serves_session=False):
     """Calls the filesystem's init for mount `request` and returns the
     InitReply: an errno refusing the mount, or 0 and the backend's
-    features; the dispatcher's instance either way."""
+    features; the dispatcher's instance either way. `serves_session`:
+    whether the server answers Session streams (only gRPC's C++ server,
+    _native.py, does)."""
     err, want = call_init(dispatcher.bound, request)
     b = dispatcher.bound
     passthrough = root = False
@@ -59,6 +61,7 @@ def init_reply(dispatcher, request, name):
         # BatchRunner answers releases that come with other ops at once and
         # runs them after, unless nothreads.
         releases_after_reply=not b.options.nothreads,
+        serves_session=serves_session,
         lists_by_path=b.lists_by_path,
         name=name,
         default_ttl_ms=dispatcher.default_ttl_ms,

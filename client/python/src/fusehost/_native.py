@@ -12,8 +12,13 @@ Used for Unix sockets, plain TCP and TLS (given the files' paths, watched
 for renewals as the C++ SDK watches them). FUSEHOST_NATIVE_SERVER=0 in the
 environment, or an extension that cannot be loaded, means grpcio's.
 
-Threads: the extension calls unary() and stream() from gRPC's threads, with
-the GIL held; NativeServer.stop() may be called from any Python thread.
+It also serves Session, the stream the daemon sends a connection's batches
+on (InitReply.serves_session): each batch goes to unary() as an Execute
+call's does, and the extension echoes its sequence in the result.
+
+Threads: the extension calls unary() and stream() from gRPC's threads (and
+the Session streams' threads of its own), with the GIL held;
+NativeServer.stop() may be called from any Python thread.
 """
 
 import atexit

@@ -73,6 +73,10 @@ class Servicer(pb_grpc.FileSystemServicer):
     # Notices an Invalidations stream may have waiting (see
     # _invalidations.py).
     max_queued_invalidations = _invalidations.DEFAULT_MAX_QUEUED
+    # Whether the server serves Session (InitReply.serves_session): set by
+    # start_server, for gRPC's C++ server only; grpcio's answers it
+    # UNIMPLEMENTED.
+    serves_session = False
 
     def __init__(self, dispatcher, on_init=None, on_destroy=None):
         self.dispatcher = dispatcher
@@ -96,7 +100,8 @@ class Servicer(pb_grpc.FileSystemServicer):
         self._streams_ended = False
 
     def Init(self, request, context):
-        reply = _handshake.init_reply(self.dispatcher, request, self.name)
+        reply = _handshake.init_reply(self.dispatcher, request, self.name,
+                                      self.serves_session)
         if not reply.posix_errno and self._on_init is not None:
             self._on_init(request.mount_id)
         return reply
@@ -203,6 +208,8 @@ def start_server(servicer, address, tls=None):
     any caller's name. Stop it with stop_server()."""
     _payload_heap.keep_payloads_in_heap()
     native = _native.available()
+    # Before the server starts: Init may come at once.
+    servicer.serves_session = native
     server = None if native else grpc.server(
         servicer.workers,
         options=[("grpc.max_receive_message_length", _MESSAGE_LIMIT),
