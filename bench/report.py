@@ -82,8 +82,8 @@ def rows_of(b):
 
 # The ratio columns, (numerator, denominator) of times, each shown when
 # both systems ran.
-RATIO_COLS = [('hostd', 'pll'), ('hostd', 'tmpfs'), ('xhostd', 'pll'),
-              ('hostd', 'xhostd'), ('uhostd', 'pll'),
+RATIO_COLS = [('hostd', 'pll'), ('hostd', 'tmpfs'), ('shostd', 'pll'),
+              ('shostd', 'hostd'), ('uhostd', 'pll'),
               ('uhostd', 'hostd'), ('wbhostd', 'pll'),
               ('kept', 'hostd'),
               ('pyhostd', 'hostd'),

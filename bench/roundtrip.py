@@ -3,11 +3,11 @@
 time straight to each SDK's loopback, served on a Unix socket of its own
 over a small directory, and reports p50, p90 and p99 of
 
-  - a getattr of "/" (the smallest op there is): on one Session stream, as
-    the daemon sends it to a backend that serves Session (the C++ SDK, and
-    the Python SDK on its own server); with gRPC's callback API, a call per
-    message, as it sends to the others (the Python SDK on grpcio's server);
-    and with a blocking call for comparison;
+  - a getattr of "/" (the smallest op there is): with gRPC's callback API,
+    a call per message, as the daemon sends it by default; on one Session
+    stream, as it sends with the mount option session to a backend that
+    serves one (the C++ SDK, and the Python SDK on its own server); and with
+    a blocking call for comparison;
   - a 1 MiB read of an open file (what a backend without passthrough pays
     per read request).
 

@@ -12,8 +12,8 @@ script mounts, through:
            mounting itself through a fuse-hostd of its own
   sshfs    sshfs to an sshd this script starts on 127.0.0.1
   hostd    fuse-hostd + examples/loopback's loopback_fs on a Unix socket
-  xhostd   the same with the mount option no_session (an Execute call per
-           message instead of one Session stream)
+  shostd   the same with the mount option session (one Session stream per
+           connection instead of an Execute call per message)
   uhostd   the same with the mount option uring (FUSE over io_uring)
   wbhostd  the same with the mount option write_behind
   kept     the same with fuse-hostd under its keeper (--supervise)

@@ -8,8 +8,8 @@ unmounted, and what memory its processes used.
   fusepy   bench/fusepy_loopback.py (python3-fusepy, libfuse 2)
   sshfs    sshfs to an sshd started here on 127.0.0.1
   hostd    fuse-hostd + examples/loopback's loopback_fs on a Unix socket
-  xhostd   hostd with the mount option no_session: an Execute call per
-           backend message instead of the backend's Session stream
+  shostd   hostd with the mount option session: the backend's messages on
+           one Session stream instead of an Execute call each
   kept     the same, with fuse-hostd under its keeper (--supervise): the
            mount journals its state so that it survives the daemon
   wbhostd  hostd with the mount option write_behind: chmod, chown, utimens,
@@ -39,7 +39,7 @@ from common import (BENCH_DIR, PY, RES, TLS_NAME, fhlib, free_port,
 REPO_DIR = os.path.dirname(BENCH_DIR)
 
 SYSTEMS = ['tmpfs', 'pll', 'pt', 'fusepy', 'fusepyhostd', 'sshfs', 'hostd',
-           'xhostd', 'uhostd', 'wbhostd', 'kept', 'pyhostd', 'nodehostd']
+           'shostd', 'uhostd', 'wbhostd', 'kept', 'pyhostd', 'nodehostd']
 LABELS = {
     'tmpfs': 'tmpfs',
     'pll': 'passthrough_ll cache=always',
@@ -48,7 +48,7 @@ LABELS = {
     'fusepyhostd': 'fusepy_loopback.py through fuse-hostd',
     'sshfs': 'sshfs',
     'hostd': 'fuse-hostd',
-    'xhostd': 'fuse-hostd no_session',
+    'shostd': 'fuse-hostd session',
     'uhostd': 'fuse-hostd uring',
     'wbhostd': 'fuse-hostd write_behind',
     'kept': 'fuse-hostd under its keeper',
@@ -56,17 +56,17 @@ LABELS = {
     'nodehostd': 'fuse-hostd + Node loopback',
 }
 # Shorter names for ratio headers and target lines.
-SHORT = dict(LABELS, pll='passthrough_ll', kept='kept', xhostd='no_session',
+SHORT = dict(LABELS, pll='passthrough_ll', kept='kept', shostd='session',
              wbhostd='write_behind', uhostd='uring', pyhostd='Python loopback',
              nodehostd='Node loopback', fusepyhostd='fusepy port')
 # Systems that need fuse-hostd built (the fusepy port mounts itself through
 # a daemon of its own, like the SDK systems).
-NEEDS_HOSTD = ('hostd', 'xhostd', 'uhostd', 'wbhostd', 'kept', 'pyhostd', 'nodehostd',
+NEEDS_HOSTD = ('hostd', 'shostd', 'uhostd', 'wbhostd', 'kept', 'pyhostd', 'nodehostd',
                'fusepyhostd')
 NEEDS_PYTHON_SDK = ('pyhostd', 'fusepyhostd')
-RELAY_SYSTEMS = ['sshfs', 'hostd', 'xhostd', 'uhostd', 'wbhostd', 'pyhostd', 'nodehostd']
+RELAY_SYSTEMS = ['sshfs', 'hostd', 'shostd', 'uhostd', 'wbhostd', 'pyhostd', 'nodehostd']
 # The systems that run fuse-hostd (each its own daemon).
-HOSTD_SYSTEMS = ('hostd', 'xhostd', 'uhostd', 'wbhostd', 'kept', 'pyhostd', 'nodehostd')
+HOSTD_SYSTEMS = ('hostd', 'shostd', 'uhostd', 'wbhostd', 'kept', 'pyhostd', 'nodehostd')
 # The systems whose backend is a process of an SDK (its memory is reported
 # next to its daemon's).
 SDK_SYSTEMS = ('pyhostd', 'nodehostd')
@@ -449,12 +449,12 @@ class KeptHostd(Hostd):
         return fhlib.child_pid(self.daemon.pid) or self.daemon.pid
 
 
-class ExecuteHostd(Hostd):
-    """hostd with the mount option no_session: what the Session stream
-    saves over an Execute call per message."""
-    key = 'xhostd'
-    daemon_log = 'fuse-hostd-execute'
-    mount_opts = 'no_session'
+class SessionHostd(Hostd):
+    """hostd with the mount option session: the backend's messages on one
+    stream per connection instead of an Execute call each."""
+    key = 'shostd'
+    daemon_log = 'fuse-hostd-session'
+    mount_opts = 'session'
 
 
 class WriteBehindHostd(Hostd):
@@ -533,5 +533,5 @@ class NodeHostd(PyHostd):
 
 SYSTEM_CLASSES = {c.key: c for c in
                   (Tmpfs, PassthroughLL, Passthrough, Fusepy, FusepyHostd,
-                   Sshfs, Hostd, ExecuteHostd, UringHostd, WriteBehindHostd,
+                   Sshfs, Hostd, SessionHostd, UringHostd, WriteBehindHostd,
                    KeptHostd, PyHostd, NodeHostd)}

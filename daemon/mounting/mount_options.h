@@ -95,8 +95,9 @@ struct MountOptions {
   // that CPU, where the kernel offers it; /dev/fuse otherwise.
   bool uring = false;
   // Messages on the backend's Session stream when it serves one
-  // (pipeline/backend_session.h); false: an Execute call per message.
-  bool session = true;
+  // (pipeline/backend_session.h); false (the default, which measured as
+  // fast with half the thread switches): an Execute call per message.
+  bool session = false;
   // Options for the backend, as given.
   std::vector<std::string> backend_options;
 };

@@ -92,8 +92,8 @@ class BackendChannel : public OpTransport, public BatchSink {
     // closes it.)
     absl::Duration keepalive = absl::ZeroDuration();
     // Send messages on the backend's Session stream when its Init says it
-    // serves one; false: an Execute call each.
-    bool session = true;
+    // serves one (mount option session); false: an Execute call each.
+    bool session = false;
     // Deadline of Init.
     absl::Duration init_timeout = absl::Seconds(5);
     // Deadline of Destroy: short, since it runs while the daemon stops.

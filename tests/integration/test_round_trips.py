@@ -186,28 +186,46 @@ MESSAGES = r"backend\s+(\d+) messages"
 @pytest.mark.parametrize("kind", ["loopback", "memory"])
 def test_cpp_backends_take_every_message_on_their_session_stream(mounts,
                                                                  kind):
-    """The C++ SDK serves Session: files made, written, renamed, listed and
-    removed through the mount cost no Execute call."""
-    m = mounts.mount(kind)
-    ops = mounts.ops(cwd=m.path)
-    ops.ok([("mkdir", "d", 0o755), ("write_files", "d/f", 30, 100),
-            ("rename", "d/f0", "d/g"), ("listdir", "d")])
-    got = ops.run([("stat", "d/g"), ("stat", "d/f29")])
-    assert got[0]["size"] == 100 and got[1]["size"] == 100, got
-    ops.ok([("unlink", "d/g")])
-    messages = counted(m, MESSAGES)
-    assert messages >= 30
-    assert counted(m, SESSION) == messages
+    """The C++ SDK serves Session: on a mount with the option session,
+    files made, written, renamed, listed and removed through it cost no
+    Execute call. Without the option, every message is an Execute call."""
+    for options, on_stream in (("allow_other,session", True),
+                               ("allow_other", False)):
+        m = mounts.mount(kind, options=options)
+        ops = mounts.ops(cwd=m.path)
+        ops.ok([("mkdir", "d", 0o755), ("write_files", "d/f", 30, 100),
+                ("rename", "d/f0", "d/g"), ("listdir", "d")])
+        got = ops.run([("stat", "d/g"), ("stat", "d/f29")])
+        assert got[0]["size"] == 100 and got[1]["size"] == 100, got
+        ops.ok([("unlink", "d/g")])
+        messages = counted(m, MESSAGES)
+        assert messages >= 30
+        assert counted(m, SESSION) == (messages if on_stream else 0)
+
+
+# The ported loopback mounted with the option session; otherwise unchanged.
+_SESSION_PORT = """
+import os, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fusehost import FUSE
+import fusepy_loopback_fusehost as port
+
+FUSE(port.Loopback(sys.argv[1]), sys.argv[2], foreground=True, session=True)
+"""
 
 
 @pytest.mark.parametrize("native", ["1", "0"])
 def test_python_backend_takes_messages_on_its_session_stream(py_mounts,
                                                              native):
-    """The Python SDK serves Session on its own server (gRPC's C++ one):
-    every message goes on the stream. On grpcio's server
-    (FUSEHOST_NATIVE_SERVER=0), which does not serve it, Init says so and
-    every message is an Execute call. The mount works either way."""
-    script = ported_fusepy_loopback(py_mounts)
+    """The Python SDK serves Session on its own server (gRPC's C++ one): on
+    a mount with the option session, every message goes on the stream. On
+    grpcio's server (FUSEHOST_NATIVE_SERVER=0), which does not serve it,
+    Init says so and every message is an Execute call. The mount works
+    either way."""
+    ported_fusepy_loopback(py_mounts)
+    script = py_mounts.path("session_port.py")
+    with open(script, "w") as f:
+        f.write(_SESSION_PORT)
     root = py_mounts.mkdir("session-root" + native)
     for i in range(5):
         with open(os.path.join(root, "f%d" % i), "w") as f:

@@ -204,9 +204,9 @@ TEST(MountOptionsTest, FetchedAhead) {
 }
 
 TEST(MountOptionsTest, Session) {
-  EXPECT_TRUE(Parse("").session);
-  EXPECT_FALSE(Parse("no_session").session);
-  EXPECT_TRUE(Parse("no_session,session").session);
+  EXPECT_FALSE(Parse("").session);
+  EXPECT_TRUE(Parse("session").session);
+  EXPECT_FALSE(Parse("session,no_session").session);
   ExpectRejected("session=1", "session");
 }
 

@@ -162,6 +162,7 @@ class BackendSessionTest : public InProcessBackendTest {
     options.mount_id = 1;
     options.call_timeout = call_timeout;
     options.stats = &stats_;
+    options.session = session_;
     channel_ = std::make_unique<BackendChannel>(options);
     ASSERT_TRUE(channel_->Init(v1::InitRequest()).ok());
   }
@@ -174,6 +175,7 @@ class BackendSessionTest : public InProcessBackendTest {
   }
 
   SessionBackend backend_;
+  bool session_ = true;  // the mount option
   MountStats stats_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<BackendChannel> channel_;
@@ -279,6 +281,15 @@ TEST_F(BackendSessionTest, ABackendThatStopsReadingNeverHoldsASenderBack) {
   next.mutable_getattr()->set_path("/" + std::string(8000, 'a'));
   EXPECT_EQ(SendAndWait(std::move(next)).getattr().attr().size(), 1u);
   channel_->WaitIdle();
+}
+
+TEST_F(BackendSessionTest, WithoutTheMountOptionMessagesAreExecuteCalls) {
+  session_ = false;
+  Start();
+  EXPECT_EQ(SendAndWait(GetattrOp(1)).getattr().attr().size(), 1u);
+  channel_->WaitIdle();
+  EXPECT_EQ(backend_.sessions(), 0);
+  EXPECT_EQ(stats_.Snap().backend_session_messages, 0u);
 }
 
 TEST_F(BackendSessionTest, ABackendThatDoesNotSayItServesSessionGetsExecute) {
