@@ -205,13 +205,25 @@ grpc::Status BackendService::Session(
    private:
     grpc::ServerReaderWriter<v1::BatchResult, v1::Batch>* s_;
   } adapted(stream);
+  {
+    absl::MutexLock lock(&streams_mu_);
+    if (streams_ended_) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          "backend is shutting down");
+    }
+    sessions_.insert(context);
+  }
   RunSession<v1::Batch, v1::BatchResult>(
       adapted, session_threads_,
       [this, context](const v1::Batch& batch, v1::BatchResult* result) {
         Execute(context, &batch, result);
         result->set_sequence(batch.sequence());
       });
-  return grpc::Status::OK;
+  absl::MutexLock lock(&streams_mu_);
+  sessions_.erase(context);
+  return streams_ended_ ? grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                       "backend is shutting down")
+                        : grpc::Status::OK;
 }
 
 grpc::Status BackendService::Invalidations(
@@ -258,6 +270,8 @@ void BackendService::EndStreams() {
   for (InvalidationHub::Subscription* subscription : streams_) {
     subscription->Close();
   }
+  // Their reading ends; batches running are answered first.
+  for (grpc::ServerContext* session : sessions_) session->TryCancel();
 }
 
 }  // namespace fusehost

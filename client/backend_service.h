@@ -74,8 +74,9 @@ class BackendService final : public v1::FileSystem::Service {
       grpc::ServerContext* context, const v1::InvalidationsRequest* request,
       grpc::ServerWriter<v1::Invalidation>* writer) override;
 
-  // Ends every open Invalidations stream (within one write) and refuses
-  // later ones with UNAVAILABLE. For shutdown: those streams never end by
+  // Ends every open Invalidations and Session stream (within one write, or
+  // once the batches running are answered) and refuses later ones with
+  // UNAVAILABLE. For shutdown: those streams never end by
   // themselves, and the server would otherwise wait out its whole grace
   // period for them.
   void EndStreams();
@@ -99,6 +100,8 @@ class BackendService final : public v1::FileSystem::Service {
   absl::Mutex streams_mu_;
   bool streams_ended_ ABSL_GUARDED_BY(streams_mu_) = false;
   absl::flat_hash_set<InvalidationHub::Subscription*> streams_
+      ABSL_GUARDED_BY(streams_mu_);
+  absl::flat_hash_set<grpc::ServerContext*> sessions_
       ABSL_GUARDED_BY(streams_mu_);
   // Last, so it is destroyed (and its workers joined) before the members its
   // closures could use.

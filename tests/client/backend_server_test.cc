@@ -252,6 +252,31 @@ TEST_F(BackendServerTest, ShutdownEndsOpenStreamsPromptly) {
       << status.error_message();
 }
 
+TEST_F(BackendServerTest, ShutdownEndsOpenSessionStreamsPromptly) {
+  auto server = BackendServer::Start(fs_, Options());
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = Connect();
+  grpc::ClientContext context;
+  auto session = stub->Session(&context);
+  v1::Batch batch;
+  batch.set_mount_id(1);
+  batch.set_sequence(7);
+  v1::Op* op = batch.add_ops();
+  op->set_id(1);
+  op->mutable_getattr()->set_path("/");
+  ASSERT_TRUE(session->Write(batch));
+  v1::BatchResult result;
+  ASSERT_TRUE(session->Read(&result));
+  EXPECT_EQ(result.sequence(), 7u);
+  ASSERT_EQ(result.results_size(), 1);
+  const absl::Time start = absl::Now();
+  (*server)->Shutdown(absl::Seconds(10));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  EXPECT_FALSE(session->Read(&result));
+  grpc::Status status = session->Finish();
+  EXPECT_NE(status.error_code(), grpc::StatusCode::OK);
+}
+
 TEST_F(BackendServerTest, ShutdownRemovesSocketFile) {
   auto server = BackendServer::Start(fs_, Options());
   ASSERT_TRUE(server.ok()) << server.status();
