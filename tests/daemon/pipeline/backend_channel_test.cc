@@ -110,21 +110,6 @@ class FakeBackend final : public v1::FileSystem::Service {
   std::vector<v1::InitRequest> init_requests_ ABSL_GUARDED_BY(mu_);
 };
 
-// What a Send's completion callback received.
-struct Completion {
-  absl::Notification done;
-  v1::OpResult result;
-  int calls = 0;
-
-  OpTransport::Done Callback() {
-    return [this](const v1::OpResult& r) {
-      result = r;
-      ++calls;
-      done.Notify();
-    };
-  }
-};
-
 v1::Op GetattrOp(uint64_t id, const std::string& path) {
   v1::Op op;
   op.set_id(id);

@@ -113,18 +113,6 @@ class SessionBackend final : public v1::FileSystem::Service {
   int sessions_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-struct Completion {
-  absl::Notification done;
-  v1::OpResult result;
-
-  OpTransport::Done Callback() {
-    return [this](const v1::OpResult& r) {
-      result = r;
-      done.Notify();
-    };
-  }
-};
-
 v1::Op GetattrOp(uint64_t id) {
   v1::Op op;
   op.set_id(id);

@@ -1,5 +1,6 @@
 // Shared by the tests that run BackendChannel against in-process servers:
-// CallbackQueueKeeper, and InProcessBackendTest, their fixture's base.
+// CallbackQueueKeeper, InProcessBackendTest, their fixture's base, and
+// Completion, what a Send's callback received.
 
 #ifndef FUSE_HOSTD_TESTS_DAEMON_PIPELINE_IN_PROCESS_BACKEND_H_
 #define FUSE_HOSTD_TESTS_DAEMON_PIPELINE_IN_PROCESS_BACKEND_H_
@@ -14,6 +15,7 @@
 #include <string>
 
 #include "absl/synchronization/notification.h"
+#include "daemon/pipeline/op_transport.h"
 #include "gtest/gtest.h"
 #include "proto/filesystem.grpc.pb.h"
 
@@ -46,6 +48,21 @@ class CallbackQueueKeeper {
 
  private:
   std::shared_ptr<grpc::Channel> channel_;
+};
+
+// What a Send's completion callback received.
+struct Completion {
+  absl::Notification done;
+  v1::OpResult result;
+  int calls = 0;
+
+  OpTransport::Done Callback() {
+    return [this](const v1::OpResult& r) {
+      result = r;
+      ++calls;
+      done.Notify();
+    };
+  }
 };
 
 // Each test gets a directory for its socket. Unix socket paths are limited to
