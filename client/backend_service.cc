@@ -119,6 +119,7 @@ grpc::Status BackendService::Init(grpc::ServerContext* /*context*/,
                           result.root_directory_fd)) {
       reply->set_root_directory(true);
       reply->set_root_opens_as_caller(result.root_opens_as_caller);
+      reply->set_root_changes_attributes(result.root_changes_attributes);
     }
   }
   return grpc::Status::OK;

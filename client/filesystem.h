@@ -158,6 +158,11 @@ struct InitResult {
   // operation needs the filesystem's handle (a lock, lseek, ioctl).
   int root_directory_fd = -1;
   bool root_opens_as_caller = false;
+  // With root_directory_fd: Chmod, Chown and Utimens are nothing but those
+  // system calls on the file beneath it (as the user above), with no effect
+  // the filesystem needs to see. fuse-hostd then makes them itself and calls
+  // them only for a change it cannot make (any error); their answer stands.
+  bool root_changes_attributes = false;
   // Readdir works without Opendir: called with fi.fh == 0 it lists `path`
   // as Opendir followed by Readdir would (the same permission checks and
   // errors), and Opendir and Releasedir do nothing fuse-hostd must wait

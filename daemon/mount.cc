@@ -259,6 +259,22 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
     m->write_behind_ = std::make_unique<WriteBehind>(std::move(wb));
     below_cache = m->write_behind_.get();
   }
+  // Above write-behind, so that a change it still holds for a path sends
+  // the next one after it.
+  if (m->root_ != nullptr && m->cache_ != nullptr &&
+      m->options_.daemon_changes) {
+    ChangesByDaemon::Options here;
+    here.root = m->root_.get();
+    here.cache = m->cache_.get();
+    here.next = below_cache;
+    if (m->write_behind_ != nullptr) {
+      here.queued_at = [wb = m->write_behind_.get()](const std::string& p) {
+        return wb->Touches(p);
+      };
+    }
+    m->changes_by_daemon_ = std::make_unique<ChangesByDaemon>(std::move(here));
+    below_cache = m->changes_by_daemon_.get();
+  }
   CachingTransport::Options caching;
   caching.policy = m->policy_;
   caching.cache = m->cache_.get();
@@ -368,9 +384,13 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
   listener.mount_id = m->spec_.mount_id;
   listener.on_open = [self] { self->caching_->NoticesMayHaveBeenLost(); };
   listener.on_notice = [self](const v1::Invalidation& notice) {
-    if (self->validator_->AcceptNotice(notice)) {
-      self->caching_->ApplyNotice(notice);
+    if (!self->validator_->AcceptNotice(notice)) return;
+    // The backend saw a change the daemon made itself and already knows.
+    if (self->changes_by_daemon_ != nullptr &&
+        self->changes_by_daemon_->NoNews(notice)) {
+      return;
     }
+    self->caching_->ApplyNotice(notice);
   };
   m->listener_ = std::make_unique<InvalidationListener>(std::move(listener));
   m->listener_->Start();
@@ -492,9 +512,11 @@ void Mount::AdoptRootDirectory(const v1::InitReply& reply) {
   if (!reply.root_opens_as_caller()) {
     owner = UserIdentity{sender.uid, sender.gid, sender.groups};
   }
-  absl::Status st = dir.valid()
-                        ? root_->Adopt(std::move(dir), std::move(owner))
-                        : absl::NotFoundError("no descriptor arrived");
+  const bool changes_attributes =
+      reply.root_changes_attributes() && options_.daemon_changes;
+  absl::Status st = dir.valid() ? root_->Adopt(std::move(dir), std::move(owner),
+                                               changes_attributes)
+                                : absl::NotFoundError("no descriptor arrived");
   if (!st.ok()) {
     Log("%s: the backend's root directory is not used (%s): it opens every "
         "file itself",
@@ -536,7 +558,10 @@ MountStats::Snapshot Mount::Snap() const {
     s.opens_answered_ahead = session_->opens_answered_ahead();
     s.uring_requests = session_->uring_requests();
   }
-  if (root_ != nullptr) s.daemon_opens = root_->opened();
+  if (root_ != nullptr) {
+    s.daemon_opens = root_->opened();
+    s.daemon_changes = root_->changed();
+  }
   if (caching_ != nullptr) s.listings_prefetched = caching_->listings_prefetched();
   if (write_behind_ != nullptr) {
     s.written_behind = write_behind_->deferred();

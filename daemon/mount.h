@@ -29,12 +29,13 @@
 #include "daemon/fuse/node_table.h"
 #include "daemon/mounting/kernel_mount.h"
 #include "daemon/mounting/mount_options.h"
+#include "daemon/passthrough/changes_by_daemon.h"
 #include "daemon/passthrough/descriptor_inbox.h"
 #include "daemon/passthrough/root_directory.h"
 #include "daemon/pipeline/backend_channel.h"
+#include "daemon/pipeline/backend_greeter.h"
 #include "daemon/pipeline/batcher.h"
 #include "daemon/pipeline/caching_transport.h"
-#include "daemon/pipeline/backend_greeter.h"
 #include "daemon/pipeline/invalidation_listener.h"
 #include "daemon/pipeline/metadata_cache.h"
 #include "daemon/pipeline/reply_validator.h"
@@ -184,6 +185,8 @@ class Mount {
   std::unique_ptr<Batcher> batcher_;
   std::unique_ptr<MetadataCache> cache_;  // null with cache_entries=0
   std::unique_ptr<WriteBehind> write_behind_;  // null without write_behind
+  // null without a root directory or a cache
+  std::unique_ptr<ChangesByDaemon> changes_by_daemon_;
   std::unique_ptr<CachingTransport> caching_;
   // The backend lists directories by path (InitReply.lists_by_path), as
   // its latest run answered.

@@ -48,6 +48,10 @@ constexpr Family kDaemonOpens = {
     "fusehostd_daemon_opens_total", "counter",
     "Passthrough opens the daemon answered itself, beneath a loopback "
     "backend's root directory."};
+constexpr Family kDaemonChanges = {
+    "fusehostd_daemon_changes_total", "counter",
+    "chmod, chown and utimens the daemon made itself, beneath a loopback "
+    "backend's root directory."};
 constexpr Family kListingsPrefetched = {
     "fusehostd_listings_prefetched_total", "counter",
     "Directory listings fetched ahead of a walker."};
@@ -165,26 +169,27 @@ std::string RenderMetrics(const std::vector<MountStatsEntry>& mounts) {
   }
   per_cache(kCacheHits, &MountStats::CacheStats::hits);
   per_cache(kCacheMisses, &MountStats::CacheStats::misses);
-  const std::pair<const Family*, uint64_t MountStats::Snapshot::*> per_mount[] = {
-      {&kCacheEntries, &MountStats::Snapshot::cache_entries},
-      {&kCacheBytes, &MountStats::Snapshot::cache_bytes},
-      {&kBackendMessages, &MountStats::Snapshot::backend_messages},
-      {&kBackendOps, &MountStats::Snapshot::backend_ops},
-      {&kBackendErrors, &MountStats::Snapshot::backend_errors},
-      {&kBackendSessionMessages,
-       &MountStats::Snapshot::backend_session_messages},
-      {&kBackendInvalid, &MountStats::Snapshot::backend_invalid},
-      {&kPassthroughOpens, &MountStats::Snapshot::passthrough_opens},
-      {&kDaemonOpens, &MountStats::Snapshot::daemon_opens},
-      {&kListingsPrefetched, &MountStats::Snapshot::listings_prefetched},
-      {&kContentsFetchedAhead, &MountStats::Snapshot::contents_fetched_ahead},
-      {&kOpensAnsweredAhead, &MountStats::Snapshot::opens_answered_ahead},
-      {&kUringRequests, &MountStats::Snapshot::uring_requests},
-      {&kWrittenBehind, &MountStats::Snapshot::written_behind},
-      {&kWriteBehindFailed, &MountStats::Snapshot::write_behind_failed},
-      {&kWriteBehindQueued, &MountStats::Snapshot::write_behind_queued},
-      {&kPassthroughRefused, &MountStats::Snapshot::passthrough_refused},
-      {&kBackingFiles, &MountStats::Snapshot::backing_files}};
+  const std::pair<const Family*, uint64_t MountStats::Snapshot::*> per_mount[] =
+      {{&kCacheEntries, &MountStats::Snapshot::cache_entries},
+       {&kCacheBytes, &MountStats::Snapshot::cache_bytes},
+       {&kBackendMessages, &MountStats::Snapshot::backend_messages},
+       {&kBackendOps, &MountStats::Snapshot::backend_ops},
+       {&kBackendErrors, &MountStats::Snapshot::backend_errors},
+       {&kBackendSessionMessages,
+        &MountStats::Snapshot::backend_session_messages},
+       {&kBackendInvalid, &MountStats::Snapshot::backend_invalid},
+       {&kPassthroughOpens, &MountStats::Snapshot::passthrough_opens},
+       {&kDaemonOpens, &MountStats::Snapshot::daemon_opens},
+       {&kDaemonChanges, &MountStats::Snapshot::daemon_changes},
+       {&kListingsPrefetched, &MountStats::Snapshot::listings_prefetched},
+       {&kContentsFetchedAhead, &MountStats::Snapshot::contents_fetched_ahead},
+       {&kOpensAnsweredAhead, &MountStats::Snapshot::opens_answered_ahead},
+       {&kUringRequests, &MountStats::Snapshot::uring_requests},
+       {&kWrittenBehind, &MountStats::Snapshot::written_behind},
+       {&kWriteBehindFailed, &MountStats::Snapshot::write_behind_failed},
+       {&kWriteBehindQueued, &MountStats::Snapshot::write_behind_queued},
+       {&kPassthroughRefused, &MountStats::Snapshot::passthrough_refused},
+       {&kBackingFiles, &MountStats::Snapshot::backing_files}};
   for (const auto& [family, field] : per_mount) {
     Header(&out, *family);
     for (const MountStatsEntry& m : mounts) {

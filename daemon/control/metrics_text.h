@@ -14,6 +14,7 @@
 //   fusehostd_backend_invalid_total        counter
 //   fusehostd_passthrough_opens_total      counter
 //   fusehostd_daemon_opens_total           counter
+//   fusehostd_daemon_changes_total         counter
 //   fusehostd_listings_prefetched_total    counter
 //   fusehostd_contents_fetched_ahead_total counter
 //   fusehostd_opens_answered_ahead_total   counter

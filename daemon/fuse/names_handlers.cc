@@ -163,11 +163,13 @@ void RequestHandlers::RunSetattr(Request req, uint64_t node,
   const std::string& path = chain->path;
   // Writes through a backing file never pass the daemon: the cached size
   // and times may be old, and nothing may be answered from them
-  // (write-behind would) until they are the backing file's. A change of
-  // times waits for the backend: a write through the backing file after an
-  // early answer would reach the file before the change it follows.
+  // (write-behind would) until they are the backing file's. With
+  // write-behind, a change of times waits for the backend: a write through
+  // the backing file after an early answer would reach the file before the
+  // change it follows. Without it, the attributes stay, so that the daemon
+  // may make the change itself (passthrough/changes_by_daemon.h).
   if (WritesBypassDaemon(node)) {
-    if (fields & (kSetAtime | kSetMtime)) {
+    if ((fields & (kSetAtime | kSetMtime)) && options_.queued_at) {
       options_.coherence->WrittenAround(path, nullptr);
     } else {
       LearnWrittenAround(node, path);

@@ -219,6 +219,8 @@ absl::StatusOr<MountOptions> ParseMountOptions(absl::string_view text) {
       st = SetFlag(key, has_value, &opts.uring, false);
     } else if (key == "daemon_opens") {
       st = SetAutoOrOff(key, value, &opts.daemon_opens);
+    } else if (key == "daemon_changes") {
+      st = SetAutoOrOff(key, value, &opts.daemon_changes);
     } else if (key == "passthrough") {
       st = SetAutoOrOff(key, value, &opts.passthrough);
     } else {

@@ -110,20 +110,29 @@ class ThreadFsIdentity {
   bool ok_ = false;
 };
 
-// Opens `relative` beneath `dir` as the thread's identity: see the header.
-UniqueFd OpenChecked(int dir, const std::string& relative, struct stat* st) {
+// The descriptor's path through /proc, for the calls that take no O_PATH
+// descriptor (open for reading, chmod, utimensat).
+std::string ProcPath(int fd) { return absl::StrCat("/proc/self/fd/", fd); }
+
+// `relative` beneath `dir`, opened O_PATH as the thread's identity, never
+// through a symlink or into another mount: see the header.
+UniqueFd OpenPathBeneath(int dir, const char* relative) {
   struct open_how how = {};
   how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
                 RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
-  UniqueFd path(static_cast<int>(
-      syscall(SYS_openat2, dir, relative.c_str(), &how, sizeof(how))));
+  return UniqueFd(
+      static_cast<int>(syscall(SYS_openat2, dir, relative, &how, sizeof(how))));
+}
+
+// Opens `relative` beneath `dir` for reading as the thread's identity.
+UniqueFd OpenChecked(int dir, const std::string& relative, struct stat* st) {
+  UniqueFd path = OpenPathBeneath(dir, relative.c_str());
   if (!path.valid() || fstat(path.get(), st) != 0 || !S_ISREG(st->st_mode)) {
     return UniqueFd();
   }
-  char proc[40];
-  std::snprintf(proc, sizeof(proc), "/proc/self/fd/%d", path.get());
-  UniqueFd file(open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  UniqueFd file(
+      open(ProcPath(path.get()).c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
   struct stat again;
   if (!file.valid() || fstat(file.get(), &again) != 0 ||
       again.st_dev != st->st_dev || again.st_ino != st->st_ino) {
@@ -132,10 +141,29 @@ UniqueFd OpenChecked(int dir, const std::string& relative, struct stat* st) {
   return file;
 }
 
+// Makes `change` to the file `file` (O_PATH) as the thread's identity.
+bool MakeChange(int file, const AttributeChange& change) {
+  if (change.mode && chmod(ProcPath(file).c_str(), *change.mode & 07777) != 0) {
+    return false;
+  }
+  if ((change.uid || change.gid) &&
+      fchownat(file, "", change.uid.value_or(static_cast<uid_t>(-1)),
+               change.gid.value_or(static_cast<gid_t>(-1)),
+               AT_EMPTY_PATH) != 0) {
+    return false;
+  }
+  if (change.set_times &&
+      utimensat(AT_FDCWD, ProcPath(file).c_str(), change.times, 0) != 0) {
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 absl::Status RootDirectory::Adopt(UniqueFd dir,
-                                  std::optional<UserIdentity> owner) {
+                                  std::optional<UserIdentity> owner,
+                                  bool changes_attributes) {
   Drop();
   struct stat st;
   if (!dir.valid() || fstat(dir.get(), &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -151,6 +179,7 @@ absl::Status RootDirectory::Adopt(UniqueFd dir,
   auto adopted = std::make_shared<Adopted>();
   adopted->dir = std::move(dir);
   adopted->owner = std::move(owner);
+  adopted->changes_attributes = changes_attributes;
   absl::MutexLock lock(&mu_);
   adopted_ = std::move(adopted);
   return absl::OkStatus();
@@ -166,14 +195,15 @@ bool RootDirectory::adopted() const {
   return adopted_ != nullptr;
 }
 
+std::shared_ptr<const RootDirectory::Adopted> RootDirectory::Current() const {
+  absl::MutexLock lock(&mu_);
+  return adopted_;
+}
+
 UniqueFd RootDirectory::OpenForReading(const std::string& path,
                                        const UserIdentity& caller,
                                        struct stat* st) {
-  std::shared_ptr<const Adopted> adopted;
-  {
-    absl::MutexLock lock(&mu_);
-    adopted = adopted_;
-  }
+  std::shared_ptr<const Adopted> adopted = Current();
   if (adopted == nullptr) return UniqueFd();
   UniqueFd file;
   // "/" and "" name the directory itself, never a regular file.
@@ -183,6 +213,42 @@ UniqueFd RootDirectory::OpenForReading(const std::string& path,
   }
   (file.valid() ? opened_ : declined_).fetch_add(1);
   return file;
+}
+
+bool RootDirectory::ChangeAttributes(const std::string& path,
+                                     const UserIdentity& caller,
+                                     uint64_t expect_ino,
+                                     const AttributeChange& change,
+                                     struct stat* after) {
+  std::shared_ptr<const Adopted> adopted = Current();
+  // "/" is the directory itself: changed by the backend, which may treat
+  // its root as its own.
+  if (adopted == nullptr || !adopted->changes_attributes || path.size() < 2 ||
+      path[0] != '/') {
+    return false;
+  }
+  ThreadFsIdentity as(adopted->owner ? *adopted->owner : caller);
+  if (!as.ok()) return false;
+  UniqueFd file = OpenPathBeneath(adopted->dir.get(), path.c_str() + 1);
+  struct stat st;
+  // Not the file the daemon answered for (replaced on the host), or one
+  // whose change is no plain system call here (a symlink's mode, a device).
+  if (!file.valid() || fstat(file.get(), &st) != 0 ||
+      static_cast<uint64_t>(st.st_ino) != expect_ino ||
+      !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) ||
+      !MakeChange(file.get(), change) || fstat(file.get(), after) != 0) {
+    return false;
+  }
+  changed_.fetch_add(1);
+  return true;
+}
+
+bool RootDirectory::Stat(const std::string& path, struct stat* st) const {
+  std::shared_ptr<const Adopted> adopted = Current();
+  if (adopted == nullptr || path.empty() || path[0] != '/') return false;
+  UniqueFd file = OpenPathBeneath(adopted->dir.get(),
+                                  path.size() == 1 ? "." : path.c_str() + 1);
+  return file.valid() && fstat(file.get(), st) == 0;
 }
 
 }  // namespace fusehost

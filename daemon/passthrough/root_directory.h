@@ -18,6 +18,13 @@
 // Whatever fails leaves the open to the backend, which answers with its
 // own errno.
 //
+// A backend may also say that changing a file's mode, owner or times is
+// nothing but that system call on the file beneath the directory
+// (InitReply.root_changes_attributes). The daemon then makes such changes
+// itself (ChangeAttributes), with the same identity and the same resolution,
+// on a regular file or directory only, and only on the file it knows at
+// that path (its inode number); whatever fails is again the backend's.
+//
 // Only a directory on a storage filesystem of this machine is adopted
 // (local_filesystem.h): on a pseudo filesystem such as /proc/sys,
 // permissions follow the effective user (root's, here), and on a FUSE or
@@ -31,6 +38,7 @@
 
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <atomic>
 #include <cstdint>
@@ -47,14 +55,27 @@
 
 namespace fusehost {
 
+// chmod, chown or utimens: what ChangeAttributes makes.
+struct AttributeChange {
+  std::optional<mode_t> mode;  // permission bits (07777)
+  // Unset: left as it is (chown's -1).
+  std::optional<uid_t> uid;
+  std::optional<gid_t> gid;
+  // utimensat's pair (UTIME_NOW and UTIME_OMIT allowed), when `set_times`.
+  bool set_times = false;
+  struct timespec times[2] = {};
+};
+
 class RootDirectory {
  public:
   // Takes `dir`, the descriptor the backend sent, in place of any earlier
   // one: refused (and none kept) unless it is a directory on a local
   // filesystem. Files are opened as `owner` (the backend's user), or, when
   // there is none, as the caller of each open (a backend that acts as its
-  // callers).
-  absl::Status Adopt(UniqueFd dir, std::optional<UserIdentity> owner);
+  // callers). `changes_attributes`: the backend said its chmod, chown and
+  // utimens are nothing but the system call (see above).
+  absl::Status Adopt(UniqueFd dir, std::optional<UserIdentity> owner,
+                     bool changes_attributes = false);
   // No directory from now on (the backend that sent it is gone).
   void Drop();
   bool adopted() const;
@@ -65,19 +86,38 @@ class RootDirectory {
   UniqueFd OpenForReading(const std::string& path, const UserIdentity& caller,
                           struct stat* st);
 
+  // Makes `change` to `path` ("/a/b") for `caller`, as the backend would
+  // have made it, if it is a regular file or a directory beneath the
+  // directory whose inode number is `expect_ino`; `after` gets its fstat
+  // afterwards. False when it cannot or may not (no directory, no such
+  // declaration, another file there, any error): the backend then makes the
+  // change, and its answer stands.
+  bool ChangeAttributes(const std::string& path, const UserIdentity& caller,
+                        uint64_t expect_ino, const AttributeChange& change,
+                        struct stat* after);
+
+  // lstat of `path` beneath the directory, as the daemon, resolved as
+  // above (no symlink, no other mount). False if there is none.
+  bool Stat(const std::string& path, struct stat* st) const;
+
   uint64_t opened() const { return opened_.load(); }
+  uint64_t changed() const { return changed_.load(); }
   uint64_t declined() const { return declined_.load(); }
 
  private:
   struct Adopted {
     UniqueFd dir;
     std::optional<UserIdentity> owner;
+    bool changes_attributes = false;
   };
+  std::shared_ptr<const Adopted> Current() const;
+
   mutable absl::Mutex mu_;
   // Shared so that an open in progress keeps the directory it started with.
   std::shared_ptr<const Adopted> adopted_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> opened_{0};
   std::atomic<uint64_t> declined_{0};
+  std::atomic<uint64_t> changed_{0};
 };
 
 }  // namespace fusehost

@@ -49,13 +49,14 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "daemon/pipeline/cache_coherence.h"
 #include "daemon/pipeline/listing_prefetcher.h"
 #include "daemon/pipeline/metadata_cache.h"
-#include "daemon/stats/mount_stats.h"
 #include "daemon/pipeline/op_transport.h"
+#include "daemon/stats/mount_stats.h"
 
 namespace fusehost {
 
@@ -147,6 +148,8 @@ class CachingTransport : public OpTransport, public CacheCoherence {
   void SendReaddir(v1::Op op, Done done, bool prefetched = false);
   void SendXattrRead(v1::Op op, Done done);
   // Forwards a mutation and applies the coherence rules to its result.
+  // Forgets `path`'s extended attributes unless `name` is known absent.
+  void DropXattrsUnlessAbsent(const std::string& path, absl::string_view name);
   void SendMutation(v1::Op op, Done done);
   // What the cache knew before a mutation was sent: the inode number and
   // link count of the name it replaces or links (0 when not cached), and

@@ -33,6 +33,19 @@ const v1::Attr* ResultAttr(const v1::OpResult& r) {
 
 }  // namespace
 
+// A change that alters extended attribute `name` of `path` (and no other)
+// where it exists: what is cached of them stays when `name` is known absent
+// (the kernel asks for the ACL after each chmod, and for the capabilities
+// after each chown, of a file it may have just been told about).
+void CachingTransport::DropXattrsUnlessAbsent(const std::string& path,
+                                              absl::string_view name) {
+  std::string value;
+  if (options_.cache->GetXattr(path, name, &value) !=
+      MetadataCache::AttrLookup::kNegative) {
+    options_.cache->DropXattrs(path);
+  }
+}
+
 void CachingTransport::SendMutation(v1::Op op, Done done) {
   // What a rename or unlink replaces may be one of several hard links; its
   // inode number is only known before the name goes away.
@@ -254,9 +267,11 @@ void CachingTransport::ApplyMutation(const v1::Op& op,
     }
     case v1::Op::kChmod:
       // The access ACL mirrors the mode bits.
-      cache->DropXattrs(op.chmod().path());
+      DropXattrsUnlessAbsent(op.chmod().path(), "system.posix_acl_access");
       return changed(op.chmod().path());
     case v1::Op::kChown:
+      // A change of owner removes a file's capabilities.
+      DropXattrsUnlessAbsent(op.chown().path(), "security.capability");
       return changed(op.chown().path());
     case v1::Op::kTruncate:
       return changed(op.truncate().path());

@@ -244,6 +244,9 @@ InitResult LoopbackFs::Init(const MountInfo& /*mount*/) {
   // Its read-only Open only opens the file: fuse-hostd may do that itself.
   result.root_directory_fd = root_fd_;
   result.root_opens_as_caller = act_as_caller_;
+  // Its chmod, chown and utimens are those calls on the file, and a refused
+  // chmod comes here (DropSetIdBits): fuse-hostd may make them itself.
+  result.root_changes_attributes = true;
   // Readdir opens the directory itself when it gets no handle.
   result.lists_by_path = true;
   result.posix_acl = posix_acl_;

@@ -93,6 +93,9 @@ class Loopback(NameOperations, AttributeOperations, FileOperations,
         if passthrough:
             self.passthrough_root = self.root_fd
             self.passthrough_root_as_caller = self.switch
+            # chmod, chown and utimens are the system calls on that file
+            # (a refused chmod still comes here: see loopback_attributes.py).
+            self.passthrough_root_changes_attributes = True
         self.gid = os.getegid()
         # The kernel enforces and keeps the files' POSIX ACLs where the
         # directory's filesystem has them: ls -l then asks each file for its

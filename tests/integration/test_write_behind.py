@@ -33,7 +33,10 @@ from restart_lib import kill_backend, stop_backend
 pytestmark = pytest.mark.usefixtures("needs_daemon")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OPTIONS = "allow_other,write_behind"
+# The loopbacks' chmod, chown and utimens are otherwise made by the daemon
+# itself rather than answered early (test_daemon_changes.py checks the two
+# together).
+OPTIONS = "allow_other,write_behind,daemon_changes=off"
 
 WriteBehindStats = collections.namedtuple("WriteBehindStats",
                                           "early refused queued")

@@ -1,7 +1,8 @@
 // RootDirectory: files beneath a loopback's root opened for reading by the
 // daemon, as the user the backend would have opened them as, and nothing
 // else: no symlink, no escape, no directory or FIFO, no file the user may
-// not read.
+// not read. And attributes changed there, the same way, only where the
+// backend said so and only on the file the daemon knows.
 
 #include "daemon/passthrough/root_directory.h"
 
@@ -151,6 +152,135 @@ TEST_F(RootDirectoryTest, DirectoriesOfPseudoFilesystemsAreNotAdopted) {
     EXPECT_FALSE(root.adopted()) << path;
   }
   ASSERT_TRUE(root.Adopt(RootFd(), std::nullopt).ok());  // ext4 or tmpfs
+}
+
+uint64_t InoOf(const std::string& path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+mode_t ModeOf(const std::string& path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0;
+}
+
+AttributeChange Chmod(mode_t mode) {
+  AttributeChange c;
+  c.mode = mode;
+  return c;
+}
+
+TEST_F(RootDirectoryTest, ChangesAttributesOnlyWhereTheBackendSaidSo) {
+  const std::string file = root_path_ + "/public";
+  RootDirectory root;
+  struct stat after;
+  ASSERT_TRUE(root.Adopt(RootFd(), std::nullopt).ok());
+  EXPECT_FALSE(root.ChangeAttributes("/public", root_user_, InoOf(file),
+                                     Chmod(0600), &after));
+  EXPECT_EQ(ModeOf(file), 0644u);
+  ASSERT_TRUE(root.Adopt(RootFd(), std::nullopt, true).ok());
+  ASSERT_TRUE(root.ChangeAttributes("/public", root_user_, InoOf(file),
+                                    Chmod(0600), &after));
+  EXPECT_EQ(ModeOf(file), 0600u);
+  EXPECT_EQ(after.st_mode & 07777, 0600u);
+  EXPECT_EQ(after.st_ino, InoOf(file));
+
+  AttributeChange owner;
+  owner.gid = 4242;
+  ASSERT_TRUE(
+      root.ChangeAttributes("/public", root_user_, InoOf(file), owner, &after));
+  EXPECT_EQ(after.st_uid, 0u);  // unset: left as it was
+  EXPECT_EQ(after.st_gid, 4242u);
+
+  AttributeChange times;
+  times.set_times = true;
+  times.times[0] = {1000, 5};
+  times.times[1] = {0, UTIME_OMIT};
+  const struct timespec mtime_before = after.st_mtim;
+  ASSERT_TRUE(
+      root.ChangeAttributes("/public", root_user_, InoOf(file), times, &after));
+  EXPECT_EQ(after.st_atim.tv_sec, 1000);
+  EXPECT_EQ(after.st_atim.tv_nsec, 5);
+  EXPECT_EQ(after.st_mtim.tv_sec, mtime_before.tv_sec);
+  EXPECT_EQ(after.st_mtim.tv_nsec, mtime_before.tv_nsec);
+  // A directory too.
+  ASSERT_TRUE(root.ChangeAttributes(
+      "/sub", root_user_, InoOf(root_path_ + "/sub"), Chmod(0700), &after));
+  EXPECT_EQ(ModeOf(root_path_ + "/sub"), 0700u);
+  EXPECT_EQ(root.changed(), 4u);
+}
+
+// What the backend would have been refused is refused here: as the
+// backend's user, or as the caller, with no capability left over.
+TEST_F(RootDirectoryTest, ChangesAsTheBackendsUserOrTheCaller) {
+  const std::string file = root_path_ + "/public";
+  UserIdentity nobody;
+  nobody.uid = kNobody;
+  nobody.gid = kNobody;
+  RootDirectory root;
+  struct stat after;
+  ASSERT_TRUE(root.Adopt(RootFd(), std::nullopt, true).ok());
+  EXPECT_FALSE(root.ChangeAttributes("/public", nobody, InoOf(file),
+                                     Chmod(0666), &after));
+  EXPECT_EQ(ModeOf(file), 0644u);
+  // Root's caller, but the backend's user is nobody.
+  ASSERT_TRUE(root.Adopt(RootFd(), nobody, true).ok());
+  EXPECT_FALSE(root.ChangeAttributes("/public", root_user_, InoOf(file),
+                                     Chmod(0666), &after));
+  EXPECT_EQ(ModeOf(file), 0644u);
+  // The owner may.
+  ASSERT_EQ(chown(file.c_str(), kNobody, kNobody), 0);
+  EXPECT_TRUE(root.ChangeAttributes("/public", root_user_, InoOf(file),
+                                    Chmod(0640), &after));
+  EXPECT_EQ(ModeOf(file), 0640u);
+  // But not give the file away.
+  AttributeChange give;
+  give.uid = 0;
+  EXPECT_FALSE(
+      root.ChangeAttributes("/public", root_user_, InoOf(file), give, &after));
+  struct stat st;
+  ASSERT_EQ(stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, kNobody);
+  // The thread is root again.
+  EXPECT_EQ(setfsuid(-1), 0);
+  EXPECT_EQ(root.changed(), 1u);
+}
+
+TEST_F(RootDirectoryTest, ChangesNoOtherFileThanTheOneTheDaemonKnows) {
+  RootDirectory root;
+  ASSERT_TRUE(root.Adopt(RootFd(), std::nullopt, true).ok());
+  struct stat after;
+  const std::string file = root_path_ + "/public";
+  // Another file there now (changed on the host).
+  EXPECT_FALSE(root.ChangeAttributes("/public", root_user_,
+                                     InoOf(root_path_ + "/private"),
+                                     Chmod(0600), &after));
+  EXPECT_EQ(ModeOf(file), 0644u);
+  // A symlink (its target's mode stays), a FIFO, escapes, the root itself.
+  const std::string outside = base_ + "/outside";
+  struct {
+    const char* path;
+    uint64_t ino;
+  } refused[] = {
+      {"/link", InoOf(root_path_ + "/link")},
+      {"/link", InoOf(file)},
+      {"/fifo", InoOf(root_path_ + "/fifo")},
+      {"/up/outside", InoOf(outside)},
+      {"/../outside", InoOf(outside)},
+      {"/", InoOf(root_path_)},
+      {"", InoOf(root_path_)},
+      {"public", InoOf(file)},
+      {"/missing", 0},
+  };
+  for (const auto& r : refused) {
+    EXPECT_FALSE(
+        root.ChangeAttributes(r.path, root_user_, r.ino, Chmod(0600), &after))
+        << r.path;
+  }
+  EXPECT_EQ(ModeOf(file), 0644u);
+  EXPECT_EQ(ModeOf(outside), 0644u);
+  EXPECT_EQ(ModeOf(root_path_), 0755u);
+  EXPECT_EQ(root.changed(), 0u);
 }
 
 }  // namespace

@@ -123,6 +123,40 @@ TEST_F(CachingTransportTest, ChmodStoresReturnedAttrsAndDropsXattrs) {
   Roundtrip(GetxattrOp("/f", "system.posix_acl_access"), XattrReply("acl2"));
 }
 
+// A file known to have no access ACL has none after a chmod either: the
+// kernel's request for it after the chmod, and the file's other attributes,
+// are answered from the cache.
+TEST_F(CachingTransportTest, ChmodKeepsAnAccessAclKnownAbsent) {
+  Seed("/f", AttrOf(5));
+  Roundtrip(GetxattrOp("/f", "system.posix_acl_access"), Errno(ENODATA));
+  Roundtrip(GetxattrOp("/f", "user.k"), XattrReply("v"));
+  Roundtrip(ChmodOp("/f", 0600), EntryReply(AttrOf(5, S_IFREG | 0600)));
+  EXPECT_EQ(Local(GetxattrOp("/f", "system.posix_acl_access")).posix_errno(),
+            ENODATA);
+  EXPECT_EQ(Local(GetxattrOp("/f", "user.k")).xattr().data(), "v");
+}
+
+// A change of owner removes a file's capabilities: what is cached of its
+// extended attributes stays only where it is known to have none.
+TEST_F(CachingTransportTest, ChownDropsXattrsUnlessTheFileHasNoCapabilities) {
+  auto chown = [](const std::string& path) {
+    return MakeOp([path](v1::Op& op) {
+      op.mutable_chown()->set_path(path);
+      op.mutable_chown()->set_uid(1000);
+    });
+  };
+  Seed("/with", AttrOf(5));
+  Seed("/without", AttrOf(6));
+  Roundtrip(GetxattrOp("/with", "security.capability"), XattrReply("cap"));
+  Roundtrip(GetxattrOp("/without", "security.capability"), Errno(ENODATA));
+  Roundtrip(chown("/with"), EntryReply(AttrOf(5)));
+  Roundtrip(chown("/without"), EntryReply(AttrOf(6)));
+  Roundtrip(GetxattrOp("/with", "security.capability"), Errno(ENODATA));
+  EXPECT_EQ(
+      Local(GetxattrOp("/without", "security.capability")).posix_errno(),
+      ENODATA);
+}
+
 // Extended attributes are cached per name: a change through one name of a
 // hard-linked file drops them for its other names too.
 TEST_F(CachingTransportTest, AnXattrChangeThroughAHardLinkReachesTheOtherNames) {

@@ -39,7 +39,8 @@ _DAEMON_OPTIONS = {
     "ro", "rw", "allow_other", "default_permissions", "fsname", "subtype",
     "attr_timeout", "entry_timeout", "negative_timeout", "timeout",
     "max_write", "noexec", "nosuid", "nodev", "exec", "suid", "dev",
-    "noatime", "passthrough", "daemon_opens", "session", "no_session",
+    "noatime", "passthrough", "daemon_opens", "daemon_changes", "session",
+    "no_session",
 }
 # libfuse behaviours that are always the case with fuse-hostd.
 _ALWAYS = {"hard_remove", "nonempty", "auto_unmount"}
@@ -137,8 +138,8 @@ class FUSE:
       use_ino, direct_io, kernel_cache: as libfuse's options.
       ro, allow_other, default_permissions, fsname, subtype, attr_timeout,
       entry_timeout, negative_timeout, max_write, noexec, nosuid, nodev,
-      noatime, timeout, passthrough, daemon_opens, session: mount options,
-      passed to the daemon.
+      noatime, timeout, passthrough, daemon_opens, daemon_changes, session:
+      mount options, passed to the daemon.
     Other libfuse options are ignored with a warning naming them.
 
     Raises FuseHostError (a RuntimeError) when the daemon is unreachable or

@@ -115,6 +115,13 @@ class Operations:
       passthrough_root_as_caller  True: those files are opened as the
                        caller of each open (a filesystem that acts as its
                        callers); else as this process's user.
+      passthrough_root_changes_attributes  True: chmod, chown and utimens
+                       are nothing but those system calls on the file
+                       beneath passthrough_root (as the user above), and
+                       this filesystem need not see them: fuse-hostd then
+                       makes them itself, without calling chmod, chown or
+                       utimens, unless it cannot (any error), when the
+                       method is called and its answer stands.
       unsupported_xattr_prefixes  (default ()) extended attribute names
                        the filesystem does not keep, by prefix (str), e.g.
                        ("security.selinux",): the daemon answers them

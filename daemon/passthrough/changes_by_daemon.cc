@@ -1,0 +1,153 @@
+#include "daemon/passthrough/changes_by_daemon.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <utility>
+
+#include "common/stat_convert.h"
+
+namespace fusehost {
+namespace {
+
+// A TimeSet as utimensat(2) takes it; false for a kind this daemon does not
+// know.
+bool ToKernelTime(const v1::TimeSet& set, struct timespec* out) {
+  switch (set.kind()) {
+    case v1::TimeSet::OMIT:
+      *out = {0, UTIME_OMIT};
+      return true;
+    case v1::TimeSet::NOW:
+      *out = {0, UTIME_NOW};
+      return true;
+    case v1::TimeSet::SET:
+      *out = TimespecFromProto(set.time());
+      // Out of range would mean OMIT or NOW to the kernel.
+      return out->tv_nsec >= 0 && out->tv_nsec < 1000000000;
+    default:
+      return false;
+  }
+}
+
+// The change `op` asks for and the path it names; false for any other op.
+bool ChangeOf(const v1::Op& op, AttributeChange* change,
+              const std::string** path) {
+  switch (op.op_case()) {
+    case v1::Op::kChmod:
+      change->mode = static_cast<mode_t>(op.chmod().mode() & 07777);
+      *path = &op.chmod().path();
+      return true;
+    case v1::Op::kChown:
+      if (op.chown().has_uid()) change->uid = op.chown().uid();
+      if (op.chown().has_gid()) change->gid = op.chown().gid();
+      *path = &op.chown().path();
+      return true;
+    case v1::Op::kUtimens:
+      change->set_times = true;
+      *path = &op.utimens().path();
+      return ToKernelTime(op.utimens().atime(), &change->times[0]) &&
+             ToKernelTime(op.utimens().mtime(), &change->times[1]);
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+ChangesByDaemon::ChangesByDaemon(Options options)
+    : options_(std::move(options)) {}
+
+bool ChangesByDaemon::MakeHere(const v1::Op& op, v1::OpResult* result) {
+  AttributeChange change;
+  const std::string* path = nullptr;
+  if (options_.root == nullptr || options_.cache == nullptr ||
+      !ChangeOf(op, &change, &path)) {
+    return false;
+  }
+  v1::Attr known;
+  if (options_.cache->GetAttr(*path, &known) !=
+      MetadataCache::AttrLookup::kHit) {
+    return false;
+  }
+  if (options_.queued_at && options_.queued_at(*path)) return false;
+  UserIdentity caller;
+  caller.uid = op.caller().uid();
+  caller.gid = op.caller().gid();
+  caller.groups.assign(op.caller().groups().begin(),
+                       op.caller().groups().end());
+  struct stat after;
+  if (!options_.root->ChangeAttributes(*path, caller, known.ino(), change,
+                                       &after)) {
+    return false;
+  }
+  result->set_id(op.id());
+  StatToProto(after, result->mutable_entry()->mutable_attr());
+  Remember(*path);
+  return true;
+}
+
+void ChangesByDaemon::Remember(const std::string& path) {
+  const absl::Time now = absl::Now();
+  absl::MutexLock lock(&mu_);
+  if (recent_.size() >= kMaxRecent) {
+    absl::erase_if(recent_, [now](const auto& entry) {
+      return now - entry.second > kRecent;
+    });
+    if (recent_.size() >= kMaxRecent) recent_.clear();
+  }
+  recent_[path] = now;
+}
+
+bool ChangesByDaemon::NoNews(const v1::Invalidation& notice) {
+  if (notice.kind() != v1::Invalidation::CHANGED || options_.root == nullptr ||
+      options_.cache == nullptr) {
+    return false;
+  }
+  const std::string& path = notice.path();
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = recent_.find(path);
+    if (it == recent_.end() || absl::Now() - it->second > kRecent) {
+      return false;
+    }
+  }
+  v1::Attr known;
+  struct stat now;
+  if (options_.cache->GetAttr(path, &known) !=
+          MetadataCache::AttrLookup::kHit ||
+      !options_.root->Stat(path, &now)) {
+    return false;
+  }
+  v1::Attr host;
+  StatToProto(now, &host);
+  return host.ino() == known.ino() && host.mode() == known.mode() &&
+         host.uid() == known.uid() && host.gid() == known.gid() &&
+         host.size() == known.size() && host.nlink() == known.nlink() &&
+         host.mtime().sec() == known.mtime().sec() &&
+         host.mtime().nsec() == known.mtime().nsec() &&
+         host.ctime().sec() == known.ctime().sec() &&
+         host.ctime().nsec() == known.ctime().nsec();
+}
+
+void ChangesByDaemon::Send(v1::Op op, Done done) {
+  v1::OpResult result;
+  if (MakeHere(op, &result)) {
+    done(result);
+    return;
+  }
+  options_.next->Send(std::move(op), std::move(done));
+}
+
+void ChangesByDaemon::SendAll(std::vector<PendingOp> ops) {
+  options_.next->SendAll(std::move(ops));
+}
+
+void ChangesByDaemon::SendInOrder(std::vector<PendingOp> ops) {
+  options_.next->SendInOrder(std::move(ops));
+}
+
+void ChangesByDaemon::CancelAll() { options_.next->CancelAll(); }
+
+void ChangesByDaemon::WaitIdle() { options_.next->WaitIdle(); }
+
+}  // namespace fusehost

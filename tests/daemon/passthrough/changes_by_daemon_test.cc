@@ -1,0 +1,203 @@
+// ChangesByDaemon: chmod, chown and utimens made beneath the adopted root
+// directory and answered as the backend would, and every op it may not
+// make sent on below, unchanged.
+
+#include "daemon/passthrough/changes_by_daemon.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "gtest/gtest.h"
+#include "tests/daemon/testing/counting_transport.h"
+#include "tests/daemon/testing/test_dirs.h"
+
+namespace fusehost {
+namespace {
+
+// Records what reaches it and answers each op at once with `errno_`.
+class RecordingTransport : public CountingTransport {
+ public:
+  void Send(v1::Op op, Done done) override {
+    {
+      absl::MutexLock lock(&mu_);
+      sent_.push_back(op);
+    }
+    done(ErrorResult(op.id(), EACCES));
+  }
+  std::vector<v1::Op> sent() {
+    absl::MutexLock lock(&mu_);
+    return sent_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<v1::Op> sent_ ABSL_GUARDED_BY(mu_);
+};
+
+class ChangesByDaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_path_ = dir_.Mkdir("root", 0755);
+    file_ = root_path_ + "/file";
+    std::ofstream(file_) << "data";
+    ASSERT_EQ(chmod(file_.c_str(), 0644), 0);
+    ASSERT_TRUE(root_.Adopt(UniqueFd(open(root_path_.c_str(),
+                                          O_PATH | O_DIRECTORY)),
+                            std::nullopt, /*changes_attributes=*/true)
+                    .ok());
+    ChangesByDaemon::Options o;
+    o.root = &root_;
+    o.cache = &cache_;
+    o.next = &next_;
+    o.queued_at = [this](const std::string& p) { return p == queued_; };
+    layer_.emplace(std::move(o));
+  }
+
+  // Caches the attributes the daemon answered for `path` on the host.
+  void Know(const std::string& path) {
+    struct stat st;
+    ASSERT_EQ(lstat((root_path_ + path).c_str(), &st), 0);
+    v1::Attr attr;
+    attr.set_ino(st.st_ino);
+    attr.set_mode(st.st_mode);
+    cache_.PutAttr(path, attr, absl::Seconds(60), cache_.epoch());
+  }
+
+  static v1::Op ChmodOp(const std::string& path, uint32_t mode,
+                        uint32_t caller_uid = 0) {
+    v1::Op op;
+    op.set_id(7);
+    op.mutable_caller()->set_uid(caller_uid);
+    op.mutable_caller()->set_gid(caller_uid);
+    op.mutable_chmod()->set_path(path);
+    op.mutable_chmod()->set_mode(mode);
+    return op;
+  }
+
+  v1::OpResult SendOne(v1::Op op) {
+    std::optional<v1::OpResult> got;
+    layer_->Send(std::move(op), [&](const v1::OpResult& r) { got = r; });
+    EXPECT_TRUE(got.has_value());  // both paths answer at once here
+    return got.value_or(v1::OpResult());
+  }
+
+  mode_t Mode() {
+    struct stat st;
+    return stat(file_.c_str(), &st) == 0 ? st.st_mode & 07777 : 0;
+  }
+
+  ScratchDir dir_;
+  std::string root_path_;
+  std::string file_;
+  RootDirectory root_;
+  MetadataCache cache_{MetadataCache::Options()};
+  RecordingTransport next_;
+  std::string queued_;
+  std::optional<ChangesByDaemon> layer_;
+};
+
+TEST_F(ChangesByDaemonTest, MakesAKnownFilesChangeAndAnswersWithItsAttributes) {
+  Know("/file");
+  v1::OpResult r = SendOne(ChmodOp("/file", 0600));
+  EXPECT_EQ(r.id(), 7u);
+  EXPECT_EQ(r.posix_errno(), 0);
+  EXPECT_EQ(r.entry().attr().mode() & 07777, 0600u);
+  EXPECT_EQ(Mode(), 0600u);
+
+  v1::Op times;
+  times.set_id(8);
+  times.mutable_utimens()->set_path("/file");
+  times.mutable_utimens()->mutable_atime()->set_kind(v1::TimeSet::SET);
+  times.mutable_utimens()->mutable_atime()->mutable_time()->set_sec(1234);
+  times.mutable_utimens()->mutable_mtime()->set_kind(v1::TimeSet::OMIT);
+  r = SendOne(times);
+  EXPECT_EQ(r.posix_errno(), 0);
+  EXPECT_EQ(r.entry().attr().atime().sec(), 1234);
+
+  v1::Op owner;
+  owner.set_id(9);
+  owner.mutable_chown()->set_path("/file");
+  owner.mutable_chown()->set_uid(kNobody);
+  r = SendOne(owner);
+  EXPECT_EQ(r.posix_errno(), 0);
+  EXPECT_EQ(r.entry().attr().uid(), kNobody);
+  EXPECT_EQ(r.entry().attr().gid(), 0u);
+  EXPECT_TRUE(next_.sent().empty());
+  EXPECT_EQ(root_.changed(), 3u);
+}
+
+// Each of these goes to the backend, whose answer (EACCES here) stands.
+TEST_F(ChangesByDaemonTest, SendsOnWhatItMayNotMake) {
+  // Not cached.
+  EXPECT_EQ(SendOne(ChmodOp("/file", 0600)).posix_errno(), EACCES);
+  Know("/file");
+  // Queued behind an early answer.
+  queued_ = "/file";
+  EXPECT_EQ(SendOne(ChmodOp("/file", 0600)).posix_errno(), EACCES);
+  queued_.clear();
+  // Refused to this caller by the host (the backend may know better).
+  EXPECT_EQ(SendOne(ChmodOp("/file", 0666, kNobody)).posix_errno(), EACCES);
+  // Replaced on the host since the daemon learnt it (made before the old
+  // one goes, so that its inode number differs).
+  std::ofstream(file_ + ".new") << "other";
+  ASSERT_EQ(chmod((file_ + ".new").c_str(), 0644), 0);
+  ASSERT_EQ(rename((file_ + ".new").c_str(), file_.c_str()), 0);
+  EXPECT_EQ(SendOne(ChmodOp("/file", 0600)).posix_errno(), EACCES);
+  EXPECT_EQ(Mode(), 0644u);
+  // Not a change of attributes at all.
+  v1::Op unlink_op;
+  unlink_op.mutable_unlink()->set_path("/file");
+  EXPECT_EQ(SendOne(unlink_op).posix_errno(), EACCES);
+  EXPECT_EQ(next_.sent().size(), 5u);
+  EXPECT_EQ(root_.changed(), 0u);
+  // The backend's directory gone (a restarted backend not yet greeted).
+  root_.Drop();
+  Know("/file");
+  EXPECT_EQ(SendOne(ChmodOp("/file", 0600)).posix_errno(), EACCES);
+  EXPECT_EQ(Mode(), 0644u);
+}
+
+TEST_F(ChangesByDaemonTest, PassesEverythingElseThrough) {
+  layer_->CancelAll();
+  layer_->WaitIdle();
+  EXPECT_EQ(next_.cancels(), 1);
+  EXPECT_EQ(next_.waits(), 1);
+}
+
+v1::Invalidation Notice(const std::string& path,
+                        v1::Invalidation::Kind kind =
+                            v1::Invalidation::CHANGED) {
+  v1::Invalidation n;
+  n.set_kind(kind);
+  n.set_path(path);
+  return n;
+}
+
+// A watching backend reports the daemon's own change back: no news while
+// the file is as the daemon answered; news again once anyone else changed
+// it.
+TEST_F(ChangesByDaemonTest, RecognizesNoticesOfItsOwnChanges) {
+  Know("/file");
+  EXPECT_FALSE(layer_->NoNews(Notice("/file")));  // not changed by it yet
+  v1::OpResult r = SendOne(ChmodOp("/file", 0600));
+  ASSERT_EQ(r.posix_errno(), 0);
+  // The cache above takes the answer, as CachingTransport does.
+  cache_.UpdateAttr("/file", r.entry().attr(), absl::Seconds(60));
+  EXPECT_TRUE(layer_->NoNews(Notice("/file")));
+  EXPECT_FALSE(layer_->NoNews(Notice("/file", v1::Invalidation::REMOVED)));
+  EXPECT_FALSE(layer_->NoNews(Notice("/file", v1::Invalidation::SUBTREE)));
+  EXPECT_FALSE(layer_->NoNews(Notice("/")));
+  // Someone else changes it on the host: ctime moves.
+  std::ofstream(file_, std::ios::app) << "more";
+  EXPECT_FALSE(layer_->NoNews(Notice("/file")));
+}
+
+}  // namespace
+}  // namespace fusehost

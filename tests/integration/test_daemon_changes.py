@@ -1,0 +1,211 @@
+"""chmod, chown and utimens the daemon makes itself
+(InitReply.root_changes_attributes): the C++ and the Python loopback say
+these are nothing but the system calls on the file beneath the root
+directory they hand over, so the daemon makes them there, as the user the
+backend would have made them as (the test backends run as root and act as
+their callers), without a message. Checked through real mounts: the files
+on the host, that nothing reaches the backend, the callers' permissions, a
+file replaced on the host, tar, and the option that turns it off."""
+
+import os
+import signal
+import subprocess
+import tarfile
+
+import pytest
+
+from daemon_stats import backend_ops, counted, kernel_requests
+from pyfhlib import py_mounts  # noqa: F401  (fixture)
+from restart_lib import stop_backend
+from test_daemon_opens import loopbacks, make_tree  # noqa: F401  (fixture)
+
+
+def daemon_changes(m):
+    return counted(m, r"daemon changes\s+(\d+)")
+
+
+def host_stat(src, rel):
+    return os.lstat(os.path.join(src, rel))
+
+
+def test_attribute_changes_of_a_loopback_send_the_backend_nothing(
+        loopbacks):  # noqa: F811
+    src = make_tree(loopbacks, "plain", {"f": b"data", "d/g": b"more"})
+    m = loopbacks.mount("loopback", root=src)
+    ops = loopbacks.ops(cwd=m.path)
+    ops.ok([("stat", "f"), ("stat", "d"), ("stat", "d/g")])
+    # The kernel asks for the access ACL of each file it chmods, and for
+    # the capabilities of each it chowns: the daemon learns there are none
+    # here, and keeps knowing it after the changes.
+    names = ("system.posix_acl_access", "security.capability")
+    assert ops.run([("getxattr", p, n) for p in ("f", "d", "d/g")
+                    for n in names]) == ["ENODATA"] * 6
+    before = backend_ops(m)
+    got = ops.ok([
+        ("chmod", "f", 0o600),
+        ("chown", "f", 1234, 5678),
+        ("utimensat", "f", (1000000000, 5), (1100000000, 7)),
+        ("chmod", "d", 0o700),
+        ("utimensat", "d", "OMIT", (1200000000, 0)),
+        ("chown", "d/g", -1, 4321),
+        ("stat", "f"), ("stat", "d"), ("stat", "d/g")])
+    f, d, g = got[-3:]
+    assert backend_ops(m) == before, "a change reached the backend"
+    assert daemon_changes(m) == 6
+    # What the mount shows is what the host has.
+    hf, hd, hg = (host_stat(src, p) for p in ("f", "d", "d/g"))
+    assert (f["perm"], f["uid"], f["gid"]) == (0o600, 1234, 5678)
+    assert (hf.st_mode & 0o7777, hf.st_uid, hf.st_gid) == (0o600, 1234, 5678)
+    assert (hf.st_atime_ns, hf.st_mtime_ns) == (1000000000 * 10**9 + 5,
+                                                1100000000 * 10**9 + 7)
+    assert f["mtime_ns"] == hf.st_mtime_ns and f["atime_ns"] == hf.st_atime_ns
+    assert d["perm"] == hd.st_mode & 0o7777 == 0o700
+    assert d["mtime_ns"] == hd.st_mtime_ns == 1200000000 * 10**9
+    assert (g["uid"], g["gid"]) == (hg.st_uid, hg.st_gid) == (0, 4321)
+    # Through an open file too (the writable open is the backend's).
+    before = backend_ops(m)
+    got = ops.ok([("open", "f", ["O_RDWR"], 0o644, "h"),
+                  ("fchmod", "h", 0o640), ("fchown", "h", 0, 0),
+                  ("fstat", "h"), ("close", "h")])
+    assert got[3]["perm"] == 0o640 and got[3]["uid"] == 0
+    assert host_stat(src, "f").st_mode & 0o7777 == 0o640
+    assert daemon_changes(m) == 8
+    # Only the open, its flush (the Python loopback has one) and its
+    # release reached the backend.
+    assert backend_ops(m) - before <= 3
+
+
+def test_the_daemon_changes_attributes_as_the_caller(loopbacks,  # noqa: F811
+                                                     users):
+    src = make_tree(loopbacks, "perm", {"mine": b"a's", "shared": b"rw"})
+    os.chown(os.path.join(src, "mine"), users.a.uid, users.a.gid)
+    os.chown(os.path.join(src, "shared"), users.a.uid, users.group_gid)
+    os.chmod(os.path.join(src, "shared"), 0o664)
+    m = loopbacks.mount("loopback", root=src)
+    a = loopbacks.ops(user=users.a, cwd=m.path)
+    b = loopbacks.ops(user=users.b, cwd=m.path)
+    a.ok([("stat", "mine"), ("stat", "shared")])
+    # Not the owner: refused, by the kernel or by the host and then the
+    # backend; nothing changed.
+    assert b.run([("chmod", "mine", 0o666)])[0] == "EPERM"
+    assert b.run([("chown", "mine", users.b.uid, users.b.gid)])[0] == "EPERM"
+    assert b.run([("utimensat", "shared", (1, 0), (1, 0))])[0] == "EPERM"
+    assert host_stat(src, "mine").st_mode & 0o7777 == 0o644
+    assert host_stat(src, "mine").st_uid == users.a.uid
+    assert daemon_changes(m) == 0
+    # Write permission is enough to set both times to now.
+    b.ok([("utimensat", "shared", "NOW", "NOW")])
+    # The owner may change the mode and give the file to a group of hers,
+    # not to another user.
+    a.ok([("chmod", "mine", 0o600), ("chown", "mine", -1, users.group_gid)])
+    assert a.run([("chown", "mine", users.b.uid, -1)])[0] == "EPERM"
+    hm = host_stat(src, "mine")
+    assert (hm.st_mode & 0o7777, hm.st_uid, hm.st_gid) == \
+        (0o600, users.a.uid, users.group_gid)
+    assert daemon_changes(m) == 3
+
+
+def test_a_file_replaced_on_the_host_gets_the_change(loopbacks):  # noqa: F811
+    """The daemon changes no file but the one it knows at the path (its
+    unit test shows that); here, the kernel and the daemon learn of the new
+    file first, and the change reaches it, as it would through the
+    backend."""
+    src = make_tree(loopbacks, "replaced", {"f": b"old"})
+    m = loopbacks.mount("loopback", root=src)
+    ops = loopbacks.ops(cwd=m.path)
+    old = ops.ok([("stat", "f")])[0]
+    # Another file at that path, behind the daemon's back (made before the
+    # old one goes, so that its inode number differs).
+    with open(os.path.join(src, "f.new"), "wb") as f:
+        f.write(b"new")
+    os.rename(os.path.join(src, "f.new"), os.path.join(src, "f"))
+    assert host_stat(src, "f").st_ino != old["ino"]
+    ops.ok([("chmod", "f", 0o600)])
+    assert host_stat(src, "f").st_mode & 0o7777 == 0o600
+    assert ops.ok([("read_file", "f")]) == [b"new"]
+
+
+def test_tar_extracts_modes_owners_and_times_without_a_message_each(
+        loopbacks, users, tmp_path):  # noqa: F811
+    # A tarball of files of several owners, modes and times, made on the
+    # host and extracted as root (who keeps owners) by the real tar.
+    made = tmp_path / "made"
+    made.mkdir()
+    files = {}
+    for i in range(30):
+        p = made / ("f%02d" % i)
+        p.write_bytes(os.urandom(100 + i))
+        os.chmod(p, (0o600, 0o640, 0o755)[i % 3])
+        owner = (users.a, users.b, users.root)[i % 3]
+        os.chown(p, owner.uid, users.group_gid if i % 2 else owner.gid)
+        os.utime(p, (1500000000 + i, 1600000000 + i))
+        files[p.name] = os.lstat(p)
+    ball = str(tmp_path / "t.tar")
+    with tarfile.open(ball, "w", format=tarfile.PAX_FORMAT) as t:
+        t.add(str(made), arcname="t")
+    src = loopbacks.mkdir("tar")
+    m = loopbacks.mount("loopback", root=src)
+    before = backend_ops(m)
+    subprocess.run(["tar", "xf", ball, "-C", m.path, "--same-owner",
+                    "--same-permissions"], check=True)
+    sent = backend_ops(m) - before
+    # What may reach the backend: each file's create, flush (the Python
+    # loopback asks for them) and release, the directory's mkdir, and what
+    # the kernel asked for that the daemon had not cached.
+    may_send = sum(kernel_requests(m, op) for op in
+                   ("create", "flush", "release", "mkdir")) + \
+        sum(counted(m, r"\n  %s +\d+ +(\d+)" % kind)
+            for kind in ("attr", "dir", "symlink", "negative", "xattr"))
+    for name, want in files.items():
+        got = host_stat(src, "t/" + name)
+        assert (got.st_mode, got.st_uid, got.st_gid, got.st_mtime_ns) == \
+            (want.st_mode, want.st_uid, want.st_gid, want.st_mtime_ns), name
+        assert open(os.path.join(m.path, "t", name), "rb").read() == \
+            open(str(made / name), "rb").read()
+    # tar changes each file's owner and times, and its mode where the
+    # create left another: every one of them made by the daemon.
+    assert daemon_changes(m) >= 2 * len(files)
+    assert sent <= may_send + 2, (sent, may_send)
+
+
+def test_with_write_behind_a_change_waits_behind_queued_ones(mounts):
+    """A file made by write-behind is not on the host yet: its chmod is
+    queued behind its create. A file with nothing queued is changed by the
+    daemon at once, even with the backend stopped."""
+    src = make_tree(mounts, "wb", {"old": b"x"})
+    m = mounts.mount("loopback", options="allow_other,write_behind",
+                     root=src)
+    ops = mounts.ops(cwd=m.path)
+    ops.ok([("listdir", "."), ("stat", "old")])
+    # The kernel asks for the ACL of a file it chmods, and write-behind
+    # answers a create early only in a directory without a default ACL:
+    # both learnt now.
+    assert ops.run([("getxattr", "old", "system.posix_acl_access"),
+                    ("getxattr", ".", "system.posix_acl_default")]) == \
+        ["ENODATA"] * 2
+    stop_backend(m)
+    try:
+        assert ops.run([("write_file", "new", b"data", 0o644),
+                        ("chmod", "new", 0o600), ("chmod", "old", 0o640)],
+                       timeout=20) == [True] * 3
+        assert daemon_changes(m) == 1
+        assert host_stat(src, "old").st_mode & 0o7777 == 0o640
+        assert not os.path.exists(os.path.join(src, "new"))
+    finally:
+        m.backend.signal(signal.SIGCONT)
+    ops.ok([("open", "new", ["O_RDONLY"], 0o644, "h"), ("fsync", "h"),
+            ("close", "h")])
+    assert host_stat(src, "new").st_mode & 0o7777 == 0o600
+    assert ops.ok([("stat", "new")])[0]["perm"] == 0o600
+
+
+def test_daemon_changes_off_leaves_every_change_to_the_backend(
+        loopbacks):  # noqa: F811
+    m = loopbacks.mount("loopback", options="allow_other,daemon_changes=off",
+                        root=make_tree(loopbacks, "off", {"f": b"data"}))
+    ops = loopbacks.ops(cwd=m.path)
+    ops.ok([("stat", "f")])
+    before = backend_ops(m)
+    ops.ok([("chmod", "f", 0o600), ("utimensat", "f", "NOW", "NOW")])
+    assert backend_ops(m) - before == 2
+    assert daemon_changes(m) == 0
