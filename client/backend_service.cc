@@ -120,6 +120,7 @@ grpc::Status BackendService::Init(grpc::ServerContext* /*context*/,
       reply->set_root_directory(true);
       reply->set_root_opens_as_caller(result.root_opens_as_caller);
       reply->set_root_changes_attributes(result.root_changes_attributes);
+      reply->set_root_removes_names(result.root_removes_names);
     }
   }
   return grpc::Status::OK;

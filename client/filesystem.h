@@ -163,6 +163,10 @@ struct InitResult {
   // the filesystem needs to see. fuse-hostd then makes them itself and calls
   // them only for a change it cannot make (any error); their answer stands.
   bool root_changes_attributes = false;
+  // With root_directory_fd: Unlink and Rmdir are nothing but unlinkat(2) of
+  // the name beneath it, likewise; fuse-hostd then removes names itself on
+  // a mount without write-behind.
+  bool root_removes_names = false;
   // Readdir works without Opendir: called with fi.fh == 0 it lists `path`
   // as Opendir followed by Readdir would (the same permission checks and
   // errors), and Opendir and Releasedir do nothing fuse-hostd must wait

@@ -514,8 +514,11 @@ void Mount::AdoptRootDirectory(const v1::InitReply& reply) {
   }
   const bool changes_attributes =
       reply.root_changes_attributes() && options_.daemon_changes;
+  const bool removes_names =
+      reply.root_removes_names() && options_.daemon_changes;
   absl::Status st = dir.valid() ? root_->Adopt(std::move(dir), std::move(owner),
-                                               changes_attributes)
+                                               changes_attributes,
+                                               removes_names)
                                 : absl::NotFoundError("no descriptor arrived");
   if (!st.ok()) {
     Log("%s: the backend's root directory is not used (%s): it opens every "

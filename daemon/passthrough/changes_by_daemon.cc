@@ -5,6 +5,7 @@
 
 #include <utility>
 
+#include "common/paths.h"
 #include "common/stat_convert.h"
 
 namespace fusehost {
@@ -58,10 +59,16 @@ ChangesByDaemon::ChangesByDaemon(Options options)
     : options_(std::move(options)) {}
 
 bool ChangesByDaemon::MakeHere(const v1::Op& op, v1::OpResult* result) {
+  if (options_.root == nullptr || options_.cache == nullptr) return false;
+  const bool removal = op.has_unlink() || op.has_rmdir();
   AttributeChange change;
   const std::string* path = nullptr;
-  if (options_.root == nullptr || options_.cache == nullptr ||
-      !ChangeOf(op, &change, &path)) {
+  if (removal) {
+    // Write-behind answers removals early itself, and a removal must not
+    // pass what it still holds for the names below.
+    if (options_.queued_at) return false;
+    path = op.has_unlink() ? &op.unlink().path() : &op.rmdir().path();
+  } else if (!ChangeOf(op, &change, &path)) {
     return false;
   }
   v1::Attr known;
@@ -75,6 +82,18 @@ bool ChangesByDaemon::MakeHere(const v1::Op& op, v1::OpResult* result) {
   caller.gid = op.caller().gid();
   caller.groups.assign(op.caller().groups().begin(),
                        op.caller().groups().end());
+  if (removal) {
+    std::optional<struct stat> parent;
+    if (!options_.root->Remove(*path, caller, known.ino(), op.has_rmdir(),
+                               &parent)) {
+      return false;
+    }
+    result->set_id(op.id());
+    if (parent) StatToProto(*parent, result->mutable_parent_attr());
+    Remember(*path);
+    Remember(ParentPath(*path));
+    return true;
+  }
   struct stat after;
   if (!options_.root->ChangeAttributes(*path, caller, known.ino(), change,
                                        &after)) {
@@ -99,8 +118,8 @@ void ChangesByDaemon::Remember(const std::string& path) {
 }
 
 bool ChangesByDaemon::NoNews(const v1::Invalidation& notice) {
-  if (notice.kind() != v1::Invalidation::CHANGED || options_.root == nullptr ||
-      options_.cache == nullptr) {
+  if (notice.kind() == v1::Invalidation::SUBTREE ||
+      options_.root == nullptr || options_.cache == nullptr) {
     return false;
   }
   const std::string& path = notice.path();
@@ -111,11 +130,13 @@ bool ChangesByDaemon::NoNews(const v1::Invalidation& notice) {
       return false;
     }
   }
-  v1::Attr known;
   struct stat now;
-  if (options_.cache->GetAttr(path, &known) !=
-          MetadataCache::AttrLookup::kHit ||
-      !options_.root->Stat(path, &now)) {
+  const bool exists = options_.root->Stat(path, &now);
+  // A name the daemon removed, still gone (the cache knows it is).
+  if (notice.kind() == v1::Invalidation::REMOVED) return !exists;
+  v1::Attr known;
+  if (!exists || options_.cache->GetAttr(path, &known) !=
+                     MetadataCache::AttrLookup::kHit) {
     return false;
   }
   v1::Attr host;

@@ -1,8 +1,9 @@
-// Changes of a file's mode, owner or times that the daemon makes itself: a
-// loopback backend handed over its root directory and said such a change is
-// nothing but the system call on the file beneath it
-// (InitReply.root_changes_attributes), so chmod, chown and utimens cost no
-// message (untar makes three of them per file).
+// Changes of a file's mode, owner or times, and removals of names, that the
+// daemon makes itself: a loopback backend handed over its root directory and
+// said such a change is nothing but the system call on the file beneath it
+// (InitReply.root_changes_attributes, root_removes_names), so chmod, chown
+// and utimens cost no message (untar makes three of them per file), nor do
+// unlink and rmdir (rm -rf) on a mount without write-behind.
 //
 // A layer of the op pipeline, between the metadata cache (above, which
 // takes the answer as it would take the backend's) and write-behind or the
@@ -15,15 +16,17 @@
 //   - RootDirectory::ChangeAttributes declines or the system call fails
 //     (the backend may know better: a loopback drops the set-id bits of a
 //     file for a caller who may write it but not chmod it).
-// The answer carries the file's attributes afterwards, as a backend's does.
+// The answer carries the file's attributes afterwards (a removal's, its
+// parent's), as a backend's does.
 //
 // The backend does not know of these changes, so a backend that watches its
 // directory reports them back as changes made outside (the loopbacks do),
 // and each such notice would drop what the daemon just learnt, costing the
 // next stat a round trip. NoNews recognizes them: a notice that a path
-// changed, shortly after the daemon changed it, while the file there is
-// exactly as the daemon's cache shows it (inode, type and mode, owner,
-// size, link count, modification and change times). A later change by
+// changed, shortly after the daemon changed it (or removed a name in it),
+// while the file there is exactly as the daemon's cache shows it (inode,
+// type and mode, owner, size, link count, modification and change times);
+// or that a name the daemon removed is gone, while it still is. A later change by
 // anyone else moves the change time, so its notice still goes through; one
 // that lands while the daemon's own is under way, or on a filesystem whose
 // timestamps are too coarse to tell, shows when the cache expires instead.

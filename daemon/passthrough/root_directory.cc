@@ -163,7 +163,8 @@ bool MakeChange(int file, const AttributeChange& change) {
 
 absl::Status RootDirectory::Adopt(UniqueFd dir,
                                   std::optional<UserIdentity> owner,
-                                  bool changes_attributes) {
+                                  bool changes_attributes,
+                                  bool removes_names) {
   Drop();
   struct stat st;
   if (!dir.valid() || fstat(dir.get(), &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -180,6 +181,7 @@ absl::Status RootDirectory::Adopt(UniqueFd dir,
   adopted->dir = std::move(dir);
   adopted->owner = std::move(owner);
   adopted->changes_attributes = changes_attributes;
+  adopted->removes_names = removes_names;
   absl::MutexLock lock(&mu_);
   adopted_ = std::move(adopted);
   return absl::OkStatus();
@@ -249,6 +251,39 @@ bool RootDirectory::Stat(const std::string& path, struct stat* st) const {
   UniqueFd file = OpenPathBeneath(adopted->dir.get(),
                                   path.size() == 1 ? "." : path.c_str() + 1);
   return file.valid() && fstat(file.get(), st) == 0;
+}
+
+bool RootDirectory::Remove(const std::string& path, const UserIdentity& caller,
+                           uint64_t expect_ino, bool directory,
+                           std::optional<struct stat>* parent_after) {
+  std::shared_ptr<const Adopted> adopted = Current();
+  const size_t slash = path.rfind('/');
+  // A name beneath the directory: not the directory itself, no "." or "..".
+  if (adopted == nullptr || !adopted->removes_names || path.size() < 2 ||
+      path[0] != '/' || slash == std::string::npos ||
+      slash + 1 == path.size()) {
+    return false;
+  }
+  const std::string name = path.substr(slash + 1);
+  if (name == "." || name == "..") return false;
+  ThreadFsIdentity as(adopted->owner ? *adopted->owner : caller);
+  if (!as.ok()) return false;
+  const std::string parent_path = path.substr(1, slash == 0 ? 0 : slash - 1);
+  UniqueFd parent = OpenPathBeneath(
+      adopted->dir.get(), parent_path.empty() ? "." : parent_path.c_str());
+  struct stat st;
+  if (!parent.valid() ||
+      fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+      static_cast<uint64_t>(st.st_ino) != expect_ino ||
+      S_ISDIR(st.st_mode) != directory ||
+      unlinkat(parent.get(), name.c_str(), directory ? AT_REMOVEDIR : 0) !=
+          0) {
+    return false;
+  }
+  struct stat after;
+  if (fstat(parent.get(), &after) == 0) *parent_after = after;
+  changed_.fetch_add(1);
+  return true;
 }
 
 }  // namespace fusehost

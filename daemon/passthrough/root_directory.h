@@ -20,10 +20,12 @@
 //
 // A backend may also say that changing a file's mode, owner or times is
 // nothing but that system call on the file beneath the directory
-// (InitReply.root_changes_attributes). The daemon then makes such changes
-// itself (ChangeAttributes), with the same identity and the same resolution,
-// on a regular file or directory only, and only on the file it knows at
-// that path (its inode number); whatever fails is again the backend's.
+// (InitReply.root_changes_attributes), and that removing a name is nothing
+// but unlinkat(2) (InitReply.root_removes_names). The daemon then makes
+// such changes itself (ChangeAttributes, Remove), with the same identity
+// and the same resolution, on a regular file or directory only (any file
+// but a directory for Remove), and only on the file it knows at that path
+// (its inode number); whatever fails is again the backend's.
 //
 // Only a directory on a storage filesystem of this machine is adopted
 // (local_filesystem.h): on a pseudo filesystem such as /proc/sys,
@@ -73,9 +75,11 @@ class RootDirectory {
   // filesystem. Files are opened as `owner` (the backend's user), or, when
   // there is none, as the caller of each open (a backend that acts as its
   // callers). `changes_attributes`: the backend said its chmod, chown and
-  // utimens are nothing but the system call (see above).
+  // utimens are nothing but the system call (see above); `removes_names`:
+  // its unlink and rmdir.
   absl::Status Adopt(UniqueFd dir, std::optional<UserIdentity> owner,
-                     bool changes_attributes = false);
+                     bool changes_attributes = false,
+                     bool removes_names = false);
   // No directory from now on (the backend that sent it is gone).
   void Drop();
   bool adopted() const;
@@ -95,6 +99,15 @@ class RootDirectory {
   bool ChangeAttributes(const std::string& path, const UserIdentity& caller,
                         uint64_t expect_ino, const AttributeChange& change,
                         struct stat* after);
+  // Removes `path` for `caller` as the backend would have (unlink, or rmdir
+  // when `directory`), if the backend said removals are the system call
+  // (removes_names) and the name beneath the directory is the inode
+  // `expect_ino` of that kind; `parent_after` gets the parent directory's
+  // fstat afterwards (left empty if that fails: the name is gone all the
+  // same). False, as above, for the backend to do it.
+  bool Remove(const std::string& path, const UserIdentity& caller,
+              uint64_t expect_ino, bool directory,
+              std::optional<struct stat>* parent_after);
 
   // lstat of `path` beneath the directory, as the daemon, resolved as
   // above (no symlink, no other mount). False if there is none.
@@ -109,6 +122,7 @@ class RootDirectory {
     UniqueFd dir;
     std::optional<UserIdentity> owner;
     bool changes_attributes = false;
+    bool removes_names = false;
   };
   std::shared_ptr<const Adopted> Current() const;
 

@@ -245,8 +245,10 @@ InitResult LoopbackFs::Init(const MountInfo& /*mount*/) {
   result.root_directory_fd = root_fd_;
   result.root_opens_as_caller = act_as_caller_;
   // Its chmod, chown and utimens are those calls on the file, and a refused
-  // chmod comes here (DropSetIdBits): fuse-hostd may make them itself.
+  // chmod comes here (DropSetIdBits): fuse-hostd may make them itself. Its
+  // unlink and rmdir are unlinkat(2).
   result.root_changes_attributes = true;
+  result.root_removes_names = true;
   // Readdir opens the directory itself when it gets no handle.
   result.lists_by_path = true;
   result.posix_acl = posix_acl_;

@@ -96,6 +96,8 @@ class Loopback(NameOperations, AttributeOperations, FileOperations,
             # chmod, chown and utimens are the system calls on that file
             # (a refused chmod still comes here: see loopback_attributes.py).
             self.passthrough_root_changes_attributes = True
+            # unlink and rmdir are unlinkat(2) of the name there.
+            self.passthrough_root_removes_names = True
         self.gid = os.getegid()
         # The kernel enforces and keeps the files' POSIX ACLs where the
         # directory's filesystem has them: ls -l then asks each file for its

@@ -1,11 +1,12 @@
-"""chmod, chown and utimens the daemon makes itself
-(InitReply.root_changes_attributes): the C++ and the Python loopback say
-these are nothing but the system calls on the file beneath the root
-directory they hand over, so the daemon makes them there, as the user the
-backend would have made them as (the test backends run as root and act as
-their callers), without a message. Checked through real mounts: the files
-on the host, that nothing reaches the backend, the callers' permissions, a
-file replaced on the host, tar, and the option that turns it off."""
+"""chmod, chown, utimens, unlink and rmdir the daemon makes itself
+(InitReply.root_changes_attributes, root_removes_names): the C++ and the
+Python loopback say these are nothing but the system calls on the file
+beneath the root directory they hand over, so the daemon makes them there,
+as the user the backend would have made them as (the test backends run as
+root and act as their callers), without a message. Checked through real
+mounts: the files on the host, that nothing reaches the backend, the
+callers' permissions, a file replaced on the host, tar, rm -rf,
+write-behind, and the option that turns it off."""
 
 import os
 import signal
@@ -168,6 +169,56 @@ def test_tar_extracts_modes_owners_and_times_without_a_message_each(
     assert sent <= may_send + 2, (sent, may_send)
 
 
+def test_rm_rf_removes_every_name_without_a_message_each(
+        loopbacks):  # noqa: F811
+    files = {"d/f%02d" % i: b"x" * i for i in range(20)}
+    files["d/sub/g"] = b"deeper"
+    src = make_tree(loopbacks, "rm", files)
+    m = loopbacks.mount("loopback", root=src)
+    ops = loopbacks.ops(cwd=m.path)
+    # An open file keeps its data after its name goes.
+    ops.ok([("listdir", "d"), ("listdir", "d/sub")] +
+           [("stat", n) for n in files] + [("stat", "d/sub")])
+    before = backend_ops(m)
+    got = ops.ok([("open", "d/f05", ["O_RDONLY"], 0o644, "h"),
+                  ("unlink", "d/f05"), ("exists", "d/f05"),
+                  ("pread", "h", 5, 0), ("close", "h")])
+    assert got[2] is False and got[3] == b"xxxxx"
+    subprocess.run(["rm", "-rf", os.path.join(m.path, "d")], check=True)
+    assert not os.path.exists(os.path.join(src, "d"))
+    assert ops.ok([("exists", "d")]) == [False]
+    # 20 files, the subdirectory's file, the subdirectory and d itself.
+    assert daemon_changes(m) == 23
+    # What may reach the backend: the listings the kernel asked for again,
+    # and what the daemon had not cached.
+    may_send = sum(kernel_requests(m, op) for op in
+                   ("opendir", "readdir", "readdirplus", "releasedir")) + \
+        sum(counted(m, r"\n  %s +\d+ +(\d+)" % kind)
+            for kind in ("attr", "dir", "symlink", "negative", "xattr"))
+    assert backend_ops(m) - before <= may_send, may_send
+
+
+def test_a_name_is_removed_only_by_whom_may(loopbacks, users):  # noqa: F811
+    src = make_tree(loopbacks, "rmperm", {"a/mine": b"a's", "open/any": b"x"})
+    os.chown(os.path.join(src, "a"), users.a.uid, users.a.gid)
+    os.chown(os.path.join(src, "a/mine"), users.a.uid, users.a.gid)
+    os.chmod(os.path.join(src, "open"), 0o1777)
+    os.chown(os.path.join(src, "open/any"), users.a.uid, users.a.gid)
+    m = loopbacks.mount("loopback", root=src)
+    a = loopbacks.ops(user=users.a, cwd=m.path)
+    b = loopbacks.ops(user=users.b, cwd=m.path)
+    a.ok([("stat", "a/mine"), ("stat", "open/any")])
+    # Not b's directory; a sticky one, not b's file.
+    assert b.run([("unlink", "a/mine")])[0] == "EACCES"
+    assert b.run([("unlink", "open/any")])[0] == "EPERM"
+    assert os.path.exists(os.path.join(src, "a/mine"))
+    assert os.path.exists(os.path.join(src, "open/any"))
+    a.ok([("unlink", "a/mine"), ("unlink", "open/any")])
+    assert not os.path.exists(os.path.join(src, "a/mine"))
+    assert not os.path.exists(os.path.join(src, "open/any"))
+    assert daemon_changes(m) == 2
+
+
 def test_with_write_behind_a_change_waits_behind_queued_ones(mounts):
     """A file made by write-behind is not on the host yet: its chmod is
     queued behind its create. A file with nothing queued is changed by the
@@ -206,6 +257,7 @@ def test_daemon_changes_off_leaves_every_change_to_the_backend(
     ops = loopbacks.ops(cwd=m.path)
     ops.ok([("stat", "f")])
     before = backend_ops(m)
-    ops.ok([("chmod", "f", 0o600), ("utimensat", "f", "NOW", "NOW")])
-    assert backend_ops(m) - before == 2
+    ops.ok([("chmod", "f", 0o600), ("utimensat", "f", "NOW", "NOW"),
+            ("unlink", "f")])
+    assert backend_ops(m) - before == 3
     assert daemon_changes(m) == 0

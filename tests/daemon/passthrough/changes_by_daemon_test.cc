@@ -50,13 +50,21 @@ class ChangesByDaemonTest : public ::testing::Test {
     ASSERT_EQ(chmod(file_.c_str(), 0644), 0);
     ASSERT_TRUE(root_.Adopt(UniqueFd(open(root_path_.c_str(),
                                           O_PATH | O_DIRECTORY)),
-                            std::nullopt, /*changes_attributes=*/true)
+                            std::nullopt, /*changes_attributes=*/true,
+                            /*removes_names=*/true)
                     .ok());
+    MakeLayer(/*write_behind=*/false);
+  }
+
+  // With write-behind, `queued_` is the path it holds a change for.
+  void MakeLayer(bool write_behind) {
     ChangesByDaemon::Options o;
     o.root = &root_;
     o.cache = &cache_;
     o.next = &next_;
-    o.queued_at = [this](const std::string& p) { return p == queued_; };
+    if (write_behind) {
+      o.queued_at = [this](const std::string& p) { return p == queued_; };
+    }
     layer_.emplace(std::move(o));
   }
 
@@ -139,6 +147,7 @@ TEST_F(ChangesByDaemonTest, SendsOnWhatItMayNotMake) {
   EXPECT_EQ(SendOne(ChmodOp("/file", 0600)).posix_errno(), EACCES);
   Know("/file");
   // Queued behind an early answer.
+  MakeLayer(/*write_behind=*/true);
   queued_ = "/file";
   EXPECT_EQ(SendOne(ChmodOp("/file", 0600)).posix_errno(), EACCES);
   queued_.clear();
@@ -197,6 +206,46 @@ TEST_F(ChangesByDaemonTest, RecognizesNoticesOfItsOwnChanges) {
   // Someone else changes it on the host: ctime moves.
   std::ofstream(file_, std::ios::app) << "more";
   EXPECT_FALSE(layer_->NoNews(Notice("/file")));
+}
+
+v1::Op UnlinkOp(const std::string& path) {
+  v1::Op op;
+  op.set_id(11);
+  op.mutable_unlink()->set_path(path);
+  return op;
+}
+
+TEST_F(ChangesByDaemonTest, RemovesAKnownNameAndAnswersWithItsParent) {
+  Know("/file");
+  v1::OpResult r = SendOne(UnlinkOp("/file"));
+  EXPECT_EQ(r.id(), 11u);
+  EXPECT_EQ(r.posix_errno(), 0);
+  struct stat st;
+  EXPECT_NE(lstat(file_.c_str(), &st), 0);
+  ASSERT_EQ(lstat(root_path_.c_str(), &st), 0);
+  EXPECT_EQ(r.parent_attr().ino(), st.st_ino);
+  EXPECT_EQ(r.parent_attr().mtime().nsec(),
+            static_cast<uint32_t>(st.st_mtim.tv_nsec));
+  EXPECT_TRUE(next_.sent().empty());
+  // Its notices are no news while it stays gone and the directory stays
+  // as the cache shows it.
+  cache_.UpdateAttr("/", r.parent_attr(), absl::Seconds(60));
+  EXPECT_TRUE(layer_->NoNews(Notice("/file", v1::Invalidation::REMOVED)));
+  EXPECT_TRUE(layer_->NoNews(Notice("/")));
+  std::ofstream(file_) << "back";
+  EXPECT_FALSE(layer_->NoNews(Notice("/file", v1::Invalidation::REMOVED)));
+  EXPECT_FALSE(layer_->NoNews(Notice("/")));
+}
+
+// With write-behind, removals are its own: they go on down.
+TEST_F(ChangesByDaemonTest, LeavesRemovalsToWriteBehind) {
+  Know("/file");
+  MakeLayer(/*write_behind=*/true);
+  queued_ = "/elsewhere";
+  EXPECT_EQ(SendOne(UnlinkOp("/file")).posix_errno(), EACCES);
+  struct stat st;
+  EXPECT_EQ(lstat(file_.c_str(), &st), 0);
+  EXPECT_EQ(next_.sent().size(), 1u);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -280,6 +281,73 @@ TEST_F(RootDirectoryTest, ChangesNoOtherFileThanTheOneTheDaemonKnows) {
   EXPECT_EQ(ModeOf(file), 0644u);
   EXPECT_EQ(ModeOf(outside), 0644u);
   EXPECT_EQ(ModeOf(root_path_), 0755u);
+  EXPECT_EQ(root.changed(), 0u);
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0;
+}
+
+TEST_F(RootDirectoryTest, RemovesNamesOnlyWhereTheBackendSaidSo) {
+  const std::string file = root_path_ + "/sub/file";
+  RootDirectory root;
+  std::optional<struct stat> parent;
+  ASSERT_TRUE(root.Adopt(RootFd(), std::nullopt, true).ok());
+  EXPECT_FALSE(
+      root.Remove("/sub/file", root_user_, InoOf(file), false, &parent));
+  EXPECT_TRUE(Exists(file));
+  ASSERT_TRUE(root.Adopt(RootFd(), std::nullopt, false, true).ok());
+  // Not as a directory, and not a non-empty directory.
+  EXPECT_FALSE(root.Remove("/sub/file", root_user_, InoOf(file), true,
+                           &parent));
+  EXPECT_FALSE(
+      root.Remove("/sub", root_user_, InoOf(root_path_ + "/sub"), true,
+                  &parent));
+  ASSERT_TRUE(
+      root.Remove("/sub/file", root_user_, InoOf(file), false, &parent));
+  EXPECT_FALSE(Exists(file));
+  ASSERT_TRUE(parent.has_value());
+  EXPECT_EQ(parent->st_ino, InoOf(root_path_ + "/sub"));
+  parent.reset();
+  ASSERT_TRUE(root.Remove("/sub", root_user_, InoOf(root_path_ + "/sub"),
+                          true, &parent));
+  EXPECT_FALSE(Exists(root_path_ + "/sub"));
+  ASSERT_TRUE(parent.has_value());
+  EXPECT_EQ(parent->st_ino, InoOf(root_path_));
+  // A symlink is a name like any other: it goes, its target stays.
+  ASSERT_TRUE(root.Remove("/link", root_user_, InoOf(root_path_ + "/link"),
+                          false, &parent));
+  EXPECT_TRUE(Exists(root_path_ + "/public"));
+  EXPECT_EQ(root.changed(), 3u);
+}
+
+TEST_F(RootDirectoryTest, RemovesAsTheCallerAndNothingElse) {
+  RootDirectory root;
+  std::optional<struct stat> parent;
+  ASSERT_TRUE(root.Adopt(RootFd(), std::nullopt, false, true).ok());
+  UserIdentity nobody;
+  nobody.uid = kNobody;
+  nobody.gid = kNobody;
+  // No write permission on the directory (root's, 0755).
+  EXPECT_FALSE(root.Remove("/public", nobody, InoOf(root_path_ + "/public"),
+                           false, &parent));
+  EXPECT_TRUE(Exists(root_path_ + "/public"));
+  // Another file at the name than the daemon knows.
+  EXPECT_FALSE(root.Remove("/public", root_user_,
+                           InoOf(root_path_ + "/private"), false, &parent));
+  // Escapes, the root itself, names that are no names.
+  const std::string outside = base_ + "/outside";
+  for (const char* path :
+       {"/up/outside", "/../outside", "/", "", "public", "/sub/", "/sub/.",
+        "/sub/..", "/link/x"}) {
+    EXPECT_FALSE(root.Remove(path, root_user_, InoOf(outside), false,
+                             &parent))
+        << path;
+  }
+  EXPECT_TRUE(Exists(outside));
+  EXPECT_TRUE(Exists(root_path_ + "/sub"));
+  EXPECT_EQ(setfsuid(-1), 0);
   EXPECT_EQ(root.changed(), 0u);
 }
 

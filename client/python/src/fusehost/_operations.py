@@ -122,6 +122,10 @@ class Operations:
                        makes them itself, without calling chmod, chown or
                        utimens, unless it cannot (any error), when the
                        method is called and its answer stands.
+      passthrough_root_removes_names  True: unlink and rmdir are nothing
+                       but unlinkat(2) of the name beneath passthrough_root,
+                       likewise: fuse-hostd then removes names itself on a
+                       mount without write-behind.
       unsupported_xattr_prefixes  (default ()) extended attribute names
                        the filesystem does not keep, by prefix (str), e.g.
                        ("security.selinux",): the daemon answers them
