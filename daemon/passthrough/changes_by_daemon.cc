@@ -90,8 +90,8 @@ bool ChangesByDaemon::MakeHere(const v1::Op& op, v1::OpResult* result) {
     }
     result->set_id(op.id());
     if (parent) StatToProto(*parent, result->mutable_parent_attr());
-    Remember(*path);
-    Remember(ParentPath(*path));
+    Remember(*path, /*removed=*/true);
+    Remember(ParentPath(*path), /*removed=*/false);
     return true;
   }
   struct stat after;
@@ -101,20 +101,20 @@ bool ChangesByDaemon::MakeHere(const v1::Op& op, v1::OpResult* result) {
   }
   result->set_id(op.id());
   StatToProto(after, result->mutable_entry()->mutable_attr());
-  Remember(*path);
+  Remember(*path, /*removed=*/false);
   return true;
 }
 
-void ChangesByDaemon::Remember(const std::string& path) {
+void ChangesByDaemon::Remember(const std::string& path, bool removed) {
   const absl::Time now = absl::Now();
   absl::MutexLock lock(&mu_);
   if (recent_.size() >= kMaxRecent) {
     absl::erase_if(recent_, [now](const auto& entry) {
-      return now - entry.second > kRecent;
+      return now - entry.second.when > kRecent;
     });
     if (recent_.size() >= kMaxRecent) recent_.clear();
   }
-  recent_[path] = now;
+  recent_[path] = Recent{now, removed};
 }
 
 bool ChangesByDaemon::NoNews(const v1::Invalidation& notice) {
@@ -123,17 +123,20 @@ bool ChangesByDaemon::NoNews(const v1::Invalidation& notice) {
     return false;
   }
   const std::string& path = notice.path();
+  bool removed = false;
   {
     absl::MutexLock lock(&mu_);
     auto it = recent_.find(path);
-    if (it == recent_.end() || absl::Now() - it->second > kRecent) {
+    if (it == recent_.end() || absl::Now() - it->second.when > kRecent) {
       return false;
     }
+    removed = it->second.removed;
   }
   struct stat now;
   const bool exists = options_.root->Stat(path, &now);
-  // A name the daemon removed, still gone (the cache knows it is).
-  if (notice.kind() == v1::Invalidation::REMOVED) return !exists;
+  // A name the daemon removed, still gone (the cache knows it is). A file
+  // it only changed and someone else removed is news.
+  if (notice.kind() == v1::Invalidation::REMOVED) return removed && !exists;
   v1::Attr known;
   if (!exists || options_.cache->GetAttr(path, &known) !=
                      MetadataCache::AttrLookup::kHit) {

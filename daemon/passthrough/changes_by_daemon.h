@@ -83,15 +83,20 @@ class ChangesByDaemon : public OpTransport {
   static constexpr size_t kMaxRecent = 8192;
 
  private:
-  void Remember(const std::string& path);
+  // `removed`: the daemon removed the name (else changed the file).
+  void Remember(const std::string& path, bool removed);
 
   // Makes `op`'s change here and fills `result`; false to send it on.
   bool MakeHere(const v1::Op& op, v1::OpResult* result);
 
   Options options_;
   absl::Mutex mu_;
-  // Paths the daemon changed, and when.
-  absl::flat_hash_map<std::string, absl::Time> recent_ ABSL_GUARDED_BY(mu_);
+  // Paths the daemon changed, when, and whether it removed the name.
+  struct Recent {
+    absl::Time when;
+    bool removed = false;
+  };
+  absl::flat_hash_map<std::string, Recent> recent_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace fusehost

@@ -16,6 +16,7 @@ import tarfile
 import pytest
 
 from daemon_stats import backend_ops, counted, kernel_requests
+from fhlib import wait_until
 from pyfhlib import py_mounts  # noqa: F401  (fixture)
 from restart_lib import stop_backend
 from test_daemon_opens import loopbacks, make_tree  # noqa: F401  (fixture)
@@ -124,6 +125,26 @@ def test_a_file_replaced_on_the_host_gets_the_change(loopbacks):  # noqa: F811
     ops.ok([("chmod", "f", 0o600)])
     assert host_stat(src, "f").st_mode & 0o7777 == 0o600
     assert ops.ok([("read_file", "f")]) == [b"new"]
+
+
+def test_a_change_on_the_host_right_after_the_daemons_is_seen(
+        loopbacks):  # noqa: F811
+    """The backend's notices of the daemon's own changes are dropped, but
+    not those of a change made on the host just after, within the 2 s in
+    which the daemon recognizes its own."""
+    src = make_tree(loopbacks, "after", {"changed": b"x", "removed": b"y"})
+    m = loopbacks.mount("loopback", root=src)
+    ops = loopbacks.ops(cwd=m.path)
+    ops.ok([("stat", "changed"), ("stat", "removed"),
+            ("chmod", "changed", 0o600), ("chmod", "removed", 0o600)])
+    assert daemon_changes(m) == 2
+    os.chmod(os.path.join(src, "changed"), 0o604)
+    os.unlink(os.path.join(src, "removed"))
+
+    def seen():
+        got = ops.ok([("stat", "changed"), ("exists", "removed")])
+        return got[0]["perm"] == 0o604 and got[1] is False
+    assert wait_until(seen, 10)
 
 
 def test_tar_extracts_modes_owners_and_times_without_a_message_each(

@@ -206,6 +206,9 @@ TEST_F(ChangesByDaemonTest, RecognizesNoticesOfItsOwnChanges) {
   // Someone else changes it on the host: ctime moves.
   std::ofstream(file_, std::ios::app) << "more";
   EXPECT_FALSE(layer_->NoNews(Notice("/file")));
+  // Or removes it: the daemon changed it, but did not remove it.
+  ASSERT_EQ(unlink(file_.c_str()), 0);
+  EXPECT_FALSE(layer_->NoNews(Notice("/file", v1::Invalidation::REMOVED)));
 }
 
 v1::Op UnlinkOp(const std::string& path) {
