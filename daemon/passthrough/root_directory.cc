@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log_line.h"
+#include "common/paths.h"
 #include "daemon/passthrough/local_filesystem.h"
 
 namespace fusehost {
@@ -257,20 +258,17 @@ bool RootDirectory::Remove(const std::string& path, const UserIdentity& caller,
                            uint64_t expect_ino, bool directory,
                            std::optional<struct stat>* parent_after) {
   std::shared_ptr<const Adopted> adopted = Current();
-  const size_t slash = path.rfind('/');
   // A name beneath the directory: not the directory itself, no "." or "..".
-  if (adopted == nullptr || !adopted->removes_names || path.size() < 2 ||
-      path[0] != '/' || slash == std::string::npos ||
-      slash + 1 == path.size()) {
+  if (adopted == nullptr || !adopted->removes_names || path.empty() ||
+      path[0] != '/' || !IsValidName(BaseName(path))) {
     return false;
   }
-  const std::string name = path.substr(slash + 1);
-  if (name == "." || name == "..") return false;
+  const std::string name(BaseName(path));
+  const std::string parent_path = ParentPath(path);
   ThreadFsIdentity as(adopted->owner ? *adopted->owner : caller);
   if (!as.ok()) return false;
-  const std::string parent_path = path.substr(1, slash == 0 ? 0 : slash - 1);
   UniqueFd parent = OpenPathBeneath(
-      adopted->dir.get(), parent_path.empty() ? "." : parent_path.c_str());
+      adopted->dir.get(), parent_path == "/" ? "." : parent_path.c_str() + 1);
   struct stat st;
   if (!parent.valid() ||
       fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
