@@ -119,8 +119,8 @@ int Stats(ControlClient& client, const std::string& mountpoint) {
            static_cast<unsigned long long>(m.passthrough_refused()),
            static_cast<unsigned long long>(m.backing_files()));
     printf(
-        "  daemon changes   %llu chmod, chown, utimens, unlink and rmdir "
-        "made by the daemon\n",
+        "  daemon changes   %llu chmod, chown, utimens, unlink, rmdir and "
+        "create made by the daemon\n",
         static_cast<unsigned long long>(m.daemon_changes()));
     printf("  listings         %llu fetched ahead\n",
            static_cast<unsigned long long>(m.listings_prefetched()));

@@ -121,6 +121,7 @@ grpc::Status BackendService::Init(grpc::ServerContext* /*context*/,
       reply->set_root_opens_as_caller(result.root_opens_as_caller);
       reply->set_root_changes_attributes(result.root_changes_attributes);
       reply->set_root_removes_names(result.root_removes_names);
+      reply->set_root_creates_files(result.root_creates_files);
     }
   }
   return grpc::Status::OK;

@@ -167,6 +167,12 @@ struct InitResult {
   // the name beneath it, likewise; fuse-hostd then removes names itself on
   // a mount without write-behind.
   bool root_removes_names = false;
+  // With root_directory_fd: Create is nothing but open(2) with O_CREAT of
+  // the name beneath it, likewise (the mode as given: the caller's umask is
+  // already applied), and any later call on the file may as well use a
+  // handle Open makes by path. fuse-hostd then creates new files itself and
+  // calls Open only if an operation ever needs the filesystem's handle.
+  bool root_creates_files = false;
   // Readdir works without Opendir: called with fi.fh == 0 it lists `path`
   // as Opendir followed by Readdir would (the same permission checks and
   // errors), and Opendir and Releasedir do nothing fuse-hostd must wait

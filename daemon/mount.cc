@@ -267,6 +267,13 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
     here.root = m->root_.get();
     here.cache = m->cache_.get();
     here.next = below_cache;
+    here.handles = m->channel_->handles();
+    here.inbox = m->inbox_.get();
+    here.backend_posix_locks = reply->posix_locks();
+    // Asked by notices only, which start after the session.
+    here.written_through = [self](const std::string& path) {
+      return self->session_ != nullptr && self->session_->WritesThrough(path);
+    };
     if (m->write_behind_ != nullptr) {
       here.queued_at = [wb = m->write_behind_.get()](const std::string& p) {
         return wb->Touches(p);
@@ -516,9 +523,11 @@ void Mount::AdoptRootDirectory(const v1::InitReply& reply) {
       reply.root_changes_attributes() && options_.daemon_changes;
   const bool removes_names =
       reply.root_removes_names() && options_.daemon_changes;
+  const bool creates_files =
+      reply.root_creates_files() && options_.daemon_changes;
   absl::Status st = dir.valid() ? root_->Adopt(std::move(dir), std::move(owner),
                                                changes_attributes,
-                                               removes_names)
+                                               removes_names, creates_files)
                                 : absl::NotFoundError("no descriptor arrived");
   if (!st.ok()) {
     Log("%s: the backend's root directory is not used (%s): it opens every "

@@ -50,8 +50,8 @@ constexpr Family kDaemonOpens = {
     "backend's root directory."};
 constexpr Family kDaemonChanges = {
     "fusehostd_daemon_changes_total", "counter",
-    "chmod, chown, utimens, unlink and rmdir the daemon made itself, beneath "
-    "a loopback backend's root directory."};
+    "chmod, chown, utimens, unlink, rmdir and create the daemon made itself, "
+    "beneath a loopback backend's root directory."};
 constexpr Family kListingsPrefetched = {
     "fusehostd_listings_prefetched_total", "counter",
     "Directory listings fetched ahead of a walker."};

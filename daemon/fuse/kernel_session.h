@@ -146,6 +146,9 @@ class KernelSession : private KernelNotify {
   uint64_t passthrough_opens() const;
   uint64_t passthrough_refused() const;
   size_t backing_ids() const;
+  // The file at `path` is open for writing through a backing file: writes
+  // to it never pass the daemon.
+  bool WritesThrough(const std::string& path) const;
   // Requests taken from the io_uring queues (0 without them).
   uint64_t uring_requests() const;
   // Small files fetched ahead of their opens, and opens answered with them.

@@ -161,4 +161,10 @@ size_t KernelSession::backing_ids() const {
   return backing_ ? backing_->registered() : 0;
 }
 
+bool KernelSession::WritesThrough(const std::string& path) const {
+  if (!backing_ || options_.nodes == nullptr) return false;
+  const uint64_t node = options_.nodes->Find(path);
+  return node != 0 && backing_->WritablePassthrough(node);
+}
+
 }  // namespace fusehost

@@ -276,18 +276,54 @@ void RequestHandlers::Link(Request req, uint64_t node, uint64_t new_parent,
 void RequestHandlers::Unlink(Request req, uint64_t parent, std::string name) {
   std::optional<std::string> path = ChildPath(req, parent, name);
   if (!path) return;
-  v1::Op op = NewOp(*req);
-  op.mutable_unlink()->set_path(*path);
-  Send(std::move(op), [this, req, parent, name = std::move(name),
-                       path = *path](const v1::OpResult& res) {
-    if (Failed(req, res)) return;
-    // The file's other names just lost a link.
-    uint64_t node = options_.nodes->Find(path);
-    std::vector<uint64_t> siblings;
-    if (node != 0) siblings = StaleSiblings(node);
-    options_.nodes->Remove(parent, name);
-    AfterSiblingsDropped(siblings, [req] { req->ReplyError(0); });
-  });
+  OpenedAtBackendFirst(
+      req, *path,
+      [this, req, parent, name = std::move(name), path = *path]() mutable {
+        v1::Op op = NewOp(*req);
+        op.mutable_unlink()->set_path(path);
+        Send(std::move(op), [this, req, parent, name = std::move(name),
+                             path](const v1::OpResult& res) {
+          if (Failed(req, res)) return;
+          // The file's other names just lost a link.
+          uint64_t node = options_.nodes->Find(path);
+          std::vector<uint64_t> siblings;
+          if (node != 0) siblings = StaleSiblings(node);
+          options_.nodes->Remove(parent, name);
+          AfterSiblingsDropped(siblings, [req] { req->ReplyError(0); });
+        });
+      });
+}
+
+void RequestHandlers::OpenedAtBackendFirst(const Request& req,
+                                           const std::string& path,
+                                           std::function<void()> then) {
+  HandleMap* handles = options_.handles;
+  const uint64_t node = path.empty() ? 0 : options_.nodes->Find(path);
+  std::vector<uint64_t> unopened;
+  if (handles != nullptr && node != 0) {
+    for (uint64_t fh : options_.nodes->OpenHandles(node)) {
+      if (handles->Unopened(fh)) unopened.push_back(fh);
+    }
+  }
+  if (unopened.empty()) {
+    then();
+    return;
+  }
+  // A handle the daemon opened (or created) itself is opened at the
+  // backend, by this path, the first time an op carrying it needs the
+  // backend: once the name is gone, it no longer could be. An fstat
+  // through it makes the backend open it now. Whatever it answers, the
+  // change goes on (the handle's later ops fail as they would have).
+  auto left = std::make_shared<size_t>(unopened.size());
+  auto go_on = std::make_shared<std::function<void()>>(std::move(then));
+  for (uint64_t fh : unopened) {
+    v1::Op op = NewOp(*req);
+    op.mutable_getattr()->set_path(path);
+    op.mutable_getattr()->set_fh(fh);
+    Send(std::move(op), [left, go_on](const v1::OpResult&) {
+      if (--*left == 0) (*go_on)();
+    });
+  }
 }
 
 void RequestHandlers::Rmdir(Request req, uint64_t parent, std::string name) {
@@ -308,13 +344,32 @@ void RequestHandlers::Rename(Request req, uint64_t parent, std::string name,
   if (!old_path) return;
   std::optional<std::string> new_path = ChildPath(req, new_parent, new_name);
   if (!new_path) return;
+  // A file the rename replaces loses its name (not with RENAME_EXCHANGE,
+  // which only moves it).
+  const std::string replaced =
+      (flags & RENAME_EXCHANGE) != 0 ? std::string() : *new_path;
+  OpenedAtBackendFirst(req, replaced,
+                       [this, req, parent, name = std::move(name), new_parent,
+                        new_name = std::move(new_name), old_path = *old_path,
+                        new_path = *new_path, flags]() mutable {
+                         RenameNow(req, parent, std::move(name), new_parent,
+                                   std::move(new_name), old_path, new_path,
+                                   flags);
+                       });
+}
+
+void RequestHandlers::RenameNow(Request req, uint64_t parent, std::string name,
+                                uint64_t new_parent, std::string new_name,
+                                const std::string& old_path,
+                                const std::string& new_path,
+                                unsigned int flags) {
   v1::Op op = NewOp(*req);
-  op.mutable_rename()->set_old_path(*old_path);
-  op.mutable_rename()->set_new_path(*new_path);
+  op.mutable_rename()->set_old_path(old_path);
+  op.mutable_rename()->set_new_path(new_path);
   op.mutable_rename()->set_flags(flags);
   SendSimple(req, std::move(op),
              [this, parent, name = std::move(name), new_parent,
-              new_name = std::move(new_name), new_path = *new_path, flags] {
+              new_name = std::move(new_name), new_path, flags] {
                const bool exchange = (flags & RENAME_EXCHANGE) != 0;
                // A file replaced by the rename lost a link: its other names
                // show the old count until dropped (before the reply).

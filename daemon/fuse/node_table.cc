@@ -265,6 +265,12 @@ std::optional<uint64_t> NodeTable::AnyOpenHandle(uint64_t id) const {
   return it->second.front();
 }
 
+std::vector<uint64_t> NodeTable::OpenHandles(uint64_t id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = open_handles_.find(id);
+  return it == open_handles_.end() ? std::vector<uint64_t>() : it->second;
+}
+
 void NodeTable::SetChanges(Changes* changes) {
   absl::MutexLock lock(&mu_);
   changes_ = changes;

@@ -96,6 +96,7 @@ class NodeTable {
   void AddOpenHandle(uint64_t id, uint64_t fh);
   void RemoveOpenHandle(uint64_t id, uint64_t fh);
   std::optional<uint64_t> AnyOpenHandle(uint64_t id) const;
+  std::vector<uint64_t> OpenHandles(uint64_t id) const;
 
   // Number of nodes, root included.
   size_t size() const;

@@ -24,12 +24,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "common/open_flags.h"
 
 namespace fusehost {
-
-// O_LARGEFILE as the kernel sends it: the C library defines O_LARGEFILE as
-// 0 for 64-bit programs, but the kernel sets its own bit in every open.
-inline constexpr int kKernelLargeFile = 0100000;
 
 // An open that asks nothing but reading: read-only, and none of the flags
 // that ask more of an open (O_TRUNC, O_DIRECT, O_NOATIME, O_PATH, ...).

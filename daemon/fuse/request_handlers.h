@@ -365,6 +365,18 @@ class RequestHandlers {
                         const v1::Caller& caller);
   static ContentsAhead::Options ContentsAheadOptions(RequestHandlers* self);
 
+  // Calls `then` once the handles the daemon opened itself (unopened at
+  // the backend) of the file at `path` are open at the backend too: `path`
+  // is about to lose its name (unlink, a rename over it), after which the
+  // backend could not open them by it. "" calls `then` at once.
+  void OpenedAtBackendFirst(const Request& req, const std::string& path,
+                            std::function<void()> then);
+  // Rename, once the file it replaces is open at the backend.
+  void RenameNow(Request req, uint64_t parent, std::string name,
+                 uint64_t new_parent, std::string new_name,
+                 const std::string& old_path, const std::string& new_path,
+                 unsigned int flags);
+
   // ---- open_passthrough.cc ---------------------------------------------------
   // The tag an open or create offers the backend for its descriptor; 0 when
   // passthrough is not available.

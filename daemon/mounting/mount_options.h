@@ -76,10 +76,11 @@ struct MountOptions {
   // backend's root directory (InitReply.root_directory), where the backend
   // offers one and passthrough is on (mount option daemon_opens=auto|off).
   bool daemon_opens = true;
-  // chmod, chown and utimens, and unlink and rmdir, made by the daemon
-  // itself beneath that directory, where the backend says they are nothing
-  // but the system call (InitReply.root_changes_attributes,
-  // root_removes_names; mount option daemon_changes=auto|off).
+  // chmod, chown and utimens, unlink and rmdir, and create, made by the
+  // daemon itself beneath that directory, where the backend says they are
+  // nothing but the system call (InitReply.root_changes_attributes,
+  // root_removes_names, root_creates_files; mount option
+  // daemon_changes=auto|off).
   bool daemon_changes = true;
   // Subdirectories of a listing whose own listings are fetched ahead
   // (pipeline/listing_prefetcher.h); 0: none. Unset: 64 for a backend

@@ -53,6 +53,36 @@ bool ChangeOf(const v1::Op& op, AttributeChange* change,
   }
 }
 
+UserIdentity CallerOf(const v1::Op& op) {
+  UserIdentity caller;
+  caller.uid = op.caller().uid();
+  caller.gid = op.caller().gid();
+  caller.groups.assign(op.caller().groups().begin(),
+                       op.caller().groups().end());
+  return caller;
+}
+
+// The paths a change the daemon may make itself changes: the file, and for
+// a name made or removed its directory. None for any other op.
+std::vector<std::string> PathsChanged(const v1::Op& op) {
+  switch (op.op_case()) {
+    case v1::Op::kChmod:
+      return {op.chmod().path()};
+    case v1::Op::kChown:
+      return {op.chown().path()};
+    case v1::Op::kUtimens:
+      return {op.utimens().path()};
+    case v1::Op::kUnlink:
+      return {op.unlink().path(), ParentPath(op.unlink().path())};
+    case v1::Op::kRmdir:
+      return {op.rmdir().path(), ParentPath(op.rmdir().path())};
+    case v1::Op::kCreate:
+      return {op.create().path(), ParentPath(op.create().path())};
+    default:
+      return {};
+  }
+}
+
 }  // namespace
 
 ChangesByDaemon::ChangesByDaemon(Options options)
@@ -60,6 +90,7 @@ ChangesByDaemon::ChangesByDaemon(Options options)
 
 bool ChangesByDaemon::MakeHere(const v1::Op& op, v1::OpResult* result) {
   if (options_.root == nullptr || options_.cache == nullptr) return false;
+  if (op.has_create()) return CreateHere(op, CallerOf(op), result);
   const bool removal = op.has_unlink() || op.has_rmdir();
   AttributeChange change;
   const std::string* path = nullptr;
@@ -77,11 +108,7 @@ bool ChangesByDaemon::MakeHere(const v1::Op& op, v1::OpResult* result) {
     return false;
   }
   if (options_.queued_at && options_.queued_at(*path)) return false;
-  UserIdentity caller;
-  caller.uid = op.caller().uid();
-  caller.gid = op.caller().gid();
-  caller.groups.assign(op.caller().groups().begin(),
-                       op.caller().groups().end());
+  const UserIdentity caller = CallerOf(op);
   if (removal) {
     std::optional<struct stat> parent;
     if (!options_.root->Remove(*path, caller, known.ino(), op.has_rmdir(),
@@ -90,8 +117,8 @@ bool ChangesByDaemon::MakeHere(const v1::Op& op, v1::OpResult* result) {
     }
     result->set_id(op.id());
     if (parent) StatToProto(*parent, result->mutable_parent_attr());
-    Remember(*path, /*removed=*/true);
-    Remember(ParentPath(*path), /*removed=*/false);
+    Remember(*path, {.removed = true});
+    Remember(ParentPath(*path), {});
     return true;
   }
   struct stat after;
@@ -101,20 +128,86 @@ bool ChangesByDaemon::MakeHere(const v1::Op& op, v1::OpResult* result) {
   }
   result->set_id(op.id());
   StatToProto(after, result->mutable_entry()->mutable_attr());
-  Remember(*path, /*removed=*/false);
+  Remember(*path, {});
   return true;
 }
 
-void ChangesByDaemon::Remember(const std::string& path, bool removed) {
+bool ChangesByDaemon::CreateHere(const v1::Op& op, const UserIdentity& caller,
+                                 v1::OpResult* result) {
+  const v1::CreateRequest& c = op.create();
+  // Without a tag the descriptor could not reach the open's reply.
+  if (options_.handles == nullptr || options_.inbox == nullptr ||
+      c.passthrough_tag() == 0) {
+    return false;
+  }
+  // A change answered early (write_behind) of the name or a directory
+  // above it comes first.
+  if (options_.queued_at && options_.queued_at(c.path())) return false;
+  struct stat st;
+  std::optional<struct stat> parent_after;
+  UniqueFd file =
+      options_.root->Create(c.path(), caller, static_cast<int>(c.flags()),
+                            static_cast<mode_t>(c.mode()), &st, &parent_after);
+  if (!file.valid()) return false;
+  result->set_id(op.id());
+  v1::CreateReply* created = result->mutable_create();
+  StatToProto(st, created->mutable_attr());
+  if (parent_after) StatToProto(*parent_after, result->mutable_parent_attr());
+  v1::OpenReply* open = created->mutable_open();
+  open->set_fh(options_.handles->IssueUnopened(c.flags(), op.caller()));
+  open->set_noflush(!options_.backend_posix_locks);
+  open->set_passthrough(true);
+  options_.inbox->Put(c.passthrough_tag(), std::move(file));
+  Remember(c.path(), {.created_ino = static_cast<uint64_t>(st.st_ino)});
+  Remember(ParentPath(c.path()), {});
+  return true;
+}
+
+void ChangesByDaemon::Begin(const std::vector<std::string>& paths) {
   const absl::Time now = absl::Now();
   absl::MutexLock lock(&mu_);
-  if (recent_.size() >= kMaxRecent) {
-    absl::erase_if(recent_, [now](const auto& entry) {
-      return now - entry.second.when > kRecent;
-    });
-    if (recent_.size() >= kMaxRecent) recent_.clear();
+  TrimLocked(now);
+  for (const std::string& path : paths) {
+    Recent& r = recent_[path];
+    if (r.in_progress == 0 && now - r.when > kRecent) r = Recent{};
+    r.when = now;
+    ++r.in_progress;
   }
-  recent_[path] = Recent{now, removed};
+}
+
+void ChangesByDaemon::End(const std::vector<std::string>& paths) {
+  absl::MutexLock lock(&mu_);
+  for (const std::string& path : paths) {
+    auto it = recent_.find(path);
+    if (it != recent_.end() && it->second.in_progress > 0) {
+      --it->second.in_progress;
+    }
+  }
+  settled_.SignalAll();
+}
+
+void ChangesByDaemon::TrimLocked(absl::Time now) {
+  if (recent_.size() < kMaxRecent) return;
+  // Never one whose change is under way: its End must find it.
+  absl::erase_if(recent_, [now](const auto& entry) {
+    return entry.second.in_progress == 0 && now - entry.second.when > kRecent;
+  });
+  if (recent_.size() >= kMaxRecent) {
+    absl::erase_if(recent_, [](const auto& entry) {
+      return entry.second.in_progress == 0;
+    });
+  }
+}
+
+void ChangesByDaemon::Remember(const std::string& path, const Recent& what) {
+  const absl::Time now = absl::Now();
+  absl::MutexLock lock(&mu_);
+  TrimLocked(now);
+  Recent& r = recent_[path];
+  const int in_progress = r.in_progress;
+  r = what;
+  r.when = now;
+  r.in_progress = in_progress;
 }
 
 bool ChangesByDaemon::NoNews(const v1::Invalidation& notice) {
@@ -123,30 +216,53 @@ bool ChangesByDaemon::NoNews(const v1::Invalidation& notice) {
     return false;
   }
   const std::string& path = notice.path();
-  bool removed = false;
+  Recent did;
   {
     absl::MutexLock lock(&mu_);
+    // A change under way is judged once the caches have its answer; the
+    // wait is bounded, as a notice that waits holds up the later ones.
+    const absl::Time deadline = absl::Now() + kSettleWait;
     auto it = recent_.find(path);
+    while (it != recent_.end() && it->second.in_progress > 0 &&
+           !settled_.WaitWithDeadline(&mu_, deadline)) {
+      it = recent_.find(path);
+    }
     if (it == recent_.end() || absl::Now() - it->second.when > kRecent) {
       return false;
     }
-    removed = it->second.removed;
+    did = it->second;
   }
   struct stat now;
   const bool exists = options_.root->Stat(path, &now);
   // A name the daemon removed, still gone (the cache knows it is). A file
   // it only changed and someone else removed is news.
-  if (notice.kind() == v1::Invalidation::REMOVED) return removed && !exists;
+  if (notice.kind() == v1::Invalidation::REMOVED) return did.removed && !exists;
+  if (!exists) return false;
   v1::Attr known;
-  if (!exists || options_.cache->GetAttr(path, &known) !=
-                     MetadataCache::AttrLookup::kHit) {
-    return false;
+  if (options_.cache->GetAttr(path, &known) !=
+      MetadataCache::AttrLookup::kHit) {
+    // The file the daemon made, since dropped from the cache (an earlier
+    // notice, an expiry): still that inode, so nothing the daemon
+    // answered is wrong.
+    return did.created_ino != 0 &&
+           static_cast<uint64_t>(now.st_ino) == did.created_ino;
   }
   v1::Attr host;
   StatToProto(now, &host);
-  return host.ino() == known.ino() && host.mode() == known.mode() &&
-         host.uid() == known.uid() && host.gid() == known.gid() &&
-         host.size() == known.size() && host.nlink() == known.nlink() &&
+  if (host.ino() != known.ino() || host.mode() != known.mode() ||
+      host.uid() != known.uid() || host.gid() != known.gid()) {
+    return false;
+  }
+  // A directory's times, size and links change with the names made and
+  // removed in it, and a name that anyone else makes or removes there has
+  // a notice of its own (which is news, and drops the directory's listing
+  // and attributes as well).
+  if (S_ISDIR(now.st_mode)) return true;
+  // A file written through a backing descriptor the daemon holds: its
+  // size and times are taken from that descriptor (which sees every
+  // change of the inode, from anywhere) whenever they are asked for.
+  if (options_.written_through && options_.written_through(path)) return true;
+  return host.size() == known.size() && host.nlink() == known.nlink() &&
          host.mtime().sec() == known.mtime().sec() &&
          host.mtime().nsec() == known.mtime().nsec() &&
          host.ctime().sec() == known.ctime().sec() &&
@@ -154,12 +270,18 @@ bool ChangesByDaemon::NoNews(const v1::Invalidation& notice) {
 }
 
 void ChangesByDaemon::Send(v1::Op op, Done done) {
-  v1::OpResult result;
-  if (MakeHere(op, &result)) {
-    done(result);
+  std::vector<std::string> paths = PathsChanged(op);
+  if (paths.empty() || options_.root == nullptr || options_.cache == nullptr) {
+    options_.next->Send(std::move(op), std::move(done));
     return;
   }
-  options_.next->Send(std::move(op), std::move(done));
+  Begin(paths);
+  v1::OpResult result;
+  const bool here = MakeHere(op, &result);
+  // The caches take the answer before the change's notices are judged.
+  if (here) done(result);
+  End(paths);
+  if (!here) options_.next->Send(std::move(op), std::move(done));
 }
 
 void ChangesByDaemon::SendAll(std::vector<PendingOp> ops) {

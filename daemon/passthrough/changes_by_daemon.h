@@ -3,7 +3,13 @@
 // said such a change is nothing but the system call on the file beneath it
 // (InitReply.root_changes_attributes, root_removes_names), so chmod, chown
 // and utimens cost no message (untar makes three of them per file), nor do
-// unlink and rmdir (rm -rf) on a mount without write-behind.
+// unlink and rmdir (rm -rf) on a mount without write-behind. A backend
+// that said its create is nothing but open(2) with O_CREAT
+// (InitReply.root_creates_files) has new files created here too: the
+// answer carries a handle token the backend has no handle for yet
+// (HandleMap::IssueUnopened) and the file's descriptor waits in the
+// descriptor inbox under the create's passthrough tag, as a backend's
+// would, to become the kernel's backing file.
 //
 // A layer of the op pipeline, between the metadata cache (above, which
 // takes the answer as it would take the backend's) and write-behind or the
@@ -23,13 +29,19 @@
 // directory reports them back as changes made outside (the loopbacks do),
 // and each such notice would drop what the daemon just learnt, costing the
 // next stat a round trip. NoNews recognizes them: a notice that a path
-// changed, shortly after the daemon changed it (or removed a name in it),
-// while the file there is exactly as the daemon's cache shows it (inode,
-// type and mode, owner, size, link count, modification and change times);
-// or that a name the daemon removed is gone, while it still is. A later change by
-// anyone else moves the change time, so its notice still goes through; one
-// that lands while the daemon's own is under way, or on a filesystem whose
-// timestamps are too coarse to tell, shows when the cache expires instead.
+// changed, shortly after the daemon changed it (or made or removed a name
+// in it), while the file there is the inode the daemon's cache shows, with
+// the same type, mode and owner, and
+//   - for a file, the same size, link count, modification and change
+//     times, unless the daemon holds it open for writing through a backing
+//     descriptor (whose fstat it takes these from anyway);
+//   - for a directory, nothing more: a name made or removed there by anyone
+//     else has a notice of its own, which is news;
+// or that a name the daemon removed is gone, while it still is. A later
+// change of a file by anyone else moves its change time, so its notice
+// still goes through; one that lands while the daemon's own is under way,
+// or on a filesystem whose timestamps are too coarse to tell, shows when
+// the cache expires instead, as does a change of only a directory's times.
 //
 // Thread-safe.
 
@@ -44,8 +56,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-
+#include "daemon/passthrough/descriptor_inbox.h"
 #include "daemon/passthrough/root_directory.h"
+#include "daemon/pipeline/handle_map.h"
 #include "daemon/pipeline/metadata_cache.h"
 #include "daemon/pipeline/op_transport.h"
 
@@ -62,6 +75,15 @@ class ChangesByDaemon : public OpTransport {
     // True while a change answered early is queued for the path (unset:
     // nothing ever is).
     std::function<bool(const std::string&)> queued_at;
+    // For creates (none without both): tokens for the files created here,
+    // and where their descriptors wait for the open's reply.
+    HandleMap* handles = nullptr;
+    DescriptorInbox* inbox = nullptr;
+    // The backend keeps POSIX locks: a close must reach it (no noflush).
+    bool backend_posix_locks = false;
+    // True while the file at a path is open for writing through a backing
+    // descriptor (unset: none ever is).
+    std::function<bool(const std::string&)> written_through;
   };
 
   explicit ChangesByDaemon(Options options);
@@ -81,21 +103,38 @@ class ChangesByDaemon : public OpTransport {
   // Paths remembered at most; past it the oldest are forgotten (their
   // notices are applied: only a round trip lost).
   static constexpr size_t kMaxRecent = 8192;
+  // How long a notice waits at most for a change under way at its path.
+  static constexpr absl::Duration kSettleWait = absl::Milliseconds(20);
 
  private:
-  // `removed`: the daemon removed the name (else changed the file).
-  void Remember(const std::string& path, bool removed);
+  // What the daemon did at a path.
+  struct Recent {
+    absl::Time when;
+    // Removed the name (else changed or made the file).
+    bool removed = false;
+    // Made this inode there.
+    uint64_t created_ino = 0;
+    // Changes under way (from before the system call until the caches
+    // have the answer): a notice waits for them before it is judged.
+    int in_progress = 0;
+  };
+  // Records what was done at `path` (keeping in_progress).
+  void Remember(const std::string& path, const Recent& what);
+  // Keeps recent_ below kMaxRecent.
+  void TrimLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Brackets a change of `paths` that may be made here.
+  void Begin(const std::vector<std::string>& paths);
+  void End(const std::vector<std::string>& paths);
 
   // Makes `op`'s change here and fills `result`; false to send it on.
   bool MakeHere(const v1::Op& op, v1::OpResult* result);
+  bool CreateHere(const v1::Op& op, const UserIdentity& caller,
+                  v1::OpResult* result);
 
   Options options_;
   absl::Mutex mu_;
-  // Paths the daemon changed, when, and whether it removed the name.
-  struct Recent {
-    absl::Time when;
-    bool removed = false;
-  };
+  absl::CondVar settled_;  // an in_progress count went down
+  // Paths the daemon changed, and when.
   absl::flat_hash_map<std::string, Recent> recent_ ABSL_GUARDED_BY(mu_);
 };
 

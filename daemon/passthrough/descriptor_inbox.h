@@ -59,6 +59,11 @@ class DescriptorInbox {
   // with `sender` set to who sent it.
   UniqueFd Take(uint64_t tag, PeerCredentials* sender = nullptr);
 
+  // Keeps `fd`, a file the daemon opened itself for an open it answers
+  // (a create beneath a loopback's root, changes_by_daemon.h), for Take as
+  // if the backend had sent it; the daemon is its sender.
+  void Put(uint64_t tag, UniqueFd fd);
+
   // Connections refused because their peer was not the backend.
   uint64_t refused_peers() const;
   // Descriptors closed unused: malformed messages, never taken.

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <sched.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -13,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log_line.h"
+#include "common/open_flags.h"
 #include "common/paths.h"
 #include "daemon/passthrough/local_filesystem.h"
 
@@ -142,6 +145,29 @@ UniqueFd OpenChecked(int dir, const std::string& relative, struct stat* st) {
   return file;
 }
 
+// Clears the calling thread's umask until the scope ends, so that a file is
+// created with the mode the kernel sent (it applied the caller's umask
+// already). The thread gets a umask of its own first (unshare(CLONE_FS),
+// once per thread: its working directory is copied, and the daemon never
+// changes it); ok() is false if it cannot, and nothing is changed then.
+class ThreadUmaskCleared {
+ public:
+  ThreadUmaskCleared() {
+    thread_local bool own = unshare(CLONE_FS) == 0;
+    if (!own) return;
+    ok_ = true;
+    saved_ = umask(0);
+  }
+  ~ThreadUmaskCleared() {
+    if (ok_) umask(saved_);
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  bool ok_ = false;
+  mode_t saved_ = 0;
+};
+
 // Makes `change` to the file `file` (O_PATH) as the thread's identity.
 bool MakeChange(int file, const AttributeChange& change) {
   if (change.mode && chmod(ProcPath(file).c_str(), *change.mode & 07777) != 0) {
@@ -160,12 +186,20 @@ bool MakeChange(int file, const AttributeChange& change) {
   return true;
 }
 
+// The open(2) flags of a create the daemon makes itself: the access mode
+// only. Anything else (O_APPEND, O_DIRECT, O_SYNC, O_DSYNC, O_NOATIME,
+// O_TMPFILE, O_PATH, ...) is the backend's; O_TRUNC means nothing for a
+// name that does not exist, and O_NONBLOCK and O_NOCTTY nothing for a
+// regular file.
+constexpr int kCreateFlagsIgnored = O_CREAT | O_EXCL | O_TRUNC | O_NONBLOCK |
+                                    O_NOCTTY | kKernelLargeFile | O_CLOEXEC;
+
 }  // namespace
 
 absl::Status RootDirectory::Adopt(UniqueFd dir,
                                   std::optional<UserIdentity> owner,
-                                  bool changes_attributes,
-                                  bool removes_names) {
+                                  bool changes_attributes, bool removes_names,
+                                  bool creates_files) {
   Drop();
   struct stat st;
   if (!dir.valid() || fstat(dir.get(), &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -183,6 +217,7 @@ absl::Status RootDirectory::Adopt(UniqueFd dir,
   adopted->owner = std::move(owner);
   adopted->changes_attributes = changes_attributes;
   adopted->removes_names = removes_names;
+  adopted->creates_files = creates_files;
   absl::MutexLock lock(&mu_);
   adopted_ = std::move(adopted);
   return absl::OkStatus();
@@ -282,6 +317,47 @@ bool RootDirectory::Remove(const std::string& path, const UserIdentity& caller,
   if (fstat(parent.get(), &after) == 0) *parent_after = after;
   changed_.fetch_add(1);
   return true;
+}
+
+UniqueFd RootDirectory::Create(const std::string& path,
+                               const UserIdentity& caller, int flags,
+                               mode_t mode, struct stat* st,
+                               std::optional<struct stat>* parent_after) {
+  std::shared_ptr<const Adopted> adopted = Current();
+  if (adopted == nullptr || !adopted->creates_files || path.empty() ||
+      path[0] != '/' || !IsValidName(BaseName(path)) ||
+      (flags & ~(O_ACCMODE | kCreateFlagsIgnored)) != 0 ||
+      (flags & O_ACCMODE) == O_ACCMODE || (mode & 07000) != 0 ||
+      ((mode & S_IFMT) != 0 && (mode & S_IFMT) != S_IFREG)) {
+    return UniqueFd();
+  }
+  const std::string parent_path = ParentPath(path);
+  ThreadFsIdentity as(adopted->owner ? *adopted->owner : caller);
+  if (!as.ok()) return UniqueFd();
+  UniqueFd parent = OpenPathBeneath(
+      adopted->dir.get(), parent_path == "/" ? "." : parent_path.c_str() + 1);
+  if (!parent.valid()) return UniqueFd();
+  struct open_how how = {};
+  // O_EXCL: a name made on the host meanwhile is the backend's to open.
+  how.flags = (flags & O_ACCMODE) | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  how.mode = mode & 0777;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+                RESOLVE_NO_XDEV;
+  UniqueFd file;
+  {
+    ThreadUmaskCleared umask_cleared;
+    if (!umask_cleared.ok()) return UniqueFd();
+    const std::string name(BaseName(path));
+    file = UniqueFd(static_cast<int>(
+        syscall(SYS_openat2, parent.get(), name.c_str(), &how, sizeof(how))));
+  }
+  if (!file.valid()) return UniqueFd();
+  // O_CREAT | O_EXCL made a regular file; fstat of it cannot fail.
+  if (fstat(file.get(), st) != 0 || !S_ISREG(st->st_mode)) return UniqueFd();
+  struct stat after;
+  if (fstat(parent.get(), &after) == 0) *parent_after = after;
+  changed_.fetch_add(1);
+  return file;
 }
 
 }  // namespace fusehost

@@ -27,6 +27,12 @@
 // but a directory for Remove), and only on the file it knows at that path
 // (its inode number); whatever fails is again the backend's.
 //
+// And that creating a file is nothing but open(2) with O_CREAT
+// (InitReply.root_creates_files): the daemon then creates new regular files
+// itself (Create), with the same identity and resolution, O_EXCL, and the
+// mode exactly as the kernel sent it (a thread umask of 0, as the loopbacks
+// do it).
+//
 // Only a directory on a storage filesystem of this machine is adopted
 // (local_filesystem.h): on a pseudo filesystem such as /proc/sys,
 // permissions follow the effective user (root's, here), and on a FUSE or
@@ -76,10 +82,10 @@ class RootDirectory {
   // there is none, as the caller of each open (a backend that acts as its
   // callers). `changes_attributes`: the backend said its chmod, chown and
   // utimens are nothing but the system call (see above); `removes_names`:
-  // its unlink and rmdir.
+  // its unlink and rmdir; `creates_files`: its create.
   absl::Status Adopt(UniqueFd dir, std::optional<UserIdentity> owner,
                      bool changes_attributes = false,
-                     bool removes_names = false);
+                     bool removes_names = false, bool creates_files = false);
   // No directory from now on (the backend that sent it is gone).
   void Drop();
   bool adopted() const;
@@ -109,6 +115,19 @@ class RootDirectory {
               uint64_t expect_ino, bool directory,
               std::optional<struct stat>* parent_after);
 
+  // Creates the regular file `path` for `caller` as the backend would have
+  // (open(2) with O_CREAT and O_EXCL, `flags`' access mode, `mode`'s
+  // permission bits), if the backend said creates are the system call
+  // (creates_files) and `flags` and `mode` ask for nothing else (no O_TRUNC
+  // of a name that exists, no O_APPEND, O_DIRECT or synchronous writes, no
+  // set-id or sticky bit). Returns the new file open with that access mode
+  // (invalid when it cannot: the backend then creates it, or says why not),
+  // `st` its fstat and `parent_after` its directory's (left empty if that
+  // fails).
+  UniqueFd Create(const std::string& path, const UserIdentity& caller,
+                  int flags, mode_t mode, struct stat* st,
+                  std::optional<struct stat>* parent_after);
+
   // lstat of `path` beneath the directory, as the daemon, resolved as
   // above (no symlink, no other mount). False if there is none.
   bool Stat(const std::string& path, struct stat* st) const;
@@ -123,6 +142,7 @@ class RootDirectory {
     std::optional<UserIdentity> owner;
     bool changes_attributes = false;
     bool removes_names = false;
+    bool creates_files = false;
   };
   std::shared_ptr<const Adopted> Current() const;
 

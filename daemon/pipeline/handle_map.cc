@@ -83,6 +83,12 @@ bool HandleMap::FlushesHere(uint64_t token) const {
   return it != handles_.end() && FlushesHereLocked(it->second);
 }
 
+bool HandleMap::Unopened(uint64_t token) const {
+  absl::MutexLock lock(&mu_);
+  auto it = handles_.find(token);
+  return it != handles_.end() && it->second.unopened;
+}
+
 HandleRoute HandleMap::Resolve(v1::Op* op) {
   HandleRoute route;
   route.tokens = HandlesOf(*op);

@@ -82,6 +82,8 @@ class HandleMap {
   // A flush of `token` needs no backend: it is unopened there and no lock
   // was ever asked for on the mount.
   bool FlushesHere(uint64_t token) const;
+  // `token` (IssueUnopened) has no backend handle yet.
+  bool Unopened(uint64_t token) const;
 
   // Turns the tokens `op` carries back into the backend's handles and sets
   // Op.handle_instance, when it can be sent; leaves `op` as it was

@@ -122,7 +122,7 @@ class MountStats {
     // Of those opens, the ones the daemon answered itself (beneath a
     // loopback backend's root directory).
     uint64_t daemon_opens = 0;
-    // chmod, chown, utimens, unlink and rmdir the daemon made itself
+    // chmod, chown, utimens, unlink, rmdir and create the daemon made itself
     // beneath that directory (passthrough/changes_by_daemon.h).
     uint64_t daemon_changes = 0;
     // Directory listings fetched ahead of the walker

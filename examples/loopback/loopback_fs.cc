@@ -246,9 +246,12 @@ InitResult LoopbackFs::Init(const MountInfo& /*mount*/) {
   result.root_opens_as_caller = act_as_caller_;
   // Its chmod, chown and utimens are those calls on the file, and a refused
   // chmod comes here (DropSetIdBits): fuse-hostd may make them itself. Its
-  // unlink and rmdir are unlinkat(2).
+  // unlink and rmdir are unlinkat(2), and its create open(2) with O_CREAT
+  // (an existing name it opens, and clears the set-id bits of, is left to
+  // it: fuse-hostd creates only new ones).
   result.root_changes_attributes = true;
   result.root_removes_names = true;
+  result.root_creates_files = true;
   // Readdir opens the directory itself when it gets no handle.
   result.lists_by_path = true;
   result.posix_acl = posix_acl_;

@@ -261,6 +261,11 @@ void TreeWatcher::HandleEvent(int wd, uint32_t mask, uint32_t cookie,
 
 void TreeWatcher::WatchTree(int parent, const std::string& name,
                             bool report) {
+  // Names found below a new directory: they were made before the watches
+  // that would have told of them existed. Reported one by one, or, past
+  // kMaxNamesReported, as the whole subtree.
+  std::vector<std::string> found;
+  std::string top_rel;
   // Depth-first with an explicit stack: trees can be deeper than a thread's
   // stack is comfortable with.
   std::vector<Entry> pending = {Entry(parent, name)};
@@ -273,6 +278,8 @@ void TreeWatcher::WatchTree(int parent, const std::string& name,
       if (!RelPath(next.first, &rel)) continue;
       rel = Join(rel, next.second);
     }
+    if (top) top_rel = rel;
+    top = false;
     ScopedFd fd(OpenBeneath(root_fd_, rel.empty() ? "." : rel,
                             O_RDONLY | O_DIRECTORY | O_CLOEXEC, use_openat2_));
     // Gone already, or replaced by something that is not a directory.
@@ -281,12 +288,10 @@ void TreeWatcher::WatchTree(int parent, const std::string& name,
     if (wd < 0) continue;
     std::vector<RawEntry> entries;
     if (ReadAllEntries(fd.get(), &entries) != 0) continue;
-    if (top && report && !entries.empty()) {
-      // Made before the watch existed, so no event told about them.
-      Report(TreeChange::Kind::kSubtree, rel);
-    }
-    top = false;
     for (RawEntry& entry : entries) {
+      if (report && found.size() <= kMaxNamesReported) {
+        found.push_back(Join(rel, entry.name));
+      }
       bool is_dir = entry.type == DT_DIR;
       struct stat st;
       if (entry.type == DT_UNKNOWN &&
@@ -296,6 +301,16 @@ void TreeWatcher::WatchTree(int parent, const std::string& name,
       }
       if (is_dir) pending.emplace_back(wd, std::move(entry.name));
     }
+  }
+  if (found.size() > kMaxNamesReported) {
+    Report(TreeChange::Kind::kSubtree, top_rel);
+    return;
+  }
+  // Each by name (untar makes names in a directory it just made, faster
+  // than the watch on it is added): as precise as the events would have
+  // been.
+  for (const std::string& path : found) {
+    Report(TreeChange::Kind::kChanged, path);
   }
 }
 

@@ -16,7 +16,8 @@
 //
 // Every directory needs its own inotify watch, added when the directory
 // appears (and the directory is then read, because entries made before the
-// watch existed produce no events: if there are any, kSubtree of it). Watches
+// watch existed produce no events: kChanged of each name found below the
+// new directory, or kSubtree of it when there are many). Watches
 // follow directory renames. When the kernel's limit
 // (fs.inotify.max_user_watches) is reached, one line goes to stderr and the
 // directories left unwatched are reported as kSubtree every
@@ -126,10 +127,12 @@ class TreeWatcher {
                    const std::string& name);
 
   // Adds watches for directory `name` in watched directory `parent` (or the
-  // root, for parent -1) and everything below. With `report`, a directory
-  // that already holds entries is reported as kSubtree: they appeared before
-  // the watch could see them.
+  // root, for parent -1) and everything below. With `report`, the names
+  // found below it are reported (they appeared before the watches could see
+  // them): kChanged of each, or, past kMaxNamesReported, kSubtree of the
+  // directory.
   void WatchTree(int parent, const std::string& name, bool report);
+  static constexpr size_t kMaxNamesReported = 256;
   // Adds one watch; -1 when the directory stays unwatched.
   int AddWatch(int dir_fd, int parent, const std::string& name);
   // Removes the watches of directory `wd` and everything below it.

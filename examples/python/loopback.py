@@ -98,6 +98,9 @@ class Loopback(NameOperations, AttributeOperations, FileOperations,
             self.passthrough_root_changes_attributes = True
             # unlink and rmdir are unlinkat(2) of the name there.
             self.passthrough_root_removes_names = True
+            # create is open(2) with O_CREAT there, and its handle is an
+            # open(2) of the file like any other.
+            self.passthrough_root_creates_files = True
         self.gid = os.getegid()
         # The kernel enforces and keeps the files' POSIX ACLs where the
         # directory's filesystem has them: ls -l then asks each file for its

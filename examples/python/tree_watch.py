@@ -15,11 +15,11 @@ examples/loopback/tree_watcher.* (loopback_fs), with its rules:
   watched again from scratch.
 
 Every directory needs its own watch, added when it appears (it is then
-read: entries made before the watch existed produced no events, so if there
-are any, SUBTREE of it). Watches follow directory renames. Past the kernel's
-limit (fs.inotify.max_user_watches) one warning is logged and the
-directories left unwatched are reported as SUBTREE every `unwatched_period`
-instead: the mount stays correct and caches less there.
+read: names made below it before the watches existed produced no events, so
+each is reported CHANGED, or SUBTREE of the new directory when there are
+many). Watches follow directory renames. Past the kernel's limit
+(fs.inotify.max_user_watches) one warning is logged and the directories left
+unwatched are reported as SUBTREE every `unwatched_period` instead: the mount stays correct and caches less there.
 
 Events come in bursts (one write through the mount makes a few), so they are
 collected for `coalesce` seconds after the first and reported together, each
@@ -65,6 +65,10 @@ _MASK = (IN_CREATE | IN_DELETE | IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE |
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then the name
 # Room for hundreds of events per read(2), which never splits one.
 _READ_BYTES = 64 * 1024
+# Past this many names found below a new directory, it is reported as
+# SUBTREE rather than name by name.
+_MAX_NAMES_REPORTED = 256
+
 # Past this many unwatched directories one SUBTREE of "/" replaces their
 # periodic reports: thousands of notices every period would cost the daemon
 # more than the cache it keeps.
@@ -263,11 +267,12 @@ class TreeWatcher:
 
     def _watch_tree(self, parent, name, report):
         """Watches directory `name` of watched directory `parent` (the root
-        for -1) and everything below. With `report`, a directory that holds
-        entries already is reported as SUBTREE: they appeared before the
-        watch could see them."""
+        for -1) and everything below. With `report`, the names found below
+        it are reported (they appeared before the watches could see them):
+        CHANGED of each, or, past _MAX_NAMES_REPORTED, SUBTREE of it."""
+        found = []
+        top_rel = None
         pending = [(parent, name)]
-        top = True
         while pending:
             parent, name = pending.pop()
             if parent == -1:
@@ -277,6 +282,8 @@ class TreeWatcher:
                 if rel is None:
                     continue
                 rel = _join(rel, name)
+            if top_rel is None:
+                top_rel = rel
             try:
                 fd = self._open_dir(rel)
             except OSError:
@@ -301,11 +308,17 @@ class TreeWatcher:
                     os.close(listing)
             finally:
                 os.close(fd)
-            if top and report and entries:
-                # Made before the watch existed: no event told of them.
-                self._report(SUBTREE, rel)
-            top = False
+            if report and len(found) <= _MAX_NAMES_REPORTED:
+                found.extend(_join(rel, n) for n, _ in entries)
             pending.extend((wd, n) for n, is_dir in entries if is_dir)
+        if len(found) > _MAX_NAMES_REPORTED:
+            self._report(SUBTREE, top_rel)
+            return
+        # Each by name (untar makes names in a directory it just made,
+        # faster than the watch on it is added): as precise as the events
+        # would have been.
+        for path in found:
+            self._report(CHANGED, path)
 
     def _add_watch(self, fd, parent, name):
         """One watch, through the descriptor (the path may have been swapped

@@ -188,9 +188,12 @@ def test_cpp_backends_take_every_message_on_their_session_stream(mounts,
                                                                  kind):
     """The C++ SDK serves Session: on a mount with the option session,
     files made, written, renamed, listed and removed through it cost no
-    Execute call. Without the option, every message is an Execute call."""
-    for options, on_stream in (("allow_other,session", True),
-                               ("allow_other", False)):
+    Execute call. Without the option, every message is an Execute call.
+    (daemon_changes=off: the loopback's creates, renames and removals would
+    otherwise be made by the daemon, without a message.)"""
+    for options, on_stream in (("allow_other,session,daemon_changes=off",
+                                True),
+                               ("allow_other,daemon_changes=off", False)):
         m = mounts.mount(kind, options=options)
         ops = mounts.ops(cwd=m.path)
         ops.ok([("mkdir", "d", 0o755), ("write_files", "d/f", 30, 100),

@@ -1,6 +1,6 @@
-// ChangesByDaemon: chmod, chown and utimens made beneath the adopted root
-// directory and answered as the backend would, and every op it may not
-// make sent on below, unchanged.
+// ChangesByDaemon: chmod, chown, utimens, removals and creates made beneath
+// the adopted root directory and answered as the backend would, and every
+// op it may not make sent on below, unchanged.
 
 #include "daemon/passthrough/changes_by_daemon.h"
 
@@ -237,7 +237,10 @@ TEST_F(ChangesByDaemonTest, RemovesAKnownNameAndAnswersWithItsParent) {
   EXPECT_TRUE(layer_->NoNews(Notice("/")));
   std::ofstream(file_) << "back";
   EXPECT_FALSE(layer_->NoNews(Notice("/file", v1::Invalidation::REMOVED)));
-  EXPECT_FALSE(layer_->NoNews(Notice("/")));
+  // The name made again on the host is news. The directory's own notice
+  // is not: its times changed, but the name's notice says what did.
+  EXPECT_FALSE(layer_->NoNews(Notice("/file")));
+  EXPECT_TRUE(layer_->NoNews(Notice("/")));
 }
 
 // With write-behind, removals are its own: they go on down.
@@ -249,6 +252,101 @@ TEST_F(ChangesByDaemonTest, LeavesRemovalsToWriteBehind) {
   struct stat st;
   EXPECT_EQ(lstat(file_.c_str(), &st), 0);
   EXPECT_EQ(next_.sent().size(), 1u);
+}
+
+}  // namespace
+}  // namespace fusehost
+
+namespace fusehost {
+namespace {
+
+// Creates, with a handle token and the file's descriptor left for the
+// open's reply.
+class CreatesTest : public ChangesByDaemonTest {
+ protected:
+  void SetUp() override {
+    ChangesByDaemonTest::SetUp();
+    ASSERT_TRUE(
+        root_
+            .Adopt(UniqueFd(open(root_path_.c_str(), O_PATH | O_DIRECTORY)),
+                   std::nullopt, true, true, /*creates_files=*/true)
+            .ok());
+    DescriptorInbox::Options io;
+    io.socket_path = dir_.path() + "/inbox.sock";
+    io.is_backend = [](const PeerCredentials&) { return true; };
+    auto inbox = DescriptorInbox::Create(std::move(io));
+    ASSERT_TRUE(inbox.ok());
+    inbox_ = *std::move(inbox);
+    MakeCreatingLayer(nullptr);
+  }
+
+  // `queued_at`: as write-behind's (unset: nothing queued).
+  void MakeCreatingLayer(std::function<bool(const std::string&)> queued_at) {
+    ChangesByDaemon::Options o;
+    o.root = &root_;
+    o.cache = &cache_;
+    o.next = &next_;
+    o.handles = &handles_;
+    o.inbox = inbox_.get();
+    o.queued_at = std::move(queued_at);
+    layer_.emplace(std::move(o));
+  }
+
+  static v1::Op CreateOp(const std::string& path, uint32_t flags,
+                         uint64_t tag) {
+    v1::Op op;
+    op.set_id(21);
+    op.mutable_create()->set_path(path);
+    op.mutable_create()->set_mode(S_IFREG | 0640);
+    op.mutable_create()->set_flags(flags);
+    op.mutable_create()->set_passthrough_tag(tag);
+    return op;
+  }
+
+  HandleMap handles_;
+  std::unique_ptr<DescriptorInbox> inbox_;
+};
+
+TEST_F(CreatesTest, CreatesANewFileWithATokenAndItsDescriptor) {
+  v1::OpResult r = SendOne(CreateOp("/made", O_WRONLY | O_CREAT, 99));
+  EXPECT_TRUE(next_.sent().empty());
+  EXPECT_EQ(r.id(), 21u);
+  EXPECT_EQ(r.posix_errno(), 0);
+  struct stat st;
+  ASSERT_EQ(lstat((root_path_ + "/made").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode, S_IFREG | 0640u);
+  EXPECT_EQ(r.create().attr().ino(), st.st_ino);
+  ASSERT_EQ(lstat(root_path_.c_str(), &st), 0);
+  EXPECT_EQ(r.parent_attr().ino(), st.st_ino);
+  EXPECT_TRUE(r.create().open().passthrough());
+  EXPECT_TRUE(r.create().open().noflush());
+  // A token the backend has no handle for yet: its flush needs none.
+  EXPECT_NE(r.create().open().fh(), 0u);
+  EXPECT_TRUE(handles_.FlushesHere(r.create().open().fh()));
+  UniqueFd fd = inbox_->Take(99);
+  ASSERT_TRUE(fd.valid());
+  EXPECT_EQ(write(fd.get(), "abc", 3), 3);
+  // The backend's notice of the new name is no news, even before the
+  // cache has it; once the name is another file, it is.
+  EXPECT_TRUE(layer_->NoNews(Notice("/made")));
+  ASSERT_EQ(unlink((root_path_ + "/made").c_str()), 0);
+  std::ofstream(root_path_ + "/made") << "someone else's";
+  std::ofstream(root_path_ + "/keep") << "holds the inode number";
+  EXPECT_FALSE(layer_->NoNews(Notice("/made")));
+}
+
+TEST_F(CreatesTest, LeavesToTheBackendWhatItMayNotCreate) {
+  // A name that exists, no tag to hand the descriptor over by, a flag the
+  // daemon leaves alone, a change queued by write-behind first.
+  SendOne(CreateOp("/file", O_WRONLY | O_CREAT, 5));
+  SendOne(CreateOp("/new", O_WRONLY | O_CREAT, 0));
+  SendOne(CreateOp("/new", O_WRONLY | O_CREAT | O_APPEND, 6));
+  MakeCreatingLayer([](const std::string& p) { return p == "/new"; });
+  SendOne(CreateOp("/new", O_WRONLY | O_CREAT, 7));
+  EXPECT_EQ(next_.sent().size(), 4u);
+  struct stat st;
+  EXPECT_NE(lstat((root_path_ + "/new").c_str(), &st), 0);
+  EXPECT_FALSE(inbox_->Take(5).valid());
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 
+#include "common/open_flags.h"
 #include "gtest/gtest.h"
 
 namespace fusehost {
@@ -349,6 +350,92 @@ TEST_F(RootDirectoryTest, RemovesAsTheCallerAndNothingElse) {
   EXPECT_TRUE(Exists(root_path_ + "/sub"));
   EXPECT_EQ(setfsuid(-1), 0);
   EXPECT_EQ(root.changed(), 0u);
+}
+
+}  // namespace
+}  // namespace fusehost
+
+namespace fusehost {
+namespace {
+
+TEST_F(RootDirectoryTest,
+       CreatesNewFilesOnlyWhereTheBackendSaidSoWithTheModeSent) {
+  RootDirectory root;
+  struct stat st;
+  std::optional<struct stat> parent;
+  const int write_new = O_WRONLY | O_CREAT | O_EXCL | kKernelLargeFile;
+  ASSERT_TRUE(root.Adopt(RootFd(), std::nullopt, true, true).ok());
+  EXPECT_FALSE(
+      root.Create("/sub/new", root_user_, write_new, 0640, &st, &parent)
+          .valid());
+  EXPECT_FALSE(Exists(root_path_ + "/sub/new"));
+  ASSERT_TRUE(root.Adopt(RootFd(), std::nullopt, false, false, true).ok());
+  // The mode as sent (the kernel applied the caller's umask), whatever the
+  // daemon's own umask.
+  const mode_t umask_before = umask(077);
+  UniqueFd made = root.Create("/sub/new", root_user_, write_new, S_IFREG | 0664,
+                              &st, &parent);
+  umask(umask_before);
+  ASSERT_TRUE(made.valid());
+  EXPECT_EQ(st.st_mode, S_IFREG | 0664u);
+  EXPECT_EQ(st.st_ino, InoOf(root_path_ + "/sub/new"));
+  ASSERT_TRUE(parent.has_value());
+  EXPECT_EQ(parent->st_ino, InoOf(root_path_ + "/sub"));
+  EXPECT_EQ(fcntl(made.get(), F_GETFL) & O_ACCMODE, O_WRONLY);
+  ASSERT_EQ(write(made.get(), "abc", 3), 3);
+  // A name that exists, even without O_EXCL, and O_TRUNC of it: the
+  // backend's (it opens the file and clears its set-id bits).
+  EXPECT_FALSE(root.Create("/public", root_user_, O_WRONLY | O_CREAT | O_TRUNC,
+                           0644, &st, &parent)
+                   .valid());
+  EXPECT_EQ(
+      ReadAll(UniqueFd(open((root_path_ + "/public").c_str(), O_RDONLY)).get()),
+      "hello");
+  // Flags and modes that ask for more than a plain new file.
+  for (int flags : {O_WRONLY | O_CREAT | O_APPEND, O_WRONLY | O_CREAT | O_SYNC,
+                    O_RDWR | O_CREAT | O_DIRECT, O_WRONLY | O_RDWR | O_CREAT}) {
+    EXPECT_FALSE(
+        root.Create("/other", root_user_, flags, 0644, &st, &parent).valid())
+        << flags;
+  }
+  for (mode_t mode : {04755, 02755, 01644, S_IFIFO | 0644}) {
+    EXPECT_FALSE(root.Create("/other", root_user_, O_WRONLY | O_CREAT, mode,
+                             &st, &parent)
+                     .valid())
+        << mode;
+  }
+  EXPECT_FALSE(Exists(root_path_ + "/other"));
+  EXPECT_EQ(root.changed(), 1u);
+}
+
+TEST_F(RootDirectoryTest, CreatesAsTheCallerBeneathItOnly) {
+  RootDirectory root;
+  struct stat st;
+  std::optional<struct stat> parent;
+  ASSERT_TRUE(root.Adopt(RootFd(), std::nullopt, false, false, true).ok());
+  UserIdentity nobody;
+  nobody.uid = kNobody;
+  nobody.gid = kNobody;
+  // No write permission on root's 0755 directory.
+  EXPECT_FALSE(
+      root.Create("/made", nobody, O_WRONLY | O_CREAT, 0644, &st, &parent)
+          .valid());
+  ASSERT_EQ(chmod(root_path_.c_str(), 0777), 0);
+  UniqueFd made =
+      root.Create("/made", nobody, O_WRONLY | O_CREAT, 0644, &st, &parent);
+  ASSERT_TRUE(made.valid());
+  EXPECT_EQ(st.st_uid, kNobody);
+  EXPECT_EQ(st.st_gid, kNobody);
+  // Through a symlink, out of the tree, the root itself, no name.
+  for (const char* path : {"/up/x", "/../x", "/link/x", "/", "", "x", "/sub/",
+                           "/sub/..", "/fifo/x"}) {
+    EXPECT_FALSE(
+        root.Create(path, root_user_, O_WRONLY | O_CREAT, 0644, &st, &parent)
+            .valid())
+        << path;
+  }
+  EXPECT_FALSE(Exists(base_ + "/x"));
+  EXPECT_EQ(setfsuid(-1), 0);
 }
 
 }  // namespace

@@ -216,7 +216,8 @@ TEST_F(TreeWatcherTest, RenamedDirectoryIsASubtreeChangeAndStaysWatched) {
 TEST_F(TreeWatcherTest, NewDirectoryIsWatchedAtOnce) {
   Start();
   // The file may be created before the watcher has added the directory's
-  // watch: then the directory is reported as a whole instead.
+  // watch: then it is reported when the watch is added (a directory among
+  // such names would be reported as a whole instead).
   ASSERT_EQ(mkdir(Host("/n").c_str(), 0755), 0);
   WriteFile(Host("/n/f"), "x");
   const absl::Time made = absl::Now();

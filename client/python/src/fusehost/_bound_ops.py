@@ -118,6 +118,8 @@ class BoundOperations:
             getattr(ops, "passthrough_root_changes_attributes", False))
         self.root_removes_names = bool(
             getattr(ops, "passthrough_root_removes_names", False))
+        self.root_creates_files = bool(
+            getattr(ops, "passthrough_root_creates_files", False))
         # Replies then carry the attributes the kernel asks for next.
         self.cheap_getattr = bool(getattr(ops, "getattr_is_cheap", False))
         # Checked here so that a bad value fails FUSE() / serve() at once

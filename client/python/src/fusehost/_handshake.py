@@ -55,6 +55,7 @@ def init_reply(dispatcher, request, name, serves_session=False):
         root_opens_as_caller=root and b.root_as_caller,
         root_changes_attributes=root and b.root_changes_attributes,
         root_removes_names=root and b.root_removes_names,
+        root_creates_files=root and b.root_creates_files,
         posix_errno=err, protocol_version=PROTOCOL_VERSION,
         posix_locks=dispatcher.posix_locks,
         flock_locks=dispatcher.flock_locks, ioctl=dispatcher.ioctl,

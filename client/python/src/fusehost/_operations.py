@@ -126,6 +126,13 @@ class Operations:
                        but unlinkat(2) of the name beneath passthrough_root,
                        likewise: fuse-hostd then removes names itself on a
                        mount without write-behind.
+      passthrough_root_creates_files  True: create is nothing but open(2)
+                       with O_CREAT of the name beneath passthrough_root,
+                       likewise (mode as given: the caller's umask is
+                       already applied), and a later call on the file may
+                       as well get a handle open() makes by path: fuse-hostd
+                       then creates new files itself and calls open only if
+                       an operation ever needs this filesystem's handle.
       unsupported_xattr_prefixes  (default ()) extended attribute names
                        the filesystem does not keep, by prefix (str), e.g.
                        ("security.selinux",): the daemon answers them
