@@ -164,8 +164,7 @@ struct InitResult {
   // them only for a change it cannot make (any error); their answer stands.
   bool root_changes_attributes = false;
   // With root_directory_fd: Unlink and Rmdir are nothing but unlinkat(2) of
-  // the name beneath it, likewise; fuse-hostd then removes names itself on
-  // a mount without write-behind.
+  // the name beneath it, likewise; fuse-hostd then removes names itself.
   bool root_removes_names = false;
   // With root_directory_fd: Create is nothing but open(2) with O_CREAT of
   // the name beneath it, likewise (the mode as given: the caller's umask is

@@ -303,6 +303,7 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
   session.nodes = m->nodes_.get();
   session.transport = m->caching_.get();
   session.coherence = m->caching_.get();
+  session.changes_below = m->changes_by_daemon_ != nullptr;
   session.stats = &m->stats_;
   session.timeouts.attr = m->policy_.attr_ttl;
   session.timeouts.negative = m->policy_.negative_ttl;

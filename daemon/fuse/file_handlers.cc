@@ -191,6 +191,16 @@ void RequestHandlers::Release(Request req, uint64_t node,
   // at once and let the backend close the handle in the background: a round
   // trip saved on every close.
   req->ReplyError(0);
+  // Opened or created by the daemon and never at the backend: nothing to
+  // close there. Unless write-behind holds ops for the file (a token of its
+  // own early create is bound only when the create reaches the backend):
+  // then the release goes behind them.
+  HandleMap* handles = options_.handles;
+  if (handles != nullptr &&
+      !(options_.queued_at && options_.queued_at(op.release().path())) &&
+      handles->RetireUnopened(file.fh)) {
+    return;
+  }
   Send(std::move(op), [](const v1::OpResult&) {});
 }
 

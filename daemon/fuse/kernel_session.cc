@@ -529,6 +529,7 @@ RequestHandlers::Options HandlerOptions(const KernelSession::Options& o,
   h.kernel_checks_permissions = o.kernel_checks_permissions;
   h.settle = o.settle;
   h.queued_at = o.queued_at;
+  h.changes_below = o.changes_below;
   h.listing_budget = o.listing_budget;
   h.backend_ioctl = o.ioctl;
   h.backend_posix_locks = o.posix_locks;

@@ -58,6 +58,8 @@ class KernelSession : private KernelNotify {
     std::function<void(std::function<void(int)>)> settle;
     // Write-behind's Touches (RequestHandlers::Options::queued_at), if any.
     std::function<bool(const std::string&)> queued_at;
+    // RequestHandlers::Options::changes_below.
+    bool changes_below = false;
     // Bounds what open directories' listings hold (may be null).
     MemoryBudget* listing_budget = nullptr;
     // The backend's time for each kernel request, from its arrival.

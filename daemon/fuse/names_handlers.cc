@@ -166,10 +166,12 @@ void RequestHandlers::RunSetattr(Request req, uint64_t node,
   // (write-behind would) until they are the backing file's. With
   // write-behind, a change of times waits for the backend: a write through
   // the backing file after an early answer would reach the file before the
-  // change it follows. Without it, the attributes stay, so that the daemon
-  // may make the change itself (passthrough/changes_by_daemon.h).
+  // change it follows. Otherwise, or where the daemon may make the change
+  // itself (and takes care of that where it cannot: changes_below), the
+  // attributes stay.
   if (WritesBypassDaemon(node)) {
-    if ((fields & (kSetAtime | kSetMtime)) && options_.queued_at) {
+    if ((fields & (kSetAtime | kSetMtime)) && options_.queued_at &&
+        !options_.changes_below) {
       options_.coherence->WrittenAround(path, nullptr);
     } else {
       LearnWrittenAround(node, path);

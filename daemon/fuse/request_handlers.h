@@ -127,6 +127,11 @@ class RequestHandlers {
     // (WriteBehind::Touches), so that the backend's file there may not be
     // what the mount shows yet. Empty without it.
     std::function<bool(const std::string&)> queued_at;
+    // A layer of the pipeline makes changes of attributes itself where it
+    // can (passthrough/changes_by_daemon.h), and keeps write-behind from
+    // answering a change of times of a file written through a backing
+    // file early where it cannot.
+    bool changes_below = false;
     // What the listings open directories hold may take (null: no bound).
     // A page that does not fit fails the readdir with ENOMEM.
     MemoryBudget* listing_budget = nullptr;

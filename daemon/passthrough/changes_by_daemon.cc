@@ -95,9 +95,8 @@ bool ChangesByDaemon::MakeHere(const v1::Op& op, v1::OpResult* result) {
   AttributeChange change;
   const std::string* path = nullptr;
   if (removal) {
-    // Write-behind answers removals early itself, and a removal must not
-    // pass what it still holds for the names below.
-    if (options_.queued_at) return false;
+    // (A removal must not pass what write-behind still holds for the name
+    // or those below it: see queued_at below.)
     path = op.has_unlink() ? &op.unlink().path() : &op.rmdir().path();
   } else if (!ChangeOf(op, &change, &path)) {
     return false;
@@ -281,7 +280,15 @@ void ChangesByDaemon::Send(v1::Op op, Done done) {
   // The caches take the answer before the change's notices are judged.
   if (here) done(result);
   End(paths);
-  if (!here) options_.next->Send(std::move(op), std::move(done));
+  if (here) return;
+  // Write-behind would answer a change of times early from the cached
+  // attributes: a write through the backing file after that answer would
+  // reach the file before the change it follows. Without them it waits.
+  if (op.has_utimens() && options_.queued_at && options_.written_through &&
+      options_.written_through(op.utimens().path())) {
+    options_.cache->DropAttr(op.utimens().path());
+  }
+  options_.next->Send(std::move(op), std::move(done));
 }
 
 void ChangesByDaemon::SendAll(std::vector<PendingOp> ops) {

@@ -3,7 +3,7 @@
 // said such a change is nothing but the system call on the file beneath it
 // (InitReply.root_changes_attributes, root_removes_names), so chmod, chown
 // and utimens cost no message (untar makes three of them per file), nor do
-// unlink and rmdir (rm -rf) on a mount without write-behind. A backend
+// unlink and rmdir (rm -rf). A backend
 // that said its create is nothing but open(2) with O_CREAT
 // (InitReply.root_creates_files) has new files created here too: the
 // answer carries a handle token the backend has no handle for yet
@@ -23,7 +23,10 @@
 //     (the backend may know better: a loopback drops the set-id bits of a
 //     file for a caller who may write it but not chmod it).
 // The answer carries the file's attributes afterwards (a removal's, its
-// parent's), as a backend's does.
+// parent's), as a backend's does. A change of times of a file written
+// through a backing descriptor that goes on to write-behind goes without
+// its cached attributes, so that write-behind does not answer it early
+// (see RequestHandlers::Options::changes_below).
 //
 // The backend does not know of these changes, so a backend that watches its
 // directory reports them back as changes made outside (the loopbacks do),

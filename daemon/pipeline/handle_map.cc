@@ -89,6 +89,14 @@ bool HandleMap::Unopened(uint64_t token) const {
   return it != handles_.end() && it->second.unopened;
 }
 
+bool HandleMap::RetireUnopened(uint64_t token) {
+  absl::MutexLock lock(&mu_);
+  auto it = handles_.find(token);
+  if (it == handles_.end() || !it->second.unopened) return false;
+  RetireLocked(it);
+  return true;
+}
+
 HandleRoute HandleMap::Resolve(v1::Op* op) {
   HandleRoute route;
   route.tokens = HandlesOf(*op);

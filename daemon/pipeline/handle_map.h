@@ -84,6 +84,9 @@ class HandleMap {
   bool FlushesHere(uint64_t token) const;
   // `token` (IssueUnopened) has no backend handle yet.
   bool Unopened(uint64_t token) const;
+  // Retires `token` if it has no backend handle (its release has nothing to
+  // close there); false, and nothing done, otherwise.
+  bool RetireUnopened(uint64_t token);
 
   // Turns the tokens `op` carries back into the backend's handles and sets
   // Op.handle_instance, when it can be sent; leaves `op` as it was

@@ -243,14 +243,20 @@ TEST_F(ChangesByDaemonTest, RemovesAKnownNameAndAnswersWithItsParent) {
   EXPECT_TRUE(layer_->NoNews(Notice("/")));
 }
 
-// With write-behind, removals are its own: they go on down.
-TEST_F(ChangesByDaemonTest, LeavesRemovalsToWriteBehind) {
+// With write-behind, a removal of a name it holds changes for (or names
+// below it) goes on down, behind them.
+TEST_F(ChangesByDaemonTest, LeavesRemovalsWithQueuedChangesToWriteBehind) {
   Know("/file");
   MakeLayer(/*write_behind=*/true);
-  queued_ = "/elsewhere";
+  queued_ = "/file";
   EXPECT_EQ(SendOne(UnlinkOp("/file")).posix_errno(), EACCES);
   struct stat st;
   EXPECT_EQ(lstat(file_.c_str(), &st), 0);
+  EXPECT_EQ(next_.sent().size(), 1u);
+  // Nothing queued for it: removed here.
+  queued_ = "/elsewhere";
+  EXPECT_EQ(SendOne(UnlinkOp("/file")).posix_errno(), 0);
+  EXPECT_NE(lstat(file_.c_str(), &st), 0);
   EXPECT_EQ(next_.sent().size(), 1u);
 }
 

@@ -124,8 +124,7 @@ class Operations:
                        method is called and its answer stands.
       passthrough_root_removes_names  True: unlink and rmdir are nothing
                        but unlinkat(2) of the name beneath passthrough_root,
-                       likewise: fuse-hostd then removes names itself on a
-                       mount without write-behind.
+                       likewise: fuse-hostd then removes names itself.
       passthrough_root_creates_files  True: create is nothing but open(2)
                        with O_CREAT of the name beneath passthrough_root,
                        likewise (mode as given: the caller's umask is
