@@ -157,7 +157,7 @@ bool ChangesByDaemon::CreateHere(const v1::Op& op, const UserIdentity& caller,
   open->set_noflush(!options_.backend_posix_locks);
   open->set_passthrough(true);
   options_.inbox->Put(c.passthrough_tag(), std::move(file));
-  Remember(c.path(), {.created_ino = static_cast<uint64_t>(st.st_ino)});
+  Remember(c.path(), {});
   Remember(ParentPath(c.path()), {});
   return true;
 }
@@ -220,7 +220,7 @@ bool ChangesByDaemon::NoNews(const v1::Invalidation& notice) {
     absl::MutexLock lock(&mu_);
     // A change under way is judged once the caches have its answer; the
     // wait is bounded, as a notice that waits holds up the later ones.
-    const absl::Time deadline = absl::Now() + kSettleWait;
+    const absl::Time deadline = absl::Now() + options_.settle_wait;
     auto it = recent_.find(path);
     while (it != recent_.end() && it->second.in_progress > 0 &&
            !settled_.WaitWithDeadline(&mu_, deadline)) {
@@ -236,15 +236,10 @@ bool ChangesByDaemon::NoNews(const v1::Invalidation& notice) {
   // A name the daemon removed, still gone (the cache knows it is). A file
   // it only changed and someone else removed is news.
   if (notice.kind() == v1::Invalidation::REMOVED) return did.removed && !exists;
-  if (!exists) return false;
   v1::Attr known;
-  if (options_.cache->GetAttr(path, &known) !=
-      MetadataCache::AttrLookup::kHit) {
-    // The file the daemon made, since dropped from the cache (an earlier
-    // notice, an expiry): still that inode, so nothing the daemon
-    // answered is wrong.
-    return did.created_ino != 0 &&
-           static_cast<uint64_t>(now.st_ino) == did.created_ino;
+  if (!exists || options_.cache->GetAttr(path, &known) !=
+                     MetadataCache::AttrLookup::kHit) {
+    return false;
   }
   v1::Attr host;
   StatToProto(now, &host);

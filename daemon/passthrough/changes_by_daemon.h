@@ -87,6 +87,9 @@ class ChangesByDaemon : public OpTransport {
     // True while the file at a path is open for writing through a backing
     // descriptor (unset: none ever is).
     std::function<bool(const std::string&)> written_through;
+    // How long a notice waits at most for a change under way at its path
+    // (it holds up the notices after it meanwhile).
+    absl::Duration settle_wait = absl::Milliseconds(20);
   };
 
   explicit ChangesByDaemon(Options options);
@@ -106,8 +109,6 @@ class ChangesByDaemon : public OpTransport {
   // Paths remembered at most; past it the oldest are forgotten (their
   // notices are applied: only a round trip lost).
   static constexpr size_t kMaxRecent = 8192;
-  // How long a notice waits at most for a change under way at its path.
-  static constexpr absl::Duration kSettleWait = absl::Milliseconds(20);
 
  private:
   // What the daemon did at a path.
@@ -115,8 +116,6 @@ class ChangesByDaemon : public OpTransport {
     absl::Time when;
     // Removed the name (else changed or made the file).
     bool removed = false;
-    // Made this inode there.
-    uint64_t created_ino = 0;
     // Changes under way (from before the system call until the caches
     // have the answer): a notice waits for them before it is judged.
     int in_progress = 0;

@@ -74,8 +74,12 @@ def test_files_trees_and_xattrs_pass_through_the_rings(mounts, enable_uring):
     root = mounts.mkdir("backing")
     m = mounts.mount("loopback", options=OPTIONS, root=root)
     cpus = os.sysconf("SC_NPROCESSORS_CONF")
-    log = fhlib.tail(m.daemon.log, mounts.daemon_log_start)
-    assert "requests come through %d io_uring queues" % cpus in log, log
+    # Logged once the queues are registered, just after the INIT reply that
+    # lets the mount complete: it may come a moment after.
+    line = "requests come through %d io_uring queues" % cpus
+    assert fhlib.wait_until(
+        lambda: line in fhlib.tail(m.daemon.log, mounts.daemon_log_start),
+        10), fhlib.tail(m.daemon.log, mounts.daemon_log_start)
     before = uring_requests(m)
 
     # A write and a read larger than a ring entry's page, and than one

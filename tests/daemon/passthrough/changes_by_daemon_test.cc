@@ -8,12 +8,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "common/stat_convert.h"
 #include "gtest/gtest.h"
 #include "tests/daemon/testing/counting_transport.h"
 #include "tests/daemon/testing/test_dirs.h"
@@ -65,6 +68,8 @@ class ChangesByDaemonTest : public ::testing::Test {
     if (write_behind) {
       o.queued_at = [this](const std::string& p) { return p == queued_; };
     }
+    // Long enough that a slow machine cannot make a notice stop waiting.
+    o.settle_wait = absl::Seconds(30);
     layer_.emplace(std::move(o));
   }
 
@@ -243,6 +248,24 @@ TEST_F(ChangesByDaemonTest, RemovesAKnownNameAndAnswersWithItsParent) {
   EXPECT_TRUE(layer_->NoNews(Notice("/")));
 }
 
+// A notice that arrives while the daemon's own change of the path is under
+// way is judged once the caches have that change's answer: judged before,
+// it would find the old attributes and be taken for news.
+TEST_F(ChangesByDaemonTest, ANoticeWaitsForTheChangeUnderWay) {
+  Know("/file");
+  std::atomic<int> judged{-1};  // -1: not yet
+  std::thread notice;
+  layer_->Send(ChmodOp("/file", 0600), [&](const v1::OpResult& r) {
+    // Where the metadata cache takes the answer.
+    notice = std::thread([&] { judged = layer_->NoNews(Notice("/file")); });
+    absl::SleepFor(absl::Milliseconds(10));
+    EXPECT_EQ(judged.load(), -1) << "judged before the caches had the answer";
+    cache_.UpdateAttr("/file", r.entry().attr(), absl::Seconds(60));
+  });
+  notice.join();
+  EXPECT_EQ(judged.load(), 1);
+}
+
 // With write-behind, a removal of a name it holds changes for (or names
 // below it) goes on down, behind them.
 TEST_F(ChangesByDaemonTest, LeavesRemovalsWithQueuedChangesToWriteBehind) {
@@ -332,12 +355,21 @@ TEST_F(CreatesTest, CreatesANewFileWithATokenAndItsDescriptor) {
   UniqueFd fd = inbox_->Take(99);
   ASSERT_TRUE(fd.valid());
   EXPECT_EQ(write(fd.get(), "abc", 3), 3);
-  // The backend's notice of the new name is no news, even before the
-  // cache has it; once the name is another file, it is.
+  // The backend's notice of the new name is no news once the cache has the
+  // answer (the layer above takes it, before the notice is judged), as
+  // long as the daemon writes it through its descriptor; without the
+  // answer cached, or once the name is another file, it is news.
+  EXPECT_FALSE(layer_->NoNews(Notice("/made")));
+  cache_.PutAttr("/made", r.create().attr(), absl::Seconds(60), cache_.epoch());
+  EXPECT_FALSE(layer_->NoNews(Notice("/made")));  // size 3 now, not 0
+  ASSERT_EQ(fstat(fd.get(), &st), 0);
+  v1::Attr written;
+  StatToProto(st, &written);
+  cache_.UpdateAttr("/made", written, absl::Seconds(60));
   EXPECT_TRUE(layer_->NoNews(Notice("/made")));
   ASSERT_EQ(unlink((root_path_ + "/made").c_str()), 0);
-  std::ofstream(root_path_ + "/made") << "someone else's";
   std::ofstream(root_path_ + "/keep") << "holds the inode number";
+  std::ofstream(root_path_ + "/made") << "someone else's";
   EXPECT_FALSE(layer_->NoNews(Notice("/made")));
 }
 
