@@ -116,8 +116,8 @@ bool ChangesByDaemon::MakeHere(const v1::Op& op, v1::OpResult* result) {
     }
     result->set_id(op.id());
     if (parent) StatToProto(*parent, result->mutable_parent_attr());
-    Remember(*path, {.removed = true});
-    Remember(ParentPath(*path), {});
+    Remember(*path, /*removed=*/true);
+    Remember(ParentPath(*path), /*removed=*/false);
     return true;
   }
   struct stat after;
@@ -127,7 +127,7 @@ bool ChangesByDaemon::MakeHere(const v1::Op& op, v1::OpResult* result) {
   }
   result->set_id(op.id());
   StatToProto(after, result->mutable_entry()->mutable_attr());
-  Remember(*path, {});
+  Remember(*path, /*removed=*/false);
   return true;
 }
 
@@ -157,8 +157,8 @@ bool ChangesByDaemon::CreateHere(const v1::Op& op, const UserIdentity& caller,
   open->set_noflush(!options_.backend_posix_locks);
   open->set_passthrough(true);
   options_.inbox->Put(c.passthrough_tag(), std::move(file));
-  Remember(c.path(), {});
-  Remember(ParentPath(c.path()), {});
+  Remember(c.path(), /*removed=*/false);
+  Remember(ParentPath(c.path()), /*removed=*/false);
   return true;
 }
 
@@ -198,15 +198,13 @@ void ChangesByDaemon::TrimLocked(absl::Time now) {
   }
 }
 
-void ChangesByDaemon::Remember(const std::string& path, const Recent& what) {
+void ChangesByDaemon::Remember(const std::string& path, bool removed) {
   const absl::Time now = absl::Now();
   absl::MutexLock lock(&mu_);
   TrimLocked(now);
   Recent& r = recent_[path];
-  const int in_progress = r.in_progress;
-  r = what;
   r.when = now;
-  r.in_progress = in_progress;
+  r.removed = removed;
 }
 
 bool ChangesByDaemon::NoNews(const v1::Invalidation& notice) {

@@ -120,8 +120,8 @@ class ChangesByDaemon : public OpTransport {
     // have the answer): a notice waits for them before it is judged.
     int in_progress = 0;
   };
-  // Records what was done at `path` (keeping in_progress).
-  void Remember(const std::string& path, const Recent& what);
+  // Records that the daemon changed `path` (`removed`: removed the name).
+  void Remember(const std::string& path, bool removed);
   // Keeps recent_ below kMaxRecent.
   void TrimLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Brackets a change of `paths` that may be made here.
