@@ -8,6 +8,7 @@
 #include <fcntl.h>
 
 #include "daemon/fuse/request_handlers.h"
+#include "daemon/passthrough/caller_identity.h"
 
 namespace fusehost {
 
@@ -24,10 +25,7 @@ bool RequestHandlers::OpenHere(const Request& req, uint64_t node, int flags,
   if (options_.queued_at && options_.queued_at(path)) return false;
   v1::Caller caller;
   req->FillCaller(&caller);
-  UserIdentity who;
-  who.uid = caller.uid();
-  who.gid = caller.gid();
-  who.groups.assign(caller.groups().begin(), caller.groups().end());
+  const UserIdentity who = UserIdentityOf(caller);
   struct stat st;
   // A regular file opened read-only: what CheckBackingDescriptor asks of a
   // backend's descriptor holds by construction.

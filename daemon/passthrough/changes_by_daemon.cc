@@ -7,6 +7,7 @@
 
 #include "common/paths.h"
 #include "common/stat_convert.h"
+#include "daemon/passthrough/caller_identity.h"
 
 namespace fusehost {
 namespace {
@@ -53,15 +54,6 @@ bool ChangeOf(const v1::Op& op, AttributeChange* change,
   }
 }
 
-UserIdentity CallerOf(const v1::Op& op) {
-  UserIdentity caller;
-  caller.uid = op.caller().uid();
-  caller.gid = op.caller().gid();
-  caller.groups.assign(op.caller().groups().begin(),
-                       op.caller().groups().end());
-  return caller;
-}
-
 // The paths a change the daemon may make itself changes: the file, and for
 // a name made or removed its directory. None for any other op.
 std::vector<std::string> PathsChanged(const v1::Op& op) {
@@ -90,7 +82,8 @@ ChangesByDaemon::ChangesByDaemon(Options options)
 
 bool ChangesByDaemon::MakeHere(const v1::Op& op, v1::OpResult* result) {
   if (options_.root == nullptr || options_.cache == nullptr) return false;
-  if (op.has_create()) return CreateHere(op, CallerOf(op), result);
+  if (op.has_create())
+    return CreateHere(op, UserIdentityOf(op.caller()), result);
   const bool removal = op.has_unlink() || op.has_rmdir();
   AttributeChange change;
   const std::string* path = nullptr;
@@ -107,7 +100,7 @@ bool ChangesByDaemon::MakeHere(const v1::Op& op, v1::OpResult* result) {
     return false;
   }
   if (options_.queued_at && options_.queued_at(*path)) return false;
-  const UserIdentity caller = CallerOf(op);
+  const UserIdentity caller = UserIdentityOf(op.caller());
   if (removal) {
     std::optional<struct stat> parent;
     if (!options_.root->Remove(*path, caller, known.ino(), op.has_rmdir(),
