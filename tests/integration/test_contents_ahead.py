@@ -1,8 +1,9 @@
 """Small files fetched ahead of their opens (mount option prefetch_contents=,
-on by default for backends reached over TCP): reading a directory of small
-files costs a few messages instead of one per file, every file reads as it
-is in the backing directory, a file changed behind the mount is read as it
-is now, and contents fetched for one user never reach another."""
+on by default wherever an open is a message to the backend): reading a
+directory of small files costs a few messages instead of one per file,
+every file reads as it is in the backing directory, a file changed behind
+the mount is read as it is now, and contents fetched for one user never
+reach another."""
 
 import os
 import re
@@ -126,7 +127,23 @@ def test_a_reader_that_skips_files_across_directories_is_followed(
     assert fetched <= answered + 3 + 4, stats(m)
 
 
-def test_off_for_a_local_backend_and_when_asked(mounts, tcp_mount):
+def test_a_local_backend_that_hands_over_no_descriptor_is_read_ahead(mounts):
+    # Its opens are messages too; the first brings the other files along.
+    m = mounts.mount("loopback", "allow_other,passthrough=off")
+    make_files(m.backing)
+    fhlib.run_cmd(["ls", "-l", os.path.join(m.path, "d")])
+    messages0 = counters(m)[2]
+    assert read_all(os.path.join(m.path, "d")) == \
+        {"f%03d" % i: contents(i) for i in range(FILES)}
+    fetched, answered, messages = counters(m)
+    assert (fetched, answered) == (FILES - 1, FILES - 1), stats(m)
+    assert messages - messages0 <= 8, stats(m)
+
+
+def test_off_where_the_kernel_reads_the_files_itself_and_when_asked(
+        mounts, tcp_mount):
+    # A local loopback hands over descriptors: the kernel reads its files
+    # through them (passthrough), and an open costs no message anyway.
     m = mounts.mount("loopback")
     make_files(m.backing)
     fhlib.run_cmd(["ls", "-l", os.path.join(m.path, "d")])

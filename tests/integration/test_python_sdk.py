@@ -389,10 +389,12 @@ def test_fuse_options_map_to_the_daemon_and_the_sdk():
         dict(allow_other=True, ro=True, default_permissions=True,
              attr_timeout=2.5, max_write=65536, use_ino=True, nothreads=True,
              direct_io=True, big_writes=True, auto_cache=True,
-             hard_remove=True, debug=False, nonempty=False), "MyFs")
+             hard_remove=True, debug=False, nonempty=False,
+             prefetch_contents=16, write_behind=True), "MyFs")
     assert daemon.split(",") == [
         "default_permissions", "allow_other", "ro", "attr_timeout=2.5",
-        "max_write=65536", "fsname=MyFs"]
+        "max_write=65536", "prefetch_contents=16", "write_behind",
+        "fsname=MyFs"]
     assert backend.use_ino and backend.nothreads and backend.direct_io
     assert sorted(ignored) == ["auto_cache", "big_writes"]
     # Without default_permissions libfuse leaves checks to the filesystem.

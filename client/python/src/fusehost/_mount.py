@@ -39,8 +39,10 @@ _DAEMON_OPTIONS = {
     "ro", "rw", "allow_other", "default_permissions", "fsname", "subtype",
     "attr_timeout", "entry_timeout", "negative_timeout", "timeout",
     "max_write", "noexec", "nosuid", "nodev", "exec", "suid", "dev",
-    "noatime", "passthrough", "daemon_opens", "daemon_changes", "session",
-    "no_session",
+    "noatime", "atime", "relatime", "passthrough", "daemon_opens",
+    "daemon_changes", "session", "no_session", "cache_entries",
+    "prefetch_listings", "prefetch_contents", "read_ahead_kb",
+    "write_behind", "no_write_behind", "uring", "no_uring",
 }
 # libfuse behaviours that are always the case with fuse-hostd.
 _ALWAYS = {"hard_remove", "nonempty", "auto_unmount"}
@@ -138,8 +140,10 @@ class FUSE:
       use_ino, direct_io, kernel_cache: as libfuse's options.
       ro, allow_other, default_permissions, fsname, subtype, attr_timeout,
       entry_timeout, negative_timeout, max_write, noexec, nosuid, nodev,
-      noatime, timeout, passthrough, daemon_opens, daemon_changes, session:
-      mount options, passed to the daemon.
+      noatime, timeout, passthrough, daemon_opens, daemon_changes, session,
+      cache_entries, prefetch_listings, prefetch_contents, read_ahead_kb,
+      write_behind, uring (and their no_ forms): mount options, passed to
+      the daemon (the README's table says what each does).
     Other libfuse options are ignored with a warning naming them.
 
     Raises FuseHostError (a RuntimeError) when the daemon is unreachable or

@@ -1,0 +1,134 @@
+"""Which threads run a batch's ops (client/python/src/fusehost/_batch.py):
+ops of a kind timed cheap run on the thread that received the batch, with
+no helper; helpers join a batch whose op blocks, even when that op waits
+for another op of the same batch; kinds never timed, or timed dear, get
+helpers from the start.
+
+Each batch goes through the servicer's Execute, as the daemon's batches do
+(nothing is mounted). Needs `bazel build //...`; runs as any user.
+"""
+
+import stat
+import threading
+import time
+
+import fusehost  # the package, on the path by conftest.py
+from fusehost import _batch
+from fusehost import _server
+from fusehost._proto import pb
+
+_FILE = {"st_mode": stat.S_IFREG | 0o644, "st_nlink": 1}
+
+
+class Threads(fusehost.Operations):
+    """getattr records the thread it ran on; `/wait` blocks until `/go` has
+    run (at most 10 s), `/slow` takes `slow` seconds."""
+
+    use_ns = True
+
+    def __init__(self, slow=0.0):
+        self.slow = slow
+        self.threads = []
+        self.go = threading.Event()
+        self._lock = threading.Lock()
+
+    def getattr(self, path, fh=None):
+        with self._lock:
+            self.threads.append((path, threading.get_ident()))
+        if path == "/wait":
+            if not self.go.wait(10):
+                raise fusehost.FuseOSError(110)  # ETIMEDOUT
+        elif path == "/go":
+            self.go.set()
+        elif path == "/slow":
+            time.sleep(self.slow)
+        return dict(_FILE)
+
+
+def _batch_of(paths):
+    batch = pb.Batch(mount_id=1)
+    for i, path in enumerate(paths, 1):
+        batch.ops.add(id=i).getattr.path = path
+    return batch
+
+
+def _servicer(fs):
+    return _server.make_backend(
+        fs, options=_server.backend_options({"threads": 8}), instance=5)
+
+
+def _learn_cheap(servicer, fs):
+    """Sends batches of cheap getattrs until one has run alone (the probe
+    after PROBE - 1 with helpers); returns the ids of the threads it ran
+    on."""
+    for _ in range(_batch.OpCosts.PROBE):
+        fs.threads.clear()
+        servicer.Execute(_batch_of([b"/f%d" % i for i in range(20)]), None)
+    return {t for _, t in fs.threads}
+
+
+def test_cheap_ops_run_on_the_receiving_thread_alone():
+    fs = Threads()
+    servicer = _servicer(fs)
+    try:
+        assert _learn_cheap(servicer, fs) == {threading.get_ident()}
+        fs.threads.clear()
+        results = servicer.Execute(
+            _batch_of([b"/f%d" % i for i in range(50)]), None).results
+        assert [(r.id, r.posix_errno) for r in results] == \
+            [(i, 0) for i in range(1, 51)]
+        assert {t for _, t in fs.threads} == {threading.get_ident()}
+    finally:
+        servicer.shutdown()
+
+
+def test_helpers_join_a_cheap_batch_whose_op_waits_for_another_of_it():
+    fs = Threads()
+    servicer = _servicer(fs)
+    try:
+        _learn_cheap(servicer, fs)
+        fs.threads.clear()
+        start = time.monotonic()
+        results = servicer.Execute(_batch_of([b"/wait", b"/go"]), None).results
+        # The watchdog's two looks, not the 10 s the op would wait alone.
+        assert time.monotonic() - start < 5
+        assert [(r.id, r.posix_errno) for r in results] == [(1, 0), (2, 0)]
+        ran_on = dict(fs.threads)
+        assert ran_on["/wait"] == threading.get_ident()
+        assert ran_on["/go"] != threading.get_ident()
+    finally:
+        servicer.shutdown()
+
+
+def test_after_a_slow_op_the_rest_of_the_batch_and_the_next_get_helpers(
+        monkeypatch):
+    # No watchdog to call helpers in: only the slow op's time can.
+    monkeypatch.setattr(_batch, "PATIENCE", 60.0)
+    fs = Threads(slow=3 * _batch.SLOW)
+    servicer = _servicer(fs)
+    try:
+        _learn_cheap(servicer, fs)
+        fs.threads.clear()
+        results = servicer.Execute(
+            _batch_of([b"/slow", b"/wait", b"/go"]), None).results
+        assert [r.posix_errno for r in results] == [0, 0, 0]
+        # The kind now counts as dear: the next batch has helpers at once.
+        fs.go.clear()
+        start = time.monotonic()
+        results = servicer.Execute(_batch_of([b"/wait", b"/go"]), None).results
+        assert [r.posix_errno for r in results] == [0, 0]
+        assert time.monotonic() - start < 5
+    finally:
+        servicer.shutdown()
+
+
+def test_a_kind_never_timed_gets_helpers_at_once(monkeypatch):
+    monkeypatch.setattr(_batch, "PATIENCE", 60.0)
+    fs = Threads()
+    servicer = _servicer(fs)
+    try:
+        # Alone, /wait would hold /go until it timed out.
+        results = servicer.Execute(_batch_of([b"/wait", b"/go"]), None).results
+        assert [r.posix_errno for r in results] == [0, 0]
+    finally:
+        servicer.shutdown()
