@@ -68,14 +68,21 @@ bool ContentsAhead::NextDirectory(std::string* dir,
   if (*dir == "/") return false;
   const std::string parent = ParentPath(*dir);
   std::shared_ptr<const Listing> siblings =
-      options_.coherence->CachedListing(parent);
+      options_.coherence->LastListing(parent);
   if (siblings == nullptr) return false;
   size_t looked = 0;
   for (auto it = siblings->upper_bound(BaseName(*dir));
        it != siblings->end() && looked < options_.scan; ++it, ++looked) {
-    if (it->second.type != S_IFDIR) continue;
     std::string next = ChildPathOf(parent, it->first.view());
-    std::shared_ptr<const Listing> l = options_.coherence->CachedListing(next);
+    uint32_t type = it->second.type;
+    if (type == 0) {
+      // A listing of names only (fusepy's readdir): the attributes say.
+      std::optional<v1::Attr> attr = options_.coherence->LastAttr(next);
+      if (!attr) return false;  // nothing known of it
+      type = attr->mode() & S_IFMT;
+    }
+    if (type != S_IFDIR) continue;
+    std::shared_ptr<const Listing> l = options_.coherence->LastListing(next);
     // Not listed: nothing known of its files yet.
     if (l == nullptr) return false;
     *dir = std::move(next);
@@ -91,8 +98,7 @@ std::vector<PendingOp> ContentsAhead::Opened(const std::string& path,
   if (!enabled()) return {};
   const std::string dir = ParentPath(path);
   const absl::string_view name = BaseName(path);
-  std::shared_ptr<const Listing> listing =
-      options_.coherence->CachedListing(dir);
+  std::shared_ptr<const Listing> listing = options_.coherence->LastListing(dir);
   if (listing == nullptr) return {};
   Cursor c;
   size_t stride = 1;
@@ -124,12 +130,15 @@ std::vector<PendingOp> ContentsAhead::Opened(const std::string& path,
     }
   }
   if (c.dir != dir) {
-    listing = options_.coherence->CachedListing(c.dir);
+    listing = options_.coherence->LastListing(c.dir);
     if (listing == nullptr) return {};
   }
   struct Wanted {
     std::string path;
     Seen seen;
+    // Its attributes were past their lifetime: fetched anew beside it, so
+    // that the reader's lookup finds them (and the contents can be served).
+    bool refresh;
   };
   std::vector<Wanted> wanted;
   size_t bytes = 0;
@@ -156,9 +165,14 @@ std::vector<PendingOp> ContentsAhead::Opened(const std::string& path,
       const bool taken = c.counted + 1 >= stride;
       std::string child;
       std::optional<v1::Attr> attr;
+      bool expired = false;
       if (taken && (it->second.type == 0 || it->second.type == S_IFREG)) {
         child = ChildPathOf(c.dir, it->first.view());
         attr = options_.coherence->CachedAttr(child);
+        if (!attr) {
+          attr = options_.coherence->LastAttr(child);
+          expired = attr.has_value();
+        }
       }
       const bool small = attr && S_ISREG(attr->mode()) &&
                          attr->size() <= options_.largest;
@@ -170,7 +184,7 @@ std::vector<PendingOp> ContentsAhead::Opened(const std::string& path,
       c.counted = taken ? 0 : c.counted + 1;
       if (!small) continue;
       bytes += attr->size();
-      wanted.push_back(Wanted{std::move(child), SeenOf(*attr)});
+      wanted.push_back(Wanted{std::move(child), SeenOf(*attr), expired});
     }
     if (full) break;
     c.at_end = true;
@@ -186,12 +200,21 @@ std::vector<PendingOp> ContentsAhead::Opened(const std::string& path,
 
   auto fetch = std::make_shared<Fetch>();
   std::vector<PendingOp> ops;
+  std::vector<PendingOp> refreshes;
   {
     absl::MutexLock lock(&mu_);
     for (Wanted& w : wanted) {
       if (kept_.contains(w.path)) continue;
       if (!in_flight_.try_emplace(w.path, InFlight{w.seen, {}}).second) {
         continue;
+      }
+      if (w.refresh) {
+        // Answered into the daemon's cache on its way back.
+        PendingOp getattr;
+        *getattr.op.mutable_caller() = caller;
+        getattr.op.mutable_getattr()->set_path(w.path);
+        getattr.done = [](const v1::OpResult&) {};
+        refreshes.push_back(std::move(getattr));
       }
       PendingOp p;
       *p.op.mutable_caller() = caller;
@@ -224,6 +247,7 @@ std::vector<PendingOp> ContentsAhead::Opened(const std::string& path,
     absl::MutexLock lock(&fetch->mu);
     fetch->waiting = ops.size();
   }
+  for (PendingOp& r : refreshes) ops.push_back(std::move(r));
   return ops;
 }
 

@@ -1,31 +1,33 @@
-// Small files' contents fetched ahead of their opens, for a backend whose
-// round trips cost (one reached over the network).
+// Small files' contents fetched ahead of their opens, for a backend whose opens
+// are messages (any but one whose files the kernel reads through passthrough).
 //
 // `cat *`, `grep -r`, `tar c` and `cp -r` open the files of a directory one
-// after the other, and each open is a round trip even when the file comes
-// whole with it (OpenRequest.contents_up_to). When a read-only open of a
-// small file has to go to the backend (Opened), a window of the small
-// regular files listed after it in its directory's cached listing is opened
-// at the backend with their contents, in one message sent beside it, and
-// released again; when the reader is half-way through the window, the next
-// one goes out. The window takes every step-th name, the step being the
-// reader's own from one open to the next in a directory (1 for `cat *`),
-// so that a reader that skips is not sent what it skips. An open of one of
-// them is then answered by the daemon (Take): the
-// kernel's first read comes from the fetched contents, and the backend opens
-// the file only if a later operation needs its handle
-// (HandleMap::IssueUnopened). An open of a file whose fetch is under way
-// waits for it (AwaitInFlight) instead of asking a second time.
+// after the other, and each open is a round trip even when the file comes whole
+// with it (OpenRequest.contents_up_to). When a read-only open of a small file
+// has to go to the backend (Opened), a window of the small regular files listed
+// after it in its directory's cached listing is opened at the backend with
+// their contents, in one message sent beside it, and released again. The
+// listing and the sizes it is chosen by may be past their lifetime (a backend
+// with 1 s lifetimes, as fusepy's default, has them expire between `ls` and
+// `cat`): they only say what to fetch; when the reader is half-way through the
+// window, the next one goes out. The window takes every step-th name, the step
+// being the reader's own from one open to the next in a directory (1 for
+// `cat *`), so that a reader that skips is not sent what it skips. An open of
+// one of them is then answered by the daemon (Take): the kernel's first read
+// comes from the fetched contents, and the backend opens the file only if a
+// later operation needs its handle (HandleMap::IssueUnopened). An open of a
+// file whose fetch is under way waits for it (AwaitInFlight) instead of asking
+// a second time.
 //
-// What a reader may see: fetched contents are served once, to the caller
-// they were fetched as (uid, gid and groups: the backend checked that
-// caller's access), and only while the daemon's cache still shows the
-// attributes the file had when they were fetched (inode number, size,
-// modification and change times). A change made through the daemon, or a
-// backend's notice of one made behind it, drops or changes those
-// attributes, so the contents are never older than the attributes the
-// daemon shows for the file. Unused contents are not served after
-// `max_age`, and the oldest go when `max_bytes` would be passed.
+// What a reader may see: fetched contents are served once, to the caller they
+// were fetched as (uid, gid and groups: the backend checked that caller's
+// access), and only while the daemon's cache shows, fresh, the attributes it
+// held for the file before they were fetched (inode number, size, modification
+// and change times). A change made through the daemon, or a backend's notice of
+// one made behind it, drops or changes those attributes, so the contents are
+// never older than the attributes the daemon shows for the file. Unused
+// contents are not served after `max_age`, and the oldest go when `max_bytes`
+// would be passed.
 //
 // Bounded: at most `files` files and `fetch_bytes` bytes (by their cached
 // sizes) per window, none larger than `largest`, and at most `scan` names of

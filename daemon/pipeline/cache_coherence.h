@@ -66,6 +66,15 @@ class CacheCoherence {
   // The attributes the daemon's cache holds for `path`, if fresh. Never
   // asks the backend.
   virtual std::optional<v1::Attr> CachedAttr(const std::string& path) = 0;
+  // What the cache last held for `path`, fresh or past its lifetime: hints
+  // of what a caller may ask for next (what to fetch ahead), never answers.
+  // Without an override, only fresh ones.
+  virtual std::shared_ptr<const Listing> LastListing(const std::string& path) {
+    return CachedListing(path);
+  }
+  virtual std::optional<v1::Attr> LastAttr(const std::string& path) {
+    return CachedAttr(path);
+  }
   // The same into *out, false on a miss: a caller that asks for many paths
   // in a row reuses one message (its time fields are messages of their own)
   // instead of building and copying one per path.

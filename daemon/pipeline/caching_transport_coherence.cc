@@ -42,6 +42,21 @@ std::optional<v1::Attr> CachingTransport::CachedAttr(const std::string& path) {
   return attr;
 }
 
+std::shared_ptr<const Listing> CachingTransport::LastListing(
+    const std::string& path) {
+  if (options_.cache == nullptr || path.empty()) return nullptr;
+  return options_.cache->ShareLastListing(path);
+}
+
+std::optional<v1::Attr> CachingTransport::LastAttr(const std::string& path) {
+  v1::Attr attr;
+  if (options_.cache == nullptr || path.empty() ||
+      !options_.cache->GetLastAttr(path, &attr)) {
+    return std::nullopt;
+  }
+  return attr;
+}
+
 bool CachingTransport::CachedAttrInto(const std::string& path, v1::Attr* out) {
   if (options_.cache == nullptr || path.empty()) return false;
   // GetAttr sets every field but these (a reused message may hold them).

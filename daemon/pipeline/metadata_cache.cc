@@ -121,6 +121,17 @@ MetadataCache::AttrLookup MetadataCache::GetAttr(absl::string_view path,
   return AttrLookup::kHit;
 }
 
+bool MetadataCache::GetLastAttr(absl::string_view path, v1::Attr* attr) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(path);
+  if (it == entries_.end() || it->second.state != Entry::kAttr) return false;
+  const Entry& e = it->second;
+  e.AttrToProto(attr);
+  const int64_t now = NowNanos();
+  attr->set_ttl_ms(e.attr_expiry > now ? MillisLeft(e.attr_expiry, now) : 0);
+  return true;
+}
+
 void MetadataCache::PutAttr(absl::string_view path, const v1::Attr& attr,
                             absl::Duration ttl, uint64_t epoch) {
   if (ttl <= absl::ZeroDuration()) return;

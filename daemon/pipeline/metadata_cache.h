@@ -83,6 +83,9 @@ class MetadataCache {
   // kHit fills *attr (with ttl_ms = the time left); kNegative means the path
   // is known not to exist.
   AttrLookup GetAttr(absl::string_view path, v1::Attr* attr);
+  // The attributes last cached for `path`, fresh or not (with ttl_ms 0 once
+  // past their lifetime): a hint of what the file was, never an answer.
+  bool GetLastAttr(absl::string_view path, v1::Attr* attr);
   void PutAttr(absl::string_view path, const v1::Attr& attr,
                absl::Duration ttl, uint64_t epoch);
   void PutNegative(absl::string_view path, absl::Duration ttl, uint64_t epoch);
@@ -97,6 +100,9 @@ class MetadataCache {
   // A fresh listing itself, shared read-only (null if none): holders cost
   // nothing more, and later changes through the daemon copy it first.
   std::shared_ptr<const Listing> ShareListing(absl::string_view path);
+  // The listing last cached for `path`, fresh or not: a hint of what the
+  // directory held, never an answer.
+  std::shared_ptr<const Listing> ShareLastListing(absl::string_view path);
   void PutListing(absl::string_view path, Listing listing, absl::Duration ttl,
                   uint64_t epoch);
   // Whether directory `dir` has a fresh listing, and if so whether `name`

@@ -49,6 +49,14 @@ std::shared_ptr<const Listing> MetadataCache::ShareListing(
   return it->second.extra->listing;
 }
 
+std::shared_ptr<const Listing> MetadataCache::ShareLastListing(
+    absl::string_view path) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(path);
+  if (it == entries_.end() || it->second.listing_expiry() == 0) return nullptr;
+  return it->second.extra->listing;
+}
+
 void MetadataCache::PutListing(absl::string_view path, Listing listing,
                                absl::Duration ttl, uint64_t epoch) {
   if (ttl <= absl::ZeroDuration()) return;

@@ -1,8 +1,8 @@
 """Which threads run a batch's ops (client/python/src/fusehost/_batch.py):
 ops of a kind timed cheap run on the thread that received the batch, with
 no helper; helpers join a batch whose op blocks, even when that op waits
-for another op of the same batch; kinds never timed, or timed dear, get
-helpers from the start.
+for another op of the same batch; kinds timed dear get helpers from the
+start.
 
 Each batch goes through the servicer's Execute, as the daemon's batches do
 (nothing is mounted). Needs `bazel build //...`; runs as any user.
@@ -58,12 +58,10 @@ def _servicer(fs):
 
 
 def _learn_cheap(servicer, fs):
-    """Sends batches of cheap getattrs until one has run alone (the probe
-    after PROBE - 1 with helpers); returns the ids of the threads it ran
-    on."""
-    for _ in range(_batch.OpCosts.PROBE):
-        fs.threads.clear()
-        servicer.Execute(_batch_of([b"/f%d" % i for i in range(20)]), None)
+    """Sends a batch of cheap getattrs, which times the kind; returns the
+    ids of the threads it ran on."""
+    fs.threads.clear()
+    servicer.Execute(_batch_of([b"/f%d" % i for i in range(20)]), None)
     return {t for _, t in fs.threads}
 
 
@@ -122,13 +120,12 @@ def test_after_a_slow_op_the_rest_of_the_batch_and_the_next_get_helpers(
         servicer.shutdown()
 
 
-def test_a_kind_never_timed_gets_helpers_at_once(monkeypatch):
-    monkeypatch.setattr(_batch, "PATIENCE", 60.0)
+def test_a_kind_never_timed_starts_alone_and_is_timed():
     fs = Threads()
     servicer = _servicer(fs)
     try:
-        # Alone, /wait would hold /go until it timed out.
-        results = servicer.Execute(_batch_of([b"/wait", b"/go"]), None).results
-        assert [r.posix_errno for r in results] == [0, 0]
+        servicer.Execute(_batch_of([b"/f%d" % i for i in range(20)]), None)
+        assert {t for _, t in fs.threads} == {threading.get_ident()}
+        assert servicer._batches.costs.start_alone({"getattr"})
     finally:
         servicer.shutdown()

@@ -211,6 +211,51 @@ TEST_F(ContentsAheadTest, ContentsOfAnotherSizeThanCachedAreNotKept) {
   EXPECT_EQ(sent(), before + 1);
 }
 
+TEST_F(ContentsAheadTest,
+       ListingsAndSizesPastTheirLifetimeStillChooseTheWindow) {
+  // As between `ls` and `cat` with 1 s lifetimes: only the opened file's
+  // attributes are fresh (the kernel looked it up).
+  pipeline_.listings_expired = true;
+  for (const char* name : {"/d/b", "/d/big", "/d/c", "/d/e"}) {
+    pipeline_.expired_attrs[name] = pipeline_.cached_attrs[name];
+    pipeline_.cached_attrs.erase(name);
+  }
+  const size_t open_a = OpenFirst();
+  ASSERT_EQ(sent(), open_a + 7)
+      << "a's open, then b, c and e, and their attributes anew";
+  EXPECT_EQ(pipeline_.groups.back(), 6u) << "one SendAll";
+  const char* names[] = {"/d/b", "/d/c", "/d/e"};
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(pipeline_.op(open_a + 1 + i).open().path(), names[i]);
+    EXPECT_EQ(pipeline_.op(open_a + 4 + i).getattr().path(), names[i]);
+    EXPECT_EQ(pipeline_.op(open_a + 4 + i).caller().uid(), 1000u);
+  }
+  AnswerFetch(open_a + 1);
+  EXPECT_EQ(handlers_->contents_fetched_ahead(), 3u);
+
+  // The kernel looks b up: fresh attributes, as they were. Its open costs
+  // no message.
+  pipeline_.cached_attrs["/d/b"] = pipeline_.expired_attrs["/d/b"];
+  uint64_t b = Known(dir_, "b", pipeline_.cached_attrs["/d/b"]);
+  size_t before = sent();
+  auto open = Req(KernelOp::kOpen);
+  handlers_->Open(open, b, O_RDONLY);
+  ASSERT_EQ(open->kind, Kind::kOpen);
+  EXPECT_EQ(sent(), before);
+
+  // c changed since its attributes were cached: its fresh ones differ, so
+  // what was fetched is not served.
+  v1::Attr c_now = pipeline_.expired_attrs["/d/c"];
+  c_now.mutable_mtime()->set_sec(2000);
+  pipeline_.cached_attrs["/d/c"] = c_now;
+  uint64_t c = Known(dir_, "c", c_now);
+  before = sent();
+  handlers_->Open(Req(KernelOp::kOpen), c, O_RDONLY);
+  ASSERT_GE(sent(), before + 1);
+  EXPECT_EQ(pipeline_.op(before).open().path(), "/d/c");
+  EXPECT_EQ(handlers_->opens_answered_ahead(), 1u);
+}
+
 TEST_F(ContentsAheadTest, AWindowGoesOnIntoTheNextDirectory) {
   Listing root;
   root.emplace("d", ListingEntry{S_IFDIR, 2});
@@ -232,6 +277,31 @@ TEST_F(ContentsAheadTest, AWindowGoesOnIntoTheNextDirectory) {
   }
   EXPECT_EQ(paths, (std::vector<std::string>{"/d/b", "/d/c", "/d/e", "/d2/x",
                                              "/d2/y"}));
+}
+
+TEST_F(ContentsAheadTest,
+       AWindowGoesOnIntoTheNextDirectoryOfANamesOnlyListing) {
+  // fusepy's readdir gives names only: the attributes tell files from
+  // directories.
+  Listing root;
+  for (const char* n : {"d", "d1", "d2"}) root.emplace(n, ListingEntry{});
+  pipeline_.more_listings["/"] = root;
+  pipeline_.expired_attrs["/d1"] = FileAttr(3);
+  pipeline_.expired_attrs["/d2"] = FileAttr(4, S_IFDIR | 0755, 2);
+  Listing d2;
+  d2.emplace("x", ListingEntry{});
+  v1::Attr x = FileAttr(50);
+  x.set_size(5);
+  pipeline_.expired_attrs["/d2/x"] = x;
+  pipeline_.more_listings["/d2"] = d2;
+  const size_t open_a = OpenFirst();
+  std::vector<std::string> paths;
+  for (size_t i = open_a + 1; i < sent(); ++i) {
+    if (pipeline_.op(i).has_open()) {
+      paths.push_back(pipeline_.op(i).open().path());
+    }
+  }
+  EXPECT_EQ(paths, (std::vector<std::string>{"/d/b", "/d/c", "/d/e", "/d2/x"}));
 }
 
 // Files n00..n39 after e in /d; opens sent from `first` on answered with

@@ -153,6 +153,10 @@ class FakePipeline : public CountingTransport, public CacheCoherence {
   // CacheCoherence.
   std::shared_ptr<const Listing> CachedListing(
       const std::string& path) override {
+    if (listings_expired) return nullptr;
+    return LastListing(path);
+  }
+  std::shared_ptr<const Listing> LastListing(const std::string& path) override {
     auto it = more_listings.find(path);
     if (it != more_listings.end()) {
       return std::make_shared<const Listing>(it->second);
@@ -164,6 +168,11 @@ class FakePipeline : public CountingTransport, public CacheCoherence {
     auto it = cached_attrs.find(path);
     if (it == cached_attrs.end()) return std::nullopt;
     return it->second;
+  }
+  std::optional<v1::Attr> LastAttr(const std::string& path) override {
+    auto it = expired_attrs.find(path);
+    if (it != expired_attrs.end()) return it->second;
+    return CachedAttr(path);
   }
   void OtherNamesChanged(const std::vector<std::string>& paths) override {
     other_names.insert(other_names.end(), paths.begin(), paths.end());
@@ -184,6 +193,9 @@ class FakePipeline : public CountingTransport, public CacheCoherence {
   // NamesOfFileChanged calls: (backend inode number, name kept).
   std::vector<std::pair<uint64_t, std::string>> files_changed;
   std::map<std::string, v1::Attr> cached_attrs;  // what CachedAttr knows
+  // Past their lifetime: only LastListing and LastAttr know these.
+  bool listings_expired = false;
+  std::map<std::string, v1::Attr> expired_attrs;
 };
 
 class RecordingNotify : public KernelNotify {

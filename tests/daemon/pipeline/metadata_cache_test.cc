@@ -110,6 +110,31 @@ TEST_F(MetadataCacheTest, EverythingExpiresAfterItsLifetime) {
   EXPECT_EQ(Xattr("/f", "user.x"), AttrLookup::kMiss);
 }
 
+TEST_F(MetadataCacheTest, TheLastAttributesAndListingOutliveTheirLifetime) {
+  uint64_t epoch = cache_.epoch();
+  cache_.PutAttr("/d/f", AttrOf(7), kShort, epoch);
+  cache_.PutNegative("/d/gone", kShort, epoch);
+  PutList("/d", {"f"}, kShort);
+  absl::SleepFor(kPastShort);
+  v1::Attr attr;
+  ASSERT_EQ(cache_.GetAttr("/d/f", &attr), AttrLookup::kMiss);
+  // As hints only: past their lifetime, with no time left.
+  ASSERT_TRUE(cache_.GetLastAttr("/d/f", &attr));
+  EXPECT_EQ(attr.ino(), 7u);
+  EXPECT_EQ(attr.ttl_ms(), 0u);
+  EXPECT_FALSE(cache_.GetLastAttr("/d/gone", &attr)) << "absence is no attr";
+  EXPECT_FALSE(cache_.GetLastAttr("/d/never", &attr));
+  EXPECT_EQ(cache_.ShareListing("/d"), nullptr);
+  std::shared_ptr<const Listing> last = cache_.ShareLastListing("/d");
+  ASSERT_NE(last, nullptr);
+  EXPECT_EQ(last->count("f"), 1u);
+  // Dropped is gone, even as a hint.
+  cache_.DropAttr("/d/f");
+  cache_.DropListing("/d");
+  EXPECT_FALSE(cache_.GetLastAttr("/d/f", &attr));
+  EXPECT_EQ(cache_.ShareLastListing("/d"), nullptr);
+}
+
 TEST_F(MetadataCacheTest, NonPositiveLifetimesStoreNothing) {
   uint64_t epoch = cache_.epoch();
   cache_.PutAttr("/f", AttrOf(1), absl::ZeroDuration(), epoch);

@@ -9,14 +9,13 @@ keep the ops' order, each in a slot made before any thread writes one.
 Helpers cost where ops are cheap: each thread that wakes takes its turn at
 the GIL, and a hand-over of the GIL between threads costs tens of
 microseconds, more than an lstat. A batch of 200 getattrs of a loopback
-took 30 us per op with helpers, 14 without. So a batch of kinds of op known
-to be cheap starts on the receiving thread alone, and helpers join as soon
-as one of its ops takes longer than SLOW, or a watchdog finds it blocked;
-a batch with a kind found dear, or not timed yet, gets helpers from its
-start (OpCosts). Batches of cheap
-ops received at once by several threads take turns (BatchRunner.turns):
-two threads running Python side by side hand the GIL over at every system
-call of either.
+took 30 us per op with helpers, 14 without. So a batch starts on the
+receiving thread alone, and helpers join as soon as one of its ops takes
+longer than SLOW, or a watchdog finds it blocked; only a batch with a kind
+of op found dear gets helpers from its start (OpCosts). Batches received
+at once by several threads take turns (BatchRunner.turns): two threads
+running Python side by side hand the GIL over at every system call of
+either.
 
 A batch with `in_order` (changes the daemon answered early and sends after
 their answer, which must reach the filesystem as they were made) runs on
@@ -55,9 +54,10 @@ class OpCosts:
     """What each kind of op costs: a moving average of its times, taken only
     when its batch runs on one thread (with helpers, an op's time is mostly
     its wait for the GIL). One op that blocks (SLOW) sets it at once. A
-    batch with a kind not known to be cheap (dearer than CHEAP, or never
-    timed) gets helpers from its start; every PROBE-th such batch starts
-    alone, to time that kind again."""
+    batch with a kind dearer than CHEAP gets helpers from its start; every
+    PROBE-th such batch starts alone, to time that kind again. A kind never
+    timed starts alone: if it blocks, helpers come after SLOW, or from the
+    watchdog."""
 
     PROBE = 16
 
@@ -77,7 +77,7 @@ class OpCosts:
         alone = True
         for kind in kinds:
             seconds = self._seconds.get(kind)
-            if seconds is None or seconds > CHEAP:
+            if seconds is not None and seconds > CHEAP:
                 since = self._since.get(kind, 0) + 1
                 self._since[kind] = since
                 if since % self.PROBE:
@@ -292,8 +292,11 @@ class BatchRunner:
         """Answers the releases among `ops` at once and runs them on a
         helper after (InitReply.releases_after_reply): the daemon sends
         releases, which nothing waits for, with later ops, whose reply must
-        not wait for them. Returns the other ops."""
+        not wait for them. They run one after the other on one helper: a
+        thread each would take turns at the GIL with everything else.
+        Returns the other ops."""
         rest = []
+        detached = []
         instance = self._instance
         for op in ops:
             kind = op.WhichOneof("op")
@@ -301,10 +304,16 @@ class BatchRunner:
             if (kind == "release" or kind == "releasedir") and (
                     not op.handle_instance or op.handle_instance == instance):
                 results.add().id = op.id
-                self.helpers.submit(self.run, op, pb.OpResult(), mount_id)
+                detached.append(op)
             else:
                 rest.append(op)
+        if detached:
+            self.helpers.submit(self._run_detached, detached, mount_id)
         return rest
+
+    def _run_detached(self, ops, mount_id):
+        for op in ops:
+            self.run(op, pb.OpResult(), mount_id)
 
     def shutdown(self):
         """Lets the helper threads go (batches still running finish)."""
