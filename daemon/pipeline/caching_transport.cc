@@ -135,7 +135,6 @@ void CachingTransport::SendGetattr(v1::Op op, Done done) {
       case MetadataCache::AttrLookup::kHit:
         Record(CacheKind::kAttr, true);
         done(hit);
-        FetchFurtherAhead(op, path);
         return;
       case MetadataCache::AttrLookup::kNegative:
         Record(CacheKind::kNegative, true);
@@ -199,50 +198,22 @@ bool CachingTransport::FetchAhead(v1::Op& op, const std::string& path,
   std::vector<std::string> ahead =
       options_.cache->UncachedPathsIn(dir, BaseName(path), kFetchAhead);
   if (ahead.empty()) return false;
-  std::vector<PendingOp> ops = AttrFetches(op, ahead);
+  std::vector<PendingOp> ops;
+  ops.reserve(ahead.size() + 1);
+  for (std::string& next : ahead) {
+    // As the same caller, with the same deadline.
+    v1::Op fetch = op;
+    fetch.mutable_getattr()->set_path(next);
+    ops.push_back(PendingOp{std::move(fetch),
+                            CachingGetattr(next, [](const v1::OpResult&) {}),
+                            nullptr});
+  }
   // The asked name last: its reply lets the kernel ask for the next name,
   // which is then cached already (the backend answers a message in order).
   ops.push_back(
       PendingOp{std::move(op), CachingGetattr(path, std::move(done)), nullptr});
   options_.next->SendAll(std::move(ops));
   return true;
-}
-
-std::vector<PendingOp> CachingTransport::AttrFetches(
-    const v1::Op& like, const std::vector<std::string>& paths) {
-  {
-    // The walker reaching the middle of these sends the next ones.
-    absl::MutexLock lock(&walk_mu_);
-    refill_at_ = paths[paths.size() / 2];
-    window_end_ = paths.back();
-  }
-  std::vector<PendingOp> ops;
-  ops.reserve(paths.size() + 1);
-  for (const std::string& next : paths) {
-    // As the same caller, with the same deadline.
-    v1::Op fetch = like;
-    fetch.mutable_getattr()->set_path(next);
-    ops.push_back(PendingOp{std::move(fetch),
-                            CachingGetattr(next, [](const v1::OpResult&) {}),
-                            nullptr});
-  }
-  return ops;
-}
-
-void CachingTransport::FetchFurtherAhead(const v1::Op& op,
-                                         const std::string& path) {
-  if (collecting != nullptr) return;
-  std::string from;
-  {
-    absl::MutexLock lock(&walk_mu_);
-    if (refill_at_.empty() || path != refill_at_) return;
-    refill_at_.clear();
-    from = window_end_;
-  }
-  std::vector<std::string> ahead = options_.cache->UncachedPathsIn(
-      ParentPath(from), BaseName(from), kFetchAhead);
-  if (ahead.empty()) return;
-  options_.next->SendAll(AttrFetches(op, ahead));
 }
 
 void CachingTransport::SendReadlink(v1::Op op, Done done) {

@@ -139,23 +139,11 @@ class CachingTransport : public OpTransport, public CacheCoherence {
   // instead of one per name. False, and nothing taken from `op` and
   // `done`, when there is nothing to fetch ahead.
   bool FetchAhead(v1::Op& op, const std::string& path, Done& done);
-  // Getattrs of `paths` like `like` (its caller and deadline), caching their
-  // answers; the middle one is where the walker triggers the next ones.
-  std::vector<PendingOp> AttrFetches(const v1::Op& like,
-                                     const std::vector<std::string>& paths);
-  // A hit on the name in the middle of the names last fetched ahead: the
-  // walker is going through them, and the next ones are fetched while it
-  // does, so that it never waits for a message (find, ls -l).
-  void FetchFurtherAhead(const v1::Op& op, const std::string& path);
   // How many names are fetched ahead: with the asked one, one message.
   static constexpr size_t kFetchAhead = 63;
   absl::Mutex walk_mu_;
   // The directory of the last getattr that missed the cache.
   std::string last_miss_dir_ ABSL_GUARDED_BY(walk_mu_);
-  // Of the names last fetched ahead: the middle one (empty once the next
-  // ones went out) and the last.
-  std::string refill_at_ ABSL_GUARDED_BY(walk_mu_);
-  std::string window_end_ ABSL_GUARDED_BY(walk_mu_);
   void SendReadlink(v1::Op op, Done done);
   // `prefetched`: a listing fetched ahead, which fetches nothing ahead
   // itself.

@@ -12,7 +12,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "proto/filesystem.pb.h"
@@ -63,43 +62,6 @@ TEST_F(CachingTransportTest, AWalkThroughAListingFetchesTheOtherNamesAhead) {
   // The kernel's next lookups are answered from memory.
   EXPECT_EQ(Local(GetattrOp("/d/a")).getattr().attr().ino(), 1u);
   EXPECT_EQ(Local(GetattrOp("/d/e")).posix_errno(), ENOENT);
-}
-
-TEST_F(CachingTransportTest, AWalkerHalfWayThroughWhatCameAheadGetsTheNext) {
-  std::vector<std::string> names;
-  for (int i = 0; i < 200; ++i) names.push_back(absl::StrFormat("n%03d", i));
-  SeedListing("/d", names);
-  Roundtrip(GetattrOp("/d/n000"), GetattrReply(AttrOf(1000)));
-  Slot first = Start(GetattrOp("/d/n001"));
-  // n002..n064, then the asked one.
-  ASSERT_EQ(backend_.sent(), 65u);
-  EXPECT_EQ(backend_.op(1).getattr().path(), "/d/n002");
-  EXPECT_EQ(backend_.op(63).getattr().path(), "/d/n064");
-  for (size_t i = 1; i < 65; ++i) {
-    backend_.Answer(i, GetattrReply(AttrOf(1000 + i)));
-  }
-  ASSERT_TRUE(first->has_value());
-  // The walker goes on through them, from memory; at the middle one the
-  // next names go out, before it needs them.
-  for (int i = 2; i < 33; ++i) {
-    EXPECT_EQ(Local(GetattrOp(absl::StrFormat("/d/n%03d", i))).posix_errno(),
-              0);
-  }
-  EXPECT_EQ(backend_.sent(), 65u);
-  Slot middle = Start(GetattrOp("/d/n033"));
-  ASSERT_TRUE(middle->has_value()) << "answered from the cache";
-  EXPECT_EQ((*middle)->getattr().attr().ino(), 1032u);
-  ASSERT_EQ(backend_.sent(), 65u + 63);
-  EXPECT_EQ(backend_.op(65).getattr().path(), "/d/n065");
-  EXPECT_EQ(backend_.op(65 + 62).getattr().path(), "/d/n127");
-  EXPECT_EQ(backend_.op(65).caller().uid(), 1000u);
-  for (size_t i = 65; i < 65 + 63; ++i) {
-    backend_.Answer(i, GetattrReply(AttrOf(1000 + i)));
-  }
-  // Once: the middle one again sends nothing more.
-  EXPECT_EQ(Local(GetattrOp("/d/n033")).posix_errno(), 0);
-  EXPECT_EQ(backend_.sent(), 65u + 63);
-  EXPECT_EQ(Local(GetattrOp("/d/n127")).getattr().attr().ino(), 1127u);
 }
 
 TEST_F(CachingTransportTest, MissesInDifferentDirectoriesFetchNothingAhead) {
