@@ -396,12 +396,15 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
   listener.on_open = [self] { self->caching_->NoticesMayHaveBeenLost(); };
   listener.on_notice = [self](const v1::Invalidation& notice) {
     if (!self->validator_->AcceptNotice(notice)) return;
-    // The backend saw a change the daemon made itself and already knows.
-    if (self->changes_by_daemon_ != nullptr &&
-        self->changes_by_daemon_->NoNews(notice)) {
-      return;
+    const auto apply = [self](const v1::Invalidation& news) {
+      self->caching_->ApplyNotice(news);
+    };
+    // Unless the backend saw a change the daemon made itself and knows.
+    if (self->changes_by_daemon_ != nullptr) {
+      self->changes_by_daemon_->Filter(notice, apply);
+    } else {
+      apply(notice);
     }
-    self->caching_->ApplyNotice(notice);
   };
   m->listener_ = std::make_unique<InvalidationListener>(std::move(listener));
   m->listener_->Start();
@@ -607,6 +610,9 @@ void Mount::Shutdown() {
     state_.reset();
   }
   if (listener_ != nullptr) listener_->Stop();
+  // Notices it still held for changes under way would reach the caches
+  // while they are taken down.
+  if (changes_by_daemon_ != nullptr) changes_by_daemon_->StopFiltering();
   // Changes answered early live only in this daemon: they go to the backend
   // before anything is stopped (stopping the session cancels whatever is
   // still queued below it). Bounded by the mount's timeout=.

@@ -161,7 +161,7 @@ void ChangesByDaemon::Begin(const std::vector<std::string>& paths) {
   TrimLocked(now);
   for (const std::string& path : paths) {
     Recent& r = recent_[path];
-    if (r.in_progress == 0 && now - r.when > kRecent) r = Recent{};
+    if (r.in_progress == 0 && now - r.when > kRecent) r.removed = false;
     r.when = now;
     ++r.in_progress;
   }
@@ -175,19 +175,21 @@ void ChangesByDaemon::End(const std::vector<std::string>& paths) {
       --it->second.in_progress;
     }
   }
-  settled_.SignalAll();
 }
 
 void ChangesByDaemon::TrimLocked(absl::Time now) {
   if (recent_.size() < kMaxRecent) return;
-  // Never one whose change is under way: its End must find it.
-  absl::erase_if(recent_, [now](const auto& entry) {
-    return entry.second.in_progress == 0 && now - entry.second.when > kRecent;
+  // Never one whose change is under way (its End must find it) or whose
+  // notices are parked (they wait for it).
+  const auto idle = [](const Recent& r) {
+    return r.in_progress == 0 && r.parked == 0;
+  };
+  absl::erase_if(recent_, [now, &idle](const auto& entry) {
+    return idle(entry.second) && now - entry.second.when > kRecent;
   });
   if (recent_.size() >= kMaxRecent) {
-    absl::erase_if(recent_, [](const auto& entry) {
-      return entry.second.in_progress == 0;
-    });
+    absl::erase_if(recent_,
+                   [&idle](const auto& entry) { return idle(entry.second); });
   }
 }
 
@@ -209,14 +211,7 @@ bool ChangesByDaemon::NoNews(const v1::Invalidation& notice) {
   Recent did;
   {
     absl::MutexLock lock(&mu_);
-    // A change under way is judged once the caches have its answer; the
-    // wait is bounded, as a notice that waits holds up the later ones.
-    const absl::Time deadline = absl::Now() + options_.settle_wait;
     auto it = recent_.find(path);
-    while (it != recent_.end() && it->second.in_progress > 0 &&
-           !settled_.WaitWithDeadline(&mu_, deadline)) {
-      it = recent_.find(path);
-    }
     if (it == recent_.end() || absl::Now() - it->second.when > kRecent) {
       return false;
     }
@@ -224,12 +219,16 @@ bool ChangesByDaemon::NoNews(const v1::Invalidation& notice) {
   }
   struct stat now;
   const bool exists = options_.root->Stat(path, &now);
-  // A name the daemon removed, still gone (the cache knows it is). A file
-  // it only changed and someone else removed is news.
-  if (notice.kind() == v1::Invalidation::REMOVED) return did.removed && !exists;
+  // A name the daemon removed, still gone (the cache knows it is), whatever
+  // the notice says happened to it before: a change inside a directory
+  // reported after the daemon removed the directory as well. A file it
+  // only changed and someone else removed is news.
+  if (notice.kind() == v1::Invalidation::REMOVED || !exists) {
+    return did.removed && !exists;
+  }
   v1::Attr known;
-  if (!exists || options_.cache->GetAttr(path, &known) !=
-                     MetadataCache::AttrLookup::kHit) {
+  if (options_.cache->GetAttr(path, &known) !=
+      MetadataCache::AttrLookup::kHit) {
     return false;
   }
   v1::Attr host;
@@ -252,6 +251,62 @@ bool ChangesByDaemon::NoNews(const v1::Invalidation& notice) {
          host.mtime().nsec() == known.mtime().nsec() &&
          host.ctime().sec() == known.ctime().sec() &&
          host.ctime().nsec() == known.ctime().nsec();
+}
+
+ChangesByDaemon::~ChangesByDaemon() { StopFiltering(); }
+
+void ChangesByDaemon::Filter(v1::Invalidation notice, Apply apply) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = recent_.find(notice.path());
+    if (!stopping_ && it != recent_.end() &&
+        (it->second.in_progress > 0 || it->second.parked > 0)) {
+      ++it->second.parked;
+      parked_.push_back(Parked{std::move(notice), std::move(apply)});
+      if (!judge_.joinable()) judge_ = std::thread([this] { JudgeParked(); });
+      return;
+    }
+  }
+  if (!NoNews(notice)) apply(notice);
+}
+
+void ChangesByDaemon::JudgeParked() {
+  // The first parked notice is judged once its path's changes have ended
+  // (the caches have their answers); the rest wait behind it.
+  const auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (stopping_) return true;
+    if (parked_.empty()) return false;
+    auto it = recent_.find(parked_.front().notice.path());
+    return it == recent_.end() || it->second.in_progress == 0;
+  };
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    mu_.Await(absl::Condition(&ready));
+    if (stopping_) return;
+    Parked next = std::move(parked_.front());
+    parked_.pop_front();
+    auto it = recent_.find(next.notice.path());
+    if (it != recent_.end() && it->second.parked > 0) --it->second.parked;
+    mu_.Unlock();
+    if (!NoNews(next.notice)) next.apply(next.notice);
+    mu_.Lock();
+  }
+}
+
+void ChangesByDaemon::StopFiltering() {
+  std::thread judge;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    judge = std::move(judge_);
+  }
+  if (judge.joinable()) judge.join();
+  absl::MutexLock lock(&mu_);
+  for (const Parked& p : parked_) {
+    auto it = recent_.find(p.notice.path());
+    if (it != recent_.end() && it->second.parked > 0) --it->second.parked;
+  }
+  parked_.clear();
 }
 
 void ChangesByDaemon::Send(v1::Op op, Done done) {

@@ -40,19 +40,29 @@
 //     descriptor (whose fstat it takes these from anyway);
 //   - for a directory, nothing more: a name made or removed there by anyone
 //     else has a notice of its own, which is news;
-// or that a name the daemon removed is gone, while it still is. A later
+// or that a name the daemon removed is gone or changed, while it is still
+// gone (a watcher may report the last change inside a directory after the
+// daemon removed the directory too). A later
 // change of a file by anyone else moves its change time, so its notice
 // still goes through; one that lands while the daemon's own is under way,
 // or on a filesystem whose timestamps are too coarse to tell, shows when
 // the cache expires instead, as does a change of only a directory's times.
+//
+// A notice that arrives while the daemon's change of its path is under way
+// (between the system call and the caches taking its answer) would find the
+// old attributes and be taken for news. Filter parks it until that change
+// ends and judges it then, on a thread of this layer, so that the notices
+// for other paths behind it are not held up however long the change takes.
 //
 // Thread-safe.
 
 #ifndef FUSE_HOSTD_DAEMON_PASSTHROUGH_CHANGES_BY_DAEMON_H_
 #define FUSE_HOSTD_DAEMON_PASSTHROUGH_CHANGES_BY_DAEMON_H_
 
+#include <deque>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -87,12 +97,10 @@ class ChangesByDaemon : public OpTransport {
     // True while the file at a path is open for writing through a backing
     // descriptor (unset: none ever is).
     std::function<bool(const std::string&)> written_through;
-    // How long a notice waits at most for a change under way at its path
-    // (it holds up the notices after it meanwhile).
-    absl::Duration settle_wait = absl::Milliseconds(20);
   };
 
   explicit ChangesByDaemon(Options options);
+  ~ChangesByDaemon() override;
 
   void Send(v1::Op op, Done done) override;
   void SendAll(std::vector<PendingOp> ops) override;
@@ -100,8 +108,18 @@ class ChangesByDaemon : public OpTransport {
   void CancelAll() override;
   void WaitIdle() override;
 
+  using Apply = std::function<void(const v1::Invalidation&)>;
+  // Passes `notice` to `apply` unless it only reports a change the daemon
+  // made itself (see above). At once, unless a change of its path is under
+  // way or a notice of its path is still parked: then later, on this
+  // layer's thread, in the order the notices of that path came.
+  void Filter(v1::Invalidation notice, Apply apply);
+  // Forgets the notices still parked and stops the thread: none reaches its
+  // `apply` once this returns. Later notices are judged at once.
+  void StopFiltering();
+
   // True when `notice` only reports a change the daemon made itself (see
-  // above): it is then not applied.
+  // above): it is then not applied. Judged now, whatever is under way.
   bool NoNews(const v1::Invalidation& notice);
 
   // How long after a change of its own a notice may be recognized.
@@ -119,6 +137,12 @@ class ChangesByDaemon : public OpTransport {
     // Changes under way (from before the system call until the caches
     // have the answer): a notice waits for them before it is judged.
     int in_progress = 0;
+    // Notices of the path parked until then.
+    int parked = 0;
+  };
+  struct Parked {
+    v1::Invalidation notice;
+    Apply apply;
   };
   // Records that the daemon changed `path` (`removed`: removed the name).
   void Remember(const std::string& path, bool removed);
@@ -132,12 +156,19 @@ class ChangesByDaemon : public OpTransport {
   bool MakeHere(const v1::Op& op, v1::OpResult* result);
   bool CreateHere(const v1::Op& op, const UserIdentity& caller,
                   v1::OpResult* result);
+  // The thread's loop: judges the first parked notice once its path's
+  // changes have ended.
+  void JudgeParked();
 
   Options options_;
   absl::Mutex mu_;
-  absl::CondVar settled_;  // an in_progress count went down
   // Paths the daemon changed, and when.
   absl::flat_hash_map<std::string, Recent> recent_ ABSL_GUARDED_BY(mu_);
+  // Notices waiting for changes under way, oldest first.
+  std::deque<Parked> parked_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Started with the first notice parked.
+  std::thread judge_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace fusehost

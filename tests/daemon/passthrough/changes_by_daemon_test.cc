@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -68,8 +67,6 @@ class ChangesByDaemonTest : public ::testing::Test {
     if (write_behind) {
       o.queued_at = [this](const std::string& p) { return p == queued_; };
     }
-    // Long enough that a slow machine cannot make a notice stop waiting.
-    o.settle_wait = absl::Seconds(30);
     layer_.emplace(std::move(o));
   }
 
@@ -240,6 +237,9 @@ TEST_F(ChangesByDaemonTest, RemovesAKnownNameAndAnswersWithItsParent) {
   cache_.UpdateAttr("/", r.parent_attr(), absl::Seconds(60));
   EXPECT_TRUE(layer_->NoNews(Notice("/file", v1::Invalidation::REMOVED)));
   EXPECT_TRUE(layer_->NoNews(Notice("/")));
+  // A change made before the removal, reported after it (applied, it
+  // would drop the directory's attributes).
+  EXPECT_TRUE(layer_->NoNews(Notice("/file")));
   std::ofstream(file_) << "back";
   EXPECT_FALSE(layer_->NoNews(Notice("/file", v1::Invalidation::REMOVED)));
   // The name made again on the host is news. The directory's own notice
@@ -248,22 +248,72 @@ TEST_F(ChangesByDaemonTest, RemovesAKnownNameAndAnswersWithItsParent) {
   EXPECT_TRUE(layer_->NoNews(Notice("/")));
 }
 
+// Records the notices Filter passes on, in order.
+class Applied {
+ public:
+  ChangesByDaemon::Apply Into() {
+    return [this](const v1::Invalidation& n) {
+      absl::MutexLock lock(&mu_);
+      paths_.push_back(n.path());
+    };
+  }
+  std::vector<std::string> paths() {
+    absl::MutexLock lock(&mu_);
+    return paths_;
+  }
+  // Waits until `n` notices were passed on.
+  void AwaitCount(size_t n) {
+    absl::MutexLock lock(&mu_);
+    const auto enough = [this, n] { return paths_.size() >= n; };
+    mu_.Await(absl::Condition(&enough));
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> paths_ ABSL_GUARDED_BY(mu_);
+};
+
 // A notice that arrives while the daemon's own change of the path is under
 // way is judged once the caches have that change's answer: judged before,
-// it would find the old attributes and be taken for news.
-TEST_F(ChangesByDaemonTest, ANoticeWaitsForTheChangeUnderWay) {
+// it would find the old attributes and be taken for news. It waits as long
+// as the change takes, without holding up the notices of other paths, and
+// the notices of its path stay in order behind it.
+TEST_F(ChangesByDaemonTest, ANoticeWaitsForTheChangeUnderWayAndNoOtherDoes) {
   Know("/file");
-  std::atomic<int> judged{-1};  // -1: not yet
-  std::thread notice;
+  Applied applied;
   layer_->Send(ChmodOp("/file", 0600), [&](const v1::OpResult& r) {
-    // Where the metadata cache takes the answer.
-    notice = std::thread([&] { judged = layer_->NoNews(Notice("/file")); });
-    absl::SleepFor(absl::Milliseconds(10));
-    EXPECT_EQ(judged.load(), -1) << "judged before the caches had the answer";
+    // Where the metadata cache takes the answer, as slowly as a loaded
+    // machine may.
+    layer_->Filter(Notice("/file"), applied.Into());
+    layer_->Filter(Notice("/other"), applied.Into());
+    EXPECT_EQ(applied.paths(), std::vector<std::string>{"/other"});
+    absl::SleepFor(absl::Milliseconds(100));
+    layer_->Filter(Notice("/file", v1::Invalidation::REMOVED), applied.Into());
+    EXPECT_EQ(applied.paths(), std::vector<std::string>{"/other"})
+        << "judged before the caches had the answer";
     cache_.UpdateAttr("/file", r.entry().attr(), absl::Seconds(60));
   });
-  notice.join();
-  EXPECT_EQ(judged.load(), 1);
+  // The chmod was no news; that the file was removed is (it was not).
+  applied.AwaitCount(2);
+  EXPECT_EQ(applied.paths(), (std::vector<std::string>{"/other", "/file"}));
+  // A notice of the path once all is judged goes at once again.
+  layer_->Filter(Notice("/file", v1::Invalidation::REMOVED), applied.Into());
+  EXPECT_EQ(applied.paths().size(), 3u);
+}
+
+// Parked notices are dropped when filtering stops (the mount ends): none
+// reaches caches being taken down.
+TEST_F(ChangesByDaemonTest, StoppingDropsParkedNotices) {
+  Know("/file");
+  Applied applied;
+  layer_->Send(ChmodOp("/file", 0600), [&](const v1::OpResult&) {
+    layer_->Filter(Notice("/file", v1::Invalidation::REMOVED), applied.Into());
+    std::thread stop([&] { layer_->StopFiltering(); });
+    stop.join();
+  });
+  EXPECT_TRUE(applied.paths().empty());
+  layer_->Filter(Notice("/file", v1::Invalidation::REMOVED), applied.Into());
+  EXPECT_EQ(applied.paths().size(), 1u);
 }
 
 // With write-behind, a removal of a name it holds changes for (or names
