@@ -16,6 +16,8 @@
 // starts it again.
 
 #include <grp.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -30,29 +32,27 @@
 #include <memory>
 #include <string>
 
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
-
 #include "absl/flags/flag.h"
-#include "common/log_line.h"
-#include "common/payload_heap.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/log_line.h"
+#include "common/one_malloc_arena.h"
+#include "common/payload_heap.h"
+#include "common/unique_fd.h"
 #include "daemon/authz/authorizer.h"
 #include "daemon/control/control_listener.h"
 #include "daemon/control/control_service.h"
 #include "daemon/control/daemon_config.h"
-#include "daemon/mounting/kernel_mount.h"
 #include "daemon/control/metrics_server.h"
 #include "daemon/control/metrics_text.h"
-#include "daemon/mount_manager.h"
 #include "daemon/control/service_notifier.h"
+#include "daemon/mount_manager.h"
+#include "daemon/mounting/kernel_mount.h"
 #include "daemon/survival/keeper.h"
 #include "daemon/survival/keeper_client.h"
 #include "daemon/survival/systemd_fd_store.h"
-#include "common/unique_fd.h"
 
 ABSL_FLAG(std::string, config, "",
           "Configuration file (protobuf text, see proto/config.proto). "
@@ -362,6 +362,8 @@ int main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   // Read and write payloads pass through here without passthrough.
   fusehost::KeepPayloadsInHeap();
+  // A node and a cache entry per file, allocated by every thread.
+  fusehost::UseOneMallocArena();
   if (rest.size() > 1) {
     fusehost::Log("unexpected argument '%s' (see --help)",
             rest[1]);
