@@ -129,3 +129,55 @@ def test_a_kind_never_timed_starts_alone_and_is_timed():
         assert servicer._batches.costs.start_alone({"getattr"})
     finally:
         servicer.shutdown()
+
+
+def test_a_batch_waiting_for_its_turn_runs_beside_one_that_makes_no_progress(
+        monkeypatch):
+    # No watchdog: only giving up the wait for the turn lets `/go` run.
+    monkeypatch.setattr(_batch, "PATIENCE", 60.0)
+    fs = Threads()
+    servicer = _servicer(fs)
+    try:
+        _learn_cheap(servicer, fs)
+        waited = {}
+        holder = threading.Thread(target=lambda: waited.update(
+            r=servicer.Execute(_batch_of([b"/wait"]), None).results))
+        holder.start()
+        while not any(p == "/wait" for p, _ in list(fs.threads)):
+            time.sleep(0.001)
+        start = time.monotonic()
+        results = servicer.Execute(_batch_of([b"/go"]), None).results
+        holder.join()
+        # TURN_WAIT, not the 10 s `/wait` would block alone.
+        assert time.monotonic() - start < 5
+        assert [r.posix_errno for r in results] == [0]
+        assert [r.posix_errno for r in waited["r"]] == [0]
+    finally:
+        servicer.shutdown()
+
+
+def test_the_watchdog_sleeps_while_no_batch_runs_and_wakes_for_the_next(
+        monkeypatch):
+    monkeypatch.setattr(_batch, "PATIENCE", 0.01)
+    monkeypatch.setattr(_batch._Watchdog, "IDLE_LOOKS", 5)
+    fs = Threads()
+    servicer = _servicer(fs)
+    try:
+        _learn_cheap(servicer, fs)
+        watchdog = servicer._batches.watchdog
+        deadline = time.monotonic() + 5
+        while not watchdog._asleep and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert watchdog._asleep
+        looks = watchdog.looks
+        time.sleep(0.2)  # 20 looks, were it awake
+        assert watchdog.looks == looks
+        # A batch whose op waits for another of it is still rescued.
+        fs.threads.clear()
+        start = time.monotonic()
+        results = servicer.Execute(_batch_of([b"/wait", b"/go"]), None).results
+        assert time.monotonic() - start < 5
+        assert [r.posix_errno for r in results] == [0, 0]
+        assert watchdog.looks > looks
+    finally:
+        servicer.shutdown()

@@ -91,14 +91,22 @@ class _Watchdog:
     wait for another of the same batch). One thread per runner, which looks
     every PATIENCE whether or not batches run: waking it at each batch, or
     looking often, cost more than the ops it watched (a thread that wakes
-    makes the running one hand over the GIL at each system call)."""
+    makes the running one hand over the GIL at each system call). After
+    IDLE_LOOKS looks that found no batch it sleeps until the next batch
+    wakes it, so that an idle filesystem costs no wake-ups."""
+
+    IDLE_LOOKS = 20
 
     def __init__(self):
         self._lock = threading.Lock()
         # Batch -> ops it had finished at the last look (-1: not looked at).
         self._jobs = {}
         self._thread = None
-        self._stopped = threading.Event()
+        self._stopped = False
+        # Set to wake the thread: it stops, or sleeps and a batch came.
+        self._wake = threading.Event()
+        self._asleep = False
+        self.looks = 0  # for tests: how often it looked
 
     def watch(self, job):
         with self._lock:
@@ -108,18 +116,38 @@ class _Watchdog:
                     target=self._loop, name="fusehost-batch-watchdog",
                     daemon=True)
                 self._thread.start()
+            elif self._asleep:
+                self._asleep = False
+                self._wake.set()
 
     def unwatch(self, job):
         with self._lock:
             self._jobs.pop(job, None)
 
     def stop(self):
-        self._stopped.set()
+        with self._lock:
+            self._stopped = True
+        self._wake.set()
 
     def _loop(self):
-        while not self._stopped.wait(PATIENCE):
+        idle = 0
+        while True:
+            self._wake.wait(PATIENCE)
             with self._lock:
+                if self._stopped:
+                    return
+                self._wake.clear()
+                self.looks += 1
                 looked = list(self._jobs.items())
+                idle = 0 if looked else idle + 1
+                if idle >= self.IDLE_LOOKS:
+                    self._asleep = True
+            if self._asleep:
+                # Until watch() or stop() sets it (set under the lock after
+                # this cleared it, so none is missed).
+                self._wake.wait()
+                idle = 0
+                continue
             stuck = []
             for job, seen in looked:
                 if job.stuck_since(seen):
