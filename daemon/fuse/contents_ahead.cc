@@ -168,11 +168,8 @@ std::vector<PendingOp> ContentsAhead::Opened(const std::string& path,
       bool expired = false;
       if (taken && (it->second.type == 0 || it->second.type == S_IFREG)) {
         child = ChildPathOf(c.dir, it->first.view());
-        attr = options_.coherence->CachedAttr(child);
-        if (!attr) {
-          attr = options_.coherence->LastAttr(child);
-          expired = attr.has_value();
-        }
+        attr = options_.coherence->LastAttr(child);
+        expired = attr && attr->ttl_ms() == 0;
       }
       const bool small = attr && S_ISREG(attr->mode()) &&
                          attr->size() <= options_.largest;

@@ -72,6 +72,8 @@ class CacheCoherence {
   virtual std::shared_ptr<const Listing> LastListing(const std::string& path) {
     return CachedListing(path);
   }
+  // The attributes' ttl_ms is the time they have left (1 at least), 0 once
+  // past their lifetime.
   virtual std::optional<v1::Attr> LastAttr(const std::string& path) {
     return CachedAttr(path);
   }

@@ -169,10 +169,17 @@ class FakePipeline : public CountingTransport, public CacheCoherence {
     if (it == cached_attrs.end()) return std::nullopt;
     return it->second;
   }
+  // With ttl_ms as the cache sets it: 0 past the lifetime, else 1 at least.
   std::optional<v1::Attr> LastAttr(const std::string& path) override {
+    std::optional<v1::Attr> attr;
     auto it = expired_attrs.find(path);
-    if (it != expired_attrs.end()) return it->second;
-    return CachedAttr(path);
+    if (it != expired_attrs.end()) {
+      attr = it->second;
+      attr->set_ttl_ms(0);
+    } else if ((attr = CachedAttr(path)) && attr->ttl_ms() == 0) {
+      attr->set_ttl_ms(1);
+    }
+    return attr;
   }
   void OtherNamesChanged(const std::vector<std::string>& paths) override {
     other_names.insert(other_names.end(), paths.begin(), paths.end());
