@@ -10,7 +10,6 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/mounting/kernel_mount.h"
-#include "daemon/mounting/read_ahead.h"
 #include "daemon/tls/tls_channel_credentials.h"
 #include "daemon/tls/tls_files.h"
 
@@ -19,13 +18,6 @@ namespace {
 
 // Deadline of reading one certificate file as the user.
 constexpr absl::Duration kTlsReadTimeout = absl::Seconds(10);
-// How long a release waits for another message to ride in: the next file's
-// open or create follows a close within microseconds.
-constexpr absl::Duration kHoldReleases = absl::Milliseconds(2);
-// Small files fetched ahead per window (at most 1 MiB of them): one
-// message; the next window goes out when the reader is half-way through
-// this one.
-constexpr size_t kContentsAheadFiles = 64;
 
 // How the channel reaches a TCP backend: TLS with the files of the
 // options, or plain TCP when asked for by name. Unix-socket backends take
@@ -207,213 +199,9 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
   }
   m->identity_ = km->identity;
 
-  m->policy_ = MakeCachePolicy(m->options_, *reply);
-  ReplyValidator::Options validator;
-  validator.sink = m->channel_.get();
-  validator.transport = m->channel_.get();
-  validator.stats = &m->stats_;
-  validator.log_name = m->spec_.mountpoint;
-  m->validator_ = std::make_unique<ReplyValidator>(std::move(validator));
-  Batcher::Options batching;
-  // A release nobody waits for rides with the next message (cat, untar:
-  // one message per file instead of two) where the backend does it after
-  // replying to the rest, unless the backend keeps flock locks, which a
-  // release unlocks for other callers.
-  if (reply->releases_after_reply() && !reply->flock_locks()) {
-    batching.hold_releases = kHoldReleases;
-  }
-  m->batcher_ = std::make_unique<Batcher>(batching, m->validator_.get(),
-                                          m->validator_.get());
-  if (m->options_.cache_entries > 0) {
-    MetadataCache::Options cache_options;
-    cache_options.max_entries = m->options_.cache_entries;
-    cache_options.max_bytes =
-        MetadataCache::MaxBytesFor(m->options_.cache_entries);
-    m->cache_ = std::make_unique<MetadataCache>(cache_options);
-  }
-  OpTransport* below_cache = m->batcher_.get();
-  if (m->options_.write_behind && m->cache_ != nullptr) {
-    WriteBehind::Options wb;
-    wb.next = m->batcher_.get();
-    wb.cache = m->cache_.get();
-    wb.log_name = m->spec_.mountpoint;
-    wb.in_order = reply->runs_batches_in_order();
-    // Creates are answered early with handle tokens of the daemon's own;
-    // where the backend keeps POSIX ACLs, only in directories known to
-    // have no default ACL.
-    wb.handles = m->channel_->handles();
-    wb.posix_acl = reply->posix_acl();
-    wb.acl_ttl = m->policy_.attr_ttl;
-    // Its data is queued in the daemon, not in the kernel, and a flush
-    // would only release POSIX locks, which only such a backend keeps.
-    wb.noflush = !reply->posix_locks();
-    // What an early answer made the caches believe is forgotten.
-    wb.on_failure = [self](const std::vector<std::string>& paths) {
-      for (const std::string& path : paths) {
-        v1::Invalidation notice;
-        notice.set_kind(v1::Invalidation::CHANGED);
-        notice.set_path(path);
-        self->caching_->ApplyNotice(notice);
-      }
-    };
-    m->write_behind_ = std::make_unique<WriteBehind>(std::move(wb));
-    below_cache = m->write_behind_.get();
-  }
-  // Above write-behind, so that a change it still holds for a path sends
-  // the next one after it.
-  if (m->root_ != nullptr && m->cache_ != nullptr &&
-      m->options_.daemon_changes) {
-    ChangesByDaemon::Options here;
-    here.root = m->root_.get();
-    here.cache = m->cache_.get();
-    here.next = below_cache;
-    here.handles = m->channel_->handles();
-    here.inbox = m->inbox_.get();
-    here.backend_posix_locks = reply->posix_locks();
-    // Asked by notices only, which start after the session.
-    here.written_through = [self](const std::string& path) {
-      return self->session_ != nullptr && self->session_->WritesThrough(path);
-    };
-    if (m->write_behind_ != nullptr) {
-      here.queued_at = [wb = m->write_behind_.get()](const std::string& p) {
-        return wb->Touches(p);
-      };
-    }
-    m->changes_by_daemon_ = std::make_unique<ChangesByDaemon>(std::move(here));
-    below_cache = m->changes_by_daemon_.get();
-  }
-  CachingTransport::Options caching;
-  caching.policy = m->policy_;
-  caching.cache = m->cache_.get();
-  caching.next = below_cache;
-  caching.stats = &m->stats_;
-  // Ahead of the walker where a listing's round trip costs: over TCP, and
-  // where a listing fetched ahead is one readdir rather than three messages.
-  // Over TCP a whole level of a few hundred directories is asked for at
-  // once: each one left out costs the walker a round trip of its own.
-  caching.prefetch_listings = m->options_.prefetch_listings.value_or(
-      m->OverTcp() ? 256 : reply->lists_by_path() ? 64 : 0);
-  // Far away, a level's listings are asked for together: each wave of them
-  // costs a round trip.
-  if (m->OverTcp()) caching.prefetch_in_flight = 64;
-  caching.lists_by_path = &m->lists_by_path_;
-  m->caching_ = std::make_unique<CachingTransport>(std::move(caching));
-
-  KernelSession::Options session;
-  session.nodes = m->nodes_.get();
-  session.transport = m->caching_.get();
-  session.coherence = m->caching_.get();
-  session.changes_below = m->changes_by_daemon_ != nullptr;
-  session.stats = &m->stats_;
-  session.timeouts.attr = m->policy_.attr_ttl;
-  session.timeouts.negative = m->policy_.negative_ttl;
-  session.timeouts.entry = m->options_.entry_timeout;
-  session.timeouts.cache_listings = m->policy_.listing_ttl > absl::ZeroDuration();
-  session.op_timeout = m->options_.call_timeout;
-  // With POSIX ACLs the kernel checks permissions whatever the mount's
-  // options say.
-  session.kernel_checks_permissions =
-      m->options_.default_permissions || reply->posix_acl();
-  session.posix_acl = reply->posix_acl();
-  session.unsupported_xattr_prefixes.assign(
-      reply->unsupported_xattr_prefixes().begin(),
-      reply->unsupported_xattr_prefixes().end());
-  if (m->write_behind_ != nullptr) {
-    session.settle = [wb = m->write_behind_.get()](
-                         std::function<void(int)> then) {
-      wb->Settle(std::move(then));
-    };
-    session.queued_at = [wb = m->write_behind_.get()](const std::string& p) {
-      return wb->Touches(p);
-    };
-  }
-  session.log_name = m->spec_.mountpoint;
-  m->listing_budget_ = std::make_unique<MemoryBudget>(kListingBytesPerMount,
-                                                      m->spec_.listing_budget);
-  session.listing_budget = m->listing_budget_.get();
-  session.max_write = m->options_.max_write;
-  session.posix_locks = reply->posix_locks();
-  session.flock_locks = reply->flock_locks();
-  session.ioctl = reply->ioctl();
-  session.lists_by_path = &m->lists_by_path_;
-  if (m->options_.read_ahead_kb != 0) {
-    session.after_init = [self] {
-      absl::Status st =
-          SetReadAhead(self->identity_.device, self->options_.read_ahead_kb);
-      if (!st.ok()) {
-        Log("%s: read-ahead left as it is: %s",
-                self->spec_.mountpoint.c_str(),
-                std::string(st.message()).c_str());
-      }
-    };
-  }
-  session.fuse_fd = km->fuse_fd;
-  session.passthrough_inbox = m->inbox_.get();
-  session.root_directory = m->root_.get();
-  session.handles = m->channel_->handles();
-  // Ahead of the reader wherever an open is a message: a local backend's
-  // open costs a few hundred microseconds too, against a few for an open
-  // answered here. Where the kernel reads a backend's files itself
-  // (passthrough), the request handlers leave it off.
-  session.contents_ahead_files =
-      m->options_.prefetch_contents.value_or(kContentsAheadFiles);
-  session.contents_ahead_max_age = m->policy_.attr_ttl;
-  if (m->spec_.store != nullptr && m->options_.uring) {
-    // A request the daemon took from an io_uring queue cannot be sent
-    // again to its successor (FUSE_NOTIFY_RESEND covers /dev/fuse only):
-    // it would wait forever. Such a mount ends with its daemon instead.
-    Log("%s: uring: the mount ends with this daemon (requests held in "
-        "io_uring queues cannot be handed to a successor)",
-        m->spec_.mountpoint.c_str());
-  } else if (m->spec_.store != nullptr) {
-    m->KeepState(km->fuse_fd, head.kernel_init);
-  }
-  session.on_init_request = [self](std::string request) {
-    if (self->state_ != nullptr) self->state_->KernelInitRead(std::move(request));
-  };
-  session.resume_init = head.kernel_init;
-  session.first_dir_handle = (m->generation_ << 40) + 1;
-  session.uring = m->options_.uring;
-  session.on_session_end = [self] {
-    if (self->spec_.on_session_end) self->spec_.on_session_end(self->spec_.mount_id);
-  };
-  absl::StatusOr<std::unique_ptr<KernelSession>> created =
-      KernelSession::Create(std::move(session));
-  if (!created.ok()) {
-    if (m->state_ != nullptr) m->state_->Release();
-    m->state_.reset();
-    UnmountFuse(m->identity_, /*lazy=*/true).IgnoreError();
-    m->channel_->Destroy();
-    return created.status();
-  }
-  m->session_ = *std::move(created);
-  m->caching_->AttachKernel(m->session_->kernel_cache());
-  m->session_->Serve();
-
-  InvalidationListener::Options listener;
-  listener.channel = m->channel_.get();
-  listener.mount_id = m->spec_.mount_id;
-  listener.on_open = [self] { self->caching_->NoticesMayHaveBeenLost(); };
-  listener.on_notice = [self](const v1::Invalidation& notice) {
-    if (!self->validator_->AcceptNotice(notice)) return;
-    const auto apply = [self](const v1::Invalidation& news) {
-      self->caching_->ApplyNotice(news);
-    };
-    // Unless the backend saw a change the daemon made itself and knows.
-    if (self->changes_by_daemon_ != nullptr) {
-      self->changes_by_daemon_->Filter(notice, apply);
-    } else {
-      apply(notice);
-    }
-  };
-  m->listener_ = std::make_unique<InvalidationListener>(std::move(listener));
-  m->listener_->Start();
-  // A backend that answers its Init answers this at once; one that is slow
-  // to do so still gets its mount, with notices that start later.
-  if (!m->listener_->AwaitFirstAttempt(absl::Seconds(2))) {
-    Log("%s: the backend's change notices are not open yet",
-        m->spec_.mountpoint.c_str());
-  }
+  m->BuildPipeline(*reply);
+  absl::Status serving = m->StartSession(*reply, *km, head);
+  if (!serving.ok()) return serving;
   return m;
 }
 
@@ -541,24 +329,6 @@ void Mount::AdoptRootDirectory(const v1::InitReply& reply) {
         "file itself",
         spec_.mountpoint.c_str(), std::string(st.message()).c_str());
   }
-}
-
-CachePolicy MakeCachePolicy(const MountOptions& options,
-                            const v1::InitReply& reply) {
-  // The backend's default, else one second: long enough for `ls -l` and
-  // `find` to be answered from memory, short enough for a backend that
-  // changes behind the daemon's back and pushes no invalidations.
-  absl::Duration backend = reply.default_ttl_ms() != 0
-                               ? absl::Milliseconds(reply.default_ttl_ms())
-                               : absl::Seconds(1);
-  CachePolicy policy;
-  policy.attr_ttl = options.attr_timeout.value_or(backend);
-  policy.listing_ttl = policy.attr_ttl;
-  // Absence is only remembered when someone asked for it: the backend by
-  // naming a lifetime, or the mount option.
-  policy.negative_ttl = options.negative_timeout.value_or(
-      reply.default_ttl_ms() != 0 ? backend : absl::ZeroDuration());
-  return policy;
 }
 
 MountStats::Snapshot Mount::Snap() const {

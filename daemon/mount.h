@@ -3,10 +3,15 @@
 //
 //   KernelSession (daemon/fuse)        kernel requests in, replies out
 //     -> CachingTransport (pipeline)   daemon cache; owns coherence
+//     -> ChangesByDaemon (passthrough) changes made beneath the root
+//     -> WriteBehind                   changes answered early
 //     -> Batcher                       concurrent ops -> one message
 //     -> ReplyValidator                the backend's words checked
 //     -> BackendChannel                gRPC, deadlines, reconnection
 //   InvalidationListener -> ReplyValidator -> CachingTransport (notices)
+//
+// mount.cc makes the channel and the kernel mount, mount_pipeline.cc the
+// layers between them, mount_session.cc the session and the listener.
 //
 // Thread use: Create/Unmount/Shutdown from the MountManager (which serializes
 // them); state queries from any thread.
@@ -157,6 +162,14 @@ class Mount {
   // Create and Resume: `kept` is null for a new mount.
   static absl::StatusOr<std::unique_ptr<Mount>> Make(MountSpec spec,
                                                      KeptMount* kept);
+  // Makes the op pipeline's layers for what the backend answered to Init
+  // (mount_pipeline.cc).
+  void BuildPipeline(const v1::InitReply& reply);
+  // Starts the kernel session on the pipeline and the listener of the
+  // backend's notices (mount_session.cc). On failure the kernel mount is
+  // detached and the channel destroyed.
+  absl::Status StartSession(const v1::InitReply& reply, const KernelMount& km,
+                            const JournalHead& head);
   // What a later daemon needs to make this mount again.
   state::SavedMount Saved() const;
   // Starts recording the mount's state in the descriptor store (before
