@@ -184,6 +184,11 @@ void RequestHandlers::OpenDirHandle(const Request& req, DirHandlePtr handle,
           })) {
     return;
   }
+  // Past what was fetched ahead: the window moves on all the same.
+  if (may_wait && options_.coherence != nullptr &&
+      options_.coherence->FetchesListingsAhead()) {
+    options_.coherence->DirectoryOpened(handle->path, NewOp(*req).caller());
+  }
   if (options_.lists_by_path != nullptr && options_.lists_by_path->load()) {
     ListOnOpen(req, std::move(handle), std::move(opened));
     return;

@@ -121,8 +121,9 @@ class CacheCoherence {
   // Whether DirectoryOpened does anything: the caller (whose groups are
   // looked up) is only made for it then.
   virtual bool FetchesListingsAhead() const { return false; }
-  // Directory `path` was opened by `caller` with its listing from the
-  // cache: its subdirectories' listings may be fetched ahead.
+  // Directory `path` was opened by `caller`: the listings of its siblings
+  // fetched ahead move on, and if its own listing came from the cache, its
+  // subdirectories' listings may be fetched ahead.
   virtual void DirectoryOpened(const std::string& path,
                                const v1::Caller& caller) {}
   // If `path`'s listing is being fetched ahead, runs `then` once that is

@@ -26,6 +26,7 @@ std::shared_ptr<const Listing> CachingTransport::CachedListing(
 void CachingTransport::DirectoryOpened(const std::string& path,
                                        const v1::Caller& caller) {
   if (prefetcher_ == nullptr || path.empty()) return;
+  prefetcher_->Visited(path);
   std::shared_ptr<const Listing> listing = options_.cache->ShareListing(path);
   if (listing != nullptr) prefetcher_->Listed(path, *listing, caller);
 }

@@ -32,9 +32,11 @@ void ListingPrefetcher::Listed(const std::string& dir,
                                const v1::Caller& caller) {
   if (!CacheHasRoom()) return;
   std::vector<std::string> wanted;
+  std::deque<std::string> later;
   for (const std::string& name : subdirs) {
-    if (!Want(dir, name, &wanted)) break;
+    if (!later.empty() || !Want(dir, name, &wanted)) later.push_back(name);
   }
+  KeepTail(dir, std::move(later), caller);
   Enqueue(std::move(wanted), caller);
 }
 
@@ -42,10 +44,54 @@ void ListingPrefetcher::Listed(const std::string& dir, const Listing& listing,
                                const v1::Caller& caller) {
   if (!CacheHasRoom()) return;
   std::vector<std::string> wanted;
+  std::deque<std::string> later;
   for (const auto& [name, entry] : listing) {
-    if (entry.type == S_IFDIR && !Want(dir, name, &wanted)) break;
+    if (entry.type != S_IFDIR) continue;
+    if (!later.empty() || !Want(dir, name, &wanted))
+      later.push_back(name.str());
   }
+  KeepTail(dir, std::move(later), caller);
   Enqueue(std::move(wanted), caller);
+}
+
+void ListingPrefetcher::KeepTail(const std::string& dir,
+                                 std::deque<std::string> names,
+                                 const v1::Caller& caller) {
+  absl::MutexLock lock(&mu_);
+  auto it = tails_.find(dir);
+  if (it != tails_.end()) {
+    tail_names_ -= it->second.names.size();
+    tails_.erase(it);
+  }
+  if (names.empty() || stopped_ || tail_names_ + names.size() > kMaxTail) {
+    return;
+  }
+  tail_names_ += names.size();
+  tails_.emplace(dir, Tail{std::move(names), caller});
+}
+
+void ListingPrefetcher::Visited(const std::string& path) {
+  if (path == "/") return;
+  const std::string dir = ParentPath(path);
+  std::vector<std::string> wanted;
+  v1::Caller caller;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = tails_.find(dir);
+    if (it == tails_.end()) return;
+    Tail& tail = it->second;
+    caller = tail.caller;
+    // One in for the one the walker took out; those cached meanwhile are
+    // passed over.
+    while (wanted.empty() && !tail.names.empty()) {
+      std::string name = std::move(tail.names.front());
+      tail.names.pop_front();
+      --tail_names_;
+      Want(dir, name, &wanted);
+    }
+    if (tail.names.empty()) tails_.erase(it);
+  }
+  if (CacheHasRoom()) Enqueue(std::move(wanted), caller);
 }
 
 bool ListingPrefetcher::Want(const std::string& dir, absl::string_view name,
@@ -87,6 +133,8 @@ void ListingPrefetcher::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stopped_ = true;
+    tails_.clear();
+    tail_names_ = 0;
     for (Job& job : queue_) {
       auto it = pending_.find(job.path);
       if (it == pending_.end()) continue;

@@ -12,9 +12,14 @@
 // An opendir of a directory whose prefetch is under way waits for it
 // (AwaitInFlight) instead of asking the backend a second time.
 //
-// Bounded: at most `per_listing` subdirectories of one listing, at most
-// kMaxQueued directories waiting, none while the cache is three quarters
-// full. Stop() drops what is queued; what is in flight finishes.
+// Bounded: at most `per_listing` subdirectories of one listing at first,
+// at most kMaxQueued directories waiting, none while the cache is three
+// quarters full. The subdirectories of a wider listing wait in its tail
+// (at most kMaxTail names in all): each time the walker opens one of the
+// listing's subdirectories (Visited), the next in the tail is fetched, so
+// that the window stays `per_listing` ahead of the walker across a
+// directory of thousands. Stop() drops what is queued; what is in flight
+// finishes.
 //
 // Thread-safe.
 
@@ -55,6 +60,7 @@ class ListingPrefetcher {
     const std::atomic<bool>* lists_by_path = nullptr;
   };
   static constexpr size_t kMaxQueued = 4096;
+  static constexpr size_t kMaxTail = 65536;
 
   explicit ListingPrefetcher(Options options);
 
@@ -69,6 +75,10 @@ class ListingPrefetcher {
   // The same for a listing handed out from the cache, in its name order.
   void Listed(const std::string& dir, const Listing& listing,
               const v1::Caller& caller);
+
+  // The walker opened directory `path`: the next subdirectory waiting in
+  // its parent's tail (see above) is fetched.
+  void Visited(const std::string& path);
 
   // If `path`'s listing is being prefetched, runs `then` once that is over
   // (whatever came of it) and returns true; otherwise false.
@@ -92,6 +102,14 @@ class ListingPrefetcher {
   // adding nothing, once `wanted` holds per_listing.
   bool Want(const std::string& dir, absl::string_view name,
             std::vector<std::string>* wanted) const;
+  // Subdirectories of `dir` left for later (see above), in the walker's
+  // order; replaces what was left of an earlier listing of it.
+  void KeepTail(const std::string& dir, std::deque<std::string> names,
+                const v1::Caller& caller);
+  struct Tail {
+    std::deque<std::string> names;
+    v1::Caller caller;
+  };
   // Queues `wanted` as `caller` and starts what there is room for.
   void Enqueue(std::vector<std::string> wanted, const v1::Caller& caller);
   void Run(Job job);
@@ -107,6 +125,9 @@ class ListingPrefetcher {
   // Queued or running, with who waits for each.
   absl::flat_hash_map<std::string, std::vector<std::function<void()>>>
       pending_ ABSL_GUARDED_BY(mu_);
+  // Directory -> its subdirectories not fetched yet.
+  absl::flat_hash_map<std::string, Tail> tails_ ABSL_GUARDED_BY(mu_);
+  size_t tail_names_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<uint64_t> fetched_{0};
 };
 

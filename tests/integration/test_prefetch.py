@@ -109,6 +109,18 @@ def test_a_walk_fetches_the_next_level_ahead(mounts):
     assert walk(m.path) == walk(m.backing)
 
 
+def test_the_window_moves_on_across_a_directory_wider_than_it(mounts):
+    # 40 subdirectories, 8 fetched ahead at first: each one find opens lets
+    # the next one go, so that all of them are fetched ahead, not only the
+    # first 8 (find would wait for a round trip at each of the other 32).
+    root = mounts.mkdir("wide")
+    make_tree(root, dirs=1, subdirs=40, files=2)
+    m = mounts.mount("loopback", options="allow_other,prefetch_listings=8",
+                     root=root)
+    assert walk(m.path) == walk(root)
+    assert prefetched(m) >= 39, m.daemon.ctl("stats", m.path).check().stdout
+
+
 def test_a_change_after_a_listing_was_fetched_ahead_is_seen(mounts):
     m = mounts.mount("loopback", options="allow_other,prefetch_listings=64")
     make_tree(m.backing, dirs=3, subdirs=1, files=1)

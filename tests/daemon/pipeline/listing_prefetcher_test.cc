@@ -182,6 +182,38 @@ TEST_F(ListingPrefetcherTest, OpensOnlyTheSubdirectoriesAsTheCaller) {
   EXPECT_EQ(readdirs_.sent(), 0u);
 }
 
+// Past `per_listing`, a listing's subdirectories wait: each one the walker
+// opens lets the next one go, in the walker's order, passing over those
+// cached meanwhile.
+TEST_F(ListingPrefetcherTest, TheWindowMovesOnAsTheWalkerOpensSubdirectories) {
+  Make(/*per_listing=*/2);
+  prefetcher_->Listed("/d", Paths{"e", "d", "c", "b", "a"}, Walker());
+  EXPECT_EQ(Opened(), (Paths{"/d/e", "/d/d"}));
+  prefetcher_->Visited("/d/e");
+  EXPECT_EQ(Opened(), (Paths{"/d/e", "/d/d", "/d/c"}));
+  cache_->PutListing("/d/b", Listing(), absl::Seconds(60), cache_->epoch());
+  prefetcher_->Visited("/d/d");
+  EXPECT_EQ(Opened(), (Paths{"/d/e", "/d/d", "/d/c", "/d/a"}));
+  prefetcher_->Visited("/d/c");  // nothing left
+  prefetcher_->Visited("/other/x");
+  prefetcher_->Visited("/");
+  EXPECT_EQ(Opened().size(), 4u);
+  for (size_t i = 0; i < backend_.sent(); ++i) {
+    EXPECT_EQ(backend_.op(i).caller().DebugString(), Walker().DebugString());
+  }
+}
+
+// A listing handed out again replaces what was left of the first.
+TEST_F(ListingPrefetcherTest, AListingListedAgainStartsItsWindowAfresh) {
+  Make(/*per_listing=*/1);
+  prefetcher_->Listed("/d", ListingOf({"a", "b", "c"}), Walker());
+  EXPECT_EQ(Opened(), (Paths{"/d/a"}));
+  prefetcher_->Listed("/d", Paths{"x", "y"}, Walker());
+  EXPECT_EQ(Opened(), (Paths{"/d/a", "/d/x"}));
+  prefetcher_->Visited("/d/a");
+  EXPECT_EQ(Opened(), (Paths{"/d/a", "/d/x", "/d/y"}));
+}
+
 TEST_F(ListingPrefetcherTest, FetchesSubdirectoriesInTheOrderGiven) {
   prefetcher_->Listed("/d", Paths{"c", "a", "b"}, Walker());
   EXPECT_EQ(Opened(), (Paths{"/d/c", "/d/a", "/d/b"}));
