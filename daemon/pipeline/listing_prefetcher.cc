@@ -43,15 +43,11 @@ void ListingPrefetcher::Listed(const std::string& dir,
 void ListingPrefetcher::Listed(const std::string& dir, const Listing& listing,
                                const v1::Caller& caller) {
   if (!CacheHasRoom()) return;
-  std::vector<std::string> wanted;
-  std::deque<std::string> later;
+  std::vector<std::string> subdirs;
   for (const auto& [name, entry] : listing) {
-    if (entry.type != S_IFDIR) continue;
-    if (!later.empty() || !Want(dir, name, &wanted))
-      later.push_back(name.str());
+    if (entry.type == S_IFDIR) subdirs.push_back(name.str());
   }
-  KeepTail(dir, std::move(later), caller);
-  Enqueue(std::move(wanted), caller);
+  Listed(dir, subdirs, caller);
 }
 
 void ListingPrefetcher::KeepTail(const std::string& dir,

@@ -142,7 +142,8 @@ class _Watchdog:
                 idle = 0 if looked else idle + 1
                 if idle >= self.IDLE_LOOKS:
                     self._asleep = True
-            if self._asleep:
+                asleep = self._asleep
+            if asleep:
                 # Until watch() or stop() sets it (set under the lock after
                 # this cleared it, so none is missed).
                 self._wake.wait()
