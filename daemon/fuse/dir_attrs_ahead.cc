@@ -1,6 +1,8 @@
 // Readdirplus over a listing whose names came without attributes: which
 // directories' callers look up what they list, and the attributes of the
-// next names to hand out fetched in one go (see dir_handlers.cc).
+// next names to hand out fetched in one go (see dir_handlers.cc). And when
+// the entries a readdirplus handed out lapse, so that the kernel lists
+// again rather than look each name up.
 
 #include <algorithm>
 #include <atomic>
@@ -11,6 +13,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/paths.h"
 #include "daemon/fuse/dir_handle.h"
 #include "daemon/fuse/request_handlers.h"
@@ -21,6 +26,9 @@ namespace {
 // How many names ahead readdirplus fetches attributes for: several kernel
 // buffers' worth, so that one fetch serves a few requests.
 constexpr size_t kAttrFetchAhead = 256;
+
+// How many directories' handed-out entries are remembered (NoteEntriesHanded).
+constexpr size_t kListingsRemembered = 4096;
 
 }  // namespace
 
@@ -46,6 +54,25 @@ void RequestHandlers::NoteListingReleased(uint64_t dir) {
   if (it == bare_listings_.end()) return;
   if (!it->second) callers_stat_listings_.store(false);
   bare_listings_.erase(it);
+}
+
+void RequestHandlers::NoteEntriesHanded(uint64_t dir, absl::Time lapse) {
+  absl::MutexLock lock(&bare_mu_);
+  if (entries_until_.size() >= kListingsRemembered &&
+      !entries_until_.contains(dir)) {
+    entries_until_.clear();  // forgotten ones list from the kernel's copy
+  }
+  entries_until_[dir] = lapse;
+}
+
+bool RequestHandlers::EntriesLapsed(uint64_t dir) {
+  absl::MutexLock lock(&bare_mu_);
+  auto it = entries_until_.find(dir);
+  if (it == entries_until_.end()) return false;
+  // Handed out bare, they are worth listing again only for callers that
+  // look up what they list; a plain `ls` is served best by the kernel's copy.
+  if (it->second == absl::InfinitePast()) return callers_stat_listings_.load();
+  return absl::Now() >= it->second;
 }
 
 bool RequestHandlers::FetchAttrsAhead(const Request& req, uint64_t dir,

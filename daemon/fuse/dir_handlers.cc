@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cerrno>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -26,6 +27,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/log_line.h"
 #include "common/paths.h"
 #include "common/stat_convert.h"
@@ -109,8 +112,14 @@ void RequestHandlers::ReplyOpendir(const Request& req,
   // Let the kernel keep listings in its page cache while they may be cached
   // at all. It drops them itself when the directory changes through the
   // mount or its mtime moves, and on invalidation.
+  //
+  // Except once the entries the last readdirplus handed the kernel for it
+  // lapsed (or went out bare, to callers that look names up): listing its
+  // copy, the kernel would then look each name up, one request apiece.
+  // Listing anew, a readdirplus hands them all out again, their attributes
+  // fetched many to a message. The kernel keeps its copy for a later open.
   if (options_.timeouts.cache_listings) {
-    open.cache_readdir = true;
+    open.cache_readdir = !EntriesLapsed(handle->node);
     open.keep_cache = true;
   }
   if (!req->ReplyOpen(open)) ReleaseDirHandle(handle);
@@ -276,6 +285,7 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
   }
   DirentBuffer buf(size, plus);
   std::vector<uint64_t> referenced;  // lookups the buffer hands the kernel
+  double shortest_entry_timeout = std::numeric_limits<double>::infinity();
   bool need_more = false;
   uint64_t cookie = 0;
   {
@@ -316,6 +326,8 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
           }
           entry.attr_timeout = AttrTimeout(*e->attr);
           entry.entry_timeout = EntryTimeout(*e->attr);
+          shortest_entry_timeout =
+              std::min(shortest_entry_timeout, entry.entry_timeout);
         }
       }
       if (plus && e != nullptr && e->attr == nullptr) h->handed_bare = true;
@@ -323,7 +335,13 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
       h->started = true;
     }
   }
-  if (plus && h->handed_bare.load()) NoteBareListing(dir);
+  if (plus && h->handed_bare.load()) {
+    NoteBareListing(dir);
+    // Names without attributes: the kernel looks each up as it is used.
+    NoteEntriesHanded(dir, absl::InfinitePast());
+  } else if (!referenced.empty()) {
+    NoteEntriesHanded(dir, absl::Now() + absl::Seconds(shortest_entry_timeout));
+  }
   if (!need_more) {
     if (!req->ReplyData(buf.Take())) {
       // Abandoned meanwhile: the kernel never got these references.

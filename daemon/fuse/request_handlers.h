@@ -482,6 +482,17 @@ class RequestHandlers {
       ABSL_GUARDED_BY(bare_mu_);  // dir -> looked up since
   std::atomic<bool> callers_stat_listings_{false};
 
+  // When the names a readdirplus handed the kernel with attributes lapse
+  // (the shortest entry lifetime among them; InfinitePast for names handed
+  // out bare), for the directories listed last. Once they have, an opendir
+  // keeps the kernel from listing its own copy: every name in it would be
+  // looked up, one request each, where a readdirplus hands them all out
+  // again (ReplyOpendir).
+  void NoteEntriesHanded(uint64_t dir, absl::Time lapse);
+  bool EntriesLapsed(uint64_t dir);
+  absl::flat_hash_map<uint64_t, absl::Time> entries_until_
+      ABSL_GUARDED_BY(bare_mu_);
+
   // Open directories by the handle the kernel holds for them.
   absl::Mutex dirs_mu_;
   absl::flat_hash_map<uint64_t, DirHandlePtr> dirs_ ABSL_GUARDED_BY(dirs_mu_);

@@ -10,6 +10,7 @@ many ops."""
 import os
 import re
 import stat
+import time
 
 import pytest
 
@@ -38,15 +39,20 @@ def stats(py_mounts, mp):
     return messages, ops, kernel
 
 
+def make_many(root, files):
+    """root/many/f000 .. with f<i> of i bytes."""
+    os.mkdir(os.path.join(root, "many"))
+    for i in range(files):
+        with open(os.path.join(root, "many", "f%03d" % i), "w") as f:
+            f.write("x" * i)
+
+
 @pytest.mark.parametrize("files", [300])
 def test_names_only_listing_fetches_attributes_in_few_messages(py_mounts,
                                                                 files):
     script = ported_fusepy_loopback(py_mounts)
     root = py_mounts.mkdir("names-only-root")
-    os.mkdir(os.path.join(root, "many"))
-    for i in range(files):
-        with open(os.path.join(root, "many", "f%03d" % i), "w") as f:
-            f.write("x" * i)
+    make_many(root, files)
     mp = py_mounts.mountpoint()
     py_mounts.python([script, root, mp], mountpoint=mp, name="fusepyhost")
     messages0, ops0, kernel0 = stats(py_mounts, mp)
@@ -64,6 +70,60 @@ def test_names_only_listing_fetches_attributes_in_few_messages(py_mounts,
     assert sent_ops / sent_messages >= 20, (sent_ops, sent_messages)
     # And the kernel had no name to look up itself.
     assert kernel.get("lookup", 0) - kernel0.get("lookup", 0) <= 2, kernel
+
+
+# The ported loopback with lifetimes of a few seconds: long enough for a
+# loaded machine to list and stat 300 names well within one.
+_FEW_SECONDS_PORT = """
+import os, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fusehost import FUSE
+import fusepy_loopback_fusehost as port
+
+
+class FewSeconds(port.Loopback):
+    default_ttl = %d
+
+
+FUSE(FewSeconds(sys.argv[1]), sys.argv[2], foreground=True)
+"""
+
+
+def test_names_listed_again_past_their_lifetime_are_not_looked_up_one_by_one(
+        py_mounts):
+    """Once the entries a listing handed the kernel lapse, the kernel must
+    list again (a readdirplus, attributes fetched many to a message) rather
+    than list its own copy and look every name up."""
+    ttl = 3
+    ported_fusepy_loopback(py_mounts)
+    script = py_mounts.path("few_seconds_port.py")
+    with open(script, "w") as f:
+        f.write(_FEW_SECONDS_PORT % ttl)
+    root = py_mounts.mkdir("names-only-again")
+    files = 300
+    make_many(root, files)
+    mp = py_mounts.mountpoint()
+    py_mounts.python([script, root, mp], mountpoint=mp, name="fusepyagain")
+    find = ["find", os.path.join(mp, "many"), "-printf", "%s %f\n"]
+    assert len(run_cmd(find).check().stdout.splitlines()) == files + 1
+    # Changed behind the daemon's back while its answers are alive.
+    with open(os.path.join(root, "many", "f007"), "w") as f:
+        f.write("y" * 1000)
+    time.sleep(ttl + 0.5)
+    messages0, ops0, kernel0 = stats(py_mounts, mp)
+    lines = run_cmd(find).check().stdout.splitlines()
+    sizes = dict(reversed(l.split(" ", 1)) for l in lines[1:])
+    assert len(sizes) == files, lines
+    assert int(sizes["f007"]) == 1000, sizes["f007"]
+    assert all(int(sizes["f%03d" % i]) == i for i in range(files) if i != 7)
+    messages, ops, kernel = stats(py_mounts, mp)
+    lookups = kernel.get("lookup", 0) - kernel0.get("lookup", 0)
+    # "many" itself, not its names.
+    assert lookups <= 2, (lookups, kernel)
+    # The attributes came again from the backend, many to a message.
+    sent_ops, sent_messages = ops - ops0, messages - messages0
+    assert sent_ops >= files, (sent_ops, sent_messages)
+    assert sent_ops / sent_messages >= 20, (sent_ops, sent_messages)
 
 
 def test_listing_names_only_costs_no_getattr_per_name(py_mounts):

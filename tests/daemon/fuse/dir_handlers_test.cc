@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/memory_budget.h"
 #include "gtest/gtest.h"
 #include "tests/daemon/fuse/handler_harness.h"
@@ -111,6 +113,17 @@ class DirHandlerTest : public HandlerTest {
     EXPECT_EQ(req->kind, Kind::kOpen);
     if (req->kind == Kind::kOpen) open_.push_back(req->open.fh);
     return req->open.fh;
+  }
+  // Opens the root through the backend and releases it: whether the kernel
+  // was let list its own copy of the listing (FOPEN_CACHE_DIR).
+  bool KernelListsItsCopy() {
+    auto req = Req(KernelOp::kOpendir);
+    handlers_->Opendir(req, kRoot, 0);
+    if (req->kind == Kind::kNone) pipeline_.Answer(sent() - 1, Ok());
+    EXPECT_EQ(req->kind, Kind::kOpen);
+    EXPECT_TRUE(req->open.keep_cache);
+    handlers_->Releasedir(Req(KernelOp::kReleasedir), req->open.fh);
+    return req->open.cache_readdir;
   }
   std::vector<Dirent> Read(uint64_t fh, off_t offset, size_t size, bool plus,
                            const v1::OpResult* page = nullptr) {
@@ -366,6 +379,43 @@ TEST_F(DirHandlerTest, NamesWithoutAttributesAreFetchedTogether) {
 
 // A caller that lists without looking names up (ls, find without stat)
 // costs no getattr per name.
+TEST_F(DirHandlerTest, OnceTheEntriesItHandedOutLapseTheKernelListsAnew) {
+  for (uint32_t ttl_ms : {600000u, 20u}) {
+    SCOPED_TRACE(ttl_ms);
+    // Nothing handed out yet, or entries still alive.
+    EXPECT_TRUE(KernelListsItsCopy());
+    uint64_t fh = OpenRoot();
+    v1::OpResult page = Page({"a", "b"}, true);
+    for (v1::DirEntry& e : *page.mutable_readdir()->mutable_entries()) {
+      e.mutable_attr()->set_ttl_ms(ttl_ms);
+    }
+    std::vector<Dirent> entries = Read(fh, 2, 4096, true, &page);
+    ASSERT_EQ(Names(entries), (std::vector<std::string>{"a", "b"}));
+    ASSERT_NE(entries[0].node, 0u);
+    Release(Req(KernelOp::kReleasedir), fh);
+    absl::SleepFor(absl::Milliseconds(40));
+    // Lapsed, the kernel's entries would each be looked up: it lists anew.
+    // Still alive, it lists its copy.
+    EXPECT_EQ(KernelListsItsCopy(), ttl_ms > 40);
+  }
+}
+
+TEST_F(DirHandlerTest, NamesHandedOutBareAreListedAnewOnlyForCallersWhoStat) {
+  uint64_t fh = OpenRoot();
+  v1::OpResult page;
+  page.mutable_readdir()->add_entries()->set_name("n");
+  page.mutable_readdir()->set_eof(true);
+  Read(fh, 2, 4096, true, &page);
+  Release(Req(KernelOp::kReleasedir), fh);
+  // Not yet known whether callers look names up: the kernel's copy serves.
+  EXPECT_TRUE(KernelListsItsCopy());
+  // They do (a LOOKUP of a name handed out bare): listed from the kernel's
+  // copy, each name would be looked up; listed anew, they come with
+  // attributes.
+  TeachThatCallersLookUp();
+  EXPECT_FALSE(KernelListsItsCopy());
+}
+
 TEST_F(DirHandlerTest, ListingsWhoseNamesNobodyLooksUpFetchNothing) {
   uint64_t fh = OpenRoot();
   v1::OpResult page;
