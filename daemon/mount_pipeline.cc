@@ -45,7 +45,6 @@ CachePolicy MakeCachePolicy(const MountOptions& options,
 }
 
 void Mount::BuildPipeline(const v1::InitReply& reply) {
-  Mount* self = this;
   policy_ = MakeCachePolicy(options_, reply);
   ReplyValidator::Options validator;
   validator.sink = channel_.get();
@@ -87,12 +86,12 @@ void Mount::BuildPipeline(const v1::InitReply& reply) {
     // would only release POSIX locks, which only such a backend keeps.
     wb.noflush = !reply.posix_locks();
     // What an early answer made the caches believe is forgotten.
-    wb.on_failure = [self](const std::vector<std::string>& paths) {
+    wb.on_failure = [this](const std::vector<std::string>& paths) {
       for (const std::string& path : paths) {
         v1::Invalidation notice;
         notice.set_kind(v1::Invalidation::CHANGED);
         notice.set_path(path);
-        self->caching_->ApplyNotice(notice);
+        caching_->ApplyNotice(notice);
       }
     };
     write_behind_ = std::make_unique<WriteBehind>(std::move(wb));
@@ -110,8 +109,8 @@ void Mount::BuildPipeline(const v1::InitReply& reply) {
     here.inbox = inbox_.get();
     here.backend_posix_locks = reply.posix_locks();
     // Asked by notices only, which start after the session.
-    here.written_through = [self](const std::string& path) {
-      return self->session_ != nullptr && self->session_->WritesThrough(path);
+    here.written_through = [this](const std::string& path) {
+      return session_ != nullptr && session_->WritesThrough(path);
     };
     if (write_behind_ != nullptr) {
       here.queued_at = [wb = write_behind_.get()](const std::string& p) {
@@ -137,7 +136,6 @@ void Mount::BuildPipeline(const v1::InitReply& reply) {
   if (OverTcp()) caching.prefetch_in_flight = 64;
   caching.lists_by_path = &lists_by_path_;
   caching_ = std::make_unique<CachingTransport>(std::move(caching));
-
 }
 
 }  // namespace fusehost

@@ -24,7 +24,6 @@ constexpr size_t kContentsAheadFiles = 64;
 absl::Status Mount::StartSession(const v1::InitReply& reply,
                                  const KernelMount& km,
                                  const JournalHead& head) {
-  Mount* self = this;
   KernelSession::Options session;
   session.nodes = nodes_.get();
   session.transport = caching_.get();
@@ -63,13 +62,11 @@ absl::Status Mount::StartSession(const v1::InitReply& reply,
   session.ioctl = reply.ioctl();
   session.lists_by_path = &lists_by_path_;
   if (options_.read_ahead_kb != 0) {
-    session.after_init = [self] {
-      absl::Status st =
-          SetReadAhead(self->identity_.device, self->options_.read_ahead_kb);
+    session.after_init = [this] {
+      absl::Status st = SetReadAhead(identity_.device, options_.read_ahead_kb);
       if (!st.ok()) {
-        Log("%s: read-ahead left as it is: %s",
-                self->spec_.mountpoint.c_str(),
-                std::string(st.message()).c_str());
+        Log("%s: read-ahead left as it is: %s", spec_.mountpoint.c_str(),
+            std::string(st.message()).c_str());
       }
     };
   }
@@ -94,14 +91,14 @@ absl::Status Mount::StartSession(const v1::InitReply& reply,
   } else if (spec_.store != nullptr) {
     KeepState(km.fuse_fd, head.kernel_init);
   }
-  session.on_init_request = [self](std::string request) {
-    if (self->state_ != nullptr) self->state_->KernelInitRead(std::move(request));
+  session.on_init_request = [this](std::string request) {
+    if (state_ != nullptr) state_->KernelInitRead(std::move(request));
   };
   session.resume_init = head.kernel_init;
   session.first_dir_handle = (generation_ << 40) + 1;
   session.uring = options_.uring;
-  session.on_session_end = [self] {
-    if (self->spec_.on_session_end) self->spec_.on_session_end(self->spec_.mount_id);
+  session.on_session_end = [this] {
+    if (spec_.on_session_end) spec_.on_session_end(spec_.mount_id);
   };
   absl::StatusOr<std::unique_ptr<KernelSession>> created =
       KernelSession::Create(std::move(session));
@@ -119,15 +116,15 @@ absl::Status Mount::StartSession(const v1::InitReply& reply,
   InvalidationListener::Options listener;
   listener.channel = channel_.get();
   listener.mount_id = spec_.mount_id;
-  listener.on_open = [self] { self->caching_->NoticesMayHaveBeenLost(); };
-  listener.on_notice = [self](const v1::Invalidation& notice) {
-    if (!self->validator_->AcceptNotice(notice)) return;
-    const auto apply = [self](const v1::Invalidation& news) {
-      self->caching_->ApplyNotice(news);
+  listener.on_open = [this] { caching_->NoticesMayHaveBeenLost(); };
+  listener.on_notice = [this](const v1::Invalidation& notice) {
+    if (!validator_->AcceptNotice(notice)) return;
+    const auto apply = [this](const v1::Invalidation& news) {
+      caching_->ApplyNotice(news);
     };
     // Unless the backend saw a change the daemon made itself and knows.
-    if (self->changes_by_daemon_ != nullptr) {
-      self->changes_by_daemon_->Filter(notice, apply);
+    if (changes_by_daemon_ != nullptr) {
+      changes_by_daemon_->Filter(notice, apply);
     } else {
       apply(notice);
     }
