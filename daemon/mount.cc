@@ -128,7 +128,8 @@ absl::StatusOr<std::unique_ptr<Mount>> Mount::Make(MountSpec spec,
           "the previous daemon died before the kernel's INIT: the "
           "connection cannot be taken up");
     }
-    ReplayJournal(kept->journal, m->nodes_.get(), m->channel_->handles());
+    ReplayJournal(kept->journal, m->nodes_.get(), m->channel_->handles(),
+                  &m->inherited_backing_);
     kept->journal.clear();
     m->generation_ = head.mount.generation() + 1;
   }
@@ -259,6 +260,7 @@ void Mount::KeepState(int fuse_fd, const std::string& kernel_init) {
   o.handles = channel_->handles();
   o.mount = Saved();
   o.kernel_init = kernel_init;
+  o.backing = inherited_backing_;
   absl::StatusOr<std::unique_ptr<MountState>> started =
       MountState::Start(std::move(o));
   if (!started.ok()) {
@@ -375,9 +377,12 @@ void Mount::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   // The mount ends: the store must not keep its connection alive.
-  if (state_ != nullptr) {
-    state_->Release();
-    state_.reset();
+  {
+    absl::MutexLock lock(&state_mu_);
+    if (state_ != nullptr) {
+      state_->Release();
+      state_.reset();
+    }
   }
   if (listener_ != nullptr) listener_->Stop();
   // Notices it still held for changes under way would reach the caches

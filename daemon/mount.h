@@ -28,6 +28,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/memory_budget.h"
 #include "daemon/authz/backend_dialer.h"
 #include "daemon/fuse/kernel_session.h"
@@ -212,8 +213,14 @@ class Mount {
   // With a descriptor store: the mount's state outside the daemon.
   // Declared after the tables it records.
   std::unique_ptr<MountState> state_;
+  // Held where the session's threads use state_ while the mount may be
+  // shutting down, and where Shutdown drops it.
+  absl::Mutex state_mu_;
   // How many daemons served the mount before this one.
   uint64_t generation_ = 0;
+  // Resuming: the backing ids the previous daemon left registered, until
+  // the session and the new journal take them.
+  BackingIds inherited_backing_;
   std::unique_ptr<InvalidationListener> listener_;
   // Set before the kernel session starts, so before any reply that could
   // report a new run of the backend.

@@ -95,6 +95,11 @@ absl::Status Mount::StartSession(const v1::InitReply& reply,
     if (state_ != nullptr) state_->KernelInitRead(std::move(request));
   };
   session.resume_init = head.kernel_init;
+  session.inherited_backing = std::move(inherited_backing_);
+  session.on_backing_change = [this](uint64_t node, int32_t id) {
+    absl::MutexLock lock(&state_mu_);
+    if (state_ != nullptr) state_->BackingChanged(node, id);
+  };
   session.first_dir_handle = (generation_ << 40) + 1;
   session.uring = options_.uring;
   session.on_session_end = [this] {

@@ -53,7 +53,12 @@ void RequestHandlers::OpenAtBackend(const Request& req, uint64_t node,
     if (res.open().has_contents()) {
       open_contents_.Keep(open.fh, node, res.open().contents());
     }
-    PlanPassthrough(node, tag, flags, res.open().passthrough(), &open);
+    if (!PlanPassthrough(node, tag, flags, res.open().passthrough(), &open)) {
+      open_contents_.ForgetHandle(open.fh);
+      options_.nodes->RemoveOpenHandle(node, open.fh);
+      AnswerReplaced(req, node, path, open.fh, flags);
+      return;
+    }
     bool refused = false;
     open.backing_refused = &refused;
     bool sent = req->ReplyOpen(open);
@@ -107,7 +112,12 @@ void RequestHandlers::Create(Request req, uint64_t parent, std::string name,
                  return;
                }
                options_.nodes->AddOpenHandle(e.node, open.fh);
-               PlanPassthrough(e.node, tag, flags, offered, &open);
+               if (!PlanPassthrough(e.node, tag, flags, offered, &open)) {
+                 options_.nodes->RemoveOpenHandle(e.node, open.fh);
+                 options_.nodes->Forget(e.node, 1);
+                 AnswerReplaced(req, e.node, path, open.fh, flags);
+                 return;
+               }
                bool refused = false;
                open.backing_refused = &refused;
                bool sent = req->ReplyCreate(e, open);

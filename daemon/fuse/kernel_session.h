@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "daemon/fuse/caller_groups.h"
@@ -110,6 +111,12 @@ class KernelSession : private KernelNotify {
     // which the session is fed first (its reply goes nowhere); then the
     // kernel is asked to send again what that daemon left unanswered.
     std::string resume_init;
+    // Resuming, with passthrough: the backing id the previous daemon left
+    // registered for each node (BackingFiles::Inherit).
+    absl::flat_hash_map<uint64_t, int32_t> inherited_backing;
+    // Told of each backing id registered for a node, and of each closed (id
+    // 0), in order (BackingFiles::Options::on_change). May be empty.
+    std::function<void(uint64_t node, int32_t id)> on_backing_change;
     // See RequestHandlers::Options.
     uint64_t first_dir_handle = 1;
     // Offer the kernel FUSE over io_uring (a queue per CPU, see
@@ -176,6 +183,8 @@ class KernelSession : private KernelNotify {
   static std::unique_ptr<ReplyPatcher> MakePassthroughPatcher(const Options& o);
   static std::unique_ptr<BackingFiles> MakeBackingFiles(const Options& o,
                                                         ReplyPatcher* patcher);
+  // Resuming: the opens the kernel holds from the previous daemon.
+  static void InheritOpens(const Options& o, BackingFiles* backing);
   // libfuse reads and writes the device through these
   // (fuse_session_custom_io passes the session as userdata): the patcher
   // sees every request and reply, INIT is recorded or replayed.

@@ -3,11 +3,13 @@
 // daemon/passthrough), a new connection's INIT recorded and a resumed
 // one's replayed, and the hand-over to a new daemon (see daemon/survival).
 
+#include <fcntl.h>
 #include <fuse3/fuse_lowlevel.h>
 #include <unistd.h>
 
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/time/clock.h"
 #include "common/log_line.h"
 #include "daemon/fuse/kernel_session.h"
@@ -29,7 +31,42 @@ std::unique_ptr<BackingFiles> KernelSession::MakeBackingFiles(
   b.fuse_fd = o.fuse_fd;
   b.kernel_enabled = [patcher] { return patcher->enabled(); };
   b.log_name = o.log_name;
-  return std::make_unique<BackingFiles>(std::move(b));
+  b.on_change = o.on_backing_change;
+  auto backing = std::make_unique<BackingFiles>(std::move(b));
+  if (!o.resume_init.empty()) InheritOpens(o, backing.get());
+  return backing;
+}
+
+void KernelSession::InheritOpens(const Options& o, BackingFiles* backing) {
+  if (o.nodes == nullptr) return;
+  // Whether each inherited open may write; unknown tokens are taken as
+  // writers (their cached attributes are then not trusted).
+  absl::flat_hash_map<uint64_t, bool> writable;
+  if (o.handles != nullptr) {
+    o.handles->Snapshot([&writable](uint64_t, uint64_t,
+                                    const std::vector<HandleMap::Saved>& all) {
+      for (const HandleMap::Saved& t : all) {
+        if (!t.dir) writable[t.token] = (t.flags & O_ACCMODE) != O_RDONLY;
+      }
+    });
+  }
+  absl::flat_hash_map<uint64_t, std::vector<BackingFiles::InheritedOpen>> opens;
+  o.nodes->Snapshot([&](const std::vector<NodeTable::Saved>& nodes, uint64_t) {
+    for (const NodeTable::Saved& n : nodes) {
+      for (uint64_t fh : n.open_handles) {
+        auto it = writable.find(fh);
+        opens[n.id].push_back({fh, it == writable.end() || it->second});
+      }
+    }
+  });
+  for (const auto& [node, id] : o.inherited_backing) {
+    if (!opens.contains(node)) backing->Inherit(node, id, {});
+  }
+  for (const auto& [node, list] : opens) {
+    auto id = o.inherited_backing.find(node);
+    backing->Inherit(node, id == o.inherited_backing.end() ? 0 : id->second,
+                     list);
+  }
 }
 
 ssize_t KernelSession::ReadDevice(int fd, void* buf, size_t len,

@@ -5,6 +5,8 @@
 #include <fcntl.h>
 
 #include <atomic>
+#include <cerrno>
+#include <string>
 
 #include "common/log_line.h"
 #include "daemon/fuse/request_handlers.h"
@@ -26,10 +28,10 @@ uint64_t RequestHandlers::PassthroughTag() {
   return next_passthrough_tag_.fetch_add(1);
 }
 
-void RequestHandlers::PlanPassthrough(uint64_t node, uint64_t tag, int flags,
+bool RequestHandlers::PlanPassthrough(uint64_t node, uint64_t tag, int flags,
                                       bool offered, KernelOpenReply* open) {
   BackingFiles* backing = options_.backing;
-  if (backing == nullptr) return;
+  if (backing == nullptr) return true;
   UniqueFd fd;
   struct stat st = {};
   if (offered && tag != 0) {
@@ -50,6 +52,7 @@ void RequestHandlers::PlanPassthrough(uint64_t node, uint64_t tag, int flags,
   bool writable = (flags & O_ACCMODE) != O_RDONLY;
   BackingFiles::Decision d = backing->Open(open->fh, node, std::move(fd), st,
                                            writable, open->direct_io);
+  if (d.other_file) return false;
   open->backing_id = d.backing_id;
   if (d.direct_io) open->direct_io = true;
   if (d.backing_id > 0) {
@@ -57,6 +60,24 @@ void RequestHandlers::PlanPassthrough(uint64_t node, uint64_t tag, int flags,
     // open would never be asked for.
     open_contents_.ForgetHandle(open->fh);
   }
+  return true;
+}
+
+void RequestHandlers::AnswerReplaced(const Request& req, uint64_t node,
+                                     const std::string& path, uint64_t fh,
+                                     int flags) {
+  ReleaseOrphan(path, fh, flags);
+  const size_t slash = path.rfind('/');
+  if (slash != std::string::npos && options_.nodes->Find(path) == node) {
+    const std::string dir = slash == 0 ? "/" : path.substr(0, slash);
+    const uint64_t parent = options_.nodes->Find(dir);
+    const std::string name = path.substr(slash + 1);
+    if (parent != 0) {
+      options_.nodes->Remove(parent, name);
+      options_.invalidator->EntryChanged(parent, name);
+    }
+  }
+  req->ReplyError(ESTALE);
 }
 
 void RequestHandlers::AfterOpenReply(uint64_t fh, bool sent, bool refused) {

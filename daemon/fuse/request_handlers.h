@@ -389,9 +389,18 @@ class RequestHandlers {
   // Decides how open `open->fh` of `node` is answered: with the descriptor
   // sent for `tag` as its backing file if the backend sent one (`offered`)
   // and it passes the checks, else forwarded (as direct I/O when the
-  // node's other opens are passed through).
-  void PlanPassthrough(uint64_t node, uint64_t tag, int flags, bool offered,
+  // node's other opens are passed through). False when it cannot be
+  // answered on `node`: see AnswerReplaced.
+  bool PlanPassthrough(uint64_t node, uint64_t tag, int flags, bool offered,
                        KernelOpenReply* open);
+  // The backend's file at `path` is another one than the file `node`'s
+  // passthrough opens use (replaced behind the daemon: a rename over it,
+  // say): the kernel would fail the open with EIO on that node. The node
+  // loses the name, as if unlinked, and the open is answered ESTALE, which
+  // makes the kernel look the name up again and retry on a new node. The
+  // backend's handle `fh` is closed.
+  void AnswerReplaced(const Request& req, uint64_t node,
+                      const std::string& path, uint64_t fh, int flags);
   // After the reply: `refused` (the kernel got no backing id) or `sent`
   // false (it got no reply at all).
   void AfterOpenReply(uint64_t fh, bool sent, bool refused);

@@ -19,8 +19,7 @@ void BackingFiles::CloseAll() {
   disabled_.store(true);
   absl::MutexLock lock(&mu_);
   for (auto& [node, n] : nodes_) {
-    if (n.backing_id > 0) Unregister(n.backing_id);
-    n.backing_id = 0;
+    if (n.backing_id > 0) CloseId(node, n);
   }
 }
 
@@ -60,6 +59,14 @@ void BackingFiles::Unregister(int32_t id) {
   ioctl(options_.fuse_fd, fuse_abi::kDevIocBackingClose, &arg);
 }
 
+void BackingFiles::CloseId(uint64_t node, Node& n) {
+  // Told first: a daemon that dies between the two must not take a closed
+  // id for a live one (a leaked id costs nothing but the kernel's memory).
+  if (options_.on_change) options_.on_change(node, 0);
+  Unregister(n.backing_id);
+  n.backing_id = 0;
+}
+
 BackingFiles::Decision BackingFiles::Open(uint64_t fh, uint64_t node,
                                           UniqueFd fd, const struct stat& st,
                                           bool writable, bool direct_io) {
@@ -67,15 +74,25 @@ BackingFiles::Decision BackingFiles::Open(uint64_t fh, uint64_t node,
   absl::MutexLock lock(&mu_);
   Node& n = nodes_[node];
   File f{node, Kind::kCached, writable};
+  if (n.backing_id > 0 && n.file_unknown && fd.valid()) {
+    n.dev = st.st_dev;
+    n.ino = st.st_ino;
+    n.file_unknown = false;
+  }
   if (fd.valid() && available() && n.cached == 0) {
     if (n.backing_id > 0) {
       // Same file as the node's other passthrough opens: share the id.
-      if (n.dev == st.st_dev && n.ino == st.st_ino) d.backing_id = n.backing_id;
+      if (n.dev != st.st_dev || n.ino != st.st_ino) {
+        d.other_file = true;
+        return d;
+      }
+      d.backing_id = n.backing_id;
     } else if (int32_t id = Register(fd.get()); id > 0) {
       n.backing_id = id;
       n.dev = st.st_dev;
       n.ino = st.st_ino;
       d.backing_id = id;
+      if (options_.on_change) options_.on_change(node, id);
     }
   }
   if (d.backing_id > 0) {
@@ -96,6 +113,32 @@ BackingFiles::Decision BackingFiles::Open(uint64_t fh, uint64_t node,
   return d;
 }
 
+void BackingFiles::Inherit(uint64_t node, int32_t backing_id,
+                           const std::vector<InheritedOpen>& opens) {
+  absl::MutexLock lock(&mu_);
+  Node& n = nodes_[node];
+  if (backing_id > 0 && n.backing_id == 0) {
+    n.backing_id = backing_id;
+    n.file_unknown = true;
+  }
+  for (const InheritedOpen& o : opens) {
+    if (files_.contains(o.fh)) continue;
+    File f{node, Kind::kCached, o.writable};
+    if (n.backing_id > 0) {
+      f.kind = Kind::kPassthrough;
+      ++n.passthrough;
+      n.writable += o.writable;
+    } else {
+      ++n.cached;
+    }
+    files_[o.fh] = f;
+  }
+  if (n.backing_id > 0 && n.passthrough == 0) CloseId(node, n);
+  if (n.passthrough == 0 && n.cached == 0 && n.backing_id == 0) {
+    nodes_.erase(node);
+  }
+}
+
 void BackingFiles::Drop(const File& f) {
   auto it = nodes_.find(f.node);
   if (it == nodes_.end()) return;
@@ -104,10 +147,7 @@ void BackingFiles::Drop(const File& f) {
     case Kind::kPassthrough:
       --n.passthrough;
       if (f.writable && --n.writable == 0) n.written.reset();
-      if (n.passthrough == 0 && n.backing_id > 0) {
-        Unregister(n.backing_id);
-        n.backing_id = 0;
-      }
+      if (n.passthrough == 0 && n.backing_id > 0) CloseId(f.node, n);
       break;
     case Kind::kCached:
       --n.cached;

@@ -9,12 +9,22 @@
 // this fails the caller's open(2) with EIO. So per node:
 //   - the first passthrough open registers the descriptor; later ones reuse
 //     that id if their descriptor is the same file (device and inode);
+//   - a descriptor of another file means the backend's file was replaced
+//     under the name: the open cannot be answered on this node
+//     (Decision::other_file);
 //   - no passthrough while the node has cached opens;
-//   - an open that is not passed through while the node has passthrough
-//     opens is answered with direct I/O, which the kernel accepts in any
-//     mode.
+//   - an open without a descriptor while the node has passthrough opens is
+//     answered with direct I/O (which kernels before 6.9's passthrough
+//     accept in any mode; later ones refuse it, as they refuse any open
+//     of such a node that is not passed through).
 // The daemon learns of a release only after the kernel has dropped the
 // file, so its counts lag behind the kernel's in the safe direction.
+//
+// After a restart or a hand-over (daemon/survival) the kernel still holds
+// the opens the previous daemon answered, and the backing ids it
+// registered (on_change tells the journal of each). Such opens are
+// inherited: with the node's id, which new opens share and the last
+// release closes; or, where the node had none, as cached opens.
 //
 // The first registration the kernel refuses (no CAP_SYS_ADMIN, a kernel
 // without passthrough) turns passthrough off for the mount, with one log
@@ -32,6 +42,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -50,6 +61,9 @@ class BackingFiles {
     // the FUSE_DEV_IOC_BACKING_OPEN ioctl on fuse_fd. Tests swap it.
     std::function<int(int fd)> register_backing;
     std::function<void(int32_t id)> unregister_backing;
+    // Told, under the object's lock and so in order, of each id registered
+    // for a node and of each closed (id 0). May be empty.
+    std::function<void(uint64_t node, int32_t id)> on_change;
     std::string log_name;
   };
 
@@ -66,6 +80,9 @@ class BackingFiles {
   struct Decision {
     int32_t backing_id = 0;  // > 0: answer with passthrough
     bool direct_io = false;  // answer with direct I/O
+    // `fd` is another file than the one the node's passthrough opens use:
+    // the kernel would refuse any answer on this node. Nothing is recorded.
+    bool other_file = false;
   };
   // Open `fh` of `node` is about to be answered. `fd`: the backend's
   // descriptor, checked (CheckBackingDescriptor), with its fstat `st`, or
@@ -75,6 +92,15 @@ class BackingFiles {
   // one is kept for StatWritten while such opens last.
   Decision Open(uint64_t fh, uint64_t node, UniqueFd fd, const struct stat& st,
                 bool writable, bool direct_io);
+  // Opens of `node` the kernel holds from a previous daemon, which had
+  // registered `backing_id` for it (0: none; they are then taken as cached
+  // opens). An id no open uses any more is closed.
+  struct InheritedOpen {
+    uint64_t fh = 0;
+    bool writable = false;
+  };
+  void Inherit(uint64_t node, int32_t backing_id,
+               const std::vector<InheritedOpen>& opens);
   // The reply for `fh` went out without the backing id (as direct I/O).
   void NotPassedThrough(uint64_t fh);
   // `fh` was released (or its open never reached the kernel).
@@ -108,11 +134,16 @@ class BackingFiles {
     int passthrough = 0;  // opens using backing_id
     int writable = 0;     // of those, opened for writing
     int cached = 0;       // opens through the page cache
+    // The file backing_id stands for is not known (inherited): the first
+    // descriptor an open brings is taken as it.
+    bool file_unknown = false;
     UniqueFd written;     // the backing file, while `writable` > 0
   };
 
   int32_t Register(int fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Unregister(int32_t id);
+  // Closes `n`'s id (of node `node`) and says so.
+  void CloseId(uint64_t node, Node& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Forgets `f`'s part in its node; closes the id with the last opener.
   void Drop(const File& f) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

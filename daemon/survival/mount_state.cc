@@ -46,6 +46,13 @@ state::Record TokenRecord(const HandleMap::Saved& s) {
   return r;
 }
 
+state::Record BackingRecord(uint64_t node, int32_t id) {
+  state::Record r;
+  r.mutable_backing()->set_node(node);
+  r.mutable_backing()->set_backing_id(id);
+  return r;
+}
+
 HandleMap::Saved SavedOf(const state::Token& t) {
   HandleMap::Saved s;
   s.token = t.token();
@@ -86,8 +93,8 @@ absl::StatusOr<JournalHead> HeadOf(const std::vector<state::Record>& records) {
   return head;
 }
 
-void ReplayJournal(const std::vector<state::Record>& records,
-                   NodeTable* nodes, HandleMap* handles) {
+void ReplayJournal(const std::vector<state::Record>& records, NodeTable* nodes,
+                   HandleMap* handles, BackingIds* backing) {
   for (const state::Record& r : records) {
     switch (r.change_case()) {
       case state::Record::kNode:
@@ -136,6 +143,14 @@ void ReplayJournal(const std::vector<state::Record>& records,
       case state::Record::kNextToken:
         handles->RestoreNextToken(r.next_token());
         break;
+      case state::Record::kBacking:
+        if (backing == nullptr) break;
+        if (r.backing().backing_id() > 0) {
+          (*backing)[r.backing().node()] = r.backing().backing_id();
+        } else {
+          backing->erase(r.backing().node());
+        }
+        break;
       default:
         break;  // the mount and INIT: read by HeadOf
     }
@@ -145,8 +160,12 @@ void ReplayJournal(const std::vector<state::Record>& records,
 MountState::MountState(Options options)
     : options_(std::move(options)),
       key_(KeptMountKey(options_.mount.mount_id())) {
-  absl::MutexLock lock(&mu_);
-  kernel_init_ = options_.kernel_init;
+  {
+    absl::MutexLock lock(&mu_);
+    kernel_init_ = options_.kernel_init;
+  }
+  absl::MutexLock lock(&backing_mu_);
+  backing_ = std::move(options_.backing);
 }
 
 absl::StatusOr<std::unique_ptr<MountState>> MountState::Start(
@@ -158,6 +177,7 @@ absl::StatusOr<std::unique_ptr<MountState>> MountState::Start(
     s->options_.handles->Snapshot(
         [&](uint64_t instance, uint64_t next_token,
             const std::vector<HandleMap::Saved>& tokens) {
+          absl::MutexLock backing_lock(&s->backing_mu_);
           absl::StatusOr<std::unique_ptr<MountJournal>> journal =
               MountJournal::Create(s->SnapshotLocked(
                   nodes, next_node, instance, next_token, tokens));
@@ -228,7 +248,7 @@ void MountState::KernelInitRead(std::string request) {
 std::vector<state::Record> MountState::SnapshotLocked(
     const std::vector<NodeTable::Saved>& nodes, uint64_t next_node,
     uint64_t instance, uint64_t next_token,
-    const std::vector<HandleMap::Saved>& tokens) const {
+    const std::vector<HandleMap::Saved>& tokens) {
   std::vector<state::Record> records;
   records.reserve(3 + nodes.size() + tokens.size());
   records.emplace_back();
@@ -255,6 +275,9 @@ std::vector<state::Record> MountState::SnapshotLocked(
     }
   }
   for (const HandleMap::Saved& t : tokens) records.push_back(TokenRecord(t));
+  for (const auto& [node, id] : backing_) {
+    records.push_back(BackingRecord(node, id));
+  }
   return records;
 }
 
@@ -265,6 +288,7 @@ absl::Status MountState::Compact() {
     options_.handles->Snapshot(
         [&](uint64_t instance, uint64_t next_token,
             const std::vector<HandleMap::Saved>& tokens) {
+          absl::MutexLock backing_lock(&backing_mu_);
           done = journal_->Rewrite(
               SnapshotLocked(nodes, next_node, instance, next_token, tokens),
               [this](int fd) { return Publish(fd); });
@@ -339,6 +363,16 @@ void MountState::Renamed(uint64_t old_parent, const std::string& old_name,
   n->set_new_name(new_name);
   n->set_exchange(exchange);
   Append(r);
+}
+
+void MountState::BackingChanged(uint64_t node, int32_t id) {
+  absl::MutexLock lock(&backing_mu_);
+  if (id > 0) {
+    backing_[node] = id;
+  } else {
+    backing_.erase(node);
+  }
+  Append(BackingRecord(node, id));
 }
 
 void MountState::HandleChanged(uint64_t id, uint64_t fh, bool open) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "daemon/fuse/node_table.h"
@@ -42,9 +43,13 @@ struct JournalHead {
 };
 absl::StatusOr<JournalHead> HeadOf(const std::vector<state::Record>& records);
 
-// Applies a journal's changes to fresh tables, in order.
-void ReplayJournal(const std::vector<state::Record>& records,
-                   NodeTable* nodes, HandleMap* handles);
+// The backing id registered for each node that has one (Backing records).
+using BackingIds = absl::flat_hash_map<uint64_t, int32_t>;
+
+// Applies a journal's changes to fresh tables, in order; `backing` (may be
+// null) gets the backing ids still registered.
+void ReplayJournal(const std::vector<state::Record>& records, NodeTable* nodes,
+                   HandleMap* handles, BackingIds* backing = nullptr);
 
 class MountState : private NodeTable::Changes, private HandleMap::Changes {
  public:
@@ -56,6 +61,8 @@ class MountState : private NodeTable::Changes, private HandleMap::Changes {
     state::SavedMount mount;
     // Known already when resuming a mount.
     std::string kernel_init;
+    // Resuming: the backing ids the previous daemon left registered.
+    BackingIds backing;
   };
 
   // Writes the journal with what the tables hold now, hands it and the
@@ -68,6 +75,10 @@ class MountState : private NodeTable::Changes, private HandleMap::Changes {
 
   // The kernel's INIT request of a new mount, as read from /dev/fuse.
   void KernelInitRead(std::string request);
+
+  // Node `node`'s passthrough opens use backing id `id` from now on (0:
+  // none, the id was closed). Called in the order of the changes.
+  void BackingChanged(uint64_t node, int32_t id);
 
   // The mount is over (or its journal stopped recording): the store
   // closes its descriptors, so that the connection ends with the daemon's.
@@ -101,7 +112,8 @@ class MountState : private NodeTable::Changes, private HandleMap::Changes {
   std::vector<state::Record> SnapshotLocked(
       const std::vector<NodeTable::Saved>& nodes, uint64_t next_node,
       uint64_t instance, uint64_t next_token,
-      const std::vector<HandleMap::Saved>& tokens) const;
+      const std::vector<HandleMap::Saved>& tokens)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(backing_mu_);
   // Rewrites the journal from the tables and gives it to the store.
   absl::Status Compact();
   absl::Status Publish(int journal_fd);
@@ -110,6 +122,11 @@ class MountState : private NodeTable::Changes, private HandleMap::Changes {
   Options options_;
   std::string key_;
   std::unique_ptr<MountJournal> journal_;
+  // What BackingChanged recorded, for compactions; held while one is
+  // recorded or a compaction writes them (taken under the tables' locks,
+  // before the journal's).
+  absl::Mutex backing_mu_;
+  BackingIds backing_ ABSL_GUARDED_BY(backing_mu_);
   // Orders Publish and Release (a leaf lock, taken under the tables' and
   // the journal's).
   absl::Mutex store_mu_;

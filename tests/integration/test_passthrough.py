@@ -128,6 +128,39 @@ def test_backing_files_are_released(mounts):
     assert passthrough_stats(m)[0] - before == 400
 
 
+@pytest.mark.parametrize("held_mode", ["r", "r+"])
+def test_a_file_replaced_behind_an_open_one_opens_as_the_new_one(mounts,
+                                                                held_mode):
+    # An editor's save: a new file renamed over the name, on the backend,
+    # while a reader holds the old one open through the mount. The kernel
+    # binds every open of an inode to one backing file (fs/fuse/iomode.c),
+    # so the new file cannot be opened on the old node: the name gets a new
+    # one, and the old file lives on for its holder.
+    m = mounts.mount("loopback")
+    path = os.path.join(m.path, "f")
+    with open(path, "w") as f:
+        f.write("old\n")
+    held = open(path, held_mode)
+    try:
+        write_backing(m, "f.new", b"new file\n")
+        os.rename(os.path.join(m.backing, "f.new"),
+                  os.path.join(m.backing, "f"))
+        for mode in ("r", "r+"):
+            with open(path, mode) as f:
+                assert f.read() == "new file\n"
+        assert held.read() == "old\n"
+        if held_mode == "r+":
+            # The backend's handle still reaches the old file. (A read-only
+            # open the daemon answered itself has no handle there, and the
+            # name no longer leads to its file: its fstat fails ESTALE.)
+            assert os.fstat(held.fileno()).st_size == 4
+        assert wait_until(lambda: os.stat(path).st_size == 9, 10)
+    finally:
+        held.close()
+    assert wait_until(lambda: passthrough_stats(m)[2] == 0, 10), \
+        passthrough_stats(m)
+
+
 def test_passthrough_off_forwards_everything(mounts):
     m = mounts.mount("loopback", options="allow_other,passthrough=off")
     data = os.urandom(1 << 20)

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <set>
+#include <string>
 
 #include "gtest/gtest.h"
 
@@ -29,6 +30,9 @@ class BackingFilesTest : public ::testing::Test {
     o.unregister_backing = [this](int32_t id) {
       EXPECT_EQ(live_.erase(id), 1u) << "closed twice or never opened: " << id;
     };
+    o.on_change = [this](uint64_t node, int32_t id) {
+      changes_ += std::to_string(node) + ":" + std::to_string(id) + " ";
+    };
     o.log_name = "test";
     backing_ = std::make_unique<BackingFiles>(std::move(o));
   }
@@ -47,6 +51,7 @@ class BackingFilesTest : public ::testing::Test {
   int registrations_ = 0;
   int next_id_ = 1;
   std::set<int32_t> live_;
+  std::string changes_;  // on_change calls, "node:id "
   std::unique_ptr<BackingFiles> backing_;
 };
 
@@ -101,11 +106,16 @@ TEST_F(BackingFilesTest, TheBackingFileOfWritersIsKeptForItsSize) {
   EXPECT_TRUE(live_.empty());
 }
 
-TEST_F(BackingFilesTest, AnotherFileForTheSameNodeIsForwardedAsDirectIo) {
+TEST_F(BackingFilesTest, AnotherFileForTheSameNodeIsNotAnsweredOnIt) {
   backing_->Open(10, 1, Fd(), StatOf(1, 100), false, false);
   auto d = backing_->Open(11, 1, Fd(), StatOf(1, 200), false, false);
   EXPECT_EQ(d.backing_id, 0);
-  EXPECT_TRUE(d.direct_io);  // the kernel refuses a cached open beside it
+  EXPECT_TRUE(d.other_file);
+  backing_->Release(11);  // never recorded
+  backing_->Release(10);
+  EXPECT_TRUE(live_.empty());
+  EXPECT_FALSE(
+      backing_->Open(12, 1, Fd(), StatOf(1, 200), false, false).other_file);
 }
 
 TEST_F(BackingFilesTest, NoPassthroughBesideCachedOpens) {
@@ -123,6 +133,54 @@ TEST_F(BackingFilesTest, NoPassthroughBesideCachedOpens) {
   backing_->Release(12);
   d = backing_->Open(13, 1, Fd(), StatOf(1, 100), false, false);
   EXPECT_GT(d.backing_id, 0);
+}
+
+TEST_F(BackingFilesTest, InheritedOpensKeepTheirIdForNewOnesAndCloseIt) {
+  // A previous daemon registered id 40 for node 1 and the kernel holds two
+  // opens with it: a new open must name the same id (the kernel fails
+  // another backing file, or none, with EIO), and the last release
+  // closes it.
+  live_.insert(40);
+  backing_->Inherit(1, 40, {{7, false}, {8, true}});
+  EXPECT_EQ(changes_, "");
+  EXPECT_TRUE(backing_->WritablePassthrough(1));
+  struct stat st;
+  EXPECT_FALSE(backing_->StatWritten(1, &st));  // its file is not held
+  auto d = backing_->Open(10, 1, Fd(), StatOf(1, 100), false, false);
+  EXPECT_EQ(d.backing_id, 40);
+  EXPECT_EQ(registrations_, 0);
+  // The file is known from that open on: another one is not passed through.
+  EXPECT_TRUE(
+      backing_->Open(11, 1, Fd(), StatOf(1, 101), false, false).other_file);
+  backing_->Release(8);
+  EXPECT_FALSE(backing_->WritablePassthrough(1));
+  backing_->Release(7);
+  backing_->Release(11);
+  EXPECT_EQ(live_.count(40), 1u);
+  backing_->Release(10);
+  EXPECT_TRUE(live_.empty());
+  EXPECT_EQ(changes_, "1:0 ");
+}
+
+TEST_F(BackingFilesTest, InheritedOpensWithoutAnIdAreCached) {
+  backing_->Inherit(1, 0, {{7, false}});
+  auto d = backing_->Open(10, 1, Fd(), StatOf(1, 100), false, false);
+  EXPECT_EQ(d.backing_id, 0);
+  EXPECT_FALSE(d.direct_io);
+  EXPECT_EQ(registrations_, 0);
+  backing_->Release(7);
+  backing_->Release(10);
+  EXPECT_GT(
+      backing_->Open(12, 1, Fd(), StatOf(1, 100), false, false).backing_id, 0);
+  EXPECT_EQ(changes_, "1:1 ");
+}
+
+TEST_F(BackingFilesTest, AnInheritedIdNoOpenUsesIsClosed) {
+  live_.insert(40);
+  backing_->Inherit(3, 40, {});
+  EXPECT_TRUE(live_.empty());
+  EXPECT_EQ(changes_, "3:0 ");
+  EXPECT_EQ(backing_->registered(), 0u);
 }
 
 TEST_F(BackingFilesTest, ARefusedReplyGivesTheIdBack) {

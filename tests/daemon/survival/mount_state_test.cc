@@ -328,6 +328,25 @@ class MountStateTest : public ::testing::Test {
     return fresh;
   }
 
+  // Lookups of a long name fill the journal past its threshold; forgetting
+  // them leaves nothing of them in the tables. Waits (10 s at most) for the
+  // compaction; returns the node the lookups made.
+  uint64_t FillUntilCompacted() {
+    const std::string big(size_t{1} << 20, 'x');
+    uint64_t big_id = 0;
+    int looked_up = 0;
+    while (looked_up * big.size() < MountJournal::kCompactAt + big.size()) {
+      big_id = live_.nodes.AddLookup(kRoot, big);
+      ++looked_up;
+    }
+    live_.nodes.Forget(big_id, looked_up);
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (state_->compactions() == 0 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    return big_id;
+  }
+
   // One of every change the tables report, some before Start.
   Made ChangeEverything() {
     Made m;
@@ -510,20 +529,7 @@ TEST_F(MountStateTest, ACompactedJournalReplaysToTheSameTables) {
   ASSERT_EQ(before.size(), 2u);
   const ino_t first_journal = InodeOf(before[1].get());
 
-  // Lookups of a long name fill the journal past its threshold; forgetting
-  // them leaves nothing of them in the tables.
-  const std::string big(size_t{1} << 20, 'x');
-  uint64_t big_id = 0;
-  int looked_up = 0;
-  while (looked_up * big.size() < MountJournal::kCompactAt + big.size()) {
-    big_id = live_.nodes.AddLookup(kRoot, big);
-    ++looked_up;
-  }
-  live_.nodes.Forget(big_id, looked_up);
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (state_->compactions() == 0 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(2));
-  }
+  const uint64_t big_id = FillUntilCompacted();
   ASSERT_GE(state_->compactions(), 1u);
   EXPECT_LT(state_->journal_bytes(), MountJournal::kCompactAt / 4);
   // Changes after the compaction go to the new journal.
@@ -543,6 +549,31 @@ TEST_F(MountStateTest, ACompactedJournalReplaysToTheSameTables) {
   EXPECT_EQ(fresh.nodes.PathOf(big_id), std::nullopt);
   EXPECT_GT(fresh.nodes.AddLookup(kRoot, "new"), after);
   EXPECT_GT(Open(fresh.handles, 20, 8), m.t_current);
+}
+
+TEST_F(MountStateTest, BackingIdsSurviveReplaysAndCompactions) {
+  // Ids a previous daemon left registered come in with the options; the
+  // kernel holds them for the opens it has, so the next daemon must know
+  // them too, compaction or not.
+  MountState::Options o = OptionsFor(keeper_.client(), fuse_, &live_);
+  o.backing = {{4, 40}, {5, 50}};
+  absl::StatusOr<std::unique_ptr<MountState>> s = MountState::Start(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  state_ = *std::move(s);
+  state_->BackingChanged(4, 0);
+  state_->BackingChanged(6, 60);
+  BackingIds replayed;
+  Tables fresh;
+  ReplayJournal(KeptJournal(), &fresh.nodes, &fresh.handles, &replayed);
+  EXPECT_EQ(replayed, (BackingIds{{5, 50}, {6, 60}}));
+
+  FillUntilCompacted();
+  ASSERT_GE(state_->compactions(), 1u);
+  state_->BackingChanged(5, 0);
+  replayed.clear();
+  Tables after;
+  ReplayJournal(KeptJournal(), &after.nodes, &after.handles, &replayed);
+  EXPECT_EQ(replayed, (BackingIds{{6, 60}}));
 }
 
 TEST_F(MountStateTest, AfterTheStateIsGoneTheKeeperStillHoldsTheJournal) {
