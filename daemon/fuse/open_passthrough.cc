@@ -52,7 +52,7 @@ bool RequestHandlers::PlanPassthrough(uint64_t node, uint64_t tag, int flags,
   bool writable = (flags & O_ACCMODE) != O_RDONLY;
   BackingFiles::Decision d = backing->Open(open->fh, node, std::move(fd), st,
                                            writable, open->direct_io);
-  if (d.other_file) return false;
+  if (d.needs_new_node) return false;
   open->backing_id = d.backing_id;
   if (d.direct_io) open->direct_io = true;
   if (d.backing_id > 0) {

@@ -393,12 +393,13 @@ class RequestHandlers {
   // answered on `node`: see AnswerReplaced.
   bool PlanPassthrough(uint64_t node, uint64_t tag, int flags, bool offered,
                        KernelOpenReply* open);
-  // The backend's file at `path` is another one than the file `node`'s
-  // passthrough opens use (replaced behind the daemon: a rename over it,
-  // say): the kernel would fail the open with EIO on that node. The node
-  // loses the name, as if unlinked, and the open is answered ESTALE, which
-  // makes the kernel look the name up again and retry on a new node. The
-  // backend's handle `fh` is closed.
+  // An open of `node` at `path` that cannot share the backing file of the
+  // node's passthrough opens (the backend's file was replaced behind the
+  // daemon, by a rename over it, say, or the open has no descriptor the
+  // kernel may take): the kernel would fail it with EIO on that node. The
+  // node loses the name, as if unlinked, and the open is answered ESTALE,
+  // which makes the kernel look the name up again and retry on a new node.
+  // The backend's handle `fh` is closed.
   void AnswerReplaced(const Request& req, uint64_t node,
                       const std::string& path, uint64_t fh, int flags);
   // After the reply: `refused` (the kernel got no backing id) or `sent`

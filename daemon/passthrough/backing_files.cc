@@ -83,7 +83,7 @@ BackingFiles::Decision BackingFiles::Open(uint64_t fh, uint64_t node,
     if (n.backing_id > 0) {
       // Same file as the node's other passthrough opens: share the id.
       if (n.dev != st.st_dev || n.ino != st.st_ino) {
-        d.other_file = true;
+        d.needs_new_node = true;
         return d;
       }
       d.backing_id = n.backing_id;
@@ -103,7 +103,10 @@ BackingFiles::Decision BackingFiles::Open(uint64_t fh, uint64_t node,
       ++n.writable;
       if (!n.written.valid()) n.written = std::move(fd);
     }
-  } else if (n.passthrough > 0 || direct_io) {
+  } else if (n.passthrough > 0) {
+    d.needs_new_node = true;
+    return d;
+  } else if (direct_io) {
     f.kind = Kind::kDirect;
     d.direct_io = true;
   } else {

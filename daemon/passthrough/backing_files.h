@@ -9,14 +9,13 @@
 // this fails the caller's open(2) with EIO. So per node:
 //   - the first passthrough open registers the descriptor; later ones reuse
 //     that id if their descriptor is the same file (device and inode);
-//   - a descriptor of another file means the backend's file was replaced
-//     under the name: the open cannot be answered on this node
-//     (Decision::other_file);
 //   - no passthrough while the node has cached opens;
-//   - an open without a descriptor while the node has passthrough opens is
-//     answered with direct I/O (which kernels before 6.9's passthrough
-//     accept in any mode; later ones refuse it, as they refuse any open
-//     of such a node that is not passed through).
+//   - while it has passthrough opens, an open that cannot share their id
+//     cannot be answered on the node at all (Decision::needs_new_node): its
+//     descriptor is another file (the backend's file was replaced under the
+//     name) or none the kernel may take (none sent, or refused); the kernel
+//     refuses even direct I/O beside them;
+//   - other opens the backend asked direct I/O for get it.
 // The daemon learns of a release only after the kernel has dropped the
 // file, so its counts lag behind the kernel's in the safe direction.
 //
@@ -80,9 +79,10 @@ class BackingFiles {
   struct Decision {
     int32_t backing_id = 0;  // > 0: answer with passthrough
     bool direct_io = false;  // answer with direct I/O
-    // `fd` is another file than the one the node's passthrough opens use:
-    // the kernel would refuse any answer on this node. Nothing is recorded.
-    bool other_file = false;
+    // The node has passthrough opens and this open cannot share their
+    // backing file: the kernel would refuse any answer on this node.
+    // Nothing is recorded.
+    bool needs_new_node = false;
   };
   // Open `fh` of `node` is about to be answered. `fd`: the backend's
   // descriptor, checked (CheckBackingDescriptor), with its fstat `st`, or

@@ -29,6 +29,19 @@ def write_backing(m, name, data):
     return path
 
 
+def passthrough_fs_mount(py_mounts, give):  # noqa: F811
+    """passthrough_fs.py giving `give` (see there) over a new root holding
+    f = b"0123456789"; the mount."""
+    mp = py_mounts.mountpoint()
+    root = py_mounts.mkdir("backing-" + give)
+    with open(os.path.join(root, "f"), "wb") as f:
+        f.write(b"0123456789")
+    proc = py_mounts.python([os.path.join(HERE, "passthrough_fs.py"), root,
+                             mp, "--give", give, "-o", "allow_other"],
+                            mountpoint=mp)
+    return Mount(py_mounts.daemon, proc, mp, "allow_other")
+
+
 def test_reads_go_straight_to_the_backing_file(mounts):
     m = mounts.mount("loopback")
     data = os.urandom(3 << 20)
@@ -196,14 +209,8 @@ def test_a_file_on_a_fuse_mount_is_forwarded(mounts):
 
 @pytest.mark.parametrize("give", ["dir", "pipe", "readonly", "wrong-tag"])
 def test_refused_descriptors_fall_back_to_forwarding(py_mounts, give):  # noqa: F811
-    mp = py_mounts.mountpoint()
-    root = py_mounts.mkdir("backing-" + give)
-    with open(os.path.join(root, "f"), "wb") as f:
-        f.write(b"0123456789")
-    proc = py_mounts.python([os.path.join(HERE, "passthrough_fs.py"), root,
-                             mp, "--give", give, "-o", "allow_other"],
-                            mountpoint=mp)
-    m = Mount(py_mounts.daemon, proc, mp, "allow_other")
+    m = passthrough_fs_mount(py_mounts, give)
+    mp = m.path
     ops = py_mounts.ops(cwd=mp)
     got = ops.ok([("open", "f", ["O_RDWR"]), ("pread", "f", 100, 0),
                   ("pwrite", "f", b"AB", 2), ("fsync", "f"),
@@ -222,15 +229,33 @@ def test_refused_descriptors_fall_back_to_forwarding(py_mounts, give):  # noqa: 
     assert kernel_requests(m, "read") > 0 and kernel_requests(m, "write") > 0
 
 
+def test_an_open_not_passed_through_beside_one_that_is(py_mounts):  # noqa: F811
+    # The backend gives a read-only descriptor whatever the open asked: a
+    # read-only open is passed through, a read-write one cannot be. While
+    # the first is open the kernel refuses any other answer on its inode
+    # (even direct I/O): the read-write open goes to a new node, and the
+    # holder of the first sees its writes.
+    m = passthrough_fs_mount(py_mounts, "readonly")
+    mp = m.path
+    path = os.path.join(mp, "f")
+    held = open(path, "rb")
+    try:
+        with open(path, "r+b") as g:
+            g.write(b"AB")
+        assert held.read() == b"AB23456789"
+        with open(path, "rb") as f:
+            assert f.read() == b"AB23456789"
+    finally:
+        held.close()
+    # Two read-only opens passed through; the read-write one's descriptor
+    # refused on the first node and again on the new one.
+    assert passthrough_stats(m)[:2] == (2, 2)
+    assert wait_until(lambda: passthrough_stats(m)[2] == 0, 10)
+
+
 def test_the_right_descriptor_is_passed_through(py_mounts):  # noqa: F811
-    mp = py_mounts.mountpoint()
-    root = py_mounts.mkdir("backing-right")
-    with open(os.path.join(root, "f"), "wb") as f:
-        f.write(b"0123456789")
-    proc = py_mounts.python([os.path.join(HERE, "passthrough_fs.py"), root,
-                             mp, "--give", "right", "-o", "allow_other"],
-                            mountpoint=mp)
-    m = Mount(py_mounts.daemon, proc, mp, "allow_other")
+    m = passthrough_fs_mount(py_mounts, "right")
+    mp = m.path
     got = py_mounts.ops(cwd=mp).ok([("open", "f", ["O_RDWR"]),
                                     ("pwrite", "f", b"AB", 2),
                                     ("close", "f"), ("read_file", "f")])

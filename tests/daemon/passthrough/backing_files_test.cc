@@ -110,12 +110,26 @@ TEST_F(BackingFilesTest, AnotherFileForTheSameNodeIsNotAnsweredOnIt) {
   backing_->Open(10, 1, Fd(), StatOf(1, 100), false, false);
   auto d = backing_->Open(11, 1, Fd(), StatOf(1, 200), false, false);
   EXPECT_EQ(d.backing_id, 0);
-  EXPECT_TRUE(d.other_file);
+  EXPECT_TRUE(d.needs_new_node);
   backing_->Release(11);  // never recorded
   backing_->Release(10);
   EXPECT_TRUE(live_.empty());
   EXPECT_FALSE(
-      backing_->Open(12, 1, Fd(), StatOf(1, 200), false, false).other_file);
+      backing_->Open(12, 1, Fd(), StatOf(1, 200), false, false).needs_new_node);
+}
+
+TEST_F(BackingFilesTest,
+       AnOpenWithoutADescriptorBesidePassthroughNeedsANewNode) {
+  // The kernel refuses any open of an inode in passthrough mode that is
+  // not passed through, direct I/O included.
+  backing_->Open(10, 1, Fd(), StatOf(1, 100), false, false);
+  auto d = backing_->Open(11, 1, UniqueFd(), {}, true, /*direct_io=*/true);
+  EXPECT_TRUE(d.needs_new_node);
+  EXPECT_EQ(d.backing_id, 0);
+  backing_->Release(10);
+  d = backing_->Open(12, 1, UniqueFd(), {}, true, /*direct_io=*/true);
+  EXPECT_FALSE(d.needs_new_node);
+  EXPECT_TRUE(d.direct_io);
 }
 
 TEST_F(BackingFilesTest, NoPassthroughBesideCachedOpens) {
@@ -151,7 +165,7 @@ TEST_F(BackingFilesTest, InheritedOpensKeepTheirIdForNewOnesAndCloseIt) {
   EXPECT_EQ(registrations_, 0);
   // The file is known from that open on: another one is not passed through.
   EXPECT_TRUE(
-      backing_->Open(11, 1, Fd(), StatOf(1, 101), false, false).other_file);
+      backing_->Open(11, 1, Fd(), StatOf(1, 101), false, false).needs_new_node);
   backing_->Release(8);
   EXPECT_FALSE(backing_->WritablePassthrough(1));
   backing_->Release(7);
