@@ -38,6 +38,8 @@ void RequestHandlers::NoteBareListing(uint64_t dir) {
     bare_listings_.clear();  // a few recent ones are all it takes
   }
   bare_listings_.try_emplace(dir, false);
+  // The kernel looks each name up as it is used.
+  NoteEntriesHandedLocked(dir, absl::InfinitePast());
 }
 
 void RequestHandlers::NoteLookupIn(uint64_t parent) {
@@ -58,6 +60,10 @@ void RequestHandlers::NoteListingReleased(uint64_t dir) {
 
 void RequestHandlers::NoteEntriesHanded(uint64_t dir, absl::Time lapse) {
   absl::MutexLock lock(&bare_mu_);
+  NoteEntriesHandedLocked(dir, lapse);
+}
+
+void RequestHandlers::NoteEntriesHandedLocked(uint64_t dir, absl::Time lapse) {
   if (entries_until_.size() >= kListingsRemembered &&
       !entries_until_.contains(dir)) {
     entries_until_.clear();  // forgotten ones list from the kernel's copy

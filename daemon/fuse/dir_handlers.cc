@@ -337,8 +337,6 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
   }
   if (plus && h->handed_bare.load()) {
     NoteBareListing(dir);
-    // Names without attributes: the kernel looks each up as it is used.
-    NoteEntriesHanded(dir, absl::InfinitePast());
   } else if (!referenced.empty()) {
     NoteEntriesHanded(dir, absl::Now() + absl::Seconds(shortest_entry_timeout));
   }

@@ -483,7 +483,8 @@ class RequestHandlers {
   // whose names went to the kernel without attributes are remembered
   // (a few), a LOOKUP in one of them says yes, a release of one with no
   // LOOKUP says no. Only then are attributes fetched ahead (a plain `ls`
-  // or `find` must not cost a getattr per name).
+  // or `find` must not cost a getattr per name). A bare listing's names
+  // count as lapsed at once (NoteEntriesHanded).
   void NoteBareListing(uint64_t dir);
   void NoteLookupIn(uint64_t parent);
   void NoteListingReleased(uint64_t dir);
@@ -499,6 +500,8 @@ class RequestHandlers {
   // looked up, one request each, where a readdirplus hands them all out
   // again (ReplyOpendir).
   void NoteEntriesHanded(uint64_t dir, absl::Time lapse);
+  void NoteEntriesHandedLocked(uint64_t dir, absl::Time lapse)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(bare_mu_);
   bool EntriesLapsed(uint64_t dir);
   absl::flat_hash_map<uint64_t, absl::Time> entries_until_
       ABSL_GUARDED_BY(bare_mu_);
