@@ -92,6 +92,7 @@ absl::Status Mount::StartSession(const v1::InitReply& reply,
     KeepState(km.fuse_fd, head.kernel_init);
   }
   session.on_init_request = [this](std::string request) {
+    absl::MutexLock lock(&state_mu_);
     if (state_ != nullptr) state_->KernelInitRead(std::move(request));
   };
   session.resume_init = head.kernel_init;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/log_line.h"
+#include "common/paths.h"
 #include "daemon/fuse/request_handlers.h"
 #include "daemon/passthrough/descriptor_check.h"
 
@@ -67,15 +68,12 @@ void RequestHandlers::AnswerReplaced(const Request& req, uint64_t node,
                                      const std::string& path, uint64_t fh,
                                      int flags) {
   ReleaseOrphan(path, fh, flags);
-  const size_t slash = path.rfind('/');
-  if (slash != std::string::npos && options_.nodes->Find(path) == node) {
-    const std::string dir = slash == 0 ? "/" : path.substr(0, slash);
-    const uint64_t parent = options_.nodes->Find(dir);
-    const std::string name = path.substr(slash + 1);
-    if (parent != 0) {
-      options_.nodes->Remove(parent, name);
-      options_.invalidator->EntryChanged(parent, name);
-    }
+  const uint64_t parent = options_.nodes->Find(ParentPath(path));
+  const std::string name(BaseName(path));
+  // Unless the name went to another node meanwhile (a rename).
+  if (parent != 0 && options_.nodes->Find(path) == node) {
+    options_.nodes->Remove(parent, name);
+    options_.invalidator->EntryChanged(parent, name);
   }
   req->ReplyError(ESTALE);
 }
