@@ -120,6 +120,28 @@ def test_after_a_slow_op_the_rest_of_the_batch_and_the_next_get_helpers(
         servicer.shutdown()
 
 
+def test_a_lone_op_runs_on_the_receiving_thread_without_a_job_and_is_timed(
+        monkeypatch):
+    def no_job(*args):
+        raise AssertionError("a batch of one op made a job")
+
+    monkeypatch.setattr(_batch, "_BatchJob", no_job)
+    fs = Threads(slow=3 * _batch.SLOW)
+    servicer = _servicer(fs)
+    try:
+        results = servicer.Execute(_batch_of([b"/slow"]), None).results
+        assert [(r.id, r.posix_errno) for r in results] == [(1, 0)]
+        assert results[0].getattr.attr.mode == _FILE["st_mode"]
+        assert [t for _, t in fs.threads] == [threading.get_ident()]
+        # Its time counts: the kind is dear now.
+        assert not servicer._batches.costs.start_alone({"getattr"})
+        # And the turn it held is free again.
+        assert servicer._batches.turns.acquire(timeout=1)
+        servicer._batches.turns.release()
+    finally:
+        servicer.shutdown()
+
+
 def test_a_kind_never_timed_starts_alone_and_is_timed():
     fs = Threads()
     servicer = _servicer(fs)

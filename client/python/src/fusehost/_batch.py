@@ -4,7 +4,9 @@ The protocol lets a backend run a batch's ops in any order (the daemon only
 batches ops whose order does not matter). The thread that received the
 batch runs ops itself, together with helper threads that claim ops one at a
 time, so one slow op (a network call) does not hold up the rest. Results
-keep the ops' order, each in a slot made before any thread writes one.
+keep the ops' order, each in a slot made before any thread writes one. A
+batch of one op, as every change, open and lookup is sent, needs none of
+that: it runs on the receiving thread, in its turn (below).
 
 Helpers cost where ops are cheap: each thread that wakes takes its turn at
 the GIL, and a hand-over of the GIL between threads costs tens of
@@ -240,6 +242,17 @@ class _BatchJob:
         self._done.wait()
 
 
+class _LoneOp:
+    """What _take_turn needs of the batch holding the turn, for a batch of
+    one op (BatchRunner._run_lone): whether it finished its op."""
+
+    __slots__ = ("finished", "turn")
+
+    def __init__(self):
+        self.finished = 0
+        self.turn = None
+
+
 class BatchRunner:
     """Runs batches with Dispatcher `dispatcher` (its run(op, result,
     mount_id) answers one op)."""
@@ -277,6 +290,9 @@ class BatchRunner:
         n = len(ops)
         if n == 0:
             return reply
+        if n == 1:
+            self._run_lone(ops[0], results.add(), mount_id)
+            return reply
         # Every slot exists before any thread writes one.
         slots = [results.add() for _ in range(n)]
         kinds = [op.WhichOneof("op") for op in ops]
@@ -298,6 +314,23 @@ class BatchRunner:
                 self.watchdog.unwatch(job)
             job.end_turn()
         return reply
+
+    def _run_lone(self, op, slot, mount_id):
+        """Runs the one op of a batch on this thread, in its turn: the
+        batch machinery (a job others could claim ops of, its event) cost a
+        lone op as much as a loopback's getattr, and most messages carry
+        one op (every change, open and lookup)."""
+        lone = _LoneOp()
+        self._take_turn(lone)
+        try:
+            start = time.perf_counter()
+            self.run(op, slot, mount_id)
+            self.costs.record(op.WhichOneof("op"),
+                              time.perf_counter() - start)
+        finally:
+            lone.finished = 1
+            if lone.turn is not None:  # else it ran beside the holder
+                self.end_turn()
 
     def _take_turn(self, job):
         """Waits until `job` holds `turns`, or until the batch holding it
