@@ -9,13 +9,14 @@
 // WriteBehind only with write_behind; without a cache (cache_entries=0)
 // neither, and CachingTransport passes everything on.
 
-#include "daemon/mount.h"
-
+#include <algorithm>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/time/time.h"
+#include "daemon/mount.h"
 
 namespace fusehost {
 namespace {
@@ -59,6 +60,12 @@ void Mount::BuildPipeline(const v1::InitReply& reply) {
   // release unlocks for other callers.
   if (reply.releases_after_reply() && !reply.flock_locks()) {
     batching.hold_releases = kHoldReleases;
+  }
+  // Ops that belong together (a listing's attributes) go in messages of
+  // the size the backend asks for, within bounds.
+  if (reply.ops_together() > 0) {
+    batching.max_ops_together =
+        static_cast<int>(std::min<uint32_t>(reply.ops_together(), 1024));
   }
   batcher_ = std::make_unique<Batcher>(batching, validator_.get(),
                                           validator_.get());

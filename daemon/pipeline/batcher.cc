@@ -53,9 +53,12 @@ void Batcher::Send(v1::Op op, Done done) {
 }
 
 void Batcher::SendAll(std::vector<PendingOp> ops) {
+  const size_t per_message = static_cast<size_t>(options_.max_ops_together > 0
+                                                     ? options_.max_ops_together
+                                                     : options_.max_ops);
   size_t next = 0;
   while (next < ops.size()) {
-    size_t end = std::min(ops.size(), next + static_cast<size_t>(options_.max_ops));
+    size_t end = std::min(ops.size(), next + per_message);
     std::vector<PendingOp> message;
     message.reserve(end - next);
     for (size_t i = next; i < end; ++i) {

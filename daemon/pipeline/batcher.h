@@ -39,6 +39,9 @@ class Batcher : public OpTransport {
   struct Options {
     int max_in_flight = 4;
     int max_ops = 64;
+    // Ops per message of a SendAll; 0: max_ops. A backend that runs a
+    // message's ops on one thread asks for more (InitReply.ops_together).
+    int max_ops_together = 0;
     // Payload bytes (write data) per message, so that big writes do not
     // wait behind each other in one message.
     size_t max_bytes = 4 << 20;

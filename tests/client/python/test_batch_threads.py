@@ -142,6 +142,23 @@ def test_a_lone_op_runs_on_the_receiving_thread_without_a_job_and_is_timed(
         servicer.shutdown()
 
 
+def test_init_reply_asks_for_many_ops_together_and_a_big_batch_runs_alone():
+    fs = Threads()
+    servicer = _servicer(fs)
+    try:
+        reply = servicer.Init(pb.InitRequest(mount_id=1), None)
+        assert reply.posix_errno == 0
+        assert reply.ops_together == 256
+        _learn_cheap(servicer, fs)
+        fs.threads.clear()
+        results = servicer.Execute(
+            _batch_of([b"/f%d" % i for i in range(256)]), None).results
+        assert [r.id for r in results] == list(range(1, 257))
+        assert {t for _, t in fs.threads} == {threading.get_ident()}
+    finally:
+        servicer.shutdown()
+
+
 def test_a_kind_never_timed_starts_alone_and_is_timed():
     fs = Threads()
     servicer = _servicer(fs)

@@ -156,6 +156,16 @@ class BatcherTest : public ::testing::Test {
   void SendGetattrs(int first, int n) {
     for (int i = first; i < first + n; ++i) Send(GetattrOp(absl::StrCat("/", i)));
   }
+  // Getattrs of "/<first>" .. for SendAll or SendInOrder, their results
+  // unheeded.
+  static std::vector<PendingOp> UnheededGetattrs(int first, int n) {
+    std::vector<PendingOp> group;
+    for (int i = first; i < first + n; ++i) {
+      group.push_back(PendingOp{GetattrOp(absl::StrCat("/", i)),
+                                [](const v1::OpResult&) {}, nullptr});
+    }
+    return group;
+  }
   std::vector<std::pair<std::string, int>> results() {
     absl::MutexLock lock(&mu_);
     return results_;
@@ -430,15 +440,31 @@ TEST_F(BatcherTest, SendAllGoesOutAtOnceInFullMessages) {
   batcher_->WaitIdle();
 }
 
+TEST_F(BatcherTest, SendAllTakesTheSizeTheBackendAsksForAndOnlyIt) {
+  Batcher::Options options = Limits(/*max_in_flight=*/1, /*max_ops=*/3);
+  options.max_ops_together = 5;
+  Make(options);
+  SendGetattrs(0, 8);  // one goes out, seven queue
+  ASSERT_EQ(sink_.messages(), 1u);
+  batcher_->SendAll(UnheededGetattrs(10, 7));
+  ASSERT_EQ(sink_.messages(), 3u);
+  EXPECT_EQ(sink_.Paths(1), (Paths{"/10", "/11", "/12", "/13", "/14"}));
+  EXPECT_EQ(sink_.Paths(2), (Paths{"/15", "/16"}));
+  // The queued ops keep max_ops.
+  while (sink_.FinishAll() > 0) {
+  }
+  ASSERT_EQ(sink_.messages(), 6u);
+  EXPECT_EQ(sink_.Paths(3), (Paths{"/1", "/2", "/3"}));
+  EXPECT_EQ(sink_.Paths(4), (Paths{"/4", "/5", "/6"}));
+  EXPECT_EQ(sink_.Paths(5), (Paths{"/7"}));
+  EXPECT_EQ(results().size(), 8u);
+  batcher_->WaitIdle();
+}
+
 TEST_F(BatcherTest, SendInOrderIsOneMessageTheBackendRunsInOrder) {
   Make(Limits(/*max_in_flight=*/1, /*max_ops=*/3));
   SendGetattrs(0, 1);  // the window is full: SendInOrder does not wait
-  std::vector<PendingOp> group;
-  for (int i = 10; i < 15; ++i) {
-    group.push_back(PendingOp{GetattrOp(absl::StrCat("/", i)),
-                              [](const v1::OpResult&) {}, nullptr});
-  }
-  batcher_->SendInOrder(std::move(group));
+  batcher_->SendInOrder(UnheededGetattrs(10, 5));
   ASSERT_EQ(sink_.messages(), 2u);
   EXPECT_FALSE(sink_.InOrder(0));
   EXPECT_TRUE(sink_.InOrder(1));
