@@ -16,6 +16,8 @@ const { ERRNO } = require('./errno')
 const { invoke } = require('./invoke')
 
 const PROTOCOL_VERSION = 1
+// Ops that belong together per message (InitReply.ops_together).
+const OPS_TOGETHER = 256
 const MESSAGE_LIMIT = 256 << 20
 const SHUTTING_DOWN = 'backend is shutting down'
 
@@ -64,6 +66,11 @@ class Service {
       runs_batches_in_order: true,
       // The Dispatcher answers releases among other ops at once.
       releases_after_reply: true,
+      // A listing's attributes 256 to a message rather than the daemon's
+      // 64: each message costs the event loop as much as many ops (straight
+      // to the loopback, a getattr took 27-33 us in messages of 256 against
+      // 33-41 in messages of 64).
+      ops_together: OPS_TOGETHER,
       // Without opendir and releasedir, readdir gets handle 0 anyway: the
       // daemon may list a directory with readdir alone.
       lists_by_path: !bound.has('opendir') && !bound.has('releasedir'),
