@@ -9,6 +9,8 @@
 // WriteBehind only with write_behind; without a cache (cache_entries=0)
 // neither, and CachingTransport passes everything on.
 
+#include "daemon/mount.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -16,7 +18,6 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "daemon/mount.h"
 
 namespace fusehost {
 namespace {

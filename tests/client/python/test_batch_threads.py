@@ -58,10 +58,17 @@ def _servicer(fs):
 
 
 def _learn_cheap(servicer, fs):
-    """Sends a batch of cheap getattrs, which times the kind; returns the
-    ids of the threads it ran on."""
-    fs.threads.clear()
-    servicer.Execute(_batch_of([b"/f%d" % i for i in range(20)]), None)
+    """Sends batches of cheap getattrs, which time the kind, until it counts
+    as cheap (a first op slowed by a busy machine can leave the moving
+    average above CHEAP after one batch); returns the ids of the threads the
+    last one ran on."""
+    costs = servicer._batches.costs
+    for _ in range(50):
+        fs.threads.clear()
+        servicer.Execute(_batch_of([b"/f%d" % i for i in range(20)]), None)
+        if costs._seconds.get("getattr", 1.0) <= _batch.CHEAP:
+            break
+    assert costs._seconds["getattr"] <= _batch.CHEAP, costs._seconds
     return {t for _, t in fs.threads}
 
 
@@ -142,19 +149,18 @@ def test_a_lone_op_runs_on_the_receiving_thread_without_a_job_and_is_timed(
         servicer.shutdown()
 
 
-def test_init_reply_asks_for_many_ops_together_and_a_big_batch_runs_alone():
+def test_init_reply_asks_for_many_ops_together_and_a_big_batch_is_whole():
     fs = Threads()
     servicer = _servicer(fs)
     try:
         reply = servicer.Init(pb.InitRequest(mount_id=1), None)
         assert reply.posix_errno == 0
         assert reply.ops_together == 256
-        _learn_cheap(servicer, fs)
-        fs.threads.clear()
         results = servicer.Execute(
             _batch_of([b"/f%d" % i for i in range(256)]), None).results
-        assert [r.id for r in results] == list(range(1, 257))
-        assert {t for _, t in fs.threads} == {threading.get_ident()}
+        assert [(r.id, r.posix_errno) for r in results] == \
+            [(i, 0) for i in range(1, 257)]
+        assert all(r.getattr.attr.mode == _FILE["st_mode"] for r in results)
     finally:
         servicer.shutdown()
 
