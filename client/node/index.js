@@ -53,13 +53,34 @@ function settle (work, cb) {
   return work
 }
 
+// The option unsupportedXattrPrefixes: extended attribute names the
+// filesystem does not keep, which the daemon answers EOPNOTSUPP itself.
+// Checked here, where a mistake is the caller's, rather than ignored by the
+// daemon (InitReply.unsupported_xattr_prefixes takes at most 16, of 1 to
+// 255 bytes without NUL).
+function xattrPrefixes (prefixes) {
+  if (prefixes === undefined) return []
+  const bad = () => new TypeError('unsupportedXattrPrefixes must be an array of at most 16 names of 1 to 255 bytes without NUL')
+  if (!Array.isArray(prefixes) || prefixes.length > 16) throw bad()
+  return prefixes.map((p) => {
+    const b = encode(p)
+    if (b.length < 1 || b.length > 255 || b.includes(0)) throw bad()
+    return b
+  })
+}
+
 // The backend a Fuse serves: the operations bound to its options, its
 // dispatcher and its gRPC service. `name` is shown by `fuse-hostctl list`.
 function makeBackend (ops, opts, hub, name) {
   const debug = Boolean(opts.debug) || debugFromEnv()
   const bound = new Bound(ops, { ...opts, debug, log })
   const dispatcher = new Dispatcher(bound, newInstance())
-  const service = new Service(dispatcher, hub, { name, defaultTtlMs: ttlMs(opts.defaultTtl) })
+  const service = new Service(dispatcher, hub, {
+    name,
+    defaultTtlMs: ttlMs(opts.defaultTtl),
+    posixAcl: Boolean(opts.posixAcl),
+    unsupportedXattrPrefixes: xattrPrefixes(opts.unsupportedXattrPrefixes)
+  })
   return { bound, dispatcher, service }
 }
 

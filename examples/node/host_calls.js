@@ -47,6 +47,15 @@ while (my $line = <STDIN>) {
     my $b = "\\0" x ${XATTR_MAX};
     $r = syscall(${n.llistxattr}, $a[0], $b, ${XATTR_MAX}); $e = $! + 0;
     $out = substr($b, 0, $r) if $r >= 0;
+  } elsif ($op eq 'llistxattr_many') {
+    # One answer for many paths (a whole listing): per path its errno and
+    # the length of its names, 32 bits each, then the names.
+    my $b = "\\0" x ${XATTR_MAX};
+    $r = 0; $e = 0;
+    for my $p (@a) {
+      my $n = syscall(${n.llistxattr}, $p, $b, ${XATTR_MAX});
+      $out .= $n >= 0 ? pack('NN', 0, $n) . substr($b, 0, $n) : pack('NN', ($! + 0) || ${EIO}, 0);
+    }
   } elsif ($op eq 'lremovexattr') {
     $r = syscall(${n.lremovexattr}, $a[0], $a[1]); $e = $! + 0;
   } elsif ($op eq 'mknodat') {
@@ -121,6 +130,19 @@ function call (op, ...args) {
   })
 }
 
+// llistxattr's answer, NUL-terminated names, as Buffers.
+function splitNames (b) {
+  const names = []
+  let start = 0
+  for (let i = 0; i < b.length; i++) {
+    if (b[i] === 0) {
+      if (i > start) names.push(b.subarray(start, i))
+      start = i + 1
+    }
+  }
+  return names
+}
+
 function fdPath (fd) {
   return `/proc/${process.pid}/fd/${fd}`
 }
@@ -130,17 +152,25 @@ module.exports = {
   // The value; rejects with -ENODATA when there is none.
   lgetxattr: (path, name) => call('lgetxattr', path, name),
   // The names, as Buffers (any bytes).
-  llistxattr: (path) => call('llistxattr', path).then((b) => {
-    const names = []
-    let start = 0
-    for (let i = 0; i < b.length; i++) {
-      if (b[i] === 0) {
-        if (i > start) names.push(b.subarray(start, i))
-        start = i + 1
+  llistxattr: (path) => call('llistxattr', path).then(splitNames),
+  // The names of many paths in one round trip to the coprocess: for each
+  // path, its names or null where llistxattr failed (the file is gone, its
+  // filesystem has no xattrs).
+  llistxattrMany: (paths) => paths.length === 0
+    ? Promise.resolve([])
+    : call('llistxattr_many', ...paths).then((b) => {
+      const lists = []
+      let at = 0
+      while (at + 8 <= b.length && lists.length < paths.length) {
+        const errno = b.readUInt32BE(at)
+        const length = b.readUInt32BE(at + 4)
+        at += 8
+        lists.push(errno ? null : splitNames(b.subarray(at, at + length)))
+        at += length
       }
-    }
-    return names
-  }),
+      if (lists.length !== paths.length) throw -EIO
+      return lists
+    }),
   lremovexattr: (path, name) => call('lremovexattr', path, name).then(() => {}),
   // `dev` as the kernel encodes it (what FUSE's mknod carries).
   mknod: (path, mode, dev) => call('mknodat', path, mode, dev).then(() => {}),

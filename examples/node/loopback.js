@@ -211,13 +211,21 @@ function loopbackFs (root) {
     }),
     listxattr: done((p) => host.llistxattr(full(p))),
     removexattr: done((p, name) => host.lremovexattr(full(p), bytes(name))),
-    // Whole listings with every entry's attributes: the daemon answers
-    // ls -l and lookups from them.
+    // Whole listings with every entry's attributes and extended attribute
+    // names: the daemon answers ls -l, its ACL and label requests included,
+    // and lookups from them. The names of a whole listing cost one round
+    // trip to host_calls' coprocess; each getxattr the daemon could not
+    // answer would cost a round trip through it and the daemon.
     readdir: function (p, cb) {
       const dir = full(p)
       const slash = Buffer.from('/')
       fsp.readdir(dir, { encoding: 'buffer' }).then(async (names) => {
-        const stats = await Promise.all(names.map((n) => fsp.lstat(Buffer.concat([dir, slash, n]), { bigint: true }).catch(() => null)))
+        const paths = names.map((n) => Buffer.concat([dir, slash, n]))
+        const [stats, xattrNames] = await Promise.all([
+          Promise.all(paths.map((f) => fsp.lstat(f, { bigint: true }).catch(() => null))),
+          host.llistxattrMany(paths).catch(() => paths.map(() => null))
+        ])
+        stats.forEach((s, i) => { if (s !== null && xattrNames[i] !== null) s.xattrNames = xattrNames[i] })
         // A name removed meanwhile is left out.
         cb(0, names.filter((_, i) => stats[i] !== null), stats.filter((s) => s !== null))
       }, (err) => cb(failure(err)))
@@ -237,7 +245,17 @@ if (require.main === module) {
   // apply again.
   process.umask(0)
   cli.run(Fuse, loopbackFs(root), args, args.positional[1], {
-    useIno: true, defaultPermissions: true, fsname: root, getattrIsCheap: true
+    useIno: true,
+    defaultPermissions: true,
+    fsname: root,
+    getattrIsCheap: true,
+    // The host's security labels are the host's: a label the host gives a
+    // backing file means nothing on the mount. The daemon answers them
+    // EOPNOTSUPP, so ls -l stops asking every file for one. (The host's
+    // ACLs are not handed to the kernel to keep, posixAcl: it would keep
+    // them until told otherwise, and this loopback does not watch the
+    // backing directory for changes made behind the mount.)
+    unsupportedXattrPrefixes: ['security.selinux', 'security.SMACK64', 'security.apparmor']
   })
 }
 

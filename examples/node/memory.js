@@ -101,7 +101,11 @@ class Inode {
       ctime: ms(this.ctime),
       atimeNs: this.atime,
       mtimeNs: this.mtime,
-      ctimeNs: this.ctime
+      ctimeNs: this.ctime,
+      // fusehost's extension: with the names known, the daemon answers
+      // getxattr of any other name (ls -l asks each file for its ACL and
+      // label) and listxattr itself.
+      xattrNames: [...this.xattrs.keys()]
     }
   }
 }
@@ -488,7 +492,7 @@ function memoryFs () {
       const stats = []
       for (const [name, child] of dir.children) {
         names.push(name)
-        stats.push(child.stat())
+        stats.push(Object.assign(child.stat(), { xattrNames: [...child.xattrs.keys()] }))
       }
       return cb(0, names, stats)
     }

@@ -292,6 +292,53 @@ def test_xattr_names_come_with_listings(mounts):
                     ("listxattr", "plain")]) == ["ENODATA", []]
 
 
+@pytest.mark.parametrize("kind", ["loopback", "memory"])
+def test_node_examples_send_xattr_names_with_their_attributes(node_mounts,
+                                                             kind):
+    """The Node.js examples give each entry's xattr names with its
+    attributes (the loopback with its listings, one round trip to its
+    helper process for all of them; memory with every answer), so ls -l,
+    which asks each file for its ACL and label, sends the backend no
+    getxattr; a name a file has is still fetched, and one set through the
+    mount is seen at once. The loopback declares the host's security
+    labels unsupported."""
+    m = node_mounts.mount(kind)
+    ops = node_mounts.ops(cwd=m.path)
+    if kind == "loopback":
+        many = os.path.join(m.backing, "many")
+        os.mkdir(many)
+        for i in range(40):
+            open(os.path.join(many, "f%05d" % i), "wb").close()
+        os.setxattr(os.path.join(many, "f00007"), "user.k", b"v")
+    else:
+        ops.ok([("mkdir", "many", 0o755), ("create_many", "many", 40),
+                ("setxattr", "many/f00007", "user.k", b"v")])
+
+    asked, sent = kernel_requests(m, "getxattr"), backend_ops(m)
+    assert "f00039" in run_cmd(["ls", "-l", os.path.join(m.path, "many")]
+                               ).check().stdout
+    assert kernel_requests(m, "getxattr") - asked >= 40
+    # The listing and the lookups it needs, not a getxattr per file.
+    assert backend_ops(m) - sent < 10, backend_ops(m) - sent
+    if kind == "loopback":
+        # It declares the host's security labels unsupported: after the
+        # first EOPNOTSUPP, ls -l asks each file for its ACL and no label
+        # (two requests per file otherwise).
+        asked = kernel_requests(m, "getxattr")
+        run_cmd(["ls", "-l", os.path.join(m.path, "many")]).check()
+        assert 40 <= kernel_requests(m, "getxattr") - asked < 50
+        assert ops.one(("getxattr", "many/f00001", "security.selinux")) == \
+            "ENOTSUP"
+    assert ops.run([("getxattr", "many/f00007", "user.k"),
+                    ("listxattr", "many/f00007"),
+                    ("getxattr", "many/f00001", "user.k"),
+                    ("listxattr", "many/f00001")]) == [
+                        b"v", ["user.k"], "ENODATA", []]
+    ops.ok([("setxattr", "many/f00001", "user.m", b"2")])
+    assert ops.run([("getxattr", "many/f00001", "user.m"),
+                    ("listxattr", "many/f00001")]) == [b"2", ["user.m"]]
+
+
 def test_ls_l_again_sends_no_getxattr(mounts):
     """loopback hands the kernel its files' ACLs to keep (posix_acl; the
     backing filesystem keeps ACLs) and declares the host's security labels

@@ -43,7 +43,8 @@ const DAEMON_OPTIONS = {
 const SDK_OPTIONS = new Set([
   'debug', 'force', 'mkdir', 'timeout', 'defaultPermissions', 'useIno', 'uid',
   'gid', 'umask', 'kernelCache', 'directIo', 'getattrIsCheap', 'defaultTtl',
-  'controlSocket', 'displayFolder', 'name', 'autoUnmount'
+  'posixAcl', 'unsupportedXattrPrefixes', 'controlSocket', 'displayFolder',
+  'name', 'autoUnmount'
 ])
 
 // libfuse options fuse-native passes on that fuse-hostd has no use for or

@@ -33,11 +33,13 @@ function newInstance () {
 // The FileSystem service of one Dispatcher (any number of mounts).
 // `onInit(mountId)` / `onDestroy(mountId)` let a Fuse follow its mount.
 class Service {
-  constructor (dispatcher, hub, { name, defaultTtlMs = 0, onInit = null, onDestroy = null } = {}) {
+  constructor (dispatcher, hub, { name, defaultTtlMs = 0, posixAcl = false, unsupportedXattrPrefixes = [], onInit = null, onDestroy = null } = {}) {
     this.dispatcher = dispatcher
     this.hub = hub
     this.name = name
     this.defaultTtlMs = defaultTtlMs
+    this.posixAcl = posixAcl
+    this.unsupportedXattrPrefixes = unsupportedXattrPrefixes
     this.onInit = onInit
     this.onDestroy = onDestroy
     this.streams = new Set()
@@ -76,6 +78,13 @@ class Service {
       lists_by_path: !bound.has('opendir') && !bound.has('releasedir'),
       name: this.name,
       default_ttl_ms: this.defaultTtlMs,
+      // Names the filesystem does not keep: the daemon answers them
+      // EOPNOTSUPP without a message (ls -l then stops asking every file
+      // for its security label).
+      unsupported_xattr_prefixes: this.unsupportedXattrPrefixes,
+      // The kernel enforces and caches the filesystem's POSIX ACLs, where
+      // the daemon offers that.
+      posix_acl: this.posixAcl && Boolean(request.posix_acl_capable),
       instance: this.dispatcher.instance
     }
   }
