@@ -10,6 +10,8 @@ script mounts, through:
   fusepy   bench/fusepy_loopback.py (python3-fusepy, libfuse 2)
   fusepyhostd  the same file with only its import changed to fusehost's,
            mounting itself through a fuse-hostd of its own
+  fusepywbhostd  the same port run with FUSE_HOSTD_MOUNT_OPTIONS=
+           write_behind,default_permissions
   sshfs    sshfs to an sshd this script starts on 127.0.0.1
   hostd    fuse-hostd + examples/loopback's loopback_fs on a Unix socket
   shostd   the same with the mount option session (one Session stream per

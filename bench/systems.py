@@ -6,6 +6,10 @@ unmounted, and what memory its processes used.
   pll      libfuse's passthrough_ll example, -o cache=always (low-level API)
   pt       libfuse's passthrough example (high-level API, its defaults)
   fusepy   bench/fusepy_loopback.py (python3-fusepy, libfuse 2)
+  fusepyhostd  the same file with only its import changed to fusehost's,
+           mounting itself through a fuse-hostd of its own
+  fusepywbhostd  the same port run with FUSE_HOSTD_MOUNT_OPTIONS=
+           write_behind,default_permissions (the file unchanged)
   sshfs    sshfs to an sshd started here on 127.0.0.1
   hostd    fuse-hostd + examples/loopback's loopback_fs on a Unix socket
   shostd   hostd with the mount option session: the backend's messages on
@@ -38,14 +42,16 @@ from common import (BENCH_DIR, PY, RES, TLS_NAME, fhlib, free_port,
 
 REPO_DIR = os.path.dirname(BENCH_DIR)
 
-SYSTEMS = ['tmpfs', 'pll', 'pt', 'fusepy', 'fusepyhostd', 'sshfs', 'hostd',
-           'shostd', 'uhostd', 'wbhostd', 'kept', 'pyhostd', 'nodehostd']
+SYSTEMS = ['tmpfs', 'pll', 'pt', 'fusepy', 'fusepyhostd', 'fusepywbhostd',
+           'sshfs', 'hostd', 'shostd', 'uhostd', 'wbhostd', 'kept', 'pyhostd',
+           'nodehostd']
 LABELS = {
     'tmpfs': 'tmpfs',
     'pll': 'passthrough_ll cache=always',
     'pt': 'passthrough',
     'fusepy': 'fusepy',
     'fusepyhostd': 'fusepy_loopback.py through fuse-hostd',
+    'fusepywbhostd': 'the same with write_behind',
     'sshfs': 'sshfs',
     'hostd': 'fuse-hostd',
     'shostd': 'fuse-hostd session',
@@ -58,12 +64,13 @@ LABELS = {
 # Shorter names for ratio headers and target lines.
 SHORT = dict(LABELS, pll='passthrough_ll', kept='kept', shostd='session',
              wbhostd='write_behind', uhostd='uring', pyhostd='Python loopback',
-             nodehostd='Node loopback', fusepyhostd='fusepy port')
+             nodehostd='Node loopback', fusepyhostd='fusepy port',
+             fusepywbhostd='fusepy port write_behind')
 # Systems that need fuse-hostd built (the fusepy port mounts itself through
 # a daemon of its own, like the SDK systems).
 NEEDS_HOSTD = ('hostd', 'shostd', 'uhostd', 'wbhostd', 'kept', 'pyhostd', 'nodehostd',
-               'fusepyhostd')
-NEEDS_PYTHON_SDK = ('pyhostd', 'fusepyhostd')
+               'fusepyhostd', 'fusepywbhostd')
+NEEDS_PYTHON_SDK = ('pyhostd', 'fusepyhostd', 'fusepywbhostd')
 RELAY_SYSTEMS = ['sshfs', 'hostd', 'shostd', 'uhostd', 'wbhostd', 'pyhostd', 'nodehostd']
 # The systems that run fuse-hostd (each its own daemon).
 HOSTD_SYSTEMS = ('hostd', 'shostd', 'uhostd', 'wbhostd', 'kept', 'pyhostd', 'nodehostd')
@@ -161,17 +168,20 @@ class FusepyHostd(System):
     fusehost's, mounting itself through a fuse-hostd of its own: the port a
     fusepy user makes."""
     key = 'fusepyhostd'
+    # FUSE_HOSTD_MOUNT_OPTIONS for the port, which adds them to its FUSE()
+    # call's.
+    mount_options = None
 
     def setup(self):
         super().setup()
         d = os.path.join(self.b.work, 'run')
         os.makedirs(d, exist_ok=True)
-        self.ctl = os.path.join(d, 'fusepyhostd-control.sock')
+        self.ctl = os.path.join(d, self.key + '-control.sock')
         if os.path.exists(self.ctl):
             os.unlink(self.ctl)
         self.daemon = RES.spawn([self.b.bin('fuse-hostd'),
                                  '--control_socket=' + self.ctl],
-                                self.b.logpath('fuse-hostd-fusepy'))
+                                self.b.logpath('fuse-hostd-' + self.key))
         wait_for(lambda: os.path.exists(self.ctl), 15,
                  'fuse-hostd control socket', self.daemon)
         self.script = fhlib.port_fusepy_loopback(
@@ -181,6 +191,9 @@ class FusepyHostd(System):
         env = dict(os.environ, PYTHONPATH=self.b.py_package,
                    PYTHONUNBUFFERED='1', FUSE_HOSTD_CONTROL_SOCKET=self.ctl)
         env.pop('PYTHONHOME', None)
+        env.pop('FUSE_HOSTD_MOUNT_OPTIONS', None)
+        if self.mount_options:
+            env['FUSE_HOSTD_MOUNT_OPTIONS'] = self.mount_options
         self.proc = RES.spawn([PY, self.script, self.b.tree.src, self.mnt],
                               self.b.logpath(self.key), env=env, cwd='/')
         RES.mounts.append(self.mnt)
@@ -195,6 +208,13 @@ class FusepyHostd(System):
             run([self.b.bin('fuse-hostctl'), '--control_socket=' + self.ctl,
                  'unmount', self.mnt], check=False, timeout=60)
         super().unmount()
+
+
+class FusepyWriteBehindHostd(FusepyHostd):
+    """The fusepy port, unchanged, with write-behind asked for by whoever
+    runs it (write_behind needs default_permissions)."""
+    key = 'fusepywbhostd'
+    mount_options = 'write_behind,default_permissions'
 
 
 class Sshfs(System):
@@ -533,5 +553,6 @@ class NodeHostd(PyHostd):
 
 SYSTEM_CLASSES = {c.key: c for c in
                   (Tmpfs, PassthroughLL, Passthrough, Fusepy, FusepyHostd,
+                   FusepyWriteBehindHostd,
                    Sshfs, Hostd, SessionHostd, UringHostd, WriteBehindHostd,
                    KeptHostd, PyHostd, NodeHostd)}

@@ -404,6 +404,26 @@ def test_fuse_options_map_to_the_daemon_and_the_sdk():
         "allow_other": True, "fsname": "a=b"}
 
 
+def test_mount_options_from_the_environment_are_added_over_fuses(
+        monkeypatch):
+    """$FUSE_HOSTD_MOUNT_OPTIONS gives a ported program the daemon's
+    options without an edit; they take precedence over its FUSE() call's."""
+    from fusehost import _mount
+    monkeypatch.setenv("FUSE_HOSTD_MOUNT_OPTIONS",
+                       "write_behind,default_permissions,fsname=env,threads=3")
+    kwargs = _mount.with_environment_options(
+        {"fsname": "call", "allow_other": True})
+    assert kwargs == {"fsname": "env", "allow_other": True,
+                      "write_behind": True, "default_permissions": True,
+                      "threads": "3"}
+    daemon, backend, ignored = split_options(kwargs, "MyFs")
+    assert daemon.split(",") == ["default_permissions", "fsname=env",
+                                 "allow_other", "write_behind"]
+    assert backend.threads == 3 and not ignored
+    monkeypatch.delenv("FUSE_HOSTD_MOUNT_OPTIONS")
+    assert _mount.with_environment_options({"ro": True}) == {"ro": True}
+
+
 def test_fuse_fails_clearly_without_a_daemon(tmp_path):
     with pytest.raises(fuse.FuseHostError) as e:
         fuse.FUSE(fuse.Operations(), str(tmp_path), foreground=True,

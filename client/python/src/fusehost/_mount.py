@@ -33,6 +33,11 @@ from ._server import (FuseHostError, _enable_debug_logging,
 
 DEFAULT_CONTROL_SOCKET = "/run/fuse-hostd/control.sock"
 CONTROL_SOCKET_ENV = "FUSE_HOSTD_CONTROL_SOCKET"
+# FUSE() options in -o form ("write_behind,default_permissions") added by
+# whoever runs the program, over those its FUSE() call passes: a ported
+# filesystem gets the daemon's options without an edit, as a libfuse
+# program gets them from its command line.
+MOUNT_OPTIONS_ENV = "FUSE_HOSTD_MOUNT_OPTIONS"
 
 # Mount options the daemon understands (proto/control.proto), passed on.
 _DAEMON_OPTIONS = {
@@ -93,6 +98,12 @@ def parse_options(text):
     return options
 
 
+def with_environment_options(kwargs):
+    """FUSE()'s keyword options with those of $FUSE_HOSTD_MOUNT_OPTIONS
+    added over them."""
+    return dict(kwargs, **parse_options(os.environ.get(MOUNT_OPTIONS_ENV)))
+
+
 class _Session:
     """One FUSE() call: the mount it made and how it ends."""
 
@@ -144,7 +155,9 @@ class FUSE:
       cache_entries, prefetch_listings, prefetch_contents, read_ahead_kb,
       write_behind, uring (and their no_ forms): mount options, passed to
       the daemon (the README's table says what each does).
-    Other libfuse options are ignored with a warning naming them.
+    Other libfuse options are ignored with a warning naming them. Options
+    in $FUSE_HOSTD_MOUNT_OPTIONS (-o form: "write_behind,allow_other")
+    are added and take precedence.
 
     Raises FuseHostError (a RuntimeError) when the daemon is unreachable or
     the mount fails; re-raises a SystemExit raised inside an operation after
@@ -154,6 +167,7 @@ class FUSE:
     def __init__(self, operations, mountpoint, raw_fi=False,
                  encoding="utf-8", **kwargs):
         self.operations = operations
+        kwargs = with_environment_options(kwargs)
         foreground = bool(kwargs.pop("foreground", False))
         socket_path = _control_socket(kwargs.pop("control_socket", None))
         debug = bool(kwargs.get("debug", False))

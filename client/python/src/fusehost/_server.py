@@ -302,7 +302,8 @@ def backend_options(kwargs):
     for key in list(kwargs):
         if key in _SERVE_OPTIONS:
             setattr(opts, key, kwargs.pop(key))
-    opts.threads = opts.threads or 8
+    # int(): from a -o string it is text.
+    opts.threads = int(opts.threads or 8)
     return opts
 
 
