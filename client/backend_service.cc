@@ -103,6 +103,7 @@ grpc::Status BackendService::Init(grpc::ServerContext* /*context*/,
   for (const std::string& prefix : result.unsupported_xattr_prefixes) {
     reply->add_unsupported_xattr_prefixes(prefix);
   }
+  reply->set_no_xattrs(result.no_xattrs);
   reply->set_default_ttl_ms(result.default_ttl_ms);
   reply->set_name(fs_.Name());
   reply->set_instance(instance_);

@@ -140,6 +140,11 @@ struct InitResult {
   // and leaves them out of listxattr, so that programs such as ls -l learn
   // at the first file that the mount has no such attribute. At most 16.
   std::vector<std::string> unsupported_xattr_prefixes;
+  // The filesystem keeps no extended attributes (it overrides none of
+  // Getxattr, Listxattr, Setxattr and Removexattr): fuse-hostd answers them
+  // ENOSYS without asking, and the kernel then stops sending them (before
+  // every write and for every file ls -l lists).
+  bool no_xattrs = false;
   // How long fuse-hostd and the kernel may cache attributes, listings,
   // symlink targets and negative lookups (0: fuse-hostd's default of 1 s
   // and no negative caching). A filesystem that only changes through the

@@ -534,6 +534,7 @@ RequestHandlers::Options HandlerOptions(const KernelSession::Options& o,
   h.backend_ioctl = o.ioctl;
   h.backend_posix_locks = o.posix_locks;
   h.unsupported_xattrs = XattrExclusions(o.unsupported_xattr_prefixes);
+  h.no_xattrs = o.no_xattrs;
   h.lists_by_path = o.lists_by_path;
   h.handles = o.handles;
   h.contents_ahead_files = o.contents_ahead_files;

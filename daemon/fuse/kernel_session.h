@@ -81,6 +81,8 @@ class KernelSession : private KernelNotify {
     // Extended attribute names the backend does not keep
     // (InitReply.unsupported_xattr_prefixes).
     std::vector<std::string> unsupported_xattr_prefixes;
+    // The backend keeps no extended attributes (InitReply.no_xattrs).
+    bool no_xattrs = false;
     // Where log lines name the mount.
     std::string log_name;
     // The mounted /dev/fuse connection; the session takes ownership.

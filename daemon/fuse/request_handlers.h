@@ -148,6 +148,9 @@ class RequestHandlers {
     // Extended attribute names the backend does not keep
     // (InitReply.unsupported_xattr_prefixes): answered EOPNOTSUPP here.
     XattrExclusions unsupported_xattrs;
+    // The backend keeps no extended attributes (InitReply.no_xattrs): every
+    // xattr request is answered ENOSYS here.
+    bool no_xattrs = false;
     // The backend lists directories by path (InitReply.lists_by_path, which
     // a restarted backend may answer differently); null: it does not. Then
     // an opendir whose listing is not cached sends a readdir, not an
@@ -474,9 +477,11 @@ class RequestHandlers {
   static void ReplyXattr(const Request& req, size_t size,
                          const v1::OpResult& result,
                          const XattrExclusions* drop = nullptr);
-  // Answers EOPNOTSUPP, and returns true, for a name the backend does not
-  // keep.
+  // Answers, and returns true, for a name the backend does not keep:
+  // ENOSYS if it keeps none (NoXattrs), else EOPNOTSUPP.
   bool Unsupported(const Request& req, absl::string_view name);
+  // Answers ENOSYS if the backend keeps no extended attributes at all.
+  bool NoXattrs(const Request& req);
 
   // Whether callers of this mount look up what they list (ls -l, find
   // -printf %s), learned as readdirplus's "auto" mode does: directories

@@ -44,7 +44,16 @@ void RequestHandlers::Setxattr(Request req, uint64_t node, std::string name,
   SendChangingFile(req, std::move(op), node);
 }
 
+bool RequestHandlers::NoXattrs(const Request& req) {
+  if (!options_.no_xattrs) return false;
+  // The kernel remembers it and asks no more (libfuse's answer for a
+  // filesystem without the callback).
+  req->ReplyError(ENOSYS);
+  return true;
+}
+
 bool RequestHandlers::Unsupported(const Request& req, absl::string_view name) {
+  if (NoXattrs(req)) return true;
   if (!options_.unsupported_xattrs.Excludes(name)) return false;
   req->ReplyError(EOPNOTSUPP);
   return true;
@@ -86,6 +95,7 @@ void RequestHandlers::Getxattr(Request req, uint64_t node, std::string name,
 }
 
 void RequestHandlers::Listxattr(Request req, uint64_t node, size_t size) {
+  if (NoXattrs(req)) return;
   std::optional<std::string> path = NamedPath(req, node);
   if (!path) return;
   v1::Op op = NewOp(*req);

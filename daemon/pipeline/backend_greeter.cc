@@ -102,6 +102,7 @@ std::string BackendGreeter::Differences(const v1::InitReply& reply) const {
   compare(reply.flock_locks() == first.flock_locks(), "flock_locks");
   compare(reply.posix_acl() == first.posix_acl(), "posix_acl");
   compare(reply.ioctl() == first.ioctl(), "ioctl");
+  compare(reply.no_xattrs() == first.no_xattrs(), "no_xattrs");
   compare(std::equal(reply.unsupported_xattr_prefixes().begin(),
                      reply.unsupported_xattr_prefixes().end(),
                      first.unsupported_xattr_prefixes().begin(),

@@ -7,6 +7,7 @@ are seen to look up what they list, the daemon fetches the attributes of a
 listing's names in one go before answering READDIRPLUS, in messages of
 many ops."""
 
+import errno
 import os
 import re
 import stat
@@ -344,3 +345,32 @@ def test_a_ported_filesystem_takes_write_behind_from_the_environment(
         with open(path, "rb") as f:
             assert f.read() == b"%d" % i * 100
         assert os.stat(path).st_mtime == 2000000 + i
+
+
+def test_a_filesystem_without_xattr_methods_is_asked_for_none(py_mounts):
+    """The port has no xattr methods. As libfuse without those callbacks,
+    the daemon answers ENOSYS (InitReply.no_xattrs), so the kernel stops
+    asking at the first: not before every write to a new file, nor for
+    every file `ls -l` lists. Callers see EOPNOTSUPP, as under fusepy."""
+    script = ported_fusepy_loopback(py_mounts)
+    root = py_mounts.mkdir("no-xattrs-root")
+    mp = py_mounts.mountpoint()
+    py_mounts.python([script, root, mp], mountpoint=mp, name="fusepyhost")
+    for i in range(20):
+        with open(os.path.join(mp, "f%02d" % i), "wb") as f:
+            f.write(b"a")
+            f.flush()
+            f.write(b"b")
+    run_cmd(["ls", "-l", mp]).check()
+    for name in ("user.x", "security.capability"):
+        with pytest.raises(OSError) as e:
+            os.getxattr(os.path.join(mp, "f00"), name)
+        assert e.value.errno == errno.EOPNOTSUPP, name
+    with pytest.raises(OSError) as e:
+        os.setxattr(os.path.join(mp, "f00"), "user.x", b"1")
+    assert e.value.errno == errno.EOPNOTSUPP
+    _, _, kernel = stats(py_mounts, mp)
+    assert kernel.get("getxattr", 0) <= 1, kernel
+    assert kernel.get("setxattr", 0) <= 1, kernel
+    with open(os.path.join(root, "f19"), "rb") as f:
+        assert f.read() == b"ab"

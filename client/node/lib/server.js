@@ -82,6 +82,9 @@ class Service {
       // EOPNOTSUPP without a message (ls -l then stops asking every file
       // for its security label).
       unsupported_xattr_prefixes: this.unsupportedXattrPrefixes,
+      // As libfuse without the callbacks: the daemon answers ENOSYS and the
+      // kernel stops asking (before each write, for each file ls -l lists).
+      no_xattrs: ['getxattr', 'listxattr', 'setxattr', 'removexattr'].every((op) => !bound.has(op)),
       // The kernel enforces and caches the filesystem's POSIX ACLs, where
       // the daemon offers that.
       posix_acl: this.posixAcl && Boolean(request.posix_acl_capable),

@@ -20,6 +20,7 @@ test('by default the init reply declares no prefix unsupported and no ACLs', asy
   const init = await initOf({})
   assert.deepStrictEqual(init.unsupported_xattr_prefixes || [], [])
   assert.strictEqual(init.posix_acl, false)
+  assert.strictEqual(init.no_xattrs, true)
 })
 
 test('unsupportedXattrPrefixes reach the init reply as bytes, strings or Buffers', async () => {
@@ -35,6 +36,14 @@ test('prefixes the daemon would ignore are refused when the Fuse is made', () =>
   }
   make(new Array(16).fill('user.'))
   make(['x'.repeat(255)])
+})
+
+test('a filesystem without xattr operations says it keeps none', async () => {
+  const init = (ops) => call(new Fuse('/nonexistent', ops, {})._backend.service, 'Init', { mount_id: '1' })
+  const getattr = (p, cb) => cb(Fuse.ENOENT)
+  assert.strictEqual((await init({ getattr })).no_xattrs, true)
+  assert.strictEqual((await init({ getattr, getxattr: (p, n, cb) => cb(0, null) })).no_xattrs, false)
+  assert.strictEqual((await init({ getattr, setxattr: (p, n, v, pos, f, cb) => cb(0) })).no_xattrs, false)
 })
 
 test('posixAcl is declared only where the daemon offers it', async () => {

@@ -43,6 +43,25 @@ def test_by_default_every_name_is_the_filesystem_s_to_answer():
     assert list(_init_reply(_Plain()).unsupported_xattr_prefixes) == []
 
 
+class _Tagged(_Plain):
+    def getxattr(self, path, name, position=0):
+        return b""
+
+
+class _OnlyListed(_Plain):
+    def listxattr(self, path):
+        return []
+
+
+def test_a_filesystem_without_xattr_methods_says_it_keeps_none():
+    """As libfuse leaves those callbacks unset: the daemon then answers
+    ENOSYS, and the kernel stops asking."""
+    assert _init_reply(_Plain()).no_xattrs
+    assert _init_reply(_NoLabels()).no_xattrs
+    assert not _init_reply(_Tagged()).no_xattrs
+    assert not _init_reply(_OnlyListed()).no_xattrs
+
+
 @pytest.mark.parametrize("bad", ["security.selinux", ("",), ("a\0b",),
                                  ("x" * 256,), (7,),
                                  tuple("p%d." % i for i in range(17))])

@@ -414,5 +414,31 @@ TEST_F(HandlerTest, NamesTheBackendDoesNotKeepAreUnsupportedWithoutAMessage) {
   EXPECT_EQ(list->data, std::string("user.a\0security.capability\0", 27));
 }
 
+TEST_F(HandlerTest, ABackendWithoutXattrsHasEveryXattrRequestAnsweredEnosys) {
+  no_xattrs_ = true;
+  unsupported_xattrs_ = XattrExclusions({"security.selinux"});
+  SetTimeouts(KernelTimeouts{.attr = absl::Seconds(2)});
+  uint64_t node = Known(kRoot, "f", FileAttr(5));
+  const size_t before = sent();
+  // ENOSYS, as libfuse answers for missing callbacks: the kernel then
+  // sends no more (EOPNOTSUPP would have it ask again and again).
+  auto get = Req(KernelOp::kGetxattr);
+  handlers_->Getxattr(get, node, "security.capability", 0);
+  EXPECT_EQ(get->err, ENOSYS);
+  auto label = Req(KernelOp::kGetxattr);
+  handlers_->Getxattr(label, node, "security.selinux", 0);
+  EXPECT_EQ(label->err, ENOSYS);
+  auto list = Req(KernelOp::kListxattr);
+  handlers_->Listxattr(list, node, 0);
+  EXPECT_EQ(list->err, ENOSYS);
+  auto set = Req(KernelOp::kSetxattr);
+  handlers_->Setxattr(set, node, "user.a", "x", 0);
+  EXPECT_EQ(set->err, ENOSYS);
+  auto remove = Req(KernelOp::kRemovexattr);
+  handlers_->Removexattr(remove, node, "user.a");
+  EXPECT_EQ(remove->err, ENOSYS);
+  EXPECT_EQ(sent(), before);
+}
+
 }  // namespace
 }  // namespace fusehost

@@ -272,6 +272,7 @@ class HandlerTest : public ::testing::Test {
     options.listing_budget = listing_budget_;
     options.lists_by_path = &lists_by_path_;
     options.unsupported_xattrs = unsupported_xattrs_;
+    options.no_xattrs = no_xattrs_;
     options.handles = handles_;
     options.contents_ahead_files = contents_ahead_files_;
     handlers_ = std::make_unique<RequestHandlers>(options);
@@ -296,6 +297,8 @@ class HandlerTest : public ::testing::Test {
   MemoryBudget* listing_budget_ = nullptr;
   // Extended attribute names the backend does not keep; set before Rebuild.
   XattrExclusions unsupported_xattrs_;
+  // The backend keeps no extended attributes; set before Rebuild.
+  bool no_xattrs_ = false;
   // Handle tokens (null: none), and small files fetched ahead per fetch;
   // set before Rebuild.
   HandleMap* handles_ = nullptr;

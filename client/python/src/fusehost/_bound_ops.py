@@ -171,6 +171,8 @@ class BoundOperations:
         self.flush_does_nothing = not self.posix_locks and (
             self.f_flush is None or does_nothing(getattr(ops, "flush")))
         self.ioctl = self.f_ioctl is not None
+        self.no_xattrs = all(getattr(self, "f_" + name) is None for name in (
+            "getxattr", "listxattr", "setxattr", "removexattr"))
         # Without opendir and releasedir, readdir gets handle 0 anyway: the
         # daemon may list a directory with readdir alone
         # (InitReply.lists_by_path).

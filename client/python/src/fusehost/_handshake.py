@@ -76,6 +76,10 @@ def init_reply(dispatcher, request, name, serves_session=False):
         name=name,
         default_ttl_ms=dispatcher.default_ttl_ms,
         unsupported_xattr_prefixes=b.unsupported_xattr_prefixes,
+        # As libfuse without the callbacks: the daemon answers ENOSYS and
+        # the kernel stops asking (before each write, for each file ls -l
+        # lists).
+        no_xattrs=b.no_xattrs,
         instance=dispatcher.instance,
         posix_acl=bool(want & _features.FUSE_CAP_POSIX_ACL))
 
