@@ -12,7 +12,8 @@ over a small directory, and reports p50, p90 and p99 of
     per read request).
 
 The C++ SDK is examples/loopback's loopback_fs, the Python SDK
-examples/python/loopback.py: the same backends as the fuse-hostd columns.
+examples/python/loopback.py, the Node.js SDK examples/node/loopback.js
+(when nodehostd runs): the same backends as the fuse-hostd columns.
 The Python one is measured twice: on gRPC's C++ server (the SDK's own) and
 on grpcio's (FUSEHOST_NATIVE_SERVER=0), for comparison.
 """
@@ -20,7 +21,7 @@ on grpcio's (FUSEHOST_NATIVE_SERVER=0), for comparison.
 import os
 import re
 
-from common import PY, RES, log, run, wait_for
+from common import PY, REPO, RES, log, run, wait_for
 
 READ_BYTES = 1 << 20
 # (label, probe arguments)
@@ -61,6 +62,12 @@ def measure(b, calls):
         sdks.append(('Python, grpcio\'s server', cmd,
                      lambda sock: ['--listen', 'unix:' + sock],
                      dict(env, FUSEHOST_NATIVE_SERVER='0'), False))
+    if 'nodehostd' in b.args.only:
+        # grpc-js's server; the SDK serves no Session stream.
+        sdks.append(('Node.js (loopback.js)',
+                     ['node', os.path.join(REPO, 'examples', 'node',
+                                           'loopback.js'), src],
+                     lambda sock: ['--listen', 'unix:' + sock], None, False))
     for n, (sdk, cmd, listen, env, session) in enumerate(sdks):
         sock = os.path.join(b.work, 'run', 'roundtrip%d.sock' % n)
         if os.path.exists(sock):
