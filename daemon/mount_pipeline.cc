@@ -143,6 +143,7 @@ void Mount::BuildPipeline(const v1::InitReply& reply) {
   // costs a round trip.
   if (OverTcp()) caching.prefetch_in_flight = 64;
   caching.lists_by_path = &lists_by_path_;
+  caching.no_xattrs = reply.no_xattrs();
   caching_ = std::make_unique<CachingTransport>(std::move(caching));
 }
 

@@ -81,6 +81,10 @@ class CachingTransport : public OpTransport, public CacheCoherence {
     size_t prefetch_in_flight = 16;
     // ListingPrefetcher::Options::lists_by_path (may be null).
     const std::atomic<bool>* lists_by_path = nullptr;
+    // The backend keeps no extended attributes (InitReply.no_xattrs): the
+    // kernel, answered ENOSYS above this layer, asks for none, so nothing
+    // is noted of a new file's.
+    bool no_xattrs = false;
   };
 
   explicit CachingTransport(Options options);

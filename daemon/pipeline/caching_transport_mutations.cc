@@ -104,6 +104,7 @@ void CachingTransport::NoCapabilities(const std::string& path) {
   // The kernel asks for security.capability before every write (to drop
   // file capabilities). A file just created has none: only setxattr, which
   // comes through here, can add them.
+  if (options_.no_xattrs) return;
   options_.cache->PutXattr(path, "security.capability", nullptr,
                            options_.policy.attr_ttl, options_.cache->epoch());
 }

@@ -248,10 +248,11 @@ class CachingTransportTest : public ::testing::Test {
 
   CachingTransportTest() { Init(DefaultPolicy()); }
 
-  void Init(const CachePolicy& policy) {
+  void Init(const CachePolicy& policy, bool no_xattrs = false) {
     transport_.reset();
     cache_ = std::make_unique<MetadataCache>(MetadataCache::Options{});
     CachingTransport::Options options;
+    options.no_xattrs = no_xattrs;
     options.policy = policy;
     options.cache = cache_.get();
     options.next = &backend_;

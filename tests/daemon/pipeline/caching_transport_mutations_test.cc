@@ -41,6 +41,18 @@ TEST_F(CachingTransportTest, CreateAddsToTheListingAndCachesTheNewFile) {
             ENODATA);
 }
 
+TEST_F(CachingTransportTest, ABackendWithoutXattrsHasNothingNotedOfANewFiles) {
+  // The kernel never asks it (answered ENOSYS above): no cache entry per
+  // created file.
+  Init(DefaultPolicy(), /*no_xattrs=*/true);
+  SeedListing("/d", {});
+  Roundtrip(CreateOp("/d/new"), CreateReply(AttrOf(9)));
+  EXPECT_EQ(
+      Roundtrip(GetxattrOp("/d/new", "security.capability"), Errno(ENOSYS))
+          .posix_errno(),
+      ENOSYS);
+}
+
 TEST_F(CachingTransportTest, MkdirCachesAnEmptyListing) {
   SeedListing("/d", {});
   v1::OpResult r =
