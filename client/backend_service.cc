@@ -11,6 +11,7 @@
 
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/time/time.h"
+#include "client/in_order_batch.h"
 #include "client/session_runner.h"
 #include "common/stat_convert.h"
 
@@ -96,6 +97,7 @@ grpc::Status BackendService::Init(grpc::ServerContext* /*context*/,
   reply->set_flock_locks(result.flock_locks);
   reply->set_ioctl(result.ioctl);
   reply->set_runs_batches_in_order(true);
+  reply->set_takes_handles_from_earlier_ops(true);  // see RunInOrder
   reply->set_releases_after_reply(true);  // see Execute
   reply->set_serves_session(true);
   reply->set_lists_by_path(result.lists_by_path);
@@ -176,10 +178,7 @@ grpc::Status BackendService::Execute(grpc::ServerContext* /*context*/,
   if (now.size() <= 1 || batch->in_order()) {
     // A release with one other op, or changes sent after their answer that
     // must reach the filesystem in order: no hand-off.
-    for (int i : now) {
-      dispatcher_.Dispatch(batch->mount_id(), batch->ops(i),
-                           reply->mutable_results(i));
-    }
+    RunInOrder(dispatcher_, *batch, now, reply);
     return grpc::Status::OK;
   }
   const int helpers =

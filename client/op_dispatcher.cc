@@ -439,8 +439,11 @@ void OpDispatcher::Dispatch(uint64_t mount_id, const v1::Op& op,
   // Before anything else: a handle of an earlier run of the backend may be
   // a number this run gave to another file (an fd, a table slot), and the
   // FileSystem cannot tell.
-  if (op.handle_instance() != 0 && op.handle_instance() != instance_ &&
-      CarriesHandle(op)) {
+  // Or a handle an earlier op was to bring (Op.fh_from_op), outside a
+  // batch run in order (in_order_batch.h fills those in).
+  if ((op.handle_instance() != 0 && op.handle_instance() != instance_ &&
+       CarriesHandle(op)) ||
+      op.fh_from_op() != 0) {
     result->set_posix_errno(EBADF);
     return;
   }

@@ -84,6 +84,9 @@ void Mount::BuildPipeline(const v1::InitReply& reply) {
     wb.cache = cache_.get();
     wb.log_name = spec_.mountpoint;
     wb.in_order = reply.runs_batches_in_order();
+    wb.takes_handles_from_earlier_ops = [channel = channel_.get()] {
+      return channel->TakesHandlesFromEarlierOps();
+    };
     // Creates are answered early with handle tokens of the daemon's own;
     // where the backend keeps POSIX ACLs, only in directories known to
     // have no default ACL.

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/log_line.h"
@@ -167,6 +168,8 @@ absl::StatusOr<v1::InitReply> BackendChannel::Init(
   if (!s.ok()) return StatusFromGrpc(s, "Init on", options_.target);
   handles_.SawInstance(reply.instance());
   serves_session_.store(options_.session && reply.serves_session());
+  takes_handles_from_ops_.store(reply.runs_batches_in_order() &&
+                                reply.takes_handles_from_earlier_ops());
   return reply;
 }
 
@@ -207,7 +210,32 @@ void BackendChannel::Route(std::vector<RoutedOp> ops,
   Call* call = owned.get();
   call->request.set_mount_id(options_.mount_id);
   call->request.set_in_order(in_order);
+  // Creates answered early that this message carries, by token, with their
+  // positions in it; and the ops that take their handles from them (index,
+  // the create's index), whose fh_from_op is set once ids are final.
+  absl::flat_hash_map<uint64_t, int> creates;
+  std::vector<std::pair<int, int>> from_earlier;
+  const bool from_ops = in_order && takes_handles_from_ops_.load();
   for (RoutedOp& r : ops) {
+    if (from_ops) {
+      const OpHandles carried = HandlesOf(r.pending.op);
+      auto created =
+          carried.count == 1 ? creates.find(carried.fh[0]) : creates.end();
+      if (created != creates.end() &&
+          handles_.ResolveFromEarlierOp(&r.pending.op, carried.fh[0])) {
+        from_earlier.emplace_back(call->request.ops_size(), created->second);
+        OpHandles tokens = carried;
+        *call->request.add_ops() = std::move(r.pending.op);
+        call->done.push_back(std::move(r.pending.done));
+        call->check.push_back(std::move(r.pending.check));
+        call->tokens.push_back(tokens);
+        call->reroutes.push_back(r.reroutes);
+        continue;
+      }
+      if (r.pending.creates_token != 0) {
+        creates[r.pending.creates_token] = call->request.ops_size();
+      }
+    }
     HandleRoute route = handles_.Resolve(&r.pending.op);
     if (route.kind == HandleRoute::kReopen) {
       const int i = route.tokens.fh[0] == route.stale ? 0 : 1;
@@ -239,6 +267,10 @@ void BackendChannel::Route(std::vector<RoutedOp> ops,
     for (int i = 0; i < call->request.ops_size(); ++i) {
       call->request.mutable_ops(i)->set_id(i + 1);
     }
+  }
+  for (auto [op, create] : from_earlier) {
+    call->request.mutable_ops(op)->set_fh_from_op(
+        call->request.ops(create).id());
   }
   call->sent = std::move(sent);
   Launch(std::move(owned));
@@ -425,9 +457,11 @@ bool BackendChannel::RetryOnNewConnection(Call* call,
   bool any = false;
   for (int i = 0; i < n; ++i) {
     const v1::Op& op = call->request.ops(i);
-    again[i] = Repeatable(op) ||
-               (op.has_flush() && call->tokens[i].count == 1 &&
-                handles_.ReadOnly(call->tokens[i].fh[0]));
+    // An op that names an earlier op's handle cannot go without it.
+    again[i] =
+        op.fh_from_op() == 0 &&
+        (Repeatable(op) || (op.has_flush() && call->tokens[i].count == 1 &&
+                            handles_.ReadOnly(call->tokens[i].fh[0])));
     any = any || again[i];
   }
   if (!any) return false;

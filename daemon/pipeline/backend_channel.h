@@ -142,6 +142,12 @@ class BackendChannel : public OpTransport, public BatchSink {
   // The tokens standing for the backend's handles (see handle_map.h).
   HandleMap* handles() { return &handles_; }
 
+  // The backend fills in handles of earlier ops of an in-order message
+  // (InitReply.takes_handles_from_earlier_ops), as of its last Init.
+  bool TakesHandlesFromEarlierOps() const {
+    return takes_handles_from_ops_.load();
+  }
+
   // A live connection for the invalidation stream, which lives as long as
   // the mount: waits up to `wait` for one (dialing if needed); null if
   // there is none. Never call from a gRPC thread.
@@ -193,6 +199,7 @@ class BackendChannel : public OpTransport, public BatchSink {
   // The backend serves Session (InitReply.serves_session), and its
   // streams have not been refused.
   std::atomic<bool> serves_session_{false};
+  std::atomic<bool> takes_handles_from_ops_{false};
   // The kernel sees tokens, never the backend's handles (handle_map.h).
   HandleMap handles_;
   HandleReopener reopener_;

@@ -97,6 +97,21 @@ bool HandleMap::RetireUnopened(uint64_t token) {
   return true;
 }
 
+bool HandleMap::ResolveFromEarlierOp(v1::Op* op, uint64_t token) {
+  OpHandles tokens = HandlesOf(*op);
+  if (tokens.count != 1 || tokens.fh[0] != token) return false;
+  absl::MutexLock lock(&mu_);
+  auto it = handles_.find(token);
+  if (it == handles_.end() || !it->second.unopened) return false;
+  // The backend never had it under this token: a release needs no more.
+  if (EndsHandle(*op)) RetireLocked(it);
+  OpHandles none;
+  none.count = 1;
+  SetHandles(op, none);
+  op->clear_handle_instance();
+  return true;
+}
+
 HandleRoute HandleMap::Resolve(v1::Op* op) {
   HandleRoute route;
   route.tokens = HandlesOf(*op);
@@ -177,7 +192,12 @@ void HandleMap::Adopt(uint64_t token, uint64_t from) {
   absl::MutexLock lock(&mu_);
   auto to = handles_.find(token);
   auto it = handles_.find(from);
-  if (to == handles_.end() || it == handles_.end() || token == from) return;
+  if (it == handles_.end() || token == from) return;
+  if (to == handles_.end()) {
+    // Released in the message that created it: the backend closed it.
+    RetireLocked(it);
+    return;
+  }
   Handle& h = to->second;
   h.fh = it->second.fh;
   h.instance = it->second.instance;

@@ -88,6 +88,14 @@ class HandleMap {
   // close there); false, and nothing done, otherwise.
   bool RetireUnopened(uint64_t token);
 
+  // `op` carries `token` alone, the token of a file whose create goes
+  // earlier in the same in-order message (PendingOp::creates_token): the
+  // handle is the create's, which the backend fills in (Op.fh_from_op), so
+  // `fh` becomes 0. A release retires the token. False, and `op` left as it
+  // was, if the token is not such a one (unknown, or bound to a handle
+  // already): resolve it as usual.
+  bool ResolveFromEarlierOp(v1::Op* op, uint64_t token);
+
   // Turns the tokens `op` carries back into the backend's handles and sets
   // Op.handle_instance, when it can be sent; leaves `op` as it was
   // otherwise. An unknown token is EBADF. A release or releasedir retires
@@ -102,7 +110,9 @@ class HandleMap {
   void Reopened(uint64_t token, uint64_t fh, uint64_t instance);
   // `token` (IssueUnopened) now stands for the handle token `from` stands
   // for, which is retired: a create the daemon answered early (write_behind)
-  // reached the backend. Nothing happens if either is unknown.
+  // reached the backend. If `token` was released meanwhile (its release
+  // went in the create's message, ResolveFromEarlierOp), `from` is retired
+  // too; nothing happens if `from` is unknown.
   void Adopt(uint64_t token, uint64_t from);
   // `token` cannot be reopened: its ops fail with `posix_errno` from now on.
   void Lose(uint64_t token, int posix_errno);

@@ -28,6 +28,10 @@ struct PendingOp {
   // layer that produces the result (the backend channel): the reply
   // validator's checks, without copying a read's data to make them.
   std::function<void(v1::OpResult*)> check;
+  // A create the daemon answered early (write_behind) with this handle
+  // token: in the same in-order message, later ops that carry the token
+  // can name the create's handle by the create (Op.fh_from_op).
+  uint64_t creates_token = 0;
 };
 
 class OpTransport {

@@ -372,6 +372,10 @@ void WriteBehind::Pump() {
     absl::MutexLock lock(&mu_);
     if (in_flight_) return;
     in_order = in_order_.load();
+    // Ops on a file created early may follow its create in the message.
+    const bool creates_share = in_order &&
+                               options_.takes_handles_from_earlier_ops &&
+                               options_.takes_handles_from_earlier_ops();
     while (!queue_.empty() && queue_.front().settled) {
       IndexLocked(queue_.front().keys, -1, queue_.front().changing);
       --pending_;
@@ -412,9 +416,11 @@ void WriteBehind::Pump() {
         }
       }
       const bool barrier = q.keys.barrier;
-      // A create answered early ends its message: the ops after it that
-      // carry its token need the handle its answer brings.
-      const bool ends_message = q.created != 0;
+      // A create answered early ends its message, unless the backend fills
+      // its handle into the ops after it that carry its token: they need
+      // the handle its answer brings.
+      const bool ends_message = q.created != 0 && !creates_share;
+      const uint64_t creates_token = creates_share ? q.created : 0;
       auto keys = std::make_shared<Keys>(std::move(q.keys));
       ahead.push_back(keys.get());
       message.push_back(PendingOp{
@@ -444,7 +450,7 @@ void WriteBehind::Pump() {
             done(result);
             if (last) Pump();
           },
-          std::move(q.op.check)});
+          std::move(q.op.check), creates_token});
       it = queue_.erase(it);
       if (barrier && !in_order) break;
       if (ends_message) break;

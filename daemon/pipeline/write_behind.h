@@ -43,9 +43,14 @@
 //                          (and no flush, with Options::noflush).
 //                          The create goes to the backend as the kernel
 //                          asked it (flags, O_EXCL included, and mode), as
-//                          the last op of its message; its handle is bound
-//                          to the token (HandleMap::Adopt) before the next
-//                          message leaves. Refused, the token is lost
+//                          the last op of its message, unless the backend
+//                          runs messages in order and fills in the handle
+//                          of an earlier op (Op.fh_from_op): then the ops
+//                          on the new file follow it in the same message
+//                          (an untar: many files a message, not one). Its
+//                          handle is bound to the token
+//                          (HandleMap::Adopt) before the next message
+//                          leaves. Refused, the token is lost
 //                          (HandleMap::Lose): the ops queued on it fail so;
 //   write, flush, release  through such a token: the write with the size
 //                          and times it leaves in the cached attributes, at
@@ -153,6 +158,11 @@ class WriteBehind : public OpTransport {
     bool noflush = false;
     // The backend runs a message's ops in order (Batch.in_order).
     bool in_order = false;
+    // True while the backend fills in the handle of a create from the same
+    // in-order message (InitReply.takes_handles_from_earlier_ops, asked as
+    // each message is made: a restarted backend may say otherwise). Unset:
+    // it never does.
+    std::function<bool()> takes_handles_from_earlier_ops;
     // A deferred op failed at the backend: the paths it named.
     std::function<void(const std::vector<std::string>& paths)> on_failure;
     std::string log_name;

@@ -1,8 +1,11 @@
 #include "client/backend_service.h"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -274,6 +277,98 @@ TEST(BackendServiceTest, ReleasesAmongOtherOpsAreAnsweredBeforeTheyRun) {
   *in_order.add_ops() = GetattrOp(5, "/a");
   ASSERT_TRUE(service.Execute(nullptr, &in_order, &reply).ok());
   EXPECT_EQ(fs.released(), 3);
+}
+
+// Hands out handles from 40 on; Write and Release record the handle they
+// get. A create of "/refused" fails.
+class HandleFs : public FileSystem {
+ public:
+  std::string Name() const override { return "handle-fs"; }
+  int Create(const Context&, const std::string& path, mode_t,
+             FileInfo* fi) override {
+    if (path == "/refused") return EEXIST;
+    absl::MutexLock lock(&mu_);
+    fi->fh = ++next_;
+    calls_.push_back("create " + path + " " + std::to_string(fi->fh));
+    return 0;
+  }
+  int Write(const Context&, const std::string& path, const std::string& data,
+            off_t, const FileInfo& fi, size_t* written) override {
+    absl::MutexLock lock(&mu_);
+    calls_.push_back("write " + path + " " + std::to_string(fi.fh));
+    *written = data.size();
+    return 0;
+  }
+  int Release(const Context&, const std::string& path,
+              const FileInfo& fi) override {
+    absl::MutexLock lock(&mu_);
+    calls_.push_back("release " + path + " " + std::to_string(fi.fh));
+    return 0;
+  }
+  std::vector<std::string> calls() {
+    absl::MutexLock lock(&mu_);
+    return calls_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  uint64_t next_ ABSL_GUARDED_BY(mu_) = 40;
+  std::vector<std::string> calls_ ABSL_GUARDED_BY(mu_);
+};
+
+// Appends a create of `path` and a write and release naming it.
+void AddFileOps(v1::Batch* batch, const std::string& path) {
+  v1::Op* create = batch->add_ops();
+  create->set_id(batch->ops_size());
+  create->mutable_create()->set_path(path);
+  create->mutable_create()->set_mode(S_IFREG | 0644);
+  v1::Op* write = batch->add_ops();
+  write->set_id(batch->ops_size());
+  write->set_fh_from_op(create->id());
+  write->mutable_write()->set_path(path);
+  write->mutable_write()->set_data("x");
+  v1::Op* release = batch->add_ops();
+  release->set_id(batch->ops_size());
+  release->set_fh_from_op(create->id());
+  release->mutable_release()->set_path(path);
+}
+
+TEST(BackendServiceTest, OpsInOrderActOnTheHandleOfTheCreateTheyName) {
+  HandleFs fs;
+  BackendService service(fs, BackendService::Options());
+  v1::InitRequest init;
+  init.set_mount_id(1);
+  v1::InitReply init_reply;
+  ASSERT_TRUE(service.Init(nullptr, &init, &init_reply).ok());
+  EXPECT_TRUE(init_reply.takes_handles_from_earlier_ops());
+
+  v1::Batch batch;
+  batch.set_in_order(true);
+  AddFileOps(&batch, "/a");
+  AddFileOps(&batch, "/refused");
+  AddFileOps(&batch, "/b");
+  v1::BatchResult reply;
+  ASSERT_TRUE(service.Execute(nullptr, &batch, &reply).ok());
+  ASSERT_EQ(reply.results_size(), 9);
+  std::vector<int> errnos;
+  for (const v1::OpResult& r : reply.results())
+    errnos.push_back(r.posix_errno());
+  EXPECT_EQ(errnos, (std::vector<int>{0, 0, 0, EEXIST, EBADF, EBADF, 0, 0, 0}));
+  EXPECT_EQ(fs.calls(), (std::vector<std::string>{
+                            "create /a 41", "write /a 41", "release /a 41",
+                            "create /b 42", "write /b 42", "release /b 42"}));
+
+  // Outside a batch run in order, or alone, nothing says which handle.
+  v1::Batch unordered;
+  AddFileOps(&unordered, "/c");
+  unordered.mutable_ops()->DeleteSubrange(2, 1);  // no release to detach
+  v1::BatchResult second;
+  ASSERT_TRUE(service.Execute(nullptr, &unordered, &second).ok());
+  ASSERT_EQ(second.results_size(), 2);
+  for (const v1::OpResult& r : second.results()) {
+    EXPECT_EQ(r.posix_errno(), r.id() == 2 ? EBADF : 0) << r.id();
+  }
+  EXPECT_EQ(fs.calls().size(), 7u);
 }
 
 TEST(BackendServiceTest, EmptyAndSingleBatches) {

@@ -335,7 +335,7 @@ def test_a_ported_filesystem_takes_write_behind_from_the_environment(
     before = int(re.search(early, py_mounts.daemon.ctl(
         "stats", mp).check().stdout).group(1))
     run_cmd(["cp", "-a", src, os.path.join(mp, "copy")]).check()
-    run_cmd(["sync", "-f", os.path.join(mp, "copy")]).check()
+    run_cmd(["sync", os.path.join(mp, "copy")]).check()  # fsyncdir waits
     after = int(re.search(early, py_mounts.daemon.ctl(
         "stats", mp).check().stdout).group(1))
     # A create, a write and the times of each file at least.
@@ -345,6 +345,71 @@ def test_a_ported_filesystem_takes_write_behind_from_the_environment(
         with open(path, "rb") as f:
             assert f.read() == b"%d" % i * 100
         assert os.stat(path).st_mtime == 2000000 + i
+
+
+_SLOW_CHMOD_PORT = '''
+import importlib.util, os, sys, time
+spec = importlib.util.spec_from_file_location("port", %r)
+port = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(port)
+
+class SlowChmod(port.Loopback):
+    # A chmod of a file named "slow" takes a second: what write-behind
+    # answered meanwhile queues behind it.
+    def chmod(self, path, mode):
+        if os.path.basename(path) == "slow":
+            time.sleep(1)
+        return os.chmod(path, mode)
+
+port.FUSE(SlowChmod(sys.argv[1]), sys.argv[2], foreground=True)
+'''
+
+
+def test_files_created_early_reach_the_backend_many_to_a_message(py_mounts):
+    """With write_behind, a file created early goes to the backend in the
+    same message as its writes and release, and the next files' with it:
+    the Python SDK runs the message in order and fills in the handle each
+    create returned (Op.fh_from_op). Twenty files made while the backend is
+    busy take a few messages, not one per file; the backend has them whole,
+    with their times, and holds none of them open afterwards."""
+    port = ported_fusepy_loopback(py_mounts)
+    script = py_mounts.path("slow_chmod_port.py")
+    with open(script, "w") as f:
+        f.write(_SLOW_CHMOD_PORT % port)
+    root = py_mounts.mkdir("many-a-message-root")
+    with open(os.path.join(root, "slow"), "w"):
+        pass
+    mp = py_mounts.mountpoint()
+    backend = py_mounts.python(
+        [script, root, mp], mountpoint=mp, name="slowchmod",
+        env={"FUSE_HOSTD_MOUNT_OPTIONS":
+             "write_behind,default_permissions,attr_timeout=60"})
+    # The root's listing and the file's attributes are cached: the chmod and
+    # the creates are answered early.
+    os.listdir(mp)
+    os.stat(os.path.join(mp, "slow"))
+    before, _, _ = stats(py_mounts, mp)
+    os.chmod(os.path.join(mp, "slow"), 0o600)
+    for i in range(20):
+        path = os.path.join(mp, "f%02d" % i)
+        with open(path, "wb") as f:
+            f.write(b"%d" % i * 50)
+        os.utime(path, (1000000 + i, 2000000 + i))
+    # fsync of the directory: fsyncdir waits for everything queued.
+    run_cmd(["sync", mp]).check()
+    after, _, _ = stats(py_mounts, mp)
+    # The chmod's, then the twenty files' (about 100 ops, 64 a message),
+    # and the sync's. One message per file before.
+    assert after - before <= 6, (before, after)
+    for i in range(20):
+        path = os.path.join(root, "f%02d" % i)
+        with open(path, "rb") as f:
+            assert f.read() == b"%d" % i * 50
+        assert os.stat(path).st_mtime == 2000000 + i
+    assert stat.S_IMODE(os.stat(os.path.join(root, "slow")).st_mode) == 0o600
+    fds = "/proc/%d/fd" % backend.proc.pid
+    held = [os.readlink(os.path.join(fds, fd)) for fd in os.listdir(fds)]
+    assert not [p for p in held if p.startswith(root)], held
 
 
 def test_a_filesystem_without_xattr_methods_is_asked_for_none(py_mounts):

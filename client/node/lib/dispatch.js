@@ -39,6 +39,8 @@ const HANDLE_OPS = new Set([
   'read', 'write', 'flush', 'release', 'fsync', 'readdir', 'releasedir',
   'fsyncdir', 'lock', 'flock', 'fallocate', 'copy_file_range', 'lseek'])
 const OPTIONAL_HANDLE_OPS = new Set(['getattr', 'chmod', 'chown', 'truncate', 'utimens', 'ioctl'])
+// Ops whose one handle is their request's `fh`.
+const FH_OPS = new Set([...HANDLE_OPS, ...OPTIONAL_HANDLE_OPS].filter((k) => k !== 'copy_file_range'))
 
 class Dispatcher {
   // `bound`: the Bound filesystem; `instance`: this backend instance, a
@@ -56,9 +58,28 @@ class Dispatcher {
     const mountId = batch.mount_id || '0'
     if (batch.in_order) {
       // run() never rejects: a failed op answers its errno and the next
-      // one runs all the same.
+      // one runs all the same. An op may act on the handle an earlier one
+      // returned (fh_from_op: the daemon sends a create it answered early
+      // with the writes and release of the new file;
+      // InitReply.takes_handles_from_earlier_ops).
       const results = []
-      for (const op of ops) results.push(await this.run(op, mountId))
+      const handles = new Map()  // op id -> handle its create or open returned
+      for (let op of ops) {
+        const from = op.fh_from_op
+        if (from && from !== '0') {
+          const fh = handles.get(String(from))
+          if (fh === undefined || !FH_OPS.has(op.op)) {
+            results.push(withoutDefaults({ id: op.id || '0', posix_errno: ERRNO.EBADF }))
+            continue
+          }
+          op = { ...op, fh_from_op: '0', [op.op]: { ...op[op.op], fh } }
+        }
+        const result = await this.run(op, mountId)
+        results.push(result)
+        if (result.posix_errno) continue
+        const opened = result.create ? result.create.open : result.open
+        if (opened) handles.set(String(op.id || '0'), opened.fh || '0')
+      }
       return { results, instance: this.instance }
     }
     if (ops.length > 1) {
@@ -87,8 +108,11 @@ class Dispatcher {
     if (!translate) return withoutDefaults({ id, posix_errno: ERRNO.ENOSYS })
     const req = op[kind] || {}
     const foreign = op.handle_instance
-    if (foreign && foreign !== '0' && foreign !== this.instance &&
-        (HANDLE_OPS.has(kind) || (OPTIONAL_HANDLE_OPS.has(kind) && req.fh !== undefined && req.fh !== null))) {
+    // Or a handle an earlier op was to bring (fh_from_op), outside a batch
+    // run in order (execute() fills those in).
+    const fromOp = op.fh_from_op && op.fh_from_op !== '0'
+    if (fromOp || (foreign && foreign !== '0' && foreign !== this.instance &&
+        (HANDLE_OPS.has(kind) || (OPTIONAL_HANDLE_OPS.has(kind) && req.fh !== undefined && req.fh !== null)))) {
       return withoutDefaults({ id, posix_errno: ERRNO.EBADF })
     }
     const caller = op.caller || {}

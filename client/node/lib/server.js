@@ -66,6 +66,8 @@ class Service {
       ioctl: bound.has('ioctl'),
       // The Dispatcher honours Batch.in_order.
       runs_batches_in_order: true,
+      // And fills in handles of earlier ops (Dispatcher.execute).
+      takes_handles_from_earlier_ops: true,
       // The Dispatcher answers releases among other ops at once.
       releases_after_reply: true,
       // A listing's attributes 256 to a message rather than the daemon's

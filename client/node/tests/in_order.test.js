@@ -133,3 +133,52 @@ test('the InitReply says batches run in order', async () => {
   assert.strictEqual(reply.posix_errno || 0, 0)
   assert.strictEqual(reply.runs_batches_in_order, true)
 })
+
+// A fuse-native filesystem whose create hands out handles from 41 on; write
+// and release record the handle they get. A create of /refused fails.
+function files () {
+  const fs = { calls: [], next: 40 }
+  fs.ops = {
+    getattr: (path, cb) => cb(0, FILE),
+    create: (path, mode, cb) => {
+      if (path === '/refused') return cb(Fuse.EEXIST)
+      fs.calls.push(['create', path, ++fs.next])
+      cb(0, fs.next)
+    },
+    write: (path, fd, buf, len, pos, cb) => { fs.calls.push(['write', path, fd]); cb(len) },
+    release: (path, fd, cb) => { fs.calls.push(['release', path, fd]); cb(0) }
+  }
+  return fs
+}
+
+// A create of each path, and a write and release naming it (fh_from_op).
+function fileOps (paths) {
+  const ops = []
+  for (const p of paths) {
+    const path = Buffer.from(p)
+    const create = String(ops.length + 1)
+    ops.push({ id: create, create: { path, flags: 0o101, mode: 0o100644 } })
+    ops.push({ id: String(ops.length + 1), fh_from_op: create, write: { path, data: Buffer.from('x') } })
+    ops.push({ id: String(ops.length + 1), fh_from_op: create, release: { path } })
+  }
+  return ops
+}
+
+test('ops in order act on the handle of the earlier create they name', async () => {
+  const fs = files()
+  const service = serviceFor(fs.ops)
+  const init = await call(service, 'Init', { mount_id: '1' })
+  assert.strictEqual(init.takes_handles_from_earlier_ops, true)
+  const reply = await call(service, 'Execute', { mount_id: '1', in_order: true, ops: fileOps(['/a', '/refused', '/b']) })
+  assert.deepStrictEqual(reply.results.map((r) => r.posix_errno || 0),
+    [0, 0, 0, Fuse.EEXIST, Fuse.EBADF, Fuse.EBADF, 0, 0, 0].map(Math.abs))
+  assert.deepStrictEqual(fs.calls, [
+    ['create', '/a', 41], ['write', '/a', 41], ['release', '/a', 41],
+    ['create', '/b', 42], ['write', '/b', 42], ['release', '/b', 42]])
+
+  // Outside a batch run in order nothing says which handle.
+  const unordered = await call(service, 'Execute', { mount_id: '1', ops: fileOps(['/c']).slice(0, 2) })
+  assert.deepStrictEqual(unordered.results.map((r) => [String(r.id), r.posix_errno || 0]),
+    [['1', 0], ['2', Math.abs(Fuse.EBADF)]])
+  assert.strictEqual(fs.calls.length, 7)
+})

@@ -175,3 +175,98 @@ def test_init_reply_says_batches_run_in_order():
         assert reply.runs_batches_in_order
     finally:
         servicer.shutdown()
+
+
+class Files(fusehost.Operations):
+    """Files in memory by handle: create hands out the next handle, write
+    and release act on the one they are given."""
+
+    def __init__(self, refuse_create=False):
+        self.refuse_create = refuse_create
+        self.data = {}       # path -> bytes
+        self.open = {}       # fh -> path
+        self.calls = []
+        self._next = 40
+
+    def getattr(self, path, fh=None):
+        return dict(_FILE)
+
+    def create(self, path, mode, fi=None):
+        if self.refuse_create:
+            raise fusehost.FuseOSError(errno.EEXIST)
+        self._next += 1
+        self.open[self._next] = path
+        self.data[path] = b""
+        self.calls.append(("create", path, self._next))
+        return self._next
+
+    def write(self, path, data, offset, fh):
+        self.calls.append(("write", path, fh))
+        target = self.open[fh]
+        self.data[target] = self.data[target][:offset] + data
+        return len(data)
+
+    def release(self, path, fh):
+        self.calls.append(("release", path, fh))
+        del self.open[fh]
+        return 0
+
+
+def _file_batch(servicer, names, in_order=True):
+    """Creates, writes and releases each of `names` in one batch, the writes
+    and releases naming their create (fh_from_op)."""
+    batch = pb.Batch(mount_id=1, in_order=in_order)
+    for name in names:
+        path = b"/" + name
+        create = batch.ops.add(id=len(batch.ops) + 1)
+        create.create.path = path
+        create.create.flags = 0o101  # O_WRONLY | O_CREAT
+        create.create.mode = 0o100644
+        write = batch.ops.add(id=len(batch.ops) + 1, fh_from_op=create.id)
+        write.write.path = path
+        write.write.data = b"data of " + name
+        release = batch.ops.add(id=len(batch.ops) + 1, fh_from_op=create.id)
+        release.release.path = path
+    return list(servicer.Execute(batch, None).results)
+
+
+def test_ops_act_on_the_handle_of_the_earlier_create_they_name():
+    fs = Files()
+    servicer = _server.make_backend(
+        fs, options=_server.backend_options({}), instance=5)
+    try:
+        reply = servicer.Init(pb.InitRequest(mount_id=1), None)
+        assert reply.takes_handles_from_earlier_ops
+        results = _file_batch(servicer, [b"a", b"b"])
+        assert [(r.id, r.posix_errno) for r in results] == [
+            (i, 0) for i in range(1, 7)]
+        assert results[0].create.open.fh == 41
+        assert fs.data == {"/a": b"data of a", "/b": b"data of b"}
+        assert fs.calls == [("create", "/a", 41), ("write", "/a", 41),
+                            ("release", "/a", 41), ("create", "/b", 42),
+                            ("write", "/b", 42), ("release", "/b", 42)]
+        assert fs.open == {}
+    finally:
+        servicer.shutdown()
+
+
+def test_ops_naming_a_failed_create_or_outside_in_order_fail_ebadf():
+    fs = Files(refuse_create=True)
+    servicer = _server.make_backend(
+        fs, options=_server.backend_options({}), instance=5)
+    try:
+        results = _file_batch(servicer, [b"a"])
+        assert [r.posix_errno for r in results] == [
+            errno.EEXIST, errno.EBADF, errno.EBADF]
+        assert fs.calls == []
+        # Without in_order nothing says the create ran first.
+        fs.refuse_create = False
+        # (The release is answered at once and runs after: its EBADF is
+        # not reported, as no release's is.)
+        results = _file_batch(servicer, [b"b"], in_order=False)
+        errnos = {r.id: r.posix_errno for r in results}
+        assert errnos[1] == 0 and errnos[2] == errno.EBADF
+        servicer.shutdown()  # waits for the release
+        assert [call[0] for call in fs.calls] == ["create"]
+    finally:
+        servicer.shutdown()

@@ -2,6 +2,7 @@
 
 #include "daemon/pipeline/backend_channel.h"
 
+#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <malloc.h>
 #include <unistd.h>
@@ -291,6 +292,73 @@ TEST_F(BackendChannelTest, InitReturnsTheReply) {
   EXPECT_EQ(requests[0].mountpoint(), "/mnt/x");
   ASSERT_EQ(requests[0].options_size(), 1);
   EXPECT_EQ(requests[0].options(0), "cache=none");
+}
+
+// A file the daemon created early (write_behind) goes to a backend that
+// takes handles from earlier ops with its writes and release in one
+// in-order message: they carry fh 0 and the create's id. To a backend that
+// does not, the same ops would wait for a reopen.
+TEST_F(BackendChannelTest, OpsOnAFileCreatedInTheMessageNameTheCreate) {
+  v1::InitReply init;
+  init.set_runs_batches_in_order(true);
+  init.set_takes_handles_from_earlier_ops(true);
+  backend_.set_init_reply(init);
+  backend_.set_execute(
+      [](grpc::ServerContext*, const v1::Batch& batch, v1::BatchResult* reply) {
+        for (const v1::Op& op : batch.ops()) {
+          v1::OpResult* r = reply->add_results();
+          r->set_id(op.id());
+          if (op.has_create()) {
+            r->mutable_create()->mutable_open()->set_fh(55);
+          } else {
+            r->mutable_empty();
+          }
+        }
+        return grpc::Status::OK;
+      });
+  StartServer(&backend_);
+  std::unique_ptr<BackendChannel> channel = Connect();
+  v1::InitRequest request;
+  request.set_mount_id(kMountId);
+  ASSERT_TRUE(channel->Init(request).ok());
+  ASSERT_TRUE(channel->TakesHandlesFromEarlierOps());
+
+  const uint64_t token =
+      channel->handles()->IssueUnopened(O_WRONLY, v1::Caller());
+  std::vector<PendingOp> ops(4);
+  ops[0].op.mutable_getattr()->set_path("/other");
+  ops[1].op.mutable_create()->set_path("/f");
+  ops[1].creates_token = token;
+  ops[2].op.mutable_write()->set_fh(token);
+  ops[2].op.mutable_write()->set_data("x");
+  ops[3].op.mutable_release()->set_fh(token);
+  Completion done[4];
+  for (int i = 0; i < 4; ++i) {
+    ops[i].op.set_id(i + 1);
+    ops[i].done = done[i].Callback();
+  }
+  absl::Notification sent;
+  channel->SendBatch(
+      std::move(ops), [&sent] { sent.Notify(); },
+      /*in_order=*/true);
+  ASSERT_TRUE(sent.WaitForNotificationWithTimeout(kPatience));
+  for (Completion& c : done) EXPECT_EQ(c.result.posix_errno(), 0);
+
+  std::vector<v1::Batch> batches = backend_.batches();
+  ASSERT_EQ(batches.size(), 1u);
+  const v1::Batch& b = batches[0];
+  EXPECT_TRUE(b.in_order());
+  ASSERT_EQ(b.ops_size(), 4);
+  EXPECT_EQ(b.ops(0).fh_from_op(), 0u);
+  EXPECT_EQ(b.ops(1).fh_from_op(), 0u);
+  for (int i : {2, 3}) {
+    EXPECT_EQ(b.ops(i).fh_from_op(), b.ops(1).id()) << i;
+    EXPECT_EQ(HandlesOf(b.ops(i)).fh[0], 0u) << i;
+  }
+  // The release retired the token; the create's handle became a token
+  // the kernel never saw (write-behind's Adopt retires it).
+  channel->handles()->Adopt(token, done[1].result.create().open().fh());
+  EXPECT_EQ(channel->handles()->size(), 0u);
 }
 
 TEST_F(BackendChannelTest, InitOnUnreachableTargetIsUnavailable) {

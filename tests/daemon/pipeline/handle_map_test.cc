@@ -330,6 +330,47 @@ TEST(HandleMap, AReleaseOfAFileTheBackendNeverOpenedIsAnsweredHere) {
   EXPECT_EQ(map.size(), 0u);
 }
 
+// A file created early (write_behind) whose create goes in the same
+// message as its writes and release: they name the create's handle by the
+// create (Op.fh_from_op), carrying fh 0; the release retires the token,
+// and the backend's handle, once the create's answer brings it, too.
+TEST(HandleMap, OpsOnAFileCreatedInTheSameMessageNameTheCreatesHandle) {
+  HandleMap map;
+  map.SawInstance(7);
+  const uint64_t token = map.IssueUnopened(O_WRONLY, v1::Caller());
+  v1::Op write;
+  write.mutable_write()->set_fh(token);
+  write.set_handle_instance(3);
+  ASSERT_TRUE(map.ResolveFromEarlierOp(&write, token));
+  EXPECT_EQ(write.write().fh(), 0u);
+  EXPECT_EQ(write.handle_instance(), 0u);
+  EXPECT_EQ(map.size(), 1u);
+  v1::Op release;
+  release.mutable_release()->set_fh(token);
+  ASSERT_TRUE(map.ResolveFromEarlierOp(&release, token));
+  EXPECT_EQ(release.release().fh(), 0u);
+  EXPECT_EQ(map.size(), 0u);
+
+  // The create's answer: its handle becomes a token, which the early one
+  // would adopt; released already, both are gone.
+  v1::Op create;
+  create.mutable_create()->set_path("/f");
+  v1::OpResult created;
+  created.mutable_create()->mutable_open()->set_fh(44);
+  map.IssueTokens(create, 7, &created);
+  EXPECT_EQ(map.size(), 1u);
+  map.Adopt(token, created.create().open().fh());
+  EXPECT_EQ(map.size(), 0u);
+
+  // Not for a token bound to a handle already, nor one the op lacks.
+  const uint64_t opened = Open(map, 3, 7);
+  v1::Op read;
+  read.mutable_read()->set_fh(opened);
+  EXPECT_FALSE(map.ResolveFromEarlierOp(&read, opened));
+  EXPECT_EQ(read.read().fh(), opened);
+  EXPECT_FALSE(map.ResolveFromEarlierOp(&read, opened + 1));
+}
+
 TEST(HandleMap, OnceLocksAreUsedFlushesReachTheBackend) {
   // Closing any descriptor of a file releases the process's POSIX locks on
   // it: the backend must see that flush.

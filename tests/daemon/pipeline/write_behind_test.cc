@@ -8,6 +8,7 @@
 #include <linux/fs.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <memory>
@@ -86,6 +87,10 @@ class FakeNext : public CountingTransport {
   v1::Op op(size_t i, size_t j) {
     absl::MutexLock lock(&mu_);
     return calls_.at(i).ops.at(j).op;
+  }
+  uint64_t creates_token(size_t i, size_t j) {
+    absl::MutexLock lock(&mu_);
+    return calls_.at(i).ops.at(j).creates_token;
   }
   // Answers op j of call i with `result` (its id set to the op's). Without
   // the lock: the completion may send again.
@@ -295,8 +300,14 @@ class WriteBehindTest : public ::testing::Test {
   WriteBehindTest() : cache_(MetadataCache::Options()) {}
 
   void Make(size_t max_queued = 1024, bool in_order = false,
-            bool creates = false, bool posix_acl = false) {
+            bool creates = false, bool posix_acl = false,
+            bool takes_handles = false) {
     WriteBehind::Options options;
+    if (takes_handles) {
+      options.takes_handles_from_earlier_ops = [this] {
+        return takes_handles_.load();
+      };
+    }
     options.next = &next_;
     if (creates) options.handles = &handles_;
     options.posix_acl = posix_acl;
@@ -312,6 +323,9 @@ class WriteBehindTest : public ::testing::Test {
     options.now = [] { return kNow; };
     wb_ = std::make_unique<WriteBehind>(std::move(options));
   }
+
+  // What the backend says of Op.fh_from_op (with Make's takes_handles).
+  std::atomic<bool> takes_handles_{true};
 
   void Put(const std::string& path, uint64_t ino, uint32_t mode) {
     cache_.PutAttr(path, AttrOf(ino, mode), absl::Hours(1), cache_.epoch());
@@ -1389,6 +1403,67 @@ TEST_F(WriteBehindTest, ACreateEndsItsMessage) {
   next_.CompleteOp(1, 0, Created(&handles_, next_.op(1, 0), 2));
   ASSERT_EQ(next_.calls(), 3u);
   EXPECT_EQ(next_.ops(2), Strings{"create /d/c"});
+}
+
+// A backend that fills in the handle of an earlier op gets a file's create,
+// writes and release in one message, and the next file's with them; the
+// creates say which token their handle becomes.
+TEST_F(WriteBehindTest, CreatesShareAMessageWhenTheBackendTakesTheirHandles) {
+  Make(1024, /*in_order=*/true, /*creates=*/true, /*posix_acl=*/false,
+       /*takes_handles=*/true);
+  PutDir("/d", 1);
+  cache_.PutNewDirectory("/d", absl::Hours(1));
+  PutFile("/d/old", 5);
+  // In flight while the files are made: they queue behind it.
+  Reply* chmod = Send(ChmodOp("/d/old", 0600));
+  ASSERT_TRUE(chmod->answered());
+  ASSERT_EQ(next_.calls(), 1u);
+  std::vector<uint64_t> tokens;
+  for (const char* name : {"/d/a", "/d/b"}) {
+    Reply* create = Send(CreateOp(name, S_IFREG | 0644));
+    ASSERT_TRUE(create->answered());
+    const uint64_t token = create->result.create().open().fh();
+    tokens.push_back(token);
+    cache_.PutAttr(name, create->result.create().attr(), absl::Hours(1),
+                   cache_.epoch());
+    cache_.ListingAdd("/d", std::string(name).substr(3),
+                      ListingEntry{S_IFREG, 0});
+    ASSERT_TRUE(Send(WriteOp(name, token, 0, "data"))->answered());
+    ASSERT_TRUE(Send(ReleaseOp(name, token))->answered());
+  }
+  next_.Complete(0);
+  ASSERT_EQ(next_.calls(), 2u);
+  EXPECT_TRUE(next_.in_order(1));
+  EXPECT_EQ(next_.ops(1),
+            (Strings{"create /d/a", "write /d/a", "release /d/a", "create /d/b",
+                     "write /d/b", "release /d/b"}));
+  EXPECT_EQ(next_.creates_token(1, 0), tokens[0]);
+  EXPECT_EQ(next_.creates_token(1, 1), 0u);
+  EXPECT_EQ(next_.creates_token(1, 3), tokens[1]);
+
+  // Said otherwise (a restarted backend), a create ends its message again.
+  takes_handles_ = false;
+  Reply* c = Send(CreateOp("/d/c", S_IFREG | 0644));
+  ASSERT_TRUE(c->answered());
+  const uint64_t token = c->result.create().open().fh();
+  cache_.PutAttr("/d/c", c->result.create().attr(), absl::Hours(1),
+                 cache_.epoch());
+  cache_.ListingAdd("/d", "c", ListingEntry{S_IFREG, 0});
+  ASSERT_TRUE(Send(ReleaseOp("/d/c", token))->answered());
+  next_.CompleteOp(1, 0, Created(&handles_, next_.op(1, 0), 1));
+  for (size_t j = 1; j < 6; ++j) {
+    v1::OpResult done;
+    if (j == 3) {
+      done = Created(&handles_, next_.op(1, j), 2);
+    } else {
+      done.mutable_empty();
+    }
+    next_.CompleteOp(1, j, done);
+  }
+  ASSERT_EQ(next_.calls(), 3u);
+  EXPECT_EQ(next_.ops(2), Strings{"create /d/c"});
+  EXPECT_EQ(next_.creates_token(2, 0), 0u);
+  EXPECT_EQ(wb_->failed(), 0u);
 }
 
 TEST_F(WriteBehindTest, ACreateWaitsUnlessTheNameIsKnownAbsent) {

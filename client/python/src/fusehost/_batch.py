@@ -23,7 +23,8 @@ A batch with `in_order` (changes the daemon answered early and sends after
 their answer, which must reach the filesystem as they were made) runs on
 the receiving thread alone, one op after the other in the order given, each
 whatever the previous one's result (InitReply.runs_batches_in_order says
-this SDK does so).
+this SDK does so); an op may name the handle an earlier one returned
+(Op.fh_from_op, InitReply.takes_handles_from_earlier_ops).
 
 Threads: BatchRunner.execute may be called from any number of threads at
 once (gRPC's handler threads); helpers come from one shared pool of
@@ -31,6 +32,7 @@ once (gRPC's handler threads); helpers come from one shared pool of
 the calling thread, one op at a time.
 """
 
+import errno
 import itertools
 import threading
 import time
@@ -50,6 +52,35 @@ PATIENCE = 0.05
 # finish an op, before it runs beside it anyway (that op may be waiting for
 # this batch).
 TURN_WAIT = 0.01
+
+
+def _run_in_order(run, ops, results, mount_id):
+    """Runs `ops` one after the other. An op with fh_from_op acts on the
+    handle the earlier op it names (a create or an open) returned: the
+    daemon sends a create it answered early with the writes and release of
+    the new file (InitReply.takes_handles_from_earlier_ops). It fails with
+    EBADF if that op failed or is not before it, or if it has no `fh`."""
+    handles = {}
+    for op in ops:
+        slot = results.add()
+        if op.fh_from_op:
+            fh = handles.get(op.fh_from_op)
+            kind = op.WhichOneof("op")
+            req = getattr(op, kind) if kind else None
+            if fh is None or req is None or \
+                    "fh" not in req.DESCRIPTOR.fields_by_name:
+                slot.id = op.id
+                slot.posix_errno = errno.EBADF
+                continue
+            op.fh_from_op = 0
+            req.fh = fh
+        run(op, slot, mount_id)
+        if not slot.posix_errno:
+            made = slot.WhichOneof("result")
+            if made == "create":
+                handles[op.id] = slot.create.open.fh
+            elif made == "open":
+                handles[op.id] = slot.open.fh
 
 
 class OpCosts:
@@ -278,10 +309,13 @@ class BatchRunner:
         run = self.run
         mount_id = batch.mount_id
         ops = batch.ops
-        if self._serial or batch.in_order:
-            # nothreads, or ops that must run one after the other in the
-            # order given (a failed op does not stop the rest: run()
-            # answers every op, whatever it raises).
+        if batch.in_order:
+            # Ops that must run one after the other in the order given (a
+            # failed op does not stop the rest: run() answers every op,
+            # whatever it raises).
+            _run_in_order(run, ops, results, mount_id)
+            return reply
+        if self._serial:
             for op in ops:
                 run(op, results.add(), mount_id)
             return reply

@@ -85,7 +85,9 @@ class Dispatcher:
             return
         req = getattr(op, kind)
         foreign = op.handle_instance
-        if foreign and foreign != self.instance and (
+        # Or a handle an earlier op was to bring (fh_from_op), outside a
+        # batch run in order (_batch._run_in_order fills those in).
+        if op.fh_from_op or foreign and foreign != self.instance and (
                 kind in _HANDLE_OPS or
                 (kind in _OPTIONAL_HANDLE_OPS and req.HasField("fh"))):
             result.posix_errno = errno.EBADF

@@ -63,6 +63,8 @@ def init_reply(dispatcher, request, name, serves_session=False):
         flock_locks=dispatcher.flock_locks, ioctl=dispatcher.ioctl,
         # BatchRunner honours Batch.in_order.
         runs_batches_in_order=True,
+        # And fills in handles of earlier ops (_batch._run_in_order).
+        takes_handles_from_earlier_ops=True,
         # BatchRunner answers releases that come with other ops at once and
         # runs them after, unless nothreads.
         releases_after_reply=not b.options.nothreads,
