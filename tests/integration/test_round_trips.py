@@ -347,21 +347,24 @@ def test_a_ported_filesystem_takes_write_behind_from_the_environment(
         assert os.stat(path).st_mtime == 2000000 + i
 
 
-_SLOW_CHMOD_PORT = '''
+_GATED_CHMOD_PORT = '''
 import importlib.util, os, sys, time
 spec = importlib.util.spec_from_file_location("port", %r)
 port = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(port)
 
-class SlowChmod(port.Loopback):
-    # A chmod of a file named "slow" takes a second: what write-behind
-    # answered meanwhile queues behind it.
+class GatedChmod(port.Loopback):
+    # A chmod of a file named "slow" waits until the gate file exists (10 s
+    # at most, should a change wait for this one after all): what
+    # write-behind answers meanwhile queues behind it.
     def chmod(self, path, mode):
         if os.path.basename(path) == "slow":
-            time.sleep(1)
+            end = time.monotonic() + 10
+            while not os.path.exists(%r) and time.monotonic() < end:
+                time.sleep(0.01)
         return os.chmod(path, mode)
 
-port.FUSE(SlowChmod(sys.argv[1]), sys.argv[2], foreground=True)
+port.FUSE(GatedChmod(sys.argv[1]), sys.argv[2], foreground=True)
 '''
 
 
@@ -373,15 +376,16 @@ def test_files_created_early_reach_the_backend_many_to_a_message(py_mounts):
     busy take a few messages, not one per file; the backend has them whole,
     with their times, and holds none of them open afterwards."""
     port = ported_fusepy_loopback(py_mounts)
-    script = py_mounts.path("slow_chmod_port.py")
+    script = py_mounts.path("gated_chmod_port.py")
+    gate = py_mounts.path("chmod-gate")
     with open(script, "w") as f:
-        f.write(_SLOW_CHMOD_PORT % port)
+        f.write(_GATED_CHMOD_PORT % (port, gate))
     root = py_mounts.mkdir("many-a-message-root")
     with open(os.path.join(root, "slow"), "w"):
         pass
     mp = py_mounts.mountpoint()
     backend = py_mounts.python(
-        [script, root, mp], mountpoint=mp, name="slowchmod",
+        [script, root, mp], mountpoint=mp, name="gatedchmod",
         env={"FUSE_HOSTD_MOUNT_OPTIONS":
              "write_behind,default_permissions,attr_timeout=60"})
     # The root's listing and the file's attributes are cached: the chmod and
@@ -395,6 +399,8 @@ def test_files_created_early_reach_the_backend_many_to_a_message(py_mounts):
         with open(path, "wb") as f:
             f.write(b"%d" % i * 50)
         os.utime(path, (1000000 + i, 2000000 + i))
+    with open(gate, "w"):
+        pass  # the backend finishes the chmod; the queue goes on
     # fsync of the directory: fsyncdir waits for everything queued.
     run_cmd(["sync", mp]).check()
     after, _, _ = stats(py_mounts, mp)
