@@ -216,6 +216,14 @@ void BackendChannel::Route(std::vector<RoutedOp> ops,
   absl::flat_hash_map<uint64_t, int> creates;
   std::vector<std::pair<int, int>> from_earlier;
   const bool from_ops = in_order && takes_handles_from_ops_.load();
+  // `r`, its handles resolved to `tokens`' backend handles, joins the call.
+  auto add = [call](RoutedOp& r, const OpHandles& tokens) {
+    *call->request.add_ops() = std::move(r.pending.op);
+    call->done.push_back(std::move(r.pending.done));
+    call->check.push_back(std::move(r.pending.check));
+    call->tokens.push_back(tokens);
+    call->reroutes.push_back(r.reroutes);
+  };
   for (RoutedOp& r : ops) {
     if (from_ops) {
       const OpHandles carried = HandlesOf(r.pending.op);
@@ -224,12 +232,7 @@ void BackendChannel::Route(std::vector<RoutedOp> ops,
       if (created != creates.end() &&
           handles_.ResolveFromEarlierOp(&r.pending.op, carried.fh[0])) {
         from_earlier.emplace_back(call->request.ops_size(), created->second);
-        OpHandles tokens = carried;
-        *call->request.add_ops() = std::move(r.pending.op);
-        call->done.push_back(std::move(r.pending.done));
-        call->check.push_back(std::move(r.pending.check));
-        call->tokens.push_back(tokens);
-        call->reroutes.push_back(r.reroutes);
+        add(r, carried);
         continue;
       }
       if (r.pending.creates_token != 0) {
@@ -249,11 +252,7 @@ void BackendChannel::Route(std::vector<RoutedOp> ops,
       r.pending.done(answer);
       continue;
     }
-    *call->request.add_ops() = std::move(r.pending.op);
-    call->done.push_back(std::move(r.pending.done));
-    call->check.push_back(std::move(r.pending.check));
-    call->tokens.push_back(route.tokens);
-    call->reroutes.push_back(r.reroutes);
+    add(r, route.tokens);
   }
   if (call->request.ops_size() == 0) {
     if (sent) sent();
