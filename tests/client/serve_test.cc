@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/filesystem.h"
@@ -42,15 +43,26 @@ TEST(ServeTest, ServesUntilSigterm) {
   options.listen = "unix:" + socket;
   int rc = -1;
   std::thread server([&] { rc = Serve(fs, options); });
+  // Whatever assertion fails below, the server is stopped and joined, so
+  // that the failure is reported instead of ending in std::terminate.
+  auto stop = absl::MakeCleanup([&] {
+    if (server.joinable()) {
+      kill(getpid(), SIGTERM);
+      server.join();
+    }
+  });
 
   absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (!Exists(socket) && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(10));
   }
   ASSERT_TRUE(Exists(socket));
+  // The socket's file appears at bind(), before the server listens: a call
+  // made in between is refused at once unless it waits for the server.
   auto stub = v1::FileSystem::NewStub(grpc::CreateChannel(
       "unix:" + socket, grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
+  context.set_wait_for_ready(true);
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::seconds(10));
   v1::InitRequest request;
