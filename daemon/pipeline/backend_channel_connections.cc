@@ -1,7 +1,8 @@
 // BackendChannel's connections: how they are made (gRPC's own for TCP, or
 // a descriptor the daemon dialed and checked), replaced when they break, and
-// waited for by messages while the backend is away. The rest of the channel
-// (sending, retrying, answering) is in backend_channel.cc.
+// waited for by messages while the backend is away. The rest of the channel:
+// sending in backend_channel.cc, answers and retries in
+// backend_channel_answers.cc.
 
 #include <fcntl.h>
 #include <pthread.h>
