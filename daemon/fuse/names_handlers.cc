@@ -43,6 +43,7 @@ void RequestHandlers::Getattr(Request req, uint64_t node,
   std::string path;
   std::optional<uint64_t> fh;
   if (!AttrTarget(req, node, kernel_fh, &path, &fh)) return;
+  if (AnswerFromOwnOpen(req, node, path)) return;
   // Writes through a backing file never pass the daemon: its cached size
   // and times may be old. They are taken from the backing file where the
   // daemon holds it (then the cache answers, by path), else dropped, and
@@ -294,6 +295,27 @@ void RequestHandlers::Unlink(Request req, uint64_t parent, std::string name) {
           AfterSiblingsDropped(siblings, [req] { req->ReplyError(0); });
         });
       });
+}
+
+bool RequestHandlers::AnswerFromOwnOpen(const Request& req, uint64_t node,
+                                        const std::string& path) {
+  // A node the daemon holds open itself (open_by_daemon.cc) is the file it
+  // holds: its name may lead to another file by now (replaced behind the
+  // daemon; an fstat of the open then finds the node nameless), which the
+  // backend, asked by that name, would answer for. And it costs the backend
+  // nothing.
+  if (options_.backing == nullptr) return false;
+  // A change answered early (write_behind) has not reached the file yet:
+  // the getattr waits behind it.
+  if (!path.empty() && options_.queued_at && options_.queued_at(path)) {
+    return false;
+  }
+  struct stat st;
+  if (!options_.backing->StatOpen(node, &st)) return false;
+  v1::Attr attr;
+  StatToProto(st, &attr);
+  ReplyAttr(req, node, attr);
+  return true;
 }
 
 void RequestHandlers::OpenedAtBackendFirst(const Request& req,

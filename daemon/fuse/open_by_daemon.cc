@@ -39,7 +39,7 @@ bool RequestHandlers::OpenHere(const Request& req, uint64_t node, int flags,
   open.fh = options_.handles->IssueUnopened(flags, caller);
   BackingFiles::Decision d =
       backing->Open(open.fh, node, std::move(fd), st, /*writable=*/false,
-                    /*direct_io=*/false);
+                    /*direct_io=*/false, /*daemons_own=*/true);
   if (d.backing_id <= 0) {
     // The node is open through the page cache, or the kernel refused the
     // file: the backend's open decides.

@@ -373,6 +373,12 @@ class RequestHandlers {
                         const v1::Caller& caller);
   static ContentsAhead::Options ContentsAheadOptions(RequestHandlers* self);
 
+  // Answers a getattr of `node` (at `path`, "" if nameless) from the file
+  // of the daemon's own passthrough opens of it (BackingFiles::StatOpen);
+  // false if there is none or a change queued for `path` has not reached
+  // the file yet.
+  bool AnswerFromOwnOpen(const Request& req, uint64_t node,
+                         const std::string& path);
   // Calls `then` once the handles the daemon opened itself (unopened at
   // the backend) of the file at `path` are open at the backend too: `path`
   // is about to lose its name (unlink, a rename over it), after which the

@@ -69,7 +69,8 @@ void BackingFiles::CloseId(uint64_t node, Node& n) {
 
 BackingFiles::Decision BackingFiles::Open(uint64_t fh, uint64_t node,
                                           UniqueFd fd, const struct stat& st,
-                                          bool writable, bool direct_io) {
+                                          bool writable, bool direct_io,
+                                          bool daemons_own) {
   Decision d;
   absl::MutexLock lock(&mu_);
   Node& n = nodes_[node];
@@ -99,9 +100,15 @@ BackingFiles::Decision BackingFiles::Open(uint64_t fh, uint64_t node,
     f.kind = Kind::kPassthrough;
     passed_through_.fetch_add(1);
     ++n.passthrough;
-    if (writable) {
-      ++n.writable;
-      if (!n.written.valid()) n.written = std::move(fd);
+    if (writable) ++n.writable;
+    if (daemons_own) {
+      f.own = true;
+      ++n.own;
+    }
+    if (writable || daemons_own) {
+      f.keeps = true;
+      ++n.keepers;
+      if (!n.file.valid()) n.file = std::move(fd);
     }
   } else if (n.passthrough > 0) {
     d.needs_new_node = true;
@@ -131,6 +138,10 @@ void BackingFiles::Inherit(uint64_t node, int32_t backing_id,
       f.kind = Kind::kPassthrough;
       ++n.passthrough;
       n.writable += o.writable;
+      // Its descriptor is not known here; the next writer's is kept while
+      // this one lasts too.
+      f.keeps = o.writable;
+      n.keepers += o.writable;
     } else {
       ++n.cached;
     }
@@ -149,7 +160,9 @@ void BackingFiles::Drop(const File& f) {
   switch (f.kind) {
     case Kind::kPassthrough:
       --n.passthrough;
-      if (f.writable && --n.writable == 0) n.written.reset();
+      if (f.writable) --n.writable;
+      if (f.own) --n.own;
+      if (f.keeps && --n.keepers == 0) n.file.reset();
       if (n.passthrough == 0 && n.backing_id > 0) CloseId(f.node, n);
       break;
     case Kind::kCached:
@@ -189,8 +202,15 @@ bool BackingFiles::WritablePassthrough(uint64_t node) const {
 bool BackingFiles::StatWritten(uint64_t node, struct stat* st) const {
   absl::MutexLock lock(&mu_);
   auto it = nodes_.find(node);
-  return it != nodes_.end() && it->second.written.valid() &&
-         fstat(it->second.written.get(), st) == 0;
+  return it != nodes_.end() && it->second.writable > 0 &&
+         it->second.file.valid() && fstat(it->second.file.get(), st) == 0;
+}
+
+bool BackingFiles::StatOpen(uint64_t node, struct stat* st) const {
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(node);
+  return it != nodes_.end() && it->second.own > 0 && it->second.file.valid() &&
+         fstat(it->second.file.get(), st) == 0;
 }
 
 size_t BackingFiles::registered() const {

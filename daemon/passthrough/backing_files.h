@@ -86,12 +86,14 @@ class BackingFiles {
   };
   // Open `fh` of `node` is about to be answered. `fd`: the backend's
   // descriptor, checked (CheckBackingDescriptor), with its fstat `st`, or
-  // invalid. `direct_io`: what the backend asked for. The descriptor is
-  // closed before this returns (the kernel keeps what it registered),
-  // unless it is the first of a writable passthrough open of the node: that
-  // one is kept for StatWritten while such opens last.
+  // invalid. `direct_io`: what the backend asked for. `daemons_own`: the
+  // daemon opened the file itself (no backend handle stands behind the
+  // open). The descriptor is closed before this returns (the kernel keeps
+  // what it registered), unless the open is passed through and is writable
+  // or the daemon's own, and the node has no descriptor kept yet: then it is
+  // kept while such opens of the node last, for StatWritten and StatOpen.
   Decision Open(uint64_t fh, uint64_t node, UniqueFd fd, const struct stat& st,
-                bool writable, bool direct_io);
+                bool writable, bool direct_io, bool daemons_own = false);
   // Opens of `node` the kernel holds from a previous daemon, which had
   // registered `backing_id` for it (0: none; they are then taken as cached
   // opens). An id no open uses any more is closed.
@@ -112,6 +114,11 @@ class BackingFiles {
   // size and times, which writes the daemon does not see changed. False if
   // there is none (or fstat failed).
   bool StatWritten(uint64_t node, struct stat* st) const;
+  // fstat of the file the daemon's own passthrough opens of `node` read,
+  // which is the node's file: what a stat of the node must show, which its
+  // name may no longer lead to (the file was replaced behind the daemon).
+  // False if there is no such open (or fstat failed).
+  bool StatOpen(uint64_t node, struct stat* st) const;
 
   // A descriptor the backend sent was refused (wrong type or mode).
   void CountRefused() { refused_.fetch_add(1); }
@@ -126,6 +133,8 @@ class BackingFiles {
     uint64_t node;
     Kind kind;
     bool writable;
+    bool keeps = false;  // counted in Node::keepers
+    bool own = false;    // counted in Node::own
   };
   struct Node {
     int32_t backing_id = 0;
@@ -137,7 +146,11 @@ class BackingFiles {
     // The file backing_id stands for is not known (inherited): the first
     // descriptor an open brings is taken as it.
     bool file_unknown = false;
-    UniqueFd written;     // the backing file, while `writable` > 0
+    // Passthrough opens that are writable or the daemon's own, and the
+    // backing file, kept while there are any.
+    int keepers = 0;
+    UniqueFd file;
+    int own = 0;  // passthrough opens that are the daemon's own
   };
 
   int32_t Register(int fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -37,6 +37,13 @@ class BackingFilesTest : public ::testing::Test {
     backing_ = std::make_unique<BackingFiles>(std::move(o));
   }
 
+  // A file of its own, already unlinked.
+  static UniqueFd TempFile() {
+    char name[] = "/tmp/backing_files_test.XXXXXX";
+    UniqueFd file(mkstemp(name));
+    if (file.valid()) unlink(name);
+    return file;
+  }
   // A descriptor of a file (the checks ran before BackingFiles).
   UniqueFd Fd() { return UniqueFd(open("/etc/hostname", O_RDONLY)); }
   struct stat StatOf(dev_t dev, ino_t ino) {
@@ -80,10 +87,8 @@ TEST_F(BackingFilesTest, OpensOfOneNodeShareTheId) {
 }
 
 TEST_F(BackingFilesTest, TheBackingFileOfWritersIsKeptForItsSize) {
-  char name[] = "/tmp/backing_files_test.XXXXXX";
-  UniqueFd file(mkstemp(name));
+  UniqueFd file = TempFile();
   ASSERT_TRUE(file.valid());
-  unlink(name);
   struct stat st;
   ASSERT_EQ(fstat(file.get(), &st), 0);
   // A reader's descriptor is not kept.
@@ -103,6 +108,55 @@ TEST_F(BackingFilesTest, TheBackingFileOfWritersIsKeptForItsSize) {
   backing_->Release(12);
   EXPECT_FALSE(backing_->StatWritten(1, &seen));
   backing_->Release(10);
+  EXPECT_TRUE(live_.empty());
+}
+
+TEST_F(BackingFilesTest, TheFileOfTheDaemonsOwnOpensIsKeptForTheirFstat) {
+  UniqueFd file = TempFile();
+  ASSERT_TRUE(file.valid());
+  ASSERT_EQ(pwrite(file.get(), "old", 3, 0), 3);
+  struct stat st;
+  ASSERT_EQ(fstat(file.get(), &st), 0);
+  // A reader the backend opened has its handle there: nothing is kept. A
+  // writer's file is kept, for StatWritten only.
+  backing_->Open(10, 1, UniqueFd(dup(file.get())), st, false, false);
+  backing_->Open(13, 1, UniqueFd(dup(file.get())), st, true, false);
+  struct stat seen;
+  EXPECT_FALSE(backing_->StatOpen(1, &seen));
+  backing_->Release(13);
+  // The daemon's own readers: kept while one is left.
+  backing_->Open(11, 1, UniqueFd(dup(file.get())), st, false, false,
+                 /*daemons_own=*/true);
+  backing_->Open(12, 1, UniqueFd(dup(file.get())), st, false, false,
+                 /*daemons_own=*/true);
+  ASSERT_TRUE(backing_->StatOpen(1, &seen));
+  EXPECT_EQ(seen.st_ino, st.st_ino);
+  EXPECT_EQ(seen.st_size, 3);
+  // Not a writer's: StatWritten still says no one writes around the daemon.
+  EXPECT_FALSE(backing_->StatWritten(1, &seen));
+  backing_->Release(11);
+  EXPECT_TRUE(backing_->StatOpen(1, &seen));
+  backing_->Release(12);
+  EXPECT_FALSE(backing_->StatOpen(1, &seen));
+  backing_->Release(10);
+  EXPECT_TRUE(live_.empty());
+}
+
+TEST_F(BackingFilesTest, AnInheritedWriterKeepsTheNextWritersFile) {
+  UniqueFd file = TempFile();
+  ASSERT_TRUE(file.valid());
+  struct stat st;
+  ASSERT_EQ(fstat(file.get(), &st), 0);
+  backing_->Inherit(1, 7, {{20, /*writable=*/true}});
+  live_.insert(7);
+  backing_->Open(21, 1, UniqueFd(dup(file.get())), st, true, false);
+  struct stat seen;
+  ASSERT_TRUE(backing_->StatWritten(1, &seen));
+  // The new writer goes; the inherited one still writes around the daemon.
+  backing_->Release(21);
+  EXPECT_TRUE(backing_->StatWritten(1, &seen));
+  backing_->Release(20);
+  EXPECT_FALSE(backing_->StatWritten(1, &seen));
   EXPECT_TRUE(live_.empty());
 }
 
