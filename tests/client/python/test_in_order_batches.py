@@ -181,6 +181,8 @@ class Files(fusehost.Operations):
     """Files in memory by handle: create hands out the next handle, write
     and release act on the one they are given."""
 
+    use_ns = True
+
     def __init__(self, refuse_create=False):
         self.refuse_create = refuse_create
         self.data = {}       # path -> bytes
