@@ -294,7 +294,9 @@ TEST_F(HandlerTest, EveryChangeThroughAHardLinkDropsTheOtherNamesFirst) {
     ASSERT_EQ(notify_.nodes.size(), 0u) << "dropped before the backend's answer";
     pipeline_.Answer(sent() - 1, change.result);
     EXPECT_EQ(req->kind, change.reply);
-    if (change.reply == Kind::kError) EXPECT_EQ(req->err, 0);
+    if (change.reply == Kind::kError) {
+      EXPECT_EQ(req->err, 0);
+    }
     EXPECT_EQ(notify_.nodes,
               (std::vector<std::pair<uint64_t, bool>>{{b, false}}));
     EXPECT_EQ(pipeline_.other_names, std::vector<std::string>{"/b"});
