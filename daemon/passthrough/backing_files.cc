@@ -105,11 +105,7 @@ BackingFiles::Decision BackingFiles::Open(uint64_t fh, uint64_t node,
       f.own = true;
       ++n.own;
     }
-    if (writable || daemons_own) {
-      f.keeps = true;
-      ++n.keepers;
-      if (!n.file.valid()) n.file = std::move(fd);
-    }
+    if ((writable || daemons_own) && !n.file.valid()) n.file = std::move(fd);
   } else if (n.passthrough > 0) {
     d.needs_new_node = true;
     return d;
@@ -137,11 +133,9 @@ void BackingFiles::Inherit(uint64_t node, int32_t backing_id,
     if (n.backing_id > 0) {
       f.kind = Kind::kPassthrough;
       ++n.passthrough;
-      n.writable += o.writable;
       // Its descriptor is not known here; the next writer's is kept while
       // this one lasts too.
-      f.keeps = o.writable;
-      n.keepers += o.writable;
+      n.writable += o.writable;
     } else {
       ++n.cached;
     }
@@ -162,7 +156,7 @@ void BackingFiles::Drop(const File& f) {
       --n.passthrough;
       if (f.writable) --n.writable;
       if (f.own) --n.own;
-      if (f.keeps && --n.keepers == 0) n.file.reset();
+      if (n.writable == 0 && n.own == 0) n.file.reset();
       if (n.passthrough == 0 && n.backing_id > 0) CloseId(f.node, n);
       break;
     case Kind::kCached:

@@ -133,8 +133,7 @@ class BackingFiles {
     uint64_t node;
     Kind kind;
     bool writable;
-    bool keeps = false;  // counted in Node::keepers
-    bool own = false;    // counted in Node::own
+    bool own = false;  // counted in Node::own
   };
   struct Node {
     int32_t backing_id = 0;
@@ -142,15 +141,13 @@ class BackingFiles {
     ino_t ino = 0;
     int passthrough = 0;  // opens using backing_id
     int writable = 0;     // of those, opened for writing
+    int own = 0;          // of those, the daemon's own (never writable)
     int cached = 0;       // opens through the page cache
     // The file backing_id stands for is not known (inherited): the first
     // descriptor an open brings is taken as it.
     bool file_unknown = false;
-    // Passthrough opens that are writable or the daemon's own, and the
-    // backing file, kept while there are any.
-    int keepers = 0;
+    // The backing file, kept while there are writable or own opens.
     UniqueFd file;
-    int own = 0;  // passthrough opens that are the daemon's own
   };
 
   int32_t Register(int fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
