@@ -94,8 +94,9 @@ int Stats(ControlClient& client, const std::string& mountpoint) {
            static_cast<unsigned long long>(m.mount_id()),
            EscapeField(m.backend()).c_str(),
            UserName(m.owner_uid()).c_str());
-    printf("  kernel requests  %llu\n",
-           static_cast<unsigned long long>(m.kernel_requests()));
+    printf("  kernel requests  %llu, inodes held by the kernel %llu\n",
+           static_cast<unsigned long long>(m.kernel_requests()),
+           static_cast<unsigned long long>(m.kernel_nodes()));
     printf("  backend          %llu messages, %llu ops (%.1f per message), "
            "%llu errors, %llu invalid replies\n",
            static_cast<unsigned long long>(m.backend_messages()),

@@ -335,6 +335,7 @@ void Mount::AdoptRootDirectory(const v1::InitReply& reply) {
 
 MountStats::Snapshot Mount::Snap() const {
   MountStats::Snapshot s = stats_.Snap();
+  if (nodes_ != nullptr) s.kernel_nodes = nodes_->size();
   if (cache_ != nullptr) {
     s.cache_entries = cache_->size();
     s.cache_limit = cache_->max_entries();

@@ -28,6 +28,9 @@ constexpr Family kCacheMisses = {"fusehostd_cache_misses_total", "counter",
 constexpr Family kCacheEntries = {
     "fusehostd_cache_entries", "gauge",
     "Paths held by the daemon's metadata cache."};
+constexpr Family kKernelNodes = {
+    "fusehostd_kernel_nodes", "gauge",
+    "Files and directories the kernel holds an inode for."};
 constexpr Family kCacheBytes = {
     "fusehostd_cache_bytes", "gauge",
     "Memory held by the daemon's metadata cache, as counted against its bound."};
@@ -172,6 +175,7 @@ std::string RenderMetrics(const std::vector<MountStatsEntry>& mounts) {
   const std::pair<const Family*, uint64_t MountStats::Snapshot::*> per_mount[] =
       {{&kCacheEntries, &MountStats::Snapshot::cache_entries},
        {&kCacheBytes, &MountStats::Snapshot::cache_bytes},
+       {&kKernelNodes, &MountStats::Snapshot::kernel_nodes},
        {&kBackendMessages, &MountStats::Snapshot::backend_messages},
        {&kBackendOps, &MountStats::Snapshot::backend_ops},
        {&kBackendErrors, &MountStats::Snapshot::backend_errors},

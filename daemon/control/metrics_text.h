@@ -24,6 +24,7 @@
 //   fusehostd_write_behind_queued          gauge
 //   fusehostd_passthrough_refused_total    counter
 //   fusehostd_backing_files                gauge
+//   fusehostd_kernel_nodes                 gauge
 //
 // Thread-safe: pure function.
 

@@ -30,31 +30,55 @@ constexpr size_t kAttrFetchAhead = 256;
 // How many directories' handed-out entries are remembered (NoteEntriesHanded).
 constexpr size_t kListingsRemembered = 4096;
 
+// Unless callers are known to list only, one readdirplus pass in this many
+// hands files out bare, to learn whether they look them up.
+constexpr uint32_t kProbeEvery = 16;
+
 }  // namespace
 
-void RequestHandlers::NoteBareListing(uint64_t dir) {
+void RequestHandlers::NoteBareListing(uint64_t dir, bool typed) {
   absl::MutexLock lock(&bare_mu_);
   if (bare_listings_.size() >= 64 && !bare_listings_.contains(dir)) {
     bare_listings_.clear();  // a few recent ones are all it takes
   }
-  bare_listings_.try_emplace(dir, false);
+  bare_listings_[dir].typed &= typed;
   // The kernel looks each name up as it is used.
   NoteEntriesHandedLocked(dir, absl::InfinitePast());
 }
 
-void RequestHandlers::NoteLookupIn(uint64_t parent) {
+void RequestHandlers::NoteLookupIn(uint64_t parent, bool is_dir) {
   absl::MutexLock lock(&bare_mu_);
   auto it = bare_listings_.find(parent);
-  if (it == bare_listings_.end()) return;
-  it->second = true;
-  callers_stat_listings_.store(true);
+  if (it != bare_listings_.end()) {
+    if (is_dir && it->second.typed) return;
+    it->second.looked_up = true;
+  } else {
+    // Listed bare before, by a handle released since: the kernel lists its
+    // own copy of such a directory and looks each name up.
+    auto handed = entries_until_.find(parent);
+    if (is_dir || handed == entries_until_.end() ||
+        handed->second != absl::InfinitePast()) {
+      return;
+    }
+  }
+  listing_use_.store(ListingUse::kLooksUp);
+}
+
+bool RequestHandlers::HandFilesBare() {
+  if (listing_use_.load() == ListingUse::kListsOnly) return true;
+  if (probe_due_.load()) return true;
+  // The mount's first pass comes with attributes (a single ls -l), and
+  // every kProbeEvery-th from the second on does not.
+  if (passes_.fetch_add(1) % kProbeEvery != 1) return false;
+  probe_due_.store(true);
+  return true;
 }
 
 void RequestHandlers::NoteListingReleased(uint64_t dir) {
   absl::MutexLock lock(&bare_mu_);
   auto it = bare_listings_.find(dir);
   if (it == bare_listings_.end()) return;
-  if (!it->second) callers_stat_listings_.store(false);
+  if (!it->second.looked_up) listing_use_.store(ListingUse::kListsOnly);
   bare_listings_.erase(it);
 }
 
@@ -77,14 +101,14 @@ bool RequestHandlers::EntriesLapsed(uint64_t dir) {
   if (it == entries_until_.end()) return false;
   // Handed out bare, they are worth listing again only for callers that
   // look up what they list; a plain `ls` is served best by the kernel's copy.
-  if (it->second == absl::InfinitePast()) return callers_stat_listings_.load();
+  if (it->second == absl::InfinitePast()) return CallersLookUp();
   return absl::Now() >= it->second;
 }
 
 bool RequestHandlers::FetchAttrsAhead(const Request& req, uint64_t dir,
                                       DirHandlePtr h, size_t first,
                                       std::function<void()> then) {
-  if (!callers_stat_listings_.load()) return false;
+  if (!CallersLookUp()) return false;
   std::vector<PendingOp> ops;
   std::vector<size_t> which;
   {

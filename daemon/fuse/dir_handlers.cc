@@ -287,6 +287,8 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
   std::vector<uint64_t> referenced;  // lookups the buffer hands the kernel
   double shortest_entry_timeout = std::numeric_limits<double>::infinity();
   bool need_more = false;
+  bool files_went_bare = false;
+  bool untyped = false;  // a name went out bare without its file type
   uint64_t cookie = 0;
   {
     absl::MutexLock lock(&h->mu);
@@ -313,9 +315,19 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
       }
       const std::string& name = e != nullptr ? e->name : dots;
       if (!buf.Fits(name)) break;
+      // All but directories go out without attributes in a pass that hands
+      // files bare (HandFilesBare), unless the attributes were fetched for
+      // it (for callers who look names up); names the backend sent without
+      // them, always.
+      const bool file_bare = e != nullptr && e->attr != nullptr &&
+                             !e->attr_asked && h->files_bare &&
+                             !S_ISDIR(e->attr->mode());
+      const bool bare = e != nullptr && (e->attr == nullptr || file_bare);
+      files_went_bare |= plus && file_bare;
+      untyped |= bare && (entry.attr.st_mode & S_IFMT) == 0;
       // For readdirplus, an entry with attributes hands the kernel a lookup
       // reference, counted only now that the entry is known to fit.
-      if (plus && e != nullptr && e->attr != nullptr) {
+      if (plus && e != nullptr && !bare) {
         uint64_t id = options_.nodes->AddLookup(dir, e->name);
         if (id != 0) {
           referenced.push_back(id);
@@ -330,13 +342,14 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
               std::min(shortest_entry_timeout, entry.entry_timeout);
         }
       }
-      if (plus && e != nullptr && e->attr == nullptr) h->handed_bare = true;
+      if (plus && bare) h->handed_bare = true;
       buf.Add(name, entry, item + 1);
       h->started = true;
     }
   }
+  if (files_went_bare) NoteFilesHandedBare();
   if (plus && h->handed_bare.load()) {
-    NoteBareListing(dir);
+    NoteBareListing(dir, !untyped);
   } else if (!referenced.empty()) {
     NoteEntriesHanded(dir, absl::Now() + absl::Seconds(shortest_entry_timeout));
   }
@@ -374,6 +387,7 @@ void RequestHandlers::Readdir(Request req, uint64_t node, uint64_t fh,
   WithDirHandle(req, node, fh, [=](const DirHandlePtr& h) {
     if (offset == 0) {
       absl::MutexLock lock(&h->mu);
+      if (plus) h->files_bare = HandFilesBare();
       if (h->started) {
         // rewinddir: a fresh pass sees a fresh listing.
         h->started = false;

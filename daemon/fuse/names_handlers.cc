@@ -13,7 +13,6 @@
 namespace fusehost {
 
 void RequestHandlers::Lookup(Request req, uint64_t parent, std::string name) {
-  NoteLookupIn(parent);
   std::optional<std::string> path = ChildPath(req, parent, name);
   if (!path) return;
   v1::Op op = NewOp(*req);
@@ -27,6 +26,7 @@ void RequestHandlers::Lookup(Request req, uint64_t parent, std::string name) {
       e.entry_timeout = negative;
       req->ReplyEntry(e);
     } else if (!Failed(req, res)) {
+      NoteLookupIn(parent, S_ISDIR(res.getattr().attr().mode()));
       ReplyEntry(req, parent, name, res.getattr().attr());
     }
   });

@@ -496,13 +496,38 @@ class RequestHandlers {
   // LOOKUP says no. Only then are attributes fetched ahead (a plain `ls`
   // or `find` must not cost a getattr per name). A bare listing's names
   // count as lapsed at once (NoteEntriesHanded).
-  void NoteBareListing(uint64_t dir);
-  void NoteLookupIn(uint64_t parent);
+  // `typed`: every name went out with its file type.
+  void NoteBareListing(uint64_t dir, bool typed);
+  // A name was looked up in `parent`. A directory's does not count where
+  // the listing gave its type: find looks directories up to enter them,
+  // and looks at no file.
+  void NoteLookupIn(uint64_t parent, bool is_dir);
   void NoteListingReleased(uint64_t dir);
+  struct BareListing {
+    bool typed = true;
+    bool looked_up = false;  // since it was handed out
+  };
   absl::Mutex bare_mu_;
-  absl::flat_hash_map<uint64_t, bool> bare_listings_
-      ABSL_GUARDED_BY(bare_mu_);  // dir -> looked up since
-  std::atomic<bool> callers_stat_listings_{false};
+  absl::flat_hash_map<uint64_t, BareListing> bare_listings_
+      ABSL_GUARDED_BY(bare_mu_);
+  // What the last listing handed out bare showed: its files were looked up
+  // (kLooksUp), or not (kListsOnly).
+  enum class ListingUse : uint8_t { kUnknown, kLooksUp, kListsOnly };
+  std::atomic<ListingUse> listing_use_{ListingUse::kUnknown};
+  bool CallersLookUp() const {
+    return listing_use_.load() == ListingUse::kLooksUp;
+  }
+  // Whether a readdirplus pass starting now hands all but directories out
+  // without attributes: each entry with them costs the kernel an inode
+  // (and a FORGET later), which a find never uses, while a directory's
+  // spares the LOOKUP that enters it. Bare for callers who list only;
+  // otherwise one pass in kProbeEvery (the first of them the mount's
+  // second) is, to see what callers do (dir_attrs_ahead.cc).
+  bool HandFilesBare();
+  // A pass handed files out bare (a probe is due until one has).
+  void NoteFilesHandedBare() { probe_due_.store(false); }
+  std::atomic<uint32_t> passes_{0};
+  std::atomic<bool> probe_due_{false};
 
   // When the names a readdirplus handed the kernel with attributes lapse
   // (the shortest entry lifetime among them; InfinitePast for names handed

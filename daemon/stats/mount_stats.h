@@ -112,6 +112,8 @@ class MountStats {
     // the mount does not cache). Filled by the mount, not by MountStats.
     uint64_t cache_entries = 0;
     uint64_t cache_limit = 0;
+    // Nodes the kernel holds an inode for (filled by the mount).
+    uint64_t kernel_nodes = 0;
     uint64_t cache_bytes = 0;
     uint64_t cache_bytes_limit = 0;
     // Passthrough (filled by the mount): opens answered with a backing

@@ -26,6 +26,11 @@ def counted(m, pattern):
     return int(found.group(1))
 
 
+def kernel_nodes(m):
+    """How many files and directories the kernel holds an inode for."""
+    return counted(m, r"inodes held by the kernel (\d+)")
+
+
 def kernel_requests(m, op):
     """How many `op` requests the kernel has sent for mount `m`."""
     out = m.daemon.ctl("stats", m.path).check().stdout

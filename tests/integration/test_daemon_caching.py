@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from daemon_stats import backend_ops, backend_ops_making_files, kernel_requests
+from daemon_stats import (backend_ops, backend_ops_making_files, kernel_nodes,
+                         kernel_requests)
 from fhlib import run_cmd, wait_until
 
 pytestmark = pytest.mark.usefixtures("needs_daemon")
@@ -157,6 +158,51 @@ def test_listing_with_attributes_spares_lookups(mounts):
                    "%s\n"]).check()
     assert len(res.stdout.splitlines()) == 401
     assert kernel_requests(m, "lookup") - before <= 2
+
+
+def test_a_find_gets_files_bare_and_find_printf_gets_their_attributes(
+        mounts):
+    """A file handed out with attributes costs the kernel an inode, which a
+    find that looks at no file never uses: once a listing's files were not
+    looked up, listings hand files out by name and type only (directories
+    still with attributes). Callers that look files up (find -printf %s)
+    get attributes again after one directory's worth of LOOKUPs."""
+    m = mounts.mount("loopback")
+    dirs, files = 20, 50
+    tree = os.path.join(m.backing, "tree")
+    os.mkdir(tree)
+    for d in range(dirs):
+        os.mkdir(os.path.join(tree, "d%02d" % d))
+        for f in range(files):
+            with open(os.path.join(tree, "d%02d" % d, "f%02d" % f), "w") as out:
+                out.write("x" * f)
+    # Every notice of the loopback's watcher applied (see above).
+    open(os.path.join(m.backing, "tree-made"), "w").close()
+    assert wait_until(lambda: os.path.exists(
+        os.path.join(m.path, "tree-made")), 10, 0.02)
+    nodes = kernel_nodes(m)
+    res = run_cmd(["find", os.path.join(m.path, "tree")]).check()
+    assert len(res.stdout.splitlines()) == 1 + dirs * (1 + files)
+    # The mount's first listing ("tree", directories only) came with
+    # attributes; its second, a directory of files, went out bare to see
+    # whether they are looked up; they were not, and from then on only
+    # directories came with attributes.
+    held = kernel_nodes(m) - nodes
+    assert held == 1 + dirs, held
+    # find -printf %s looks every file up.
+    before = kernel_requests(m, "lookup")
+    res = run_cmd(["find", os.path.join(m.path, "tree"), "-type", "f",
+                   "-printf", "%f %s\n"]).check()
+    sizes = [line.split() for line in res.stdout.splitlines()]
+    assert len(sizes) == dirs * files
+    assert all(int(s) == int(name[1:]) for name, s in sizes), sizes
+    # The first directory's files one by one (the kernel lists its own copy
+    # of what it was handed bare), which shows they are looked up: the other
+    # directories are listed afresh, their files with attributes, but for
+    # one probe in 16 listings (the 18th of the mount).
+    lookups = kernel_requests(m, "lookup") - before
+    assert files <= lookups <= 2 * files + 2, lookups
+    assert kernel_nodes(m) - nodes >= 1 + dirs * (1 + files)
 
 
 @pytest.mark.parametrize("read_ahead_kb", [None, 0])

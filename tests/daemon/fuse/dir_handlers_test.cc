@@ -101,6 +101,24 @@ class DirHandlerTest : public HandlerTest {
     pipeline_.Answer(sent() - 1, Ok());
     return sent();
   }
+  // One pass over the root holding a file "f" and a directory "d", both
+  // listed with attributes: whether "f" was handed out with them (the
+  // directory always is).
+  bool ReadFileAndDir() {
+    uint64_t fh = OpenRoot();
+    Read(fh, 0, 4096, true);
+    v1::OpResult page = Page({"f"}, true);
+    v1::DirEntry* dir = page.mutable_readdir()->add_entries();
+    dir->set_name("d");
+    *dir->mutable_attr() = FileAttr(77, S_IFDIR | 0755, 2);
+    std::vector<Dirent> entries = Read(fh, 2, 4096, true, &page);
+    Release(Req(KernelOp::kReleasedir), fh);
+    EXPECT_EQ(Names(entries), (std::vector<std::string>{"f", "d"}));
+    if (entries.size() != 2) return false;
+    EXPECT_EQ(entries[0].ino, 101u) << "the listing's inode number";
+    EXPECT_NE(entries[1].node, 0u) << "a directory without attributes";
+    return entries[0].node != 0;
+  }
   // Opens the root through the backend: the handle.
   uint64_t OpenRoot() {
     auto req = Req(KernelOp::kOpendir);
@@ -428,6 +446,42 @@ TEST_F(DirHandlerTest, ListingsWhoseNamesNobodyLooksUpFetchNothing) {
   EXPECT_EQ(sent(), 2u);
 }
 
+TEST_F(DirHandlerTest, FilesGoOutBareToCallersWhoListOnly) {
+  // A find lists without looking files up: an inode per file would cost
+  // the kernel more than the whole listing. The directories it enters
+  // still come with attributes, sparing their LOOKUPs.
+  EXPECT_TRUE(ReadFileAndDir()) << "the mount's first listing";
+  EXPECT_FALSE(ReadFileAndDir()) << "the second: whether files are looked up";
+  // They were not.
+  EXPECT_FALSE(ReadFileAndDir());
+  // Entering a directory is no sign that callers look at files.
+  Known(kRoot, "d", FileAttr(77, S_IFDIR | 0755, 2));
+  EXPECT_FALSE(ReadFileAndDir());
+  // A file of the listing looked up after its handle was released (the
+  // kernel lists its own copy) is.
+  Known(kRoot, "f", FileAttr(101));
+  EXPECT_TRUE(ReadFileAndDir());
+}
+
+TEST_F(DirHandlerTest, NowAndThenAListingGoesOutBareToNoticeCallersStopping) {
+  TeachThatCallersLookUp();
+  // An ls -l that looks up what it lists gets attributes; one pass in 16
+  // goes out bare (the second, the 18th), and is looked up too.
+  int bare = 0;
+  for (int i = 0; i < 32; ++i) {
+    if (!ReadFileAndDir()) {
+      ++bare;
+      Known(kRoot, "f", FileAttr(101));
+    }
+  }
+  EXPECT_EQ(bare, 2);
+  // A find comes next: the next pass that goes out bare, released with no
+  // file looked up, turns attributes off.
+  std::vector<bool> with_attrs;
+  for (int i = 0; i < 4; ++i) with_attrs.push_back(ReadFileAndDir());
+  EXPECT_EQ(with_attrs, (std::vector<bool>{true, false, false, false}));
+}
+
 TEST_F(DirHandlerTest, PlainReaddirFetchesNoAttributes) {
   uint64_t fh = OpenRoot();
   v1::OpResult page;
@@ -517,7 +571,7 @@ TEST_F(DirHandlerTest, ABackendThatListsByPathGetsOneReaddirAtOpendir) {
   const uint64_t fh = open->open.fh;
   std::vector<Dirent> entries = Read(fh, 0, 4096, true);
   EXPECT_EQ(Names(entries), (std::vector<std::string>{".", "..", "a", "b"}));
-  EXPECT_NE(entries[2].node, 0u) << "no attributes from the listing";
+  EXPECT_EQ(entries[2].ino, 101u) << "no attributes from the listing";
   // Nothing was opened at the backend: nothing to release or sync there.
   auto fsync = Req(KernelOp::kFsyncdir);
   handlers_->Fsyncdir(fsync, kRoot, fh, false);
