@@ -52,6 +52,7 @@ ROWS = [
     ('find_first', "find -printf '%s\\n', first mount", None),
     ('find_dropped', 'find, after drop_caches', None),
     ('find_warm', 'find, warm (again at once)', None),
+    ('find_names', 'find (names only), after drop_caches', None),
     ('ls_lR', 'ls -lR (warm)', None),
     ('ls_lR_again', 'ls -lR, again at once', None),
     ('cat', 'cat N small files (after drop_caches)', None),
@@ -110,6 +111,7 @@ TARGETS = {
     'find_first': _FIND,
     'find_dropped': _FIND,
     'find_warm': _FIND,
+    'find_names': _FIND,
     'ls_lR': {**_PY, ('hostd', 'pll'): ('<=', 1.2)},
     'ls_lR_again': {**_PY, ('hostd', 'pll'): ('<=', 1.2)},
     # With kernel passthrough (the loopbacks hand over their descriptors):

@@ -12,13 +12,13 @@ from common import RES, MiB, drop_caches, log, run
 
 RELAY_WORKLOADS = ['relay_find_first', 'relay_find_dropped', 'relay_ls_lR',
                    'relay_cat', 'relay_seqread', 'relay_untar', 'relay_rm']
-WORKLOADS = ['find_first', 'find_dropped', 'find_warm', 'ls_lR',
+WORKLOADS = ['find_first', 'find_dropped', 'find_warm', 'find_names', 'ls_lR',
              'ls_lR_again', 'cat',
              'seqread', 'seqwrite', 'untar', 'rm'] + RELAY_WORKLOADS
 GROUPS = {
-    'find': ['find_first', 'find_dropped', 'find_warm'],
-    'meta': ['find_first', 'find_dropped', 'find_warm', 'ls_lR',
-             'ls_lR_again'],
+    'find': ['find_first', 'find_dropped', 'find_warm', 'find_names'],
+    'meta': ['find_first', 'find_dropped', 'find_warm', 'find_names',
+             'ls_lR', 'ls_lR_again'],
     'io': ['cat', 'seqread', 'seqwrite'],
     'tar': ['untar', 'rm'],
     'relay': RELAY_WORKLOADS,
@@ -121,12 +121,15 @@ def run_main_workloads(b, s, r):
     # divide by.
     sample = sysk == 'hostd' and any(
         b.want(wl) for wl in ('find_first', 'find_dropped', 'find_warm',
-                              'ls_lR', 'ls_lR_again'))
+                              'find_names', 'ls_lR', 'ls_lR_again'))
     if sample:
         s.sample_cache(baseline=True)  # mounted, nothing listed yet
     b.timed(sysk, 'find_first', find, expect_lines=n)
     b.timed(sysk, 'find_dropped', find, expect_lines=n, drop=True)
     b.timed(sysk, 'find_warm', find, expect_lines=n)
+    # A find that looks at no file (-name, -type, or none): names and types
+    # are all it needs of a listing.
+    b.timed(sysk, 'find_names', ['find', tree], expect_lines=n, drop=True)
     b.timed(sysk, 'ls_lR', ['ls', '-lR', tree])
     # What the kernel kept from the first (ACLs, with FUSE_CAP_POSIX_ACL)
     # and what ls learnt of the mount are used the second time.
