@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,8 +32,11 @@ constexpr size_t kAttrFetchAhead = 256;
 constexpr size_t kListingsRemembered = 4096;
 
 // Unless callers are known to list only, one readdirplus pass in this many
-// hands files out bare, to learn whether they look them up.
+// hands its first few files out bare, to learn whether they look them up:
+// a caller that looks files up looks up those too, and each costs it a
+// LOOKUP.
 constexpr uint32_t kProbeEvery = 16;
+constexpr size_t kProbeFiles = 8;
 
 }  // namespace
 
@@ -64,14 +68,16 @@ void RequestHandlers::NoteLookupIn(uint64_t parent, bool is_dir) {
   listing_use_.store(ListingUse::kLooksUp);
 }
 
-bool RequestHandlers::HandFilesBare() {
-  if (listing_use_.load() == ListingUse::kListsOnly) return true;
-  if (probe_due_.load()) return true;
+size_t RequestHandlers::FilesToHandBare() {
+  if (listing_use_.load() == ListingUse::kListsOnly) {
+    return std::numeric_limits<size_t>::max();
+  }
+  if (probe_due_.load()) return kProbeFiles;
   // The mount's first pass comes with attributes (a single ls -l), and
-  // every kProbeEvery-th from the second on does not.
-  if (passes_.fetch_add(1) % kProbeEvery != 1) return false;
+  // every kProbeEvery-th from the second on probes.
+  if (passes_.fetch_add(1) % kProbeEvery != 1) return 0;
   probe_due_.store(true);
-  return true;
+  return kProbeFiles;
 }
 
 void RequestHandlers::NoteListingReleased(uint64_t dir) {

@@ -129,9 +129,9 @@ struct RequestHandlers::DirHandle {
   int barren_pages ABSL_GUARDED_BY(mu) = 0;
   // Some entries were handed to the kernel: offset 0 now means rewinddir.
   bool started ABSL_GUARDED_BY(mu) = false;
-  // This readdirplus pass hands all but directories out without attributes
-  // (RequestHandlers::HandFilesBare).
-  bool files_bare ABSL_GUARDED_BY(mu) = false;
+  // How many more files (all but directories) this readdirplus pass hands
+  // out without attributes (RequestHandlers::FilesToHandBare).
+  size_t files_bare ABSL_GUARDED_BY(mu) = 0;
   // The kernel released it: an answer still on its way keeps nothing.
   bool released ABSL_GUARDED_BY(mu) = false;
 

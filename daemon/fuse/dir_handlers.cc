@@ -315,13 +315,14 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
       }
       const std::string& name = e != nullptr ? e->name : dots;
       if (!buf.Fits(name)) break;
-      // All but directories go out without attributes in a pass that hands
-      // files bare (HandFilesBare), unless the attributes were fetched for
-      // it (for callers who look names up); names the backend sent without
-      // them, always.
+      // Files go out without attributes while the pass hands them bare
+      // (FilesToHandBare), unless the attributes were fetched for it (for
+      // callers who look names up); names the backend sent without them,
+      // always.
       const bool file_bare = e != nullptr && e->attr != nullptr &&
-                             !e->attr_asked && h->files_bare &&
+                             !e->attr_asked && h->files_bare > 0 &&
                              !S_ISDIR(e->attr->mode());
+      if (file_bare) --h->files_bare;
       const bool bare = e != nullptr && (e->attr == nullptr || file_bare);
       files_went_bare |= plus && file_bare;
       untyped |= bare && (entry.attr.st_mode & S_IFMT) == 0;
@@ -387,7 +388,7 @@ void RequestHandlers::Readdir(Request req, uint64_t node, uint64_t fh,
   WithDirHandle(req, node, fh, [=](const DirHandlePtr& h) {
     if (offset == 0) {
       absl::MutexLock lock(&h->mu);
-      if (plus) h->files_bare = HandFilesBare();
+      if (plus) h->files_bare = FilesToHandBare();
       if (h->started) {
         // rewinddir: a fresh pass sees a fresh listing.
         h->started = false;

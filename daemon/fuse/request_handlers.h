@@ -517,13 +517,14 @@ class RequestHandlers {
   bool CallersLookUp() const {
     return listing_use_.load() == ListingUse::kLooksUp;
   }
-  // Whether a readdirplus pass starting now hands all but directories out
-  // without attributes: each entry with them costs the kernel an inode
-  // (and a FORGET later), which a find never uses, while a directory's
-  // spares the LOOKUP that enters it. Bare for callers who list only;
-  // otherwise one pass in kProbeEvery (the first of them the mount's
-  // second) is, to see what callers do (dir_attrs_ahead.cc).
-  bool HandFilesBare();
+  // How many files (all but directories) a readdirplus pass starting now
+  // hands out without attributes: each entry with them costs the kernel an
+  // inode (and a FORGET later), which a find never uses, while a
+  // directory's spares the LOOKUP that enters it. All of them for callers
+  // who list only; otherwise none, but for a few in one pass in
+  // kProbeEvery (the first such the mount's second pass), to see what
+  // callers do (dir_attrs_ahead.cc).
+  size_t FilesToHandBare();
   // A pass handed files out bare (a probe is due until one has).
   void NoteFilesHandedBare() { probe_due_.store(false); }
   std::atomic<uint32_t> passes_{0};

@@ -184,11 +184,11 @@ def test_a_find_gets_files_bare_and_find_printf_gets_their_attributes(
     res = run_cmd(["find", os.path.join(m.path, "tree")]).check()
     assert len(res.stdout.splitlines()) == 1 + dirs * (1 + files)
     # The mount's first listing ("tree", directories only) came with
-    # attributes; its second, a directory of files, went out bare to see
-    # whether they are looked up; they were not, and from then on only
-    # directories came with attributes.
+    # attributes; its second, a directory of files, handed a few files out
+    # bare to see whether they are looked up; they were not, and from then
+    # on only directories came with attributes.
     held = kernel_nodes(m) - nodes
-    assert held == 1 + dirs, held
+    assert 1 + dirs <= held < 1 + dirs + files, held
     # find -printf %s looks every file up.
     before = kernel_requests(m, "lookup")
     res = run_cmd(["find", os.path.join(m.path, "tree"), "-type", "f",
@@ -196,12 +196,12 @@ def test_a_find_gets_files_bare_and_find_printf_gets_their_attributes(
     sizes = [line.split() for line in res.stdout.splitlines()]
     assert len(sizes) == dirs * files
     assert all(int(s) == int(name[1:]) for name, s in sizes), sizes
-    # The first directory's files one by one (the kernel lists its own copy
-    # of what it was handed bare), which shows they are looked up: the other
-    # directories are listed afresh, their files with attributes, but for
-    # one probe in 16 listings (the 18th of the mount).
+    # The first directory's bare files one by one (the kernel lists its own
+    # copy), which shows they are looked up: the other directories are
+    # listed afresh, their files with attributes, but for a few in one
+    # listing in 16 (the 18th of the mount).
     lookups = kernel_requests(m, "lookup") - before
-    assert files <= lookups <= 2 * files + 2, lookups
+    assert 1 <= lookups < files, lookups
     assert kernel_nodes(m) - nodes >= 1 + dirs * (1 + files)
 
 

@@ -482,6 +482,22 @@ TEST_F(DirHandlerTest, NowAndThenAListingGoesOutBareToNoticeCallersStopping) {
   EXPECT_EQ(with_attrs, (std::vector<bool>{true, false, false, false}));
 }
 
+TEST_F(DirHandlerTest, AProbeHandsOutOnlyItsFirstFewFilesBare) {
+  TeachThatCallersLookUp();
+  EXPECT_TRUE(ReadFileAndDir());
+  // The second pass probes.
+  uint64_t fh = OpenRoot();
+  Read(fh, 0, 4096, true);
+  std::vector<std::string> names;
+  for (int i = 0; i < 20; ++i) names.push_back("f" + std::to_string(i));
+  v1::OpResult page = Page(names, true);
+  std::vector<Dirent> entries = Read(fh, 2, 8192, true, &page);
+  ASSERT_EQ(entries.size(), 20u);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    EXPECT_EQ(entries[i].node == 0, i < 8) << i;
+  }
+}
+
 TEST_F(DirHandlerTest, PlainReaddirFetchesNoAttributes) {
   uint64_t fh = OpenRoot();
   v1::OpResult page;
