@@ -80,11 +80,19 @@ size_t RequestHandlers::FilesToHandBare() {
   return kProbeFiles;
 }
 
-void RequestHandlers::NoteListingReleased(uint64_t dir) {
+void RequestHandlers::NoteListingReleased(uint64_t dir,
+                                          absl::Time handed_until) {
   absl::MutexLock lock(&bare_mu_);
   auto it = bare_listings_.find(dir);
   if (it == bare_listings_.end()) return;
-  if (!it->second.looked_up) listing_use_.store(ListingUse::kListsOnly);
+  if (!it->second.looked_up) {
+    listing_use_.store(ListingUse::kListsOnly);
+  } else if (handed_until != absl::InfiniteFuture()) {
+    // The names that went out bare were looked up (a probe that found an
+    // ls -l): the kernel holds every name now, and its copy of the
+    // listing serves until they lapse, as for a listing handed out whole.
+    NoteEntriesHandedLocked(dir, handed_until);
+  }
   bare_listings_.erase(it);
 }
 

@@ -18,6 +18,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/memory_budget.h"
 #include "common/paths.h"
 #include "common/stat_convert.h"
@@ -132,6 +133,8 @@ struct RequestHandlers::DirHandle {
   // How many more files (all but directories) this readdirplus pass hands
   // out without attributes (RequestHandlers::FilesToHandBare).
   size_t files_bare ABSL_GUARDED_BY(mu) = 0;
+  // When the first of the entries handed out with attributes lapses.
+  absl::Time handed_until ABSL_GUARDED_BY(mu) = absl::InfiniteFuture();
   // The kernel released it: an answer still on its way keeps nothing.
   bool released ABSL_GUARDED_BY(mu) = false;
 

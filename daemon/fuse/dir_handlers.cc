@@ -131,11 +131,15 @@ void RequestHandlers::ReleaseDirHandle(const DirHandlePtr& handle) {
     auto it = dirs_.find(handle->id);
     if (it != dirs_.end() && it->second == handle) dirs_.erase(it);
   }
-  if (handle->handed_bare.load()) NoteListingReleased(handle->node);
+  absl::Time handed_until;
   {
     absl::MutexLock lock(&handle->mu);
+    handed_until = handle->handed_until;
     handle->released = true;
     handle->Clear();  // gives its bytes back to the budget
+  }
+  if (handle->handed_bare.load()) {
+    NoteListingReleased(handle->node, handed_until);
   }
   if (handle->backend_open) {
     v1::Op op;
@@ -349,6 +353,11 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
     }
   }
   if (files_went_bare) NoteFilesHandedBare();
+  if (!referenced.empty()) {
+    absl::MutexLock lock(&h->mu);
+    h->handed_until = std::min(
+        h->handed_until, absl::Now() + absl::Seconds(shortest_entry_timeout));
+  }
   if (plus && h->handed_bare.load()) {
     NoteBareListing(dir, !untyped);
   } else if (!referenced.empty()) {

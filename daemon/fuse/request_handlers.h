@@ -502,7 +502,9 @@ class RequestHandlers {
   // the listing gave its type: find looks directories up to enter them,
   // and looks at no file.
   void NoteLookupIn(uint64_t parent, bool is_dir);
-  void NoteListingReleased(uint64_t dir);
+  // `handed_until`: when the first of the entries handed out with
+  // attributes lapses (InfiniteFuture if none was).
+  void NoteListingReleased(uint64_t dir, absl::Time handed_until);
   struct BareListing {
     bool typed = true;
     bool looked_up = false;  // since it was handed out
