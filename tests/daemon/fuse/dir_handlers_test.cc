@@ -498,6 +498,25 @@ TEST_F(DirHandlerTest, AProbeHandsOutOnlyItsFirstFewFilesBare) {
   }
 }
 
+TEST_F(DirHandlerTest, AProbeWhoseFilesWereLookedUpLetsTheKernelListItsCopy) {
+  TeachThatCallersLookUp();
+  EXPECT_TRUE(ReadFileAndDir());
+  uint64_t fh = OpenRoot();
+  Read(fh, 0, 4096, true);
+  v1::OpResult page = Page({"f"}, true);
+  v1::DirEntry* dir = page.mutable_readdir()->add_entries();
+  dir->set_name("d");
+  *dir->mutable_attr() = FileAttr(77, S_IFDIR | 0755, 2);
+  std::vector<Dirent> entries = Read(fh, 2, 4096, true, &page);
+  ASSERT_EQ(entries.size(), 2u);
+  ASSERT_EQ(entries[0].node, 0u) << "the second pass probes";
+  Known(kRoot, "f", FileAttr(101));  // ls -l
+  Release(Req(KernelOp::kReleasedir), fh);
+  // The kernel holds every name of it now: listing its copy costs no
+  // LOOKUP, where listing anew would cost a readdirplus.
+  EXPECT_TRUE(KernelListsItsCopy());
+}
+
 TEST_F(DirHandlerTest, PlainReaddirFetchesNoAttributes) {
   uint64_t fh = OpenRoot();
   v1::OpResult page;
