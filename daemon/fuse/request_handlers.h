@@ -492,10 +492,11 @@ class RequestHandlers {
   // Whether callers of this mount look up what they list (ls -l, find
   // -printf %s), learned as readdirplus's "auto" mode does: directories
   // whose names went to the kernel without attributes are remembered
-  // (a few), a LOOKUP in one of them says yes, a release of one with no
-  // LOOKUP says no. Only then are attributes fetched ahead (a plain `ls`
-  // or `find` must not cost a getattr per name). A bare listing's names
-  // count as lapsed at once (NoteEntriesHanded).
+  // (a few), a LOOKUP of a file in one of them says yes, a release of one
+  // with none says no. Only then are attributes fetched ahead (a plain `ls`
+  // or `find` must not cost a getattr per name), and files handed out
+  // with their attributes (FilesToHandBare). A bare listing's names count
+  // as lapsed at once (NoteEntriesHanded).
   // `typed`: every name went out with its file type.
   void NoteBareListing(uint64_t dir, bool typed);
   // A name was looked up in `parent`. A directory's does not count where
