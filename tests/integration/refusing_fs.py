@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """An in-memory filesystem that refuses some changes, for the tests of the
-mount option write_behind (test_write_behind.py): a chmod, rmdir or
+mount option write_behind (test_write_behind_failures.py): a chmod, rmdir or
 rename the daemon answered early that the backend then refuses must come
 back at the next fsync.
 
