@@ -99,12 +99,16 @@ class BackendRestartTest : public ::testing::Test {
     std::string base = tmp != nullptr && std::strlen(tmp) < 80 ? tmp : "/tmp";
     std::string dir = base + "/backend-restart-XXXXXX";
     ASSERT_NE(mkdtemp(dir.data()), nullptr) << std::strerror(errno);
+    dir_ = dir;
     path_ = dir + "/backend.sock";
   }
 
   void TearDown() override {
     Stop();
     unlink(path_.c_str());
+    // Outside the test's own directory (a socket path must be short): the
+    // directory is left to nobody else.
+    if (!dir_.empty()) rmdir(dir_.c_str());
   }
 
   void Serve(uint64_t instance) {
@@ -163,6 +167,7 @@ class BackendRestartTest : public ::testing::Test {
     return result;
   }
 
+  std::string dir_;  // made by SetUp
   std::string path_;
   std::unique_ptr<Instance> instance_;
   std::unique_ptr<grpc::Server> server_;
