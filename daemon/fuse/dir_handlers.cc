@@ -293,6 +293,7 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
   bool need_more = false;
   bool files_went_bare = false;
   bool untyped = false;  // a name went out bare without its file type
+  absl::Time handed_until;  // when the entries handed out here lapse
   uint64_t cookie = 0;
   {
     absl::MutexLock lock(&h->mu);
@@ -323,12 +324,12 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
       // (FilesToHandBare), unless the attributes were fetched for it (for
       // callers who look names up); names the backend sent without them,
       // always.
-      const bool file_bare = e != nullptr && e->attr != nullptr &&
+      const bool file_bare = plus && e != nullptr && e->attr != nullptr &&
                              !e->attr_asked && h->files_bare > 0 &&
                              !S_ISDIR(e->attr->mode());
       if (file_bare) --h->files_bare;
       const bool bare = e != nullptr && (e->attr == nullptr || file_bare);
-      files_went_bare |= plus && file_bare;
+      files_went_bare |= file_bare;
       untyped |= bare && (entry.attr.st_mode & S_IFMT) == 0;
       // For readdirplus, an entry with attributes hands the kernel a lookup
       // reference, counted only now that the entry is known to fit.
@@ -351,17 +352,16 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
       buf.Add(name, entry, item + 1);
       h->started = true;
     }
+    if (!referenced.empty()) {
+      handed_until = absl::Now() + absl::Seconds(shortest_entry_timeout);
+      h->handed_until = std::min(h->handed_until, handed_until);
+    }
   }
   if (files_went_bare) NoteFilesHandedBare();
-  if (!referenced.empty()) {
-    absl::MutexLock lock(&h->mu);
-    h->handed_until = std::min(
-        h->handed_until, absl::Now() + absl::Seconds(shortest_entry_timeout));
-  }
   if (plus && h->handed_bare.load()) {
     NoteBareListing(dir, !untyped);
   } else if (!referenced.empty()) {
-    NoteEntriesHanded(dir, absl::Now() + absl::Seconds(shortest_entry_timeout));
+    NoteEntriesHanded(dir, handed_until);
   }
   if (!need_more) {
     if (!req->ReplyData(buf.Take())) {
