@@ -40,12 +40,14 @@ constexpr size_t kProbeFiles = 8;
 
 }  // namespace
 
-void RequestHandlers::NoteBareListing(uint64_t dir, bool typed) {
+void RequestHandlers::NoteBareListing(uint64_t dir, bool typed, bool ended) {
   absl::MutexLock lock(&bare_mu_);
   if (bare_listings_.size() >= 64 && !bare_listings_.contains(dir)) {
     bare_listings_.clear();  // a few recent ones are all it takes
   }
-  bare_listings_[dir].typed &= typed;
+  BareListing& listing = bare_listings_[dir];
+  listing.typed &= typed;
+  listing.ended |= ended;
   // The kernel looks each name up as it is used.
   NoteEntriesHandedLocked(dir, absl::InfinitePast());
 }
@@ -68,7 +70,22 @@ void RequestHandlers::NoteLookupIn(uint64_t parent, bool is_dir) {
   listing_use_.store(ListingUse::kLooksUp);
 }
 
-size_t RequestHandlers::FilesToHandBare() {
+void RequestHandlers::NoteListingStarts(uint64_t dir) {
+  absl::MutexLock lock(&bare_mu_);
+  for (auto it = bare_listings_.begin(); it != bare_listings_.end();) {
+    if (it->first != dir && it->second.ended && !it->second.looked_up) {
+      listing_use_.store(ListingUse::kListsOnly);
+      // Its release has nothing more to tell. A file looked up in it later
+      // still counts (NoteLookupIn finds it listed bare).
+      bare_listings_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+}
+
+size_t RequestHandlers::FilesToHandBare(uint64_t dir) {
+  NoteListingStarts(dir);
   if (listing_use_.load() == ListingUse::kListsOnly) {
     return std::numeric_limits<size_t>::max();
   }

@@ -293,6 +293,7 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
   bool need_more = false;
   bool files_went_bare = false;
   bool untyped = false;  // a name went out bare without its file type
+  bool ended = false;    // the listing's end went out
   absl::Time handed_until;  // when the entries handed out here lapse
   uint64_t cookie = 0;
   {
@@ -315,6 +316,7 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
         // Ran out of fetched entries. Fetch more only if nothing fits yet;
         // otherwise the kernel comes back for the rest.
         need_more = !h->eof && buf.empty();
+        ended = h->eof;
         cookie = h->next_cookie;
         break;
       }
@@ -359,7 +361,7 @@ void RequestHandlers::ContinueReaddir(const Request& req, uint64_t dir,
   }
   if (files_went_bare) NoteFilesHandedBare();
   if (plus && h->handed_bare.load()) {
-    NoteBareListing(dir, !untyped);
+    NoteBareListing(dir, !untyped, ended);
   } else if (!referenced.empty()) {
     NoteEntriesHanded(dir, handed_until);
   }
@@ -396,8 +398,9 @@ void RequestHandlers::Readdir(Request req, uint64_t node, uint64_t fh,
                               size_t size, off_t offset, bool plus) {
   WithDirHandle(req, node, fh, [=](const DirHandlePtr& h) {
     if (offset == 0) {
+      const size_t files_bare = plus ? FilesToHandBare(node) : 0;
       absl::MutexLock lock(&h->mu);
-      if (plus) h->files_bare = FilesToHandBare();
+      h->files_bare = files_bare;
       if (h->started) {
         // rewinddir: a fresh pass sees a fresh listing.
         h->started = false;

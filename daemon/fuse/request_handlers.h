@@ -497,8 +497,9 @@ class RequestHandlers {
   // or `find` must not cost a getattr per name), and files handed out
   // with their attributes (FilesToHandBare). A bare listing's names count
   // as lapsed at once (NoteEntriesHanded).
-  // `typed`: every name went out with its file type.
-  void NoteBareListing(uint64_t dir, bool typed);
+  // `typed`: every name went out with its file type. `ended`: the pass
+  // handed out the listing's end.
+  void NoteBareListing(uint64_t dir, bool typed, bool ended);
   // A name was looked up in `parent`. A directory's does not count where
   // the listing gave its type: find looks directories up to enter them,
   // and looks at no file.
@@ -506,9 +507,16 @@ class RequestHandlers {
   // `handed_until`: when the first of the entries handed out with
   // attributes lapses (InfiniteFuture if none was).
   void NoteListingReleased(uint64_t dir, absl::Time handed_until);
+  // A readdirplus pass over `dir` starts: a caller that moved on from a bare
+  // listing it read to the end, and looked none of its files up, lists
+  // only. This tells as much as the listing's release, which the kernel
+  // sends in the background and may come after the next listing's first
+  // pass.
+  void NoteListingStarts(uint64_t dir);
   struct BareListing {
     bool typed = true;
     bool looked_up = false;  // since it was handed out
+    bool ended = false;      // its end was handed out
   };
   absl::Mutex bare_mu_;
   absl::flat_hash_map<uint64_t, BareListing> bare_listings_
@@ -527,7 +535,7 @@ class RequestHandlers {
   // who list only; otherwise none, but for a few in one pass in
   // kProbeEvery (the first such the mount's second pass), to see what
   // callers do (dir_attrs_ahead.cc).
-  size_t FilesToHandBare();
+  size_t FilesToHandBare(uint64_t dir);
   // A pass handed files out bare (a probe is due until one has).
   void NoteFilesHandedBare() { probe_due_.store(false); }
   std::atomic<uint32_t> passes_{0};

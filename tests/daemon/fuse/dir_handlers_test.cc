@@ -101,18 +101,19 @@ class DirHandlerTest : public HandlerTest {
     pipeline_.Answer(sent() - 1, Ok());
     return sent();
   }
-  // One pass over the root holding a file "f" and a directory "d", both
-  // listed with attributes: whether "f" was handed out with them (the
-  // directory always is).
-  bool ReadFileAndDir() {
-    uint64_t fh = OpenRoot();
-    Read(fh, 0, 4096, true);
+  // One pass over a directory (the root unless told) holding a file "f"
+  // and a directory "d", both listed with attributes, to its end: whether
+  // "f" was handed out with them (the directory always is). The handle is
+  // released after, unless told (TearDown does then).
+  bool ReadFileAndDir(uint64_t node = kRoot, bool release = true) {
+    uint64_t fh = OpenDir(node);
+    Read(fh, 0, 4096, true, nullptr, node);
     v1::OpResult page = Page({"f"}, true);
     v1::DirEntry* dir = page.mutable_readdir()->add_entries();
     dir->set_name("d");
     *dir->mutable_attr() = FileAttr(77, S_IFDIR | 0755, 2);
-    std::vector<Dirent> entries = Read(fh, 2, 4096, true, &page);
-    Release(Req(KernelOp::kReleasedir), fh);
+    std::vector<Dirent> entries = Read(fh, 2, 4096, true, &page, node);
+    if (release) Release(Req(KernelOp::kReleasedir), fh);
     EXPECT_EQ(Names(entries), (std::vector<std::string>{"f", "d"}));
     if (entries.size() != 2) return false;
     EXPECT_EQ(entries[0].ino, 101u) << "the listing's inode number";
@@ -120,9 +121,10 @@ class DirHandlerTest : public HandlerTest {
     return entries[0].node != 0;
   }
   // Opens the root through the backend: the handle.
-  uint64_t OpenRoot() {
+  uint64_t OpenRoot() { return OpenDir(kRoot); }
+  uint64_t OpenDir(uint64_t node) {
     auto req = Req(KernelOp::kOpendir);
-    handlers_->Opendir(req, kRoot, 0);
+    handlers_->Opendir(req, node, 0);
     if (req->kind == Kind::kNone) {
       v1::OpResult r;
       r.mutable_opendir()->set_fh(55);
@@ -144,10 +146,11 @@ class DirHandlerTest : public HandlerTest {
     return req->open.cache_readdir;
   }
   std::vector<Dirent> Read(uint64_t fh, off_t offset, size_t size, bool plus,
-                           const v1::OpResult* page = nullptr) {
+                           const v1::OpResult* page = nullptr,
+                           uint64_t node = kRoot) {
     auto req = Req(plus ? KernelOp::kReaddirplus : KernelOp::kReaddir);
     size_t before = sent();
-    handlers_->Readdir(req, kRoot, fh, size, offset, plus);
+    handlers_->Readdir(req, node, fh, size, offset, plus);
     if (page != nullptr) {
       EXPECT_EQ(sent(), before + 1) << "no page asked of the backend";
       if (sent() == before + 1) pipeline_.Answer(before, *page);
@@ -461,6 +464,25 @@ TEST_F(DirHandlerTest, FilesGoOutBareToCallersWhoListOnly) {
   // kernel lists its own copy) is.
   Known(kRoot, "f", FileAttr(101));
   EXPECT_TRUE(ReadFileAndDir());
+}
+
+TEST_F(DirHandlerTest, ACallerThatMovesOnFromABareListingListsOnly) {
+  // The kernel releases a directory in the background: a find's next
+  // listing may start before the release of the one it read last.
+  uint64_t sub = Known(kRoot, "d", FileAttr(77, S_IFDIR | 0755, 2));
+  EXPECT_TRUE(ReadFileAndDir(sub)) << "the mount's first listing";
+  EXPECT_FALSE(ReadFileAndDir(kRoot, /*release=*/false)) << "the probe";
+  EXPECT_FALSE(ReadFileAndDir(sub)) << "no file of the probe looked up";
+}
+
+TEST_F(DirHandlerTest, ACallerThatLooksUpBeforeMovingOnStillGetsAttributes) {
+  uint64_t sub = Known(kRoot, "d", FileAttr(77, S_IFDIR | 0755, 2));
+  EXPECT_TRUE(ReadFileAndDir(sub));
+  EXPECT_FALSE(ReadFileAndDir(kRoot, /*release=*/false));
+  // A find -printf %s reads a directory to its end, then looks its files
+  // up, then moves on.
+  Known(kRoot, "f", FileAttr(101));
+  EXPECT_TRUE(ReadFileAndDir(sub));
 }
 
 TEST_F(DirHandlerTest, NowAndThenAListingGoesOutBareToNoticeCallersStopping) {
