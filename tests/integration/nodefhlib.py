@@ -68,7 +68,8 @@ class NodeMountFactory(MountFactory):
     expect of a backend of that kind)."""
 
     def mount(self, kind="memory", options="allow_other", backend=None,
-              daemon=None, root=None):
+              daemon=None, root=None, env=None):
+        """`env`: more environment for the process."""
         daemon = daemon or self.daemon
         mp = self.mountpoint()
         if kind == "loopback":
@@ -82,6 +83,7 @@ class NodeMountFactory(MountFactory):
         p = NodeProcess(self.bins, self.dir, "node%s%d" % (kind, self._n),
                         args, daemon, mp)
         p.root = root
+        p.env.update(env or {})
         self.backends.append(p)
         p.start()
         m = Mount(daemon, p, mp, options)

@@ -68,8 +68,15 @@ def test_every_node_test_was_found():
 
 def test_sigterm_unmounts_before_the_process_ends(node_mounts):
     """A Node filesystem told to stop (SIGTERM, with no handler of its own)
-    unmounts first: no mount outlives the process serving it."""
-    m = node_mounts.mount("memory")
+    unmounts first: no mount outlives the process serving it, nor the
+    directory of the socket the daemon reached it on."""
+    runtime = node_mounts.mkdir("runtime")
+    m = node_mounts.mount("memory", env={"XDG_RUNTIME_DIR": runtime})
+    made = os.listdir(runtime)
+    assert len(made) == 1 and made[0].startswith("fusehost-"), made
+    private = os.path.join(runtime, made[0])
+    assert os.stat(private).st_mode & 0o777 == 0o700
+    assert os.listdir(private) == ["backend.sock"]
     proc = m.backend.proc
     proc.send_signal(signal.SIGTERM)
     try:
@@ -79,3 +86,4 @@ def test_sigterm_unmounts_before_the_process_ends(node_mounts):
                     % fhlib.tail(m.backend.log))
     assert proc.returncode == -signal.SIGTERM, proc.returncode
     assert not fhlib.is_mounted(m.path), "the mount outlived its process"
+    assert os.listdir(runtime) == [], "the socket's directory was left"

@@ -138,12 +138,22 @@ def test_fuse_unmounts_on_sigterm_and_calls_destroy(py_mounts):
     script = ported_flat(py_mounts)
     mp = py_mounts.mountpoint()
     marker = py_mounts.path("destroyed")
+    runtime = py_mounts.mkdir("runtime")
     p = py_mounts.python([script, mp], mountpoint=mp, name="flat",
-                         env={"FLAT_DESTROY_MARKER": marker})
+                         env={"FLAT_DESTROY_MARKER": marker,
+                              "XDG_RUNTIME_DIR": runtime})
+    # The socket the daemon reaches the filesystem on, in a directory of
+    # its own that only its user may enter.
+    made = os.listdir(runtime)
+    assert len(made) == 1 and made[0].startswith("fusehost-"), made
+    private = os.path.join(runtime, made[0])
+    assert os.stat(private).st_mode & 0o777 == 0o700
+    assert os.listdir(private) == ["backend.sock"]
     assert stop_gently(p, signal.SIGTERM) == 0, p.output()
     assert not is_mounted(mp)
     assert os.path.exists(marker)
     assert mp not in py_mounts.daemon.list().stdout
+    assert os.listdir(runtime) == [], "the socket's directory was left"
 
 
 def test_fuse_unmounts_busy_mount_lazily_on_sigint(py_mounts, users):

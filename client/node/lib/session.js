@@ -164,16 +164,19 @@ class Session {
   async _release () {
     if (this.timer !== null) clearInterval(this.timer)
     this.timer = null
+    // Nothing connects to the socket any more: its directory goes first,
+    // so that a process killed while the server winds down leaves nothing
+    // behind in /tmp.
+    if (this.dir !== null) {
+      fs.rmSync(this.dir, { recursive: true, force: true })
+      this.dir = null
+    }
     if (this.server !== null) {
       const server = this.server
       this.server = null
       await stopServer(server, this.service)
     }
     this.control.close()
-    if (this.dir !== null) {
-      fs.rmSync(this.dir, { recursive: true, force: true })
-      this.dir = null
-    }
   }
 }
 

@@ -246,6 +246,10 @@ class FUSE:
                 # had to be lazy); wait a little for it.
                 session.destroyed.wait(5)
         finally:
+            # Nothing connects to the socket any more: its directory goes
+            # first, so that a process killed while the server winds down
+            # (up to its grace) leaves nothing behind in /tmp.
+            shutil.rmtree(sock_dir, ignore_errors=True)
             with _sessions_lock:
                 if session in _sessions:
                     _sessions.remove(session)
@@ -257,7 +261,6 @@ class FUSE:
             else:
                 servicer.shutdown()
             channel.close()
-            shutil.rmtree(sock_dir, ignore_errors=True)
             del self.operations
         if session.critical:
             raise session.critical[0]
