@@ -493,12 +493,12 @@ class RequestHandlers {
   // -printf %s), learned as readdirplus's "auto" mode does: directories
   // whose names went to the kernel without attributes are remembered
   // (a few), a LOOKUP of a file in one of them says yes, a release of one
-  // with none says no. Only then are attributes fetched ahead (a plain `ls`
-  // or `find` must not cost a getattr per name), and files handed out
-  // with their attributes (FilesToHandBare). A bare listing's names count
-  // as lapsed at once (NoteEntriesHanded).
-  // `typed`: every name went out with its file type. `ended`: the pass
-  // handed out the listing's end.
+  // with none says no, as does a caller moving on from one it read to the
+  // end (NoteListingStarts). Only then are attributes fetched ahead (a plain
+  // `ls` or `find` must not cost a getattr per name), and files handed out with
+  // their attributes (FilesToHandBare). A bare listing's names count as lapsed
+  // at once (NoteEntriesHanded). `typed`: every name went out with its file
+  // type. `ended`: the pass handed out the listing's end.
   void NoteBareListing(uint64_t dir, bool typed, bool ended);
   // A name was looked up in `parent`. A directory's does not count where
   // the listing gave its type: find looks directories up to enter them,
