@@ -296,6 +296,33 @@ def test_a_change_behind_the_mount_reaches_every_name_of_the_file(mounts):
     assert ops.one(("stat", "a")) == "ENOENT"
 
 
+@pytest.mark.parametrize("how", ["unlinked", "renamed"])
+def test_an_open_file_gone_from_its_name_behind_the_mount_stats(mounts, how):
+    """fstat(2) of an open file whose name went away on the backend, behind
+    the mount (a log rotated or deleted at the other end): the kernel sends
+    no handle with it, the daemon's path leads nowhere, and the answer comes
+    through the open file's handle at the backend, as fstat of a local file
+    would, instead of ENOENT."""
+    m = mounts.mount("loopback", options="allow_other,passthrough=off,"
+                     "prefetch_contents=0")
+    with open(os.path.join(m.backing, "log"), "wb") as f:
+        f.write(b"1234567")
+    path = os.path.join(m.path, "log")
+    with open(path, "rb") as held:
+        assert held.read() == b"1234567"
+        if how == "unlinked":
+            os.unlink(os.path.join(m.backing, "log"))
+        else:
+            os.rename(os.path.join(m.backing, "log"),
+                      os.path.join(m.backing, "log.1"))
+        assert wait_until(lambda: not os.path.exists(path), 5, 0.02)
+        st = os.fstat(held.fileno())
+        assert (st.st_size, st.st_nlink) == \
+            (7, 0 if how == "unlinked" else 1), st
+        assert os.pread(held.fileno(), 100, 2) == b"34567"
+    assert not os.path.exists(path)
+
+
 def test_xattr_names_come_with_listings(mounts):
     """loopback lists each entry's xattr names in readdir, so getxattr of
     a name a file lacks (ls -l asks every file for its ACL) and listxattr

@@ -17,6 +17,7 @@ from daemon_stats import backend_ops, backend_ops_making_files, kernel_requests
 from fhlib import wait_until
 from pyfhlib import py_mounts  # noqa: F401  (fixture)
 from test_daemon_caching import (  # noqa: F401  (the checks)
+    test_an_open_file_gone_from_its_name_behind_the_mount_stats,
     test_default_timeouts_see_backing_changes_soon,
     test_listing_with_attributes_spares_lookups,
     test_own_changes_keep_the_cache,

@@ -95,6 +95,37 @@ TEST_F(HandlerTest, GetattrOfAnUnlinkedOpenFileGoesThroughItsHandle) {
   EXPECT_EQ(sent(), 2u);
 }
 
+TEST_F(HandlerTest,
+       GetattrOfAnOpenFileGoneBehindTheDaemonGoesThroughItsHandle) {
+  // Unlinked at the backend, not through the daemon: its path still names
+  // it here, and only the backend's answer says it is gone from there.
+  uint64_t node = Known(kRoot, "f", FileAttr(5));
+  nodes_.AddOpenHandle(node, 99);
+  auto req = Req(KernelOp::kGetattr);
+  handlers_->Getattr(req, node, std::nullopt);
+  ASSERT_EQ(sent(), 2u);
+  EXPECT_EQ(pipeline_.op(1).getattr().path(), "/f");
+  EXPECT_FALSE(pipeline_.op(1).getattr().has_fh());
+  pipeline_.Answer(1, Errno(ENOENT));
+  ASSERT_EQ(sent(), 3u);
+  // Asked as a file without a name: its attributes are not the path's.
+  EXPECT_EQ(pipeline_.op(2).getattr().path(), "");
+  EXPECT_EQ(pipeline_.op(2).getattr().fh(), 99u);
+  pipeline_.Answer(2, GetattrResult(FileAttr(5, S_IFREG | 0644, 0)));
+  ASSERT_EQ(req->kind, Kind::kAttr);
+  EXPECT_EQ(req->attr.st_ino, 5u);
+  EXPECT_EQ(req->attr.st_nlink, 0u);
+
+  // Not open: ENOENT stands.
+  nodes_.RemoveOpenHandle(node, 99);
+  auto closed = Req(KernelOp::kGetattr);
+  handlers_->Getattr(closed, node, std::nullopt);
+  ASSERT_EQ(sent(), 4u);
+  pipeline_.Answer(3, Errno(ENOENT));
+  EXPECT_EQ(closed->err, ENOENT);
+  EXPECT_EQ(sent(), 4u);
+}
+
 TEST_F(HandlerTest, SetattrRunsItsOpsInOrderAndStopsAtTheFirstFailure) {
   uint64_t node = Known(kRoot, "f", FileAttr(5));
   struct stat st = {};
