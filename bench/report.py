@@ -58,6 +58,7 @@ ROWS = [
     ('cat', 'cat N small files (after drop_caches)', None),
     ('seqread', 'sequential read (after drop_caches)', 'read'),
     ('seqwrite', 'sequential write + fsync', 'write'),
+    ('appends', 'appends: N writes of 100 B', None),
     ('untar', 'untar', None),
     ('rm', 'rm -rf of the untarred files', None),
 ]
@@ -196,13 +197,13 @@ def header(w, b, cmdline):
     w('')
     w('Tree on one tmpfs: %d files of %d B in %d directories (find prints %d '
       'lines); cat reads %d of them; sequential read %d MiB; write %d MiB with '
-      'fsync; tarball of %d files. Relay rows: find over %d directories '
+      'fsync; %d appends of 100 B; tarball of %d files. Relay rows: find over %d directories '
       '(%d files), then the same cat, read, untar and rm, through a TCP relay '
       'adding %s ms per round trip (half each way%s; fuse-hostd over %s, sshfs '
       'over SSH). Medians of %d runs, seconds (MB/s for throughput rows); '
       'cap %gs per command.' % (
           t.nfiles, t.file_size, t.ndirs, t.entries, t.ncat, t.read_mib,
-          t.write_mib, t.ntar, t.relay_dirs, t.relay_dirs * per,
+          t.write_mib, t.nappends, t.ntar, t.relay_dirs, t.relay_dirs * per,
           ' and '.join('%g' % r for r in getattr(b, 'relay_rtts', [])),
           ''.join('; self-test at %g ms: %s' % kv
                   for kv in getattr(b, 'relay_selftest', {}).items()),

@@ -14,12 +14,12 @@ RELAY_WORKLOADS = ['relay_find_first', 'relay_find_dropped', 'relay_ls_lR',
                    'relay_cat', 'relay_seqread', 'relay_untar', 'relay_rm']
 WORKLOADS = ['find_first', 'find_dropped', 'find_warm', 'find_names', 'ls_lR',
              'ls_lR_again', 'cat',
-             'seqread', 'seqwrite', 'untar', 'rm'] + RELAY_WORKLOADS
+             'seqread', 'seqwrite', 'appends', 'untar', 'rm'] + RELAY_WORKLOADS
 GROUPS = {
     'find': ['find_first', 'find_dropped', 'find_warm', 'find_names'],
     'meta': ['find_first', 'find_dropped', 'find_warm', 'find_names',
              'ls_lR', 'ls_lR_again'],
-    'io': ['cat', 'seqread', 'seqwrite'],
+    'io': ['cat', 'seqread', 'seqwrite', 'appends'],
     'tar': ['untar', 'rm'],
     'relay': RELAY_WORKLOADS,
     'relayfind': ['relay_find_first', 'relay_find_dropped'],
@@ -58,6 +58,8 @@ class Tree:
         self.read_mib = 64 if q else 512
         self.write_mib = 32 if q else 256
         self.ntar = 500 if q else 2000
+        # 100-byte writes, each its own write(2), as a log appends.
+        self.nappends = 2000 if q else 20000
         self.relay_dirs = max(1, min(self.ndirs, self.ndirs * (
             args.relay_files or self.nfiles) // self.nfiles))
 
@@ -148,6 +150,11 @@ def run_main_workloads(b, s, r):
                                'conv=fsync'])
     if os.path.exists(wfile):
         os.unlink(wfile)
+    afile = os.path.join(scratch, 'appended.log')
+    b.timed(sysk, 'appends', ['dd', 'if=/dev/zero', 'of=' + afile, 'bs=100',
+                              'count=%d' % t.nappends])
+    if os.path.exists(afile):
+        os.unlink(afile)
     dest = os.path.join(scratch, 'untar')
     os.mkdir(dest)
     # From dropped caches: passthrough_ll holds a descriptor for every inode
