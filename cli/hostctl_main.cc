@@ -123,6 +123,10 @@ int Stats(ControlClient& client, const std::string& mountpoint) {
         "  daemon changes   %llu chmod, chown, utimens, unlink, rmdir and "
         "create made by the daemon\n",
         static_cast<unsigned long long>(m.daemon_changes()));
+    printf(
+        "  daemon lookups   %llu answered from the file beneath the "
+        "backend's root\n",
+        static_cast<unsigned long long>(m.daemon_lookups()));
     printf("  listings         %llu fetched ahead\n",
            static_cast<unsigned long long>(m.listings_prefetched()));
     printf("  small files      %llu fetched ahead, %llu opens answered "

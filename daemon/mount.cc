@@ -353,6 +353,7 @@ MountStats::Snapshot Mount::Snap() const {
   if (root_ != nullptr) {
     s.daemon_opens = root_->opened();
     s.daemon_changes = root_->changed();
+    s.daemon_lookups = root_->looked_up();
   }
   if (caching_ != nullptr) s.listings_prefetched = caching_->listings_prefetched();
   if (write_behind_ != nullptr) {

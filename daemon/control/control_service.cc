@@ -213,6 +213,7 @@ grpc::Status ControlService::Stats(grpc::ServerContext* context,
     out->set_backing_files(e.stats.backing_files);
     out->set_daemon_opens(e.stats.daemon_opens);
     out->set_daemon_changes(e.stats.daemon_changes);
+    out->set_daemon_lookups(e.stats.daemon_lookups);
     out->set_kernel_nodes(e.stats.kernel_nodes);
     out->set_listings_prefetched(e.stats.listings_prefetched);
     out->set_contents_fetched_ahead(e.stats.contents_fetched_ahead);

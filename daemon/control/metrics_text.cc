@@ -55,6 +55,10 @@ constexpr Family kDaemonChanges = {
     "fusehostd_daemon_changes_total", "counter",
     "chmod, chown, utimens, unlink, rmdir and create the daemon made itself, "
     "beneath a loopback backend's root directory."};
+constexpr Family kDaemonLookups = {
+    "fusehostd_daemon_lookups_total", "counter",
+    "getattrs the daemon answered itself with the file's attributes, "
+    "beneath a loopback backend's root directory."};
 constexpr Family kListingsPrefetched = {
     "fusehostd_listings_prefetched_total", "counter",
     "Directory listings fetched ahead of a walker."};
@@ -185,6 +189,7 @@ std::string RenderMetrics(const std::vector<MountStatsEntry>& mounts) {
        {&kPassthroughOpens, &MountStats::Snapshot::passthrough_opens},
        {&kDaemonOpens, &MountStats::Snapshot::daemon_opens},
        {&kDaemonChanges, &MountStats::Snapshot::daemon_changes},
+       {&kDaemonLookups, &MountStats::Snapshot::daemon_lookups},
        {&kListingsPrefetched, &MountStats::Snapshot::listings_prefetched},
        {&kContentsFetchedAhead, &MountStats::Snapshot::contents_fetched_ahead},
        {&kOpensAnsweredAhead, &MountStats::Snapshot::opens_answered_ahead},

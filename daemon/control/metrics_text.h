@@ -15,6 +15,7 @@
 //   fusehostd_passthrough_opens_total      counter
 //   fusehostd_daemon_opens_total           counter
 //   fusehostd_daemon_changes_total         counter
+//   fusehostd_daemon_lookups_total         counter
 //   fusehostd_listings_prefetched_total    counter
 //   fusehostd_contents_fetched_ahead_total counter
 //   fusehostd_opens_answered_ahead_total   counter

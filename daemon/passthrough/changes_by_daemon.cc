@@ -309,7 +309,28 @@ void ChangesByDaemon::StopFiltering() {
   parked_.clear();
 }
 
+bool ChangesByDaemon::LookUpHere(const v1::Op& op, const Done& done) {
+  const v1::GetattrRequest& g = op.getattr();
+  // Through a handle (fstat of a file that may have lost its name) the
+  // backend answers, and a change write-behind holds for the path must
+  // reach the backend before the file beneath shows it.
+  if (options_.root == nullptr || g.has_fh() || g.path().empty() ||
+      (options_.queued_at && options_.queued_at(g.path()))) {
+    return false;
+  }
+  struct stat st;
+  if (!options_.root->LookUp(g.path(), UserIdentityOf(op.caller()), &st)) {
+    return false;
+  }
+  v1::OpResult result;
+  result.set_id(op.id());
+  StatToProto(st, result.mutable_getattr()->mutable_attr());
+  done(result);
+  return true;
+}
+
 void ChangesByDaemon::Send(v1::Op op, Done done) {
+  if (op.has_getattr() && LookUpHere(op, done)) return;
   std::vector<std::string> paths = PathsChanged(op);
   if (paths.empty() || options_.root == nullptr || options_.cache == nullptr) {
     options_.next->Send(std::move(op), std::move(done));

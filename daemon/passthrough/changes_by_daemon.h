@@ -9,7 +9,10 @@
 // answer carries a handle token the backend has no handle for yet
 // (HandleMap::IssueUnopened) and the file's descriptor waits in the
 // descriptor inbox under the create's passthrough tag, as a backend's
-// would, to become the kernel's backing file.
+// would, to become the kernel's backing file. And since such a backend's
+// attributes are the file's own, a getattr by path that the cache could
+// not answer (a lookup on a cold cache: `cat` of files never listed) is
+// the file's lstat here (RootDirectory::LookUp) instead of a round trip.
 //
 // A layer of the op pipeline, between the metadata cache (above, which
 // takes the answer as it would take the backend's) and write-behind or the
@@ -152,6 +155,9 @@ class ChangesByDaemon : public OpTransport {
   void Begin(const std::vector<std::string>& paths);
   void End(const std::vector<std::string>& paths);
 
+  // Answers getattr `op` with the file's own attributes here; false to
+  // send it on.
+  bool LookUpHere(const v1::Op& op, const Done& done);
   // Makes `op`'s change here and fills `result`; false to send it on.
   bool MakeHere(const v1::Op& op, v1::OpResult* result);
   bool CreateHere(const v1::Op& op, const UserIdentity& caller,

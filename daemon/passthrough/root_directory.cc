@@ -281,6 +281,24 @@ bool RootDirectory::ChangeAttributes(const std::string& path,
   return true;
 }
 
+bool RootDirectory::LookUp(const std::string& path, const UserIdentity& caller,
+                           struct stat* st) {
+  std::shared_ptr<const Adopted> adopted = Current();
+  // "/" is the directory itself, which the backend may present as its own.
+  if (adopted == nullptr || !adopted->changes_attributes || path.size() < 2 ||
+      path[0] != '/') {
+    return false;
+  }
+  ThreadFsIdentity as(adopted->owner ? *adopted->owner : caller);
+  if (!as.ok()) return false;
+  // O_PATH needs search permission on the way only, as lstat(2) does, and
+  // opens a trailing symlink itself.
+  UniqueFd file = OpenPathBeneath(adopted->dir.get(), path.c_str() + 1);
+  if (!file.valid() || fstat(file.get(), st) != 0) return false;
+  looked_up_.fetch_add(1);
+  return true;
+}
+
 bool RootDirectory::Stat(const std::string& path, struct stat* st) const {
   std::shared_ptr<const Adopted> adopted = Current();
   if (adopted == nullptr || path.empty() || path[0] != '/') return false;

@@ -27,6 +27,11 @@
 // but a directory for Remove), and only on the file it knows at that path
 // (its inode number); whatever fails is again the backend's.
 //
+// A backend whose attribute changes are the system calls answers a getattr
+// with the file's own attributes: the daemon then answers the lookups its
+// cache cannot itself (LookUp), with the same identity and resolution, so
+// that a path walked on a cold cache costs no message per name.
+//
 // And that creating a file is nothing but open(2) with O_CREAT
 // (InitReply.root_creates_files): the daemon then creates new regular files
 // itself (Create), with the same identity and resolution, O_EXCL, and the
@@ -131,9 +136,19 @@ class RootDirectory {
   // lstat of `path` beneath the directory, as the daemon, resolved as
   // above (no symlink, no other mount). False if there is none.
   bool Stat(const std::string& path, struct stat* st) const;
+  // lstat of `path` ("/a/b": not the directory itself) for `caller`, with
+  // the same identity and resolution, as the backend would have answered
+  // its getattr, if the backend said its attribute changes are the system
+  // calls (changes_attributes: the attributes it answers are then the
+  // file's own). False when it cannot or may not (no such declaration, no
+  // such file, a symlink on the way, no search permission): the backend
+  // then answers, with its own errno.
+  bool LookUp(const std::string& path, const UserIdentity& caller,
+              struct stat* st);
 
   uint64_t opened() const { return opened_.load(); }
   uint64_t changed() const { return changed_.load(); }
+  uint64_t looked_up() const { return looked_up_.load(); }
   uint64_t declined() const { return declined_.load(); }
 
  private:
@@ -152,6 +167,7 @@ class RootDirectory {
   std::atomic<uint64_t> opened_{0};
   std::atomic<uint64_t> declined_{0};
   std::atomic<uint64_t> changed_{0};
+  std::atomic<uint64_t> looked_up_{0};
 };
 
 }  // namespace fusehost

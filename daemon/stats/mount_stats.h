@@ -127,6 +127,9 @@ class MountStats {
     // chmod, chown, utimens, unlink, rmdir and create the daemon made itself
     // beneath that directory (passthrough/changes_by_daemon.h).
     uint64_t daemon_changes = 0;
+    // getattrs (lookups on a cold cache) the daemon answered itself with
+    // the file's lstat beneath that directory.
+    uint64_t daemon_lookups = 0;
     // Directory listings fetched ahead of the walker
     // (pipeline/listing_prefetcher.h).
     uint64_t listings_prefetched = 0;

@@ -236,11 +236,12 @@ class Daemon:
 class Backend:
     """One backend process serving on a Unix socket."""
 
-    def __init__(self, bins, kind, workdir, name, root=None):
+    def __init__(self, bins, kind, workdir, name, root=None, args=()):
         self.bins = bins
         self.kind = kind
         self.name = name
         self.root = root
+        self.args = list(args)
         self.sock = os.path.join(workdir, name + ".sock")
         self.addr = "unix:" + self.sock
         self.log = os.path.join(workdir, name + ".log")
@@ -248,10 +249,10 @@ class Backend:
 
     def command(self):
         if self.kind == "memory":
-            return [self.bins.memory, "--listen=" + self.addr]
+            return [self.bins.memory, "--listen=" + self.addr] + self.args
         if self.kind == "loopback":
             return [self.bins.loopback, "--listen=" + self.addr,
-                    "--root=" + self.root]
+                    "--root=" + self.root] + self.args
         raise ValueError(self.kind)
 
     def start(self, timeout=20):
@@ -390,11 +391,12 @@ class MountFactory(PerTestDir):
         self.daemons.append(d)
         return d.start()
 
-    def backend(self, kind="memory", root=None):
+    def backend(self, kind="memory", root=None, args=()):
         self._n += 1
         if kind == "loopback" and root is None:
             root = self.mkdir("backing%d" % self._n)
-        b = Backend(self.bins, kind, self.dir, "%s%d" % (kind, self._n), root)
+        b = Backend(self.bins, kind, self.dir, "%s%d" % (kind, self._n), root,
+                    args)
         self.backends.append(b)
         return b.start()
 

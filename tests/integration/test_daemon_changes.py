@@ -1,12 +1,13 @@
 """chmod, chown, utimens, unlink, rmdir and create the daemon makes itself
-(InitReply.root_changes_attributes, root_removes_names, root_creates_files):
+(InitReply.root_changes_attributes, root_removes_names, root_creates_files),
+and the lookups it answers itself:
 the C++ and the Python loopback say these are nothing but the system calls
 on the file beneath the root directory they hand over, so the daemon makes
 them there, as the user the backend would have made them as (the test
 backends run as root and act as their callers), without a message. Checked
 through real mounts: the files on the host, that nothing reaches the
 backend, the callers' permissions, a file replaced on the host, tar, rm -rf,
-write-behind, and the option that turns it off."""
+write-behind, lookups on a cold cache, and the option that turns it off."""
 
 import os
 import signal
@@ -24,6 +25,10 @@ from test_daemon_opens import loopbacks, make_tree  # noqa: F401  (fixture)
 
 def daemon_changes(m):
     return counted(m, r"daemon changes\s+(\d+)")
+
+
+def daemon_lookups(m):
+    return counted(m, r"daemon lookups\s+(\d+)")
 
 
 def host_stat(src, rel):
@@ -353,3 +358,68 @@ def test_daemon_changes_off_leaves_every_change_to_the_backend(
             ("unlink", "f")])
     assert backend_ops(m) - before == 3
     assert daemon_changes(m) == 0
+    assert daemon_lookups(m) == 0
+
+
+def test_lookups_on_a_cold_cache_send_the_backend_nothing(
+        loopbacks):  # noqa: F811
+    # cat of files never listed: each name the kernel looks up is the
+    # file's lstat beneath the root, as the backend would have answered.
+    files = {"d%d/f%02d" % (d, i): b"x" * (d * 10 + i)
+             for d in range(3) for i in range(10)}
+    src = make_tree(loopbacks, "cold", files)
+    os.symlink("d0/f00", os.path.join(src, "link"))
+    m = loopbacks.mount("loopback", root=src)
+    ops = loopbacks.ops(cwd=m.path)
+    # The root's attributes are the backend's (it may present its root as
+    # its own).
+    ops.ok([("stat", ".")])
+    before = backend_ops(m)
+    got = ops.ok([("stat", rel) for rel in sorted(files)] +
+                 [("lstat", "link"), ("read_file", "d2/f09")])
+    assert backend_ops(m) == before, "a lookup reached the backend"
+    # 3 directories, 30 files and the link.
+    assert daemon_lookups(m) == 34
+    for (rel, data), st in zip(sorted(files.items()), got):
+        host = host_stat(src, rel)
+        assert (st["ino"], st["size"], st["mtime_ns"]) == \
+            (host.st_ino, len(data), host.st_mtime_ns), rel
+    assert got[-2]["type"] == 0o120000 and got[-2]["size"] == len("d0/f00")
+    assert got[-1] == b"x" * 29
+    # Absent names are the backend's to say.
+    assert ops.run([("stat", "d0/none")]) == ["ENOENT"]
+    assert backend_ops(m) == before + 1
+
+
+def test_the_daemon_looks_up_as_the_caller(mounts, users):
+    # With neither default_permissions nor POSIX ACLs (which make the
+    # kernel check anyway) the kernel checks nothing before a lookup: a
+    # directory b may not search (root's, 0700, which the daemon itself
+    # could search) stays closed to b, whose lookup then goes to the
+    # backend and is refused there too.
+    src = make_tree(mounts, "lookperm", {"a/secret": b"s", "pub/f": b"p"})
+    os.chmod(os.path.join(src, "a"), 0o700)
+    backend = mounts.backend("loopback", root=src, args=["--acl=false"])
+    m = mounts.mount("loopback", options="allow_other,no_default_permissions",
+                     backend=backend)
+    b = mounts.ops(user=users.b, cwd=m.path)
+    root = mounts.ops(cwd=m.path)
+    looked = daemon_lookups(m)
+    assert b.run([("stat", "a/secret")]) == ["EACCES"]
+    assert daemon_lookups(m) == looked + 1  # "a" only
+    b.ok([("stat", "pub/f")])
+    assert daemon_lookups(m) == looked + 3
+    assert root.ok([("stat", "a/secret")])[0]["size"] == 1
+
+
+def test_daemon_changes_off_leaves_lookups_to_the_backend(
+        loopbacks):  # noqa: F811
+    src = make_tree(loopbacks, "lookoff", {"d/f": b"data"})
+    m = loopbacks.mount("loopback", options="allow_other,daemon_changes=off",
+                        root=src)
+    ops = loopbacks.ops(cwd=m.path)
+    ops.ok([("stat", ".")])
+    before = backend_ops(m)
+    ops.ok([("stat", "d/f")])
+    assert backend_ops(m) - before == 2
+    assert daemon_lookups(m) == 0

@@ -121,7 +121,11 @@ class Operations:
                        this filesystem need not see them: fuse-hostd then
                        makes them itself, without calling chmod, chown or
                        utimens, unless it cannot (any error), when the
-                       method is called and its answer stands.
+                       method is called and its answer stands. getattr
+                       of a path is then the file's own lstat there,
+                       too: fuse-hostd answers lookups its cache cannot
+                       itself, and calls getattr for the root and for
+                       what it cannot answer.
       passthrough_root_removes_names  True: unlink and rmdir are nothing
                        but unlinkat(2) of the name beneath passthrough_root,
                        likewise: fuse-hostd then removes names itself.
