@@ -253,38 +253,11 @@ UniqueFd RootDirectory::OpenForReading(const std::string& path,
   return file;
 }
 
-bool RootDirectory::ChangeAttributes(const std::string& path,
+bool RootDirectory::WithAttributesOf(const std::string& path,
                                      const UserIdentity& caller,
-                                     uint64_t expect_ino,
-                                     const AttributeChange& change,
-                                     struct stat* after) {
+                                     absl::FunctionRef<bool(int)> use) {
   std::shared_ptr<const Adopted> adopted = Current();
-  // "/" is the directory itself: changed by the backend, which may treat
-  // its root as its own.
-  if (adopted == nullptr || !adopted->changes_attributes || path.size() < 2 ||
-      path[0] != '/') {
-    return false;
-  }
-  ThreadFsIdentity as(adopted->owner ? *adopted->owner : caller);
-  if (!as.ok()) return false;
-  UniqueFd file = OpenPathBeneath(adopted->dir.get(), path.c_str() + 1);
-  struct stat st;
-  // Not the file the daemon answered for (replaced on the host), or one
-  // whose change is no plain system call here (a symlink's mode, a device).
-  if (!file.valid() || fstat(file.get(), &st) != 0 ||
-      static_cast<uint64_t>(st.st_ino) != expect_ino ||
-      !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) ||
-      !MakeChange(file.get(), change) || fstat(file.get(), after) != 0) {
-    return false;
-  }
-  changed_.fetch_add(1);
-  return true;
-}
-
-bool RootDirectory::LookUp(const std::string& path, const UserIdentity& caller,
-                           struct stat* st) {
-  std::shared_ptr<const Adopted> adopted = Current();
-  // "/" is the directory itself, which the backend may present as its own.
+  // "/" is the directory itself, which the backend may treat as its own.
   if (adopted == nullptr || !adopted->changes_attributes || path.size() < 2 ||
       path[0] != '/') {
     return false;
@@ -294,9 +267,34 @@ bool RootDirectory::LookUp(const std::string& path, const UserIdentity& caller,
   // O_PATH needs search permission on the way only, as lstat(2) does, and
   // opens a trailing symlink itself.
   UniqueFd file = OpenPathBeneath(adopted->dir.get(), path.c_str() + 1);
-  if (!file.valid() || fstat(file.get(), st) != 0) return false;
-  looked_up_.fetch_add(1);
-  return true;
+  return file.valid() && use(file.get());
+}
+
+bool RootDirectory::ChangeAttributes(const std::string& path,
+                                     const UserIdentity& caller,
+                                     uint64_t expect_ino,
+                                     const AttributeChange& change,
+                                     struct stat* after) {
+  const bool made = WithAttributesOf(path, caller, [&](int file) {
+    struct stat st;
+    // Not the file the daemon answered for (replaced on the host), or one
+    // whose change is no plain system call here (a symlink's mode, a
+    // device).
+    return fstat(file, &st) == 0 &&
+           static_cast<uint64_t>(st.st_ino) == expect_ino &&
+           (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) &&
+           MakeChange(file, change) && fstat(file, after) == 0;
+  });
+  if (made) changed_.fetch_add(1);
+  return made;
+}
+
+bool RootDirectory::LookUp(const std::string& path, const UserIdentity& caller,
+                           struct stat* st) {
+  const bool found = WithAttributesOf(
+      path, caller, [st](int file) { return fstat(file, st) == 0; });
+  if (found) looked_up_.fetch_add(1);
+  return found;
 }
 
 bool RootDirectory::Stat(const std::string& path, struct stat* st) const {

@@ -61,6 +61,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "common/unique_fd.h"
@@ -160,6 +161,11 @@ class RootDirectory {
     bool creates_files = false;
   };
   std::shared_ptr<const Adopted> Current() const;
+  // Runs `use` on `path` ("/a/b": not the directory itself) opened O_PATH
+  // beneath the directory as the user the backend would have acted as, if
+  // it declared changes_attributes: false if not, else what `use` returns.
+  bool WithAttributesOf(const std::string& path, const UserIdentity& caller,
+                        absl::FunctionRef<bool(int)> use);
 
   mutable absl::Mutex mu_;
   // Shared so that an open in progress keeps the directory it started with.

@@ -175,6 +175,36 @@ TEST_F(ChangesByDaemonTest, SendsOnWhatItMayNotMake) {
   EXPECT_EQ(Mode(), 0644u);
 }
 
+TEST_F(ChangesByDaemonTest, AnswersALookupWithTheFilesOwnAttributes) {
+  v1::Op op;
+  op.set_id(9);
+  op.mutable_getattr()->set_path("/file");
+  v1::OpResult got = SendOne(op);
+  struct stat st;
+  ASSERT_EQ(lstat(file_.c_str(), &st), 0);
+  EXPECT_EQ(got.id(), 9u);
+  EXPECT_EQ(got.getattr().attr().ino(), st.st_ino);
+  EXPECT_EQ(got.getattr().attr().size(), 4u);
+  EXPECT_EQ(root_.looked_up(), 1u);
+  EXPECT_TRUE(next_.sent().empty());
+  // Sent on: through a handle, an absent name, the root, and a path
+  // write-behind holds a change for.
+  v1::Op by_handle = op;
+  by_handle.mutable_getattr()->set_fh(3);
+  SendOne(by_handle);
+  v1::Op absent = op;
+  absent.mutable_getattr()->set_path("/absent");
+  SendOne(absent);
+  v1::Op root = op;
+  root.mutable_getattr()->set_path("/");
+  SendOne(root);
+  MakeLayer(/*write_behind=*/true);
+  queued_ = "/file";
+  SendOne(op);
+  EXPECT_EQ(next_.sent().size(), 4u);
+  EXPECT_EQ(root_.looked_up(), 1u);
+}
+
 TEST_F(ChangesByDaemonTest, PassesEverythingElseThrough) {
   layer_->CancelAll();
   layer_->WaitIdle();

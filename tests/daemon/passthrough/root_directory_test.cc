@@ -2,7 +2,8 @@
 // daemon, as the user the backend would have opened them as, and nothing
 // else: no symlink, no escape, no directory or FIFO, no file the user may
 // not read. And attributes changed there, the same way, only where the
-// backend said so and only on the file the daemon knows.
+// backend said so and only on the file the daemon knows, and looked up
+// there the same way.
 
 #include "daemon/passthrough/root_directory.h"
 
@@ -246,6 +247,37 @@ TEST_F(RootDirectoryTest, ChangesAsTheBackendsUserOrTheCaller) {
   // The thread is root again.
   EXPECT_EQ(setfsuid(-1), 0);
   EXPECT_EQ(root.changed(), 1u);
+}
+
+TEST_F(RootDirectoryTest, LooksUpOnlyWhereTheBackendSaidSoAsItWould) {
+  RootDirectory root;
+  struct stat st;
+  ASSERT_TRUE(root.Adopt(RootFd(), std::nullopt).ok());
+  EXPECT_FALSE(root.LookUp("/public", root_user_, &st));
+  ASSERT_TRUE(root.Adopt(RootFd(), std::nullopt, true).ok());
+  ASSERT_TRUE(root.LookUp("/sub/file", root_user_, &st));
+  EXPECT_EQ(st.st_ino, InoOf(root_path_ + "/sub/file"));
+  EXPECT_EQ(st.st_size, 6);
+  // lstat: a trailing symlink is the link itself.
+  ASSERT_TRUE(root.LookUp("/link", root_user_, &st));
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+  // The backend's to answer: the root, an absent name, a symlink on the
+  // way, a name outside.
+  EXPECT_FALSE(root.LookUp("/", root_user_, &st));
+  EXPECT_FALSE(root.LookUp("/absent", root_user_, &st));
+  EXPECT_FALSE(root.LookUp("/up/outside", root_user_, &st));
+  EXPECT_FALSE(root.LookUp("/../outside", root_user_, &st));
+  // As the caller: nobody may not search a directory closed to others.
+  ASSERT_EQ(chmod((root_path_ + "/sub").c_str(), 0700), 0);
+  UserIdentity nobody;
+  nobody.uid = kNobody;
+  nobody.gid = kNobody;
+  EXPECT_FALSE(root.LookUp("/sub/file", nobody, &st));
+  EXPECT_TRUE(root.LookUp("/sub/file", root_user_, &st));
+  // The thread is root again.
+  EXPECT_EQ(setfsuid(-1), 0);
+  EXPECT_EQ(root.looked_up(), 3u);
+  EXPECT_EQ(root.changed(), 0u);
 }
 
 TEST_F(RootDirectoryTest, ChangesNoOtherFileThanTheOneTheDaemonKnows) {
