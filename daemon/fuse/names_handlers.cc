@@ -56,25 +56,29 @@ void RequestHandlers::Getattr(Request req, uint64_t node,
   op.mutable_getattr()->set_path(path);
   if (fh) op.mutable_getattr()->set_fh(*fh);
   const bool by_path = !fh;
-  Send(std::move(op), [this, req, node, by_path](const v1::OpResult& res) {
-    if (by_path && res.posix_errno() == ENOENT) {
-      // The kernel sends no handle with fstat(2). A file unlinked or
-      // renamed away behind the daemon while open is gone from its path,
-      // yet still there for its holders: ask through one of their handles,
-      // as for a file without a name (no path: its attributes are not the
-      // path's to cache).
-      if (std::optional<uint64_t> open = options_.nodes->AnyOpenHandle(node)) {
-        v1::Op again = NewOp(*req);
-        again.mutable_getattr()->set_path(std::string());
-        again.mutable_getattr()->set_fh(*open);
-        Send(std::move(again), [this, req, node](const v1::OpResult& r) {
-          if (!Failed(req, r)) ReplyAttr(req, node, r.getattr().attr());
-        });
-        return;
-      }
-    }
+  auto reply = [this, req, node](const v1::OpResult& res) {
     if (!Failed(req, res)) ReplyAttr(req, node, res.getattr().attr());
-  });
+  };
+  Send(std::move(op),
+       [this, req, node, by_path, reply](const v1::OpResult& res) {
+         // The kernel sends no handle with fstat(2). A file unlinked or renamed
+         // away behind the daemon while open is gone from its path, yet still
+         // there for its holders: ask through one of their handles, as for a
+         // file without a name (no path: its attributes are not the path's to
+         // cache).
+         std::optional<uint64_t> open;
+         if (by_path && res.posix_errno() == ENOENT) {
+           open = options_.nodes->AnyOpenHandle(node);
+         }
+         if (!open) {
+           reply(res);
+           return;
+         }
+         v1::Op again = NewOp(*req);
+         again.mutable_getattr()->set_path(std::string());
+         again.mutable_getattr()->set_fh(*open);
+         Send(std::move(again), reply);
+       });
 }
 
 // The ops of one setattr, sent one after the other.
