@@ -25,6 +25,9 @@ namespace {
 // How long a release waits for another message to ride in: the next file's
 // open or create follows a close within microseconds.
 constexpr absl::Duration kHoldReleases = absl::Milliseconds(2);
+// How long a change answered early (write_behind) waits for others to share
+// its message: `rm -rf` makes one every few dozen microseconds.
+constexpr absl::Duration kWriteBehindLinger = absl::Milliseconds(2);
 
 }  // namespace
 
@@ -96,6 +99,9 @@ void Mount::BuildPipeline(const v1::InitReply& reply) {
     // Its data is queued in the daemon, not in the kernel, and a flush
     // would only release POSIX locks, which only such a backend keeps.
     wb.noflush = !reply.posix_locks();
+    // Changes answered early go a few dozen to a message rather than a
+    // few: each waits at most this long for the next ones.
+    wb.linger = kWriteBehindLinger;
     // What an early answer made the caches believe is forgotten.
     wb.on_failure = [this](const std::vector<std::string>& paths) {
       for (const std::string& path : paths) {

@@ -82,7 +82,50 @@ bool WriteBehind::Clash(const Keys& a, const Keys& b) {
 }
 
 WriteBehind::WriteBehind(Options options)
-    : options_(std::move(options)), in_order_(options_.in_order) {}
+    : options_(std::move(options)), in_order_(options_.in_order) {
+  if (options_.linger > absl::ZeroDuration()) {
+    pacer_ = std::thread([this] { Pace(); });
+  }
+}
+
+WriteBehind::~WriteBehind() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (pacer_.joinable()) pacer_.join();
+}
+
+void WriteBehind::Pace() {
+  absl::MutexLock lock(&mu_);
+  for (;;) {
+    // Sleeps until pace_at_ (re-armed whenever it changes) or stopping.
+    const absl::Time armed = pace_at_;
+    const auto changed = [this, armed]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stopping_ || pace_at_ != armed;
+    };
+    if (mu_.AwaitWithDeadline(absl::Condition(&changed), armed)) {
+      if (stopping_) return;
+      continue;
+    }
+    pace_at_ = absl::InfiniteFuture();
+    mu_.Unlock();
+    Pump();
+    mu_.Lock();
+  }
+}
+
+bool WriteBehind::LingerLocked(absl::Time* until) const {
+  if (options_.linger <= absl::ZeroDuration() || queue_.empty() ||
+      deferred_queued_ >= kMaxOpsPerMessage || deferred_queued_ != pending_) {
+    return false;
+  }
+  // Only changes answered early, which nobody waits for, are queued (a
+  // Settle or a kernel request queued behind them counts in pending_ but
+  // not in deferred_queued_).
+  *until = queue_.front().queued_at + options_.linger;
+  return absl::Now() < *until;
+}
 
 WriteBehind::Keys WriteBehind::KeysOf(const v1::Op& op) {
   namespace pb = google::protobuf;
@@ -336,6 +379,7 @@ void WriteBehind::QueueLocked(PendingOp op, Keys keys, bool deferred) {
   IndexLocked(keys, +1, changing);
   ++pending_;
   queue_.push_back(Queued{std::move(op), std::move(keys), deferred, changing});
+  queue_.back().queued_at = absl::Now();
 }
 
 void WriteBehind::SendAll(std::vector<PendingOp> ops) {
@@ -371,6 +415,13 @@ void WriteBehind::Pump() {
   {
     absl::MutexLock lock(&mu_);
     if (in_flight_) return;
+    absl::Time until;
+    if (LingerLocked(&until)) {
+      // The pacer sends it then, or whoever queues the op that fills it
+      // (or that someone waits for) sends it before.
+      pace_at_ = std::min(pace_at_, until);
+      return;
+    }
     in_order = in_order_.load();
     // Ops on a file created early may follow its create in the message.
     const bool creates_share = in_order &&

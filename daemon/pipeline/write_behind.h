@@ -81,6 +81,13 @@
 // they name the same open handle, or paths of which one is the other or
 // lies below it.
 //
+// Pace: a message of changes answered early that is not full waits until
+// the first of them has been queued for `linger`, unless an op that someone
+// waits for (a kernel request queued behind them, a Settle) comes first: an
+// `rm -rf` answered early makes a change every few dozen microseconds, which
+// would otherwise go a few to a message, each message costing the backend
+// (and the daemon) more than the changes in it.
+//
 // Order: one message at a time. To a backend that runs a message's ops in
 // order (InitReply.runs_batches_in_order), a message is the front of the
 // queue as it stands (SendInOrder). To another, a message takes queued ops
@@ -118,10 +125,11 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <list>
 #include <functional>
+#include <list>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -168,9 +176,13 @@ class WriteBehind : public OpTransport {
     std::string log_name;
     // The daemon's clock, for the times an early answer sets. Tests swap it.
     std::function<absl::Time()> now = [] { return absl::Now(); };
+    // How long changes answered early may wait for others to share their
+    // message (see "Pace" above; zero: they go at once).
+    absl::Duration linger = absl::ZeroDuration();
   };
 
   explicit WriteBehind(Options options);
+  ~WriteBehind() override;
 
   void Send(v1::Op op, Done done) override;
   void SendAll(std::vector<PendingOp> ops) override;
@@ -224,6 +236,8 @@ class WriteBehind : public OpTransport {
     bool reports = true;
     // An errno of its answer that is no failure.
     int ignored_errno = 0;
+    // When it was queued (the pace of messages of deferred ops).
+    absl::Time queued_at = absl::InfinitePast();
   };
 
   static Keys KeysOf(const v1::Op& op);
@@ -272,6 +286,11 @@ class WriteBehind : public OpTransport {
   Done Syncing(const v1::Op& op, Done done);
   // Sends the next message if none is in flight. Called without mu_.
   void Pump();
+  // Whether the next message should wait for more changes (see "Pace"
+  // above); if so, when it goes at the latest.
+  bool LingerLocked(absl::Time* until) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The pacer's thread: runs Pump when a lingering message's time is up.
+  void Pace();
   // The unreported error, taken.
   int TakeErrorLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -306,6 +325,12 @@ class WriteBehind : public OpTransport {
   size_t pending_ ABSL_GUARDED_BY(mu_) = 0;
   // First failure of a deferred op not yet reported by an fsync.
   int unreported_errno_ ABSL_GUARDED_BY(mu_) = 0;
+  // When the pacer runs Pump next (InfiniteFuture: nothing lingers), and
+  // whether it is to stop.
+  absl::Time pace_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Last: started once everything it uses is made (only with a linger).
+  std::thread pacer_;
 };
 
 }  // namespace fusehost

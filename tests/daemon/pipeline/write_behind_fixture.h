@@ -342,9 +342,12 @@ class WriteBehindTest : public ::testing::Test {
       failures_.push_back(paths);
     };
     options.now = [] { return kNow; };
+    options.linger = linger_;
     wb_ = std::make_unique<WriteBehind>(std::move(options));
   }
 
+  // How long changes answered early wait for others (set before Make).
+  absl::Duration linger_ = absl::ZeroDuration();
   // What the backend says of Op.fh_from_op (with Make's takes_handles).
   std::atomic<bool> takes_handles_{true};
 
