@@ -168,8 +168,8 @@ struct InitResult {
   // the filesystem needs to see. fuse-hostd then makes them itself and calls
   // them only for a change it cannot make (any error); their answer stands.
   // Getattr of a path is then the file's own lstat there, too: fuse-hostd
-  // answers lookups its cache cannot itself, and calls Getattr for the root
-  // and for what it cannot answer.
+  // answers lookups its cache cannot itself (a missing name's ENOENT too),
+  // and calls Getattr for the root and for what it cannot answer.
   bool root_changes_attributes = false;
   // With root_directory_fd: Unlink and Rmdir are nothing but unlinkat(2) of
   // the name beneath it, likewise; fuse-hostd then removes names itself.

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <utility>
 
 #include "common/paths.h"
@@ -319,12 +320,16 @@ bool ChangesByDaemon::LookUpHere(const v1::Op& op, const Done& done) {
     return false;
   }
   struct stat st;
-  if (!options_.root->LookUp(g.path(), UserIdentityOf(op.caller()), &st)) {
-    return false;
-  }
+  const RootDirectory::Found found =
+      options_.root->LookUp(g.path(), UserIdentityOf(op.caller()), &st);
+  if (found == RootDirectory::Found::kDeclined) return false;
   v1::OpResult result;
   result.set_id(op.id());
-  StatToProto(st, result.mutable_getattr()->mutable_attr());
+  if (found == RootDirectory::Found::kAbsent) {
+    result.set_posix_errno(ENOENT);
+  } else {
+    StatToProto(st, result.mutable_getattr()->mutable_attr());
+  }
   done(result);
   return true;
 }

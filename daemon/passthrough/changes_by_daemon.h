@@ -12,7 +12,9 @@
 // would, to become the kernel's backing file. And since such a backend's
 // attributes are the file's own, a getattr by path that the cache could
 // not answer (a lookup on a cold cache: `cat` of files never listed) is
-// the file's lstat here (RootDirectory::LookUp) instead of a round trip.
+// the file's lstat here (RootDirectory::LookUp) instead of a round trip,
+// and so is its ENOENT (an include path searched, a name about to be
+// created).
 //
 // A layer of the op pipeline, between the metadata cache (above, which
 // takes the answer as it would take the backend's) and write-behind or the

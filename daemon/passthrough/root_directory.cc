@@ -255,7 +255,8 @@ UniqueFd RootDirectory::OpenForReading(const std::string& path,
 
 bool RootDirectory::WithAttributesOf(const std::string& path,
                                      const UserIdentity& caller,
-                                     absl::FunctionRef<bool(int)> use) {
+                                     absl::FunctionRef<bool(int)> use,
+                                     bool* absent) {
   std::shared_ptr<const Adopted> adopted = Current();
   // "/" is the directory itself, which the backend may treat as its own.
   if (adopted == nullptr || !adopted->changes_attributes || path.size() < 2 ||
@@ -267,6 +268,10 @@ bool RootDirectory::WithAttributesOf(const std::string& path,
   // O_PATH needs search permission on the way only, as lstat(2) does, and
   // opens a trailing symlink itself.
   UniqueFd file = OpenPathBeneath(adopted->dir.get(), path.c_str() + 1);
+  // ENOENT: the walk reached a missing name through real directories the
+  // thread's identity could search (a symlink, another mount or a refusal
+  // on the way fails with ELOOP, EXDEV or EACCES first).
+  if (absent != nullptr) *absent = !file.valid() && errno == ENOENT;
   return file.valid() && use(file.get());
 }
 
@@ -289,12 +294,15 @@ bool RootDirectory::ChangeAttributes(const std::string& path,
   return made;
 }
 
-bool RootDirectory::LookUp(const std::string& path, const UserIdentity& caller,
-                           struct stat* st) {
+RootDirectory::Found RootDirectory::LookUp(const std::string& path,
+                                           const UserIdentity& caller,
+                                           struct stat* st) {
+  bool absent = false;
   const bool found = WithAttributesOf(
-      path, caller, [st](int file) { return fstat(file, st) == 0; });
-  if (found) looked_up_.fetch_add(1);
-  return found;
+      path, caller, [st](int file) { return fstat(file, st) == 0; }, &absent);
+  if (!found && !absent) return Found::kDeclined;
+  looked_up_.fetch_add(1);
+  return found ? Found::kFile : Found::kAbsent;
 }
 
 bool RootDirectory::Stat(const std::string& path, struct stat* st) const {

@@ -141,11 +141,15 @@ class RootDirectory {
   // the same identity and resolution, as the backend would have answered
   // its getattr, if the backend said its attribute changes are the system
   // calls (changes_attributes: the attributes it answers are then the
-  // file's own). False when it cannot or may not (no such declaration, no
-  // such file, a symlink on the way, no search permission): the backend
+  // file's own). kAbsent: no such file, and the backend's lstat would have
+  // said so too (the walk met no symlink and no other mount before the
+  // missing name, and the caller could search every directory on the way).
+  // kDeclined when it cannot or may not (no such declaration, a symlink on
+  // the way, no search permission, not a directory on the way): the backend
   // then answers, with its own errno.
-  bool LookUp(const std::string& path, const UserIdentity& caller,
-              struct stat* st);
+  enum class Found { kFile, kAbsent, kDeclined };
+  Found LookUp(const std::string& path, const UserIdentity& caller,
+               struct stat* st);
 
   uint64_t opened() const { return opened_.load(); }
   uint64_t changed() const { return changed_.load(); }
@@ -164,8 +168,10 @@ class RootDirectory {
   // Runs `use` on `path` ("/a/b": not the directory itself) opened O_PATH
   // beneath the directory as the user the backend would have acted as, if
   // it declared changes_attributes: false if not, else what `use` returns.
+  // `absent` (may be null) is set when the path does not exist there.
   bool WithAttributesOf(const std::string& path, const UserIdentity& caller,
-                        absl::FunctionRef<bool(int)> use);
+                        absl::FunctionRef<bool(int)> use,
+                        bool* absent = nullptr);
 
   mutable absl::Mutex mu_;
   // Shared so that an open in progress keeps the directory it started with.

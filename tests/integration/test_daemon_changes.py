@@ -386,9 +386,16 @@ def test_lookups_on_a_cold_cache_send_the_backend_nothing(
             (host.st_ino, len(data), host.st_mtime_ns), rel
     assert got[-2]["type"] == 0o120000 and got[-2]["size"] == len("d0/f00")
     assert got[-1] == b"x" * 29
-    # Absent names are the backend's to say.
-    assert ops.run([("stat", "d0/none")]) == ["ENOENT"]
-    assert backend_ops(m) == before + 1
+    # Absent names too, in a directory or with the directory: an include
+    # path searched, a name about to be created.
+    assert ops.run([("stat", "d0/none"), ("stat", "nodir/none")]) == \
+        ["ENOENT", "ENOENT"]
+    assert daemon_lookups(m) == 36  # the kernel stops at "nodir"
+    assert backend_ops(m) == before
+    # A symlink on the way is the backend's to follow.
+    os.symlink("d1", os.path.join(src, "dirlink"))
+    assert ops.run([("stat", "dirlink/none")]) == ["ENOENT"]
+    assert backend_ops(m) > before
 
 
 def test_the_daemon_looks_up_as_the_caller(mounts, users):
@@ -407,6 +414,9 @@ def test_the_daemon_looks_up_as_the_caller(mounts, users):
     looked = daemon_lookups(m)
     assert b.run([("stat", "a/secret")]) == ["EACCES"]
     assert daemon_lookups(m) == looked + 1  # "a" only
+    # Nor does b learn that a name is missing there.
+    assert b.run([("stat", "a/none")]) == ["EACCES"]
+    assert daemon_lookups(m) == looked + 1
     b.ok([("stat", "pub/f")])
     assert daemon_lookups(m) == looked + 3
     assert root.ok([("stat", "a/secret")])[0]["size"] == 1

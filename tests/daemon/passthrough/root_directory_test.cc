@@ -253,30 +253,40 @@ TEST_F(RootDirectoryTest, LooksUpOnlyWhereTheBackendSaidSoAsItWould) {
   RootDirectory root;
   struct stat st;
   ASSERT_TRUE(root.Adopt(RootFd(), std::nullopt).ok());
-  EXPECT_FALSE(root.LookUp("/public", root_user_, &st));
+  using Found = RootDirectory::Found;
+  EXPECT_EQ(root.LookUp("/public", root_user_, &st), Found::kDeclined);
+  EXPECT_EQ(root.LookUp("/absent", root_user_, &st), Found::kDeclined);
   ASSERT_TRUE(root.Adopt(RootFd(), std::nullopt, true).ok());
-  ASSERT_TRUE(root.LookUp("/sub/file", root_user_, &st));
+  ASSERT_EQ(root.LookUp("/sub/file", root_user_, &st), Found::kFile);
   EXPECT_EQ(st.st_ino, InoOf(root_path_ + "/sub/file"));
   EXPECT_EQ(st.st_size, 6);
   // lstat: a trailing symlink is the link itself.
-  ASSERT_TRUE(root.LookUp("/link", root_user_, &st));
+  ASSERT_EQ(root.LookUp("/link", root_user_, &st), Found::kFile);
   EXPECT_TRUE(S_ISLNK(st.st_mode));
-  // The backend's to answer: the root, an absent name, a symlink on the
-  // way, a name outside.
-  EXPECT_FALSE(root.LookUp("/", root_user_, &st));
-  EXPECT_FALSE(root.LookUp("/absent", root_user_, &st));
-  EXPECT_FALSE(root.LookUp("/up/outside", root_user_, &st));
-  EXPECT_FALSE(root.LookUp("/../outside", root_user_, &st));
-  // As the caller: nobody may not search a directory closed to others.
+  // Absent, as the backend's lstat would say: the name, or a directory on
+  // the way.
+  EXPECT_EQ(root.LookUp("/absent", root_user_, &st), Found::kAbsent);
+  EXPECT_EQ(root.LookUp("/sub/absent", root_user_, &st), Found::kAbsent);
+  EXPECT_EQ(root.LookUp("/gone/file", root_user_, &st), Found::kAbsent);
+  // The backend's to answer: the root, a symlink on the way (whose target
+  // may hold the name), a name outside, a file taken for a directory.
+  EXPECT_EQ(root.LookUp("/", root_user_, &st), Found::kDeclined);
+  EXPECT_EQ(root.LookUp("/up/outside", root_user_, &st), Found::kDeclined);
+  EXPECT_EQ(root.LookUp("/up/absent", root_user_, &st), Found::kDeclined);
+  EXPECT_EQ(root.LookUp("/../outside", root_user_, &st), Found::kDeclined);
+  EXPECT_EQ(root.LookUp("/sub/file/x", root_user_, &st), Found::kDeclined);
+  // As the caller: nobody may not search a directory closed to others,
+  // neither for a file there nor to learn that a name is not there.
   ASSERT_EQ(chmod((root_path_ + "/sub").c_str(), 0700), 0);
   UserIdentity nobody;
   nobody.uid = kNobody;
   nobody.gid = kNobody;
-  EXPECT_FALSE(root.LookUp("/sub/file", nobody, &st));
-  EXPECT_TRUE(root.LookUp("/sub/file", root_user_, &st));
+  EXPECT_EQ(root.LookUp("/sub/file", nobody, &st), Found::kDeclined);
+  EXPECT_EQ(root.LookUp("/sub/absent", nobody, &st), Found::kDeclined);
+  EXPECT_EQ(root.LookUp("/sub/file", root_user_, &st), Found::kFile);
   // The thread is root again.
   EXPECT_EQ(setfsuid(-1), 0);
-  EXPECT_EQ(root.looked_up(), 3u);
+  EXPECT_EQ(root.looked_up(), 6u);
   EXPECT_EQ(root.changed(), 0u);
 }
 

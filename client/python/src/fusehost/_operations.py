@@ -124,8 +124,9 @@ class Operations:
                        method is called and its answer stands. getattr
                        of a path is then the file's own lstat there,
                        too: fuse-hostd answers lookups its cache cannot
-                       itself, and calls getattr for the root and for
-                       what it cannot answer.
+                       itself (a missing name's ENOENT too), and calls
+                       getattr for the root and for what it cannot
+                       answer.
       passthrough_root_removes_names  True: unlink and rmdir are nothing
                        but unlinkat(2) of the name beneath passthrough_root,
                        likewise: fuse-hostd then removes names itself.
