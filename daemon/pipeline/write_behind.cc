@@ -379,7 +379,10 @@ void WriteBehind::QueueLocked(PendingOp op, Keys keys, bool deferred) {
   IndexLocked(keys, +1, changing);
   ++pending_;
   queue_.push_back(Queued{std::move(op), std::move(keys), deferred, changing});
-  queue_.back().queued_at = absl::Now();
+  // Only the pace reads it (LingerLocked).
+  if (options_.linger > absl::ZeroDuration()) {
+    queue_.back().queued_at = absl::Now();
+  }
 }
 
 void WriteBehind::SendAll(std::vector<PendingOp> ops) {
