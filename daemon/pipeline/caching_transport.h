@@ -179,7 +179,10 @@ class CachingTransport : public OpTransport, public CacheCoherence {
   absl::Duration AttrTtl(const v1::Attr& attr) const;
   // A lifetime as Attr.ttl_ms.
   static uint32_t ToMillis(absl::Duration d);
+  // Records what a file just made lacks, for the questions the kernel and
+  // write-behind ask of it next.
   void NoCapabilities(const std::string& path);
+  void NoDefaultAclIfParentHasNone(const std::string& dir);
   void Record(CacheKind kind, bool hit);
 
   const Options options_;

@@ -109,6 +109,28 @@ void CachingTransport::NoCapabilities(const std::string& path) {
                            options_.policy.attr_ttl, options_.cache->epoch());
 }
 
+void CachingTransport::NoDefaultAclIfParentHasNone(const std::string& dir) {
+  // A new directory's default ACL is its parent's, inherited (POSIX ACLs),
+  // or none: it can have none where the parent is known to have none (or
+  // cannot have one at all). Write-behind answers a create early only in a
+  // directory known to have none, and asks the backend otherwise: without
+  // this, each directory an untar makes cost that question, and its first
+  // create and write a round trip each (over a link with 10 ms of latency,
+  // a third of a second for 20 directories).
+  if (options_.no_xattrs) return;
+  constexpr char kDefaultAcl[] = "system.posix_acl_default";
+  MetadataCache* cache = options_.cache;
+  const uint64_t epoch = cache->epoch();
+  std::string value;
+  int negative = 0;
+  if (cache->GetXattr(ParentPath(dir), kDefaultAcl, &value, &negative) !=
+      MetadataCache::AttrLookup::kNegative) {
+    return;
+  }
+  cache->PutXattr(dir, kDefaultAcl, nullptr, options_.policy.attr_ttl, epoch,
+                  negative);
+}
+
 void CachingTransport::UpdateLinks(uint64_t ino, const std::string& except,
                                    const v1::Attr* attr) {
   MetadataCache* cache = options_.cache;
@@ -203,7 +225,10 @@ void CachingTransport::ApplyMutation(const v1::Op& op,
       return;
     case v1::Op::kMkdir:
       created(op.mkdir().path(), S_IFDIR);
-      if (ok) cache->PutNewDirectory(op.mkdir().path(), options_.policy.listing_ttl);
+      if (ok) {
+        cache->PutNewDirectory(op.mkdir().path(), options_.policy.listing_ttl);
+        NoDefaultAclIfParentHasNone(op.mkdir().path());
+      }
       return;
     case v1::Op::kSymlink:
       return created(op.symlink().path(), S_IFLNK);

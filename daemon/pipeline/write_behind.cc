@@ -20,8 +20,20 @@ namespace {
 // comes back to a cache that changed meanwhile.
 constexpr int kAclTries = 4;
 
-// Ops of one message, at most: what a message of the batcher holds.
+// Ops of one message, at most: what a message of the batcher holds. Also
+// what the pace calls a full message.
 constexpr size_t kMaxOpsPerMessage = 64;
+// To a backend that runs messages in order, ops of one message at most: as
+// many as may be queued (WriteBehind::Options::max_queued's default). With
+// one message in flight, a backend behind a slow link would otherwise take
+// the queue 64 ops a round trip: an untar at 10 ms made 512 messages, and
+// the changes that found the queue full waited a round trip each. Nothing
+// is lost locally, where messages seldom fill (a message's ops run one after
+// another at the backend in either case).
+constexpr size_t kMaxOpsInOrder = 1024;
+// Write data in one message, at most (its first op goes whatever its size):
+// well within the channel's message limit (64 MiB), whatever max_write is.
+constexpr size_t kMaxWriteBytesPerMessage = 16 << 20;
 // Queued ops looked at for one message: an op may overtake earlier ones
 // that touch nothing it touches.
 constexpr size_t kLookAhead = 256;
@@ -319,7 +331,15 @@ void WriteBehind::Send(v1::Op op, Done done) {
   {
     absl::MutexLock lock(&mu_);
     const uint64_t released = op.has_release() ? op.release().fh() : 0;
-    if (op.has_create() && options_.posix_acl) caller = op.caller();
+    if ((op.has_create() || op.has_mkdir()) && options_.posix_acl) {
+      caller = op.caller();
+    }
+    // A directory made where the default ACL is known gets it known too
+    // (CachingTransport: none where its parent has none), and creates in it
+    // are answered early from the first: asked now, while the mkdir goes.
+    if (op.has_mkdir() && options_.posix_acl) {
+      NoteUnknownDefaultAclLocked(ParentPath(op.mkdir().path()));
+    }
     const bool deferrable =
         IsDeferrable(op) || (op.has_create() && options_.handles != nullptr) ||
         (!created_.empty() &&
@@ -441,11 +461,14 @@ void WriteBehind::Pump() {
     // may go only if it touches none of them.
     std::vector<const Keys*> ahead;
     auto remaining = std::make_shared<size_t>(0);
+    // In order, nothing is passed over (so no clash is looked for).
+    const size_t max_ops = in_order ? kMaxOpsInOrder : kMaxOpsPerMessage;
+    const size_t look_ahead = in_order ? kMaxOpsInOrder : kLookAhead;
     size_t looked = 0;
+    size_t write_bytes = 0;
     bool message_deferred = false;
     for (auto it = queue_.begin();
-         it != queue_.end() && message.size() < kMaxOpsPerMessage &&
-         looked < kLookAhead;
+         it != queue_.end() && message.size() < max_ops && looked < look_ahead;
          ++looked) {
       Queued& q = *it;
       // A Settle() waits for what is before it, sent or not.
@@ -469,6 +492,13 @@ void WriteBehind::Pump() {
           continue;
         }
       }
+      const size_t op_bytes =
+          q.op.op.has_write() ? q.op.op.write().data().size() : 0;
+      if (op_bytes > 0 && !message.empty() &&
+          write_bytes + op_bytes > kMaxWriteBytesPerMessage) {
+        break;
+      }
+      write_bytes += op_bytes;
       const bool barrier = q.keys.barrier;
       // A create answered early ends its message, unless the backend fills
       // its handle into the ops after it that carry its token: they need

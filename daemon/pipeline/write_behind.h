@@ -90,11 +90,14 @@
 //
 // Order: one message at a time. To a backend that runs a message's ops in
 // order (InitReply.runs_batches_in_order), a message is the front of the
-// queue as it stands (SendInOrder). To another, a message takes queued ops
-// in the order they came, passing over any that touches what an op before
-// it (taken or left queued) touches: no op overtakes one it depends on, and
-// no two ops of a message touch the same thing (the backend may run them in
-// any order); fsync and fsyncdir go alone, after everything before them.
+// queue as it stands (SendInOrder), up to 1,024 ops: a backlog behind a
+// slow link goes in few round trips. To another, a message takes up to 64
+// queued ops in the order they came, passing over any that touches what an
+// op before it (taken or left queued) touches: no op overtakes one it
+// depends on, and no two ops of a message touch the same thing (the backend
+// may run them in any order); fsync and fsyncdir go alone, after everything
+// before them. Either way a message carries at most 16 MiB of write data
+// (one larger write goes alone).
 // Changes answered early and kernel requests that waited behind them never
 // share a message: a message's deadline is its earliest op's, and the
 // changes, which no one waits for, must not time out with a request that
@@ -259,6 +262,10 @@ class WriteBehind : public OpTransport {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A create answered early with `token` was answered by the backend.
   void Created(uint64_t token, const v1::OpResult& result);
+  // Has `dir`'s default ACL asked for after this op, unless it is cached,
+  // asked already, or another directory waits to be asked.
+  void NoteUnknownDefaultAclLocked(const std::string& dir)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Asks the backend for directory `dir`'s default ACL as `caller`, and
   // keeps the answer in the cache (up to `tries` times, while the cache
   // changed before the answer came).

@@ -90,9 +90,8 @@ bool WriteBehind::AnswerCreate(const v1::Op& op, v1::OpResult* result) {
     const MetadataCache::AttrLookup acl =
         cache->GetXattr(parent, kDefaultAcl, &value, &negative);
     if (acl != MetadataCache::AttrLookup::kNegative || negative != ENODATA) {
-      if (acl == MetadataCache::AttrLookup::kMiss &&
-          acl_asked_.insert(parent).second) {
-        acl_unknown_ = parent;
+      if (acl == MetadataCache::AttrLookup::kMiss) {
+        NoteUnknownDefaultAclLocked(parent);
       }
       return false;
     }
@@ -220,6 +219,16 @@ void WriteBehind::Created(uint64_t token, const v1::OpResult& result) {
     options_.handles->Lose(
         token, result.posix_errno() != 0 ? result.posix_errno() : EIO);
   }
+}
+
+void WriteBehind::NoteUnknownDefaultAclLocked(const std::string& dir) {
+  if (!acl_unknown_.empty()) return;
+  std::string value;
+  if (options_.cache->GetXattr(dir, kDefaultAcl, &value) !=
+      MetadataCache::AttrLookup::kMiss) {
+    return;
+  }
+  if (acl_asked_.insert(dir).second) acl_unknown_ = dir;
 }
 
 void WriteBehind::AskDefaultAcl(const std::string& dir,

@@ -384,3 +384,60 @@ def test_a_refused_rename_is_reported_and_both_names_show_the_backend(
     assert write_behind_stats(m).refused == before.refused
     assert ops.run([("stat", "other"), ("read_file", "d/other")]) == \
         ["ENOENT", b"o"]
+
+
+def test_a_directory_made_on_the_mount_inherits_what_its_parent_has_of_default_acls(
+        mounts, users):
+    """A directory made through the mount where the daemon knows there is no
+    default ACL has none either (POSIX ACLs are inherited): its first create
+    is answered early too, with the backend stopped (an untar makes a
+    directory and fills it at once). Where the parent has a default ACL, or
+    one is set on the new directory through the mount, creates in it go to
+    the backend, and the files get the ACL."""
+    m = mounts.mount("loopback", options=OPTIONS)
+    ops = mounts.ops()
+    plain = os.path.join(m.path, "plain")
+    made_and_known(ops, m, plain)
+    sub = os.path.join(plain, "sub")
+    ops.ok([("mkdir", sub, 0o755)])
+    before = write_behind_stats(m)
+    stop_backend(m)
+    resumed = False
+    try:
+        run_cmd(["sh", "-c", "echo first > %s/f" % sub], timeout=30).check()
+        # The create, its write, flush and release.
+        assert write_behind_stats(m).early >= before.early + 3
+        m.backend.signal(signal.SIGCONT)
+        resumed = True
+    finally:
+        if not resumed:
+            m.backend.signal(signal.SIGCONT)
+    assert fsync(ops, sub, directory=True) is True
+    with open(os.path.join(m.backing, "plain", "sub", "f"), "rb") as f:
+        assert f.read() == b"first\n"
+
+    entry = "user:%s:rwx" % users.a.name
+    # A parent with a default ACL: the new directory and its files inherit it.
+    shared = os.path.join(m.path, "shared")
+    ops.ok([("mkdir", shared, 0o755)])
+    run_cmd(["setfacl", "-d", "-m", "u:%s:rwx" % users.a.name, shared]).check()
+    inner = os.path.join(shared, "inner")
+    ops.ok([("mkdir", inner, 0o755), ("write_file", os.path.join(inner, "g"),
+                                      b"g")])
+    # And a default ACL set on a directory just made where there was none.
+    late = os.path.join(plain, "late")
+    ops.ok([("mkdir", late, 0o755)])
+    run_cmd(["setfacl", "-d", "-m", "u:%s:rwx" % users.a.name, late]).check()
+    ops.ok([("write_file", os.path.join(late, "h"), b"h")])
+    for d in (shared, plain):
+        assert fsync(ops, d, directory=True) is True
+    for path in ("shared/inner", "plain/late"):
+        for where in (m.backing, m.path):
+            acl = run_cmd(["getfacl", "-p", os.path.join(where, path)]).check()
+            assert "default:" + entry in acl.stdout, (where, path, acl.stdout)
+    for path in ("shared/inner/g", "plain/late/h"):
+        for where in (m.backing, m.path):
+            acl = run_cmd(["getfacl", "-p", os.path.join(where, path)]).check()
+            # rwx masked by the file's mode, as getfacl shows it.
+            assert "\nuser:%s:rwx" % users.a.name in acl.stdout, (
+                where, path, acl.stdout)

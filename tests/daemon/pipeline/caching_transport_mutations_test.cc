@@ -65,6 +65,36 @@ TEST_F(CachingTransportTest, MkdirCachesAnEmptyListing) {
   EXPECT_EQ(Local(GetattrOp("/d/sub/x")).posix_errno(), ENOENT);
 }
 
+// A new directory inherits its parent's default ACL (POSIX ACLs): where the
+// parent has none, the directory has none either, and write-behind's creates
+// in it need not ask. An inherited one is left to the backend to tell.
+TEST_F(CachingTransportTest,
+       ANewDirectoryHasNoDefaultAclWhereItsParentHasNone) {
+  constexpr char kDefault[] = "system.posix_acl_default";
+  SeedListing("/none", {});
+  SeedListing("/acl", {});
+  SeedListing("/unknown", {});
+  Roundtrip(GetxattrOp("/none", kDefault), Errno(ENODATA));
+  Roundtrip(GetxattrOp("/acl", kDefault), XattrReply("acl"));
+  Roundtrip(MkdirOp("/none/sub"), EntryReply(AttrOf(4, S_IFDIR | 0755, 2)));
+  Roundtrip(MkdirOp("/acl/sub"), EntryReply(AttrOf(5, S_IFDIR | 0755, 2)));
+  Roundtrip(MkdirOp("/unknown/sub"), EntryReply(AttrOf(6, S_IFDIR | 0755, 2)));
+  // A refused mkdir made nothing.
+  Roundtrip(MkdirOp("/none/refused"), Errno(EACCES));
+
+  EXPECT_EQ(Local(GetxattrOp("/none/sub", kDefault)).posix_errno(), ENODATA);
+  EXPECT_EQ(Roundtrip(GetxattrOp("/acl/sub", kDefault), XattrReply("acl"))
+                .xattr()
+                .data(),
+            "acl");
+  EXPECT_EQ(Roundtrip(GetxattrOp("/unknown/sub", kDefault), Errno(ENODATA))
+                .posix_errno(),
+            ENODATA);
+  EXPECT_EQ(Roundtrip(GetxattrOp("/none/refused", kDefault), Errno(ENOENT))
+                .posix_errno(),
+            ENOENT);
+}
+
 TEST_F(CachingTransportTest, UnlinkRemovesFromTheListingAndMarksAbsent) {
   SeedListing("/d", {"f", "g"});
   Seed("/d", AttrOf(1, S_IFDIR | 0755, 2));

@@ -253,6 +253,28 @@ TEST_F(WriteBehindTest, WithAclsACreateWaitsUntilTheDirectoryHasNoDefaultAcl) {
   Reply* third = Send(CreateOp("/d/c", S_IFREG | 0644));
   EXPECT_TRUE(third->answered());
 
+  // A directory made in one whose default ACL is unknown: that is asked
+  // while the mkdir goes (the caching layer then knows the new directory's:
+  // none where its parent has none).
+  PutDir("/e", 3);
+  const size_t before = next_.calls();
+  v1::Op mkdir;
+  mkdir.mutable_caller()->set_uid(1002);
+  mkdir.mutable_mkdir()->set_path("/e/sub");
+  mkdir.mutable_mkdir()->set_mode(0755);
+  Reply* made = Send(mkdir);
+  EXPECT_FALSE(made->answered());
+  ASSERT_EQ(next_.calls(), before + 2);
+  EXPECT_EQ(next_.ops(before), Strings{"getxattr /e"});
+  EXPECT_EQ(next_.op(before, 0).getxattr().name(), "system.posix_acl_default");
+  EXPECT_EQ(next_.op(before, 0).caller().uid(), 1002u);
+  EXPECT_EQ(next_.ops(before + 1), Strings{"mkdir /e/sub"});
+  // Asked already (the answer is on its way): no second question.
+  Reply* again = Send(mkdir);
+  EXPECT_FALSE(again->answered());
+  ASSERT_EQ(next_.calls(), before + 3);
+  EXPECT_EQ(next_.ops(before + 2), Strings{"mkdir /e/sub"});
+
   // A directory with a default ACL: its creates go on.
   PutDir("/acl", 2);
   cache_.PutNewDirectory("/acl", absl::Hours(1));

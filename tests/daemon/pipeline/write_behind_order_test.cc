@@ -236,6 +236,73 @@ TEST_F(WriteBehindTest, AnOpOnAHandleWaitsBehindAChangeThroughIt) {
   EXPECT_EQ(release->result.id(), release->id);
 }
 
+// To a backend that runs a message in order, a backlog goes in messages of
+// up to 1,024 ops (to another, 64): behind a slow link, few round trips.
+TEST_F(WriteBehindTest, InOrderABacklogGoesInOneMessage) {
+  for (const bool in_order : {true, false}) {
+    SCOPED_TRACE(in_order ? "in order" : "any order");
+    Make(1024, in_order);
+    PutFile("/x", 1);
+    for (int i = 0; i < 100; ++i) PutFile("/f" + std::to_string(i), 10 + i);
+    const size_t first = next_.calls();
+    Send(ChmodOp("/x", 0600));  // in flight: what follows queues
+    for (int i = 0; i < 100; ++i) Send(ChmodOp("/f" + std::to_string(i), 0600));
+    ASSERT_EQ(next_.calls(), first + 1);
+    next_.Complete(first);
+    ASSERT_EQ(next_.calls(), first + 2);
+    EXPECT_EQ(next_.ops(first + 1).size(), in_order ? 100u : 64u);
+    EXPECT_EQ(next_.ops(first + 1).front(), "chmod /f0");
+    next_.Complete(first + 1);
+    if (!in_order) {
+      ASSERT_EQ(next_.calls(), first + 3);
+      EXPECT_EQ(next_.ops(first + 2).size(), 36u);
+      EXPECT_EQ(next_.ops(first + 2).front(), "chmod /f64");
+      next_.Complete(first + 2);
+    }
+    EXPECT_EQ(wb_->queued(), 0u);
+  }
+}
+
+// A message carries at most 16 MiB of write data, however many ops it may
+// hold; a larger write goes alone.
+TEST_F(WriteBehindTest, AMessageCarriesAtMost16MiBOfWrites) {
+  Make(1024, /*in_order=*/true, /*creates=*/true, /*posix_acl=*/false,
+       /*takes_handles=*/true);
+  PutDir("/d", 1);
+  cache_.PutNewDirectory("/d", absl::Hours(1));
+  PutFile("/d/old", 5);
+  Send(ChmodOp("/d/old", 0600));  // in flight: what follows queues
+  Reply* create = Send(CreateOp("/d/a", S_IFREG | 0644));
+  ASSERT_TRUE(create->answered());
+  const uint64_t token = create->result.create().open().fh();
+  // As the caching layer above keeps the early answer.
+  cache_.PutAttr("/d/a", create->result.create().attr(), absl::Hours(1),
+                 cache_.epoch());
+  const std::string six(6 << 20, 'x');
+  const std::string twenty(20 << 20, 'y');
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(Send(WriteOp("/d/a", token, i * six.size(), six))->answered());
+  }
+  ASSERT_TRUE(Send(WriteOp("/d/a", token, 4 * six.size(), twenty))->answered());
+  ASSERT_TRUE(Send(ReleaseOp("/d/a", token))->answered());
+  next_.Complete(0);
+  ASSERT_EQ(next_.calls(), 2u);
+  EXPECT_EQ(next_.ops(1), (Strings{"create /d/a", "write /d/a", "write /d/a"}));
+  next_.CompleteOp(1, 0, Created(&handles_, next_.op(1, 0), 7));
+  v1::OpResult ok;
+  ok.mutable_empty();
+  next_.CompleteOp(1, 1, ok);
+  next_.CompleteOp(1, 2, ok);
+  ASSERT_EQ(next_.calls(), 3u);
+  EXPECT_EQ(next_.ops(2), (Strings{"write /d/a", "write /d/a"}));
+  next_.Complete(2);
+  ASSERT_EQ(next_.calls(), 4u);
+  EXPECT_EQ(next_.ops(3), (Strings{"write /d/a", "release /d/a"}));
+  EXPECT_EQ(next_.op(3, 0).write().data().size(), twenty.size());
+  next_.Complete(3);
+  EXPECT_EQ(wb_->queued(), 0u);
+}
+
 }  // namespace
 }  // namespace write_behind_testing
 }  // namespace fusehost
