@@ -118,17 +118,16 @@ void CachingTransport::NoDefaultAclIfParentHasNone(const std::string& dir) {
   // create and write a round trip each (over a link with 10 ms of latency,
   // a third of a second for 20 directories).
   if (options_.no_xattrs) return;
-  constexpr char kDefaultAcl[] = "system.posix_acl_default";
   MetadataCache* cache = options_.cache;
   const uint64_t epoch = cache->epoch();
   std::string value;
   int negative = 0;
-  if (cache->GetXattr(ParentPath(dir), kDefaultAcl, &value, &negative) !=
-      MetadataCache::AttrLookup::kNegative) {
+  if (cache->GetXattr(ParentPath(dir), MetadataCache::kDefaultAclXattr, &value,
+                      &negative) != MetadataCache::AttrLookup::kNegative) {
     return;
   }
-  cache->PutXattr(dir, kDefaultAcl, nullptr, options_.policy.attr_ttl, epoch,
-                  negative);
+  cache->PutXattr(dir, MetadataCache::kDefaultAclXattr, nullptr,
+                  options_.policy.attr_ttl, epoch, negative);
 }
 
 void CachingTransport::UpdateLinks(uint64_t ino, const std::string& except,

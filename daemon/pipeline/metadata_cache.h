@@ -123,6 +123,10 @@ class MetadataCache {
   // changes through the daemon edit it).
   bool ListingEmpty(absl::string_view dir);
 
+  // A directory's default ACL, which the layers above reason about (a new
+  // directory inherits it; creates beneath it take it).
+  static constexpr char kDefaultAclXattr[] = "system.posix_acl_default";
+
   // Extended attributes of `path`: kHit fills *value; kNegative means the
   // attribute does not exist (ENODATA). `name` "" stands for the listxattr
   // result (no attribute has an empty name).

@@ -338,7 +338,13 @@ void WriteBehind::Send(v1::Op op, Done done) {
     // (CachingTransport: none where its parent has none), and creates in it
     // are answered early from the first: asked now, while the mkdir goes.
     if (op.has_mkdir() && options_.posix_acl) {
-      NoteUnknownDefaultAclLocked(ParentPath(op.mkdir().path()));
+      const std::string parent = ParentPath(op.mkdir().path());
+      std::string value;
+      if (options_.cache->GetXattr(parent, MetadataCache::kDefaultAclXattr,
+                                   &value) ==
+          MetadataCache::AttrLookup::kMiss) {
+        AskDefaultAclLaterLocked(parent);
+      }
     }
     const bool deferrable =
         IsDeferrable(op) || (op.has_create() && options_.handles != nullptr) ||

@@ -262,9 +262,9 @@ class WriteBehind : public OpTransport {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A create answered early with `token` was answered by the backend.
   void Created(uint64_t token, const v1::OpResult& result);
-  // Has `dir`'s default ACL asked for after this op, unless it is cached,
-  // asked already, or another directory waits to be asked.
-  void NoteUnknownDefaultAclLocked(const std::string& dir)
+  // Has `dir`'s default ACL (not cached) asked for once this op goes on,
+  // unless it is asked already or another directory waits to be asked.
+  void AskDefaultAclLaterLocked(const std::string& dir)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Asks the backend for directory `dir`'s default ACL as `caller`, and
   // keeps the answer in the cache (up to `tries` times, while the cache

@@ -17,7 +17,7 @@
 namespace fusehost {
 namespace {
 
-constexpr char kDefaultAcl[] = "system.posix_acl_default";
+constexpr const char* kDefaultAcl = MetadataCache::kDefaultAclXattr;
 
 v1::Timespec ProtoTime(absl::Time t) {
   v1::Timespec ts;
@@ -90,9 +90,8 @@ bool WriteBehind::AnswerCreate(const v1::Op& op, v1::OpResult* result) {
     const MetadataCache::AttrLookup acl =
         cache->GetXattr(parent, kDefaultAcl, &value, &negative);
     if (acl != MetadataCache::AttrLookup::kNegative || negative != ENODATA) {
-      if (acl == MetadataCache::AttrLookup::kMiss) {
-        NoteUnknownDefaultAclLocked(parent);
-      }
+      if (acl == MetadataCache::AttrLookup::kMiss)
+        AskDefaultAclLaterLocked(parent);
       return false;
     }
   }
@@ -221,14 +220,10 @@ void WriteBehind::Created(uint64_t token, const v1::OpResult& result) {
   }
 }
 
-void WriteBehind::NoteUnknownDefaultAclLocked(const std::string& dir) {
-  if (!acl_unknown_.empty()) return;
-  std::string value;
-  if (options_.cache->GetXattr(dir, kDefaultAcl, &value) !=
-      MetadataCache::AttrLookup::kMiss) {
-    return;
+void WriteBehind::AskDefaultAclLaterLocked(const std::string& dir) {
+  if (acl_unknown_.empty() && acl_asked_.insert(dir).second) {
+    acl_unknown_ = dir;
   }
-  if (acl_asked_.insert(dir).second) acl_unknown_ = dir;
 }
 
 void WriteBehind::AskDefaultAcl(const std::string& dir,
