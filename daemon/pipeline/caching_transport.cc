@@ -134,6 +134,7 @@ void CachingTransport::SendGetattr(v1::Op op, Done done) {
     switch (cache->GetAttr(path, hit.mutable_getattr()->mutable_attr())) {
       case MetadataCache::AttrLookup::kHit:
         Record(CacheKind::kAttr, true);
+        walk_.Hit(path);
         done(hit);
         return;
       case MetadataCache::AttrLookup::kNegative:
@@ -188,15 +189,15 @@ bool CachingTransport::FetchAhead(v1::Op& op, const std::string& path,
                                   Done& done) {
   // Ops of a SendAll go together already (readdirplus fetching ahead).
   if (collecting != nullptr || path == "/") return false;
-  std::string dir = ParentPath(path);
-  {
-    absl::MutexLock lock(&walk_mu_);
-    const bool walking = last_miss_dir_ == dir;
-    last_miss_dir_ = dir;
-    if (!walking) return false;  // a lone lookup fetches nothing ahead
-  }
-  std::vector<std::string> ahead =
-      options_.cache->UncachedPathsIn(dir, BaseName(path), kFetchAhead);
+  MetadataCache* cache = options_.cache;
+  const LookupWalk::Ahead how =
+      walk_.Miss(path, [cache](absl::string_view dir, absl::string_view from,
+                               absl::string_view to) {
+        return cache->ListingDistance(dir, from, to, kWidestStride);
+      });
+  if (!how.fetch) return false;  // a lone lookup fetches nothing ahead
+  std::vector<std::string> ahead = cache->UncachedPathsIn(
+      ParentPath(path), BaseName(path), kFetchAhead, how.step);
   if (ahead.empty()) return false;
   std::vector<PendingOp> ops;
   ops.reserve(ahead.size() + 1);

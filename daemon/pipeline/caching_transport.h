@@ -54,6 +54,7 @@
 #include "absl/time/time.h"
 #include "daemon/pipeline/cache_coherence.h"
 #include "daemon/pipeline/listing_prefetcher.h"
+#include "daemon/pipeline/lookup_walk.h"
 #include "daemon/pipeline/metadata_cache.h"
 #include "daemon/pipeline/op_transport.h"
 #include "daemon/stats/mount_stats.h"
@@ -135,19 +136,20 @@ class CachingTransport : public OpTransport, public CacheCoherence {
   void SendGetattr(v1::Op op, Done done);
   // `done`, after the getattr result of `path` is cached.
   Done CachingGetattr(const std::string& path, Done done);
-  // A getattr of `path` that missed the cache, right after another miss in
-  // the same directory (a caller going through it: find, ls -l, once the
+  // A getattr of `path` that missed the cache, after another miss in the
+  // same directory (a caller going through it: find, ls -l, once the
   // names' lifetimes are over): sent together with those of names of the
-  // directory's listing that are not cached (MetadataCache::
-  // UncachedPathsIn), so that the walk costs a round trip per 64 names
-  // instead of one per name. False, and nothing taken from `op` and
-  // `done`, when there is nothing to fetch ahead.
+  // directory's listing that are not cached, at the caller's stride
+  // (LookupWalk, MetadataCache::UncachedPathsIn), so that the walk costs a
+  // round trip per 64 names instead of one per name. False, and nothing
+  // taken from `op` and `done`, when there is nothing to fetch ahead.
   bool FetchAhead(v1::Op& op, const std::string& path, Done& done);
   // How many names are fetched ahead: with the asked one, one message.
   static constexpr size_t kFetchAhead = 63;
-  absl::Mutex walk_mu_;
-  // The directory of the last getattr that missed the cache.
-  std::string last_miss_dir_ ABSL_GUARDED_BY(walk_mu_);
+  // The widest stride looked for (places in a listing, counted under the
+  // cache's lock); a caller that jumps further gets every name ahead.
+  static constexpr size_t kWidestStride = 1024;
+  LookupWalk walk_;
   void SendReadlink(v1::Op op, Done done);
   // `prefetched`: a listing fetched ahead, which fetches nothing ahead
   // itself.

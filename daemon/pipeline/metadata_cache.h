@@ -110,12 +110,20 @@ class MetadataCache {
   // For a caller that goes through a directory (as find and ls -l do once
   // the names' lifetimes are over): the paths of up to `max` names of
   // `dir`'s listing whose attributes are not cached, from the one after
-  // `name` on (and round to the start), `name` not included. A listing
-  // past its own lifetime still serves: it only says what may be asked
-  // next. Empty without a listing.
+  // `name` on (and round to the start), `name` not included; with `step`
+  // above 1, of every step-th name after `name` only (not round to the
+  // start: a caller that moves by a stride moves on). A listing past its
+  // own lifetime still serves: it only says what may be asked next. Empty
+  // without a listing.
   std::vector<std::string> UncachedPathsIn(absl::string_view dir,
-                                           absl::string_view name,
-                                           size_t max);
+                                           absl::string_view name, size_t max,
+                                           size_t step = 1);
+  // How many places after `from` name `to` comes in `dir`'s listing (1:
+  // the next name), if within `max`; 0 otherwise (no listing, either name
+  // not in it, `to` not after `from`). A listing past its lifetime serves,
+  // as above.
+  size_t ListingDistance(absl::string_view dir, absl::string_view from,
+                         absl::string_view to, size_t max);
   bool ListingKnows(absl::string_view dir, absl::string_view name,
                     bool* present);
   // Whether directory `dir` has a fresh listing with no name in it: as far

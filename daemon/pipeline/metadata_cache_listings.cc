@@ -73,9 +73,11 @@ void MetadataCache::PutListing(absl::string_view path, Listing listing,
 }
 
 std::vector<std::string> MetadataCache::UncachedPathsIn(absl::string_view dir,
-                                                       absl::string_view name,
-                                                       size_t max) {
+                                                        absl::string_view name,
+                                                        size_t max,
+                                                        size_t step) {
   std::vector<std::string> paths;
+  if (step == 0) step = 1;
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(dir);
   if (it == entries_.end() || it->second.listing_expiry() == 0) return paths;
@@ -83,17 +85,38 @@ std::vector<std::string> MetadataCache::UncachedPathsIn(absl::string_view dir,
   const int64_t now = NowNanos();
   // Names already cached are passed over, a bounded number of them: the
   // lock is held.
-  const size_t looks = std::min(listing.size(), 4 * max);
+  const size_t looks = std::min(listing.size(), 4 * max * step);
   auto next = listing.upper_bound(name);
-  for (size_t looked = 0; looked < looks && paths.size() < max; ++looked) {
-    if (next == listing.end()) next = listing.begin();  // round to the start
-    if (next->first != name) {
-      std::string child = ChildPathOf(dir, next->first);
-      if (!AttrCachedLocked(child, now)) paths.push_back(std::move(child));
+  std::string child;
+  for (size_t looked = 1; looked <= looks && paths.size() < max; ++looked) {
+    if (next == listing.end()) {
+      if (step > 1) break;
+      next = listing.begin();  // round to the start
+    }
+    if (looked % step == 0 && next->first != name) {
+      ChildPathInto(dir, next->first, &child);
+      if (!AttrCachedLocked(child, now)) paths.push_back(child);
     }
     ++next;
   }
   return paths;
+}
+
+size_t MetadataCache::ListingDistance(absl::string_view dir,
+                                      absl::string_view from,
+                                      absl::string_view to, size_t max) {
+  if (to <= from) return 0;
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(dir);
+  if (it == entries_.end() || it->second.listing_expiry() == 0) return 0;
+  const Listing& listing = *it->second.extra->listing;
+  auto next = listing.find(from);
+  if (next == listing.end()) return 0;
+  for (size_t places = 1; places <= max; ++places) {
+    if (++next == listing.end()) return 0;
+    if (next->first == to) return places;
+  }
+  return 0;
 }
 
 bool MetadataCache::ListingKnows(absl::string_view dir, absl::string_view name,

@@ -94,21 +94,29 @@ FUSE(FewSeconds(sys.argv[1]), sys.argv[2], foreground=True)
 """
 
 
+def mount_few_seconds_port(py_mounts, ttl, name, files):
+    """That port over a new directory `name` with make_many(files) in it:
+    (the directory, the mountpoint)."""
+    ported_fusepy_loopback(py_mounts)
+    script = py_mounts.path("few_seconds_port_%d.py" % ttl)
+    with open(script, "w") as f:
+        f.write(_FEW_SECONDS_PORT % ttl)
+    root = py_mounts.mkdir(name)
+    make_many(root, files)
+    mp = py_mounts.mountpoint()
+    py_mounts.python([script, root, mp], mountpoint=mp, name=name)
+    return root, mp
+
+
 def test_names_listed_again_past_their_lifetime_are_not_looked_up_one_by_one(
         py_mounts):
     """Once the entries a listing handed the kernel lapse, the kernel must
     list again (a readdirplus, attributes fetched many to a message) rather
     than list its own copy and look every name up."""
     ttl = 3
-    ported_fusepy_loopback(py_mounts)
-    script = py_mounts.path("few_seconds_port.py")
-    with open(script, "w") as f:
-        f.write(_FEW_SECONDS_PORT % ttl)
-    root = py_mounts.mkdir("names-only-again")
     files = 300
-    make_many(root, files)
-    mp = py_mounts.mountpoint()
-    py_mounts.python([script, root, mp], mountpoint=mp, name="fusepyagain")
+    root, mp = mount_few_seconds_port(py_mounts, ttl, "names-only-again",
+                                      files)
     find = ["find", os.path.join(mp, "many"), "-printf", "%s %f\n"]
     assert len(run_cmd(find).check().stdout.splitlines()) == files + 1
     # Changed behind the daemon's back while its answers are alive.
@@ -129,6 +137,31 @@ def test_names_listed_again_past_their_lifetime_are_not_looked_up_one_by_one(
     sent_ops, sent_messages = ops - ops0, messages - messages0
     assert sent_ops >= files, (sent_ops, sent_messages)
     assert sent_ops / sent_messages >= 20, (sent_ops, sent_messages)
+
+
+def test_a_caller_that_skips_names_has_only_its_stride_fetched_ahead(
+        py_mounts):
+    """stat of every 10th file once the names' lifetimes are over: each
+    name looked up again, and the daemon fetches ahead the names at the
+    caller's stride, not every name of the directory."""
+    ttl = 2
+    files = 300
+    _, mp = mount_few_seconds_port(py_mounts, ttl, "names-only-stride", files)
+    many = os.path.join(mp, "many")
+    assert len(run_cmd(["ls", "-l", many]).check().stdout.splitlines()) == \
+        files + 1
+    time.sleep(ttl + 0.5)
+    messages0, ops0, kernel0 = stats(py_mounts, mp)
+    asked = range(0, files, 10)
+    sizes = [os.stat(os.path.join(many, "f%03d" % i)).st_size for i in asked]
+    assert sizes == list(asked)
+    messages, ops, kernel = stats(py_mounts, mp)
+    assert kernel.get("lookup", 0) - kernel0.get("lookup", 0) >= len(asked)
+    # "many", f000 alone, then f010 with every 10th name after it: about
+    # 30 ops, where every name after f010 would be 63 at a time (300).
+    sent_ops, sent_messages = ops - ops0, messages - messages0
+    assert sent_ops <= len(asked) + 10, (sent_ops, sent_messages)
+    assert sent_messages <= 6, (sent_ops, sent_messages)
 
 
 def test_listing_names_only_costs_no_getattr_per_name(py_mounts):

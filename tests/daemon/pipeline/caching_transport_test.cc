@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "proto/filesystem.pb.h"
@@ -62,6 +63,77 @@ TEST_F(CachingTransportTest, AWalkThroughAListingFetchesTheOtherNamesAhead) {
   // The kernel's next lookups are answered from memory.
   EXPECT_EQ(Local(GetattrOp("/d/a")).getattr().attr().ino(), 1u);
   EXPECT_EQ(Local(GetattrOp("/d/e")).posix_errno(), ENOENT);
+}
+
+// Names "n000", "n001", ... in listing order.
+std::vector<std::string> NumberedNames(int count) {
+  std::vector<std::string> names;
+  for (int i = 0; i < count; ++i) names.push_back(absl::StrFormat("n%03d", i));
+  return names;
+}
+
+TEST_F(CachingTransportTest, AWalkFetchesAheadFromTheLastNameItWasAnswered) {
+  SeedListing("/d", NumberedNames(200));
+  Roundtrip(GetattrOp("/d/n000"), GetattrReply(AttrOf(1)));
+  Start(GetattrOp("/d/n001"));
+  // 63 names ahead, the asked one last.
+  ASSERT_EQ(backend_.sent(), 65u);
+  EXPECT_EQ(backend_.op(1).getattr().path(), "/d/n002");
+  EXPECT_EQ(backend_.op(63).getattr().path(), "/d/n064");
+  EXPECT_EQ(backend_.op(64).getattr().path(), "/d/n001");
+  for (size_t i = 1; i < 65; ++i) backend_.Answer(i, GetattrReply(AttrOf(i)));
+  for (int i = 2; i <= 64; ++i) {
+    Local(GetattrOp(absl::StrFormat("/d/n%03d", i)));
+  }
+  // The caller moves on by one name from the last it was answered: the
+  // next 63 come with the next miss.
+  Start(GetattrOp("/d/n065"));
+  ASSERT_EQ(backend_.sent(), 65u + 64u);
+  EXPECT_EQ(backend_.op(65).getattr().path(), "/d/n066");
+  EXPECT_EQ(backend_.op(66).getattr().path(), "/d/n067");
+  EXPECT_EQ(backend_.op(128).getattr().path(), "/d/n065");
+}
+
+TEST_F(CachingTransportTest, ACallerWithAStrideHasOnlyItsStrideFetchedAhead) {
+  // cat of every 5th file: the names between are not asked for.
+  SeedListing("/d", NumberedNames(100));
+  Roundtrip(GetattrOp("/d/n000"), GetattrReply(AttrOf(1)));
+  Start(GetattrOp("/d/n005"));
+  ASSERT_EQ(backend_.sent(), 1u + 18u + 1u);
+  for (size_t i = 1; i <= 18; ++i) {
+    EXPECT_EQ(backend_.op(i).getattr().path(),
+              absl::StrFormat("/d/n%03d", 5 + 5 * i));
+  }
+  EXPECT_EQ(backend_.op(19).getattr().path(), "/d/n005");
+  for (size_t i = 1; i < 20; ++i) backend_.Answer(i, GetattrReply(AttrOf(i)));
+  for (int i = 10; i < 100; i += 5) {
+    Local(GetattrOp(absl::StrFormat("/d/n%03d", i)));
+  }
+}
+
+TEST_F(CachingTransportTest, AStrideThatChangesGetsEveryNameAhead) {
+  SeedListing("/d", NumberedNames(100));
+  Roundtrip(GetattrOp("/d/n000"), GetattrReply(AttrOf(1)));
+  Start(GetattrOp("/d/n005"));  // a stride of 5: n010, n015, ...
+  ASSERT_EQ(backend_.sent(), 20u);
+  for (size_t i = 1; i < 20; ++i) backend_.Answer(i, GetattrReply(AttrOf(i)));
+  // Then by 2, which the stride did not fetch: not a caller with a stride
+  // after all, so every name not cached after the asked one (n008, n009,
+  // n011, ...; not round to the start, which is cached).
+  Start(GetattrOp("/d/n007"));
+  ASSERT_GT(backend_.sent(), 21u);
+  EXPECT_EQ(backend_.op(20).getattr().path(), "/d/n008");
+  EXPECT_EQ(backend_.op(21).getattr().path(), "/d/n009");
+  EXPECT_EQ(backend_.op(22).getattr().path(), "/d/n011");
+  size_t sent = backend_.sent();
+  EXPECT_EQ(backend_.op(sent - 1).getattr().path(), "/d/n007");
+  for (size_t i = 20; i < sent; ++i) {
+    backend_.Answer(i, GetattrReply(AttrOf(i)));
+  }
+  // And so on in that directory, even at a stride again.
+  Start(GetattrOp("/d/n093"));
+  ASSERT_GT(backend_.sent(), sent + 1);
+  EXPECT_EQ(backend_.op(sent).getattr().path(), "/d/n094");
 }
 
 TEST_F(CachingTransportTest, MissesInDifferentDirectoriesFetchNothingAhead) {
