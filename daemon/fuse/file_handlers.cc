@@ -12,16 +12,32 @@
 
 namespace fusehost {
 
+int RequestHandlers::WritebackOpenFlags(int flags) const {
+  if (options_.writeback_cache == nullptr ||
+      !options_.writeback_cache->load()) {
+    return flags;
+  }
+  if ((flags & O_ACCMODE) == O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
+  return flags & ~O_APPEND;
+}
+
 void RequestHandlers::Open(Request req, uint64_t node, int flags) {
   std::optional<std::string> path = NamedPath(req, node);
   if (!path) return;
   if (OpenHere(req, node, flags, *path)) return;
-  OpenAtBackend(req, node, flags, *path, /*may_wait=*/true);
+  const int backend_flags = WritebackOpenFlags(flags);
+  // A file the caller may write but not read is opened for writing only
+  // after all: the kernel's read of a page written in part then fails.
+  const int write_only =
+      (flags & O_ACCMODE) == O_WRONLY && backend_flags != flags
+          ? flags & ~O_APPEND
+          : -1;
+  OpenAtBackend(req, node, backend_flags, *path, /*may_wait=*/true, write_only);
 }
 
 void RequestHandlers::OpenAtBackend(const Request& req, uint64_t node,
                                     int flags, const std::string& path,
-                                    bool may_wait) {
+                                    bool may_wait, int if_refused) {
   v1::Op op = NewOp(*req);
   if (OpenFetchedAhead(req, node, flags, path, may_wait, op.caller())) return;
   const bool truncates = (flags & O_TRUNC) != 0;
@@ -38,8 +54,12 @@ void RequestHandlers::OpenAtBackend(const Request& req, uint64_t node,
   if (wanted > 0 && PlainReadOnly(flags)) {
     window = contents_ahead_.Opened(path, op.caller(), /*answered=*/false);
   }
-  Send(std::move(op), [this, req, node, flags, tag, truncates,
-                       path](const v1::OpResult& res) {
+  Send(std::move(op), [this, req, node, flags, tag, truncates, path,
+                       if_refused](const v1::OpResult& res) {
+    if (res.posix_errno() == EACCES && if_refused >= 0) {
+      OpenAtBackend(req, node, if_refused, path, /*may_wait=*/false);
+      return;
+    }
     if (Failed(req, res)) return;
     // The kernel drops the truncated node's own size and pages; the file's
     // other names (hard links) are nodes of their own.
@@ -90,6 +110,8 @@ void RequestHandlers::Create(Request req, uint64_t parent, std::string name,
                              mode_t mode, int flags) {
   std::optional<std::string> path = ChildPath(req, parent, name);
   if (!path) return;
+  // (A file being made may be opened for reading whatever its mode.)
+  flags = WritebackOpenFlags(flags);
   v1::Op op = NewOp(*req);
   const uint64_t tag = PassthroughTag();
   op.mutable_create()->set_path(*path);

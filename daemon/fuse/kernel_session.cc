@@ -258,7 +258,18 @@ struct KernelSession::Ops {
   static void Init(void* userdata, struct fuse_conn_info* conn) {
     auto* self = static_cast<KernelSession*>(userdata);
     // The kernel refuses passthrough together with the writeback cache.
-    if (self->patcher_ != nullptr) conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+    if (self->patcher_ != nullptr) {
+      conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+    } else if (self->options_.writeback_cache) {
+      if (conn->capable & FUSE_CAP_WRITEBACK_CACHE) {
+        conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+        self->writeback_cache_.store(true);
+      } else {
+        Log("%s: the kernel offers no writeback cache: each write is a "
+            "request",
+            self->options_.log_name.c_str());
+      }
+    }
     if (self->options_.max_write != 0) conn->max_write = self->options_.max_write;
     // The backend resolves O_TRUNC inside open, saving a setattr round trip.
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) {
@@ -516,9 +527,9 @@ struct KernelSession::Ops {
 
 namespace {
 
-RequestHandlers::Options HandlerOptions(const KernelSession::Options& o,
-                                        KernelInvalidator* invalidator,
-                                        BackingFiles* backing) {
+RequestHandlers::Options HandlerOptions(
+    const KernelSession::Options& o, KernelInvalidator* invalidator,
+    BackingFiles* backing, const std::atomic<bool>* writeback_cache) {
   RequestHandlers::Options h;
   h.nodes = o.nodes;
   h.transport = o.transport;
@@ -545,6 +556,7 @@ RequestHandlers::Options HandlerOptions(const KernelSession::Options& o,
     h.root = o.root_directory;
   }
   h.first_dir_handle = o.first_dir_handle;
+  h.writeback_cache = writeback_cache;
   return h;
 }
 
@@ -558,7 +570,8 @@ KernelSession::KernelSession(Options options)
       patcher_(MakePassthroughPatcher(options_)),
       backing_(MakeBackingFiles(options_, patcher_.get())),
       invalidator_(options_.nodes, this),
-      handlers_(HandlerOptions(options_, &invalidator_, backing_.get())) {}
+      handlers_(HandlerOptions(options_, &invalidator_, backing_.get(),
+                               &writeback_cache_)) {}
 
 absl::StatusOr<std::unique_ptr<KernelSession>> KernelSession::Create(
     Options options) {

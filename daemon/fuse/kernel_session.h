@@ -83,6 +83,9 @@ class KernelSession : private KernelNotify {
     std::vector<std::string> unsupported_xattr_prefixes;
     // The backend keeps no extended attributes (InitReply.no_xattrs).
     bool no_xattrs = false;
+    // Ask the kernel for its writeback cache (mount option writeback_cache;
+    // never with passthrough).
+    bool writeback_cache = false;
     // Where log lines name the mount.
     std::string log_name;
     // The mounted /dev/fuse connection; the session takes ownership.
@@ -226,6 +229,9 @@ class KernelSession : private KernelNotify {
   std::atomic<uint64_t> init_unique_{0};
   std::atomic<bool> uring_offered_{false};
   std::atomic<bool> init_replied_{false};
+  // The kernel took the writeback cache at INIT. Declared before the
+  // handlers, which read it.
+  std::atomic<bool> writeback_cache_{false};
   KernelInvalidator invalidator_;
   RequestHandlers handlers_;
   CallerGroups groups_;

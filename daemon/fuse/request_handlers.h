@@ -151,6 +151,12 @@ class RequestHandlers {
     // The backend keeps no extended attributes (InitReply.no_xattrs): every
     // xattr request is answered ENOSYS here.
     bool no_xattrs = false;
+    // True once the kernel took its writeback cache at INIT (may be null:
+    // it did not). The kernel then reads a page it writes part of through
+    // the handle it writes with, and places appends itself: files are
+    // opened at the backend for reading as well as writing, and never for
+    // appending (WritebackOpenFlags).
+    const std::atomic<bool>* writeback_cache = nullptr;
     // The backend lists directories by path (InitReply.lists_by_path, which
     // a restarted backend may answer differently); null: it does not. Then
     // an opendir whose listing is not cached sends a readdir, not an
@@ -359,9 +365,14 @@ class RequestHandlers {
   void ReleaseOrphan(const std::string& path, uint64_t fh, int flags);
   // Sends an open to the backend (file_handlers.cc), unless contents were
   // fetched ahead for it; `may_wait`: an open whose contents are on their
-  // way waits for them.
+  // way waits for them. `if_refused` (unless negative): the flags to open
+  // with again if the backend answers EACCES.
   void OpenAtBackend(const Request& req, uint64_t node, int flags,
-                     const std::string& path, bool may_wait);
+                     const std::string& path, bool may_wait,
+                     int if_refused = -1);
+  // The flags an open or create of the kernel's goes to the backend with
+  // (Options::writeback_cache).
+  int WritebackOpenFlags(int flags) const;
 
   // ---- open_fetched_ahead.cc -------------------------------------------------
   // Answers a plain read-only open with contents fetched ahead for

@@ -100,6 +100,11 @@ struct MountOptions {
   // FUSE over io_uring (fuse/uring_queues.h): a queue per CPU served on
   // that CPU, where the kernel offers it; /dev/fuse otherwise.
   bool uring = false;
+  // The kernel's writeback cache: writes gather in the page cache and reach
+  // the backend in large writes (at close, fsync, or when the kernel writes
+  // them back), and the kernel keeps files' sizes and times itself. The
+  // kernel offers it only without passthrough, which it turns off.
+  bool writeback_cache = false;
   // Messages on the backend's Session stream when it serves one
   // (pipeline/backend_session.h); false (the default, which measured as
   // fast with half the thread switches): an Execute call per message.

@@ -119,6 +119,38 @@ def test_open_files_names_and_directories_survive_a_killed_daemon(
     assert fhlib.is_mounted(m.path)
 
 
+def test_writes_the_kernel_holds_reach_the_backend_after_a_killed_daemon(
+        mounts, kept):
+    """With the kernel's writeback cache (writeback_cache) the pages a
+    program wrote wait in the kernel: the next daemon takes their writes,
+    and the kernel still places appends (the backend's opens carry no
+    O_APPEND after the restart either)."""
+    m = mounts.mount("loopback", options="allow_other,writeback_cache",
+                     daemon=kept)
+    data = os.urandom(300000)
+    path = os.path.join(m.path, "gathered")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data[:150000])
+        kept.replace_daemon(signal.SIGKILL)
+        os.write(fd, data[150000:])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    backing = os.path.join(m.backing, "gathered")
+    with open(backing, "rb") as f:
+        assert f.read() == data
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, b"tail")
+    finally:
+        os.close(fd)
+    with open(backing, "rb") as f:
+        assert f.read() == data + b"tail"
+    assert "resumed" in fhlib.tail(kept.log)
+
+
 def test_a_request_the_dead_daemon_read_is_answered_by_the_next(
         mounts, kept):
     m = mounts.mount("memory", options="allow_other", daemon=kept)

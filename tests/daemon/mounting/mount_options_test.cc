@@ -221,6 +221,20 @@ TEST(MountOptionsTest, WriteBehind) {
   ExpectRejected("write_behind,cache_entries=0", "cache_entries=0");
 }
 
+TEST(MountOptionsTest, WritebackCache) {
+  EXPECT_FALSE(Parse("").writeback_cache);
+  EXPECT_TRUE(Parse("").passthrough);
+  MountOptions on = Parse("writeback_cache");
+  EXPECT_TRUE(on.writeback_cache);
+  // The kernel offers the writeback cache only without passthrough.
+  EXPECT_FALSE(on.passthrough);
+  EXPECT_FALSE(Parse("passthrough=auto,writeback_cache").passthrough);
+  MountOptions off = Parse("writeback_cache,no_writeback_cache");
+  EXPECT_FALSE(off.writeback_cache);
+  EXPECT_TRUE(off.passthrough);
+  ExpectRejected("writeback_cache=1", "writeback_cache");
+}
+
 TEST(MountOptionsTest, UnknownOptionsAreKeptInOrderForBackend) {
   MountOptions opts =
       Parse("zeta,ro,cache=none,,alpha=1=2,fsname=x,user=bob,zeta");

@@ -48,6 +48,7 @@ _DAEMON_OPTIONS = {
     "daemon_changes", "session", "no_session", "cache_entries",
     "prefetch_listings", "prefetch_contents", "read_ahead_kb",
     "write_behind", "no_write_behind", "uring", "no_uring",
+    "writeback_cache", "no_writeback_cache",
 }
 # libfuse behaviours that are always the case with fuse-hostd.
 _ALWAYS = {"hard_remove", "nonempty", "auto_unmount"}
@@ -153,8 +154,9 @@ class FUSE:
       entry_timeout, negative_timeout, max_write, noexec, nosuid, nodev,
       noatime, timeout, passthrough, daemon_opens, daemon_changes, session,
       cache_entries, prefetch_listings, prefetch_contents, read_ahead_kb,
-      write_behind, uring (and their no_ forms): mount options, passed to
-      the daemon (the README's table says what each does).
+      write_behind, writeback_cache, uring (and their no_ forms): mount
+      options, passed to the daemon (the README's table says what each
+      does).
     Other libfuse options are ignored with a warning naming them. Options
     in $FUSE_HOSTD_MOUNT_OPTIONS (-o form: "write_behind,allow_other")
     are added and take precedence.
