@@ -69,6 +69,8 @@ RELAY_ROWS = [
     ('relay_ls_lR', 'ls -lR (warm)', None),
     ('relay_cat', 'cat N small files (after drop_caches)', None),
     ('relay_seqread', 'sequential read (after drop_caches)', 'read'),
+    ('relay_seqwrite', 'sequential write + fsync', 'relay_write'),
+    ('relay_appends', 'appends: N writes of 100 B', None),
     ('relay_untar', 'untar', None),
     ('relay_rm', 'rm -rf of the untarred files', None),
 ]
@@ -86,13 +88,13 @@ def rows_of(b):
 # both systems ran.
 RATIO_COLS = [('hostd', 'pll'), ('hostd', 'tmpfs'), ('shostd', 'pll'),
               ('shostd', 'hostd'), ('uhostd', 'pll'),
-              ('uhostd', 'hostd'), ('wbhostd', 'pll'),
+              ('uhostd', 'hostd'), ('wbhostd', 'pll'), ('wchostd', 'pll'),
               ('kept', 'hostd'),
               ('pyhostd', 'hostd'),
               ('fusepy', 'hostd'), ('fusepy', 'pyhostd'),
               ('fusepyhostd', 'fusepy'), ('fusepywbhostd', 'fusepy'),
               ('sshfs', 'hostd'),
-              ('sshfs', 'uhostd'), ('sshfs', 'wbhostd')]
+              ('sshfs', 'uhostd'), ('sshfs', 'wbhostd'), ('sshfs', 'wchostd')]
 
 # workload -> {(numerator, denominator): (kind, threshold)}
 #   '<='    time(num)/time(den) <= t
@@ -198,12 +200,14 @@ def header(w, b, cmdline):
     w('Tree on one tmpfs: %d files of %d B in %d directories (find prints %d '
       'lines); cat reads %d of them; sequential read %d MiB; write %d MiB with '
       'fsync; %d appends of 100 B; tarball of %d files. Relay rows: find over %d directories '
-      '(%d files), then the same cat, read, untar and rm, through a TCP relay '
+      '(%d files), then the same cat and read, a write of %d MiB with fsync, '
+      '%d appends of 100 B, the same untar and rm, through a TCP relay '
       'adding %s ms per round trip (half each way%s; fuse-hostd over %s, sshfs '
       'over SSH). Medians of %d runs, seconds (MB/s for throughput rows); '
       'cap %gs per command.' % (
           t.nfiles, t.file_size, t.ndirs, t.entries, t.ncat, t.read_mib,
           t.write_mib, t.nappends, t.ntar, t.relay_dirs, t.relay_dirs * per,
+          t.relay_write_mib, t.relay_nappends,
           ' and '.join('%g' % r for r in getattr(b, 'relay_rtts', [])),
           ''.join('; self-test at %g ms: %s' % kv
                   for kv in getattr(b, 'relay_selftest', {}).items()),
@@ -229,7 +233,8 @@ def table(w, b, verdicts):
       ''.join(' | %s / %s' % (SHORT[num], SHORT[den])
               for num, den in ratio_cols) + ' |')
     w('|---' * (1 + len(cols) + len(ratio_cols)) + '|')
-    size = {'read': b.tree.read_mib, 'write': b.tree.write_mib}
+    size = {'read': b.tree.read_mib, 'write': b.tree.write_mib,
+            'relay_write': b.tree.relay_write_mib}
     for key, wl, label, thr in rows_of(b):
         if wl not in b.workloads:
             continue

@@ -43,8 +43,8 @@ from common import (BENCH_DIR, PY, RES, TLS_NAME, fhlib, free_port,
 REPO_DIR = os.path.dirname(BENCH_DIR)
 
 SYSTEMS = ['tmpfs', 'pll', 'pt', 'fusepy', 'fusepyhostd', 'fusepywbhostd',
-           'sshfs', 'hostd', 'shostd', 'uhostd', 'wbhostd', 'kept', 'pyhostd',
-           'nodehostd']
+           'sshfs', 'hostd', 'shostd', 'uhostd', 'wbhostd', 'wchostd', 'kept',
+           'pyhostd', 'nodehostd']
 LABELS = {
     'tmpfs': 'tmpfs',
     'pll': 'passthrough_ll cache=always',
@@ -57,23 +57,26 @@ LABELS = {
     'shostd': 'fuse-hostd session',
     'uhostd': 'fuse-hostd uring',
     'wbhostd': 'fuse-hostd write_behind',
+    'wchostd': 'fuse-hostd writeback_cache',
     'kept': 'fuse-hostd under its keeper',
     'pyhostd': 'fuse-hostd + Python loopback',
     'nodehostd': 'fuse-hostd + Node loopback',
 }
 # Shorter names for ratio headers and target lines.
 SHORT = dict(LABELS, pll='passthrough_ll', kept='kept', shostd='session',
-             wbhostd='write_behind', uhostd='uring', pyhostd='Python loopback',
+             wbhostd='write_behind', wchostd='writeback_cache', uhostd='uring', pyhostd='Python loopback',
              nodehostd='Node loopback', fusepyhostd='fusepy port',
              fusepywbhostd='fusepy port write_behind')
 # Systems that need fuse-hostd built (the fusepy port mounts itself through
 # a daemon of its own, like the SDK systems).
-NEEDS_HOSTD = ('hostd', 'shostd', 'uhostd', 'wbhostd', 'kept', 'pyhostd', 'nodehostd',
-               'fusepyhostd', 'fusepywbhostd')
+NEEDS_HOSTD = ('hostd', 'shostd', 'uhostd', 'wbhostd', 'wchostd', 'kept',
+               'pyhostd', 'nodehostd', 'fusepyhostd', 'fusepywbhostd')
 NEEDS_PYTHON_SDK = ('pyhostd', 'fusepyhostd', 'fusepywbhostd')
-RELAY_SYSTEMS = ['sshfs', 'hostd', 'shostd', 'uhostd', 'wbhostd', 'pyhostd', 'nodehostd']
+RELAY_SYSTEMS = ['sshfs', 'hostd', 'shostd', 'uhostd', 'wbhostd', 'wchostd',
+                 'pyhostd', 'nodehostd']
 # The systems that run fuse-hostd (each its own daemon).
-HOSTD_SYSTEMS = ('hostd', 'shostd', 'uhostd', 'wbhostd', 'kept', 'pyhostd', 'nodehostd')
+HOSTD_SYSTEMS = ('hostd', 'shostd', 'uhostd', 'wbhostd', 'wchostd', 'kept',
+                 'pyhostd', 'nodehostd')
 # The systems whose backend is a process of an SDK (its memory is reported
 # next to its daemon's).
 SDK_SYSTEMS = ('pyhostd', 'nodehostd')
@@ -484,6 +487,14 @@ class WriteBehindHostd(Hostd):
     mount_opts = 'write_behind'
 
 
+class WritebackCacheHostd(Hostd):
+    """hostd with the mount option writeback_cache: writes gathered in the
+    kernel's page cache (and no passthrough)."""
+    key = 'wchostd'
+    daemon_log = 'fuse-hostd-wc'
+    mount_opts = 'writeback_cache'
+
+
 class UringHostd(Hostd):
     """hostd with the mount option uring: what a queue per CPU saves."""
     key = 'uhostd'
@@ -555,4 +566,5 @@ SYSTEM_CLASSES = {c.key: c for c in
                   (Tmpfs, PassthroughLL, Passthrough, Fusepy, FusepyHostd,
                    FusepyWriteBehindHostd,
                    Sshfs, Hostd, SessionHostd, UringHostd, WriteBehindHostd,
+                   WritebackCacheHostd,
                    KeptHostd, PyHostd, NodeHostd)}

@@ -11,7 +11,8 @@ import shutil
 from common import RES, MiB, drop_caches, log, run
 
 RELAY_WORKLOADS = ['relay_find_first', 'relay_find_dropped', 'relay_ls_lR',
-                   'relay_cat', 'relay_seqread', 'relay_untar', 'relay_rm']
+                   'relay_cat', 'relay_seqread', 'relay_seqwrite',
+                   'relay_appends', 'relay_untar', 'relay_rm']
 WORKLOADS = ['find_first', 'find_dropped', 'find_warm', 'find_names', 'ls_lR',
              'ls_lR_again', 'cat',
              'seqread', 'seqwrite', 'appends', 'untar', 'rm'] + RELAY_WORKLOADS
@@ -23,6 +24,7 @@ GROUPS = {
     'tar': ['untar', 'rm'],
     'relay': RELAY_WORKLOADS,
     'relayfind': ['relay_find_first', 'relay_find_dropped'],
+    'relaywrite': ['relay_seqwrite', 'relay_appends'],
 }
 
 
@@ -60,6 +62,9 @@ class Tree:
         self.ntar = 500 if q else 2000
         # 100-byte writes, each its own write(2), as a log appends.
         self.nappends = 2000 if q else 20000
+        # Through the relay: a write and appends each round trip may cost.
+        self.relay_write_mib = 16 if q else 64
+        self.relay_nappends = 200 if q else 2000
         self.relay_dirs = max(1, min(self.ndirs, self.ndirs * (
             args.relay_files or self.nfiles) // self.nfiles))
 
@@ -192,6 +197,17 @@ def run_relay_workloads(b, s, rtt):
     b.timed(s.key, key('relay_seqread'),
             ['dd', 'if=' + os.path.join(base, 'big.bin'), 'of=/dev/null',
              'bs=1M'], drop=True)
+    if b.want('relay_seqwrite') or b.want('relay_appends'):
+        written = os.path.join(base, 'scratch', 'relay-w-%s-%g' % (s.key, rtt))
+        shutil.rmtree(written, ignore_errors=True)
+        os.mkdir(written)
+        b.timed(s.key, key('relay_seqwrite'),
+                ['dd', 'if=/dev/zero', 'of=' + os.path.join(written, 'w.bin'),
+                 'bs=1M', 'count=%d' % t.relay_write_mib, 'conv=fsync'])
+        b.timed(s.key, key('relay_appends'),
+                ['dd', 'if=/dev/zero', 'of=' + os.path.join(written, 'a.log'),
+                 'bs=100', 'count=%d' % t.relay_nappends])
+        shutil.rmtree(written, ignore_errors=True)
     stats = None
     if b.want('relay_untar') or b.want('relay_rm'):
         name = os.path.join('scratch', 'relay-%s-%g' % (s.key, rtt))
