@@ -239,6 +239,33 @@ TEST_F(MetadataCacheTest, ListingKnows) {
   EXPECT_FALSE(present);
 }
 
+TEST_F(MetadataCacheTest, ListingDistanceCountsPlacesForwardOnly) {
+  PutList("/d", {"a", "b", "c", "d", "e"});
+  EXPECT_EQ(cache_.ListingDistance("/d", "a", "b", 10), 1u);
+  EXPECT_EQ(cache_.ListingDistance("/d", "a", "e", 10), 4u);
+  EXPECT_EQ(cache_.ListingDistance("/d", "a", "e", 3), 0u);   // too far
+  EXPECT_EQ(cache_.ListingDistance("/d", "c", "a", 10), 0u);  // backwards
+  EXPECT_EQ(cache_.ListingDistance("/d", "c", "c", 10), 0u);
+  EXPECT_EQ(cache_.ListingDistance("/d", "x", "z", 10), 0u);  // not listed
+  EXPECT_EQ(cache_.ListingDistance("/d", "a", "bb", 10), 0u);
+  EXPECT_EQ(cache_.ListingDistance("/e", "a", "b", 10), 0u);  // no listing
+}
+
+TEST_F(MetadataCacheTest, UncachedPathsInTakesEveryStepthName) {
+  PutList("/d", {"a", "b", "c", "d", "e", "f", "g", "h"});
+  Put("/d/e", 5);
+  using Paths = std::vector<std::string>;
+  // Every name after "b", round to the start, the cached one passed over.
+  EXPECT_EQ(cache_.UncachedPathsIn("/d", "b", 10),
+            (Paths{"/d/c", "/d/d", "/d/f", "/d/g", "/d/h", "/d/a"}));
+  // Every second: d, f, h; not round to the start.
+  EXPECT_EQ(cache_.UncachedPathsIn("/d", "b", 10, 2),
+            (Paths{"/d/d", "/d/f", "/d/h"}));
+  // Every third: e (cached) and h.
+  EXPECT_EQ(cache_.UncachedPathsIn("/d", "b", 10, 3), (Paths{"/d/h"}));
+  EXPECT_EQ(cache_.UncachedPathsIn("/d", "b", 1, 2), (Paths{"/d/d"}));
+}
+
 TEST_F(MetadataCacheTest, ListingEditsChangeOnlyExistingFreshListings) {
   PutList("/d", {"a"});
   cache_.ListingAdd("/d", "b", {S_IFDIR, 7});
