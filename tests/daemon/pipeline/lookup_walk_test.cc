@@ -21,6 +21,15 @@ LookupWalk::Ahead Miss(LookupWalk& walk, const std::string& path) {
   return walk.Miss(path, Distance);
 }
 
+// The second miss of a walk from `first` to `second`: what it fetches.
+size_t SecondMissStep(const std::string& first, const std::string& second) {
+  LookupWalk walk;
+  EXPECT_FALSE(Miss(walk, first).fetch);
+  LookupWalk::Ahead next = Miss(walk, second);
+  EXPECT_TRUE(next.fetch);
+  return next.step;
+}
+
 TEST(LookupWalkTest, ALoneMissFetchesNothing) {
   LookupWalk walk;
   EXPECT_FALSE(Miss(walk, "/d/n00").fetch);
@@ -30,11 +39,10 @@ TEST(LookupWalkTest, ALoneMissFetchesNothing) {
 }
 
 TEST(LookupWalkTest, TheStrideIsCountedFromTheLastNameAsked) {
+  EXPECT_EQ(SecondMissStep("/d/n00", "/d/n01"), 1u);
   LookupWalk walk;
   Miss(walk, "/d/n00");
-  LookupWalk::Ahead next = Miss(walk, "/d/n01");
-  EXPECT_TRUE(next.fetch);
-  EXPECT_EQ(next.step, 1u);
+  Miss(walk, "/d/n01");
   // Names answered from the cache move the caller on.
   for (int i = 2; i < 10; ++i) walk.Hit("/d/n0" + std::to_string(i));
   EXPECT_EQ(Miss(walk, "/d/n10").step, 1u);
@@ -64,11 +72,7 @@ TEST(LookupWalkTest, AStrideHoldsUntilItChanges) {
 }
 
 TEST(LookupWalkTest, TheRootsChildrenAreInTheRoot) {
-  LookupWalk walk;
-  Miss(walk, "/n00");
-  LookupWalk::Ahead next = Miss(walk, "/n02");
-  EXPECT_TRUE(next.fetch);
-  EXPECT_EQ(next.step, 2u);
+  EXPECT_EQ(SecondMissStep("/n00", "/n02"), 2u);
 }
 
 }  // namespace
