@@ -41,7 +41,7 @@ absl::Status Mount::StartSession(const v1::InitReply& reply,
       options_.default_permissions || reply.posix_acl();
   session.posix_acl = reply.posix_acl();
   session.no_xattrs = reply.no_xattrs();
-  session.writeback_cache = options_.writeback_cache;
+  session.writeback_cache = options_.writeback_cache.value_or(OverTcp());
   session.unsupported_xattr_prefixes.assign(
       reply.unsupported_xattr_prefixes().begin(),
       reply.unsupported_xattr_prefixes().end());

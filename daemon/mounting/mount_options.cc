@@ -213,10 +213,10 @@ absl::StatusOr<MountOptions> ParseMountOptions(absl::string_view text) {
       st = SetFlag(key, has_value, &opts.session, true);
     } else if (key == "no_session") {
       st = SetFlag(key, has_value, &opts.session, false);
-    } else if (key == "writeback_cache") {
-      st = SetFlag(key, has_value, &opts.writeback_cache, true);
-    } else if (key == "no_writeback_cache") {
-      st = SetFlag(key, has_value, &opts.writeback_cache, false);
+    } else if (key == "writeback_cache" || key == "no_writeback_cache") {
+      bool on = false;
+      st = SetFlag(key, has_value, &on, key == "writeback_cache");
+      opts.writeback_cache = on;
     } else if (key == "uring") {
       st = SetFlag(key, has_value, &opts.uring, true);
     } else if (key == "no_uring") {
@@ -245,7 +245,7 @@ absl::StatusOr<MountOptions> ParseMountOptions(absl::string_view text) {
   absl::Status tls = CheckTlsOptions(opts);
   if (!tls.ok()) return tls;
   // The kernel refuses passthrough together with the writeback cache.
-  if (opts.writeback_cache) opts.passthrough = false;
+  if (opts.writeback_cache.value_or(false)) opts.passthrough = false;
   return opts;
 }
 

@@ -103,8 +103,10 @@ struct MountOptions {
   // The kernel's writeback cache: writes gather in the page cache and reach
   // the backend in large writes (at close, fsync, or when the kernel writes
   // them back), and the kernel keeps files' sizes and times itself. The
-  // kernel offers it only without passthrough, which it turns off.
-  bool writeback_cache = false;
+  // kernel offers it only without passthrough, which it turns off. Unset:
+  // on for a backend reached over TCP (which has no passthrough, and where
+  // each write's round trip costs), off for a local one.
+  std::optional<bool> writeback_cache;
   // Messages on the backend's Session stream when it serves one
   // (pipeline/backend_session.h); false (the default, which measured as
   // fast with half the thread switches): an Execute call per message.

@@ -16,6 +16,7 @@ import pytest
 
 import conftest
 import fhlib
+from daemon_stats import kernel_requests
 import pyfhlib
 import tls_certs
 from fhcontrol import Ctl, refused, start_daemon, track_mount, user_bins, \
@@ -306,19 +307,52 @@ def test_another_identity_after_reconnect(mounts, pki):
         NAME, tls_certs.fingerprint(pki.renewed[0])), ident
 
 
-def test_plain_tcp_only_when_asked(mounts):
+def plain_tcp_loopback(mounts):
+    """The C++ loopback of a new directory on plain TCP, and a daemon:
+    (the directory, the backend, the daemon)."""
     root = mounts.mkdir("backing")
     b = TcpBackend(mounts, "plain", lambda port: [
         mounts.bins.loopback, "--listen=127.0.0.1:%d" % port,
         "--root=" + root, "--watch=false"])
     b.start()
-    d = start_daemon(mounts)
+    return root, b, start_daemon(mounts)
+
+
+def test_plain_tcp_only_when_asked(mounts):
+    root, b, d = plain_tcp_loopback(mounts)
     mp, r = mount_tcp(mounts, d, b, "")
     refused(r, "reached over TCP", "tls_ca=", "insecure", daemon=d)
     mp, r = mount_tcp(mounts, d, b, "insecure")
     assert r.returncode == 0, r
     round_trip(mounts, mp, root)
     assert identity_in_list(d, mp) == "insecure"
+
+
+def test_writes_over_tcp_gather_in_the_kernel_unless_turned_off(mounts):
+    """A backend reached over TCP gets the kernel's writeback cache by
+    default (writeback_cache): 300 appends of 100 bytes reach it in a few
+    writes; with no_writeback_cache each is a write of its own."""
+    root, b, d = plain_tcp_loopback(mounts)
+    expected = b"".join(b"%-99d\n" % i for i in range(300))
+    for options, most, least in (("insecure", 5, 0),
+                                 ("insecure,no_writeback_cache", None, 300)):
+        mp, r = mount_tcp(mounts, d, b, options)
+        assert r.returncode == 0, r
+        name = "log-%d" % least
+        fd = os.open(os.path.join(mp, name), os.O_WRONLY | os.O_CREAT |
+                     os.O_APPEND, 0o644)
+        try:
+            for i in range(300):
+                os.write(fd, expected[i * 100:(i + 1) * 100])
+        finally:
+            os.close(fd)
+        with open(os.path.join(root, name), "rb") as f:
+            assert f.read() == expected
+        m = conftest.Mount(d, b, mp, options)
+        writes = kernel_requests(m, "write")
+        if most is not None:
+            assert writes <= most, (options, writes)
+        assert writes >= least, (options, writes)
 
 
 # --- users other than root ---------------------------------------------------------

@@ -222,17 +222,19 @@ TEST(MountOptionsTest, WriteBehind) {
 }
 
 TEST(MountOptionsTest, WritebackCache) {
-  EXPECT_FALSE(Parse("").writeback_cache);
+  // Unset: the mount decides by its transport (on over TCP).
+  EXPECT_FALSE(Parse("").writeback_cache.has_value());
   EXPECT_TRUE(Parse("").passthrough);
   MountOptions on = Parse("writeback_cache");
-  EXPECT_TRUE(on.writeback_cache);
+  EXPECT_EQ(on.writeback_cache, std::optional<bool>(true));
   // The kernel offers the writeback cache only without passthrough.
   EXPECT_FALSE(on.passthrough);
   EXPECT_FALSE(Parse("passthrough=auto,writeback_cache").passthrough);
   MountOptions off = Parse("writeback_cache,no_writeback_cache");
-  EXPECT_FALSE(off.writeback_cache);
+  EXPECT_EQ(off.writeback_cache, std::optional<bool>(false));
   EXPECT_TRUE(off.passthrough);
   ExpectRejected("writeback_cache=1", "writeback_cache");
+  ExpectRejected("no_writeback_cache=0", "no_writeback_cache");
 }
 
 TEST(MountOptionsTest, UnknownOptionsAreKeptInOrderForBackend) {
