@@ -22,11 +22,16 @@ inline bool IsValidName(absl::string_view name) {
          name.find('\0') == absl::string_view::npos;
 }
 
-// "/a/b" -> "/a"; "/a" -> "/"; "/" -> "/".
-inline std::string ParentPath(absl::string_view path) {
+// "/a/b" -> "/a"; "/a" -> "/"; "/" -> "/": a view into `path` (or of "/").
+inline absl::string_view ParentOf(absl::string_view path) {
   size_t slash = path.rfind('/');
   if (slash == absl::string_view::npos || slash == 0) return "/";
-  return std::string(path.substr(0, slash));
+  return path.substr(0, slash);
+}
+
+// ParentOf, as a string of its own.
+inline std::string ParentPath(absl::string_view path) {
+  return std::string(ParentOf(path));
 }
 
 // "/a/b" -> "b".

@@ -40,6 +40,7 @@
 #include "daemon/stats/mount_stats.h"
 #include "daemon/survival/init_replay.h"
 
+struct fuse_lowlevel_ops;
 struct fuse_session;
 
 namespace fusehost {
@@ -174,7 +175,7 @@ class KernelSession : private KernelNotify {
   }
 
   // libfuse's callbacks need the class; they are members of this nested
-  // type in kernel_session.cc.
+  // type in kernel_session_callbacks.cc.
   struct Ops;
 
  private:
@@ -185,6 +186,10 @@ class KernelSession : private KernelNotify {
   void InvalidateEntry(uint64_t parent, const std::string& name) override;
 
   // Passthrough (kernel_session_device.cc). Null without an inbox.
+  // libfuse's table of Ops' callbacks (kernel_session_callbacks.cc); the
+  // lock callbacks only where the backend locks itself.
+  static struct fuse_lowlevel_ops CallbackTable(bool posix_locks,
+                                                bool flock_locks);
   static std::unique_ptr<ReplyPatcher> MakePassthroughPatcher(const Options& o);
   static std::unique_ptr<BackingFiles> MakeBackingFiles(const Options& o,
                                                         ReplyPatcher* patcher);

@@ -1,34 +1,20 @@
 #include "daemon/pipeline/lookup_walk.h"
 
+#include "common/paths.h"
+
 namespace fusehost {
-namespace {
-
-// Splits "/a/b" into "/a" and "b" (the root's children have "/").
-void Split(absl::string_view path, absl::string_view* dir,
-           absl::string_view* name) {
-  const size_t slash = path.rfind('/');
-  if (slash == absl::string_view::npos) {
-    *dir = absl::string_view();
-    *name = path;
-    return;
-  }
-  *dir = slash == 0 ? path.substr(0, 1) : path.substr(0, slash);
-  *name = path.substr(slash + 1);
-}
-
-}  // namespace
 
 void LookupWalk::Hit(absl::string_view path) {
-  absl::string_view dir, name;
-  Split(path, &dir, &name);
+  const absl::string_view dir = ParentOf(path);
+  const absl::string_view name = BaseName(path);
   absl::MutexLock lock(&mu_);
   if (dir == dir_) last_.assign(name.data(), name.size());
 }
 
 LookupWalk::Ahead LookupWalk::Miss(absl::string_view path,
                                    const Distance& distance) {
-  absl::string_view dir, name;
-  Split(path, &dir, &name);
+  const absl::string_view dir = ParentOf(path);
+  const absl::string_view name = BaseName(path);
   absl::MutexLock lock(&mu_);
   if (dir != dir_) {
     dir_.assign(dir.data(), dir.size());
