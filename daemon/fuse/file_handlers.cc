@@ -21,6 +21,13 @@ int RequestHandlers::WritebackOpenFlags(int flags) const {
   return flags & ~O_APPEND;
 }
 
+void RequestHandlers::NoteFlushless(const KernelOpenReply& open) {
+  if (open.noflush && options_.writeback_cache != nullptr &&
+      options_.writeback_cache->load()) {
+    flushless_.Add(open.fh);
+  }
+}
+
 void RequestHandlers::Open(Request req, uint64_t node, int flags) {
   std::optional<std::string> path = NamedPath(req, node);
   if (!path) return;
@@ -81,9 +88,11 @@ void RequestHandlers::OpenAtBackend(const Request& req, uint64_t node,
     }
     bool refused = false;
     open.backing_refused = &refused;
+    NoteFlushless(open);
     bool sent = req->ReplyOpen(open);
     AfterOpenReply(open.fh, sent, refused);
     if (!sent) {
+      flushless_.Remove(open.fh);
       open_contents_.ForgetHandle(open.fh);
       options_.nodes->RemoveOpenHandle(node, open.fh);
       ReleaseOrphan(path, open.fh, flags);
@@ -142,9 +151,11 @@ void RequestHandlers::Create(Request req, uint64_t parent, std::string name,
                }
                bool refused = false;
                open.backing_refused = &refused;
+               NoteFlushless(open);
                bool sent = req->ReplyCreate(e, open);
                AfterOpenReply(open.fh, sent, refused);
                if (!sent) {
+                 flushless_.Remove(open.fh);
                  options_.nodes->RemoveOpenHandle(e.node, open.fh);
                  options_.nodes->Forget(e.node, 1);
                  ReleaseOrphan(path, open.fh, flags);
@@ -202,6 +213,10 @@ void RequestHandlers::Flush(Request req, uint64_t node,
     req->ReplyError(0);  // opened by the daemon: nothing at the backend
     return;
   }
+  if (flushless_.Contains(file.fh)) {
+    req->ReplyError(0);  // the backend's flush does nothing
+    return;
+  }
   v1::Op op = NewOp(*req);
   op.mutable_flush()->set_path(HandlePath(node));
   op.mutable_flush()->set_fh(file.fh);
@@ -216,6 +231,7 @@ void RequestHandlers::Release(Request req, uint64_t node,
   op.mutable_release()->set_fh(file.fh);
   op.mutable_release()->set_flags(file.flags);
   open_contents_.ForgetHandle(file.fh);
+  flushless_.Remove(file.fh);
   options_.nodes->RemoveOpenHandle(node, file.fh);
   AfterPassthroughWrites(node);
   if (options_.backing != nullptr) options_.backing->Release(file.fh);

@@ -48,6 +48,7 @@
 #include "absl/time/time.h"
 #include "common/memory_budget.h"
 #include "daemon/fuse/contents_ahead.h"
+#include "daemon/fuse/flushless_handles.h"
 #include "daemon/fuse/kernel_invalidator.h"
 #include "daemon/fuse/kernel_request.h"
 #include "daemon/fuse/node_table.h"
@@ -373,6 +374,11 @@ class RequestHandlers {
   // The flags an open or create of the kernel's goes to the backend with
   // (Options::writeback_cache).
   int WritebackOpenFlags(int flags) const;
+  // Before the reply to an open or create the backend made: its flushes
+  // are answered here if the backend said they do nothing and the kernel
+  // sends them anyway (FlushlessHandles). Undone with flushless_.Remove
+  // when the reply does not reach the kernel.
+  void NoteFlushless(const KernelOpenReply& open);
 
   // ---- open_fetched_ahead.cc -------------------------------------------------
   // Answers a plain read-only open with contents fetched ahead for
@@ -573,6 +579,7 @@ class RequestHandlers {
   const Options options_;
   OpenContents open_contents_;
   ContentsAhead contents_ahead_;
+  FlushlessHandles flushless_;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> next_passthrough_tag_{1};
 };

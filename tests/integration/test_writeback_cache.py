@@ -5,11 +5,13 @@ backend in a few writes and land intact; a write-only open that writes part
 of a page (the kernel reads the rest first), appends through O_APPEND (placed
 by the kernel, not the backend), a file the caller may write but not read,
 fsync before close and mmap all leave the backing file as on a local file
-system; and the mount has no passthrough (the kernel does not offer both)."""
+system; the mount has no passthrough (the kernel does not offer both); and a
+close costs no flush at a backend whose flush does nothing."""
 
 import os
 
-from daemon_stats import kernel_requests, passthrough_stats
+from daemon_stats import backend_ops, kernel_requests, passthrough_stats
+from fhlib import run_cmd
 
 OPTIONS = "allow_other,writeback_cache"
 
@@ -153,3 +155,56 @@ def test_sizes_and_times_while_writes_are_gathered(mounts):
     finally:
         os.close(fd)
     assert backing_bytes(m, "grow") == b"y" * 100
+
+
+def backing_on(mounts, fstype):
+    """A new directory with a file system of `fstype` mounted on it; the
+    caller unmounts it (lazily: the backend may still hold it)."""
+    d = mounts.mkdir("backing-" + fstype)
+    run_cmd(["mount", "-t", fstype, fstype, d], timeout=10).check()
+    return d
+
+
+def ops_for_rewrites(m, count):
+    """Backend ops and kernel FLUSH requests for `count` rounds of open,
+    write and close of one file of mount `m`. Not counted: the setattrs
+    that carry the times the kernel kept to the backend, which it sends
+    when they changed since the last (as the clock ticks)."""
+    path = os.path.join(m.path, "rewritten")
+    open(path, "wb").close()
+
+    def ops_but_setattr():
+        return backend_ops(m) - kernel_requests(m, "setattr")
+
+    ops, flushes = ops_but_setattr(), kernel_requests(m, "flush")
+    for i in range(count):
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.write(fd, b"%05d" % i)
+        finally:
+            os.close(fd)
+    with open(os.path.join(m.backing, "rewritten"), "rb") as f:
+        assert f.read() == b"%05d" % (count - 1)
+    return ops_but_setattr() - ops, kernel_requests(m, "flush") - flushes
+
+
+def test_a_close_costs_no_flush_where_the_backend_says_it_does_nothing(
+        mounts):
+    """The kernel sends FLUSH at every close of a writeback_cache mount,
+    whatever the open said; loopback_fs says its flush does nothing on a
+    tmpfs and not on a ramfs (not in its list). The tmpfs mount's flushes
+    are answered by the daemon, the ramfs mount's reach the backend."""
+    count = 40
+    tmpfs, ramfs = backing_on(mounts, "tmpfs"), backing_on(mounts, "ramfs")
+    try:
+        quiet = mounts.mount("loopback", options=OPTIONS, root=tmpfs)
+        heard = mounts.mount("loopback", options=OPTIONS, root=ramfs)
+        quiet_ops, quiet_flushes = ops_for_rewrites(quiet, count)
+        heard_ops, heard_flushes = ops_for_rewrites(heard, count)
+    finally:
+        for d in (tmpfs, ramfs):
+            run_cmd(["umount", "-l", d], timeout=10)
+    assert quiet_flushes >= count and heard_flushes >= count
+    # Everything else the two mounts send is the same (a release, sent
+    # after the close returned, may still be on its way).
+    assert heard_ops - quiet_ops >= count - 2, (quiet_ops, heard_ops)
