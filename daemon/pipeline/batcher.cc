@@ -11,8 +11,11 @@
 namespace fusehost {
 namespace {
 
+// The data an op carries to the backend or asks back from it.
 size_t PayloadBytes(const v1::Op& op) {
-  return op.has_write() ? op.write().data().size() : 0;
+  if (op.has_write()) return op.write().data().size();
+  if (op.has_read()) return op.read().size();
+  return 0;
 }
 
 }  // namespace
@@ -38,6 +41,15 @@ bool Batcher::Holds(const v1::Op& op) const {
 }
 
 void Batcher::Send(v1::Op op, Done done) {
+  if (PayloadBytes(op) >= options_.alone_bytes) {
+    // Outside the in-flight count: transport_->WaitIdle covers it.
+    op.set_id(1);
+    std::vector<PendingOp> message;
+    message.push_back(PendingOp{std::move(op), std::move(done)});
+    sink_->SendBatch(
+        std::move(message), [] {}, /*in_order=*/false);
+    return;
+  }
   {
     absl::MutexLock lock(&mu_);
     if (Holds(op)) {

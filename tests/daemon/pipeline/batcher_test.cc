@@ -94,6 +94,7 @@ class FakeSink : public BatchSink, public CountingTransport {
 
   static std::string PathOf(const v1::Op& op) {
     if (op.has_release()) return op.release().path();
+    if (op.has_read()) return op.read().path();
     return op.has_write() ? op.write().path() : op.getattr().path();
   }
 
@@ -119,6 +120,13 @@ v1::Op WriteOp(const std::string& path, size_t bytes) {
   v1::Op op;
   op.mutable_write()->set_path(path);
   op.mutable_write()->set_data(std::string(bytes, 'x'));
+  return op;
+}
+
+v1::Op ReadOp(const std::string& path, uint32_t bytes) {
+  v1::Op op;
+  op.mutable_read()->set_path(path);
+  op.mutable_read()->set_size(bytes);
   return op;
 }
 
@@ -264,6 +272,50 @@ TEST_F(BatcherTest, MaxBytesSplitsMessagesByWritePayload) {
     ASSERT_TRUE(sink_.Finish(i));
   }
   EXPECT_EQ(results().size(), 7u);
+}
+
+TEST_F(BatcherTest, MaxBytesCountsTheDataReadsAskFor) {
+  Make(Limits(1, 64, 10));
+  Send(GetattrOp("/g"));
+  Send(ReadOp("/r0", 6));
+  Send(ReadOp("/r1", 6));
+  Send(ReadOp("/r2", 3));
+  std::vector<Paths> expected = {{"/g"}, {"/r0"}, {"/r1", "/r2"}};
+  for (size_t i = 0; i < expected.size(); ++i) {
+    ASSERT_EQ(sink_.messages(), i + 1);
+    EXPECT_EQ(sink_.Paths(i), expected[i]);
+    ASSERT_TRUE(sink_.Finish(i));
+  }
+  EXPECT_EQ(results().size(), 4u);
+}
+
+TEST_F(BatcherTest, LargeReadsAndWritesGoOutAloneAtOnce) {
+  Batcher::Options options = Limits(1);
+  options.alone_bytes = 1 << 20;
+  Make(options);
+  Send(GetattrOp("/g0"));  // takes the one slot
+  Send(ReadOp("/r0", 1 << 20));
+  Send(ReadOp("/r1", 1 << 20));
+  Send(WriteOp("/w0", 1 << 20));
+  // Not held back by the slot, nor put together.
+  ASSERT_EQ(sink_.messages(), 4u);
+  EXPECT_EQ(sink_.Paths(1), Paths{"/r0"});
+  EXPECT_EQ(sink_.Paths(2), Paths{"/r1"});
+  EXPECT_EQ(sink_.Paths(3), Paths{"/w0"});
+  // Nor do they take slots: smaller ops still wait for the first one.
+  Send(ReadOp("/small", 4096));
+  Send(GetattrOp("/g1"));
+  ASSERT_EQ(sink_.messages(), 4u);
+  ASSERT_TRUE(sink_.Finish(1));
+  ASSERT_TRUE(sink_.Finish(2));
+  ASSERT_EQ(sink_.messages(), 4u);
+  ASSERT_TRUE(sink_.Finish(0));
+  ASSERT_EQ(sink_.messages(), 5u);
+  EXPECT_EQ(sink_.Paths(4), (Paths{"/small", "/g1"}));
+  ASSERT_TRUE(sink_.Finish(3));
+  ASSERT_TRUE(sink_.Finish(4));
+  EXPECT_EQ(results().size(), 6u);
+  batcher_->WaitIdle();
 }
 
 TEST_F(BatcherTest, CancelAllFailsQueuedOpsAndCancelsTheTransport) {
