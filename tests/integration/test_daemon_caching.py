@@ -208,8 +208,8 @@ def test_a_find_gets_files_bare_and_find_printf_gets_their_attributes(
 @pytest.mark.parametrize("read_ahead_kb", [None, 0])
 def test_read_ahead_window(mounts, read_ahead_kb):
     """The daemon widens the kernel's read-ahead window once the mount is
-    up (2 MiB unless read_ahead_kb= says otherwise; 0 keeps the kernel's), so
-    a sequential read arrives in large requests (of 1 MiB, two at a time):
+    up (4 MiB unless read_ahead_kb= says otherwise; 0 keeps the kernel's), so
+    a sequential read arrives in large requests (of 1 MiB, several at once):
     fewer round trips. (Reads are forwarded here: with passthrough none
     reach the daemon.)"""
     options = "allow_other,passthrough=off"
@@ -224,7 +224,7 @@ def test_read_ahead_window(mounts, read_ahead_kb):
     with open("/sys/class/bdi/%d:%d/read_ahead_kb" %
               (os.major(dev), os.minor(dev))) as f:
         window = int(f.read())
-    assert window == (2048 if read_ahead_kb is None else 128), window
+    assert window == (4096 if read_ahead_kb is None else 128), window
     before = kernel_requests(m, "read")
     data = ops.one(("read_file", "big"))
     assert len(data) == 8 << 20

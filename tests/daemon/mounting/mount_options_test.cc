@@ -182,7 +182,7 @@ TEST(MountOptionsTest, MaxWrite) {
 }
 
 TEST(MountOptionsTest, ReadAhead) {
-  EXPECT_EQ(Parse("").read_ahead_kb, 2048u);
+  EXPECT_EQ(Parse("").read_ahead_kb, 4096u);
   EXPECT_EQ(Parse("read_ahead_kb=0").read_ahead_kb, 0u);
   EXPECT_EQ(Parse("read_ahead_kb=65536").read_ahead_kb, 65536u);
   for (const char* value : {"65537", "-1", "abc", "", "1.5"}) {
