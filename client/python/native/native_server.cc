@@ -96,6 +96,7 @@ class Gil {
       PyEval_RestoreThread(t.state);
     }
     if (ended_count_.load(std::memory_order_relaxed) != 0) Reap();
+    if (unheld_count_.load(std::memory_order_relaxed) != 0) ReleaseUnheld();
   }
   // Not when Python ended this thread while it waited for the GIL (see
   // GRPC_ALLOW_EXCEPTIONS above): the unwinding runs this without it.
@@ -104,6 +105,16 @@ class Gil {
   }
   Gil(const Gil&) = delete;
   Gil& operator=(const Gil&) = delete;
+
+  // For a Python object whose reference gRPC held (a large reply's bytes,
+  // sent without a copy): gRPC lets go of it on a thread that may not take
+  // the GIL (the interpreter may be finalizing), so the reference is
+  // dropped by the next thread that holds the GIL.
+  static void DropLater(void* object) {
+    std::lock_guard<std::mutex> lock(ended_mu_);
+    unheld_->push_back(static_cast<PyObject*>(object));
+    unheld_count_.store(unheld_->size(), std::memory_order_relaxed);
+  }
 
   // Deletes the thread states of threads that ended. With the GIL held.
   static void Reap() {
@@ -129,16 +140,32 @@ class Gil {
       ended_count_.store(ended_.size(), std::memory_order_relaxed);
     }
   };
+  // With the GIL held.
+  static void ReleaseUnheld() {
+    std::vector<PyObject*> unheld;
+    {
+      std::lock_guard<std::mutex> lock(ended_mu_);
+      unheld.swap(*unheld_);
+      unheld_count_.store(0, std::memory_order_relaxed);
+    }
+    for (PyObject* o : unheld) Py_DECREF(o);
+  }
+
   static thread_local ThreadState thread_state_;
-  static std::mutex ended_mu_;
+  static std::mutex ended_mu_;  // also guards unheld_
   static std::vector<PyThreadState*> ended_;
   static std::atomic<size_t> ended_count_;
+  // Never destroyed: gRPC may let go of a slice while the process exits.
+  static std::vector<PyObject*>* const unheld_;
+  static std::atomic<size_t> unheld_count_;
 };
 
 thread_local Gil::ThreadState Gil::thread_state_;
 std::mutex Gil::ended_mu_;
 std::vector<PyThreadState*> Gil::ended_;
 std::atomic<size_t> Gil::ended_count_{0};
+std::vector<PyObject*>* const Gil::unheld_ = new std::vector<PyObject*>;
+std::atomic<size_t> Gil::unheld_count_{0};
 
 // A strong reference, released under the GIL.
 class PyRef {
@@ -167,11 +194,25 @@ std::string Flatten(const grpc::ByteBuffer& buffer) {
   return out;
 }
 
-// `data` followed by `suffix_size` bytes of `suffix`.
+// Replies at least this large (a read's data) are sent from the Python
+// bytes object itself, which gRPC holds until written, instead of a copy:
+// a copy of a MiB cost more than the bookkeeping.
+constexpr size_t kByReferenceBytes = 64 << 10;
+
+// `data` followed by `suffix_size` bytes of `suffix`. With `owner` (the
+// bytes object `data` is in; the GIL held) and a large `data`, its slice
+// refers to `data` and holds a reference to `owner`.
 grpc::ByteBuffer BufferOf(const char* data, size_t size,
                           const uint8_t* suffix = nullptr,
-                          size_t suffix_size = 0) {
-  grpc::Slice slices[2] = {grpc::Slice(data, size), grpc::Slice()};
+                          size_t suffix_size = 0, PyObject* owner = nullptr) {
+  grpc::Slice slices[2] = {grpc::Slice(), grpc::Slice()};
+  if (owner != nullptr && size >= kByReferenceBytes) {
+    Py_INCREF(owner);
+    slices[0] =
+        grpc::Slice(const_cast<char*>(data), size, &Gil::DropLater, owner);
+  } else {
+    slices[0] = grpc::Slice(data, size);
+  }
   if (suffix_size == 0) return grpc::ByteBuffer(slices, 1);
   slices[1] = grpc::Slice(suffix, suffix_size);
   return grpc::ByteBuffer(slices, 2);
@@ -267,7 +308,8 @@ class RawService final : public grpc::Service {
     if (!out || PyBytes_AsStringAndSize(out.get(), &data, &size) != 0) {
       return grpc::Status(grpc::StatusCode::INTERNAL, TakePythonError());
     }
-    *reply = BufferOf(data, static_cast<size_t>(size), suffix, suffix_size);
+    *reply = BufferOf(data, static_cast<size_t>(size), suffix, suffix_size,
+                      out.get());
     return grpc::Status::OK;
   }
 
