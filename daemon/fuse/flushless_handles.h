@@ -1,5 +1,3 @@
-#pragma once
-
 // The handles whose open or create the backend answered with `noflush` (its
 // flush does nothing: no write-back of its own, no locks to release), kept
 // on a mount with the kernel's writeback cache. There the kernel sends FLUSH
@@ -12,6 +10,9 @@
 // An entry goes at the handle's release (or when the kernel never got it),
 // before the backend may give its number to another open. After a daemon
 // restart the set starts empty: flushes go to the backend as before.
+
+#ifndef FUSE_HOSTD_DAEMON_FUSE_FLUSHLESS_HANDLES_H_
+#define FUSE_HOSTD_DAEMON_FUSE_FLUSHLESS_HANDLES_H_
 
 #include <cstdint>
 
@@ -42,3 +43,5 @@ class FlushlessHandles {
 };
 
 }  // namespace fusehost
+
+#endif  // FUSE_HOSTD_DAEMON_FUSE_FLUSHLESS_HANDLES_H_

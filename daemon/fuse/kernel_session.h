@@ -185,11 +185,12 @@ class KernelSession : private KernelNotify {
   void InvalidateNode(uint64_t node, bool data) override;
   void InvalidateEntry(uint64_t parent, const std::string& name) override;
 
-  // Passthrough (kernel_session_device.cc). Null without an inbox.
   // libfuse's table of Ops' callbacks (kernel_session_callbacks.cc); the
   // lock callbacks only where the backend locks itself.
   static struct fuse_lowlevel_ops CallbackTable(bool posix_locks,
                                                 bool flock_locks);
+
+  // Passthrough (kernel_session_device.cc). Null without an inbox.
   static std::unique_ptr<ReplyPatcher> MakePassthroughPatcher(const Options& o);
   static std::unique_ptr<BackingFiles> MakeBackingFiles(const Options& o,
                                                         ReplyPatcher* patcher);
