@@ -18,6 +18,12 @@ size_t PayloadBytes(const v1::Op& op) {
   return 0;
 }
 
+// A listing fetched ahead of a walker (ListingPrefetcher): an opendir or a
+// readdir that no kernel request asked for, so it carries no deadline.
+bool IsListingAhead(const v1::Op& op) {
+  return op.deadline_unix_ms() == 0 && (op.has_opendir() || op.has_readdir());
+}
+
 }  // namespace
 
 Batcher::Batcher(Options options, BatchSink* sink, OpTransport* transport)
@@ -48,6 +54,16 @@ void Batcher::Send(v1::Op op, Done done) {
     message.push_back(PendingOp{std::move(op), std::move(done)});
     sink_->SendBatch(
         std::move(message), [] {}, /*in_order=*/false);
+    return;
+  }
+  if (IsListingAhead(op)) {
+    {
+      absl::MutexLock lock(&mu_);
+      ahead_queue_.push_back(PendingOp{std::move(op), std::move(done)});
+      if (ahead_in_flight_ >= options_.max_in_flight) return;
+      ++ahead_in_flight_;
+    }
+    SendAhead();
     return;
   }
   {
@@ -137,6 +153,26 @@ void Batcher::SendQueued() {
                    /*in_order=*/false);
 }
 
+void Batcher::SendAhead() {
+  std::vector<PendingOp> batch;
+  {
+    absl::MutexLock lock(&mu_);
+    while (!ahead_queue_.empty() && batch.size() < kListingsAheadPerMessage) {
+      batch.push_back(std::move(ahead_queue_.front()));
+      ahead_queue_.pop_front();
+    }
+    if (batch.empty()) {
+      --ahead_in_flight_;
+      return;
+    }
+  }
+  for (size_t i = 0; i < batch.size(); ++i) batch[i].op.set_id(i + 1);
+  // The finished message's slot passes to the next listings, if any.
+  sink_->SendBatch(
+      std::move(batch), [this] { SendAhead(); },
+      /*in_order=*/false);
+}
+
 bool Batcher::UnholdLocked() {
   if (held_.empty()) return false;
   for (PendingOp& p : held_) queue_.push_back(std::move(p));
@@ -185,6 +221,8 @@ void Batcher::CancelAll() {
     absl::MutexLock lock(&mu_);
     queued.swap(queue_);
     held.swap(held_);
+    for (PendingOp& p : ahead_queue_) queued.push_back(std::move(p));
+    ahead_queue_.clear();
   }
   for (PendingOp& p : queued) p.done(ErrorResult(p.op.id(), ECANCELED));
   for (PendingOp& p : held) p.done(ErrorResult(p.op.id(), ECANCELED));
@@ -202,7 +240,8 @@ void Batcher::WaitIdle() {
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(
         +[](Batcher* b) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-          return b->in_flight_ == 0 && b->queue_.empty() && b->held_.empty();
+          return b->in_flight_ == 0 && b->queue_.empty() && b->held_.empty() &&
+                 b->ahead_in_flight_ == 0 && b->ahead_queue_.empty();
         },
         this));
   }

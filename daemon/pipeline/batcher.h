@@ -19,6 +19,14 @@
 // ahead, 1 MiB reads waiting for each other in one message made a
 // sequential read 2x slower (a read's p99 65 ms).
 //
+// Listings fetched ahead of a walker (an opendir or readdir without a
+// deadline: no kernel request asked for it) have a lane of their own:
+// `max_in_flight` messages of at most kListingsAheadPerMessage, in the
+// order asked. A listing of a few hundred files with their attributes is
+// a message's worth; sharing the slots, a walk's statfs or lookup waited
+// behind them, and a dozen listings put in one message kept the walker
+// waiting for all of them to reach the one it entered.
+//
 // Releases (of files and directories), which nothing waits for, may be held
 // (`hold_releases`): they then ride in the next message that goes out, or
 // go alone once held that long. cat or untar of many files then costs one
@@ -64,6 +72,9 @@ class Batcher : public OpTransport {
 
   // `sink` must outlive the batcher; `transport` is the same object seen as
   // an OpTransport, for cancellation.
+  // Listings fetched ahead per message (see above).
+  static constexpr size_t kListingsAheadPerMessage = 4;
+
   Batcher(Options options, BatchSink* sink, OpTransport* transport);
   ~Batcher() override;
 
@@ -77,6 +88,8 @@ class Batcher : public OpTransport {
  private:
   // Takes queued ops for one message; sends it if any. Called without mu_.
   void SendQueued();
+  // The same for the lane of listings fetched ahead.
+  void SendAhead();
   void MessageDone();
   bool Holds(const v1::Op& op) const;
   // Moves held releases to the queue; true if the caller must send it (a
@@ -91,6 +104,8 @@ class Batcher : public OpTransport {
   absl::Mutex mu_;
   std::deque<PendingOp> queue_ ABSL_GUARDED_BY(mu_);
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<PendingOp> ahead_queue_ ABSL_GUARDED_BY(mu_);
+  int ahead_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<PendingOp> held_ ABSL_GUARDED_BY(mu_);
   absl::Time held_since_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -16,11 +16,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "daemon/pipeline/op_transport.h"
-#include "tests/daemon/testing/counting_transport.h"
 #include "gtest/gtest.h"
 #include "proto/filesystem.pb.h"
+#include "tests/daemon/testing/counting_transport.h"
 
 namespace fusehost {
 namespace {
@@ -95,6 +96,8 @@ class FakeSink : public BatchSink, public CountingTransport {
   static std::string PathOf(const v1::Op& op) {
     if (op.has_release()) return op.release().path();
     if (op.has_read()) return op.read().path();
+    if (op.has_readdir()) return op.readdir().path();
+    if (op.has_opendir()) return op.opendir().path();
     return op.has_write() ? op.write().path() : op.getattr().path();
   }
 
@@ -127,6 +130,14 @@ v1::Op ReadOp(const std::string& path, uint32_t bytes) {
   v1::Op op;
   op.mutable_read()->set_path(path);
   op.mutable_read()->set_size(bytes);
+  return op;
+}
+
+// A listing as the prefetcher asks for it: no kernel request waits, so no
+// deadline.
+v1::Op ReaddirAheadOp(const std::string& path) {
+  v1::Op op;
+  op.mutable_readdir()->set_path(path);
   return op;
 }
 
@@ -316,6 +327,62 @@ TEST_F(BatcherTest, LargeReadsAndWritesGoOutAloneAtOnce) {
   ASSERT_TRUE(sink_.Finish(4));
   EXPECT_EQ(results().size(), 6u);
   batcher_->WaitIdle();
+}
+
+TEST_F(BatcherTest, ListingsFetchedAheadHaveALaneOfTheirOwn) {
+  Make(Limits(1));
+  Send(GetattrOp("/g0"));  // takes the one slot
+  Send(ReaddirAheadOp("/d0"));
+  // Not held back by the kernel's slot.
+  ASSERT_EQ(sink_.messages(), 2u);
+  EXPECT_EQ(sink_.Paths(1), Paths{"/d0"});
+  for (int i = 1; i <= 5; ++i) Send(ReaddirAheadOp(absl::StrCat("/d", i)));
+  // Nor do they take the kernel's: its next op waits for /g0 alone.
+  Send(GetattrOp("/g1"));
+  ASSERT_EQ(sink_.messages(), 2u);
+  // Their own slot passes on to the next of them, a few to a message, in
+  // the order asked.
+  ASSERT_TRUE(sink_.Finish(1));
+  ASSERT_EQ(sink_.messages(), 3u);
+  EXPECT_EQ(sink_.Paths(2), (Paths{"/d1", "/d2", "/d3", "/d4"}));
+  ASSERT_TRUE(sink_.Finish(0));
+  ASSERT_EQ(sink_.messages(), 4u);
+  EXPECT_EQ(sink_.Paths(3), Paths{"/g1"});
+  ASSERT_TRUE(sink_.Finish(2));
+  ASSERT_EQ(sink_.messages(), 5u);
+  EXPECT_EQ(sink_.Paths(4), Paths{"/d5"});
+  // A listing the kernel asked for (with a deadline) is any op.
+  v1::Op asked = ReaddirAheadOp("/asked");
+  asked.set_deadline_unix_ms(absl::ToUnixMillis(absl::Now()) + 60000);
+  Send(std::move(asked));
+  ASSERT_EQ(sink_.messages(), 5u);  // waits for /g1's slot
+  ASSERT_TRUE(sink_.Finish(3));
+  ASSERT_EQ(sink_.messages(), 6u);
+  EXPECT_EQ(sink_.Paths(5), Paths{"/asked"});
+  EXPECT_EQ(sink_.FinishAll(), 2);
+  EXPECT_EQ(results().size(), 9u);
+  batcher_->WaitIdle();
+}
+
+TEST_F(BatcherTest, CancelAllFailsListingsQueuedAheadAndWaitIdleCoversThem) {
+  Make(Limits(1));
+  Send(ReaddirAheadOp("/d0"));
+  Send(ReaddirAheadOp("/d1"));
+  ASSERT_EQ(sink_.messages(), 1u);
+  absl::Notification idle;
+  std::thread waiter([&] {
+    batcher_->WaitIdle();
+    idle.Notify();
+  });
+  EXPECT_FALSE(idle.WaitForNotificationWithTimeout(absl::Milliseconds(50)));
+  batcher_->CancelAll();
+  using Result = std::pair<std::string, int>;
+  EXPECT_EQ(results(), (std::vector<Result>{{"/d1", ECANCELED}}));
+  EXPECT_FALSE(idle.WaitForNotificationWithTimeout(absl::Milliseconds(50)));
+  ASSERT_TRUE(sink_.Finish(0));
+  EXPECT_TRUE(idle.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  waiter.join();
+  EXPECT_EQ(sink_.messages(), 1u);
 }
 
 TEST_F(BatcherTest, CancelAllFailsQueuedOpsAndCancelsTheTransport) {
