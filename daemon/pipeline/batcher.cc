@@ -157,14 +157,17 @@ void Batcher::SendAhead() {
   std::vector<PendingOp> batch;
   {
     absl::MutexLock lock(&mu_);
-    while (!ahead_queue_.empty() && batch.size() < kListingsAheadPerMessage) {
+    while (!ahead_queue_.empty() && batch.size() < ahead_next_size_) {
       batch.push_back(std::move(ahead_queue_.front()));
       ahead_queue_.pop_front();
     }
     if (batch.empty()) {
-      --ahead_in_flight_;
+      // Idle again: the next walk's first listing goes alone.
+      if (--ahead_in_flight_ == 0) ahead_next_size_ = 1;
       return;
     }
+    ahead_next_size_ =
+        std::min(ahead_next_size_ * 2, kMaxListingsAheadPerMessage);
   }
   for (size_t i = 0; i < batch.size(); ++i) batch[i].op.set_id(i + 1);
   // The finished message's slot passes to the next listings, if any.

@@ -21,11 +21,13 @@
 //
 // Listings fetched ahead of a walker (an opendir or readdir without a
 // deadline: no kernel request asked for it) have a lane of their own:
-// `max_in_flight` messages of at most kListingsAheadPerMessage, in the
-// order asked. A listing of a few hundred files with their attributes is
-// a message's worth; sharing the slots, a walk's statfs or lookup waited
-// behind them, and a dozen listings put in one message kept the walker
-// waiting for all of them to reach the one it entered.
+// `max_in_flight` messages, in the order asked, the first of a busy spell
+// with one listing, each next one with twice as many, up to
+// kMaxListingsAheadPerMessage. Sharing the kernel's slots, a walk's
+// statfs or lookup waited behind them; a dozen listings put in one message
+// kept the walker waiting for all of them to reach the one it entered
+// (the backend answers a message whole), while one listing a message
+// would take a round trip per few listings behind a slow link.
 //
 // Releases (of files and directories), which nothing waits for, may be held
 // (`hold_releases`): they then ride in the next message that goes out, or
@@ -72,8 +74,8 @@ class Batcher : public OpTransport {
 
   // `sink` must outlive the batcher; `transport` is the same object seen as
   // an OpTransport, for cancellation.
-  // Listings fetched ahead per message (see above).
-  static constexpr size_t kListingsAheadPerMessage = 4;
+  // Listings fetched ahead per message at most (see above).
+  static constexpr size_t kMaxListingsAheadPerMessage = 16;
 
   Batcher(Options options, BatchSink* sink, OpTransport* transport);
   ~Batcher() override;
@@ -106,6 +108,8 @@ class Batcher : public OpTransport {
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<PendingOp> ahead_queue_ ABSL_GUARDED_BY(mu_);
   int ahead_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  // Listings the lane's next message may carry.
+  size_t ahead_next_size_ ABSL_GUARDED_BY(mu_) = 1;
   std::vector<PendingOp> held_ ABSL_GUARDED_BY(mu_);
   absl::Time held_since_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

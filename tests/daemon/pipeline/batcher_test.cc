@@ -340,27 +340,51 @@ TEST_F(BatcherTest, ListingsFetchedAheadHaveALaneOfTheirOwn) {
   // Nor do they take the kernel's: its next op waits for /g0 alone.
   Send(GetattrOp("/g1"));
   ASSERT_EQ(sink_.messages(), 2u);
-  // Their own slot passes on to the next of them, a few to a message, in
-  // the order asked.
+  // Their own slot passes on to the next of them, in the order asked,
+  // twice as many each time.
   ASSERT_TRUE(sink_.Finish(1));
   ASSERT_EQ(sink_.messages(), 3u);
-  EXPECT_EQ(sink_.Paths(2), (Paths{"/d1", "/d2", "/d3", "/d4"}));
+  EXPECT_EQ(sink_.Paths(2), (Paths{"/d1", "/d2"}));
   ASSERT_TRUE(sink_.Finish(0));
   ASSERT_EQ(sink_.messages(), 4u);
   EXPECT_EQ(sink_.Paths(3), Paths{"/g1"});
   ASSERT_TRUE(sink_.Finish(2));
   ASSERT_EQ(sink_.messages(), 5u);
-  EXPECT_EQ(sink_.Paths(4), Paths{"/d5"});
+  EXPECT_EQ(sink_.Paths(4), (Paths{"/d3", "/d4", "/d5"}));
+  ASSERT_TRUE(sink_.Finish(4));
+  // The lane went idle: the next walk's first listing goes alone again.
+  Send(ReaddirAheadOp("/e0"));
+  Send(ReaddirAheadOp("/e1"));
+  ASSERT_EQ(sink_.messages(), 6u);
+  EXPECT_EQ(sink_.Paths(5), Paths{"/e0"});
+  ASSERT_TRUE(sink_.Finish(5));
+  ASSERT_EQ(sink_.messages(), 7u);
+  EXPECT_EQ(sink_.Paths(6), Paths{"/e1"});
+  ASSERT_TRUE(sink_.Finish(6));
   // A listing the kernel asked for (with a deadline) is any op.
   v1::Op asked = ReaddirAheadOp("/asked");
   asked.set_deadline_unix_ms(absl::ToUnixMillis(absl::Now()) + 60000);
   Send(std::move(asked));
-  ASSERT_EQ(sink_.messages(), 5u);  // waits for /g1's slot
+  ASSERT_EQ(sink_.messages(), 7u);  // waits for /g1's slot
   ASSERT_TRUE(sink_.Finish(3));
-  ASSERT_EQ(sink_.messages(), 6u);
-  EXPECT_EQ(sink_.Paths(5), Paths{"/asked"});
-  EXPECT_EQ(sink_.FinishAll(), 2);
-  EXPECT_EQ(results().size(), 9u);
+  ASSERT_EQ(sink_.messages(), 8u);
+  EXPECT_EQ(sink_.Paths(7), Paths{"/asked"});
+  EXPECT_EQ(sink_.FinishAll(), 1);
+  EXPECT_EQ(results().size(), 11u);
+  batcher_->WaitIdle();
+}
+
+TEST_F(BatcherTest, ListingsFetchedAheadGoAtMostSixteenToAMessage) {
+  Make(Limits(1));
+  Send(ReaddirAheadOp("/d0"));
+  for (int i = 1; i <= 40; ++i) Send(ReaddirAheadOp(absl::StrCat("/d", i)));
+  std::vector<size_t> sizes;
+  for (size_t m = 0; m < sink_.messages(); ++m) {
+    sizes.push_back(sink_.Paths(m).size());
+    ASSERT_TRUE(sink_.Finish(m));
+  }
+  EXPECT_EQ(sizes, (std::vector<size_t>{1, 2, 4, 8, 16, 10}));
+  EXPECT_EQ(results().size(), 41u);
   batcher_->WaitIdle();
 }
 
