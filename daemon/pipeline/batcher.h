@@ -72,11 +72,11 @@ class Batcher : public OpTransport {
     absl::Duration hold_releases = absl::ZeroDuration();
   };
 
-  // `sink` must outlive the batcher; `transport` is the same object seen as
-  // an OpTransport, for cancellation.
   // Listings fetched ahead per message at most (see above).
   static constexpr size_t kMaxListingsAheadPerMessage = 16;
 
+  // `sink` must outlive the batcher; `transport` is the same object seen as
+  // an OpTransport, for cancellation.
   Batcher(Options options, BatchSink* sink, OpTransport* transport);
   ~Batcher() override;
 
