@@ -49,10 +49,9 @@ bool Batcher::Holds(const v1::Op& op) const {
 void Batcher::Send(v1::Op op, Done done) {
   if (PayloadBytes(op) >= options_.alone_bytes) {
     // Outside the in-flight count: transport_->WaitIdle covers it.
-    op.set_id(1);
     std::vector<PendingOp> message;
     message.push_back(PendingOp{std::move(op), std::move(done)});
-    sink_->SendBatch(
+    Deliver(
         std::move(message), [] {}, /*in_order=*/false);
     return;
   }
@@ -89,29 +88,26 @@ void Batcher::SendAll(std::vector<PendingOp> ops) {
     size_t end = std::min(ops.size(), next + per_message);
     std::vector<PendingOp> message;
     message.reserve(end - next);
-    for (size_t i = next; i < end; ++i) {
-      ops[i].op.set_id(i - next + 1);
-      message.push_back(std::move(ops[i]));
-    }
+    for (size_t i = next; i < end; ++i) message.push_back(std::move(ops[i]));
     next = end;
     {
       absl::MutexLock lock(&mu_);
       ++in_flight_;  // given back by MessageDone, like any message
     }
-    sink_->SendBatch(std::move(message), [this] { MessageDone(); },
-                     /*in_order=*/false);
+    Deliver(
+        std::move(message), [this] { MessageDone(); },
+        /*in_order=*/false);
   }
 }
 
 void Batcher::SendInOrder(std::vector<PendingOp> ops) {
   if (ops.empty()) return;
-  for (size_t i = 0; i < ops.size(); ++i) ops[i].op.set_id(i + 1);
   {
     absl::MutexLock lock(&mu_);
     ++in_flight_;  // given back by MessageDone, like any message
   }
-  sink_->SendBatch(std::move(ops), [this] { MessageDone(); },
-                   /*in_order=*/true);
+  Deliver(
+      std::move(ops), [this] { MessageDone(); }, /*in_order=*/true);
 }
 
 void Batcher::SendQueued() {
@@ -146,11 +142,8 @@ void Batcher::SendQueued() {
   }
   for (PendingOp& p : expired) p.done(ErrorResult(p.op.id(), ETIMEDOUT));
   if (batch.empty()) return;
-  // Ops get ids unique within their message, so each message numbers its
-  // own.
-  for (size_t i = 0; i < batch.size(); ++i) batch[i].op.set_id(i + 1);
-  sink_->SendBatch(std::move(batch), [this] { MessageDone(); },
-                   /*in_order=*/false);
+  Deliver(
+      std::move(batch), [this] { MessageDone(); }, /*in_order=*/false);
 }
 
 void Batcher::SendAhead() {
@@ -169,11 +162,17 @@ void Batcher::SendAhead() {
     ahead_next_size_ =
         std::min(ahead_next_size_ * 2, kMaxListingsAheadPerMessage);
   }
-  for (size_t i = 0; i < batch.size(); ++i) batch[i].op.set_id(i + 1);
   // The finished message's slot passes to the next listings, if any.
-  sink_->SendBatch(
-      std::move(batch), [this] { SendAhead(); },
-      /*in_order=*/false);
+  Deliver(
+      std::move(batch), [this] { SendAhead(); }, /*in_order=*/false);
+}
+
+void Batcher::Deliver(std::vector<PendingOp> message,
+                      std::function<void()> sent, bool in_order) {
+  // Ops get ids unique within their message, so each message numbers its
+  // own.
+  for (size_t i = 0; i < message.size(); ++i) message[i].op.set_id(i + 1);
+  sink_->SendBatch(std::move(message), std::move(sent), in_order);
 }
 
 bool Batcher::UnholdLocked() {

@@ -41,6 +41,7 @@
 
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -92,6 +93,9 @@ class Batcher : public OpTransport {
   void SendQueued();
   // The same for the lane of listings fetched ahead.
   void SendAhead();
+  // Numbers `message`'s ops 1..n and hands it to the sink.
+  void Deliver(std::vector<PendingOp> message, std::function<void()> sent,
+               bool in_order);
   void MessageDone();
   bool Holds(const v1::Op& op) const;
   // Moves held releases to the queue; true if the caller must send it (a
